@@ -1,0 +1,106 @@
+"""The real bus's side of the scenarios: its class and the services they add.
+
+``bus`` is imported only when a scenario needs it, so the baselines run (and
+report the bus as unavailable) even where the library cannot be imported.
+
+Example::
+
+    from benchmarks._bus_services import bus_class, echo_service
+
+    with bus_class()(name="bench", tracing=False) as bus:
+        bus.add_service(echo_service())
+        assert bus.execute_command("echo", 1).result() == 1
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bus import Bus, Service
+
+__all__ = ["bus_class", "bus_sizes", "echo_service", "nested_services", "tick_service"]
+
+
+def bus_class() -> type[Bus]:
+    """The ``Bus`` class; raises ``ImportError`` if the library is not importable."""
+    from bus import Bus
+
+    return Bus
+
+
+@cache
+def _classes() -> dict[str, type[Service]]:
+    from bus import Service, command, listener
+
+    class Echo(Service):
+        """Answers ``echo(x)`` with ``x``."""
+
+        @command("echo")
+        def echo(self, x: Any) -> Any:
+            return x
+
+    class Tick(Service):
+        """Hands every ``tick`` event to a sink."""
+
+        def __init__(self, name: str, sink: Callable[[Any], None]) -> None:
+            super().__init__(name=name)
+            self._sink = sink
+
+        @listener("tick")
+        def on_tick(self, i: Any) -> None:
+            self._sink(i)
+
+    class Inner(Service):
+        """Answers ``inner(x)`` with ``x``."""
+
+        @command("inner")
+        def inner(self, x: Any) -> Any:
+            return x
+
+    class Outer(Service):
+        """Answers ``outer(x)`` by asking the inner service."""
+
+        @command("outer")
+        def outer(self, x: Any) -> Any:
+            return self.bus.execute_command("inner", x).result()
+
+    return {"echo": Echo, "tick": Tick, "inner": Inner, "outer": Outer}
+
+
+def echo_service() -> Service:
+    """A service named ``echo`` with the command ``echo(x) -> x``."""
+    return _classes()["echo"](name="echo")
+
+
+def tick_service(name: str, sink: Callable[[Any], None]) -> Service:
+    """A service called ``name`` whose ``tick`` listener calls ``sink(i)``."""
+    tick: Any = _classes()["tick"]
+    service: Service = tick(name, sink)
+    return service
+
+
+def nested_services() -> list[Service]:
+    """The ``inner`` service, and ``outer`` whose command calls ``inner``."""
+    classes = _classes()
+    return [classes["inner"](name="inner"), classes["outer"](name="outer")]
+
+
+def bus_sizes(bus: Bus) -> dict[str, int]:
+    """The bus's own queue and buffer sizes, read from ``bus.inspect()``."""
+    snapshot = bus.inspect()
+    services = snapshot.get("services", [])
+    totals = snapshot.get("totals", {})
+    tracing = snapshot.get("tracing", {})
+    sizes = {
+        "mailboxes": sum(int(s.get("mailbox") or 0) for s in services),
+        "events dropped": int(totals.get("dropped") or 0),
+        "span buffer": int(tracing.get("buffered") or 0),
+        "spans dropped": int(tracing.get("dropped") or 0),
+    }
+    ring = getattr(bus, "spans", None)
+    if ring is not None and hasattr(ring, "__len__"):
+        sizes["span ring"] = len(ring)
+    return sizes

@@ -1,0 +1,62 @@
+"""Threaded services that talk through a bus of commands and events.
+
+    from bus import Bus, Service, command, listener
+
+    class Greeter(Service):
+        @command("say_hello")
+        def say_hello(self, name: str) -> str:
+            '''Greet someone.'''
+            return f"Hello, {name}!"
+
+    with Bus(name="demo") as bus:
+        bus.add_service(Greeter())
+        print(bus.execute_command("say_hello", "Alice").result(timeout=2))
+
+Layering: ``_errors``, ``_patterns``, ``_binding``, ``_jsonval`` and
+``_stats`` stand alone; ``_records`` and ``_tracing`` turn hot-path records
+into OpenTelemetry spans; ``_registry`` is the routing seam; ``_runtime`` owns
+mailboxes and threads (created only through ``_threads``); ``_bus`` assembles
+them behind the four verbs. This file only re-exports the public names.
+"""
+
+from __future__ import annotations
+
+from ._activity import Activity
+from ._bus import Bus
+from ._context import EventInfo, current_event
+from ._errors import (
+    BusClosedError,
+    BusError,
+    CommandExistsError,
+    CommandNotFoundError,
+    DeadlockError,
+    MailboxFullError,
+)
+from ._future import CommandFuture
+from ._jsonval import redact_secrets
+from ._registry import Registration
+from ._service import Service, command, listener
+from ._threads import TimerHandle
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Activity",
+    "Bus",
+    "BusClosedError",
+    "BusError",
+    "CommandExistsError",
+    "CommandFuture",
+    "CommandNotFoundError",
+    "DeadlockError",
+    "EventInfo",
+    "MailboxFullError",
+    "Registration",
+    "Service",
+    "TimerHandle",
+    "__version__",
+    "command",
+    "current_event",
+    "listener",
+    "redact_secrets",
+]

@@ -1,0 +1,699 @@
+"""The bus: the four verbs, services, introspection and shutdown."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+
+from ._activity import Activity, hex_id
+from ._deadlock import WaitGraph
+from ._errors import BusClosedError, BusError, MailboxFullError
+from ._future import CommandFuture
+from ._jsonval import Redactor, redact_secrets
+from ._patterns import validate_name, validate_pattern
+from ._records import CallRecord, DeliveryRecord, FireRecord, encoded_text, freeze
+from ._registry import Handler, Registration, Router
+from ._runtime import FULL, TASK, Runtime, current_worker
+from ._service import Service
+from ._threads import TimerHandle, Timers, start_thread
+from ._tracing import SpanRing, TraceSink, resolve_provider, tracing_disabled_by_env
+
+__all__ = ["Bus"]
+
+log = logging.getLogger("bus")
+
+_get_current = otel_context.get_current
+_get_span = trace.get_current_span
+_bits = random.getrandbits
+_time_ns = time.time_ns
+
+
+class Bus:
+    """Services on their own threads, talking through four verbs.
+
+    Args:
+        name: the bus's name, used in thread names, the console and traces.
+        tracing: record an OpenTelemetry span for every command and event.
+            ``OTEL_SDK_DISABLED=true`` turns it off for the whole process.
+        tracer_provider: where spans go; by default the application's global
+            provider, else the bus's own (configured from ``OTEL_*``).
+        mailbox_size: the bound of every mailbox. A command sent to a full
+            mailbox raises ``MailboxFullError`` at once; an event delivery to
+            a full mailbox is dropped and counted on the listener and service.
+        hung_after: seconds after which a running handler is reported hung.
+        max_pool_threads: the most threads the shared pool grows to.
+        redact: ``redact(key, value) -> value`` applied to keyword arguments
+            and dict entries before they are recorded (default: mask keys that
+            look like secrets); ``None`` records everything.
+        json_limit: the most characters of JSON recorded per argument list or
+            result; longer text is cut and marked truncated.
+        span_buffer: records waiting for export beyond which spans are dropped
+            (and counted).
+        ring_size: recent spans kept in memory for the console.
+
+    Every method may be called from any thread unless its docstring says
+    otherwise.
+    """
+
+    def __init__(
+        self,
+        name: str = "default",
+        *,
+        tracing: bool = True,
+        tracer_provider: trace.TracerProvider | None = None,
+        mailbox_size: int = 100_000,
+        hung_after: float = 10.0,
+        max_pool_threads: int = 32,
+        redact: Redactor | None = redact_secrets,
+        json_limit: int = 4096,
+        span_buffer: int = 200_000,
+        ring_size: int = 10_000,
+    ) -> None:
+        self.name = validate_name(name, "bus name")
+        if mailbox_size < 1:
+            raise ValueError("mailbox_size must be at least 1")
+        self.mailbox_size = mailbox_size
+        self.hung_after = hung_after
+        self.redact = redact
+        self.json_limit = json_limit
+        self.pid = os.getpid()
+        self.started_at = time.time()
+        self._router = Router()
+        self._waits = WaitGraph()
+        self._runtimes: dict[str, Runtime] = {}
+        self._services_lock = threading.Lock()
+        self._close_lock = threading.Lock()
+        self._closing = False
+        self._closed = False
+        self._generation = 0
+        self._watchers: tuple[Callable[[Activity], None], ...] = ()
+        self._watch_errors = 0
+        self._seq = itertools.count(1)
+        self._timers = Timers(f"bus:{self.name}/timers")
+        self._pool = Runtime(
+            self, "pool", service=None, concurrency=max_pool_threads,
+            maxsize=mailbox_size, elastic=True,
+        )
+        self._pool_started = False
+        self.tracing = tracing and not tracing_disabled_by_env()
+        self.spans = SpanRing(ring_size)
+        self._own_provider: TracerProvider | None = None
+        self._sink: TraceSink | None = None
+        if self.tracing:
+            provider = resolve_provider(tracer_provider, self.name)
+            if provider is not tracer_provider and isinstance(provider, TracerProvider):
+                if provider is not trace.get_tracer_provider():
+                    self._own_provider = provider
+            self._sink = TraceSink(
+                provider, self.spans, capacity=span_buffer, json_limit=json_limit,
+                redact=redact, start_thread=start_thread, thread_name=f"bus:{self.name}/trace",
+            )
+        interval = max(0.05, min(1.0, hung_after / 4))
+        self._timers.schedule(interval, self._watchdog, interval)
+
+    # -- the four verbs ------------------------------------------------------------
+
+    def register_command(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        *,
+        readonly: bool = False,
+        doc: str | None = None,
+    ) -> Registration:
+        """Make ``fn`` the handler of command ``name``.
+
+        Called on a service's thread (in ``on_start`` or a handler), the
+        handler runs on that service's thread; from any other thread, on the
+        bus's shared pool. ``readonly=True`` declares it has no side effects.
+
+        Raises:
+            CommandExistsError: the name is taken.
+            BusClosedError: the bus is closed.
+        """
+        validate_name(name, "command name")
+        if not callable(fn):
+            raise TypeError(f"the handler of {name!r} must be callable, not {type(fn).__name__}")
+        return self._register("command", name, fn, self._owner(), readonly, doc)
+
+    def execute_command(self, name: str, /, *args: Any, **kwargs: Any) -> CommandFuture:
+        """Run command ``name`` with the arguments on its owner's thread.
+
+        Returns at once with a ``concurrent.futures.Future`` of the result;
+        ``.result()`` waits for it and raises what the handler raised, with its
+        type and traceback. Never blocks.
+
+        Raises:
+            CommandNotFoundError: no such command (close matches suggested).
+            TypeError: the arguments do not bind to the handler's signature.
+            MailboxFullError: the owner's mailbox is full.
+            BusClosedError: the bus is closed.
+        """
+        if self._closing:
+            self._refuse()
+        handler = self._router.command(name)
+        handler.binder.check(args, kwargs)
+        future = CommandFuture(handler, self._waits)
+        runtime = handler.runtime
+        record = None
+        if self._sink is not None:
+            record = self._call_record(name, args, kwargs, runtime.name)
+        stats = handler.stats
+        stats.dispatch()
+        if self._watchers:
+            self._call_started(handler, args, kwargs, record)
+        status = runtime.post((handler, args, kwargs, future, record))
+        if status:
+            stats.undispatch()
+            if status == FULL:
+                stats.drop()
+                with runtime._lock:
+                    runtime.rejected += 1
+                raise MailboxFullError(runtime.name, runtime.maxsize)
+            raise BusClosedError(f"service {runtime.name!r} has stopped")
+        return future
+
+    def register_listener(self, pattern: str, fn: Callable[..., Any]) -> Registration:
+        """Call ``fn`` for every event matching ``pattern``.
+
+        ``pattern`` is an event name, ``*`` for all events, or a dotted glob
+        such as ``lights.*``. The listener runs on its owner's thread, chosen
+        as for ``register_command``. Listeners of one event are called in the
+        order they were registered.
+
+        Raises:
+            BusClosedError: the bus is closed.
+        """
+        validate_pattern(pattern)
+        if not callable(fn):
+            raise TypeError(f"the listener for {pattern!r} must be callable")
+        return self._register("listener", pattern, fn, self._owner(), False, None)
+
+    def fire_event(self, name: str, /, *args: Any, **kwargs: Any) -> None:
+        """Deliver the event to every matching listener, without waiting.
+
+        Each listener is called once, on its owner's thread, with exactly these
+        arguments. A listener that raises is logged and counted; the firer
+        never sees it. A delivery to a full mailbox is dropped and counted.
+
+        Raises:
+            ValueError: ``name`` is not a valid event name.
+            BusClosedError: the bus is closed.
+        """
+        if self._closing:
+            self._refuse()
+        listeners = self._router.listeners_for(name)
+        fire = None
+        if self._sink is not None:
+            fire = self._fire_record(name, args, kwargs)
+        if self._watchers:
+            self._event_fired(name, args, kwargs, fire, len(listeners))
+        for handler in listeners:
+            record = None
+            if fire is not None:
+                record = DeliveryRecord(fire, handler.name, handler.runtime.name, _bits(64))
+            stats = handler.stats
+            stats.dispatch()
+            if handler.runtime.post((handler, args, kwargs, name, record)):
+                stats.undispatch()
+                stats.drop()
+                runtime = handler.runtime
+                with runtime._lock:
+                    runtime.dropped += 1
+                log.warning("event %r dropped for %s: mailbox of %r is full or stopped",
+                            name, handler.qualname, runtime.name)
+        if fire is not None:
+            fire.listeners = len(listeners)
+            fire.end_ns = _time_ns()
+            self._sink_submit(fire)
+
+    # -- services ----------------------------------------------------------------
+
+    def add_service(self, service: Service, *, timeout: float | None = 30.0) -> Service:
+        """Start ``service`` on its own thread and register its handlers.
+
+        Returns once the thread runs, the decorated handlers are registered and
+        ``on_start`` has returned: no start-up race. Blocks until then.
+
+        Raises:
+            ValueError: a service of that name is already on the bus.
+            TimeoutError: ``on_start`` did not finish within ``timeout``.
+            BusClosedError: the bus is closed.
+            Exception: whatever ``on_start`` or a registration raised.
+        """
+        if self._closing:
+            raise BusClosedError("the bus is closed")
+        if not isinstance(service, Service):
+            raise TypeError(f"add_service takes a Service, not {type(service).__name__}")
+        name = validate_name(service.service_name(), "service name")
+        concurrency = int(service.concurrency)
+        if concurrency < 1:
+            raise ValueError(f"service {name!r}: concurrency must be at least 1")
+        runtime = Runtime(self, name, service=service, concurrency=concurrency,
+                          maxsize=self.mailbox_size)
+        with self._services_lock:
+            if name in self._runtimes:
+                raise ValueError(f"a service named {name!r} is already on the bus")
+            self._runtimes[name] = runtime
+        service.bus = self
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def start() -> None:
+            try:
+                for kind, key, fn, readonly in service.handlers():
+                    self._register(kind, key, fn, runtime, readonly, None)  # type: ignore[arg-type]
+                service.on_start()
+                runtime.state = "running"
+            except BaseException as exc:
+                failure.append(exc)
+                runtime.state = "failed"
+                runtime.error = exc
+                self._unregister(runtime)
+                raise
+            finally:
+                ready.set()
+
+        runtime.start(start)
+        if not ready.wait(timeout):
+            raise TimeoutError(f"service {name!r} did not start within {timeout}s")
+        if failure:
+            with self._services_lock:
+                self._runtimes.pop(name, None)
+            raise failure[0]
+        runtime.start_rest()
+        return service
+
+    # -- introspection -----------------------------------------------------------------
+
+    def inspect(self) -> dict[str, Any]:
+        """A JSON-ready snapshot of services, commands, listeners and totals.
+
+        Never blocks on handlers; the figures are read while the bus runs.
+        """
+        now = time.perf_counter()
+        runtimes = self._all_runtimes()
+        services = [self._describe_runtime(rt, now) for rt in runtimes]
+        commands = [h.describe() for h in self._router.commands()]
+        listeners = [h.describe() for h in self._router.listeners()]
+        totals = {
+            "services": len(self._runtimes),
+            "commands": len(commands),
+            "listeners": len(listeners),
+            "handled": sum(s["handled"] for s in services),
+            "failed": sum(s["failed"] for s in services),
+            "rejected": sum(s["rejected"] for s in services),
+            "dropped": sum(s["dropped"] for s in services),
+            "late_replies": sum(c["late_replies"] for c in commands),
+            "hung": sum(1 for s in services for t in s["threads"] if t["hung"]),
+        }
+        return {
+            "bus": {
+                "name": self.name,
+                "pid": self.pid,
+                "started_at": self.started_at,
+                "uptime": round(time.time() - self.started_at, 3),
+                "state": "closed" if self._closed else "closing" if self._closing else "running",
+                "mailbox_size": self.mailbox_size,
+                "hung_after": self.hung_after,
+            },
+            "totals": totals,
+            "services": services,
+            "commands": commands,
+            "listeners": listeners,
+            "waits": [
+                {"waiter": w, "target": t, "threads": n} for w, t, n in self._waits.waits()
+            ],
+            "tracing": {
+                "enabled": self.tracing,
+                **(self._sink.statistics() if self._sink else {}),
+                "watch_errors": self._watch_errors,
+            },
+        }
+
+    def watch(self, callback: Callable[[Activity], None]) -> _Unwatch:
+        """Call ``callback(activity)`` for every command and event, start and end.
+
+        The callback runs on whichever thread the activity happens on and must
+        return quickly without blocking. Returns a handle whose ``dispose()``
+        stops the calls.
+        """
+        with self._services_lock:
+            self._watchers = (*self._watchers, callback)
+        return _Unwatch(self, callback)
+
+    def flush_traces(self, timeout: float | None = 10.0) -> bool:
+        """Build and export every span recorded so far; blocks until done.
+
+        Returns ``False`` if ``timeout`` passed first. With the bus's own
+        provider, its exporters are flushed too.
+        """
+        if self._sink is None:
+            return True
+        done = self._sink.flush(timeout)
+        if self._own_provider is not None:
+            self._own_provider.force_flush(int((timeout or 30) * 1000))
+        return done
+
+    def wait_idle(self, timeout: float | None = 10.0) -> bool:
+        """Block until no mailbox holds work and no handler runs.
+
+        Timers not yet due do not count. Returns ``False`` on timeout. Must not
+        be called from a handler (it would wait for itself).
+        """
+        worker = current_worker()
+        if worker is not None and worker.runtime.bus is self:
+            raise BusError("wait_idle() called from a handler of this bus would wait forever")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.0002
+        while True:
+            generation = self._generation
+            if all(rt.pending == 0 for rt in self._all_runtimes()) and (
+                generation == self._generation
+            ):
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(delay)
+            delay = min(delay * 2, 0.005)
+
+    # -- shutdown ------------------------------------------------------------------------
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Finish the work in flight, stop every service and join every thread.
+
+        New work from outside the bus is refused at once (``BusClosedError``);
+        work already sent, and what handlers send while it finishes, still
+        runs. Then each service's ``on_stop`` runs on its thread. Whatever is
+        still pending after ``timeout`` seconds fails with ``BusClosedError``.
+        Blocks until done; calling it again is a no-op.
+        """
+        with self._close_lock:
+            if self._closing:
+                return
+            self._closing = True
+        deadline = time.monotonic() + timeout
+        self._timers.stop()
+        if not self.wait_idle(timeout * 0.8):
+            log.warning("bus %r: work still running at close; failing what remains", self.name)
+        runtimes = self._all_runtimes()
+        services = [rt for rt in runtimes if rt.service is not None]
+        for runtime in [*reversed(services), self._pool]:
+            runtime.stop()
+            for thread in runtime.threads:
+                thread.join(max(0.0, deadline - time.monotonic()))
+            if any(t.is_alive() for t in runtime.threads):
+                log.warning("bus %r: service %r did not stop in time", self.name, runtime.name)
+                runtime.close_mailbox()
+            failed = runtime.fail_queued(lambda: BusClosedError("the bus closed first"))
+            if failed:
+                log.warning("bus %r: %d command(s) to %r failed at close", self.name, failed,
+                            runtime.name)
+        self._closed = True
+        if self._sink is not None:
+            self._sink.stop(max(0.5, deadline - time.monotonic()))
+        if self._own_provider is not None:
+            self._own_provider.shutdown()
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` has begun."""
+        return self._closing
+
+    def __enter__(self) -> Bus:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closing else "running"
+        return f"<Bus {self.name!r} {state}, {len(self._runtimes)} services>"
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _refuse(self) -> None:
+        worker = current_worker()
+        if self._closed or worker is None or worker.runtime.bus is not self:
+            raise BusClosedError(f"bus {self.name!r} is closed")
+
+    def _owner(self) -> Runtime:
+        if self._closing:
+            self._refuse()
+        worker = current_worker()
+        if worker is not None and worker.runtime.bus is self and not worker.runtime.elastic:
+            return worker.runtime
+        if not self._pool_started:
+            with self._services_lock:
+                if not self._pool_started:
+                    self._pool.start()
+                    self._pool.state = "running"
+                    self._pool_started = True
+        return self._pool
+
+    def _register(
+        self, kind: str, name: str, fn: Callable[..., Any], runtime: Runtime,
+        readonly: bool, doc: str | None,
+    ) -> Registration:
+        handler = Handler(kind, name, fn, runtime, self._router.next_seq(),  # type: ignore[arg-type]
+                          readonly=readonly, doc=doc)
+        registration = self._router.add(handler)
+        runtime.registrations.append(registration)
+        return registration
+
+    def _unregister(self, runtime: Runtime) -> None:
+        for registration in runtime.registrations:
+            registration.dispose()
+
+    def _all_runtimes(self) -> list[Runtime]:
+        runtimes = list(self._runtimes.values())
+        if self._pool_started:
+            runtimes.append(self._pool)
+        return runtimes
+
+    def _describe_runtime(self, runtime: Runtime, now: float) -> dict[str, Any]:
+        threads = []
+        for worker in list(runtime.workers):
+            current = worker.current
+            running_for = now - worker.since if current is not None else None
+            threads.append({
+                "name": worker.thread_name,
+                "state": "waiting" if worker.waiting is not None else
+                         "busy" if current is not None else "idle",
+                "handler": current.name if current is not None else None,
+                "running_for": None if running_for is None else round(running_for, 3),
+                "hung": running_for is not None and running_for > self.hung_after,
+                "waiting_on": worker.waiting.command if worker.waiting is not None else None,
+            })
+        busy = any(t["state"] != "idle" for t in threads)
+        return {
+            "name": runtime.name,
+            "kind": "pool" if runtime.elastic else "service",
+            "class": type(runtime.service).__qualname__ if runtime.service else None,
+            "state": runtime.state,
+            "activity": "busy" if busy else "idle",
+            "concurrency": runtime.concurrency,
+            "threads": threads,
+            "mailbox": runtime.depth(),
+            "mailbox_size": runtime.maxsize,
+            "pending": runtime.pending,
+            "handled": runtime.handled,
+            "failed": runtime.failed,
+            "rejected": runtime.rejected,
+            "dropped": runtime.dropped,
+            "error": None if runtime.error is None else
+                     f"{type(runtime.error).__name__}: {runtime.error}",
+        }
+
+    def _schedule(
+        self, service: Service, delay: float, fn: Callable[..., Any], args: tuple[Any, ...],
+        interval: float | None,
+    ) -> TimerHandle:
+        runtime = self._runtimes.get(service.service_name())
+        if runtime is None or runtime.service is not service:
+            raise BusError(f"{service!r} is not on bus {self.name!r}")
+
+        def post() -> None:
+            if runtime.post((fn, args, {}, TASK, None)):
+                log.warning("timer for %r skipped: its mailbox is full or stopped", runtime.name)
+
+        return self._timers.schedule(delay, post, interval)
+
+    def _watchdog(self) -> None:
+        now = time.perf_counter()
+        for runtime in self._all_runtimes():
+            for worker in list(runtime.workers):
+                current = worker.current
+                if current is None or worker.hung_reported:
+                    continue
+                if now - worker.since > self.hung_after:
+                    worker.hung_reported = True
+                    log.warning(
+                        "hung handler: %s %r on %s has run for %.1fs (threshold %.1fs)",
+                        current.kind, current.name, worker.thread_name, now - worker.since,
+                        self.hung_after,
+                    )
+
+    # -- tracing and activity (hot path helpers) ------------------------------------
+
+    def _caller(self) -> str:
+        worker = current_worker()
+        return worker.runtime.name if worker is not None else threading.current_thread().name
+
+    def _call_record(
+        self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], service: str
+    ) -> CallRecord:
+        ctx = _get_current()
+        parent = _get_span(ctx).get_span_context()
+        record = CallRecord()
+        if parent.is_valid:
+            record.trace_id, record.parent_id = parent.trace_id, parent.span_id
+        else:
+            record.trace_id, record.parent_id = _bits(128), 0
+        record.client_id = _bits(64)
+        record.server_id = _bits(64)
+        record.name = name
+        record.parent_ctx = ctx
+        record.caller = self._caller()
+        record.service = service
+        record.args = freeze(args, self.json_limit, self.redact)
+        record.kwargs = freeze(kwargs, self.json_limit, self.redact) if kwargs else None
+        record.annotations = record.events = record.links = None
+        record.status_message = None
+        record.sent_ns = _time_ns()
+        return record
+
+    def _fire_record(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> FireRecord:
+        ctx = _get_current()
+        parent = _get_span(ctx).get_span_context()
+        record = FireRecord()
+        if parent.is_valid:
+            record.trace_id, record.parent_id = parent.trace_id, parent.span_id
+        else:
+            record.trace_id, record.parent_id = _bits(128), 0
+        record.span_id = _bits(64)
+        record.name = name
+        record.parent_ctx = ctx
+        record.caller = self._caller()
+        record.args = freeze(args, self.json_limit, self.redact)
+        record.kwargs = freeze(kwargs, self.json_limit, self.redact) if kwargs else None
+        record.annotations = record.events = record.links = None
+        record.sent_ns = _time_ns()
+        return record
+
+    def _sink_submit(self, record: CallRecord | FireRecord | DeliveryRecord) -> None:
+        if self._sink is not None:
+            self._sink.submit(record)
+
+    def _text(self, value: Any) -> str:
+        return encoded_text(value, self.json_limit, self.redact).text
+
+    def _emit(self, activity: Activity) -> None:
+        for callback in self._watchers:
+            try:
+                callback(activity)
+            except Exception:
+                self._watch_errors += 1
+                log.exception("an activity watcher failed")
+
+    def _call_started(
+        self, handler: Handler, args: tuple[Any, ...], kwargs: dict[str, Any],
+        record: CallRecord | None,
+    ) -> None:
+        self._emit(Activity(
+            "call", handler.name, time.time(), next(self._seq),
+            service=handler.runtime.name, caller=self._caller(),
+            args=self._text(args), kwargs=self._text(kwargs) if kwargs else None,
+            trace_id=hex_id(record.trace_id, 32) if record else None,
+            span_id=hex_id(record.server_id, 16) if record else None,
+            parent_span_id=hex_id(record.client_id, 16) if record else None,
+        ))
+
+    def _call_ended(
+        self, record: CallRecord | None, handler: Handler, error: BaseException | None,
+        elapsed: float, result: Any = None,
+    ) -> None:
+        if record is not None:
+            self._sink_submit(record)
+        if not self._watchers:
+            return
+        worker = current_worker()
+        cancelled = record is not None and record.status_message is not None
+        self._emit(Activity(
+            "return", handler.name, time.time(), next(self._seq),
+            service=handler.runtime.name,
+            result=None if error is not None or cancelled else self._text(result),
+            error=_error_dict(error) if error is not None else
+                  {"type": "CancelledError", "message": "cancelled before it ran"}
+                  if cancelled else None,
+            duration_ms=round(elapsed * 1000, 3),
+            queued_ms=round((record.handled_ns - record.sent_ns) / 1e6, 3) if record else None,
+            thread=worker.thread_name if worker else None,
+            trace_id=hex_id(record.trace_id, 32) if record else None,
+            span_id=hex_id(record.server_id, 16) if record else None,
+            parent_span_id=hex_id(record.client_id, 16) if record else None,
+        ))
+
+    def _event_fired(
+        self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any],
+        record: FireRecord | None, listeners: int,
+    ) -> None:
+        self._emit(Activity(
+            "event", name, time.time(), next(self._seq), caller=self._caller(),
+            args=self._text(args), kwargs=self._text(kwargs) if kwargs else None,
+            listeners=listeners,
+            trace_id=hex_id(record.trace_id, 32) if record else None,
+            span_id=hex_id(record.span_id, 16) if record else None,
+            parent_span_id=hex_id(record.parent_id, 16) if record else None,
+        ))
+
+    def _delivery_ended(
+        self, event: str, handler: Handler, record: DeliveryRecord | None,
+        error: BaseException | None, elapsed: float, thread: str,
+    ) -> None:
+        self._emit(Activity(
+            "delivery", event, time.time(), next(self._seq), service=handler.runtime.name,
+            pattern=handler.name, error=_error_dict(error) if error is not None else None,
+            duration_ms=round(elapsed * 1000, 3),
+            queued_ms=round((record.start_ns - record.fire.sent_ns) / 1e6, 3) if record else None,
+            thread=thread,
+            trace_id=hex_id(record.trace_id, 32) if record else None,
+            span_id=hex_id(record.span_id, 16) if record else None,
+            parent_span_id=hex_id(record.fire.span_id, 16) if record else None,
+        ))
+
+
+def _error_dict(error: BaseException) -> dict[str, str]:
+    return {"type": type(error).__qualname__, "message": str(error)}
+
+
+class _Unwatch:
+    """Handle returned by ``Bus.watch``; ``dispose()`` stops the callbacks."""
+
+    __slots__ = ("_bus", "_callback")
+
+    def __init__(self, bus: Bus, callback: Callable[[Activity], None]) -> None:
+        self._bus = bus
+        self._callback = callback
+
+    def dispose(self) -> None:
+        """Stop calling the callback (idempotent)."""
+        bus = self._bus
+        with bus._services_lock:
+            bus._watchers = tuple(w for w in bus._watchers if w is not self._callback)
+
+    def __enter__(self) -> _Unwatch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.dispose()

@@ -1,0 +1,102 @@
+"""Finding a wait that would close a cycle of services.
+
+The graph has a node per service and an edge S -> T for every thread of S
+blocked on a future that T's handler will resolve. A service is *stuck* when
+all its threads are blocked in such waits. A new wait S -> T deadlocks if T is
+stuck and, following edges only through stuck services, T reaches S, which is
+stuck itself once this wait begins. For the usual one-thread service that is
+any cycle, including S waiting on itself; a ``Service(concurrency=N)`` joins a
+cycle only when all N of its threads wait.
+
+The shared pool is never a node: it grows a thread when all are busy, so a
+wait on it, or by it, always has a thread that can make progress.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from typing import TYPE_CHECKING
+
+from ._errors import DeadlockError
+
+if TYPE_CHECKING:
+    from ._runtime import Runtime
+
+__all__ = ["WaitGraph"]
+
+
+class WaitGraph:
+    """Who waits on whom, for one bus. Thread-safe; used only on blocking waits."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._edges: dict[Runtime, Counter[Runtime]] = {}
+        self._blocked: Counter[Runtime] = Counter()
+
+    def enter(self, waiter: Runtime, target: Runtime) -> None:
+        """Record that a thread of ``waiter`` starts waiting on ``target``.
+
+        Raises:
+            DeadlockError: the wait would never end; nothing is recorded.
+        """
+        with self._lock:
+            self._blocked[waiter] += 1
+            self._edges.setdefault(waiter, Counter())[target] += 1
+            cycle = self._cycle(waiter, target)
+            if cycle is not None:
+                self._remove(waiter, target)
+                raise DeadlockError([r.name for r in cycle])
+
+    def leave(self, waiter: Runtime, target: Runtime) -> None:
+        """Record that the wait recorded by ``enter`` is over."""
+        with self._lock:
+            self._remove(waiter, target)
+
+    def waits(self) -> list[tuple[str, str, int]]:
+        """Current waits as ``(waiter, target, threads)``, for ``inspect()``."""
+        with self._lock:
+            return [
+                (w.name, t.name, n)
+                for w, targets in self._edges.items()
+                for t, n in targets.items()
+                if n
+            ]
+
+    def _remove(self, waiter: Runtime, target: Runtime) -> None:
+        self._blocked[waiter] -= 1
+        if not self._blocked[waiter]:
+            del self._blocked[waiter]
+        targets = self._edges[waiter]
+        targets[target] -= 1
+        if not targets[target]:
+            del targets[target]
+            if not targets:
+                del self._edges[waiter]
+
+    def _stuck(self, runtime: Runtime) -> bool:
+        return self._blocked[runtime] >= runtime.concurrency
+
+    def _cycle(self, waiter: Runtime, target: Runtime) -> list[Runtime] | None:
+        if not self._stuck(waiter) or not self._stuck(target):
+            return None
+        # Depth-first from target through stuck services, back to the waiter.
+        path = [waiter, target]
+        if target is waiter:
+            return path
+        seen = {target}
+        stack = [iter(self._edges.get(target, ()))]
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                stack.pop()
+                path.pop()
+                continue
+            if nxt is waiter:
+                return [*path, waiter]
+            if nxt in seen or not self._stuck(nxt):
+                continue
+            seen.add(nxt)
+            path.append(nxt)
+            stack.append(iter(self._edges.get(nxt, ())))
+        return None

@@ -1,0 +1,95 @@
+"""The future ``execute_command`` returns.
+
+A ``concurrent.futures.Future`` in every respect, with two additions made
+where the waiting happens: a wait from a service thread is checked for a
+deadlock before it begins, and a caller that stops waiting (a timeout, or a
+``cancel()`` too late to stop the handler) is remembered, so that a result
+arriving afterwards is counted as a late reply.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeoutError
+from typing import TYPE_CHECKING, Any
+
+from ._runtime import current_worker
+
+if TYPE_CHECKING:
+    from ._deadlock import WaitGraph
+    from ._registry import Handler
+
+__all__ = ["CommandFuture"]
+
+
+class CommandFuture(Future[Any]):
+    """The pending result of one command.
+
+    Attributes:
+        command: the command's name.
+        service: the name of the service that handles it.
+    """
+
+    def __init__(self, handler: Handler, waits: WaitGraph) -> None:
+        super().__init__()
+        self._handler = handler
+        self._waits = waits
+        self.gave_up = False
+
+    @property
+    def command(self) -> str:
+        """The command's name."""
+        return self._handler.name
+
+    @property
+    def service(self) -> str:
+        """The service (or ``"pool"``) that handles the command."""
+        return self._handler.runtime.name
+
+    def result(self, timeout: float | None = None) -> Any:
+        """Wait for the result, as ``Future.result``, with deadlock detection.
+
+        Raises:
+            DeadlockError: called on a service thread, the wait would close a
+                cycle of services waiting on each other; raised at once.
+            TimeoutError: ``timeout`` passed first (the late result is counted).
+        """
+        if self.done():
+            return super().result()
+        return self._wait(super().result, timeout)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        """Wait for the outcome, as ``Future.exception``, with deadlock detection."""
+        if self.done():
+            return super().exception()
+        return self._wait(super().exception, timeout)
+
+    def cancel(self) -> bool:
+        """Cancel if the handler has not started; otherwise note the caller gave up."""
+        if super().cancel():
+            return True
+        if not self.done():
+            self.gave_up = True
+        return False
+
+    def _wait(self, wait: Any, timeout: float | None) -> Any:
+        worker = current_worker()
+        target = self._handler.runtime
+        tracked = worker is not None and not worker.runtime.elastic and not target.elastic
+        if tracked:
+            assert worker is not None
+            self._waits.enter(worker.runtime, target)
+            worker.waiting = self
+        try:
+            return wait(timeout)
+        except FutureTimeoutError:
+            self.gave_up = True
+            raise
+        finally:
+            if tracked:
+                assert worker is not None
+                worker.waiting = None
+                self._waits.leave(worker.runtime, target)
+
+    def __repr__(self) -> str:
+        return f"<CommandFuture {self.command!r} on {self.service} {self._state.lower()}>"

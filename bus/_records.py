@@ -1,0 +1,234 @@
+"""What the hot path writes down about each command and event.
+
+A record is a plain slotted object filled in by the threads that send and
+handle the work; building OpenTelemetry span objects from it happens later, on
+the bus's trace thread (see ``_tracing``), so a traced call costs a few field
+writes rather than the tens of microseconds an SDK span costs.
+
+Arguments and results whose types are immutable atoms are kept as they are and
+encoded later; anything mutable is encoded at once, so what the trace shows is
+what the handler was given, not what it later turned the value into.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanContext, TraceFlags
+from opentelemetry.trace.status import Status, StatusCode
+from opentelemetry.util import types
+
+from ._jsonval import ATOMIC_TYPES, Encoded, Redactor, encode
+
+__all__ = ["BusSpan", "CallRecord", "DeliveryRecord", "FireRecord", "freeze"]
+
+SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+
+
+def freeze(value: Any, limit: int, redact: Redactor | None) -> Any:
+    """Keep ``value`` if it is safe to encode later, else encode it now."""
+    kind = type(value)
+    if kind in ATOMIC_TYPES:
+        return value
+    if kind is tuple and all(type(v) in ATOMIC_TYPES for v in value):
+        return value
+    # A **kwargs dict is the bus's own (the handler gets a fresh one), so only
+    # its values can change under us.
+    if kind is dict and all(type(v) in ATOMIC_TYPES for v in value.values()):
+        return value
+    return encode(list(value) if kind is tuple else value, limit, redact)
+
+
+class _Record:
+    """Fields shared by every record: identity, timing, and user annotations."""
+
+    __slots__ = (
+        "annotations",
+        "args",
+        "caller",
+        "events",
+        "kwargs",
+        "links",
+        "name",
+        "parent_ctx",
+        "parent_id",
+        "trace_id",
+    )
+
+    name: str
+    trace_id: int
+    parent_id: int
+    parent_ctx: otel_context.Context | None
+    caller: str
+    args: Any
+    kwargs: Any
+    annotations: dict[str, types.AttributeValue] | None
+    events: list[tuple[str, dict[str, types.AttributeValue], int]] | None
+    links: list[trace.Link] | None
+
+
+class CallRecord(_Record):
+    """One command: its CLIENT span (caller) and SERVER span (handler)."""
+
+    __slots__ = (
+        "client_id",
+        "end_ns",
+        "error",
+        "handled_ns",
+        "result",
+        "sent_ns",
+        "server_id",
+        "service",
+        "status_message",
+        "thread",
+    )
+
+    client_id: int
+    server_id: int
+    sent_ns: int
+    handled_ns: int
+    end_ns: int
+    service: str
+    thread: str
+    result: Any
+    error: BaseException | None
+    status_message: str | None
+
+    @property
+    def span_id(self) -> int:
+        """The SERVER span's id: the parent of whatever the handler does."""
+        return self.server_id
+
+
+class FireRecord(_Record):
+    """One ``fire_event``: its PRODUCER span."""
+
+    __slots__ = ("end_ns", "listeners", "sent_ns", "span_id")
+
+    span_id: int
+    sent_ns: int
+    end_ns: int
+    listeners: int
+
+
+class DeliveryRecord:
+    """One listener call for one event: its CONSUMER span."""
+
+    __slots__ = (
+        "annotations",
+        "end_ns",
+        "error",
+        "events",
+        "fire",
+        "links",
+        "pattern",
+        "service",
+        "span_id",
+        "start_ns",
+        "thread",
+    )
+
+    def __init__(self, fire: FireRecord, pattern: str, service: str, span_id: int) -> None:
+        self.fire = fire
+        self.pattern = pattern
+        self.service = service
+        self.span_id = span_id
+        self.start_ns = 0
+        self.end_ns = 0
+        self.thread = ""
+        self.error: BaseException | None = None
+        self.annotations: dict[str, types.AttributeValue] | None = None
+        self.events: list[tuple[str, dict[str, types.AttributeValue], int]] | None = None
+        self.links: list[trace.Link] | None = None
+
+    @property
+    def trace_id(self) -> int:
+        """The trace the event belongs to."""
+        return self.fire.trace_id
+
+
+AnyRecord = CallRecord | FireRecord | DeliveryRecord
+
+
+class BusSpan(trace.Span):
+    """The span a handler sees as current: the bus's SERVER or CONSUMER span.
+
+    Spans the handler opens nest under it, and what the handler sets on it
+    (``trace.get_current_span().set_attribute(...)``) is exported with it.
+    Only the handler's own thread writes to it while it runs.
+    """
+
+    __slots__ = ("_context", "_record")
+
+    def __init__(self, record: CallRecord | DeliveryRecord, trace_id: int, span_id: int) -> None:
+        self._record = record
+        self._context = SpanContext(trace_id, span_id, is_remote=False, trace_flags=SAMPLED)
+
+    def get_span_context(self) -> SpanContext:
+        return self._context
+
+    def is_recording(self) -> bool:
+        return True
+
+    def set_attribute(self, key: str, value: types.AttributeValue) -> None:
+        if self._record.annotations is None:
+            self._record.annotations = {}
+        self._record.annotations[key] = value
+
+    def set_attributes(self, attributes: dict[str, types.AttributeValue]) -> None:  # type: ignore[override]
+        for key, value in attributes.items():
+            self.set_attribute(key, value)
+
+    def add_event(
+        self,
+        name: str,
+        attributes: types.Attributes = None,
+        timestamp: int | None = None,
+    ) -> None:
+        if self._record.events is None:
+            self._record.events = []
+        self._record.events.append((name, dict(attributes or {}), timestamp or time.time_ns()))
+
+    def add_link(self, context: SpanContext, attributes: types.Attributes = None) -> None:
+        if self._record.links is None:
+            self._record.links = []
+        self._record.links.append(trace.Link(context, attributes))
+
+    def update_name(self, name: str) -> None:
+        """Ignored: a bus span is named after its command or event."""
+
+    def set_status(
+        self, status: Status | StatusCode, description: str | None = None
+    ) -> None:
+        """Ignored: the bus sets the status from the handler's outcome."""
+
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: types.Attributes = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
+        attrs: dict[str, types.AttributeValue] = {
+            "exception.type": type(exception).__qualname__,
+            "exception.message": str(exception),
+            "exception.stacktrace": "".join(traceback.format_exception(exception)),
+        }
+        attrs.update(attributes or {})
+        self.add_event("exception", attrs, timestamp)
+
+    def end(self, end_time: int | None = None) -> None:
+        """Ignored: the bus ends its spans when the handler returns."""
+
+
+def encoded_text(value: Any, limit: int, redact: Redactor | None) -> Encoded:
+    """The JSON of a value kept by ``freeze`` (already encoded, or encoded now)."""
+    if isinstance(value, Encoded):
+        return value
+    if type(value) is tuple:
+        return encode(list(value), limit, redact)
+    return encode(value, limit, redact)

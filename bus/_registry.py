@@ -1,0 +1,231 @@
+"""Routing: who owns each command, who listens to each event.
+
+This is the seam of DESIGN.md section 9. Everything that decides where work
+goes lives behind ``Router``; the bus asks it for a command's handler or an
+event's listeners and never looks at the tables itself. A transport over a
+distributed engine (NATS request/reply for commands, subjects for events)
+would be another router, and neither the four verbs nor the services change.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+from ._binding import Binder
+from ._errors import CommandExistsError, CommandNotFoundError
+from ._patterns import pattern_matches, validate_name
+from ._stats import HandlerStats
+
+if TYPE_CHECKING:
+    from ._runtime import Runtime
+
+__all__ = ["Handler", "Registration", "Router"]
+
+_ROUTE_CACHE_LIMIT = 4096
+
+
+class Handler:
+    """One registered command or listener and its statistics."""
+
+    __slots__ = (
+        "binder",
+        "doc",
+        "fn",
+        "kind",
+        "name",
+        "qualname",
+        "readonly",
+        "registered_at",
+        "runtime",
+        "seq",
+        "stats",
+    )
+
+    def __init__(
+        self,
+        kind: Literal["command", "listener"],
+        name: str,
+        fn: Callable[..., Any],
+        runtime: Runtime,
+        seq: int,
+        *,
+        readonly: bool = False,
+        doc: str | None = None,
+    ) -> None:
+        self.kind = kind
+        self.name = name
+        self.fn = fn
+        self.runtime = runtime
+        self.seq = seq
+        self.readonly = readonly
+        self.binder = Binder(name, fn)
+        self.doc = doc if doc is not None else _doc_of(fn)
+        self.qualname = getattr(fn, "__qualname__", None) or repr(fn)
+        self.stats = HandlerStats()
+        self.registered_at = time.time()
+
+    def describe(self) -> dict[str, Any]:
+        """The JSON-ready description ``inspect()`` gives of this handler."""
+        data: dict[str, Any] = {
+            "owner": self.runtime.name,
+            "handler": self.qualname,
+            "signature": self.binder.text(),
+            "params": [p.to_json() for p in self.binder.params()],
+            "doc": self.doc,
+        }
+        if self.kind == "command":
+            data = {"name": self.name, "readonly": self.readonly, **data}
+        else:
+            data = {"pattern": self.name, **data, "order": self.seq}
+        stats = self.stats.snapshot()
+        if self.kind == "listener":
+            stats["deliveries"] = stats.pop("calls")
+        data.update(stats)
+        return data
+
+
+def _doc_of(fn: Callable[..., Any]) -> str | None:
+    import inspect
+
+    doc = inspect.getdoc(fn)
+    return doc.strip() if doc else None
+
+
+class Registration:
+    """What a registration returns; ``dispose()`` takes the handler off the bus.
+
+    ``dispose()`` is thread-safe and idempotent. Work already queued for the
+    handler still runs. Usable as a context manager that disposes on exit.
+    """
+
+    __slots__ = ("_disposed", "_router", "handler")
+
+    def __init__(self, router: Router, handler: Handler) -> None:
+        self._router = router
+        self.handler = handler
+        self._disposed = False
+
+    @property
+    def name(self) -> str:
+        """The command name or listener pattern."""
+        return self.handler.name
+
+    @property
+    def kind(self) -> str:
+        """``"command"`` or ``"listener"``."""
+        return self.handler.kind
+
+    @property
+    def disposed(self) -> bool:
+        """Whether ``dispose()`` has run."""
+        return self._disposed
+
+    def dispose(self) -> None:
+        """Remove the handler from the bus (no-op when already removed)."""
+        if not self._disposed:
+            self._disposed = True
+            self._router.remove(self.handler)
+
+    def __enter__(self) -> Registration:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.dispose()
+
+    def __repr__(self) -> str:
+        state = " disposed" if self._disposed else ""
+        return f"<Registration {self.kind} {self.name!r} on {self.handler.runtime.name}{state}>"
+
+
+class Router:
+    """The local routing tables: commands by name, listeners in order.
+
+    Reads (``command``, ``listeners_for``) take no lock: they read dicts that
+    writers replace rather than mutate, which is safe under the GIL and keeps
+    the hot path free. Writes are serialised by a lock.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seq = itertools.count()
+        self._commands: dict[str, Handler] = {}
+        self._listeners: tuple[Handler, ...] = ()
+        self._routes: dict[str, tuple[Handler, ...]] = {}
+
+    # -- reads (any thread, lock-free) ----------------------------------------
+
+    def command(self, name: str) -> Handler:
+        """The handler of command ``name``.
+
+        Raises:
+            CommandNotFoundError: nothing owns the name (with close matches).
+        """
+        handler = self._commands.get(name)
+        if handler is None:
+            if not isinstance(name, str):
+                raise TypeError(f"command name must be a str, not {type(name).__name__}")
+            close = difflib.get_close_matches(name, list(self._commands), n=3, cutoff=0.6)
+            raise CommandNotFoundError(name, close)
+        return handler
+
+    def listeners_for(self, event: str) -> tuple[Handler, ...]:
+        """Every listener whose pattern matches ``event``, in delivery order."""
+        routes = self._routes
+        found = routes.get(event)
+        if found is None:
+            validate_name(event, "event name")
+            found = tuple(h for h in self._listeners if pattern_matches(h.name, event))
+            if len(routes) >= _ROUTE_CACHE_LIMIT:
+                routes = self._routes = {}
+            routes[event] = found
+        return found
+
+    def commands(self) -> list[Handler]:
+        """Every command handler, sorted by name."""
+        return sorted(self._commands.values(), key=lambda h: h.name)
+
+    def listeners(self) -> list[Handler]:
+        """Every listener, in delivery order."""
+        return list(self._listeners)
+
+    # -- writes (any thread) -------------------------------------------------------
+
+    def next_seq(self) -> int:
+        """A number ordering registrations (listeners are called in this order)."""
+        return next(self._seq)
+
+    def add(self, handler: Handler) -> Registration:
+        """Add a handler; commands must have a free name.
+
+        Raises:
+            CommandExistsError: the command name is taken.
+        """
+        with self._lock:
+            if handler.kind == "command":
+                existing = self._commands.get(handler.name)
+                if existing is not None:
+                    raise CommandExistsError(handler.name, existing.runtime.name)
+                commands = dict(self._commands)
+                commands[handler.name] = handler
+                self._commands = commands
+            else:
+                self._listeners = (*self._listeners, handler)
+                self._routes = {}
+        return Registration(self, handler)
+
+    def remove(self, handler: Handler) -> None:
+        """Remove a handler if it is still registered."""
+        with self._lock:
+            if handler.kind == "command":
+                if self._commands.get(handler.name) is handler:
+                    commands = dict(self._commands)
+                    del commands[handler.name]
+                    self._commands = commands
+            elif handler in self._listeners:
+                self._listeners = tuple(h for h in self._listeners if h is not handler)
+                self._routes = {}

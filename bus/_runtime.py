@@ -1,0 +1,388 @@
+"""Mailboxes and the threads that drain them.
+
+A ``Runtime`` is a mailbox and the thread (or threads) that own it: one per
+service, plus the bus's elastic pool for handlers registered from threads that
+belong to no service. A mailbox item is a 5-tuple
+``(handler, args, kwargs, tag, record)`` whose tag says what it is: a future
+(a command), a ``str`` (an event, by name) or ``TASK`` (a callable to run on
+the service's thread, from ``call_later`` and friends).
+
+The mailbox is a ``queue.SimpleQueue``: put and get are C calls that release
+the GIL while they wait, so a hand-off costs little more than the thread
+switch itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+
+from ._records import BusSpan, CallRecord, DeliveryRecord, freeze
+from ._threads import start_thread
+
+if TYPE_CHECKING:
+    from ._bus import Bus
+    from ._future import CommandFuture
+    from ._registry import Handler
+    from ._service import Service
+
+__all__ = ["FULL", "STOPPED", "TASK", "Runtime", "Worker", "current_worker"]
+
+log = logging.getLogger("bus")
+
+TASK = object()
+FULL, STOPPED = 1, 2
+_STOP = None
+_time_ns = time.time_ns
+_perf = time.perf_counter
+_attach, _detach = otel_context.attach, otel_context.detach
+_set_span = trace.set_span_in_context
+
+_workers: dict[int, Worker] = {}
+"""Each bus thread's state, by ``threading.get_ident()``; written only by that thread."""
+
+
+def current_worker() -> Worker | None:
+    """The state of the calling thread if it is a bus thread, else ``None``."""
+    return _workers.get(threading.get_ident())
+
+
+class Worker:
+    """One bus thread: what it runs now (read by the watchdog and ``inspect``)."""
+
+    __slots__ = ("current", "event", "hung_reported", "runtime", "since", "thread_name", "waiting")
+
+    def __init__(self, runtime: Runtime, thread_name: str) -> None:
+        self.runtime = runtime
+        self.thread_name = thread_name
+        self.current: Handler | None = None
+        self.since = 0.0
+        self.event: tuple[str, tuple[Any, ...], dict[str, Any], Any] | None = None
+        self.hung_reported = False
+        self.waiting: Any = None
+
+
+class _RateLimitedLog:
+    """Logs a repeated failure at most once a second, with the count skipped."""
+
+    __slots__ = ("_last", "_skipped")
+
+    def __init__(self) -> None:
+        self._last = 0.0
+        self._skipped = 0
+
+    def error(self, message: str, *args: object, exc: BaseException) -> None:
+        now = time.monotonic()
+        if now - self._last < 1.0:
+            self._skipped += 1
+            return
+        if self._skipped:
+            message += f" ({self._skipped} more since the last report)"
+        self._last, self._skipped = now, 0
+        log.error(message, *args, exc_info=exc)
+
+
+class Runtime:
+    """A mailbox and its threads: one service's, or the bus's shared pool."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        name: str,
+        *,
+        service: Service | None,
+        concurrency: int,
+        maxsize: int,
+        elastic: bool = False,
+    ) -> None:
+        self.bus = bus
+        self.name = name
+        self.service = service
+        self.concurrency = concurrency
+        self.elastic = elastic
+        self.maxsize = maxsize
+        self.state = "starting"
+        self.error: BaseException | None = None
+        self.workers: list[Worker] = []
+        self.threads: list[threading.Thread] = []
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._pending = 0
+        self._idle_threads = 0
+        self._live = 0
+        self.accepting = True
+        self.registrations: list[Any] = []
+        self.handled = 0
+        self.failed = 0
+        self.rejected = 0
+        self.dropped = 0
+        self.started_at = time.time()
+        self._listener_log: dict[int, _RateLimitedLog] = {}
+
+    # -- any thread ------------------------------------------------------------
+
+    def post(self, item: tuple[Any, Any, Any, Any, Any]) -> int:
+        """Queue an item: 0 when queued, ``FULL`` or ``STOPPED`` when not."""
+        q = self._queue
+        if q.qsize() >= self.maxsize:
+            return FULL
+        with self._lock:
+            # Under the lock, so that the last thread to stop cannot miss an
+            # item posted while it closes the mailbox.
+            if not self.accepting:
+                return STOPPED
+            self._pending += 1
+            q.put(item)
+            grow = self.elastic and self._idle_threads <= 0 and len(self.threads) < self.concurrency
+        self.bus._generation += 1
+        if grow:
+            self._spawn()
+        return 0
+
+    def depth(self) -> int:
+        """Items waiting in the mailbox (not counting those running)."""
+        return self._queue.qsize()
+
+    @property
+    def pending(self) -> int:
+        """Items queued or running."""
+        return self._pending
+
+    def start(self, ready: Callable[[], None] | None = None) -> None:
+        """Start the first thread, which calls ``ready`` before serving."""
+        self._spawn(ready)
+
+    def start_rest(self) -> None:
+        """Start the other threads of a ``concurrency`` > 1 service."""
+        if not self.elastic:
+            for _ in range(self.concurrency - 1):
+                self._spawn()
+
+    def stop(self) -> None:
+        """Ask every thread to finish the items before this call and exit.
+
+        The last thread out runs the service's ``on_stop`` and closes the
+        mailbox; what is posted after that is refused.
+        """
+        self.state = "stopping"
+        with self._lock:
+            count = len(self.threads)
+        for _ in range(count):
+            self._queue.put(_STOP)
+
+    def close_mailbox(self) -> None:
+        """Refuse further items (for threads that did not stop in time)."""
+        with self._lock:
+            self.accepting = False
+
+    def fail_queued(self, error_factory: Callable[[], BaseException]) -> int:
+        """Take every queued item out, failing futures with ``error_factory()``."""
+        failed = 0
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return failed
+            if item is _STOP:
+                continue
+            handler, _, _, tag, _ = item
+            if tag is not TASK and not isinstance(tag, str):
+                if tag.set_running_or_notify_cancel():
+                    tag.set_exception(error_factory())
+                handler.stats.skip(cancelled=False)
+                failed += 1
+            elif isinstance(tag, str):
+                handler.stats.skip(cancelled=False)
+                self.dropped += 1
+            with self._lock:
+                self._pending -= 1
+
+    # -- the runtime's own threads ---------------------------------------------
+
+    def _spawn(self, ready: Callable[[], None] | None = None) -> None:
+        with self._lock:
+            index = len(self.threads)
+            label = self.name if self.concurrency == 1 else f"{self.name}-{index}"
+            thread_name = f"bus:{self.bus.name}/{label}"
+            worker = Worker(self, thread_name)
+            self.workers.append(worker)
+            self._live += 1
+            self.threads.append(start_thread(thread_name, lambda: self._serve(worker, ready)))
+
+    def _serve(self, worker: Worker, ready: Callable[[], None] | None) -> None:
+        ident = threading.get_ident()
+        _workers[ident] = worker
+        try:
+            if ready is not None:
+                ready()
+            get = self._queue.get
+            elastic = self.elastic
+            while True:
+                if elastic:
+                    with self._lock:
+                        self._idle_threads += 1
+                    item = get()
+                    with self._lock:
+                        self._idle_threads -= 1
+                else:
+                    item = get()
+                if item is _STOP:
+                    self._exit_thread()
+                    return
+                handler, args, kwargs, tag, record = item
+                if type(tag) is str:
+                    ok = self._deliver(worker, handler, args, kwargs, tag, record)
+                elif tag is TASK:
+                    ok = self._task(worker, handler, args, kwargs)
+                else:
+                    ok = self._call(worker, handler, args, kwargs, tag, record)
+                with self._lock:
+                    self._pending -= 1
+                    if ok is not None:
+                        self.handled += 1
+                        self.failed += not ok
+        except BaseException:
+            with self._lock:
+                self._live -= 1
+            raise
+        finally:
+            del _workers[ident]
+
+    def _exit_thread(self) -> None:
+        with self._lock:
+            self._live -= 1
+            last = self._live == 0
+        if not last:
+            return
+        if self.service is not None and self.state != "failed":
+            try:
+                self.service.on_stop()
+            except Exception:
+                log.exception("on_stop of service %r failed", self.name)
+        self.close_mailbox()
+        self.state = "stopped" if self.state != "failed" else "failed"
+
+    def _task(
+        self, worker: Worker, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> bool:
+        worker.since = _perf()
+        try:
+            fn(*args, **kwargs)
+        except BaseException:
+            log.exception("a task on service %r failed", self.name)
+            return False
+        return True
+
+    def _call(
+        self,
+        worker: Worker,
+        handler: Handler,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        future: CommandFuture,
+        record: CallRecord | None,
+    ) -> bool | None:
+        bus = self.bus
+        if not future.set_running_or_notify_cancel():
+            handler.stats.skip(cancelled=True)
+            if record is not None:
+                record.status_message = "CancelledError: cancelled before it ran"
+                record.handled_ns = record.end_ns = _time_ns()
+                record.service, record.thread = self.name, worker.thread_name
+                record.result, record.error = None, None
+                bus._call_ended(record, handler, None, 0.0)
+            return None
+        worker.current = handler
+        worker.hung_reported = False
+        token = None
+        if record is not None:
+            record.handled_ns = _time_ns()
+            record.thread = worker.thread_name
+            span = BusSpan(record, record.trace_id, record.server_id)
+            token = _attach(_set_span(span, record.parent_ctx))
+        error: BaseException | None = None
+        result: Any = None
+        start = worker.since = _perf()
+        try:
+            result = handler.fn(*args, **kwargs)
+        except BaseException as exc:
+            error = exc
+        finally:
+            if token is not None:
+                _detach(token)
+        elapsed = _perf() - start
+        worker.current = None
+        handler.stats.finish(elapsed, error)
+        if record is not None:
+            record.end_ns = _time_ns()
+            record.error = error
+            record.result = None if error is not None else freeze(result, bus.json_limit, bus.redact)
+            record.status_message = None
+        if future.gave_up:
+            handler.stats.late_reply()
+            log.warning(
+                "late reply: %s on %r finished after %.3fs, after its caller stopped waiting",
+                handler.name, self.name, elapsed,
+            )
+        if record is not None or bus._watchers:
+            bus._call_ended(record, handler, error, elapsed, result)
+        if error is None:
+            future.set_result(result)
+            return True
+        future.set_exception(error)
+        del error  # the future holds it; do not keep the traceback alive here
+        return False
+
+    def _deliver(
+        self,
+        worker: Worker,
+        handler: Handler,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        event: str,
+        record: DeliveryRecord | None,
+    ) -> bool:
+        worker.current = handler
+        worker.event = (event, args, kwargs, record)
+        worker.hung_reported = False
+        token = None
+        if record is not None:
+            record.start_ns = _time_ns()
+            record.thread = worker.thread_name
+            fire = record.fire
+            span = BusSpan(record, fire.trace_id, record.span_id)
+            token = _attach(_set_span(span, fire.parent_ctx))
+        error: BaseException | None = None
+        start = worker.since = _perf()
+        try:
+            handler.fn(*args, **kwargs)
+        except BaseException as exc:
+            error = exc
+            limiter = self._listener_log.get(handler.seq)
+            if limiter is None:
+                limiter = self._listener_log[handler.seq] = _RateLimitedLog()
+            limiter.error(
+                "listener %s for %r on service %r failed on event %r",
+                handler.qualname, handler.name, self.name, event, exc=exc,
+            )
+        finally:
+            if token is not None:
+                _detach(token)
+        elapsed = _perf() - start
+        worker.current = None
+        worker.event = None
+        handler.stats.finish(elapsed, error)
+        if record is not None:
+            record.end_ns = _time_ns()
+            record.error = error
+            self.bus._sink_submit(record)
+        if self.bus._watchers:
+            self.bus._delivery_ended(event, handler, record, error, elapsed, worker.thread_name)
+        return error is None

@@ -1,0 +1,120 @@
+"""The one place where the bus starts threads, and its timer thread.
+
+Every thread is named (``bus:NAME/service``) so that stack dumps, profilers and
+the console's thread column say whose it is, and every thread is a daemon:
+``Bus.close()`` joins them, but a handler stuck forever must not keep the
+interpreter from exiting.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["TimerHandle", "Timers", "start_thread"]
+
+log = logging.getLogger("bus")
+
+
+def start_thread(name: str, target: Callable[[], None]) -> threading.Thread:
+    """Start a named daemon thread running ``target``."""
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+class TimerHandle:
+    """A scheduled callback; ``cancel()`` stops it from running (again).
+
+    Thread-safe.
+    """
+
+    __slots__ = ("_cancelled", "interval")
+
+    def __init__(self, interval: float | None) -> None:
+        self.interval = interval
+        self._cancelled = False
+
+    def cancel(self) -> None:
+        """Stop the callback; a call already handed to its service still runs."""
+        self._cancelled = True
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether ``cancel()`` was called."""
+        return self._cancelled
+
+
+class Timers:
+    """One thread running callbacks at their due time (a heap of deadlines).
+
+    The callbacks run on the timer thread and must be quick: the bus's own only
+    post work to a service mailbox or look at a clock.
+    """
+
+    def __init__(self, thread_name: str) -> None:
+        self._heap: list[tuple[float, int, TimerHandle, Callable[[], Any]]] = []
+        self._seq = itertools.count()
+        self._cond = threading.Condition()
+        self._stopped = False
+        self._thread = start_thread(thread_name, self._run)
+
+    def schedule(
+        self, delay: float, callback: Callable[[], Any], interval: float | None = None
+    ) -> TimerHandle:
+        """Run ``callback`` after ``delay`` seconds, then every ``interval`` if given.
+
+        Thread-safe; returns at once.
+        """
+        handle = TimerHandle(interval)
+        with self._cond:
+            if self._stopped:
+                handle.cancel()
+                return handle
+            heapq.heappush(self._heap, (time.monotonic() + delay, next(self._seq), handle, callback))
+            self._cond.notify()
+        return handle
+
+    def pending(self) -> int:
+        """How many timers are scheduled and not cancelled."""
+        with self._cond:
+            return sum(1 for _, _, handle, _ in self._heap if not handle.cancelled)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Cancel every timer and join the thread."""
+        with self._cond:
+            self._stopped = True
+            for _, _, handle, _ in self._heap:
+                handle.cancel()
+            self._heap.clear()
+            self._cond.notify()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopped and (
+                    not self._heap or self._heap[0][0] > time.monotonic()
+                ):
+                    wait = self._heap[0][0] - time.monotonic() if self._heap else None
+                    self._cond.wait(wait)
+                if self._stopped:
+                    return
+                due, _, handle, callback = heapq.heappop(self._heap)
+                if handle.cancelled:
+                    continue
+                if handle.interval is not None:
+                    # Keep the cadence: the next run is due one interval after
+                    # this one was due, not after it ran.
+                    next_due = max(due + handle.interval, time.monotonic())
+                    heapq.heappush(self._heap, (next_due, next(self._seq), handle, callback))
+            try:
+                callback()
+            except Exception:
+                log.exception("a timer callback failed")
