@@ -33,7 +33,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeAlias
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -123,7 +123,9 @@ class _Raised:
 
 
 # (function, arguments, reply lock or None for an event, reply box or None)
-_Item = tuple[Callable[..., Any], tuple[Any, ...], threading.Lock | None, list[Any] | None]
+_Item: TypeAlias = (
+    "tuple[Callable[..., Any], tuple[Any, ...], threading.Lock | None, list[Any] | None]"
+)
 
 
 class BareHandoff:

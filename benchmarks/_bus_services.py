@@ -16,10 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from bus import Bus, Service
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
 
 __all__ = ["bus_class", "bus_sizes", "echo_service", "nested_services", "tick_service"]
 
@@ -31,14 +33,23 @@ def bus_class() -> type[Bus]:
     return Bus
 
 
+def _command(name: str) -> Callable[[_Method], _Method]:
+    # ``bus.command`` is annotated as returning ``Any``, which under mypy's
+    # strict mode would make every decorated method untyped.
+    from bus import command
+
+    decorator: Callable[[_Method], _Method] = command(name)
+    return decorator
+
+
 @cache
 def _classes() -> dict[str, type[Service]]:
-    from bus import Service, command, listener
+    from bus import Service, listener
 
     class Echo(Service):
         """Answers ``echo(x)`` with ``x``."""
 
-        @command("echo")
+        @_command("echo")
         def echo(self, x: Any) -> Any:
             return x
 
@@ -56,14 +67,14 @@ def _classes() -> dict[str, type[Service]]:
     class Inner(Service):
         """Answers ``inner(x)`` with ``x``."""
 
-        @command("inner")
+        @_command("inner")
         def inner(self, x: Any) -> Any:
             return x
 
     class Outer(Service):
         """Answers ``outer(x)`` by asking the inner service."""
 
-        @command("outer")
+        @_command("outer")
         def outer(self, x: Any) -> Any:
             return self.bus.execute_command("inner", x).result()
 
@@ -96,11 +107,11 @@ def bus_sizes(bus: Bus) -> dict[str, int]:
     tracing = snapshot.get("tracing", {})
     sizes = {
         "mailboxes": sum(int(s.get("mailbox") or 0) for s in services),
-        "events dropped": int(totals.get("dropped") or 0),
         "span buffer": int(tracing.get("buffered") or 0),
-        "spans dropped": int(tracing.get("dropped") or 0),
     }
-    ring = getattr(bus, "spans", None)
-    if ring is not None and hasattr(ring, "__len__"):
-        sizes["span ring"] = len(ring)
+    ring = getattr(getattr(bus, "spans", None), "spans", None)
+    if callable(ring):
+        sizes["span ring"] = len(ring())
+    sizes["events dropped"] = int(totals.get("dropped") or 0)
+    sizes["spans dropped"] = int(tracing.get("dropped") or 0)
     return sizes

@@ -25,6 +25,7 @@ from ._records import CallRecord, DeliveryRecord, FireRecord, encoded_text, free
 from ._registry import Handler, Registration, Router
 from ._runtime import FULL, TASK, Runtime, current_worker
 from ._service import Service
+from ._stats import count_value
 from ._threads import TimerHandle, Timers, start_thread
 from ._tracing import SpanRing, TraceSink, resolve_provider, tracing_disabled_by_env
 
@@ -36,6 +37,7 @@ _get_current = otel_context.get_current
 _get_span = trace.get_current_span
 _bits = random.getrandbits
 _time_ns = time.time_ns
+_tls = threading.local()  # per thread: the caller name recorded on its spans
 
 
 class Bus:
@@ -95,8 +97,10 @@ class Bus:
         self._close_lock = threading.Lock()
         self._closing = False
         self._closed = False
-        self._generation = 0
+        self._posted = itertools.count()
+        self._closed_items = itertools.count()  # taken out unrun at close
         self._watchers: tuple[Callable[[Activity], None], ...] = ()
+        self._taps: tuple[Callable[[str, tuple[Any, ...], dict[str, Any]], None], ...] = ()
         self._watch_errors = 0
         self._seq = itertools.count(1)
         self._timers = Timers(f"bus:{self.name}/timers")
@@ -174,9 +178,8 @@ class Bus:
             self._call_started(handler, args, kwargs, record)
         status = runtime.post((handler, args, kwargs, future, record))
         if status:
-            stats.undispatch()
+            stats.refuse()
             if status == FULL:
-                stats.drop()
                 with runtime._lock:
                     runtime.rejected += 1
                 raise MailboxFullError(runtime.name, runtime.maxsize)
@@ -218,6 +221,9 @@ class Bus:
             fire = self._fire_record(name, args, kwargs)
         if self._watchers:
             self._event_fired(name, args, kwargs, fire, len(listeners))
+        if self._taps:
+            for tap in self._taps:
+                tap(name, args, kwargs)
         for handler in listeners:
             record = None
             if fire is not None:
@@ -225,8 +231,7 @@ class Bus:
             stats = handler.stats
             stats.dispatch()
             if handler.runtime.post((handler, args, kwargs, name, record)):
-                stats.undispatch()
-                stats.drop()
+                stats.refuse()
                 runtime = handler.runtime
                 with runtime._lock:
                     runtime.dropped += 1
@@ -352,6 +357,14 @@ class Bus:
             self._watchers = (*self._watchers, callback)
         return _Unwatch(self, callback)
 
+    def _add_tap(self, tap: Callable[[str, tuple[Any, ...], dict[str, Any]], None]) -> None:
+        with self._services_lock:
+            self._taps = (*self._taps, tap)
+
+    def _remove_tap(self, tap: Callable[[str, tuple[Any, ...], dict[str, Any]], None]) -> None:
+        with self._services_lock:
+            self._taps = tuple(t for t in self._taps if t is not tap)
+
     def flush_traces(self, timeout: float | None = 10.0) -> bool:
         """Build and export every span recorded so far; blocks until done.
 
@@ -377,10 +390,7 @@ class Bus:
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = 0.0002
         while True:
-            generation = self._generation
-            if all(rt.pending == 0 for rt in self._all_runtimes()) and (
-                generation == self._generation
-            ):
+            if self._quiet():
                 return True
             if deadline is not None and time.monotonic() >= deadline:
                 return False
@@ -415,7 +425,7 @@ class Bus:
             if any(t.is_alive() for t in runtime.threads):
                 log.warning("bus %r: service %r did not stop in time", self.name, runtime.name)
                 runtime.close_mailbox()
-            failed = runtime.fail_queued(lambda: BusClosedError("the bus closed first"))
+            failed = runtime.fail_queued()
             if failed:
                 log.warning("bus %r: %d command(s) to %r failed at close", self.name, failed,
                             runtime.name)
@@ -442,6 +452,15 @@ class Bus:
 
     # -- internals -----------------------------------------------------------------------
 
+    def _quiet(self) -> bool:
+        # Every item posted is finished when the finished count, read between
+        # two reads of the posted count that agree, equals it: a post between
+        # the reads would change the count, and none between means that the
+        # items finished are all among those posted.
+        posted = count_value(self._posted)
+        done = count_value(self._closed_items) + sum(rt.totals()[0] for rt in self._all_runtimes())
+        return done == posted == count_value(self._posted)
+
     def _refuse(self) -> None:
         worker = current_worker()
         if self._closed or worker is None or worker.runtime.bus is not self:
@@ -467,6 +486,8 @@ class Bus:
     ) -> Registration:
         handler = Handler(kind, name, fn, runtime, self._router.next_seq(),  # type: ignore[arg-type]
                           readonly=readonly, doc=doc)
+        if runtime.state in ("stopping", "stopped"):
+            raise BusClosedError(f"service {runtime.name!r} has stopped")
         registration = self._router.add(handler)
         runtime.registrations.append(registration)
         return registration
@@ -496,6 +517,7 @@ class Bus:
                 "waiting_on": worker.waiting.command if worker.waiting is not None else None,
             })
         busy = any(t["state"] != "idle" for t in threads)
+        _, handled, failed = runtime.totals()
         return {
             "name": runtime.name,
             "kind": "pool" if runtime.elastic else "service",
@@ -506,9 +528,8 @@ class Bus:
             "threads": threads,
             "mailbox": runtime.depth(),
             "mailbox_size": runtime.maxsize,
-            "pending": runtime.pending,
-            "handled": runtime.handled,
-            "failed": runtime.failed,
+            "handled": handled,
+            "failed": failed,
             "rejected": runtime.rejected,
             "dropped": runtime.dropped,
             "error": None if runtime.error is None else
@@ -547,8 +568,13 @@ class Bus:
     # -- tracing and activity (hot path helpers) ------------------------------------
 
     def _caller(self) -> str:
-        worker = current_worker()
-        return worker.runtime.name if worker is not None else threading.current_thread().name
+        try:
+            return _tls.caller  # type: ignore[no-any-return]
+        except AttributeError:
+            worker = current_worker()
+            name = worker.runtime.name if worker is not None else threading.current_thread().name
+            _tls.caller = name
+            return name
 
     def _call_record(
         self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], service: str
@@ -588,6 +614,7 @@ class Bus:
         record.args = freeze(args, self.json_limit, self.redact)
         record.kwargs = freeze(kwargs, self.json_limit, self.redact) if kwargs else None
         record.annotations = record.events = record.links = None
+        record.context = None
         record.sent_ns = _time_ns()
         return record
 

@@ -91,11 +91,43 @@ class _Encoder:
             return MASK
 
 
+_encode_str = json.encoder.encode_basestring  # type: ignore[attr-defined]
+
+
+def _atoms_json(values: list[Any] | tuple[Any, ...]) -> str | None:
+    """JSON of a sequence of atoms, several times faster than ``json.dumps``.
+
+    ``None`` if some value is not an atom that JSON holds exactly.
+    """
+    parts = []
+    for v in values:
+        kind = type(v)
+        if kind is str:
+            parts.append(_encode_str(v))
+        elif kind is int:
+            parts.append(int.__repr__(v))
+        elif kind is bool:
+            parts.append("true" if v else "false")
+        elif v is None:
+            parts.append("null")
+        elif kind is float and v == v and v not in _INFINITIES:
+            parts.append(float.__repr__(v))
+        else:
+            return None
+    return "[" + ",".join(parts) + "]"
+
+
 def encode(value: Any, limit: int, redact: Redactor | None = None) -> Encoded:
     """Encode ``value`` as JSON text of at most ``limit`` characters.
 
     Never raises: whatever ``value`` holds, the result describes it.
     """
+    if type(value) is list or type(value) is tuple:
+        text = _atoms_json(value)
+        if text is not None:
+            if len(text) > limit:
+                return Encoded(text[:limit], True, False)
+            return Encoded(text, False, False)
     encoder = _Encoder(redact)
     text = json.dumps(encoder.clean(value), ensure_ascii=False, separators=(",", ":"))
     if len(text) > limit:

@@ -24,7 +24,7 @@ from opentelemetry.util import types
 
 from ._jsonval import ATOMIC_TYPES, Encoded, Redactor, encode
 
-__all__ = ["BusSpan", "CallRecord", "DeliveryRecord", "FireRecord", "freeze"]
+__all__ = ["BusSpan", "CallRecord", "DeliveryRecord", "FireRecord", "freeze", "span_context"]
 
 SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 
@@ -34,13 +34,19 @@ def freeze(value: Any, limit: int, redact: Redactor | None) -> Any:
     kind = type(value)
     if kind in ATOMIC_TYPES:
         return value
-    if kind is tuple and all(type(v) in ATOMIC_TYPES for v in value):
+    if kind is tuple:
+        for v in value:
+            if type(v) not in ATOMIC_TYPES:
+                return encode(list(value), limit, redact)
         return value
-    # A **kwargs dict is the bus's own (the handler gets a fresh one), so only
-    # its values can change under us.
-    if kind is dict and all(type(v) in ATOMIC_TYPES for v in value.values()):
+    if kind is dict:
+        # A **kwargs dict is the bus's own (the handler gets a fresh one), so
+        # only its values can change under us.
+        for v in value.values():
+            if type(v) not in ATOMIC_TYPES:
+                return encode(value, limit, redact)
         return value
-    return encode(list(value) if kind is tuple else value, limit, redact)
+    return encode(value, limit, redact)
 
 
 class _Record:
@@ -107,8 +113,9 @@ class CallRecord(_Record):
 class FireRecord(_Record):
     """One ``fire_event``: its PRODUCER span."""
 
-    __slots__ = ("end_ns", "listeners", "sent_ns", "span_id")
+    __slots__ = ("context", "end_ns", "listeners", "sent_ns", "span_id")
 
+    context: SpanContext | None  # built once by the trace thread, shared with consumers
     span_id: int
     sent_ns: int
     end_ns: int
@@ -132,18 +139,21 @@ class DeliveryRecord:
         "thread",
     )
 
+    start_ns: int
+    end_ns: int
+    thread: str
+    error: BaseException | None
+    annotations: dict[str, types.AttributeValue] | None
+    events: list[tuple[str, dict[str, types.AttributeValue], int]] | None
+    links: list[trace.Link] | None
+
     def __init__(self, fire: FireRecord, pattern: str, service: str, span_id: int) -> None:
+        # The other fields are set when the listener has run; the optional
+        # ones only if the listener annotates its span (see BusSpan).
         self.fire = fire
         self.pattern = pattern
         self.service = service
         self.span_id = span_id
-        self.start_ns = 0
-        self.end_ns = 0
-        self.thread = ""
-        self.error: BaseException | None = None
-        self.annotations: dict[str, types.AttributeValue] | None = None
-        self.events: list[tuple[str, dict[str, types.AttributeValue], int]] | None = None
-        self.links: list[trace.Link] | None = None
 
     @property
     def trace_id(self) -> int:
@@ -154,6 +164,24 @@ class DeliveryRecord:
 AnyRecord = CallRecord | FireRecord | DeliveryRecord
 
 
+def span_context(trace_id: int, span_id: int) -> SpanContext:
+    """A sampled, local ``SpanContext``, built without re-validating the ids."""
+    return _new_tuple(SpanContext, (trace_id, span_id, False, SAMPLED, _NO_STATE, True))
+
+
+def _checked_span_context(trace_id: int, span_id: int) -> SpanContext:
+    return SpanContext(trace_id, span_id, is_remote=False, trace_flags=SAMPLED)
+
+
+_new_tuple = tuple.__new__
+_NO_STATE = trace.DEFAULT_TRACE_STATE
+# SpanContext is a tuple whose constructor validates the ids, which costs a
+# third of a microsecond; the bus's ids are valid by construction. Use the
+# direct route only if it yields exactly what the constructor does.
+if span_context(1, 2) != _checked_span_context(1, 2) or not span_context(1, 2).is_valid:
+    span_context = _checked_span_context  # noqa: F811
+
+
 class BusSpan(trace.Span):
     """The span a handler sees as current: the bus's SERVER or CONSUMER span.
 
@@ -162,22 +190,26 @@ class BusSpan(trace.Span):
     Only the handler's own thread writes to it while it runs.
     """
 
-    __slots__ = ("_context", "_record")
+    __slots__ = ("_context", "_record", "span_id", "trace_id")
 
     def __init__(self, record: CallRecord | DeliveryRecord, trace_id: int, span_id: int) -> None:
         self._record = record
-        self._context = SpanContext(trace_id, span_id, is_remote=False, trace_flags=SAMPLED)
+        self.trace_id = trace_id
+        self.span_id = span_id
+        self._context: SpanContext | None = None
 
     def get_span_context(self) -> SpanContext:
+        if self._context is None:
+            self._context = span_context(self.trace_id, self.span_id)
         return self._context
 
     def is_recording(self) -> bool:
         return True
 
     def set_attribute(self, key: str, value: types.AttributeValue) -> None:
-        if self._record.annotations is None:
+        if getattr(self._record, "annotations", None) is None:
             self._record.annotations = {}
-        self._record.annotations[key] = value
+        self._record.annotations[key] = value  # type: ignore[index]
 
     def set_attributes(self, attributes: dict[str, types.AttributeValue]) -> None:  # type: ignore[override]
         for key, value in attributes.items():
@@ -189,14 +221,18 @@ class BusSpan(trace.Span):
         attributes: types.Attributes = None,
         timestamp: int | None = None,
     ) -> None:
-        if self._record.events is None:
+        if getattr(self._record, "events", None) is None:
             self._record.events = []
-        self._record.events.append((name, dict(attributes or {}), timestamp or time.time_ns()))
+        events = self._record.events
+        assert events is not None
+        events.append((name, dict(attributes or {}), timestamp or time.time_ns()))
 
     def add_link(self, context: SpanContext, attributes: types.Attributes = None) -> None:
-        if self._record.links is None:
+        if getattr(self._record, "links", None) is None:
             self._record.links = []
-        self._record.links.append(trace.Link(context, attributes))
+        links = self._record.links
+        assert links is not None
+        links.append(trace.Link(context, attributes))
 
     def update_name(self, name: str) -> None:
         """Ignored: a bus span is named after its command or event."""

@@ -66,7 +66,7 @@ class Handler:
         self.binder = Binder(name, fn)
         self.doc = doc if doc is not None else _doc_of(fn)
         self.qualname = getattr(fn, "__qualname__", None) or repr(fn)
-        self.stats = HandlerStats()
+        self.stats = HandlerStats(shared=runtime.shared)
         self.registered_at = time.time()
 
     def describe(self) -> dict[str, Any]:
@@ -217,6 +217,21 @@ class Router:
                 self._listeners = (*self._listeners, handler)
                 self._routes = {}
         return Registration(self, handler)
+
+    def take(self, name: str) -> Handler | None:
+        """Remove and return the handler of command ``name`` (for stubs)."""
+        with self._lock:
+            handler = self._commands.get(name)
+            if handler is not None:
+                commands = dict(self._commands)
+                del commands[name]
+                self._commands = commands
+            return handler
+
+    def put_back(self, handler: Handler) -> None:
+        """Reinstate a handler removed by ``take``, replacing any stand-in."""
+        with self._lock:
+            self._commands = {**self._commands, handler.name: handler}
 
     def remove(self, handler: Handler) -> None:
         """Remove a handler if it is still registered."""

@@ -9,7 +9,9 @@ the service's thread, from ``call_later`` and friends).
 
 The mailbox is a ``queue.SimpleQueue``: put and get are C calls that release
 the GIL while they wait, so a hand-off costs little more than the thread
-switch itself.
+switch itself. Nothing on the path from ``post`` to the end of a handler takes
+a lock: the bus counts posts with ``itertools.count`` and each thread counts
+what it finished in its own ``Worker``, which only it writes.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from ._threads import start_thread
 if TYPE_CHECKING:
     from ._bus import Bus
     from ._future import CommandFuture
-    from ._registry import Handler
+    from ._registry import Handler, Registration
     from ._service import Service
 
 __all__ = ["FULL", "STOPPED", "TASK", "Runtime", "Worker", "current_worker"]
@@ -55,9 +57,23 @@ def current_worker() -> Worker | None:
 
 
 class Worker:
-    """One bus thread: what it runs now (read by the watchdog and ``inspect``)."""
+    """One bus thread: what it runs now, and what it has finished.
 
-    __slots__ = ("current", "event", "hung_reported", "runtime", "since", "thread_name", "waiting")
+    Only its own thread writes it; the watchdog and ``inspect`` read it.
+    """
+
+    __slots__ = (
+        "current",
+        "done",
+        "event",
+        "failed",
+        "handled",
+        "hung_reported",
+        "runtime",
+        "since",
+        "thread_name",
+        "waiting",
+    )
 
     def __init__(self, runtime: Runtime, thread_name: str) -> None:
         self.runtime = runtime
@@ -66,7 +82,10 @@ class Worker:
         self.since = 0.0
         self.event: tuple[str, tuple[Any, ...], dict[str, Any], Any] | None = None
         self.hung_reported = False
-        self.waiting: Any = None
+        self.waiting: CommandFuture | None = None
+        self.done = 0  # items taken off the mailbox and finished with, run or not
+        self.handled = 0
+        self.failed = 0
 
 
 class _RateLimitedLog:
@@ -75,7 +94,7 @@ class _RateLimitedLog:
     __slots__ = ("_last", "_skipped")
 
     def __init__(self) -> None:
-        self._last = 0.0
+        self._last = -1e9
         self._skipped = 0
 
     def error(self, message: str, *args: object, exc: BaseException) -> None:
@@ -107,23 +126,22 @@ class Runtime:
         self.service = service
         self.concurrency = concurrency
         self.elastic = elastic
+        self.shared = elastic or concurrency > 1
         self.maxsize = maxsize
         self.state = "starting"
         self.error: BaseException | None = None
         self.workers: list[Worker] = []
         self.threads: list[threading.Thread] = []
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._pending = 0
-        self._idle_threads = 0
-        self._live = 0
+        self.registrations: list[Registration] = []
         self.accepting = True
-        self.registrations: list[Any] = []
-        self.handled = 0
-        self.failed = 0
         self.rejected = 0
         self.dropped = 0
         self.started_at = time.time()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._live = 0
+        self._idle_threads = 0
+        self._posted = bus._posted
         self._listener_log: dict[int, _RateLimitedLog] = {}
 
     # -- any thread ------------------------------------------------------------
@@ -131,29 +149,33 @@ class Runtime:
     def post(self, item: tuple[Any, Any, Any, Any, Any]) -> int:
         """Queue an item: 0 when queued, ``FULL`` or ``STOPPED`` when not."""
         q = self._queue
+        if not self.accepting:
+            return STOPPED
         if q.qsize() >= self.maxsize:
             return FULL
-        with self._lock:
-            # Under the lock, so that the last thread to stop cannot miss an
-            # item posted while it closes the mailbox.
-            if not self.accepting:
-                return STOPPED
-            self._pending += 1
-            q.put(item)
-            grow = self.elastic and self._idle_threads <= 0 and len(self.threads) < self.concurrency
-        self.bus._generation += 1
-        if grow:
-            self._spawn()
+        next(self._posted)
+        q.put(item)
+        if not self.accepting:
+            # The mailbox closed while we posted. The closer drains after it
+            # stops accepting, and so do we: whoever drains second finds the
+            # item and fails it, so no future is left pending.
+            self.fail_queued()
+        elif self.elastic:
+            self._grow_if_busy()
         return 0
 
     def depth(self) -> int:
         """Items waiting in the mailbox (not counting those running)."""
         return self._queue.qsize()
 
-    @property
-    def pending(self) -> int:
-        """Items queued or running."""
-        return self._pending
+    def totals(self) -> tuple[int, int, int]:
+        """``(done, handled, failed)`` summed over the threads."""
+        workers = list(self.workers)
+        return (
+            sum(w.done for w in workers),
+            sum(w.handled for w in workers),
+            sum(w.failed for w in workers),
+        )
 
     def start(self, ready: Callable[[], None] | None = None) -> None:
         """Start the first thread, which calls ``ready`` before serving."""
@@ -171,19 +193,26 @@ class Runtime:
         The last thread out runs the service's ``on_stop`` and closes the
         mailbox; what is posted after that is refused.
         """
-        self.state = "stopping"
+        if self.state != "failed":
+            self.state = "stopping"
         with self._lock:
             count = len(self.threads)
         for _ in range(count):
             self._queue.put(_STOP)
 
     def close_mailbox(self) -> None:
-        """Refuse further items (for threads that did not stop in time)."""
-        with self._lock:
-            self.accepting = False
+        """Refuse further items and fail those queued."""
+        self.accepting = False
+        self.fail_queued()
 
-    def fail_queued(self, error_factory: Callable[[], BaseException]) -> int:
-        """Take every queued item out, failing futures with ``error_factory()``."""
+    def fail_queued(self) -> int:
+        """Take every queued item out: futures fail with ``BusClosedError``.
+
+        Returns how many commands were failed. Events are counted as dropped.
+        Any thread; used once the mailbox no longer accepts work.
+        """
+        from ._errors import BusClosedError
+
         failed = 0
         while True:
             try:
@@ -193,18 +222,26 @@ class Runtime:
             if item is _STOP:
                 continue
             handler, _, _, tag, _ = item
-            if tag is not TASK and not isinstance(tag, str):
-                if tag.set_running_or_notify_cancel():
-                    tag.set_exception(error_factory())
-                handler.stats.skip(cancelled=False)
-                failed += 1
+            if tag is TASK:
+                pass
             elif isinstance(tag, str):
                 handler.stats.skip(cancelled=False)
-                self.dropped += 1
-            with self._lock:
-                self._pending -= 1
+                with self._lock:
+                    self.dropped += 1
+            else:
+                if tag.set_running_or_notify_cancel():
+                    tag.set_exception(BusClosedError(f"bus {self.bus.name!r} closed first"))
+                handler.stats.skip(cancelled=False)
+                failed += 1
+            next(self.bus._closed_items)
 
     # -- the runtime's own threads ---------------------------------------------
+
+    def _grow_if_busy(self) -> None:
+        with self._lock:
+            grow = self._idle_threads <= 0 and len(self.threads) < self.concurrency
+        if grow:
+            self._spawn()
 
     def _spawn(self, ready: Callable[[], None] | None = None) -> None:
         with self._lock:
@@ -243,11 +280,11 @@ class Runtime:
                     ok = self._task(worker, handler, args, kwargs)
                 else:
                     ok = self._call(worker, handler, args, kwargs, tag, record)
-                with self._lock:
-                    self._pending -= 1
-                    if ok is not None:
-                        self.handled += 1
-                        self.failed += not ok
+                if ok is not None:
+                    worker.handled += 1
+                    if not ok:
+                        worker.failed += 1
+                worker.done += 1
         except BaseException:
             with self._lock:
                 self._live -= 1
@@ -267,7 +304,8 @@ class Runtime:
             except Exception:
                 log.exception("on_stop of service %r failed", self.name)
         self.close_mailbox()
-        self.state = "stopped" if self.state != "failed" else "failed"
+        if self.state != "failed":
+            self.state = "stopped"
 
     def _task(
         self, worker: Worker, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -276,7 +314,7 @@ class Runtime:
         try:
             fn(*args, **kwargs)
         except BaseException:
-            log.exception("a task on service %r failed", self.name)
+            log.exception("a timer callback on service %r failed", self.name)
             return False
         return True
 
@@ -295,9 +333,9 @@ class Runtime:
             if record is not None:
                 record.status_message = "CancelledError: cancelled before it ran"
                 record.handled_ns = record.end_ns = _time_ns()
-                record.service, record.thread = self.name, worker.thread_name
-                record.result, record.error = None, None
-                bus._call_ended(record, handler, None, 0.0)
+                record.thread = worker.thread_name
+                record.result = record.error = None
+            bus._call_ended(record, handler, None, 0.0)
             return None
         worker.current = handler
         worker.hung_reported = False
@@ -324,7 +362,6 @@ class Runtime:
             record.end_ns = _time_ns()
             record.error = error
             record.result = None if error is not None else freeze(result, bus.json_limit, bus.redact)
-            record.status_message = None
         if future.gave_up:
             handler.stats.late_reply()
             log.warning(
@@ -379,10 +416,11 @@ class Runtime:
         worker.current = None
         worker.event = None
         handler.stats.finish(elapsed, error)
+        bus = self.bus
         if record is not None:
             record.end_ns = _time_ns()
             record.error = error
-            self.bus._sink_submit(record)
-        if self.bus._watchers:
-            self.bus._delivery_ended(event, handler, record, error, elapsed, worker.thread_name)
+            bus._sink_submit(record)
+        if bus._watchers:
+            bus._delivery_ended(event, handler, record, error, elapsed, worker.thread_name)
         return error is None

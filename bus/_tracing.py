@@ -31,7 +31,7 @@ from opentelemetry.trace.status import Status, StatusCode
 from opentelemetry.util import types
 
 from ._jsonval import Redactor
-from ._records import SAMPLED, CallRecord, DeliveryRecord, FireRecord, encoded_text
+from ._records import CallRecord, DeliveryRecord, FireRecord, encoded_text, span_context
 
 __all__ = ["SpanRing", "TraceSink", "resolve_provider", "tracing_disabled_by_env"]
 
@@ -241,7 +241,11 @@ class TraceSink:
     def _drain(self) -> None:
         buffer = self._buffer
         while buffer:
-            batch = [buffer.popleft() for _ in range(min(len(buffer), 2048))]
+            # Small batches, and the GIL offered back between them: a long
+            # stretch of span building would hold up the bus's own threads
+            # for a whole switch interval (5 ms) each time one wakes.
+            time.sleep(0)
+            batch = [buffer.popleft() for _ in range(min(len(buffer), 128))]
             spans: list[ReadableSpan] = []
             for record in batch:
                 try:
@@ -296,7 +300,7 @@ class TraceSink:
             attrs[prefix + ".lossy"] = True
 
     def _context(self, trace_id: int, span_id: int) -> SpanContext:
-        return SpanContext(trace_id, span_id, False, SAMPLED)
+        return span_context(trace_id, span_id)
 
     def _build(
         self, record: CallRecord | FireRecord | DeliveryRecord, out: list[ReadableSpan]
@@ -313,10 +317,12 @@ class TraceSink:
         end_ns: int,
     ) -> tuple[list[Event], Status]:
         events: list[Event] = []
-        if record.annotations:
-            attrs.update(record.annotations)
-        if record.events:
-            events.extend(Event(n, a, t) for n, a, t in record.events)
+        annotations = getattr(record, "annotations", None)
+        if annotations:
+            attrs.update(annotations)
+        recorded = getattr(record, "events", None)
+        if recorded:
+            events.extend(Event(n, a, t) for n, a, t in recorded)
         if error is None:
             return events, _OK
         attrs["error.type"] = type(error).__qualname__
@@ -364,6 +370,13 @@ class TraceSink:
                 )
             )
 
+    def _fire_context(self, r: FireRecord) -> SpanContext:
+        # Shared by the PRODUCER span and every CONSUMER span under it.
+        ctx = r.context
+        if ctx is None:
+            ctx = r.context = span_context(r.trace_id, r.span_id)
+        return ctx
+
     def _build_fire(self, r: FireRecord, out: list[ReadableSpan]) -> None:
         attrs: dict[str, types.AttributeValue] = {
             "messaging.system": "bus",
@@ -381,7 +394,7 @@ class TraceSink:
         parent = self._context(r.trace_id, r.parent_id) if r.parent_id else None
         out.append(
             ReadableSpan(
-                f"send {r.name}", self._context(r.trace_id, r.span_id), parent, self._resource,
+                f"send {r.name}", self._fire_context(r), parent, self._resource,
                 attrs, (), r.links or (), _KIND_PRODUCER, None, _OK, r.sent_ns, r.end_ns, SCOPE,
             )
         )
@@ -402,7 +415,8 @@ class TraceSink:
         out.append(
             ReadableSpan(
                 f"process {fire.name}", self._context(fire.trace_id, r.span_id),
-                self._context(fire.trace_id, fire.span_id), self._resource, attrs, events,
-                r.links or (), _KIND_CONSUMER, None, status, r.start_ns, r.end_ns, SCOPE,
+                self._fire_context(fire), self._resource, attrs, events,
+                getattr(r, "links", None) or (), _KIND_CONSUMER, None, status, r.start_ns,
+                r.end_ns, SCOPE,
             )
         )
