@@ -278,7 +278,9 @@ class ObviousTracedBus(ObviousBus):
         max_workers: passed to ``ThreadPoolExecutor``.
     """
 
-    def __init__(self, tracer_provider: trace.TracerProvider, max_workers: int | None = None):
+    def __init__(
+        self, tracer_provider: trace.TracerProvider, max_workers: int | None = None
+    ) -> None:
         super().__init__(max_workers)
         self._tracer = tracer_provider.get_tracer("benchmarks.obvious")
 

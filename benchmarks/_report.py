@@ -96,7 +96,7 @@ def _tables(results: Results) -> list[_Table]:
     tables.append(
         _Table(
             "DESIGN.md section 10 targets",
-            ["target", "ratio", "target", "", ""],
+            ["target", "ratio", "bound", "verdict", "note"],
             rows,
             right={1, 2},
         )
@@ -139,6 +139,16 @@ def _footer(results: Results) -> list[str]:
     if traced and all(m.spans_ok for m in traced):
         total = sum(m.spans_exported or 0 for m in traced)
         lines.append(f"Traced runs exported every expected span ({total:,} in the timed regions).")
+    memory = results.memory
+    if memory is not None and memory.samples:
+        # Dropping is allowed (and counted) under overload, but it also means
+        # the memory figures did not pay for those spans.
+        dropped = memory.samples[-1].bus_sizes.get("spans dropped", 0)
+        if dropped:
+            lines.append(
+                f"Note: in the memory run the bus dropped {dropped:,} spans of about"
+                f" {2 * memory.events:,} (its span buffer was full)."
+            )
     lines += [f"! {line}" for line in results.errors]
     return lines
 

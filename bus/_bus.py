@@ -9,7 +9,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -105,8 +105,12 @@ class Bus:
         self._seq = itertools.count(1)
         self._timers = Timers(f"bus:{self.name}/timers")
         self._pool = Runtime(
-            self, "pool", service=None, concurrency=max_pool_threads,
-            maxsize=mailbox_size, elastic=True,
+            self,
+            "pool",
+            service=None,
+            concurrency=max_pool_threads,
+            maxsize=mailbox_size,
+            elastic=True,
         )
         self._pool_started = False
         self.tracing = tracing and not tracing_disabled_by_env()
@@ -115,12 +119,20 @@ class Bus:
         self._sink: TraceSink | None = None
         if self.tracing:
             provider = resolve_provider(tracer_provider, self.name)
-            if provider is not tracer_provider and isinstance(provider, TracerProvider):
-                if provider is not trace.get_tracer_provider():
-                    self._own_provider = provider
+            if (
+                provider is not tracer_provider
+                and isinstance(provider, TracerProvider)
+                and provider is not trace.get_tracer_provider()
+            ):
+                self._own_provider = provider
             self._sink = TraceSink(
-                provider, self.spans, capacity=span_buffer, json_limit=json_limit,
-                redact=redact, start_thread=start_thread, thread_name=f"bus:{self.name}/trace",
+                provider,
+                self.spans,
+                capacity=span_buffer,
+                json_limit=json_limit,
+                redact=redact,
+                start_thread=start_thread,
+                thread_name=f"bus:{self.name}/trace",
             )
         interval = max(0.05, min(1.0, hung_after / 4))
         self._timers.schedule(interval, self._watchdog, interval)
@@ -235,8 +247,12 @@ class Bus:
                 runtime = handler.runtime
                 with runtime._lock:
                     runtime.dropped += 1
-                log.warning("event %r dropped for %s: mailbox of %r is full or stopped",
-                            name, handler.qualname, runtime.name)
+                log.warning(
+                    "event %r dropped for %s: mailbox of %r is full or stopped",
+                    name,
+                    handler.qualname,
+                    runtime.name,
+                )
         if fire is not None:
             fire.listeners = len(listeners)
             fire.end_ns = _time_ns()
@@ -264,8 +280,9 @@ class Bus:
         concurrency = int(service.concurrency)
         if concurrency < 1:
             raise ValueError(f"service {name!r}: concurrency must be at least 1")
-        runtime = Runtime(self, name, service=service, concurrency=concurrency,
-                          maxsize=self.mailbox_size)
+        runtime = Runtime(
+            self, name, service=service, concurrency=concurrency, maxsize=self.mailbox_size
+        )
         with self._services_lock:
             if name in self._runtimes:
                 raise ValueError(f"a service named {name!r} is already on the bus")
@@ -277,7 +294,7 @@ class Bus:
         def start() -> None:
             try:
                 for kind, key, fn, readonly in service.handlers():
-                    self._register(kind, key, fn, runtime, readonly, None)  # type: ignore[arg-type]
+                    self._register(kind, key, fn, runtime, readonly, None)
                 service.on_start()
                 runtime.state = "running"
             except BaseException as exc:
@@ -336,9 +353,7 @@ class Bus:
             "services": services,
             "commands": commands,
             "listeners": listeners,
-            "waits": [
-                {"waiter": w, "target": t, "threads": n} for w, t, n in self._waits.waits()
-            ],
+            "waits": [{"waiter": w, "target": t, "threads": n} for w, t, n in self._waits.waits()],
             "tracing": {
                 "enabled": self.tracing,
                 **(self._sink.statistics() if self._sink else {}),
@@ -406,12 +421,21 @@ class Bus:
         work already sent, and what handlers send while it finishes, still
         runs. Then each service's ``on_stop`` runs on its thread. Whatever is
         still pending after ``timeout`` seconds fails with ``BusClosedError``.
-        Blocks until done; calling it again is a no-op.
+        Blocks until done; calling it again is a no-op. Called from one of this
+        bus's handlers, which the close would have to wait for, it starts the
+        close on a thread of its own and returns at once.
         """
         with self._close_lock:
             if self._closing:
                 return
             self._closing = True
+        worker = current_worker()
+        if worker is not None and worker.runtime.bus is self:
+            start_thread(f"bus:{self.name}/close", lambda: self._close(timeout))
+            return
+        self._close(timeout)
+
+    def _close(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         self._timers.stop()
         if not self.wait_idle(timeout * 0.8):
@@ -427,8 +451,9 @@ class Bus:
                 runtime.close_mailbox()
             failed = runtime.fail_queued()
             if failed:
-                log.warning("bus %r: %d command(s) to %r failed at close", self.name, failed,
-                            runtime.name)
+                log.warning(
+                    "bus %r: %d command(s) to %r failed at close", self.name, failed, runtime.name
+                )
         self._closed = True
         if self._sink is not None:
             self._sink.stop(max(0.5, deadline - time.monotonic()))
@@ -481,11 +506,23 @@ class Bus:
         return self._pool
 
     def _register(
-        self, kind: str, name: str, fn: Callable[..., Any], runtime: Runtime,
-        readonly: bool, doc: str | None,
+        self,
+        kind: Literal["command", "listener"],
+        name: str,
+        fn: Callable[..., Any],
+        runtime: Runtime,
+        readonly: bool,
+        doc: str | None,
     ) -> Registration:
-        handler = Handler(kind, name, fn, runtime, self._router.next_seq(),  # type: ignore[arg-type]
-                          readonly=readonly, doc=doc)
+        handler = Handler(
+            kind,
+            name,
+            fn,
+            runtime,
+            self._router.next_seq(),
+            readonly=readonly,
+            doc=doc,
+        )
         if runtime.state in ("stopping", "stopped"):
             raise BusClosedError(f"service {runtime.name!r} has stopped")
         registration = self._router.add(handler)
@@ -507,15 +544,20 @@ class Bus:
         for worker in list(runtime.workers):
             current = worker.current
             running_for = now - worker.since if current is not None else None
-            threads.append({
-                "name": worker.thread_name,
-                "state": "waiting" if worker.waiting is not None else
-                         "busy" if current is not None else "idle",
-                "handler": current.name if current is not None else None,
-                "running_for": None if running_for is None else round(running_for, 3),
-                "hung": running_for is not None and running_for > self.hung_after,
-                "waiting_on": worker.waiting.command if worker.waiting is not None else None,
-            })
+            threads.append(
+                {
+                    "name": worker.thread_name,
+                    "state": "waiting"
+                    if worker.waiting is not None
+                    else "busy"
+                    if current is not None
+                    else "idle",
+                    "handler": current.name if current is not None else None,
+                    "running_for": None if running_for is None else round(running_for, 3),
+                    "hung": running_for is not None and running_for > self.hung_after,
+                    "waiting_on": worker.waiting.command if worker.waiting is not None else None,
+                }
+            )
         busy = any(t["state"] != "idle" for t in threads)
         _, handled, failed = runtime.totals()
         return {
@@ -532,12 +574,17 @@ class Bus:
             "failed": failed,
             "rejected": runtime.rejected,
             "dropped": runtime.dropped,
-            "error": None if runtime.error is None else
-                     f"{type(runtime.error).__name__}: {runtime.error}",
+            "error": None
+            if runtime.error is None
+            else f"{type(runtime.error).__name__}: {runtime.error}",
         }
 
     def _schedule(
-        self, service: Service, delay: float, fn: Callable[..., Any], args: tuple[Any, ...],
+        self,
+        service: Service,
+        delay: float,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
         interval: float | None,
     ) -> TimerHandle:
         runtime = self._runtimes.get(service.service_name())
@@ -561,7 +608,10 @@ class Bus:
                     worker.hung_reported = True
                     log.warning(
                         "hung handler: %s %r on %s has run for %.1fs (threshold %.1fs)",
-                        current.kind, current.name, worker.thread_name, now - worker.since,
+                        current.kind,
+                        current.name,
+                        worker.thread_name,
+                        now - worker.since,
                         self.hung_after,
                     )
 
@@ -634,21 +684,35 @@ class Bus:
                 log.exception("an activity watcher failed")
 
     def _call_started(
-        self, handler: Handler, args: tuple[Any, ...], kwargs: dict[str, Any],
+        self,
+        handler: Handler,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
         record: CallRecord | None,
     ) -> None:
-        self._emit(Activity(
-            "call", handler.name, time.time(), next(self._seq),
-            service=handler.runtime.name, caller=self._caller(),
-            args=self._text(args), kwargs=self._text(kwargs) if kwargs else None,
-            trace_id=hex_id(record.trace_id, 32) if record else None,
-            span_id=hex_id(record.server_id, 16) if record else None,
-            parent_span_id=hex_id(record.client_id, 16) if record else None,
-        ))
+        self._emit(
+            Activity(
+                "call",
+                handler.name,
+                time.time(),
+                next(self._seq),
+                service=handler.runtime.name,
+                caller=self._caller(),
+                args=self._text(args),
+                kwargs=self._text(kwargs) if kwargs else None,
+                trace_id=hex_id(record.trace_id, 32) if record else None,
+                span_id=hex_id(record.server_id, 16) if record else None,
+                parent_span_id=hex_id(record.client_id, 16) if record else None,
+            )
+        )
 
     def _call_ended(
-        self, record: CallRecord | None, handler: Handler, error: BaseException | None,
-        elapsed: float, result: Any = None,
+        self,
+        record: CallRecord | None,
+        handler: Handler,
+        error: BaseException | None,
+        elapsed: float,
+        result: Any = None,
     ) -> None:
         if record is not None:
             self._sink_submit(record)
@@ -656,48 +720,80 @@ class Bus:
             return
         worker = current_worker()
         cancelled = record is not None and record.status_message is not None
-        self._emit(Activity(
-            "return", handler.name, time.time(), next(self._seq),
-            service=handler.runtime.name,
-            result=None if error is not None or cancelled else self._text(result),
-            error=_error_dict(error) if error is not None else
-                  {"type": "CancelledError", "message": "cancelled before it ran"}
-                  if cancelled else None,
-            duration_ms=round(elapsed * 1000, 3),
-            queued_ms=round((record.handled_ns - record.sent_ns) / 1e6, 3) if record else None,
-            thread=worker.thread_name if worker else None,
-            trace_id=hex_id(record.trace_id, 32) if record else None,
-            span_id=hex_id(record.server_id, 16) if record else None,
-            parent_span_id=hex_id(record.client_id, 16) if record else None,
-        ))
+        self._emit(
+            Activity(
+                "return",
+                handler.name,
+                time.time(),
+                next(self._seq),
+                service=handler.runtime.name,
+                result=None if error is not None or cancelled else self._text(result),
+                error=_error_dict(error)
+                if error is not None
+                else {"type": "CancelledError", "message": "cancelled before it ran"}
+                if cancelled
+                else None,
+                duration_ms=round(elapsed * 1000, 3),
+                queued_ms=round((record.handled_ns - record.sent_ns) / 1e6, 3) if record else None,
+                thread=worker.thread_name if worker else None,
+                trace_id=hex_id(record.trace_id, 32) if record else None,
+                span_id=hex_id(record.server_id, 16) if record else None,
+                parent_span_id=hex_id(record.client_id, 16) if record else None,
+            )
+        )
 
     def _event_fired(
-        self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any],
-        record: FireRecord | None, listeners: int,
+        self,
+        name: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        record: FireRecord | None,
+        listeners: int,
     ) -> None:
-        self._emit(Activity(
-            "event", name, time.time(), next(self._seq), caller=self._caller(),
-            args=self._text(args), kwargs=self._text(kwargs) if kwargs else None,
-            listeners=listeners,
-            trace_id=hex_id(record.trace_id, 32) if record else None,
-            span_id=hex_id(record.span_id, 16) if record else None,
-            parent_span_id=hex_id(record.parent_id, 16) if record else None,
-        ))
+        self._emit(
+            Activity(
+                "event",
+                name,
+                time.time(),
+                next(self._seq),
+                caller=self._caller(),
+                args=self._text(args),
+                kwargs=self._text(kwargs) if kwargs else None,
+                listeners=listeners,
+                trace_id=hex_id(record.trace_id, 32) if record else None,
+                span_id=hex_id(record.span_id, 16) if record else None,
+                parent_span_id=hex_id(record.parent_id, 16) if record else None,
+            )
+        )
 
     def _delivery_ended(
-        self, event: str, handler: Handler, record: DeliveryRecord | None,
-        error: BaseException | None, elapsed: float, thread: str,
+        self,
+        event: str,
+        handler: Handler,
+        record: DeliveryRecord | None,
+        error: BaseException | None,
+        elapsed: float,
+        thread: str,
     ) -> None:
-        self._emit(Activity(
-            "delivery", event, time.time(), next(self._seq), service=handler.runtime.name,
-            pattern=handler.name, error=_error_dict(error) if error is not None else None,
-            duration_ms=round(elapsed * 1000, 3),
-            queued_ms=round((record.start_ns - record.fire.sent_ns) / 1e6, 3) if record else None,
-            thread=thread,
-            trace_id=hex_id(record.trace_id, 32) if record else None,
-            span_id=hex_id(record.span_id, 16) if record else None,
-            parent_span_id=hex_id(record.fire.span_id, 16) if record else None,
-        ))
+        self._emit(
+            Activity(
+                "delivery",
+                event,
+                time.time(),
+                next(self._seq),
+                service=handler.runtime.name,
+                pattern=handler.name,
+                error=_error_dict(error) if error is not None else None,
+                duration_ms=round(elapsed * 1000, 3),
+                queued_ms=round((record.start_ns - record.fire.sent_ns) / 1e6, 3)
+                if record
+                else None,
+                thread=thread,
+                trace_id=hex_id(record.trace_id, 32) if record else None,
+                span_id=hex_id(record.span_id, 16) if record else None,
+                parent_span_id=hex_id(record.fire.span_id, 16) if record else None,
+            )
+        )
 
 
 def _error_dict(error: BaseException) -> dict[str, str]:

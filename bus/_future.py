@@ -62,7 +62,8 @@ class CommandFuture(Future[Any]):
         """Wait for the outcome, as ``Future.exception``, with deadlock detection."""
         if self.done():
             return super().exception()
-        return self._wait(super().exception, timeout)
+        error: BaseException | None = self._wait(super().exception, timeout)
+        return error
 
     def cancel(self) -> bool:
         """Cancel if the handler has not started; otherwise note the caller gave up."""

@@ -14,7 +14,16 @@ import re
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-__all__ = ["ATOMIC_TYPES", "Encoded", "Redactor", "encode", "encode_call", "redact_secrets"]
+__all__ = [
+    "ATOMIC_TYPES",
+    "Encoded",
+    "Redactor",
+    "atom_json",
+    "atoms_json",
+    "encode",
+    "encode_call",
+    "redact_secrets",
+]
 
 Redactor = Callable[[str, Any], Any]
 """``redact(key, value) -> value``: called for keyword arguments and dict entries."""
@@ -22,7 +31,9 @@ Redactor = Callable[[str, Any], Any]
 ATOMIC_TYPES: frozenset[type] = frozenset({str, int, float, bool, type(None)})
 """Immutable types whose encoding may safely be deferred off the hot path."""
 
-_SECRET_KEY = re.compile(r"pass(word|wd)?|secret|token|api[_-]?key|authori[sz]ation|credential", re.I)
+_SECRET_KEY = re.compile(
+    r"pass(word|wd)?|secret|token|api[_-]?key|authori[sz]ation|credential", re.I
+)
 MASK = "***"
 _REPR_LIMIT = 200
 _INFINITIES = (float("inf"), float("-inf"))
@@ -91,10 +102,10 @@ class _Encoder:
             return MASK
 
 
-_encode_str = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_encode_str = json.encoder.encode_basestring
 
 
-def _atoms_json(values: list[Any] | tuple[Any, ...]) -> str | None:
+def atoms_json(values: list[Any] | tuple[Any, ...]) -> str | None:
     """JSON of a sequence of atoms, several times faster than ``json.dumps``.
 
     ``None`` if some value is not an atom that JSON holds exactly.
@@ -117,13 +128,29 @@ def _atoms_json(values: list[Any] | tuple[Any, ...]) -> str | None:
     return "[" + ",".join(parts) + "]"
 
 
+def atom_json(value: Any) -> str | None:
+    """JSON of one atom (``str``, ``int``, finite ``float``, ``bool``, ``None``)."""
+    kind = type(value)
+    if kind is str:
+        return _encode_str(value)
+    if kind is int:
+        return int.__repr__(value)
+    if kind is bool:
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if kind is float and value == value and value not in _INFINITIES:
+        return float.__repr__(value)
+    return None
+
+
 def encode(value: Any, limit: int, redact: Redactor | None = None) -> Encoded:
     """Encode ``value`` as JSON text of at most ``limit`` characters.
 
     Never raises: whatever ``value`` holds, the result describes it.
     """
     if type(value) is list or type(value) is tuple:
-        text = _atoms_json(value)
+        text = atoms_json(value)
         if text is not None:
             if len(text) > limit:
                 return Encoded(text[:limit], True, False)

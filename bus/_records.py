@@ -179,7 +179,7 @@ _NO_STATE = trace.DEFAULT_TRACE_STATE
 # third of a microsecond; the bus's ids are valid by construction. Use the
 # direct route only if it yields exactly what the constructor does.
 if span_context(1, 2) != _checked_span_context(1, 2) or not span_context(1, 2).is_valid:
-    span_context = _checked_span_context  # noqa: F811
+    span_context = _checked_span_context
 
 
 class BusSpan(trace.Span):
@@ -237,9 +237,7 @@ class BusSpan(trace.Span):
     def update_name(self, name: str) -> None:
         """Ignored: a bus span is named after its command or event."""
 
-    def set_status(
-        self, status: Status | StatusCode, description: str | None = None
-    ) -> None:
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
         """Ignored: the bus sets the status from the handler's outcome."""
 
     def record_exception(

@@ -165,7 +165,10 @@ class Router:
         Raises:
             CommandNotFoundError: nothing owns the name (with close matches).
         """
-        handler = self._commands.get(name)
+        try:
+            handler = self._commands.get(name)
+        except TypeError:  # unhashable
+            handler = None
         if handler is None:
             if not isinstance(name, str):
                 raise TypeError(f"command name must be a str, not {type(name).__name__}")

@@ -274,6 +274,7 @@ class Runtime:
                     self._exit_thread()
                     return
                 handler, args, kwargs, tag, record = item
+                ok: bool | None
                 if type(tag) is str:
                     ok = self._deliver(worker, handler, args, kwargs, tag, record)
                 elif tag is TASK:
@@ -361,12 +362,16 @@ class Runtime:
         if record is not None:
             record.end_ns = _time_ns()
             record.error = error
-            record.result = None if error is not None else freeze(result, bus.json_limit, bus.redact)
+            record.result = (
+                None if error is not None else freeze(result, bus.json_limit, bus.redact)
+            )
         if future.gave_up:
             handler.stats.late_reply()
             log.warning(
                 "late reply: %s on %r finished after %.3fs, after its caller stopped waiting",
-                handler.name, self.name, elapsed,
+                handler.name,
+                self.name,
+                elapsed,
             )
         if record is not None or bus._watchers:
             bus._call_ended(record, handler, error, elapsed, result)
@@ -407,7 +412,11 @@ class Runtime:
                 limiter = self._listener_log[handler.seq] = _RateLimitedLog()
             limiter.error(
                 "listener %s for %r on service %r failed on event %r",
-                handler.qualname, handler.name, self.name, event, exc=exc,
+                handler.qualname,
+                handler.name,
+                self.name,
+                event,
+                exc=exc,
             )
         finally:
             if token is not None:

@@ -1,16 +1,16 @@
 """Services: a class whose handlers run on its own thread.
 
-    class Greeter(Service):
-        @command("say_hello")
-        def say_hello(self, name: str) -> str:
-            '''Greet someone.'''
-            return f"Hello, {name}!"
+class Greeter(Service):
+    @command("say_hello")
+    def say_hello(self, name: str) -> str:
+        '''Greet someone.'''
+        return f"Hello, {name}!"
 
-        @listener("greet_event")
-        def on_greet(self, name: str) -> None:
-            print("greeted", name)
+    @listener("greet_event")
+    def on_greet(self, name: str) -> None:
+        print("greeted", name)
 
-    bus.add_service(Greeter())
+bus.add_service(Greeter())
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from ._patterns import validate_name, validate_pattern
 
@@ -135,9 +135,11 @@ class Service:
         """
         return self.bus._schedule(self, interval, fn, args, interval)
 
-    def handlers(self) -> list[tuple[str, str, Callable[..., Any], bool]]:
+    def handlers(
+        self,
+    ) -> list[tuple[Literal["command", "listener"], str, Callable[..., Any], bool]]:
         """The decorated handlers: ``(kind, name or pattern, bound method, readonly)``."""
-        found: list[tuple[str, str, Callable[..., Any], bool]] = []
+        found: list[tuple[Literal["command", "listener"], str, Callable[..., Any], bool]] = []
         seen: set[str] = set()
         for klass in type(self).__mro__:
             for attr, value in vars(klass).items():

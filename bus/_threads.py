@@ -76,7 +76,9 @@ class Timers:
             if self._stopped:
                 handle.cancel()
                 return handle
-            heapq.heappush(self._heap, (time.monotonic() + delay, next(self._seq), handle, callback))
+            heapq.heappush(
+                self._heap, (time.monotonic() + delay, next(self._seq), handle, callback)
+            )
             self._cond.notify()
         return handle
 
@@ -99,9 +101,7 @@ class Timers:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._stopped and (
-                    not self._heap or self._heap[0][0] > time.monotonic()
-                ):
+                while not self._stopped and (not self._heap or self._heap[0][0] > time.monotonic()):
                     wait = self._heap[0][0] - time.monotonic() if self._heap else None
                     self._cond.wait(wait)
                 if self._stopped:

@@ -30,7 +30,7 @@ from opentelemetry.trace import SpanContext, SpanKind
 from opentelemetry.trace.status import Status, StatusCode
 from opentelemetry.util import types
 
-from ._jsonval import Redactor
+from ._jsonval import Encoded, Redactor, atom_json, atoms_json
 from ._records import CallRecord, DeliveryRecord, FireRecord, encoded_text, span_context
 
 __all__ = ["SpanRing", "TraceSink", "resolve_provider", "tracing_disabled_by_env"]
@@ -245,7 +245,7 @@ class TraceSink:
             # stretch of span building would hold up the bus's own threads
             # for a whole switch interval (5 ms) each time one wakes.
             time.sleep(0)
-            batch = [buffer.popleft() for _ in range(min(len(buffer), 128))]
+            batch = [buffer.popleft() for _ in range(min(len(buffer), 256))]
             spans: list[ReadableSpan] = []
             for record in batch:
                 try:
@@ -280,7 +280,9 @@ class TraceSink:
         # Its span ids will be its own, so user spans nested under bus spans
         # lose their parent there; the in-memory ring keeps the true tree.
         assert self._tracer is not None
-        parent = trace.set_span_in_context(trace.NonRecordingSpan(span.parent)) if span.parent else None
+        parent = (
+            trace.set_span_in_context(trace.NonRecordingSpan(span.parent)) if span.parent else None
+        )
         live = self._tracer.start_span(
             span.name, parent, span.kind, span.attributes, span.links, span.start_time
         )
@@ -289,40 +291,51 @@ class TraceSink:
             live.add_event(event.name, event.attributes, event.timestamp)
         live.end(span.end_time)
 
-    def _encoded_attrs(
-        self, attrs: dict[str, types.AttributeValue], prefix: str, value: Any
-    ) -> None:
+    def _put_json(self, attrs: dict[str, types.AttributeValue], key: str, value: Any) -> None:
+        """Set ``attrs[key]`` to the JSON of a value kept by ``freeze``, with its markers."""
+        kind = type(value)
+        if kind is tuple:
+            text = atoms_json(value)
+        elif kind is Encoded:
+            text = None
+        else:
+            text = atom_json(value)
+        if text is not None and len(text) <= self._limit:
+            attrs[key] = text
+            return
         encoded = encoded_text(value, self._limit, self._redact)
-        attrs[prefix] = encoded.text
+        attrs[key] = encoded.text
         if encoded.truncated:
-            attrs[prefix + ".truncated"] = True
+            attrs[key + ".truncated"] = True
         if encoded.lossy:
-            attrs[prefix + ".lossy"] = True
-
-    def _context(self, trace_id: int, span_id: int) -> SpanContext:
-        return span_context(trace_id, span_id)
+            attrs[key + ".lossy"] = True
 
     def _build(
         self, record: CallRecord | FireRecord | DeliveryRecord, out: list[ReadableSpan]
     ) -> None:
-        if isinstance(record, DeliveryRecord):
-            self._build_delivery(record, out)
-        elif isinstance(record, CallRecord):
-            self._build_call(record, out)
+        kind = type(record)
+        if kind is DeliveryRecord:
+            self._build_delivery(record, out)  # type: ignore[arg-type]
+        elif kind is CallRecord:
+            self._build_call(record, out)  # type: ignore[arg-type]
         else:
-            self._build_fire(record, out)
+            self._build_fire(record, out)  # type: ignore[arg-type]
 
-    def _finish_attrs(
-        self, attrs: dict[str, types.AttributeValue], record: Any, error: BaseException | None,
+    def _outcome(
+        self,
+        attrs: dict[str, types.AttributeValue],
+        record: Any,
+        error: BaseException | None,
         end_ns: int,
-    ) -> tuple[list[Event], Status]:
-        events: list[Event] = []
+    ) -> tuple[Sequence[Event], Status]:
+        """Fold the handler's annotations and error into ``attrs``; events and status."""
         annotations = getattr(record, "annotations", None)
+        recorded = getattr(record, "events", None)
+        if error is None and not annotations and not recorded:
+            return (), _OK
         if annotations:
             attrs.update(annotations)
-        recorded = getattr(record, "events", None)
-        if recorded:
-            events.extend(Event(n, a, t) for n, a, t in recorded)
+        events = [Event(n, a, t) for n, a, t in recorded or ()]
         if error is None:
             return events, _OK
         attrs["error.type"] = type(error).__qualname__
@@ -330,45 +343,50 @@ class TraceSink:
         return events, Status(StatusCode.ERROR, f"{type(error).__name__}: {error}")
 
     def _build_call(self, r: CallRecord, out: list[ReadableSpan]) -> None:
-        client_ctx = self._context(r.trace_id, r.client_id)
-        parent = self._context(r.trace_id, r.parent_id) if r.parent_id else None
-        common: dict[str, types.AttributeValue] = {
+        trace_id = r.trace_id
+        client_ctx = span_context(trace_id, r.client_id)
+        parent = span_context(trace_id, r.parent_id) if r.parent_id else None
+        client_attrs: dict[str, types.AttributeValue] = {
             "rpc.system.name": "bus",
             "rpc.method": r.name,
             "bus.service": r.service,
+            "bus.caller": r.caller,
         }
-        client_attrs = dict(common)
-        client_attrs["bus.caller"] = r.caller
-        self._encoded_attrs(client_attrs, "bus.args", r.args)
+        self._put_json(client_attrs, "bus.args", r.args)
         if r.kwargs:
-            self._encoded_attrs(client_attrs, "bus.kwargs", r.kwargs)
+            self._put_json(client_attrs, "bus.kwargs", r.kwargs)
+        resource = self._resource
+        if r.status_message is not None:  # never ran: cancelled, or failed at close
+            status = Status(StatusCode.ERROR, r.status_message)
+            client_attrs["error.type"] = r.status_message.split(":", 1)[0]
+            out.append(
+                ReadableSpan(
+                    r.name, client_ctx, parent, resource, client_attrs, (), (), _KIND_CLIENT,
+                    None, status, r.sent_ns, r.end_ns, SCOPE,
+                )
+            )  # fmt: skip
+            return
         server_attrs = dict(client_attrs)
         server_attrs["thread.name"] = r.thread
         server_attrs["bus.queued_ms"] = (r.handled_ns - r.sent_ns) / 1e6
-        if r.error is None and r.status_message is None:
-            self._encoded_attrs(server_attrs, "bus.result", r.result)
-        events, status = self._finish_attrs(server_attrs, r, r.error, r.end_ns)
-        if r.status_message is not None:  # never ran: cancelled or refused
-            status = Status(StatusCode.ERROR, r.status_message)
-            client_attrs["error.type"] = r.status_message.split(":", 1)[0]
-        elif r.error is not None:
-            client_attrs["error.type"] = type(r.error).__qualname__
-        client_status = status
-        resource, links = self._resource, r.links or ()
+        error = r.error
+        if error is None:
+            self._put_json(server_attrs, "bus.result", r.result)
+        else:
+            client_attrs["error.type"] = type(error).__qualname__
+        events, status = self._outcome(server_attrs, r, error, r.end_ns)
         out.append(
             ReadableSpan(
                 r.name, client_ctx, parent, resource, client_attrs, (), (), _KIND_CLIENT,
-                None, client_status, r.sent_ns, r.end_ns, SCOPE,
+                None, status, r.sent_ns, r.end_ns, SCOPE,
             )
-        )
-        if r.status_message is None:
-            out.append(
-                ReadableSpan(
-                    r.name, self._context(r.trace_id, r.server_id), client_ctx, resource,
-                    server_attrs, events, links, _KIND_SERVER, None, status, r.handled_ns,
-                    r.end_ns, SCOPE,
-                )
+        )  # fmt: skip
+        out.append(
+            ReadableSpan(
+                r.name, span_context(trace_id, r.server_id), client_ctx, resource, server_attrs,
+                events, r.links or (), _KIND_SERVER, None, status, r.handled_ns, r.end_ns, SCOPE,
             )
+        )  # fmt: skip
 
     def _fire_context(self, r: FireRecord) -> SpanContext:
         # Shared by the PRODUCER span and every CONSUMER span under it.
@@ -386,16 +404,27 @@ class TraceSink:
             "bus.caller": r.caller,
             "bus.listeners": r.listeners,
         }
-        self._encoded_attrs(attrs, "bus.args", r.args)
+        self._put_json(attrs, "bus.args", r.args)
         if r.kwargs:
-            self._encoded_attrs(attrs, "bus.kwargs", r.kwargs)
+            self._put_json(attrs, "bus.kwargs", r.kwargs)
         if r.annotations:
             attrs.update(r.annotations)
-        parent = self._context(r.trace_id, r.parent_id) if r.parent_id else None
+        parent = span_context(r.trace_id, r.parent_id) if r.parent_id else None
         out.append(
             ReadableSpan(
-                f"send {r.name}", self._fire_context(r), parent, self._resource,
-                attrs, (), r.links or (), _KIND_PRODUCER, None, _OK, r.sent_ns, r.end_ns, SCOPE,
+                f"send {r.name}",
+                self._fire_context(r),
+                parent,
+                self._resource,
+                attrs,
+                (),
+                r.links or (),
+                _KIND_PRODUCER,
+                None,
+                _OK,
+                r.sent_ns,
+                r.end_ns,
+                SCOPE,
             )
         )
 
@@ -411,12 +440,21 @@ class TraceSink:
             "thread.name": r.thread,
             "bus.queued_ms": (r.start_ns - fire.sent_ns) / 1e6,
         }
-        events, status = self._finish_attrs(attrs, r, r.error, r.end_ns)
+        events, status = self._outcome(attrs, r, r.error, r.end_ns)
         out.append(
             ReadableSpan(
-                f"process {fire.name}", self._context(fire.trace_id, r.span_id),
-                self._fire_context(fire), self._resource, attrs, events,
-                getattr(r, "links", None) or (), _KIND_CONSUMER, None, status, r.start_ns,
-                r.end_ns, SCOPE,
+                f"process {fire.name}",
+                span_context(fire.trace_id, r.span_id),
+                self._fire_context(fire),
+                self._resource,
+                attrs,
+                events,
+                getattr(r, "links", None) or (),
+                _KIND_CONSUMER,
+                None,
+                status,
+                r.start_ns,
+                r.end_ns,
+                SCOPE,
             )
         )

@@ -1,0 +1,161 @@
+"""Thermostat: a target and a measured temperature per zone, and a flaky sensor.
+
+    from bus import Bus
+    from sample_services import Thermostat
+    from sample_services.thermostat import SensorError
+
+    with Bus(name="demo") as bus:
+        bus.add_service(Thermostat(seed=42))
+        bus.execute_command("thermostat.set_target", "office", 21.5).result(timeout=2)
+        try:
+            print(bus.execute_command("thermostat.read_sensor", "office").result(timeout=2))
+        except SensorError as exc:
+            print("sensor failed:", exc)
+
+``thermostat.read_sensor`` fails now and then, as real sensors do. Each read
+draws once from ``random.Random(seed)`` and fails when the draw is below
+``failure_rate``, so a fixed seed gives the same failures every run. A read
+that succeeds moves the zone's temperature one ``step`` towards its target
+(the heating at work). Every change fires ``thermostat.changed`` with the
+keyword arguments ``zone``, ``target`` and ``current``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from typing import TypedDict
+
+from bus import Service, command
+
+__all__ = ["DEFAULT_ZONES", "MAX_CELSIUS", "MIN_CELSIUS", "SensorError", "Thermostat", "ZoneState"]
+
+DEFAULT_ZONES: tuple[str, ...] = ("bedroom", "living_room", "office")
+"""The zones a ``Thermostat()`` has unless told otherwise."""
+MIN_CELSIUS = 5.0
+"""The lowest target accepted (frost protection)."""
+MAX_CELSIUS = 30.0
+"""The highest target accepted."""
+START_CELSIUS = 18.0
+"""Where every zone's target and temperature start."""
+
+
+class SensorError(Exception):
+    """Raised by ``thermostat.read_sensor`` when the zone's sensor does not answer.
+
+    Transient: the next read may well succeed.
+
+    Attributes:
+        zone: the zone whose sensor failed.
+    """
+
+    def __init__(self, zone: str, message: str) -> None:
+        super().__init__(message)
+        self.zone = zone
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.zone, str(self)))
+
+
+class ZoneState(TypedDict):
+    """One zone, as the commands return it."""
+
+    zone: str
+    target: float
+    current: float
+    heating: bool
+
+
+class Thermostat(Service):
+    """Target and measured temperatures per zone, read through a flaky sensor.
+
+    Args:
+        zones: the zones, each starting at ``START_CELSIUS``.
+        failure_rate: the chance (0 to 1) that a sensor read fails.
+        seed: seeds the failures; ``None`` for different ones every run.
+        step: the most a successful read moves a zone towards its target.
+    """
+
+    name = "thermostat"
+
+    def __init__(
+        self,
+        zones: Iterable[str] = DEFAULT_ZONES,
+        *,
+        failure_rate: float = 0.1,
+        seed: int | None = None,
+        step: float = 0.5,
+    ) -> None:
+        super().__init__()
+        if not 0.0 <= failure_rate <= 1.0:
+            raise ValueError(f"failure_rate must be between 0 and 1, not {failure_rate}")
+        self.failure_rate = failure_rate
+        self.step = step
+        self._random = random.Random(seed)
+        self._reads = 0
+        self._zones: dict[str, ZoneState] = {
+            zone: _state(zone, START_CELSIUS, START_CELSIUS) for zone in zones
+        }
+        if not self._zones:
+            raise ValueError("Thermostat needs at least one zone")
+
+    @command("thermostat.set_target")
+    def set_target(self, zone: str, celsius: float) -> ZoneState:
+        """Set the temperature ``zone`` should reach, in degrees Celsius.
+
+        Raises:
+            ValueError: the zone is unknown or ``celsius`` is outside 5 to 30.
+            TypeError: ``celsius`` is not a number.
+        """
+        state = self._zone(zone)
+        if isinstance(celsius, bool) or not isinstance(celsius, int | float):
+            raise TypeError(f"celsius must be a number, not {type(celsius).__name__}")
+        if not MIN_CELSIUS <= celsius <= MAX_CELSIUS:
+            raise ValueError(
+                f"target {celsius} °C for {zone!r} is out of range ({MIN_CELSIUS} to {MAX_CELSIUS})"
+            )
+        return self._update(zone, float(celsius), state["current"])
+
+    @command("thermostat.get", readonly=True)
+    def get(self, zone: str) -> ZoneState:
+        """The target and last measured temperature of ``zone``.
+
+        Raises:
+            ValueError: the zone is unknown.
+        """
+        return ZoneState(**self._zone(zone))
+
+    @command("thermostat.read_sensor")
+    def read_sensor(self, zone: str) -> float:
+        """Measure the temperature of ``zone`` now, in degrees Celsius.
+
+        Raises:
+            ValueError: the zone is unknown.
+            SensorError: the sensor did not answer (now and then; try again).
+        """
+        state = self._zone(zone)
+        self._reads += 1
+        if self._random.random() < self.failure_rate:
+            raise SensorError(zone, f"sensor in {zone!r} did not answer (read #{self._reads})")
+        target, current = state["target"], state["current"]
+        change = max(-self.step, min(self.step, target - current))
+        return self._update(zone, target, round(current + change, 2))["current"]
+
+    def _zone(self, zone: str) -> ZoneState:
+        if not isinstance(zone, str):
+            raise TypeError(f"zone must be a str, not {type(zone).__name__}")
+        if zone not in self._zones:
+            known = ", ".join(sorted(self._zones))
+            raise ValueError(f"unknown zone {zone!r}; known zones: {known}")
+        return self._zones[zone]
+
+    def _update(self, zone: str, target: float, current: float) -> ZoneState:
+        state = _state(zone, target, current)
+        if state != self._zones[zone]:
+            self._zones[zone] = state
+            self.bus.fire_event("thermostat.changed", zone=zone, target=target, current=current)
+        return ZoneState(**state)
+
+
+def _state(zone: str, target: float, current: float) -> ZoneState:
+    return ZoneState(zone=zone, target=target, current=current, heating=current < target)
