@@ -185,7 +185,7 @@ class Bus:
         if self._sink is not None:
             record = self._call_record(name, args, kwargs, runtime.name)
         stats = handler.stats
-        stats.dispatch()
+        next(handler.dispatched)
         if self._watchers:
             self._call_started(handler, args, kwargs, record)
         status = runtime.post((handler, args, kwargs, future, record))
@@ -228,35 +228,52 @@ class Bus:
         if self._closing:
             self._refuse()
         listeners = self._router.listeners_for(name)
+        if self._sink is not None or self._watchers or self._taps:
+            self._fire_observed(name, args, kwargs, listeners)
+            return
+        for handler in listeners:
+            next(handler.dispatched)
+            if handler.runtime.post((handler, args, kwargs, name, None)):
+                self._not_delivered(name, handler)
+
+    def _fire_observed(
+        self,
+        name: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        listeners: tuple[Handler, ...],
+    ) -> None:
+        """``fire_event`` when it is traced, watched or tapped."""
         fire = None
         if self._sink is not None:
             fire = self._fire_record(name, args, kwargs)
         if self._watchers:
             self._event_fired(name, args, kwargs, fire, len(listeners))
-        if self._taps:
-            for tap in self._taps:
-                tap(name, args, kwargs)
+        for tap in self._taps:
+            tap(name, args, kwargs)
         for handler in listeners:
             record = None
             if fire is not None:
                 record = DeliveryRecord(fire, handler.name, handler.runtime.name, _bits(64))
-            stats = handler.stats
-            stats.dispatch()
+            next(handler.dispatched)
             if handler.runtime.post((handler, args, kwargs, name, record)):
-                stats.refuse()
-                runtime = handler.runtime
-                with runtime._lock:
-                    runtime.dropped += 1
-                log.warning(
-                    "event %r dropped for %s: mailbox of %r is full or stopped",
-                    name,
-                    handler.qualname,
-                    runtime.name,
-                )
+                self._not_delivered(name, handler)
         if fire is not None:
             fire.listeners = len(listeners)
             fire.end_ns = _time_ns()
             self._sink_submit(fire)
+
+    def _not_delivered(self, name: str, handler: Handler) -> None:
+        handler.stats.refuse()
+        runtime = handler.runtime
+        with runtime._lock:
+            runtime.dropped += 1
+        log.warning(
+            "event %r dropped for %s: mailbox of %r is full or stopped",
+            name,
+            handler.qualname,
+            runtime.name,
+        )
 
     # -- services ----------------------------------------------------------------
 
@@ -601,11 +618,11 @@ class Bus:
         now = time.perf_counter()
         for runtime in self._all_runtimes():
             for worker in list(runtime.workers):
-                current = worker.current
-                if current is None or worker.hung_reported:
+                current, since = worker.current, worker.since
+                if current is None or worker.hung_reported == since:
                     continue
-                if now - worker.since > self.hung_after:
-                    worker.hung_reported = True
+                if now - since > self.hung_after:
+                    worker.hung_reported = since
                     log.warning(
                         "hung handler: %s %r on %s has run for %.1fs (threshold %.1fs)",
                         current.kind,

@@ -42,7 +42,7 @@ def current_event() -> EventInfo | None:
     worker = current_worker()
     if worker is None or worker.event is None or worker.current is None:
         return None
-    name, args, kwargs, record = worker.event
+    _, args, kwargs, name, record = worker.event
     return EventInfo(
         name=name,
         args=args,

@@ -34,6 +34,7 @@ class Handler:
 
     __slots__ = (
         "binder",
+        "dispatched",
         "doc",
         "fn",
         "kind",
@@ -67,6 +68,7 @@ class Handler:
         self.doc = doc if doc is not None else _doc_of(fn)
         self.qualname = getattr(fn, "__qualname__", None) or repr(fn)
         self.stats = HandlerStats(shared=runtime.shared)
+        self.dispatched = self.stats.dispatched  # next() on it from any thread
         self.registered_at = time.time()
 
     def describe(self) -> dict[str, Any]:

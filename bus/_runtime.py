@@ -80,8 +80,8 @@ class Worker:
         self.thread_name = thread_name
         self.current: Handler | None = None
         self.since = 0.0
-        self.event: tuple[str, tuple[Any, ...], dict[str, Any], Any] | None = None
-        self.hung_reported = False
+        self.event: tuple[Handler, tuple[Any, ...], dict[str, Any], str, Any] | None = None
+        self.hung_reported = 0.0  # the ``since`` of the run reported hung
         self.waiting: CommandFuture | None = None
         self.done = 0  # items taken off the mailbox and finished with, run or not
         self.handled = 0
@@ -276,6 +276,7 @@ class Runtime:
                 handler, args, kwargs, tag, record = item
                 ok: bool | None
                 if type(tag) is str:
+                    worker.event = item
                     ok = self._deliver(worker, handler, args, kwargs, tag, record)
                 elif tag is TASK:
                     ok = self._task(worker, handler, args, kwargs)
@@ -339,7 +340,6 @@ class Runtime:
             bus._call_ended(record, handler, None, 0.0)
             return None
         worker.current = handler
-        worker.hung_reported = False
         token = None
         if record is not None:
             record.handled_ns = _time_ns()
@@ -392,8 +392,6 @@ class Runtime:
         record: DeliveryRecord | None,
     ) -> bool:
         worker.current = handler
-        worker.event = (event, args, kwargs, record)
-        worker.hung_reported = False
         token = None
         if record is not None:
             record.start_ns = _time_ns()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
 
 from ._patterns import validate_name, validate_pattern
 
@@ -42,7 +42,15 @@ class CommandSpec:
     readonly: bool
 
 
-def command(name: str | F | None = None, *, readonly: bool = False) -> Any:
+@overload
+def command(name: F, /) -> F: ...
+
+
+@overload
+def command(name: str | None = None, *, readonly: bool = False) -> Callable[[F], F]: ...
+
+
+def command(name: str | F | None = None, *, readonly: bool = False) -> F | Callable[[F], F]:
     """Mark a service method as the handler of a command.
 
     Usable as ``@command``, ``@command("name")`` or

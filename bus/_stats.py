@@ -50,8 +50,8 @@ class HandlerStats:
     """
 
     __slots__ = (
-        "_dispatched",
         "_latencies",
+        "dispatched",
         "_lock",
         "_rare",
         "calls",
@@ -67,7 +67,7 @@ class HandlerStats:
     def __init__(self, *, shared: bool) -> None:
         self._lock = threading.Lock() if shared else None
         self._rare = threading.Lock()
-        self._dispatched = itertools.count()
+        self.dispatched = itertools.count()
         self._latencies: deque[float] = deque(maxlen=LATENCY_SAMPLES)
         self.calls = 0
         self.errors = 0
@@ -80,24 +80,23 @@ class HandlerStats:
 
     def dispatch(self) -> None:
         """Count one piece of work handed to the owner."""
-        next(self._dispatched)
+        next(self.dispatched)
 
     def finish(self, seconds: float, error: BaseException | None) -> None:
         """Count one finished call taking ``seconds``, failed if ``error``."""
         lock = self._lock
         if lock is None:
-            self._finish(seconds, error)
+            self.calls += 1
+            self._latencies.append(seconds)
         else:
             with lock:
-                self._finish(seconds, error)
-
-    def _finish(self, seconds: float, error: BaseException | None) -> None:
-        self.calls += 1
-        self._latencies.append(seconds)
+                self.calls += 1
+                self._latencies.append(seconds)
         if error is not None:
-            self.errors += 1
-            self.last_error = f"{type(error).__name__}: {error}"
-            self.last_error_at = time.time()
+            with self._rare:
+                self.errors += 1
+                self.last_error = f"{type(error).__name__}: {error}"
+                self.last_error_at = time.time()
 
     def skip(self, *, cancelled: bool) -> None:
         """Count dispatched work that left the mailbox without running."""
@@ -121,7 +120,7 @@ class HandlerStats:
         """A JSON-ready dict of the counters and p50/p99 latency in milliseconds."""
         latencies = sorted(list(self._latencies))
         calls = self.calls
-        in_flight = count_value(self._dispatched) - calls - self.skipped
+        in_flight = count_value(self.dispatched) - calls - self.skipped
         p50, p99 = percentile(latencies, 0.50), percentile(latencies, 0.99)
         return {
             "calls": calls,

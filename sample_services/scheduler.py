@@ -76,5 +76,5 @@ class Scheduler(Service):
 
     def _tick(self) -> None:
         self._ticks += 1
-        self._last_tick = time.time()
+        self._last_tick = round(time.time(), 3)
         self.bus.fire_event("clock.tick", count=self._ticks, timestamp=self._last_tick)
