@@ -297,6 +297,8 @@ class Bus:
         concurrency = int(service.concurrency)
         if concurrency < 1:
             raise ValueError(f"service {name!r}: concurrency must be at least 1")
+        if getattr(service, "bus", None) is not None:
+            raise ValueError(f"service {name!r} is already on bus {service.bus.name!r}")
         runtime = Runtime(
             self, name, service=service, concurrency=concurrency, maxsize=self.mailbox_size
         )
@@ -315,11 +317,12 @@ class Bus:
                 service.on_start()
                 runtime.state = "running"
             except BaseException as exc:
+                # Raised again by add_service on the caller's thread; the
+                # service thread just ends (see Runtime._serve).
                 failure.append(exc)
                 runtime.state = "failed"
                 runtime.error = exc
                 self._unregister(runtime)
-                raise
             finally:
                 ready.set()
 
@@ -329,6 +332,7 @@ class Bus:
         if failure:
             with self._services_lock:
                 self._runtimes.pop(name, None)
+            service.bus = None  # type: ignore[assignment]
             raise failure[0]
         runtime.start_rest()
         return service

@@ -259,6 +259,11 @@ class Runtime:
         try:
             if ready is not None:
                 ready()
+                if self.state == "failed":
+                    with self._lock:
+                        self._live -= 1
+                    self.accepting = False
+                    return
             get = self._queue.get
             elastic = self.elastic
             while True:

@@ -110,7 +110,7 @@ class Service:
 
     name: ClassVar[str] = ""
     concurrency: int = 1
-    bus: Bus
+    bus: Bus = None  # type: ignore[assignment]  # set by add_service
 
     def __init__(self, *, name: str | None = None, concurrency: int | None = None) -> None:
         if name is not None:

@@ -68,7 +68,9 @@ def format_activity(activity: Activity) -> str:
             what = f"{name} = {_shorten(activity.result or 'null')}"
         else:
             what = name
-        where = f"{activity.service} [{activity.pattern}]" if activity.pattern else activity.service
+        where = activity.service or "?"
+        if activity.pattern:
+            where = f"{where} [{activity.pattern}]"
         if activity.duration_ms is not None:
             where = f"{where} {activity.duration_ms:.1f} ms"
     return f"{stamp} {trace}  {marker} {kind:<7} {what:<50} {where}"

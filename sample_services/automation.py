@@ -88,7 +88,9 @@ class Automation(Service):
     def on_motion(self, room: str) -> None:
         """Light the room where motion was seen, then tell the household."""
         try:
-            light: LightState = self._call("lights.turn_on", room, brightness=self.motion_brightness)
+            light: LightState = self._call(
+                "lights.turn_on", room, brightness=self.motion_brightness
+            )
         except ValueError as exc:  # a room with no light: nothing to do
             self._ignored += 1
             log.warning("motion ignored: %s", exc)

@@ -7,6 +7,8 @@
         bus.add_service(Greeter())
         print(bus.execute_command("say_hello", "Alice").result(timeout=2))  # Hello, Alice!
         bus.fire_event("greet_event", "Bob")
+
+It is the README's first example: one command, one listener, no locks.
 """
 
 from __future__ import annotations
