@@ -87,6 +87,32 @@ def describe_params(signature: inspect.Signature | None) -> list[Param]:
     return params
 
 
+class _Source(str):
+    """Annotation text that prints as written: ``name: str``, not ``name: 'str'``."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def signature_text(signature: inspect.Signature | None) -> str:
+    """The signature as source text, ``(name: str) -> str``, or ``(...)``.
+
+    String annotations (from ``from __future__ import annotations``) print
+    unquoted, the way they were written.
+    """
+    if signature is None:
+        return "(...)"
+
+    def plain(annotation: Any) -> Any:
+        return _Source(annotation) if isinstance(annotation, str) else annotation
+
+    params = [p.replace(annotation=plain(p.annotation)) for p in signature.parameters.values()]
+    returns = plain(signature.return_annotation)
+    return str(signature.replace(parameters=params, return_annotation=returns))
+
+
 def _signature_of(fn: Callable[..., Any]) -> inspect.Signature | None:
     try:
         return inspect.signature(fn)
@@ -100,7 +126,7 @@ class Binder:
     Thread-safe: it holds no mutable state after construction.
     """
 
-    __slots__ = ("_fast", "_max", "_min", "_name", "signature")
+    __slots__ = ("_fast", "_max", "_min", "_name", "_text", "signature")
 
     def __init__(self, name: str, fn: Callable[..., Any]) -> None:
         self._name = name
@@ -109,6 +135,7 @@ class Binder:
         self._fast = self.signature is not None and all(p.kind in _POSITIONAL for p in params)
         self._max = len(params)
         self._min = sum(1 for p in params if p.default is inspect.Parameter.empty)
+        self._text = signature_text(self.signature)
 
     def check(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
         """Raise ``TypeError`` naming the handler if the arguments do not bind."""
@@ -119,7 +146,7 @@ class Binder:
         try:
             self.signature.bind(*args, **kwargs)
         except TypeError as exc:
-            raise TypeError(f"{self._name}{self.signature}: {exc}") from None
+            raise TypeError(f"{self._name}{self._text}: {exc}") from None
 
     def params(self) -> list[Param]:
         """The parameters, for forms, completion and ``introspect``."""
@@ -127,4 +154,4 @@ class Binder:
 
     def text(self) -> str:
         """The signature as source text, ``(name: str) -> str``, or ``(...)``."""
-        return str(self.signature) if self.signature is not None else "(...)"
+        return self._text

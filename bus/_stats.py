@@ -51,11 +51,11 @@ class HandlerStats:
 
     __slots__ = (
         "_latencies",
-        "dispatched",
         "_lock",
         "_rare",
         "calls",
         "cancelled",
+        "dispatched",
         "dropped",
         "errors",
         "last_error",

@@ -1,4 +1,8 @@
-"""Fixtures for the sample services: a fresh bus per test, fast options."""
+"""Fixtures for the sample services: a fresh bus per test, fast options.
+
+This directory has no ``__init__.py`` on purpose: as a package it would be
+imported as ``sample_services`` and shadow the package under test.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +30,12 @@ def bus() -> Iterator[Bus]:
     """A bus of its own, closed (every thread joined) after the test."""
     with Bus(name="test") as b:
         yield b
+
+
+@pytest.fixture
+def options() -> sample_services.Options:
+    """A copy of ``FAST`` for tests that start the services with changes."""
+    return FAST.copy()
 
 
 @pytest.fixture
