@@ -6,6 +6,7 @@ Heavy imports live inside the verbs that need them, so ``busctl --help`` and
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
@@ -17,10 +18,69 @@ from ._exit import ExitStatus
 __all__ = ["cli", "main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Each verb lives in the module that owns it and is imported only when used.
+# verb -> ("module:attribute", one-line help for ``busctl --help``)
+LAZY_VERBS: dict[str, tuple[str, str]] = {
+    "run": ("busctl.commands:run", "Host services on a bus that busctl can attach to."),
+    "list": ("busctl.commands:list_buses", "List the running buses that can be attached."),
+    "status": ("busctl.commands:status", "Show one bus: name, pid, uptime, counts, totals."),
+    "services": ("busctl.commands:services", "List the services of a bus."),
+    "commands": ("busctl.commands:commands", "List the commands of a bus."),
+    "listeners": ("busctl.commands:listeners", "List the listeners of a bus."),
+    "introspect": ("busctl.commands:introspect", "Show a command's signature, doc and stats."),
+    "who-handles": (
+        "busctl.commands:who_handles",
+        "Show exactly which handlers a command or event name reaches.",
+    ),
+    "call": ("busctl.commands:call", "Execute a command and print its result."),
+    "emit": ("busctl.commands:emit", "Fire an event."),
+    "monitor": ("busctl.commands:monitor", "Show live traffic, one line per command or event."),
+    "capture": ("busctl.commands:capture", "Record traffic to a trace file."),
+    "repl": ("busctl.repl:repl", "An interactive prompt with completion and help."),
+    "tui": ("busctl.tui:tui", "The live inspector (a terminal UI)."),
+    "trace": ("busctl.trace_cli:trace", "Read a trace file offline; export it."),
+    "replay": ("busctl.trace_cli:replay", "Replay a trace file onto a bus."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose verbs are imported on first use, keeping start-up instant."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY_VERBS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_VERBS:
+            return _load_verb(cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, LAZY_VERBS[name][1]) for name in LAZY_VERBS]
+        for name in super().list_commands(ctx):
+            command = super().get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=80)))
+        with formatter.section("Commands"):
+            formatter.write_dl(sorted(rows))
+
+
+def _load_verb(name: str) -> click.Command:
+    target, _ = LAZY_VERBS[name]
+    module_name, attribute = target.split(":")
+    command = getattr(importlib.import_module(module_name), attribute)
+    if not isinstance(command, click.Command):
+        raise TypeError(f"{target} is not a click command")
+    return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", "-V", prog_name="busctl")
 def cli() -> None:
-    """Inspect, drive and trace a running bus."""
+    """Inspect, drive and trace a running bus.
+
+    Without --bus, a verb attaches to the one bus running (or names the
+    choices when there are several). BUS_ADDRESS names a socket explicitly.
+    """
 
 
 @cli.command()
@@ -39,8 +99,6 @@ def bench(
     quick: bool, as_json: bool, scenarios: tuple[str, ...], count: int | None, repeat: int | None
 ) -> None:
     """Run the benchmark scenarios side by side and print the ratios."""
-    import json
-
     import benchmarks
 
     try:
@@ -50,7 +108,7 @@ def bench(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     if as_json:
-        click.echo(json.dumps(benchmarks.to_json(results), indent=2))
+        click.echo(benchmarks.to_json(results))
     else:
         click.echo(benchmarks.render(results))
 
