@@ -1,0 +1,543 @@
+"""A client of the bus's control endpoint (see ``docs/protocol.md``).
+
+    from busctl._client import Client
+
+    with Client.connect() as client:          # the one running bus
+        print(client.name, client.info["pid"])
+        print(client.execute("say_hello", ["Alice"]))
+        sub = client.subscribe("activity", lambda method, params: print(params))
+        ...
+        sub.close()
+
+One connection carries many requests at once: a reader thread matches each
+reply to its request by id and hands server notifications to the callback of
+the subscription they belong to. Every public method may be called from any
+thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import logging
+import os
+import socket
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeoutError
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Client", "ConnectionLost", "RemoteError", "Subscription"]
+
+_log = logging.getLogger(__name__)
+
+# Seconds added to a remote ``execute`` timeout before the client gives up on
+# the reply itself: the server reports its own timeout (-32004) first.
+_REPLY_GRACE = 5.0
+# Notifications for a subscription id the client does not know yet are held
+# this long (count) in case the subscribe reply is still on its way.
+_ORPHANS = 1000
+
+
+class RemoteError(Exception):
+    """The bus answered a request with a JSON-RPC error.
+
+    Attributes:
+        code: the JSON-RPC error code (see the table in ``docs/protocol.md``).
+        message: the error's one-line message.
+        data: the error's ``data`` object (``{}`` when absent).
+    """
+
+    def __init__(self, code: int, message: str, data: dict[str, Any] | None = None) -> None:
+        self.code = code
+        self.message = message
+        self.data = dict(data or {})
+        super().__init__(message)
+
+    @property
+    def type(self) -> str | None:
+        """The remote exception's class name (``data["type"]``), if the bus sent one."""
+        value = self.data.get("type")
+        return value if isinstance(value, str) else None
+
+    @property
+    def remote_traceback(self) -> str | None:
+        """The handler's traceback as text (``data["traceback"]``), if the bus sent one."""
+        value = self.data.get("traceback")
+        return value if isinstance(value, str) else None
+
+    def __str__(self) -> str:
+        if self.type and not self.message.startswith(self.type):
+            return f"{self.type}: {self.message}"
+        return self.message
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.code, self.message, self.data))
+
+
+class ConnectionLost(Exception):
+    """The connection to the bus is closed or broke; no reply will come."""
+
+
+class Subscription:
+    """One ``subscribe`` on a connection; ``close()`` ends it.
+
+    Attributes:
+        id: the server's subscription id.
+        topic: ``"activity"`` or ``"spans"``.
+        patterns: the name patterns it was opened with.
+        dropped: notifications the server dropped for this subscription so far
+            (the latest ``total`` of a ``dropped`` notification).
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        topic: str,
+        patterns: tuple[str, ...],
+        callback: Callable[[str, dict[str, Any]], None],
+    ) -> None:
+        self.id: Any = None
+        self.topic = topic
+        self.patterns = patterns
+        self.dropped = 0
+        self._client = client
+        self._callback = callback
+        self._closed = False
+
+    def _deliver(self, method: str, params: dict[str, Any]) -> None:
+        if self._closed:
+            return
+        if method == "dropped":
+            total = params.get("total")
+            if isinstance(total, int):
+                self.dropped = total
+        try:
+            self._callback(method, params)
+        except Exception:
+            _log.exception("subscription callback failed on %s", method)
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` was called or the connection ended."""
+        return self._closed or self._client.closed
+
+    def close(self, timeout: float | None = 5.0) -> int:
+        """Unsubscribe; return the server's final dropped count. Idempotent.
+
+        Blocks up to ``timeout`` seconds for the server's reply. Once it
+        returns, the callback is not called again.
+        """
+        if self._closed:
+            return self.dropped
+        self._closed = True
+        self._client._forget(self)
+        if not self._client.closed:
+            with contextlib.suppress(ConnectionLost, RemoteError, TimeoutError):
+                result = self._client.request(
+                    "unsubscribe", {"subscription": self.id}, timeout=timeout
+                )
+                if isinstance(result, dict) and isinstance(result.get("dropped"), int):
+                    self.dropped = result["dropped"]
+        return self.dropped
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Subscription {self.id} {self.topic} {list(self.patterns)}>"
+
+
+def _path_of(target: str) -> Path | None:
+    """The socket path ``target`` spells explicitly, or ``None`` for a bus name."""
+    if target.startswith("unix:"):
+        for part in target[len("unix:") :].split(","):
+            key, _, value = part.partition("=")
+            if key == "path" and value:
+                return Path(value)
+        raise ValueError(f"cannot read the address {target!r}: use unix:path=/some/where.sock")
+    if os.sep in target or target.endswith(".sock"):
+        return Path(target)
+    return None
+
+
+def resolve_address(target: str | None) -> Path:
+    """The socket to connect to for ``target`` (a bus name, a path, or ``None``).
+
+    Raises:
+        bus.control.NoBusError / AmbiguousBusError: ``None`` or a name, and no
+            (or more than one) bus matches.
+    """
+    if target is not None:
+        path = _path_of(target)
+        if path is not None:
+            return path
+    from bus import control
+
+    return control.resolve(target)
+
+
+class Client:
+    """A connection to one bus's control endpoint.
+
+    Build one with ``Client.connect()``. Requests may be in flight from many
+    threads at once; replies can arrive in any order.
+
+    Attributes:
+        info: the bus's ``describe`` result, fetched on connect.
+        name: the bus's name.
+        address: the socket path.
+    """
+
+    def __init__(self, sock: socket.socket, address: Path) -> None:
+        self.address = address
+        self.info: dict[str, Any] = {}
+        self.name = ""
+        self.error: BaseException | None = None
+        self._sock = sock
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._pending: dict[int, Future[Any]] = {}
+        self._on_reply: dict[int, Callable[[Any], None]] = {}
+        self._subscriptions: dict[Any, Subscription] = {}
+        self._orphans: deque[tuple[str, dict[str, Any]]] = deque(maxlen=_ORPHANS)
+        self._disconnect_callbacks: list[Callable[[], None]] = []
+        self._closed = False
+        self._reader = threading.Thread(
+            target=self._read_loop, name=f"busctl-client:{address.name}", daemon=True
+        )
+        self._reader.start()
+
+    @classmethod
+    def connect(cls, target: str | None = None, *, timeout: float = 5.0) -> Client:
+        """Connect to the bus ``target`` names and fetch its ``describe``.
+
+        Args:
+            target: a bus name, a socket path, ``unix:path=...``, or ``None``
+                for ``$BUS_ADDRESS`` or else the one bus running.
+            timeout: seconds to wait for the connection and the first reply.
+
+        Raises:
+            bus.control.NoBusError / AmbiguousBusError: nothing (or too much)
+                to attach to; ConnectionLost: the socket refused or closed.
+        """
+        address = resolve_address(target)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(os.fspath(address))
+        except OSError as exc:
+            sock.close()
+            reason = exc.strerror or str(exc)
+            raise ConnectionLost(f"cannot connect to {address}: {reason}") from exc
+        sock.settimeout(None)
+        client = cls(sock, address)
+        try:
+            info = client.request("describe", timeout=timeout)
+        except BaseException:
+            client.close()
+            raise
+        client.info = info if isinstance(info, dict) else {}
+        client.name = str(client.info.get("name", address.stem))
+        return client
+
+    # -- requests ----------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection is closed (by ``close()`` or by the bus)."""
+        return self._closed
+
+    def request_async(self, method: str, params: dict[str, Any] | None = None) -> Future[Any]:
+        """Send a request; return a future of its result (or ``RemoteError``).
+
+        Raises:
+            ConnectionLost: the connection is closed.
+        """
+        return self._send(method, params)
+
+    def request(
+        self, method: str, params: dict[str, Any] | None = None, timeout: float | None = None
+    ) -> Any:
+        """Send a request and wait up to ``timeout`` seconds for its result.
+
+        Raises:
+            RemoteError: the bus answered with an error.
+            ConnectionLost: the connection closed before the reply came.
+            TimeoutError: no reply within ``timeout``.
+        """
+        future = self._send(method, params)
+        try:
+            return future.result(timeout)
+        except FutureTimeoutError:
+            future.cancel()
+            raise TimeoutError(f"no reply to {method} within {timeout} s") from None
+
+    def _send(
+        self,
+        method: str,
+        params: dict[str, Any] | None,
+        on_reply: Callable[[Any], None] | None = None,
+    ) -> Future[Any]:
+        future: Future[Any] = Future()
+        with self._lock:
+            if self._closed:
+                raise ConnectionLost(self._lost_message())
+            request_id = next(self._ids)
+            self._pending[request_id] = future
+            if on_reply is not None:
+                self._on_reply[request_id] = on_reply
+        message: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
+        if params is not None:
+            message["params"] = params
+        line = json.dumps(message, separators=(",", ":"), ensure_ascii=False) + "\n"
+        try:
+            with self._write_lock:
+                self._sock.sendall(line.encode())
+        except OSError as exc:
+            with self._lock:
+                self._pending.pop(request_id, None)
+                self._on_reply.pop(request_id, None)
+            self._shut(exc)
+            raise ConnectionLost(self._lost_message()) from exc
+        return future
+
+    # -- the protocol's methods --------------------------------------------
+
+    def describe(self) -> dict[str, Any]:
+        """The bus's identity: name, pid, started_at, version, address, methods."""
+        result: dict[str, Any] = self.request("describe")
+        return result
+
+    def inspect(self) -> dict[str, Any]:
+        """The bus's ``inspect()`` snapshot: services, commands, listeners, totals..."""
+        result: dict[str, Any] = self.request("inspect")
+        return result
+
+    def execute(
+        self,
+        name: str,
+        args: Iterable[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        timeout: float | None = 30.0,
+    ) -> Any:
+        """Execute command ``name`` on the bus and return its result.
+
+        Args:
+            timeout: seconds the bus waits for the handler (``None``: no limit).
+
+        Raises:
+            RemoteError: the command is unknown (-32001), the arguments do not
+                bind (-32002), the handler raised (-32000, with the remote
+                traceback), or it timed out (-32004)...
+        """
+        params = {
+            "name": name,
+            "args": list(args),
+            "kwargs": dict(kwargs or {}),
+            "timeout": timeout,
+        }
+        wait = None if timeout is None else timeout + _REPLY_GRACE
+        result = self.request("execute", params, timeout=wait)
+        return result.get("result") if isinstance(result, dict) else result
+
+    def fire(
+        self, name: str, args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None
+    ) -> int:
+        """Fire event ``name``; return how many listeners' patterns match it."""
+        params = {"name": name, "args": list(args), "kwargs": dict(kwargs or {})}
+        result = self.request("fire", params)
+        return int(result.get("listeners", 0)) if isinstance(result, dict) else 0
+
+    def who_handles(self, name: str) -> dict[str, Any]:
+        """The routing of ``name``: its command (or ``None``) and listeners in delivery order."""
+        result: dict[str, Any] = self.request("who_handles", {"name": name})
+        return result
+
+    def traces(self, limit: int = 20, trace_id: str | None = None) -> dict[str, Any]:
+        """Recent traces from the bus's ring, as one OTLP ``TracesData`` object."""
+        params: dict[str, Any] = {"trace_id": trace_id} if trace_id else {"limit": limit}
+        result: dict[str, Any] = self.request("traces", params)
+        return result
+
+    def subscribe(
+        self,
+        topic: str,
+        callback: Callable[[str, dict[str, Any]], None],
+        patterns: Iterable[str] = ("*",),
+        buffer: int = 10_000,
+        timeout: float | None = 10.0,
+    ) -> Subscription:
+        """Subscribe to ``topic`` (``"activity"`` or ``"spans"``).
+
+        ``callback(method, params)`` runs on the client's reader thread for
+        every notification of this subscription (``method`` is the topic, or
+        ``"dropped"`` when the server dropped some): it must be quick, for
+        example append to a queue. It may be called before ``subscribe``
+        returns (the subscription is registered as soon as the reply is read).
+
+        Raises:
+            RemoteError: an unknown topic or bad params; ConnectionLost.
+        """
+        subscription = Subscription(self, topic, tuple(patterns), callback)
+
+        def registered(result: Any) -> None:
+            # On the reader thread, before it reads the next line: so no
+            # notification of this subscription can be read before it is known.
+            if isinstance(result, dict):
+                subscription.id = result.get("subscription")
+                with self._lock:
+                    self._subscriptions[subscription.id] = subscription
+                    held = [n for n in self._orphans if n[1].get("subscription") == subscription.id]
+                    for item in held:
+                        self._orphans.remove(item)
+                for method, params in held:
+                    subscription._deliver(method, params)
+
+        params = {"topic": topic, "patterns": list(subscription.patterns), "buffer": buffer}
+        future = self._send("subscribe", params, on_reply=registered)
+        try:
+            future.result(timeout)
+        except FutureTimeoutError:
+            raise TimeoutError(f"no reply to subscribe within {timeout} s") from None
+        return subscription
+
+    def _forget(self, subscription: Subscription) -> None:
+        with self._lock:
+            if self._subscriptions.get(subscription.id) is subscription:
+                del self._subscriptions[subscription.id]
+
+    # -- lifetime ------------------------------------------------------------
+
+    def on_disconnect(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` (no arguments) once when the connection ends.
+
+        It runs on the reader thread, or at once if the connection has already
+        ended. ``client.error`` then holds why (``None`` after ``close()``).
+        """
+        with self._lock:
+            if not self._closed:
+                self._disconnect_callbacks.append(callback)
+                return
+        callback()
+
+    def close(self) -> None:
+        """Close the connection; pending requests fail with ``ConnectionLost``. Idempotent."""
+        self._shut(None)
+        if threading.current_thread() is not self._reader:
+            self._reader.join(timeout=5.0)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<Client {self.name or '?'} at {self.address} ({state})>"
+
+    def _lost_message(self) -> str:
+        if self.error is not None:
+            return f"connection to bus {self.name or self.address} lost: {self.error}"
+        return f"connection to bus {self.name or self.address} is closed"
+
+    def _shut(self, error: BaseException | None) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self.error = error
+            pending = list(self._pending.values())
+            self._pending.clear()
+            self._on_reply.clear()
+            callbacks = self._disconnect_callbacks[:]
+            self._disconnect_callbacks.clear()
+            subscriptions = list(self._subscriptions.values())
+            self._subscriptions.clear()
+        for subscription in subscriptions:
+            subscription._closed = True
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            self._sock.close()
+        lost = ConnectionLost(self._lost_message())
+        for future in pending:
+            if not future.done():
+                with contextlib.suppress(Exception):
+                    future.set_exception(lost)
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                _log.exception("on_disconnect callback failed")
+
+    def _read_loop(self) -> None:
+        error: BaseException | None = ConnectionLost("the bus closed the connection")
+        try:
+            reader = self._sock.makefile("rb")
+            for line in reader:
+                if not line.strip():
+                    continue
+                try:
+                    message = json.loads(line)
+                except ValueError:
+                    _log.warning("ignoring a line that is not JSON from %s", self.address)
+                    continue
+                if isinstance(message, dict):
+                    self._dispatch(message)
+        except OSError as exc:
+            error = exc
+        except Exception as exc:  # a bug here must still fail the pending requests
+            _log.exception("client reader failed")
+            error = exc
+        if self._closed:
+            return
+        self._shut(error)
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        if "id" in message and ("result" in message or "error" in message):
+            with self._lock:
+                future = self._pending.pop(message["id"], None)
+                on_reply = self._on_reply.pop(message["id"], None)
+            if future is None:
+                return
+            error = message.get("error")
+            if error is not None:
+                if not isinstance(error, dict):
+                    error = {"code": -32603, "message": str(error)}
+                data = error.get("data")
+                remote = RemoteError(
+                    int(error.get("code", -32603)),
+                    str(error.get("message", "")),
+                    data if isinstance(data, dict) else {},
+                )
+                if not future.done():
+                    with contextlib.suppress(Exception):
+                        future.set_exception(remote)
+                return
+            result = message.get("result")
+            if on_reply is not None:
+                on_reply(result)
+            if not future.done():  # a caller may have given up and cancelled it
+                with contextlib.suppress(Exception):
+                    future.set_result(result)
+            return
+        method = message.get("method")
+        params = message.get("params")
+        if not isinstance(method, str) or not isinstance(params, dict):
+            return
+        with self._lock:
+            subscription = self._subscriptions.get(params.get("subscription"))
+            if subscription is None:
+                self._orphans.append((method, params))
+                return
+        subscription._deliver(method, params)
