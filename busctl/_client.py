@@ -181,7 +181,8 @@ def resolve_address(target: str | None) -> Path:
             return path
     from bus import control
 
-    return control.resolve(target)
+    address: Path = control.resolve(target)
+    return address
 
 
 class Client:
