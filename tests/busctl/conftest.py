@@ -1,0 +1,218 @@
+"""Fixtures for the console's tests: private runtime dirs and ``busctl run`` subprocesses.
+
+Every test that sees a bus does so under its own ``XDG_RUNTIME_DIR`` (a short
+directory under /tmp, since Unix socket paths are limited to ~100 bytes), so
+tests never see each other's buses or a developer's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def short_runtime_dir() -> Path:
+    """A fresh private directory under /tmp to use as ``XDG_RUNTIME_DIR``."""
+    return Path(tempfile.mkdtemp(prefix="bct", dir="/tmp"))
+
+
+def _busctl_env(runtime_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment for a ``busctl`` subprocess attached to ``runtime_dir``."""
+    env = {k: v for k, v in os.environ.items() if k not in {"BUS_ADDRESS", "FORCE_COLOR"}}
+    env.update(
+        XDG_RUNTIME_DIR=str(runtime_dir),
+        NO_COLOR="1",
+        COLUMNS="200",
+        PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+class BusProcess:
+    """A ``busctl run`` subprocess; ``lines`` gets its stdout line by line."""
+
+    def __init__(self, args: list[str], runtime_dir: Path, **env: str) -> None:
+        self.runtime_dir = runtime_dir
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "busctl", "run", *args],
+            cwd=ROOT,
+            env=_busctl_env(runtime_dir, **env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        assert self.process.stdout is not None
+        assert self.process.stderr is not None
+        self._readers = [
+            threading.Thread(target=self._read, args=(self.process.stdout, self.stdout, True)),
+            threading.Thread(target=self._read, args=(self.process.stderr, self.stderr, False)),
+        ]
+        for reader in self._readers:
+            reader.daemon = True
+            reader.start()
+
+    def _read(self, stream: IO[str], into: list[str], announce: bool) -> None:
+        for line in stream:
+            into.append(line)
+            if announce:
+                self.lines.put(line)
+        if announce:
+            self.lines.put("")  # EOF
+
+    def wait_listening(self, timeout: float = 30.0) -> str:
+        """Wait for the ``listening on PATH`` line; return PATH."""
+        while True:
+            try:
+                line = self.lines.get(timeout=timeout)
+            except queue.Empty:
+                raise AssertionError(f"busctl run did not start: {self.stderr}") from None
+            if not line:
+                self.process.wait(5)
+                raise AssertionError(
+                    f"busctl run exited {self.process.returncode}: {''.join(self.stderr)}"
+                )
+            if " listening on " in line:
+                return line.split(" listening on ", 1)[1].split(" (pid", 1)[0]
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        """Send ``sig`` and wait for the exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        code = self.process.wait(timeout)
+        for reader in self._readers:
+            reader.join(5)
+        return code
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+
+@pytest.fixture
+def runtime_dir() -> Iterator[Path]:
+    """A private ``XDG_RUNTIME_DIR`` for one test, removed after it."""
+    path = short_runtime_dir()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def start_bus() -> Iterator[Callable[..., BusProcess]]:
+    """``start_bus(args, runtime_dir, **env)``: a ``busctl run`` that is listening."""
+    started: list[BusProcess] = []
+
+    def start(args: list[str], runtime_dir: Path, **env: str) -> BusProcess:
+        process = BusProcess(args, runtime_dir, **env)
+        started.append(process)
+        process.wait_listening()
+        return process
+
+    yield start
+    for process in started:
+        with contextlib.suppress(Exception):
+            process.stop(signal.SIGTERM, timeout=15)
+        process.kill()
+
+
+@pytest.fixture
+def busctl_env() -> Callable[..., dict[str, str]]:
+    """``busctl_env(runtime_dir, **extra)``: the environment for a ``busctl`` subprocess."""
+    return _busctl_env
+
+
+_PROBE = textwrap.dedent(
+    '''
+    """Services for busctl's tests: failures, slowness, and a mark when stopped."""
+    import os
+    import pathlib
+    import threading
+
+    from bus import Service, command, listener
+
+
+    class Probe(Service):
+        name = "probe"
+
+        def on_stop(self) -> None:
+            mark = os.environ.get("PROBE_STOP_FILE")
+            if mark:
+                pathlib.Path(mark).write_text("stopped")
+
+        @command("probe.fail")
+        def fail(self, why: str = "boom") -> None:
+            """Always raise ValueError(why)."""
+            raise ValueError(why)
+
+        @command("probe.echo")
+        def echo(self, *args: object, **kwargs: object) -> dict:
+            """Return the arguments."""
+            return {"args": list(args), "kwargs": kwargs}
+
+        @command("probe.wait")
+        def wait(self, seconds: float) -> str:
+            """Block for a while."""
+            threading.Event().wait(seconds)
+            return "done"
+
+        @listener("probe.*")
+        def on_any(self, *args: object, **kwargs: object) -> None:
+            pass
+
+
+    class Other(Service):
+        name = "other"
+
+        @listener("probe.ping")
+        def on_ping(self, *args: object, **kwargs: object) -> None:
+            pass
+    '''
+)
+
+
+@pytest.fixture(scope="session")
+def probe_source() -> str:
+    """A services module for tests: ``probe.fail``, ``probe.echo``, ``probe.wait``..."""
+    return _PROBE
+
+
+@pytest.fixture(scope="module")
+def home() -> Iterator[Path]:
+    """A private ``XDG_RUNTIME_DIR`` shared by one test module."""
+    path = short_runtime_dir()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def bus_process(home: Path) -> Iterator[BusProcess]:
+    """``busctl run sample_services probe.py --name test`` in ``home``, for one module."""
+    probe = home / "probe.py"
+    probe.write_text(_PROBE)
+    process = BusProcess(["sample_services", str(probe), "--name", "test"], home)
+    try:
+        process.wait_listening()
+        yield process
+    finally:
+        process.stop(signal.SIGTERM, timeout=15)
+        process.kill()
