@@ -484,17 +484,8 @@ class Client:
     def _read_loop(self) -> None:
         error: BaseException | None = ConnectionLost("the bus closed the connection")
         try:
-            reader = self._sock.makefile("rb")
-            for line in reader:
-                if not line.strip():
-                    continue
-                try:
-                    message = json.loads(line)
-                except ValueError:
-                    _log.warning("ignoring a line that is not JSON from %s", self.address)
-                    continue
-                if isinstance(message, dict):
-                    self._dispatch(message)
+            with self._sock.makefile("rb") as reader:
+                self._read_lines(reader)
         except OSError as exc:
             error = exc
         except Exception as exc:  # a bug here must still fail the pending requests
@@ -503,6 +494,18 @@ class Client:
         if self._closed:
             return
         self._shut(error)
+
+    def _read_lines(self, reader: Iterable[bytes]) -> None:
+        for line in reader:
+            if not line.strip():
+                continue
+            try:
+                message = json.loads(line)
+            except ValueError:
+                _log.warning("ignoring a line that is not JSON from %s", self.address)
+                continue
+            if isinstance(message, dict):
+                self._dispatch(message)
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         if "id" in message and ("result" in message or "error" in message):

@@ -95,9 +95,10 @@ def table(
     grid = Table(
         title=title,
         title_justify="left",
-        box=box.SIMPLE_HEAD if out.is_terminal else box.SIMPLE,
+        box=box.SIMPLE_HEAD if out.is_terminal else None,
         header_style="bold" if out.is_terminal else "",
         pad_edge=False,
+        show_edge=False,
     )
     for name in columns:
         grid.add_column(name, justify="right" if name in aligned else "left", overflow="fold")
@@ -160,6 +161,7 @@ def clock(epoch: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(epoch)) + f".{int(epoch * 1000) % 1000:03d}"
 
 
+_NAME_WIDTH = 22  # most command and event names fit: the columns after line up
 _KIND_STYLE = {"call": "cyan", "return": "green", "event": "magenta", "delivery": "blue"}
 _ARROW = {"call": "→", "return": "←", "event": "◆", "delivery": "·"}
 
@@ -199,12 +201,12 @@ def activity_line(activity: dict[str, Any], *, colour: bool) -> str:
         detail = f"!! {error_info.get('type', 'Error')}: {error_info.get('message', '')}"
     text_tail = f"  {tail}" if tail else ""
     if not colour:
-        return f"{when} {kind:<8} {name} {who} {detail}{text_tail}".rstrip()
+        return f"{when} {kind:<8} {name:<{_NAME_WIDTH}} {who} {detail}{text_tail}".rstrip()
     style = "red" if error_info else _KIND_STYLE.get(kind, "white")
     arrow = _ARROW.get(kind, " ")
     detail_markup = f"[red]{_escape(detail)}[/]" if error_info else _escape(detail)
     return (
-        f"[dim]{when}[/] [{style}]{arrow} {kind:<8}[/] [bold]{_escape(name)}[/] "
+        f"[dim]{when}[/] [{style}]{arrow} {kind:<8}[/] [bold]{_escape(name):<{_NAME_WIDTH}}[/] "
         f"[dim]{_escape(who)}[/] {detail_markup}[dim]{_escape(text_tail)}[/]"
     ).rstrip()
 

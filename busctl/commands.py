@@ -20,6 +20,7 @@ import importlib
 import importlib.util
 import inspect
 import json
+import os
 import queue
 import signal
 import sys
@@ -102,6 +103,11 @@ def _reports_failures(fn: Callable[P, R]) -> Callable[P, R]:
         verbose = bool(kwargs.get("verbose"))
         try:
             return fn(*args, **kwargs)
+        except BrokenPipeError:  # `busctl monitor | head`: the reader has had enough
+            with contextlib.suppress(OSError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(ExitStatus.OK)
         except Failure as failure:
             _exit_with(failure, verbose)
         except Exception as exc:
@@ -159,7 +165,7 @@ _CODE_STATUS = {
 
 def _remote_failure(exc: RemoteError) -> Failure:
     status = _CODE_STATUS.get(exc.code, ExitStatus.ERROR)
-    message = str(exc)
+    message = str(exc) if exc.code in (-32000, -32603) else exc.message
     suggestions = exc.data.get("suggestions")
     if suggestions and "did you mean" not in message:
         message += "; did you mean " + " or ".join(repr(s) for s in suggestions) + "?"
@@ -225,10 +231,12 @@ def run(targets: tuple[str, ...], name: str | None, address: Path | None, verbos
             started = _start_targets(bus, loaded)
             names = ", ".join(s.service_name() for s in started) or "none"
             out = _output.console()
+            bus_flag = f" --bus {bus.address}" if address is not None else ""
             out.print(
                 f"bus {bus_name} listening on {bus.address} (pid {bus.pid})\n"
                 f"services: {names}\n"
-                f"attach with: busctl --help; stop with Ctrl-C",
+                f"from another terminal: busctl status{bus_flag}, busctl monitor{bus_flag}, "
+                f"busctl repl{bus_flag}; Ctrl-C stops",
                 markup=False,
                 highlight=False,
             )
@@ -560,7 +568,7 @@ def introspect(name: str, target: str | None, as_json: bool, verbose: bool) -> N
                     p["name"],
                     p.get("kind", ""),
                     p.get("annotation") or "",
-                    "(required)" if p.get("required") else json.dumps(p.get("default")),
+                    "(required)" if p.get("required") else _default_text(p.get("default")),
                 ]
                 for p in params
             ],
@@ -568,6 +576,10 @@ def introspect(name: str, target: str | None, as_json: bool, verbose: bool) -> N
     doc = entry.get("doc")
     if doc:
         _output.console().print("\n" + doc, markup=False, highlight=False)
+
+
+def _default_text(default: Any) -> str:
+    return default if isinstance(default, str) else json.dumps(default)
 
 
 def _threads_of(entry: dict[str, Any], snapshot: dict[str, Any] | None) -> list[str]:

@@ -101,12 +101,22 @@ class BusProcess:
         code = self.process.wait(timeout)
         for reader in self._readers:
             reader.join(5)
+        self._close_pipes()
         return code
+
+    def _close_pipes(self) -> None:
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
 
     def kill(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait(10)
+        for reader in self._readers:
+            reader.join(5)
+        self._close_pipes()
 
 
 @pytest.fixture

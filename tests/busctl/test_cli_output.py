@@ -54,7 +54,7 @@ def test_activity_lines_without_colour() -> None:
         "args": '["Alice"]',
     }
     line = _output.activity_line(call, colour=False)
-    assert line.endswith('call     say_hello cli → greeter ("Alice")')
+    assert 'call     say_hello              cli → greeter ("Alice")' in line
     failed = {
         "kind": "return",
         "name": "probe.fail",
@@ -73,7 +73,7 @@ def test_activity_lines_without_colour() -> None:
         "listeners": 1,
     }
     line = _output.activity_line(event, colour=False)
-    assert 'lights.changed from lights (room="hall", on=true)  1 listener' in line
+    assert 'lights.changed         from lights (room="hall", on=true)  1 listener' in line
 
 
 def test_markup_in_names_is_escaped() -> None:
