@@ -446,7 +446,7 @@ def decode_spans(data: Any) -> list[ReadableSpan]:
     """
     root = _get_obj(data, "TracesData")
     if "resourceSpans" not in root:
-        raise _fail("TracesData", "no 'resourceSpans' field: not OTLP trace data")
+        raise _fail("TracesData", "no 'resourceSpans' field")
     spans: list[ReadableSpan] = []
     for r, raw_rs in enumerate(_get_list(root, "resourceSpans", "TracesData")):
         rwhere = f"resourceSpans[{r}]"

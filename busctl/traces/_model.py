@@ -1,0 +1,281 @@
+"""The span tree of a trace file: spans, traces, and what the bus recorded on them.
+
+from busctl.traces import read_trace_file
+
+for trace in read_trace_file("traces/sample.jsonl").traces():
+    for span, depth in trace.walk():
+        print("  " * depth, span.name, span.service, f"{span.duration_ms:.2f} ms")
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanKind
+from opentelemetry.trace.status import StatusCode
+
+__all__ = ["NOT_JSON", "Span", "Trace", "build_traces"]
+
+_KIND_NAMES = {
+    SpanKind.INTERNAL: "internal",
+    SpanKind.SERVER: "server",
+    SpanKind.CLIENT: "client",
+    SpanKind.PRODUCER: "producer",
+    SpanKind.CONSUMER: "consumer",
+}
+
+
+class _NotJson:
+    """The value of an argument list or result that was not recorded as JSON."""
+
+    def __repr__(self) -> str:
+        return "NOT_JSON"
+
+
+NOT_JSON: Any = _NotJson()
+"""Returned by ``Span.json`` when the recorded text is truncated, lossy or missing."""
+
+
+@dataclass(eq=False, slots=True)
+class Span:
+    """One recorded span, with the bus's attributes made easy to reach.
+
+    Attributes:
+        trace_id: 32 lower-case hex digits.
+        span_id: 16 lower-case hex digits.
+        parent_id: the parent's span id, or ``None`` for a root.
+        name: the span's name (``lights.turn_on``, ``send motion.detected``).
+        kind: ``client``, ``server``, ``producer``, ``consumer`` or ``internal``.
+        start_ns: start, in nanoseconds since the epoch.
+        end_ns: end, in nanoseconds since the epoch.
+        attributes: every attribute, decoded.
+        error: whether the span's status is ERROR.
+        status_message: the status description (``SensorError: ...``).
+        events: ``(name, attributes, time_ns)`` of each span event.
+        links: ``(trace_id, span_id, attributes)`` of each link.
+        resource: the resource's attributes (``service.name``...).
+        line: the line of the trace file the span came from (0 if none).
+        children: the spans whose parent this is, in start order.
+        parent: the parent span, when it is in the same file.
+    """
+
+    trace_id: str
+    span_id: str
+    parent_id: str | None
+    name: str
+    kind: str
+    start_ns: int
+    end_ns: int
+    attributes: dict[str, Any]
+    error: bool = False
+    status_message: str | None = None
+    events: list[tuple[str, dict[str, Any], int]] = field(default_factory=list)
+    links: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    resource: dict[str, Any] = field(default_factory=dict)
+    line: int = 0
+    children: list[Span] = field(default_factory=list)
+    parent: Span | None = None
+
+    @classmethod
+    def from_readable(cls, span: ReadableSpan, line: int = 0) -> Span:
+        """Build from an SDK ``ReadableSpan`` (as ``bus._otlp.decode_spans`` returns)."""
+        ctx = span.context
+        assert ctx is not None
+        return cls(
+            trace_id=f"{ctx.trace_id:032x}",
+            span_id=f"{ctx.span_id:016x}",
+            parent_id=f"{span.parent.span_id:016x}" if span.parent else None,
+            name=span.name,
+            kind=_KIND_NAMES.get(span.kind, "internal"),
+            start_ns=span.start_time or 0,
+            end_ns=span.end_time or 0,
+            attributes=dict(span.attributes or {}),
+            error=span.status.status_code is StatusCode.ERROR,
+            status_message=span.status.description,
+            events=[(e.name, dict(e.attributes or {}), e.timestamp) for e in span.events],
+            links=[
+                (
+                    f"{k.context.trace_id:032x}",
+                    f"{k.context.span_id:016x}",
+                    dict(k.attributes or {}),
+                )
+                for k in span.links
+            ],
+            resource=dict(span.resource.attributes) if span.resource else {},
+            line=line,
+        )
+
+    # -- what the bus recorded ---------------------------------------------------
+
+    @property
+    def duration_ms(self) -> float:
+        """How long the span lasted, in milliseconds."""
+        return max(0, self.end_ns - self.start_ns) / 1e6
+
+    @property
+    def command(self) -> str | None:
+        """The command's name, for a command's CLIENT or SERVER span."""
+        value = self.attributes.get("rpc.method")
+        return value if isinstance(value, str) else None
+
+    @property
+    def event(self) -> str | None:
+        """The event's name, for an event's PRODUCER or CONSUMER span."""
+        value = self.attributes.get("messaging.destination.name")
+        return value if isinstance(value, str) else None
+
+    @property
+    def operation(self) -> str:
+        """The command or event name, else the span's name."""
+        return self.command or self.event or self.name
+
+    @property
+    def service(self) -> str:
+        """The service the span ran on: the handler's, or the caller's for a sender."""
+        if self.kind in ("client", "producer"):
+            caller = self.attributes.get("bus.caller")
+            if isinstance(caller, str):
+                return caller
+        value = self.attributes.get("bus.service") or self.resource.get("service.name")
+        return str(value) if value else "?"
+
+    @property
+    def thread(self) -> str:
+        """The thread the span ran on (a handler's thread, or the caller's)."""
+        value = self.attributes.get("thread.name")
+        if isinstance(value, str):
+            return value
+        return self.service
+
+    @property
+    def error_type(self) -> str | None:
+        """``error.type`` of a failed span."""
+        value = self.attributes.get("error.type")
+        return str(value) if value is not None else None
+
+    @property
+    def replayed(self) -> bool:
+        """Whether the span was produced by a replay (and so links to the original)."""
+        if self.attributes.get("bus.replayed") is True:
+            return True
+        return any(attrs.get("bus.replay") is True for _, _, attrs in self.links)
+
+    def json(self, key: str) -> Any:
+        """The recorded JSON attribute ``key`` (``bus.args``...) decoded, or ``NOT_JSON``.
+
+        ``NOT_JSON`` when it is missing, or marked truncated or lossy by the
+        bus: such a value cannot be sent again faithfully.
+        """
+        text = self.attributes.get(key)
+        if not isinstance(text, str):
+            return NOT_JSON
+        if self.attributes.get(key + ".truncated") or self.attributes.get(key + ".lossy"):
+            return NOT_JSON
+        try:
+            return json.loads(text)
+        except ValueError:
+            return NOT_JSON
+
+    @property
+    def server(self) -> Span | None:
+        """For a command's CLIENT span, its SERVER span (the handler's) if recorded."""
+        for child in self.children:
+            if child.kind == "server":
+                return child
+        return None
+
+    def descendants(self) -> Iterator[Span]:
+        """Every span under this one, depth first, in start order."""
+        for child in self.children:
+            yield child
+            yield from child.descendants()
+
+
+@dataclass(eq=False, slots=True)
+class Trace:
+    """The spans of one trace id, as a forest (roots whose parent is not recorded)."""
+
+    trace_id: str
+    roots: list[Span]
+    spans: list[Span]
+
+    @property
+    def start_ns(self) -> int:
+        """When the first span started."""
+        return min(s.start_ns for s in self.spans)
+
+    @property
+    def end_ns(self) -> int:
+        """When the last span ended."""
+        return max(s.end_ns for s in self.spans)
+
+    @property
+    def duration_ms(self) -> float:
+        """From the first start to the last end, in milliseconds."""
+        return max(0, self.end_ns - self.start_ns) / 1e6
+
+    @property
+    def errors(self) -> int:
+        """How many of its spans failed."""
+        return sum(1 for s in self.spans if s.error)
+
+    @property
+    def services(self) -> list[str]:
+        """The services the trace touched, in order of first appearance."""
+        return list(dict.fromkeys(s.service for s in sorted(self.spans, key=_start)))
+
+    @property
+    def name(self) -> str:
+        """The name of its first root span."""
+        return self.roots[0].name if self.roots else "?"
+
+    def walk(self) -> Iterator[tuple[Span, int]]:
+        """``(span, depth)`` for every span, depth first, children in start order."""
+
+        def visit(span: Span, depth: int) -> Iterator[tuple[Span, int]]:
+            yield span, depth
+            for child in span.children:
+                yield from visit(child, depth + 1)
+
+        for root in self.roots:
+            yield from visit(root, 0)
+
+
+def _start(span: Span) -> tuple[int, int]:
+    # The bus records a command's CLIENT span a hair before its SERVER span;
+    # the kind order breaks exact ties so trees read sender first.
+    return span.start_ns, _KIND_ORDER.get(span.kind, 9)
+
+
+_KIND_ORDER = {"client": 0, "producer": 1, "server": 2, "consumer": 3, "internal": 4}
+
+
+def build_traces(spans: Iterable[Span]) -> list[Trace]:
+    """Link spans into trees and group them by trace, oldest trace first.
+
+    A span whose id appears twice (a file captured twice over) is kept once.
+    """
+    by_trace: dict[str, dict[str, Span]] = {}
+    for span in spans:
+        by_trace.setdefault(span.trace_id, {}).setdefault(span.span_id, span)
+    traces = []
+    for trace_id, members in by_trace.items():
+        roots = []
+        for span in members.values():
+            span.children.clear()
+            span.parent = None
+        for span in sorted(members.values(), key=_start):
+            parent = members.get(span.parent_id) if span.parent_id else None
+            if parent is None or parent is span:
+                roots.append(span)
+            else:
+                span.parent = parent
+                parent.children.append(span)
+        ordered = sorted(members.values(), key=_start)
+        traces.append(Trace(trace_id, roots, ordered))
+    traces.sort(key=lambda t: t.start_ns)
+    return traces

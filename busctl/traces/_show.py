@@ -1,0 +1,194 @@
+"""``busctl trace show``: traces as trees, with services, durations and errors.
+
+from busctl.traces import TraceFilter, read_trace_file, render_traces
+
+traces = TraceFilter(errors_only=True).apply(read_trace_file(path).traces())
+print(render_traces(traces))
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from ._model import Span, Trace
+
+__all__ = ["TraceFilter", "render_trace", "render_traces", "summary_json"]
+
+Style = Callable[[str, str], str]
+
+
+def _plain(text: str, _style: str) -> str:
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class TraceFilter:
+    """Which traces to show; a trace is kept when every given criterion matches.
+
+    Attributes:
+        names: glob patterns; some span's command, event or span name matches one.
+        services: service names (or globs); some span ran on one of them.
+        trace_ids: trace ids or their prefixes (at least 4 hex digits).
+        errors_only: keep only traces with a failed span.
+    """
+
+    names: tuple[str, ...] = ()
+    services: tuple[str, ...] = ()
+    trace_ids: tuple[str, ...] = ()
+    errors_only: bool = False
+
+    def matches(self, trace: Trace) -> bool:
+        """Whether ``trace`` passes the filter."""
+        if self.trace_ids and not any(trace.trace_id.startswith(t.lower()) for t in self.trace_ids):
+            return False
+        if self.errors_only and not trace.errors:
+            return False
+        if self.names and not any(
+            _glob(span.operation, self.names) or _glob(span.name, self.names)
+            for span in trace.spans
+        ):
+            return False
+        return not self.services or any(_glob(span.service, self.services) for span in trace.spans)
+
+    def apply(self, traces: Iterable[Trace]) -> list[Trace]:
+        """The traces that pass, in their order."""
+        return [t for t in traces if self.matches(t)]
+
+
+def _glob(value: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(value, p) for p in patterns)
+
+
+def _ms(value: float) -> str:
+    if value >= 1000:
+        return f"{value / 1000:.2f} s"
+    if value >= 10:
+        return f"{value:.1f} ms"
+    return f"{value:.2f} ms"
+
+
+def _when(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
+
+
+def _label(span: Span) -> str:
+    if span.kind == "client":
+        return f"call {span.command or span.name}"
+    if span.kind == "server":
+        return f"handle {span.command or span.name}"
+    return span.name
+
+
+def _detail(span: Span) -> str:
+    if span.kind in ("server", "consumer"):
+        where = span.service
+        if span.thread != span.service:
+            where += f" @{span.thread}"
+        queued = span.attributes.get("bus.queued_ms")
+        if isinstance(queued, int | float) and queued >= 0.01:
+            where += f", queued {_ms(float(queued))}"
+        return where
+    if span.kind == "client":
+        return f"{span.service} -> {span.attributes.get('bus.service', '?')}"
+    if span.kind == "producer":
+        n = span.attributes.get("bus.listeners")
+        return (
+            f"{span.service}, {n} listener{'s' if n != 1 else ''}"
+            if n is not None
+            else span.service
+        )
+    return span.service
+
+
+def render_trace(trace: Trace, *, style: Style = _plain, args: bool = False) -> list[str]:
+    """The lines showing one trace: a header, then its span tree."""
+    errors = trace.errors
+    header = (
+        f"trace {trace.trace_id}  {trace.name}  {_ms(trace.duration_ms)}  "
+        f"{_when(trace.start_ns)}  {len(trace.spans)} span{'s' if len(trace.spans) != 1 else ''}"
+    )
+    if errors:
+        header += "  " + style(f"{errors} error{'s' if errors != 1 else ''}", "error")
+    lines = [style(header, "header"), "  services: " + ", ".join(trace.services)]
+
+    def visit(span: Span, prefix: str, last: bool, top: bool) -> None:
+        branch = "" if top else ("└─ " if last else "├─ ")
+        mark = ""
+        if span.error:
+            reason = span.status_message or span.error_type or "error"
+            server = span.server if span.kind == "client" else None
+            if server is not None and server.error:
+                reason = span.error_type or "error"  # the handler's line says why
+            mark = "  " + style(f"✗ {reason}", "error")
+        if span.replayed:
+            mark += "  " + style("[replayed]", "dim")
+        offset = (span.start_ns - trace.start_ns) / 1e6
+        text = (
+            f"  {prefix}{branch}{style(_label(span), 'name')}  "
+            f"{style(_detail(span), 'dim')}  +{_ms(offset)}  {_ms(span.duration_ms)}{mark}"
+        )
+        lines.append(text)
+        if args:
+            extra = _args_text(span)
+            if extra:
+                pad = prefix + ("   " if top or last else "│  ")
+                lines.append(f"  {pad}   {style(extra, 'dim')}")
+        child_prefix = prefix if top else prefix + ("   " if last else "│  ")
+        for i, child in enumerate(span.children):
+            visit(child, child_prefix, i == len(span.children) - 1, False)
+
+    for root in trace.roots:
+        visit(root, "", True, True)
+    return lines
+
+
+def _args_text(span: Span) -> str:
+    parts = []
+    keys = (("bus.args", "args"), ("bus.kwargs", "kwargs"), ("bus.result", "result"))
+    if span.kind == "server" and span.parent is not None:
+        keys = keys[2:]  # the arguments are on the caller's line
+    for key, label in keys:
+        text = span.attributes.get(key)
+        if isinstance(text, str) and text not in ("[]", "{}"):
+            if span.attributes.get(key + ".truncated"):
+                text += " (truncated)"
+            parts.append(f"{label}={text}")
+    return "  ".join(parts)
+
+
+def render_traces(traces: Iterable[Trace], *, style: Style = _plain, args: bool = False) -> str:
+    """Every trace, as ``render_trace`` lines, separated by a blank line."""
+    blocks = ["\n".join(render_trace(t, style=style, args=args)) for t in traces]
+    return "\n\n".join(blocks)
+
+
+def summary_json(trace: Trace) -> dict[str, Any]:
+    """A trace as JSON-ready data for ``--json``: spans flattened with depth."""
+    return {
+        "trace_id": trace.trace_id,
+        "name": trace.name,
+        "start": _when(trace.start_ns),
+        "duration_ms": round(trace.duration_ms, 3),
+        "errors": trace.errors,
+        "services": trace.services,
+        "spans": [
+            {
+                "depth": depth,
+                "span_id": span.span_id,
+                "parent_id": span.parent_id,
+                "name": span.name,
+                "kind": span.kind,
+                "service": span.service,
+                "thread": span.thread,
+                "offset_ms": round((span.start_ns - trace.start_ns) / 1e6, 3),
+                "duration_ms": round(span.duration_ms, 3),
+                "error": span.status_message if span.error else None,
+                "line": span.line,
+            }
+            for span, depth in trace.walk()
+        ],
+    }
