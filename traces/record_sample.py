@@ -86,7 +86,7 @@ def main() -> None:
     from busctl.traces import write_trace_file
 
     out = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).with_name("sample.jsonl"))
-    count = write_trace_file(out, record(), batch=64)
+    count = write_trace_file(out, record(), by_trace=True)
     print(f"wrote {count} spans to {out}")
 
 

@@ -217,21 +217,28 @@ def write_trace_file(
     *,
     batch: int = 512,
     append: bool = False,
+    by_trace: bool = False,
 ) -> int:
     """Write spans as OTLP JSON lines, ``batch`` spans per line; return how many.
 
-    Spans of one trace may be split across lines; readers join them by id.
+    With ``by_trace``, each line holds the spans of one trace (in the order
+    traces first appear), so a reader's line numbers name traces. Otherwise
+    spans of one trace may be split across lines; readers join them by id.
     """
-    count = 0
-    chunk: list[ReadableSpan] = []
-    with Path(path).open("a" if append else "w", encoding="utf-8") as out:
+    groups: Iterable[list[ReadableSpan]]
+    if by_trace:
+        traces: dict[int, list[ReadableSpan]] = {}
         for span in spans:
-            chunk.append(span)
-            if len(chunk) >= batch:
+            ctx = span.context
+            traces.setdefault(ctx.trace_id if ctx else 0, []).append(span)
+        groups = traces.values()
+    else:
+        groups = [list(spans)]
+    count = 0
+    with Path(path).open("a" if append else "w", encoding="utf-8") as out:
+        for group in groups:
+            for start in range(0, len(group), batch):
+                chunk = group[start : start + batch]
                 out.write(dumps_line(encode_spans(chunk)) + "\n")
                 count += len(chunk)
-                chunk = []
-        if chunk:
-            out.write(dumps_line(encode_spans(chunk)) + "\n")
-            count += len(chunk)
     return count

@@ -61,6 +61,7 @@ class Span:
         line: the line of the trace file the span came from (0 if none).
         children: the spans whose parent this is, in start order.
         parent: the parent span, when it is in the same file.
+        source: the SDK span it was built from (what OTLP exporters take).
     """
 
     trace_id: str
@@ -79,6 +80,7 @@ class Span:
     line: int = 0
     children: list[Span] = field(default_factory=list)
     parent: Span | None = None
+    source: ReadableSpan | None = field(default=None, repr=False)
 
     @classmethod
     def from_readable(cls, span: ReadableSpan, line: int = 0) -> Span:
@@ -107,6 +109,7 @@ class Span:
             ],
             resource=dict(span.resource.attributes) if span.resource else {},
             line=line,
+            source=span,
         )
 
     # -- what the bus recorded ---------------------------------------------------

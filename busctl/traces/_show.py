@@ -148,7 +148,11 @@ def render_trace(trace: Trace, *, style: Style = _plain, args: bool = False) -> 
 
 def _args_text(span: Span) -> str:
     parts = []
-    keys = (("bus.args", "args"), ("bus.kwargs", "kwargs"), ("bus.result", "result"))
+    keys: tuple[tuple[str, str], ...] = (
+        ("bus.args", "args"),
+        ("bus.kwargs", "kwargs"),
+        ("bus.result", "result"),
+    )
     if span.kind == "server" and span.parent is not None:
         keys = keys[2:]  # the arguments are on the caller's line
     for key, label in keys:

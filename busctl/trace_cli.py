@@ -1,0 +1,465 @@
+"""``busctl trace show|export FILE`` and ``busctl replay FILE``.
+
+    busctl trace show traces/sample.jsonl --errors
+    busctl trace export traces/sample.jsonl --format chrome -o sample.chrome.json
+    busctl trace export traces/sample.jsonl --format otlp --endpoint http://localhost:4318
+    busctl replay traces/sample.jsonl --commands --fast
+    busctl replay traces/sample.jsonl --commands --to-pytest tests/test_recorded.py
+
+Loaded lazily by ``busctl.cli`` (``LAZY_VERBS``); the trace tools themselves
+live in ``busctl.traces``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+import click
+
+from ._exit import ExitStatus
+from ._verbs import Failure, bus_option, json_option, reports_failures, verbose_option
+
+if TYPE_CHECKING:
+    from .traces import Outcome, Step, TraceFile
+
+__all__ = ["replay", "trace"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_STYLES: dict[str, dict[str, Any]] = {
+    "header": {"bold": True},
+    "name": {"fg": "cyan"},
+    "dim": {"dim": True},
+    "error": {"fg": "red", "bold": True},
+}
+
+
+def _load(path: str, *, strict: bool = False, quiet: bool = False) -> TraceFile:
+    from .traces import TraceFileError, read_trace_file
+
+    try:
+        trace_file = read_trace_file(path)
+    except TraceFileError as exc:
+        raise Failure(str(exc), ExitStatus.ERROR) from None
+    if trace_file.errors and not quiet:
+        click.echo(trace_file.error_summary(), err=True)
+    if trace_file.errors and strict:
+        raise Failure(
+            f"{path}: {len(trace_file.errors)} bad line(s) (see above); "
+            "drop --strict to use the valid ones",
+            ExitStatus.ERROR,
+        )
+    if not trace_file.spans:
+        reason = "no valid lines" if trace_file.errors else "no spans"
+        raise Failure(f"{path}: {reason}: nothing to read", ExitStatus.ERROR)
+    return trace_file
+
+
+def _filter_options(fn: Callable[P, R]) -> Callable[P, R]:
+    options = [
+        click.option("--name", "names", multiple=True, metavar="PATTERN",
+                     help="Only traces with a command, event or span matching (glob; repeatable)."),
+        click.option("--service", "services", multiple=True, metavar="NAME",
+                     help="Only traces touching this service (glob; repeatable)."),
+        click.option("--trace-id", "trace_ids", multiple=True, metavar="ID",
+                     help="Only this trace (an id or a prefix of one; repeatable)."),
+        click.option("--errors", "errors_only", is_flag=True,
+                     help="Only traces with a failed span."),
+        click.option("--strict", is_flag=True, help="Fail on any bad line instead of skipping it."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+@click.group("trace")
+def trace() -> None:
+    """Read a trace file (OTLP JSON lines) offline; export it to other tools."""
+
+
+@trace.command("show")
+@click.argument("file", type=click.Path(dir_okay=False))
+@_filter_options
+@click.option("--args", "show_args", is_flag=True, help="Show arguments and results.")
+@click.option("--limit", type=click.IntRange(min=1), help="Show at most this many traces.")
+@json_option
+@reports_failures
+def show(
+    file: str,
+    names: tuple[str, ...],
+    services: tuple[str, ...],
+    trace_ids: tuple[str, ...],
+    errors_only: bool,
+    strict: bool,
+    show_args: bool,
+    limit: int | None,
+    as_json: bool,
+) -> None:
+    """Show the traces in FILE as trees: services, durations, errors."""
+    from .traces import TraceFilter, render_traces, summary_json
+
+    trace_file = _load(file, strict=strict)
+    chosen = TraceFilter(names, services, trace_ids, errors_only).apply(trace_file.traces())
+    if limit is not None:
+        chosen = chosen[:limit]
+    if as_json:
+        click.echo(json.dumps([summary_json(t) for t in chosen], indent=2))
+        return
+    if not chosen:
+        click.echo("no trace matches", err=True)
+        return
+    colour = sys.stdout.isatty()
+
+    def style(text: str, kind: str) -> str:
+        return click.style(text, **_STYLES[kind]) if colour else text
+
+    click.echo(render_traces(chosen, style=style, args=show_args))
+    total = len(trace_file.traces())
+    click.echo(
+        f"\n{len(chosen)} of {total} trace{'s' if total != 1 else ''}, "
+        f"{sum(len(t.spans) for t in chosen)} spans",
+        err=True,
+    )
+
+
+def _otlp_endpoint(url: str | None) -> str | None:
+    if url is None:
+        return None
+    from urllib.parse import urlsplit
+
+    if urlsplit(url).path in ("", "/"):
+        return url.rstrip("/") + "/v1/traces"
+    return url
+
+
+@trace.command("export")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["chrome", "otlp"]),
+    required=True,
+    help="chrome: trace-event JSON for Perfetto; otlp: send to an OTLP/HTTP endpoint.",
+)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Write here (chrome JSON; with otlp: OTLP JSON lines, not sent).")  # fmt: skip
+@click.option("--endpoint", metavar="URL",
+              help="The OTLP/HTTP endpoint (default: $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, "
+                   "else http://localhost:4318/v1/traces).")  # fmt: skip
+@click.option("--timeout", type=float, default=10.0, show_default=True,
+              help="Seconds to wait for the OTLP endpoint.")  # fmt: skip
+@_filter_options
+@reports_failures
+def export(
+    file: str,
+    fmt: str,
+    output: str | None,
+    endpoint: str | None,
+    timeout: float,
+    names: tuple[str, ...],
+    services: tuple[str, ...],
+    trace_ids: tuple[str, ...],
+    errors_only: bool,
+    strict: bool,
+) -> None:
+    """Export FILE to Chrome trace-event JSON (Perfetto) or to an OTLP endpoint."""
+    from .traces import TraceFilter, to_chrome
+
+    trace_file = _load(file, strict=strict)
+    chosen = TraceFilter(names, services, trace_ids, errors_only).apply(trace_file.traces())
+    spans = [span for t in chosen for span in t.spans]
+    if not spans:
+        raise Failure("no trace matches the filters: nothing to export", ExitStatus.ERROR)
+    if fmt == "chrome":
+        text = json.dumps(to_chrome(spans), separators=(",", ":"))
+        if output in (None, "-"):
+            click.echo(text)
+        else:
+            Path(str(output)).write_text(text + "\n")
+            click.echo(
+                f"wrote {len(spans)} spans to {output} (open it in ui.perfetto.dev)", err=True
+            )
+        return
+    readable = [s.source for s in spans if s.source is not None]
+    if output is not None:
+        from .traces import write_trace_file
+
+        count = write_trace_file(str(output) if output != "-" else "/dev/stdout", readable)
+        click.echo(f"wrote {count} spans to {output}", err=True)
+        return
+    _send_otlp(readable, _otlp_endpoint(endpoint), timeout)
+
+
+def _send_otlp(spans: list[Any], endpoint: str | None, timeout: float) -> None:
+    import logging
+
+    try:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    except ImportError:
+        raise Failure(
+            "OTLP export needs opentelemetry-exporter-otlp-proto-http: "
+            "pip install opentelemetry-exporter-otlp-proto-http",
+            ExitStatus.ERROR,
+        ) from None
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    exporter = OTLPSpanExporter(endpoint=endpoint, timeout=timeout)
+    where = getattr(exporter, "_endpoint", endpoint or "the default endpoint")
+    # The exporter logs its failures (and retries) at length; one line is enough here.
+    logging.getLogger("opentelemetry.exporter.otlp.proto.http").setLevel(logging.CRITICAL)
+    try:
+        sent, failed = 0, 0
+        for start in range(0, len(spans), 512):
+            batch = spans[start : start + 512]
+            if exporter.export(batch) is SpanExportResult.SUCCESS:
+                sent += len(batch)
+            else:
+                failed += len(batch)
+    finally:
+        exporter.shutdown()  # type: ignore[no-untyped-call]
+    if failed:
+        raise Failure(
+            f"the OTLP endpoint {where} did not accept {failed} of {len(spans)} spans "
+            "(is a collector listening there? set it with --endpoint)",
+            ExitStatus.ERROR,
+        )
+    click.echo(f"sent {sent} spans to {where}", err=True)
+
+
+# -- replay ------------------------------------------------------------------------
+
+
+def _step_line(step: Step) -> str:
+    return f"#{step.index:<3} +{step.offset_ns / 1e9:8.3f}s  {step.kind:<7} {step.call_text()}"
+
+
+def _load_services(
+    targets: list[str], options: dict[str, Any] | None = None
+) -> Callable[[Any], None]:
+    import importlib
+
+    def start(bus: Any) -> None:
+        for target in targets:
+            module_name, _, attribute = target.partition(":")
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError as exc:
+                raise Failure(f"cannot import {module_name!r}: {exc}", ExitStatus.USAGE) from None
+            if attribute:
+                bus.add_service(getattr(module, attribute)())
+            elif hasattr(module, "start"):
+                module.start(bus, **(options or {}))
+            else:
+                raise Failure(
+                    f"{module_name!r} has no start(bus): name a class with {module_name}:Class",
+                    ExitStatus.USAGE,
+                )
+
+    return start
+
+
+@click.command("replay")
+@click.argument("file", type=click.Path(dir_okay=False))
+@bus_option
+@click.option("--speed", type=click.FloatRange(min=0, min_open=True), default=1.0,
+              show_default=True, help="Recorded gaps are divided by this.")  # fmt: skip
+@click.option("--fast", is_flag=True, help="Send each step as soon as the previous is done.")
+@click.option("--only", multiple=True, metavar="PATTERN",
+              help="Replay only events and commands matching (glob; repeatable).")  # fmt: skip
+@click.option("--exclude", multiple=True, metavar="PATTERN",
+              help="Never replay events and commands matching (glob; repeatable).")  # fmt: skip
+@click.option("--step", "stepping", is_flag=True,
+              help="One step at a time: Enter sends, s skips, q stops.")  # fmt: skip
+@click.option("--dry-run", is_flag=True, help="Print what would be sent; send nothing.")
+@click.option("--commands", "with_commands", is_flag=True,
+              help="Also re-execute read-only commands; report results that differ.")  # fmt: skip
+@click.option("--all-commands", is_flag=True,
+              help="With --commands: re-execute every command, side effects and all.")  # fmt: skip
+@click.option("--timeout", type=float, default=30.0, show_default=True,
+              help="Seconds a replayed command may take.")  # fmt: skip
+@click.option("--to-pytest", "to_pytest", type=click.Path(dir_okay=False), metavar="OUT.py",
+              help="Write a pytest regression test of the replay; replay nothing.")  # fmt: skip
+@click.option("--services", "service_targets", multiple=True, metavar="TARGET",
+              help="With --to-pytest: what the test starts (module or module:Class; "
+                   "default sample_services).")  # fmt: skip
+@click.option("--start-options", metavar="JSON",
+              help="With --to-pytest: keyword arguments for each module's start().")  # fmt: skip
+@json_option
+@verbose_option
+@reports_failures
+def replay(
+    file: str,
+    target: str | None,
+    speed: float,
+    fast: bool,
+    only: tuple[str, ...],
+    exclude: tuple[str, ...],
+    stepping: bool,
+    dry_run: bool,
+    with_commands: bool,
+    all_commands: bool,
+    timeout: float,
+    to_pytest: str | None,
+    service_targets: tuple[str, ...],
+    start_options: str | None,
+    as_json: bool,
+    verbose: bool,
+) -> None:
+    """Replay the events (and, with --commands, commands) recorded in FILE onto a bus.
+
+    Steps go in recorded order at the recorded pace (times --speed, or --fast).
+    Without --bus and with no bus running, an embedded bus with the sample
+    services is started. Anything that cannot be replayed is listed at the end.
+    Exits 1 when a replayed command's result differs from the recording.
+    """
+    from .traces import plan_replay
+
+    if all_commands and not with_commands:
+        with_commands = True
+    trace_file = _load(file)
+    if to_pytest is not None:
+        try:
+            options = json.loads(start_options) if start_options else {}
+        except ValueError as exc:
+            raise Failure(f"--start-options is not JSON: {exc}", ExitStatus.USAGE) from None
+        if not isinstance(options, dict):
+            raise Failure("--start-options must be a JSON object", ExitStatus.USAGE)
+        _write_pytest(trace_file, file, to_pytest, list(service_targets) or ["sample_services"],
+                      options, only, exclude, with_commands, all_commands)  # fmt: skip
+        return
+    if dry_run and target is None:
+        plan = plan_replay(trace_file, only=only, exclude=exclude, commands=with_commands,
+                           all_commands=all_commands)  # fmt: skip
+        _print_dry_run(plan, as_json, checked=False)
+        return
+    from ._embedded import connect_or_embed
+
+    client, bus = connect_or_embed(target)
+    try:
+        if bus is not None and not as_json:
+            click.echo(
+                "no bus running: replaying onto an embedded bus with the sample services", err=True
+            )
+        _replay_onto(client, trace_file, speed, fast, only, exclude, stepping, dry_run,
+                     with_commands, all_commands, timeout, as_json)  # fmt: skip
+    finally:
+        client.close()
+        if bus is not None:
+            bus.close()
+
+
+def _print_dry_run(plan: Any, as_json: bool, *, checked: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({
+            "steps": [s.to_json() for s in plan.steps],
+            "left_out": [{"name": s.operation, "line": s.line, "reason": r}
+                         for s, r in plan.left_out],
+            "filtered": plan.filtered,
+        }, indent=2))  # fmt: skip
+        return
+    for step in plan.steps:
+        line = _step_line(step)
+        if step.problem:
+            line += f"   [cannot replay: {step.problem}]"
+        click.echo(line)
+    for span, reason in plan.left_out:
+        click.echo(f"left out: {span.operation} (line {span.line}): {reason}")
+    if plan.filtered:
+        click.echo(f"{plan.filtered} left out by --only/--exclude")
+    if plan.commands and not plan.all_commands and not checked:
+        click.echo("(whether each command is read-only is checked against the bus when replaying)")
+    click.echo(f"dry run: {len(plan.steps)} step(s), nothing sent", err=True)
+
+
+def _replay_onto(
+    client: Any,
+    trace_file: TraceFile,
+    speed: float,
+    fast: bool,
+    only: tuple[str, ...],
+    exclude: tuple[str, ...],
+    stepping: bool,
+    dry_run: bool,
+    with_commands: bool,
+    all_commands: bool,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    from .traces import ClientTarget, Replayer, plan_replay
+
+    target = ClientTarget(client)
+    known = target.commands() if with_commands else {}
+    plan = plan_replay(trace_file, only=only, exclude=exclude, commands=with_commands,
+                       all_commands=all_commands, readonly=known.get)  # fmt: skip
+    if dry_run:
+        _print_dry_run(plan, as_json, checked=True)
+        return
+    replayer: Replayer
+
+    def before(step: Step) -> bool:
+        click.echo(_step_line(step) + "   [Enter: send, s: skip, q: stop] ", nl=False, err=True)
+        answer = sys.stdin.readline()
+        if not answer or answer.strip().lower() == "q":
+            replayer.stop()
+            return False
+        return answer.strip().lower() != "s"
+
+    def after(step: Step, outcome: Outcome | None) -> None:
+        if as_json:
+            return
+        line = _step_line(step)
+        if outcome is not None:
+            recorded = step.recorded
+            same = recorded is not None and recorded.comparable and recorded.same_as(outcome)
+            line += "   = as recorded" if same else f"   -> {outcome.describe()}"
+        click.echo(line)
+
+    replayer = Replayer(plan, target, speed=speed, fast=fast, timeout=timeout,
+                        before_step=before if stepping else None, on_step=after)  # fmt: skip
+    report = replayer.run()
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        click.echo("")
+        click.echo(report.render())
+    if report.differences:
+        raise Failure(
+            f"{len(report.differences)} command result(s) differ from the recording",
+            ExitStatus.ERROR,
+        )
+
+
+def _write_pytest(
+    trace_file: TraceFile,
+    source: str,
+    out: str,
+    services: list[str],
+    options: dict[str, Any],
+    only: tuple[str, ...],
+    exclude: tuple[str, ...],
+    with_commands: bool,
+    all_commands: bool,
+) -> None:
+    from bus import Bus
+
+    from .traces import plan_replay
+    from .traces._pytest import write_pytest
+
+    # Start the services once, untraced, to learn which commands are read-only.
+    with Bus(name="to-pytest", tracing=False) as bus:
+        _load_services(services, options)(bus)
+        known = {c["name"]: bool(c.get("readonly")) for c in bus.inspect()["commands"]}
+    plan = plan_replay(trace_file, only=only, exclude=exclude, commands=with_commands,
+                       all_commands=all_commands, readonly=known.get)  # fmt: skip
+    for step in plan.steps:
+        if step.kind == "command" and step.name not in known:
+            step.problem = "the command does not exist on these services"
+    per_module = {t: options for t in services if ":" not in t}
+    path = write_pytest(plan, out, services=services, source=source, options=per_module)
+    sent = sum(1 for s in plan.steps if s.problem is None)
+    click.echo(f"wrote {path}: {sent} step(s); run it with pytest {path}", err=True)
