@@ -262,7 +262,10 @@ class Runtime:
                 if self.state == "failed":
                     with self._lock:
                         self._live -= 1
-                    self.accepting = False
+                    # Its handlers were registered before on_start failed, so
+                    # work may be queued already: fail it, or its futures
+                    # would stay pending and wait_idle() would never return.
+                    self.close_mailbox()
                     return
             get = self._queue.get
             elastic = self.elastic

@@ -1,0 +1,304 @@
+"""The four verbs, registrations, services starting and stopping, the newcomer's style."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+
+import pytest
+
+from bus import Bus, BusClosedError, CommandFuture, Registration, Service, command, listener
+from bus.testing import wait_idle
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class Greeter(Service):
+    def __init__(self) -> None:
+        super().__init__()
+        self.greeted: list[str] = []
+        self.threads: dict[str, str] = {}
+
+    def on_start(self) -> None:
+        self.threads["on_start"] = threading.current_thread().name
+
+    def on_stop(self) -> None:
+        self.threads["on_stop"] = threading.current_thread().name
+
+    @command("say_hello", readonly=True)
+    def say_hello(self, name: str) -> str:
+        """Greet someone."""
+        self.threads["say_hello"] = threading.current_thread().name
+        return f"Hello, {name}!"
+
+    @listener("greet_event")
+    def on_greet(self, name: str) -> None:
+        self.greeted.append(name)
+
+
+def test_execute_command_returns_a_future_of_the_result(bus: Bus) -> None:
+    bus.register_command("add", lambda a, b: a + b)
+
+    future = bus.execute_command("add", 2, b=3)
+
+    assert isinstance(future, Future)
+    assert isinstance(future, CommandFuture)
+    assert future.result(timeout=5) == 5
+    assert future.command == "add"
+    assert future.service == "pool"
+
+
+def test_fire_event_returns_none_and_reaches_every_listener(bus: Bus) -> None:
+    got: list[tuple[str, object]] = []
+    done = threading.Barrier(3, timeout=5)
+
+    def first(x: object) -> None:
+        got.append(("first", x))
+        done.wait()
+
+    def second(x: object) -> None:
+        got.append(("second", x))
+        done.wait()
+
+    bus.register_listener("ping", first)
+    bus.register_listener("ping", second)
+
+    assert bus.fire_event("ping", 42) is None
+    done.wait()
+    assert sorted(got) == [("first", 42), ("second", 42)]
+
+
+def test_fire_event_without_listeners_is_fine(bus: Bus) -> None:
+    bus.fire_event("nobody.listens", 1)
+    wait_idle(bus)
+    assert bus.inspect()["totals"]["dropped"] == 0
+
+
+def test_registration_dispose_frees_the_name_and_is_idempotent(bus: Bus) -> None:
+    registration = bus.register_command("echo", lambda x: x)
+    assert isinstance(registration, Registration)
+    assert (registration.name, registration.kind, registration.disposed) == (
+        "echo",
+        "command",
+        False,
+    )
+
+    registration.dispose()
+    registration.dispose()
+
+    assert registration.disposed
+    assert "echo" not in [c["name"] for c in bus.inspect()["commands"]]
+    bus.register_command("echo", lambda x: x * 2)
+    assert bus.execute_command("echo", 4).result(timeout=5) == 8
+
+
+def test_disposed_listener_is_no_longer_called(bus: Bus) -> None:
+    got: list[int] = []
+    with bus.register_listener("tick", got.append) as registration:
+        bus.fire_event("tick", 1)
+        wait_idle(bus)
+    assert registration.disposed
+    bus.fire_event("tick", 2)
+    wait_idle(bus)
+    assert got == [1]
+
+
+def test_context_manager_closes_the_bus_and_joins_its_threads(
+    live_bus_threads: Callable[[str], list[threading.Thread]],
+) -> None:
+    with Bus(name="ctx") as b:
+        b.add_service(Greeter())
+        b.register_command("x", lambda: 1)
+        assert b.execute_command("x").result(timeout=5) == 1
+        assert live_bus_threads("ctx")
+    assert b.closed
+    assert live_bus_threads("ctx") == []
+    with pytest.raises(BusClosedError):
+        b.execute_command("x")
+    with pytest.raises(BusClosedError):
+        b.fire_event("greet_event", "late")
+
+
+def test_add_service_returns_ready_with_handlers_registered(bus: Bus) -> None:
+    greeter = Greeter()
+
+    assert bus.add_service(greeter) is greeter
+
+    # No start-up race: the command and listener are there the moment it returns.
+    assert greeter.bus is bus
+    assert bus.execute_command("say_hello", "Alice").result(timeout=5) == "Hello, Alice!"
+    bus.fire_event("greet_event", "Bob")
+    wait_idle(bus)
+    assert greeter.greeted == ["Bob"]
+    service = next(s for s in bus.inspect()["services"] if s["name"] == "greeter")
+    assert service["state"] == "running"
+    assert service["class"] == "Greeter"
+
+
+def test_on_start_and_handlers_and_on_stop_run_on_the_service_thread() -> None:
+    greeter = Greeter()
+    with Bus(name="own") as b:
+        b.add_service(greeter)
+        assert greeter.threads["on_start"] == "bus:own/greeter"
+        b.execute_command("say_hello", "A").result(timeout=5)
+    assert greeter.threads == {
+        "on_start": "bus:own/greeter",
+        "say_hello": "bus:own/greeter",
+        "on_stop": "bus:own/greeter",
+    }
+
+
+def test_on_start_may_register_handlers_that_stay_on_the_service(bus: Bus) -> None:
+    class Dynamic(Service):
+        def on_start(self) -> None:
+            self.bus.register_command("where", lambda: threading.current_thread().name)
+
+    bus.add_service(Dynamic())
+
+    assert bus.execute_command("where").result(timeout=5) == "bus:test/dynamic"
+
+
+def test_on_start_failure_raises_and_cleans_up(
+    bus: Bus, live_bus_threads: Callable[[str], list[threading.Thread]]
+) -> None:
+    class Broken(Service):
+        @command("broken.cmd")
+        def cmd(self) -> int:
+            return 1
+
+        def on_start(self) -> None:
+            self.bus.register_command("broken.extra", lambda: 2)
+            raise RuntimeError("cannot start")
+
+    broken = Broken()
+    with pytest.raises(RuntimeError, match="cannot start"):
+        bus.add_service(broken)
+
+    snapshot = bus.inspect()
+    assert [s["name"] for s in snapshot["services"]] == []
+    assert snapshot["commands"] == []
+    assert broken.bus is None
+    # The thread ends; the name is free again.
+    for thread in live_bus_threads("test"):
+        if thread.name == "bus:test/broken":
+            thread.join(5)
+    assert all(t.name != "bus:test/broken" for t in live_bus_threads("test"))
+    assert bus.add_service(Service(name="broken")).service_name() == "broken"
+
+
+def test_work_queued_while_on_start_fails_is_failed_not_left_pending(bus: Bus) -> None:
+    """A command sent during on_start (its handlers are already registered) must not hang."""
+    starting = threading.Event()
+    fail = threading.Event()
+
+    class Slow(Service):
+        @command("slow.cmd")
+        def cmd(self) -> int:
+            return 1
+
+        def on_start(self) -> None:
+            starting.set()
+            fail.wait(5)
+            raise RuntimeError("gave up starting")
+
+    errors: list[BaseException] = []
+    adder = threading.Thread(target=lambda: _add_catching(bus, Slow(), errors))
+    adder.start()
+    assert starting.wait(5)
+    future = bus.execute_command("slow.cmd")
+    fail.set()
+    adder.join(5)
+
+    assert [type(e) for e in errors] == [RuntimeError]
+    with pytest.raises(BusClosedError):
+        future.result(timeout=5)
+    assert bus.wait_idle(5)
+
+
+def _add_catching(bus: Bus, service: Service, errors: list[BaseException]) -> None:
+    try:
+        bus.add_service(service)
+    except BaseException as exc:
+        errors.append(exc)
+
+
+def test_duplicate_service_name_is_refused(bus: Bus) -> None:
+    bus.add_service(Greeter())
+    with pytest.raises(ValueError, match="already on the bus"):
+        bus.add_service(Greeter())
+
+
+def test_service_name_defaults_to_snake_case_without_suffix(bus: Bus) -> None:
+    class KitchenLightsService(Service):
+        pass
+
+    assert KitchenLightsService().service_name() == "kitchen_lights"
+    assert Service(name="custom").service_name() == "custom"
+
+
+def test_newcomer_style_plain_thread_registers_and_is_called() -> None:
+    """A class that starts a plain threading.Thread which registers on the bus."""
+    greeted: list[str] = []
+    threads: dict[str, str] = {}
+
+    class Newcomer:
+        def __init__(self, bus: Bus) -> None:
+            self.bus = bus
+            self.ready = threading.Event()
+            self.thread = threading.Thread(target=self.run, name="newcomer")
+            self.thread.start()
+
+        def run(self) -> None:
+            self.bus.register_command("say_hello", self.say_hello)
+            self.bus.register_listener("greet_event", self.on_greet)
+            self.ready.set()
+
+        def say_hello(self, name: str) -> str:
+            threads["say_hello"] = threading.current_thread().name
+            return f"Hello, {name}!"
+
+        def on_greet(self, name: str) -> None:
+            threads["greet_event"] = threading.current_thread().name
+            greeted.append(name)
+
+    with Bus(name="newbie") as b:
+        newcomer = Newcomer(b)
+        assert newcomer.ready.wait(5)
+        newcomer.thread.join(5)
+
+        assert b.execute_command("say_hello", "Alice").result() == "Hello, Alice!"
+        b.fire_event("greet_event", "Bob")
+        wait_idle(b)
+
+    assert greeted == ["Bob"]
+    # Registered from a thread that is no service: both ran on the shared pool.
+    assert threads["say_hello"].startswith("bus:newbie/pool")
+    assert threads["greet_event"].startswith("bus:newbie/pool")
+
+
+def test_close_is_idempotent_and_state_is_reported(bus: Bus) -> None:
+    assert bus.inspect()["bus"]["state"] == "running"
+    bus.close()
+    bus.close()
+    assert bus.closed
+    assert bus.inspect()["bus"]["state"] == "closed"
+    with pytest.raises(BusClosedError):
+        bus.register_command("late", lambda: None)
+    with pytest.raises(BusClosedError):
+        bus.register_listener("late", lambda: None)
+    with pytest.raises(BusClosedError):
+        bus.add_service(Greeter())
+
+
+def test_close_from_a_handler_returns_and_the_bus_closes(
+    live_bus_threads: Callable[[str], list[threading.Thread]],
+) -> None:
+    b = Bus(name="selfclose")
+    b.register_command("shutdown", lambda: b.close())
+    assert b.execute_command("shutdown").result(timeout=5) is None
+    for thread in live_bus_threads("selfclose"):
+        thread.join(10)
+    assert live_bus_threads("selfclose") == []
+    assert b.closed
+    b.close()
