@@ -273,6 +273,8 @@ def _load_services(
               help="Replay only events and commands matching (glob; repeatable).")  # fmt: skip
 @click.option("--exclude", multiple=True, metavar="PATTERN",
               help="Never replay events and commands matching (glob; repeatable).")  # fmt: skip
+@click.option("--no-settle", is_flag=True,
+              help="With --fast: do not wait for an idle bus before each command.")  # fmt: skip
 @click.option("--step", "stepping", is_flag=True,
               help="One step at a time: Enter sends, s skips, q stops.")  # fmt: skip
 @click.option("--dry-run", is_flag=True, help="Print what would be sent; send nothing.")
@@ -299,6 +301,7 @@ def replay(
     fast: bool,
     only: tuple[str, ...],
     exclude: tuple[str, ...],
+    no_settle: bool,
     stepping: bool,
     dry_run: bool,
     with_commands: bool,
@@ -345,8 +348,8 @@ def replay(
             click.echo(
                 "no bus running: replaying onto an embedded bus with the sample services", err=True
             )
-        _replay_onto(client, trace_file, speed, fast, only, exclude, stepping, dry_run,
-                     with_commands, all_commands, timeout, as_json)  # fmt: skip
+        _replay_onto(client, trace_file, speed, fast and not no_settle, fast, only, exclude,
+                     stepping, dry_run, with_commands, all_commands, timeout, as_json)  # fmt: skip
     finally:
         client.close()
         if bus is not None:
@@ -380,6 +383,7 @@ def _replay_onto(
     client: Any,
     trace_file: TraceFile,
     speed: float,
+    settle: bool,
     fast: bool,
     only: tuple[str, ...],
     exclude: tuple[str, ...],
@@ -419,7 +423,7 @@ def _replay_onto(
             line += "   = as recorded" if same else f"   -> {outcome.describe()}"
         click.echo(line)
 
-    replayer = Replayer(plan, target, speed=speed, fast=fast, timeout=timeout,
+    replayer = Replayer(plan, target, speed=speed, fast=fast, timeout=timeout, settle=settle,
                         before_step=before if stepping else None, on_step=after)  # fmt: skip
     report = replayer.run()
     if as_json:

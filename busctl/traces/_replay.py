@@ -302,6 +302,9 @@ class Target(Protocol):
     def execute(self, step: Step, timeout: float) -> Outcome:
         """Execute the step's command and wait for its outcome."""
 
+    def settle(self, timeout: float) -> bool:
+        """Wait until the bus is idle (no queued work, no handler running)."""
+
 
 def _replay_of(step: Step) -> dict[str, str]:
     return {"trace_id": step.span.trace_id, "span_id": step.span.span_id}
@@ -345,6 +348,31 @@ class ClientTarget:
                     self.marks = True
                 return result
         return self.client.request(method, params, timeout=timeout)
+
+    def settle(self, timeout: float) -> bool:
+        """Wait until every service is idle with an empty mailbox; ``False`` on timeout.
+
+        Uses the server's ``wait_idle`` method when it has one, else polls
+        ``inspect``.
+        """
+        methods = self.client.info.get("methods", ()) if hasattr(self.client, "info") else ()
+        if "wait_idle" in methods:
+            result = self.client.request("wait_idle", {"timeout": timeout}, timeout=timeout + 5)
+            return bool(result.get("idle", True)) if isinstance(result, dict) else True
+        deadline = time.monotonic() + timeout
+        delay = 0.001
+        quiet = 0
+        while time.monotonic() < deadline:
+            services = self.client.inspect().get("services", [])
+            busy = any(
+                s.get("mailbox") or s.get("activity") not in (None, "idle") for s in services
+            )
+            quiet = 0 if busy else quiet + 1
+            if quiet >= 2:  # twice in a row: nothing was in flight between two looks
+                return True
+            time.sleep(delay)
+            delay = min(delay * 2, 0.02)
+        return False
 
     def fire(self, step: Step) -> int:
         """Fire the event through the control endpoint."""
@@ -402,6 +430,10 @@ class BusTarget:
         else:
             with manager:
                 yield
+
+    def settle(self, timeout: float) -> bool:
+        """``bus.wait_idle``."""
+        return self.bus.wait_idle(timeout)
 
     def fire(self, step: Step) -> int:
         """Fire the event on the bus."""
@@ -560,6 +592,10 @@ class Replayer:
         on_step: called with each step and its outcome (``None`` for events)
             after it was sent.
         timeout: seconds a replayed command may take.
+        settle: before each command, wait until the bus is idle, so the
+            command sees the state the events before it produced (the
+            recorded pace gives them that time; ``fast`` does not). Default:
+            on with ``fast``.
     """
 
     def __init__(
@@ -573,6 +609,7 @@ class Replayer:
         before_step: Callable[[Step], bool] | None = None,
         on_step: Callable[[Step, Outcome | None], None] | None = None,
         timeout: float = 30.0,
+        settle: bool | None = None,
     ) -> None:
         if speed <= 0:
             raise ValueError("speed must be more than 0")
@@ -583,6 +620,7 @@ class Replayer:
         self.before_step = before_step
         self.on_step = on_step
         self.timeout = timeout
+        self.settle = settle
         self.position = 0
         self._cond = threading.Condition()
         self._paused = paused
@@ -677,6 +715,11 @@ class Replayer:
             if problem is not None:
                 report.skipped.append((step, problem))
                 continue
+            settle = self.fast if self.settle is None else self.settle
+            if settle and step.kind == "command" and not self.target.settle(self.timeout):
+                report.notes.append(
+                    f"note: the bus was still busy after {self.timeout:g}s before #{step.index}"
+                )
             outcome = self._send(step, report)
             if self.on_step is not None:
                 self.on_step(step, outcome)

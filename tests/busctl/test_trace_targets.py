@@ -1,0 +1,104 @@
+"""Replay targets: the control protocol's `replay_of` param and the bus-side hook."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import pytest
+
+import sample_services
+from bus import Bus
+from busctl._client import RemoteError
+from busctl.traces import BusTarget, ClientTarget, Replayer, plan_replay, read_trace_file
+from traces.record_sample import OPTIONS
+
+pytestmark = pytest.mark.timeout(30)
+
+SAMPLE = Path(__file__).resolve().parents[2] / "traces" / "sample.jsonl"
+
+
+class FakeClient:
+    """Answers like the control server would, from a bus in this process."""
+
+    def __init__(self, bus, *, knows_replay_of):
+        self.bus = bus
+        self.knows_replay_of = knows_replay_of
+        self.requests = []
+
+    def inspect(self):
+        return self.bus.inspect()
+
+    def request(self, method, params=None, timeout=None):
+        self.requests.append((method, dict(params or {})))
+        params = dict(params or {})
+        if "replay_of" in params and not self.knows_replay_of:
+            raise RemoteError(-32602, "unexpected param replay_of", {"param": "replay_of"})
+        if method == "fire":
+            self.bus.fire_event(params["name"], *params["args"], **params["kwargs"])
+            return {"listeners": 1}
+        future = self.bus.execute_command(params["name"], *params["args"], **params["kwargs"])
+        try:
+            return {"result": future.result(timeout=10)}
+        except Exception as exc:
+            raise RemoteError(
+                -32000, str(exc), {"type": type(exc).__name__, "message": str(exc)}
+            ) from None
+
+
+@pytest.fixture
+def bus():
+    with Bus(name="target") as bus:
+        sample_services.start(bus, **OPTIONS)
+        yield bus
+
+
+@pytest.fixture
+def plan():
+    return plan_replay(read_trace_file(SAMPLE), commands=True, all_commands=True)
+
+
+def test_client_target_links_each_request_to_its_recorded_span(bus, plan):
+    client = FakeClient(bus, knows_replay_of=True)
+    report = Replayer(plan, ClientTarget(client), fast=True).run()
+    assert report.differences == []
+    sent = [p for _, p in client.requests]
+    assert len(sent) == len(plan.steps)
+    for step, params in zip(plan.steps, sent, strict=True):
+        assert params["replay_of"] == {"trace_id": step.span.trace_id, "span_id": step.span.span_id}
+    assert not any("no replay hook" in n for n in report.notes)
+
+
+def test_client_target_falls_back_when_the_bus_has_no_replay_hook(bus, plan):
+    client = FakeClient(bus, knows_replay_of=False)
+    report = Replayer(plan, ClientTarget(client), fast=True).run()
+    assert len(report.sent) == len(plan.steps)
+    # Asked once with replay_of, then never again.
+    assert sum("replay_of" in p for _, p in client.requests) == 1
+    assert any("no replay hook" in n for n in report.notes)
+
+
+def test_client_target_compares_remote_errors(bus):
+    plan = plan_replay(read_trace_file(SAMPLE), commands=True, only=("lights.get",))
+    report = Replayer(plan, ClientTarget(FakeClient(bus, knows_replay_of=True)), fast=True).run()
+    assert report.compared == 2
+    # Without the recorded motion the hall light is off now: a difference. The
+    # attic fails with the same ValueError as when recorded: not a difference.
+    assert [d.step.args for d in report.differences] == [["hall"]]
+    assert report.differences[0].now.value["on"] is False
+
+
+def test_bus_target_uses_the_bus_replay_hook_when_there_is_one(bus, plan, monkeypatch):
+    import bus._context as context
+
+    entered = []
+
+    @contextlib.contextmanager
+    def replaying(trace_id, span_id):
+        entered.append((trace_id, span_id))
+        yield
+
+    monkeypatch.setattr(context, "replaying", replaying, raising=False)
+    report = Replayer(plan, BusTarget(bus), fast=True).run()
+    assert entered == [(s.span.trace_id, s.span.span_id) for s in plan.steps]
+    assert not any("no replay hook" in n for n in report.notes)
