@@ -266,7 +266,7 @@ def plan_replay(
             if reason is None:
                 steps.append(_step_of(span, "command"))
                 return
-            if wanted or commands:
+            if wanted:
                 left_out.append((span, reason))
             else:
                 filtered += 1
