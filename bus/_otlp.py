@@ -93,7 +93,23 @@ def encode_value(value: Any) -> dict[str, Any]:
 def _attributes(attributes: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     if not attributes:
         return []
-    return [{"key": key, "value": encode_value(value)} for key, value in attributes.items()]
+    out = []
+    # The common atoms inline: this runs for every attribute of every span
+    # the control server streams.
+    for key, value in attributes.items():
+        kind = type(value)
+        if kind is str:
+            encoded: dict[str, Any] = {"stringValue": value}
+        elif kind is int:
+            encoded = {"intValue": str(value)}
+        elif kind is bool:
+            encoded = {"boolValue": value}
+        elif kind is float and math.isfinite(value):
+            encoded = {"doubleValue": value}
+        else:
+            encoded = encode_value(value)
+        out.append({"key": key, "value": encoded})
+    return out
 
 
 def _flags(parent: SpanContext | None, own: SpanContext) -> int:
@@ -117,7 +133,7 @@ def _encode_span(span: ReadableSpan) -> dict[str, Any]:
         out["parentSpanId"] = f"{parent.span_id:016x}"
     out["flags"] = _flags(parent, ctx)
     out["name"] = span.name
-    out["kind"] = _KIND_TO_OTLP[span.kind]
+    out["kind"] = span.kind.value + 1  # OTLP counts from UNSPECIFIED = 0
     out["startTimeUnixNano"] = str(span.start_time or 0)
     out["endTimeUnixNano"] = str(span.end_time or 0)
     out["attributes"] = _attributes(span.attributes)
