@@ -1,0 +1,658 @@
+"""The REPL's core: a loop of prompt, parse, request, print, free of any terminal.
+
+    from prompt_toolkit.input import create_pipe_input
+    from prompt_toolkit.output import DummyOutput
+
+    with create_pipe_input() as keys:
+        keys.send_text("say_hello Alice\\r")
+        keys.close()
+        out = io.StringIO()
+        Repl(client, input=keys, output=DummyOutput(), stdout=out).run()
+
+Input is never evaluated: a line is a verb of the REPL (``help``, ``emit``,
+``monitor``...) or a call, parsed by ``busctl._args`` (JSON or Python
+literals). Waiting for a reply or watching activity reads the keyboard
+itself in raw mode, so Ctrl-C arrives as a key, not as a signal, the same
+way on a terminal and through a pipe in tests: it stops the wait, never the
+REPL, and never the command, which runs on in the bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import os
+import re
+import sys
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TextIO
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
+from prompt_toolkit.history import History, InMemoryHistory
+from prompt_toolkit.input import Input
+from prompt_toolkit.input.typeahead import store_typeahead
+from prompt_toolkit.key_binding import KeyPress
+from prompt_toolkit.keys import Keys
+from prompt_toolkit.output import Output
+from rich.console import Console
+
+from . import _output
+from ._args import ArgumentError, parse_line, split_line
+from ._client import Client, ConnectionLost, RemoteError, Subscription
+from ._exit import ExitStatus
+from ._repl_complete import Registry, ReplCompleter
+from ._repl_views import (
+    show_command_help,
+    show_error,
+    show_event_help,
+    show_overview,
+    show_result,
+    show_table,
+    show_verbs,
+)
+
+__all__ = ["VERBS", "Repl", "default_history_path"]
+
+VERBS: dict[str, str] = {
+    "help": "help [NAME]: these verbs, or a command's signature, doc and stats (also ?NAME)",
+    "call": "call NAME ARG...: run a command (the same as NAME ARG... or NAME(key=value))",
+    "emit": "emit NAME ARG...: fire an event (also emit NAME(key=value))",
+    "monitor": "monitor [PATTERN...]: show live activity until Ctrl-C",
+    "inspect": "inspect: the bus at a glance: state, uptime, totals",
+    "services": "services: the services, their state and counts",
+    "commands": "commands: the commands and their signatures",
+    "listeners": "listeners: the listeners in delivery order",
+    "who-handles": "who-handles NAME: exactly which handlers a name reaches",
+    "verbose": "verbose [on|off]: show the remote traceback with each error",
+    "traceback": "traceback: the remote traceback of the last error",
+    "reconnect": "reconnect: attach to the bus again",
+    "exit": "exit: leave the REPL (also quit, Ctrl-D)",
+}
+_ALIASES = {"quit": "exit", "?": "help"}
+_REFRESH_EVERY = 1.0  # seconds: at most one inspect() per prompt within this
+_MONITOR_BACKLOG = 10_000  # activity lines held for a slow terminal; beyond, dropped and counted
+_LEARN_BUFFER = 1000  # the bus's buffer for the background subscription that learns event names
+_WORD = re.compile(r"[^\s(]+")
+
+
+class _Lost(Exception):
+    """Raised into the prompt when the connection to the bus ends."""
+
+
+class _Interrupted(Exception):
+    """Ctrl-C while waiting."""
+
+
+def default_history_path() -> Path:
+    """``$XDG_STATE_HOME/busctl/history``, else ``~/.local/state/busctl/history``."""
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "busctl" / "history"
+
+
+class Repl:
+    """An interactive session with one bus, through a ``Client``.
+
+    Args:
+        client: the connection to the bus; the REPL does not close it (the
+            caller does), but may replace it on ``reconnect`` (see ``client``).
+        input: where keys come from (``None``: the terminal).
+        output: where the prompt is drawn (``None``: the terminal).
+        stdout: where results, tables and errors are written.
+        history: the prompt's history (``None``: in memory only).
+        embedded: the bus was started by this process; the banner says so.
+        verbose: show remote tracebacks with errors.
+        timeout: seconds the bus waits for a command before giving up.
+        connect: makes a new client for ``reconnect`` (default: the same address).
+        colour: colour and highlighting (``None``: when ``stdout`` is a terminal).
+
+    ``run()`` blocks until the user leaves; use it from one thread only.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        input: Input | None = None,
+        output: Output | None = None,
+        stdout: TextIO | None = None,
+        history: History | None = None,
+        embedded: bool = False,
+        verbose: bool = False,
+        timeout: float | None = 30.0,
+        connect: Callable[[], Client] | None = None,
+        colour: bool | None = None,
+        learn_events: bool = True,
+    ) -> None:
+        self.client = client
+        self.embedded = embedded
+        self.verbose = verbose
+        self.timeout = timeout
+        self.registry = Registry()
+        self.last_error: BaseException | None = None
+        stream = stdout if stdout is not None else sys.stdout
+        if colour is None:
+            colour = stream.isatty() and not os.environ.get("NO_COLOR")
+        self.colour = colour
+        self.console = Console(
+            file=stream,
+            force_terminal=colour,
+            no_color=not colour,
+            highlight=colour,
+            soft_wrap=not colour,
+            width=None if colour else 200,
+        )
+        self._connect = connect or (lambda: Client.connect(str(self.client.address)))
+        self._learn_events = learn_events
+        self._learner: Subscription | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lost = False
+        self._leaving = False
+        self._refreshing = False
+        self._refreshed_at = 0.0
+        self._pending_text = ""
+        self.session: PromptSession[str] = PromptSession(
+            input=input,
+            output=output,
+            history=history or InMemoryHistory(),
+            completer=ReplCompleter(self.registry, {**VERBS, "quit": "leave the REPL"}),
+            complete_while_typing=True,
+            auto_suggest=AutoSuggestFromHistory(),
+            bottom_toolbar=self._toolbar,
+        )
+
+    # -- the loop ---------------------------------------------------------------
+
+    def run(self) -> int:
+        """Prompt until ``exit`` or Ctrl-D; return the exit status."""
+        return asyncio.run(self.run_async())
+
+    async def run_async(self) -> int:
+        """``run()`` on the running event loop."""
+        self._loop = asyncio.get_running_loop()
+        try:
+            self._attach()
+            self._banner()
+            while True:
+                if self._lost and not await self._offer_reconnect():
+                    return ExitStatus.NO_BUS
+                self._refresh_soon()
+                text, self._pending_text = self._pending_text, ""
+                try:
+                    line = await self.session.prompt_async(self._prompt(), default=text)
+                except KeyboardInterrupt:
+                    continue  # Ctrl-C at the prompt: the line is dropped
+                except EOFError:
+                    break
+                except _Lost:
+                    continue
+                try:
+                    if not await self.handle(line):
+                        break
+                except ConnectionLost:
+                    self._lost = True
+            return ExitStatus.OK
+        finally:
+            self._leaving = True
+            if self._learner is not None:
+                with contextlib.suppress(Exception):
+                    self._learner.close(timeout=1.0)
+
+    async def handle(self, line: str) -> bool:
+        """Carry out one line; return ``False`` to leave the REPL."""
+        text = line.strip()
+        if not text or text.startswith("#"):
+            return True
+        if text.startswith("?"):
+            await self._help(text[1:].strip())
+            return True
+        match = _WORD.match(text)
+        word = match.group() if match else text
+        rest = text[len(word) :].strip()
+        verb = _ALIASES.get(word, word)
+        if verb not in VERBS:
+            await self._call(text)
+            return True
+        if verb == "exit":
+            return False
+        handler = getattr(self, "_verb_" + verb.replace("-", "_"))
+        await handler(rest)
+        return True
+
+    # -- verbs --------------------------------------------------------------------
+
+    async def _verb_help(self, rest: str) -> None:
+        await self._help(rest)
+
+    async def _verb_call(self, rest: str) -> None:
+        await self._call(rest)
+
+    async def _verb_emit(self, rest: str) -> None:
+        if not rest:
+            self._say("usage: emit NAME ARG... (or emit NAME(key=value))")
+            return
+        try:
+            name, args, kwargs = parse_line(rest)
+        except ArgumentError as exc:
+            self._bad_arguments(exc)
+            return
+        params = {"name": name, "args": args, "kwargs": kwargs}
+        reply = await self._request("fire", params, what=f"emit {name}")
+        if isinstance(reply, dict):
+            count = reply.get("listeners", 0)
+            self.registry.saw_event(name)
+            self._say(f"fired {name}: {count} listener{'' if count == 1 else 's'} matched")
+
+    async def _verb_monitor(self, rest: str) -> None:
+        try:
+            patterns = split_line(rest) or ["*"]
+        except ArgumentError as exc:
+            self._bad_arguments(exc)
+            return
+        await self._monitor(patterns)
+
+    async def _verb_inspect(self, rest: str) -> None:
+        snapshot = await self._inspect()
+        if snapshot is not None:
+            show_overview(self.console, snapshot, getattr(self.client, "info", {}) or {})
+
+    async def _verb_services(self, rest: str) -> None:
+        await self._view("services")
+
+    async def _verb_commands(self, rest: str) -> None:
+        await self._view("commands")
+
+    async def _verb_listeners(self, rest: str) -> None:
+        await self._view("listeners")
+
+    async def _verb_who_handles(self, rest: str) -> None:
+        if not rest:
+            self._say("usage: who-handles NAME")
+            return
+        routing = await self._request("who_handles", {"name": rest}, what="who-handles")
+        if not isinstance(routing, dict):
+            return
+        if routing.get("command"):
+            show_command_help(self.console, routing["command"], colour=self.colour)
+        if routing.get("listeners"):
+            show_event_help(self.console, rest, routing)
+        if not routing.get("command") and not routing.get("listeners"):
+            self._nothing_named(rest, routing)
+
+    async def _verb_verbose(self, rest: str) -> None:
+        if rest in {"on", "off"}:
+            self.verbose = rest == "on"
+        elif rest:
+            self._say("usage: verbose [on|off]")
+            return
+        self._say(f"verbose is {'on' if self.verbose else 'off'}")
+
+    async def _verb_traceback(self, rest: str) -> None:
+        trace = (
+            self.last_error.remote_traceback if isinstance(self.last_error, RemoteError) else None
+        )
+        self._say(trace.rstrip() if trace else "no remote traceback: the last error had none")
+
+    async def _verb_reconnect(self, rest: str) -> None:
+        self._reconnect()
+
+    # -- calls, help, views -----------------------------------------------------------
+
+    async def _call(self, text: str) -> None:
+        try:
+            name, args, kwargs = parse_line(text)
+        except ArgumentError as exc:
+            self._bad_arguments(exc)
+            return
+        params = {"name": name, "args": args, "kwargs": kwargs, "timeout": self.timeout}
+        reply = await self._request("execute", params, what=name)
+        if isinstance(reply, dict):
+            show_result(
+                self.console,
+                reply.get("result"),
+                colour=self.colour,
+                lossy=bool(reply.get("lossy")),
+            )
+
+    async def _help(self, name: str) -> None:
+        if not name:
+            show_verbs(self.console, VERBS)
+            return
+        snapshot = await self._inspect()
+        if snapshot is None:
+            return
+        entry = self.registry.commands.get(name)
+        if entry is not None:
+            show_command_help(self.console, entry, colour=self.colour)
+            return
+        if _ALIASES.get(name, name) in VERBS:
+            self._say(VERBS[_ALIASES.get(name, name)])
+            return
+        routing = await self._request("who_handles", {"name": name}, what="help")
+        if isinstance(routing, dict) and routing.get("listeners"):
+            show_event_help(self.console, name, routing)
+        elif isinstance(routing, dict):
+            self._nothing_named(name, routing)
+
+    def _nothing_named(self, name: str, routing: dict[str, Any]) -> None:
+        suggestions = routing.get("suggestions") or []
+        hint = f"; did you mean {', '.join(map(str, suggestions[:5]))}?" if suggestions else ""
+        self._say(f"no command named {name}, and no listener for an event of that name{hint}")
+
+    async def _view(self, what: str) -> None:
+        snapshot = await self._inspect()
+        if snapshot is not None:
+            show_table(self.console, what, snapshot, colour=self.colour)
+
+    async def _inspect(self) -> dict[str, Any] | None:
+        snapshot = await self._request("inspect", None, what="inspect")
+        if isinstance(snapshot, dict):
+            self.registry.update(snapshot)
+            self._refreshed_at = self._now()
+            return snapshot
+        return None
+
+    # -- waiting, cancellably ---------------------------------------------------------
+
+    async def _request(self, method: str, params: dict[str, Any] | None, *, what: str) -> Any:
+        """Send a request and wait for it; errors and Ctrl-C are reported, giving ``None``.
+
+        Raises:
+            ConnectionLost: the connection ended (the loop offers to reconnect).
+        """
+        try:
+            future = self.client.request_async(method, params)
+            return await self._wait(future)
+        except _Interrupted:
+            if method == "execute":
+                self._say(
+                    f"stopped waiting for {what}: it runs on in the bus; its result is dropped"
+                )
+            else:
+                self._say(f"stopped waiting for {what}")
+        except ConnectionLost as exc:
+            self._report_lost(exc)
+            raise
+        except RemoteError as exc:
+            self.last_error = exc
+            if exc.code == -32001:
+                self._refreshed_at = (
+                    0.0  # the registry may be stale: refresh before the next prompt
+                )
+            show_error(self.console, exc, verbose=self.verbose, colour=self.colour)
+        return None
+
+    async def _wait(self, future: Future[Any]) -> Any:
+        """The future's result, unless Ctrl-C is pressed first (``_Interrupted``).
+
+        Keys other than Ctrl-C typed meanwhile are kept for the next prompt.
+        """
+        waiting = asyncio.wrap_future(future)
+        interrupted = await self._keys_until(waiting)
+        if interrupted:
+            waiting.cancel()  # the reply, when it comes, is dropped by the client
+            raise _Interrupted
+        return waiting.result()
+
+    async def _keys_until(self, *waits: asyncio.Future[Any]) -> bool:
+        """Read keys until one of ``waits`` is done (``False``) or Ctrl-C (``True``)."""
+        loop = asyncio.get_running_loop()
+        interrupted: asyncio.Future[None] = loop.create_future()
+        typeahead: list[KeyPress] = []
+        keys = self.session.input
+
+        def on_keys() -> None:
+            for key in keys.read_keys():
+                if key.key == Keys.ControlC:
+                    if not interrupted.done():
+                        interrupted.set_result(None)
+                else:
+                    typeahead.append(key)
+            if keys.closed and not interrupted.done():
+                interrupted.set_result(None)  # end of input: nobody is left to wait for
+
+        with keys.raw_mode(), keys.attach(on_keys):
+            await asyncio.wait([interrupted, *waits], return_when=asyncio.FIRST_COMPLETED)
+        if not interrupted.done():
+            interrupted.cancel()
+        if typeahead:
+            store_typeahead(keys, typeahead)
+        return interrupted.done() and not interrupted.cancelled()
+
+    # -- monitor ------------------------------------------------------------------------
+
+    async def _monitor(self, patterns: list[str]) -> None:
+        loop = asyncio.get_running_loop()
+        backlog: collections.deque[tuple[str, dict[str, Any]]] = collections.deque(
+            maxlen=_MONITOR_BACKLOG
+        )
+        wake = asyncio.Event()
+
+        def on_note(method: str, params: dict[str, Any]) -> None:
+            # On the client's reader thread: hand over and return at once.
+            backlog.append((method, params))
+            with contextlib.suppress(RuntimeError):  # the loop is gone: the REPL ended
+                loop.call_soon_threadsafe(wake.set)
+
+        try:
+            subscription = self.client.subscribe("activity", on_note, patterns=patterns)
+        except RemoteError as exc:
+            show_error(self.console, exc, verbose=self.verbose, colour=self.colour)
+            return
+        except ConnectionLost as exc:
+            self._report_lost(exc)
+            raise
+        self._say(f"monitoring {' '.join(patterns)} on bus {self._name()}; Ctrl-C stops")
+        shown = 0
+        try:
+            while True:
+                woken = asyncio.ensure_future(wake.wait())
+                try:
+                    interrupted = await self._keys_until(woken)
+                finally:
+                    woken.cancel()
+                wake.clear()
+                shown += self._drain(backlog)
+                if interrupted:
+                    break
+                if self.client.closed:
+                    raise ConnectionLost(f"connection to bus {self._name()} lost")
+        except ConnectionLost as exc:
+            self._report_lost(exc)
+            raise
+        finally:
+            with contextlib.suppress(Exception):
+                subscription.close(timeout=2.0)
+        self._say(f"monitor stopped ({shown} shown)")
+
+    def _drain(self, backlog: collections.deque[tuple[str, dict[str, Any]]]) -> int:
+        shown = 0
+        while backlog:
+            method, params = backlog.popleft()
+            if method == "dropped":
+                self._say(f"... the bus dropped {params.get('count')} records (we read too slowly)")
+                continue
+            activity = params.get("activity")
+            if not isinstance(activity, dict):
+                continue
+            if activity.get("kind") == "event":
+                self.registry.saw_event(str(activity.get("name")))
+            line = _output.activity_line(activity, colour=self.colour)
+            self.console.print(line, markup=self.colour, highlight=False)
+            shown += 1
+        return shown
+
+    # -- the connection --------------------------------------------------------------------
+
+    def _attach(self) -> None:
+        """Watch the client for a lost connection, learn event names, fill the registry."""
+        client = self.client
+        loop = self._loop
+
+        def lost() -> None:  # on the client's reader thread
+            if self._leaving or loop is None or client is not self.client:
+                return
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._on_lost)
+
+        client.on_disconnect(lost)
+        try:
+            self.registry.update(client.inspect())
+        except RemoteError as exc:
+            show_error(self.console, exc, verbose=self.verbose, colour=self.colour)
+        self._refreshed_at = self._now()
+        if self._learn_events:
+            self._learner = client.subscribe(
+                "activity", self._learn, patterns=("*",), buffer=_LEARN_BUFFER
+            )
+
+    def _learn(self, method: str, params: dict[str, Any]) -> None:
+        activity = params.get("activity")
+        if isinstance(activity, dict) and activity.get("kind") == "event":
+            self.registry.saw_event(str(activity.get("name")))
+
+    def _on_lost(self) -> None:
+        if self._lost:
+            return
+        self._lost = True
+        app = self.session.app
+        if app.is_running:
+            self._pending_text = app.current_buffer.text
+            app.exit(exception=_Lost())
+
+    def _report_lost(self, exc: BaseException) -> None:
+        self._lost = True
+        self._say(f"{exc}", error=True)
+
+    async def _offer_reconnect(self) -> bool:
+        reason = getattr(self.client, "error", None)
+        self._say(
+            f"the connection to bus {self._name()} is lost"
+            + (f" ({reason})" if reason else "")
+            + "; the REPL cannot reach it until it reconnects",
+            error=True,
+        )
+        # A session of its own: arguments given to prompt_async would stick to ours.
+        question: PromptSession[str] = PromptSession(
+            input=self.session.input, output=self.session.output
+        )
+        while True:
+            try:
+                answer = await question.prompt_async("reconnect? [Y/n] ")
+            except (EOFError, KeyboardInterrupt):
+                answer = "n"
+            if answer.strip().lower() in {"n", "no", "q", "exit", "quit"}:
+                self._say("leaving: the bus is gone")
+                return False
+            if self._reconnect():
+                return True
+
+    def _reconnect(self) -> bool:
+        try:
+            client = self._connect()
+        except Exception as exc:
+            self._say(f"cannot reconnect: {exc}", error=True)
+            return False
+        old, self.client = self.client, client
+        self._lost = False
+        with contextlib.suppress(Exception):
+            old.close()
+        self._learner = None
+        try:
+            self._attach()
+        except ConnectionLost as exc:
+            self._report_lost(exc)
+            return False
+        self._say(f"reconnected to bus {self._name()} at {client.address}")
+        return True
+
+    def _refresh_soon(self) -> None:
+        """Ask for a fresh ``inspect()`` without waiting: completion follows the bus."""
+        if self._refreshing or self._lost or self._now() - self._refreshed_at < _REFRESH_EVERY:
+            return
+        try:
+            future = self.client.request_async("inspect")
+        except ConnectionLost:
+            return
+        self._refreshing = True
+        loop = self._loop
+
+        def done(result: Future[Any]) -> None:
+            if loop is not None:
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(self._refreshed, result)
+
+        future.add_done_callback(done)
+
+    def _refreshed(self, future: Future[Any]) -> None:
+        self._refreshing = False
+        self._refreshed_at = self._now()
+        if future.exception() is None and isinstance(future.result(), dict):
+            self.registry.update(future.result())
+
+    # -- small things ------------------------------------------------------------------
+
+    def _banner(self) -> None:
+        info = getattr(self.client, "info", {}) or {}
+        totals = self.registry.snapshot.get("totals", {})
+        counts = (
+            f"{totals.get('services', 0)} services, {totals.get('commands', 0)} commands, "
+            f"{totals.get('listeners', 0)} listeners"
+        )
+        if self.embedded:
+            self._say(
+                f"No bus is running, so this REPL started an embedded bus {self._name()!r} with "
+                f"the sample services ({counts}); it ends when you leave. "
+                "Start one with `busctl run` to attach to it instead."
+            )
+        else:
+            self._say(
+                f"Attached to bus {self._name()!r} (pid {info.get('pid', '?')}, "
+                f"{self.client.address}): {counts}."
+            )
+        self._say("Type help for the verbs, ?NAME for a command; Tab completes; Ctrl-D exits.")
+
+    def _prompt(self) -> str:
+        return f"{self._name()}> "
+
+    def _name(self) -> str:
+        return str(getattr(self.client, "name", None) or "bus")
+
+    def _toolbar(self) -> str:
+        text = self.session.default_buffer.text.lstrip()
+        match = _WORD.match(text)
+        word = match.group() if match else ""
+        if word in {"call", "help", "?"}:
+            parts = text.split()
+            word = parts[1] if len(parts) > 1 else ""
+        entry = self.registry.commands.get(word.lstrip("?"))
+        if entry is not None:
+            doc = str(entry.get("doc") or "").strip().splitlines()
+            first = f"  {doc[0]}" if doc else ""
+            return f" {entry['name']}{entry.get('signature', '')}{first}"
+        return f" bus {self._name()}  ·  help  ·  Tab completes  ·  Ctrl-D exits"
+
+    def _bad_arguments(self, exc: ArgumentError) -> None:
+        self.last_error = exc
+        self._say(f"bad argument: {exc}", error=True)
+
+    def _say(self, text: str, *, error: bool = False) -> None:
+        if error and self.colour:
+            self.console.print(f"[bold red]error:[/] {_escape(text)}", highlight=False)
+        elif error:
+            self.console.print(f"error: {text}", markup=False, highlight=False)
+        else:
+            self.console.print(text, markup=False, highlight=False)
+
+    @staticmethod
+    def _now() -> float:
+        return asyncio.get_running_loop().time()
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)

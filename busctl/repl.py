@@ -1,0 +1,78 @@
+"""``busctl repl``: an interactive prompt on a bus, with completion and help.
+
+    $ busctl repl                    # the one running bus, or an embedded sample bus
+    home> lights.turn_on kitchen brightness=60
+    home> lights.turn_on(room="hall")
+    home> ?thermostat.set_target
+    home> emit motion.detected room=hall
+    home> monitor lights.*           # Ctrl-C returns to the prompt
+
+The work is done by ``busctl._repl.Repl``, which takes a client, an input and
+an output, so it runs in tests without a terminal; this module only picks the
+bus, the history file and the terminal.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ._exit import ExitStatus
+
+__all__ = ["repl"]
+
+
+@click.command()
+@click.option("--bus", "target", metavar="NAME|PATH", help="The bus to attach to.")
+@click.option(
+    "--history",
+    "history_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Where to keep the history (default: $XDG_STATE_HOME/busctl/history).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Show the remote traceback with each error.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds the bus waits for a command.",
+)
+def repl(target: str | None, history_path: Path | None, verbose: bool, timeout: float) -> None:
+    """An interactive prompt with completion and help.
+
+    Attaches to the bus --bus names, or to the one running; with none running,
+    starts the sample services on an embedded bus in this process.
+    """
+    from prompt_toolkit.history import FileHistory, History, InMemoryHistory
+
+    from bus import BusError
+
+    from ._client import ConnectionLost
+    from ._embedded import connect_or_embed
+    from ._repl import Repl, default_history_path
+
+    try:
+        client, embedded = connect_or_embed(target)
+    except (BusError, ConnectionLost, OSError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(ExitStatus.NO_BUS) from None
+    path = history_path or default_history_path()
+    history: History
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        history = FileHistory(str(path))
+    except OSError as exc:
+        click.echo(f"warning: history not kept ({exc})", err=True)
+        history = InMemoryHistory()
+    try:
+        status = Repl(
+            client, history=history, embedded=embedded is not None, verbose=verbose, timeout=timeout
+        ).run()
+    finally:
+        client.close()
+        if embedded is not None:
+            embedded.close()
+    raise SystemExit(status)
