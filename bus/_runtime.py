@@ -141,6 +141,8 @@ class Runtime:
         self._lock = threading.Lock()
         self._live = 0
         self._idle_threads = 0
+        self._stopping = False
+        self._stops = 0  # stop sentinels in the mailbox (kept for the elastic pool)
         self._posted = bus._posted
         self._listener_log: dict[int, _RateLimitedLog] = {}
 
@@ -196,7 +198,9 @@ class Runtime:
         if self.state != "failed":
             self.state = "stopping"
         with self._lock:
+            self._stopping = True
             count = len(self.threads)
+            self._stops += count
         for _ in range(count):
             self._queue.put(_STOP)
 
@@ -214,12 +218,14 @@ class Runtime:
         from ._errors import BusClosedError
 
         failed = 0
+        stops = 0
         while True:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
-                return failed
+                break
             if item is _STOP:
+                stops += 1
                 continue
             handler, _, _, tag, _ = item
             if tag is TASK:
@@ -234,14 +240,26 @@ class Runtime:
                 handler.stats.skip(cancelled=False)
                 failed += 1
             next(self.bus._closed_items)
+        # A thread still busy in a handler (close gave up waiting for it)
+        # needs its stop, or it would block on the empty mailbox for ever.
+        for _ in range(stops):
+            self._queue.put(_STOP)
+        return failed
 
     # -- the runtime's own threads ---------------------------------------------
 
     def _grow_if_busy(self) -> None:
         with self._lock:
             grow = self._idle_threads <= 0 and len(self.threads) < self.concurrency
+            stopping = grow and self._stopping
+            if stopping:
+                self._stops += 1
         if grow:
             self._spawn()
+            if stopping:
+                # A pool handler sent work after the pool was told to stop:
+                # the new thread needs a stop of its own to end.
+                self._queue.put(_STOP)
 
     def _spawn(self, ready: Callable[[], None] | None = None) -> None:
         with self._lock:
@@ -279,6 +297,8 @@ class Runtime:
                 else:
                     item = get()
                 if item is _STOP:
+                    if elastic and self._requeue_stop():
+                        continue
                     self._exit_thread()
                     return
                 handler, args, kwargs, tag, record = item
@@ -301,6 +321,22 @@ class Runtime:
             raise
         finally:
             del _workers[ident]
+
+    def _requeue_stop(self) -> bool:
+        """Whether a pool thread that took a stop must keep serving.
+
+        The pool may grow while it stops, and a stop meant for a busy thread
+        can reach a new one ahead of work that the busy thread waits for. A
+        pool thread leaves only when nothing but stops is left; otherwise the
+        stop goes to the back of the mailbox.
+        """
+        with self._lock:
+            self._stops -= 1
+            if self._queue.qsize() <= self._stops:
+                return False
+            self._stops += 1
+        self._queue.put(_STOP)
+        return True
 
     def _exit_thread(self) -> None:
         with self._lock:
