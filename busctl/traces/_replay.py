@@ -698,12 +698,15 @@ class Replayer:
         last_sent = time.monotonic()
         for step in plan.steps:
             if not self._wait_turn(step.offset_ns - previous_offset, last_sent):
-                report.stopped = True
+                self._stopped_at(step, report)
                 break
             previous_offset = step.offset_ns
             last_sent = time.monotonic()
             self.position = step.index
             if self.before_step is not None and not self.before_step(step):
+                if self._stopped:
+                    self._stopped_at(step, report)
+                    break
                 report.skipped.append((step, "skipped at the --step prompt"))
                 continue
             problem = step.problem
@@ -729,6 +732,13 @@ class Replayer:
                 "as replayed nor linked to the recording"
             )
         return report
+
+    def _stopped_at(self, step: Step, report: ReplayReport) -> None:
+        report.stopped = True
+        left = len(self.plan.steps) - step.index + 1
+        report.notes.append(
+            f"stopped before #{step.index}: {left} step{'s' if left != 1 else ''} not sent"
+        )
 
     def _send(self, step: Step, report: ReplayReport) -> Outcome | None:
         if step.kind == "event":

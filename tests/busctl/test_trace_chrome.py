@@ -113,3 +113,17 @@ def test_spans_overlapping_on_one_thread_go_to_an_async_track():
 
 def test_nothing_to_export_is_an_empty_trace():
     assert to_chrome([])["traceEvents"] == []
+
+
+def test_replayed_spans_are_shown_as_such():
+    from busctl.traces import build_traces, render_traces
+
+    replayed = span("a" * 16, 0, 1_000)
+    replayed.links.append(("2" * 32, "3" * 16, {"bus.replay": True}))
+    plain = span("b" * 16, 2_000, 3_000)
+    assert replayed.replayed
+    assert not plain.replayed
+    (event,) = [e for e in to_chrome([replayed])["traceEvents"] if e["ph"] == "X"]
+    assert event["args"]["replayed"] is True
+    text = render_traces(build_traces([replayed, plain]))
+    assert text.count("[replayed]") == 1

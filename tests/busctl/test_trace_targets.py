@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,63 @@ def test_bus_target_uses_the_bus_replay_hook_when_there_is_one(bus, plan, monkey
     report = Replayer(plan, BusTarget(bus), fast=True).run()
     assert entered == [(s.span.trace_id, s.span.span_id) for s in plan.steps]
     assert not any("no replay hook" in n for n in report.notes)
+
+
+# -- busctl replay through the CLI, attached to the fake client ------------------------
+
+
+@pytest.fixture
+def attached(bus, monkeypatch):
+    import busctl._embedded
+
+    client = FakeClient(bus, knows_replay_of=True)
+    client.info = {"methods": ["describe", "inspect", "execute", "fire"]}
+    client.close = lambda: None
+    monkeypatch.setattr(busctl._embedded, "connect_or_embed", lambda target: (client, None))
+    return client
+
+
+def run_replay(*args, input=None):
+    from click.testing import CliRunner
+
+    from busctl.trace_cli import replay
+
+    return CliRunner().invoke(replay, [str(SAMPLE), *args], input=input)
+
+
+def test_cli_replay_reports_differences_with_exit_status_1(attached):
+    result = run_replay("--fast", "--commands", "--only", "lights.get")
+    assert result.exit_code == 1, result.output
+    assert 'DIFFERS  #1 lights.get("hall")' in result.stdout
+    assert 'lights.get("attic")   = as recorded' in result.stdout
+    assert "1 command result(s) differ from the recording" in result.stderr
+
+
+def test_cli_replay_json_report(attached):
+    result = run_replay("--fast", "--exclude", "clock.*", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["events"] == 6  # 3 recorded from outside, 3 from the scene left out
+    assert report["ok"] is True
+    assert {item["name"] for item in report["left_out"]} >= {"say_hello"}
+
+
+def test_cli_replay_step_prompts_before_each_step(attached):
+    # Enter sends the first, "s" skips the second, "q" stops.
+    result = run_replay("--step", "--only", "motion.*", "--only", "greet_event", input="\ns\nq\n")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("[Enter: send, s: skip, q: stop]") == 3
+    fired = [p["name"] for method, p in attached.requests if method == "fire"]
+    assert fired == ["greet_event"]
+    assert "skipped at the --step prompt" in result.stdout
+    assert "(stopped early)" in result.stdout
+    assert "stopped before #3: 1 step not sent" in result.stdout
+    assert result.stdout.count("skipped at the --step prompt") == 1
+
+
+def test_cli_replay_dry_run_checks_read_only_against_the_bus(attached):
+    result = run_replay("--dry-run", "--commands", "--bus", "whatever")
+    assert result.exit_code == 0, result.output
+    assert "left out: say_hello" in result.stdout
+    assert "not declared read-only" in result.stdout
+    assert attached.requests == []  # nothing sent
