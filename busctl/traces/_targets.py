@@ -1,0 +1,197 @@
+"""Where a replay sends its traffic: a bus over its control socket, or in this process.
+
+    target = ClientTarget(Client.connect("home"))   # or BusTarget(bus)
+    Replayer(plan, target).run()
+
+Both mark what they send as a replay of the recorded span when the bus can:
+the control protocol's ``replay_of`` param, or ``bus._context.replaying``
+in-process (see ``docs/traces.md``). A bus without the hook gets the traffic
+unmarked, and the report says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ._model import NOT_JSON
+from ._plan import Outcome, Step
+
+if TYPE_CHECKING:
+    from bus import Bus
+    from busctl._client import Client
+
+__all__ = ["BusTarget", "ClientTarget", "Target"]
+
+
+class Target(Protocol):
+    """Where a replay sends its traffic."""
+
+    marks: bool | None
+    """Whether replayed spans are marked and linked (``None``: not known yet)."""
+
+    def commands(self) -> dict[str, bool]:
+        """Command name -> declared read-only."""
+
+    def fire(self, step: Step) -> int:
+        """Fire the step's event; return how many listeners match."""
+
+    def execute(self, step: Step, timeout: float) -> Outcome:
+        """Execute the step's command and wait for its outcome."""
+
+    def settle(self, timeout: float) -> bool:
+        """Wait until the bus is idle (no queued work, no handler running)."""
+
+
+def _replay_of(step: Step) -> dict[str, str]:
+    return {"trace_id": step.span.trace_id, "span_id": step.span.span_id}
+
+
+def _as_json(value: Any) -> Any:
+    try:
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError):
+        return NOT_JSON
+
+
+class ClientTarget:
+    """A bus reached through the control protocol (``busctl._client.Client``)."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.marks: bool | None = None
+
+    def commands(self) -> dict[str, bool]:
+        """Command name -> declared read-only, from the bus's ``inspect``."""
+        return {c["name"]: bool(c.get("readonly")) for c in self.client.inspect()["commands"]}
+
+    def _request(
+        self, method: str, params: dict[str, Any], step: Step, timeout: float | None
+    ) -> Any:
+        from busctl._client import RemoteError
+
+        if self.marks is not False:
+            try:
+                result = self.client.request(
+                    method, {**params, "replay_of": _replay_of(step)}, timeout=timeout
+                )
+            except RemoteError as exc:
+                if exc.code == -32602 and exc.data.get("param") == "replay_of":
+                    self.marks = False  # an older bus: replay unmarked, and say so
+                else:
+                    raise
+            else:
+                if self.marks is None:
+                    self.marks = True
+                return result
+        return self.client.request(method, params, timeout=timeout)
+
+    def settle(self, timeout: float) -> bool:
+        """Wait until every service is idle with an empty mailbox; ``False`` on timeout.
+
+        Uses the server's ``wait_idle`` method when it has one, else polls
+        ``inspect``.
+        """
+        methods = self.client.info.get("methods", ()) if hasattr(self.client, "info") else ()
+        if "wait_idle" in methods:
+            result = self.client.request("wait_idle", {"timeout": timeout}, timeout=timeout + 5)
+            return bool(result.get("idle", True)) if isinstance(result, dict) else True
+        deadline = time.monotonic() + timeout
+        delay = 0.001
+        quiet = 0
+        while time.monotonic() < deadline:
+            services = self.client.inspect().get("services", [])
+            busy = any(
+                s.get("mailbox") or s.get("activity") not in (None, "idle") for s in services
+            )
+            quiet = 0 if busy else quiet + 1
+            if quiet >= 2:  # twice in a row: nothing was in flight between two looks
+                return True
+            time.sleep(delay)
+            delay = min(delay * 2, 0.02)
+        return False
+
+    def fire(self, step: Step) -> int:
+        """Fire the event through the control endpoint."""
+        params = {"name": step.name, "args": step.args, "kwargs": step.kwargs}
+        result = self._request("fire", params, step, None)
+        return int(result.get("listeners", 0)) if isinstance(result, dict) else 0
+
+    def execute(self, step: Step, timeout: float) -> Outcome:
+        """Execute the command through the control endpoint and wait for it."""
+        from busctl._client import RemoteError
+
+        params = {"name": step.name, "args": step.args, "kwargs": step.kwargs, "timeout": timeout}
+        try:
+            result = self._request("execute", params, step, timeout + 5)
+        except RemoteError as exc:
+            return Outcome(False, error_type=exc.type or f"RemoteError {exc.code}",
+                           error_message=str(exc.data.get("message", exc.message)))  # fmt: skip
+        if isinstance(result, dict):
+            if result.get("lossy"):
+                return Outcome(True, NOT_JSON)
+            return Outcome(True, result.get("result"))
+        return Outcome(True, result)
+
+
+def _bus_replaying(step: Step) -> contextlib.AbstractContextManager[Any] | None:
+    # The bus-side seam (see docs/traces.md): a context manager under which
+    # the bus marks the spans it starts as replayed and links them to the
+    # recorded span. Older buses lack it; the replay then runs unmarked.
+    module = importlib.import_module("bus._context")
+    hook = getattr(module, "replaying", None)
+    if hook is None:
+        return None
+    manager: contextlib.AbstractContextManager[Any] = hook(step.span.trace_id, step.span.span_id)
+    return manager
+
+
+class BusTarget:
+    """A ``bus.Bus`` in this process."""
+
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
+        self.marks: bool | None = None
+        self._patterns: list[str] | None = None
+
+    def commands(self) -> dict[str, bool]:
+        """Command name -> declared read-only, from ``bus.inspect()``."""
+        return {c["name"]: bool(c.get("readonly")) for c in self.bus.inspect()["commands"]}
+
+    @contextlib.contextmanager
+    def _marked(self, step: Step) -> Iterator[None]:
+        manager = _bus_replaying(step)
+        self.marks = manager is not None
+        if manager is None:
+            yield
+        else:
+            with manager:
+                yield
+
+    def settle(self, timeout: float) -> bool:
+        """``bus.wait_idle``."""
+        return self.bus.wait_idle(timeout)
+
+    def fire(self, step: Step) -> int:
+        """Fire the event on the bus."""
+        from bus._patterns import pattern_matches
+
+        if self._patterns is None:
+            self._patterns = [item["pattern"] for item in self.bus.inspect()["listeners"]]
+        with self._marked(step):
+            self.bus.fire_event(step.name, *step.args, **step.kwargs)
+        return sum(1 for p in self._patterns if pattern_matches(p, step.name))
+
+    def execute(self, step: Step, timeout: float) -> Outcome:
+        """Execute the command on the bus and wait for it."""
+        try:
+            with self._marked(step):
+                future = self.bus.execute_command(step.name, *step.args, **step.kwargs)
+            value = future.result(timeout=timeout)
+        except Exception as exc:  # the outcome is what we compare, whatever it is
+            return Outcome(False, error_type=type(exc).__qualname__, error_message=str(exc))
+        return Outcome(True, _as_json(value))
