@@ -383,6 +383,9 @@ class Runtime:
                 record.result = record.error = None
             bus._call_ended(record, handler, None, 0.0)
             return None
+        # ``since`` before ``current``: the watchdog reads them in that order
+        # and must never pair this handler with the previous one's start.
+        start = worker.since = _perf()
         worker.current = handler
         token = None
         if record is not None:
@@ -392,7 +395,6 @@ class Runtime:
             token = _attach(_set_span(span, record.parent_ctx))
         error: BaseException | None = None
         result: Any = None
-        start = worker.since = _perf()
         try:
             result = handler.fn(*args, **kwargs)
         except BaseException as exc:
@@ -435,6 +437,7 @@ class Runtime:
         event: str,
         record: DeliveryRecord | None,
     ) -> bool:
+        start = worker.since = _perf()  # before ``current``, as in _call
         worker.current = handler
         token = None
         if record is not None:
@@ -444,7 +447,6 @@ class Runtime:
             span = BusSpan(record, fire.trace_id, record.span_id)
             token = _attach(_set_span(span, fire.parent_ctx))
         error: BaseException | None = None
-        start = worker.since = _perf()
         try:
             handler.fn(*args, **kwargs)
         except BaseException as exc:
