@@ -95,7 +95,8 @@ def test_listener_statistics_count_deliveries_and_errors(bus: Bus) -> None:
     wait_idle(bus)
 
     entry = bus.inspect()["listeners"][0]
-    assert (entry["pattern"], entry["owner"], entry["handler"]) == ("calc.*", "calc", "Calc.on_calc")
+    described = (entry["pattern"], entry["owner"], entry["handler"])
+    assert described == ("calc.*", "calc", "Calc.on_calc")
     assert (entry["deliveries"], entry["errors"], entry["in_flight"]) == (2, 1, 0)
     assert entry["last_error"] == "ValueError: listener failed"
     assert entry["p50_ms"] is not None
