@@ -24,17 +24,32 @@ from __future__ import annotations
 import base64
 import json
 import math
+import os
+import threading
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags, TraceState
 from opentelemetry.trace.status import Status, StatusCode
 from opentelemetry.util import types
 
-__all__ = ["OtlpDecodeError", "decode_spans", "decode_value", "encode_spans", "encode_value"]
+__all__ = [
+    "TRACE_FILE_ENV",
+    "OtlpDecodeError",
+    "OtlpJsonFileExporter",
+    "decode_spans",
+    "decode_value",
+    "encode_spans",
+    "encode_value",
+]
+
+TRACE_FILE_ENV = "BUS_TRACE_FILE"
+"""The variable naming the file ``OtlpJsonFileExporter()`` appends to by default."""
 
 # OTLP's SpanKind starts at UNSPECIFIED = 0; the API's at INTERNAL = 0.
 _KIND_TO_OTLP = {kind: kind.value + 1 for kind in SpanKind}
@@ -488,3 +503,60 @@ def decode_spans(data: Any) -> list[ReadableSpan]:
                 here = f"{swhere}.spans[{i}]"
                 spans.append(_decode_span(_get_obj(raw_span, here), here, resource, scope))
     return spans
+
+
+# -- a span exporter writing trace files ----------------------------------------------------
+
+
+class OtlpJsonFileExporter(SpanExporter):
+    """A span exporter that appends each batch to a file as one OTLP JSON line.
+
+        provider.add_span_processor(BatchSpanProcessor(OtlpJsonFileExporter("traces/run.jsonl")))
+        bus = Bus(tracer_provider=provider)
+
+    With no path it appends to ``$BUS_TRACE_FILE`` (default ``traces.jsonl``
+    in the working directory), which is how ``OTEL_TRACES_EXPORTER`` builds it.
+    The file is what ``busctl trace`` and ``busctl replay`` read. Thread-safe:
+    each line is written whole, under a lock, and flushed.
+
+    Args:
+        path: the file to append to (created with its directory).
+        stream: write to this text stream instead (not closed by ``shutdown``).
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str] | None = None, *, stream: IO[str] | None = None
+    ) -> None:
+        self._lock = threading.Lock()
+        self._own = stream is None
+        if stream is None:
+            target = Path(path or os.environ.get(TRACE_FILE_ENV) or "traces.jsonl")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            stream = target.open("a", encoding="utf-8")
+        self._stream: IO[str] | None = stream
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Append the spans as one line; ``FAILURE`` once shut down or on an I/O error."""
+        if not spans:
+            return SpanExportResult.SUCCESS
+        line = json.dumps(encode_spans(spans), separators=(",", ":"), ensure_ascii=False)
+        with self._lock:
+            if self._stream is None:
+                return SpanExportResult.FAILURE
+            try:
+                self._stream.write(line + "\n")
+                self._stream.flush()
+            except (OSError, ValueError):
+                return SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        """Close the file (a stream given to the constructor stays open)."""
+        with self._lock:
+            stream, self._stream = self._stream, None
+        if stream is not None and self._own:
+            stream.close()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Every line is flushed as it is written: nothing to do."""
+        return True

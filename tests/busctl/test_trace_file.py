@@ -100,3 +100,27 @@ def test_write_then_read_keeps_every_span(tmp_path):
     assert [len(t.spans) for t in back.traces()] == [
         len(t.spans) for t in read_trace_file(SAMPLE).traces()
     ]
+
+
+def test_a_bus_exporting_to_a_file_writes_a_trace_file(tmp_path, monkeypatch):
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    import sample_services
+    from bus import Bus
+    from bus._otlp import TRACE_FILE_ENV, OtlpJsonFileExporter
+
+    out = tmp_path / "run" / "bus.jsonl"
+    monkeypatch.setenv(TRACE_FILE_ENV, str(out))
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(OtlpJsonFileExporter()))
+    with Bus(name="to-file", tracer_provider=provider) as bus:
+        bus.add_service(sample_services.Greeter())
+        assert bus.execute_command("say_hello", "Ada").result(timeout=5) == "Hello, Ada!"
+        bus.flush_traces()
+    provider.shutdown()
+    trace_file = read_trace_file(out)
+    assert trace_file.errors == []
+    (trace,) = trace_file.traces()
+    assert [s.kind for s, _ in trace.walk()] == ["client", "server"]
+    assert trace.roots[0].server.json("bus.result") == "Hello, Ada!"
