@@ -109,11 +109,14 @@ def capture_events(bus: Bus, pattern: str = "*") -> Iterator[EventCapture]:
     as a listener (the bus's statistics are untouched).
     """
     capture = EventCapture(validate_pattern(pattern))
-    bus._add_tap(capture._add)
+    # One bound method for both calls: each ``capture._add`` is a new object,
+    # and the bus removes a tap by identity.
+    tap = capture._add
+    bus._add_tap(tap)
     try:
         yield capture
     finally:
-        bus._remove_tap(capture._add)
+        bus._remove_tap(tap)
 
 
 @dataclass
