@@ -25,7 +25,7 @@ import contextlib
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TextIO
@@ -133,6 +133,8 @@ class Repl:
         self.timeout = timeout
         self.registry = Registry()
         self.last_error: BaseException | None = None
+        self.failures = 0
+        """How many lines failed (errors shown), for ``run_script``'s status."""
         stream = stdout if stdout is not None else sys.stdout
         if colour is None:
             colour = stream.isatty() and not os.environ.get("NO_COLOR")
@@ -154,6 +156,7 @@ class Repl:
         self._refreshing = False
         self._refreshed_at = 0.0
         self._pending_text = ""
+        self._keyboard = True  # whether Ctrl-C can be read during waits
         self.session: PromptSession[str] = PromptSession(
             input=input,
             output=output,
@@ -200,6 +203,31 @@ class Repl:
             if self._learner is not None:
                 with contextlib.suppress(Exception):
                     self._learner.close(timeout=1.0)
+
+    def run_script(self, lines: Iterable[str]) -> int:
+        """Carry out ``lines`` without prompting (stdin is not a terminal).
+
+        Each line is echoed after the prompt, so the output reads like a
+        session. Returns ``ExitStatus.ERROR`` if any line failed.
+        """
+        return asyncio.run(self._script(lines))
+
+    async def _script(self, lines: Iterable[str]) -> int:
+        self._loop = asyncio.get_running_loop()
+        self._keyboard = False
+        try:
+            self._attach(learn=False)
+            for line in lines:
+                if line.strip():
+                    self._say(f"{self._prompt()}{line.rstrip()}")
+                try:
+                    if not await self.handle(line):
+                        break
+                except ConnectionLost:
+                    return ExitStatus.NO_BUS
+            return ExitStatus.ERROR if self.failures else ExitStatus.OK
+        finally:
+            self._leaving = True
 
     async def handle(self, line: str) -> bool:
         """Carry out one line; return ``False`` to leave the REPL."""
@@ -378,6 +406,7 @@ class Repl:
             raise
         except RemoteError as exc:
             self.last_error = exc
+            self.failures += 1
             if exc.code == -32001:
                 self._refreshed_at = (
                     0.0  # the registry may be stale: refresh before the next prompt
@@ -398,9 +427,17 @@ class Repl:
         return waiting.result()
 
     async def _keys_until(self, *waits: asyncio.Future[Any]) -> bool:
-        """Read keys until one of ``waits`` is done (``False``) or Ctrl-C (``True``)."""
+        """Read keys until one of ``waits`` is done (``False``) or Ctrl-C (``True``).
+
+        At the end of input (a script on stdin, a closed pipe) keys are no
+        longer read and the wait goes on: nobody is left to press Ctrl-C.
+        """
+        if not self._keyboard:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            return False
         loop = asyncio.get_running_loop()
         interrupted: asyncio.Future[None] = loop.create_future()
+        ended: asyncio.Future[None] = loop.create_future()
         typeahead: list[KeyPress] = []
         keys = self.session.input
 
@@ -411,16 +448,21 @@ class Repl:
                         interrupted.set_result(None)
                 else:
                     typeahead.append(key)
-            if keys.closed and not interrupted.done():
-                interrupted.set_result(None)  # end of input: nobody is left to wait for
+            if keys.closed and not ended.done():
+                ended.set_result(None)
 
         with keys.raw_mode(), keys.attach(on_keys):
-            await asyncio.wait([interrupted, *waits], return_when=asyncio.FIRST_COMPLETED)
-        if not interrupted.done():
-            interrupted.cancel()
+            await asyncio.wait([interrupted, ended, *waits], return_when=asyncio.FIRST_COMPLETED)
         if typeahead:
             store_typeahead(keys, typeahead)
-        return interrupted.done() and not interrupted.cancelled()
+        if interrupted.done():
+            return True
+        interrupted.cancel()
+        if ended.done() and not any(wait.done() for wait in waits):
+            self._keyboard = False
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        ended.cancel()
+        return False
 
     # -- monitor ------------------------------------------------------------------------
 
@@ -481,13 +523,16 @@ class Repl:
             if activity.get("kind") == "event":
                 self.registry.saw_event(str(activity.get("name")))
             line = _output.activity_line(activity, colour=self.colour)
-            self.console.print(line, markup=self.colour, highlight=False)
+            # One line per record: cut at the terminal's edge rather than wrapped.
+            self.console.print(
+                line, markup=self.colour, highlight=False, no_wrap=True, overflow="ellipsis"
+            )
             shown += 1
         return shown
 
     # -- the connection --------------------------------------------------------------------
 
-    def _attach(self) -> None:
+    def _attach(self, *, learn: bool = True) -> None:
         """Watch the client for a lost connection, learn event names, fill the registry."""
         client = self.client
         loop = self._loop
@@ -504,7 +549,7 @@ class Repl:
         except RemoteError as exc:
             show_error(self.console, exc, verbose=self.verbose, colour=self.colour)
         self._refreshed_at = self._now()
-        if self._learn_events:
+        if self._learn_events and learn:
             self._learner = client.subscribe(
                 "activity", self._learn, patterns=("*",), buffer=_LEARN_BUFFER
             )
@@ -637,6 +682,7 @@ class Repl:
 
     def _bad_arguments(self, exc: ArgumentError) -> None:
         self.last_error = exc
+        self.failures += 1
         self._say(f"bad argument: {exc}", error=True)
 
     def _say(self, text: str, *, error: bool = False) -> None:

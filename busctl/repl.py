@@ -14,6 +14,7 @@ bus, the history file and the terminal.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -44,7 +45,8 @@ def repl(target: str | None, history_path: Path | None, verbose: bool, timeout: 
     """An interactive prompt with completion and help.
 
     Attaches to the bus --bus names, or to the one running; with none running,
-    starts the sample services on an embedded bus in this process.
+    starts the sample services on an embedded bus in this process. With stdin
+    not a terminal, carries out its lines as a script.
     """
     from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 
@@ -59,6 +61,15 @@ def repl(target: str | None, history_path: Path | None, verbose: bool, timeout: 
     except (BusError, ConnectionLost, OSError) as exc:
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(ExitStatus.NO_BUS) from None
+    if not sys.stdin.isatty():
+        # A script on stdin (`busctl repl < session.txt`): no prompt, no history.
+        try:
+            status = Repl(client, verbose=verbose, timeout=timeout).run_script(sys.stdin)
+        finally:
+            client.close()
+            if embedded is not None:
+                embedded.close()
+        raise SystemExit(status)
     path = history_path or default_history_path()
     history: History
     try:

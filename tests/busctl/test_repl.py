@@ -74,7 +74,7 @@ class Probe(Service):
 
 
 class _LocalSubscription:
-    def __init__(self, unwatch: Callable[[], None]) -> None:
+    def __init__(self, unwatch: Any) -> None:
         self._unwatch = unwatch
 
     def close(self, timeout: float | None = 5.0) -> int:
@@ -525,7 +525,7 @@ def test_lost_connection_offers_to_reconnect(home_bus: tuple[Bus, Probe]) -> Non
     running.type("y\r")
     running.out.wait_for("reconnected to bus local")
     running.line("say_hello Ivy", "Ivy!")
-    running.repl.client.lose()
+    running.repl.client.lose()  # type: ignore[attr-defined]
     running.out.wait_for("is lost", after=running.out.getvalue().index("Ivy!"))
     running.type("n\r")
     running._thread.join(WAIT)
@@ -552,3 +552,14 @@ def test_lost_connection_during_a_call(home_bus: tuple[Bus, Probe]) -> None:
     running.out.wait_for("reconnected")
     running.line("say_hello Jo", "Jo!")
     running.finish()
+
+
+def test_script_mode_runs_lines_and_reports_failures(client: Any) -> None:
+    out = Transcript()
+    repl = Repl(client, stdout=out, colour=False, output=DummyOutput())
+    status = repl.run_script(["say_hello Kim\n", "# a comment\n", "probe.fail oops\n", "exit\n"])
+    text = out.getvalue()
+    assert '> say_hello Kim\n"Hello, Kim!"\n' in text
+    assert "error: ValueError: oops" in text
+    assert status == 1
+    assert Repl(client, stdout=out, output=DummyOutput()).run_script(["say_hello Lu"]) == 0
