@@ -10,6 +10,8 @@ import re
 
 import pytest
 from google.protobuf import json_format
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
@@ -159,3 +161,25 @@ def test_decode_refuses_what_is_not_trace_data():
         decode_spans({"traceEvents": []})
     with pytest.raises(OtlpDecodeError, match="expected an object"):
         decode_spans([1, 2])
+
+
+_atoms = (
+    st.text(max_size=20)
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False)
+)
+_values = _atoms | st.lists(st.text(max_size=5), max_size=4).map(tuple)
+_values = _values | st.lists(st.integers(-5, 5), max_size=4).map(tuple)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(st.text(min_size=1, max_size=10), _values, max_size=6))
+def test_any_attributes_survive_the_round_trip_and_validate(attributes):
+    data = encode_spans([make_span(attributes=attributes)])
+    line = json.dumps(data, allow_nan=False)
+    validate_line(line)
+    (back,) = decode_spans(json.loads(line))
+    assert dict(back.attributes) == {
+        k: (list(v) if isinstance(v, tuple) else v) for k, v in attributes.items()
+    }
