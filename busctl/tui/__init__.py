@@ -1,0 +1,30 @@
+"""``busctl tui``: the live inspector of a bus, in the terminal (Textual).
+
+    busctl tui                 # the one running bus, else the embedded sample bus
+    busctl tui --bus home      # a bus by name, or --bus /path/to/home.sock
+
+Textual is imported only when the command runs, so ``busctl --help`` stays
+instant. The application itself is ``busctl.tui.app.BusctlApp``.
+"""
+
+from __future__ import annotations
+
+import click
+
+__all__ = ["tui"]
+
+
+@click.command()
+@click.option(
+    "--bus",
+    "target",
+    metavar="NAME|PATH",
+    help="The bus to attach to: a name, a socket path or unix:path=... "
+    "(default: $BUS_ADDRESS, else the one running bus, else the embedded sample bus).",
+)
+def tui(target: str | None) -> None:
+    """The live inspector: services, commands, listeners, activity, traces."""
+    from ._source import connect
+    from .app import BusctlApp
+
+    BusctlApp(connect=lambda: connect(target)).run()

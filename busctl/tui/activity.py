@@ -1,0 +1,272 @@
+"""The live activity log: a bounded feed filled by the bus, drained by the UI.
+
+    feed = ActivityFeed()
+    source.subscribe(feed.append)      # on the client's reader thread: an append, nothing else
+    log.add(feed.drain())              # on the UI, from a timer: batched and rate-limited
+
+Under a flood the feed drops its oldest entries instead of growing, and the
+log draws only the newest rows of each batch: the UI keeps up however busy
+the bus is, and the bus never waits for the UI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import Checkbox, DataTable, Input, Label
+from textual.widgets.data_table import RowDoesNotExist
+
+from ._format import ActivityFilter, activity_cells
+
+__all__ = ["ActivityFeed", "ActivityLog"]
+
+
+class ActivityFeed:
+    """A bounded buffer between a producer thread and the UI.
+
+    ``append`` is called on the producer's thread and only appends (a
+    ``deque`` append is atomic); ``drain`` is called on the UI thread.
+
+    Args:
+        maxlen: most entries held; older ones are dropped (and counted).
+    """
+
+    def __init__(self, maxlen: int = 5000) -> None:
+        self.maxlen = maxlen
+        self._items: deque[dict[str, Any]] = deque(maxlen=maxlen)
+        self.received = 0
+        self.drained = 0
+
+    def append(self, activity: dict[str, Any]) -> None:
+        """Add one entry (any thread; never blocks)."""
+        self._items.append(activity)
+        self.received += 1  # only the producer thread writes this
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def drain(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Take up to ``limit`` of the oldest entries (UI thread)."""
+        items = self._items
+        count = len(items) if limit is None else min(limit, len(items))
+        out = [items.popleft() for _ in range(count)]
+        self.drained += count
+        return out
+
+    @property
+    def dropped(self) -> int:
+        """Entries lost because the UI did not drain fast enough."""
+        return max(self.received - self.drained - len(self._items), 0)
+
+
+class ActivityLog(Vertical):
+    """The activity log with its filter bar; Enter on a row opens the row's trace."""
+
+    DEFAULT_CSS = """
+    ActivityLog { height: 1fr; }
+    ActivityLog > .filters { height: 1; }
+    ActivityLog > .filters Input { border: none; height: 1; padding: 0 1; width: 1fr; }
+    ActivityLog > .filters #activity-service { width: 18; }
+    ActivityLog > .filters Checkbox { border: none; height: 1; padding: 0 1; width: auto; }
+    ActivityLog > .filters Label { width: auto; padding: 0 1; color: $text-muted; }
+    ActivityLog > DataTable { height: 1fr; }
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("p", "pause", "Pause"),
+        Binding("slash", "focus_filter", "Filter"),
+        Binding("e", "errors_only", "Errors", show=False),
+        Binding("c", "clear", "Clear", show=False),
+    ]
+
+    MAX_ROWS: ClassVar[int] = 300
+    """Rows kept in the table (older rows are removed)."""
+    PER_BATCH: ClassVar[int] = 100
+    """Most rows drawn per batch: under a flood only the newest are drawn."""
+    STORE: ClassVar[int] = 2000
+    """Entries remembered for re-filtering."""
+
+    @dataclass
+    class OpenTrace(Message):
+        """The user chose an entry: show its trace."""
+
+        trace_id: str
+        activity: dict[str, Any]
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.filter = ActivityFilter()
+        self.paused = False
+        self.shown = 0
+        self.skipped = 0
+        self._store: deque[dict[str, Any]] = deque(maxlen=self.STORE)
+        self._held: list[dict[str, Any]] = []
+        self._rows: deque[str] = deque()
+        self._by_key: dict[str, dict[str, Any]] = {}
+        self._keys = itertools.count()
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(classes="filters"):
+            yield Input(placeholder="filter: name (lights.*)", id="activity-pattern")
+            yield Input(placeholder="service", id="activity-service")
+            yield Checkbox("errors", id="activity-errors", compact=True)
+            yield Label("", id="activity-status")
+        yield DataTable(id="activity-table", cursor_type="row")
+
+    def on_mount(self) -> None:
+        table = self.table
+        for key, label in (
+            ("time", "time"),
+            ("kind", "kind"),
+            ("name", "name"),
+            ("who", "service"),
+            ("took", "took"),
+            ("detail", "detail"),
+        ):
+            table.add_column(label, key=key)
+        self._update_status()
+
+    @property
+    def table(self) -> DataTable[Any]:
+        """The log's table."""
+        return self.query_one("#activity-table", DataTable)
+
+    # -- feeding -------------------------------------------------------------
+
+    def add(self, batch: list[dict[str, Any]]) -> None:
+        """Show a batch of new activity (UI thread), unless paused."""
+        if not batch:
+            return
+        self._store.extend(batch)
+        if self.paused:
+            self._held.extend(batch)
+            del self._held[: -self.STORE]
+            self._update_status()
+            return
+        self._show([a for a in batch if self.filter.matches(a)])
+
+    def _show(self, entries: list[dict[str, Any]]) -> None:
+        if len(entries) > self.PER_BATCH:
+            self.skipped += len(entries) - self.PER_BATCH
+            entries = entries[-self.PER_BATCH :]
+        if not entries:
+            self._update_status()
+            return
+        table = self.table
+        following = table.row_count == 0 or table.cursor_row >= table.row_count - 1
+        current = self._current_key()
+        for activity in entries:
+            key = str(next(self._keys))
+            table.add_row(*activity_cells(activity), key=key)
+            self._rows.append(key)
+            self._by_key[key] = activity
+        while len(self._rows) > self.MAX_ROWS:
+            old = self._rows.popleft()
+            self._by_key.pop(old, None)
+            with contextlib.suppress(RowDoesNotExist):
+                table.remove_row(old)
+        self.shown += len(entries)
+        if following:
+            table.move_cursor(row=table.row_count - 1, animate=False)
+        elif current is not None and current in self._by_key:
+            table.move_cursor(row=table.get_row_index(current), animate=False, scroll=False)
+        self._update_status()
+
+    def _current_key(self) -> str | None:
+        table = self.table
+        if not table.row_count:
+            return None
+        try:
+            value = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        except Exception:
+            return None
+        return value
+
+    def _rebuild(self) -> None:
+        self.table.clear()
+        self._rows.clear()
+        self._by_key.clear()
+        self._show([a for a in self._store if self.filter.matches(a)])
+
+    def _update_status(self) -> None:
+        parts = []
+        if self.paused:
+            parts.append(f"[b yellow]PAUSED[/] {len(self._held)} new")
+        if self.filter.active:
+            parts.append("[b]filtered[/]")
+        if self.skipped:
+            parts.append(f"{self.skipped} not drawn")
+        self.query_one("#activity-status", Label).update(" · ".join(parts))
+
+    # -- the filter ------------------------------------------------------------
+
+    @on(Input.Changed, "#activity-pattern")
+    @on(Input.Changed, "#activity-service")
+    @on(Checkbox.Changed, "#activity-errors")
+    def _filter_changed(self) -> None:
+        self.set_filter(
+            ActivityFilter(
+                pattern=self.query_one("#activity-pattern", Input).value.strip(),
+                service=self.query_one("#activity-service", Input).value.strip(),
+                errors_only=self.query_one("#activity-errors", Checkbox).value,
+            )
+        )
+
+    @on(Input.Submitted)
+    def _filter_done(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.table.focus()
+
+    def set_filter(self, activity_filter: ActivityFilter) -> None:
+        """Show only the entries ``activity_filter`` matches (including remembered ones)."""
+        if activity_filter == self.filter:
+            return
+        self.filter = activity_filter
+        self._rebuild()
+
+    # -- actions -----------------------------------------------------------------
+
+    def action_pause(self) -> None:
+        """Pause or resume the log (the bus keeps running; new entries are held)."""
+        self.paused = not self.paused
+        if not self.paused:
+            held, self._held = self._held, []
+            self._show([a for a in held if self.filter.matches(a)])
+        self._update_status()
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#activity-pattern", Input).focus()
+
+    def action_errors_only(self) -> None:
+        box = self.query_one("#activity-errors", Checkbox)
+        box.value = not box.value
+
+    def action_clear(self) -> None:
+        self._store.clear()
+        self.skipped = 0
+        self._rebuild()
+
+    @on(DataTable.RowSelected, "#activity-table")
+    def _selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        activity = self._by_key.get(str(event.row_key.value))
+        if activity is None:
+            return
+        trace_id = activity.get("trace_id")
+        if trace_id:
+            self.post_message(self.OpenTrace(str(trace_id), activity))
+        else:
+            self.notify("this entry has no trace (tracing is off)", severity="warning")
+
+    def entries(self) -> list[dict[str, Any]]:
+        """The entries shown, oldest first (for tests)."""
+        return [self._by_key[k] for k in self._rows]

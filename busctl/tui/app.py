@@ -1,0 +1,393 @@
+"""The live inspector: tables above, activity below, traces and forms on demand.
+
+    from busctl.tui.app import BusctlApp
+    from busctl.tui._source import connect
+
+    BusctlApp(connect=lambda: connect(None)).run()
+
+Two timers feed the screen. Every ``POLL`` seconds an ``inspect`` request
+goes out (one at a time, awaited as a future, so the UI never blocks); every
+``DRAIN`` seconds the UI takes what the activity subscription put in the
+bounded ``ActivityFeed``. Nothing from the client's or the bus's threads ever
+calls into Textual: they append to the feed or set a flag, and the timers read
+them. When the bus goes away the header says so and ``r`` reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
+
+from ._source import Source
+from .activity import ActivityFeed, ActivityLog
+from .help_screen import HelpScreen
+from .invoke_screen import InvokeScreen
+from .palette import BusCommands
+from .tables import CommandsTable, ListenersTable, LiveTable, ServicesTable
+from .trace_screen import TraceScreen
+
+__all__ = ["BusctlApp"]
+
+HAS_REPLAY = importlib.util.find_spec("busctl.tui.replay_panel") is not None
+LAYOUTS = ("split", "tables", "activity")
+
+
+class BusctlApp(App[None]):
+    """The ``busctl tui`` application.
+
+    Args:
+        connect: called on a worker thread to attach (and again to reconnect);
+            returns a ``Source``. The app closes the sources it opens this way.
+        source: an already attached source (tests); not closed by the app.
+        poll: seconds between ``inspect`` requests.
+        drain: seconds between activity-log updates.
+    """
+
+    CSS_PATH = "app.tcss"
+    TITLE = "busctl"
+    COMMANDS = App.COMMANDS | {BusCommands}
+    ENABLE_COMMAND_PALETTE = True
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark,f1", "help", "Help"),
+        Binding("c", "call", "Call"),
+        Binding("f", "fire", "Fire"),
+        Binding("m", "layout", "Layout"),
+        Binding("r", "reconnect", "Reconnect"),
+        Binding("1", "tab('services')", "Services", show=False),
+        Binding("2", "tab('commands')", "Commands", show=False),
+        Binding("3", "tab('listeners')", "Listeners", show=False),
+        Binding("4", "tab('replay')", "Replay", show=False),
+    ]
+
+    POLL: ClassVar[float] = 0.5
+    DRAIN: ClassVar[float] = 0.1
+
+    @dataclass
+    class Connected(Message):
+        """The connect worker attached to a bus."""
+
+        source: Source
+
+    @dataclass
+    class ConnectFailed(Message):
+        """The connect worker found nothing to attach to."""
+
+        reason: str
+
+    def __init__(
+        self,
+        connect: Callable[[], Source] | None = None,
+        *,
+        source: Source | None = None,
+        poll: float | None = None,
+        drain: float | None = None,
+    ) -> None:
+        super().__init__()
+        if connect is None and source is None:
+            raise ValueError("give connect or source")
+        self._connect_fn = connect
+        self.source: Source | None = source
+        self._owned = source is None
+        self.poll_every = poll or self.POLL
+        self.drain_every = drain or self.DRAIN
+        self.feed = ActivityFeed()
+        self.inspected: dict[str, Any] | None = None
+        self.connected = False
+        self.lost_reason: str | None = None
+        self._lost = threading.Event()  # set from the client's thread; read by the drain timer
+        self._polling = False
+        self._layout = 0
+        self.polls = 0
+
+    # -- layout -----------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False, icon="◆")
+        yield Static("connecting…", id="busline")
+        with Vertical(id="main", classes="split"):
+            with TabbedContent(id="tabs", initial="services"):
+                with TabPane("Services", id="services"):
+                    yield ServicesTable(id="services-table")
+                with TabPane("Commands", id="commands"):
+                    yield CommandsTable(id="commands-table")
+                with TabPane("Listeners", id="listeners"):
+                    yield ListenersTable(id="listeners-table")
+                if HAS_REPLAY:
+                    with TabPane("Replay", id="replay"):
+                        yield Static("the replay panel opens once attached", id="replay-wait")
+            yield ActivityLog(id="activity")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.set_interval(self.poll_every, self._tick_poll, name="poll")
+        self.set_interval(self.drain_every, self._tick_drain, name="drain")
+        if self.source is not None:
+            self._attach_existing(self.source)
+        else:
+            self._connect()
+
+    # -- attaching ----------------------------------------------------------------
+
+    def _attach_existing(self, source: Source) -> None:
+        source.subscribe(self.feed.append)
+        source.on_disconnect(self._lost.set)
+        self._attached(source)
+
+    @work(thread=True, exclusive=True, group="connect", exit_on_error=False)
+    def _connect(self) -> None:
+        # A worker thread: connecting and subscribing block. It only posts messages.
+        assert self._connect_fn is not None
+        try:
+            source = self._connect_fn()
+        except Exception as exc:
+            self.post_message(self.ConnectFailed(str(exc) or type(exc).__name__))
+            return
+        try:
+            source.subscribe(self.feed.append)
+            source.on_disconnect(self._lost.set)
+        except Exception as exc:
+            source.close()
+            self.post_message(self.ConnectFailed(f"cannot subscribe: {exc}"))
+            return
+        self.post_message(self.Connected(source))
+
+    @on(Connected)
+    def _on_connected(self, message: Connected) -> None:
+        self._attached(message.source)
+
+    @on(ConnectFailed)
+    def _on_connect_failed(self, message: ConnectFailed) -> None:
+        self.connected = False
+        self.lost_reason = message.reason
+        self.sub_title = "not attached"
+        self.query_one("#busline", Static).update(
+            Text.assemble(
+                ("not attached: ", "bold red"), message.reason, ("  press r to retry", "bold")
+            )
+        )
+
+    def _attached(self, source: Source) -> None:
+        self.source = source
+        self.connected = True
+        self.lost_reason = None
+        self.title = f"busctl · {source.name}"
+        self.sub_title = (
+            "embedded sample bus: no bus was running, so it runs in this process"
+            if source.embedded
+            else str(source.address)
+        )
+        self._mount_replay(source)
+        self._tick_poll()
+
+    def _mount_replay(self, source: Source) -> None:
+        if not HAS_REPLAY:
+            return
+        from .replay_panel import ReplayPanel
+
+        pane = self.query_one("#replay", TabPane)
+        for child in list(pane.children):
+            child.remove()
+        client = getattr(source, "client", None)
+        bus = None if client is not None else getattr(source, "bus", None)
+        pane.mount(ReplayPanel(client=client, bus=bus))
+
+    def _mark_lost(self, reason: str) -> None:
+        if not self.connected:
+            return
+        self.connected = False
+        self.lost_reason = reason
+        name = self.source.name if self.source is not None else "?"
+        self.sub_title = "DISCONNECTED"
+        self.query_one("#busline", Static).update(
+            Text.assemble(
+                (f"bus {name} went away", "bold red"),
+                f" ({reason})  ",
+                ("press r to reconnect", "bold reverse"),
+            )
+        )
+        self.notify(f"bus {name} went away: press r to reconnect", severity="error", timeout=6)
+        source = self.source
+        if source is not None and self._owned:
+            self._close_source(source)
+
+    @work(thread=True, group="close", exit_on_error=False)
+    def _close_source(self, source: Source) -> None:
+        source.close()
+
+    def action_reconnect(self) -> None:
+        """Attach again after the bus went away (or the first attempt failed)."""
+        if self.connected:
+            self.notify("attached: nothing to reconnect")
+            return
+        if self._connect_fn is None:
+            self.notify("this view was given its bus: cannot reconnect", severity="warning")
+            return
+        self._lost.clear()
+        self.query_one("#busline", Static).update("reconnecting…")
+        self._connect()
+
+    # -- the timers -----------------------------------------------------------------
+
+    def _tick_poll(self) -> None:
+        if self.connected and not self._polling and self.source is not None:
+            self._polling = True
+            self._poll(self.source)
+
+    @work(group="poll", exit_on_error=False)
+    async def _poll(self, source: Source) -> None:
+        try:
+            inspected = await asyncio.wrap_future(source.inspect())
+        except Exception as exc:
+            if source is self.source and (source.closed or self._lost.is_set()):
+                self._mark_lost(str(exc) or type(exc).__name__)
+            return
+        finally:
+            self._polling = False
+        if source is not self.source or not isinstance(inspected, dict):
+            return
+        self.polls += 1
+        self.show_inspected(inspected)
+
+    def show_inspected(self, inspected: dict[str, Any]) -> None:
+        """Bring the tables and the bus line up to date."""
+        self.inspected = inspected
+        for table in self.query(LiveTable):
+            table.show(inspected)
+        bus = inspected.get("bus", {})
+        totals = inspected.get("totals", {})
+        line = Text.assemble(
+            (f"{bus.get('name', '?')}", "bold"),
+            f" {bus.get('state', '')} · ",
+            f"{totals.get('services', 0)} services · {totals.get('commands', 0)} commands · ",
+            f"{totals.get('listeners', 0)} listeners · handled {totals.get('handled', 0)} · ",
+            ("failed ", ""),
+            (str(totals.get("failed", 0)), "bold red" if totals.get("failed") else ""),
+        )
+        if self.feed.dropped:
+            line.append(f" · {self.feed.dropped} activity dropped", style="yellow")
+        self.query_one("#busline", Static).update(line)
+
+    def _tick_drain(self) -> None:
+        if self._lost.is_set() and self.connected:
+            error = getattr(getattr(self.source, "client", None), "error", None)
+            self._mark_lost(str(error) if error else "connection closed")
+        batch = self.feed.drain()
+        if batch:
+            self.query_one(ActivityLog).add(batch)
+
+    # -- actions ---------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_tab(self, tab: str) -> None:
+        if tab == "replay" and not HAS_REPLAY:
+            self.notify("no replay panel in this build")
+            return
+        self.query_one(TabbedContent).active = tab
+        if self._layout == 2:
+            self.action_layout()
+        self._focus_tab()
+
+    def _focus_tab(self) -> None:
+        active = self.query_one(TabbedContent).active
+        tables = self.query(f"#{active}-table")
+        if tables:
+            tables.first().focus()
+
+    def action_layout(self) -> None:
+        """Cycle: tables and activity, tables only, activity only."""
+        self._layout = (self._layout + 1) % len(LAYOUTS)
+        main = self.query_one("#main")
+        main.set_classes(LAYOUTS[self._layout])
+        if LAYOUTS[self._layout] == "activity":
+            self.query_one(ActivityLog).table.focus()
+        else:
+            self._focus_tab()
+
+    def action_call(self) -> None:
+        """Call the highlighted command (or go to the commands tab)."""
+        tabs = self.query_one(TabbedContent)
+        if tabs.active == "commands":
+            current = self.query_one(CommandsTable).current()
+            if current is not None:
+                self.open_invoke(current[0])
+                return
+        tabs.active = "commands"
+        self._focus_tab()
+        self.notify("choose a command and press Enter (or Ctrl+P to search)")
+
+    def action_fire(self) -> None:
+        """Fire an event: the highlighted listener's, or any name."""
+        name = None
+        if self.query_one(TabbedContent).active == "listeners":
+            current = self.query_one(ListenersTable).current()
+            if current is not None:
+                name = str(current[1].get("pattern"))
+        self.open_fire(name)
+
+    def _usable(self) -> Source | None:
+        if not self.connected or self.source is None:
+            self.notify("not attached to a bus: press r to reconnect", severity="warning")
+            return None
+        return self.source
+
+    def open_invoke(self, name: str) -> None:
+        """Open the form of command ``name``."""
+        source = self._usable()
+        if source is None:
+            return
+        commands = (self.inspected or {}).get("commands", ())
+        entry = next((c for c in commands if c.get("name") == name), {"name": name})
+        self.push_screen(InvokeScreen(source, "command", entry))
+
+    def open_fire(self, name: str | None) -> None:
+        """Open the form to fire event ``name`` (any name when ``None`` or a pattern)."""
+        source = self._usable()
+        if source is None:
+            return
+        listeners = list((self.inspected or {}).get("listeners", ()))
+        exact = sorted(
+            {str(li["pattern"]) for li in listeners if not any(c in li["pattern"] for c in "*?[")}
+        )
+        entry = next((li for li in listeners if li.get("pattern") == name), None)
+        self.push_screen(InvokeScreen(source, "event", entry, name=name, event_names=exact))
+
+    def open_trace(self, trace_id: str) -> None:
+        """Show trace ``trace_id``."""
+        source = self._usable()
+        if source is not None:
+            self.push_screen(TraceScreen(source, trace_id))
+
+    @on(LiveTable.Chosen)
+    def _chosen(self, message: LiveTable.Chosen) -> None:
+        if isinstance(message.table, CommandsTable):
+            self.open_invoke(message.key)
+        elif isinstance(message.table, ListenersTable):
+            self.open_fire(str(message.item.get("pattern")))
+        elif isinstance(message.table, ServicesTable):
+            log = self.query_one(ActivityLog)
+            log.query_one("#activity-service").value = message.key  # type: ignore[attr-defined]
+            self.notify(f"activity of {message.key} only (clear the service box for all)")
+
+    @on(ActivityLog.OpenTrace)
+    def _open_trace(self, message: ActivityLog.OpenTrace) -> None:
+        self.open_trace(message.trace_id)
+
+    def on_unmount(self) -> None:
+        if self._owned and self.source is not None:
+            self.source.close()

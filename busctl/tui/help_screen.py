@@ -1,0 +1,68 @@
+"""The help screen: what is where, and every key.
+
+app.push_screen(HelpScreen())
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Markdown
+
+__all__ = ["HelpScreen"]
+
+HELP = """\
+# busctl tui
+
+A live view of one bus: its services, commands and listeners above, the
+activity below. Everything updates while the bus runs; nothing you do here
+waits for the bus.
+
+| key | does |
+|---|---|
+| `1` `2` `3` `4` | services, commands, listeners, replay tab |
+| `Tab` / `Shift+Tab` | move between panels |
+| `Enter` | on a command: call it · on a listener: fire its event · on activity: open its trace |
+| `c` | call the highlighted command |
+| `f` | fire an event |
+| `/` | filter the activity (name pattern, service, errors only) |
+| `e` | activity: errors only on/off |
+| `p` | pause / resume the activity log |
+| `m` | layout: split, tables only, activity only |
+| `Ctrl+P` | command palette: every bus command and event |
+| `r` | reconnect when the bus went away |
+| `?` | this help |
+| `q` / `Ctrl+Q` | quit |
+
+**Trace view**: `↑`/`↓` move between spans, the detail pane shows the
+arguments, result and exception; `n` jumps to the next failed span, `r`
+reloads, `Esc` goes back. Bars share one time axis; `┄` is time spent queued
+in a mailbox before the handler ran; red is a failure.
+
+**Forms**: one field per parameter, defaults filled in. Values are JSON or
+Python literals (`42`, `[1, 2]`, `"text"`); a `str` parameter takes its text
+as typed. `Enter` or `Ctrl+R` runs, `Esc` closes.
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    """Keys and panels, in a modal; any of Esc, q or ? closes it."""
+
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > VerticalScroll {
+        width: 90%; max-width: 100; height: 90%; border: thick $primary; background: $surface;
+    }
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q,question_mark", "app.pop_screen", "Close"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Markdown(HELP)

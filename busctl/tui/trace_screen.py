@@ -1,0 +1,227 @@
+"""The trace view: one trace's span tree as a waterfall, and the chosen span's details.
+
+    app.push_screen(TraceScreen(source, trace_id))
+
+Rows are spans depth first (a command's CLIENT span, its SERVER span below,
+the events it fired below that...). The bar of each span sits on a shared
+time axis, its queue wait dotted in front of it; failed spans are red. The
+detail pane shows the span's arguments, result and exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from ._format import ms
+from ._spans import SpanView, parse_traces, pretty, service_colour, waterfall_bar
+
+if TYPE_CHECKING:
+    from ._source import Source
+
+__all__ = ["TraceScreen", "span_detail"]
+
+# The spans of a trace are built off the bus's hot path, a moment after the
+# work ends: an entry chosen at once may find its trace not there yet.
+RETRIES = 10
+RETRY_DELAY = 0.3
+
+
+def span_detail(span: SpanView) -> Group:
+    """The detail pane for one span: identity, timing, arguments, result, exception."""
+    head = Table.grid(padding=(0, 1))
+    head.add_column(style="bold")
+    head.add_column()
+    head.add_row("span", Text(span.name, style="bold red" if span.error else "bold"))
+    head.add_row("kind", span.kind)
+    if span.service:
+        head.add_row("service", Text(span.service, style=service_colour(span.service)))
+    if span.thread:
+        head.add_row("thread", span.thread)
+    head.add_row("duration", ms(span.duration_ms))
+    if span.queued_ms is not None:
+        head.add_row("queued", ms(span.queued_ms))
+    head.add_row("span id", span.span_id)
+    if span.error:
+        head.add_row("status", Text(f"ERROR {span.status_message}", style="bold red"))
+    parts: list[Any] = [head]
+    shown = {"bus.args", "bus.kwargs", "bus.result", "bus.service", "thread.name", "bus.queued_ms"}
+    for key, title in (("bus.args", "arguments"), ("bus.kwargs", "keyword arguments")):
+        if key in span.attributes:
+            parts += [Text(title, style="bold underline"), Text(pretty(span.attributes[key]))]
+    if "bus.result" in span.attributes:
+        parts += [
+            Text("result", style="bold underline"),
+            Text(pretty(span.attributes["bus.result"])),
+        ]
+    exception = span.exception()
+    if exception is not None:
+        parts.append(Text("exception", style="bold red underline"))
+        parts.append(
+            Text(
+                f"{exception.get('exception.type', '')}: {exception.get('exception.message', '')}",
+                style="bold red",
+            )
+        )
+        stack = exception.get("exception.stacktrace")
+        if stack:
+            parts.append(Text(str(stack).rstrip(), style="red"))
+    rest = Table.grid(padding=(0, 1))
+    rest.add_column(style="dim")
+    rest.add_column()
+    for key, value in sorted(span.attributes.items()):
+        if key not in shown:
+            rest.add_row(key, str(value))
+    parts += [Text("attributes", style="bold underline"), rest]
+    return Group(*parts)
+
+
+class TraceScreen(Screen[None]):
+    """The waterfall of one trace, with a detail pane for the highlighted span.
+
+    Args:
+        source: where to fetch the trace.
+        trace_id: the trace, 32 hex digits.
+    """
+
+    DEFAULT_CSS = """
+    TraceScreen #waterfall { height: 1fr; min-height: 6; }
+    TraceScreen #span-detail {
+        height: 40%; min-height: 5; border-top: solid $primary; padding: 0 1;
+    }
+    TraceScreen #trace-status { height: 1; padding: 0 1; background: $panel; }
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q", "app.pop_screen", "Back"),
+        Binding("r", "reload", "Reload"),
+        Binding("n", "next_error", "Next error"),
+    ]
+
+    def __init__(self, source: Source, trace_id: str) -> None:
+        super().__init__()
+        self.source = source
+        self.trace_id = trace_id
+        self.spans: list[SpanView] = []
+        self._t0 = 0
+        self._t1 = 1
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False)
+        yield Static(f"trace {self.trace_id}: loading…", id="trace-status")
+        yield DataTable(id="waterfall", cursor_type="row")
+        with VerticalScroll(id="span-detail"):
+            yield Static("", id="span-detail-body")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = f"trace {self.trace_id}"
+        table = self.query_one("#waterfall", DataTable)
+        for key, label in (
+            ("span", "span"),
+            ("service", "service"),
+            ("thread", "thread"),
+            ("took", "took"),
+            ("queued", "queued"),
+            ("bar", "timeline"),
+        ):
+            table.add_column(label, key=key)
+        self.load()
+
+    def action_reload(self) -> None:
+        self.load()
+
+    @work(exclusive=True, group="trace", exit_on_error=False)
+    async def load(self) -> None:
+        """Fetch the trace (retrying while its spans are still being built)."""
+        status = self.query_one("#trace-status", Static)
+        for _ in range(RETRIES):
+            try:
+                data = await asyncio.wrap_future(self.source.traces(self.trace_id))
+            except Exception as exc:
+                status.update(Text(f"trace {self.trace_id}: cannot load: {exc}", style="red"))
+                return
+            spans = parse_traces(data if isinstance(data, dict) else {})
+            if spans:
+                self.show(spans)
+                return
+            status.update(f"trace {self.trace_id}: waiting for its spans…")
+            await asyncio.sleep(RETRY_DELAY)
+        status.update(
+            Text(f"trace {self.trace_id}: not in the bus's trace ring (too old?)", style="yellow")
+        )
+
+    def show(self, spans: list[SpanView]) -> None:
+        """Draw ``spans`` (from ``parse_traces``)."""
+        self.spans = spans
+        self._t0 = min(s.start_ns - int((s.queued_ms or 0) * 1e6) for s in spans)
+        self._t1 = max(max(s.end_ns for s in spans), self._t0 + 1)
+        errors = sum(1 for s in spans if s.error)
+        services = sorted({s.service for s in spans if s.service})
+        total = ms((self._t1 - self._t0) / 1e6)
+        summary = Text.assemble(
+            (f"{len(spans)} spans", "bold"),
+            f" · {total} · services: {', '.join(services) or '-'}",
+            (f" · {errors} failed" if errors else "", "bold red"),
+        )
+        self.query_one("#trace-status", Static).update(summary)
+        self._draw()
+
+    def _bar_width(self) -> int:
+        width = self.size.width or 120
+        return max(12, min(80, width - 70))
+
+    def _draw(self) -> None:
+        table = self.query_one("#waterfall", DataTable)
+        row = table.cursor_row
+        table.clear()
+        width = self._bar_width()
+        for index, span in enumerate(self.spans):
+            style = "bold red" if span.error else ""
+            marker = "✗ " if span.error else ""
+            label = Text("  " * span.depth + marker + span.name, style=style)
+            table.add_row(
+                label,
+                Text(span.service, style=service_colour(span.service)),
+                span.thread.rsplit("/", 1)[-1],
+                ms(span.duration_ms),
+                ms(span.queued_ms) if span.queued_ms is not None else "",
+                waterfall_bar(span, self._t0, self._t1, width),
+                key=str(index),
+            )
+        if self.spans:
+            table.move_cursor(row=min(max(row, 0), len(self.spans) - 1), animate=False)
+            self._detail(min(max(row, 0), len(self.spans) - 1))
+
+    def on_resize(self) -> None:
+        if self.spans:
+            self._draw()
+
+    @on(DataTable.RowHighlighted, "#waterfall")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._detail(event.cursor_row)
+
+    def _detail(self, index: int) -> None:
+        if 0 <= index < len(self.spans):
+            self.query_one("#span-detail-body", Static).update(span_detail(self.spans[index]))
+
+    def action_next_error(self) -> None:
+        """Move to the next failed span."""
+        table = self.query_one("#waterfall", DataTable)
+        count = len(self.spans)
+        for step in range(1, count + 1):
+            index = (table.cursor_row + step) % count
+            if self.spans[index].error:
+                table.move_cursor(row=index)
+                return
+        self.notify("no failed span in this trace")
