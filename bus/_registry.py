@@ -185,8 +185,12 @@ class Router:
         if found is None:
             validate_name(event, "event name")
             found = tuple(h for h in self._listeners if pattern_matches(h.name, event))
+            # Store only into the dict read before the listeners were: a writer
+            # that changed them since has replaced that dict, so a stale route
+            # lands where no one looks. Installing a new dict here instead
+            # could hide a writer's and keep the stale route for good.
             if len(routes) >= _ROUTE_CACHE_LIMIT:
-                routes = self._routes = {}
+                routes.clear()
             routes[event] = found
         return found
 

@@ -1,0 +1,226 @@
+"""Property tests: pattern matching and argument binding against independent references."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import threading
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bus._binding import Binder
+from bus._jsonval import encode
+from bus._patterns import pattern_matches, validate_name, validate_pattern
+from bus._registry import Handler, Router
+
+# -- patterns -------------------------------------------------------------------------
+
+# A small alphabet so that generated patterns and names often match.
+_FIRST = st.sampled_from("ab_")
+_CHARS = st.text(alphabet="ab1_-", min_size=0, max_size=3)
+_SEGMENT = st.text(alphabet="ab1_-", min_size=1, max_size=4)
+_PATTERN_SEGMENT = st.text(alphabet="ab1-*", min_size=1, max_size=4)
+
+
+@st.composite
+def names(draw: st.DrawFn) -> str:
+    first = draw(_FIRST) + draw(_CHARS)
+    rest = draw(st.lists(_SEGMENT, max_size=3))
+    return ".".join([first, *rest])
+
+
+patterns = st.lists(_PATTERN_SEGMENT, min_size=1, max_size=4).map(".".join)
+
+
+def reference_match(pattern: str, name: str) -> bool:
+    """A glob where ``*`` is any run of characters (dots too), written without regexes."""
+
+    @functools.cache
+    def match(i: int, j: int) -> bool:
+        if i == len(pattern):
+            return j == len(name)
+        if pattern[i] == "*":
+            return match(i + 1, j) or (j < len(name) and match(i, j + 1))
+        return j < len(name) and pattern[i] == name[j] and match(i + 1, j + 1)
+
+    return match(0, 0)
+
+
+@given(patterns, names())
+def test_pattern_matches_agrees_with_the_reference(pattern: str, name: str) -> None:
+    assert validate_pattern(pattern) == pattern
+    assert validate_name(name) == name
+    assert pattern_matches(pattern, name) == reference_match(pattern, name)
+
+
+@given(names())
+def test_a_name_matches_itself_star_and_its_prefix_glob(name: str) -> None:
+    assert pattern_matches(name, name)
+    assert pattern_matches("*", name)
+    head, _, tail = name.partition(".")
+    if tail:
+        assert pattern_matches(f"{head}.*", name)
+        assert not pattern_matches(f"{head}.*", head)
+
+
+@given(names(), names())
+def test_a_pattern_without_star_matches_only_equal_names(a: str, b: str) -> None:
+    assert pattern_matches(a, b) == (a == b)
+
+
+class _Runtime:
+    """Enough of a Runtime for Handler."""
+
+    name = "svc"
+    shared = False
+
+
+@settings(max_examples=50)
+@given(st.lists(patterns, min_size=1, max_size=6), st.lists(names(), min_size=1, max_size=6))
+def test_router_returns_every_matching_listener_in_order(
+    listener_patterns: list[str], events: list[str]
+) -> None:
+    router = Router()
+    handlers = [
+        Handler("listener", p, lambda: None, _Runtime(), router.next_seq())  # type: ignore[arg-type]
+        for p in listener_patterns
+    ]
+    for handler in handlers:
+        router.add(handler)
+    for event in [*events, *events]:  # the second round comes from the route cache
+        expected = [h for h in handlers if reference_match(h.name, event)]
+        assert list(router.listeners_for(event)) == expected
+
+
+def test_route_cache_overflow_never_hides_a_new_listener() -> None:
+    """Readers filling the route cache while listeners are added must not keep a stale route."""
+    for _ in range(10):
+        router = Router()
+        stop = threading.Event()
+
+        def reader(router: Router = router, stop: threading.Event = stop) -> None:
+            i = 0
+            while not stop.is_set():
+                router.listeners_for(f"e{i % 5000}")
+                i += 1
+
+        threads = [threading.Thread(target=reader) for _ in range(2)]
+        for t in threads:
+            t.start()
+        try:
+            for n in range(300):
+                router.add(Handler("listener", "*", lambda: None, _Runtime(), n))  # type: ignore[arg-type]
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(10)
+        stale = [n for n in range(5000) if len(router.listeners_for(f"e{n}")) != 300]
+        assert stale == []
+
+
+# -- argument binding -------------------------------------------------------------------
+
+_KINDS = ["posonly", "normal", "kwonly"]
+
+
+@st.composite
+def signatures(draw: st.DrawFn) -> str:
+    """Source of a function with a random, valid signature."""
+    count = draw(st.integers(0, 5))
+    kinds = sorted(
+        draw(st.lists(st.sampled_from(_KINDS), min_size=count, max_size=count)), key=_KINDS.index
+    )
+    parts: list[str] = []
+    defaulted = False
+    slash_done = False
+    star_done = False
+    for index, kind in enumerate(kinds):
+        name = f"p{index}"
+        if kind != "posonly" and not slash_done and any(k == "posonly" for k in kinds):
+            parts.append("/")
+            slash_done = True
+        if kind == "kwonly" and not star_done:
+            parts.append("*args" if draw(st.booleans()) else "*")
+            star_done = True
+        if kind == "kwonly":
+            parts.append(f"{name}=0" if draw(st.booleans()) else name)
+            continue
+        defaulted = defaulted or draw(st.booleans())
+        parts.append(f"{name}=0" if defaulted else name)
+    if kinds and kinds[-1] == "posonly":
+        parts.append("/")
+    if not star_done and draw(st.booleans()):
+        parts.append("*args")
+    if draw(st.booleans()):
+        parts.append("**kwargs")
+    return f"def handler({', '.join(parts)}): pass"
+
+
+@settings(max_examples=300)
+@given(
+    signatures(),
+    st.integers(0, 6),
+    st.lists(st.sampled_from(["p0", "p1", "p2", "p3", "p4", "args", "kwargs", "zz"]), unique=True),
+)
+def test_binder_agrees_with_inspect_bind(source: str, positional: int, keywords: list[str]) -> None:
+    namespace: dict[str, Any] = {}
+    exec(source, namespace)
+    fn = namespace["handler"]
+    args = tuple(range(positional))
+    kwargs = dict.fromkeys(keywords, 1)
+
+    try:
+        inspect.signature(fn).bind(*args, **kwargs)
+        expected = None
+    except TypeError as exc:
+        expected = exc
+
+    binder = Binder("cmd.name", fn)
+    if expected is None:
+        binder.check(args, kwargs)
+    else:
+        with pytest.raises(TypeError) as info:
+            binder.check(args, kwargs)
+        assert str(info.value).startswith("cmd.name(")
+        assert str(expected) in str(info.value)
+
+
+@given(st.integers(0, 4), st.integers(0, 4), st.integers(0, 6))
+def test_binder_fast_path_matches_bind_for_plain_positional(
+    required: int, optional: int, given_count: int
+) -> None:
+    params = [f"r{i}" for i in range(required)] + [f"o{i}=None" for i in range(optional)]
+    namespace: dict[str, Any] = {}
+    exec(f"def handler({', '.join(params)}): pass", namespace)
+    binder = Binder("x", namespace["handler"])
+    ok = required <= given_count <= required + optional
+    if ok:
+        binder.check(tuple(range(given_count)), {})
+    else:
+        with pytest.raises(TypeError, match=r"^x\("):
+            binder.check(tuple(range(given_count)), {})
+
+
+# -- bounded JSON ---------------------------------------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(json_values, st.integers(1, 200))
+def test_encode_is_bounded_and_valid_json_unless_cut(value: Any, limit: int) -> None:
+    encoded = encode(value, limit, None)
+    assert len(encoded.text) <= limit
+    if not encoded.truncated:
+        decoded = json.loads(encoded.text)
+        if not encoded.lossy:
+            assert decoded == value or value != value  # NaN never equals itself
