@@ -10,7 +10,7 @@ behaviour is pinned either way.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
+import inspect
 import io
 import queue
 import shutil
@@ -37,7 +37,8 @@ from busctl._repl_complete import pattern_matches
 
 pytestmark = pytest.mark.timeout(30)
 
-HAVE_CONTROL = importlib.util.find_spec("bus.control") is not None
+# The real endpoint, once Bus(control=...) exists; the stand-in client until then.
+HAVE_CONTROL = "control" in inspect.signature(Bus).parameters
 WAIT = 10.0
 
 
@@ -563,3 +564,92 @@ def test_script_mode_runs_lines_and_reports_failures(client: Any) -> None:
     assert "error: ValueError: oops" in text
     assert status == 1
     assert Repl(client, stdout=out, output=DummyOutput()).run_script(["say_hello Lu"]) == 0
+
+
+def test_tab_completes_at_the_prompt(session: Session) -> None:
+    buffer = session.repl.session.default_buffer
+    typed: queue.Queue[str] = queue.Queue()
+    offered: queue.Queue[int] = queue.Queue()
+    buffer.on_text_changed += lambda changed: typed.put(changed.text)
+    buffer.on_completions_changed += lambda changed: offered.put(
+        len(changed.complete_state.completions) if changed.complete_state else 0
+    )
+
+    def tab(text: str, becomes: str) -> None:
+        # As a person does: type, see the completions offered while typing, press Tab.
+        # (A Tab racing the completion that typing started is dropped by prompt-toolkit.)
+        session.type(text)
+        while offered.get(timeout=WAIT) == 0:
+            pass
+        session.type("\t")
+        while typed.get(timeout=WAIT) != becomes:
+            pass
+
+    tab("say_hel", "say_hello")
+    assert '"Hello, Mo!"' in session.line(" Mo", 'Mo!"')
+    tab("lights.turn_on hall bri", "lights.turn_on hall brightness=")
+    assert '"brightness": 30' in session.line("30", "}")
+
+
+# -- through the real socket (once bus.control is there) --------------------------
+
+needs_control = pytest.mark.skipif(not HAVE_CONTROL, reason="the control endpoint has not landed")
+
+
+@needs_control
+def test_embedded_sample_bus_when_none_runs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from busctl._embedded import connect_or_embed
+
+    runtime = Path(tempfile.mkdtemp(prefix="brp", dir="/tmp"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    monkeypatch.delenv("BUS_ADDRESS", raising=False)
+    client, embedded = connect_or_embed(None)
+    try:
+        assert embedded is not None
+        running = Session(client, embedded=True)
+        banner = running.out.getvalue()
+        assert "No bus is running, so this REPL started an embedded bus 'sample'" in banner
+        assert '"Hello, Ned!"' in running.line("say_hello Ned", 'Ned!"')
+        assert running.finish() == 0
+    finally:
+        client.close()
+        if embedded is not None:
+            embedded.close()
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+@needs_control
+def test_busctl_repl_runs_a_script_from_stdin(home_bus: tuple[Bus, Probe]) -> None:
+    from click.testing import CliRunner
+
+    from busctl.repl import repl
+
+    bus, _ = home_bus
+    address = str(bus.address)  # type: ignore[attr-defined]
+    result = CliRunner().invoke(
+        repl, ["--bus", address], input="say_hello Olga\nlights.get(room=hall)\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert '"Hello, Olga!"' in result.output
+    assert '"room": "hall"' in result.output
+    result = CliRunner().invoke(repl, ["--bus", address], input="probe.fail x\n")
+    assert result.exit_code == 1
+    assert "error: ValueError: x" in result.output
+
+
+@needs_control
+def test_bus_going_away_is_reported_and_the_repl_leaves(home_bus: tuple[Bus, Probe]) -> None:
+    from busctl._client import Client
+
+    bus, _ = home_bus
+    client = Client.connect(str(bus.address))  # type: ignore[attr-defined]
+    running = Session(client)
+    bus.close()
+    running.out.wait_for("is lost")
+    running.type("n\r")
+    running._thread.join(WAIT)
+    assert running.status == 3
+    running._pipe.close()
+    client.close()
