@@ -169,3 +169,31 @@ def test_deadlock_error_leaves_the_bus_usable(bus: Bus) -> None:
     wait_idle(bus)
     assert bus.execute_command("a.call", ["b"]).result(timeout=10) == "b"
     assert bus.inspect()["waits"] == []
+
+
+def test_concurrent_service_deadlocks_when_all_its_threads_wait_on_itself(bus: Bus) -> None:
+    both_running = threading.Barrier(2, timeout=5)
+
+    class Wide(Service):
+        name = "wide"
+        concurrency = 2
+
+        @command("wide.outer")
+        def outer(self) -> str:
+            both_running.wait()  # both threads are now busy
+            try:
+                return str(self.bus.execute_command("wide.inner").result(timeout=10))
+            except DeadlockError as exc:
+                return " -> ".join(exc.cycle)
+
+        @command("wide.inner")
+        def inner(self) -> str:
+            return "inner"
+
+    bus.add_service(Wide())
+    futures = [bus.execute_command("wide.outer") for _ in range(2)]
+    results = sorted(f.result(timeout=10) for f in futures)
+
+    # The second thread to wait closes the cycle; once it gives up, its thread
+    # is free to run the first one's inner command.
+    assert results == ["inner", "wide -> wide"]
