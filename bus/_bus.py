@@ -9,7 +9,8 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -28,6 +29,9 @@ from ._service import Service
 from ._stats import count_value
 from ._threads import TimerHandle, Timers, start_thread
 from ._tracing import SpanRing, TraceSink, resolve_provider, tracing_disabled_by_env
+
+if TYPE_CHECKING:
+    from .control import ControlServer
 
 __all__ = ["Bus"]
 
@@ -62,6 +66,9 @@ class Bus:
         span_buffer: records waiting for export beyond which spans are dropped
             (and counted).
         ring_size: recent spans kept in memory for the console.
+        control: serve the console's control protocol (``docs/protocol.md``):
+            ``True`` on ``bus.control.default_address(name)``, or a socket
+            path. A live bus already there raises ``AddressInUseError``.
 
     Every method may be called from any thread unless its docstring says
     otherwise.
@@ -80,6 +87,7 @@ class Bus:
         json_limit: int = 4096,
         span_buffer: int = 200_000,
         ring_size: int = 10_000,
+        control: bool | str | os.PathLike[str] = False,
     ) -> None:
         self.name = validate_name(name, "bus name")
         if mailbox_size < 1:
@@ -96,6 +104,7 @@ class Bus:
         self._services_lock = threading.Lock()
         self._close_lock = threading.Lock()
         self._closing = False
+        self._close_done = threading.Event()
         self._closed = False
         self._posted = itertools.count()
         self._closed_items = itertools.count()  # taken out unrun at close
@@ -136,6 +145,22 @@ class Bus:
             )
         interval = max(0.05, min(1.0, hung_after / 4))
         self._timers.schedule(interval, self._watchdog, interval)
+        self._control: ControlServer | None = None
+        #: The control socket's path, or ``None`` without ``control``.
+        self.address: Path | None = None
+        if control:
+            self._start_control(control)
+
+    def _start_control(self, control: bool | str | os.PathLike[str]) -> None:
+        from .control import ControlServer
+
+        try:
+            address = None if isinstance(control, bool) else control
+            self._control = ControlServer(self, address)
+        except BaseException:
+            self.close()
+            raise
+        self.address = self._control.address
 
     # -- the four verbs ------------------------------------------------------------
 
@@ -442,22 +467,31 @@ class Bus:
         work already sent, and what handlers send while it finishes, still
         runs. Then each service's ``on_stop`` runs on its thread. Whatever is
         still pending after ``timeout`` seconds fails with ``BusClosedError``.
-        Blocks until done; calling it again is a no-op. Called from one of this
+        Blocks until done; a second call waits for the first. Called from one of this
         bus's handlers, which the close would have to wait for, it starts the
         close on a thread of its own and returns at once.
         """
         with self._close_lock:
-            if self._closing:
-                return
+            first = not self._closing
             self._closing = True
         worker = current_worker()
-        if worker is not None and worker.runtime.bus is self:
+        in_handler = worker is not None and worker.runtime.bus is self
+        if not first:
+            # Another caller is closing: wait for it, so that every close()
+            # returns to a closed bus (but a handler must not wait on itself).
+            if not in_handler:
+                self._close_done.wait(timeout)
+            return
+        if in_handler:
             start_thread(f"bus:{self.name}/close", lambda: self._close(timeout))
             return
         self._close(timeout)
 
     def _close(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
+        control = self._control
+        if control is not None:
+            control.stop_listening()  # no new consoles; the socket file goes
         self._timers.stop()
         if not self.wait_idle(timeout * 0.8):
             log.warning("bus %r: work still running at close; failing what remains", self.name)
@@ -476,10 +510,13 @@ class Bus:
                     "bus %r: %d command(s) to %r failed at close", self.name, failed, runtime.name
                 )
         self._closed = True
+        if control is not None:
+            control.close(max(0.5, deadline - time.monotonic()))
         if self._sink is not None:
             self._sink.stop(max(0.5, deadline - time.monotonic()))
         if self._own_provider is not None:
             self._own_provider.shutdown()
+        self._close_done.set()
 
     @property
     def closed(self) -> bool:

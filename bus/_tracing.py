@@ -17,7 +17,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -106,10 +106,38 @@ class SpanRing:
     def __init__(self, capacity: int) -> None:
         self._spans: deque[ReadableSpan] = deque(maxlen=capacity)
         self.capacity = capacity
+        self._observers: tuple[Callable[[list[ReadableSpan]], None], ...] = ()
+        self._observers_lock = threading.Lock()
 
     def extend(self, spans: Iterable[ReadableSpan]) -> None:
         """Add spans, forgetting the oldest beyond the capacity."""
-        self._spans.extend(spans)
+        observers = self._observers
+        if not observers:
+            self._spans.extend(spans)
+            return
+        batch = list(spans)
+        self._spans.extend(batch)
+        if batch:
+            for observer in observers:
+                try:
+                    observer(batch)
+                except Exception:
+                    log.exception("a span observer failed")
+
+    def observe(self, callback: Callable[[list[ReadableSpan]], None]) -> _Unobserve:
+        """Call ``callback(spans)`` with each batch of spans as it enters the ring.
+
+        It runs on the bus's trace thread and must be quick (the control
+        server only queues the batch). Returns a handle whose ``dispose()``
+        stops the calls.
+        """
+        with self._observers_lock:
+            self._observers = (*self._observers, callback)
+        return _Unobserve(self, callback)
+
+    def _unobserve(self, callback: Callable[[list[ReadableSpan]], None]) -> None:
+        with self._observers_lock:
+            self._observers = tuple(o for o in self._observers if o is not callback)
 
     def spans(self) -> list[ReadableSpan]:
         """Every span held, oldest first."""
@@ -128,6 +156,20 @@ class SpanRing:
         """The spans of one trace, in start order."""
         spans = [s for s in self._spans if s.context.trace_id == trace_id]
         return sorted(spans, key=lambda s: s.start_time or 0)
+
+
+class _Unobserve:
+    """Handle returned by ``SpanRing.observe``; ``dispose()`` stops the calls."""
+
+    __slots__ = ("_callback", "_ring")
+
+    def __init__(self, ring: SpanRing, callback: Callable[[list[ReadableSpan]], None]) -> None:
+        self._ring = ring
+        self._callback = callback
+
+    def dispose(self) -> None:
+        """Stop calling the callback (idempotent)."""
+        self._ring._unobserve(self._callback)
 
 
 def _exception_event(error: BaseException, at: int) -> Event:

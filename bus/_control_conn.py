@@ -1,0 +1,558 @@
+"""One console connection: a reader thread, a writer thread, its subscriptions.
+
+The reader parses one request per line and answers the quick methods itself;
+``execute`` replies later, from the future's done-callback. Everything sent
+goes through one outgoing queue that only the writer drains, so a client that
+reads slowly blocks nothing but its own writer.
+
+What the bus's threads put in that queue (subscription notifications, late
+``execute`` replies) is put without ever waiting: notifications beyond a
+subscription's ``buffer`` are dropped and counted, and a ``dropped``
+notification tells the client how many. Replies to the reader's own requests
+do wait for room, which slows down only the client that sent them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import logging
+import select
+import socket
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from . import _control_methods as rpc
+from ._activity import Activity
+from ._patterns import pattern_matches
+from ._threads import TimerHandle, start_thread
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan
+
+    from ._bus import Bus
+    from ._control_server import ControlServer
+
+__all__ = ["MAX_LINE", "Connection"]
+
+log = logging.getLogger("bus.control")
+
+#: The longest request line accepted, in bytes (without its newline).
+MAX_LINE = 1 << 20
+#: Replies waiting to be written beyond which the reader stops taking requests.
+MAX_QUEUED_REPLIES = 1000
+#: ``execute`` requests in flight per connection beyond which the reader waits.
+MAX_IN_FLIGHT = 1000
+
+_REPLY, _EXEC, _NOTE, _DROPPED, _CLOSE = range(5)
+
+
+def _dumps(message: Any) -> bytes:
+    text = json.dumps(message, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return text.encode("utf-8", "surrogatepass") + b"\n"
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception:
+        return f"<unrepresentable {type(value).__name__}>"
+
+
+class Subscription:
+    """One ``subscribe`` of a connection. Counters are guarded by the connection's lock."""
+
+    __slots__ = (
+        "_conn",
+        "_handle",
+        "buffer",
+        "closed",
+        "dropped",
+        "id",
+        "marker",
+        "match_all",
+        "patterns",
+        "queued",
+        "topic",
+        "unreported",
+    )
+
+    def __init__(
+        self, conn: Connection, sid: int, topic: str, patterns: tuple[str, ...], buffer: int
+    ) -> None:
+        self._conn = conn
+        self.id = sid
+        self.topic = topic
+        self.patterns = patterns
+        self.match_all = "*" in patterns
+        self.buffer = buffer
+        self.queued = 0  # notifications in the outgoing queue
+        self.dropped = 0  # in all
+        self.unreported = 0  # since the last ``dropped`` notification
+        self.marker = False  # a ``dropped`` notification is queued
+        self.closed = False
+        self._handle: Any = None
+
+    def matches(self, name: str) -> bool:
+        """Whether one of the patterns matches the command or event ``name``."""
+        return self.match_all or any(pattern_matches(p, name) for p in self.patterns)
+
+    def start(self) -> None:
+        """Begin receiving from the bus (after the subscribe reply is queued)."""
+        bus = self._conn.bus
+        if self.topic == "activity":
+            self._handle = bus.watch(self._on_activity)
+        else:
+            self._handle = bus.spans.observe(self._on_spans)
+
+    def stop(self) -> None:
+        """Stop receiving; queued notifications are not sent. Idempotent."""
+        self.closed = True
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            handle.dispose()
+
+    # On the bus's threads (activity) or its trace thread (spans): never block.
+    def _on_activity(self, activity: Activity) -> None:
+        if self.match_all or self.matches(activity.name):
+            self._conn.notify(self, activity)
+
+    def _on_spans(self, spans: list[ReadableSpan]) -> None:
+        self._conn.notify(self, spans)
+
+    # On the writer thread.
+    def encode(self, payload: Any) -> bytes | None:
+        """The notification line for ``payload``, or ``None`` when nothing matches."""
+        if self.topic == "activity":
+            params = {"subscription": self.id, "activity": payload.to_json()}
+            return _dumps({"jsonrpc": "2.0", "method": "activity", "params": params})
+        from ._otlp import encode_spans
+
+        spans = payload if self.match_all else [s for s in payload if self.matches(_span_key(s))]
+        if not spans:
+            return None
+        params = {"subscription": self.id, "data": encode_spans(spans)}
+        return _dumps({"jsonrpc": "2.0", "method": "spans", "params": params})
+
+
+def _span_key(span: ReadableSpan) -> str:
+    """The command or event name a span is about (what patterns match)."""
+    attrs = span.attributes or {}
+    for key in ("rpc.method", "messaging.destination.name"):
+        value = attrs.get(key)
+        if isinstance(value, str):
+            return value
+    return span.name
+
+
+class Connection:
+    """A console attached to the bus. Created by ``ControlServer`` per accepted socket."""
+
+    def __init__(self, server: ControlServer, sock: socket.socket, number: int) -> None:
+        self.server = server
+        self.bus: Bus = server.bus
+        self.sock = sock
+        self.number = number
+        self._cond = threading.Condition()
+        self._out: deque[tuple[Any, ...]] = deque()
+        self._replies = 0
+        self._writer_waiting = False
+        self._closed = False
+        self._in_flight = 0
+        self._subscriptions: dict[int, Subscription] = {}
+        self._sub_ids = itertools.count(1)
+        self._after_reply: Callable[[], None] | None = None
+        prefix = f"bus:{self.bus.name}/control-{number}"
+        self.writer = start_thread(f"{prefix}-writer", self._write_loop)
+        self.reader = start_thread(prefix, self._read_loop)
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection has ended."""
+        return self._closed
+
+    # -- the outgoing queue (any thread) -------------------------------------
+
+    def notify(self, sub: Subscription, payload: Any) -> None:
+        """Queue a notification; drop and count it when the subscription's buffer is full."""
+        with self._cond:
+            if sub.closed or self._closed:
+                return
+            if sub.queued >= sub.buffer:
+                sub.dropped += 1
+                sub.unreported += 1
+                if not sub.marker:
+                    sub.marker = True
+                    self._out.append((_DROPPED, sub))
+                return
+            sub.queued += 1
+            self._out.append((_NOTE, sub, payload))
+            if self._writer_waiting:
+                self._cond.notify_all()
+
+    def _queue_reply(self, item: tuple[Any, ...], wait: bool) -> None:
+        with self._cond:
+            while wait and self._replies >= MAX_QUEUED_REPLIES and not self._closed:
+                self._cond.wait()
+            if self._closed:
+                return
+            self._replies += 1
+            self._out.append(item)
+            if self._writer_waiting:
+                self._cond.notify_all()
+
+    def reply(self, rid: Any, result: Any) -> None:
+        """Queue a result reply (reader thread: waits for room)."""
+        self._queue_reply((_REPLY, {"jsonrpc": "2.0", "id": rid, "result": result}), True)
+
+    def reply_error(self, rid: Any, error: rpc.RpcError, *, wait: bool = True) -> None:
+        """Queue an error reply."""
+        self._queue_reply((_REPLY, {"jsonrpc": "2.0", "id": rid, "error": error.to_json()}), wait)
+
+    def close(self) -> None:
+        """End the connection now: stop the subscriptions, wake both threads. Idempotent."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            subscriptions = list(self._subscriptions.values())
+            self._subscriptions.clear()
+            self._out.clear()
+            self._cond.notify_all()
+        for sub in subscriptions:
+            sub.stop()
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.server._forget(self)
+
+    def join(self, timeout: float) -> None:
+        """Wait for both threads (not the calling one) to end."""
+        current = threading.current_thread()
+        for thread in (self.reader, self.writer):
+            if thread is not current:
+                thread.join(timeout)
+
+    # -- subscriptions (reader thread) ------------------------------------------
+
+    def subscribe(self, topic: str, patterns: tuple[str, ...], buffer: int) -> int:
+        """Open a subscription; it starts once the reply is queued."""
+        sid = next(self._sub_ids)
+        sub = Subscription(self, sid, topic, patterns, buffer)
+        with self._cond:
+            self._subscriptions[sid] = sub
+        self._after_reply = sub.start
+        return sid
+
+    def unsubscribe(self, sid: Any) -> int | None:
+        """End a subscription; its total dropped count, ``None`` if unknown."""
+        if not isinstance(sid, int) or isinstance(sid, bool):
+            return None
+        with self._cond:
+            sub = self._subscriptions.pop(sid, None)
+        if sub is None:
+            return None
+        sub.stop()
+        with self._cond:
+            return sub.dropped
+
+    # -- execute ------------------------------------------------------------------
+
+    def execute(
+        self, rid: Any, name: str, args: list[Any], kwargs: dict[str, Any], timeout: float | None
+    ) -> None:
+        """Send the command; reply from its done-callback, or at ``timeout``."""
+        with self._cond:
+            while self._in_flight >= MAX_IN_FLIGHT and not self._closed:
+                self._cond.wait()
+            self._in_flight += 1
+        try:
+            future = self.bus.execute_command(name, *args, **kwargs)
+        except TypeError as exc:
+            self._finished()
+            raise rpc.bad_arguments(self, name, exc) from None
+        except BaseException:
+            self._finished()
+            raise
+        lock = threading.Lock()
+        done_flag: list[bool] = []
+        timer: TimerHandle | None = None
+
+        def finish(item: tuple[Any, ...] | None) -> bool:
+            with lock:
+                if done_flag:
+                    return False
+                done_flag.append(True)
+            if timer is not None:
+                timer.cancel()
+            self._finished()
+            if item is not None and rid is not None:
+                self._queue_reply(item, False)
+            return True
+
+        def done(f: Any) -> None:
+            if f.cancelled():
+                error = rpc.RpcError(
+                    rpc.BUS_CLOSED, "the command was cancelled", {"type": "CancelledError"}
+                )
+                finish((_REPLY, {"jsonrpc": "2.0", "id": rid, "error": error.to_json()}))
+                return
+            exc = f.exception()
+            if exc is None:
+                finish((_EXEC, rid, f.result()))
+            else:
+                reply = {"jsonrpc": "2.0", "id": rid, "error": rpc.handler_error(exc).to_json()}
+                finish((_REPLY, reply))
+
+        def expired() -> None:
+            error = rpc.RpcError(
+                rpc.TIMED_OUT,
+                f"{name} did not finish within {timeout:g} s; it may still finish",
+                {"timeout": timeout, "type": "TimeoutError"},
+            )
+            if finish((_REPLY, {"jsonrpc": "2.0", "id": rid, "error": error.to_json()})):
+                future.gave_up = True
+
+        if timeout is not None:
+            timer = self.server.timers.schedule(timeout, expired)
+        future.add_done_callback(done)
+
+    def _finished(self) -> None:
+        with self._cond:
+            self._in_flight -= 1
+            self._cond.notify_all()
+
+    # -- reader thread --------------------------------------------------------------
+
+    def _read_loop(self) -> None:
+        try:
+            if self._read_requests():
+                self._after_eof()
+        except OSError:
+            pass
+        except Exception:
+            log.exception("control connection %d failed", self.number)
+        finally:
+            self.close()
+            self.writer.join(5.0)
+            with contextlib.suppress(OSError):
+                self.sock.close()
+
+    def _read_requests(self) -> bool:
+        """Serve requests until EOF (``True``) or a line too long (``False``)."""
+        buffer = bytearray()
+        recv = self.sock.recv
+        while not self._closed:
+            newline = buffer.find(b"\n")
+            if newline < 0:
+                if len(buffer) > MAX_LINE:
+                    self._too_long()
+                    return False
+                chunk = recv(65536)
+                if not chunk:
+                    if buffer.strip():
+                        self.handle_line(bytes(buffer))
+                    return True
+                buffer += chunk
+                continue
+            if newline > MAX_LINE:
+                self._too_long()
+                return False
+            line = bytes(buffer[:newline])
+            del buffer[: newline + 1]
+            self.handle_line(line)
+        return False
+
+    def _too_long(self) -> None:
+        error = rpc.RpcError(
+            rpc.INVALID_REQUEST,
+            f"request line longer than {MAX_LINE} bytes; closing the connection",
+            {"limit": MAX_LINE},
+        )
+        self.reply_error(None, error)
+        self._queue_close()
+
+    def _queue_close(self) -> None:
+        with self._cond:
+            if not self._closed:
+                self._out.append((_CLOSE,))
+                self._cond.notify_all()
+        self.writer.join(5.0)
+
+    def _after_eof(self) -> None:
+        # The client will send nothing more. Without subscriptions, finish the
+        # commands in flight and close. With some, it may be a one-way tool
+        # (`... | socat - UNIX-CONNECT:...`) still reading: keep sending until
+        # it hangs up (POLLHUP) or the server closes.
+        with self._cond:
+            if not self._subscriptions:
+                while self._in_flight and not self._closed:
+                    self._cond.wait(0.5)
+                self._out.append((_CLOSE,))
+                self._cond.notify_all()
+                waiting_for_hangup = False
+            else:
+                waiting_for_hangup = True
+        if not waiting_for_hangup:
+            self.writer.join(5.0)
+            return
+        poller = select.poll()
+        poller.register(self.sock, 0)  # POLLHUP and POLLERR are always reported
+        while not self._closed:
+            if poller.poll(1000):
+                return
+
+    def handle_line(self, line: bytes) -> None:
+        """Parse and serve one request line (reader thread)."""
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            self._parse_error(f"the line is not UTF-8 (byte {exc.start})", exc.start)
+            return
+        if not text.strip():
+            return
+        try:
+            message = json.loads(text)
+        except json.JSONDecodeError as exc:
+            self._parse_error(f"parse error: {exc.msg} at position {exc.pos}", exc.pos)
+            return
+        except RecursionError:
+            self._parse_error("parse error: nested too deeply", None)
+            return
+        except ValueError as exc:  # e.g. an integer with too many digits
+            self._parse_error(f"parse error: {exc}", None)
+            return
+        self.dispatch(message)
+
+    def _parse_error(self, message: str, position: int | None) -> None:
+        data = {"position": position} if position is not None else None
+        self.reply_error(None, rpc.RpcError(rpc.PARSE_ERROR, message, data))
+
+    def dispatch(self, message: Any) -> None:
+        """Serve one parsed request."""
+        if isinstance(message, list):
+            error = rpc.RpcError(rpc.INVALID_REQUEST, "batches are not supported")
+            self.reply_error(None, error)
+            return
+        if not isinstance(message, dict):
+            error = rpc.RpcError(rpc.INVALID_REQUEST, "a request must be a JSON object")
+            self.reply_error(None, error)
+            return
+        rid = message.get("id")
+        notification = "id" not in message
+        if not notification and (not isinstance(rid, str | int) or isinstance(rid, bool)):
+            error = rpc.RpcError(rpc.INVALID_REQUEST, "'id' must be a string or an integer")
+            self.reply_error(None, error)
+            return
+        if message.get("jsonrpc") != "2.0":
+            error = rpc.RpcError(rpc.INVALID_REQUEST, "'jsonrpc' must be \"2.0\"")
+            self.reply_error(rid, error)
+            return
+        method = message.get("method")
+        if not isinstance(method, str):
+            error = rpc.RpcError(rpc.INVALID_REQUEST, "'method' must be a string")
+            self.reply_error(rid, error)
+            return
+        handler = rpc.METHODS.get(method)
+        params = message.get("params")
+        try:
+            if handler is None:
+                raise rpc.RpcError(
+                    rpc.METHOD_NOT_FOUND, f"no method {method!r}", {"methods": list(rpc.METHODS)}
+                )
+            if params is None:
+                params = {}
+            elif not isinstance(params, dict):
+                raise rpc.RpcError(
+                    rpc.INVALID_PARAMS, "invalid params: 'params' must be an object",
+                    {"param": "params"},
+                )  # fmt: skip
+            result = handler(self, params, rid)
+        except Exception as exc:
+            self._after_reply = None
+            if not isinstance(exc, (rpc.RpcError, *rpc.KNOWN_ERRORS)):
+                log.exception("control method %s failed", method)
+            if not notification:
+                self.reply_error(rid, rpc.error_reply(exc))
+            return
+        if result is not rpc.ASYNC and not notification:
+            self.reply(rid, result)
+        after, self._after_reply = self._after_reply, None
+        if after is not None:
+            after()
+
+    # -- writer thread -----------------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        sendall = self.sock.sendall
+        try:
+            while True:
+                with self._cond:
+                    while not self._out and not self._closed:
+                        self._writer_waiting = True
+                        self._cond.wait()
+                        self._writer_waiting = False
+                    if self._closed:
+                        return
+                    batch = list(self._out)
+                    self._out.clear()
+                    for item in batch:
+                        kind = item[0]
+                        if kind == _NOTE:
+                            item[1].queued -= 1
+                        elif kind in (_REPLY, _EXEC):
+                            self._replies -= 1
+                    self._cond.notify_all()
+                chunks, last = self._encode(batch)
+                if chunks:
+                    sendall(b"".join(chunks))
+                if last:
+                    return
+        except OSError:
+            pass
+        except Exception:
+            log.exception("control connection %d: writer failed", self.number)
+        finally:
+            self.close()
+
+    def _encode(self, batch: list[tuple[Any, ...]]) -> tuple[list[bytes], bool]:
+        chunks: list[bytes] = []
+        for item in batch:
+            kind = item[0]
+            if kind == _NOTE:
+                sub = item[1]
+                if not sub.closed:
+                    line = sub.encode(item[2])
+                    if line is not None:
+                        chunks.append(line)
+            elif kind == _REPLY:
+                chunks.append(self._encode_reply(item[1]))
+            elif kind == _EXEC:
+                chunks.append(self._encode_result(item[1], item[2]))
+            elif kind == _DROPPED:
+                sub = item[1]
+                with self._cond:
+                    count, sub.unreported, sub.marker = sub.unreported, 0, False
+                    total = sub.dropped
+                if count and not sub.closed:
+                    params = {"subscription": sub.id, "count": count, "total": total}
+                    chunks.append(_dumps({"jsonrpc": "2.0", "method": "dropped", "params": params}))
+            else:  # _CLOSE
+                return chunks, True
+        return chunks, False
+
+    def _encode_reply(self, reply: dict[str, Any]) -> bytes:
+        try:
+            return _dumps(reply)
+        except (TypeError, ValueError, RecursionError) as exc:
+            error = rpc.error_reply(exc)
+            return _dumps({"jsonrpc": "2.0", "id": reply.get("id"), "error": error.to_json()})
+
+    def _encode_result(self, rid: Any, value: Any) -> bytes:
+        try:
+            return _dumps({"jsonrpc": "2.0", "id": rid, "result": {"result": value}})
+        except (TypeError, ValueError, RecursionError):
+            result = {"result": _safe_repr(value), "lossy": True}
+            return _dumps({"jsonrpc": "2.0", "id": rid, "result": result})

@@ -1,0 +1,352 @@
+"""The control protocol's methods, their params, and the error codes.
+
+Each method takes the connection, its params (a dict) and the request id,
+and returns the result, or ``ASYNC`` when the reply is sent later
+(``execute``). Wrong params raise ``RpcError(-32602)`` naming the param; the
+bus's own errors are mapped to the codes of ``docs/protocol.md`` by
+``error_reply``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ._errors import (
+    BusClosedError,
+    BusError,
+    CommandNotFoundError,
+    DeadlockError,
+    MailboxFullError,
+)
+from ._patterns import pattern_matches, validate_pattern
+
+if TYPE_CHECKING:
+    from ._control_conn import Connection
+
+__all__ = [
+    "ASYNC",
+    "KNOWN_ERRORS",
+    "METHODS",
+    "PROTOCOL_VERSION",
+    "RpcError",
+    "error_reply",
+    "handler_error",
+]
+
+PROTOCOL_VERSION = 1
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+HANDLER_ERROR = -32000
+NO_SUCH_COMMAND = -32001
+BAD_ARGUMENTS = -32002
+BUS_CLOSED = -32003
+TIMED_OUT = -32004
+MAILBOX_FULL = -32005
+DEADLOCK = -32006
+NO_SUCH_SUBSCRIPTION = -32007
+
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_BUFFER = 10_000
+MAX_BUFFER = 1_000_000
+TOPICS = ("activity", "spans")
+
+#: Refusals that are answered, not logged.
+KNOWN_ERRORS = (BusError,)
+
+#: A method's result meaning "the reply will be sent later".
+ASYNC: Any = object()
+
+
+class RpcError(Exception):
+    """A JSON-RPC error to send back: ``code``, ``message`` and ``data``."""
+
+    def __init__(self, code: int, message: str, data: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``error`` member of a reply."""
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.data is not None:
+            error["data"] = self.data
+        return error
+
+
+def _described(exc: BaseException, **extra: Any) -> dict[str, Any]:
+    return {"type": type(exc).__qualname__, "message": str(exc), **extra}
+
+
+def _traceback(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(exc))
+
+
+def error_reply(exc: BaseException) -> RpcError:
+    """The JSON-RPC error for an exception raised while serving a request.
+
+    Anything that is not one of the bus's known refusals is a bug in the
+    server: ``-32603`` with the traceback.
+    """
+    if isinstance(exc, RpcError):
+        return exc
+    if isinstance(exc, CommandNotFoundError):
+        return RpcError(NO_SUCH_COMMAND, str(exc), _described(exc, suggestions=exc.suggestions))
+    if isinstance(exc, BusClosedError):
+        return RpcError(BUS_CLOSED, str(exc), _described(exc))
+    if isinstance(exc, MailboxFullError):
+        return RpcError(MAILBOX_FULL, str(exc), _described(exc))
+    if isinstance(exc, DeadlockError):
+        return RpcError(DEADLOCK, str(exc), _described(exc, cycle=exc.cycle))
+    return RpcError(
+        INTERNAL_ERROR,
+        f"internal error: {type(exc).__name__}: {exc}",
+        _described(exc, traceback=_traceback(exc)),
+    )
+
+
+def handler_error(exc: BaseException) -> RpcError:
+    """The error for what a command's future failed with (``-32000`` mostly)."""
+    if isinstance(exc, DeadlockError):
+        return RpcError(DEADLOCK, str(exc), _described(exc, cycle=exc.cycle))
+    if isinstance(exc, BusClosedError):
+        return RpcError(BUS_CLOSED, str(exc), _described(exc))
+    message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return RpcError(HANDLER_ERROR, message, _described(exc, traceback=_traceback(exc)))
+
+
+# -- params ---------------------------------------------------------------------
+
+
+def _bad(name: str, message: str) -> RpcError:
+    return RpcError(INVALID_PARAMS, f"invalid params: {message}", {"param": name})
+
+
+def _only(params: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    for key in params:
+        if key not in allowed:
+            expected = ", ".join(allowed) if allowed else "none"
+            raise _bad(key, f"unknown param {key!r} (expected: {expected})")
+
+
+def _name(params: dict[str, Any]) -> str:
+    if "name" not in params:
+        raise _bad("name", "'name' is required")
+    value = params["name"]
+    if not isinstance(value, str) or not value:
+        raise _bad("name", f"'name' must be a non-empty string, not {_json_type(value)}")
+    return value
+
+
+def _arguments(params: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+    args = params.get("args", [])
+    if args is None:
+        args = []
+    if not isinstance(args, list):
+        raise _bad("args", f"'args' must be an array, not {_json_type(args)}")
+    kwargs = params.get("kwargs", {})
+    if kwargs is None:
+        kwargs = {}
+    if not isinstance(kwargs, dict):
+        raise _bad("kwargs", f"'kwargs' must be an object, not {_json_type(kwargs)}")
+    return args, kwargs
+
+
+def _positive_int(params: dict[str, Any], key: str, default: int, most: int) -> int:
+    value = params.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most:
+        raise _bad(key, f"{key!r} must be an integer from 1 to {most}, not {_json(value)}")
+    return value
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _json(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+# -- methods ----------------------------------------------------------------------
+
+
+def describe(conn: Connection, params: dict[str, Any], rid: Any) -> Any:
+    """Who is listening: name, pid, started_at, version, address, methods."""
+    _only(params, ())
+    from . import __version__
+
+    bus = conn.bus
+    return {
+        "protocol": PROTOCOL_VERSION,
+        "name": bus.name,
+        "pid": bus.pid,
+        "started_at": bus.started_at,
+        "version": __version__,
+        "address": str(conn.server.address),
+        "methods": list(METHODS),
+    }
+
+
+def inspect(conn: Connection, params: dict[str, Any], rid: Any) -> Any:
+    """The ``Bus.inspect()`` snapshot."""
+    _only(params, ())
+    return conn.bus.inspect()
+
+
+def execute(conn: Connection, params: dict[str, Any], rid: Any) -> Any:
+    """Run a command; the reply is sent when it finishes or times out."""
+    _only(params, ("name", "args", "kwargs", "timeout"))
+    name = _name(params)
+    args, kwargs = _arguments(params)
+    timeout = params.get("timeout", DEFAULT_TIMEOUT)
+    if timeout is not None and (
+        not isinstance(timeout, int | float)
+        or isinstance(timeout, bool)
+        or not math.isfinite(timeout)
+        or timeout < 0
+    ):
+        raise _bad(
+            "timeout", f"'timeout' must be a number of seconds >= 0 or null, not {timeout!r}"
+        )
+    conn.execute(rid, name, args, kwargs, None if timeout is None else float(timeout))
+    return ASYNC
+
+
+def bad_arguments(conn: Connection, name: str, exc: TypeError) -> RpcError:
+    """``-32002`` for arguments that do not bind to command ``name``."""
+    try:
+        signature = conn.bus._router.command(name).binder.text()
+    except Exception:
+        signature = None
+    return RpcError(BAD_ARGUMENTS, str(exc), _described(exc, signature=signature))
+
+
+def fire(conn: Connection, params: dict[str, Any], rid: Any) -> Any:
+    """Fire an event; the result counts the listeners its name matches."""
+    _only(params, ("name", "args", "kwargs"))
+    name = _name(params)
+    args, kwargs = _arguments(params)
+    bus = conn.bus
+    try:
+        listeners = bus._router.listeners_for(name)
+    except (TypeError, ValueError) as exc:
+        raise _bad("name", str(exc)) from None
+    bus.fire_event(name, *args, **kwargs)
+    return {"listeners": len(listeners)}
+
+
+def who_handles(conn: Connection, params: dict[str, Any], rid: Any) -> Any:
+    """The exact routing of a name: its command and the listeners it reaches."""
+    _only(params, ("name",))
+    name = _name(params)
+    router = conn.bus._router
+    commands = {h.name: h for h in router.commands()}
+    listeners = router.listeners()  # in delivery order
+    handler = commands.get(name)
+    command = None
+    if handler is not None:
+        command = {**handler.describe(), "threads": _threads(handler)}
+    reached = [
+        {**h.describe(), "threads": _threads(h)} for h in listeners if pattern_matches(h.name, name)
+    ]
+    suggestions: list[str] = []
+    if command is None and not reached:
+        known = set(commands) | {h.name for h in listeners if "*" not in h.name}
+        suggestions = difflib.get_close_matches(name, sorted(known), n=5, cutoff=0.6)
+    return {"name": name, "command": command, "listeners": reached, "suggestions": suggestions}
+
+
+def _threads(handler: Any) -> list[str]:
+    return [w.thread_name for w in list(handler.runtime.workers)]
+
+
+def subscribe(conn: Connection, params: dict[str, Any], rid: Any) -> Any:
+    """Start sending ``activity`` or ``spans`` notifications to this connection."""
+    _only(params, ("topic", "patterns", "buffer"))
+    topic = params.get("topic")
+    if topic not in TOPICS:
+        raise _bad("topic", f"'topic' must be one of {', '.join(TOPICS)}, not {_json(topic)}")
+    patterns = params.get("patterns", ["*"])
+    if patterns is None:
+        patterns = ["*"]
+    if not isinstance(patterns, list) or not patterns:
+        raise _bad("patterns", "'patterns' must be a non-empty array of name patterns")
+    for pattern in patterns:
+        try:
+            validate_pattern(pattern)
+        except (TypeError, ValueError) as exc:
+            raise _bad("patterns", str(exc)) from None
+    buffer = _positive_int(params, "buffer", DEFAULT_BUFFER, MAX_BUFFER)
+    subscription = conn.subscribe(topic, tuple(patterns), buffer)
+    return {"subscription": subscription}
+
+
+def unsubscribe(conn: Connection, params: dict[str, Any], rid: Any) -> Any:
+    """End a subscription; the result says how many notifications it dropped."""
+    _only(params, ("subscription",))
+    if "subscription" not in params:
+        raise _bad("subscription", "'subscription' is required")
+    sid = params["subscription"]
+    dropped = conn.unsubscribe(sid)
+    if dropped is None:
+        raise RpcError(
+            NO_SUCH_SUBSCRIPTION, f"no subscription {_json(sid)} on this connection",
+            {"subscription": sid},
+        )  # fmt: skip
+    return {"dropped": dropped}
+
+
+def traces(conn: Connection, params: dict[str, Any], rid: Any) -> Any:
+    """Recent traces from the bus's ring, as one OTLP ``TracesData`` object."""
+    _only(params, ("limit", "trace_id"))
+    from ._otlp import encode_spans
+
+    bus = conn.bus
+    trace_id = params.get("trace_id")
+    bus.flush_traces(timeout=1.0)  # what already ran is in the ring
+    wanted: set[int]
+    if trace_id is not None:
+        if not isinstance(trace_id, str) or len(trace_id) != 32:
+            raise _bad("trace_id", "'trace_id' must be 32 hexadecimal digits")
+        try:
+            wanted = {int(trace_id, 16)}
+        except ValueError:
+            raise _bad("trace_id", "'trace_id' must be 32 hexadecimal digits") from None
+    else:
+        limit = _positive_int(params, "limit", 20, max(1, bus.spans.capacity))
+        wanted = set(bus.spans.trace_ids(limit))
+    spans = [s for s in bus.spans.spans() if s.context is not None and s.context.trace_id in wanted]
+    return encode_spans(spans)
+
+
+METHODS: dict[str, Callable[[Connection, dict[str, Any], Any], Any]] = {
+    "describe": describe,
+    "inspect": inspect,
+    "execute": execute,
+    "fire": fire,
+    "who_handles": who_handles,
+    "subscribe": subscribe,
+    "unsubscribe": unsubscribe,
+    "traces": traces,
+}
