@@ -275,3 +275,26 @@ def test_pool_growing_while_it_stops_leaves_no_thread(
     for thread in live_bus_threads("growing"):
         thread.join(5)
     assert live_bus_threads("growing") == []
+
+
+def test_a_second_close_waits_for_the_first_to_finish(
+    make_bus: Callable[..., Bus], live_bus_threads: Threads
+) -> None:
+    b = make_bus(name="twice")
+    gate, blocker = _blocked_gate(b)
+    first = threading.Thread(target=b.close)
+    first.start()
+    _until_closing(b)
+    threading.Timer(0.1, gate.release.set).start()
+
+    b.close()  # returns only once the bus is really closed
+
+    assert live_bus_threads("twice") == []
+    assert b.inspect()["bus"]["state"] == "closed"
+    assert blocker.result(timeout=0) == "released"
+    first.join(10)
+
+
+def _until_closing(b: Bus) -> None:
+    while b.inspect()["bus"]["state"] == "running":
+        threading.Event().wait(0.001)
