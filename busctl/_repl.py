@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import os
 import re
 import sys
@@ -157,11 +158,18 @@ class Repl:
         self._refreshed_at = 0.0
         self._pending_text = ""
         self._keyboard = True  # whether Ctrl-C can be read during waits
-        self.session: PromptSession[str] = PromptSession(
+        self.completer = ReplCompleter(self.registry, {**VERBS, "quit": "leave the REPL"})
+        self._terminal = (input, output, history)
+
+    @functools.cached_property
+    def session(self) -> PromptSession[str]:
+        """The prompt, made on first use: a script on stdin never opens the terminal."""
+        input, output, history = self._terminal
+        return PromptSession(
             input=input,
             output=output,
             history=history or InMemoryHistory(),
-            completer=ReplCompleter(self.registry, {**VERBS, "quit": "leave the REPL"}),
+            completer=self.completer,
             complete_while_typing=True,
             auto_suggest=AutoSuggestFromHistory(),
             bottom_toolbar=self._toolbar,
@@ -563,6 +571,8 @@ class Repl:
         if self._lost:
             return
         self._lost = True
+        if "session" not in self.__dict__:
+            return  # a script: no prompt to interrupt
         app = self.session.app
         if app.is_running:
             self._pending_text = app.current_buffer.text

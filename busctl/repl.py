@@ -63,6 +63,8 @@ def repl(target: str | None, history_path: Path | None, verbose: bool, timeout: 
         raise SystemExit(ExitStatus.NO_BUS) from None
     if not sys.stdin.isatty():
         # A script on stdin (`busctl repl < session.txt`): no prompt, no history.
+        if embedded is not None:
+            click.echo("note: no bus is running: the lines run on an embedded sample bus", err=True)
         try:
             status = Repl(client, verbose=verbose, timeout=timeout).run_script(sys.stdin)
         finally:

@@ -283,7 +283,7 @@ def session(client: Any) -> Iterator[Session]:
 
 def completions(repl: Repl, text: str) -> list[str]:
     document = Document(text)
-    return [c.text for c in repl.session.completer.get_completions(document, CompleteEvent())]  # type: ignore[union-attr]
+    return [c.text for c in repl.completer.get_completions(document, CompleteEvent())]
 
 
 # -- completion -------------------------------------------------------------------
