@@ -20,7 +20,6 @@ REPL, and never the command, which runs on in the bus.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import functools
 import os
@@ -35,9 +34,6 @@ from prompt_toolkit import PromptSession
 from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
 from prompt_toolkit.history import History, InMemoryHistory
 from prompt_toolkit.input import Input
-from prompt_toolkit.input.typeahead import store_typeahead
-from prompt_toolkit.key_binding import KeyPress
-from prompt_toolkit.keys import Keys
 from prompt_toolkit.output import Output
 from rich.console import Console
 
@@ -46,7 +42,9 @@ from ._args import ArgumentError, parse_line, split_line
 from ._client import Client, ConnectionLost, RemoteError, Subscription
 from ._exit import ExitStatus
 from ._repl_complete import Registry, ReplCompleter
+from ._repl_keys import Feed, keys_until
 from ._repl_views import (
+    banner,
     show_command_help,
     show_error,
     show_event_help,
@@ -54,6 +52,7 @@ from ._repl_views import (
     show_result,
     show_table,
     show_verbs,
+    toolbar,
 )
 
 __all__ = ["VERBS", "Repl", "default_history_path"]
@@ -435,60 +434,21 @@ class Repl:
         return waiting.result()
 
     async def _keys_until(self, *waits: asyncio.Future[Any]) -> bool:
-        """Read keys until one of ``waits`` is done (``False``) or Ctrl-C (``True``).
-
-        At the end of input (a script on stdin, a closed pipe) keys are no
-        longer read and the wait goes on: nobody is left to press Ctrl-C.
-        """
-        if not self._keyboard:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            return False
-        loop = asyncio.get_running_loop()
-        interrupted: asyncio.Future[None] = loop.create_future()
-        ended: asyncio.Future[None] = loop.create_future()
-        typeahead: list[KeyPress] = []
-        keys = self.session.input
-
-        def on_keys() -> None:
-            for key in keys.read_keys():
-                if key.key == Keys.ControlC:
-                    if not interrupted.done():
-                        interrupted.set_result(None)
-                else:
-                    typeahead.append(key)
-            if keys.closed and not ended.done():
-                ended.set_result(None)
-
-        with keys.raw_mode(), keys.attach(on_keys):
-            await asyncio.wait([interrupted, ended, *waits], return_when=asyncio.FIRST_COMPLETED)
-        if typeahead:
-            store_typeahead(keys, typeahead)
-        if interrupted.done():
-            return True
-        interrupted.cancel()
-        if ended.done() and not any(wait.done() for wait in waits):
-            self._keyboard = False
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        ended.cancel()
+        """Wait for one of ``waits``; ``True`` if Ctrl-C came first (see ``keys_until``)."""
+        if self._keyboard:
+            outcome = await keys_until(self.session.input, *waits)
+            if outcome != "ended":
+                return outcome == "interrupted"
+            self._keyboard = False  # the input ended: wait without keys from now on
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         return False
 
     # -- monitor ------------------------------------------------------------------------
 
     async def _monitor(self, patterns: list[str]) -> None:
-        loop = asyncio.get_running_loop()
-        backlog: collections.deque[tuple[str, dict[str, Any]]] = collections.deque(
-            maxlen=_MONITOR_BACKLOG
-        )
-        wake = asyncio.Event()
-
-        def on_note(method: str, params: dict[str, Any]) -> None:
-            # On the client's reader thread: hand over and return at once.
-            backlog.append((method, params))
-            with contextlib.suppress(RuntimeError):  # the loop is gone: the REPL ended
-                loop.call_soon_threadsafe(wake.set)
-
+        feed = Feed(asyncio.get_running_loop(), _MONITOR_BACKLOG)
         try:
-            subscription = self.client.subscribe("activity", on_note, patterns=patterns)
+            subscription = self.client.subscribe("activity", feed.put, patterns=patterns)
         except RemoteError as exc:
             show_error(self.console, exc, verbose=self.verbose, colour=self.colour)
             return
@@ -499,13 +459,12 @@ class Repl:
         shown = 0
         try:
             while True:
-                woken = asyncio.ensure_future(wake.wait())
+                ready = asyncio.ensure_future(feed.ready())
                 try:
-                    interrupted = await self._keys_until(woken)
+                    interrupted = await self._keys_until(ready)
                 finally:
-                    woken.cancel()
-                wake.clear()
-                shown += self._drain(backlog)
+                    ready.cancel()
+                shown += self._show_activity(feed)
                 if interrupted:
                     break
                 if self.client.closed:
@@ -518,10 +477,10 @@ class Repl:
                 subscription.close(timeout=2.0)
         self._say(f"monitor stopped ({shown} shown)")
 
-    def _drain(self, backlog: collections.deque[tuple[str, dict[str, Any]]]) -> int:
+    def _show_activity(self, feed: Feed) -> int:
         shown = 0
-        while backlog:
-            method, params = backlog.popleft()
+        lost = feed.lost
+        for method, params in feed.drain():
             if method == "dropped":
                 self._say(f"... the bus dropped {params.get('count')} records (we read too slowly)")
                 continue
@@ -536,6 +495,8 @@ class Repl:
                 line, markup=self.colour, highlight=False, no_wrap=True, overflow="ellipsis"
             )
             shown += 1
+        if feed.lost > lost:
+            self._say(f"... {feed.lost - lost} records skipped (the terminal is too slow)")
         return shown
 
     # -- the connection --------------------------------------------------------------------
@@ -652,23 +613,9 @@ class Repl:
 
     def _banner(self) -> None:
         info = getattr(self.client, "info", {}) or {}
-        totals = self.registry.snapshot.get("totals", {})
-        counts = (
-            f"{totals.get('services', 0)} services, {totals.get('commands', 0)} commands, "
-            f"{totals.get('listeners', 0)} listeners"
+        self._say(
+            banner(self._name(), self.registry.snapshot, info, self.client.address, self.embedded)
         )
-        if self.embedded:
-            self._say(
-                f"No bus is running, so this REPL started an embedded bus {self._name()!r} with "
-                f"the sample services ({counts}); it ends when you leave. "
-                "Start one with `busctl run` to attach to it instead."
-            )
-        else:
-            self._say(
-                f"Attached to bus {self._name()!r} (pid {info.get('pid', '?')}, "
-                f"{self.client.address}): {counts}."
-            )
-        self._say("Type help for the verbs, ?NAME for a command; Tab completes; Ctrl-D exits.")
 
     def _prompt(self) -> str:
         return f"{self._name()}> "
@@ -677,18 +624,7 @@ class Repl:
         return str(getattr(self.client, "name", None) or "bus")
 
     def _toolbar(self) -> str:
-        text = self.session.default_buffer.text.lstrip()
-        match = _WORD.match(text)
-        word = match.group() if match else ""
-        if word in {"call", "help", "?"}:
-            parts = text.split()
-            word = parts[1] if len(parts) > 1 else ""
-        entry = self.registry.commands.get(word.lstrip("?"))
-        if entry is not None:
-            doc = str(entry.get("doc") or "").strip().splitlines()
-            first = f"  {doc[0]}" if doc else ""
-            return f" {entry['name']}{entry.get('signature', '')}{first}"
-        return f" bus {self._name()}  ·  help  ·  Tab completes  ·  Ctrl-D exits"
+        return toolbar(self.session.default_buffer.text, self.registry, self._name())
 
     def _bad_arguments(self, exc: ArgumentError) -> None:
         self.last_error = exc

@@ -22,8 +22,10 @@ from rich.table import Table
 
 from . import _output
 from ._client import RemoteError
+from ._repl_complete import Registry
 
 __all__ = [
+    "banner",
     "error_line",
     "show_command_help",
     "show_error",
@@ -32,6 +34,7 @@ __all__ = [
     "show_result",
     "show_table",
     "show_verbs",
+    "toolbar",
 ]
 
 
@@ -249,3 +252,41 @@ def _fields(out: Console, pairs: Iterable[tuple[str, Any]]) -> None:
     width = max((len(k) for k, _ in items), default=0)
     for key, value in items:
         out.print(f"  {key + ':':<{width + 1}} {value}", markup=False, highlight=False)
+
+
+def banner(
+    name: str,
+    snapshot: Mapping[str, Any],
+    info: Mapping[str, Any],
+    address: object,
+    embedded: bool,
+) -> str:
+    """What the REPL says first: which bus, and whether it started it."""
+    totals = snapshot.get("totals", {})
+    counts = (
+        f"{totals.get('services', 0)} services, {totals.get('commands', 0)} commands, "
+        f"{totals.get('listeners', 0)} listeners"
+    )
+    if embedded:
+        first = (
+            f"No bus is running, so this REPL started an embedded bus {name!r} with the sample "
+            f"services ({counts}); it ends when you leave. "
+            "Start one with `busctl run` to attach to it instead."
+        )
+    else:
+        first = f"Attached to bus {name!r} (pid {info.get('pid', '?')}, {address}): {counts}."
+    return first + "\nType help for the verbs, ?NAME for a command; Tab completes; Ctrl-D exits."
+
+
+def toolbar(text: str, registry: Registry, name: str) -> str:
+    """The bottom line: the signature and doc of the command being typed, else the keys."""
+    words = text.replace("(", " ").split()
+    word = words[0] if words else ""
+    if word in {"call", "help", "?"}:
+        word = words[1] if len(words) > 1 else ""
+    entry = registry.commands.get(word.lstrip("?"))
+    if entry is not None:
+        doc = str(entry.get("doc") or "").strip().splitlines()
+        first = f"  {doc[0]}" if doc else ""
+        return f" {entry['name']}{entry.get('signature', '')}{first}"
+    return f" bus {name}  ·  help  ·  Tab completes  ·  Ctrl-D exits"
