@@ -22,7 +22,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.resources import SERVICE_NAME, OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -82,7 +82,12 @@ def resolve_provider(explicit: trace.TracerProvider | None, bus_name: str) -> tr
     current = trace.get_tracer_provider()
     if not isinstance(current, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
         return current
-    own = TracerProvider(resource=Resource.create({"service.name": bus_name}))
+    # The bus's name is only the default: OTEL_SERVICE_NAME (or service.name
+    # in OTEL_RESOURCE_ATTRIBUTES) wins, as it does for the SDK.
+    resource = Resource.create()
+    if not OTELResourceDetector().detect().attributes.get(SERVICE_NAME):
+        resource = resource.merge(Resource({SERVICE_NAME: bus_name}))
+    own = TracerProvider(resource=resource)
     for exporter in _env_exporters():
         own.add_span_processor(BatchSpanProcessor(exporter))
     return own

@@ -376,3 +376,81 @@ def test_spans_that_cannot_keep_up_are_dropped_and_counted(
     assert b.flush_traces(5)
     assert b.inspect()["tracing"]["buffered"] == 0
     provider.shutdown()
+
+
+def test_the_applications_global_provider_is_used_when_set(
+    monkeypatch: pytest.MonkeyPatch,
+    tracer_provider: TracerProvider,
+    finished_spans: Spans,
+    make_bus: Callable[..., Bus],
+) -> None:
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: tracer_provider)
+    b = make_bus(name="global")
+    b.register_command("ping", lambda: "pong")
+    b.execute_command("ping").result(timeout=5)
+
+    spans = finished_spans(b)
+    assert {(s.name, s.kind) for s in spans} == {
+        ("ping", SpanKind.CLIENT),
+        ("ping", SpanKind.SERVER),
+    }
+    assert len(b.spans.spans()) == 2  # the ring keeps them too
+
+
+def test_own_provider_honours_otel_environment_variables(
+    monkeypatch: pytest.MonkeyPatch,
+    make_bus: Callable[..., Bus],
+) -> None:
+    if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        pytest.skip("a global provider is set in this process")
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "from-env")
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test")
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console")
+    b = make_bus(name="envbus")
+    b.register_command("ping", lambda: "pong")
+    b.execute_command("ping").result(timeout=5)
+    assert b.flush_traces(5)
+
+    resource = b.spans.spans()[0].resource.attributes
+    assert resource["service.name"] == "from-env"
+    assert resource["deployment.environment"] == "test"
+    # The exporter OTEL_TRACES_EXPORTER names is behind a batch processor of
+    # the bus's own provider (the SDK offers no public way to list them).
+    own = b._own_provider
+    assert own is not None
+    exporters = [p.span_exporter for p in own._active_span_processor._span_processors]  # type: ignore[attr-defined]
+    assert [type(e).__name__ for e in exporters] == ["ConsoleSpanExporter"]
+
+
+def test_own_provider_is_named_after_the_bus_by_default(
+    monkeypatch: pytest.MonkeyPatch, make_bus: Callable[..., Bus]
+) -> None:
+    if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        pytest.skip("a global provider is set in this process")
+    monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
+    monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
+    monkeypatch.delenv("OTEL_TRACES_EXPORTER", raising=False)
+    b = make_bus(name="named")
+    b.register_command("ping", lambda: "pong")
+    b.execute_command("ping").result(timeout=5)
+    assert b.flush_traces(5)
+    assert b.spans.spans()[0].resource.attributes["service.name"] == "named"
+
+
+def test_user_span_in_a_listener_nests_under_the_consumer_span(
+    traced_bus: Bus, tracer_provider: TracerProvider, finished_spans: Spans
+) -> None:
+    tracer = tracer_provider.get_tracer("user-code")
+
+    def on_event() -> None:
+        with tracer.start_as_current_span("user.listener.work"):
+            pass
+
+    traced_bus.register_listener("user.event", on_event)
+    traced_bus.fire_event("user.event")
+    wait_idle(traced_bus)
+
+    spans = finished_spans(traced_bus)
+    consumer = _one(spans, "process user.event", SpanKind.CONSUMER)
+    user = _one(spans, "user.listener.work", SpanKind.INTERNAL)
+    assert _parent_id(user) == consumer.context.span_id
