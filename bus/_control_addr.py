@@ -148,7 +148,7 @@ def ensure_socket_dir(directory: Path | None = None) -> Path:
     return directory
 
 
-def probe(path: Path, timeout: float = PROBE_TIMEOUT) -> dict[str, Any] | None:
+def probe(path: Path, timeout: float | None = None) -> dict[str, Any] | None:
     """The ``describe`` result of the bus at ``path``, ``None`` if it is stale.
 
     A socket that refuses the connection belongs to a bus that died: it is
@@ -159,7 +159,7 @@ def probe(path: Path, timeout: float = PROBE_TIMEOUT) -> dict[str, Any] | None:
     if not stat.S_ISSOCK(st.st_mode):
         raise OSError(f"{path} is not a socket")
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
+        sock.settimeout(PROBE_TIMEOUT if timeout is None else timeout)
         try:
             sock.connect(os.fspath(path))
         except ConnectionRefusedError:
