@@ -39,10 +39,11 @@ from rich.console import Console
 
 from . import _output
 from ._args import ArgumentError, parse_line, split_line
-from ._client import Client, ConnectionLost, RemoteError, Subscription
+from ._client import Client, ConnectionLost, RemoteError
 from ._exit import ExitStatus
 from ._repl_complete import Registry, ReplCompleter
 from ._repl_keys import Feed, keys_until
+from ._repl_link import Link
 from ._repl_views import (
     banner,
     show_command_help,
@@ -73,9 +74,7 @@ VERBS: dict[str, str] = {
     "exit": "exit: leave the REPL (also quit, Ctrl-D)",
 }
 _ALIASES = {"quit": "exit", "?": "help"}
-_REFRESH_EVERY = 1.0  # seconds: at most one inspect() per prompt within this
 _MONITOR_BACKLOG = 10_000  # activity lines held for a slow terminal; beyond, dropped and counted
-_LEARN_BUFFER = 1000  # the bus's buffer for the background subscription that learns event names
 _WORD = re.compile(r"[^\s(]+")
 
 
@@ -127,7 +126,6 @@ class Repl:
         colour: bool | None = None,
         learn_events: bool = True,
     ) -> None:
-        self.client = client
         self.embedded = embedded
         self.verbose = verbose
         self.timeout = timeout
@@ -147,18 +145,16 @@ class Repl:
             soft_wrap=not colour,
             width=None if colour else 200,
         )
-        self._connect = connect or (lambda: Client.connect(str(self.client.address)))
-        self._learn_events = learn_events
-        self._learner: Subscription | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._lost = False
-        self._leaving = False
-        self._refreshing = False
-        self._refreshed_at = 0.0
-        self._pending_text = ""
+        self.link = Link(client, self.registry, connect=connect, learn_events=learn_events)
+        self._pending_text = ""  # what was typed when the connection was lost
         self._keyboard = True  # whether Ctrl-C can be read during waits
         self.completer = ReplCompleter(self.registry, {**VERBS, "quit": "leave the REPL"})
         self._terminal = (input, output, history)
+
+    @property
+    def client(self) -> Client:
+        """The connection in use (a new one after ``reconnect``)."""
+        return self.link.client
 
     @functools.cached_property
     def session(self) -> PromptSession[str]:
@@ -182,14 +178,13 @@ class Repl:
 
     async def run_async(self) -> int:
         """``run()`` on the running event loop."""
-        self._loop = asyncio.get_running_loop()
         try:
             self._attach()
             self._banner()
             while True:
-                if self._lost and not await self._offer_reconnect():
+                if self.link.lost and not await self._offer_reconnect():
                     return ExitStatus.NO_BUS
-                self._refresh_soon()
+                self.link.refresh_soon()
                 text, self._pending_text = self._pending_text, ""
                 try:
                     line = await self.session.prompt_async(self._prompt(), default=text)
@@ -203,13 +198,10 @@ class Repl:
                     if not await self.handle(line):
                         break
                 except ConnectionLost:
-                    self._lost = True
+                    self.link.lost = True
             return ExitStatus.OK
         finally:
-            self._leaving = True
-            if self._learner is not None:
-                with contextlib.suppress(Exception):
-                    self._learner.close(timeout=1.0)
+            self.link.close()
 
     def run_script(self, lines: Iterable[str]) -> int:
         """Carry out ``lines`` without prompting (stdin is not a terminal).
@@ -220,7 +212,6 @@ class Repl:
         return asyncio.run(self._script(lines))
 
     async def _script(self, lines: Iterable[str]) -> int:
-        self._loop = asyncio.get_running_loop()
         self._keyboard = False
         try:
             self._attach(learn=False)
@@ -234,7 +225,7 @@ class Repl:
                     return ExitStatus.NO_BUS
             return ExitStatus.ERROR if self.failures else ExitStatus.OK
         finally:
-            self._leaving = True
+            self.link.close()
 
     async def handle(self, line: str) -> bool:
         """Carry out one line; return ``False`` to leave the REPL."""
@@ -386,7 +377,7 @@ class Repl:
         snapshot = await self._request("inspect", None, what="inspect")
         if isinstance(snapshot, dict):
             self.registry.update(snapshot)
-            self._refreshed_at = self._now()
+            self.link.mark_fresh()
             return snapshot
         return None
 
@@ -502,36 +493,13 @@ class Repl:
     # -- the connection --------------------------------------------------------------------
 
     def _attach(self, *, learn: bool = True) -> None:
-        """Watch the client for a lost connection, learn event names, fill the registry."""
-        client = self.client
-        loop = self._loop
-
-        def lost() -> None:  # on the client's reader thread
-            if self._leaving or loop is None or client is not self.client:
-                return
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(self._on_lost)
-
-        client.on_disconnect(lost)
         try:
-            self.registry.update(client.inspect())
+            self.link.attach(asyncio.get_running_loop(), self._on_lost, learn=learn)
         except RemoteError as exc:
             show_error(self.console, exc, verbose=self.verbose, colour=self.colour)
-        self._refreshed_at = self._now()
-        if self._learn_events and learn:
-            self._learner = client.subscribe(
-                "activity", self._learn, patterns=("*",), buffer=_LEARN_BUFFER
-            )
-
-    def _learn(self, method: str, params: dict[str, Any]) -> None:
-        activity = params.get("activity")
-        if isinstance(activity, dict) and activity.get("kind") == "event":
-            self.registry.saw_event(str(activity.get("name")))
 
     def _on_lost(self) -> None:
-        if self._lost:
-            return
-        self._lost = True
+        """The connection ended: leave the prompt, keeping what was typed."""
         if "session" not in self.__dict__:
             return  # a script: no prompt to interrupt
         app = self.session.app
@@ -540,7 +508,7 @@ class Repl:
             app.exit(exception=_Lost())
 
     def _report_lost(self, exc: BaseException) -> None:
-        self._lost = True
+        self.link.lost = True
         self._say(f"{exc}", error=True)
 
     async def _offer_reconnect(self) -> bool:
@@ -568,46 +536,16 @@ class Repl:
 
     def _reconnect(self) -> bool:
         try:
-            client = self._connect()
+            client = self.link.reconnect()
+        except RemoteError as exc:
+            show_error(self.console, exc, verbose=self.verbose, colour=self.colour)
+            return True
         except Exception as exc:
+            self.link.lost = True
             self._say(f"cannot reconnect: {exc}", error=True)
-            return False
-        old, self.client = self.client, client
-        self._lost = False
-        with contextlib.suppress(Exception):
-            old.close()
-        self._learner = None
-        try:
-            self._attach()
-        except ConnectionLost as exc:
-            self._report_lost(exc)
             return False
         self._say(f"reconnected to bus {self._name()} at {client.address}")
         return True
-
-    def _refresh_soon(self) -> None:
-        """Ask for a fresh ``inspect()`` without waiting: completion follows the bus."""
-        if self._refreshing or self._lost or self._now() - self._refreshed_at < _REFRESH_EVERY:
-            return
-        try:
-            future = self.client.request_async("inspect")
-        except ConnectionLost:
-            return
-        self._refreshing = True
-        loop = self._loop
-
-        def done(result: Future[Any]) -> None:
-            if loop is not None:
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(self._refreshed, result)
-
-        future.add_done_callback(done)
-
-    def _refreshed(self, future: Future[Any]) -> None:
-        self._refreshing = False
-        self._refreshed_at = self._now()
-        if future.exception() is None and isinstance(future.result(), dict):
-            self.registry.update(future.result())
 
     # -- small things ------------------------------------------------------------------
 
@@ -621,7 +559,7 @@ class Repl:
         return f"{self._name()}> "
 
     def _name(self) -> str:
-        return str(getattr(self.client, "name", None) or "bus")
+        return self.link.name
 
     def _toolbar(self) -> str:
         return toolbar(self.session.default_buffer.text, self.registry, self._name())
@@ -638,10 +576,6 @@ class Repl:
             self.console.print(f"error: {text}", markup=False, highlight=False)
         else:
             self.console.print(text, markup=False, highlight=False)
-
-    @staticmethod
-    def _now() -> float:
-        return asyncio.get_running_loop().time()
 
 
 def _escape(text: str) -> str:
