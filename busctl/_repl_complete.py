@@ -227,5 +227,5 @@ def _describe_param(param: Mapping[str, Any]) -> str:
 
 def _matching(prefix: str, candidates: Iterable[tuple[str, str]]) -> Iterator[Completion]:
     for name, meta in sorted(candidates):
-        if name.startswith(prefix):
+        if name.startswith(prefix) and name != prefix:  # nothing to add: no noise
             yield Completion(name, start_position=-len(prefix), display_meta=meta or None)
