@@ -21,6 +21,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import CancelledError
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
@@ -227,7 +228,7 @@ class Runtime:
             if item is _STOP:
                 stops += 1
                 continue
-            handler, _, _, tag, _ = item
+            handler, _, _, tag, record = item
             if tag is TASK:
                 pass
             elif isinstance(tag, str):
@@ -235,10 +236,23 @@ class Runtime:
                 with self._lock:
                     self.dropped += 1
             else:
-                if tag.set_running_or_notify_cancel():
-                    tag.set_exception(BusClosedError(f"bus {self.bus.name!r} closed first"))
-                handler.stats.skip(cancelled=False)
-                failed += 1
+                running = tag.set_running_or_notify_cancel()
+                error: BaseException
+                if running:
+                    error = BusClosedError(f"bus {self.bus.name!r} closed first")
+                    tag.set_exception(error)
+                else:
+                    error = CancelledError("cancelled before it ran")
+                handler.stats.skip(cancelled=not running)
+                if record is not None:
+                    # Its CLIENT span says it never ran, and why.
+                    record.status_message = f"{type(error).__name__}: {error}"
+                    record.handled_ns = record.end_ns = _time_ns()
+                    record.thread = ""
+                    record.result = record.error = None
+                if record is not None or self.bus._watchers:
+                    self.bus._call_ended(record, handler, error, 0.0)
+                failed += running
             next(self.bus._closed_items)
         # A thread still busy in a handler (close gave up waiting for it)
         # needs its stop, or it would block on the empty mailbox for ever.

@@ -298,3 +298,39 @@ def test_a_second_close_waits_for_the_first_to_finish(
 def _until_closing(b: Bus) -> None:
     while b.inspect()["bus"]["state"] == "running":
         threading.Event().wait(0.001)
+
+
+def test_commands_failed_at_close_are_traced_watched_and_counted(
+    make_bus: Callable[..., Bus],
+    tracer_provider: Any,
+    finished_spans: Callable[[Bus], list[Any]],
+) -> None:
+    from opentelemetry.trace import SpanKind, StatusCode
+
+    from bus import Activity
+
+    b = make_bus(name="traced_close", tracer_provider=tracer_provider, hung_after=60)
+    gate, blocker = _blocked_gate(b)
+    returns: list[Activity] = []
+    b.watch(lambda a: returns.append(a) if a.kind == "return" else None)
+    failed = b.execute_command("gate.echo", 1)
+    cancelled = b.execute_command("gate.echo", 2)
+    assert cancelled.cancel()
+
+    b.close(timeout=0.3)
+    gate.release.set()
+    assert blocker.result(timeout=5) == "released"
+
+    with pytest.raises(BusClosedError):
+        failed.result(timeout=0)
+    echo = next(c for c in b.inspect()["commands"] if c["name"] == "gate.echo")
+    assert (echo["calls"], echo["dropped"], echo["cancelled"], echo["in_flight"]) == (0, 1, 1, 0)
+    clients = [s for s in finished_spans(b) if s.name == "gate.echo" and s.kind == SpanKind.CLIENT]
+    assert sorted((s.attributes or {})["error.type"] for s in clients) == [
+        "BusClosedError",
+        "CancelledError",
+    ]
+    assert {s.status.status_code for s in clients} == {StatusCode.ERROR}
+    assert not [s for s in finished_spans(b) if s.name == "gate.echo" and s.kind == SpanKind.SERVER]
+    echo_returns = sorted((a.error or {}).get("type", "") for a in returns if a.name == "gate.echo")
+    assert echo_returns == ["BusClosedError", "CancelledError"]
