@@ -83,7 +83,6 @@ class ActivityLog(Vertical):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("p", "pause", "Pause"),
-        Binding("slash", "focus_filter", "Filter"),
         Binding("e", "errors_only", "Errors", show=False),
         Binding("c", "clear", "Clear", show=False),
     ]
@@ -115,12 +114,19 @@ class ActivityLog(Vertical):
         self._keys = itertools.count()
 
     def compose(self) -> ComposeResult:
+        # Kept as attributes: the UI updates them from timers while another
+        # screen (a trace, a form) may be on top.
+        self.pattern_input = Input(placeholder="filter: name (lights.*)", id="activity-pattern")
+        self.service_input = Input(placeholder="service", id="activity-service")
+        self.errors_box = Checkbox("errors", id="activity-errors", compact=True)
+        self.status = Label("", id="activity-status")
+        self.table: DataTable[Any] = DataTable(id="activity-table", cursor_type="row")
         with Horizontal(classes="filters"):
-            yield Input(placeholder="filter: name (lights.*)", id="activity-pattern")
-            yield Input(placeholder="service", id="activity-service")
-            yield Checkbox("errors", id="activity-errors", compact=True)
-            yield Label("", id="activity-status")
-        yield DataTable(id="activity-table", cursor_type="row")
+            yield self.pattern_input
+            yield self.service_input
+            yield self.errors_box
+            yield self.status
+        yield self.table
 
     def on_mount(self) -> None:
         table = self.table
@@ -134,11 +140,6 @@ class ActivityLog(Vertical):
         ):
             table.add_column(label, key=key)
         self._update_status()
-
-    @property
-    def table(self) -> DataTable[Any]:
-        """The log's table."""
-        return self.query_one("#activity-table", DataTable)
 
     # -- feeding -------------------------------------------------------------
 
@@ -205,7 +206,7 @@ class ActivityLog(Vertical):
             parts.append("[b]filtered[/]")
         if self.skipped:
             parts.append(f"{self.skipped} not drawn")
-        self.query_one("#activity-status", Label).update(" · ".join(parts))
+        self.status.update(" · ".join(parts))
 
     # -- the filter ------------------------------------------------------------
 
@@ -215,9 +216,9 @@ class ActivityLog(Vertical):
     def _filter_changed(self) -> None:
         self.set_filter(
             ActivityFilter(
-                pattern=self.query_one("#activity-pattern", Input).value.strip(),
-                service=self.query_one("#activity-service", Input).value.strip(),
-                errors_only=self.query_one("#activity-errors", Checkbox).value,
+                pattern=self.pattern_input.value.strip(),
+                service=self.service_input.value.strip(),
+                errors_only=self.errors_box.value,
             )
         )
 
@@ -243,12 +244,8 @@ class ActivityLog(Vertical):
             self._show([a for a in held if self.filter.matches(a)])
         self._update_status()
 
-    def action_focus_filter(self) -> None:
-        self.query_one("#activity-pattern", Input).focus()
-
     def action_errors_only(self) -> None:
-        box = self.query_one("#activity-errors", Checkbox)
-        box.value = not box.value
+        self.errors_box.value = not self.errors_box.value
 
     def action_clear(self) -> None:
         self._store.clear()

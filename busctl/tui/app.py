@@ -65,6 +65,7 @@ class BusctlApp(App[None]):
         Binding("question_mark,f1", "help", "Help"),
         Binding("c", "call", "Call"),
         Binding("f", "fire", "Fire"),
+        Binding("slash", "filter", "Filter"),
         Binding("m", "layout", "Layout"),
         Binding("r", "reconnect", "Reconnect"),
         Binding("1", "tab('services')", "Services", show=False),
@@ -116,20 +117,36 @@ class BusctlApp(App[None]):
     # -- layout -----------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
+        # The main screen's widgets are kept as attributes: timers update them
+        # while a trace or a form is the active screen (where queries look).
+        self.busline = Static("connecting…", id="busline")
+        self.main = Vertical(id="main", classes="split")
+        self.tabs = TabbedContent(id="tabs", initial="services")
+        self.services_table = ServicesTable(id="services-table")
+        self.commands_table = CommandsTable(id="commands-table")
+        self.listeners_table = ListenersTable(id="listeners-table")
+        self.tables: tuple[LiveTable, ...] = (
+            self.services_table,
+            self.commands_table,
+            self.listeners_table,
+        )
+        self.activity_log = ActivityLog(id="activity")
+        self.replay_pane: TabPane | None = None
         yield Header(show_clock=False, icon="◆")
-        yield Static("connecting…", id="busline")
-        with Vertical(id="main", classes="split"):
-            with TabbedContent(id="tabs", initial="services"):
+        yield self.busline
+        with self.main:
+            with self.tabs:
                 with TabPane("Services", id="services"):
-                    yield ServicesTable(id="services-table")
+                    yield self.services_table
                 with TabPane("Commands", id="commands"):
-                    yield CommandsTable(id="commands-table")
+                    yield self.commands_table
                 with TabPane("Listeners", id="listeners"):
-                    yield ListenersTable(id="listeners-table")
+                    yield self.listeners_table
                 if HAS_REPLAY:
-                    with TabPane("Replay", id="replay"):
+                    self.replay_pane = TabPane("Replay", id="replay")
+                    with self.replay_pane:
                         yield Static("the replay panel opens once attached", id="replay-wait")
-            yield ActivityLog(id="activity")
+            yield self.activity_log
         yield Footer()
 
     def on_mount(self) -> None:
@@ -174,7 +191,7 @@ class BusctlApp(App[None]):
         self.connected = False
         self.lost_reason = message.reason
         self.sub_title = "not attached"
-        self.query_one("#busline", Static).update(
+        self.busline.update(
             Text.assemble(
                 ("not attached: ", "bold red"), message.reason, ("  press r to retry", "bold")
             )
@@ -198,7 +215,9 @@ class BusctlApp(App[None]):
             return
         from .replay_panel import ReplayPanel
 
-        pane = self.query_one("#replay", TabPane)
+        pane = self.replay_pane
+        if pane is None:
+            return
         for child in list(pane.children):
             child.remove()
         client = getattr(source, "client", None)
@@ -212,7 +231,7 @@ class BusctlApp(App[None]):
         self.lost_reason = reason
         name = self.source.name if self.source is not None else "?"
         self.sub_title = "DISCONNECTED"
-        self.query_one("#busline", Static).update(
+        self.busline.update(
             Text.assemble(
                 (f"bus {name} went away", "bold red"),
                 f" ({reason})  ",
@@ -237,7 +256,7 @@ class BusctlApp(App[None]):
             self.notify("this view was given its bus: cannot reconnect", severity="warning")
             return
         self._lost.clear()
-        self.query_one("#busline", Static).update("reconnecting…")
+        self.busline.update("reconnecting…")
         self._connect()
 
     # -- the timers -----------------------------------------------------------------
@@ -265,7 +284,7 @@ class BusctlApp(App[None]):
     def show_inspected(self, inspected: dict[str, Any]) -> None:
         """Bring the tables and the bus line up to date."""
         self.inspected = inspected
-        for table in self.query(LiveTable):
+        for table in self.tables:
             table.show(inspected)
         bus = inspected.get("bus", {})
         totals = inspected.get("totals", {})
@@ -279,7 +298,7 @@ class BusctlApp(App[None]):
         )
         if self.feed.dropped:
             line.append(f" · {self.feed.dropped} activity dropped", style="yellow")
-        self.query_one("#busline", Static).update(line)
+        self.busline.update(line)
 
     def _tick_drain(self) -> None:
         if self._lost.is_set() and self.connected:
@@ -287,9 +306,15 @@ class BusctlApp(App[None]):
             self._mark_lost(str(error) if error else "connection closed")
         batch = self.feed.drain()
         if batch:
-            self.query_one(ActivityLog).add(batch)
+            self.activity_log.add(batch)
 
     # -- actions ---------------------------------------------------------------------
+
+    MAIN_ACTIONS: ClassVar[frozenset[str]] = frozenset({"call", "fire", "filter", "layout", "tab"})
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # The main screen's keys are hidden (and off) over a trace or a form.
+        return not (action in self.MAIN_ACTIONS and len(self.screen_stack) > 1)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
@@ -298,32 +323,38 @@ class BusctlApp(App[None]):
         if tab == "replay" and not HAS_REPLAY:
             self.notify("no replay panel in this build")
             return
-        self.query_one(TabbedContent).active = tab
+        self.tabs.active = tab
         if self._layout == 2:
             self.action_layout()
         self._focus_tab()
 
     def _focus_tab(self) -> None:
-        active = self.query_one(TabbedContent).active
-        tables = self.query(f"#{active}-table")
-        if tables:
-            tables.first().focus()
+        active = self.tabs.active
+        for table in self.tables:
+            if table.id == f"{active}-table":
+                table.focus()
 
     def action_layout(self) -> None:
         """Cycle: tables and activity, tables only, activity only."""
         self._layout = (self._layout + 1) % len(LAYOUTS)
-        main = self.query_one("#main")
-        main.set_classes(LAYOUTS[self._layout])
+        self.main.set_classes(LAYOUTS[self._layout])
         if LAYOUTS[self._layout] == "activity":
-            self.query_one(ActivityLog).table.focus()
+            self.activity_log.table.focus()
         else:
             self._focus_tab()
 
+    def action_filter(self) -> None:
+        """Type a filter for the activity log (showing it if hidden)."""
+        if LAYOUTS[self._layout] == "tables":
+            self._layout = 0
+            self.main.set_classes(LAYOUTS[0])
+        self.activity_log.pattern_input.focus()
+
     def action_call(self) -> None:
         """Call the highlighted command (or go to the commands tab)."""
-        tabs = self.query_one(TabbedContent)
+        tabs = self.tabs
         if tabs.active == "commands":
-            current = self.query_one(CommandsTable).current()
+            current = self.commands_table.current()
             if current is not None:
                 self.open_invoke(current[0])
                 return
@@ -334,8 +365,8 @@ class BusctlApp(App[None]):
     def action_fire(self) -> None:
         """Fire an event: the highlighted listener's, or any name."""
         name = None
-        if self.query_one(TabbedContent).active == "listeners":
-            current = self.query_one(ListenersTable).current()
+        if self.tabs.active == "listeners":
+            current = self.listeners_table.current()
             if current is not None:
                 name = str(current[1].get("pattern"))
         self.open_fire(name)
@@ -380,8 +411,7 @@ class BusctlApp(App[None]):
         elif isinstance(message.table, ListenersTable):
             self.open_fire(str(message.item.get("pattern")))
         elif isinstance(message.table, ServicesTable):
-            log = self.query_one(ActivityLog)
-            log.query_one("#activity-service").value = message.key  # type: ignore[attr-defined]
+            self.activity_log.service_input.value = message.key
             self.notify(f"activity of {message.key} only (clear the service box for all)")
 
     @on(ActivityLog.OpenTrace)

@@ -178,8 +178,15 @@ class TraceScreen(Screen[None]):
         self._draw()
 
     def _bar_width(self) -> int:
+        # What the other columns need (each also takes 2 cells of padding).
+        used = 2 * 6 + 8 + 8 + 2
+        used += max(
+            (2 * s.depth + len(s.name) + (2 if s.error else 0) for s in self.spans), default=4
+        )
+        used += max((len(s.service) for s in self.spans), default=7)
+        used += max((len(s.thread.rsplit("/", 1)[-1]) for s in self.spans), default=6)
         width = self.size.width or 120
-        return max(12, min(80, width - 70))
+        return max(12, min(100, width - used))
 
     def _draw(self) -> None:
         table = self.query_one("#waterfall", DataTable)

@@ -1,0 +1,352 @@
+"""The TUI driven by Textual's Pilot against a real bus running the sample services."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+
+import pytest
+from rich.console import Console
+from textual.widgets import Input, Static, TabbedContent
+
+from busctl.tui.activity import ActivityLog
+from busctl.tui.app import BusctlApp
+from busctl.tui.help_screen import HelpScreen
+from busctl.tui.invoke_screen import InvokeScreen
+from busctl.tui.tables import CommandsTable, ListenersTable, ServicesTable
+from busctl.tui.trace_screen import TraceScreen
+
+pytestmark = pytest.mark.timeout(60)
+
+SIZE = (120, 35)
+
+
+async def until(
+    pilot,
+    condition: Callable[[], object],
+    timeout: float = 10.0,
+    message: Callable[[], object] = lambda: "",
+) -> None:
+    """Let the app run until ``condition()`` holds (the UI's timers do the work)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {condition}: {message()}")
+        await pilot.pause(0.05)
+
+
+def plain(static: Static) -> str:
+    """What a ``Static`` shows, as plain text."""
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(static.content)
+    return console.export_text()
+
+
+def result_text(screen: InvokeScreen) -> str:
+    return plain(screen.query_one("#result", Static))
+
+
+def test_tables_fill_update_and_keep_the_cursor(source, run_app):
+    async def body():
+        app = BusctlApp(source=source, poll=0.1)
+        async with app.run_test(size=SIZE) as pilot:
+            services = app.query_one(ServicesTable)
+            await until(pilot, lambda: services.row_count == 6)
+            services.focus()
+            await pilot.press("down", "down")
+            key = services.current()[0]
+            scheduler_handled = services.items["scheduler"]["handled"]
+            polls = app.polls
+            await until(pilot, lambda: app.polls >= polls + 3)
+            await until(pilot, lambda: services.items["scheduler"]["handled"] > scheduler_handled)
+            assert services.cursor_row == 2
+            assert services.current()[0] == key
+            assert app.query_one(CommandsTable).row_count == 13
+            assert app.query_one(ListenersTable).row_count >= 4
+            assert "6 services" in plain(app.busline)
+
+    run_app(body)
+
+
+def test_number_keys_switch_tabs_and_layout_cycles(source, run_app):
+    async def body():
+        app = BusctlApp(source=source)
+        async with app.run_test(size=SIZE) as pilot:
+            tabs = app.query_one(TabbedContent)
+            await pilot.press("2")
+            assert tabs.active == "commands"
+            assert app.focused is app.query_one(CommandsTable)
+            await pilot.press("3")
+            assert tabs.active == "listeners"
+            await pilot.press("1")
+            assert tabs.active == "services"
+            log = app.query_one(ActivityLog)
+            await pilot.press("m")  # the tables only
+            assert log.styles.display == "none"
+            await pilot.press("m")  # the activity only
+            assert tabs.styles.display == "none"
+            assert log.styles.display == "block"
+            await pilot.press("m")  # both
+            assert log.styles.display == "block"
+            assert tabs.styles.display == "block"
+
+    run_app(body)
+
+
+def test_activity_shows_traffic_and_filters_it(source, sample_bus, run_app):
+    async def body():
+        app = BusctlApp(source=source, drain=0.05)
+        async with app.run_test(size=SIZE) as pilot:
+            log = app.query_one(ActivityLog)
+            await until(pilot, lambda: any(a["name"] == "clock.tick" for a in log.entries()))
+            await pilot.press("m", "m")  # the activity only
+            await pilot.press("slash")
+            assert app.focused is app.query_one("#activity-pattern", Input)
+            await pilot.press(*"lights.*", "enter")
+            sample_bus.execute_command("lights.turn_on", "hall").result(timeout=5)
+            await until(pilot, lambda: any(a["name"] == "lights.turn_on" for a in log.entries()))
+            assert {a["name"] for a in log.entries()} <= {"lights.turn_on", "lights.changed"}
+            # errors only: a bad brightness fails in the handler
+            with pytest.raises(ValueError, match="brightness"):
+                sample_bus.execute_command("lights.turn_on", "hall", 500).result(timeout=5)
+            log.table.focus()
+            await pilot.pause()
+            await pilot.press("e")
+            await until(pilot, lambda: len(log.entries()) >= 1)
+            assert all(a.get("error") for a in log.entries())
+            assert log.entries()[-1]["error"]["type"] == "ValueError"
+            # the service box: only the scheduler's traffic
+            await pilot.press("e")
+            pattern = app.query_one("#activity-pattern", Input)
+            pattern.value = ""
+            app.query_one("#activity-service", Input).value = "scheduler"
+            await until(pilot, lambda: log.entries() and log.filter.service == "scheduler")
+            assert all("scheduler" in (a.get("service"), a.get("caller")) for a in log.entries())
+
+    run_app(body)
+
+
+def test_pause_holds_entries_and_resume_shows_them(source, run_app):
+    async def body():
+        app = BusctlApp(source=source, drain=0.05)
+        async with app.run_test(size=SIZE) as pilot:
+            log = app.query_one(ActivityLog)
+            await until(pilot, lambda: log.entries())
+            log.table.focus()
+            await pilot.pause()
+            await pilot.press("p")
+            assert log.paused
+            shown = log.shown
+            await until(pilot, lambda: len(log._held) >= 3)
+            assert log.shown == shown
+            assert "PAUSED" in str(log.status.content)
+            await pilot.press("p")
+            assert not log.paused
+            assert log.shown > shown
+
+    run_app(body)
+
+
+def test_choosing_an_entry_opens_its_trace_with_the_error(source, sample_bus, run_app):
+    async def body():
+        app = BusctlApp(source=source, drain=0.05)
+        async with app.run_test(size=SIZE) as pilot:
+            log = app.query_one(ActivityLog)
+            log.query_one("#activity-errors").value = True
+            with pytest.raises(ValueError, match="brightness"):
+                sample_bus.execute_command("lights.turn_on", "hall", 500).result(timeout=5)
+            await until(pilot, lambda: log.entries())
+            log.table.focus()
+            await pilot.pause()
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, TraceScreen))
+            screen = app.screen
+            status = screen.query_one("#trace-status", Static)
+            await until(pilot, lambda: screen.spans, message=lambda: status.render())
+            assert {s.kind for s in screen.spans} >= {"client", "server"}
+            failed = [s for s in screen.spans if s.error]
+            assert failed
+            assert all(s.name == "lights.turn_on" for s in failed)
+            await pilot.press("n")  # the next failed span
+            await pilot.pause()
+            detail = plain(screen.query_one("#span-detail-body", Static))
+            assert "brightness" in detail
+            await pilot.press("escape")
+            assert not isinstance(app.screen, TraceScreen)
+
+    run_app(body)
+
+
+async def _open_form(app, pilot, name: str) -> InvokeScreen:
+    await pilot.press("2")
+    table = app.query_one(CommandsTable)
+    await until(pilot, lambda: name in table.items)
+    table.move_cursor(row=table.get_row_index(name))
+    await pilot.press("enter")
+    await until(pilot, lambda: isinstance(app.screen, InvokeScreen))
+    return app.screen
+
+
+def test_invoke_a_command_with_good_input(source, run_app):
+    async def body():
+        app = BusctlApp(source=source)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await _open_form(app, pilot, "lights.turn_on")
+            brightness = screen.query_one("#param-brightness", Input)
+            assert brightness.value == "100"  # the default, filled in
+            assert "int" in brightness.placeholder
+            await pilot.press(*"kitchen")
+            brightness.value = "60"
+            await pilot.press("ctrl+r")
+            await until(pilot, lambda: screen.outcome is not None)
+            assert screen.outcome.error is None
+            assert screen.outcome.result == {"room": "kitchen", "on": True, "brightness": 60}
+            assert '"brightness": 60' in result_text(screen)
+            await pilot.press("escape")
+            assert not isinstance(app.screen, InvokeScreen)
+
+    run_app(body)
+
+
+def test_invoke_with_bad_input_shows_why(source, run_app):
+    async def body():
+        app = BusctlApp(source=source)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await _open_form(app, pilot, "lights.turn_on")
+            # unreadable: stopped before it is sent
+            screen.query_one("#param-room", Input).value = "hall"
+            screen.query_one("#param-brightness", Input).value = "[1,"
+            await pilot.press("enter")
+            await until(pilot, lambda: screen.outcome is not None)
+            assert "cannot read the arguments" in result_text(screen)
+            # readable, but the handler refuses it: the error and its traceback
+            screen.outcome = None
+            screen.query_one("#param-brightness", Input).value = "500"
+            await pilot.press("ctrl+r")
+            await until(pilot, lambda: screen.outcome is not None)
+            assert screen.outcome.error is not None
+            text = result_text(screen)
+            assert "ValueError" in text
+            assert "brightness" in text
+            assert "Traceback" in text
+
+    run_app(body)
+
+
+def test_fire_an_event_reaches_its_listener(source, sample_bus, run_app):
+    async def body():
+        app = BusctlApp(source=source, drain=0.05)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.inspected is not None)
+            await pilot.press("f")
+            await until(pilot, lambda: isinstance(app.screen, InvokeScreen))
+            screen = app.screen
+            await pilot.press(*"motion.detected")
+            screen.query_one("#extra", Input).value = "room=hall"
+            await pilot.press("ctrl+r")
+            await until(pilot, lambda: screen.outcome is not None)
+            assert screen.outcome.error is None
+            assert screen.outcome.result >= 1
+            await pilot.press("escape")
+            log = app.query_one(ActivityLog)
+            await until(
+                pilot,
+                lambda: any(
+                    a["kind"] == "delivery" and a["name"] == "motion.detected"
+                    for a in log.entries()
+                ),
+            )
+
+    run_app(body)
+
+
+def test_fire_from_a_listener_row_builds_its_form(source, run_app):
+    async def body():
+        app = BusctlApp(source=source)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("3")
+            table = app.query_one(ListenersTable)
+            await until(pilot, lambda: table.row_count >= 4)
+            row = next(
+                i for i in range(table.row_count) if "motion.detected" in table.get_row_at(i)[0]
+            )
+            table.move_cursor(row=row)
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, InvokeScreen))
+            screen = app.screen
+            assert screen.query_one("#event-name", Input).value == "motion.detected"
+            screen.query_one("#param-room", Input).value = "kitchen"
+            await pilot.press("ctrl+r")
+            await until(pilot, lambda: screen.outcome is not None)
+            assert screen.outcome.result >= 1
+
+    run_app(body)
+
+
+def test_palette_lists_bus_commands(source, run_app):
+    async def body():
+        app = BusctlApp(source=source)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.inspected is not None)
+            await pilot.press("ctrl+p")
+            await pilot.press(*"lights.get")
+            await pilot.pause(0.5)
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, InvokeScreen))
+            assert app.screen.target == "lights.get"
+
+    run_app(body)
+
+
+def test_help_screen_opens_and_closes(source, run_app):
+    async def body():
+        app = BusctlApp(source=source)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("question_mark")
+            assert isinstance(app.screen, HelpScreen)
+            await pilot.press("escape")
+            assert not isinstance(app.screen, HelpScreen)
+
+    run_app(body)
+
+
+def test_keys_typed_in_the_filter_are_text(source, run_app):
+    async def body():
+        app = BusctlApp(source=source)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("slash", *"qcfmr")
+            assert app.query_one("#activity-pattern", Input).value == "qcfmr"
+            assert app.is_running
+            assert len(app.screen_stack) == 1
+
+    run_app(body)
+
+
+def test_bus_going_away_is_reported_and_r_reconnects(sample_bus, make_source, run_app):
+    first = make_source(sample_bus)
+    made = []
+
+    def connect():
+        made.append(make_source(sample_bus) if made else first)
+        return made[-1]
+
+    async def body():
+        app = BusctlApp(connect=connect, poll=0.1)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.connected and app.inspected is not None)
+            first.close()  # the connection goes away under the app
+            await until(pilot, lambda: not app.connected)
+            assert "went away" in plain(app.busline)
+            assert app.sub_title == "DISCONNECTED"
+            await pilot.press("c")  # no crash: it says why
+            await pilot.press("r")
+            await until(pilot, lambda: app.connected and len(made) == 2)
+            polls = app.polls
+            await until(pilot, lambda: app.polls > polls)
+
+    try:
+        run_app(body)
+    finally:
+        for src in made:
+            src.close()
