@@ -24,8 +24,9 @@ import contextlib
 import functools
 import os
 import re
+import signal
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TextIO
@@ -148,6 +149,7 @@ class Repl:
         self.link = Link(client, self.registry, connect=connect, learn_events=learn_events)
         self._pending_text = ""  # what was typed when the connection was lost
         self._keyboard = True  # whether Ctrl-C can be read during waits
+        self._sigint = asyncio.Event()  # made again on each run's loop
         self.completer = ReplCompleter(self.registry, {**VERBS, "quit": "leave the REPL"})
         self._terminal = (input, output, history)
 
@@ -178,6 +180,11 @@ class Repl:
 
     async def run_async(self) -> int:
         """``run()`` on the running event loop."""
+        self._sigint = asyncio.Event()
+        with self._catching_sigint():
+            return await self._prompt_loop()
+
+    async def _prompt_loop(self) -> int:
         try:
             self._attach()
             self._banner()
@@ -213,16 +220,18 @@ class Repl:
 
     async def _script(self, lines: Iterable[str]) -> int:
         self._keyboard = False
+        self._sigint = asyncio.Event()
         try:
-            self._attach(learn=False)
-            for line in lines:
-                if line.strip():
-                    self._say(f"{self._prompt()}{line.rstrip()}")
-                try:
-                    if not await self.handle(line):
-                        break
-                except ConnectionLost:
-                    return ExitStatus.NO_BUS
+            with self._catching_sigint():
+                self._attach(learn=False)
+                for line in lines:
+                    if line.strip():
+                        self._say(f"{self._prompt()}{line.rstrip()}")
+                    try:
+                        if not await self.handle(line):
+                            break
+                    except ConnectionLost:
+                        return ExitStatus.NO_BUS
             return ExitStatus.ERROR if self.failures else ExitStatus.OK
         finally:
             self.link.close()
@@ -425,14 +434,38 @@ class Repl:
         return waiting.result()
 
     async def _keys_until(self, *waits: asyncio.Future[Any]) -> bool:
-        """Wait for one of ``waits``; ``True`` if Ctrl-C came first (see ``keys_until``)."""
-        if self._keyboard:
-            outcome = await keys_until(self.session.input, *waits)
-            if outcome != "ended":
-                return outcome == "interrupted"
-            self._keyboard = False  # the input ended: wait without keys from now on
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        return False
+        """Wait for one of ``waits``; ``True`` if Ctrl-C (or SIGINT) came first."""
+        self._sigint.clear()  # one that came at the prompt is not for this wait
+        sigint = asyncio.ensure_future(self._sigint.wait())
+        try:
+            if self._keyboard:
+                outcome = await keys_until(self.session.input, *waits, sigint)
+                if outcome == "interrupted" or sigint.done():
+                    return True
+                if outcome == "done":
+                    return False
+                self._keyboard = False  # the input ended: wait without keys from now on
+            await asyncio.wait([*waits, sigint], return_when=asyncio.FIRST_COMPLETED)
+            return sigint.done()
+        finally:
+            sigint.cancel()
+
+    @contextlib.contextmanager
+    def _catching_sigint(self) -> Iterator[None]:
+        """SIGINT (``kill -INT``, or Ctrl-C outside raw mode) interrupts a wait, not the REPL.
+
+        Only possible on the main thread; elsewhere SIGINT keeps its default.
+        """
+        loop = asyncio.get_running_loop()
+        try:
+            loop.add_signal_handler(signal.SIGINT, self._sigint.set)
+        except (ValueError, RuntimeError, NotImplementedError):
+            yield
+            return
+        try:
+            yield
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
 
     # -- monitor ------------------------------------------------------------------------
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import inspect
 import io
+import os
 import queue
 import shutil
+import signal
 import tempfile
 import threading
 import traceback
@@ -653,3 +655,21 @@ def test_bus_going_away_is_reported_and_the_repl_leaves(home_bus: tuple[Bus, Pro
     assert running.status == 3
     running._pipe.close()
     client.close()
+
+
+def test_sigint_interrupts_a_wait_in_a_script(client: Any, home_bus: tuple[Bus, Probe]) -> None:
+    # On the main thread SIGINT (Ctrl-C outside raw mode, kill -INT) stops the wait only.
+    assert threading.current_thread() is threading.main_thread()
+    _, probe = home_bus
+
+    def interrupt() -> None:
+        if probe.started.wait(WAIT):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    out = Transcript()
+    repl = Repl(client, stdout=out, colour=False, output=DummyOutput())
+    assert repl.run_script(["probe.wait", "say_hello Pat"]) == 0
+    assert "stopped waiting for probe.wait" in out.getvalue()
+    assert '"Hello, Pat!"' in out.getvalue()
+    probe.release.set()
