@@ -193,7 +193,9 @@ class Connection:
             if self._writer_waiting:
                 self._cond.notify_all()
 
-    def _queue_reply(self, item: tuple[Any, ...], wait: bool) -> None:
+    def _queue_reply(
+        self, item: tuple[Any, ...], wait: bool, then: Callable[[], None] | None = None
+    ) -> None:
         with self._cond:
             while wait and self._replies >= MAX_QUEUED_REPLIES and not self._closed:
                 self._cond.wait()
@@ -201,12 +203,16 @@ class Connection:
                 return
             self._replies += 1
             self._out.append(item)
+            if then is not None:
+                # Under the lock that notify() takes too: whatever ``then``
+                # lets the bus send is queued behind this reply.
+                then()
             if self._writer_waiting:
                 self._cond.notify_all()
 
-    def reply(self, rid: Any, result: Any) -> None:
-        """Queue a result reply (reader thread: waits for room)."""
-        self._queue_reply((_REPLY, {"jsonrpc": "2.0", "id": rid, "result": result}), True)
+    def reply(self, rid: Any, result: Any, then: Callable[[], None] | None = None) -> None:
+        """Queue a result reply (reader thread: waits for room), then call ``then``."""
+        self._queue_reply((_REPLY, {"jsonrpc": "2.0", "id": rid, "result": result}), True, then)
 
     def reply_error(self, rid: Any, error: rpc.RpcError, *, wait: bool = True) -> None:
         """Queue an error reply."""
@@ -477,10 +483,10 @@ class Connection:
             if not notification:
                 self.reply_error(rid, rpc.error_reply(exc))
             return
-        if result is not rpc.ASYNC and not notification:
-            self.reply(rid, result)
         after, self._after_reply = self._after_reply, None
-        if after is not None:
+        if result is not rpc.ASYNC and not notification:
+            self.reply(rid, result, after)
+        elif after is not None:
             after()
 
     # -- writer thread -----------------------------------------------------------------
