@@ -181,10 +181,6 @@ class Repl:
     async def run_async(self) -> int:
         """``run()`` on the running event loop."""
         self._sigint = asyncio.Event()
-        with self._catching_sigint():
-            return await self._prompt_loop()
-
-    async def _prompt_loop(self) -> int:
         try:
             self._attach()
             self._banner()
@@ -222,16 +218,15 @@ class Repl:
         self._keyboard = False
         self._sigint = asyncio.Event()
         try:
-            with self._catching_sigint():
-                self._attach(learn=False)
-                for line in lines:
-                    if line.strip():
-                        self._say(f"{self._prompt()}{line.rstrip()}")
-                    try:
-                        if not await self.handle(line):
-                            break
-                    except ConnectionLost:
-                        return ExitStatus.NO_BUS
+            self._attach(learn=False)
+            for line in lines:
+                if line.strip():
+                    self._say(f"{self._prompt()}{line.rstrip()}")
+                try:
+                    if not await self.handle(line):
+                        break
+                except ConnectionLost:
+                    return ExitStatus.NO_BUS
             return ExitStatus.ERROR if self.failures else ExitStatus.OK
         finally:
             self.link.close()
@@ -435,9 +430,12 @@ class Repl:
 
     async def _keys_until(self, *waits: asyncio.Future[Any]) -> bool:
         """Wait for one of ``waits``; ``True`` if Ctrl-C (or SIGINT) came first."""
-        self._sigint.clear()  # one that came at the prompt is not for this wait
+        self._sigint.clear()  # one that came before is not for this wait
         sigint = asyncio.ensure_future(self._sigint.wait())
-        try:
+        # Set for each wait: the prompt installs its own handler and removes it after.
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(self._catching_sigint())
+            stack.callback(sigint.cancel)
             if self._keyboard:
                 outcome = await keys_until(self.session.input, *waits, sigint)
                 if outcome == "interrupted" or sigint.done():
@@ -447,8 +445,6 @@ class Repl:
                 self._keyboard = False  # the input ended: wait without keys from now on
             await asyncio.wait([*waits, sigint], return_when=asyncio.FIRST_COMPLETED)
             return sigint.done()
-        finally:
-            sigint.cancel()
 
     @contextlib.contextmanager
     def _catching_sigint(self) -> Iterator[None]:
