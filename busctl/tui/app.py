@@ -310,10 +310,13 @@ class BusctlApp(App[None]):
 
     # -- actions ---------------------------------------------------------------------
 
-    MAIN_ACTIONS: ClassVar[frozenset[str]] = frozenset({"call", "fire", "filter", "layout", "tab"})
+    MAIN_ACTIONS: ClassVar[frozenset[str]] = frozenset(
+        {"call", "fire", "filter", "layout", "tab", "quit", "reconnect"}
+    )
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        # The main screen's keys are hidden (and off) over a trace or a form.
+        # The main screen's keys are hidden (and off) over a trace or a form:
+        # there q goes back, and Ctrl+Q still quits.
         return not (action in self.MAIN_ACTIONS and len(self.screen_stack) > 1)
 
     def action_help(self) -> None:

@@ -22,6 +22,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets.data_table import ColumnKey
 
 from ._format import ms
 from ._spans import SpanView, parse_traces, pretty, service_colour, waterfall_bar
@@ -95,9 +96,9 @@ class TraceScreen(Screen[None]):
     """
 
     DEFAULT_CSS = """
-    TraceScreen #waterfall { height: 1fr; min-height: 6; }
+    TraceScreen #waterfall { height: auto; max-height: 60%; min-height: 4; }
     TraceScreen #span-detail {
-        height: 40%; min-height: 5; border-top: solid $primary; padding: 0 1;
+        height: 1fr; min-height: 5; border-top: solid $primary; padding: 0 1;
     }
     TraceScreen #trace-status { height: 1; padding: 0 1; background: $panel; }
     """
@@ -193,6 +194,9 @@ class TraceScreen(Screen[None]):
         row = table.cursor_row
         table.clear()
         width = self._bar_width()
+        total = ms((self._t1 - self._t0) / 1e6)
+        axis = f"0{'─' * max(width - len(total) - 2, 1)}{total}"
+        table.columns[ColumnKey("bar")].label = Text(axis, style="dim")
         for index, span in enumerate(self.spans):
             style = "bold red" if span.error else ""
             marker = "✗ " if span.error else ""
