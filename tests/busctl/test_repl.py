@@ -2,15 +2,13 @@
 
 Each test types into a pipe, the REPL runs on a thread of its own, and the
 test waits on what the REPL writes (never on the clock). The bus is reached
-through the real control socket when ``bus.control`` is there, and through an
-in-process stand-in for the client otherwise (``LocalClient``), so the REPL's
-behaviour is pinned either way.
+through its real control socket; ``LocalClient``, an in-process stand-in for
+the client, lets two tests break the connection exactly when they want.
 """
 
 from __future__ import annotations
 
 import contextlib
-import inspect
 import io
 import os
 import queue
@@ -33,14 +31,12 @@ from prompt_toolkit.output import DummyOutput
 
 import sample_services
 from bus import Activity, Bus, CommandNotFoundError, Service, command, listener
-from busctl._client import ConnectionLost, RemoteError
+from busctl._client import Client, ConnectionLost, RemoteError
 from busctl._repl import Repl, default_history_path
 from busctl._repl_complete import pattern_matches
 
 pytestmark = pytest.mark.timeout(30)
 
-# The real endpoint, once Bus(control=...) exists; the stand-in client until then.
-HAVE_CONTROL = "control" in inspect.signature(Bus).parameters
 WAIT = 10.0
 
 
@@ -183,11 +179,8 @@ class LocalClient:
 @pytest.fixture
 def home_bus() -> Iterator[tuple[Bus, Probe]]:
     probe = Probe()
-    if HAVE_CONTROL:
-        directory = Path(tempfile.mkdtemp(prefix="brp", dir="/tmp"))
-        bus = Bus(name="home", control=directory / "home.sock")  # type: ignore[call-arg]
-    else:
-        directory, bus = None, Bus(name="home")
+    directory = Path(tempfile.mkdtemp(prefix="brp", dir="/tmp"))  # short: socket paths are limited
+    bus = Bus(name="home", control=directory / "home.sock")
     try:
         sample_services.start(bus, tick_interval=3600, sensor_failure_rate=0.0, notifier_delay=0)
         bus.add_service(probe)
@@ -195,21 +188,14 @@ def home_bus() -> Iterator[tuple[Bus, Probe]]:
     finally:
         probe.release.set()
         bus.close()
-        if directory is not None:
-            shutil.rmtree(directory, ignore_errors=True)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture
 def client(home_bus: tuple[Bus, Probe]) -> Iterator[Any]:
     bus, _ = home_bus
-    if HAVE_CONTROL:
-        from busctl._client import Client
-
-        real = Client.connect(str(bus.address))  # type: ignore[attr-defined]
+    with Client.connect(str(bus.address)) as real:
         yield real
-        real.close()
-    else:
-        yield LocalClient(bus)
 
 
 class Transcript(io.StringIO):
@@ -593,12 +579,9 @@ def test_tab_completes_at_the_prompt(session: Session) -> None:
     assert '"brightness": 30' in session.line("30", "}")
 
 
-# -- through the real socket (once bus.control is there) --------------------------
-
-needs_control = pytest.mark.skipif(not HAVE_CONTROL, reason="the control endpoint has not landed")
+# -- the embedded bus, busctl repl, a bus that goes away ------------------------
 
 
-@needs_control
 def test_embedded_sample_bus_when_none_runs(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -622,14 +605,13 @@ def test_embedded_sample_bus_when_none_runs(
         shutil.rmtree(runtime, ignore_errors=True)
 
 
-@needs_control
 def test_busctl_repl_runs_a_script_from_stdin(home_bus: tuple[Bus, Probe]) -> None:
     from click.testing import CliRunner
 
     from busctl.repl import repl
 
     bus, _ = home_bus
-    address = str(bus.address)  # type: ignore[attr-defined]
+    address = str(bus.address)
     result = CliRunner().invoke(
         repl, ["--bus", address], input="say_hello Olga\nlights.get(room=hall)\n"
     )
@@ -641,12 +623,9 @@ def test_busctl_repl_runs_a_script_from_stdin(home_bus: tuple[Bus, Probe]) -> No
     assert "error: ValueError: x" in result.output
 
 
-@needs_control
 def test_bus_going_away_is_reported_and_the_repl_leaves(home_bus: tuple[Bus, Probe]) -> None:
-    from busctl._client import Client
-
     bus, _ = home_bus
-    client = Client.connect(str(bus.address))  # type: ignore[attr-defined]
+    client = Client.connect(str(bus.address))
     running = Session(client)
     bus.close()
     running.out.wait_for("is lost")
@@ -673,3 +652,22 @@ def test_sigint_interrupts_a_wait_in_a_script(client: Any, home_bus: tuple[Bus, 
     assert "stopped waiting for probe.wait" in out.getvalue()
     assert '"Hello, Pat!"' in out.getvalue()
     probe.release.set()
+
+
+def test_reconnects_to_a_bus_started_again(home_bus: tuple[Bus, Probe]) -> None:
+    bus, _ = home_bus
+    address = bus.address
+    assert address is not None
+    client = Client.connect(str(address))
+    running = Session(client)
+    bus.close()
+    running.out.wait_for("is lost")
+    with Bus(name="home", control=address) as again:
+        again.add_service(sample_services.Greeter())
+        running.type("\r")  # the default answer: yes
+        running.out.wait_for("reconnected to bus home")
+        assert '"Hello, Quinn!"' in running.line("say_hello Quinn", 'Quinn!"')
+        assert completions(running.repl, "lights.") == []  # the registry is the new bus's
+        running.finish()
+    running.repl.client.close()
+    client.close()
