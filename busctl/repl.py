@@ -39,6 +39,7 @@ __all__ = ["repl"]
     type=click.FloatRange(min=0, min_open=True),
     default=30.0,
     show_default=True,
+    metavar="SECONDS",
     help="Seconds the bus waits for a command.",
 )
 def repl(target: str | None, history_path: Path | None, verbose: bool, timeout: float) -> None:

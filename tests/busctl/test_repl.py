@@ -671,3 +671,18 @@ def test_reconnects_to_a_bus_started_again(home_bus: tuple[Bus, Probe]) -> None:
         running.finish()
     running.repl.client.close()
     client.close()
+
+
+def test_busctl_repl_names_a_bus_that_is_not_there(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from busctl.repl import repl
+
+    runtime = Path(tempfile.mkdtemp(prefix="brp", dir="/tmp"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    try:
+        result = CliRunner().invoke(repl, ["--bus", "nosuch"], input="")
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)
+    assert result.exit_code == 3
+    assert "no bus named 'nosuch'" in result.output
