@@ -16,6 +16,7 @@ runs; percentiles are computed only when someone asks.
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 import time
 from collections import deque
@@ -37,8 +38,11 @@ def percentile(sorted_values: list[float], fraction: float) -> float | None:
     """The ``fraction`` percentile (nearest rank) of already sorted values."""
     if not sorted_values:
         return None
-    index = min(len(sorted_values) - 1, max(0, round(fraction * len(sorted_values) + 0.5) - 1))
-    return sorted_values[index]
+    # The rank is ceil(fraction * n); the epsilon keeps 0.29 * 100, which is
+    # 28.999999999999996 in floating point, at rank 29. (round(x + 0.5) was
+    # one rank too high whenever fraction * n was a whole number.)
+    rank = math.ceil(fraction * len(sorted_values) - 1e-9)
+    return sorted_values[min(len(sorted_values) - 1, max(0, rank - 1))]
 
 
 class HandlerStats:

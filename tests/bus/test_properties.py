@@ -224,3 +224,32 @@ def test_encode_is_bounded_and_valid_json_unless_cut(value: Any, limit: int) -> 
         decoded = json.loads(encoded.text)
         if not encoded.lossy:
             assert decoded == value or value != value  # NaN never equals itself
+
+
+# -- latency percentiles ---------------------------------------------------------------------
+
+
+@given(
+    st.lists(st.floats(0, 10, allow_nan=False), min_size=1, max_size=300),
+    st.sampled_from(["0.5", "0.9", "0.99", "0.999", "0.25", "0.29", "0.57", "1"]),
+)
+def test_percentile_is_the_nearest_rank(values: list[float], text: str) -> None:
+    from fractions import Fraction
+
+    from bus._stats import percentile
+
+    ordered = sorted(values)
+    fraction = Fraction(text)
+    # Nearest rank: the smallest value with at least that fraction of values at or below it.
+    expected = next(v for k, v in enumerate(ordered, 1) if Fraction(k, len(ordered)) >= fraction)
+    assert percentile(ordered, float(text)) == expected
+
+
+def test_percentile_examples() -> None:
+    from bus._stats import percentile
+
+    assert percentile([], 0.5) is None
+    assert percentile(list(range(1, 11)), 0.5) == 5
+    assert percentile(list(range(1, 101)), 0.99) == 99
+    assert percentile(list(range(1, 101)), 0.5) == 50
+    assert percentile([7.0], 0.99) == 7.0
