@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m sample_services
+	$(BIN)/busctl tui
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
