@@ -97,8 +97,9 @@ class Repl:
     """An interactive session with one bus, through a ``Client``.
 
     Args:
-        client: the connection to the bus; the REPL does not close it (the
-            caller does), but may replace it on ``reconnect`` (see ``client``).
+        client: the connection to the bus. The REPL does not close it, but
+            after a reconnect uses a new one (``client``), which the caller
+            closes as well.
         input: where keys come from (``None``: the terminal).
         output: where the prompt is drawn (``None``: the terminal).
         stdout: where results, tables and errors are written.
@@ -108,6 +109,7 @@ class Repl:
         timeout: seconds the bus waits for a command before giving up.
         connect: makes a new client for ``reconnect`` (default: the same address).
         colour: colour and highlighting (``None``: when ``stdout`` is a terminal).
+        learn_events: watch the bus's activity for event names to complete.
 
     ``run()`` blocks until the user leaves; use it from one thread only.
     """
@@ -219,6 +221,9 @@ class Repl:
         self._sigint = asyncio.Event()
         try:
             self._attach(learn=False)
+            if self.link.lost:
+                self._say(f"the connection to bus {self._name()} is lost", error=True)
+                return ExitStatus.NO_BUS
             for line in lines:
                 if line.strip():
                     self._say(f"{self._prompt()}{line.rstrip()}")
@@ -410,9 +415,7 @@ class Repl:
             self.last_error = exc
             self.failures += 1
             if exc.code == -32001:
-                self._refreshed_at = (
-                    0.0  # the registry may be stale: refresh before the next prompt
-                )
+                self.link.mark_stale()  # a name is missing: refresh before the next prompt
             show_error(self.console, exc, verbose=self.verbose, colour=self.colour)
         return None
 
@@ -526,6 +529,8 @@ class Repl:
             self.link.attach(asyncio.get_running_loop(), self._on_lost, learn=learn)
         except RemoteError as exc:
             show_error(self.console, exc, verbose=self.verbose, colour=self.colour)
+        except ConnectionLost:
+            self.link.lost = True  # the prompt loop offers to reconnect; a script ends
 
     def _on_lost(self) -> None:
         """The connection ended: leave the prompt, keeping what was typed."""

@@ -81,11 +81,13 @@ def repl(target: str | None, history_path: Path | None, verbose: bool, timeout: 
     except OSError as exc:
         click.echo(f"warning: history not kept ({exc})", err=True)
         history = InMemoryHistory()
+    session = Repl(
+        client, history=history, embedded=embedded is not None, verbose=verbose, timeout=timeout
+    )
     try:
-        status = Repl(
-            client, history=history, embedded=embedded is not None, verbose=verbose, timeout=timeout
-        ).run()
+        status = session.run()
     finally:
+        session.client.close()  # a new one if the REPL reconnected
         client.close()
         if embedded is not None:
             embedded.close()
