@@ -8,6 +8,7 @@ the client, lets two tests break the connection exactly when they want.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import os
@@ -686,3 +687,44 @@ def test_busctl_repl_names_a_bus_that_is_not_there(monkeypatch: pytest.MonkeyPat
         shutil.rmtree(runtime, ignore_errors=True)
     assert result.exit_code == 3
     assert "no bus named 'nosuch'" in result.output
+
+
+def test_link_refreshes_the_registry_in_the_background(
+    client: Any, home_bus: tuple[Bus, Probe]
+) -> None:
+    from busctl._repl_complete import Registry
+    from busctl._repl_link import Link
+
+    bus, _ = home_bus
+
+    class Watched(Registry):
+        def __init__(self) -> None:
+            super().__init__()
+            self.updated = asyncio.Event()
+
+        def update(self, snapshot: Any) -> bool:
+            self.updated.set()
+            return super().update(snapshot)
+
+    class Late(Service):
+        name = "late2"
+
+        @command("late2.ping")
+        def ping(self) -> str:
+            return "pong"
+
+    async def scenario() -> None:
+        registry = Watched()
+        link = Link(client, registry, learn_events=False)
+        link.attach(asyncio.get_running_loop(), lambda: None)
+        link.refresh_soon()  # just attached: fresh enough, nothing asked
+        assert not link._refreshing
+        bus.add_service(Late())
+        registry.updated.clear()
+        link.mark_stale()
+        link.refresh_soon()
+        await asyncio.wait_for(registry.updated.wait(), WAIT)
+        assert "late2.ping" in registry.commands
+        link.close()
+
+    asyncio.run(scenario())
