@@ -8,8 +8,9 @@ stuck itself once this wait begins. For the usual one-thread service that is
 any cycle, including S waiting on itself; a ``Service(concurrency=N)`` joins a
 cycle only when all N of its threads wait.
 
-The shared pool is never a node: it grows a thread when all are busy, so a
-wait on it, or by it, always has a thread that can make progress.
+The shared pool is a node like any other, with ``max_pool_threads`` threads:
+it grows a thread whenever all are busy, so it is stuck only when it has
+grown to its cap and every one of those threads waits.
 """
 
 from __future__ import annotations

@@ -75,22 +75,23 @@ class CommandFuture(Future[Any]):
 
     def _wait(self, wait: Any, timeout: float | None) -> Any:
         worker = current_worker()
+        if worker is None:  # a thread of no service never closes a cycle
+            try:
+                return wait(timeout)
+            except FutureTimeoutError:
+                self.gave_up = True
+                raise
         target = self._handler.runtime
-        tracked = worker is not None and not worker.runtime.elastic and not target.elastic
-        if tracked:
-            assert worker is not None
-            self._waits.enter(worker.runtime, target)
-            worker.waiting = self
+        self._waits.enter(worker.runtime, target)
+        worker.waiting = self
         try:
             return wait(timeout)
         except FutureTimeoutError:
             self.gave_up = True
             raise
         finally:
-            if tracked:
-                assert worker is not None
-                worker.waiting = None
-                self._waits.leave(worker.runtime, target)
+            worker.waiting = None
+            self._waits.leave(worker.runtime, target)
 
     def __repr__(self) -> str:
         return f"<CommandFuture {self.command!r} on {self.service} {self._state.lower()}>"

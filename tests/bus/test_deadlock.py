@@ -197,3 +197,34 @@ def test_concurrent_service_deadlocks_when_all_its_threads_wait_on_itself(bus: B
     # The second thread to wait closes the cycle; once it gives up, its thread
     # is free to run the first one's inner command.
     assert results == ["inner", "wide -> wide"]
+
+
+def test_a_pool_with_every_thread_waiting_on_itself_is_a_cycle(
+    make_bus: Any,
+) -> None:
+    b: Bus = make_bus(max_pool_threads=1)
+    b.register_command("pool.inner", lambda: 1)
+
+    def outer() -> str:
+        try:
+            return str(b.execute_command("pool.inner").result(timeout=10))
+        except DeadlockError as exc:
+            return " -> ".join(exc.cycle)
+
+    b.register_command("pool.outer", outer)
+    # One pool thread, busy waiting: the inner command could never run.
+    assert b.execute_command("pool.outer").result(timeout=10) == "pool -> pool"
+
+
+def test_a_pool_below_its_cap_grows_instead(make_bus: Any) -> None:
+    b: Bus = make_bus(max_pool_threads=3)
+    both = threading.Barrier(2, timeout=5)
+    b.register_command("pool.inner", lambda: "inner")
+
+    def outer() -> str:
+        both.wait()  # two pool threads busy at once; a third can still start
+        return str(b.execute_command("pool.inner").result(timeout=10))
+
+    b.register_command("pool.outer", outer)
+    futures = [b.execute_command("pool.outer") for _ in range(2)]
+    assert [f.result(timeout=10) for f in futures] == ["inner", "inner"]
