@@ -302,3 +302,22 @@ def test_close_from_a_handler_returns_and_the_bus_closes(
     assert live_bus_threads("selfclose") == []
     assert b.closed
     b.close()
+
+
+def test_newcomer_thread_registers_then_calls_and_fires_itself(bus: Bus) -> None:
+    """All four verbs from one plain thread, the order a newcomer writes them in."""
+    outcome: dict[str, object] = {}
+    greeted = threading.Event()
+
+    def main() -> None:
+        bus.register_command("say_hello", lambda name: f"Hello, {name}!")
+        bus.register_listener("greet_event", lambda name: greeted.set())
+        outcome["result"] = bus.execute_command("say_hello", "Alice").result()
+        outcome["fired"] = bus.fire_event("greet_event", "Bob")
+
+    thread = threading.Thread(target=main)
+    thread.start()
+    thread.join(10)
+
+    assert outcome == {"result": "Hello, Alice!", "fired": None}
+    assert greeted.wait(5)
