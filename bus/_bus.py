@@ -216,11 +216,16 @@ class Bus:
         status = runtime.post((handler, args, kwargs, future, record))
         if status:
             stats.refuse()
+            error: BusError
             if status == FULL:
                 with runtime._lock:
                     runtime.rejected += 1
-                raise MailboxFullError(runtime.name, runtime.maxsize)
-            raise BusClosedError(f"service {runtime.name!r} has stopped")
+                error = MailboxFullError(runtime.name, runtime.maxsize)
+            else:
+                error = BusClosedError(f"service {runtime.name!r} has stopped")
+            if record is not None or self._watchers:
+                self._call_refused(record, handler, error)
+            raise error
         return future
 
     def register_listener(self, pattern: str, fn: Callable[..., Any]) -> Registration:
@@ -763,6 +768,17 @@ class Bus:
                 parent_span_id=hex_id(record.client_id, 16) if record else None,
             )
         )
+
+    def _call_refused(
+        self, record: CallRecord | None, handler: Handler, error: BaseException
+    ) -> None:
+        """End a command that never ran: its CLIENT span and activity say why."""
+        if record is not None:
+            record.status_message = f"{type(error).__name__}: {error}"
+            record.handled_ns = record.end_ns = _time_ns()
+            record.thread = ""
+            record.result = record.error = None
+        self._call_ended(record, handler, error, 0.0)
 
     def _call_ended(
         self,

@@ -244,14 +244,8 @@ class Runtime:
                 else:
                     error = CancelledError("cancelled before it ran")
                 handler.stats.skip(cancelled=not running)
-                if record is not None:
-                    # Its CLIENT span says it never ran, and why.
-                    record.status_message = f"{type(error).__name__}: {error}"
-                    record.handled_ns = record.end_ns = _time_ns()
-                    record.thread = ""
-                    record.result = record.error = None
                 if record is not None or self.bus._watchers:
-                    self.bus._call_ended(record, handler, error, 0.0)
+                    self.bus._call_refused(record, handler, error)
                 failed += running
             next(self.bus._closed_items)
         # A thread still busy in a handler (close gave up waiting for it)

@@ -334,3 +334,42 @@ def test_commands_failed_at_close_are_traced_watched_and_counted(
     assert not [s for s in finished_spans(b) if s.name == "gate.echo" and s.kind == SpanKind.SERVER]
     echo_returns = sorted((a.error or {}).get("type", "") for a in returns if a.name == "gate.echo")
     assert echo_returns == ["BusClosedError", "CancelledError"]
+
+
+def test_a_refused_command_is_traced_and_watched_as_refused(
+    make_bus: Callable[..., Bus],
+    tracer_provider: Any,
+    finished_spans: Callable[[Bus], list[Any]],
+) -> None:
+    from opentelemetry.trace import SpanKind
+
+    from bus import Activity
+
+    b = make_bus(mailbox_size=1, tracer_provider=tracer_provider)
+    gate, blocker = _blocked_gate(b)
+    seen: list[Activity] = []
+    b.watch(seen.append)
+    queued = b.execute_command("gate.echo", 1)
+    with pytest.raises(MailboxFullError):
+        b.execute_command("gate.echo", 2)
+    gate.release.set()
+    assert (blocker.result(timeout=5), queued.result(timeout=5)) == ("released", 1)
+    wait_idle(b)
+
+    echo = [(a.kind, a.args, (a.error or {}).get("type")) for a in seen if a.name == "gate.echo"]
+    assert sorted(echo, key=str) == sorted(
+        [
+            ("call", "[1]", None),
+            ("call", "[2]", None),
+            ("return", None, "MailboxFullError"),
+            ("return", None, None),
+        ],
+        key=str,
+    )
+    clients = {
+        (s.attributes or {})["bus.args"]: s
+        for s in finished_spans(b)
+        if s.name == "gate.echo" and s.kind == SpanKind.CLIENT
+    }
+    assert (clients["[2]"].attributes or {})["error.type"] == "MailboxFullError"
+    assert "error.type" not in (clients["[1]"].attributes or {})
