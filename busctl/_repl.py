@@ -26,7 +26,7 @@ import os
 import re
 import signal
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TextIO
@@ -206,6 +206,7 @@ class Repl:
                     self.link.lost = True
             return ExitStatus.OK
         finally:
+            self._release_sigint()
             self.link.close()
 
     def run_script(self, lines: Iterable[str]) -> int:
@@ -234,10 +235,13 @@ class Repl:
                     return ExitStatus.NO_BUS
             return ExitStatus.ERROR if self.failures else ExitStatus.OK
         finally:
+            self._release_sigint()
             self.link.close()
 
     async def handle(self, line: str) -> bool:
         """Carry out one line; return ``False`` to leave the REPL."""
+        self._catch_sigint()
+        self._sigint.clear()  # one that came before this line is not for it
         text = line.strip()
         if not text or text.startswith("#"):
             return True
@@ -433,12 +437,8 @@ class Repl:
 
     async def _keys_until(self, *waits: asyncio.Future[Any]) -> bool:
         """Wait for one of ``waits``; ``True`` if Ctrl-C (or SIGINT) came first."""
-        self._sigint.clear()  # one that came before is not for this wait
         sigint = asyncio.ensure_future(self._sigint.wait())
-        # Set for each wait: the prompt installs its own handler and removes it after.
-        with contextlib.ExitStack() as stack:
-            stack.enter_context(self._catching_sigint())
-            stack.callback(sigint.cancel)
+        try:
             if self._keyboard:
                 outcome = await keys_until(self.session.input, *waits, sigint)
                 if outcome == "interrupted" or sigint.done():
@@ -448,23 +448,23 @@ class Repl:
                 self._keyboard = False  # the input ended: wait without keys from now on
             await asyncio.wait([*waits, sigint], return_when=asyncio.FIRST_COMPLETED)
             return sigint.done()
-
-    @contextlib.contextmanager
-    def _catching_sigint(self) -> Iterator[None]:
-        """SIGINT (``kill -INT``, or Ctrl-C outside raw mode) interrupts a wait, not the REPL.
-
-        Only possible on the main thread; elsewhere SIGINT keeps its default.
-        """
-        loop = asyncio.get_running_loop()
-        try:
-            loop.add_signal_handler(signal.SIGINT, self._sigint.set)
-        except (ValueError, RuntimeError, NotImplementedError):
-            yield
-            return
-        try:
-            yield
         finally:
-            loop.remove_signal_handler(signal.SIGINT)
+            sigint.cancel()
+
+    def _catch_sigint(self) -> None:
+        """From now until the next prompt, SIGINT interrupts a wait, not the REPL.
+
+        SIGINT comes from ``kill -INT``, or from Ctrl-C when the terminal is not
+        in raw mode (a script on stdin). The prompt sets its own handler and
+        removes it when it returns, so this is done again for each line. Only
+        possible on the main thread; elsewhere SIGINT keeps its default.
+        """
+        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGINT, self._sigint.set)
+
+    def _release_sigint(self) -> None:
+        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)
 
     # -- monitor ------------------------------------------------------------------------
 
