@@ -187,8 +187,10 @@ def test_a_live_bus_of_the_same_name_is_a_clear_error(runtime_dir: Path) -> None
         threads = set(threading.enumerate())
         with pytest.raises(AddressInUseError, match="a bus named twin is already running"):
             Bus(name="twin", control=True)
-        # The refused bus closed what it had started; the first still serves.
-        assert {t for t in threading.enumerate() if t.is_alive()} <= threads
+        # The refused bus closed what it had started (the probe's connection
+        # to the first bus may still be winding down); the first still serves.
+        new = {t for t in threading.enumerate() if t.is_alive()} - threads
+        assert not [t.name for t in new if "/control-" not in t.name]
         assert describe(first.address)["name"] == "twin"  # type: ignore[arg-type]
 
 
