@@ -79,7 +79,7 @@ class Worker:
     def __init__(self, runtime: Runtime, thread_name: str) -> None:
         self.runtime = runtime
         self.thread_name = thread_name
-        self.current: Handler | None = None
+        self.current: Handler | Job | None = None
         self.since = 0.0
         self.event: tuple[Handler, tuple[Any, ...], dict[str, Any], str, Any] | None = None
         self.hung_reported = 0.0  # the ``since`` of the run reported hung
@@ -87,6 +87,16 @@ class Worker:
         self.done = 0  # items taken off the mailbox and finished with, run or not
         self.handled = 0
         self.failed = 0
+
+
+class Job:
+    """A timer callback running on a service thread, as ``inspect()`` shows it."""
+
+    __slots__ = ("name",)
+    kind = "timer"
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.name: str = getattr(fn, "__qualname__", None) or repr(fn)
 
 
 class _RateLimitedLog:
@@ -364,12 +374,16 @@ class Runtime:
     def _task(
         self, worker: Worker, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> bool:
+        # Shown as the running handler, so a busy or hung timer job is seen.
         worker.since = _perf()
+        worker.current = Job(fn)
         try:
             fn(*args, **kwargs)
         except BaseException:
             log.exception("a timer callback on service %r failed", self.name)
             return False
+        finally:
+            worker.current = None
         return True
 
     def _call(

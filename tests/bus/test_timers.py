@@ -71,3 +71,40 @@ def test_close_stops_repeating_timers_and_joins_the_timer_thread(
         b.add_service(Forever())
         assert ticked.wait(5)
     assert live_bus_threads("timers") == []
+
+
+def test_a_running_timer_job_shows_busy_and_is_reported_hung(
+    make_bus: Callable[..., Bus], caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+    import time
+
+    b = make_bus(hung_after=0.1)
+    started, release = threading.Event(), threading.Event()
+
+    def slow_job() -> None:
+        started.set()
+        release.wait(10)
+
+    class Busy(Service):
+        def on_start(self) -> None:
+            self.call_later(0, slow_job)
+
+    with caplog.at_level(logging.WARNING, logger="bus"):
+        b.add_service(Busy())
+        assert started.wait(5)
+        deadline = time.monotonic() + 10
+        while not any("hung handler" in r.getMessage() for r in caplog.records):
+            assert time.monotonic() < deadline
+            threading.Event().wait(0.01)
+        service = next(s for s in b.inspect()["services"] if s["name"] == "busy")
+        release.set()
+
+    thread = service["threads"][0]
+    assert service["activity"] == "busy"
+    assert thread["handler"].endswith("slow_job")
+    assert thread["hung"] is True
+    message = next(r.getMessage() for r in caplog.records if "hung handler" in r.getMessage())
+    assert message.startswith("hung handler: timer ")
+    b.wait_idle(5)
+    assert next(s for s in b.inspect()["services"] if s["name"] == "busy")["activity"] == "idle"
