@@ -13,6 +13,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from typing import TYPE_CHECKING, Any
 
+from ._errors import DeadlockError
 from ._runtime import current_worker
 
 if TYPE_CHECKING:
@@ -82,7 +83,11 @@ class CommandFuture(Future[Any]):
                 self.gave_up = True
                 raise
         target = self._handler.runtime
-        self._waits.enter(worker.runtime, target)
+        try:
+            self._waits.enter(worker.runtime, target)
+        except DeadlockError:
+            self.gave_up = True  # the command still runs: its result will be late
+            raise
         worker.waiting = self
         try:
             return wait(timeout)

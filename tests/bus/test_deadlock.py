@@ -228,3 +228,24 @@ def test_a_pool_below_its_cap_grows_instead(make_bus: Any) -> None:
     b.register_command("pool.outer", outer)
     futures = [b.execute_command("pool.outer") for _ in range(2)]
     assert [f.result(timeout=10) for f in futures] == ["inner", "inner"]
+
+
+def test_the_command_a_deadlocked_wait_gave_up_on_is_a_late_reply(bus: Bus) -> None:
+    class Self(Service):
+        name = "selfish"
+
+        @command("selfish.ask")
+        def ask(self) -> str:
+            with pytest.raises(DeadlockError):
+                self.bus.execute_command("selfish.other").result(timeout=10)
+            return "gave up"
+
+        @command("selfish.other")
+        def other(self) -> int:
+            return 1
+
+    bus.add_service(Self())
+    assert bus.execute_command("selfish.ask").result(timeout=10) == "gave up"
+    wait_idle(bus)
+    other = next(c for c in bus.inspect()["commands"] if c["name"] == "selfish.other")
+    assert (other["calls"], other["late_replies"]) == (1, 1)
