@@ -142,6 +142,11 @@ def ensure_socket_dir(directory: Path | None = None) -> Path:
         directory.mkdir(mode=0o700)
     except FileExistsError:
         pass
+    except FileNotFoundError:
+        raise BusError(
+            f"cannot create {directory}: {directory.parent} does not exist "
+            "(is XDG_RUNTIME_DIR right?)"
+        ) from None
     else:
         os.chmod(directory, 0o700)  # mkdir's mode is filtered through the umask
     check_private_dir(directory)

@@ -138,6 +138,14 @@ def test_a_symlinked_directory_is_refused(runtime_dir: Path) -> None:
         shutil.rmtree(target)
 
 
+def test_a_missing_runtime_dir_is_a_clear_error(
+    runtime_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime_dir / "gone"))
+    with pytest.raises(BusError, match="is XDG_RUNTIME_DIR right"):
+        Bus(name="nowhere", control=True)
+
+
 def test_a_path_too_long_is_a_clear_error(runtime_dir: Path) -> None:
     with pytest.raises(ValueError, match="longer than a Unix socket allows"):
         Bus(name="long", control=runtime_dir / ("x" * 120 + ".sock"))
