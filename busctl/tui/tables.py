@@ -68,7 +68,7 @@ class LiveTable(DataTable[Any]):
             elif old != cells:
                 for (column, _), new, before in zip(self.COLUMNS, cells, old, strict=True):
                     if new != before:
-                        self.update_cell(key, column, new)
+                        self.update_cell(key, column, new, update_width=True)
             self._cells[key] = cells
         for key in [k for k in self._cells if k not in seen]:
             del self._cells[key]
