@@ -647,3 +647,15 @@ def test_last_request_without_newline_is_served_at_eof(served: Bus) -> None:
     assert c.reply(9)["result"]["name"] == "ctl"
     assert c.at_eof()
     c.close()
+
+
+def test_a_lone_surrogate_comes_back_as_valid_utf8(served: Bus, client: LineClient) -> None:
+    client.send_raw(
+        b'{"jsonrpc": "2.0", "id": 1, "method": "execute", '
+        b'"params": {"name": "say_hello", "args": ["\\ud800 \xc2\xb0"]}}\n'
+    )
+    raw = b""
+    while not raw.endswith(b"\n"):
+        raw += client.sock.recv(65536)
+    raw.decode("utf-8")  # strict: no lone surrogate on the wire
+    assert json.loads(raw)["result"] == {"result": "Hello, \ud800 \u00b0!"}
