@@ -659,3 +659,23 @@ def test_a_lone_surrogate_comes_back_as_valid_utf8(served: Bus, client: LineClie
         raw += client.sock.recv(65536)
     raw.decode("utf-8")  # strict: no lone surrogate on the wire
     assert json.loads(raw)["result"] == {"result": "Hello, \ud800 \u00b0!"}
+
+
+def test_a_failing_span_observer_harms_nothing(served: Bus, client: LineClient) -> None:
+    calls: list[int] = []
+
+    def broken(spans: list[Any]) -> None:
+        calls.append(len(spans))
+        raise RuntimeError("observer bug")
+
+    handle = served.spans.observe(broken)
+    sub = client.result("subscribe", {"topic": "spans"})["subscription"]
+    served.execute_command("say_hello", "o").result(5)
+    served.flush_traces(5)
+    note = client.notification()
+    assert note["params"]["subscription"] == sub
+    assert calls
+    assert any(s.name == "say_hello" for s in served.spans.spans())
+    handle.dispose()
+    handle.dispose()
+    assert len(served.spans._observers) == 1
