@@ -345,7 +345,9 @@ class Bus:
                 for kind, key, fn, readonly in service.handlers():
                     self._register(kind, key, fn, runtime, readonly, None)
                 service.on_start()
-                runtime.state = "running"
+                with runtime._lock:  # close() may have begun stopping it
+                    if runtime.state == "starting":
+                        runtime.state = "running"
             except BaseException as exc:
                 # Raised again by add_service on the caller's thread; the
                 # service thread just ends (see Runtime._serve).

@@ -198,7 +198,7 @@ class Runtime:
         """Start the other threads of a ``concurrency`` > 1 service."""
         if not self.elastic:
             for _ in range(self.concurrency - 1):
-                self._spawn()
+                self._spawn(unless_stopping=True)
 
     def stop(self) -> None:
         """Ask every thread to finish the items before this call and exit.
@@ -206,9 +206,9 @@ class Runtime:
         The last thread out runs the service's ``on_stop`` and closes the
         mailbox; what is posted after that is refused.
         """
-        if self.state != "failed":
-            self.state = "stopping"
         with self._lock:
+            if self.state != "failed":
+                self.state = "stopping"
             self._stopping = True
             count = len(self.threads)
             self._stops += count
@@ -279,8 +279,14 @@ class Runtime:
                 # the new thread needs a stop of its own to end.
                 self._queue.put(_STOP)
 
-    def _spawn(self, ready: Callable[[], None] | None = None) -> None:
+    def _spawn(
+        self, ready: Callable[[], None] | None = None, *, unless_stopping: bool = False
+    ) -> None:
         with self._lock:
+            if unless_stopping and self._stopping:
+                # close() told the threads there were to stop while on_start
+                # ran; one started now would never be told.
+                return
             index = len(self.threads)
             label = self.name if self.concurrency == 1 else f"{self.name}-{index}"
             thread_name = f"bus:{self.bus.name}/{label}"

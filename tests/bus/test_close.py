@@ -373,3 +373,47 @@ def test_a_refused_command_is_traced_and_watched_as_refused(
     }
     assert (clients["[2]"].attributes or {})["error.type"] == "MailboxFullError"
     assert "error.type" not in (clients["[1]"].attributes or {})
+
+
+def test_close_while_a_concurrent_service_starts_leaves_no_thread(
+    make_bus: Callable[..., Bus], live_bus_threads: Threads
+) -> None:
+    b = make_bus(name="racing")
+    starting, go_on = threading.Event(), threading.Event()
+    stopped: list[str] = []
+
+    class Wide(Service):
+        concurrency = 3
+
+        def on_start(self) -> None:
+            starting.set()
+            go_on.wait(10)
+
+        def on_stop(self) -> None:
+            stopped.append(threading.current_thread().name)
+
+    outcome: list[object] = []
+    adder = threading.Thread(target=lambda: outcome.append(_try_add(b, Wide())))
+    adder.start()
+    assert starting.wait(5)
+    closer = threading.Thread(target=lambda: b.close(timeout=5))
+    closer.start()
+    # Let close reach the service (told to stop while on_start still runs).
+    while next(s for s in b.inspect()["services"] if s["name"] == "wide")["state"] == "starting":
+        threading.Event().wait(0.001)
+    go_on.set()
+    adder.join(10)
+    closer.join(10)
+
+    assert len(stopped) == 1
+    assert next(s for s in b.inspect()["services"] if s["name"] == "wide")["state"] == "stopped"
+    for thread in live_bus_threads("racing"):
+        thread.join(5)
+    assert live_bus_threads("racing") == []
+
+
+def _try_add(b: Bus, service: Service) -> object:
+    try:
+        return b.add_service(service)
+    except BusClosedError as exc:
+        return exc
