@@ -8,7 +8,16 @@ from concurrent.futures import Future
 
 import pytest
 
-from bus import Bus, BusClosedError, CommandFuture, Registration, Service, command, listener
+from bus import (
+    Bus,
+    BusClosedError,
+    CommandFuture,
+    Registration,
+    Service,
+    command,
+    current_event,
+    listener,
+)
 from bus.testing import wait_idle
 
 pytestmark = pytest.mark.timeout(30)
@@ -321,3 +330,43 @@ def test_newcomer_thread_registers_then_calls_and_fires_itself(bus: Bus) -> None
 
     assert outcome == {"result": "Hello, Alice!", "fired": None}
     assert greeted.wait(5)
+
+
+def test_decorator_forms_and_stacked_listeners(bus: Bus) -> None:
+    heard: list[tuple[str, str]] = []
+
+    class Forms(Service):
+        @command
+        def plain(self) -> str:
+            return "named after the method"
+
+        @command()
+        def called(self) -> str:
+            return "also the method name"
+
+        @listener("a.one")
+        @listener("b.*")
+        def both(self, x: str) -> None:
+            event = current_event()
+            assert event is not None
+            heard.append((event.pattern, x))
+
+    bus.add_service(Forms())
+
+    assert bus.execute_command("plain").result(timeout=5) == "named after the method"
+    assert bus.execute_command("called").result(timeout=5) == "also the method name"
+    bus.fire_event("a.one", "1")
+    bus.fire_event("b.two", "2")
+    wait_idle(bus)
+    assert sorted(heard) == [("a.one", "1"), ("b.*", "2")]
+
+
+def test_bad_services_are_refused(bus: Bus, make_bus: Callable[..., Bus]) -> None:
+    with pytest.raises(ValueError, match="concurrency must be at least 1"):
+        bus.add_service(Service(name="zero", concurrency=0))
+    with pytest.raises(TypeError, match="takes a Service"):
+        bus.add_service(object())  # type: ignore[arg-type]
+    shared = Service(name="shared")
+    bus.add_service(shared)
+    with pytest.raises(ValueError, match="already on bus 'test'"):
+        make_bus(name="other").add_service(shared)
