@@ -252,3 +252,37 @@ def test_watch_reports_calls_returns_events_and_deliveries(bus: Bus) -> None:
     assert (call.args, call.trace_id) == ("[6,3]", ret.trace_id)
     event = next(a for a in seen if a.kind == "event")
     assert (event.name, event.listeners, event.args) == ("calc.done", 1, "[2.0]")
+
+
+def test_a_failing_watcher_is_counted_and_never_disturbs_the_bus(
+    bus: Bus, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(activity: Activity) -> None:
+        raise RuntimeError("watcher broke")
+
+    bus.register_command("ok", lambda: "fine")
+    with caplog.at_level(logging.ERROR, logger="bus"), bus.watch(broken):
+        assert bus.execute_command("ok").result(timeout=5) == "fine"
+        wait_idle(bus)
+
+    assert bus.inspect()["tracing"]["watch_errors"] == 2  # the call and its return
+    assert any("activity watcher failed" in r.getMessage() for r in caplog.records)
+
+
+def test_activity_serialises_to_one_json_line(bus: Bus) -> None:
+    import json
+
+    seen: list[Activity] = []
+    bus.register_command("ok", lambda x: x)
+    with bus.watch(seen.append):
+        bus.execute_command("ok", {"password": "p", "n": 1}).result(timeout=5)
+        wait_idle(bus)
+
+    call = next(a for a in seen if a.kind == "call")
+    line = call.dumps()
+    assert "\n" not in line
+    data = json.loads(line)
+    assert data["kind"] == "call"
+    assert data["name"] == "ok"
+    assert json.loads(data["args"]) == [{"password": "***", "n": 1}]
+    assert "result" not in data  # None fields are left out
