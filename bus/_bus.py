@@ -17,6 +17,8 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from ._activity import Activity, hex_id
+from ._context import REPLAY_KEY as _REPLAY_KEY
+from ._context import mark_replay as _mark_replay
 from ._deadlock import WaitGraph
 from ._errors import BusClosedError, BusError, MailboxFullError
 from ._future import CommandFuture
@@ -710,6 +712,8 @@ class Bus:
         record.args = freeze(args, self.json_limit, self.redact)
         record.kwargs = freeze(kwargs, self.json_limit, self.redact) if kwargs else None
         record.annotations = record.events = record.links = None
+        if _REPLAY_KEY in ctx:
+            _mark_replay(record, ctx)
         record.status_message = None
         record.sent_ns = _time_ns()
         return record
@@ -729,6 +733,8 @@ class Bus:
         record.args = freeze(args, self.json_limit, self.redact)
         record.kwargs = freeze(kwargs, self.json_limit, self.redact) if kwargs else None
         record.annotations = record.events = record.links = None
+        if _REPLAY_KEY in ctx:
+            _mark_replay(record, ctx)
         record.context = None
         record.sent_ns = _time_ns()
         return record

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanContext, TraceFlags
 
 from ._activity import hex_id
 from ._runtime import current_worker
 
-__all__ = ["EventInfo", "current_event"]
+__all__ = ["EventInfo", "current_event", "replaying"]
+
+REPLAY_KEY = otel_context.create_key("bus.replay_of")
+"""The context key under which ``replaying`` puts the recorded span."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,3 +61,40 @@ def current_event() -> EventInfo | None:
         trace_id=hex_id(record.trace_id, 32) if record is not None else None,
         span_id=hex_id(record.span_id, 16) if record is not None else None,
     )
+
+
+@contextlib.contextmanager
+def replaying(trace_id: str, span_id: str) -> Iterator[None]:
+    """Mark what this thread sends inside the block as a replay of a recorded span.
+
+    The SERVER span of each command executed, and the PRODUCER span of each
+    event fired, directly inside the block get ``bus.replayed = true`` and a
+    link (attribute ``bus.replay = true``) to the recorded span. What their
+    handlers send in turn is not marked: it is caused by the replay, and sits
+    under it in the same trace. Used by ``busctl replay`` and the control
+    protocol's ``replay_of`` param.
+
+    Raises:
+        ValueError: the ids are not 32 and 16 hex digits.
+    """
+    recorded = SpanContext(
+        int(trace_id, 16), int(span_id, 16), is_remote=True, trace_flags=TraceFlags(1)
+    )
+    if len(trace_id) != 32 or len(span_id) != 16 or not recorded.is_valid:
+        raise ValueError(f"not a span to replay: trace {trace_id!r}, span {span_id!r}")
+    token = otel_context.attach(otel_context.set_value(REPLAY_KEY, recorded))
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
+
+
+def mark_replay(record: Any, ctx: otel_context.Context) -> None:
+    """Mark a call or fire record made under ``replaying`` (called on the hot path)."""
+    recorded = ctx[REPLAY_KEY]
+    if recorded is None:
+        return
+    record.links = [trace.Link(recorded, {"bus.replay": True})]
+    record.annotations = {"bus.replayed": True}
+    # The handler's own sends are caused by the replay, not replays themselves.
+    record.parent_ctx = otel_context.set_value(REPLAY_KEY, None, ctx)
