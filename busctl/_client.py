@@ -179,10 +179,9 @@ def resolve_address(target: str | None) -> Path:
         path = _path_of(target)
         if path is not None:
             return path
-    from bus import control
+    from bus.control import resolve
 
-    address: Path = control.resolve(target)
-    return address
+    return resolve(target)
 
 
 class Client:

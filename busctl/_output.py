@@ -161,6 +161,7 @@ def clock(epoch: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(epoch)) + f".{int(epoch * 1000) % 1000:03d}"
 
 
+_DETAIL_WIDTH = 80  # arguments or a result longer than this are cut, with an ellipsis
 _NAME_WIDTH = 22  # most command and event names fit: the columns after line up
 _KIND_STYLE = {"call": "cyan", "return": "green", "event": "magenta", "delivery": "blue"}
 _ARROW = {"call": "→", "return": "←", "event": "◆", "delivery": "·"}
@@ -192,7 +193,7 @@ def activity_line(activity: dict[str, Any], *, colour: bool) -> str:
         tail = ""
     else:
         who = str(activity.get("service") or "?")
-        detail = "" if error_info else f"= {activity.get('result', 'null')}"
+        detail = "" if error_info else _clip(f"= {activity.get('result', 'null')}")
         tail = latency(activity.get("duration_ms"))
         queued = activity.get("queued_ms")
         if queued:
@@ -216,10 +217,13 @@ def _call_args(activity: dict[str, Any]) -> str:
     kwargs = activity.get("kwargs")
     parts = []
     if args not in (None, "[]", "()"):
-        inner = str(args)
-        if inner.startswith("[") and inner.endswith("]"):
-            inner = inner[1:-1]
-        parts.append(inner)
+        try:
+            loaded = json.loads(str(args))
+        except ValueError:  # bounded JSON cut short, or a repr: show it as sent
+            parts.append(str(args))
+        else:
+            items = loaded if isinstance(loaded, list) else [loaded]
+            parts.extend(_compact(item) for item in items)
     if kwargs not in (None, "{}"):
         try:
             loaded = json.loads(str(kwargs))
@@ -227,10 +231,19 @@ def _call_args(activity: dict[str, Any]) -> str:
             parts.append(str(kwargs))
         else:
             if isinstance(loaded, dict):
-                parts.extend(f"{k}={json.dumps(v)}" for k, v in loaded.items())
+                parts.extend(f"{k}={_compact(v)}" for k, v in loaded.items())
             else:
                 parts.append(str(kwargs))
-    return f"({', '.join(parts)})"
+    return _clip(f"({', '.join(parts)})")
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+
+
+def _clip(text: str, limit: int = _DETAIL_WIDTH) -> str:
+    """Keep monitor lines to one screen line or so; ``--json`` has everything."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _escape(text: str) -> str:

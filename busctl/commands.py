@@ -98,7 +98,6 @@ def status(target: str | None, as_json: bool, verbose: bool) -> None:
             {"bus": bus, "address": str(client.address), "totals": totals, "tracing": tracing}
         )
         return
-    spans = {k: v for k, v in tracing.items() if k != "enabled" and isinstance(v, int | float)}
     _output.fields(
         [
             ("bus", bus["name"]),
@@ -111,16 +110,34 @@ def status(target: str | None, as_json: bool, verbose: bool) -> None:
                 f"{totals['services']} services, {totals['commands']} commands, "
                 f"{totals['listeners']} listeners",
             ),
-            ("handled", totals["handled"]),
-            ("failed", totals["failed"]),
-            ("rejected", totals["rejected"]),
-            ("dropped", totals["dropped"]),
-            ("late replies", totals["late_replies"]),
+            (
+                "work",
+                f"{totals['handled']} handled, {totals['failed']} failed, "
+                f"{totals['rejected']} rejected, {totals['dropped']} dropped, "
+                f"{totals['late_replies']} late replies",
+            ),
             ("hung threads", totals["hung"]),
-            ("tracing", "on" if tracing.get("enabled") else "off"),
-            *((f"  {k.replace('_', ' ')}", v) for k, v in sorted(spans.items())),
+            ("tracing", _tracing_text(tracing)),
         ]
     )
+
+
+def _tracing_text(tracing: dict[str, Any]) -> str:
+    if not tracing.get("enabled"):
+        return "off"
+    counts = [
+        f"{tracing[key]} {label}"
+        for key, label in (
+            ("exported", "spans exported"),
+            ("dropped", "dropped"),
+            ("failed", "failed"),
+            ("buffered", "buffered"),
+        )
+        if isinstance(tracing.get(key), int)
+    ]
+    if isinstance(tracing.get("ring"), int):
+        counts.append(f"ring of {tracing['ring']}")
+    return "on" + (f" ({', '.join(counts)})" if counts else "")
 
 
 @click.command("services")
@@ -249,6 +266,7 @@ def introspect(name: str, target: str | None, as_json: bool, verbose: bool) -> N
     )
     params = entry.get("params") or []
     if params:
+        _output.console().print()
         _output.table(
             ["PARAMETER", "KIND", "TYPE", "DEFAULT"],
             [
