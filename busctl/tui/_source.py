@@ -53,6 +53,10 @@ class Source(Protocol):
     def fire(self, name: str, args: list[Any], kwargs: dict[str, Any]) -> Future[int]:
         """Fire event ``name``; the future holds how many listeners it reaches."""
 
+    @property
+    def dropped(self) -> int:
+        """Activity the bus dropped for this subscriber because it read too slowly."""
+
     def subscribe(self, callback: ActivityCallback) -> None:
         """Call ``callback(activity_json)`` for every activity. Blocks until subscribed."""
 
@@ -127,6 +131,11 @@ class ClientSource:
             self.client.request_async("fire", params),
             lambda r: int(r.get("listeners", 0)) if isinstance(r, dict) else 0,
         )
+
+    @property
+    def dropped(self) -> int:
+        """Activity the server dropped because this client read too slowly."""
+        return self._subscription.dropped if self._subscription is not None else 0
 
     def subscribe(self, callback: ActivityCallback) -> None:
         """Subscribe to the ``activity`` topic. Blocks until the bus replies."""
@@ -209,6 +218,11 @@ class LocalSource:
             return sum(1 for li in inspected["listeners"] if fnmatchcase(name, li["pattern"]))
 
         return self._submit(run)
+
+    @property
+    def dropped(self) -> int:
+        """Always 0: watching in-process drops nothing (the feed may)."""
+        return 0
 
     def subscribe(self, callback: ActivityCallback) -> None:
         """Watch the bus's activity; ``callback`` runs on bus threads."""

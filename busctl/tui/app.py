@@ -30,7 +30,9 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
-from ._source import Source
+from busctl._client import Client
+
+from ._source import ClientSource, Source
 from .activity import ActivityFeed, ActivityLog
 from .help_screen import HelpScreen
 from .invoke_screen import InvokeScreen
@@ -165,11 +167,12 @@ class BusctlApp(App[None]):
         self._attached(source)
 
     @work(thread=True, exclusive=True, group="connect", exit_on_error=False)
-    def _connect(self) -> None:
+    def _connect(self, connect: Callable[[], Source] | None = None) -> None:
         # A worker thread: connecting and subscribing block. It only posts messages.
-        assert self._connect_fn is not None
+        connect = connect or self._connect_fn
+        assert connect is not None
         try:
-            source = self._connect_fn()
+            source = connect()
         except Exception as exc:
             self.post_message(self.ConnectFailed(str(exc) or type(exc).__name__))
             return
@@ -252,12 +255,21 @@ class BusctlApp(App[None]):
         if self.connected:
             self.notify("attached: nothing to reconnect")
             return
-        if self._connect_fn is None:
+        if self._connect_fn is None and self._again() is None:
             self.notify("this view was given its bus: cannot reconnect", severity="warning")
             return
         self._lost.clear()
         self.busline.update("reconnecting…")
-        self._connect()
+        self._connect(self._again())
+
+    def _again(self) -> Callable[[], Source] | None:
+        # A bus in another process comes back at the same address: attach to
+        # that one, not to whatever else runs (nor an embedded sample).
+        source = self.source
+        if isinstance(source, ClientSource) and not source.embedded:
+            address = source.address
+            return lambda: ClientSource(Client.connect(address))
+        return None
 
     # -- the timers -----------------------------------------------------------------
 
@@ -296,8 +308,10 @@ class BusctlApp(App[None]):
             ("failed ", ""),
             (str(totals.get("failed", 0)), "bold red" if totals.get("failed") else ""),
         )
-        if self.feed.dropped:
-            line.append(f" · {self.feed.dropped} activity dropped", style="yellow")
+        dropped = self.feed.dropped + (self.source.dropped if self.source is not None else 0)
+        if dropped:
+            # Under a flood the log shows the newest activity; the rest is counted.
+            line.append(f" · {dropped} activity not shown", style="yellow")
         self.busline.update(line)
 
     def _tick_drain(self) -> None:

@@ -259,6 +259,7 @@ class FakeSource:
 
     name = "demo"
     embedded = False
+    dropped = 0
     address = "/run/user/1000/bus/demo.sock"
 
     def __init__(self) -> None:

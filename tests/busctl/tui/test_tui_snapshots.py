@@ -75,7 +75,9 @@ def test_trace_screen_80x24(snap_compare, fake_source, trace_id):
         while not (isinstance(pilot.app.screen, TraceScreen) and pilot.app.screen.spans):
             await pilot.pause(0.02)
 
-    assert snap_compare(BusctlApp(source=fake_source), terminal_size=(80, 24), run_before=run_before)
+    assert snap_compare(
+        BusctlApp(source=fake_source), terminal_size=(80, 24), run_before=run_before
+    )
 
 
 def test_invoke_form_with_a_remote_error(snap_compare, fake_source):
@@ -102,4 +104,6 @@ def test_help_screen(snap_compare, fake_source):
         await pilot.press("question_mark")
         await pilot.pause()
 
-    assert snap_compare(BusctlApp(source=fake_source), terminal_size=(80, 24), run_before=run_before)
+    assert snap_compare(
+        BusctlApp(source=fake_source), terminal_size=(80, 24), run_before=run_before
+    )
