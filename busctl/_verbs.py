@@ -101,12 +101,12 @@ def reports_failures(fn: Callable[P, R]) -> Callable[P, R]:
 
 
 def _exit_with(failure: Failure, verbose: bool) -> NoReturn:
-    _output.error(str(failure))
-    if failure.detail:
-        if verbose:
-            sys.stderr.write(failure.detail.rstrip() + "\n")
-        elif failure.status is ExitStatus.FAILED:
-            sys.stderr.write("(run with -v for the remote traceback)\n")
+    message = str(failure)
+    if failure.detail and not verbose and failure.status is ExitStatus.FAILED:
+        message += " (-v shows the traceback)"
+    _output.error(message)
+    if failure.detail and verbose:
+        sys.stderr.write(failure.detail.rstrip() + "\n")
     sys.exit(failure.status)
 
 

@@ -191,7 +191,8 @@ def test_call_handler_error_and_traceback(busctl: Callable[..., Result]) -> None
     assert result.exit_code == ExitStatus.FAILED
     assert "probe.fail raised ValueError: kaput" in result.stderr
     assert "Traceback" not in result.stderr
-    assert "-v" in result.stderr
+    assert result.stderr.endswith("(-v shows the traceback)\n")
+    assert len(result.stderr.splitlines()) == 1
     result = busctl("call", "-v", "probe.fail", "kaput")
     assert result.exit_code == ExitStatus.FAILED
     assert "Traceback" in result.stderr
@@ -394,6 +395,18 @@ def test_embedded_when_no_bus_runs(runtime_dir: Path, monkeypatch: pytest.Monkey
         client.close()
         if bus is not None:
             bus.close()
+
+
+def test_embedded_never_replaces_a_named_bus(
+    runtime_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bus.control import NoBusError
+    from busctl._embedded import connect_or_embed
+
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime_dir))
+    monkeypatch.delenv("BUS_ADDRESS", raising=False)
+    with pytest.raises(NoBusError):
+        connect_or_embed("home")
 
 
 def test_embedded_attaches_when_a_bus_runs(client: Client, attached: Path) -> None:
