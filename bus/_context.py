@@ -92,7 +92,7 @@ def replaying(trace_id: str, span_id: str) -> Iterator[None]:
 def mark_replay(record: Any, ctx: otel_context.Context) -> None:
     """Mark a call or fire record made under ``replaying`` (called on the hot path)."""
     recorded = ctx[REPLAY_KEY]
-    if recorded is None:
+    if not isinstance(recorded, SpanContext):
         return
     record.links = [trace.Link(recorded, {"bus.replay": True})]
     record.annotations = {"bus.replayed": True}

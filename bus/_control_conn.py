@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import _control_methods as rpc
+from ._context import replaying
 from ._control_subs import Subscription, dumps, safe_repr
 from ._threads import TimerHandle, start_thread
 
@@ -166,7 +167,14 @@ class Connection:
     # -- execute ------------------------------------------------------------------
 
     def execute(
-        self, rid: Any, name: str, args: list[Any], kwargs: dict[str, Any], timeout: float | None
+        self,
+        rid: Any,
+        name: str,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        timeout: float | None,
+        *,
+        replay_of: tuple[str, str] | None = None,
     ) -> None:
         """Send the command; reply from its done-callback, or at ``timeout``."""
         with self._cond:
@@ -174,7 +182,8 @@ class Connection:
                 self._cond.wait()
             self._in_flight += 1
         try:
-            future = self.bus.execute_command(name, *args, **kwargs)
+            with replaying(*replay_of) if replay_of else contextlib.nullcontext():
+                future = self.bus.execute_command(name, *args, **kwargs)
         except TypeError as exc:
             self._finished()
             raise rpc.bad_arguments(self, name, exc) from None

@@ -9,12 +9,14 @@ bus's own errors are mapped to the codes of ``docs/protocol.md`` by
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import math
 import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ._context import replaying
 from ._errors import (
     BusClosedError,
     BusError,
@@ -160,6 +162,34 @@ def _arguments(params: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
     return args, kwargs
 
 
+def _replay_of(params: dict[str, Any]) -> tuple[str, str] | None:
+    value = params.get("replay_of")
+    if value is None:
+        return None
+    message = "'replay_of' must be {\"trace_id\": 32 hex digits, \"span_id\": 16 hex digits}"
+    if not isinstance(value, dict) or set(value) != {"trace_id", "span_id"}:
+        raise _bad("replay_of", message)
+    trace_id, span_id = value["trace_id"], value["span_id"]
+    for text, width in ((trace_id, 32), (span_id, 16)):
+        if not isinstance(text, str) or len(text) != width or text.strip("0123456789abcdef"):
+            raise _bad("replay_of", message)
+        if int(text, 16) == 0:
+            raise _bad("replay_of", message)
+    return trace_id, span_id
+
+
+def _seconds(params: dict[str, Any], key: str, default: float | None) -> float | None:
+    value = params.get(key, default)
+    if value is not None and (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise _bad(key, f"{key!r} must be a number of seconds >= 0 or null, not {value!r}")
+    return None if value is None else float(value)
+
+
 def _positive_int(params: dict[str, Any], key: str, default: int, most: int) -> int:
     value = params.get(key, default)
     if value is None:
@@ -216,20 +246,11 @@ def inspect(conn: Connection, params: dict[str, Any], rid: Any) -> Any:
 
 def execute(conn: Connection, params: dict[str, Any], rid: Any) -> Any:
     """Run a command; the reply is sent when it finishes or times out."""
-    _only(params, ("name", "args", "kwargs", "timeout"))
+    _only(params, ("name", "args", "kwargs", "timeout", "replay_of"))
     name = _name(params)
     args, kwargs = _arguments(params)
-    timeout = params.get("timeout", DEFAULT_TIMEOUT)
-    if timeout is not None and (
-        not isinstance(timeout, int | float)
-        or isinstance(timeout, bool)
-        or not math.isfinite(timeout)
-        or timeout < 0
-    ):
-        raise _bad(
-            "timeout", f"'timeout' must be a number of seconds >= 0 or null, not {timeout!r}"
-        )
-    conn.execute(rid, name, args, kwargs, None if timeout is None else float(timeout))
+    timeout = _seconds(params, "timeout", DEFAULT_TIMEOUT)
+    conn.execute(rid, name, args, kwargs, timeout, replay_of=_replay_of(params))
     return ASYNC
 
 
@@ -244,16 +265,25 @@ def bad_arguments(conn: Connection, name: str, exc: TypeError) -> RpcError:
 
 def fire(conn: Connection, params: dict[str, Any], rid: Any) -> Any:
     """Fire an event; the result counts the listeners its name matches."""
-    _only(params, ("name", "args", "kwargs"))
+    _only(params, ("name", "args", "kwargs", "replay_of"))
     name = _name(params)
     args, kwargs = _arguments(params)
+    replay_of = _replay_of(params)
     bus = conn.bus
     try:
         listeners = bus._router.listeners_for(name)
     except (TypeError, ValueError) as exc:
         raise _bad("name", str(exc)) from None
-    bus.fire_event(name, *args, **kwargs)
+    with replaying(*replay_of) if replay_of else contextlib.nullcontext():
+        bus.fire_event(name, *args, **kwargs)
     return {"listeners": len(listeners)}
+
+
+def wait_idle(conn: Connection, params: dict[str, Any], rid: Any) -> Any:
+    """Wait until no mailbox holds work and no handler runs (at most 60 s)."""
+    _only(params, ("timeout",))
+    timeout = _seconds(params, "timeout", 10.0)
+    return {"idle": conn.bus.wait_idle(min(60.0, 10.0 if timeout is None else timeout))}
 
 
 def who_handles(conn: Connection, params: dict[str, Any], rid: Any) -> Any:
@@ -349,4 +379,5 @@ METHODS: dict[str, Callable[[Connection, dict[str, Any], Any], Any]] = {
     "subscribe": subscribe,
     "unsubscribe": unsubscribe,
     "traces": traces,
+    "wait_idle": wait_idle,
 }

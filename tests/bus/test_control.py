@@ -206,7 +206,7 @@ def test_describe(served: Bus, client: LineClient) -> None:
     assert info["started_at"] == served.started_at
     assert set(info["methods"]) == {
         "describe", "inspect", "execute", "fire", "who_handles",
-        "subscribe", "unsubscribe", "traces",
+        "subscribe", "unsubscribe", "traces", "wait_idle",
     }  # fmt: skip
 
 
@@ -679,3 +679,69 @@ def test_a_failing_span_observer_harms_nothing(served: Bus, client: LineClient) 
     handle.dispose()
     handle.dispose()
     assert len(served.spans._observers) == 1
+
+
+# -- replay_of and wait_idle -------------------------------------------------------------
+
+RECORDED = {"trace_id": "0af7651916cd43dd8448eb211c80319c", "span_id": "b7ad6b7169203331"}
+
+
+def test_replay_of_marks_the_server_span_and_links_the_recording(
+    served: Bus, client: LineClient
+) -> None:
+    params = {"name": "say_hello", "args": ["Ada"], "replay_of": RECORDED}
+    assert client.result("execute", params) == {"result": "Hello, Ada!"}
+    assert served.flush_traces(10)
+    (server,) = [
+        s
+        for s in served.spans.spans()
+        if s.attributes
+        and s.attributes.get("rpc.method") == "say_hello"
+        and s.kind.name == "SERVER"
+    ]
+    assert server.attributes is not None
+    assert server.attributes["bus.replayed"] is True
+    (link,) = server.links
+    assert format(link.context.trace_id, "032x") == RECORDED["trace_id"]
+    assert format(link.context.span_id, "016x") == RECORDED["span_id"]
+
+
+def test_replay_of_marks_the_producer_span_of_an_event(served: Bus, client: LineClient) -> None:
+    params = {"name": "greet.world", "args": [7], "replay_of": RECORDED}
+    assert client.result("fire", params) == {"listeners": 2}
+    served.wait_idle(5)
+    assert served.flush_traces(10)
+    producers = [s for s in served.spans.spans() if s.name == "send greet.world"]
+    assert len(producers) == 1
+    assert producers[0].attributes is not None
+    assert producers[0].attributes["bus.replayed"] is True
+    consumers = [s for s in served.spans.spans() if s.name == "process greet.world"]
+    assert consumers, "the listeners ran"
+    assert all(not (s.attributes or {}).get("bus.replayed") for s in consumers)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "0af7651916cd43dd8448eb211c80319c",
+        {"trace_id": RECORDED["trace_id"]},
+        {"trace_id": "XYZ", "span_id": RECORDED["span_id"]},
+        {"trace_id": "0" * 32, "span_id": RECORDED["span_id"]},
+        {**RECORDED, "extra": 1},
+    ],
+)
+def test_a_malformed_replay_of_is_refused(client: LineClient, value: Any) -> None:
+    error = client.error("execute", {"name": "say_hello", "args": ["x"], "replay_of": value})
+    assert error["code"] == -32602
+    assert error["data"]["param"] == "replay_of"
+    error = client.error("fire", {"name": "greet.world", "replay_of": value})
+    assert error["data"]["param"] == "replay_of"
+
+
+def test_wait_idle_answers_once_the_work_is_done(served: Bus, client: LineClient) -> None:
+    assert "wait_idle" in client.result("describe")["methods"]
+    client.result("fire", {"name": "greet.world", "args": [3]})
+    assert client.result("wait_idle", {"timeout": 10}) == {"idle": True}
+    assert (3,) in service_of(served, "greeter").heard
+    error = client.error("wait_idle", {"timeout": "soon"})
+    assert error["data"]["param"] == "timeout"
