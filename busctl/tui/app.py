@@ -68,6 +68,7 @@ class BusctlApp(App[None]):
         Binding("c", "call", "Call"),
         Binding("f", "fire", "Fire"),
         Binding("slash", "filter", "Filter"),
+        Binding("t", "last_error", "Last error", show=False),
         Binding("m", "layout", "Layout"),
         Binding("r", "reconnect", "Reconnect"),
         Binding("1", "tab('services')", "Services", show=False),
@@ -115,6 +116,7 @@ class BusctlApp(App[None]):
         self._polling = False
         self._layout = 0
         self.polls = 0
+        self.last_error: dict[str, Any] | None = None
 
     # -- layout -----------------------------------------------------------------
 
@@ -320,12 +322,16 @@ class BusctlApp(App[None]):
             self._mark_lost(str(error) if error else "connection closed")
         batch = self.feed.drain()
         if batch:
+            for activity in reversed(batch):
+                if activity.get("error") and activity.get("trace_id"):
+                    self.last_error = activity
+                    break
             self.activity_log.add(batch)
 
     # -- actions ---------------------------------------------------------------------
 
     MAIN_ACTIONS: ClassVar[frozenset[str]] = frozenset(
-        {"call", "fire", "filter", "layout", "tab", "quit", "reconnect"}
+        {"call", "fire", "filter", "last_error", "layout", "tab", "quit", "reconnect"}
     )
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -414,6 +420,13 @@ class BusctlApp(App[None]):
         )
         entry = next((li for li in listeners if li.get("pattern") == name), None)
         self.push_screen(InvokeScreen(source, "event", entry, name=name, event_names=exact))
+
+    def action_last_error(self) -> None:
+        """Open the trace of the most recent failure."""
+        if self.last_error is None:
+            self.notify("no failure seen since the start")
+            return
+        self.open_trace(str(self.last_error["trace_id"]))
 
     def open_trace(self, trace_id: str) -> None:
         """Show trace ``trace_id``."""

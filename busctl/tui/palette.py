@@ -42,6 +42,10 @@ class BusCommands(Provider):
             help_text = f"event to {listener.get('owner', '')}: {listener.get('signature', '')}"
             out.append((f"fire {pattern}", help_text, partial(app.open_fire, pattern)))
         out.append(("fire an event…", "any name, with arguments", partial(app.open_fire, None)))
+        if app.last_error is not None:
+            error = app.last_error
+            help_text = f"{error.get('name')}: {error['error'].get('type')}"
+            out.append(("trace of the last error", help_text, app.action_last_error))
         return out
 
     async def discover(self) -> Hits:

@@ -352,3 +352,40 @@ def test_bus_going_away_is_reported_and_r_reconnects(sample_bus, make_source, ru
     finally:
         for src in made:
             src.close()
+
+
+def test_t_and_the_palette_open_the_last_failure(source, sample_bus, run_app):
+    async def body():
+        app = BusctlApp(source=source, drain=0.05)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("t")  # nothing failed yet: it says so
+            assert len(app.screen_stack) == 1
+            with pytest.raises(ValueError, match="brightness"):
+                sample_bus.execute_command("lights.turn_on", "hall", 500).result(timeout=5)
+            await until(pilot, lambda: app.last_error is not None)
+            await pilot.press("t")
+            await until(pilot, lambda: isinstance(app.screen, TraceScreen) and app.screen.spans)
+            assert app.screen.trace_id == app.last_error["trace_id"]
+            await pilot.press("escape")
+            await pilot.press("ctrl+p", *"last error")
+            await pilot.pause(0.5)
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, TraceScreen))
+
+    run_app(body)
+
+
+def test_enter_on_a_service_filters_the_activity_by_it(source, run_app):
+    async def body():
+        app = BusctlApp(source=source, drain=0.05)
+        async with app.run_test(size=SIZE) as pilot:
+            services = app.query_one(ServicesTable)
+            await until(pilot, lambda: "scheduler" in services.items)
+            services.focus()
+            services.move_cursor(row=services.get_row_index("scheduler"))
+            await pilot.press("enter")
+            log = app.query_one(ActivityLog)
+            await until(pilot, lambda: log.filter.service == "scheduler" and log.entries())
+            assert all("scheduler" in (a.get("service"), a.get("caller")) for a in log.entries())
+
+    run_app(body)
