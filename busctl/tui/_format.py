@@ -90,8 +90,10 @@ def clock(seconds: float | None) -> str:
 def activity_detail(activity: dict[str, Any]) -> str:
     """The interesting part of one step: arguments, result or error."""
     error = activity.get("error")
-    if error:
+    if isinstance(error, dict):
         return f"{error.get('type', 'Error')}: {error.get('message', '')}"
+    if error:
+        return str(error)
     kind = activity.get("kind")
     if kind == "return":
         return f"= {activity.get('result', '')}"

@@ -16,9 +16,11 @@ them. When the bus goes away the header says so and ``r`` reconnects.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
+import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -42,6 +44,7 @@ from .trace_screen import TraceScreen
 
 __all__ = ["BusctlApp"]
 
+_log = logging.getLogger(__name__)
 HAS_REPLAY = importlib.util.find_spec("busctl.tui.replay_panel") is not None
 LAYOUTS = ("split", "tables", "activity")
 
@@ -117,6 +120,7 @@ class BusctlApp(App[None]):
         self._layout = 0
         self.polls = 0
         self.last_error: dict[str, Any] | None = None
+        self._complained: set[str] = set()
 
     # -- layout -----------------------------------------------------------------
 
@@ -293,7 +297,20 @@ class BusctlApp(App[None]):
         if source is not self.source or not isinstance(inspected, dict):
             return
         self.polls += 1
-        self.show_inspected(inspected)
+        with self._surviving("the tables"):
+            self.show_inspected(inspected)
+
+    @contextlib.contextmanager
+    def _surviving(self, what: str) -> Iterator[None]:
+        # A bus sending something unexpected must not take the console down
+        # with it: say so once, keep the rest of the screen alive.
+        try:
+            yield
+        except Exception as exc:
+            _log.exception("cannot update %s", what)
+            if what not in self._complained:
+                self._complained.add(what)
+                self.notify(f"cannot update {what}: {exc!r}", severity="error", timeout=8)
 
     def show_inspected(self, inspected: dict[str, Any]) -> None:
         """Bring the tables and the bus line up to date."""
@@ -322,11 +339,12 @@ class BusctlApp(App[None]):
             self._mark_lost(str(error) if error else "connection closed")
         batch = self.feed.drain()
         if batch:
-            for activity in reversed(batch):
-                if activity.get("error") and activity.get("trace_id"):
-                    self.last_error = activity
-                    break
-            self.activity_log.add(batch)
+            with self._surviving("the activity log"):
+                for activity in reversed(batch):
+                    if activity.get("error") and activity.get("trace_id"):
+                        self.last_error = activity
+                        break
+                self.activity_log.add(batch)
 
     # -- actions ---------------------------------------------------------------------
 

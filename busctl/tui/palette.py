@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from ._format import activity_detail
+
 if TYPE_CHECKING:
     from .app import BusctlApp
 
@@ -44,7 +46,7 @@ class BusCommands(Provider):
         out.append(("fire an event…", "any name, with arguments", partial(app.open_fire, None)))
         if app.last_error is not None:
             error = app.last_error
-            help_text = f"{error.get('name')}: {error['error'].get('type')}"
+            help_text = f"{error.get('name')}: {activity_detail(error)}"
             out.append(("trace of the last error", help_text, app.action_last_error))
         return out
 

@@ -152,7 +152,11 @@ class TraceScreen(Screen[None]):
             except Exception as exc:
                 status.update(Text(f"trace {self.trace_id}: cannot load: {exc}", style="red"))
                 return
-            spans = parse_traces(data if isinstance(data, dict) else {})
+            try:
+                spans = parse_traces(data if isinstance(data, dict) else {})
+            except (TypeError, ValueError, KeyError, AttributeError) as exc:
+                status.update(Text(f"trace {self.trace_id}: cannot read it: {exc!r}", style="red"))
+                return
             if spans:
                 self.show(spans)
                 return

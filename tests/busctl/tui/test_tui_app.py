@@ -389,3 +389,28 @@ def test_enter_on_a_service_filters_the_activity_by_it(source, run_app):
             assert all("scheduler" in (a.get("service"), a.get("caller")) for a in log.entries())
 
     run_app(body)
+
+
+def test_unexpected_data_from_the_bus_does_not_crash_the_app(fake_source, run_app):
+    from concurrent.futures import Future
+
+    def bad_inspect():
+        future = Future()
+        future.set_result({"services": [{"name": "x", "mailbox": "lots"}], "commands": "?"})
+        return future
+
+    fake_source.inspect = bad_inspect
+
+    async def body():
+        app = BusctlApp(source=fake_source, poll=0.05, drain=0.05)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.polls >= 2)
+            fake_source.callback({"kind": "return", "name": "x", "error": "boom", "trace_id": "f"})
+            fake_source.callback({"unexpected": True})
+            await until(
+                pilot, lambda: any(a.get("name") == "x" for a in app.activity_log.entries())
+            )
+            assert app.is_running
+            assert "the tables" in app._complained
+
+    run_app(body)
