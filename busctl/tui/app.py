@@ -82,6 +82,8 @@ class BusctlApp(App[None]):
 
     POLL: ClassVar[float] = 0.5
     DRAIN: ClassVar[float] = 0.1
+    SLOW: ClassVar[float] = 5.0
+    """Seconds an ``inspect`` may take before the header says the bus is slow."""
 
     @dataclass
     class Connected(Message):
@@ -287,7 +289,15 @@ class BusctlApp(App[None]):
     @work(group="poll", exit_on_error=False)
     async def _poll(self, source: Source) -> None:
         try:
-            inspected = await asyncio.wrap_future(source.inspect())
+            inspected = await asyncio.wait_for(
+                asyncio.wrap_future(source.inspect()), timeout=self.SLOW
+            )
+        except TimeoutError:
+            if source is self.source and self.connected:
+                self.busline.update(
+                    Text(f"bus {source.name} has not answered for {self.SLOW:.0f} s…", "yellow")
+                )
+            return
         except Exception as exc:
             if source is self.source and (source.closed or self._lost.is_set()):
                 self._mark_lost(str(exc) or type(exc).__name__)

@@ -414,3 +414,21 @@ def test_unexpected_data_from_the_bus_does_not_crash_the_app(fake_source, run_ap
             assert "the tables" in app._complained
 
     run_app(body)
+
+
+def test_a_bus_that_does_not_answer_is_reported_and_keys_still_work(fake_source, run_app):
+    from concurrent.futures import Future
+
+    fake_source.inspect = Future  # never completes
+
+    class Impatient(BusctlApp):
+        SLOW = 0.2
+
+    async def body():
+        app = Impatient(source=fake_source, poll=0.05)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: "has not answered" in plain(app.busline))
+            await pilot.press("2")
+            assert app.query_one(TabbedContent).active == "commands"
+
+    run_app(body)
