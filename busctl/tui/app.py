@@ -22,6 +22,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -60,7 +61,7 @@ class BusctlApp(App[None]):
         drain: seconds between activity-log updates.
     """
 
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")
     TITLE = "busctl"
     COMMANDS = App.COMMANDS | {BusCommands}
     ENABLE_COMMAND_PALETTE = True
