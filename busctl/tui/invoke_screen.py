@@ -123,6 +123,15 @@ def _hint(param: dict[str, Any]) -> str:
     return f"{annotation}, {'required' if param.get('required') else 'optional'}"
 
 
+def _label(param: dict[str, Any]) -> str:
+    stars = {"var_positional": "*", "var_keyword": "**"}.get(str(param.get("kind")), "")
+    annotation = param.get("annotation")
+    text = f"{stars}{param['name']}" + (f": {annotation}" if annotation else "")
+    if len(text) > 21:
+        text = text[:20] + "…"
+    return text
+
+
 class InvokeScreen(ModalScreen[None]):
     """A form to call a command or fire an event, and its outcome.
 
@@ -211,7 +220,7 @@ class InvokeScreen(ModalScreen[None]):
                 for param in self.params:
                     default = param.get("default")
                     with Horizontal(classes="field"):
-                        yield Label(f"{param['name']}", markup=False)
+                        yield Label(_label(param), markup=False)
                         yield Input(
                             "" if default is None else str(default),
                             placeholder=_hint(param),
