@@ -84,7 +84,7 @@ class ActivityLog(Vertical):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("p", "pause", "Pause"),
         Binding("e", "errors_only", "Errors", show=False),
-        Binding("c", "clear", "Clear", show=False),
+        Binding("ctrl+l", "clear", "Clear", show=False),
     ]
 
     MAX_ROWS: ClassVar[int] = 300

@@ -32,6 +32,7 @@ waits for the bus.
 | `/` | filter the activity (name pattern, service, errors only) |
 | `e` | activity: errors only on/off |
 | `p` | pause / resume the activity log |
+| `Ctrl+L` | clear the activity log |
 | `t` | the trace of the last failure |
 | `m` | layout: split, tables only, activity only |
 | `Ctrl+P` | command palette: every bus command and event |

@@ -432,3 +432,15 @@ def test_a_bus_that_does_not_answer_is_reported_and_keys_still_work(fake_source,
             assert app.query_one(TabbedContent).active == "commands"
 
     run_app(body)
+
+
+def test_main_keys_work_from_the_activity_log(source, run_app):
+    async def body():
+        app = BusctlApp(source=source)
+        async with app.run_test(size=SIZE) as pilot:
+            app.activity_log.table.focus()
+            await pilot.pause()
+            await pilot.press("c")  # call: to the commands, to choose one
+            assert app.query_one(TabbedContent).active == "commands"
+
+    run_app(body)
