@@ -17,4 +17,5 @@ class ExitStatus(IntEnum):
     NOT_FOUND = 4  # no such command (or nothing handles the name)
     FAILED = 5  # the command's handler raised (`-v` shows the remote traceback)
     TIMEOUT = 6  # no result within --timeout (the command may still finish)
+    DIFFERS = 7  # replay: a command's result now differs from the recording
     INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT

@@ -318,7 +318,7 @@ def replay(
     Steps go in recorded order at the recorded pace (times --speed, or --fast).
     Without --bus and with no bus running, an embedded bus with the sample
     services is started. Anything that cannot be replayed is listed at the end.
-    Exits 1 when a replayed command's result differs from the recording.
+    Exits 7 when a replayed command's result differs from the recording.
     """
     from .traces import plan_replay
 
@@ -434,7 +434,7 @@ def _replay_onto(
     if report.differences:
         raise Failure(
             f"{len(report.differences)} command result(s) differ from the recording",
-            ExitStatus.ERROR,
+            ExitStatus.DIFFERS,
         )
 
 

@@ -127,9 +127,9 @@ def run_replay(*args, input=None):
     return CliRunner().invoke(replay, [str(SAMPLE), *args], input=input)
 
 
-def test_cli_replay_reports_differences_with_exit_status_1(attached):
+def test_cli_replay_reports_differences_with_exit_status_7(attached):
     result = run_replay("--fast", "--commands", "--only", "lights.get")
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 7, result.output
     assert 'DIFFERS  #1 lights.get("hall")' in result.stdout
     assert 'lights.get("attic")   = as recorded' in result.stdout
     assert "1 command result(s) differ from the recording" in result.stderr
