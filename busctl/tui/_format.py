@@ -111,16 +111,21 @@ def activity_detail(activity: dict[str, Any]) -> str:
     return text
 
 
-def activity_cells(activity: dict[str, Any]) -> tuple[str | Text, ...]:
-    """The cells of one activity-log row: time, kind, name, service, took, detail."""
+def activity_cells(activity: dict[str, Any], compact: bool = False) -> tuple[str | Text, ...]:
+    """The cells of one activity-log row: time, kind, name, service, took, detail.
+
+    ``compact`` (narrow terminals): the time without milliseconds and the kind
+    as its mark only, leaving room for the detail.
+    """
     kind = str(activity.get("kind", "?"))
     failed = bool(activity.get("error"))
     style = "bold red" if failed else ("cyan" if kind in ("event", "delivery") else "")
     who = activity.get("service") or activity.get("caller") or ""
     took = activity.get("duration_ms")
+    mark = KIND_MARK.get(kind, "?")
     return (
-        clock(activity.get("time")),
-        Text(f"{KIND_MARK.get(kind, '?')} {kind}", style=style),
+        clock(activity.get("time"))[: 8 if compact else None],
+        Text(mark if compact else f"{mark} {kind}", style=style),
         Text(str(activity.get("name", "")), style=style or "bold"),
         str(who),
         ms(took) if took is not None else "",

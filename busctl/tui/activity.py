@@ -104,6 +104,7 @@ class ActivityLog(Vertical):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.filter = ActivityFilter()
+        self.compact = False
         self.paused = False
         self.shown = 0
         self.skipped = 0
@@ -128,18 +129,31 @@ class ActivityLog(Vertical):
             yield self.status
         yield self.table
 
+    COMPACT_BELOW: ClassVar[int] = 100
+    """Narrower than this, rows are compact (see ``activity_cells``)."""
+
     def on_mount(self) -> None:
-        table = self.table
+        self._add_columns()
+        self._update_status()
+
+    def _add_columns(self) -> None:
         for key, label in (
             ("time", "time"),
-            ("kind", "kind"),
+            ("kind", "" if self.compact else "kind"),
             ("name", "name"),
             ("who", "service"),
             ("took", "took"),
             ("detail", "detail"),
         ):
-            table.add_column(label, key=key)
-        self._update_status()
+            self.table.add_column(label, key=key)
+
+    def on_resize(self) -> None:
+        compact = 0 < self.size.width < self.COMPACT_BELOW
+        if compact != self.compact:
+            self.compact = compact
+            self.table.clear(columns=True)
+            self._add_columns()
+            self._rebuild()
 
     # -- feeding -------------------------------------------------------------
 
@@ -167,7 +181,7 @@ class ActivityLog(Vertical):
         current = self._current_key()
         for activity in entries:
             key = str(next(self._keys))
-            table.add_row(*activity_cells(activity), key=key)
+            table.add_row(*activity_cells(activity, self.compact), key=key)
             self._rows.append(key)
             self._by_key[key] = activity
         while len(self._rows) > self.MAX_ROWS:
