@@ -444,3 +444,24 @@ def test_main_keys_work_from_the_activity_log(source, run_app):
             assert app.query_one(TabbedContent).active == "commands"
 
     run_app(body)
+
+
+def test_mouse_clicks_switch_tabs_and_choose_rows(source, run_app):
+    async def body():
+        app = BusctlApp(source=source)
+        async with app.run_test(size=SIZE) as pilot:
+            table = app.query_one(CommandsTable)
+            await until(pilot, lambda: app.inspected is not None)
+            assert await pilot.click("#--content-tab-commands")
+            await pilot.pause()
+            assert app.query_one(TabbedContent).active == "commands"
+            await until(pilot, lambda: table.row_count == 13)
+            # a click highlights a row, a click on the highlighted row chooses it
+            assert await pilot.click(CommandsTable, offset=(3, 2))
+            await pilot.pause()
+            assert table.cursor_row == 1
+            assert await pilot.click(CommandsTable, offset=(3, 2))
+            await until(pilot, lambda: isinstance(app.screen, InvokeScreen))
+            assert app.screen.target == table.current()[0]
+
+    run_app(body)
