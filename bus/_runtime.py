@@ -153,7 +153,10 @@ class Runtime:
         self._live = 0
         self._idle_threads = 0
         self._stopping = False
-        self._stops = 0  # stop sentinels in the mailbox (kept for the elastic pool)
+        # Stops in the mailbox, for the elastic pool. Counted only once put, so
+        # it may fall short of the stops queued but never exceeds them: a pool
+        # thread that compares it with the mailbox errs towards serving on.
+        self._stops = 0
         self._posted = bus._posted
         self._listener_log: dict[int, _RateLimitedLog] = {}
 
@@ -211,9 +214,10 @@ class Runtime:
                 self.state = "stopping"
             self._stopping = True
             count = len(self.threads)
-            self._stops += count
         for _ in range(count):
             self._queue.put(_STOP)
+        with self._lock:
+            self._stops += count
 
     def close_mailbox(self) -> None:
         """Refuse further items and fail those queued."""
@@ -270,14 +274,14 @@ class Runtime:
         with self._lock:
             grow = self._idle_threads <= 0 and len(self.threads) < self.concurrency
             stopping = grow and self._stopping
-            if stopping:
-                self._stops += 1
         if grow:
             self._spawn()
             if stopping:
                 # A pool handler sent work after the pool was told to stop:
                 # the new thread needs a stop of its own to end.
                 self._queue.put(_STOP)
+                with self._lock:
+                    self._stops += 1
 
     def _spawn(
         self, ready: Callable[[], None] | None = None, *, unless_stopping: bool = False
@@ -358,8 +362,9 @@ class Runtime:
             self._stops -= 1
             if self._queue.qsize() <= self._stops:
                 return False
-            self._stops += 1
         self._queue.put(_STOP)
+        with self._lock:
+            self._stops += 1
         return True
 
     def _exit_thread(self) -> None:
