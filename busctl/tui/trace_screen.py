@@ -36,6 +36,7 @@ __all__ = ["TraceScreen", "span_detail"]
 # work ends: an entry chosen at once may find its trace not there yet.
 RETRIES = 10
 RETRY_DELAY = 0.3
+GROWTH_CHECKS = (0.5, 1.0, 2.0)
 
 
 def span_detail(span: SpanView) -> Group:
@@ -144,27 +145,47 @@ class TraceScreen(Screen[None]):
 
     @work(exclusive=True, group="trace", exit_on_error=False)
     async def load(self) -> None:
-        """Fetch the trace (retrying while its spans are still being built)."""
+        """Fetch the trace (retrying while its spans are still being built).
+
+        A trace chosen while its work goes on (a slow listener, a command
+        still queued) gains spans for a while: it is read again a few times
+        and redrawn when it grew.
+        """
         status = self.query_one("#trace-status", Static)
         for _ in range(RETRIES):
-            try:
-                data = await asyncio.wrap_future(self.source.traces(self.trace_id))
-            except Exception as exc:
-                status.update(Text(f"trace {self.trace_id}: cannot load: {exc}", style="red"))
-                return
-            try:
-                spans = parse_traces(data if isinstance(data, dict) else {})
-            except (TypeError, ValueError, KeyError, AttributeError) as exc:
-                status.update(Text(f"trace {self.trace_id}: cannot read it: {exc!r}", style="red"))
+            spans = await self._fetch(status)
+            if spans is None:
                 return
             if spans:
                 self.show(spans)
-                return
+                break
             status.update(f"trace {self.trace_id}: waiting for its spans…")
             await asyncio.sleep(RETRY_DELAY)
-        status.update(
-            Text(f"trace {self.trace_id}: not in the bus's trace ring (too old?)", style="yellow")
-        )
+        else:
+            status.update(
+                Text(f"trace {self.trace_id}: not in the bus's trace ring (too old?)", "yellow")
+            )
+            return
+        for delay in GROWTH_CHECKS:
+            await asyncio.sleep(delay)
+            spans = await self._fetch(status)
+            if not spans:
+                return
+            if len(spans) != len(self.spans):
+                self.show(spans)
+
+    async def _fetch(self, status: Static) -> list[SpanView] | None:
+        """The trace's spans; ``None`` (and the reason shown) when it cannot be read."""
+        try:
+            data = await asyncio.wrap_future(self.source.traces(self.trace_id))
+        except Exception as exc:
+            status.update(Text(f"trace {self.trace_id}: cannot load: {exc}", style="red"))
+            return None
+        try:
+            return parse_traces(data if isinstance(data, dict) else {})
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            status.update(Text(f"trace {self.trace_id}: cannot read it: {exc!r}", style="red"))
+            return None
 
     def show(self, spans: list[SpanView]) -> None:
         """Draw ``spans`` (from ``parse_traces``)."""

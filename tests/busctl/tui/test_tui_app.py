@@ -465,3 +465,31 @@ def test_mouse_clicks_switch_tabs_and_choose_rows(source, run_app):
             assert app.screen.target == table.current()[0]
 
     run_app(body)
+
+
+def test_a_trace_still_growing_is_redrawn(fake_source, trace_id, run_app):
+    from concurrent.futures import Future
+
+    full = fake_source.traces(trace_id).result()
+    scope = full["resourceSpans"][0]["scopeSpans"][0]
+    reads = []
+
+    def traces(tid):
+        reads.append(tid)
+        spans = scope["spans"][: 2 if len(reads) == 1 else 4]
+        data = {"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}
+        future = Future()
+        future.set_result(data)
+        return future
+
+    fake_source.traces = traces
+
+    async def body():
+        app = BusctlApp(source=fake_source)
+        async with app.run_test(size=SIZE) as pilot:
+            app.open_trace(trace_id)
+            await until(pilot, lambda: isinstance(app.screen, TraceScreen) and app.screen.spans)
+            assert len(app.screen.spans) == 2
+            await until(pilot, lambda: len(app.screen.spans) == 4)
+
+    run_app(body)
