@@ -335,6 +335,10 @@ class Bus:
             self, name, service=service, concurrency=concurrency, maxsize=self.mailbox_size
         )
         with self._services_lock:
+            # Checked again under the lock close() reads the services with:
+            # a service is either refused or among those close() stops.
+            if self._closing:
+                raise BusClosedError("the bus is closed")
             if name in self._runtimes:
                 raise ValueError(f"a service named {name!r} is already on the bus")
             self._runtimes[name] = runtime
@@ -601,7 +605,8 @@ class Bus:
             registration.dispose()
 
     def _all_runtimes(self) -> list[Runtime]:
-        runtimes = list(self._runtimes.values())
+        with self._services_lock:
+            runtimes = list(self._runtimes.values())
         if self._pool_started:
             runtimes.append(self._pool)
         return runtimes

@@ -195,7 +195,7 @@ class Runtime:
 
     def start(self, ready: Callable[[], None] | None = None) -> None:
         """Start the first thread, which calls ``ready`` before serving."""
-        self._spawn(ready)
+        self._spawn(ready, first=True)
 
     def start_rest(self) -> None:
         """Start the other threads of a ``concurrency`` > 1 service."""
@@ -284,13 +284,23 @@ class Runtime:
                     self._stops += 1
 
     def _spawn(
-        self, ready: Callable[[], None] | None = None, *, unless_stopping: bool = False
+        self,
+        ready: Callable[[], None] | None = None,
+        *,
+        unless_stopping: bool = False,
+        first: bool = False,
     ) -> None:
         with self._lock:
             if unless_stopping and self._stopping:
                 # close() told the threads there were to stop while on_start
                 # ran; one started now would never be told.
                 return
+            if first and self._stopping:
+                # close() stopped the service before its thread started: that
+                # thread still runs on_start (add_service waits for it), then
+                # finds its stop.
+                self._queue.put(_STOP)
+                self._stops += 1
             index = len(self.threads)
             label = self.name if self.concurrency == 1 else f"{self.name}-{index}"
             thread_name = f"bus:{self.bus.name}/{label}"

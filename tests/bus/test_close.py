@@ -417,3 +417,43 @@ def _try_add(b: Bus, service: Service) -> object:
         return b.add_service(service)
     except BusClosedError as exc:
         return exc
+
+
+def test_a_service_whose_thread_starts_after_close_stopped_it_still_ends(
+    make_bus: Callable[..., Bus],
+    live_bus_threads: Threads,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """add_service racing close(): close stops the service before its thread exists."""
+    from bus import _runtime
+
+    b = make_bus(name="late")
+    inserted, closed = threading.Event(), threading.Event()
+    original = _runtime.Runtime.start
+
+    def delayed_start(self: Any, ready: Any = None) -> None:
+        if self.name == "latecomer":
+            inserted.set()
+            closed.wait(10)
+        original(self, ready)
+
+    monkeypatch.setattr(_runtime.Runtime, "start", delayed_start)
+    stopped: list[str] = []
+
+    class Latecomer(Service):
+        def on_stop(self) -> None:
+            stopped.append(threading.current_thread().name)
+
+    adder = threading.Thread(target=lambda: _try_add(b, Latecomer()))
+    adder.start()
+    assert inserted.wait(5)
+    b.close(timeout=2)
+    closed.set()
+    adder.join(10)
+
+    for thread in live_bus_threads("late"):
+        thread.join(5)
+    assert live_bus_threads("late") == []
+    assert stopped == ["bus:late/latecomer"]
+    with pytest.raises(BusClosedError):
+        b.add_service(Service(name="after"))
