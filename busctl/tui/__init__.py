@@ -24,7 +24,18 @@ __all__ = ["tui"]
 )
 def tui(target: str | None) -> None:
     """The live inspector: services, commands, listeners, activity, traces."""
+    from bus import BusError
+    from busctl._client import ConnectionLost
+    from busctl._exit import ExitStatus
+
     from ._source import connect
     from .app import BusctlApp
 
-    BusctlApp(connect=lambda: connect(target)).run()
+    # Attach before the screen takes over, so a bus that is not there is one
+    # line on stderr and exit status 3, as for every other verb.
+    try:
+        first = connect(target)
+    except (BusError, ConnectionLost, OSError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(ExitStatus.NO_BUS) from None
+    BusctlApp(connect=lambda: connect(target), source=first).run()

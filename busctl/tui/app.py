@@ -56,7 +56,9 @@ class BusctlApp(App[None]):
     Args:
         connect: called on a worker thread to attach (and again to reconnect);
             returns a ``Source``. The app closes the sources it opens this way.
-        source: an already attached source (tests); not closed by the app.
+        source: an already attached source. Without ``connect`` (tests) the
+            app does not close it; with ``connect`` it is the first attachment
+            and the app owns it.
         poll: seconds between ``inspect`` requests.
         drain: seconds between activity-log updates.
     """
@@ -111,7 +113,7 @@ class BusctlApp(App[None]):
             raise ValueError("give connect or source")
         self._connect_fn = connect
         self.source: Source | None = source
-        self._owned = source is None
+        self._owned = connect is not None
         self.poll_every = poll or self.POLL
         self.drain_every = drain or self.DRAIN
         self.feed = ActivityFeed()
@@ -163,7 +165,11 @@ class BusctlApp(App[None]):
     def on_mount(self) -> None:
         self.set_interval(self.poll_every, self._tick_poll, name="poll")
         self.set_interval(self.drain_every, self._tick_drain, name="drain")
-        if self.source is not None:
+        if self.source is not None and self._owned:
+            first = self.source
+            self.source = None
+            self._connect(lambda: first)  # subscribing blocks: on the worker thread
+        elif self.source is not None:
             self._attach_existing(self.source)
         else:
             self._connect()

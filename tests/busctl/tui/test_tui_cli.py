@@ -26,14 +26,18 @@ def test_importing_the_command_does_not_load_textual():
     assert out.stdout.strip() == "False"
 
 
-def test_tui_runs_the_app_on_what_connect_returns(monkeypatch):
+def test_tui_attaches_first_then_runs_the_app(monkeypatch, fake_source):
     ran = []
-
-    def fake_run(self):
-        ran.append(self._connect_fn)
-
-    monkeypatch.setattr("busctl.tui.app.BusctlApp.run", fake_run)
+    monkeypatch.setattr("busctl.tui._source.connect", lambda target: fake_source)
+    monkeypatch.setattr("busctl.tui.app.BusctlApp.run", lambda self: ran.append(self))
     result = CliRunner().invoke(cli, ["tui", "--bus", "home"])
     assert result.exit_code == 0, result.output
     assert len(ran) == 1
-    assert callable(ran[0])
+    assert ran[0].source is fake_source
+
+
+def test_tui_on_a_bus_that_is_not_there_exits_3(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    result = CliRunner().invoke(cli, ["tui", "--bus", "nosuchbus"])
+    assert result.exit_code == 3
+    assert "nosuchbus" in result.output
