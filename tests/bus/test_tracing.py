@@ -324,6 +324,8 @@ def test_otel_sdk_disabled_produces_no_spans(
 
 def test_own_provider_keeps_recent_spans_in_the_ring(make_bus: Callable[..., Bus]) -> None:
     b = make_bus(name="ring", ring_size=5)
+    if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        assert b._own_provider is not None  # no provider anywhere: the bus made its own
     b.add_service(Greeter())
     for i in range(10):
         b.execute_command("say_hello", str(i)).result(timeout=5)
