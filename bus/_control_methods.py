@@ -166,7 +166,7 @@ def _replay_of(params: dict[str, Any]) -> tuple[str, str] | None:
     value = params.get("replay_of")
     if value is None:
         return None
-    message = "'replay_of' must be {\"trace_id\": 32 hex digits, \"span_id\": 16 hex digits}"
+    message = '\'replay_of\' must be {"trace_id": 32 hex digits, "span_id": 16 hex digits}'
     if not isinstance(value, dict) or set(value) != {"trace_id", "span_id"}:
         raise _bad("replay_of", message)
     trace_id, span_id = value["trace_id"], value["span_id"]

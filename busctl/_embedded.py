@@ -75,7 +75,7 @@ def _embed(timeout: float) -> tuple[Client, Bus]:
     # the socket, and nothing else is ever put there.
     weakref.finalize(bus, shutil.rmtree, directory, ignore_errors=True)
     try:
-        sample_services.start(bus)
+        sample_services.start(bus, first_tick=0.2)  # activity on screen at once
         client = Client.connect(
             str(bus.address or directory / f"{EMBEDDED_NAME}.sock"), timeout=timeout
         )

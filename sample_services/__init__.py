@@ -46,6 +46,7 @@ class Options(TypedDict, total=False):
     """The knobs of ``all_services`` and ``start``, mostly to make tests fast."""
 
     tick_interval: float
+    first_tick: float | None
     notifier_delay: float
     sensor_failure_rate: float
     sensor_seed: int | None
@@ -55,6 +56,7 @@ class Options(TypedDict, total=False):
 def all_services(
     *,
     tick_interval: float = DEFAULT_INTERVAL,
+    first_tick: float | None = None,
     notifier_delay: float = DEFAULT_DELAY,
     sensor_failure_rate: float = 0.1,
     sensor_seed: int | None = None,
@@ -64,6 +66,7 @@ def all_services(
 
     Args:
         tick_interval: seconds between ``clock.tick`` events.
+        first_tick: seconds from start to the first tick (default: one interval).
         notifier_delay: seconds the notifier takes to deliver a message.
         sensor_failure_rate: the chance that a thermostat sensor read fails.
         sensor_seed: seeds the sensor failures (``None``: different each run).
@@ -79,7 +82,7 @@ def all_services(
         Thermostat(failure_rate=sensor_failure_rate, seed=sensor_seed),
         Notifier(delay=notifier_delay),
         Automation(sensor_every=sensor_every),
-        Scheduler(interval=tick_interval),
+        Scheduler(interval=tick_interval, first_tick=first_tick),
     ]
 
 

@@ -36,19 +36,24 @@ class SchedulerStatus(TypedDict):
 
 
 class Scheduler(Service):
-    """Fires ``clock.tick`` every ``interval`` seconds, starting one interval after start.
+    """Fires ``clock.tick`` every ``interval`` seconds.
 
     Args:
         interval: seconds between ticks; must be positive.
+        first_tick: seconds from start to the first tick (default: one
+            interval); a console shows activity at once with a small one.
     """
 
     name = "scheduler"
 
-    def __init__(self, interval: float = DEFAULT_INTERVAL) -> None:
+    def __init__(self, interval: float = DEFAULT_INTERVAL, first_tick: float | None = None) -> None:
         super().__init__()
         if not interval > 0:
             raise ValueError(f"interval must be positive, not {interval}")
+        if first_tick is not None and not first_tick >= 0:
+            raise ValueError(f"first_tick must be zero or more, not {first_tick}")
         self.interval = interval
+        self.first_tick = interval if first_tick is None else first_tick
         self._ticks = 0
         self._started_at = 0.0
         self._last_tick: float | None = None
@@ -57,7 +62,10 @@ class Scheduler(Service):
     def on_start(self) -> None:
         """Start ticking."""
         self._started_at = time.time()
-        self._timer = self.call_every(self.interval, self._tick)
+        if self.first_tick == self.interval:
+            self._timer = self.call_every(self.interval, self._tick)
+        else:
+            self._timer = self.call_later(self.first_tick, self._first)
 
     def on_stop(self) -> None:
         """Stop ticking."""
@@ -73,6 +81,10 @@ class Scheduler(Service):
             started_at=self._started_at,
             last_tick=self._last_tick,
         )
+
+    def _first(self) -> None:
+        self._tick()
+        self._timer = self.call_every(self.interval, self._tick)
 
     def _tick(self) -> None:
         self._ticks += 1

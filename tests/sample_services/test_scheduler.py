@@ -60,3 +60,16 @@ def test_status_before_the_first_tick(bus: Bus, call: Call) -> None:
 def test_interval_must_be_positive(interval: float) -> None:
     with pytest.raises(ValueError, match="interval must be positive"):
         Scheduler(interval=interval)
+
+
+def test_first_tick_can_come_before_the_interval(bus: Bus) -> None:
+    with capture_events(bus, "clock.tick") as events:
+        bus.add_service(Scheduler(interval=3600, first_tick=0))
+        (tick,) = events.wait_for("clock.tick", count=1)
+    assert tick.kwargs["count"] == 1
+
+
+@pytest.mark.parametrize("first_tick", [-1.0, float("nan")])
+def test_a_negative_first_tick_is_refused(first_tick: float) -> None:
+    with pytest.raises(ValueError, match="first_tick must be zero or more"):
+        Scheduler(first_tick=first_tick)
