@@ -224,6 +224,7 @@ class TraceSink:
         self._idle = threading.Condition()
         self._submitted = 0
         self._done = 0
+        self._in_flight = 0  # taken off the buffer, not yet handed on
         self._stopping = False
         self.dropped = 0
         self.exported = 0
@@ -248,7 +249,9 @@ class TraceSink:
         """Export everything submitted so far; ``False`` if ``timeout`` ran out."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._idle:
-            target = self._done + len(self._buffer)
+            # Records the trace thread has taken but not finished count too:
+            # without them, a batch finishing could look like the buffer's.
+            target = self._done + self._in_flight + len(self._buffer)
             self._wake.set()
             while self._done < target and self._thread.is_alive():
                 remaining = None if deadline is None else deadline - time.monotonic()
@@ -292,7 +295,9 @@ class TraceSink:
             # stretch of span building would hold up the bus's own threads
             # for a whole switch interval (5 ms) each time one wakes.
             time.sleep(0)
-            batch = [buffer.popleft() for _ in range(min(len(buffer), 256))]
+            with self._idle:
+                batch = [buffer.popleft() for _ in range(min(len(buffer), 256))]
+                self._in_flight = len(batch)
             spans: list[ReadableSpan] = []
             for record in batch:
                 try:
@@ -304,6 +309,7 @@ class TraceSink:
             self._export(spans)
             with self._idle:
                 self._done += len(batch)
+                self._in_flight = 0
                 self._idle.notify_all()
         with self._idle:
             self._idle.notify_all()

@@ -456,3 +456,49 @@ def test_user_span_in_a_listener_nests_under_the_consumer_span(
     consumer = _one(spans, "process user.event", SpanKind.CONSUMER)
     user = _one(spans, "user.listener.work", SpanKind.INTERNAL)
     assert _parent_id(user) == consumer.context.span_id
+
+
+class _Gated(SpanProcessor):
+    """Holds each span whose arguments are ``["NAME"]`` until ``gates[NAME]`` is set."""
+
+    def __init__(self, *names: str) -> None:
+        self.gates = {name: threading.Event() for name in names}
+        self.entered = {name: threading.Event() for name in names}
+        self.count = 0
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        pass
+
+    def on_end(self, span: ReadableSpan) -> None:
+        name = json.loads(str((span.attributes or {}).get("bus.args", "[null]")))[0]
+        if name in self.gates:
+            self.entered[name].set()
+            self.gates[name].wait(10)
+        self.count += 1
+
+
+def test_flush_traces_waits_for_every_span_recorded_so_far(
+    make_bus: Callable[..., Bus],
+) -> None:
+    provider = TracerProvider()
+    gated = _Gated("hold", "late")
+    provider.add_span_processor(gated)
+    b = make_bus(name="flush", tracer_provider=provider)
+    b.register_command("noop", lambda tag: None)
+
+    b.execute_command("noop", "hold").result(timeout=5)
+    assert gated.entered["hold"].wait(5)  # the trace thread holds one record
+    b.execute_command("noop", "late").result(timeout=5)  # and one waits behind it
+    flushed: list[bool] = []
+    flusher = threading.Thread(target=lambda: flushed.append(b.flush_traces(10)))
+    flusher.start()
+    gated.gates["hold"].set()
+    assert gated.entered["late"].wait(5)
+
+    flusher.join(0.3)
+    assert flusher.is_alive(), "flush_traces returned before every span was exported"
+    gated.gates["late"].set()
+    flusher.join(5)
+    assert flushed == [True]
+    assert gated.count == 4
+    provider.shutdown()
