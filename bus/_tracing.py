@@ -218,6 +218,7 @@ class TraceSink:
         self._ring = ring
         self._buffer: deque[CallRecord | FireRecord | DeliveryRecord] = deque()
         self._capacity = capacity
+        self._room = capacity  # 0 once the trace thread has ended
         self._limit = json_limit
         self._redact = redact
         self._wake = threading.Event()
@@ -237,7 +238,7 @@ class TraceSink:
     def submit(self, record: CallRecord | FireRecord | DeliveryRecord) -> None:
         """Queue a finished record for export; count it dropped if the buffer is full."""
         buffer = self._buffer
-        if len(buffer) >= self._capacity:
+        if len(buffer) >= self._room:
             with self._drop_lock:
                 self.dropped += 1
             return
@@ -285,6 +286,9 @@ class TraceSink:
             self._wake.clear()
             self._drain()
             if self._stopping:
+                # What handlers still running past close() submit from now
+                # on is counted as dropped, not left in a buffer no one reads.
+                self._room = 0
                 self._drain()
                 return
 

@@ -502,3 +502,24 @@ def test_flush_traces_waits_for_every_span_recorded_so_far(
     assert flushed == [True]
     assert gated.count == 4
     provider.shutdown()
+
+
+def test_spans_of_handlers_finishing_after_close_are_counted_dropped(
+    tracer_provider: TracerProvider, make_bus: Callable[..., Bus]
+) -> None:
+    b = make_bus(name="after", tracer_provider=tracer_provider, hung_after=60)
+    started, release = threading.Event(), threading.Event()
+
+    def slow() -> str:
+        started.set()
+        release.wait(10)
+        return "late"
+
+    b.register_command("slow", slow)
+    future = b.execute_command("slow")
+    assert started.wait(5)
+    b.close(timeout=0.3)  # gives up on the handler
+    release.set()
+    # The span is submitted before the future resolves.
+    assert future.result(timeout=5) == "late"
+    assert b.inspect()["tracing"]["dropped"] == 1
