@@ -241,6 +241,8 @@ class InvokeScreen(ModalScreen[None]):
         inputs = self.query(Input)
         if inputs:
             inputs.first().focus()
+        else:  # nothing to type: Enter presses Call
+            self.query_one("#run", Button).focus()
 
     def values(self) -> dict[str, str]:
         """The text typed for each parameter."""

@@ -209,6 +209,20 @@ def test_invoke_a_command_with_good_input(source, run_app):
     run_app(body)
 
 
+def test_enter_runs_a_command_without_parameters(source, run_app):
+    async def body():
+        app = BusctlApp(source=source)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await _open_form(app, pilot, "lights.list")
+            assert not screen.query(Input)
+            await pilot.press("enter")
+            await until(pilot, lambda: screen.outcome is not None)
+            assert screen.outcome.error is None
+            assert {light["room"] for light in screen.outcome.result} >= {"hall", "kitchen"}
+
+    run_app(body)
+
+
 def test_invoke_with_bad_input_shows_why(source, run_app):
     async def body():
         app = BusctlApp(source=source)
