@@ -6,14 +6,8 @@
     report = Replayer(plan, BusTarget(bus), fast=True).run()
     print(report.render())          # differences, and everything left out
 
-What is replayed: the outermost recorded work only — events and commands that
-nothing else in the file caused. What they caused (nested commands, events
-fired by handlers) happens again by itself on a bus running the same
-services. A command that is not replayed (``--commands`` not given, or not
-read-only without ``--all-commands``) is looked into instead: the events and
-commands it caused are replayed in its place, so listeners still see them.
-Anything left out is listed in the report with the reason, never dropped
-silently.
+What goes into the plan, and what is left out, is ``_plan``'s business; this
+module sends it and compares what comes back.
 """
 
 from __future__ import annotations
