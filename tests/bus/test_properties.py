@@ -50,6 +50,7 @@ def reference_match(pattern: str, name: str) -> bool:
     return match(0, 0)
 
 
+@settings(deadline=None)  # timings on a shared, loaded machine mean nothing
 @given(patterns, names())
 def test_pattern_matches_agrees_with_the_reference(pattern: str, name: str) -> None:
     assert validate_pattern(pattern) == pattern
@@ -57,6 +58,7 @@ def test_pattern_matches_agrees_with_the_reference(pattern: str, name: str) -> N
     assert pattern_matches(pattern, name) == reference_match(pattern, name)
 
 
+@settings(deadline=None)  # timings on a shared, loaded machine mean nothing
 @given(names())
 def test_a_name_matches_itself_star_and_its_prefix_glob(name: str) -> None:
     assert pattern_matches(name, name)
@@ -67,6 +69,7 @@ def test_a_name_matches_itself_star_and_its_prefix_glob(name: str) -> None:
         assert not pattern_matches(f"{head}.*", head)
 
 
+@settings(deadline=None)  # timings on a shared, loaded machine mean nothing
 @given(names(), names())
 def test_a_pattern_without_star_matches_only_equal_names(a: str, b: str) -> None:
     assert pattern_matches(a, b) == (a == b)
@@ -79,7 +82,7 @@ class _Runtime:
     shared = False
 
 
-@settings(max_examples=50)
+@settings(max_examples=50, deadline=None)
 @given(st.lists(patterns, min_size=1, max_size=6), st.lists(names(), min_size=1, max_size=6))
 def test_router_returns_every_matching_listener_in_order(
     listener_patterns: list[str], events: list[str]
@@ -160,7 +163,7 @@ def signatures(draw: st.DrawFn) -> str:
     return f"def handler({', '.join(parts)}): pass"
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(
     signatures(),
     st.integers(0, 6),
@@ -189,6 +192,7 @@ def test_binder_agrees_with_inspect_bind(source: str, positional: int, keywords:
         assert str(expected) in str(info.value)
 
 
+@settings(deadline=None)  # timings on a shared, loaded machine mean nothing
 @given(st.integers(0, 4), st.integers(0, 4), st.integers(0, 6))
 def test_binder_fast_path_matches_bind_for_plain_positional(
     required: int, optional: int, given_count: int
@@ -216,6 +220,7 @@ json_values = st.recursive(
 )
 
 
+@settings(deadline=None)  # timings on a shared, loaded machine mean nothing
 @given(json_values, st.integers(1, 200))
 def test_encode_is_bounded_and_valid_json_unless_cut(value: Any, limit: int) -> None:
     encoded = encode(value, limit, None)
@@ -229,6 +234,7 @@ def test_encode_is_bounded_and_valid_json_unless_cut(value: Any, limit: int) -> 
 # -- latency percentiles ---------------------------------------------------------------------
 
 
+@settings(deadline=None)  # timings on a shared, loaded machine mean nothing
 @given(
     st.lists(st.floats(0, 10, allow_nan=False), min_size=1, max_size=300),
     st.sampled_from(["0.5", "0.9", "0.99", "0.999", "0.25", "0.29", "0.57", "1"]),
