@@ -9,6 +9,7 @@ describes, the value is masked instead.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Callable
@@ -31,21 +32,37 @@ Redactor = Callable[[str, Any], Any]
 ATOMIC_TYPES: frozenset[type] = frozenset({str, int, float, bool, type(None)})
 """Immutable types whose encoding may safely be deferred off the hot path."""
 
-_SECRET_KEY = re.compile(
-    r"pass(word|wd)?|secret|token|api[_-]?key|authori[sz]ation|credential", re.I
-)
+_SECRET_WORDS = frozenset(
+    {
+        "pass", "password", "passwd", "passphrase", "pwd", "secret", "token",
+        "apikey", "authorization", "authorisation", "credential", "credentials",
+    }
+)  # fmt: skip
+_WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
+_verdicts: dict[str, bool] = {}  # key -> secret?; bounded below
 MASK = "***"
 _REPR_LIMIT = 200
 _INFINITIES = (float("inf"), float("-inf"))
 
 
 def redact_secrets(key: str, value: Any) -> Any:
-    """The default redaction hook: masks values whose key looks like a secret.
+    """The default redaction hook: masks values whose key names a secret.
 
-    Keys containing ``password``, ``passwd``, ``secret``, ``token``,
-    ``api_key``, ``authorization`` or ``credential`` (any case) are masked.
+    The key is split into words (``db_password``, ``dbPassword``,
+    ``X-Api-Key``); it is a secret when a word is ``password``, ``passwd``,
+    ``pass``, ``pwd``, ``passphrase``, ``secret``, ``token``,
+    ``authorization``, ``credential(s)``, or two words make ``api key``.
+    ``passenger`` or ``compass`` are not secrets.
     """
-    return MASK if _SECRET_KEY.search(key) else value
+    secret = _verdicts.get(key)
+    if secret is None:
+        words = [w.lower() for w in _WORDS.findall(key)]
+        secret = any(w in _SECRET_WORDS for w in words) or any(
+            a == "api" and b == "key" for a, b in itertools.pairwise(words)
+        )
+        if len(_verdicts) < 4096:
+            _verdicts[key] = secret
+    return MASK if secret else value
 
 
 class Encoded(NamedTuple):
