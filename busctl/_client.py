@@ -501,6 +501,8 @@ class Client:
             try:
                 message = json.loads(line)
             except ValueError:
+                if self._closed:  # a line cut short by our own close()
+                    return
                 _log.warning("ignoring a line that is not JSON from %s", self.address)
                 continue
             if isinstance(message, dict):
