@@ -317,7 +317,9 @@ class Bus:
 
         Raises:
             ValueError: a service of that name is already on the bus.
-            TimeoutError: ``on_start`` did not finish within ``timeout``.
+            TimeoutError: ``on_start`` did not finish within ``timeout``. The
+                service stays on the bus as ``starting`` and runs, all its
+                threads, once ``on_start`` returns; ``close()`` stops it.
             BusClosedError: the bus is closed.
             Exception: whatever ``on_start`` or a registration raised.
         """
@@ -354,6 +356,9 @@ class Bus:
                 with runtime._lock:  # close() may have begun stopping it
                     if runtime.state == "starting":
                         runtime.state = "running"
+                # Here, not in add_service: a caller that timed out still gets
+                # the whole service once on_start returns.
+                runtime.start_rest()
             except BaseException as exc:
                 # Raised again by add_service on the caller's thread; the
                 # service thread just ends (see Runtime._serve).
@@ -366,13 +371,15 @@ class Bus:
 
         runtime.start(start)
         if not ready.wait(timeout):
-            raise TimeoutError(f"service {name!r} did not start within {timeout}s")
+            raise TimeoutError(
+                f"service {name!r} did not start within {timeout}s: its on_start is still "
+                "running; the service runs once it returns (inspect() shows it 'starting')"
+            )
         if failure:
             with self._services_lock:
                 self._runtimes.pop(name, None)
             service.bus = None  # type: ignore[assignment]
             raise failure[0]
-        runtime.start_rest()
         return service
 
     # -- introspection -----------------------------------------------------------------

@@ -370,3 +370,29 @@ def test_bad_services_are_refused(bus: Bus, make_bus: Callable[..., Bus]) -> Non
     bus.add_service(shared)
     with pytest.raises(ValueError, match="already on bus 'test'"):
         make_bus(name="other").add_service(shared)
+
+
+def test_a_service_whose_on_start_times_out_runs_whole_once_it_returns(bus: Bus) -> None:
+    release = threading.Event()
+
+    class Late(Service):
+        concurrency = 2
+
+        def on_start(self) -> None:
+            release.wait(10)
+
+        @command("late.ping")
+        def ping(self) -> str:
+            return "pong"
+
+    with pytest.raises(TimeoutError, match=r"service 'late' did not start within 0.05s"):
+        bus.add_service(Late(), timeout=0.05)
+    (late,) = [s for s in bus.inspect()["services"] if s["name"] == "late"]
+    assert late["state"] == "starting"
+    future = bus.execute_command("late.ping")  # queued until on_start returns
+    release.set()
+    assert future.result(timeout=10) == "pong"
+    assert bus.wait_idle(10)
+    (late,) = [s for s in bus.inspect()["services"] if s["name"] == "late"]
+    assert late["state"] == "running"
+    assert len(late["threads"]) == 2
