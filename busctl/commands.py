@@ -21,7 +21,7 @@ from typing import Any
 import click
 
 from . import _output
-from ._args import parse_args
+from ._args import parse_args, parse_call
 from ._client import RemoteError
 from ._exit import ExitStatus
 from ._live import capture, monitor
@@ -371,6 +371,14 @@ def who_handles(name: str, target: str | None, as_json: bool, verbose: bool) -> 
 _PASS_THROUGH = {"ignore_unknown_options": True}  # so `call f -1` reads -1 as an argument
 
 
+def _read_call(name: str, arguments: tuple[str, ...]) -> tuple[str, list[Any], dict[str, Any]]:
+    """``NAME ARG...``, or the REPL's ``'NAME(arg, kw=value)'`` as one word."""
+    if "(" in name and not arguments:
+        return parse_call(name)
+    args, kwargs = parse_args(list(arguments))
+    return name, args, kwargs
+
+
 @click.command("call", context_settings=_PASS_THROUGH)
 @click.argument("name")
 @click.argument("arguments", nargs=-1, type=click.UNPROCESSED, metavar="[ARG]...")
@@ -400,8 +408,9 @@ def call(
       busctl call lights.turn_on kitchen brightness=60
       busctl call notifier.send "'dinner is ready'" channel=email
       busctl call thermostat.set_target living_room 21.5
+      busctl call 'lights.turn_on(room="hall", brightness=30)'
     """
-    args, kwargs = parse_args(list(arguments))
+    name, args, kwargs = _read_call(name, arguments)
     with attached(target) as client:
         try:
             result = client.execute(name, args, kwargs, timeout=timeout)
@@ -425,7 +434,7 @@ def emit(
     name: str, arguments: tuple[str, ...], target: str | None, as_json: bool, verbose: bool
 ) -> None:
     """Fire an event (arguments as for `call`); print how many listeners it reached."""
-    args, kwargs = parse_args(list(arguments))
+    name, args, kwargs = _read_call(name, arguments)
     with attached(target) as client:
         count = client.fire(name, args, kwargs)
     if as_json:

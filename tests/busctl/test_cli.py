@@ -167,6 +167,15 @@ def test_call_prints_the_result(busctl: Callable[..., Result]) -> None:
     assert json.loads(result.stdout) == {"args": [[1, 2], -3, "none"], "kwargs": {"k": {"a": None}}}
 
 
+def test_call_takes_the_call_form_as_one_word(busctl: Callable[..., Result]) -> None:
+    result = busctl("call", "--json", "probe.echo(1, 'two', k=[3])")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"args": [1, "two"], "kwargs": {"k": [3]}}
+    result = busctl("call", "probe.echo(1, k=[3)")
+    assert result.exit_code == ExitStatus.USAGE
+    assert "column" in result.stderr
+
+
 def test_call_unknown_command_suggests(busctl: Callable[..., Result]) -> None:
     result = busctl("call", "say_helo", "Alice")
     assert result.exit_code == ExitStatus.NOT_FOUND
