@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import logging
 import os
 import socket
@@ -25,6 +26,7 @@ from ._control_addr import (
     probe,
 )
 from ._control_conn import Connection
+from ._control_methods import TOO_MANY_CLIENTS
 from ._threads import Timers, start_thread
 
 if TYPE_CHECKING:
@@ -71,6 +73,9 @@ class ControlServer:
         ValueError: the path is too long for a Unix socket.
     """
 
+    max_connections = 64
+    """Clients attached at once; one more is told so (``-32008``) and closed."""
+
     def __init__(self, bus: Bus, address: str | os.PathLike[str] | None = None) -> None:
         self.bus = bus
         if address is None:
@@ -92,6 +97,7 @@ class ControlServer:
         self._closed = False
         self._listening = True
         self.refused = 0  # connections from other users
+        self.turned_away = 0  # connections beyond max_connections
         self._listener, self._identity = self._bind(path)
         self.timers = Timers(f"bus:{bus.name}/control-timers")
         self._accepter = start_thread(f"bus:{bus.name}/control", self._accept_loop)
@@ -160,8 +166,30 @@ class ControlServer:
                 if self._closed:
                     sock.close()
                     return
-                conn = Connection(self, sock, next(self._numbers))
-                self._connections.add(conn)
+                full = len(self._connections) >= self.max_connections
+                if not full:
+                    conn = Connection(self, sock, next(self._numbers))
+                    self._connections.add(conn)
+            if full:
+                self._turn_away(sock)
+
+    def _turn_away(self, sock: socket.socket) -> None:
+        """Tell a client beyond ``max_connections`` why, and close it."""
+        self.turned_away += 1
+        limit = self.max_connections
+        log.warning("turned away a control client: %d are attached already", limit)
+        error = {
+            "code": TOO_MANY_CLIENTS,
+            "message": f"too many clients: {limit} are attached to bus {self.bus.name!r} already",
+            "data": {"limit": limit},
+        }
+        line = json.dumps({"jsonrpc": "2.0", "id": None, "error": error}) + "\n"
+        with contextlib.suppress(OSError):
+            sock.settimeout(1.0)
+            sock.sendall(line.encode())
+            sock.shutdown(socket.SHUT_WR)
+        with contextlib.suppress(OSError):
+            sock.close()
 
     def _forget(self, conn: Connection) -> None:
         with self._lock:

@@ -205,6 +205,7 @@ class Client:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
+        self._server_error: RemoteError | None = None
         self._pending: dict[int, Future[Any]] = {}
         self._on_reply: dict[int, Callable[[Any], None]] = {}
         self._subscriptions: dict[Any, Subscription] = {}
@@ -446,6 +447,8 @@ class Client:
         return f"<Client {self.name or '?'} at {self.address} ({state})>"
 
     def _lost_message(self) -> str:
+        if self._server_error is not None:
+            return f"bus {self.name or self.address} closed the connection: {self._server_error}"
         if self.error is not None:
             return f"connection to bus {self.name or self.address} lost: {self.error}"
         return f"connection to bus {self.name or self.address} is closed"
@@ -509,6 +512,17 @@ class Client:
                 self._dispatch(message)
 
     def _dispatch(self, message: dict[str, Any]) -> None:
+        if message.get("id", 0) is None and isinstance(message.get("error"), dict):
+            # Not a reply: the server's reason for what it does next (say,
+            # closing a connection it has no room for).
+            error = message["error"]
+            data = error.get("data")
+            self._server_error = RemoteError(
+                int(error.get("code", -32603)),
+                str(error.get("message", "")),
+                data if isinstance(data, dict) else {},
+            )
+            return
         if "id" in message and ("result" in message or "error" in message):
             with self._lock:
                 future = self._pending.pop(message["id"], None)

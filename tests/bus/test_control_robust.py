@@ -411,3 +411,36 @@ def test_random_bytes_never_hurt_the_server(fuzz_bus: Bus, data: bytes) -> None:
             _check_reply(message)
     finally:
         c.close()
+
+
+def test_a_client_beyond_the_limit_is_told_why_and_the_others_are_served(
+    served: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = served._control
+    assert server is not None
+    monkeypatch.setattr(server, "max_connections", 2)
+    first, second = LineClient(address(served)), LineClient(address(served))
+    for c in (first, second):  # both attached: the server has answered each
+        c.request("describe", rid="hello")
+        assert c.until("hello")[0]["result"]["name"] == served.name
+    third = LineClient(address(served))
+    refusal = third.read()
+    assert refusal is not None
+    assert refusal["id"] is None
+    assert refusal["error"]["code"] == -32008
+    assert refusal["error"]["data"] == {"limit": 2}
+    assert "too many clients" in refusal["error"]["message"]
+    assert third.read() is None  # then closed
+    assert server.turned_away == 1
+    first.request("execute", {"name": "echo", "args": [7]}, rid="still")
+    assert first.until("still")[0]["result"] == {"result": 7}
+    first.close()
+    for _ in range(200):  # the server forgets a closed client
+        if server.connections < 2:
+            break
+        time.sleep(0.01)
+    fourth = LineClient(address(served))
+    fourth.request("describe", rid="room")
+    assert fourth.until("room")[0]["result"]["name"] == served.name
+    for c in (second, third, fourth):
+        c.close()

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import queue
+import shutil
 import socket
 import tempfile
 import threading
@@ -222,3 +223,20 @@ def test_concurrent_requests_from_many_threads(server: FakeServer) -> None:
         for thread in threads:
             thread.join()
         assert results == {i: [[i], {}] for i in range(20)}
+
+
+def test_a_full_bus_says_why_it_closed_the_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bus import Bus
+
+    runtime = tempfile.mkdtemp(prefix="bcl", dir="/tmp")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", runtime)
+    monkeypatch.delenv("BUS_ADDRESS", raising=False)
+    with contextlib.ExitStack() as cleanup, Bus(name="full", control=True) as bus:
+        cleanup.callback(shutil.rmtree, runtime, True)
+        assert bus._control is not None
+        monkeypatch.setattr(bus._control, "max_connections", 1)
+        with Client.connect("full", timeout=5) as first:
+            assert first.describe()["name"] == "full"
+            with pytest.raises(ConnectionLost, match="too many clients: 1 are attached"):
+                Client.connect("full", timeout=5)
+            assert first.inspect()["bus"]["name"] == "full"  # the first is still served
