@@ -271,17 +271,10 @@ class Runtime:
     # -- the runtime's own threads ---------------------------------------------
 
     def _grow_if_busy(self) -> None:
-        with self._lock:
-            grow = self._idle_threads <= 0 and len(self.threads) < self.concurrency
-            stopping = grow and self._stopping
-        if grow:
-            self._spawn()
-            if stopping:
-                # A pool handler sent work after the pool was told to stop:
-                # the new thread needs a stop of its own to end.
-                self._queue.put(_STOP)
-                with self._lock:
-                    self._stops += 1
+        # A cheap look first; _spawn decides again under the lock, so two
+        # posters racing here cannot take the pool past its size.
+        if self._queue.qsize() > self._idle_threads and len(self.threads) < self.concurrency:
+            self._spawn(grow=True)
 
     def _spawn(
         self,
@@ -289,8 +282,20 @@ class Runtime:
         *,
         unless_stopping: bool = False,
         first: bool = False,
+        grow: bool = False,
     ) -> None:
         with self._lock:
+            if grow:
+                # One thread per item waiting, up to the pool's size: an idle
+                # thread may be about to take an item posted before this one.
+                enough = self._queue.qsize() <= self._idle_threads
+                if enough or len(self.threads) >= self.concurrency:
+                    return
+                if self._stopping:
+                    # A pool handler sent work after the pool was told to
+                    # stop: the new thread needs a stop of its own to end.
+                    self._queue.put(_STOP)
+                    self._stops += 1
             if unless_stopping and self._stopping:
                 # close() told the threads there were to stop while on_start
                 # ran; one started now would never be told.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 import pytest
@@ -246,3 +248,29 @@ def test_current_event_without_tracing_has_no_ids(make_bus: Any) -> None:
     wait_idle(b)
     assert seen[0] is not None
     assert (seen[0].name, seen[0].trace_id, seen[0].span_id) == ("plain", None, None)
+
+
+def test_the_pool_never_grows_past_max_pool_threads(make_bus: Callable[..., Bus]) -> None:
+    bus = make_bus(max_pool_threads=3)
+    release = threading.Event()
+    bus.register_command("block", lambda i: release.wait(10) and i)
+    senders = 12
+    barrier = threading.Barrier(senders)
+    futures: list[Future[Any]] = []
+    lock = threading.Lock()
+
+    def send(i: int) -> None:
+        barrier.wait(10)
+        future = bus.execute_command("block", i)
+        with lock:
+            futures.append(future)
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(senders)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    (pool,) = [s for s in bus.inspect()["services"] if s["kind"] == "pool"]
+    assert len(pool["threads"]) == 3
+    release.set()
+    assert sorted(f.result(timeout=10) for f in futures) == list(range(senders))
