@@ -265,8 +265,9 @@ class Bus:
             return
         for handler in listeners:
             next(handler.dispatched)
-            if handler.runtime.post((handler, args, kwargs, name, None)):
-                self._not_delivered(name, handler)
+            status = handler.runtime.post((handler, args, kwargs, name, None))
+            if status:
+                self._not_delivered(name, handler, status, None)
 
     def _fire_observed(
         self,
@@ -288,24 +289,32 @@ class Bus:
             if fire is not None:
                 record = DeliveryRecord(fire, handler.name, handler.runtime.name, _bits(64))
             next(handler.dispatched)
-            if handler.runtime.post((handler, args, kwargs, name, record)):
-                self._not_delivered(name, handler)
+            status = handler.runtime.post((handler, args, kwargs, name, record))
+            if status:
+                self._not_delivered(name, handler, status, record)
         if fire is not None:
             fire.listeners = len(listeners)
             fire.end_ns = _time_ns()
             self._sink_submit(fire)
 
-    def _not_delivered(self, name: str, handler: Handler) -> None:
+    def _not_delivered(
+        self, name: str, handler: Handler, status: int, record: DeliveryRecord | None
+    ) -> None:
+        """A delivery the listener's mailbox refused: counted, logged, on a span."""
         handler.stats.refuse()
         runtime = handler.runtime
         with runtime._lock:
             runtime.dropped += 1
-        log.warning(
-            "event %r dropped for %s: mailbox of %r is full or stopped",
-            name,
-            handler.qualname,
-            runtime.name,
-        )
+        if status == FULL:
+            error: BusError = MailboxFullError(runtime.name, runtime.maxsize)
+        else:
+            error = BusClosedError(f"service {runtime.name!r} is stopped")
+        runtime.drop_log.warning("event %r dropped for %s: %s", name, handler.qualname, error)
+        if record is not None:  # a CONSUMER span that says why it never ran
+            record.start_ns = record.end_ns = _time_ns()
+            record.thread = ""
+            record.error = error
+            self._sink_submit(record)
 
     # -- services ----------------------------------------------------------------
 

@@ -102,21 +102,31 @@ class Job:
 class _RateLimitedLog:
     """Logs a repeated failure at most once a second, with the count skipped."""
 
-    __slots__ = ("_last", "_skipped")
+    __slots__ = ("_last", "_lock", "_skipped")
 
     def __init__(self) -> None:
         self._last = -1e9
         self._skipped = 0
+        self._lock = threading.Lock()
 
     def error(self, message: str, *args: object, exc: BaseException) -> None:
+        self._report(logging.ERROR, message, args, exc)
+
+    def warning(self, message: str, *args: object) -> None:
+        self._report(logging.WARNING, message, args, None)
+
+    def _report(
+        self, level: int, message: str, args: tuple[object, ...], exc: BaseException | None
+    ) -> None:
         now = time.monotonic()
-        if now - self._last < 1.0:
-            self._skipped += 1
-            return
-        if self._skipped:
-            message += f" ({self._skipped} more since the last report)"
-        self._last, self._skipped = now, 0
-        log.error(message, *args, exc_info=exc)
+        with self._lock:
+            if now - self._last < 1.0:
+                self._skipped += 1
+                return
+            skipped, self._last, self._skipped = self._skipped, now, 0
+        if skipped:
+            message += f" ({skipped} more since the last report)"
+        log.log(level, message, *args, exc_info=exc)
 
 
 class Runtime:
@@ -159,6 +169,7 @@ class Runtime:
         self._stops = 0
         self._posted = bus._posted
         self._listener_log: dict[int, _RateLimitedLog] = {}
+        self.drop_log = _RateLimitedLog()  # deliveries refused by this mailbox
 
     # -- any thread ------------------------------------------------------------
 

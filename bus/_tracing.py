@@ -494,9 +494,10 @@ class TraceSink:
             "messaging.destination.name": fire.name,
             "bus.service": r.service,
             "bus.listener.pattern": r.pattern,
-            "thread.name": r.thread,
             "bus.queued_ms": (r.start_ns - fire.sent_ns) / 1e6,
         }
+        if r.thread:  # none for a delivery the mailbox refused
+            attrs["thread.name"] = r.thread
         events, status = self._outcome(attrs, r, r.error, r.end_ns)
         out.append(
             ReadableSpan(

@@ -457,3 +457,32 @@ def test_a_service_whose_thread_starts_after_close_stopped_it_still_ends(
     assert stopped == ["bus:late/latecomer"]
     with pytest.raises(BusClosedError):
         b.add_service(Service(name="after"))
+
+
+def test_a_dropped_delivery_has_a_span_saying_why_and_the_log_is_rate_limited(
+    tracer_provider: Any,
+    finished_spans: Callable[[Bus], list[Any]],
+    make_bus: Callable[..., Bus],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    b = make_bus(mailbox_size=1, tracer_provider=tracer_provider)
+    gate, blocker = _blocked_gate(b)
+    b.fire_event("gate.event", "queued")  # fills the mailbox
+    with caplog.at_level(logging.WARNING, logger="bus"):
+        for i in range(50):
+            b.fire_event("gate.event", i)
+    drops = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+    assert len(drops) == 1, drops  # one report a second, not fifty
+    assert "mailbox of service 'gate' is full (1 items)" in drops[0]
+    (listener_stats,) = b.inspect()["listeners"]
+    assert listener_stats["dropped"] == 50
+    gate.release.set()
+    assert blocker.result(timeout=5) == "released"
+    assert b.wait_idle(5)
+    consumers = [s for s in finished_spans(b) if s.name == "process gate.event"]
+    refused = [s for s in consumers if s.status.status_code.name == "ERROR"]
+    assert len(consumers) == 51
+    assert len(refused) == 50
+    assert refused[0].attributes["error.type"] == "MailboxFullError"
+    assert "thread.name" not in refused[0].attributes
+    assert gate.seen == ["queued"]
