@@ -240,3 +240,33 @@ def test_a_full_bus_says_why_it_closed_the_connection(monkeypatch: pytest.Monkey
             with pytest.raises(ConnectionLost, match="too many clients: 1 are attached"):
                 Client.connect("full", timeout=5)
             assert first.inspect()["bus"]["name"] == "full"  # the first is still served
+
+
+def with_late_activity(server: FakeServer, conn: socket.socket, request: dict[str, Any]) -> None:
+    """``basic``, then one more activity after the ``dropped`` report."""
+    basic(server, conn, request)
+    if request["method"] == "subscribe":
+        activity = {"subscription": 7, "activity": {"kind": "event", "name": "y"}}
+        server.send(conn, {"jsonrpc": "2.0", "method": "activity", "params": activity})
+
+
+def test_monitor_and_capture_report_what_the_bus_dropped(sock_path: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from busctl.commands import capture, monitor
+
+    fake = FakeServer(sock_path, with_late_activity)
+    try:
+        runner = CliRunner()
+        shown = runner.invoke(monitor, ["--bus", str(sock_path), "--json", "-n", "2"])
+        assert shown.exit_code == 0, shown.output
+        assert [json.loads(line)["name"] for line in shown.stdout.splitlines()] == ["x", "y"]
+        assert "... 3 notifications dropped (reading too slowly)" in shown.stderr
+        out = tmp_path / "cap.jsonl"
+        captured = runner.invoke(
+            capture, ["--bus", str(sock_path), "-o", str(out), "--duration", "0.3"]
+        )
+        assert captured.exit_code == 0, captured.output
+        assert "3 dropped (the bus could not send them in time)" in captured.stderr
+    finally:
+        fake.close()
