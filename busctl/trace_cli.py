@@ -281,7 +281,7 @@ def _load_services(
 @click.option("--commands", "with_commands", is_flag=True,
               help="Also re-execute read-only commands; report results that differ.")  # fmt: skip
 @click.option("--all-commands", is_flag=True,
-              help="With --commands: re-execute every command, side effects and all.")  # fmt: skip
+              help="Re-execute every command, side effects too (implies --commands).")  # fmt: skip
 @click.option("--timeout", type=float, default=30.0, show_default=True,
               help="Seconds a replayed command may take.")  # fmt: skip
 @click.option("--to-pytest", "to_pytest", type=click.Path(dir_okay=False), metavar="OUT.py",
