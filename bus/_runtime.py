@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
+from ._ratelog import RateLimitedLog
 from ._records import BusSpan, CallRecord, DeliveryRecord, freeze
 from ._threads import start_thread
 
@@ -99,36 +100,6 @@ class Job:
         self.name: str = getattr(fn, "__qualname__", None) or repr(fn)
 
 
-class _RateLimitedLog:
-    """Logs a repeated failure at most once a second, with the count skipped."""
-
-    __slots__ = ("_last", "_lock", "_skipped")
-
-    def __init__(self) -> None:
-        self._last = -1e9
-        self._skipped = 0
-        self._lock = threading.Lock()
-
-    def error(self, message: str, *args: object, exc: BaseException) -> None:
-        self._report(logging.ERROR, message, args, exc)
-
-    def warning(self, message: str, *args: object) -> None:
-        self._report(logging.WARNING, message, args, None)
-
-    def _report(
-        self, level: int, message: str, args: tuple[object, ...], exc: BaseException | None
-    ) -> None:
-        now = time.monotonic()
-        with self._lock:
-            if now - self._last < 1.0:
-                self._skipped += 1
-                return
-            skipped, self._last, self._skipped = self._skipped, now, 0
-        if skipped:
-            message += f" ({skipped} more since the last report)"
-        log.log(level, message, *args, exc_info=exc)
-
-
 class Runtime:
     """A mailbox and its threads: one service's, or the bus's shared pool."""
 
@@ -168,8 +139,8 @@ class Runtime:
         # thread that compares it with the mailbox errs towards serving on.
         self._stops = 0
         self._posted = bus._posted
-        self._listener_log: dict[int, _RateLimitedLog] = {}
-        self.drop_log = _RateLimitedLog()  # deliveries refused by this mailbox
+        self._listener_log: dict[int, RateLimitedLog] = {}
+        self.drop_log = RateLimitedLog(log)  # deliveries refused by this mailbox
 
     # -- any thread ------------------------------------------------------------
 
@@ -512,7 +483,7 @@ class Runtime:
             error = exc
             limiter = self._listener_log.get(handler.seq)
             if limiter is None:
-                limiter = self._listener_log[handler.seq] = _RateLimitedLog()
+                limiter = self._listener_log[handler.seq] = RateLimitedLog(log)
             limiter.error(
                 "listener %s for %r on service %r failed on event %r",
                 handler.qualname,

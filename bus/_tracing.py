@@ -31,6 +31,7 @@ from opentelemetry.trace.status import Status, StatusCode
 from opentelemetry.util import types
 
 from ._jsonval import Encoded, Redactor, atom_json, atoms_json
+from ._ratelog import RateLimitedLog
 from ._records import CallRecord, DeliveryRecord, FireRecord, encoded_text, span_context
 
 __all__ = ["SpanRing", "TraceSink", "resolve_provider", "tracing_disabled_by_env"]
@@ -210,6 +211,8 @@ class TraceSink:
         start_thread: Any,
         thread_name: str,
     ) -> None:
+        self._build_log = RateLimitedLog(log)
+        self._export_log = RateLimitedLog(log)
         self.provider = provider
         self._processor = _processor_of(provider)
         self._tracer = None if self._processor else provider.get_tracer("bus", "0.1.0")
@@ -306,9 +309,9 @@ class TraceSink:
             for record in batch:
                 try:
                     self._build(record, spans)
-                except Exception:
+                except Exception as exc:
                     self.failed += 1
-                    log.exception("could not build the span of %r", record)
+                    self._build_log.error("could not build the span of %r", record, exc=exc)
             self._ring.extend(spans)
             self._export(spans)
             with self._idle:
@@ -324,9 +327,9 @@ class TraceSink:
             for span in spans:
                 try:
                     on_end(span)
-                except Exception:
+                except Exception as exc:
                     self.failed += 1
-                    log.exception("a span processor failed")
+                    self._export_log.error("a span processor failed", exc=exc)
         else:
             for span in spans:
                 self._replay_through_tracer(span)

@@ -523,3 +523,27 @@ def test_spans_of_handlers_finishing_after_close_are_counted_dropped(
     # The span is submitted before the future resolves.
     assert future.result(timeout=5) == "late"
     assert b.inspect()["tracing"]["dropped"] == 1
+
+
+class _Broken(SpanProcessor):
+    def on_end(self, span: ReadableSpan) -> None:
+        raise RuntimeError("exporter down")
+
+
+def test_a_failing_processor_is_counted_for_every_span_and_logged_once(
+    make_bus: Callable[..., Bus], caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    provider = TracerProvider()
+    provider.add_span_processor(_Broken())
+    b = make_bus(tracer_provider=provider)
+    b.register_command("echo", lambda x: x)
+    with caplog.at_level(logging.ERROR, logger="bus.tracing"):
+        for i in range(20):
+            assert b.execute_command("echo", i).result(timeout=5) == i
+        assert b.flush_traces(10)
+    reports = [r for r in caplog.records if "a span processor failed" in r.getMessage()]
+    assert len(reports) == 1  # once a second, not forty times
+    assert b.inspect()["tracing"]["failed"] == 40  # CLIENT and SERVER of each call
+    assert b.execute_command("echo", "still").result(timeout=5) == "still"
