@@ -182,6 +182,9 @@ def probe(path: Path, timeout: float | None = None) -> dict[str, Any] | None:
                 raise OSError(f"the bus at {path} sent a line too long")
     reply = json.loads(data.split(b"\n", 1)[0])
     result = reply.get("result") if isinstance(reply, dict) else None
+    error = reply.get("error") if isinstance(reply, dict) else None
+    if isinstance(error, dict):
+        raise OSError(f"the bus at {path} refused: {error.get('message')}")
     if not isinstance(result, dict):
         raise OSError(f"the bus at {path} did not answer describe")
     return result

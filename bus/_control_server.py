@@ -92,6 +92,7 @@ class ControlServer:
             )
         self.address = path
         self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)  # notified when a client leaves
         self._connections: set[Connection] = set()
         self._numbers = itertools.count(1)
         self._closed = False
@@ -166,7 +167,15 @@ class ControlServer:
                 if self._closed:
                     sock.close()
                     return
-                full = len(self._connections) >= self.max_connections
+                # A client that just hung up (a discovery probe, say) may not
+                # be forgotten yet: give it a moment before turning anyone away.
+                full = not self._room.wait_for(
+                    lambda: len(self._connections) < self.max_connections or self._closed,
+                    timeout=0.25,
+                )
+                if self._closed:
+                    sock.close()
+                    return
                 if not full:
                     conn = Connection(self, sock, next(self._numbers))
                     self._connections.add(conn)
@@ -194,6 +203,7 @@ class ControlServer:
     def _forget(self, conn: Connection) -> None:
         with self._lock:
             self._connections.discard(conn)
+            self._room.notify_all()
 
     # -- lifetime -----------------------------------------------------------------------
 

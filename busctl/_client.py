@@ -307,6 +307,10 @@ class Client:
             with self._lock:
                 self._pending.pop(request_id, None)
                 self._on_reply.pop(request_id, None)
+            if threading.current_thread() is not self._reader:
+                # The server may have said why before it hung up (too many
+                # clients, say): let the reader take that in first.
+                self._reader.join(timeout=1.0)
             self._shut(exc)
             raise ConnectionLost(self._lost_message()) from exc
         return future
