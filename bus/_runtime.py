@@ -319,6 +319,11 @@ class Runtime:
                     item = get()
                     with self._lock:
                         self._idle_threads -= 1
+                        short = self._queue.qsize() > self._idle_threads
+                    if short and item is not _STOP:
+                        # A poster that looked while this thread still
+                        # counted as idle saw no need to grow: grow for it.
+                        self._grow_if_busy()
                 else:
                     item = get()
                 if item is _STOP:
