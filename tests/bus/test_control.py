@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -20,95 +18,9 @@ from typing import Any
 import pytest
 
 from bus import Bus, Service, command, listener
+from tests.bus.control_client import LineClient
 
 pytestmark = pytest.mark.timeout(30)
-
-
-class LineClient:
-    """One connection; ``call`` sends a request and returns its reply, keeping notifications."""
-
-    def __init__(self, path: Path | str, timeout: float = 10.0) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect(os.fspath(path))
-        self.buffer = b""
-        self.notifications: list[dict[str, Any]] = []
-        self.replies: dict[Any, dict[str, Any]] = {}
-        self.ids = iter(range(1, 1 << 30))
-
-    def send_raw(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def send(self, message: Any) -> None:
-        self.send_raw(json.dumps(message).encode() + b"\n")
-
-    def read(self) -> dict[str, Any] | None:
-        """The next line as JSON; ``None`` at EOF."""
-        while b"\n" not in self.buffer:
-            chunk = self.sock.recv(1 << 16)
-            if not chunk:
-                return None
-            self.buffer += chunk
-        line, self.buffer = self.buffer.split(b"\n", 1)
-        message: dict[str, Any] = json.loads(line)
-        return message
-
-    def reply(self, rid: Any) -> dict[str, Any]:
-        """Read until the reply with ``rid`` arrives (others are kept)."""
-        while rid not in self.replies:
-            message = self.read()
-            assert message is not None, f"connection closed before reply {rid!r}"
-            if "id" in message:
-                self.replies[message["id"]] = message
-            else:
-                self.notifications.append(message)
-        return self.replies.pop(rid)
-
-    def request(self, method: str, params: Any = None, rid: Any = None) -> Any:
-        rid = next(self.ids) if rid is None else rid
-        message: dict[str, Any] = {"jsonrpc": "2.0", "id": rid, "method": method}
-        if params is not None:
-            message["params"] = params
-        self.send(message)
-        return rid
-
-    def call(self, method: str, params: Any = None) -> dict[str, Any]:
-        return self.reply(self.request(method, params))
-
-    def result(self, method: str, params: Any = None) -> Any:
-        reply = self.call(method, params)
-        assert "error" not in reply, reply
-        return reply["result"]
-
-    def error(self, method: str, params: Any = None) -> dict[str, Any]:
-        reply = self.call(method, params)
-        assert "error" in reply, reply
-        error: dict[str, Any] = reply["error"]
-        return error
-
-    def notification(self) -> dict[str, Any]:
-        while not self.notifications:
-            message = self.read()
-            assert message is not None, "connection closed"
-            if "id" in message:
-                self.replies[message["id"]] = message
-            else:
-                self.notifications.append(message)
-        return self.notifications.pop(0)
-
-    def at_eof(self) -> bool:
-        """Whether the server closed the connection (reads what is left)."""
-        while True:
-            try:
-                chunk = self.sock.recv(1 << 16)
-            except ConnectionResetError:
-                return True
-            if not chunk:
-                return True
-            self.buffer += chunk
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 class Greeter(Service):
@@ -155,16 +67,6 @@ class Slow(Service):
     def wait_for_release(self) -> str:
         self.release.wait(20)
         return "released"
-
-
-@pytest.fixture
-def runtime_dir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A private, short ``XDG_RUNTIME_DIR`` (AF_UNIX paths are limited to 107 bytes)."""
-    directory = Path(tempfile.mkdtemp(prefix="bctl", dir="/tmp"))
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(directory))
-    monkeypatch.delenv("BUS_ADDRESS", raising=False)
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ served.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import struct
@@ -23,70 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bus import Bus, Service, command, listener
+from tests.bus.control_client import LineClient
 
 pytestmark = pytest.mark.timeout(60)
-
-
-class LineClient:
-    """A raw line client: requests out, replies by id, notifications kept in order."""
-
-    def __init__(self, path: Path | str, timeout: float = 20.0, rcvbuf: int | None = None):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        if rcvbuf is not None:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        self.sock.settimeout(timeout)
-        self.sock.connect(os.fspath(path))
-        self.buffer = b""
-        self.notifications: list[dict[str, Any]] = []
-        self.replies: dict[Any, dict[str, Any]] = {}
-        self.ids = iter(range(1, 1 << 30))
-
-    def send_raw(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def request(self, method: str, params: Any = None, rid: Any = None) -> Any:
-        rid = next(self.ids) if rid is None else rid
-        message: dict[str, Any] = {"jsonrpc": "2.0", "id": rid, "method": method}
-        if params is not None:
-            message["params"] = params
-        self.send_raw(json.dumps(message).encode() + b"\n")
-        return rid
-
-    def read(self) -> dict[str, Any] | None:
-        while b"\n" not in self.buffer:
-            chunk = self.sock.recv(1 << 16)
-            if not chunk:
-                return None
-            self.buffer += chunk
-        line, self.buffer = self.buffer.split(b"\n", 1)
-        message: dict[str, Any] = json.loads(line)
-        return message
-
-    def until(self, rid: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """Read up to the reply ``rid``: that reply, and every other line before it.
-
-        Replies may come in any order: one read earlier is kept for its own call.
-        """
-        if rid in self.replies:
-            return self.replies.pop(rid), []
-        before = []
-        while True:
-            message = self.read()
-            assert message is not None, f"closed before reply {rid!r}; got {before[-3:]}"
-            if message.get("id") == rid and ("result" in message or "error" in message):
-                return message, before
-            if "id" in message and message["id"] is not None:
-                self.replies[message["id"]] = message
-            before.append(message)
-
-    def result(self, method: str, params: Any = None) -> Any:
-        reply, before = self.until(self.request(method, params))
-        self.notifications += [m for m in before if "id" not in m]
-        assert "result" in reply, reply
-        return reply["result"]
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 class Lights(Service):
@@ -110,16 +48,13 @@ class Lights(Service):
 
 
 @pytest.fixture
-def served(monkeypatch: pytest.MonkeyPatch) -> Iterator[Bus]:
-    directory = Path(tempfile.mkdtemp(prefix="bctl", dir="/tmp"))
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(directory))
+def served(runtime_dir: Path) -> Iterator[Bus]:
     bus = Bus(name="robust", control=True)
     try:
         bus.add_service(Lights())
         yield bus
     finally:
         bus.close()
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def address(bus: Bus) -> Path:

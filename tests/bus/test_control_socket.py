@@ -9,7 +9,6 @@ import socket
 import stat
 import tempfile
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +28,6 @@ from bus.control import (
 )
 
 pytestmark = pytest.mark.timeout(30)
-
-
-@pytest.fixture
-def runtime_dir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    directory = Path(tempfile.mkdtemp(prefix="bctl", dir="/tmp"))
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(directory))
-    monkeypatch.delenv("BUS_ADDRESS", raising=False)
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
 
 
 def describe(path: Path | str) -> dict[str, Any]:
