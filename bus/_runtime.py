@@ -255,7 +255,7 @@ class Runtime:
     def _grow_if_busy(self) -> None:
         # A cheap look first; _spawn decides again under the lock, so two
         # posters racing here cannot take the pool past its size.
-        if self._queue.qsize() > self._idle_threads and len(self.threads) < self.concurrency:
+        if self._idle_threads <= 0 and len(self.threads) < self.concurrency:
             self._spawn(grow=True)
 
     def _spawn(
@@ -268,10 +268,9 @@ class Runtime:
     ) -> None:
         with self._lock:
             if grow:
-                # One thread per item waiting, up to the pool's size: an idle
-                # thread may be about to take an item posted before this one.
-                enough = self._queue.qsize() <= self._idle_threads
-                if enough or len(self.threads) >= self.concurrency:
+                # Grow only when no thread is free: a pool that stays small
+                # keeps quick work in the order it was sent.
+                if self._idle_threads > 0 or len(self.threads) >= self.concurrency:
                     return
                 if self._stopping:
                     # A pool handler sent work after the pool was told to
@@ -319,7 +318,7 @@ class Runtime:
                     item = get()
                     with self._lock:
                         self._idle_threads -= 1
-                        short = self._queue.qsize() > self._idle_threads
+                        short = self._idle_threads <= 0 and self._queue.qsize() > 0
                     if short and item is not _STOP:
                         # A poster that looked while this thread still
                         # counted as idle saw no need to grow: grow for it.

@@ -161,7 +161,9 @@ def test_wildcard_listeners(
         bus.fire_event(name)
     wait_idle(bus)
 
-    assert got == matching
+    # Registered from the test's thread, the listener runs on the shared pool,
+    # which may run deliveries side by side: each exactly once, in any order.
+    assert sorted(got) == sorted(matching)
 
 
 def test_several_listeners_called_once_each_in_registration_order(bus: Bus) -> None:
