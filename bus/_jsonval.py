@@ -1,10 +1,14 @@
 """Bounded, redacted JSON of arguments and results, for spans and the console.
 
-Values that JSON cannot hold are replaced by ``{"$repr": ..., "$type": ...}``
-and the text is marked *lossy*; text longer than the limit is cut and marked
-*truncated*. The redaction hook sees every keyword argument and every dict
-entry, and may replace the value; a hook that raises never breaks the call it
-describes, the value is masked instead.
+Values that JSON cannot hold are replaced by ``{"$repr": ..., "$type": ...}``,
+and values that cannot even be described (an ``int`` beyond CPython's
+digit limit, an object whose ``__repr__`` raises) by
+``{"$unencodable": "ValueError: ...", "$type": ...}``; either way the text is
+marked *lossy*. Text longer than the limit is cut and marked *truncated*. The
+redaction hook sees every keyword argument and every dict entry, and may
+replace the value; a hook that raises never breaks the call it describes, the
+value is masked instead. Nothing here raises on any value: these functions run
+on service threads, where an exception would end the service.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ __all__ = [
     "atoms_json",
     "encode",
     "encode_call",
+    "json_ready",
     "redact_secrets",
 ]
 
@@ -43,6 +48,23 @@ _verdicts: dict[str, bool] = {}  # key -> secret?; bounded below
 MASK = "***"
 _REPR_LIMIT = 200
 _INFINITIES = (float("inf"), float("-inf"))
+# Below this many bits an int has fewer decimal digits than CPython's default
+# int-to-str limit (4300), so it converts without the check below.
+_SAFE_INT_BITS = 14_000
+
+
+def unencodable(exc: BaseException, kind: type | None = None) -> dict[str, str]:
+    """The placeholder for a value that could not be encoded or described."""
+    try:
+        text = f"{type(exc).__name__}: {exc}"
+    except Exception:  # str() of a hostile exception may raise too
+        text = type(exc).__name__
+    if len(text) > _REPR_LIMIT:
+        text = text[:_REPR_LIMIT] + "..."
+    placeholder = {"$unencodable": text}
+    if kind is not None:
+        placeholder["$type"] = kind.__qualname__
+    return placeholder
 
 
 def redact_secrets(key: str, value: Any) -> Any:
@@ -86,6 +108,12 @@ class _Encoder:
             if kind is float and (value != value or value in _INFINITIES):
                 self.lossy = True
                 return {"$repr": repr(value), "$type": "float"}
+            if kind is int and value.bit_length() > _SAFE_INT_BITS:
+                try:
+                    int.__repr__(value)
+                except ValueError as exc:  # beyond sys.get_int_max_str_digits()
+                    self.lossy = True
+                    return unencodable(exc, int)
             return value
         if depth > 32:
             self.lossy = True
@@ -96,19 +124,35 @@ class _Encoder:
             out = {}
             for k, v in value.items():
                 if not isinstance(k, str):
-                    if type(k) not in ATOMIC_TYPES:
-                        self.lossy = True
-                    k = json.dumps(k) if type(k) in ATOMIC_TYPES else repr(k)
+                    k = self.key(k)
                 out[k] = self.clean(self.apply(k, v), depth + 1)
             return out
         self.lossy = True
         try:
             text = repr(value)
+            if type(text) is not str:
+                raise TypeError(f"__repr__ returned {type(text).__name__}")
         except Exception as exc:  # a broken __repr__ must not break the call
-            text = f"<unrepresentable: {type(exc).__name__}>"
+            return unencodable(exc, kind)
         if len(text) > _REPR_LIMIT:
             text = text[:_REPR_LIMIT] + "..."
         return {"$repr": text, "$type": kind.__qualname__}
+
+    def key(self, key: Any) -> str:
+        """A non-string dict key as text: JSON for atoms, else its repr (lossy)."""
+        if type(key) in ATOMIC_TYPES:
+            try:
+                return json.dumps(key)
+            except ValueError:  # an int beyond the digit limit
+                pass
+        self.lossy = True
+        try:
+            text = repr(key)
+            if type(text) is str:
+                return text[:_REPR_LIMIT]
+        except Exception:
+            pass
+        return f"<unencodable {type(key).__qualname__} key>"
 
     def apply(self, key: str, value: Any) -> Any:
         if self.redact is None:
@@ -120,6 +164,25 @@ class _Encoder:
 
 
 _encode_str = json.encoder.encode_basestring
+_encode_ascii = json.encoder.encode_basestring_ascii
+
+
+def _str_json(text: str) -> str:
+    """JSON of a string; lone surrogates, which UTF-8 cannot carry, are escaped."""
+    if text.isascii():
+        return _encode_str(text)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _encode_ascii(text)
+    return _encode_str(text)
+
+
+def _int_json(value: int) -> str | None:
+    try:
+        return int.__repr__(value)
+    except ValueError:  # beyond sys.get_int_max_str_digits()
+        return None
 
 
 def atoms_json(values: list[Any] | tuple[Any, ...]) -> str | None:
@@ -131,9 +194,12 @@ def atoms_json(values: list[Any] | tuple[Any, ...]) -> str | None:
     for v in values:
         kind = type(v)
         if kind is str:
-            parts.append(_encode_str(v))
+            parts.append(_str_json(v))
         elif kind is int:
-            parts.append(int.__repr__(v))
+            text = _int_json(v)
+            if text is None:
+                return None
+            parts.append(text)
         elif kind is bool:
             parts.append("true" if v else "false")
         elif v is None:
@@ -149,9 +215,9 @@ def atom_json(value: Any) -> str | None:
     """JSON of one atom (``str``, ``int``, finite ``float``, ``bool``, ``None``)."""
     kind = type(value)
     if kind is str:
-        return _encode_str(value)
+        return _str_json(value)
     if kind is int:
-        return int.__repr__(value)
+        return _int_json(value)
     if kind is bool:
         return "true" if value else "false"
     if value is None:
@@ -164,7 +230,8 @@ def atom_json(value: Any) -> str | None:
 def encode(value: Any, limit: int, redact: Redactor | None = None) -> Encoded:
     """Encode ``value`` as JSON text of at most ``limit`` characters.
 
-    Never raises: whatever ``value`` holds, the result describes it.
+    Never raises: whatever ``value`` holds, the result describes it, and the
+    text is always valid UTF-8 (lone surrogates are escaped).
     """
     if type(value) is list or type(value) is tuple:
         text = atoms_json(value)
@@ -172,11 +239,38 @@ def encode(value: Any, limit: int, redact: Redactor | None = None) -> Encoded:
             if len(text) > limit:
                 return Encoded(text[:limit], True, False)
             return Encoded(text, False, False)
-    encoder = _Encoder(redact)
-    text = json.dumps(encoder.clean(value), ensure_ascii=False, separators=(",", ":"))
+    lossy = True
+    try:
+        clean, lossy = json_ready(value, redact)
+        text = _dumps(clean)
+    except Exception as exc:  # a last guard: json_ready handles what we know of
+        text = _dumps(unencodable(exc, type(value)))
     if len(text) > limit:
-        return Encoded(text[:limit], True, encoder.lossy)
-    return Encoded(text, False, encoder.lossy)
+        return Encoded(text[:limit], True, lossy)
+    return Encoded(text, False, lossy)
+
+
+def json_ready(value: Any, redact: Redactor | None = None) -> tuple[Any, bool]:
+    """``value`` as plain JSON data, and whether anything was lost on the way.
+
+    What JSON cannot hold is replaced by the markers described above. Never
+    raises.
+    """
+    encoder = _Encoder(redact)
+    try:
+        return encoder.clean(value), encoder.lossy
+    except Exception as exc:  # e.g. a dict changed size while it was read
+        return unencodable(exc, type(value)), True
+
+
+def _dumps(clean: Any) -> str:
+    text = json.dumps(clean, ensure_ascii=False, separators=(",", ":"))
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate somewhere: escape them all
+            text = json.dumps(clean, separators=(",", ":"))
+    return text
 
 
 def encode_call(
