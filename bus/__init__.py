@@ -31,6 +31,7 @@ from ._errors import (
     CommandNotFoundError,
     DeadlockError,
     MailboxFullError,
+    ServiceFailedError,
 )
 from ._future import CommandFuture
 from ._jsonval import redact_secrets
@@ -53,6 +54,7 @@ __all__ = [
     "MailboxFullError",
     "Registration",
     "Service",
+    "ServiceFailedError",
     "TimerHandle",
     "__version__",
     "command",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -9,6 +10,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import InvalidStateError
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -20,7 +22,7 @@ from ._activity import Activity, hex_id
 from ._context import REPLAY_KEY as _REPLAY_KEY
 from ._context import mark_replay as _mark_replay
 from ._deadlock import WaitGraph
-from ._errors import BusClosedError, BusError, MailboxFullError
+from ._errors import BusClosedError, BusError
 from ._future import CommandFuture
 from ._jsonval import Redactor, redact_secrets
 from ._patterns import validate_name, validate_pattern
@@ -200,6 +202,8 @@ class Bus:
             CommandNotFoundError: no such command (close matches suggested).
             TypeError: the arguments do not bind to the handler's signature.
             MailboxFullError: the owner's mailbox is full.
+            ServiceFailedError: the owner's thread died (``inspect()`` shows it
+                ``failed``).
             BusClosedError: the bus is closed.
         """
         if self._closing:
@@ -218,13 +222,10 @@ class Bus:
         status = runtime.post((handler, args, kwargs, future, record))
         if status:
             stats.refuse()
-            error: BusError
             if status == FULL:
                 with runtime._lock:
                     runtime.rejected += 1
-                error = MailboxFullError(runtime.name, runtime.maxsize)
-            else:
-                error = BusClosedError(f"service {runtime.name!r} has stopped")
+            error = runtime.refusal(status)
             if record is not None or self._watchers:
                 self._call_refused(record, handler, error)
             raise error
@@ -305,10 +306,7 @@ class Bus:
         runtime = handler.runtime
         with runtime._lock:
             runtime.dropped += 1
-        if status == FULL:
-            error: BusError = MailboxFullError(runtime.name, runtime.maxsize)
-        else:
-            error = BusClosedError(f"service {runtime.name!r} is stopped")
+        error = runtime.refusal(status)
         runtime.drop_log.warning("event %r dropped for %s: %s", name, handler.qualname, error)
         if record is not None:  # a CONSUMER span that says why it never ran
             record.start_ns = record.end_ns = _time_ns()
@@ -372,8 +370,7 @@ class Bus:
                 # Raised again by add_service on the caller's thread; the
                 # service thread just ends (see Runtime._serve).
                 failure.append(exc)
-                runtime.state = "failed"
-                runtime.error = exc
+                runtime.fail(exc, "its on_start raised")
                 self._unregister(runtime)
             finally:
                 ready.set()
@@ -531,8 +528,7 @@ class Bus:
             for thread in runtime.threads:
                 thread.join(max(0.0, deadline - time.monotonic()))
             if any(t.is_alive() for t in runtime.threads):
-                log.warning("bus %r: service %r did not stop in time", self.name, runtime.name)
-                runtime.close_mailbox()
+                self._abandon(runtime)
             failed = runtime.fail_queued()
             if failed:
                 log.warning(
@@ -561,6 +557,34 @@ class Bus:
     def __repr__(self) -> str:
         state = "closed" if self._closing else "running"
         return f"<Bus {self.name!r} {state}, {len(self._runtimes)} services>"
+
+    def _abandon(self, runtime: Runtime) -> None:
+        """Give up on a runtime whose threads outlived ``close``'s timeout.
+
+        Its mailbox stops taking work, and the futures of the commands its
+        hung handlers are still running fail now, so that nothing is left
+        pending; the threads (daemons) are named in the log. A handler that
+        finishes later is counted as a late reply.
+        """
+        runtime.close_mailbox()
+        alive = [t.name for t in runtime.threads if t.is_alive()]
+        log.warning(
+            "bus %r: service %r did not stop in time; thread(s) still running: %s",
+            self.name,
+            runtime.name,
+            ", ".join(alive),
+        )
+        for worker in list(runtime.workers):
+            future, handler = worker.future, worker.current
+            if future is None or handler is None or future.done():
+                continue
+            future.gave_up = True
+            error = BusClosedError(
+                f"bus {self.name!r} closed while the handler of {handler.name!r} "
+                f"was still running on thread {worker.thread_name}"
+            )
+            with contextlib.suppress(InvalidStateError):  # it finished just now
+                future.set_exception(error)
 
     # -- internals -----------------------------------------------------------------------
 
@@ -678,12 +702,30 @@ class Bus:
         runtime = self._runtimes.get(service.service_name())
         if runtime is None or runtime.service is not service:
             raise BusError(f"{service!r} is not on bus {self.name!r}")
+        queued = threading.Event()  # a run of this timer waits in the mailbox
+        handle: TimerHandle
+
+        def run(*args: Any) -> None:
+            # On the service thread. Checked here, not only when posting, so
+            # that once cancel() returns no run starts, even one queued.
+            queued.clear()
+            if not handle.cancelled:
+                fn(*args)
+
+        run.__qualname__ = getattr(fn, "__qualname__", None) or repr(fn)  # as inspect() shows it
 
         def post() -> None:
-            if runtime.post((fn, args, {}, TASK, None)):
+            # A busy service does not pile up runs of one timer: while one
+            # waits in its mailbox, the next due is skipped.
+            if queued.is_set():
+                return
+            queued.set()
+            if runtime.post((run, args, {}, TASK, None)):
+                queued.clear()
                 log.warning("timer for %r skipped: its mailbox is full or stopped", runtime.name)
 
-        return self._timers.schedule(delay, post, interval)
+        handle = self._timers.schedule(delay, post, interval)
+        return handle
 
     def _watchdog(self) -> None:
         now = time.perf_counter()

@@ -9,6 +9,7 @@ __all__ = [
     "CommandNotFoundError",
     "DeadlockError",
     "MailboxFullError",
+    "ServiceFailedError",
 ]
 
 
@@ -102,3 +103,29 @@ class MailboxFullError(BusError, RuntimeError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (self.service, self.size))
+
+
+class ServiceFailedError(BusError, RuntimeError):
+    """Raised for work sent to a service that has failed.
+
+    A service fails when its ``on_start`` raises, or when its thread dies of
+    something the bus did not foresee (never of what a handler raises: that
+    reaches the caller). The service is then marked ``failed`` (``inspect()``
+    and every console face show it), the failure is logged once, and this
+    error fails the work it was running, the work queued for it and every
+    later ``execute_command`` to it, at once. Events for it are dropped and
+    counted.
+
+    Attributes:
+        service: the service that failed.
+        reason: what happened, e.g. ``"its thread bus:home/lights died of
+            RuntimeError: ..."``.
+    """
+
+    def __init__(self, service: str, reason: str) -> None:
+        self.service = service
+        self.reason = reason
+        super().__init__(f"service {service!r} has failed: {reason}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.service, self.reason))

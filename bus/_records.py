@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from types import TracebackType
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -91,6 +92,7 @@ class CallRecord(_Record):
         "service",
         "status_message",
         "thread",
+        "traceback",
     )
 
     client_id: int
@@ -102,6 +104,7 @@ class CallRecord(_Record):
     thread: str
     result: Any
     error: BaseException | None
+    traceback: TracebackType | None  # the handler's frames, taken as it failed
     status_message: str | None
 
     @property
@@ -137,12 +140,14 @@ class DeliveryRecord:
         "span_id",
         "start_ns",
         "thread",
+        "traceback",
     )
 
     start_ns: int
     end_ns: int
     thread: str
     error: BaseException | None
+    traceback: TracebackType | None
     annotations: dict[str, types.AttributeValue] | None
     events: list[tuple[str, dict[str, types.AttributeValue], int]] | None
     links: list[trace.Link] | None
@@ -188,15 +193,26 @@ class BusSpan(trace.Span):
     Spans the handler opens nest under it, and what the handler sets on it
     (``trace.get_current_span().set_attribute(...)``) is exported with it.
     Only the handler's own thread writes to it while it runs.
+
+    When the handler returns, ``release()`` lets go of the record: contexts
+    captured inside the handler (by the commands and events it sent, or by a
+    user's spans) keep this span alive, and through the record they would
+    keep every earlier step of a causal chain alive with it. Afterwards the
+    span holds only its ids, and writes to it are ignored, as for any ended
+    span.
     """
 
     __slots__ = ("_context", "_record", "span_id", "trace_id")
 
     def __init__(self, record: CallRecord | DeliveryRecord, trace_id: int, span_id: int) -> None:
-        self._record = record
+        self._record: CallRecord | DeliveryRecord | None = record
         self.trace_id = trace_id
         self.span_id = span_id
         self._context: SpanContext | None = None
+
+    def release(self) -> None:
+        """Forget the record: the handler has returned, and the span has ended."""
+        self._record = None
 
     def get_span_context(self) -> SpanContext:
         if self._context is None:
@@ -204,12 +220,15 @@ class BusSpan(trace.Span):
         return self._context
 
     def is_recording(self) -> bool:
-        return True
+        return self._record is not None
 
     def set_attribute(self, key: str, value: types.AttributeValue) -> None:
-        if getattr(self._record, "annotations", None) is None:
-            self._record.annotations = {}
-        self._record.annotations[key] = value  # type: ignore[index]
+        record = self._record
+        if record is None:
+            return
+        if getattr(record, "annotations", None) is None:
+            record.annotations = {}
+        record.annotations[key] = value  # type: ignore[index]
 
     def set_attributes(self, attributes: dict[str, types.AttributeValue]) -> None:  # type: ignore[override]
         for key, value in attributes.items():
@@ -221,16 +240,22 @@ class BusSpan(trace.Span):
         attributes: types.Attributes = None,
         timestamp: int | None = None,
     ) -> None:
-        if getattr(self._record, "events", None) is None:
-            self._record.events = []
-        events = self._record.events
+        record = self._record
+        if record is None:
+            return
+        if getattr(record, "events", None) is None:
+            record.events = []
+        events = record.events
         assert events is not None
         events.append((name, dict(attributes or {}), timestamp or time.time_ns()))
 
     def add_link(self, context: SpanContext, attributes: types.Attributes = None) -> None:
-        if getattr(self._record, "links", None) is None:
-            self._record.links = []
-        links = self._record.links
+        record = self._record
+        if record is None:
+            return
+        if getattr(record, "links", None) is None:
+            record.links = []
+        links = record.links
         assert links is not None
         links.append(trace.Link(context, attributes))
 

@@ -21,12 +21,13 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import CancelledError
+from concurrent.futures import CancelledError, InvalidStateError
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
+from ._errors import BusClosedError, BusError, MailboxFullError, ServiceFailedError
 from ._ratelog import RateLimitedLog
 from ._records import BusSpan, CallRecord, DeliveryRecord, freeze
 from ._threads import start_thread
@@ -37,12 +38,12 @@ if TYPE_CHECKING:
     from ._registry import Handler, Registration
     from ._service import Service
 
-__all__ = ["FULL", "STOPPED", "TASK", "Runtime", "Worker", "current_worker"]
+__all__ = ["FAILED", "FULL", "STOPPED", "TASK", "Runtime", "Worker", "current_worker"]
 
 log = logging.getLogger("bus")
 
 TASK = object()
-FULL, STOPPED = 1, 2
+FULL, STOPPED, FAILED = 1, 2, 3
 _STOP = None
 _time_ns = time.time_ns
 _perf = time.perf_counter
@@ -51,6 +52,18 @@ _set_span = trace.set_span_in_context
 
 _workers: dict[int, Worker] = {}
 """Each bus thread's state, by ``threading.get_ident()``; written only by that thread."""
+
+
+def _settle(future: CommandFuture, result: Any, error: BaseException | None) -> bool:
+    """Complete ``future``; ``False`` if something (close, a failure) already had."""
+    try:
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)
+    except InvalidStateError:
+        return False
+    return True
 
 
 def current_worker() -> Worker | None:
@@ -69,6 +82,7 @@ class Worker:
         "done",
         "event",
         "failed",
+        "future",
         "handled",
         "hung_reported",
         "runtime",
@@ -83,6 +97,7 @@ class Worker:
         self.current: Handler | Job | None = None
         self.since = 0.0
         self.event: tuple[Handler, tuple[Any, ...], dict[str, Any], str, Any] | None = None
+        self.future: CommandFuture | None = None  # of the command running now
         self.hung_reported = 0.0  # the ``since`` of the run reported hung
         self.waiting: CommandFuture | None = None
         self.done = 0  # items taken off the mailbox and finished with, run or not
@@ -122,6 +137,7 @@ class Runtime:
         self.maxsize = maxsize
         self.state = "starting"
         self.error: BaseException | None = None
+        self.failure_reason = ""  # set with state "failed": see fail()
         self.workers: list[Worker] = []
         self.threads: list[threading.Thread] = []
         self.registrations: list[Registration] = []
@@ -145,10 +161,10 @@ class Runtime:
     # -- any thread ------------------------------------------------------------
 
     def post(self, item: tuple[Any, Any, Any, Any, Any]) -> int:
-        """Queue an item: 0 when queued, ``FULL`` or ``STOPPED`` when not."""
+        """Queue an item: 0 when queued, ``FULL``, ``STOPPED`` or ``FAILED`` when not."""
         q = self._queue
         if not self.accepting:
-            return STOPPED
+            return FAILED if self.state == "failed" else STOPPED
         if q.qsize() >= self.maxsize:
             return FULL
         next(self._posted)
@@ -161,6 +177,33 @@ class Runtime:
         elif self.elastic:
             self._grow_if_busy()
         return 0
+
+    def fail(self, error: BaseException, how: str) -> bool:
+        """Mark the runtime failed; ``how`` completes "its ... ERROR".
+
+        Returns whether it was the first failure. Its mailbox refuses work
+        from now on (``ServiceFailedError``).
+        """
+        with self._lock:
+            first = self.state != "failed"
+            self.state = "failed"
+            if first:
+                self.error = error
+                self.failure_reason = f"{how} {type(error).__name__}: {error}"
+            self.accepting = False
+        return first
+
+    def failure(self) -> ServiceFailedError:
+        """The error for work sent to this runtime once it has failed."""
+        return ServiceFailedError(self.name, self.failure_reason)
+
+    def refusal(self, status: int) -> BusError:
+        """The error for an item ``post`` refused with ``status``."""
+        if status == FULL:
+            return MailboxFullError(self.name, self.maxsize)
+        if status == FAILED:
+            return self.failure()
+        return BusClosedError(f"service {self.name!r} has stopped")
 
     def depth(self) -> int:
         """Items waiting in the mailbox (not counting those running)."""
@@ -209,11 +252,10 @@ class Runtime:
     def fail_queued(self) -> int:
         """Take every queued item out: futures fail with ``BusClosedError``.
 
-        Returns how many commands were failed. Events are counted as dropped.
-        Any thread; used once the mailbox no longer accepts work.
+        (``ServiceFailedError`` once the runtime has failed.) Returns how many
+        commands were failed. Events are counted as dropped. Any thread; used
+        once the mailbox no longer accepts work.
         """
-        from ._errors import BusClosedError
-
         failed = 0
         stops = 0
         while True:
@@ -235,7 +277,10 @@ class Runtime:
                 running = tag.set_running_or_notify_cancel()
                 error: BaseException
                 if running:
-                    error = BusClosedError(f"bus {self.bus.name!r} closed first")
+                    if self.state == "failed":
+                        error = self.failure()
+                    else:
+                        error = BusClosedError(f"bus {self.bus.name!r} closed first")
                     tag.set_exception(error)
                 else:
                     error = CancelledError("cancelled before it ran")
@@ -332,13 +377,21 @@ class Runtime:
                     return
                 handler, args, kwargs, tag, record = item
                 ok: bool | None
-                if type(tag) is str:
-                    worker.event = item
-                    ok = self._deliver(worker, handler, args, kwargs, tag, record)
-                elif tag is TASK:
-                    ok = self._task(worker, handler, args, kwargs)
-                else:
-                    ok = self._call(worker, handler, args, kwargs, tag, record)
+                try:
+                    if type(tag) is str:
+                        worker.event = item
+                        ok = self._deliver(worker, handler, args, kwargs, tag, record)
+                    elif tag is TASK:
+                        ok = self._task(worker, handler, args, kwargs)
+                    else:
+                        ok = self._call(worker, handler, args, kwargs, tag, record)
+                except BaseException as exc:
+                    # Handlers' own errors never get here (see _call and
+                    # _deliver): this is a bug in the bus, or a BaseException
+                    # from a hook it calls. The thread cannot be trusted to
+                    # go on, but nothing it owed may be left pending.
+                    self._died(worker, tag, exc)
+                    return
                 if ok is not None:
                     worker.handled += 1
                     if not ok:
@@ -350,6 +403,39 @@ class Runtime:
             raise
         finally:
             del _workers[ident]
+
+    def _died(self, worker: Worker, tag: Any, exc: BaseException) -> None:
+        """The last line of defence: this thread is ending on an unforeseen error.
+
+        The runtime is marked ``failed``; the item it was running, the items
+        queued and every later post fail at once with ``ServiceFailedError``
+        (events are counted dropped); its other threads are told to stop. The
+        death is logged once, with the traceback.
+        """
+        worker.current = worker.event = worker.future = None
+        first = self.fail(exc, f"its thread {worker.thread_name} died of")
+        with self._lock:
+            self._live -= 1
+            others = self._live
+        if first:
+            log.critical(
+                "service %r failed: its thread %s died of %s: %s; its work fails from now on",
+                self.name,
+                worker.thread_name,
+                type(exc).__name__,
+                exc,
+                exc_info=exc,
+            )
+        # It may have died before or after the handler set the future running.
+        command = tag is not TASK and not isinstance(tag, str) and not tag.done()
+        if command and (tag.running() or tag.set_running_or_notify_cancel()):
+            _settle(tag, None, self.failure())
+        worker.failed += 1
+        worker.handled += 1
+        worker.done += 1
+        self.fail_queued()
+        for _ in range(others):  # the service's other threads leave too
+            self._queue.put(_STOP)
 
     def _requeue_stop(self) -> bool:
         """Whether a pool thread that took a stop must keep serving.
@@ -421,23 +507,32 @@ class Runtime:
         # and must never pair this handler with the previous one's start.
         start = worker.since = _perf()
         worker.current = handler
-        token = None
+        worker.future = future
+        span = None
         if record is not None:
             record.handled_ns = _time_ns()
             record.thread = worker.thread_name
             span = BusSpan(record, record.trace_id, record.server_id)
             token = _attach(_set_span(span, record.parent_ctx))
+            record.parent_ctx = None  # attached: keep ids, not the caller's context
         error: BaseException | None = None
         result: Any = None
         try:
             result = handler.fn(*args, **kwargs)
         except BaseException as exc:
             error = exc
+            if record is not None:
+                # Now, before a caller re-raises it and adds its own frames;
+                # from the handler's frame on (the first is this one).
+                tb = exc.__traceback__
+                record.traceback = tb.tb_next if tb is not None and tb.tb_next else tb
         finally:
-            if token is not None:
+            if span is not None:
                 _detach(token)
+                span.release()
         elapsed = _perf() - start
         worker.current = None
+        worker.future = None
         handler.stats.finish(elapsed, error)
         if record is not None:
             record.end_ns = _time_ns()
@@ -448,19 +543,20 @@ class Runtime:
         if future.gave_up:
             handler.stats.late_reply()
             log.warning(
-                "late reply: %s on %r finished after %.3fs, after its caller stopped waiting",
+                "late reply: %s on %r finished after %.3fs, after %s",
                 handler.name,
                 self.name,
                 elapsed,
+                "the bus closed" if future.done() else "its caller stopped waiting",
             )
         if record is not None or bus._watchers:
             bus._call_ended(record, handler, error, elapsed, result)
-        if error is None:
-            future.set_result(result)
-            return True
-        future.set_exception(error)
+        # False when close() gave up on this handler and failed the future
+        # first; the late reply was counted above.
+        _settle(future, result, error)
+        ok = error is None
         del error  # the future holds it; do not keep the traceback alive here
-        return False
+        return ok
 
     def _deliver(
         self,
@@ -473,7 +569,7 @@ class Runtime:
     ) -> bool:
         start = worker.since = _perf()  # before ``current``, as in _call
         worker.current = handler
-        token = None
+        span = None
         if record is not None:
             record.start_ns = _time_ns()
             record.thread = worker.thread_name
@@ -485,6 +581,9 @@ class Runtime:
             handler.fn(*args, **kwargs)
         except BaseException as exc:
             error = exc
+            if record is not None:
+                tb = exc.__traceback__
+                record.traceback = tb.tb_next if tb is not None and tb.tb_next else tb
             limiter = self._listener_log.get(handler.seq)
             if limiter is None:
                 limiter = self._listener_log[handler.seq] = RateLimitedLog(log)
@@ -497,8 +596,9 @@ class Runtime:
                 exc=exc,
             )
         finally:
-            if token is not None:
+            if span is not None:
                 _detach(token)
+                span.release()
         elapsed = _perf() - start
         worker.current = None
         worker.event = None

@@ -19,6 +19,7 @@ import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from importlib.metadata import entry_points
+from types import TracebackType
 from typing import Any
 
 from opentelemetry import trace
@@ -178,13 +179,15 @@ class _Unobserve:
         self._ring._unobserve(self._callback)
 
 
-def _exception_event(error: BaseException, at: int) -> Event:
+def _exception_event(error: BaseException, tb: TracebackType | None, at: int) -> Event:
+    # ``tb`` was taken when the handler failed: by now a caller may have
+    # re-raised the same exception object and prepended its own frames.
     return Event(
         "exception",
         {
             "exception.type": type(error).__qualname__,
             "exception.message": str(error),
-            "exception.stacktrace": "".join(traceback.format_exception(error)),
+            "exception.stacktrace": "".join(traceback.format_exception(type(error), error, tb)),
             "exception.escaped": True,
         },
         at,
@@ -399,7 +402,7 @@ class TraceSink:
         if error is None:
             return events, _OK
         attrs["error.type"] = type(error).__qualname__
-        events.append(_exception_event(error, end_ns))
+        events.append(_exception_event(error, getattr(record, "traceback", None), end_ns))
         return events, Status(StatusCode.ERROR, f"{type(error).__name__}: {error}")
 
     def _build_call(self, r: CallRecord, out: list[ReadableSpan]) -> None:
