@@ -140,6 +140,8 @@ class Service:
 
         Thread-safe. The first run is one interval from now; ``cancel()`` on
         the returned handle stops it, and closing the bus stops all of them.
+        While the service is too busy to run it, runs do not pile up: at most
+        one waits in the mailbox, and the others due meanwhile are skipped.
         """
         return self.bus._schedule(self, interval, fn, args, interval)
 

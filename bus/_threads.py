@@ -41,7 +41,10 @@ class TimerHandle:
         self._cancelled = False
 
     def cancel(self) -> None:
-        """Stop the callback; a call already handed to its service still runs."""
+        """Stop the callback: once this returns, no run of it starts.
+
+        A run already under way finishes.
+        """
         self._cancelled = True
 
     @property

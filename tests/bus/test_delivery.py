@@ -255,7 +255,14 @@ def test_current_event_without_tracing_has_no_ids(make_bus: Any) -> None:
 def test_the_pool_never_grows_past_max_pool_threads(make_bus: Callable[..., Bus]) -> None:
     bus = make_bus(max_pool_threads=3)
     release = threading.Event()
-    bus.register_command("block", lambda i: release.wait(10) and i)
+    running = threading.Semaphore(0)
+
+    def block(i: int) -> int:
+        running.release()
+        release.wait(10)
+        return i
+
+    bus.register_command("block", block)
     senders = 12
     barrier = threading.Barrier(senders)
     futures: list[Future[Any]] = []
@@ -272,7 +279,13 @@ def test_the_pool_never_grows_past_max_pool_threads(make_bus: Callable[..., Bus]
         t.start()
     for t in threads:
         t.join(10)
+    # The pool grows from its own threads too (a thread taking work looks for
+    # more waiting), so growth may lag the posts: wait for three to run.
+    for _ in range(3):
+        assert running.acquire(timeout=10)
     (pool,) = [s for s in bus.inspect()["services"] if s["kind"] == "pool"]
     assert len(pool["threads"]) == 3
+    assert pool["mailbox"] == senders - 3
+    assert not running.acquire(timeout=0.2)  # no fourth thread took work
     release.set()
     assert sorted(f.result(timeout=10) for f in futures) == list(range(senders))

@@ -108,3 +108,54 @@ def test_a_running_timer_job_shows_busy_and_is_reported_hung(
     assert message.startswith("hung handler: timer ")
     b.wait_idle(5)
     assert next(s for s in b.inspect()["services"] if s["name"] == "busy")["activity"] == "idle"
+
+
+class Starved(Service):
+    """A service whose thread can be held busy while its timer falls due."""
+
+    def __init__(self) -> None:
+        super().__init__(name="starved")
+        self.ticks = 0
+        self.busy = threading.Event()
+        self.release = threading.Event()
+
+    def on_start(self) -> None:
+        self.handle = self.call_every(0.002, self.tick)
+
+    def tick(self) -> None:
+        self.ticks += 1
+
+    def hold(self) -> None:
+        self.busy.set()
+        self.release.wait(10)
+
+
+def _after_timer_thread_passes(bus: Bus, delay: float) -> None:
+    """Return once the bus's timer thread has handled everything due within ``delay``.
+
+    Timers fire in due order on one thread, so a job due after ``delay`` (run
+    by a second service) fires only after every earlier one was posted.
+    """
+    clock = Service(name="clock")
+    bus.add_service(clock)
+    passed = threading.Event()
+    clock.call_later(delay, passed.set)
+    assert passed.wait(5)
+
+
+def test_a_busy_service_gets_no_pile_of_timer_runs_and_cancel_is_final(bus: Bus) -> None:
+    service = Starved()
+    bus.add_service(service)
+    service.call_later(0, service.hold)  # hold the service's own thread
+    assert service.busy.wait(5)
+    _after_timer_thread_passes(bus, 0.05)  # ~25 runs fall due meanwhile
+    (starved,) = [s for s in bus.inspect()["services"] if s["name"] == "starved"]
+    assert starved["mailbox"] == 1  # one run waits; the others were skipped
+    ticks = service.ticks
+    service.handle.cancel()
+    service.release.set()
+    # The run already queued must not start once cancel() has returned.
+    fence = threading.Event()
+    service.call_later(0, fence.set)
+    assert fence.wait(5)
+    assert service.ticks == ticks
