@@ -236,6 +236,7 @@ class TraceSink:
         self.dropped = 0
         self.exported = 0
         self.failed = 0
+        self.error: str | None = None  # what ended the trace thread, if it died
         self._drop_lock = threading.Lock()
         self._thread = start_thread(thread_name, self._run)
 
@@ -265,7 +266,8 @@ class TraceSink:
                 if remaining is not None and remaining <= 0:
                     return False
                 self._idle.wait(remaining)
-        return True
+            # A trace thread that died left some of them unexported.
+            return self._done >= target
 
     def stop(self, timeout: float) -> None:
         """Export what is buffered, then end the trace thread."""
@@ -282,21 +284,45 @@ class TraceSink:
             "buffered": len(self._buffer),
             "capacity": self._capacity,
             "ring": self._ring.capacity,
+            "error": self.error,
         }
 
     # -- trace thread -------------------------------------------------------
 
     def _run(self) -> None:
-        while True:
-            self._wake.wait(0.05)
-            self._wake.clear()
-            self._drain()
-            if self._stopping:
-                # What handlers still running past close() submit from now
-                # on is counted as dropped, not left in a buffer no one reads.
-                self._room = 0
+        try:
+            while True:
+                self._wake.wait(0.05)
+                self._wake.clear()
                 self._drain()
-                return
+                if self._stopping:
+                    # What handlers still running past close() submit from now
+                    # on is counted as dropped, not left in a buffer no one reads.
+                    self._room = 0
+                    self._drain()
+                    return
+        except BaseException as exc:
+            # Span building guards each record, so only the unforeseen gets
+            # here (a hook raising SystemExit, say). Nothing reads the buffer
+            # any more: count what is in it, and all that comes, as dropped.
+            self._room = 0
+            self.error = f"{type(exc).__name__}: {exc}"
+            lost = self._in_flight
+            while True:
+                try:
+                    self._buffer.popleft()
+                except IndexError:
+                    break
+                lost += 1
+            with self._drop_lock:
+                self.dropped += lost
+            log.critical(
+                "the trace thread died of %s; spans are dropped (and counted) from now on",
+                self.error,
+                exc_info=exc,
+            )
+            with self._idle:
+                self._idle.notify_all()
 
     def _drain(self) -> None:
         buffer = self._buffer

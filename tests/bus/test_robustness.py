@@ -296,3 +296,25 @@ def test_a_failed_handlers_span_holds_the_handlers_frames_only(
         assert handler in stack
         assert "caller_frame_marker" not in stack
         assert "_call" not in stack.split("\n")[1], stack  # starts at the handler
+
+
+def test_a_trace_thread_that_dies_is_reported_and_its_spans_counted_dropped(
+    make_bus: Callable[..., Bus], caplog: pytest.LogCaptureFixture
+) -> None:
+    # A redaction hook runs on the trace thread; one that raises SystemExit
+    # (not an Exception, so not masked) plays the unforeseen.
+    def exiting(key: str, value: Any) -> Any:
+        raise SystemExit(f"redacting {key}")
+
+    b = make_bus(redact=exiting)
+    b.add_service(Echo())
+    with caplog.at_level(logging.CRITICAL, logger="bus.tracing"):
+        assert b.execute_command("echo", value=1).result(timeout=5) == 1
+        assert b.flush_traces(timeout=5) is False  # not every span was exported
+        # The bus goes on; its spans are counted, not silently lost.
+        assert b.execute_command("echo", value=2).result(timeout=5) == 2
+    tracing = b.inspect()["tracing"]
+    assert tracing["error"] == "SystemExit: redacting value"
+    # The record being built when it died, and the one submitted after.
+    assert (tracing["exported"], tracing["dropped"]) == (0, 2)
+    assert len([r for r in caplog.records if "trace thread died" in r.getMessage()]) == 1

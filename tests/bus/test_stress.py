@@ -18,7 +18,7 @@ from bus import Bus, Service
 from bus._patterns import pattern_matches
 from bus.testing import wait_idle
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 
 SENDERS = 4
 EVENTS_PER_SENDER = 50_000  # 200k events in all
