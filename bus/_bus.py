@@ -94,8 +94,17 @@ class Bus:
         control: bool | str | os.PathLike[str] = False,
     ) -> None:
         self.name = validate_name(name, "bus name")
-        if mailbox_size < 1:
-            raise ValueError("mailbox_size must be at least 1")
+        _check_int("mailbox_size", mailbox_size, 1)
+        _check_int("max_pool_threads", max_pool_threads, 1, MAX_THREADS)
+        _check_int("json_limit", json_limit, 16)
+        _check_int("span_buffer", span_buffer, 1)
+        _check_int("ring_size", ring_size, 1)
+        if isinstance(hung_after, bool) or not isinstance(hung_after, int | float):
+            raise TypeError(f"hung_after must be a number, not {type(hung_after).__name__}")
+        if not hung_after > 0:  # NaN too
+            raise ValueError(f"hung_after must be a positive number of seconds, not {hung_after}")
+        if redact is not None and not callable(redact):
+            raise TypeError(f"redact must be callable or None, not {type(redact).__name__}")
         self.mailbox_size = mailbox_size
         self.hung_after = hung_after
         self.redact = redact
@@ -335,9 +344,8 @@ class Bus:
         if not isinstance(service, Service):
             raise TypeError(f"add_service takes a Service, not {type(service).__name__}")
         name = validate_name(service.service_name(), "service name")
-        concurrency = int(service.concurrency)
-        if concurrency < 1:
-            raise ValueError(f"service {name!r}: concurrency must be at least 1")
+        concurrency = service.concurrency
+        _check_int(f"service {name!r}: concurrency", concurrency, 1, MAX_THREADS)
         if getattr(service, "bus", None) is not None:
             raise ValueError(f"service {name!r} is already on bus {service.bus.name!r}")
         runtime = Runtime(
@@ -939,6 +947,19 @@ class Bus:
                 parent_span_id=hex_id(record.fire.span_id, 16) if record else None,
             )
         )
+
+
+MAX_THREADS = 1024
+"""The most threads one service (``concurrency``) or the pool may have."""
+
+
+def _check_int(what: str, value: object, low: int, high: int | None = None) -> None:
+    """Raise a clear error unless ``value`` is an int within ``[low, high]``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+    if value < low or (high is not None and value > high):
+        bound = f"at least {low}" if high is None else f"between {low} and {high}"
+        raise ValueError(f"{what} must be {bound}, not {value}")
 
 
 def _error_dict(error: BaseException) -> dict[str, str]:

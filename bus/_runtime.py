@@ -336,9 +336,18 @@ class Runtime:
             label = self.name if self.concurrency == 1 else f"{self.name}-{index}"
             thread_name = f"bus:{self.bus.name}/{label}"
             worker = Worker(self, thread_name)
+            try:
+                thread = start_thread(thread_name, lambda: self._serve(worker, ready))
+            except RuntimeError as exc:  # the process may start no more threads
+                if not grow:
+                    raise
+                # The work is queued and the pool's threads will take it in
+                # turn; the poster must not fail for want of one more.
+                self.drop_log.warning("the pool could not grow: %s", exc)
+                return
             self.workers.append(worker)
             self._live += 1
-            self.threads.append(start_thread(thread_name, lambda: self._serve(worker, ready)))
+            self.threads.append(thread)
 
     def _serve(self, worker: Worker, ready: Callable[[], None] | None) -> None:
         ident = threading.get_ident()

@@ -363,7 +363,7 @@ def test_decorator_forms_and_stacked_listeners(bus: Bus) -> None:
 
 
 def test_bad_services_are_refused(bus: Bus, make_bus: Callable[..., Bus]) -> None:
-    with pytest.raises(ValueError, match="concurrency must be at least 1"):
+    with pytest.raises(ValueError, match="concurrency must be between 1 and 1024, not 0"):
         bus.add_service(Service(name="zero", concurrency=0))
     with pytest.raises(TypeError, match="takes a Service"):
         bus.add_service(object())  # type: ignore[arg-type]
