@@ -6,7 +6,6 @@ import contextlib
 import itertools
 import logging
 import os
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -14,19 +13,17 @@ from concurrent.futures import InvalidStateError
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
-from ._activity import Activity, hex_id
-from ._context import REPLAY_KEY as _REPLAY_KEY
-from ._context import mark_replay as _mark_replay
+from ._activity import Activity
 from ._deadlock import WaitGraph
 from ._errors import BusClosedError, BusError
 from ._future import CommandFuture
+from ._hub import Hub, Tap, Watcher
 from ._jsonval import Redactor, redact_secrets
+from ._observer import Observer
 from ._patterns import validate_name, validate_pattern
-from ._records import CallRecord, DeliveryRecord, FireRecord, encoded_text, freeze
 from ._registry import Handler, Registration, Router
 from ._runtime import FULL, TASK, Runtime, current_worker
 from ._service import Service
@@ -40,12 +37,6 @@ if TYPE_CHECKING:
 __all__ = ["Bus"]
 
 log = logging.getLogger("bus")
-
-_get_current = otel_context.get_current
-_get_span = trace.get_current_span
-_bits = random.getrandbits
-_time_ns = time.time_ns
-_tls = threading.local()  # per thread: the caller name recorded on its spans
 
 
 class Bus:
@@ -121,10 +112,9 @@ class Bus:
         self._closed = False
         self._posted = itertools.count()
         self._closed_items = itertools.count()  # taken out unrun at close
-        self._watchers: tuple[Callable[[Activity], None], ...] = ()
-        self._taps: tuple[Callable[[str, tuple[Any, ...], dict[str, Any]], None], ...] = ()
-        self._watch_errors = 0
-        self._seq = itertools.count(1)
+        #: The observer seam (``_observer``): the hub once anything observes
+        #: the bus (tracing, a watcher, a tap), else ``None``.
+        self.observer: Hub | None = None
         self._timers = Timers(f"bus:{self.name}/timers")
         self._pool = Runtime(
             self,
@@ -156,6 +146,7 @@ class Bus:
                 start_thread=start_thread,
                 thread_name=f"bus:{self.name}/trace",
             )
+            self.observer = Hub(self._sink, json_limit=json_limit, redact=redact)
         interval = max(0.05, min(1.0, hung_after / 4))
         self._timers.schedule(interval, self._watchdog, interval)
         self._control: ControlServer | None = None
@@ -221,22 +212,18 @@ class Bus:
         handler.binder.check(args, kwargs)
         future = CommandFuture(handler, self._waits)
         runtime = handler.runtime
-        record = None
-        if self._sink is not None:
-            record = self._call_record(name, args, kwargs, runtime.name)
-        stats = handler.stats
+        observer = self.observer
+        ticket = None if observer is None else observer.call_sent(handler, args, kwargs)
         next(handler.dispatched)
-        if self._watchers:
-            self._call_started(handler, args, kwargs, record)
-        status = runtime.post((handler, args, kwargs, future, record))
+        status = runtime.post((handler, args, kwargs, future, ticket))
         if status:
-            stats.refuse()
+            handler.stats.refuse()
             if status == FULL:
                 with runtime._lock:
                     runtime.rejected += 1
             error = runtime.refusal(status)
-            if record is not None or self._watchers:
-                self._call_refused(record, handler, error)
+            if ticket is not None:
+                observer.call_refused(ticket, handler, error)  # type: ignore[union-attr]
             raise error
         return future
 
@@ -270,58 +257,46 @@ class Bus:
         if self._closing:
             self._refuse()
         listeners = self._router.listeners_for(name)
-        if self._sink is not None or self._watchers or self._taps:
-            self._fire_observed(name, args, kwargs, listeners)
+        observer = self.observer
+        if observer is not None:
+            self._fire_observed(observer, name, args, kwargs, listeners)
             return
         for handler in listeners:
             next(handler.dispatched)
             status = handler.runtime.post((handler, args, kwargs, name, None))
             if status:
-                self._not_delivered(name, handler, status, None)
+                self._not_delivered(name, handler, status)
 
     def _fire_observed(
         self,
+        observer: Observer,
         name: str,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         listeners: tuple[Handler, ...],
     ) -> None:
-        """``fire_event`` when it is traced, watched or tapped."""
-        fire = None
-        if self._sink is not None:
-            fire = self._fire_record(name, args, kwargs)
-        if self._watchers:
-            self._event_fired(name, args, kwargs, fire, len(listeners))
-        for tap in self._taps:
-            tap(name, args, kwargs)
+        """``fire_event`` when something observes the bus."""
+        event = observer.event_fired(name, args, kwargs, listeners)
         for handler in listeners:
-            record = None
-            if fire is not None:
-                record = DeliveryRecord(fire, handler.name, handler.runtime.name, _bits(64))
+            ticket = None if event is None else observer.delivery_queued(event, handler)
             next(handler.dispatched)
-            status = handler.runtime.post((handler, args, kwargs, name, record))
+            status = handler.runtime.post((handler, args, kwargs, name, ticket))
             if status:
-                self._not_delivered(name, handler, status, record)
-        if fire is not None:
-            fire.listeners = len(listeners)
-            fire.end_ns = _time_ns()
-            self._sink_submit(fire)
+                error = self._not_delivered(name, handler, status)
+                if ticket is not None:
+                    observer.delivery_refused(ticket, handler, error)
+        if event is not None:
+            observer.event_posted(event)
 
-    def _not_delivered(
-        self, name: str, handler: Handler, status: int, record: DeliveryRecord | None
-    ) -> None:
-        """A delivery the listener's mailbox refused: counted, logged, on a span."""
+    def _not_delivered(self, name: str, handler: Handler, status: int) -> BaseException:
+        """A delivery the listener's mailbox refused: counted and logged; returns why."""
         handler.stats.refuse()
         runtime = handler.runtime
         with runtime._lock:
             runtime.dropped += 1
         error = runtime.refusal(status)
         runtime.drop_log.warning("event %r dropped for %s: %s", name, handler.qualname, error)
-        if record is not None:  # a CONSUMER span that says why it never ran
-            record.start_ns = record.end_ns = _time_ns()
-            record.thread = ""
-            record.error = error
-            self._sink_submit(record)
+        return error
 
     # -- services ----------------------------------------------------------------
 
@@ -437,7 +412,7 @@ class Bus:
             "tracing": {
                 "enabled": self.tracing,
                 **(self._sink.statistics() if self._sink else {}),
-                "watch_errors": self._watch_errors,
+                "watch_errors": self.observer.watch_errors if self.observer else 0,
             },
         }
 
@@ -448,17 +423,24 @@ class Bus:
         return quickly without blocking. Returns a handle whose ``dispose()``
         stops the calls.
         """
-        with self._services_lock:
-            self._watchers = (*self._watchers, callback)
-        return _Unwatch(self, callback)
+        self._hub().add_watcher(callback)
+        return _Unwatch(self._hub(), callback)
 
-    def _add_tap(self, tap: Callable[[str, tuple[Any, ...], dict[str, Any]], None]) -> None:
-        with self._services_lock:
-            self._taps = (*self._taps, tap)
+    def _add_tap(self, tap: Tap) -> None:
+        self._hub().add_tap(tap)
 
-    def _remove_tap(self, tap: Callable[[str, tuple[Any, ...], dict[str, Any]], None]) -> None:
-        with self._services_lock:
-            self._taps = tuple(t for t in self._taps if t is not tap)
+    def _remove_tap(self, tap: Tap) -> None:
+        self._hub().remove_tap(tap)
+
+    def _hub(self) -> Hub:
+        """The observer, installed now if nothing observed the bus yet."""
+        hub = self.observer
+        if hub is None:
+            with self._services_lock:
+                if self.observer is None:
+                    self.observer = Hub(None, json_limit=self.json_limit, redact=self.redact)
+                hub = self.observer
+        return hub
 
     def flush_traces(self, timeout: float | None = 10.0) -> bool:
         """Build and export every span recorded so far; blocks until done.
@@ -753,201 +735,6 @@ class Bus:
                         self.hung_after,
                     )
 
-    # -- tracing and activity (hot path helpers) ------------------------------------
-
-    def _caller(self) -> str:
-        try:
-            return _tls.caller  # type: ignore[no-any-return]
-        except AttributeError:
-            worker = current_worker()
-            name = worker.runtime.name if worker is not None else threading.current_thread().name
-            _tls.caller = name
-            return name
-
-    def _call_record(
-        self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], service: str
-    ) -> CallRecord:
-        ctx = _get_current()
-        parent = _get_span(ctx).get_span_context()
-        record = CallRecord()
-        if parent.is_valid:
-            record.trace_id, record.parent_id = parent.trace_id, parent.span_id
-        else:
-            record.trace_id, record.parent_id = _bits(128), 0
-        record.client_id = _bits(64)
-        record.server_id = _bits(64)
-        record.name = name
-        record.parent_ctx = ctx
-        record.caller = self._caller()
-        record.service = service
-        record.args = freeze(args, self.json_limit, self.redact)
-        record.kwargs = freeze(kwargs, self.json_limit, self.redact) if kwargs else None
-        record.annotations = record.events = record.links = None
-        if _REPLAY_KEY in ctx:
-            _mark_replay(record, ctx)
-        record.status_message = None
-        record.sent_ns = _time_ns()
-        return record
-
-    def _fire_record(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> FireRecord:
-        ctx = _get_current()
-        parent = _get_span(ctx).get_span_context()
-        record = FireRecord()
-        if parent.is_valid:
-            record.trace_id, record.parent_id = parent.trace_id, parent.span_id
-        else:
-            record.trace_id, record.parent_id = _bits(128), 0
-        record.span_id = _bits(64)
-        record.name = name
-        record.parent_ctx = ctx
-        record.caller = self._caller()
-        record.args = freeze(args, self.json_limit, self.redact)
-        record.kwargs = freeze(kwargs, self.json_limit, self.redact) if kwargs else None
-        record.annotations = record.events = record.links = None
-        if _REPLAY_KEY in ctx:
-            _mark_replay(record, ctx)
-        record.context = None
-        record.sent_ns = _time_ns()
-        return record
-
-    def _sink_submit(self, record: CallRecord | FireRecord | DeliveryRecord) -> None:
-        if self._sink is not None:
-            self._sink.submit(record)
-
-    def _text(self, value: Any) -> str:
-        return encoded_text(value, self.json_limit, self.redact).text
-
-    def _emit(self, activity: Activity) -> None:
-        for callback in self._watchers:
-            try:
-                callback(activity)
-            except Exception:
-                self._watch_errors += 1
-                log.exception("an activity watcher failed")
-
-    def _call_started(
-        self,
-        handler: Handler,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        record: CallRecord | None,
-    ) -> None:
-        self._emit(
-            Activity(
-                "call",
-                handler.name,
-                time.time(),
-                next(self._seq),
-                service=handler.runtime.name,
-                caller=self._caller(),
-                args=self._text(args),
-                kwargs=self._text(kwargs) if kwargs else None,
-                trace_id=hex_id(record.trace_id, 32) if record else None,
-                span_id=hex_id(record.server_id, 16) if record else None,
-                parent_span_id=hex_id(record.client_id, 16) if record else None,
-            )
-        )
-
-    def _call_refused(
-        self, record: CallRecord | None, handler: Handler, error: BaseException
-    ) -> None:
-        """End a command that never ran: its CLIENT span and activity say why."""
-        if record is not None:
-            record.status_message = f"{type(error).__name__}: {error}"
-            record.handled_ns = record.end_ns = _time_ns()
-            record.thread = ""
-            record.result = record.error = None
-        self._call_ended(record, handler, error, 0.0)
-
-    def _call_ended(
-        self,
-        record: CallRecord | None,
-        handler: Handler,
-        error: BaseException | None,
-        elapsed: float,
-        result: Any = None,
-    ) -> None:
-        if record is not None:
-            self._sink_submit(record)
-        if not self._watchers:
-            return
-        worker = current_worker()
-        cancelled = record is not None and record.status_message is not None
-        self._emit(
-            Activity(
-                "return",
-                handler.name,
-                time.time(),
-                next(self._seq),
-                service=handler.runtime.name,
-                result=None if error is not None or cancelled else self._text(result),
-                error=_error_dict(error)
-                if error is not None
-                else {"type": "CancelledError", "message": "cancelled before it ran"}
-                if cancelled
-                else None,
-                duration_ms=round(elapsed * 1000, 3),
-                queued_ms=round((record.handled_ns - record.sent_ns) / 1e6, 3) if record else None,
-                thread=worker.thread_name if worker else None,
-                trace_id=hex_id(record.trace_id, 32) if record else None,
-                span_id=hex_id(record.server_id, 16) if record else None,
-                parent_span_id=hex_id(record.client_id, 16) if record else None,
-            )
-        )
-
-    def _event_fired(
-        self,
-        name: str,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        record: FireRecord | None,
-        listeners: int,
-    ) -> None:
-        self._emit(
-            Activity(
-                "event",
-                name,
-                time.time(),
-                next(self._seq),
-                caller=self._caller(),
-                args=self._text(args),
-                kwargs=self._text(kwargs) if kwargs else None,
-                listeners=listeners,
-                trace_id=hex_id(record.trace_id, 32) if record else None,
-                span_id=hex_id(record.span_id, 16) if record else None,
-                parent_span_id=hex_id(record.parent_id, 16) if record else None,
-            )
-        )
-
-    def _delivery_ended(
-        self,
-        event: str,
-        handler: Handler,
-        record: DeliveryRecord | None,
-        error: BaseException | None,
-        elapsed: float,
-        thread: str,
-    ) -> None:
-        self._emit(
-            Activity(
-                "delivery",
-                event,
-                time.time(),
-                next(self._seq),
-                service=handler.runtime.name,
-                pattern=handler.name,
-                error=_error_dict(error) if error is not None else None,
-                duration_ms=round(elapsed * 1000, 3),
-                queued_ms=round((record.start_ns - record.fire.sent_ns) / 1e6, 3)
-                if record
-                else None,
-                thread=thread,
-                trace_id=hex_id(record.trace_id, 32) if record else None,
-                span_id=hex_id(record.span_id, 16) if record else None,
-                parent_span_id=hex_id(record.fire.span_id, 16) if record else None,
-            )
-        )
-
 
 MAX_THREADS = 1024
 """The most threads one service (``concurrency``) or the pool may have."""
@@ -962,24 +749,18 @@ def _check_int(what: str, value: object, low: int, high: int | None = None) -> N
         raise ValueError(f"{what} must be {bound}, not {value}")
 
 
-def _error_dict(error: BaseException) -> dict[str, str]:
-    return {"type": type(error).__qualname__, "message": str(error)}
-
-
 class _Unwatch:
     """Handle returned by ``Bus.watch``; ``dispose()`` stops the callbacks."""
 
-    __slots__ = ("_bus", "_callback")
+    __slots__ = ("_callback", "_hub")
 
-    def __init__(self, bus: Bus, callback: Callable[[Activity], None]) -> None:
-        self._bus = bus
+    def __init__(self, hub: Hub, callback: Watcher) -> None:
+        self._hub = hub
         self._callback = callback
 
     def dispose(self) -> None:
         """Stop calling the callback (idempotent)."""
-        bus = self._bus
-        with bus._services_lock:
-            bus._watchers = tuple(w for w in bus._watchers if w is not self._callback)
+        self._hub.remove_watcher(self._callback)
 
     def __enter__(self) -> _Unwatch:
         return self

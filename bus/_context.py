@@ -51,15 +51,17 @@ def current_event() -> EventInfo | None:
     worker = current_worker()
     if worker is None or worker.event is None or worker.current is None:
         return None
-    _, args, kwargs, name, record = worker.event
+    _, args, kwargs, name, ticket = worker.event
+    observer = worker.runtime.bus.observer
+    ids = None if ticket is None or observer is None else observer.trace_ids(ticket)
     return EventInfo(
         name=name,
         args=args,
         kwargs=dict(kwargs),
         pattern=worker.current.name,
         service=worker.runtime.name,
-        trace_id=hex_id(record.trace_id, 32) if record is not None else None,
-        span_id=hex_id(record.span_id, 16) if record is not None else None,
+        trace_id=hex_id(ids[0], 32) if ids else None,
+        span_id=hex_id(ids[1], 16) if ids else None,
     )
 
 

@@ -24,12 +24,8 @@ from collections.abc import Callable
 from concurrent.futures import CancelledError, InvalidStateError
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry import context as otel_context
-from opentelemetry import trace
-
 from ._errors import BusClosedError, BusError, MailboxFullError, ServiceFailedError
 from ._ratelog import RateLimitedLog
-from ._records import BusSpan, CallRecord, DeliveryRecord, freeze
 from ._threads import start_thread
 
 if TYPE_CHECKING:
@@ -47,8 +43,6 @@ FULL, STOPPED, FAILED = 1, 2, 3
 _STOP = None
 _time_ns = time.time_ns
 _perf = time.perf_counter
-_attach, _detach = otel_context.attach, otel_context.detach
-_set_span = trace.set_span_in_context
 
 _workers: dict[int, Worker] = {}
 """Each bus thread's state, by ``threading.get_ident()``; written only by that thread."""
@@ -285,8 +279,8 @@ class Runtime:
                 else:
                     error = CancelledError("cancelled before it ran")
                 handler.stats.skip(cancelled=not running)
-                if record is not None or self.bus._watchers:
-                    self.bus._call_refused(record, handler, error)
+                if record is not None:
+                    self.bus.observer.call_refused(record, handler, error)  # type: ignore[union-attr]
                 failed += running
             next(self.bus._closed_items)
         # A thread still busy in a handler (close gave up waiting for it)
@@ -500,55 +494,33 @@ class Runtime:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         future: CommandFuture,
-        record: CallRecord | None,
+        ticket: Any,
     ) -> bool | None:
-        bus = self.bus
+        observer = self.bus.observer if ticket is not None else None
         if not future.set_running_or_notify_cancel():
             handler.stats.skip(cancelled=True)
-            if record is not None:
-                record.status_message = "CancelledError: cancelled before it ran"
-                record.handled_ns = record.end_ns = _time_ns()
-                record.thread = worker.thread_name
-                record.result = record.error = None
-            bus._call_ended(record, handler, None, 0.0)
+            if observer is not None:
+                observer.call_refused(ticket, handler, CancelledError("cancelled before it ran"))
             return None
         # ``since`` before ``current``: the watchdog reads them in that order
         # and must never pair this handler with the previous one's start.
         start = worker.since = _perf()
         worker.current = handler
         worker.future = future
-        span = None
-        if record is not None:
-            record.handled_ns = _time_ns()
-            record.thread = worker.thread_name
-            span = BusSpan(record, record.trace_id, record.server_id)
-            token = _attach(_set_span(span, record.parent_ctx))
-            record.parent_ctx = None  # attached: keep ids, not the caller's context
+        scope = None if observer is None else observer.call_started(ticket, worker)
         error: BaseException | None = None
         result: Any = None
         try:
             result = handler.fn(*args, **kwargs)
         except BaseException as exc:
             error = exc
-            if record is not None:
-                # Now, before a caller re-raises it and adds its own frames;
-                # from the handler's frame on (the first is this one).
-                tb = exc.__traceback__
-                record.traceback = tb.tb_next if tb is not None and tb.tb_next else tb
         finally:
-            if span is not None:
-                _detach(token)
-                span.release()
+            if observer is not None:
+                observer.handler_returned(scope)
         elapsed = _perf() - start
         worker.current = None
         worker.future = None
         handler.stats.finish(elapsed, error)
-        if record is not None:
-            record.end_ns = _time_ns()
-            record.error = error
-            record.result = (
-                None if error is not None else freeze(result, bus.json_limit, bus.redact)
-            )
         if future.gave_up:
             handler.stats.late_reply()
             log.warning(
@@ -558,8 +530,8 @@ class Runtime:
                 elapsed,
                 "the bus closed" if future.done() else "its caller stopped waiting",
             )
-        if record is not None or bus._watchers:
-            bus._call_ended(record, handler, error, elapsed, result)
+        if observer is not None:
+            observer.call_ended(ticket, handler, worker, error, elapsed, result)
         # False when close() gave up on this handler and failed the future
         # first; the late reply was counted above.
         _settle(future, result, error)
@@ -574,25 +546,17 @@ class Runtime:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         event: str,
-        record: DeliveryRecord | None,
+        ticket: Any,
     ) -> bool:
+        observer = self.bus.observer if ticket is not None else None
         start = worker.since = _perf()  # before ``current``, as in _call
         worker.current = handler
-        span = None
-        if record is not None:
-            record.start_ns = _time_ns()
-            record.thread = worker.thread_name
-            fire = record.fire
-            span = BusSpan(record, fire.trace_id, record.span_id)
-            token = _attach(_set_span(span, fire.parent_ctx))
+        scope = None if observer is None else observer.delivery_started(ticket, worker)
         error: BaseException | None = None
         try:
             handler.fn(*args, **kwargs)
         except BaseException as exc:
             error = exc
-            if record is not None:
-                tb = exc.__traceback__
-                record.traceback = tb.tb_next if tb is not None and tb.tb_next else tb
             limiter = self._listener_log.get(handler.seq)
             if limiter is None:
                 limiter = self._listener_log[handler.seq] = RateLimitedLog(log)
@@ -605,18 +569,12 @@ class Runtime:
                 exc=exc,
             )
         finally:
-            if span is not None:
-                _detach(token)
-                span.release()
+            if observer is not None:
+                observer.handler_returned(scope)
         elapsed = _perf() - start
         worker.current = None
         worker.event = None
         handler.stats.finish(elapsed, error)
-        bus = self.bus
-        if record is not None:
-            record.end_ns = _time_ns()
-            record.error = error
-            bus._sink_submit(record)
-        if bus._watchers:
-            bus._delivery_ended(event, handler, record, error, elapsed, worker.thread_name)
+        if observer is not None:
+            observer.delivery_ended(ticket, handler, worker, event, error, elapsed)
         return error is None

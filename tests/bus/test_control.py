@@ -391,12 +391,12 @@ def test_closing_the_connection_ends_its_subscriptions(served: Bus) -> None:
     c = LineClient(served.address)  # type: ignore[arg-type]
     c.result("subscribe", {"topic": "activity"})
     c.result("subscribe", {"topic": "spans"})
-    assert len(served._watchers) == 1
+    assert len(served.observer.watchers) == 1
     c.close()
     deadline = time.monotonic() + 5
-    while (served._watchers or served.spans._observers) and time.monotonic() < deadline:
+    while (served.observer.watchers or served.spans._observers) and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert served._watchers == ()
+    assert served.observer.watchers == ()
     assert served.spans._observers == ()
 
 

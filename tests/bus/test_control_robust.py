@@ -156,7 +156,7 @@ def test_a_client_that_hangs_up_mid_stream(served: Bus) -> None:
     while served._control.connections and time.monotonic() < deadline:  # type: ignore[union-attr]
         time.sleep(0.01)
     assert served._control.connections == 0  # type: ignore[union-attr]
-    assert served._watchers == ()
+    assert served.observer.watchers == ()
     assert served.spans._observers == ()
     assert served.execute_command("echo", 5).result(5) == 5
 
@@ -175,9 +175,9 @@ def test_a_half_closed_subscriber_keeps_receiving(served: Bus) -> None:
     assert note["params"]["activity"]["name"] == "lights.off"
     c.close()
     deadline = time.monotonic() + 10
-    while served._watchers and time.monotonic() < deadline:
+    while served.observer.watchers and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert served._watchers == ()
+    assert served.observer.watchers == ()
 
 
 def test_eof_waits_for_commands_in_flight(served: Bus) -> None:

@@ -259,8 +259,8 @@ def test_an_attached_client_costs_the_bus_nothing(runtime_dir: Path) -> None:
             sock.connect(os.fspath(bus.address))  # type: ignore[arg-type]
             sock.sendall(b'{"jsonrpc": "2.0", "id": 1, "method": "inspect"}\n')
             assert sock.recv(65536)
-            assert bus._watchers == ()
-            assert bus._taps == ()
+            assert bus.observer is None or bus.observer.watchers == ()
+            assert bus.observer is None or bus.observer.taps == ()
             assert bus.spans._observers == ()
 
 
