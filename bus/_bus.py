@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import os
 import threading
@@ -25,7 +24,7 @@ from ._jsonval import Redactor, redact_secrets
 from ._observer import Observer
 from ._patterns import validate_name, validate_pattern
 from ._registry import Handler, Registration, Router
-from ._runtime import FULL, TASK, Runtime, current_worker
+from ._runtime import FULL, TASK, Ledger, Runtime, current_worker
 from ._service import Service
 from ._stats import count_value
 from ._threads import TimerHandle, Timers, start_thread
@@ -110,8 +109,7 @@ class Bus:
         self._closing = False
         self._close_done = threading.Event()
         self._closed = False
-        self._posted = itertools.count()
-        self._closed_items = itertools.count()  # taken out unrun at close
+        self.ledger = Ledger()  # what wait_idle counts
         #: The observer seam (``_observer``): the hub once anything observes
         #: the bus (tracing, a watcher, a tap), else ``None``.
         self.observer: Hub | None = None
@@ -583,9 +581,9 @@ class Bus:
         # two reads of the posted count that agree, equals it: a post between
         # the reads would change the count, and none between means that the
         # items finished are all among those posted.
-        posted = count_value(self._posted)
-        done = count_value(self._closed_items) + sum(rt.totals()[0] for rt in self._all_runtimes())
-        return done == posted == count_value(self._posted)
+        posted = count_value(self.ledger.posted)
+        done = count_value(self.ledger.unrun) + sum(rt.totals()[0] for rt in self._all_runtimes())
+        return done == posted == count_value(self.ledger.posted)
 
     def _refuse(self) -> None:
         worker = current_worker()

@@ -16,6 +16,7 @@ what it finished in its own ``Worker``, which only it writes.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from ._registry import Handler, Registration
     from ._service import Service
 
-__all__ = ["FAILED", "FULL", "STOPPED", "TASK", "Runtime", "Worker", "current_worker"]
+__all__ = ["FAILED", "FULL", "STOPPED", "TASK", "Ledger", "Runtime", "Worker", "current_worker"]
 
 log = logging.getLogger("bus")
 
@@ -99,6 +100,22 @@ class Worker:
         self.failed = 0
 
 
+class Ledger:
+    """Counts shared by a bus's runtimes, from which ``wait_idle`` tells quiet.
+
+    ``posted`` counts every item queued; each thread counts what it finished
+    in its ``Worker``, and ``unrun`` counts what was taken out of a mailbox
+    without running (at close, or when a service failed). ``next()`` on an
+    ``itertools.count`` is atomic, so no lock is taken on the hot path.
+    """
+
+    __slots__ = ("posted", "unrun")
+
+    def __init__(self) -> None:
+        self.posted = itertools.count()
+        self.unrun = itertools.count()
+
+
 class Job:
     """A timer callback running on a service thread, as ``inspect()`` shows it."""
 
@@ -148,7 +165,8 @@ class Runtime:
         # it may fall short of the stops queued but never exceeds them: a pool
         # thread that compares it with the mailbox errs towards serving on.
         self._stops = 0
-        self._posted = bus._posted
+        self.ledger: Ledger = bus.ledger
+        self._posted = self.ledger.posted
         self._listener_log: dict[int, RateLimitedLog] = {}
         self.drop_log = RateLimitedLog(log)  # deliveries refused by this mailbox
 
@@ -282,7 +300,7 @@ class Runtime:
                 if record is not None:
                     self.bus.observer.call_refused(record, handler, error)  # type: ignore[union-attr]
                 failed += running
-            next(self.bus._closed_items)
+            next(self.ledger.unrun)
         # A thread still busy in a handler (close gave up waiting for it)
         # needs its stop, or it would block on the empty mailbox for ever.
         for _ in range(stops):
