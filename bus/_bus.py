@@ -24,7 +24,7 @@ from ._jsonval import Redactor, redact_secrets
 from ._observer import Observer
 from ._patterns import validate_name, validate_pattern
 from ._registry import Handler, Registration, Router
-from ._runtime import FULL, TASK, Ledger, Runtime, current_worker
+from ._runtime import TASK, Ledger, Runtime, current_worker
 from ._service import Service
 from ._stats import count_value
 from ._threads import TimerHandle, Timers, start_thread
@@ -209,17 +209,13 @@ class Bus:
         handler = self._router.command(name)
         handler.binder.check(args, kwargs)
         future = CommandFuture(handler, self._waits)
-        runtime = handler.runtime
         observer = self.observer
         ticket = None if observer is None else observer.call_sent(handler, args, kwargs)
         next(handler.dispatched)
-        status = runtime.post((handler, args, kwargs, future, ticket))
+        status = handler.destination.post((handler, args, kwargs, future, ticket))
         if status:
             handler.stats.refuse()
-            if status == FULL:
-                with runtime._lock:
-                    runtime.rejected += 1
-            error = runtime.refusal(status)
+            error = handler.destination.call_refused(status)
             if ticket is not None:
                 observer.call_refused(ticket, handler, error)  # type: ignore[union-attr]
             raise error
@@ -261,7 +257,7 @@ class Bus:
             return
         for handler in listeners:
             next(handler.dispatched)
-            status = handler.runtime.post((handler, args, kwargs, name, None))
+            status = handler.destination.post((handler, args, kwargs, name, None))
             if status:
                 self._not_delivered(name, handler, status)
 
@@ -278,7 +274,7 @@ class Bus:
         for handler in listeners:
             ticket = None if event is None else observer.delivery_queued(event, handler)
             next(handler.dispatched)
-            status = handler.runtime.post((handler, args, kwargs, name, ticket))
+            status = handler.destination.post((handler, args, kwargs, name, ticket))
             if status:
                 error = self._not_delivered(name, handler, status)
                 if ticket is not None:
@@ -289,12 +285,7 @@ class Bus:
     def _not_delivered(self, name: str, handler: Handler, status: int) -> BaseException:
         """A delivery the listener's mailbox refused: counted and logged; returns why."""
         handler.stats.refuse()
-        runtime = handler.runtime
-        with runtime._lock:
-            runtime.dropped += 1
-        error = runtime.refusal(status)
-        runtime.drop_log.warning("event %r dropped for %s: %s", name, handler.qualname, error)
-        return error
+        return handler.destination.delivery_refused(status, name, handler)
 
     # -- services ----------------------------------------------------------------
 

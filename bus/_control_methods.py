@@ -309,7 +309,7 @@ def who_handles(conn: Connection, params: dict[str, Any], rid: Any) -> Any:
 
 
 def _threads(handler: Any) -> list[str]:
-    return [w.thread_name for w in list(handler.runtime.workers)]
+    return [w.thread_name for w in list(handler.destination.workers)]
 
 
 def subscribe(conn: Connection, params: dict[str, Any], rid: Any) -> Any:

@@ -17,14 +17,23 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ._errors import DeadlockError
 
-if TYPE_CHECKING:
-    from ._runtime import Runtime
+__all__ = ["Node", "WaitGraph"]
 
-__all__ = ["WaitGraph"]
+
+class Node(Protocol):
+    """A node of the graph: a service (local or remote), or the pool."""
+
+    @property
+    def name(self) -> str:
+        """What the cycle names it by."""
+
+    @property
+    def concurrency(self) -> int:
+        """How many of its threads must wait before it is stuck."""
 
 
 class WaitGraph:
@@ -32,10 +41,10 @@ class WaitGraph:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._edges: dict[Runtime, Counter[Runtime]] = {}
-        self._blocked: Counter[Runtime] = Counter()
+        self._edges: dict[Node, Counter[Node]] = {}
+        self._blocked: Counter[Node] = Counter()
 
-    def enter(self, waiter: Runtime, target: Runtime) -> None:
+    def enter(self, waiter: Node, target: Node) -> None:
         """Record that a thread of ``waiter`` starts waiting on ``target``.
 
         Raises:
@@ -49,7 +58,7 @@ class WaitGraph:
                 self._remove(waiter, target)
                 raise DeadlockError([r.name for r in cycle])
 
-    def leave(self, waiter: Runtime, target: Runtime) -> None:
+    def leave(self, waiter: Node, target: Node) -> None:
         """Record that the wait recorded by ``enter`` is over."""
         with self._lock:
             self._remove(waiter, target)
@@ -64,7 +73,7 @@ class WaitGraph:
                 if n
             ]
 
-    def _remove(self, waiter: Runtime, target: Runtime) -> None:
+    def _remove(self, waiter: Node, target: Node) -> None:
         self._blocked[waiter] -= 1
         if not self._blocked[waiter]:
             del self._blocked[waiter]
@@ -75,10 +84,10 @@ class WaitGraph:
             if not targets:
                 del self._edges[waiter]
 
-    def _stuck(self, runtime: Runtime) -> bool:
+    def _stuck(self, runtime: Node) -> bool:
         return self._blocked[runtime] >= runtime.concurrency
 
-    def _cycle(self, waiter: Runtime, target: Runtime) -> list[Runtime] | None:
+    def _cycle(self, waiter: Node, target: Node) -> list[Node] | None:
         if not self._stuck(waiter) or not self._stuck(target):
             return None
         # Depth-first from target through stuck services, back to the waiter.

@@ -45,7 +45,7 @@ class CommandFuture(Future[Any]):
     @property
     def service(self) -> str:
         """The service (or ``"pool"``) that handles the command."""
-        return self._handler.runtime.name
+        return self._handler.destination.name
 
     def result(self, timeout: float | None = None) -> Any:
         """Wait for the result, as ``Future.result``, with deadlock detection.
@@ -82,7 +82,7 @@ class CommandFuture(Future[Any]):
             except FutureTimeoutError:
                 self.gave_up = True
                 raise
-        target = self._handler.runtime
+        target = self._handler.destination
         try:
             self._waits.enter(worker.runtime, target)
         except DeadlockError:

@@ -126,12 +126,12 @@ class Hub:
     def call_sent(self, handler: Handler, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         record = None
         if self.sink is not None:
-            record = self._call_record(handler.name, args, kwargs, handler.runtime.name)
+            record = self._call_record(handler.name, args, kwargs, handler.destination.name)
         if self.watchers:
             self._emit(
                 "call",
                 handler.name,
-                service=handler.runtime.name,
+                service=handler.destination.name,
                 caller=_caller(),
                 args=self._text(args),
                 kwargs=self._text(kwargs) if kwargs else None,
@@ -211,7 +211,7 @@ class Hub:
         self._emit(
             "return",
             handler.name,
-            service=handler.runtime.name,
+            service=handler.destination.name,
             result=result,
             error=error,
             duration_ms=round(elapsed * 1000, 3),
@@ -253,7 +253,7 @@ class Hub:
 
     def delivery_queued(self, event: Any, handler: Handler) -> Any:
         if type(event) is FireRecord:
-            return DeliveryRecord(event, handler.name, handler.runtime.name, _bits(64))
+            return DeliveryRecord(event, handler.name, handler.destination.name, _bits(64))
         return event  # WATCHED or None
 
     def delivery_refused(self, ticket: Any, handler: Handler, error: BaseException) -> None:
@@ -298,7 +298,7 @@ class Hub:
             self._emit(
                 "delivery",
                 event,
-                service=handler.runtime.name,
+                service=handler.destination.name,
                 pattern=handler.name,
                 error=_error_dict(error) if error is not None else None,
                 duration_ms=round(elapsed * 1000, 3),

@@ -1,10 +1,12 @@
-"""Routing: who owns each command, who listens to each event.
+"""Routing: who owns each command, who listens to each event, and where work goes.
 
-This is the seam of DESIGN.md section 9. Everything that decides where work
-goes lives behind ``Router``; the bus asks it for a command's handler or an
-event's listeners and never looks at the tables itself. A transport over a
-distributed engine (NATS request/reply for commands, subjects for events)
-would be another router, and neither the four verbs nor the services change.
+This is the routing seam. Everything that decides where work goes lives
+behind ``Router``: the bus asks it for a command's handler or an event's
+listeners and never looks at the tables itself. Each ``Handler`` names its
+``Destination``, the thing the work is posted to: a local service's mailbox
+(``Runtime``) today; a peer in another process for a transport over a
+distributed engine, which adds handlers whose destination is remote, while
+neither the four verbs nor the services change.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ._binding import Binder
 from ._errors import CommandExistsError, CommandNotFoundError
@@ -22,18 +24,47 @@ from ._patterns import pattern_matches, validate_name
 from ._stats import HandlerStats
 
 if TYPE_CHECKING:
-    from ._runtime import Runtime
+    from ._errors import BusError
 
-__all__ = ["Handler", "Registration", "Router"]
+__all__ = ["Destination", "Handler", "Registration", "Router"]
 
 _ROUTE_CACHE_LIMIT = 4096
 
 
+class Destination(Protocol):
+    """Where the router sends work for a handler: a mailbox, local or remote.
+
+    ``post`` takes the item ``(handler, args, kwargs, tag, ticket)`` (see
+    ``_runtime``) from any thread and never blocks: it returns 0 when the
+    work is on its way, else a refusal status, which ``call_refused`` or
+    ``delivery_refused`` counts and turns into the error to report.
+    """
+
+    name: str
+    """The service that handles the work (``"pool"`` for the shared pool)."""
+
+    shared: bool
+    """Whether several threads finish its handlers (their statistics lock)."""
+
+    concurrency: int
+    """Threads serving it: the deadlock check's idea of when it is stuck."""
+
+    def post(self, item: tuple[Any, Any, Any, Any, Any]) -> int:
+        """Send the work; 0, or why not."""
+
+    def call_refused(self, status: int) -> BusError:
+        """Count a command ``post`` refused with ``status``; the error to raise."""
+
+    def delivery_refused(self, status: int, event: str, handler: Handler) -> BusError:
+        """Count and log an event delivery ``post`` refused; the error to record."""
+
+
 class Handler:
-    """One registered command or listener and its statistics."""
+    """One registered command or listener, where its work goes, and its statistics."""
 
     __slots__ = (
         "binder",
+        "destination",
         "dispatched",
         "doc",
         "fn",
@@ -42,7 +73,6 @@ class Handler:
         "qualname",
         "readonly",
         "registered_at",
-        "runtime",
         "seq",
         "stats",
     )
@@ -52,7 +82,7 @@ class Handler:
         kind: Literal["command", "listener"],
         name: str,
         fn: Callable[..., Any],
-        runtime: Runtime,
+        destination: Destination,
         seq: int,
         *,
         readonly: bool = False,
@@ -61,20 +91,20 @@ class Handler:
         self.kind = kind
         self.name = name
         self.fn = fn
-        self.runtime = runtime
+        self.destination = destination
         self.seq = seq
         self.readonly = readonly
         self.binder = Binder(name, fn)
         self.doc = doc if doc is not None else _doc_of(fn)
         self.qualname = getattr(fn, "__qualname__", None) or repr(fn)
-        self.stats = HandlerStats(shared=runtime.shared)
+        self.stats = HandlerStats(shared=destination.shared)
         self.dispatched = self.stats.dispatched  # next() on it from any thread
         self.registered_at = time.time()
 
     def describe(self) -> dict[str, Any]:
         """The JSON-ready description ``inspect()`` gives of this handler."""
         data: dict[str, Any] = {
-            "owner": self.runtime.name,
+            "owner": self.destination.name,
             "handler": self.qualname,
             "signature": self.binder.text(),
             "params": [p.to_json() for p in self.binder.params()],
@@ -141,7 +171,7 @@ class Registration:
 
     def __repr__(self) -> str:
         state = " disposed" if self._disposed else ""
-        return f"<Registration {self.kind} {self.name!r} on {self.handler.runtime.name}{state}>"
+        return f"<Registration {self.kind} {self.name!r} on {self.handler.destination.name}{state}>"
 
 
 class Router:
@@ -218,7 +248,7 @@ class Router:
             if handler.kind == "command":
                 existing = self._commands.get(handler.name)
                 if existing is not None:
-                    raise CommandExistsError(handler.name, existing.runtime.name)
+                    raise CommandExistsError(handler.name, existing.destination.name)
                 commands = dict(self._commands)
                 commands[handler.name] = handler
                 self._commands = commands

@@ -217,6 +217,21 @@ class Runtime:
             return self.failure()
         return BusClosedError(f"service {self.name!r} has stopped")
 
+    def call_refused(self, status: int) -> BusError:
+        """Count a command this mailbox refused (``rejected`` when full); its error."""
+        if status == FULL:
+            with self._lock:
+                self.rejected += 1
+        return self.refusal(status)
+
+    def delivery_refused(self, status: int, event: str, handler: Handler) -> BusError:
+        """Count and log (rate-limited) an event delivery this mailbox refused."""
+        with self._lock:
+            self.dropped += 1
+        error = self.refusal(status)
+        self.drop_log.warning("event %r dropped for %s: %s", event, handler.qualname, error)
+        return error
+
     def depth(self) -> int:
         """Items waiting in the mailbox (not counting those running)."""
         return self._queue.qsize()
