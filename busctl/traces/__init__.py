@@ -23,10 +23,13 @@ from ._file import (
 )
 from ._model import NOT_JSON, Span, Trace, build_traces
 from ._replay import (
+    DEFAULT_MAX_GAP,
     BusTarget,
     ClientTarget,
     Difference,
     Outcome,
+    Reason,
+    ReasonCode,
     Replayer,
     ReplayPlan,
     ReplayReport,
@@ -36,6 +39,7 @@ from ._replay import (
 from ._show import TraceFilter, render_trace, render_traces, summary_json
 
 __all__ = [
+    "DEFAULT_MAX_GAP",
     "MAX_LINE_BYTES",
     "NOT_JSON",
     "BusTarget",
@@ -43,6 +47,8 @@ __all__ = [
     "Difference",
     "LineError",
     "Outcome",
+    "Reason",
+    "ReasonCode",
     "ReplayPlan",
     "ReplayReport",
     "Replayer",
