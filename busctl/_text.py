@@ -1,11 +1,12 @@
 """Text from a bus or a file, made safe to show a person: control characters made visible.
 
-    from busctl._text import clipped, visible, visible_markup
+    from busctl._text import clipped, visible, visible_json, visible_markup
 
     visible("\\x1b]0;pwned\\x07name")           # '\\\\x1b]0;pwned\\\\x07name': shown, not obeyed
     visible("a\\nb")                            # 'a\\\\nb': one line stays one line
     visible("line 1\\nline 2", multiline=True)  # newlines kept where text may span lines
     visible_markup("[red]x[/]")                 # for rich markup: '\\\\[red]x\\\\[/]'
+    visible_json('["\u202e"]')                 # JSON stays JSON: '["\\u202e"]'
     clipped("x" * 10_000, 80)                   # 'xxx…(9,921 more characters)'
 
 Names, arguments, results, docstrings, error messages and thread names
@@ -16,7 +17,9 @@ title, move the cursor, hide text or (BEL) ring; a bidi override can make
 line in two. Every human-facing face (CLI, REPL, TUI) passes such text
 through ``visible`` first, so each of those characters is shown as the
 escape a developer would type (``\\x1b``, ``\\u202e``, ``\\n``). JSON output
-needs none of this: ``json.dumps`` escapes the C0 controls itself.
+stays JSON: ``visible_json`` spells the same characters as JSON escapes
+(``json.dumps`` escapes only the C0 controls itself when ``ensure_ascii`` is
+off).
 
 What is escaped: the C0 and C1 controls and DEL (Unicode ``Cc``), the
 invisible format characters (``Cf``: bidi embeddings, overrides and
@@ -32,7 +35,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["clipped", "visible", "visible_markup"]
+__all__ = ["clipped", "visible", "visible_json", "visible_markup"]
 
 # With the C0 controls (added below), every code point of the general
 # categories Cc, Cf, Zl, Zp and Cs, less the zero-width (non-)joiner (U+200C,
@@ -84,6 +87,27 @@ def visible(value: object, *, multiline: bool = False) -> str:
     if multiline:
         return _MULTILINE.sub(_escape, text.replace("\r\n", "\n"))
     return _ONE_LINE.sub(_escape, text)
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # JSON spells the rest as a UTF-16 surrogate pair
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
+def visible_json(text: str) -> str:
+    """A JSON document with each invisible character as a JSON ``\\uXXXX`` escape.
+
+    Still valid JSON, holding the same data: ``json.dumps(..., ensure_ascii=
+    False)`` escapes the C0 controls but writes DEL, C1, bidi overrides and
+    U+2028 raw. Outside strings JSON has only spaces, ``\\n`` and ``\\t``,
+    which stay.
+    """
+    if text.isprintable():
+        return text
+    return _MULTILINE.sub(_json_escape, text)
 
 
 def visible_markup(value: object, *, multiline: bool = False) -> str:

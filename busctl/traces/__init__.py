@@ -18,6 +18,7 @@ from ._file import (
     TraceFile,
     TraceFileError,
     parse_trace_lines,
+    parse_traces_data,
     read_trace_file,
     write_trace_file,
 )
@@ -60,6 +61,7 @@ __all__ = [
     "TraceFilter",
     "build_traces",
     "parse_trace_lines",
+    "parse_traces_data",
     "plan_replay",
     "read_trace_file",
     "render_trace",
