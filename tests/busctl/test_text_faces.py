@@ -203,3 +203,25 @@ def test_a_trace_file_names_nothing_to_the_terminal(tmp_path: Path):
         assert result.exit_code == 0, result.output
         assert "\\x1b]0;pwned\\x07" in result.stdout
         assert_shown_not_sent(result.output)
+
+
+def test_repl_completion_shows_signatures_and_defaults_visibly():
+    from prompt_toolkit.completion import CompleteEvent
+    from prompt_toolkit.document import Document
+
+    from busctl._repl import VERBS
+    from busctl._repl_complete import Registry, ReplCompleter
+
+    registry = Registry()
+    param = {"name": "text", "kind": "keyword_only", "required": False, "default": EVIL}
+    registry.update({"commands": [{"name": "evil.echo", "signature": EVIL, "params": [param]}]})
+    completer = ReplCompleter(registry, VERBS)
+    metas = []
+    for line in ("evil.e", "evil.echo te"):
+        document = Document(line, len(line))
+        for completion in completer.get_completions(document, CompleteEvent()):
+            metas.append(completion.display_meta_text)
+    assert len(metas) == 2
+    for meta in metas:
+        assert "\\u202eevil" in meta
+        assert_shown_not_sent(meta)
