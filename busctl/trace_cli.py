@@ -1,6 +1,7 @@
 """``busctl trace show|export FILE`` and ``busctl replay FILE``.
 
     busctl trace show traces/sample.jsonl --errors
+    busctl trace check traces/sample.jsonl          # every bad line and span
     busctl trace export traces/sample.jsonl --format chrome -o sample.chrome.json
     busctl trace export traces/sample.jsonl --format otlp --endpoint http://localhost:4318
     busctl replay traces/sample.jsonl --commands --fast
@@ -295,7 +296,11 @@ def _send_otlp(spans: list[Any], endpoint: str | None, timeout: float) -> None:
         sent, failed = 0, 0
         for start in range(0, len(spans), 512):
             batch = spans[start : start + 512]
-            if exporter.export(batch) is SpanExportResult.SUCCESS:
+            try:
+                result = exporter.export(batch)
+            except (ValueError, TypeError, UnicodeError) as exc:  # a value protobuf refuses
+                raise Failure(f"cannot encode spans for OTLP: {exc}", ExitStatus.ERROR) from None
+            if result is SpanExportResult.SUCCESS:
                 sent += len(batch)
             else:
                 failed += len(batch)

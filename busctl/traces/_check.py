@@ -70,7 +70,7 @@ def _mend_attributes(
             mended = dict(attributes)
         mended[key] = new
         problems.append(
-            f"{where}attribute {clipped(visible(key), 60)!r}: an integer beyond the "
+            f"{where}attribute '{clipped(visible(key), 60)}': an integer beyond the "
             "64-bit range, kept as text"
         )
     return mended
@@ -122,7 +122,7 @@ class SpanChecker:
             return span, []  # the common case, kept cheap: files hold 100,000s of spans
         ctx = span.context
         assert ctx is not None
-        who = f"span {ctx.span_id:016x} ({clipped(visible(span.name), 60)!r})"
+        who = f"span {ctx.span_id:016x} ('{clipped(visible(span.name), 60)}')"
         if not _time_ok(start):
             shown = _number(start) if isinstance(start, int) else repr(start)
             return None, [f"{who}: start time {shown} ns is out of range: the span is left out"]

@@ -401,4 +401,4 @@ def _cut_cycles(ordered: list[Span], roots: list[Span], found: list[LineError]) 
 
 def _named(span: Span) -> str:
     # For problem reports: the name is the file's text, made visible and short.
-    return repr(clipped(visible(span.name), 60))
+    return f"'{clipped(visible(span.name), 60)}'"  # not repr: it would double each backslash

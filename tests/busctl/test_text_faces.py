@@ -192,6 +192,7 @@ def test_a_trace_file_names_nothing_to_the_terminal(tmp_path: Path):
         [
             event(1, EVIL, T0),
             span(2, 1, name=EVIL, attributes={"thread.name": {"stringValue": EVIL}}),
+            span(3, 1, name=EVIL, start=T0 + 5000, end=T0),  # reported: ends before it starts
         ],
     )
     from busctl.trace_cli import replay, trace
@@ -202,6 +203,7 @@ def test_a_trace_file_names_nothing_to_the_terminal(tmp_path: Path):
     ):
         assert result.exit_code == 0, result.output
         assert "\\x1b]0;pwned\\x07" in result.stdout
+        assert "span 0000000000000003 ('\\x1b]0;pwned\\x07" in result.stderr  # once escaped
         assert_shown_not_sent(result.output)
 
 

@@ -375,3 +375,60 @@ def test_replay_and_to_pytest_take_a_file_of_bad_shapes(runner, tmp_path):
     assert dry.exit_code == 0, dry.output
     assert "\x1b" not in dry.stdout
     assert "evil\\x1b]0;title\\x07" in dry.stdout
+
+
+def test_every_mended_shape_goes_through_a_real_otlp_exporter(runner, tmp_path):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+        ExportTraceServiceResponse,
+    )
+
+    received: list[ExportTraceServiceRequest] = []
+
+    class Collector(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append(ExportTraceServiceRequest.FromString(body))
+            reply = ExportTraceServiceResponse().SerializeToString()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    path = tmp_path / "mended.jsonl"
+    path.write_text(
+        line(
+            [
+                span(1, attributes={"big": {"intValue": str(10**30)}}),
+                span(2, 1, name="odd", start=T0 + 9000, end=T0),
+                span(3, 4, name="c1", attributes={"q": {"doubleValue": "NaN"}}),
+                span(4, 3, name="c2"),
+            ]
+        ).replace('"odd"', '"odd \\udc00"')
+        + "\n"
+    )
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Collector)
+    serving = threading.Thread(target=server.serve_forever, name="collector")
+    serving.start()
+    try:
+        endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+        result = runner.invoke(trace, ["export", str(path), "--format", "otlp",
+                                       "--endpoint", endpoint])  # fmt: skip
+    finally:
+        server.shutdown()
+        serving.join(10)
+        server.server_close()
+    assert result.exit_code == 0, result.output
+    assert "sent 4 spans" in result.stderr
+    spans = [s for r in received for rs in r.resource_spans for ss in rs.scope_spans
+             for s in ss.spans]  # fmt: skip
+    assert sorted(s.name for s in spans) == ["c1", "c2", "odd \\udc00", "process x"]
+    big = next(s for s in spans if s.name == "process x").attributes[0]
+    assert big.value.string_value == str(10**30)
