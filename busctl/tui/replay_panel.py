@@ -56,6 +56,7 @@ def _cell(text: str) -> Text:
 
 
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 100.0)
+SHOWN_PROBLEMS = 20  # bad lines and spans listed in the report
 
 
 class ReplayPanel(Widget):
@@ -241,7 +242,11 @@ class ReplayPanel(Widget):
         warning = message.plan.gap_warning()
         if warning is not None:
             lines.append(warning)
-        lines += [f"bad line skipped: {b}" for b in message.bad_lines]
+        bad = message.bad_lines
+        lines += [f"skipped or mended: {b}" for b in bad[:SHOWN_PROBLEMS]]
+        if len(bad) > SHOWN_PROBLEMS:
+            more = len(bad) - SHOWN_PROBLEMS
+            lines.append(f"{more} more problems: busctl trace check {message.path} lists them all")
         lines += [f"left out: {s.operation}: {r.text(hints)}" for s, r in message.plan.left_out]
         self.query_one("#report", Static).update(
             Text("\n".join(clipped(visible(line), 400) for line in lines))
