@@ -26,7 +26,7 @@ import json
 import math
 import os
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -464,12 +464,19 @@ def _decode_span(
     )
 
 
-def decode_spans(data: Any) -> list[ReadableSpan]:
+def decode_spans(
+    data: Any, *, on_bad_span: Callable[[str], None] | None = None
+) -> list[ReadableSpan]:
     """The spans of one OTLP ``TracesData`` JSON object (as ``json.loads`` gives it).
 
     Accepts what ``encode_spans`` writes and what other OTel tools write in
     the same encoding (int64 as strings or numbers, fields left out when they
     are defaults).
+
+    Args:
+        on_bad_span: called with the reason (naming the field) for each span
+            that cannot be decoded, which is then left out; without it such
+            a span fails the whole object.
 
     Raises:
         OtlpDecodeError: the object is not ``TracesData``; the message names
@@ -501,7 +508,12 @@ def decode_spans(data: Any) -> list[ReadableSpan]:
                 )
             for i, raw_span in enumerate(_get_list(ss, "spans", swhere)):
                 here = f"{swhere}.spans[{i}]"
-                spans.append(_decode_span(_get_obj(raw_span, here), here, resource, scope))
+                try:
+                    spans.append(_decode_span(_get_obj(raw_span, here), here, resource, scope))
+                except (ValueError, TypeError, RecursionError) as exc:
+                    if on_bad_span is None:
+                        raise
+                    on_bad_span(str(exc) if isinstance(exc, OtlpDecodeError) else f"{here}: {exc}")
     return spans
 
 

@@ -27,6 +27,7 @@ import click
 from . import _output
 from ._client import Client
 from ._exit import ExitStatus
+from ._text import visible
 from ._verbs import (
     Failure,
     attached,
@@ -102,7 +103,7 @@ def monitor(
         if not as_json:
             watched = " ".join(patterns) or "everything"
             _output.console(stderr=True).print(
-                f"monitoring {watched} on bus {client.name}; Ctrl-C to stop",
+                visible(f"monitoring {watched} on bus {client.name}; Ctrl-C to stop"),
                 markup=False,
                 highlight=False,
             )
@@ -180,7 +181,7 @@ def capture(
         subscription = client.subscribe("spans", lambda m, p: notes.put((m, p)), patterns or ("*",))
         until = f"for {_output.duration(duration)}" if duration else "until Ctrl-C"
         report.print(
-            f"capturing spans of bus {client.name} to {output} {until}",
+            visible(f"capturing spans of bus {client.name} to {output} {until}"),
             markup=False,
             highlight=False,
         )

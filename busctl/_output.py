@@ -8,17 +8,23 @@
     _output.latency(0.42)                      # '420 µs'
 
 Colour only when stdout is a terminal (and ``NO_COLOR`` is unset); when piped,
-lines are not wrapped to a terminal width.
+lines are not wrapped to a terminal width. Everything a bus sends (names,
+docs, results, error messages, thread names) is printed with its control
+characters made visible (``busctl._text.visible``) and never read as rich
+markup; ``print_json`` needs neither.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
+
+from ._text import visible, visible_json
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -30,6 +36,7 @@ __all__ = [
     "duration",
     "error",
     "fields",
+    "json_highlighted",
     "latency",
     "print_json",
     "print_value",
@@ -57,26 +64,42 @@ def console(*, stderr: bool = False) -> Console:
 
 def print_json(data: Any, *, indent: int | None = 2) -> None:
     """Write ``data`` to stdout as JSON and nothing else (for ``--json``)."""
-    sys.stdout.write(json.dumps(data, indent=indent, ensure_ascii=False, default=repr) + "\n")
+    text = json.dumps(data, indent=indent, ensure_ascii=False, default=repr)
+    sys.stdout.write(visible_json(text) + "\n")  # DEL, C1, bidi... as \u escapes
     sys.stdout.flush()
 
 
 def print_value(value: Any) -> None:
     """Pretty-print a command's result for a person: JSON, highlighted on a terminal."""
     out = console()
-    text = json.dumps(value, indent=2, ensure_ascii=False, default=repr)
+    # json.dumps escapes C0 controls in strings, not DEL, C1 (\x9b is a CSI)
+    # or bidi overrides: visible_json spells those as \u escapes too.
+    text = visible_json(json.dumps(value, indent=2, ensure_ascii=False, default=repr))
     if out.is_terminal and not out.no_color:
-        from rich.json import JSON
-
-        out.print(JSON(text))
+        out.print(json_highlighted(text))
     else:
         out.print(text, markup=False, highlight=False)
+
+
+def json_highlighted(text: str) -> Any:
+    """JSON text coloured as rich's ``JSON`` does, without parsing and dumping it again.
+
+    (``rich.json.JSON`` re-dumps the data, which would undo ``visible_json``.)
+    """
+    from rich.highlighter import JSONHighlighter
+    from rich.text import Text
+
+    return JSONHighlighter()(Text(text))
 
 
 def error(message: str) -> None:
     """Print a one-line error to stderr (``busctl: error: ...``)."""
     out = console(stderr=True)
-    out.print(f"[bold red]error:[/] {_escape(message)}" if out.is_terminal else f"error: {message}")
+    message = visible(message)
+    if out.is_terminal:
+        out.print(f"[bold red]error:[/] {_escape(message)}", highlight=False)
+    else:
+        out.print(f"error: {message}", markup=False, highlight=False)
 
 
 def table(
@@ -103,13 +126,13 @@ def table(
     for name in columns:
         grid.add_column(name, justify="right" if name in aligned else "left", overflow="fold")
     for row in rows:
-        grid.add_row(*("" if cell is None else _escape(str(cell)) for cell in row))
+        grid.add_row(*("" if cell is None else _escape(visible(cell)) for cell in row))
     out.print(grid)
 
 
 def fields(pairs: Iterable[tuple[str, Any]]) -> None:
     """Print ``name: value`` lines, names aligned (``status``, ``introspect``)."""
-    items = [(k, "" if v is None else str(v)) for k, v in pairs]
+    items = [(k, "" if v is None else visible(v)) for k, v in pairs]
     width = max((len(k) for k, _ in items), default=0)
     out = console()
     for key, value in items:
@@ -174,9 +197,9 @@ def activity_line(activity: dict[str, Any], *, colour: bool) -> str:
     time, kind, name, who (service, or caller for events), then arguments,
     result or error, and how long it took.
     """
-    kind = str(activity.get("kind", "?"))
-    name = str(activity.get("name", "?"))
-    when = clock(float(activity.get("time", 0.0)))
+    kind = visible(activity.get("kind", "?"))
+    name = visible(activity.get("name", "?"))
+    when = clock(_seconds(activity.get("time")))
     error_info = activity.get("error")
     if kind == "event":
         who = f"from {activity.get('caller') or '?'}"
@@ -186,7 +209,7 @@ def activity_line(activity: dict[str, Any], *, colour: bool) -> str:
     elif kind == "delivery":
         who = str(activity.get("service") or "?")
         detail = f"[{activity.get('pattern', name)}]"
-        tail = latency(activity.get("duration_ms"))
+        tail = latency(_number(activity.get("duration_ms")))
     elif kind == "call":
         who = f"{activity.get('caller') or '?'} → {activity.get('service') or '?'}"
         detail = _call_args(activity)
@@ -194,12 +217,14 @@ def activity_line(activity: dict[str, Any], *, colour: bool) -> str:
     else:
         who = str(activity.get("service") or "?")
         detail = "" if error_info else _clip(f"= {activity.get('result', 'null')}")
-        tail = latency(activity.get("duration_ms"))
-        queued = activity.get("queued_ms")
+        tail = latency(_number(activity.get("duration_ms")))
+        queued = _number(activity.get("queued_ms"))
         if queued:
             tail += f" (queued {latency(queued)})"
     if isinstance(error_info, dict):
         detail = f"!! {error_info.get('type', 'Error')}: {error_info.get('message', '')}"
+    # One record, one line: a newline or an escape inside an argument is shown.
+    who, detail, tail = visible(who), visible(detail), visible(tail)
     text_tail = f"  {tail}" if tail else ""
     if not colour:
         return f"{when} {kind:<8} {name:<{_NAME_WIDTH}} {who} {detail}{text_tail}".rstrip()
@@ -207,9 +232,23 @@ def activity_line(activity: dict[str, Any], *, colour: bool) -> str:
     arrow = _ARROW.get(kind, " ")
     detail_markup = f"[red]{_escape(detail)}[/]" if error_info else _escape(detail)
     return (
-        f"[dim]{when}[/] [{style}]{arrow} {kind:<8}[/] [bold]{_escape(name):<{_NAME_WIDTH}}[/] "
+        f"[dim]{when}[/] [{style}]{arrow} {_escape(kind):<8}[/] "
+        f"[bold]{_escape(name):<{_NAME_WIDTH}}[/] "
         f"[dim]{_escape(who)}[/] {detail_markup}[dim]{_escape(text_tail)}[/]"
     ).rstrip()
+
+
+def _number(value: Any) -> float | None:
+    """A number the bus sent, or ``None`` for anything else (never a crash)."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _seconds(value: Any) -> float:
+    number = _number(value)
+    # time.localtime takes years 1..9999 or so; a stranger time shows as the epoch.
+    return number if number is not None and 0 <= number < 253_402_300_800 else 0.0
 
 
 def _call_args(activity: dict[str, Any]) -> str:
@@ -243,6 +282,7 @@ def _compact(value: Any) -> str:
 
 def _clip(text: str, limit: int = _DETAIL_WIDTH) -> str:
     """Keep monitor lines to one screen line or so; ``--json`` has everything."""
+    text = visible(text)  # before cutting: an escape is longer than its character
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

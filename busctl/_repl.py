@@ -56,6 +56,7 @@ from ._repl_views import (
     show_verbs,
     toolbar,
 )
+from ._text import visible
 
 __all__ = ["VERBS", "Repl", "default_history_path"]
 
@@ -604,6 +605,8 @@ class Repl:
         self._say(f"bad argument: {exc}", error=True)
 
     def _say(self, text: str, *, error: bool = False) -> None:
+        # Messages carry names, errors and tracebacks from the bus: shown, not obeyed.
+        text = visible(text, multiline=not error)
         if error and self.colour:
             self.console.print(f"[bold red]error:[/] {_escape(text)}", highlight=False)
         elif error:

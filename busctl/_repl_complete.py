@@ -22,6 +22,8 @@ from typing import Any
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 
+from ._text import visible
+
 __all__ = ["Registry", "ReplCompleter", "pattern_matches"]
 
 # The parameter kinds that can be given as ``name=value``.
@@ -228,4 +230,7 @@ def _describe_param(param: Mapping[str, Any]) -> str:
 def _matching(prefix: str, candidates: Iterable[tuple[str, str]]) -> Iterator[Completion]:
     for name, meta in sorted(candidates):
         if name.startswith(prefix) and name != prefix:  # nothing to add: no noise
-            yield Completion(name, start_position=-len(prefix), display_meta=meta or None)
+            # Signatures and defaults come from the bus: prompt_toolkit shows C0/C1
+            # as ^X but writes a bidi override or U+2028 as is.
+            shown = visible(meta) if meta else None
+            yield Completion(name, start_position=-len(prefix), display_meta=shown)

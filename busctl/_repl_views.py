@@ -6,7 +6,9 @@
     show_command_help(out, registry.commands["lights.turn_on"], colour=True)
 
 Each function writes to the rich ``Console`` it is given, so tests read the
-REPL's output from a ``StringIO``.
+REPL's output from a ``StringIO``. What the bus sent (results, names, docs,
+error messages, tracebacks) is shown with its control characters made
+visible (``busctl._text.visible``) and never read as markup.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from rich.table import Table
 from . import _output
 from ._client import RemoteError
 from ._repl_complete import Registry
+from ._text import visible, visible_json
 
 __all__ = [
     "banner",
@@ -42,14 +45,13 @@ def show_result(out: Console, value: Any, *, colour: bool, lossy: bool = False) 
     """A command's result as indented JSON (highlighted on a terminal)."""
     if lossy:
         # The bus could not send the value as JSON: this is its repr.
-        out.print(str(value), markup=False, highlight=colour)
+        out.print(visible(value, multiline=True), markup=False, highlight=colour)
         out.print("(not JSON: shown as its repr)", style="dim", markup=False)
         return
-    text = json.dumps(value, indent=2, ensure_ascii=False, default=repr)
+    # json.dumps escapes C0 controls, not DEL, C1 or bidi overrides.
+    text = visible_json(json.dumps(value, indent=2, ensure_ascii=False, default=repr))
     if colour:
-        from rich.json import JSON
-
-        out.print(JSON(text))
+        out.print(_output.json_highlighted(text))
     else:
         out.print(text, markup=False, highlight=False)
 
@@ -76,14 +78,15 @@ def error_line(exc: BaseException) -> str:
 
 def show_error(out: Console, exc: BaseException, *, verbose: bool, colour: bool) -> None:
     """``error: TYPE: message``, then the remote traceback when ``verbose``."""
-    line = error_line(exc)
+    line = visible(error_line(exc))
     if colour:
         out.print(f"[bold red]error:[/] {escape(line)}", highlight=False)
     else:
         out.print(f"error: {line}", markup=False, highlight=False)
     trace = exc.remote_traceback if isinstance(exc, RemoteError) else None
     if verbose and trace:
-        out.print(trace.rstrip(), style="dim" if colour else None, markup=False, highlight=False)
+        shown = visible(trace.rstrip(), multiline=True)
+        out.print(shown, style="dim" if colour else None, markup=False, highlight=False)
     elif trace:
         out.print("(`verbose on` or `traceback` shows the remote traceback)", style="dim")
 
@@ -104,13 +107,13 @@ def show_verbs(out: Console, verbs: Mapping[str, str]) -> None:
 
 def show_command_help(out: Console, entry: Mapping[str, Any], *, colour: bool) -> None:
     """``help NAME`` for a command: signature, docstring, readonly, owner and stats."""
-    name = str(entry.get("name"))
-    signature = str(entry.get("signature", "()"))
+    name = visible(entry.get("name"))
+    signature = visible(entry.get("signature", "()"))
     if colour:
         out.print(f"[bold]{escape(name)}[/]{escape(signature)}", highlight=True)
     else:
         out.print(f"{name}{signature}", markup=False, highlight=False)
-    doc = str(entry.get("doc") or "(no docstring)")
+    doc = visible(entry.get("doc") or "(no docstring)", multiline=True)
     for line in doc.strip().splitlines():
         out.print(f"    {line}", markup=False, highlight=False)
     readonly = "yes" if entry.get("readonly") else "no"
@@ -137,17 +140,20 @@ def show_command_help(out: Console, entry: Mapping[str, Any], *, colour: bool) -
 def show_event_help(out: Console, name: str, routing: Mapping[str, Any]) -> None:
     """``help NAME`` for an event: the listeners it reaches, in delivery order."""
     listeners = list(routing.get("listeners") or [])
-    out.print(f"event {name} reaches {len(listeners)} listener(s):", markup=False)
+    out.print(f"event {visible(name)} reaches {len(listeners)} listener(s):", markup=False)
     for listener in listeners:
         out.print(
-            f"  {listener.get('order', '?')}. {listener.get('owner')}: {listener.get('handler')}"
-            f"{listener.get('signature', '')}  [{listener.get('pattern')}]",
+            visible(
+                f"  {listener.get('order', '?')}. {listener.get('owner')}: "
+                f"{listener.get('handler')}{listener.get('signature', '')}  "
+                f"[{listener.get('pattern')}]"
+            ),
             markup=False,
             highlight=False,
         )
         doc = str(listener.get("doc") or "").strip()
         if doc:
-            out.print(f"       {doc.splitlines()[0]}", markup=False, highlight=False)
+            out.print(f"       {visible(doc.splitlines()[0])}", markup=False, highlight=False)
 
 
 def show_overview(out: Console, snapshot: Mapping[str, Any], info: Mapping[str, Any]) -> None:
@@ -243,12 +249,12 @@ def _table(
     for name in columns:
         grid.add_column(name, overflow="fold")
     for row in rows:
-        grid.add_row(*("" if cell is None else escape(str(cell)) for cell in row))
+        grid.add_row(*("" if cell is None else escape(visible(cell)) for cell in row))
     out.print(grid)
 
 
 def _fields(out: Console, pairs: Iterable[tuple[str, Any]]) -> None:
-    items = [(k, "" if v is None else str(v)) for k, v in pairs]
+    items = [(k, "" if v is None else visible(v)) for k, v in pairs]
     width = max((len(k) for k, _ in items), default=0)
     for key, value in items:
         out.print(f"  {key + ':':<{width + 1}} {value}", markup=False, highlight=False)
@@ -267,6 +273,7 @@ def banner(
         f"{totals.get('services', 0)} services, {totals.get('commands', 0)} commands, "
         f"{totals.get('listeners', 0)} listeners"
     )
+    # {name!r}: repr shows a non-printing character as its escape already.
     if embedded:
         first = (
             f"No bus is running, so this REPL started an embedded bus {name!r} with the sample "
@@ -274,7 +281,10 @@ def banner(
             "Start one with `busctl run` to attach to it instead."
         )
     else:
-        first = f"Attached to bus {name!r} (pid {info.get('pid', '?')}, {address}): {counts}."
+        first = (
+            f"Attached to bus {name!r} (pid {visible(info.get('pid', '?'))}, "
+            f"{visible(address)}): {counts}."
+        )
     return first + "\nType help for the verbs, ?NAME for a command; Tab completes; Ctrl-D exits."
 
 
@@ -288,5 +298,5 @@ def toolbar(text: str, registry: Registry, name: str) -> str:
     if entry is not None:
         doc = str(entry.get("doc") or "").strip().splitlines()
         first = f"  {doc[0]}" if doc else ""
-        return f" {entry['name']}{entry.get('signature', '')}{first}"
-    return f" bus {name}  ·  help  ·  Tab completes  ·  Ctrl-D exits"
+        return visible(f" {entry['name']}{entry.get('signature', '')}{first}")
+    return f" bus {visible(name)}  ·  help  ·  Tab completes  ·  Ctrl-D exits"

@@ -27,6 +27,7 @@ from . import _output
 from ._args import ArgumentError
 from ._client import Client, ConnectionLost, RemoteError
 from ._exit import ExitStatus
+from ._text import visible
 
 __all__ = [
     "HINT_RUN",
@@ -106,7 +107,7 @@ def _exit_with(failure: Failure, verbose: bool) -> NoReturn:
         message += " (-v shows the traceback)"
     _output.error(message)
     if failure.detail and verbose:
-        sys.stderr.write(failure.detail.rstrip() + "\n")
+        sys.stderr.write(visible(failure.detail.rstrip(), multiline=True) + "\n")
     sys.exit(failure.status)
 
 

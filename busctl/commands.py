@@ -26,6 +26,7 @@ from ._client import RemoteError
 from ._exit import ExitStatus
 from ._live import capture, monitor
 from ._run import run
+from ._text import visible
 from ._verbs import (
     HINT_RUN,
     Failure,
@@ -281,7 +282,7 @@ def introspect(name: str, target: str | None, as_json: bool, verbose: bool) -> N
         )
     doc = entry.get("doc")
     if doc:
-        _output.console().print("\n" + doc, markup=False, highlight=False)
+        _output.console().print("\n" + visible(doc, multiline=True), markup=False, highlight=False)
 
 
 def _default_text(default: Any) -> str:

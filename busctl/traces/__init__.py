@@ -18,15 +18,19 @@ from ._file import (
     TraceFile,
     TraceFileError,
     parse_trace_lines,
+    parse_traces_data,
     read_trace_file,
     write_trace_file,
 )
 from ._model import NOT_JSON, Span, Trace, build_traces
 from ._replay import (
+    DEFAULT_MAX_GAP,
     BusTarget,
     ClientTarget,
     Difference,
     Outcome,
+    Reason,
+    ReasonCode,
     Replayer,
     ReplayPlan,
     ReplayReport,
@@ -36,6 +40,7 @@ from ._replay import (
 from ._show import TraceFilter, render_trace, render_traces, summary_json
 
 __all__ = [
+    "DEFAULT_MAX_GAP",
     "MAX_LINE_BYTES",
     "NOT_JSON",
     "BusTarget",
@@ -43,6 +48,8 @@ __all__ = [
     "Difference",
     "LineError",
     "Outcome",
+    "Reason",
+    "ReasonCode",
     "ReplayPlan",
     "ReplayReport",
     "Replayer",
@@ -54,6 +61,7 @@ __all__ = [
     "TraceFilter",
     "build_traces",
     "parse_trace_lines",
+    "parse_traces_data",
     "plan_replay",
     "read_trace_file",
     "render_trace",

@@ -15,6 +15,7 @@ join a command's or event's sender to each handler.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -29,6 +30,18 @@ def _us(ns: int, origin: int) -> float:
     return round((ns - origin) / 1000, 3)
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and the infinities as text: JSON has no spelling for them.
+
+    (``json.dumps`` would write a bare ``NaN``, which Perfetto refuses.)
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
 def _args(span: Span) -> dict[str, Any]:
     args: dict[str, Any] = {
         "trace_id": span.trace_id,
@@ -40,7 +53,7 @@ def _args(span: Span) -> dict[str, Any]:
         args["parent_id"] = span.parent_id
     for key in _ARG_KEYS:
         if key in span.attributes:
-            args[key] = span.attributes[key]
+            args[key] = _finite(span.attributes[key])
     if span.error:
         args["error"] = span.status_message or span.error_type or "error"
     if span.replayed:

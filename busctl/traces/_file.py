@@ -4,20 +4,27 @@
 
     write_trace_file("traces/session.jsonl", bus.spans.spans())
     trace_file = read_trace_file("traces/session.jsonl")
-    for problem in trace_file.errors:       # bad lines, each named
+    for problem in trace_file.errors:       # bad lines and spans, each named
         print(problem)                      # "line 7: not JSON: ..."
     print(len(trace_file.spans), "spans")   # from every line that was valid
 
 One ``TracesData`` object per line, as the OpenTelemetry file exporters write
 (see ``docs/traces.md``). A bad line — truncated, not JSON, not trace data,
 or longer than the limit — is reported with its number and skipped; the other
-lines are still read.
+lines are still read. So is a bad span within a good line (an id of the
+wrong length, a name that is not text, a start time out of range): it is
+left out and the rest of its line read. What can be mended is mended and
+reported (an end before the start, an integer past 64 bits, a duplicate
+span, a parent cycle; see ``_check`` and ``build_traces``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,14 +34,18 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from bus._otlp import OtlpDecodeError, decode_spans, encode_spans
 
-from ._model import Span, Trace, build_traces
+from .._text import visible
+from ._check import SpanChecker
+from ._model import LineError, Span, Trace, build_traces
 
 __all__ = [
     "MAX_LINE_BYTES",
     "LineError",
     "TraceFile",
     "TraceFileError",
+    "no_collection_pauses",
     "parse_trace_lines",
+    "parse_traces_data",
     "read_trace_file",
     "write_trace_file",
 ]
@@ -50,25 +61,16 @@ class TraceFileError(Exception):
     """The trace file cannot be read at all (missing, a directory, unreadable)."""
 
 
-@dataclass(frozen=True, slots=True)
-class LineError:
-    """A line of a trace file that could not be used, and why."""
-
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"line {self.line}: {self.message}"
-
-
 @dataclass(slots=True)
 class TraceFile:
-    """What a trace file holds: the spans of its valid lines and its bad lines.
+    """What a trace file holds: the spans of its valid lines, and what was wrong.
 
     Attributes:
         path: where it was read from (``None`` for in-memory lines).
-        spans: every span of every valid line, in file order.
-        errors: one ``LineError`` per bad line.
+        spans: every usable span of every valid line, in file order (a span
+            that appears twice is here twice; ``traces()`` holds it once).
+        errors: one ``LineError`` per bad line, per span left out or
+            mended, per duplicate and per parent cycle, in line order.
         lines: how many lines were read (blank ones included).
     """
 
@@ -79,15 +81,28 @@ class TraceFile:
     _traces: list[Trace] | None = None
 
     def traces(self) -> list[Trace]:
-        """The spans as trees, one ``Trace`` per trace id, oldest first (built once)."""
+        """The spans as trees, one ``Trace`` per trace id, oldest first (built once).
+
+        Building them reports duplicates and parent cycles in ``errors``;
+        the readers here build them before they return.
+        """
         if self._traces is None:
-            self._traces = build_traces(self.spans)
+            problems: list[LineError] = []
+            self._traces = build_traces(self.spans, problems)
+            if problems:
+                self.errors.extend(problems)
+                self.errors.sort(key=lambda e: e.line)  # stable: a line's own order stays
         return self._traces
 
-    def error_summary(self) -> str:
-        """One line per bad line, prefixed by the file's name."""
+    def error_summary(self, limit: int | None = None) -> str:
+        """One line per problem, prefixed by the file's name; at most ``limit`` of them."""
         where = str(self.path) if self.path else "<trace>"
-        return "\n".join(f"{where}:{e.line}: {e.message}" for e in self.errors)
+        shown = self.errors if limit is None else self.errors[:limit]
+        lines = [f"{where}:{e.line}: {visible(e.message)}" for e in shown]
+        if len(shown) < len(self.errors):
+            rest = len(self.errors) - len(shown)
+            lines.append(f"{where}: {rest:,} more problem{'s' if rest != 1 else ''} not shown")
+        return "\n".join(lines)
 
 
 def _describe_json_error(exc: json.JSONDecodeError, last: bool, has_newline: bool) -> str:
@@ -99,7 +114,7 @@ def _describe_json_error(exc: json.JSONDecodeError, last: bool, has_newline: boo
     return f"not JSON: {exc.msg} at column {exc.colno}"
 
 
-def _parse_line(raw: bytes, number: int, last: bool, out: TraceFile) -> None:
+def _parse_line(raw: bytes, number: int, last: bool, out: TraceFile, checker: SpanChecker) -> None:
     has_newline = raw.endswith(b"\n")
     text_bytes = raw.strip()
     if not text_bytes:
@@ -117,8 +132,33 @@ def _parse_line(raw: bytes, number: int, last: bool, out: TraceFile) -> None:
     except RecursionError:
         out.errors.append(LineError(number, "not JSON: nested too deeply"))
         return
+    except ValueError as exc:  # a number of more than 4,300 digits, say
+        out.errors.append(LineError(number, f"not JSON: {exc}"))
+        return
+    _read_data(data, number, out, checker, surrogates=bool(_SURROGATE_ESCAPE.search(text_bytes)))
+
+
+def _read_data(
+    data: Any, number: int, out: TraceFile, checker: SpanChecker, *, surrogates: bool = True
+) -> None:
+    """Add the spans of one ``TracesData`` object to ``out``, reporting what is wrong.
+
+    ``surrogates``: whether strings may hold lone surrogates (to be mended).
+    """
+    if surrogates:
+        mended = _mend_surrogates(data)
+        if mended:
+            out.errors.append(
+                LineError(
+                    number,
+                    f"{mended} string{'s' if mended != 1 else ''} held a lone surrogate "
+                    "(\\ud800-\\udfff: not valid Unicode, cannot be printed or exported): "
+                    "kept as its escape text",
+                )
+            )
+    bad_spans: list[str] = []
     try:
-        spans = decode_spans(data)
+        spans = decode_spans(data, on_bad_span=bad_spans.append)
     except OtlpDecodeError as exc:
         hint = ""
         if isinstance(data, dict) and ("traceEvents" in data or "ph" in data):
@@ -128,7 +168,69 @@ def _parse_line(raw: bytes, number: int, last: bool, out: TraceFile) -> None:
     except (ValueError, TypeError, RecursionError) as exc:
         out.errors.append(LineError(number, f"not OTLP trace data: {exc}"))
         return
-    out.spans.extend(Span.from_readable(s, number) for s in spans)
+    for reason in bad_spans:
+        out.errors.append(LineError(number, f"{reason}: the span is left out"))
+    for readable in spans:
+        usable, problems = checker.check(readable)
+        out.errors.extend(LineError(number, problem) for problem in problems)
+        if usable is not None:
+            resource = checker.attributes_of(usable.resource)
+            out.spans.append(Span.from_readable(usable, number, resource))
+
+
+# Lone surrogates reach a string only through a JSON escape: lines without
+# one (nearly all) are not walked.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _mend_surrogates(data: Any) -> int:
+    """Replace each lone surrogate in ``data``'s strings (keys too) by its escape text.
+
+    Such a string cannot be encoded as UTF-8: printing it, writing it to a
+    file or sending it over OTLP would fail. Returns how many strings held
+    one. Iterative: the JSON may be deeply nested.
+    """
+
+    def mend(text: str) -> str:
+        return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+    count = 0
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key in list(node):
+                value = node[key]
+                if isinstance(value, str) and _SURROGATE.search(value):
+                    node[key] = value = mend(value)
+                    count += 1
+                if _SURROGATE.search(key):
+                    del node[key]
+                    node[mend(key)] = value
+                    count += 1
+                if isinstance(value, dict | list):
+                    stack.append(value)
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                if isinstance(value, str) and _SURROGATE.search(value):
+                    node[i] = mend(value)
+                    count += 1
+                elif isinstance(value, dict | list):
+                    stack.append(value)
+    return count
+
+
+def parse_traces_data(data: Any) -> TraceFile:
+    """Read one OTLP ``TracesData`` object already parsed from JSON (a bus's ring, say).
+
+    As for a file's line: bad spans are left out, the rest mended where
+    needed, each problem in ``errors`` (at line 0).
+    """
+    out = TraceFile(None)
+    _read_data(data, 0, out, SpanChecker())
+    out.traces()
+    return out
 
 
 def _lines(stream: IO[bytes], limit: int) -> Iterator[tuple[bytes | None, int]]:
@@ -154,23 +256,49 @@ def parse_trace_lines(
 ) -> TraceFile:
     """Read OTLP JSON lines from a binary stream (see ``read_trace_file``)."""
     out = TraceFile(path)
+    checker = SpanChecker()
     pending: tuple[bytes | None, int] | None = None
     number = 0
-    for item in _lines(stream, max_line_bytes):
-        # One line of look-ahead: only the last line can be "truncated".
+    with no_collection_pauses():
+        for item in _lines(stream, max_line_bytes):
+            # One line of look-ahead: only the last line can be "truncated".
+            if pending is not None:
+                number += 1
+                _handle(pending, number, False, out, max_line_bytes, checker)
+            pending = item
         if pending is not None:
             number += 1
-            _handle(pending, number, False, out, max_line_bytes)
-        pending = item
-    if pending is not None:
-        number += 1
-        _handle(pending, number, True, out, max_line_bytes)
-    out.lines = number
+            _handle(pending, number, True, out, max_line_bytes, checker)
+        out.lines = number
+        out.traces()  # so that duplicates and parent cycles are in ``errors`` too
     return out
 
 
+@contextlib.contextmanager
+def no_collection_pauses() -> Iterator[None]:
+    """Hold off the cyclic garbage collector while a file's spans are built or shown.
+
+    Every few hundred new objects it scans the heap, which here only grows
+    (spans, their attributes, their trees): for 200,000 spans that tripled
+    the time taken. Nothing read is garbage until the reader is done. Not
+    for a long run beside a live bus (a replay): cycles made meanwhile wait.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _handle(
-    item: tuple[bytes | None, int], number: int, last: bool, out: TraceFile, limit: int
+    item: tuple[bytes | None, int],
+    number: int,
+    last: bool,
+    out: TraceFile,
+    limit: int,
+    checker: SpanChecker,
 ) -> None:
     raw, size = item
     if raw is None:
@@ -183,7 +311,7 @@ def _handle(
         return
     if number == 1 and raw.startswith(_BOM):
         raw = raw[len(_BOM) :]
-    _parse_line(raw, number, last, out)
+    _parse_line(raw, number, last, out, checker)
 
 
 def read_trace_file(

@@ -13,21 +13,111 @@ services. A command that is not replayed (``--commands`` not given, or not
 read-only without ``--all-commands``) is looked into instead: the events and
 commands it caused are replayed in its place, so listeners still see them.
 Anything left out is listed in the report with the reason, never dropped
-silently.
+silently. A reason is a ``Reason``: a code and wording that names no flag or
+key, so each face adds its own remedy (``Reason.text(hints)``: the CLI says
+``--all-commands``, the TUI its key).
+
+Recorded gaps longer than ``max_gap`` are shortened to it (a capture left
+running overnight, a clock that jumped): each is listed in ``capped``.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Literal
 
+from .._text import clipped, visible
 from ._file import TraceFile
 from ._model import NOT_JSON, Span
 
-__all__ = ["Outcome", "ReplayPlan", "Step", "plan_replay"]
+__all__ = [
+    "DEFAULT_MAX_GAP",
+    "Outcome",
+    "Reason",
+    "ReasonCode",
+    "ReplayPlan",
+    "Step",
+    "plan_replay",
+]
+
+DEFAULT_MAX_GAP = 10.0
+"""Seconds: a longer recorded gap between two steps is replayed as this long."""
+
+
+class ReasonCode(StrEnum):
+    """Why a recorded event or command is not replayed (``Reason.code``)."""
+
+    COMMANDS_OFF = "commands-off"
+    """Commands are not being replayed at all (events only)."""
+    FILTERED = "filtered"
+    """Left out by the name patterns (only / exclude)."""
+    NOT_READONLY = "not-readonly"
+    """A command not declared read-only, and side effects were not asked for."""
+    ARGS_TRUNCATED = "args-truncated"
+    """The arguments were cut short when recorded."""
+    ARGS_NOT_JSON = "args-not-json"
+    """The arguments were not JSON when recorded."""
+    ARGS_MISSING = "args-missing"
+    """No arguments were recorded."""
+    ARGS_SHAPE = "args-shape"
+    """The arguments were not recorded as a list and an object."""
+    NO_SUCH_COMMAND = "no-such-command"
+    """The command does not exist on the bus replayed onto."""
+    SKIPPED = "skipped"
+    """Skipped by the person stepping through the replay."""
+    REFUSED = "refused"
+    """The bus refused it (the detail says why)."""
+
+
+_WORDING = {
+    ReasonCode.COMMANDS_OFF: "commands are not replayed",
+    ReasonCode.FILTERED: "left out by the name filters",
+    ReasonCode.NOT_READONLY: "not declared read-only",
+    ReasonCode.ARGS_TRUNCATED: "arguments were truncated when recorded",
+    ReasonCode.ARGS_NOT_JSON: "arguments were not JSON when recorded",
+    ReasonCode.ARGS_MISSING: "arguments were not recorded",
+    ReasonCode.ARGS_SHAPE: "arguments were not recorded as a list and an object",
+    ReasonCode.NO_SUCH_COMMAND: "the command no longer exists on this bus",
+    ReasonCode.SKIPPED: "skipped while stepping",
+    ReasonCode.REFUSED: "the bus refused it",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """Why something recorded is not replayed: a code, and words that name no flag.
+
+    ``str(reason)`` is the plain wording; ``reason.text(hints)`` adds the
+    remedy a face offers for the code (``{ReasonCode.NOT_READONLY: "use
+    --all-commands to re-execute it"}`` on the command line, a key in the
+    TUI).
+
+    Attributes:
+        code: what kind of reason.
+        detail: more about this case (what the bus said), or empty.
+    """
+
+    code: ReasonCode
+    detail: str = ""
+
+    def text(self, hints: Mapping[ReasonCode, str] | None = None) -> str:
+        """The wording, with the detail and the face's remedy when it has one."""
+        words = _WORDING[self.code]
+        if self.detail:
+            words += f": {self.detail}"
+        hint = hints.get(self.code) if hints else None
+        return f"{words} ({hint})" if hint else words
+
+    def __str__(self) -> str:
+        return self.text()
+
+    def to_json(self, hints: Mapping[ReasonCode, str] | None = None) -> dict[str, str]:
+        """``{"code": ..., "reason": ...}``, for ``--json``."""
+        return {"code": self.code.value, "reason": self.text(hints)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,11 +188,14 @@ class Step:
         name: the event or command name.
         args: positional arguments (``NOT_JSON`` if they were not recorded as JSON).
         kwargs: keyword arguments (``NOT_JSON`` likewise).
-        offset_ns: when it was sent, from the first step.
+        offset_ns: when it is sent, from the first step: the recorded time,
+            with gaps longer than the plan's ``max_gap`` shortened to it.
         span: the recorded PRODUCER (event) or CLIENT (command) span.
         recorded: a command's recorded outcome (``None`` for an event).
         deliveries: an event's recorded listeners, ``(service, pattern)`` in order.
         problem: why it cannot be sent, or ``None``.
+        capped_gap_ns: the recorded gap before it, when that was longer than
+            the plan's ``max_gap`` and shortened (``None`` otherwise).
     """
 
     index: int
@@ -114,7 +207,8 @@ class Step:
     span: Span
     recorded: Outcome | None = None
     deliveries: list[tuple[str, str]] = field(default_factory=list)
-    problem: str | None = None
+    problem: Reason | None = None
+    capped_gap_ns: int | None = None
 
     def call_text(self) -> str:
         """``name(args, kw=value)`` as it will be sent."""
@@ -124,7 +218,11 @@ class Step:
         parts += [f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in self.kwargs.items()]
         return f"{self.name}({', '.join(parts)})"
 
-    def to_json(self) -> dict[str, Any]:
+    def shown(self, width: int = 400) -> str:
+        """``call_text()`` for a person: one line, control characters visible, cut."""
+        return clipped(visible(self.call_text()), width)
+
+    def to_json(self, hints: Mapping[ReasonCode, str] | None = None) -> dict[str, Any]:
         """JSON-ready form (what ``--dry-run --json`` prints)."""
         out: dict[str, Any] = {
             "index": self.index,
@@ -142,7 +240,10 @@ class Step:
         if self.deliveries:
             out["deliveries"] = [list(d) for d in self.deliveries]
         if self.problem:
-            out["problem"] = self.problem
+            out["problem"] = self.problem.text(hints)
+            out["problem_code"] = self.problem.code.value
+        if self.capped_gap_ns is not None:
+            out["recorded_gap_ms"] = round(self.capped_gap_ns / 1e6, 3)
         return out
 
 
@@ -157,18 +258,46 @@ class ReplayPlan:
         filtered: how many steps ``only``/``exclude`` removed.
         commands: whether commands are replayed; ``all_commands``: even the
             ones not declared read-only.
+        max_gap: seconds; longer recorded gaps were shortened to it.
+        capped: the steps whose gap before them was shortened, in order.
     """
 
     steps: list[Step]
-    left_out: list[tuple[Span, str]]
+    left_out: list[tuple[Span, Reason]]
     filtered: int
     commands: bool
     all_commands: bool
+    max_gap: float | None = DEFAULT_MAX_GAP
+    capped: list[Step] = field(default_factory=list)
 
     @property
     def events(self) -> list[Step]:
         """The event steps."""
         return [s for s in self.steps if s.kind == "event"]
+
+    def gap_warning(self, hint: str = "") -> str | None:
+        """One line naming the shortened gaps (``None`` if none was); ``hint`` ends it."""
+        if not self.capped or self.max_gap is None:
+            return None
+        count = len(self.capped)
+        shown = ", ".join(
+            f"before #{s.index} ({_gap_text((s.capped_gap_ns or 0) / 1e9)})"
+            for s in self.capped[:3]
+        )
+        more = f" and {count - 3} more" if count > 3 else ""
+        return (
+            f"{count} recorded gap{'s' if count != 1 else ''} longer than "
+            f"{_gap_text(self.max_gap)} {'are' if count != 1 else 'is'} replayed as "
+            f"{_gap_text(self.max_gap)}: {shown}{more}" + (f" ({hint})" if hint else "")
+        )
+
+
+def _gap_text(seconds: float) -> str:
+    """A gap as a person says it: ``12 s``, ``3.5 h``, ``31 years``."""
+    for unit, size in (("years", 365.25 * 86400), ("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:,.3g} {unit}"
+    return f"{seconds:.3g} s"
 
 
 def _step_of(span: Span, kind: Literal["event", "command"]) -> Step:
@@ -178,13 +307,13 @@ def _step_of(span: Span, kind: Literal["event", "command"]) -> Step:
     if args is NOT_JSON or kwargs is NOT_JSON:
         key = "bus.args" if args is NOT_JSON else "bus.kwargs"
         if span.attributes.get(key + ".truncated"):
-            problem = "arguments were truncated when recorded"
+            problem = Reason(ReasonCode.ARGS_TRUNCATED)
         elif span.attributes.get(key + ".lossy"):
-            problem = "arguments were not JSON when recorded"
+            problem = Reason(ReasonCode.ARGS_NOT_JSON)
         else:
-            problem = "arguments were not recorded"
+            problem = Reason(ReasonCode.ARGS_MISSING)
     elif not isinstance(args, list) or not isinstance(kwargs, dict):
-        problem = "arguments were not recorded as a list and an object"
+        problem = Reason(ReasonCode.ARGS_SHAPE)
     name = (span.command if kind == "command" else span.event) or span.name
     step = Step(0, kind, name, args, kwargs, span.start_ns, span, problem=problem)
     if kind == "command":
@@ -210,8 +339,12 @@ def plan_replay(
     commands: bool = False,
     all_commands: bool = False,
     readonly: Callable[[str], bool | None] | None = None,
+    max_gap: float | None = DEFAULT_MAX_GAP,
 ) -> ReplayPlan:
     """Choose what to send: the outermost recorded events (and commands).
+
+    Linear in the spans, and iterative (a causal chain may be thousands of
+    spans deep).
 
     Args:
         only: name patterns; only matching events and commands are sent.
@@ -221,46 +354,68 @@ def plan_replay(
         readonly: tells whether a command is read-only on the target bus
             (``None``: unknown, e.g. for a dry run without a bus; such
             commands are planned and checked when sent).
+        max_gap: seconds; a longer recorded gap between two steps is
+            shortened to it and listed in ``capped`` (``None``: keep every
+            gap as recorded).
     """
+    if max_gap is not None and not max_gap >= 0:  # NaN fails this too
+        raise ValueError(f"max_gap must be 0 or more seconds, not {max_gap!r}")
     all_commands = all_commands and commands
     steps: list[Step] = []
-    left_out: list[tuple[Span, str]] = []
+    left_out: list[tuple[Span, Reason]] = []
     filtered = 0
 
-    def visit(span: Span) -> None:
-        nonlocal filtered
-        if span.kind == "producer":
-            if (only and not _matches(span.operation, only)) or _matches(span.operation, exclude):
-                filtered += 1
-                return
-            steps.append(_step_of(span, "event"))
-            return
-        if span.kind == "client":
-            name = span.operation
-            wanted = not ((only and not _matches(name, only)) or _matches(name, exclude))
-            reason = None
-            if not commands:
-                reason = "commands are replayed only with --commands"
-            elif not wanted:
-                reason = "left out by --only/--exclude"
-            elif not all_commands and readonly is not None and readonly(name) is False:
-                reason = "not declared read-only (use --all-commands to re-execute it)"
-            if reason is None:
-                steps.append(_step_of(span, "command"))
-                return
-            if wanted:
-                left_out.append((span, reason))
-            else:
-                filtered += 1
-        for child in span.children:
-            visit(child)
+    def wanted(name: str) -> bool:
+        return not ((only and not _matches(name, only)) or _matches(name, exclude))
 
     for trace in trace_file.traces():
-        for root in trace.roots:
-            visit(root)
+        pending = list(reversed(trace.roots))
+        while pending:
+            span = pending.pop()
+            if span.kind == "producer":
+                if wanted(span.operation):
+                    steps.append(_step_of(span, "event"))
+                else:
+                    filtered += 1
+                continue
+            if span.kind == "client":
+                name = span.operation
+                reason = None
+                if not commands:
+                    reason = Reason(ReasonCode.COMMANDS_OFF)
+                elif not wanted(name):
+                    reason = Reason(ReasonCode.FILTERED)
+                elif not all_commands and readonly is not None and readonly(name) is False:
+                    reason = Reason(ReasonCode.NOT_READONLY)
+                if reason is None:
+                    steps.append(_step_of(span, "command"))
+                    continue
+                if wanted(name):
+                    left_out.append((span, reason))
+                else:
+                    filtered += 1
+            # Looked into: what it caused is replayed in its place.
+            pending.extend(reversed(span.children))
     steps.sort(key=lambda s: (s.span.start_ns, s.span.line))
-    origin = steps[0].offset_ns if steps else 0
-    for number, step in enumerate(steps, 1):
+    plan = ReplayPlan(steps, left_out, filtered, commands, all_commands, max_gap)
+    _schedule(plan)
+    return plan
+
+
+def _schedule(plan: ReplayPlan) -> None:
+    """Number the steps and set their offsets from the first, shortening long gaps."""
+    limit = None if plan.max_gap is None else int(plan.max_gap * 1e9)
+    previous_start: int | None = None
+    offset = 0
+    for number, step in enumerate(plan.steps, 1):
         step.index = number
-        step.offset_ns -= origin
-    return ReplayPlan(steps, left_out, filtered, commands, all_commands)
+        start = step.span.start_ns
+        if previous_start is not None:
+            gap = start - previous_start
+            if limit is not None and gap > limit:
+                step.capped_gap_ns = gap
+                plan.capped.append(step)
+                gap = limit
+            offset += gap
+        previous_start = start
+        step.offset_ns = offset

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .._text import visible
 from ._model import NOT_JSON
 from ._replay import ReplayPlan, Step
 
@@ -158,18 +159,28 @@ def render_pytest(
         notes.append(f"{span.operation} (line {span.line}): {reason}")
     left_out = ""
     if notes:
-        body = "\n".join(f"- {n}" for n in notes)
+        body = "\n".join(f"- {_doc(n)}" for n in notes)
         left_out = "\nNot replayed or not compared:\n\n" + textwrap.indent(body, "") + "\n"
     return _TEMPLATE.format(
-        source=source,
+        source=_doc(source),
         date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        services=", ".join(services),
+        services=_doc(", ".join(services)),
         services_list=services,
         options=json.dumps(options or {}),
         steps=json.dumps(encoded, ensure_ascii=False),
         deliveries=json.dumps(_expected_deliveries(steps), ensure_ascii=False),
-        left_out=left_out.replace('"""', "'''"),
+        left_out=left_out,
     )
+
+
+def _doc(text: str) -> str:
+    """Text from the trace file, safe inside the test's docstring.
+
+    Control characters made visible (a NUL would make the file unreadable
+    to Python), backslashes doubled (``\\N`` would not compile) and no
+    triple quote to end the docstring early.
+    """
+    return visible(text).replace("\\", "\\\\").replace('"""', "'''")
 
 
 def write_pytest(
@@ -188,5 +199,7 @@ def write_pytest(
         options: keyword arguments for a module's ``start``, by target.
     """
     path = Path(out)
-    path.write_text(render_pytest(plan, source=source, services=services, options=options))
+    path.write_text(
+        render_pytest(plan, source=source, services=services, options=options), encoding="utf-8"
+    )
     return path

@@ -14,19 +14,31 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._text import clipped, visible
 from ._model import Span
-from ._plan import Outcome, ReplayPlan, Step, plan_replay
+from ._plan import (
+    DEFAULT_MAX_GAP,
+    Outcome,
+    Reason,
+    ReasonCode,
+    ReplayPlan,
+    Step,
+    plan_replay,
+)
 from ._targets import BusTarget, ClientTarget, Target
 
 __all__ = [
+    "DEFAULT_MAX_GAP",
     "BusTarget",
     "ClientTarget",
     "Difference",
     "Outcome",
+    "Reason",
+    "ReasonCode",
     "ReplayPlan",
     "ReplayReport",
     "Replayer",
@@ -34,6 +46,17 @@ __all__ = [
     "Target",
     "plan_replay",
 ]
+
+Hints = Mapping[ReasonCode, str]
+
+# The longest single wait: Condition.wait refuses more than threading.TIMEOUT_MAX,
+# and a stop, a pause or a new speed wakes the wait anyway.
+_LONGEST_WAIT = 3600.0
+
+
+def _shown(text: str) -> str:
+    # Results and reasons hold text from the bus or the file: one line, visible.
+    return clipped(visible(text), 400)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +87,7 @@ class ReplayReport:
         sent: steps sent to the bus.
         skipped: ``(step, reason)`` for steps that could not be sent.
         left_out: ``(span, reason)`` from the plan (commands not replayed).
+        capped: steps whose long recorded gap before them was shortened.
         differences: commands whose outcome differs from the recording.
         not_compared: ``(step, reason)`` commands run but not comparable.
         compared: how many command outcomes were compared.
@@ -73,8 +97,9 @@ class ReplayReport:
     """
 
     sent: list[Step] = field(default_factory=list)
-    skipped: list[tuple[Step, str]] = field(default_factory=list)
-    left_out: list[tuple[Span, str]] = field(default_factory=list)
+    skipped: list[tuple[Step, Reason]] = field(default_factory=list)
+    left_out: list[tuple[Span, Reason]] = field(default_factory=list)
+    capped: list[Step] = field(default_factory=list)
     differences: list[Difference] = field(default_factory=list)
     not_compared: list[tuple[Step, str]] = field(default_factory=list)
     compared: int = 0
@@ -87,8 +112,16 @@ class ReplayReport:
         """No differences and nothing that should have been sent was skipped."""
         return not self.differences and not self.skipped
 
-    def render(self) -> str:
-        """The report as text: totals, differences, then what was not replayed."""
+    def render(self, hints: Hints | None = None) -> str:
+        """The report as text: totals, differences, then what was not replayed.
+
+        Args:
+            hints: the remedy to add to each kind of reason, in the terms of
+                the face showing it (a flag, a key); none by default.
+
+        Names, arguments and results are shown with their control characters
+        made visible, and cut when very long.
+        """
         events = sum(1 for s in self.sent if s.kind == "event")
         commands = len(self.sent) - events
         lines = [
@@ -103,31 +136,34 @@ class ReplayReport:
             )
         for diff in self.differences:
             step = diff.step
-            lines.append(f"  DIFFERS  #{step.index} {step.call_text()}  (line {step.span.line})")
-            lines.append(f"    recorded {diff.recorded.describe()}")
-            lines.append(f"    now      {diff.now.describe()}")
-        for step, reason in self.not_compared:
-            lines.append(f"  not compared  #{step.index} {step.call_text()}: {reason}")
+            lines.append(f"  DIFFERS  #{step.index} {step.shown()}  (line {step.span.line})")
+            lines.append(f"    recorded {_shown(diff.recorded.describe())}")
+            lines.append(f"    now      {_shown(diff.now.describe())}")
+        for step, why in self.not_compared:
+            lines.append(f"  not compared  #{step.index} {step.shown()}: {why}")
         if self.skipped:
             lines.append(f"not replayed ({len(self.skipped)}):")
             for step, reason in self.skipped:
                 where = f"(line {step.span.line})"
-                lines.append(f"  #{step.index} {step.kind} {step.call_text()} {where}: {reason}")
+                lines.append(
+                    f"  #{step.index} {step.kind} {step.shown()} {where}: "
+                    f"{_shown(reason.text(hints))}"
+                )
         if self.left_out:
             lines.append(f"commands left out ({len(self.left_out)}):")
-            grouped: dict[tuple[str, str], int] = {}
+            grouped: dict[tuple[str, Reason], int] = {}
             for span, reason in self.left_out:
                 key = (span.operation, reason)
                 grouped[key] = grouped.get(key, 0) + 1
             for (name, reason), count in grouped.items():
-                lines.append(f"  {name} x{count}: {reason}")
+                lines.append(f"  {_shown(name)} x{count}: {_shown(reason.text(hints))}")
         if self.filtered:
-            lines.append(f"{self.filtered} left out by --only/--exclude")
-        lines.extend(self.notes)
+            lines.append(f"{self.filtered} {Reason(ReasonCode.FILTERED).text(hints)}")
+        lines.extend(_shown(note) for note in self.notes)
         return "\n".join(lines)
 
-    def to_json(self) -> dict[str, Any]:
-        """JSON-ready form (``--json``)."""
+    def to_json(self, hints: Hints | None = None) -> dict[str, Any]:
+        """JSON-ready form (``--json``); each reason with its ``code``."""
         return {
             "ok": self.ok,
             "sent": len(self.sent),
@@ -135,18 +171,19 @@ class ReplayReport:
             "commands": sum(1 for s in self.sent if s.kind == "command"),
             "compared": self.compared,
             "differences": [d.to_json() for d in self.differences],
-            "not_compared": [{**s.to_json(), "reason": r} for s, r in self.not_compared],
-            "skipped": [{**s.to_json(), "reason": r} for s, r in self.skipped],
+            "not_compared": [{**s.to_json(hints), "reason": r} for s, r in self.not_compared],
+            "skipped": [{**s.to_json(hints), **r.to_json(hints)} for s, r in self.skipped],
             "left_out": [
                 {
                     "name": s.operation,
                     "trace_id": s.trace_id,
                     "span_id": s.span_id,
                     "line": s.line,
-                    "reason": r,
+                    **r.to_json(hints),
                 }
                 for s, r in self.left_out
             ],
+            "capped_gaps": [s.to_json(hints) for s in self.capped],
             "filtered": self.filtered,
             "notes": self.notes,
             "stopped": self.stopped,
@@ -262,12 +299,14 @@ class Replayer:
                 remaining = gap_ns / 1e9 / self.speed - (time.monotonic() - last_sent)
                 if remaining <= 0:
                     return True
-                self._cond.wait(remaining)
+                self._cond.wait(min(remaining, _LONGEST_WAIT))
 
     def run(self) -> ReplayReport:
         """Send every step in order; return the report."""
         plan = self.plan
-        report = ReplayReport(left_out=list(plan.left_out), filtered=plan.filtered)
+        report = ReplayReport(
+            left_out=list(plan.left_out), filtered=plan.filtered, capped=list(plan.capped)
+        )
         known: dict[str, bool] | None = None
         if any(s.kind == "command" for s in plan.steps):
             known = self.target.commands()
@@ -284,14 +323,14 @@ class Replayer:
                 if self._stopped:
                     self._stopped_at(step, report)
                     break
-                report.skipped.append((step, "skipped at the --step prompt"))
+                report.skipped.append((step, Reason(ReasonCode.SKIPPED)))
                 continue
             problem = step.problem
             if problem is None and step.kind == "command" and known is not None:
                 if step.name not in known:
-                    problem = "the command no longer exists on this bus"
+                    problem = Reason(ReasonCode.NO_SUCH_COMMAND)
                 elif not plan.all_commands and not known[step.name]:
-                    problem = "not declared read-only (use --all-commands to re-execute it)"
+                    problem = Reason(ReasonCode.NOT_READONLY)
             if problem is not None:
                 report.skipped.append((step, problem))
                 continue
@@ -303,6 +342,9 @@ class Replayer:
             outcome = self._send(step, report)
             if self.on_step is not None:
                 self.on_step(step, outcome)
+        warning = plan.gap_warning()
+        if warning is not None:
+            report.notes.append(f"note: {warning}")
         if self.target.marks is False:
             report.notes.append(
                 "note: this bus has no replay hook, so replayed spans are not marked "
@@ -322,7 +364,7 @@ class Replayer:
             try:
                 listeners = self.target.fire(step)
             except Exception as exc:
-                report.skipped.append((step, f"the bus refused it: {exc}"))
+                report.skipped.append((step, Reason(ReasonCode.REFUSED, str(exc))))
                 return None
             report.sent.append(step)
             if listeners >= 0 and listeners != len(step.deliveries):

@@ -9,11 +9,13 @@ print(render_traces(traces))
 from __future__ import annotations
 
 import fnmatch
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from .._text import clipped, visible
 from ._model import Span, Trace
 
 __all__ = ["TraceFilter", "render_trace", "render_traces", "summary_json"]
@@ -72,15 +74,36 @@ def _ms(value: float) -> str:
 
 
 def _when(ns: int) -> str:
-    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
+    try:
+        stamp = datetime.fromtimestamp(ns / 1e9, UTC)
+    except (OverflowError, ValueError, OSError):  # not a time a calendar can show
+        return f"{ns} ns since the epoch"
+    return stamp.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
+
+
+MAX_INDENT = 16
+"""Tree levels drawn with guides; a deeper span is drawn at this indent, marked
+with its depth (``↳1234``), so a chain thousands deep stays readable and its
+output linear in size."""
+
+NAME_WIDTH = 200
+"""Names, services and error messages longer than this are cut (``--json`` has them whole)."""
+
+ARGS_WIDTH = 400
+"""``--args``: arguments and results longer than this are cut."""
+
+
+def _text(value: object, width: int = NAME_WIDTH) -> str:
+    # Names and attributes come from a file anyone may have written.
+    return clipped(visible(value), width)
 
 
 def _label(span: Span) -> str:
     if span.kind == "client":
-        return f"call {span.command or span.name}"
+        return _text(f"call {span.command or span.name}")
     if span.kind == "server":
-        return f"handle {span.command or span.name}"
-    return span.name
+        return _text(f"handle {span.command or span.name}")
+    return _text(span.name)
 
 
 def _detail(span: Span) -> str:
@@ -89,60 +112,83 @@ def _detail(span: Span) -> str:
         if span.thread != span.service:
             where += f" @{span.thread}"
         queued = span.attributes.get("bus.queued_ms")
-        if isinstance(queued, int | float) and queued >= 0.01:
-            where += f", queued {_ms(float(queued))}"
-        return where
+        if isinstance(queued, int | float) and math.isfinite(queued) and queued >= 0.01:
+            return f"{_text(where)}, queued {_ms(float(queued))}"
+        return _text(where)
     if span.kind == "client":
-        return f"{span.service} -> {span.attributes.get('bus.service', '?')}"
+        return _text(f"{span.service} -> {span.attributes.get('bus.service', '?')}")
     if span.kind == "producer":
         n = span.attributes.get("bus.listeners")
-        return (
-            f"{span.service}, {n} listener{'s' if n != 1 else ''}"
-            if n is not None
-            else span.service
-        )
-    return span.service
+        if n is None:
+            return _text(span.service)
+        return _text(f"{span.service}, {n} listener{'s' if n != 1 else ''}")
+    return _text(span.service)
+
+
+def _mark(span: Span, style: Style) -> str:
+    mark = ""
+    if span.error:
+        reason = span.status_message or span.error_type or "error"
+        server = span.server if span.kind == "client" else None
+        if server is not None and server.error:
+            reason = span.error_type or "error"  # the handler's line says why
+        mark = "  " + style(f"✗ {_text(reason)}", "error")
+    if span.replayed:
+        mark += "  " + style("[replayed]", "dim")
+    return mark
 
 
 def render_trace(trace: Trace, *, style: Style = _plain, args: bool = False) -> list[str]:
-    """The lines showing one trace: a header, then its span tree."""
+    """The lines showing one trace: a header, then its span tree.
+
+    Linear in the number of spans, and iterative: no depth is too deep.
+    Beyond ``MAX_INDENT`` levels a span is drawn at that indent and marked
+    with its depth. Every name and attribute is shown with its control
+    characters made visible (``busctl._text.visible``).
+    """
     errors = trace.errors
+    count = len(trace.spans)
     header = (
-        f"trace {trace.trace_id}  {trace.name}  {_ms(trace.duration_ms)}  "
-        f"{_when(trace.start_ns)}  {len(trace.spans)} span{'s' if len(trace.spans) != 1 else ''}"
+        f"trace {trace.trace_id}  {_text(trace.name)}  {_ms(trace.duration_ms)}  "
+        f"{_when(trace.start_ns)}  {count} span{'s' if count != 1 else ''}"
     )
     if errors:
         header += "  " + style(f"{errors} error{'s' if errors != 1 else ''}", "error")
-    lines = [style(header, "header"), "  services: " + ", ".join(trace.services)]
-
-    def visit(span: Span, prefix: str, last: bool, top: bool) -> None:
-        branch = "" if top else ("└─ " if last else "├─ ")
-        mark = ""
-        if span.error:
-            reason = span.status_message or span.error_type or "error"
-            server = span.server if span.kind == "client" else None
-            if server is not None and server.error:
-                reason = span.error_type or "error"  # the handler's line says why
-            mark = "  " + style(f"✗ {reason}", "error")
-        if span.replayed:
-            mark += "  " + style("[replayed]", "dim")
+    services = ", ".join(_text(service) for service in trace.services)
+    lines = [style(header, "header"), "  services: " + services]
+    # (span, guides drawn before it, last among its siblings, depth)
+    stack: list[tuple[Span, str, bool, int]] = [
+        (root, "", True, 0) for root in reversed(trace.roots)
+    ]
+    while stack:
+        span, prefix, last, depth = stack.pop()
+        if depth == 0:
+            branch = ""
+        elif depth > MAX_INDENT:
+            branch = f"↳{depth} "
+        else:
+            branch = "└─ " if last else "├─ "
         offset = (span.start_ns - trace.start_ns) / 1e6
-        text = (
+        lines.append(
             f"  {prefix}{branch}{style(_label(span), 'name')}  "
-            f"{style(_detail(span), 'dim')}  +{_ms(offset)}  {_ms(span.duration_ms)}{mark}"
+            f"{style(_detail(span), 'dim')}  +{_ms(offset)}  {_ms(span.duration_ms)}"
+            f"{_mark(span, style)}"
         )
-        lines.append(text)
+        if depth == 0 or depth >= MAX_INDENT:
+            child_prefix = prefix
+        else:
+            child_prefix = prefix + ("   " if last else "│  ")
         if args:
             extra = _args_text(span)
             if extra:
-                pad = prefix + ("   " if top or last else "│  ")
+                if depth > MAX_INDENT:
+                    pad = prefix + " " * len(branch)
+                else:
+                    pad = prefix + ("   " if depth == 0 or last else "│  ")
                 lines.append(f"  {pad}   {style(extra, 'dim')}")
-        child_prefix = prefix if top else prefix + ("   " if last else "│  ")
-        for i, child in enumerate(span.children):
-            visit(child, child_prefix, i == len(span.children) - 1, False)
-
-    for root in trace.roots:
-        visit(root, "", True, True)
+        children = span.children
+        for i in range(len(children) - 1, -1, -1):
+            stack.append((children[i], child_prefix, i == len(children) - 1, depth + 1))
     return lines
 
 
@@ -158,9 +204,10 @@ def _args_text(span: Span) -> str:
     for key, label in keys:
         text = span.attributes.get(key)
         if isinstance(text, str) and text not in ("[]", "{}"):
+            shown = _text(text, ARGS_WIDTH)
             if span.attributes.get(key + ".truncated"):
-                text += " (truncated)"
-            parts.append(f"{label}={text}")
+                shown += " (truncated)"
+            parts.append(f"{label}={shown}")
     return "  ".join(parts)
 
 

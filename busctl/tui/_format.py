@@ -5,6 +5,12 @@
     activity_cells(activity)        # the cells of one row of the activity log
 
 No Textual here, so the formatting is tested without an app.
+
+Text from the bus or a file goes on screen as ``shown(...)``: a rich ``Text``
+(a plain ``str`` cell, ``Static`` or ``notify`` would be read as markup, so
+``[red]`` or ``list[str]`` in a name, a signature or a message would be
+applied or eaten) with its control characters made visible
+(``busctl._text.visible``: rich passes ESC through to the terminal).
 """
 
 from __future__ import annotations
@@ -16,7 +22,9 @@ from typing import Any
 
 from rich.text import Text
 
-__all__ = ["ActivityFilter", "activity_cells", "clip", "ms", "number"]
+from busctl._text import visible
+
+__all__ = ["ActivityFilter", "activity_cells", "clip", "markup_safe", "ms", "number", "shown"]
 
 KIND_MARK = {"call": "→", "return": "←", "event": "⚡", "delivery": "↳"}
 
@@ -40,9 +48,25 @@ def number(value: Any) -> str:
 
 
 def clip(text: str, width: int) -> str:
-    """``text`` on one line, cut to ``width`` characters with an ellipsis."""
-    text = " ".join(text.split())
+    """``text`` on one line, cut to ``width`` characters with an ellipsis.
+
+    Runs of whitespace (newlines included) become one space; any other
+    control character is shown as its escape.
+    """
+    text = visible(" ".join(text.split()))
     return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def shown(value: object, style: str = "", *, multiline: bool = False) -> Text:
+    """Text from the bus or a file, for the screen: never markup, controls visible."""
+    return Text(visible(value, multiline=multiline), style=style)
+
+
+def markup_safe(value: object) -> str:
+    """For the few places that take only markup (palette help, notifications)."""
+    from textual.markup import escape
+
+    return escape(visible(value))
 
 
 @dataclass(frozen=True)
@@ -124,10 +148,17 @@ def activity_cells(activity: dict[str, Any], compact: bool = False) -> tuple[str
     took = activity.get("duration_ms")
     mark = KIND_MARK.get(kind, "?")
     return (
-        clock(activity.get("time"))[: 8 if compact else None],
-        Text(mark if compact else f"{mark} {kind}", style=style),
-        Text(str(activity.get("name", "")), style=style or "bold"),
-        str(who),
-        ms(took) if took is not None else "",
+        clock(_seconds(activity.get("time")))[: 8 if compact else None],
+        shown(mark if compact else f"{mark} {kind}", style),
+        shown(activity.get("name", ""), style or "bold"),
+        shown(who),
+        ms(took) if isinstance(took, int | float) else "",
         Text(clip(activity_detail(activity), 120), style="red" if failed else "dim"),
     )
+
+
+def _seconds(value: Any) -> float | None:
+    # A time from the bus: anything but a plausible number shows as unknown.
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 2.5e11:
+        return float(value)
+    return None

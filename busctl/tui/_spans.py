@@ -6,12 +6,16 @@
 OTLP JSON (``docs/traces.md``): ``resourceSpans[].scopeSpans[].spans[]``,
 ids in hex, times as decimal strings of nanoseconds, attributes as
 ``[{key, value: {stringValue | intValue | doubleValue | boolValue | ...}}]``,
-``status.code`` 2 for an error.
+``status.code`` 2 for an error. It is read by ``busctl.traces``, as trace
+files are: a span that cannot be read is left out and said so, times out of
+range are mended, a parent cycle is cut, and the tree is walked without
+recursion, however deep.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +24,6 @@ from rich.text import Text
 
 __all__ = ["SpanView", "attribute_value", "parse_traces", "waterfall_bar"]
 
-KIND_NAMES = {1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
 SERVICE_COLOURS = ("green", "blue", "magenta", "yellow", "cyan", "bright_blue", "bright_green")
 
 
@@ -44,17 +47,13 @@ def attribute_value(value: dict[str, Any]) -> Any:
     return None
 
 
-def _attributes(items: list[dict[str, Any]] | None) -> dict[str, Any]:
-    return {kv["key"]: attribute_value(kv.get("value", {})) for kv in items or ()}
-
-
 @dataclass
 class SpanView:
     """One span, ready to show.
 
     Attributes:
         depth: how deep it sits in the tree (0 for a root).
-        queued_ns: time spent in a mailbox before the handler ran (``bus.queued_ms``).
+        events: the span's events, each ``{"name": ..., "attributes": {...}}``.
     """
 
     span_id: str
@@ -73,13 +72,15 @@ class SpanView:
     @property
     def duration_ms(self) -> float:
         """How long the span lasted."""
-        return (self.end_ns - self.start_ns) / 1e6
+        return max(0, self.end_ns - self.start_ns) / 1e6
 
     @property
     def queued_ms(self) -> float | None:
-        """Time spent queued before the handler ran, if recorded."""
+        """Time spent queued before the handler ran, if recorded (and a sane number)."""
         value = self.attributes.get("bus.queued_ms")
-        return float(value) if isinstance(value, int | float) else None
+        if isinstance(value, int | float) and math.isfinite(value) and value >= 0:
+            return float(value)
+        return None
 
     @property
     def service(self) -> str:
@@ -95,47 +96,43 @@ class SpanView:
         """The attributes of the recorded ``exception`` event, if any."""
         for event in self.events:
             if event.get("name") == "exception":
-                return _attributes(event.get("attributes"))
+                return dict(event.get("attributes") or {})
         return None
 
 
-def parse_traces(data: dict[str, Any]) -> list[SpanView]:
-    """The spans of an OTLP ``TracesData`` object, depth first, siblings by start time."""
-    spans: dict[str, SpanView] = {}
-    for resource in data.get("resourceSpans", ()):
-        for scope in resource.get("scopeSpans", ()):
-            for raw in scope.get("spans", ()):
-                status = raw.get("status") or {}
-                span = SpanView(
-                    span_id=raw.get("spanId", ""),
-                    parent_id=raw.get("parentSpanId", "") or "",
-                    name=raw.get("name", "?"),
-                    kind=KIND_NAMES.get(int(raw.get("kind", 0) or 0), "unspecified"),
-                    start_ns=int(raw.get("startTimeUnixNano", 0)),
-                    end_ns=int(raw.get("endTimeUnixNano", 0)),
-                    attributes=_attributes(raw.get("attributes")),
-                    events=list(raw.get("events", ())),
-                    error=int(status.get("code", 0) or 0) == 2,
-                    status_message=str(status.get("message", "")),
-                )
-                spans[span.span_id] = span
-    roots: list[SpanView] = []
-    for span in spans.values():
-        parent = spans.get(span.parent_id)
-        if parent is None or parent is span:
-            roots.append(span)
-        else:
-            parent.children.append(span)
+def parse_traces(data: dict[str, Any], problems: list[str] | None = None) -> list[SpanView]:
+    """The spans of an OTLP ``TracesData`` object, depth first, siblings by start time.
+
+    Args:
+        problems: gets one line per span left out or mended (see
+            ``busctl.traces.parse_traces_data``).
+    """
+    from busctl.traces import parse_traces_data
+
+    read = parse_traces_data(data)
+    if problems is not None:
+        problems.extend(e.message for e in read.errors)
     ordered: list[SpanView] = []
-
-    def walk(span: SpanView, depth: int) -> None:
-        span.depth = depth
-        ordered.append(span)
-        for child in sorted(span.children, key=lambda s: (s.start_ns, s.name)):
-            walk(child, depth + 1)
-
-    for root in sorted(roots, key=lambda s: (s.start_ns, s.name)):
-        walk(root, 0)
+    views: dict[int, SpanView] = {}
+    for trace in read.traces():
+        for span, depth in trace.walk():
+            view = SpanView(
+                span_id=span.span_id,
+                parent_id=span.parent_id or "",
+                name=span.name,
+                kind=span.kind,
+                start_ns=span.start_ns,
+                end_ns=span.end_ns,
+                attributes=dict(span.attributes),
+                events=[{"name": n, "attributes": a} for n, a, _ in span.events],
+                error=span.error,
+                status_message=span.status_message or "",
+                depth=depth,
+            )
+            views[id(span)] = view
+            if span.parent is not None and id(span.parent) in views:
+                views[id(span.parent)].children.append(view)
+            ordered.append(view)
     return ordered
 
 

@@ -34,6 +34,7 @@ from textual.message import Message
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
 from busctl._client import Client
+from busctl._text import visible
 
 from ._source import ClientSource, Source
 from .activity import ActivityFeed, ActivityLog
@@ -211,7 +212,9 @@ class BusctlApp(App[None]):
         self.sub_title = "not attached"
         self.busline.update(
             Text.assemble(
-                ("not attached: ", "bold red"), message.reason, ("  press r to retry", "bold")
+                ("not attached: ", "bold red"),
+                visible(message.reason),
+                ("  press r to retry", "bold"),
             )
         )
 
@@ -251,12 +254,17 @@ class BusctlApp(App[None]):
         self.sub_title = "DISCONNECTED"
         self.busline.update(
             Text.assemble(
-                (f"bus {name} went away", "bold red"),
-                f" ({reason})  ",
+                (visible(f"bus {name} went away"), "bold red"),
+                visible(f" ({reason})  "),
                 ("press r to reconnect", "bold reverse"),
             )
         )
-        self.notify(f"bus {name} went away: press r to reconnect", severity="error", timeout=6)
+        self.notify(
+            visible(f"bus {name} went away: press r to reconnect"),
+            severity="error",
+            timeout=6,
+            markup=False,
+        )
         source = self.source
         if source is not None and self._owned:
             self._close_source(source)
@@ -327,7 +335,8 @@ class BusctlApp(App[None]):
             _log.exception("cannot update %s", what)
             if what not in self._complained:
                 self._complained.add(what)
-                self.notify(f"cannot update {what}: {exc!r}", severity="error", timeout=8)
+                message = visible(f"cannot update {what}: {exc!r}")
+                self.notify(message, severity="error", timeout=8, markup=False)
 
     def show_inspected(self, inspected: dict[str, Any]) -> None:
         """Bring the tables and the bus line up to date."""
@@ -337,8 +346,8 @@ class BusctlApp(App[None]):
         bus = inspected.get("bus", {})
         totals = inspected.get("totals", {})
         line = Text.assemble(
-            (f"{bus.get('name', '?')}", "bold"),
-            f" {bus.get('state', '')} · ",
+            (visible(bus.get("name", "?")), "bold"),
+            visible(f" {bus.get('state', '')} · "),
             f"{totals.get('services', 0)} services · {totals.get('commands', 0)} commands · ",
             f"{totals.get('listeners', 0)} listeners · handled {totals.get('handled', 0)} · ",
             ("failed ", ""),

@@ -30,7 +30,9 @@ from textual.suggester import SuggestFromList
 from textual.widgets import Button, Input, Label, Static
 
 from busctl._args import ArgumentError, parse_args, parse_value, split_line
+from busctl._text import visible
 
+from ._format import shown
 from ._spans import pretty
 
 if TYPE_CHECKING:
@@ -45,25 +47,26 @@ def describe_error(error: BaseException) -> Group:
     """An error from the bus (or from reading the form), with its traceback."""
     from busctl._client import RemoteError
 
+    # Messages and tracebacks come from the bus: control characters made visible.
     parts: list[Any] = []
     if isinstance(error, RemoteError):
-        parts.append(Text(str(error), style="bold red"))
-        parts.append(Text(f"(error {error.code})", style="dim"))
+        parts.append(shown(error, "bold red"))
+        parts.append(shown(f"(error {error.code})", "dim"))
         signature = error.data.get("signature")
         if signature:
-            parts.append(Text(f"signature: {signature}"))
+            parts.append(shown(f"signature: {signature}"))
         suggestions = error.data.get("suggestions")
         if suggestions:
-            parts.append(Text(f"did you mean: {', '.join(map(str, suggestions))}"))
+            parts.append(shown(f"did you mean: {', '.join(map(str, suggestions))}"))
         if error.remote_traceback:
-            parts.append(Text(error.remote_traceback.rstrip(), style="red"))
+            parts.append(shown(error.remote_traceback.rstrip(), "red", multiline=True))
     elif isinstance(error, ArgumentError):
-        parts.append(Text(f"cannot read the arguments: {error}", style="bold red"))
+        parts.append(shown(f"cannot read the arguments: {error}", "bold red"))
     else:
-        parts.append(Text(f"{type(error).__name__}: {error}", style="bold red"))
+        parts.append(shown(f"{type(error).__name__}: {error}", "bold red"))
         if error.__traceback__ is not None:
             text = "".join(traceback.format_exception(error)).rstrip()
-            parts.append(Text(text, style="red"))
+            parts.append(shown(text, "red", multiline=True))
     return Group(*parts)
 
 
@@ -117,16 +120,16 @@ def _hint(param: dict[str, Any]) -> str:
     annotation = param.get("annotation") or "any"
     kind = param.get("kind")
     if kind == "var_positional":
-        return f"*{annotation}: values separated by spaces"
+        return visible(f"*{annotation}: values separated by spaces")
     if kind == "var_keyword":
-        return f"**{annotation}: key=value …"
-    return f"{annotation}, {'required' if param.get('required') else 'optional'}"
+        return visible(f"**{annotation}: key=value …")
+    return visible(f"{annotation}, {'required' if param.get('required') else 'optional'}")
 
 
 def _label(param: dict[str, Any]) -> str:
     stars = {"var_positional": "*", "var_keyword": "**"}.get(str(param.get("kind")), "")
     annotation = param.get("annotation")
-    text = f"{stars}{param['name']}" + (f": {annotation}" if annotation else "")
+    text = visible(f"{stars}{param['name']}" + (f": {annotation}" if annotation else ""))
     if len(text) > 21:
         text = text[:20] + "…"
     return text
@@ -206,7 +209,7 @@ class InvokeScreen(ModalScreen[None]):
             doc = str(self.entry.get("doc") or "").strip()
             if signature or doc:
                 text = f"{self.entry.get('handler', '')}{signature or ''}"
-                yield Static(f"{text}\n{doc}".strip(), id="invoke-doc", markup=False)
+                yield Static(shown(f"{text}\n{doc}".strip(), multiline=True), id="invoke-doc")
             with VerticalScroll(id="invoke-fields"):
                 if self.kind == "event":
                     with Horizontal(classes="field"):
@@ -225,7 +228,7 @@ class InvokeScreen(ModalScreen[None]):
                             "" if default is None else str(default),
                             placeholder=_hint(param),
                             id=f"param-{param['name']}",
-                            tooltip=_hint(param),
+                            tooltip=Text(_hint(param)),  # list[str] is not markup
                         )
                 if self.kind == "event" and not self.params:
                     with Horizontal(classes="field"):
@@ -288,17 +291,17 @@ class InvokeScreen(ModalScreen[None]):
         try:
             if self.kind == "command":
                 value = await asyncio.wrap_future(self.source.execute(name, args, kwargs))
-                shown: Any = Group(
+                outcome: Any = Group(
                     Text("result", style="bold green"),
-                    Text(pretty(value)),
+                    shown(pretty(value), multiline=True),
                 )
             else:
                 value = await asyncio.wrap_future(self.source.fire(name, args, kwargs))
-                shown = Text(f"fired {name}: {value} listener(s) match", style="bold green")
+                outcome = shown(f"fired {name}: {value} listener(s) match", "bold green")
         except Exception as exc:
             result.update(describe_error(exc))
             self.outcome = self.Finished(name, error=exc)
         else:
-            result.update(shown)
+            result.update(outcome)
             self.outcome = self.Finished(name, result=value)
         self.post_message(self.outcome)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from ._format import activity_detail
+from ._format import activity_detail, markup_safe
 
 if TYPE_CHECKING:
     from .app import BusctlApp
@@ -33,7 +33,8 @@ class BusCommands(Provider):
         out: list[tuple[str, str, Callable[[], Any]]] = []
         for command in inspected.get("commands", ()):
             name = str(command.get("name"))
-            help_text = f"{command.get('signature', '')}  ({command.get('owner', '')})"
+            # Help is read as markup: a signature's list[str] lost its [str].
+            help_text = markup_safe(f"{command.get('signature', '')}  ({command.get('owner', '')})")
             out.append((f"call {name}", help_text, partial(app.open_invoke, name)))
         seen: set[str] = set()
         for listener in inspected.get("listeners", ()):
@@ -41,12 +42,14 @@ class BusCommands(Provider):
             if pattern in seen or any(c in pattern for c in "*?["):
                 continue
             seen.add(pattern)
-            help_text = f"event to {listener.get('owner', '')}: {listener.get('signature', '')}"
+            help_text = markup_safe(
+                f"event to {listener.get('owner', '')}: {listener.get('signature', '')}"
+            )
             out.append((f"fire {pattern}", help_text, partial(app.open_fire, pattern)))
         out.append(("fire an event…", "any name, with arguments", partial(app.open_fire, None)))
         if app.last_error is not None:
             error = app.last_error
-            help_text = f"{error.get('name')}: {activity_detail(error)}"
+            help_text = markup_safe(f"{error.get('name')}: {activity_detail(error)}")
             out.append(("trace of the last error", help_text, app.action_last_error))
         return out
 

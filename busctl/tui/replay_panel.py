@@ -7,7 +7,9 @@
 
 Keys: ``o`` opens the file named in the path box, ``space`` plays or pauses,
 ``n`` sends the next step, ``+``/``-`` change the speed (``f``: as fast as
-possible), ``c`` toggles replaying read-only commands. Reading the file and
+possible), ``c`` toggles replaying read-only commands, ``a`` every command
+(side effects too). Recorded gaps longer than 10 s are replayed as 10 s, as
+``busctl replay`` does; the report says which. Reading the file and
 the replay itself run in worker threads; they only post messages, so the UI
 stays responsive. The report (differences, what was not replayed) shows below
 the list of steps when the replay ends.
@@ -18,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -26,14 +29,34 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Button, DataTable, Input, Label, Static
 
+from busctl._text import clipped, visible
+
 if TYPE_CHECKING:
     from bus import Bus
     from busctl._client import Client
-    from busctl.traces import Outcome, Replayer, ReplayPlan, ReplayReport, Step
+    from busctl.traces import Outcome, ReasonCode, Replayer, ReplayPlan, ReplayReport, Step
 
 __all__ = ["ReplayPanel"]
 
+
+def _hints() -> dict[ReasonCode, str]:
+    """The panel's remedies for why something is not replayed: its own keys."""
+    from busctl.traces import ReasonCode
+
+    return {
+        ReasonCode.COMMANDS_OFF: "press c to replay read-only commands",
+        ReasonCode.NOT_READONLY: "press a to re-execute every command",
+    }
+
+
+def _cell(text: str) -> Text:
+    # Names, arguments and results come from the file or the bus: shown as
+    # they are (no markup), one line, control characters visible.
+    return Text(clipped(visible(text), 400), no_wrap=True)
+
+
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 100.0)
+SHOWN_PROBLEMS = 20  # bad lines and spans listed in the report
 
 
 class ReplayPanel(Widget):
@@ -64,6 +87,7 @@ class ReplayPanel(Widget):
         Binding("minus", "slower", "Slower"),
         Binding("f", "toggle_fast", "Fast"),
         Binding("c", "toggle_commands", "Commands"),
+        Binding("a", "toggle_all_commands", "All commands"),
     ]
 
     @dataclass
@@ -113,6 +137,7 @@ class ReplayPanel(Widget):
         self.speed = 1.0
         self.fast = False
         self.commands = False
+        self.all_commands = False
         self._rows: dict[int, Any] = {}
 
     # -- layout ------------------------------------------------------------------
@@ -141,6 +166,8 @@ class ReplayPanel(Widget):
     def _status_text(self, extra: str = "") -> str:
         pace = "as fast as possible" if self.fast else f"speed x{self.speed:g}"
         commands = "read-only commands too" if self.commands else "events only"
+        if self.all_commands:
+            commands = "every command, side effects too"
         state = "no file" if self.plan is None else f"{len(self.plan.steps)} steps"
         if self.replayer is not None:
             state += ", paused" if self.replayer.paused else ", playing"
@@ -171,10 +198,10 @@ class ReplayPanel(Widget):
             return
         if self.replayer is not None:
             self.replayer.stop()
-        self._load(path, self.commands)
+        self._load(path, self.commands, self.all_commands)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="replay-load")
-    def _load(self, path: str, commands: bool) -> None:
+    def _load(self, path: str, commands: bool, all_commands: bool = False) -> None:
         from busctl.traces import TraceFileError, plan_replay, read_trace_file
 
         try:
@@ -186,7 +213,9 @@ class ReplayPanel(Widget):
         except Exception as exc:  # the bus went away: say so in the panel
             self.post_message(self.LoadFailed(f"{type(exc).__name__}: {exc}"))
             return
-        plan = plan_replay(trace_file, commands=commands, readonly=readonly)
+        plan = plan_replay(
+            trace_file, commands=commands, all_commands=all_commands, readonly=readonly
+        )
         bad = [str(e) for e in trace_file.errors]
         self.post_message(self.Loaded(plan, bad, path))
 
@@ -198,26 +227,36 @@ class ReplayPanel(Widget):
         table = self.query_one("#steps", DataTable)
         table.clear()
         self._rows = {}
+        hints = _hints()
         for step in message.plan.steps:
-            status = f"cannot replay: {step.problem}" if step.problem else ""
+            status = f"cannot replay: {step.problem.text(hints)}" if step.problem else ""
             self._rows[step.index] = table.add_row(
                 str(step.index),
                 f"+{step.offset_ns / 1e9:.3f}s",
                 step.kind,
-                step.call_text(),
-                status,
+                _cell(step.call_text()),
+                _cell(status),
                 key=str(step.index),
             )
         lines = [f"{message.path}: {len(message.plan.steps)} steps"]
-        lines += [f"bad line skipped: {b}" for b in message.bad_lines]
-        lines += [f"left out: {s.operation}: {r}" for s, r in message.plan.left_out]
-        self.query_one("#report", Static).update("\n".join(lines))
+        warning = message.plan.gap_warning()
+        if warning is not None:
+            lines.append(warning)
+        bad = message.bad_lines
+        lines += [f"skipped or mended: {b}" for b in bad[:SHOWN_PROBLEMS]]
+        if len(bad) > SHOWN_PROBLEMS:
+            more = len(bad) - SHOWN_PROBLEMS
+            lines.append(f"{more} more problems: busctl trace check {message.path} lists them all")
+        lines += [f"left out: {s.operation}: {r.text(hints)}" for s, r in message.plan.left_out]
+        self.query_one("#report", Static).update(
+            Text("\n".join(clipped(visible(line), 400) for line in lines))
+        )
         table.focus()  # so the panel's keys reach it rather than the path box
         self._refresh_status()
 
     @on(LoadFailed)
     def _load_failed(self, message: LoadFailed) -> None:
-        self.query_one("#report", Static).update(f"cannot open: {message.error}")
+        self.query_one("#report", Static).update(Text(f"cannot open: {visible(message.error)}"))
         self._refresh_status("open failed")
 
     # -- playing ----------------------------------------------------------------------
@@ -257,6 +296,7 @@ class ReplayPanel(Widget):
             status = "as recorded"
         else:
             status = f"DIFFERS: {outcome.describe()}"
+        # Worker thread: the message carries the text; the cell is made on the UI's.
         self.post_message(self.StepDone(step.index, status))
 
     @on(StepDone)
@@ -264,7 +304,7 @@ class ReplayPanel(Widget):
         key = self._rows.get(message.index)
         if key is not None:
             table = self.query_one("#steps", DataTable)
-            table.update_cell(key, "status", message.status)
+            table.update_cell(key, "status", _cell(message.status))
             table.move_cursor(row=table.get_row_index(key))
         self._refresh_status(f"step {message.index}")
 
@@ -275,8 +315,9 @@ class ReplayPanel(Widget):
         for step, reason in message.report.skipped:
             key = self._rows.get(step.index)
             if key is not None:
-                self.query_one("#steps", DataTable).update_cell(key, "status", f"skipped: {reason}")
-        self.query_one("#report", Static).update(message.report.render())
+                cell = _cell(f"skipped: {reason.text(_hints())}")
+                self.query_one("#steps", DataTable).update_cell(key, "status", cell)
+        self.query_one("#report", Static).update(Text(message.report.render(_hints())))
         self.query_one("#play", Button).label = "Play"
         self._refresh_status("finished")
 
@@ -329,6 +370,15 @@ class ReplayPanel(Widget):
     def action_toggle_commands(self) -> None:
         """Replay read-only commands too (and compare their results), or not; re-plans."""
         self.commands = not self.commands
+        self.all_commands = False
+        self._refresh_status()
+        if self.plan is not None:
+            self.action_open()
+
+    def action_toggle_all_commands(self) -> None:
+        """Re-execute every command, side effects too, or go back to events only; re-plans."""
+        self.all_commands = not self.all_commands
+        self.commands = self.all_commands
         self._refresh_status()
         if self.plan is not None:
             self.action_open()

@@ -20,7 +20,7 @@ from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowDoesNotExist
 
-from ._format import clip, ms, number
+from ._format import clip, ms, number, shown
 
 __all__ = ["CommandsTable", "ListenersTable", "LiveTable", "ServicesTable"]
 
@@ -127,10 +127,10 @@ class ServicesTable(LiveTable):
             size = int(service.get("mailbox_size", 0) or 0)
             full = size and mailbox >= size * 0.8
             cells: Cells = (
-                Text(str(service.get("name", "?")), style="bold"),
-                Text(state, style=state_style),
+                shown(service.get("name", "?"), "bold"),
+                shown(state, state_style),
                 Text(clip(activity, 24), style="bold red" if hung else ""),
-                clip(thread, 28),
+                Text(clip(thread, 28)),
                 Text(f"{mailbox}", style="bold yellow" if full else ""),
                 number(service.get("handled")),
                 _count(int(service.get("failed", 0) or 0), bad=True),
@@ -154,9 +154,9 @@ class CommandsTable(LiveTable):
     def table_rows(self, inspected: dict[str, Any]) -> Iterable[tuple[str, dict[str, Any], Cells]]:
         for command in inspected.get("commands", ()):
             cells: Cells = (
-                Text(str(command.get("name", "?")), style="bold"),
-                str(command.get("owner", "")),
-                clip(str(command.get("signature", "")), 40),
+                shown(command.get("name", "?"), "bold"),
+                shown(command.get("owner", "")),
+                Text(clip(str(command.get("signature", "")), 40)),  # list[str] is not markup
                 number(command.get("calls")),
                 _count(int(command.get("errors", 0) or 0), bad=True),
                 ms(command.get("p50_ms")),
@@ -181,9 +181,9 @@ class ListenersTable(LiveTable):
         for listener in inspected.get("listeners", ()):
             key = f"{listener.get('owner')}|{listener.get('pattern')}|{listener.get('order')}"
             cells: Cells = (
-                Text(str(listener.get("pattern", "?")), style="bold"),
-                str(listener.get("owner", "")),
-                clip(str(listener.get("handler", "")), 30),
+                shown(listener.get("pattern", "?"), "bold"),
+                shown(listener.get("owner", "")),
+                Text(clip(str(listener.get("handler", "")), 30)),
                 number(listener.get("deliveries")),
                 _count(int(listener.get("errors", 0) or 0), bad=True),
                 ms(listener.get("p50_ms")),

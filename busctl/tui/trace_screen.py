@@ -24,7 +24,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 from textual.widgets.data_table import ColumnKey
 
-from ._format import ms
+from ._format import clip, ms, shown
 from ._spans import SpanView, parse_traces, pretty, service_colour, waterfall_bar
 
 if TYPE_CHECKING:
@@ -37,6 +37,15 @@ __all__ = ["TraceScreen", "span_detail"]
 RETRIES = 10
 RETRY_DELAY = 0.3
 GROWTH_CHECKS = (0.5, 1.0, 2.0)
+# Tree levels indented; a deeper span is drawn at this indent with its depth
+# (as `busctl trace show` does), so a long chain keeps its columns.
+MAX_INDENT = 16
+
+
+def _indent(depth: int) -> str:
+    if depth <= MAX_INDENT:
+        return "  " * depth
+    return "  " * MAX_INDENT + f"↳{depth} "
 
 
 def span_detail(span: SpanView) -> Group:
@@ -44,46 +53,51 @@ def span_detail(span: SpanView) -> Group:
     head = Table.grid(padding=(0, 1))
     head.add_column(style="bold")
     head.add_column()
-    head.add_row("span", Text(span.name, style="bold red" if span.error else "bold"))
-    head.add_row("kind", span.kind)
+    # Every string here came from the bus: rich Text (a str cell would be read
+    # as markup), control characters made visible.
+    head.add_row("span", shown(span.name, "bold red" if span.error else "bold"))
+    head.add_row("kind", shown(span.kind))
     if span.service:
-        head.add_row("service", Text(span.service, style=service_colour(span.service)))
+        head.add_row("service", shown(span.service, service_colour(span.service)))
     if span.thread:
-        head.add_row("thread", span.thread)
+        head.add_row("thread", shown(span.thread))
     head.add_row("duration", ms(span.duration_ms))
     if span.queued_ms is not None:
         head.add_row("queued", ms(span.queued_ms))
-    head.add_row("span id", span.span_id)
+    head.add_row("span id", shown(span.span_id))
     if span.error:
-        head.add_row("status", Text(f"ERROR {span.status_message}", style="bold red"))
+        head.add_row("status", shown(f"ERROR {span.status_message}", "bold red"))
     parts: list[Any] = [head]
-    shown = {"bus.args", "bus.kwargs", "bus.result", "bus.service", "thread.name", "bus.queued_ms"}
+    done = {"bus.args", "bus.kwargs", "bus.result", "bus.service", "thread.name", "bus.queued_ms"}
     for key, title in (("bus.args", "arguments"), ("bus.kwargs", "keyword arguments")):
         if key in span.attributes:
-            parts += [Text(title, style="bold underline"), Text(pretty(span.attributes[key]))]
+            parts += [
+                Text(title, style="bold underline"),
+                shown(pretty(span.attributes[key]), multiline=True),
+            ]
     if "bus.result" in span.attributes:
         parts += [
             Text("result", style="bold underline"),
-            Text(pretty(span.attributes["bus.result"])),
+            shown(pretty(span.attributes["bus.result"]), multiline=True),
         ]
     exception = span.exception()
     if exception is not None:
         parts.append(Text("exception", style="bold red underline"))
         parts.append(
-            Text(
+            shown(
                 f"{exception.get('exception.type', '')}: {exception.get('exception.message', '')}",
-                style="bold red",
+                "bold red",
             )
         )
         stack = exception.get("exception.stacktrace")
         if stack:
-            parts.append(Text(str(stack).rstrip(), style="red"))
+            parts.append(shown(str(stack).rstrip(), "red", multiline=True))
     rest = Table.grid(padding=(0, 1))
     rest.add_column(style="dim")
     rest.add_column()
     for key, value in sorted(span.attributes.items()):
-        if key not in shown:
-            rest.add_row(key, str(value))
+        if key not in done:
+            rest.add_row(shown(key), shown(value))
     parts += [Text("attributes", style="bold underline"), rest]
     return Group(*parts)
 
@@ -115,6 +129,8 @@ class TraceScreen(Screen[None]):
         self.source = source
         self.trace_id = trace_id
         self.spans: list[SpanView] = []
+        self.problems: list[str] = []
+        """What could not be shown as the bus sent it (spans left out or mended)."""
         self._t0 = 0
         self._t1 = 1
 
@@ -179,12 +195,13 @@ class TraceScreen(Screen[None]):
         try:
             data = await asyncio.wrap_future(self.source.traces(self.trace_id))
         except Exception as exc:
-            status.update(Text(f"trace {self.trace_id}: cannot load: {exc}", style="red"))
+            status.update(shown(f"trace {self.trace_id}: cannot load: {exc}", "red"))
             return None
+        self.problems = []
         try:
-            return parse_traces(data if isinstance(data, dict) else {})
+            return parse_traces(data if isinstance(data, dict) else {}, self.problems)
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
-            status.update(Text(f"trace {self.trace_id}: cannot read it: {exc!r}", style="red"))
+            status.update(shown(f"trace {self.trace_id}: cannot read it: {exc!r}", "red"))
             return None
 
     def show(self, spans: list[SpanView]) -> None:
@@ -197,9 +214,13 @@ class TraceScreen(Screen[None]):
         total = ms((self._t1 - self._t0) / 1e6)
         summary = Text.assemble(
             (f"{len(spans)} spans", "bold"),
-            f" · {total} · services: {', '.join(services) or '-'}",
+            f" · {total} · services: {clip(', '.join(services) or '-', 80)}",
             (f" · {errors} failed" if errors else "", "bold red"),
         )
+        if self.problems:
+            count = len(self.problems)
+            first = clip(self.problems[0], 100)
+            summary.append(f" · {count} not as sent: {first}", style="yellow")
         self.query_one("#trace-status", Static).update(summary)
         self._draw()
 
@@ -207,7 +228,8 @@ class TraceScreen(Screen[None]):
         # What the other columns need (each also takes 2 cells of padding).
         used = 2 * 6 + 8 + 8 + 2
         used += max(
-            (2 * s.depth + len(s.name) + (2 if s.error else 0) for s in self.spans), default=4
+            (len(_indent(s.depth)) + len(s.name) + (2 if s.error else 0) for s in self.spans),
+            default=4,
         )
         used += max((len(s.service) for s in self.spans), default=7)
         used += max((len(s.thread.rsplit("/", 1)[-1]) for s in self.spans), default=6)
@@ -225,11 +247,11 @@ class TraceScreen(Screen[None]):
         for index, span in enumerate(self.spans):
             style = "bold red" if span.error else ""
             marker = "✗ " if span.error else ""
-            label = Text("  " * span.depth + marker + span.name, style=style)
+            label = Text(_indent(span.depth) + marker + clip(span.name, 120), style=style)
             table.add_row(
                 label,
-                Text(span.service, style=service_colour(span.service)),
-                span.thread.rsplit("/", 1)[-1],
+                Text(clip(span.service, 60), style=service_colour(span.service)),
+                Text(clip(span.thread.rsplit("/", 1)[-1], 60)),
                 ms(span.duration_ms),
                 ms(span.queued_ms) if span.queued_ms is not None else "",
                 waterfall_bar(span, self._t0, self._t1, width),

@@ -56,12 +56,18 @@ def test_bad_lines_are_named_and_good_lines_still_used(good_line):
     trace_file = parse(data)
     one = len(parse(good_line).spans)
     assert len(trace_file.spans) == 2 * one
-    messages = {e.line: e.message for e in trace_file.errors}
+    # Line 8 repeats line 1: each of its spans is reported as a duplicate.
+    duplicates = [e for e in trace_file.errors if e.line == 8]
+    assert len(duplicates) == one
+    assert all("appears again (first on line 1)" in e.message for e in duplicates)
+    assert sum(len(t.spans) for t in trace_file.traces()) == one
+    messages = {e.line: e.message for e in trace_file.errors if e.line != 8}
     assert set(messages) == {2, 3, 4, 5, 7, 9}
     assert messages[2].startswith("not JSON")
     assert "no 'resourceSpans' field" in messages[3]
     assert "Chrome trace-event" in messages[4]
     assert "spans[0].traceId" in messages[5]
+    assert messages[5].endswith("the span is left out")
     assert "UTF-8" in messages[7]
     assert messages[9].startswith("truncated")
     assert str(trace_file.errors[0]) == f"line 2: {messages[2]}"
@@ -70,7 +76,8 @@ def test_bad_lines_are_named_and_good_lines_still_used(good_line):
 def test_a_huge_line_is_skipped_unread_and_named(good_line):
     huge = b'{"resourceSpans": [' + b" " * 5000 + b"]}\n"
     trace_file = parse(good_line + huge + good_line, max_line_bytes=4096)
-    assert [(e.line, e.message.split(":")[0]) for e in trace_file.errors] == [(2, "too long")]
+    bad_lines = [e for e in trace_file.errors if "appears again" not in e.message]
+    assert [(e.line, e.message.split(":")[0]) for e in bad_lines] == [(2, "too long")]
     assert "5,0" in trace_file.errors[0].message  # its size is given
     assert len(trace_file.spans) == 2 * len(parse(good_line).spans)
 

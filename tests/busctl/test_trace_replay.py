@@ -20,6 +20,7 @@ from bus.testing import wait_idle
 from busctl.traces import (
     NOT_JSON,
     BusTarget,
+    ReasonCode,
     Replayer,
     plan_replay,
     read_trace_file,
@@ -205,13 +206,16 @@ def test_what_cannot_be_replayed_is_listed(recorded, tmp_path):
     plan = plan_replay(read_trace_file(path), commands=True, all_commands=True)
     greet = next(s for s in plan.steps if s.name == "greet_event")
     assert greet.args is NOT_JSON
-    assert "not JSON" in greet.problem
+    assert greet.problem is not None
+    assert greet.problem.code is ReasonCode.ARGS_NOT_JSON
+    assert "not JSON" in str(greet.problem)
     with Bus(name="partial") as bus:
         bus.add_service(sample_services.Greeter())  # most commands are gone
         report = Replayer(plan, BusTarget(bus), fast=True).run()
     reasons = {s.name: r for s, r in report.skipped}
-    assert "not JSON" in reasons["greet_event"]
-    assert reasons["automation.evening_scene"] == "the command no longer exists on this bus"
+    assert "not JSON" in str(reasons["greet_event"])
+    assert reasons["automation.evening_scene"].code is ReasonCode.NO_SUCH_COMMAND
+    assert str(reasons["automation.evening_scene"]) == "the command no longer exists on this bus"
     assert "say_hello" not in reasons  # it exists: replayed and compared
     assert report.compared == 1
     assert not report.differences

@@ -151,10 +151,10 @@ def test_cli_replay_step_prompts_before_each_step(attached):
     assert result.stderr.count("[Enter: send, s: skip, q: stop]") == 3
     fired = [p["name"] for method, p in attached.requests if method == "fire"]
     assert fired == ["greet_event"]
-    assert "skipped at the --step prompt" in result.stdout
+    assert "skipped while stepping (s at the --step prompt)" in result.stdout
     assert "(stopped early)" in result.stdout
     assert "stopped before #3: 1 step not sent" in result.stdout
-    assert result.stdout.count("skipped at the --step prompt") == 1
+    assert result.stdout.count("skipped while stepping") == 1
 
 
 def test_cli_replay_dry_run_checks_read_only_against_the_bus(attached):

@@ -42,7 +42,7 @@ def bus():
 
 def statuses(panel):
     table = panel.query_one("#steps", DataTable)
-    return [table.get_row_at(i)[4] for i in range(table.row_count)]
+    return [str(table.get_row_at(i)[4]) for i in range(table.row_count)]
 
 
 def test_open_lists_steps_then_play_fast_reports(bus):
@@ -114,3 +114,59 @@ async def _a_bad_file_is_reported_in_the_panel(bus, tmp_path):
         panel = app.query_one(ReplayPanel)
         assert panel.plan is not None
         assert "line 1: not JSON" in str(panel.query_one("#report", Static).render())
+
+
+def report_text(panel):
+    return str(panel.query_one("#report", Static).render())
+
+
+def test_reasons_offer_the_panels_own_keys_never_a_flag(bus):
+    asyncio.run(_reasons_offer_the_panels_own_keys_never_a_flag(bus))
+
+
+async def _reasons_offer_the_panels_own_keys_never_a_flag(bus):
+    # The panel said "use --all-commands": a flag of the CLI, not a key here.
+    app = PanelApp(bus, SAMPLE)
+    async with app.run_test(size=(140, 40)) as pilot:
+        panel = app.query_one(ReplayPanel)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert "commands are not replayed (press c to replay read-only commands)" in (
+            report_text(panel)
+        )
+        assert "--" not in report_text(panel)
+        await pilot.press("c")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert "not declared read-only (press a to re-execute every command)" in (
+            report_text(panel)
+        )
+        assert "--" not in report_text(panel)
+        await pilot.press("a")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert panel.plan.all_commands
+        assert "every command, side effects too" in str(panel.query_one("#status").render())
+        assert "not declared read-only" not in report_text(panel)
+
+
+def test_names_from_the_file_are_shown_not_obeyed(bus, tmp_path):
+    asyncio.run(_names_from_the_file_are_shown_not_obeyed(bus, tmp_path))
+
+
+async def _names_from_the_file_are_shown_not_obeyed(bus, tmp_path):
+    from tests.busctl.test_trace_shapes import T0, event, write
+
+    weird = "[bold red]boom[/] \x1b]0;title\x07"
+    path = write(tmp_path / "weird.jsonl", [event(1, weird, T0), event(2, "ok", 10**30)])
+    app = PanelApp(bus, path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        panel = app.query_one(ReplayPanel)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        table = panel.query_one("#steps", DataTable)
+        assert table.row_count == 1
+        cell = table.get_row_at(0)[3]
+        assert cell.plain == "[bold red]boom[/] \\x1b]0;title\\x07()"
+        assert not cell.spans  # the brackets are text, not markup
+        assert "start time a 31-digit number ns is out of range" in report_text(panel)
