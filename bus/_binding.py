@@ -142,10 +142,10 @@ def binding_problems(
             inspect.Parameter.POSITIONAL_OR_KEYWORD,
             inspect.Parameter.KEYWORD_ONLY,
         ):
-            if param is not None and param.kind is inspect.Parameter.POSITIONAL_ONLY:
-                if key not in bound:  # as bind has it, even with **kwargs to take it
-                    by_position.append(key)
-                    continue
+            positional_only = param is not None and param.kind is inspect.Parameter.POSITIONAL_ONLY
+            if positional_only and key not in bound:  # as bind has it, even with **kwargs
+                by_position.append(key)
+                continue
             if not var_keyword:
                 unknown.append(key)
         elif key in bound:
@@ -163,9 +163,7 @@ def binding_problems(
         plural = "s" if len(missing) > 1 else ""
         problems.append(f"missing required argument{plural} {_names(missing)}")
     if given > len(positional) and not var_positional:
-        problems.append(
-            f"too many positional arguments: takes {_at_most(positional)}, got {given}"
-        )
+        problems.append(f"too many positional arguments: takes {_at_most(positional)}, got {given}")
     for key in twice:
         problems.append(f"multiple values for argument {key!r}")
     for key in by_position:
