@@ -396,6 +396,45 @@ def test_unknown_command_and_arguments_that_do_not_bind(session: Session) -> Non
     assert "bad argument" not in text
 
 
+def test_errors_say_each_thing_once_and_name_every_binding_problem(client: Any) -> None:
+    out = Transcript()
+    repl = Repl(client, stdout=out, colour=False, output=DummyOutput())
+    repl.run_script(
+        [
+            "say_helo x",
+            "say_hello",
+            "say_hello nme=Bob",
+            "lights.turn_on kitchen --brightness 60",
+            "say_hello(nme='Bob')",
+        ]
+    )
+    errors = [line for line in out.getvalue().splitlines() if line.startswith("error:")]
+    assert errors == [
+        "error: CommandNotFoundError: no command named 'say_helo'; did you mean 'say_hello'?",
+        "error: TypeError: say_hello(name: str) -> str: missing required argument 'name'",
+        "error: TypeError: say_hello(name: str) -> str: missing required argument 'name'; "
+        "unexpected keyword argument 'nme' (did you mean 'name'?)",
+        "error: TypeError: lights.turn_on(room: str, brightness: int = 100) -> LightState: "
+        "too many positional arguments: takes 1 to 2, got 3; "
+        "write a keyword argument as brightness=60, not --brightness 60",
+        "error: TypeError: say_hello(name: str) -> str: missing required argument 'name'; "
+        "unexpected keyword argument 'nme' (did you mean 'name'?)",
+    ]
+
+
+def test_a_failed_service_shows_with_its_error(
+    client: Any, home_bus: tuple[Bus, Probe], fail_a_service: Callable[[Bus], None]
+) -> None:
+    bus, _ = home_bus
+    fail_a_service(bus)
+    out = Transcript()
+    Repl(client, stdout=out, colour=False, output=DummyOutput()).run_script(["services", "inspect"])
+    text = out.getvalue()
+    row = next(line for line in text.splitlines() if line.startswith("fragile"))
+    assert "failed (RuntimeError: no database at db.local:5432)" in row
+    assert "  failed:       fragile failed (RuntimeError: no database at db.local:5432)" in text
+
+
 def test_emit_reaches_a_listener(session: Session, home_bus: tuple[Bus, Probe]) -> None:
     _, probe = home_bus
     assert "fired probe.ping: 1 listener matched" in session.line("emit probe.ping 7", "matched")
