@@ -463,6 +463,19 @@ def test_several_buses_are_named_with_one_hint(busctl: Callable[..., Result]) ->
     )
 
 
+def test_a_bus_that_is_not_there_is_said_once(
+    busctl: Callable[..., Result], runtime_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    line = one_line_error(busctl("status", "--bus", "nosuch"), ExitStatus.NO_BUS)
+    assert (
+        line
+        == "error: no bus named 'nosuch' is running; running: test; start one with `busctl run`"
+    )
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime_dir))  # where nothing runs
+    line = one_line_error(busctl("status", "--bus", "nosuch"), ExitStatus.NO_BUS)
+    assert line == "error: no bus named 'nosuch' is running; start one with `busctl run`"
+
+
 def test_an_unknown_command_suggests_once(busctl: Callable[..., Result]) -> None:
     line = one_line_error(busctl("call", "say_helo", "x"), ExitStatus.NOT_FOUND)
     assert line == "error: no command named 'say_helo'; did you mean 'say_hello'?"
