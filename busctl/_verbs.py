@@ -79,9 +79,7 @@ def json_option(fn: Callable[P, R]) -> Callable[P, R]:
 
 
 def verbose_option(fn: Callable[P, R]) -> Callable[P, R]:
-    return click.option(
-        "-v", "--verbose", is_flag=True, help="On failure, add the traceback."
-    )(fn)
+    return click.option("-v", "--verbose", is_flag=True, help="On failure, add the traceback.")(fn)
 
 
 def reports_failures(fn: Callable[P, R]) -> Callable[P, R]:

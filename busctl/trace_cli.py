@@ -1,6 +1,7 @@
 """``busctl trace show|export FILE`` and ``busctl replay FILE``.
 
     busctl trace show traces/sample.jsonl --errors
+    busctl trace show --sample                   # the recording that ships with busctl
     busctl trace export traces/sample.jsonl --format chrome -o sample.chrome.json
     busctl trace export traces/sample.jsonl --format otlp --endpoint http://localhost:4318
     busctl replay traces/sample.jsonl --commands --fast
@@ -12,6 +13,7 @@ live in ``busctl.traces``.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Callable
@@ -60,6 +62,29 @@ def _load(path: str, *, strict: bool = False, quiet: bool = False) -> TraceFile:
     return trace_file
 
 
+def _file_or_sample(fn: Callable[..., R]) -> Callable[..., R]:
+    """The FILE argument, or ``--sample``: the recording that ships with the package."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, file: str | None, sample: bool, **kwargs: Any) -> R:
+        if sample and file is not None:
+            raise click.UsageError("give FILE or --sample, not both")
+        if sample:
+            import sample_services
+
+            file = str(sample_services.sample_trace())
+        if file is None:
+            raise click.UsageError(
+                "missing FILE (or --sample: the recording of the sample services)"
+            )
+        return fn(*args, file=file, **kwargs)
+
+    wrapper = click.option(
+        "--sample", is_flag=True, help="Use the recording that ships with busctl instead of FILE."
+    )(wrapper)
+    return click.argument("file", required=False, type=click.Path(dir_okay=False))(wrapper)
+
+
 def _filter_options(fn: Callable[P, R]) -> Callable[P, R]:
     options = [
         click.option("--name", "names", multiple=True, metavar="PATTERN",
@@ -83,7 +108,7 @@ def trace() -> None:
 
 
 @trace.command("show")
-@click.argument("file", type=click.Path(dir_okay=False))
+@_file_or_sample
 @_filter_options
 @click.option("--args", "show_args", is_flag=True, help="Show arguments and results.")
 @click.option("--limit", type=click.IntRange(min=1), help="Show at most this many traces.")
@@ -138,7 +163,7 @@ def _otlp_endpoint(url: str | None) -> str | None:
 
 
 @trace.command("export")
-@click.argument("file", type=click.Path(dir_okay=False))
+@_file_or_sample
 @click.option(
     "--format",
     "fmt",
@@ -264,7 +289,7 @@ def _load_services(
 
 
 @click.command("replay")
-@click.argument("file", type=click.Path(dir_okay=False))
+@_file_or_sample
 @bus_option
 @click.option("--speed", type=click.FloatRange(min=0, min_open=True), default=1.0,
               show_default=True, help="Recorded gaps are divided by this.")  # fmt: skip

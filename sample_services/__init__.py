@@ -13,10 +13,18 @@ own module: ``greeter`` (the classic first example), ``lights``,
 ``thermostat`` (with a sensor that fails now and then), ``scheduler`` (the
 ``clock.tick`` timer), ``notifier`` (slow, two messages at a time) and
 ``automation`` (rules that call the others).
+
+``sample_trace()`` is the path of ``sample.jsonl``, a recording of these
+services that ships with the package (``busctl trace show --sample``).
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import functools
+import importlib.resources
+from pathlib import Path
 from typing import TypedDict, Unpack
 
 from bus import Bus, Service
@@ -38,6 +46,7 @@ __all__ = [
     "SensorError",
     "Thermostat",
     "all_services",
+    "sample_trace",
     "start",
 ]
 
@@ -96,3 +105,20 @@ def start(bus: Bus, **options: Unpack[Options]) -> list[Service]:
     for service in services:
         bus.add_service(service)
     return services
+
+
+@functools.cache
+def sample_trace() -> Path:
+    """The path of ``sample.jsonl``: a recorded session of these services.
+
+    It is package data, so it is there for a ``pip install`` as for a
+    checkout (where ``traces/sample.jsonl`` links to it). OTLP JSON lines, for
+    ``busctl trace show``, ``busctl replay`` and the TUI's replay tab.
+    """
+    resource = importlib.resources.files(__name__) / "sample.jsonl"
+    # A real file as it is; from a zip, a copy that lasts as long as the process.
+    return _kept.enter_context(importlib.resources.as_file(resource))
+
+
+_kept = contextlib.ExitStack()
+atexit.register(_kept.close)
