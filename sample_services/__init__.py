@@ -12,7 +12,8 @@ Run ``python -m sample_services`` to watch them talk. Each service lives in its
 own module: ``greeter`` (the classic first example), ``lights``,
 ``thermostat`` (with a sensor that fails now and then), ``scheduler`` (the
 ``clock.tick`` timer), ``notifier`` (slow, two messages at a time) and
-``automation`` (rules that call the others).
+``automation`` (rules that call the others). ``slow`` (one command that takes
+as long as asked, to try Ctrl-C and timeouts on) is not started with them.
 
 ``sample_trace()`` is the path of ``sample.jsonl``, a recording of these
 services that ships with the package (``busctl trace show --sample``).
@@ -34,6 +35,7 @@ from .greeter import Greeter
 from .lights import Lights
 from .notifier import DEFAULT_DELAY, Notifier
 from .scheduler import DEFAULT_INTERVAL, Scheduler
+from .slow import Slow
 from .thermostat import SensorError, Thermostat
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "Options",
     "Scheduler",
     "SensorError",
+    "Slow",
     "Thermostat",
     "all_services",
     "sample_trace",
