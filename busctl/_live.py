@@ -156,6 +156,10 @@ def monitor(
             if count is not None and shown >= count:
                 break
         subscription.close()
+        if stop.is_set():  # Ctrl-C: say so on a line of its own, after the ^C
+            err = _output.console(stderr=True)
+            lead = "\n" if err.is_terminal else ""
+            err.print(f"{lead}monitor stopped ({shown} shown)", markup=False, highlight=False)
 
 
 @click.command("capture")

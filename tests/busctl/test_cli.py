@@ -371,6 +371,8 @@ def test_monitor_stops_on_ctrl_c(
     monitor.send_signal(signal.SIGINT)
     _, err = monitor.communicate(timeout=20)
     assert monitor.returncode == 0, err
+    assert err.startswith("monitor stopped (")  # and nothing else: no traceback
+    assert len(err.splitlines()) == 1
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
