@@ -427,6 +427,33 @@ def test_ctrl_c_while_waiting_for_the_bus_ends_cleanly(
     assert out == ""
 
 
+def threads_of(pid: int) -> int:
+    """How many threads process ``pid`` runs (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    return 0
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
+def test_ctrl_c_in_a_verb_of_click_alone_is_interrupted_not_aborted(
+    runtime_dir: Path, busctl_env: Callable[..., dict[str, str]]
+) -> None:
+    # `bench` has no failure handling of its own: busctl's main() maps Ctrl-C.
+    process = busctl_process(busctl_env(runtime_dir), "bench", "--repeat", "50")
+    # Its first bus threads mean the verb runs, inside main(): then interrupt.
+    pause = threading.Event()
+    for _ in range(3000):
+        if process.poll() is not None or threads_of(process.pid) > 1:
+            break
+        pause.wait(0.01)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == ExitStatus.INTERRUPTED, err
+    assert err.strip() == "interrupted"
+    assert "Aborted!" not in err
+
+
 def test_ctrl_c_stops_capture_with_its_summary(
     bus_process: BusProcess, home: Path, busctl_env: Callable[..., dict[str, str]], tmp_path: Path
 ) -> None:
