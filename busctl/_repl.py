@@ -419,6 +419,8 @@ class Repl:
         except ConnectionLost as exc:
             self._report_lost(exc)
             raise
+        except UnicodeEncodeError as exc:  # a name from a line that is not UTF-8
+            self._unsendable(exc)
         except RemoteError as exc:
             self.last_error = exc
             self.failures += 1
@@ -484,6 +486,9 @@ class Repl:
             subscription = self.client.subscribe("activity", feed.put, patterns=patterns)
         except RemoteError as exc:
             show_error(self.console, exc, verbose=self.verbose, colour=self.colour)
+            return
+        except UnicodeEncodeError as exc:
+            self._unsendable(exc)
             return
         except ConnectionLost as exc:
             self._report_lost(exc)
@@ -612,6 +617,13 @@ class Repl:
         self.last_error = exc
         self.failures += 1
         self._say(f"bad argument: {exc}", error=True)
+
+    def _unsendable(self, exc: UnicodeEncodeError) -> None:
+        """Text that cannot be sent: a lone surrogate, from bytes that were not UTF-8."""
+        text = exc.object if isinstance(exc.object, str) else ""
+        self._bad_arguments(
+            ArgumentError(f"{text[exc.start : exc.end]!r} is not valid Unicode (a lone surrogate)")
+        )
 
     def _say(self, text: str, *, error: bool = False) -> None:
         if error and self.colour:

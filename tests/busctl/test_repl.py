@@ -422,6 +422,28 @@ def test_errors_say_each_thing_once_and_name_every_binding_problem(client: Any) 
     ]
 
 
+def test_lines_that_are_not_unicode_are_one_error_each(client: Any) -> None:
+    # What a script on stdin with bytes that are not UTF-8 becomes (surrogateescape).
+    out = Transcript()
+    repl = Repl(client, stdout=out, colour=False, output=DummyOutput())
+    status = repl.run_script(
+        [
+            "who-handles lights\udcff",
+            "help x\udcff",
+            "monitor a\udcff",
+            "emit motion\udcff hall",
+            "say_hello \udcff",
+            'say_hello(name="\\ud800")',
+            "say_hello Ann",
+        ]
+    )
+    errors = [line for line in out.getvalue().splitlines() if line.startswith("error:")]
+    assert len(errors) == 6, out.getvalue()
+    assert all("is not valid Unicode" in line for line in errors)
+    assert '"Hello, Ann!"' in out.getvalue()  # and the REPL goes on
+    assert status == 1
+
+
 def test_a_failed_service_shows_with_its_error(
     client: Any, home_bus: tuple[Bus, Probe], fail_a_service: Callable[[Bus], None]
 ) -> None:
