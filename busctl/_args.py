@@ -34,6 +34,7 @@ import sys
 from typing import Any
 
 __all__ = [
+    "MAX_ARGUMENT_BYTES",
     "MAX_DEPTH",
     "ArgumentError",
     "check_text",
@@ -49,6 +50,11 @@ __all__ = [
 #: every reader recurses: deeper values would break the encoder, the bus's
 #: parser or a console that shows them, far from the mistake.
 MAX_DEPTH = 100
+
+#: How many bytes the arguments may take as JSON: a request line to the bus
+#: is at most 1 MiB (docs/protocol.md), and the bus closes a connection that
+#: sends a longer one. The rest is room for the request around them.
+MAX_ARGUMENT_BYTES = (1 << 20) - 4096
 
 _KEYWORD = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)\Z", re.DOTALL)
 _NAME = re.compile(r"[^\s(]+")
@@ -201,6 +207,7 @@ def parse_args(tokens: list[str]) -> tuple[list[Any], dict[str, Any]]:
             )
         else:
             args.append(parse_value(token, index=index))
+    _check_size(args, kwargs)
     return args, kwargs
 
 
@@ -289,6 +296,7 @@ def parse_call(text: str) -> tuple[str, list[Any], dict[str, Any]]:
         if keyword.arg in kwargs:  # ast.parse already refuses this; kept for clarity
             raise ArgumentError(f"keyword {keyword.arg!r} given twice", index)
         kwargs[keyword.arg] = _node_value(keyword.value, index, lead)
+    _check_size(args, kwargs)
     return name, args, kwargs
 
 
@@ -389,6 +397,15 @@ def _jsonable(value: Any, index: int | None, column: int | None, depth: int = 0)
         return result
     kind = type(value).__name__
     raise ArgumentError(f"a {kind} cannot be sent as JSON; use a list or a string", index, column)
+
+
+def _check_size(args: list[Any], kwargs: dict[str, Any]) -> None:
+    size = len(json.dumps([args, kwargs], ensure_ascii=False).encode("utf-8"))
+    if size > MAX_ARGUMENT_BYTES:
+        raise ArgumentError(
+            f"the arguments take {size:,} bytes as JSON; a request to the bus "
+            f"takes at most {MAX_ARGUMENT_BYTES:,}"
+        )
 
 
 def _digits_reason(exc: BaseException) -> str | None:

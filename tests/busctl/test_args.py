@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from busctl._args import (
+    MAX_ARGUMENT_BYTES,
     MAX_DEPTH,
     ArgumentError,
     option_hint,
@@ -267,6 +268,17 @@ def test_lines_no_reader_could_take_are_refused(line: str, words: str) -> None:
         parse_line(line)
     assert words in str(info.value)
     str(info.value).encode("utf-8")
+
+
+def test_arguments_too_big_for_one_request_are_refused() -> None:
+    chunk = "x" * (MAX_ARGUMENT_BYTES // 3)
+    parse_args([chunk, chunk])  # two thirds: fine
+    with pytest.raises(ArgumentError, match=r"the arguments take 1,04\d,\d{3} bytes as JSON"):
+        parse_args([chunk, chunk, f"k={chunk}"])
+    with pytest.raises(ArgumentError, match="a request to the bus takes at most"):
+        parse_line(f"f('{chunk}', '{chunk}', k='{chunk}')")
+    with pytest.raises(ArgumentError, match="takes at most"):
+        parse_args(["é" * (MAX_ARGUMENT_BYTES // 2 + 1)])  # bytes, not characters
 
 
 def test_nesting_up_to_the_limit_is_fine() -> None:

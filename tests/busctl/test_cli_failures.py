@@ -280,6 +280,16 @@ def test_call_and_emit_refuse_literals_in_one_line(
         assert expected in line
 
 
+def test_arguments_too_big_for_the_bus_are_refused_before_sending(
+    busctl: Callable[..., Result],
+) -> None:
+    big = ["x" * 100_000] * 12  # each fits in argv; together they pass 1 MiB
+    for verb in ("call", "emit"):
+        line = one_line_error(busctl(verb, "probe.echo", *big), ExitStatus.USAGE)
+        assert line.startswith("error: bad argument: the arguments take 1,200,0")
+    assert busctl("call", "say_hello", "Bo").stdout == '"Hello, Bo!"\n'
+
+
 def test_names_that_are_not_unicode_are_refused_by_every_verb(
     busctl: Callable[..., Result],
 ) -> None:
