@@ -744,10 +744,16 @@ def test_busctl_repl_names_a_bus_that_is_not_there(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
     try:
         result = CliRunner().invoke(repl, ["--bus", "nosuch"], input="")
+        with Bus(name="one", control=True), Bus(name="two", control=True):
+            several = CliRunner().invoke(repl, [], input="")
     finally:
         shutil.rmtree(runtime, ignore_errors=True)
     assert result.exit_code == 3
-    assert "no bus named 'nosuch'" in result.output
+    assert result.stderr == (
+        "error: no bus named 'nosuch' is running; start one with `busctl run`\n"
+    )
+    assert several.exit_code == 3
+    assert several.stderr == ("error: 2 buses are running (one, two): choose one with --bus NAME\n")
 
 
 def test_link_refreshes_the_registry_in_the_background(
