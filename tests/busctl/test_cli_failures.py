@@ -491,15 +491,6 @@ def test_a_timeout_says_once_that_the_command_may_still_finish(
     )
 
 
-def test_several_buses_are_named_with_one_hint(busctl: Callable[..., Result]) -> None:
-    with Bus(name="second", control=True):
-        line = one_line_error(busctl("status"), ExitStatus.NO_BUS)
-    assert line in (
-        "error: 2 buses are running (second, test): choose one with --bus NAME",
-        "error: 2 buses are running (test, second): choose one with --bus NAME",
-    )
-
-
 def test_a_bus_that_is_not_there_is_said_once(
     busctl: Callable[..., Result], runtime_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
