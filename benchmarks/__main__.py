@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="Benchmark the bus against a bare hand-off and an obvious "
-        "ThreadPoolExecutor bus, and check the DESIGN.md section 10 targets.",
+        "ThreadPoolExecutor bus, and check the performance targets.",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes; done in seconds")
     parser.add_argument("--json", action="store_true", help="write only JSON to stdout")

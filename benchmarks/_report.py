@@ -95,7 +95,7 @@ def _tables(results: Results) -> list[_Table]:
         rows.append([t.label, ratio, bound, t.verdict, t.detail])
     tables.append(
         _Table(
-            "DESIGN.md section 10 targets",
+            "performance targets: each a ratio of two figures above",
             ["target", "ratio", "bound", "verdict", "note"],
             rows,
             right={1, 2},

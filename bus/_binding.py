@@ -3,11 +3,14 @@
 ``inspect.Signature.bind`` costs microseconds, which matters on the command hot
 path, so each handler gets a ``Binder`` that settles the common case (plain
 positional arguments, no keywords) with two integer comparisons and falls back
-to ``bind`` for everything else.
+to ``bind`` for everything else. Only when ``bind`` refuses does it work out
+every problem at once (missing, unexpected with a close match, too many,
+given twice), so a caller fixes them in one go rather than one per try.
 """
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -113,6 +116,84 @@ def signature_text(signature: inspect.Signature | None) -> str:
     return str(signature.replace(parameters=params, return_annotation=returns))
 
 
+def binding_problems(
+    signature: inspect.Signature, given: int, kwargs: Mapping[str, Any]
+) -> list[str]:
+    """Every reason ``given`` positional arguments and ``kwargs`` do not bind.
+
+    The same rules as ``inspect.Signature.bind``, but all the problems rather
+    than the first: the arguments missing, the positional ones too many, the
+    keywords given twice, passed by name though positional-only, or unknown
+    (with the closest parameter name, for a typo). Empty when they bind.
+    """
+    params = list(signature.parameters.values())
+    positional = [p for p in params if p.kind in _POSITIONAL]
+    var_positional = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params)
+    var_keyword = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+    by_name = {p.name: p for p in params}
+    bound = {p.name for p in positional[:given]}
+    problems: list[str] = []
+    twice: list[str] = []
+    by_position: list[str] = []
+    unknown: list[str] = []
+    for key in kwargs:
+        param = by_name.get(key)
+        if param is None or param.kind not in (
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            inspect.Parameter.KEYWORD_ONLY,
+        ):
+            positional_only = param is not None and param.kind is inspect.Parameter.POSITIONAL_ONLY
+            if positional_only and key not in bound:  # as bind has it, even with **kwargs
+                by_position.append(key)
+                continue
+            if not var_keyword:
+                unknown.append(key)
+        elif key in bound:
+            twice.append(key)
+        else:
+            bound.add(key)
+    missing = [
+        p.name
+        for p in params
+        if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        and p.default is inspect.Parameter.empty
+        and p.name not in bound
+    ]
+    if missing:
+        plural = "s" if len(missing) > 1 else ""
+        problems.append(f"missing required argument{plural} {_names(missing)}")
+    if given > len(positional) and not var_positional:
+        problems.append(f"too many positional arguments: takes {_at_most(positional)}, got {given}")
+    for key in twice:
+        problems.append(f"multiple values for argument {key!r}")
+    for key in by_position:
+        problems.append(f"{key!r} is positional-only: give it by position, not as {key}=")
+    keywords = [
+        p.name
+        for p in params
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    ]
+    for key in unknown:
+        # Prefer a parameter still unset: that is the one a typo meant.
+        unset = [name for name in keywords if name not in bound] or keywords
+        close = difflib.get_close_matches(key, unset, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        problems.append(f"unexpected keyword argument {key!r}{hint}")
+    return problems
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(repr(name) for name in names)
+
+
+def _at_most(positional: list[inspect.Parameter]) -> str:
+    required = sum(1 for p in positional if p.default is inspect.Parameter.empty)
+    count = len(positional)
+    if required == count:
+        return str(count)
+    return f"{required} to {count}"
+
+
 def _signature_of(fn: Callable[..., Any]) -> inspect.Signature | None:
     try:
         return inspect.signature(fn)
@@ -146,7 +227,8 @@ class Binder:
         try:
             self.signature.bind(*args, **kwargs)
         except TypeError as exc:
-            raise TypeError(f"{self._name}{self._text}: {exc}") from None
+            problems = binding_problems(self.signature, len(args), kwargs) or [str(exc)]
+            raise TypeError(f"{self._name}{self._text}: {'; '.join(problems)}") from None
 
     def params(self) -> list[Param]:
         """The parameters, for forms, completion and ``introspect``."""

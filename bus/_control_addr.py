@@ -270,5 +270,5 @@ def resolve(target: str | None = None) -> Path:
     running = []
     with contextlib.suppress(OSError, BusError):
         running = [str(b.get("name")) for b in discover()]
-    others = f"; running: {', '.join(running)}" if running else "; no bus is running"
+    others = f"; running: {', '.join(running)}" if running else ""
     raise NoBusError(f"no bus {where} is running{others}", target, running)

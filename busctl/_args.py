@@ -13,10 +13,15 @@ A value is read as JSON, else as a Python literal (``ast.literal_eval``: never
 a bare string. So ``kitchen`` is ``"kitchen"``, ``42`` is ``42``, ``none`` is a
 string but ``None`` and ``null`` are ``None``; quote a value to force a string
 (``'"42"'``). Values must survive JSON, since they travel to the bus as JSON:
-sets, bytes and non-string dict keys are refused, tuples become lists.
+sets, bytes and non-string dict keys are refused, tuples become lists; so are
+values nested deeper than ``MAX_DEPTH``, integers too long for Python to read
+(``sys.get_int_max_str_digits()``) and text that is not valid Unicode (a lone
+surrogate, from an escape such as ``"\\ud800"`` or a byte that is not UTF-8 in
+a shell argument).
 
 A value that starts like a literal and is not one is an ``ArgumentError``
 naming the argument (counted from 1) and the column (from 1) where it broke.
+Nothing here raises anything else, whatever the text.
 """
 
 from __future__ import annotations
@@ -25,9 +30,31 @@ import ast
 import json
 import math
 import re
+import sys
 from typing import Any
 
-__all__ = ["ArgumentError", "parse_args", "parse_call", "parse_line", "parse_value", "split_line"]
+__all__ = [
+    "MAX_ARGUMENT_BYTES",
+    "MAX_DEPTH",
+    "ArgumentError",
+    "check_text",
+    "option_hint",
+    "parse_args",
+    "parse_call",
+    "parse_line",
+    "parse_value",
+    "split_line",
+]
+
+#: How deep lists and dicts may nest in one argument. JSON has no limit, but
+#: every reader recurses: deeper values would break the encoder, the bus's
+#: parser or a console that shows them, far from the mistake.
+MAX_DEPTH = 100
+
+#: How many bytes the arguments may take as JSON: a request line to the bus
+#: is at most 1 MiB (docs/protocol.md), and the bus closes a connection that
+#: sends a longer one. The rest is room for the request around them.
+MAX_ARGUMENT_BYTES = (1 << 20) - 4096
 
 _KEYWORD = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)\Z", re.DOTALL)
 _NAME = re.compile(r"[^\s(]+")
@@ -36,6 +63,8 @@ _NAME = re.compile(r"[^\s(]+")
 _LITERAL_START = "[{(\"'"
 _JSON_WORDS: dict[str, Any] = {"true": True, "false": False, "null": None}
 _CLOSERS = {"[": "]", "{": "}", "(": ")"}
+_DIGITS = re.compile(r"value has (\d+) digits")
+_OPTION = re.compile(r"--?([A-Za-z_][A-Za-z0-9_-]*)(?:=(.*))?\Z", re.DOTALL)
 
 
 class ArgumentError(ValueError):
@@ -77,28 +106,80 @@ def parse_value(text: str, *, index: int | None = None, column_offset: int = 0) 
     """
     stripped = text.strip()
     lead = len(text) - len(text.lstrip())
+    start = 1 + lead + column_offset
     if not stripped:
-        return text
+        return check_text(text, index, start)
     try:
         value = json.loads(stripped)
-    except (ValueError, RecursionError):
+    except (json.JSONDecodeError, RecursionError):
         pass
+    except ValueError as exc:  # valid JSON Python will not read: too many digits
+        raise ArgumentError(_digits_reason(exc) or _short(exc), index, start) from None
     else:
-        return _jsonable(value, index, 1 + lead + column_offset)
+        return _jsonable(value, index, start)
     try:
         value = ast.literal_eval(stripped)
     except SyntaxError as exc:
+        digits = _digits_reason(exc)
+        if digits is not None:
+            raise ArgumentError(digits, index, start) from None
         if stripped[0] in _LITERAL_START:
             column = (exc.offset or 1) + lead + column_offset
             raise ArgumentError(_syntax_reason(exc), index, column) from None
-        return text
+        return check_text(text, index, start)
     except (ValueError, TypeError, MemoryError, RecursionError) as exc:
         if stripped[0] in _LITERAL_START:
             where, reason = _not_literal(stripped, exc)
             at = None if where is None else where + lead + column_offset
             raise ArgumentError(reason, index, at) from None
-        return text
-    return _jsonable(value, index, 1 + lead + column_offset)
+        return check_text(text, index, start)
+    return _jsonable(value, index, start)
+
+
+def check_text(text: str, index: int | None = None, column: int | None = None) -> str:
+    """``text``, if it is valid Unicode and so can be sent as JSON.
+
+    A lone surrogate cannot be encoded as UTF-8: it comes from an escape
+    (``"\\ud800"``) or from a shell argument holding bytes that are not
+    UTF-8 (Python keeps those as surrogates).
+
+    Raises:
+        ArgumentError: ``text`` holds a lone surrogate (shown escaped).
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = ord(text[exc.start])
+        # Python decodes a byte that is not UTF-8 in argv as U+DC80..U+DCFF.
+        why = f"byte 0x{code - 0xDC00:02X} is not UTF-8" if 0xDC80 <= code <= 0xDCFF else ""
+        raise ArgumentError(
+            f"{_clip_repr(text)} is not valid Unicode (a lone surrogate, U+{code:04X}"
+            f"{': ' + why if why else ''})",
+            index,
+            column,
+        ) from None
+    return text
+
+
+def option_hint(tokens: list[str]) -> str | None:
+    """How to write the first token that looks like ``--name value``, if any.
+
+    ``busctl call lights.turn_on kitchen --brightness 60`` sends the text
+    ``--brightness`` as a positional argument; when that does not bind, this
+    says to write ``brightness=60`` instead.
+    """
+    for i, token in enumerate(tokens):
+        match = _OPTION.match(token)
+        if match is None:
+            continue
+        name, value = match.groups()
+        written = token
+        if value is None and i + 1 < len(tokens):
+            value = tokens[i + 1]
+            written = f"{token} {value}"
+        key = name.replace("-", "_")
+        return f"write a keyword argument as {key}={value or 'VALUE'}, not {written}"
+    return None
 
 
 def parse_args(tokens: list[str]) -> tuple[list[Any], dict[str, Any]]:
@@ -126,6 +207,7 @@ def parse_args(tokens: list[str]) -> tuple[list[Any], dict[str, Any]]:
             )
         else:
             args.append(parse_value(token, index=index))
+    _check_size(args, kwargs)
     return args, kwargs
 
 
@@ -188,8 +270,15 @@ def parse_call(text: str) -> tuple[str, list[Any], dict[str, Any]]:
     source = text.strip()
     lead = len(text) - len(text.lstrip())
     try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # ast.parse would only say it cannot encode it
+        check_text(text, None, exc.start + 1)
+    try:
         tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
+        digits = _digits_reason(exc)
+        if digits is not None:
+            raise ArgumentError(digits) from None
         raise ArgumentError(_syntax_reason(exc), None, (exc.offset or 1) + lead) from None
     except (ValueError, MemoryError, RecursionError) as exc:
         raise ArgumentError(_short(exc)) from None
@@ -207,6 +296,7 @@ def parse_call(text: str) -> tuple[str, list[Any], dict[str, Any]]:
         if keyword.arg in kwargs:  # ast.parse already refuses this; kept for clarity
             raise ArgumentError(f"keyword {keyword.arg!r} given twice", index)
         kwargs[keyword.arg] = _node_value(keyword.value, index, lead)
+    _check_size(args, kwargs)
     return name, args, kwargs
 
 
@@ -223,8 +313,9 @@ def parse_line(text: str) -> tuple[str, list[Any], dict[str, Any]]:
     rest = stripped[match.end() :]
     if rest.lstrip().startswith("("):
         return parse_call(text)
+    name = check_text(match.group(), None, 1 + len(text) - len(stripped))
     args, kwargs = parse_args(split_line(rest))
-    return match.group(), args, kwargs
+    return name, args, kwargs
 
 
 def _node_value(node: ast.expr, index: int, lead: int) -> Any:
@@ -283,29 +374,58 @@ def _bad_reason(source: str | None, exc: BaseException) -> str:
     return f"{source} is not a literal; quote strings inside brackets"
 
 
-def _jsonable(value: Any, index: int | None, column: int | None) -> Any:
+def _jsonable(value: Any, index: int | None, column: int | None, depth: int = 0) -> Any:
     """``value`` with tuples made lists; refuse what JSON cannot carry."""
-    if value is None or isinstance(value, bool | int | str):
+    if value is None or isinstance(value, bool | int):
         return value
+    if isinstance(value, str):
+        return check_text(value, index, column)
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ArgumentError(f"{value!r} cannot be sent as JSON", index, column)
         return value
+    if depth >= MAX_DEPTH and isinstance(value, list | tuple | dict):
+        raise ArgumentError(f"nested deeper than {MAX_DEPTH} levels", index, column)
     if isinstance(value, list | tuple):
-        return [_jsonable(item, index, column) for item in value]
+        return [_jsonable(item, index, column, depth + 1) for item in value]
     if isinstance(value, dict):
         result = {}
         for key, item in value.items():
             if not isinstance(key, str):
                 raise ArgumentError(f"dict key {key!r} is not a string", index, column)
-            result[key] = _jsonable(item, index, column)
+            result[check_text(key, index, column)] = _jsonable(item, index, column, depth + 1)
         return result
     kind = type(value).__name__
     raise ArgumentError(f"a {kind} cannot be sent as JSON; use a list or a string", index, column)
 
 
+def _check_size(args: list[Any], kwargs: dict[str, Any]) -> None:
+    size = len(json.dumps([args, kwargs], ensure_ascii=False).encode("utf-8"))
+    if size > MAX_ARGUMENT_BYTES:
+        raise ArgumentError(
+            f"the arguments take {size:,} bytes as JSON; a request to the bus "
+            f"takes at most {MAX_ARGUMENT_BYTES:,}"
+        )
+
+
+def _digits_reason(exc: BaseException) -> str | None:
+    """A plain reason for an integer too long for Python to read, else ``None``."""
+    match = _DIGITS.search(str(exc))
+    if match is None:
+        return None
+    limit = sys.get_int_max_str_digits()
+    return f"an integer of {match.group(1)} digits is too long (at most {limit})"
+
+
+def _clip_repr(text: str, limit: int = 40) -> str:
+    shown = repr(text)
+    return shown if len(shown) <= limit else shown[: limit - 4] + "...'"
+
+
 def _syntax_reason(exc: SyntaxError) -> str:
     reason = exc.msg or "invalid syntax"
+    if "too many nested" in reason:  # the parser's own limit, deeper than ours
+        return f"nested deeper than {MAX_DEPTH} levels"
     if reason == "invalid syntax":
         return "not a JSON or Python literal (invalid syntax)"
     return f"not a JSON or Python literal ({reason})"

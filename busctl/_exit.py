@@ -12,10 +12,11 @@ class ExitStatus(IntEnum):
 
     OK = 0  # the verb did what was asked
     ERROR = 1  # it failed: the one-line reason is on stderr
-    USAGE = 2  # the command line was wrong: click's own code, a bad literal, args not binding
+    USAGE = 2  # the command line was wrong: click's code, a bad literal, args not binding,
+    # or a `run` target that does not load
     NO_BUS = 3  # no bus to attach to, several to choose from, or the connection failed
     NOT_FOUND = 4  # no such command (or nothing handles the name)
     FAILED = 5  # the command's handler raised (`-v` shows the remote traceback)
     TIMEOUT = 6  # no result within --timeout (the command may still finish)
     DIFFERS = 7  # replay: a command's result now differs from the recording
-    INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
+    INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT (monitor and capture end with OK)

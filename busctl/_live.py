@@ -37,7 +37,30 @@ from ._verbs import (
     verbose_option,
 )
 
-__all__ = ["capture", "monitor"]
+__all__ = ["capture", "json_activity", "monitor"]
+
+# Activity fields the bus sends as bounded JSON text; ``monitor --json`` decodes them.
+_JSON_TEXT_FIELDS = ("args", "kwargs", "result")
+
+
+def json_activity(activity: dict[str, Any]) -> dict[str, Any]:
+    """An activity record with its arguments and result as JSON values, not text.
+
+    The bus sends them as bounded JSON text, so a script would have to parse
+    JSON inside JSON. Text cut at the bound is no longer JSON: it becomes
+    ``{"$truncated": TEXT}``, in the way the bus marks a value it could not
+    encode (``{"$repr": ...}``).
+    """
+    record = dict(activity)
+    for field in _JSON_TEXT_FIELDS:
+        text = record.get(field)
+        if not isinstance(text, str):
+            continue
+        try:
+            record[field] = json.loads(text)
+        except (ValueError, RecursionError):
+            record[field] = {"$truncated": text}
+    return record
 
 
 @contextlib.contextmanager
@@ -90,13 +113,15 @@ def monitor(
     """Show live traffic, one line per command or event, until Ctrl-C.
 
     PATTERNs are names or globs (`lights.*`); default all. --json writes one
-    activity record per line.
+    activity record per line, its args, kwargs and result as JSON values.
     """
     notes: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
     out = _output.console()
     colour = out.is_terminal and not out.no_color
     shown = 0
-    with _until_stopped() as stop, attached(target) as client:
+    # Attached first: Ctrl-C while connecting is an interruption (exit 130);
+    # once watching, it is how the watch ends (exit 0).
+    with attached(target) as client, _until_stopped() as stop:
         subscription = client.subscribe(
             "activity", lambda m, p: notes.put((m, p)), patterns or ("*",)
         )
@@ -118,7 +143,8 @@ def monitor(
             if not isinstance(activity, dict):
                 continue
             if as_json:
-                sys.stdout.write(json.dumps(activity, separators=(",", ":")) + "\n")
+                line = json.dumps(json_activity(activity), separators=(",", ":"))
+                sys.stdout.write(line + "\n")
                 sys.stdout.flush()
             else:
                 out.print(
@@ -131,6 +157,10 @@ def monitor(
             if count is not None and shown >= count:
                 break
         subscription.close()
+        if stop.is_set():  # Ctrl-C: say so on a line of its own, after the ^C
+            err = _output.console(stderr=True)
+            lead = "\n" if err.is_terminal else ""
+            err.print(f"{lead}monitor stopped ({shown} shown)", markup=False, highlight=False)
 
 
 @click.command("capture")
@@ -171,13 +201,15 @@ def capture(
     to_stdout = str(output) == "-"
     report = _output.console(stderr=True)
     with contextlib.ExitStack() as stack:
+        # Attached before the file is made: no bus, no empty file; and Ctrl-C
+        # while connecting is an interruption, not the end of a capture.
+        client = stack.enter_context(attached(target))
         if to_stdout:
             sink = sys.stdout
         else:
             output.parent.mkdir(parents=True, exist_ok=True)
             sink = stack.enter_context(output.open("w", encoding="utf-8"))
         stop = stack.enter_context(_until_stopped())
-        client = stack.enter_context(attached(target))
         subscription = client.subscribe("spans", lambda m, p: notes.put((m, p)), patterns or ("*",))
         until = f"for {_output.duration(duration)}" if duration else "until Ctrl-C"
         report.print(

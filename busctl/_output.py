@@ -40,6 +40,7 @@ __all__ = [
     "latency",
     "print_json",
     "print_value",
+    "service_state",
     "table",
 ]
 
@@ -141,6 +142,26 @@ def fields(pairs: Iterable[tuple[str, Any]]) -> None:
             out.print(f"[bold]{_escape(label)}[/] {_escape(value)}", highlight=False)
         else:
             out.print(f"{label} {value}", markup=False, highlight=False)
+
+
+_STATE_ERROR_WIDTH = 60  # a failed service's error in a table cell; --json has it whole
+
+
+def service_state(service: dict[str, Any], *, clip: bool = True) -> str:
+    """A service's state as every face shows it: ``running``, ``failed (ValueError: x)``.
+
+    A failed service (its thread died, or its ``on_start`` raised) carries
+    its error; a service with a hung handler says so.
+    """
+    state = str(service.get("state", "?"))
+    if state == "failed":
+        error = str(service.get("error") or "no error recorded")
+        if clip and len(error) > _STATE_ERROR_WIDTH:
+            error = error[: _STATE_ERROR_WIDTH - 1] + "…"
+        return f"failed ({error})"
+    if any(thread.get("hung") for thread in service.get("threads", ())):
+        return f"{state} (hung)"
+    return state
 
 
 def duration(seconds: float | None) -> str:

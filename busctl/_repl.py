@@ -39,7 +39,7 @@ from prompt_toolkit.output import Output
 from rich.console import Console
 
 from . import _output
-from ._args import ArgumentError, parse_line, split_line
+from ._args import ArgumentError, option_hint, parse_line, split_line
 from ._client import Client, ConnectionLost, RemoteError
 from ._exit import ExitStatus
 from ._repl_complete import Registry, ReplCompleter
@@ -348,7 +348,7 @@ class Repl:
             self._bad_arguments(exc)
             return
         params = {"name": name, "args": args, "kwargs": kwargs, "timeout": self.timeout}
-        reply = await self._request("execute", params, what=name)
+        reply = await self._request("execute", params, what=name, hint=_option_hint(text))
         if isinstance(reply, dict):
             show_result(
                 self.console,
@@ -397,8 +397,12 @@ class Repl:
 
     # -- waiting, cancellably ---------------------------------------------------------
 
-    async def _request(self, method: str, params: dict[str, Any] | None, *, what: str) -> Any:
+    async def _request(
+        self, method: str, params: dict[str, Any] | None, *, what: str, hint: str | None = None
+    ) -> Any:
         """Send a request and wait for it; errors and Ctrl-C are reported, giving ``None``.
+
+        ``hint`` is added to an error saying the arguments do not bind.
 
         Raises:
             ConnectionLost: the connection ended (the loop offers to reconnect).
@@ -416,12 +420,20 @@ class Repl:
         except ConnectionLost as exc:
             self._report_lost(exc)
             raise
+        except UnicodeEncodeError as exc:  # a name from a line that is not UTF-8
+            self._unsendable(exc)
         except RemoteError as exc:
             self.last_error = exc
             self.failures += 1
             if exc.code == -32001:
                 self.link.mark_stale()  # a name is missing: refresh before the next prompt
-            show_error(self.console, exc, verbose=self.verbose, colour=self.colour)
+            show_error(
+                self.console,
+                exc,
+                verbose=self.verbose,
+                colour=self.colour,
+                hint=hint if exc.code == -32002 else None,
+            )
         return None
 
     async def _wait(self, future: Future[Any]) -> Any:
@@ -475,6 +487,9 @@ class Repl:
             subscription = self.client.subscribe("activity", feed.put, patterns=patterns)
         except RemoteError as exc:
             show_error(self.console, exc, verbose=self.verbose, colour=self.colour)
+            return
+        except UnicodeEncodeError as exc:
+            self._unsendable(exc)
             return
         except ConnectionLost as exc:
             self._report_lost(exc)
@@ -604,6 +619,13 @@ class Repl:
         self.failures += 1
         self._say(f"bad argument: {exc}", error=True)
 
+    def _unsendable(self, exc: UnicodeEncodeError) -> None:
+        """Text that cannot be sent: a lone surrogate, from bytes that were not UTF-8."""
+        text = exc.object if isinstance(exc.object, str) else ""
+        self._bad_arguments(
+            ArgumentError(f"{text[exc.start : exc.end]!r} is not valid Unicode (a lone surrogate)")
+        )
+
     def _say(self, text: str, *, error: bool = False) -> None:
         # Messages carry names, errors and tracebacks from the bus: shown, not obeyed.
         text = visible(text, multiline=not error)
@@ -613,6 +635,15 @@ class Repl:
             self.console.print(f"error: {text}", markup=False, highlight=False)
         else:
             self.console.print(text, markup=False, highlight=False)
+
+
+def _option_hint(line: str) -> str | None:
+    """``option_hint`` for the arguments of a ``NAME ARG...`` line (none for ``NAME(...)``)."""
+    try:
+        tokens = split_line(line)
+    except ArgumentError:
+        return None
+    return option_hint(tokens[1:])
 
 
 def _escape(text: str) -> str:

@@ -62,12 +62,14 @@ def error_line(exc: BaseException) -> str:
         return f"{type(exc).__name__}: {exc}"
     data = exc.data
     text = str(exc)
+    # The bus's own message may already hold the hint: never say it twice.
     if exc.code == -32001:
         suggestions = data.get("suggestions") or []
-        if suggestions:
+        if suggestions and "did you mean" not in text:
             text += f"; did you mean {', '.join(map(str, suggestions[:5]))}?"
     elif exc.code == -32002 and data.get("signature"):
-        text += f"; the signature is {data['signature']}"
+        if str(data["signature"]) not in text:
+            text += f"; the signature is {data['signature']}"
     elif exc.code == -32004:
         limit = data.get("timeout")
         text = f"Timeout: no result within {limit} s; the command may still finish on the bus"
@@ -76,9 +78,14 @@ def error_line(exc: BaseException) -> str:
     return text
 
 
-def show_error(out: Console, exc: BaseException, *, verbose: bool, colour: bool) -> None:
-    """``error: TYPE: message``, then the remote traceback when ``verbose``."""
-    line = visible(error_line(exc))
+def show_error(
+    out: Console, exc: BaseException, *, verbose: bool, colour: bool, hint: str | None = None
+) -> None:
+    """``error: TYPE: message``, then the remote traceback when ``verbose``.
+
+    ``hint`` (how to fix it, say) ends the line.
+    """
+    line = visible(error_line(exc) + (f"; {hint}" if hint else ""))
     if colour:
         out.print(f"[bold red]error:[/] {escape(line)}", highlight=False)
     else:
@@ -179,6 +186,11 @@ def show_overview(out: Console, snapshot: Mapping[str, Any], info: Mapping[str, 
             ),
             ("late replies", totals.get("late_replies", 0)),
             ("hung", totals.get("hung", 0)),
+            *[
+                ("failed", f"{s.get('name')} {_output.service_state(dict(s), clip=False)}")
+                for s in snapshot.get("services", [])
+                if s.get("state") == "failed"
+            ],
             ("spans", ", ".join(f"{k} {v}" for k, v in tracing.items()) or "-"),
         ],
     )
@@ -199,7 +211,7 @@ def show_table(
             [
                 s.get("name"),
                 s.get("class"),
-                s.get("state"),
+                _output.service_state(dict(s)),
                 s.get("activity"),
                 s.get("concurrency"),
                 s.get("mailbox"),

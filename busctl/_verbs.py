@@ -48,12 +48,20 @@ HINT_RUN = "start one with `busctl run`"
 
 
 class Failure(Exception):
-    """A verb failed: ``message`` goes to stderr as one line, ``status`` to the shell."""
+    """A verb failed: ``message`` goes to stderr as one line, ``status`` to the shell.
+
+    ``detail`` is a traceback, shown only with ``-v``.
+    """
 
     def __init__(self, message: str, status: ExitStatus, detail: str | None = None) -> None:
         self.status = status
         self.detail = detail
         super().__init__(message)
+
+
+def interrupted(message: str = "interrupted") -> Failure:
+    """Ctrl-C: ``message`` says what became of the work (exit status 130)."""
+    return Failure(message, ExitStatus.INTERRUPTED)
 
 
 def bus_option(fn: Callable[P, R]) -> Callable[P, R]:
@@ -72,9 +80,7 @@ def json_option(fn: Callable[P, R]) -> Callable[P, R]:
 
 
 def verbose_option(fn: Callable[P, R]) -> Callable[P, R]:
-    return click.option(
-        "-v", "--verbose", is_flag=True, help="On failure, add the remote traceback."
-    )(fn)
+    return click.option("-v", "--verbose", is_flag=True, help="On failure, add the traceback.")(fn)
 
 
 def reports_failures(fn: Callable[P, R]) -> Callable[P, R]:
@@ -92,6 +98,8 @@ def reports_failures(fn: Callable[P, R]) -> Callable[P, R]:
             sys.exit(ExitStatus.OK)
         except Failure as failure:
             _exit_with(failure, verbose)
+        except KeyboardInterrupt:  # a verb that has more to say catches it first
+            _exit_with(interrupted(), verbose)
         except Exception as exc:
             translated = as_failure(exc)
             if translated is None:
@@ -103,7 +111,13 @@ def reports_failures(fn: Callable[P, R]) -> Callable[P, R]:
 
 def _exit_with(failure: Failure, verbose: bool) -> NoReturn:
     message = str(failure)
-    if failure.detail and not verbose and failure.status is ExitStatus.FAILED:
+    if failure.status is ExitStatus.INTERRUPTED:
+        # Not an error: the user stopped it. On a line of its own, after the
+        # ^C a terminal echoes.
+        err = _output.console(stderr=True)
+        err.print(("\n" if err.is_terminal else "") + message, markup=False, highlight=False)
+        sys.exit(failure.status)
+    if failure.detail and not verbose:
         message += " (-v shows the traceback)"
     _output.error(message)
     if failure.detail and verbose:
@@ -121,14 +135,23 @@ def as_failure(exc: Exception) -> Failure | None:
             message = f"{message}; {HINT_RUN}"
         return Failure(message, ExitStatus.NO_BUS)
     if isinstance(exc, AmbiguousBusError):
-        message = str(exc)
-        if "--bus" not in message:
-            message += "; choose one with --bus NAME"
-        return Failure(message, ExitStatus.NO_BUS)
+        # The library's text ends in its own hint; this face has a better one.
+        names = ", ".join(exc.choices)
+        return Failure(
+            f"{len(exc.choices)} buses are running ({names}): choose one with --bus NAME",
+            ExitStatus.NO_BUS,
+        )
     if isinstance(exc, ConnectionLost):
         return Failure(str(exc), ExitStatus.NO_BUS)
     if isinstance(exc, ArgumentError):
         return Failure(f"bad argument: {exc}", ExitStatus.USAGE)
+    if isinstance(exc, UnicodeEncodeError):  # a name or pattern from argv that is not UTF-8
+        text = exc.object if isinstance(exc.object, str) else ""
+        bad = text[exc.start : exc.end]
+        return Failure(
+            f"cannot send {bad!r}: it is not valid Unicode (a shell argument that is not UTF-8?)",
+            ExitStatus.USAGE,
+        )
     if isinstance(exc, TimeoutError):
         return Failure(str(exc) or "timed out", ExitStatus.TIMEOUT)
     if isinstance(exc, RemoteError):
@@ -154,8 +177,9 @@ def _remote_failure(exc: RemoteError) -> Failure:
     signature = exc.data.get("signature")
     if exc.code == -32002 and signature and str(signature) not in message:
         message += f" (signature: {signature})"
-    if exc.code == -32004:
-        message = f"{message} (the command may still finish; raise --timeout to wait longer)"
+    if exc.code == -32004 and "--timeout" not in message:
+        # The bus's text already says the command may still finish.
+        message = f"{message}; raise --timeout to wait longer"
     return Failure(message, status, exc.remote_traceback)
 
 

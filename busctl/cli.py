@@ -114,9 +114,24 @@ def bench(
 
 
 def main() -> None:
-    """Entry point: run the CLI, mapping Ctrl-C to exit status 130."""
+    """Entry point: run the CLI, mapping Ctrl-C to exit status 130.
+
+    Click's own handling would print ``Aborted!`` and exit 1 on Ctrl-C; here
+    a verb that has something to say about it (``call``: the command runs on)
+    says it, and any other one ends with ``interrupted``.
+    """
     try:
-        cli.main(standalone_mode=True)
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
+        status = cli.main(standalone_mode=False)
+    except click.Abort as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            click.echo("interrupted", err=True)
+            sys.exit(ExitStatus.INTERRUPTED)
+        click.echo("Aborted!", err=True)  # end of input at a prompt
+        sys.exit(ExitStatus.ERROR)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:  # between click's frames: before or after the verb
+        click.echo("\ninterrupted", err=True)
         sys.exit(ExitStatus.INTERRUPTED)
+    sys.exit(status if isinstance(status, int) else ExitStatus.OK)

@@ -21,7 +21,7 @@ from typing import Any
 import click
 
 from . import _output
-from ._args import parse_args, parse_call
+from ._args import check_text, option_hint, parse_args, parse_call
 from ._client import RemoteError
 from ._exit import ExitStatus
 from ._live import capture, monitor
@@ -30,8 +30,10 @@ from ._text import visible
 from ._verbs import (
     HINT_RUN,
     Failure,
+    as_failure,
     attached,
     attached_command,
+    interrupted,
     json_option,
     reports_failures,
     verbose_option,
@@ -95,8 +97,19 @@ def status(target: str | None, as_json: bool, verbose: bool) -> None:
         snapshot = client.inspect()
     bus, totals, tracing = snapshot["bus"], snapshot["totals"], snapshot.get("tracing", {})
     if as_json:
+        failed = [
+            {"name": s["name"], "error": s.get("error")}
+            for s in snapshot.get("services", [])
+            if s.get("state") == "failed"
+        ]
         _output.print_json(
-            {"bus": bus, "address": str(client.address), "totals": totals, "tracing": tracing}
+            {
+                "bus": bus,
+                "address": str(client.address),
+                "totals": totals,
+                "failed_services": failed,
+                "tracing": tracing,
+            }
         )
         return
     _output.fields(
@@ -118,9 +131,19 @@ def status(target: str | None, as_json: bool, verbose: bool) -> None:
                 f"{totals['late_replies']} late replies",
             ),
             ("hung threads", totals["hung"]),
+            *_failed_services(snapshot.get("services", [])),
             ("tracing", _tracing_text(tracing)),
         ]
     )
+
+
+def _failed_services(services: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """A ``failed`` line naming each failed service and its error, if any failed."""
+    failed = [s for s in services if s.get("state") == "failed"]
+    if not failed:
+        return []
+    text = ", ".join(f"{s['name']} {_output.service_state(s, clip=False)}" for s in failed)
+    return [("failed", text)]
 
 
 def _tracing_text(tracing: dict[str, Any]) -> str:
@@ -155,8 +178,7 @@ def services(target: str | None, as_json: bool, verbose: bool) -> None:
         [
             [
                 s["name"],
-                s["state"]
-                + (" (hung)" if any(t.get("hung") for t in s.get("threads", ())) else ""),
+                _output.service_state(s),
                 s.get("activity", ""),
                 ", ".join(t["name"] for t in s.get("threads", ())),
                 f"{s['mailbox']}/{s['mailbox_size']}",
@@ -168,10 +190,6 @@ def services(target: str | None, as_json: bool, verbose: bool) -> None:
         ],
         right=["MAILBOX", "HANDLED", "FAILED", "DROPPED"],
     )
-
-
-def _hung(service: dict[str, Any]) -> bool:
-    return any(thread.get("hung") for thread in service.get("threads", ()))
 
 
 @click.command("commands")
@@ -377,7 +395,7 @@ def _read_call(name: str, arguments: tuple[str, ...]) -> tuple[str, list[Any], d
     if "(" in name and not arguments:
         return parse_call(name)
     args, kwargs = parse_args(list(arguments))
-    return name, args, kwargs
+    return check_text(name), args, kwargs
 
 
 @click.command("call", context_settings=_PASS_THROUGH)
@@ -415,11 +433,21 @@ def call(
     with attached(target) as client:
         try:
             result = client.execute(name, args, kwargs, timeout=timeout)
+        except KeyboardInterrupt:
+            # As in the REPL: Ctrl-C stops the wait, not the command.
+            raise interrupted(
+                f"stopped waiting for {name}: it runs on in the bus; its result is dropped"
+            ) from None
         except RemoteError as exc:
             if exc.code == -32000:
                 raise Failure(
                     f"{name} raised {exc}", ExitStatus.FAILED, exc.remote_traceback
                 ) from exc
+            hint = option_hint(list(arguments)) if exc.code == -32002 else None
+            if hint is not None:
+                failure = as_failure(exc)
+                assert failure is not None  # a RemoteError always maps to one
+                raise Failure(f"{failure}; {hint}", failure.status) from exc
             raise
     if as_json:
         _output.print_json(result)

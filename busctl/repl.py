@@ -56,11 +56,13 @@ def repl(target: str | None, history_path: Path | None, verbose: bool, timeout: 
     from ._client import ConnectionLost
     from ._embedded import connect_or_embed
     from ._repl import Repl, default_history_path
+    from ._verbs import as_failure
 
     try:
         client, embedded = connect_or_embed(target)
     except (BusError, ConnectionLost, OSError) as exc:
-        click.echo(f"error: {exc}", err=True)
+        failure = as_failure(exc)  # the same words as every other verb
+        click.echo(f"error: {failure if failure is not None else exc}", err=True)
         raise SystemExit(ExitStatus.NO_BUS) from None
     if not sys.stdin.isatty():
         # A script on stdin (`busctl repl < session.txt`): no prompt, no history.

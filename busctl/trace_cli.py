@@ -1,7 +1,8 @@
 """``busctl trace show|export FILE`` and ``busctl replay FILE``.
 
     busctl trace show traces/sample.jsonl --errors
-    busctl trace check traces/sample.jsonl          # every bad line and span
+    busctl trace check traces/sample.jsonl       # every bad line and span
+    busctl trace show --sample                   # the recording that ships with busctl
     busctl trace export traces/sample.jsonl --format chrome -o sample.chrome.json
     busctl trace export traces/sample.jsonl --format otlp --endpoint http://localhost:4318
     busctl replay traces/sample.jsonl --commands --fast
@@ -97,6 +98,29 @@ def _in_bulk(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def _file_or_sample(fn: Callable[..., R]) -> Callable[..., R]:
+    """The FILE argument, or ``--sample``: the recording that ships with the package."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, file: str | None, sample: bool, **kwargs: Any) -> R:
+        if sample and file is not None:
+            raise click.UsageError("give FILE or --sample, not both")
+        if sample:
+            import sample_services
+
+            file = str(sample_services.sample_trace())
+        if file is None:
+            raise click.UsageError(
+                "missing FILE (or --sample: the recording of the sample services)"
+            )
+        return fn(*args, file=file, **kwargs)
+
+    wrapper = click.option(
+        "--sample", is_flag=True, help="Use the recording that ships with busctl instead of FILE."
+    )(wrapper)
+    return click.argument("file", required=False, type=click.Path(dir_okay=False))(wrapper)
+
+
 def _filter_options(fn: Callable[P, R]) -> Callable[P, R]:
     options = [
         click.option("--name", "names", multiple=True, metavar="PATTERN",
@@ -120,7 +144,7 @@ def trace() -> None:
 
 
 @trace.command("check")
-@click.argument("file", type=click.Path(dir_okay=False))
+@_file_or_sample
 @json_option
 @reports_failures
 @_in_bulk
@@ -161,7 +185,7 @@ def check(file: str, as_json: bool) -> None:
 
 
 @trace.command("show")
-@click.argument("file", type=click.Path(dir_okay=False))
+@_file_or_sample
 @_filter_options
 @click.option("--args", "show_args", is_flag=True, help="Show arguments and results.")
 @click.option("--limit", type=click.IntRange(min=1), help="Show at most this many traces.")
@@ -217,7 +241,7 @@ def _otlp_endpoint(url: str | None) -> str | None:
 
 
 @trace.command("export")
-@click.argument("file", type=click.Path(dir_okay=False))
+@_file_or_sample
 @click.option(
     "--format",
     "fmt",
@@ -352,7 +376,7 @@ def _load_services(
 
 
 @click.command("replay")
-@click.argument("file", type=click.Path(dir_okay=False))
+@_file_or_sample
 @bus_option
 @click.option("--speed", type=click.FloatRange(min=0, min_open=True), default=1.0,
               show_default=True, help="Recorded gaps are divided by this.")  # fmt: skip

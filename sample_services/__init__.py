@@ -12,11 +12,20 @@ Run ``python -m sample_services`` to watch them talk. Each service lives in its
 own module: ``greeter`` (the classic first example), ``lights``,
 ``thermostat`` (with a sensor that fails now and then), ``scheduler`` (the
 ``clock.tick`` timer), ``notifier`` (slow, two messages at a time) and
-``automation`` (rules that call the others).
+``automation`` (rules that call the others). ``slow`` (one command that takes
+as long as asked, to try Ctrl-C and timeouts on) is not started with them.
+
+``sample_trace()`` is the path of ``sample.jsonl``, a recording of these
+services that ships with the package (``busctl trace show --sample``).
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import functools
+import importlib.resources
+from pathlib import Path
 from typing import TypedDict, Unpack
 
 from bus import Bus, Service
@@ -26,6 +35,7 @@ from .greeter import Greeter
 from .lights import Lights
 from .notifier import DEFAULT_DELAY, Notifier
 from .scheduler import DEFAULT_INTERVAL, Scheduler
+from .slow import Slow
 from .thermostat import SensorError, Thermostat
 
 __all__ = [
@@ -36,8 +46,10 @@ __all__ = [
     "Options",
     "Scheduler",
     "SensorError",
+    "Slow",
     "Thermostat",
     "all_services",
+    "sample_trace",
     "start",
 ]
 
@@ -96,3 +108,20 @@ def start(bus: Bus, **options: Unpack[Options]) -> list[Service]:
     for service in services:
         bus.add_service(service)
     return services
+
+
+@functools.cache
+def sample_trace() -> Path:
+    """The path of ``sample.jsonl``: a recorded session of these services.
+
+    It is package data, so it is there for a ``pip install`` as for a
+    checkout (where ``traces/sample.jsonl`` links to it). OTLP JSON lines, for
+    ``busctl trace show``, ``busctl replay`` and the TUI's replay tab.
+    """
+    resource = importlib.resources.files(__name__) / "sample.jsonl"
+    # A real file as it is; from a zip, a copy that lasts as long as the process.
+    return _kept.enter_context(importlib.resources.as_file(resource))
+
+
+_kept = contextlib.ExitStack()
+atexit.register(_kept.close)

@@ -262,6 +262,8 @@ def test_render_shows_figures_and_verdicts(
     text = render(_results(bare=10, off=12, on=14, obvious=130, growth=0.01))
     for expected in ("command_roundtrip", "event_throughput", "12.00", "130", "PASS", "memory"):
         assert expected in text
+    assert "performance targets" in text
+    assert "DESIGN.md" not in text  # not a file a user has
     if not with_rich:
         assert "┃" not in text
 

@@ -1,6 +1,9 @@
-"""Record ``traces/sample.jsonl``: a short session of the sample services.
+"""Record ``sample_services/sample.jsonl``: a short session of the sample services.
 
-    python traces/record_sample.py [OUT]      # default: traces/sample.jsonl
+    python traces/record_sample.py [OUT]      # default: sample_services/sample.jsonl
+
+The file ships as package data (``sample_services.sample_trace()``, ``busctl
+trace show --sample``); ``traces/sample.jsonl`` is a link to it.
 
 The bus exports every span into an SDK ``TracerProvider``; the spans are
 written with ``busctl.traces.write_trace_file`` (OTLP JSON lines). The
@@ -85,7 +88,8 @@ def main() -> None:
     """Record the session into the file named on the command line."""
     from busctl.traces import write_trace_file
 
-    out = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).with_name("sample.jsonl"))
+    default = Path(__file__).resolve().parents[1] / "sample_services" / "sample.jsonl"
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else default)
     count = write_trace_file(out, record(), by_trace=True)
     print(f"wrote {count} spans to {out}")
 

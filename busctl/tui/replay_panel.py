@@ -131,6 +131,9 @@ class ReplayPanel(Widget):
         self.client = client
         self.bus = bus
         self.initial_path = path or ""
+        # No path given: offer the recording that ships with the package in
+        # the path box (opened by `o`, not at once: the tab may be hidden).
+        self.offered_path = _sample_path() if path is None else ""
         self.plan: ReplayPlan | None = None
         self.report: ReplayReport | None = None
         self.replayer: Replayer | None = None
@@ -144,7 +147,11 @@ class ReplayPanel(Widget):
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="replay-bar"):
-            yield Input(self.initial_path, placeholder="trace file (OTLP JSON lines)", id="path")
+            yield Input(
+                self.initial_path or self.offered_path,
+                placeholder="trace file (OTLP JSON lines)",
+                id="path",
+            )
             yield Button("Open", id="open")
             yield Button("Play", id="play", variant="primary")
             yield Button("Step", id="step")
@@ -405,3 +412,14 @@ class ReplayPanel(Widget):
     def on_unmount(self) -> None:
         if self.replayer is not None:
             self.replayer.stop()
+
+
+def _sample_path() -> str:
+    """The sample recording, as short a path as reads well from here."""
+    import os
+
+    import sample_services
+
+    path = str(sample_services.sample_trace())
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative

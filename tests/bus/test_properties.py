@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import re
 import threading
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bus._binding import Binder
+from bus._binding import Binder, binding_problems
 from bus._jsonval import encode
 from bus._patterns import pattern_matches, validate_name, validate_pattern
 from bus._registry import Handler, Router
@@ -183,13 +184,22 @@ def test_binder_agrees_with_inspect_bind(source: str, positional: int, keywords:
         expected = exc
 
     binder = Binder("cmd.name", fn)
+    problems = binding_problems(inspect.signature(fn), len(args), kwargs)
     if expected is None:
         binder.check(args, kwargs)
+        assert problems == []
     else:
         with pytest.raises(TypeError) as info:
             binder.check(args, kwargs)
-        assert str(info.value).startswith("cmd.name(")
-        assert str(expected) in str(info.value)
+        message = str(info.value)
+        assert message.startswith("cmd.name(")
+        assert problems, "every refusal is explained"
+        assert message.endswith("; ".join(problems))
+        # What bind names first is among everything the binder names.
+        for name in re.findall(r"'(\w+)'", str(expected)):
+            assert repr(name) in message
+        if "too many positional" in str(expected):
+            assert "too many positional" in message
 
 
 @settings(deadline=None)  # timings on a shared, loaded machine mean nothing

@@ -397,3 +397,42 @@ def test_a_service_whose_on_start_times_out_runs_whole_once_it_returns(bus: Bus)
     (late,) = [s for s in bus.inspect()["services"] if s["name"] == "late"]
     assert late["state"] == "running"
     assert len(late["threads"]) == 2
+
+
+# -- arguments that do not bind: every problem in one message -----------------------------
+
+
+def test_a_misspelt_keyword_names_the_missing_and_the_unexpected_with_a_suggestion(
+    bus: Bus,
+) -> None:
+    bus.add_service(Greeter())
+    with pytest.raises(TypeError) as info:
+        bus.execute_command("say_hello", nme="Bob")
+    assert str(info.value) == (
+        "say_hello(name: str) -> str: missing required argument 'name'; "
+        "unexpected keyword argument 'nme' (did you mean 'name'?)"
+    )
+
+
+def test_every_binding_problem_is_reported_at_once(bus: Bus) -> None:
+    def place(room: str, level: int, /, colour: str, *, shade: int = 0) -> None:
+        pass
+
+    bus.register_command("place", place)
+    with pytest.raises(TypeError) as info:
+        bus.execute_command("place", "hall", level=2, shde=1, colour="red", extra=3)
+    assert str(info.value) == (
+        "place(room: str, level: int, /, colour: str, *, shade: int = 0) -> None: "
+        "missing required argument 'level'; "
+        "'level' is positional-only: give it by position, not as level=; "
+        "unexpected keyword argument 'shde' (did you mean 'shade'?); "
+        "unexpected keyword argument 'extra'"
+    )
+    with pytest.raises(TypeError) as info:
+        bus.execute_command("place", "hall", 1, "red", "blue", colour="green")
+    assert str(info.value).endswith(
+        ": too many positional arguments: takes 3, got 4; multiple values for argument 'colour'"
+    )
+    bus.register_command("opt", lambda x=1: x)
+    with pytest.raises(TypeError, match=r": too many positional arguments: takes 0 to 1, got 2$"):
+        bus.execute_command("opt", 1, 2)

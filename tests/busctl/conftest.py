@@ -19,9 +19,11 @@ import textwrap
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pytest
+
+from bus import Service, command
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -226,3 +228,48 @@ def bus_process(home: Path) -> Iterator[BusProcess]:
     finally:
         process.stop(signal.SIGTERM, timeout=15)
         process.kill()
+
+
+class Fragile(Service):
+    """Its ``on_start`` outlasts ``add_service``'s timeout, then raises."""
+
+    name = "fragile"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.go = threading.Event()
+
+    def on_start(self) -> None:
+        self.go.wait(30)
+        raise RuntimeError("no database at db.local:5432")
+
+    @command("fragile.ping")
+    def ping(self) -> str:
+        return "pong"
+
+
+def _fail_a_service(bus: Any) -> None:
+    """Add service ``fragile`` to ``bus`` and return once the bus shows it ``failed``.
+
+    Its ``on_start`` raises after ``add_service`` gave up waiting, so the bus
+    keeps it, marked failed with its error (what a service whose thread died
+    looks like too).
+    """
+    fragile = Fragile()
+    with pytest.raises(TimeoutError):
+        bus.add_service(fragile, timeout=0.01)
+    fragile.go.set()
+    pause = threading.Event()
+    states: dict[str, str] = {}
+    for _ in range(4000):  # nothing to wait on from outside: look until the bus says so
+        states = {s["name"]: s["state"] for s in bus.inspect()["services"]}
+        if states.get("fragile") == "failed":
+            return
+        pause.wait(0.005)
+    raise AssertionError(f"fragile never failed: {states}")
+
+
+@pytest.fixture
+def fail_a_service() -> Callable[[Any], None]:
+    """``fail_a_service(bus)``: a service ``fragile`` on ``bus``, marked failed."""
+    return _fail_a_service

@@ -10,7 +10,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from busctl._args import ArgumentError, parse_args, parse_call, parse_line, split_line
+from busctl._args import (
+    MAX_ARGUMENT_BYTES,
+    MAX_DEPTH,
+    ArgumentError,
+    option_hint,
+    parse_args,
+    parse_call,
+    parse_line,
+    split_line,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -178,24 +187,119 @@ def test_line_form_round_trips(name: str, args: list[Any]) -> None:
     assert parse_line(line) == (name, args, {})
 
 
-@given(st.lists(st.text(max_size=30), max_size=4))
+# Any text, lone surrogates included (as a shell hands over bytes that are not UTF-8).
+any_text = st.text(st.characters(codec=None, exclude_categories=()), max_size=30)
+
+
+def sendable(value: Any) -> None:
+    """What the client does with arguments: JSON, then UTF-8."""
+    json.dumps(value, allow_nan=False, ensure_ascii=False).encode("utf-8")
+
+
+@given(st.lists(any_text | st.text(max_size=30), max_size=4))
 def test_anything_parses_or_raises_argument_error(tokens: list[str]) -> None:
     try:
         args, kwargs = parse_args(tokens)
     except ArgumentError as exc:
         index = exc.index
     else:
-        json.dumps([args, kwargs], allow_nan=False)  # always sendable
+        sendable([args, kwargs])  # always sendable
         return
     assert index is not None
     assert 1 <= index <= len(tokens)
 
 
-@given(st.text(max_size=60))
+@given(st.text(max_size=60) | any_text)
 def test_any_line_parses_or_raises_argument_error(line: str) -> None:
     try:
         name, args, kwargs = parse_line(line)
     except ArgumentError:
         return
     assert name
-    json.dumps([args, kwargs], allow_nan=False)
+    sendable([name, args, kwargs])
+
+
+# -- values that would break a reader further on: one ArgumentError each ------------------
+
+_DEEP = "[" * 600 + "]" * 600
+_DEEPER = "[" * 5000 + "]" * 5000
+_LONG_INT = "1" * 5000
+
+
+@pytest.mark.parametrize(
+    ("tokens", "words"),
+    [
+        ([_DEEP], f"argument 1, column 1: nested deeper than {MAX_DEPTH} levels"),
+        ([_DEEPER], f"nested deeper than {MAX_DEPTH} levels"),
+        ([f"k={_DEEP}"], f"argument 1, column 3: nested deeper than {MAX_DEPTH} levels"),
+        (["{'a': " * 150 + "1" + "}" * 150], f"nested deeper than {MAX_DEPTH} levels"),
+        (['"\\ud800"'], "argument 1, column 1: '\\ud800' is not valid Unicode (a lone surrogate"),
+        (["'\\udfff'"], "'\\udfff' is not valid Unicode"),
+        (['{"\\ud800": 1}'], "'\\ud800' is not valid Unicode"),
+        (["ok", "caf\udce9"], "argument 2, column 1: 'caf\\udce9' is not valid Unicode"),
+        (["k=\udcff"], "byte 0xFF is not UTF-8"),
+        ([_LONG_INT], "argument 1, column 1: an integer of 5000 digits is too long (at most"),
+        ([f"[{_LONG_INT}]"], "an integer of 5000 digits is too long"),
+        ([f"-{_LONG_INT}"], "an integer of 5000 digits is too long"),
+    ],
+)
+def test_values_no_reader_could_take_are_refused(tokens: list[str], words: str) -> None:
+    with pytest.raises(ArgumentError) as info:
+        parse_args(tokens)
+    assert words in str(info.value)
+    assert "\n" not in str(info.value)
+    str(info.value).encode("utf-8")  # the message itself prints anywhere
+
+
+@pytest.mark.parametrize(
+    ("line", "words"),
+    [
+        (f"f({_DEEP})", f"nested deeper than {MAX_DEPTH} levels"),
+        (f"f(x={'[' * 150}{']' * 150})", f"argument 1, column 5: nested deeper than {MAX_DEPTH}"),
+        ('f("\\ud800")', "argument 1, column 3: '\\ud800' is not valid Unicode"),
+        (f"f({_LONG_INT})", "an integer of 5000 digits is too long"),
+        (f"f {_DEEP}", "argument 1, column 1: nested deeper than"),
+        ("\udcff x", "column 1: '\\udcff' is not valid Unicode"),
+        ("  n\ud800(1)", "not valid Unicode"),
+    ],
+)
+def test_lines_no_reader_could_take_are_refused(line: str, words: str) -> None:
+    with pytest.raises(ArgumentError) as info:
+        parse_line(line)
+    assert words in str(info.value)
+    str(info.value).encode("utf-8")
+
+
+def test_arguments_too_big_for_one_request_are_refused() -> None:
+    chunk = "x" * (MAX_ARGUMENT_BYTES // 3)
+    parse_args([chunk, chunk])  # two thirds: fine
+    with pytest.raises(ArgumentError, match=r"the arguments take 1,04\d,\d{3} bytes as JSON"):
+        parse_args([chunk, chunk, f"k={chunk}"])
+    with pytest.raises(ArgumentError, match="a request to the bus takes at most"):
+        parse_line(f"f('{chunk}', '{chunk}', k='{chunk}')")
+    with pytest.raises(ArgumentError, match="takes at most"):
+        parse_args(["é" * (MAX_ARGUMENT_BYTES // 2 + 1)])  # bytes, not characters
+
+
+def test_nesting_up_to_the_limit_is_fine() -> None:
+    deep = "[" * MAX_DEPTH + "]" * MAX_DEPTH
+    (value,), _ = parse_args([deep])
+    for _ in range(MAX_DEPTH - 1):
+        (value,) = value
+    assert value == []
+
+
+@pytest.mark.parametrize(
+    ("tokens", "hint"),
+    [
+        (["kitchen", "--brightness", "60"], "brightness=60, not --brightness 60"),
+        (["--brightness=60"], "brightness=60, not --brightness=60"),
+        (["--dry-run"], "dry_run=VALUE, not --dry-run"),
+        (["-n", "3"], "n=3, not -n 3"),
+        (["kitchen", "60", "-1"], None),
+        (["--", "x"], None),
+    ],
+)
+def test_option_hint(tokens: list[str], hint: str | None) -> None:
+    found = option_hint(tokens)
+    assert (found if hint is None else found and found.split("as ", 1)[1]) == hint

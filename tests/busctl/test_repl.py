@@ -396,6 +396,67 @@ def test_unknown_command_and_arguments_that_do_not_bind(session: Session) -> Non
     assert "bad argument" not in text
 
 
+def test_errors_say_each_thing_once_and_name_every_binding_problem(client: Any) -> None:
+    out = Transcript()
+    repl = Repl(client, stdout=out, colour=False, output=DummyOutput())
+    repl.run_script(
+        [
+            "say_helo x",
+            "say_hello",
+            "say_hello nme=Bob",
+            "lights.turn_on kitchen --brightness 60",
+            "say_hello(nme='Bob')",
+        ]
+    )
+    errors = [line for line in out.getvalue().splitlines() if line.startswith("error:")]
+    assert errors == [
+        "error: CommandNotFoundError: no command named 'say_helo'; did you mean 'say_hello'?",
+        "error: TypeError: say_hello(name: str) -> str: missing required argument 'name'",
+        "error: TypeError: say_hello(name: str) -> str: missing required argument 'name'; "
+        "unexpected keyword argument 'nme' (did you mean 'name'?)",
+        "error: TypeError: lights.turn_on(room: str, brightness: int = 100) -> LightState: "
+        "too many positional arguments: takes 1 to 2, got 3; "
+        "write a keyword argument as brightness=60, not --brightness 60",
+        "error: TypeError: say_hello(name: str) -> str: missing required argument 'name'; "
+        "unexpected keyword argument 'nme' (did you mean 'name'?)",
+    ]
+
+
+def test_lines_that_are_not_unicode_are_one_error_each(client: Any) -> None:
+    # What a script on stdin with bytes that are not UTF-8 becomes (surrogateescape).
+    out = Transcript()
+    repl = Repl(client, stdout=out, colour=False, output=DummyOutput())
+    status = repl.run_script(
+        [
+            "who-handles lights\udcff",
+            "help x\udcff",
+            "monitor a\udcff",
+            "emit motion\udcff hall",
+            "say_hello \udcff",
+            'say_hello(name="\\ud800")',
+            "say_hello Ann",
+        ]
+    )
+    errors = [line for line in out.getvalue().splitlines() if line.startswith("error:")]
+    assert len(errors) == 6, out.getvalue()
+    assert all("is not valid Unicode" in line for line in errors)
+    assert '"Hello, Ann!"' in out.getvalue()  # and the REPL goes on
+    assert status == 1
+
+
+def test_a_failed_service_shows_with_its_error(
+    client: Any, home_bus: tuple[Bus, Probe], fail_a_service: Callable[[Bus], None]
+) -> None:
+    bus, _ = home_bus
+    fail_a_service(bus)
+    out = Transcript()
+    Repl(client, stdout=out, colour=False, output=DummyOutput()).run_script(["services", "inspect"])
+    text = out.getvalue()
+    row = next(line for line in text.splitlines() if line.startswith("fragile"))
+    assert "failed (RuntimeError: no database at db.local:5432)" in row
+    assert "  failed:       fragile failed (RuntimeError: no database at db.local:5432)" in text
+
+
 def test_emit_reaches_a_listener(session: Session, home_bus: tuple[Bus, Probe]) -> None:
     _, probe = home_bus
     assert "fired probe.ping: 1 listener matched" in session.line("emit probe.ping 7", "matched")
@@ -683,10 +744,16 @@ def test_busctl_repl_names_a_bus_that_is_not_there(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
     try:
         result = CliRunner().invoke(repl, ["--bus", "nosuch"], input="")
+        with Bus(name="one", control=True), Bus(name="two", control=True):
+            several = CliRunner().invoke(repl, [], input="")
     finally:
         shutil.rmtree(runtime, ignore_errors=True)
     assert result.exit_code == 3
-    assert "no bus named 'nosuch'" in result.output
+    assert result.stderr == (
+        "error: no bus named 'nosuch' is running; start one with `busctl run`\n"
+    )
+    assert several.exit_code == 3
+    assert several.stderr == ("error: 2 buses are running (one, two): choose one with --bus NAME\n")
 
 
 def test_link_refreshes_the_registry_in_the_background(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from textual.app import App, ComposeResult
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Input, Static
 
 import sample_services
 from bus import Bus
@@ -170,3 +170,35 @@ async def _names_from_the_file_are_shown_not_obeyed(bus, tmp_path):
         assert cell.plain == "[bold red]boom[/] \\x1b]0;title\\x07()"
         assert not cell.spans  # the brackets are text, not markup
         assert "start time a 31-digit number ns is out of range" in report_text(panel)
+
+
+class OfferApp(App[None]):
+    """The panel as the TUI makes it: no path given."""
+
+    def __init__(self, bus: Bus) -> None:
+        super().__init__()
+        self.bus = bus
+
+    def compose(self) -> ComposeResult:
+        yield ReplayPanel(bus=self.bus)
+
+
+def test_with_no_file_the_sample_recording_is_offered(bus, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # as a pip user: no traces/ folder here
+    asyncio.run(_with_no_file_the_sample_recording_is_offered(bus))
+
+
+async def _with_no_file_the_sample_recording_is_offered(bus):
+    messages = []
+    app = OfferApp(bus)
+    async with app.run_test(size=(140, 40), message_hook=messages.append) as pilot:
+        panel = app.query_one(ReplayPanel)
+        await pilot.pause()
+        path = panel.query_one("#path", Input).value
+        assert Path(path).resolve() == sample_services.sample_trace().resolve()
+        assert panel.plan is None  # offered, not opened behind the user's back
+        panel.action_open()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert unique(messages, ReplayPanel.Loaded)
+        assert "greet_event" in panel.query_one("#steps", DataTable).get_row_at(0)[3]
