@@ -487,6 +487,8 @@ def test_monitor_prints_activity_and_leaves_on_ctrl_c(
     session.out.wait_for("Ctrl-C stops", after=start)
     bus.fire_event("probe.ping", 3)
     session.out.wait_for("probe.ping", after=start)
+    # The listener's delivery line comes from its own thread, in its own time.
+    session.out.wait_for("delivery", after=start)
     bus.execute_command("say_hello", "Carol").result(timeout=WAIT)
     at = session.out.wait_for('"Hello, Carol!"', after=start)
     session.type("\x03")
