@@ -364,7 +364,7 @@ def test_a_client_beyond_the_limit_is_told_why_and_the_others_are_served(
     assert refusal["id"] is None
     assert refusal["error"]["code"] == -32008
     assert refusal["error"]["data"] == {"limit": 2}
-    assert "too many clients" in refusal["error"]["message"]
+    assert refusal["error"]["message"] == "bus robust is refusing connections: 2 clients attached"
     assert third.read() is None  # then closed
     assert server.turned_away == 1
     first.request("execute", {"name": "echo", "args": [7]}, rid="still")

@@ -227,6 +227,7 @@ def test_concurrent_requests_from_many_threads(server: FakeServer) -> None:
 
 def test_a_full_bus_says_why_it_closed_the_connection(monkeypatch: pytest.MonkeyPatch) -> None:
     from bus import Bus
+    from bus.control import BusFullError
 
     runtime = tempfile.mkdtemp(prefix="bcl", dir="/tmp")
     monkeypatch.setenv("XDG_RUNTIME_DIR", runtime)
@@ -237,8 +238,11 @@ def test_a_full_bus_says_why_it_closed_the_connection(monkeypatch: pytest.Monkey
         monkeypatch.setattr(bus._control, "max_connections", 1)
         with Client.connect("full", timeout=5) as first:
             assert first.describe()["name"] == "full"
-            with pytest.raises(ConnectionLost, match="too many clients: 1 are attached"):
+            with pytest.raises(BusFullError) as refused:
                 Client.connect("full", timeout=5)
+            assert str(refused.value) == "bus full is refusing connections: 1 clients attached"
+            assert refused.value.limit == 1
+            assert refused.value.address == bus.address
             assert first.inspect()["bus"]["name"] == "full"  # the first is still served
 
 
