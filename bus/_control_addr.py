@@ -286,6 +286,8 @@ def probe(path: Path, timeout: float | None = None) -> dict[str, Any] | None:
         except OSError as exc:  # a full bus may hang up first: its reason is still to read
             unsent = exc
         data = _first_line(sock, path)
+        if data:
+            _wait_for_hangup(sock)
     if not data:
         raise unsent or OSError(f"the bus at {path} closed the connection")
     reply = json.loads(data)
@@ -312,6 +314,19 @@ def _first_line(sock: socket.socket, path: Path) -> bytes:
         if len(data) > 1 << 20:
             raise OSError(f"the bus at {path} sent a line too long")
     return data.split(b"\n", 1)[0]
+
+
+def _wait_for_hangup(sock: socket.socket) -> None:
+    """Say goodbye and wait (up to the socket's timeout) until the server hangs up.
+
+    The server forgets a client before it hangs up on it: once this returns,
+    the probe no longer takes one of its places, and a client connecting
+    right after (``resolve`` then ``connect``) is not turned away because of it.
+    """
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_WR)
+        while sock.recv(65536):
+            pass
 
 
 def refusal(error: dict[str, Any], path: Path) -> BusError | OSError:

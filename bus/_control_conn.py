@@ -224,9 +224,11 @@ class Connection:
         for handle in handles:
             if handle is not None:
                 handle.dispose()
+        # Forgotten before the client sees the end: a client that waits for it
+        # (a discovery probe) has given its place back when it connects again.
+        self.server._forget(self)
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
-        self.server._forget(self)
 
     def join(self, timeout: float) -> None:
         """Wait for both threads (not the calling one) to end."""
