@@ -247,7 +247,7 @@ class Connection:
         sending = self._sending_since
         if sending is not None and now - sending > server.stall_timeout:
             server.stalled += 1
-            server.warnings.warning(
+            server.log_closed.warning(
                 "closed control connection %d of bus %r: the client read nothing for %g s",
                 self.number, self.bus.name, server.stall_timeout,
             )  # fmt: skip
@@ -300,7 +300,7 @@ class Connection:
         if reason == "idle":  # an ordinary end: a client left attached and unused
             log.info("control connection %d of bus %r: %s", self.number, self.bus.name, message)
         else:
-            self.server.warnings.warning(
+            self.server.log_closed.warning(
                 "control connection %d of bus %r: %s", self.number, self.bus.name, message
             )
 
@@ -444,7 +444,7 @@ class Connection:
         except OSError:
             pass
         except Exception as exc:
-            self.server.warnings.error("control connection %d failed", self.number, exc=exc)
+            self.server.log_failed.error("control connection %d failed", self.number, exc=exc)
         finally:
             self.close()
             self.writer.join(5.0)
@@ -601,7 +601,7 @@ class Connection:
             if not isinstance(exc, (rpc.RpcError, *rpc.KNOWN_ERRORS)):
                 # A bug in the server, answered with -32603: rate-limited, since
                 # a client can ask for the same failure in every request.
-                self.server.warnings.error("control method %s failed", method, exc=exc)
+                self.server.log_failed.error("control method %s failed", method, exc=exc)
             if not notification:
                 self.reply_error(rid, rpc.error_reply(exc))
             return
@@ -648,7 +648,9 @@ class Connection:
         except OSError:
             pass
         except Exception as exc:
-            self.server.warnings.error("control connection %d: writer failed", self.number, exc=exc)
+            self.server.log_failed.error(
+                "control connection %d: writer failed", self.number, exc=exc
+            )
         finally:
             self.close()
 

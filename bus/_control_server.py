@@ -135,7 +135,12 @@ class ControlServer:
         """Connections closed for saying nothing, a line left half-sent, or idleness."""
         self.stalled = 0
         """Connections closed because the client stopped reading."""
-        self.warnings = RateLimitedLog(log)
+        # One rate-limited log per kind of trouble, so that a flood of one
+        # kind neither floods the log nor hides another kind.
+        self.log_refused = RateLimitedLog(log)
+        self.log_full = RateLimitedLog(log)
+        self.log_closed = RateLimitedLog(log)
+        self.log_failed = RateLimitedLog(log)
         self._listener, self._identity = self._bind(path)
         self.timers = Timers(f"bus:{bus.name}/control-timers")
         self.timers.schedule(self._tick(), self._sweep)
@@ -197,7 +202,7 @@ class ControlServer:
                 peer = -1
             if peer is not None and peer != uid:
                 self.refused += 1
-                self.warnings.warning("refused a control connection from uid %s", peer)
+                self.log_refused.warning("refused a control connection from uid %s", peer)
                 with contextlib.suppress(OSError):
                     sock.close()
                 continue
@@ -219,7 +224,7 @@ class ControlServer:
         self.turned_away += 1
         limit = self.max_connections
         message = refusing_message(self.bus.name, limit)
-        self.warnings.warning("turned away a control client: %s", message)
+        self.log_full.warning("turned away a control client: %s", message)
         error = {"code": TOO_MANY_CLIENTS, "message": message, "data": {"limit": limit}}
         line = json.dumps({"jsonrpc": "2.0", "id": None, "error": error}) + "\n"
         with contextlib.suppress(OSError):
