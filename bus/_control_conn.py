@@ -172,7 +172,7 @@ class Connection:
             line = self._encode_reply(item[1]) if item[0] == _REPLY else item[1]
             item, size = (_LINE, line), len(line)
         with self._cond:
-            while wait and self._out and not self._closed and self._no_room_for(size):
+            while wait and not self._closed and self._no_room_for(size):
                 self._cond.wait()
             if self._closed:
                 return
@@ -189,11 +189,18 @@ class Connection:
                 self._cond.notify_all()
 
     def _no_room_for(self, size: int) -> bool:
-        return (
-            self._replies >= MAX_QUEUED_REPLIES
-            or self._line_bytes + self._note_bytes + size > self.server.max_queued_bytes
-            or self.server.over_budget()
-        )
+        """Whether a reply of ``size`` bytes must wait for the writer (under ``_cond``).
+
+        Replies are weighed against replies only: notifications are bounded
+        on their own (they are dropped), and must not keep a reply waiting
+        for ever on a busy bus. With none of its replies waiting, a client
+        always has room for one, however large.
+        """
+        if self._replies >= MAX_QUEUED_REPLIES:
+            return True
+        if not self._line_bytes:
+            return False
+        return self._line_bytes + size > self.server.max_queued_bytes or self.server.over_budget()
 
     def reply(self, rid: Any, result: Any, then: Callable[[], None] | None = None) -> None:
         """Queue a result reply (reader thread: waits for room), then call ``then``."""

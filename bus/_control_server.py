@@ -83,8 +83,9 @@ class ControlServer:
     """Subscriptions open at once on one connection; one more is ``-32009``."""
 
     max_queued_bytes = 16 << 20
-    """Bytes (estimated) waiting to be written to one client. Notifications
-    beyond it are dropped and counted; replies wait for room."""
+    """Bytes (estimated) of notifications waiting to be written to one client,
+    beyond which more are dropped and counted; and bytes of replies, beyond
+    which the client's next request waits."""
 
     max_total_bytes = 64 << 20
     """Bytes (estimated) waiting to be written to all clients together;
