@@ -257,8 +257,10 @@ class ControlServer:
         for conn in connections:
             try:
                 conn.check(now)
-            except Exception:
-                log.exception("control connection %d: the sweep failed", conn.number)
+            except Exception as exc:
+                self.log_failed.error(
+                    "control connection %d: the sweep failed", conn.number, exc=exc
+                )
         self.timers.schedule(self._tick(), self._sweep)
 
     # -- what waits to be written (any thread) -------------------------------------------

@@ -37,7 +37,9 @@ from bus._ratelog import RateLimitedLog
 __all__ = ["Client", "ConnectionLost", "RemoteError", "Subscription"]
 
 _log = logging.getLogger(__name__)
-_noise = RateLimitedLog(_log)  # what a misbehaving server sends must not flood the log
+# What a misbehaving server or callback does on every line must not flood the log.
+_bad_lines = RateLimitedLog(_log)
+_bad_callbacks = RateLimitedLog(_log)
 
 # Seconds added to a remote ``execute`` timeout before the client gives up on
 # the reply itself: the server reports its own timeout (-32004) first.
@@ -124,8 +126,8 @@ class Subscription:
                 self.dropped = total
         try:
             self._callback(method, params)
-        except Exception:
-            _log.exception("subscription callback failed on %s", method)
+        except Exception as exc:  # one broken callback must not flood the log either
+            _bad_callbacks.error("subscription callback failed on %s", method, exc=exc)
 
     @property
     def closed(self) -> bool:
@@ -538,7 +540,7 @@ class Client:
             except ValueError:
                 if self._closed:  # a line cut short by our own close()
                     return
-                _noise.warning("ignoring a line that is not JSON from %s", self.address)
+                _bad_lines.warning("ignoring a line that is not JSON from %s", self.address)
                 continue
             if isinstance(message, dict):
                 self._dispatch(message)
