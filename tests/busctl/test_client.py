@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import queue
 import shutil
@@ -425,3 +426,39 @@ def test_a_client_checks_the_servers_uid_before_sending(
     assert server.requests.empty()  # not even describe was sent
     with Client.connect(str(server.path), timeout=5) as client:
         assert client.name == "fake"
+
+
+def with_a_flood(server: FakeServer, conn: socket.socket, request: dict[str, Any]) -> None:
+    """``basic``, but ``subscribe`` is followed by 200 activities and lines that are not JSON."""
+    basic(server, conn, request)
+    if request["method"] == "subscribe":
+        for n in range(200):
+            activity = {"subscription": 7, "activity": {"kind": "event", "name": f"e{n}"}}
+            server.send(conn, {"jsonrpc": "2.0", "method": "activity", "params": activity})
+            conn.sendall(b"not json\n")
+
+
+def test_a_failing_callback_and_bad_lines_do_not_flood_the_log(
+    sock_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = FakeServer(sock_path, with_a_flood)
+    seen: list[str] = []
+
+    def broken(method: str, params: dict[str, Any]) -> None:
+        seen.append(method)
+        raise RuntimeError("broken callback")
+
+    try:
+        with (
+            caplog.at_level(logging.WARNING, logger="busctl._client"),
+            Client.connect(str(sock_path), timeout=5) as client,
+        ):
+            client.subscribe("activity", broken)
+            assert client.fire("after") == 2  # served after the flood: all of it was read
+        assert seen.count("activity") == 201  # every one was delivered; the log was spared
+        failures = [r for r in caplog.records if "subscription callback failed" in r.message]
+        bad_lines = [r for r in caplog.records if "not JSON" in r.message]
+        assert 1 <= len(failures) <= 3
+        assert 1 <= len(bad_lines) <= 3
+    finally:
+        fake.close()
