@@ -562,7 +562,7 @@ def test_half_lines_and_silence_do_not_hold_the_slots(
 ) -> None:
     server = served._control
     assert server is not None
-    _quick_limits(monkeypatch, server, hello_timeout=0.5, line_timeout=0.5, max_connections=3)
+    _quick_limits(monkeypatch, server, hello_timeout=1.0, line_timeout=1.0, max_connections=3)
     half = LineClient(address(served))
     assert half.result("describe")["name"] == "robust"
     half.send_raw(b'{"jsonrpc": "2.0", "id": 2, "meth')  # and never the rest
@@ -572,11 +572,9 @@ def test_half_lines_and_silence_do_not_hold_the_slots(
     turned_away = LineClient(address(served))  # accepted after the three: no room
     assert turned_away.read()["error"]["code"] == -32008  # type: ignore[index]
     error = _closing_reason(half)
-    assert error["data"] == {"reason": "incomplete", "timeout": 0.5}
-    assert error["message"] == (
-        "closing the connection: a request line was left unfinished for 0.5 s"
-    )
-    assert _closing_reason(silent)["data"] == {"reason": "silent", "timeout": 0.5}
+    assert error["data"] == {"reason": "incomplete", "timeout": 1.0}
+    assert error["message"] == "closing the connection: a request line was left unfinished for 1 s"
+    assert _closing_reason(silent)["data"] == {"reason": "silent", "timeout": 1.0}
     assert _closing_reason(trickle)["data"]["reason"] in ("silent", "incomplete")
     for _ in range(500):  # the server forgets them as their threads end
         if server.connections == 0:
@@ -608,7 +606,6 @@ def test_an_idle_client_is_closed_and_a_subscribed_one_is_not(
     assert reply["result"] == {"result": 1.5}
     served.fire_event("lights.off")
     assert watching.notification()["params"]["activity"]["name"] == "lights.off"
-    assert busy.result("describe")["name"] == "robust"
     for c in (idle, watching, busy):
         c.close()
 
@@ -674,6 +671,7 @@ def test_refusals_are_logged_rate_limited(
     monkeypatch.setattr(server, "max_connections", 1)
     holder = LineClient(address(served))
     assert holder.result("describe")["name"] == "robust"
+    started = time.monotonic()
     with caplog.at_level(logging.INFO, logger="bus.control"):
         for _ in range(200):
             c = LineClient(address(served))
@@ -688,12 +686,13 @@ def test_refusals_are_logged_rate_limited(
             if server.refused == 200:
                 break
             time.sleep(0.01)
+    seconds = time.monotonic() - started
     assert (server.turned_away, server.refused) == (200, 200)
     lines = [r.getMessage() for r in caplog.records if r.name == "bus.control"]
     # Once a second at most for each kind, with the count skipped since.
     turned_away = [m for m in lines if m.startswith("turned away")]
     refused = [m for m in lines if m.startswith("refused a control connection from uid")]
-    assert 1 <= len(turned_away) <= 3, lines
-    assert 1 <= len(refused) <= 3, lines
+    assert 1 <= len(turned_away) <= 1 + seconds, lines
+    assert 1 <= len(refused) <= 1 + seconds, lines
     assert len(lines) == len(turned_away) + len(refused)
     holder.close()
