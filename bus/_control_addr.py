@@ -164,30 +164,33 @@ def check_private_dir(directory: Path, *, explicit: bool = False) -> None:
             directory, belongs to another user, or is open to others (the
             message names the directory and says how to fix it).
     """
-    elsewhere = "choose another directory" if explicit else "set XDG_RUNTIME_DIR"
+    # The default directory is ours to remove; an explicit one (/tmp, a
+    # home) is not: its fix is another directory.
+    fix = "choose a directory of your own" if explicit else "remove it, or set XDG_RUNTIME_DIR"
     try:
         st = os.lstat(directory)
     except OSError as exc:
+        elsewhere = fix if explicit else "set XDG_RUNTIME_DIR"
         raise SocketDirError(
             f"cannot use {directory}: {exc.strerror or exc}; check it, or {elsewhere}"
         ) from None
     if stat.S_ISLNK(st.st_mode):
         raise SocketDirError(
-            f"{directory} is a symlink, not a directory: refusing to use it; "
-            f"remove it, or {elsewhere}"
+            f"{directory} is a symlink, not a directory: refusing to use it; {fix}"
         )
     if not stat.S_ISDIR(st.st_mode):
-        raise SocketDirError(f"{directory} is not a directory: remove it, or {elsewhere}")
+        raise SocketDirError(f"{directory} is not a directory: {fix}")
     if st.st_uid != os.getuid():
         raise SocketDirError(
             f"{directory} belongs to uid {st.st_uid}, not to you (uid {os.getuid()}): "
-            f"refusing to use it; remove it, or {elsewhere}"
+            f"refusing to use it; {fix}"
         )
     mode = stat.S_IMODE(st.st_mode)
     if explicit and mode & 0o022:
         raise SocketDirError(
             f"{directory} has mode {mode:04o}, writable by other users: refusing to put a "
-            f"socket there; run `chmod go-w {directory}`, or {elsewhere}"
+            f"socket there; {fix} (or, if only you should write there, "
+            f"run `chmod go-w {directory}`)"
         )
     if not explicit and mode & 0o077:
         raise SocketDirError(

@@ -231,6 +231,7 @@ def test_an_explicit_path_in_a_directory_others_may_write_is_refused(runtime_dir
     with pytest.raises(SocketDirError, match="writable by other users") as info:
         Bus(name="careless", control=shared / "careless.sock")
     assert str(shared) in str(info.value)
+    assert "choose a directory of your own" in str(info.value)
     assert f"chmod go-w {shared}" in str(info.value)
     assert not (shared / "careless.sock").exists()
     assert not control_threads("careless")
@@ -251,6 +252,8 @@ def test_an_explicit_path_in_another_users_directory_is_refused(
     with pytest.raises(SocketDirError, match="not to you") as info:
         Bus(name="intruder", control=theirs / "intruder.sock")
     assert str(theirs) in str(info.value)
+    assert "remove it" not in str(info.value)  # not ours to remove: choose another
+    assert "choose a directory of your own" in str(info.value)
     assert not (theirs / "intruder.sock").exists()
 
 
