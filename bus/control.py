@@ -23,6 +23,7 @@ private modules and defines nothing itself.
 from __future__ import annotations
 
 from ._control_addr import (
+    TOO_MANY_CLIENTS,
     AddressInUseError,
     AmbiguousBusError,
     BusFullError,
@@ -39,6 +40,7 @@ from ._control_addr import (
 from ._control_server import ControlServer
 
 __all__ = [
+    "TOO_MANY_CLIENTS",
     "AddressInUseError",
     "AmbiguousBusError",
     "BusFullError",

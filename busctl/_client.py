@@ -47,8 +47,6 @@ _REPLY_GRACE = 5.0
 # Notifications for a subscription id the client does not know yet are held
 # this long (count) in case the subscribe reply is still on its way.
 _ORPHANS = 1000
-# The error a full bus sends, with "id": null, before it hangs up.
-_TOO_MANY_CLIENTS = -32008
 
 
 class RemoteError(Exception):
@@ -246,7 +244,7 @@ class Client:
             bus.control.ForeignBusError: another user's process serves the socket.
             ConnectionLost: the socket refused or closed.
         """
-        from bus.control import BusFullError, check_peer
+        from bus.control import TOO_MANY_CLIENTS, BusFullError, check_peer
 
         address = resolve_address(target)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -267,7 +265,7 @@ class Client:
         except ConnectionLost as exc:
             client.close()
             refusal = client._server_error
-            if refusal is not None and refusal.code == _TOO_MANY_CLIENTS:
+            if refusal is not None and refusal.code == TOO_MANY_CLIENTS:
                 limit = refusal.data.get("limit")
                 raise BusFullError(
                     refusal.message, address, limit if isinstance(limit, int) else None
