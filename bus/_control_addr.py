@@ -11,6 +11,7 @@ import json
 import os
 import socket
 import stat
+import struct
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -18,21 +19,31 @@ from typing import Any
 from ._errors import BusError
 
 __all__ = [
+    "TOO_MANY_CLIENTS",
     "AddressInUseError",
     "AmbiguousBusError",
+    "BusFullError",
+    "ForeignBusError",
     "NoBusError",
+    "SocketDirError",
+    "check_peer",
     "check_private_dir",
     "default_address",
     "discover",
     "ensure_socket_dir",
     "parse_address",
+    "peer_uid",
     "probe",
+    "refusal",
+    "refusing_message",
     "resolve",
     "socket_dir",
 ]
 
 #: How long discovery waits for one bus to answer ``describe``.
 PROBE_TIMEOUT = 2.0
+#: The JSON-RPC error a full server sends, with ``"id": null``, before it hangs up.
+TOO_MANY_CLIENTS = -32008
 
 
 class NoBusError(BusError, LookupError):
@@ -59,6 +70,38 @@ class AmbiguousBusError(BusError, LookupError):
     def __init__(self, message: str, choices: list[str]):
         self.choices = list(choices)
         super().__init__(message)
+
+
+class BusFullError(BusError, ConnectionError):
+    """Raised when a bus is up but turns new clients away: it has as many as it serves.
+
+    ``discover`` lists such a bus with its ``refusing`` message instead of
+    leaving it out, so that a full bus is never mistaken for no bus.
+
+    Attributes:
+        address: the socket path.
+        limit: how many clients the bus serves at once, if it said.
+    """
+
+    def __init__(self, message: str, address: Path, limit: int | None = None) -> None:
+        self.address = address
+        self.limit = limit
+        super().__init__(message)
+
+
+class ForeignBusError(BusError, PermissionError):
+    """Raised by a client whose socket is served by a process of another user.
+
+    A socket path can be anywhere (``--bus PATH``, ``BUS_ADDRESS``): the
+    client checks who answers before it sends a single request.
+    """
+
+
+class SocketDirError(BusError):
+    """Raised when the socket directory cannot be trusted or read.
+
+    The message names the directory and how to fix it.
+    """
 
 
 class AddressInUseError(BusError, OSError):
@@ -108,34 +151,92 @@ def parse_address(text: str) -> Path:
     return Path(text).expanduser()
 
 
-def check_private_dir(directory: Path) -> None:
-    """Raise unless ``directory`` is a real directory owned by us with mode 0700.
+def check_private_dir(directory: Path, *, explicit: bool = False) -> None:
+    """Raise unless ``directory`` is a real directory of ours that others cannot use.
+
+    The default socket directory must be ``0700``: no access at all for
+    others. The directory of an explicit socket path (``Bus(control=PATH)``,
+    ``busctl run --address``) may be readable by others, but no one else may
+    write to it, where they could replace the socket.
 
     Raises:
-        BusError: it is a symlink or not a directory, belongs to another user,
-            or others may read or write it (the message says how to fix it).
+        SocketDirError: it is missing, unreadable, a symlink or not a
+            directory, belongs to another user, or is open to others (the
+            message names the directory and says how to fix it).
     """
-    st = os.lstat(directory)
+    # The default directory is ours to remove; an explicit one (/tmp, a
+    # home) is not: its fix is another directory.
+    fix = "choose a directory of your own" if explicit else "remove it, or set XDG_RUNTIME_DIR"
+    try:
+        st = os.lstat(directory)
+    except OSError as exc:
+        elsewhere = fix if explicit else "set XDG_RUNTIME_DIR"
+        raise SocketDirError(
+            f"cannot use {directory}: {exc.strerror or exc}; check it, or {elsewhere}"
+        ) from None
+    if stat.S_ISLNK(st.st_mode):
+        raise SocketDirError(
+            f"{directory} is a symlink, not a directory: refusing to use it; {fix}"
+        )
     if not stat.S_ISDIR(st.st_mode):
-        raise BusError(f"{directory} is not a directory: remove it, or set XDG_RUNTIME_DIR")
+        raise SocketDirError(f"{directory} is not a directory: {fix}")
     if st.st_uid != os.getuid():
-        raise BusError(
+        raise SocketDirError(
             f"{directory} belongs to uid {st.st_uid}, not to you (uid {os.getuid()}): "
-            "refusing to use it; remove it, or set XDG_RUNTIME_DIR"
+            f"refusing to use it; {fix}"
         )
     mode = stat.S_IMODE(st.st_mode)
-    if mode & 0o077:
-        raise BusError(
+    if explicit and mode & 0o022:
+        raise SocketDirError(
+            f"{directory} has mode {mode:04o}, writable by other users: refusing to put a "
+            f"socket there; {fix} (or, if only you should write there, "
+            f"run `chmod go-w {directory}`)"
+        )
+    if not explicit and mode & 0o077:
+        raise SocketDirError(
             f"{directory} has mode {mode:04o}, open to other users: "
             f"refusing to use it; run `chmod 700 {directory}`"
         )
+
+
+def peer_uid(sock: socket.socket) -> int | None:
+    """The uid of the process at the other end, ``None`` where it cannot be known.
+
+    Linux reports it with ``SO_PEERCRED``. Elsewhere the socket's ``0600``
+    mode and its private directory are the only guard.
+    """
+    option = getattr(socket, "SO_PEERCRED", None)
+    if option is None:
+        return None
+    creds = sock.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return int(uid)
+
+
+def check_peer(sock: socket.socket, address: Path) -> None:
+    """Raise unless the server at the other end of ``sock`` runs as this user.
+
+    Raises:
+        ForeignBusError: another user's process serves ``address``.
+    """
+    uid = peer_uid(sock)
+    if uid is not None and uid != os.getuid():
+        raise ForeignBusError(
+            f"refusing to attach to {address}: it is served by uid {uid}, not by you "
+            f"(uid {os.getuid()}); check the address"
+        )
+
+
+def refusing_message(name: str, clients: int) -> str:
+    """What a full bus says to a client it turns away (one line)."""
+    return f"bus {name} is refusing connections: {clients} clients attached"
 
 
 def ensure_socket_dir(directory: Path | None = None) -> Path:
     """Create ``directory`` (default ``socket_dir()``) with mode 0700, then check it.
 
     Raises:
-        BusError: see ``check_private_dir``.
+        SocketDirError: see ``check_private_dir``.
     """
     directory = socket_dir() if directory is None else directory
     try:
@@ -143,9 +244,14 @@ def ensure_socket_dir(directory: Path | None = None) -> Path:
     except FileExistsError:
         pass
     except FileNotFoundError:
-        raise BusError(
+        raise SocketDirError(
             f"cannot create {directory}: {directory.parent} does not exist "
             "(is XDG_RUNTIME_DIR right?)"
+        ) from None
+    except OSError as exc:
+        raise SocketDirError(
+            f"cannot create {directory}: {exc.strerror or exc}; check {directory.parent}, "
+            "or set XDG_RUNTIME_DIR"
         ) from None
     else:
         os.chmod(directory, 0o700)  # mkdir's mode is filtered through the umask
@@ -159,6 +265,11 @@ def probe(path: Path, timeout: float | None = None) -> dict[str, Any] | None:
     A socket that refuses the connection belongs to a bus that died: it is
     removed. Any other failure (a bus too busy to answer, a file that is not
     a socket) raises ``OSError`` and leaves the file alone.
+
+    Raises:
+        BusFullError: the bus is up but turns clients away (it has its most).
+        ForeignBusError: another user's process serves the socket.
+        OSError: the file is not a socket, or the bus did not answer.
     """
     st = os.lstat(path)
     if not stat.S_ISSOCK(st.st_mode):
@@ -170,24 +281,69 @@ def probe(path: Path, timeout: float | None = None) -> dict[str, Any] | None:
         except ConnectionRefusedError:
             _remove_if_same(path, st)
             return None
+        check_peer(sock, path)
         request = {"jsonrpc": "2.0", "id": 1, "method": "describe"}
-        sock.sendall(json.dumps(request).encode() + b"\n")
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise OSError(f"the bus at {path} closed the connection")
-            data += chunk
-            if len(data) > 1 << 20:
-                raise OSError(f"the bus at {path} sent a line too long")
-    reply = json.loads(data.split(b"\n", 1)[0])
+        unsent: OSError | None = None
+        try:
+            sock.sendall(json.dumps(request).encode() + b"\n")
+        except OSError as exc:  # a full bus may hang up first: its reason is still to read
+            unsent = exc
+        data = _first_line(sock, path)
+        if data:
+            _wait_for_hangup(sock)
+    if not data:
+        raise unsent or OSError(f"the bus at {path} closed the connection")
+    reply = json.loads(data)
     result = reply.get("result") if isinstance(reply, dict) else None
     error = reply.get("error") if isinstance(reply, dict) else None
     if isinstance(error, dict):
-        raise OSError(f"the bus at {path} refused: {error.get('message')}")
+        raise refusal(error, path)
     if not isinstance(result, dict):
         raise OSError(f"the bus at {path} did not answer describe")
     return result
+
+
+def _first_line(sock: socket.socket, path: Path) -> bytes:
+    """The first line the server sends (``b""`` when it closes first)."""
+    data = b""
+    while b"\n" not in data:
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            chunk = b""
+        if not chunk:
+            return b""
+        data += chunk
+        if len(data) > 1 << 20:
+            raise OSError(f"the bus at {path} sent a line too long")
+    return data.split(b"\n", 1)[0]
+
+
+def _wait_for_hangup(sock: socket.socket) -> None:
+    """Say goodbye and wait (up to the socket's timeout) until the server hangs up.
+
+    The server forgets a client before it hangs up on it: once this returns,
+    the probe no longer takes one of its places, and a client connecting
+    right after (``resolve`` then ``connect``) is not turned away because of it.
+    """
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_WR)
+        while sock.recv(65536):
+            pass
+
+
+def refusal(error: dict[str, Any], path: Path) -> BusError | OSError:
+    """The exception for an ``error`` a server sent instead of answering.
+
+    ``-32008`` (too many clients) is ``BusFullError`` with the server's own
+    message; anything else is an ``OSError`` naming the socket.
+    """
+    message = str(error.get("message", ""))
+    if error.get("code") == TOO_MANY_CLIENTS:
+        data = error.get("data")
+        limit = data.get("limit") if isinstance(data, dict) else None
+        return BusFullError(message, path, limit if isinstance(limit, int) else None)
+    return OSError(f"the bus at {path} refused: {message}")
 
 
 def _remove_if_same(path: Path, st: os.stat_result) -> None:
@@ -201,27 +357,53 @@ def _remove_if_same(path: Path, st: os.stat_result) -> None:
 def discover() -> list[dict[str, Any]]:
     """The ``describe`` result of every live bus in ``socket_dir()``, by name.
 
-    Stale sockets (their bus died) are removed on the way; a bus that does not
-    answer within ``PROBE_TIMEOUT`` is left out. Blocks while probing.
+    A bus that is up but full (it turns new clients away) is listed too, as
+    ``{"name", "address", "refusing", "limit"}``, where ``refusing`` is its
+    one-line reason: a full bus is never reported as no bus. Stale sockets
+    (their bus died) are removed on the way; a bus that does not answer
+    within ``PROBE_TIMEOUT`` is left out. Blocks while probing.
 
     Raises:
-        BusError: the directory is not private to the user (see
-            ``check_private_dir``): its sockets cannot be trusted.
+        SocketDirError: the directory cannot be read, or is not private to
+            the user (see ``check_private_dir``): its sockets cannot be trusted.
     """
     directory = socket_dir()
-    if not directory.exists():
+    if not _check_dir_if_there(directory):
         return []
-    check_private_dir(directory)
+    try:
+        paths = sorted(directory.glob("*.sock"))
+    except OSError as exc:
+        raise SocketDirError(
+            f"cannot read {directory}: {exc.strerror or exc}; check its owner and mode "
+            "(`chmod 700`), or set XDG_RUNTIME_DIR"
+        ) from None
     found = []
-    for path in sorted(directory.glob("*.sock")):
+    for path in paths:
         try:
             info = probe(path)
+        except BusFullError as exc:
+            found.append(
+                {"name": path.stem, "address": str(path), "refusing": str(exc), "limit": exc.limit}
+            )
+            continue
         except (OSError, ValueError):
             continue
         if info is not None:
             info.setdefault("address", str(path))
             found.append(info)
     return found
+
+
+def _check_dir_if_there(directory: Path) -> bool:
+    """``check_private_dir(directory)`` if it exists; whether it does."""
+    try:
+        os.lstat(directory)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        pass  # check_private_dir says what is wrong with it
+    check_private_dir(directory)
+    return True
 
 
 def resolve(target: str | None = None) -> Path:
@@ -237,6 +419,8 @@ def resolve(target: str | None = None) -> Path:
             removed), or no bus runs at all.
         AmbiguousBusError: ``target`` is ``None``, ``BUS_ADDRESS`` is unset
             and several buses run.
+        SocketDirError: the bus is looked for in ``socket_dir()`` (``None``
+            or a name), and that directory cannot be read or trusted.
         ValueError: ``target`` or ``BUS_ADDRESS`` is not a valid address.
     """
     if target is None:
@@ -257,6 +441,7 @@ def resolve(target: str | None = None) -> Path:
         path = parse_address(target)
         where = f"at {path}"
     else:
+        _check_dir_if_there(socket_dir())
         path = default_address(target)
         where = f"named {target!r}"
     try:

@@ -7,9 +7,15 @@ reads slowly blocks nothing but its own writer.
 
 What the bus's threads put in that queue (subscription notifications, late
 ``execute`` replies) is put without ever waiting: notifications beyond a
-subscription's ``buffer`` are dropped and counted, and a ``dropped``
-notification tells the client how many. Replies to the reader's own requests
-do wait for room, which slows down only the client that sent them.
+subscription's ``buffer``, beyond the bytes one connection may have waiting
+(``ControlServer.max_queued_bytes``) or beyond what all connections together
+may have waiting (``max_total_bytes``) are dropped and counted, and a
+``dropped`` notification tells the client how many. Replies to the reader's
+own requests are encoded by the reader and wait for room, which slows down
+only the client that sent them.
+
+The server's sweep (``check``) closes a connection that sends no request,
+leaves a line unfinished, sits idle, or stops reading what it is sent.
 """
 
 from __future__ import annotations
@@ -21,16 +27,21 @@ import logging
 import select
 import socket
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import _control_methods as rpc
+from ._activity import Activity
 from ._context import replaying
-from ._control_subs import Subscription, dumps, safe_repr
+from ._control_subs import Fanout, Subscription, activity_cost, dumps, safe_repr, span_key
+from ._patterns import shown
 from ._threads import TimerHandle, start_thread
 
 if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan
+
     from ._bus import Bus
     from ._control_server import ControlServer
 
@@ -44,8 +55,13 @@ MAX_LINE = 1 << 20
 MAX_QUEUED_REPLIES = 1000
 #: ``execute`` requests in flight per connection beyond which the reader waits.
 MAX_IN_FLIGHT = 1000
+#: The writer sends at most this much at a time, so that a client that reads
+#: slowly but steadily is told apart from one that stopped reading.
+_PIECE = 1 << 16
+#: Seconds a connection being closed for a time limit has to send its reason.
+_LAST_WORDS = 2.0
 
-_REPLY, _EXEC, _NOTE, _DROPPED, _CLOSE = range(5)
+_REPLY, _LINE, _EXEC, _NOTE, _DROPPED, _CLOSE = range(6)
 
 
 class Connection:
@@ -56,15 +72,29 @@ class Connection:
         self.bus: Bus = server.bus
         self.sock = sock
         self.number = number
-        self._cond = threading.Condition()
+        self._cond = threading.Condition()  # an RLock: ``then`` callbacks may take it again
         self._out: deque[tuple[Any, ...]] = deque()
-        self._replies = 0
+        self._replies = 0  # reply items in ``_out``
+        self._line_bytes = 0  # bytes of the encoded replies in ``_out``
+        self._note_bytes = 0  # estimated bytes of the notifications in ``_out``
         self._writer_waiting = False
         self._closed = False
         self._in_flight = 0
         self._subscriptions: dict[int, Subscription] = {}
+        self._fanouts = {"activity": Fanout(), "spans": Fanout()}
+        self._watching: Any = None  # the handle of Bus.watch, while activity is subscribed
+        self._observing: Any = None  # the handle of SpanRing.observe, while spans are
         self._sub_ids = itertools.count(1)
         self._after_reply: Callable[[], None] | None = None
+        # What the sweep reads (plain attributes, written by one thread each).
+        now = time.monotonic()
+        self._connected_at = now
+        self._requests = 0  # request lines received
+        self._last_request = now
+        self._partial_since: float | None = None  # a line begun and not finished
+        self._handling = False  # the reader is serving a request
+        self._sending_since: float | None = None  # the writer waits for the client to read
+        self._expired_at: float | None = None  # told it is being closed, at
         prefix = f"bus:{self.bus.name}/control-{number}"
         self.writer = start_thread(f"{prefix}-writer", self._write_loop)
         self.reader = start_thread(prefix, self._read_loop)
@@ -76,39 +106,101 @@ class Connection:
 
     # -- the outgoing queue (any thread) -------------------------------------
 
-    def notify(self, sub: Subscription, payload: Any) -> None:
-        """Queue a notification; drop and count it when the subscription's buffer is full."""
+    def _enqueue(self, sub: Subscription, payload: Any, cost: int) -> None:
+        """Queue a notification, or drop and count it (under ``_cond``)."""
+        if sub.closed:
+            return
+        waiting = self._note_bytes + self._line_bytes
+        if (
+            sub.queued >= sub.buffer
+            or (waiting and waiting + cost > self.server.max_queued_bytes)
+            or not self.server.reserve(cost)
+        ):
+            sub.dropped += 1
+            sub.unreported += 1
+            if not sub.marker:
+                sub.marker = True
+                self._out.append((_DROPPED, sub))
+            return
+        sub.queued += 1
+        self._note_bytes += cost
+        self._out.append((_NOTE, sub, payload, cost))
+
+    # On the bus's threads: never block, and cost nothing for a name no one wants.
+    def _on_activity(self, activity: Activity) -> None:
+        subs = self._fanouts["activity"].route(activity.name)
+        if not subs:
+            return
+        cost = activity_cost(activity)
         with self._cond:
-            if sub.closed or self._closed:
+            if self._closed:
                 return
-            if sub.queued >= sub.buffer:
-                sub.dropped += 1
-                sub.unreported += 1
-                if not sub.marker:
-                    sub.marker = True
-                    self._out.append((_DROPPED, sub))
+            for sub in subs:
+                self._enqueue(sub, activity, cost)
+            if self._writer_waiting:
+                self._cond.notify_all()
+
+    # On the bus's trace thread.
+    def _on_spans(self, batch: list[ReadableSpan]) -> None:
+        fanout = self._fanouts["spans"]
+        if not fanout.subscriptions:
+            return
+        costs = self.server.batch_costs(batch)
+        picked: dict[Subscription, tuple[list[ReadableSpan], list[int]]] = {}
+        for span, cost in zip(batch, costs, strict=True):
+            for sub in fanout.route(span_key(span)):
+                spans, sizes = picked.setdefault(sub, ([], []))
+                spans.append(span)
+                sizes.append(cost)
+        if not picked:
+            return
+        with self._cond:
+            if self._closed:
                 return
-            sub.queued += 1
-            self._out.append((_NOTE, sub, payload))
+            for sub, (spans, sizes) in picked.items():
+                self._enqueue(sub, spans, sum(sizes))
             if self._writer_waiting:
                 self._cond.notify_all()
 
     def _queue_reply(
         self, item: tuple[Any, ...], wait: bool, then: Callable[[], None] | None = None
     ) -> None:
+        size = 0
+        if wait:
+            # The reader's own reply: encoded here, so that its size counts
+            # and waiting for room slows down only this client.
+            line = self._encode_reply(item[1]) if item[0] == _REPLY else item[1]
+            item, size = (_LINE, line), len(line)
         with self._cond:
-            while wait and self._replies >= MAX_QUEUED_REPLIES and not self._closed:
+            while wait and not self._closed and self._no_room_for(size):
                 self._cond.wait()
             if self._closed:
                 return
             self._replies += 1
+            if size:
+                self._line_bytes += size
+                self.server.charge(size)
             self._out.append(item)
             if then is not None:
-                # Under the lock that notify() takes too: whatever ``then``
+                # Under the lock that notifications take too: whatever ``then``
                 # lets the bus send is queued behind this reply.
                 then()
             if self._writer_waiting:
                 self._cond.notify_all()
+
+    def _no_room_for(self, size: int) -> bool:
+        """Whether a reply of ``size`` bytes must wait for the writer (under ``_cond``).
+
+        Replies are weighed against replies only: notifications are bounded
+        on their own (they are dropped), and must not keep a reply waiting
+        for ever on a busy bus. With none of its replies waiting, a client
+        always has room for one, however large.
+        """
+        if self._replies >= MAX_QUEUED_REPLIES:
+            return True
+        if not self._line_bytes:
+            return False
+        return self._line_bytes + size > self.server.max_queued_bytes or self.server.over_budget()
 
     def reply(self, rid: Any, result: Any, then: Callable[[], None] | None = None) -> None:
         """Queue a result reply (reader thread: waits for room), then call ``then``."""
@@ -124,15 +216,26 @@ class Connection:
             if self._closed:
                 return
             self._closed = True
-            subscriptions = list(self._subscriptions.values())
+            for sub in self._subscriptions.values():
+                sub.closed = True
             self._subscriptions.clear()
+            for fanout in self._fanouts.values():
+                fanout.subscriptions = ()
+            handles = (self._watching, self._observing)
+            self._watching = self._observing = None
+            freed = self._note_bytes + self._line_bytes
+            self._note_bytes = self._line_bytes = 0
             self._out.clear()
             self._cond.notify_all()
-        for sub in subscriptions:
-            sub.stop()
+        self.server.release(freed)
+        for handle in handles:
+            if handle is not None:
+                handle.dispose()
+        # Forgotten before the client sees the end: a client that waits for it
+        # (a discovery probe) has given its place back when it connects again.
+        self.server._forget(self)
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
-        self.server._forget(self)
 
     def join(self, timeout: float) -> None:
         """Wait for both threads (not the calling one) to end."""
@@ -141,16 +244,107 @@ class Connection:
             if thread is not current:
                 thread.join(timeout)
 
+    # -- time limits (the server's timer thread) -------------------------------------
+
+    def check(self, now: float) -> None:
+        """Close the connection if it is past one of the server's time limits."""
+        if self._closed:
+            return
+        server = self.server
+        sending = self._sending_since
+        if sending is not None and now - sending > server.stall_timeout:
+            server.stalled += 1
+            server.log_closed.warning(
+                "closed control connection %d of bus %r: the client read nothing for %g s",
+                self.number, self.bus.name, server.stall_timeout,
+            )  # fmt: skip
+            self.close()
+            return
+        if self._expired_at is not None:
+            if now - self._expired_at > _LAST_WORDS:
+                self.close()
+            return
+        partial = self._partial_since
+        if partial is not None and now - partial > server.line_timeout:
+            limit = server.line_timeout
+            self._expire("incomplete", limit, f"a request line was left unfinished for {limit:g} s")
+        elif self._requests == 0 and now - self._connected_at > server.hello_timeout:
+            limit = server.hello_timeout
+            self._expire("silent", limit, f"no request within {limit:g} s of connecting")
+        elif now - self._last_request > server.idle_timeout and self._idle():
+            limit = server.idle_timeout
+            self._expire(
+                "idle", limit, f"idle for {limit:g} s (no request, subscription or command)"
+            )
+
+    def _idle(self) -> bool:
+        with self._cond:
+            return not (
+                self._subscriptions
+                or self._in_flight
+                or self._out
+                or self._handling
+                or self._sending_since is not None
+            )
+
+    def _expire(self, reason: str, timeout: float, why: str) -> None:
+        """Tell the client why it is being closed (``-32010``), then close."""
+        message = f"closing the connection: {why}"
+        data = {"reason": reason, "timeout": timeout}
+        error = {"code": rpc.CLOSING, "message": message, "data": data}
+        line = dumps({"jsonrpc": "2.0", "id": None, "error": error})
+        with self._cond:
+            if self._closed or self._expired_at is not None:
+                return
+            self._expired_at = time.monotonic()
+            self._replies += 1
+            self._line_bytes += len(line)
+            self.server.charge(len(line))
+            self._out.append((_LINE, line))
+            self._out.append((_CLOSE,))
+            self._cond.notify_all()
+        self.server.expired += 1
+        if reason == "idle":  # an ordinary end: a client left attached and unused
+            log.info("control connection %d of bus %r: %s", self.number, self.bus.name, message)
+        else:
+            self.server.log_closed.warning(
+                "control connection %d of bus %r: %s", self.number, self.bus.name, message
+            )
+
     # -- subscriptions (reader thread) ------------------------------------------
 
     def subscribe(self, topic: str, patterns: tuple[str, ...], buffer: int) -> int:
-        """Open a subscription; it starts once the reply is queued."""
-        sid = next(self._sub_ids)
-        sub = Subscription(self, sid, topic, patterns, buffer)
+        """Open a subscription; it starts once the reply is queued.
+
+        Raises:
+            RpcError: ``-32009``, the connection has ``max_subscriptions`` open.
+        """
+        limit = self.server.max_subscriptions
         with self._cond:
+            if len(self._subscriptions) >= limit:
+                raise rpc.RpcError(
+                    rpc.TOO_MANY_SUBSCRIPTIONS,
+                    f"too many subscriptions: {limit} are open on this connection already; "
+                    "unsubscribe one first",
+                    {"limit": limit},
+                )
+            sid = next(self._sub_ids)
+            sub = Subscription(sid, topic, patterns, buffer)
             self._subscriptions[sid] = sub
-        self._after_reply = sub.start
+        self._after_reply = lambda: self._start(sub)
         return sid
+
+    def _start(self, sub: Subscription) -> None:
+        """Let ``sub`` receive (right after its reply is queued, under the lock)."""
+        with self._cond:
+            if self._closed or sub.closed:
+                return
+            self._fanouts[sub.topic].add(sub)
+            # One registration with the bus per topic, however many subscriptions.
+            if sub.topic == "activity" and self._watching is None:
+                self._watching = self.bus.watch(self._on_activity)
+            elif sub.topic == "spans" and self._observing is None:
+                self._observing = self.bus.spans.observe(self._on_spans)
 
     def unsubscribe(self, sid: Any) -> int | None:
         """End a subscription; its total dropped count, ``None`` if unknown."""
@@ -158,10 +352,20 @@ class Connection:
             return None
         with self._cond:
             sub = self._subscriptions.pop(sid, None)
-        if sub is None:
-            return None
-        sub.stop()
-        with self._cond:
+            if sub is None:
+                return None
+            sub.closed = True
+            fanout = self._fanouts[sub.topic]
+            fanout.remove(sub)
+            if not fanout.subscriptions:
+                # Under the lock, so that a subscribe right after cannot be
+                # watching twice for a moment.
+                if sub.topic == "activity" and self._watching is not None:
+                    self._watching.dispose()
+                    self._watching = None
+                elif sub.topic == "spans" and self._observing is not None:
+                    self._observing.dispose()
+                    self._observing = None
             return sub.dropped
 
     # -- execute ------------------------------------------------------------------
@@ -246,8 +450,8 @@ class Connection:
                 self._after_eof()
         except OSError:
             pass
-        except Exception:
-            log.exception("control connection %d failed", self.number)
+        except Exception as exc:
+            self.server.log_failed.error("control connection %d failed", self.number, exc=exc)
         finally:
             self.close()
             self.writer.join(5.0)
@@ -264,9 +468,12 @@ class Connection:
                 if len(buffer) > MAX_LINE:
                     self._too_long()
                     return False
+                if buffer and self._partial_since is None:
+                    self._partial_since = time.monotonic()  # the sweep's line_timeout runs
                 chunk = recv(65536)
                 if not chunk:
                     if buffer.strip():
+                        self._partial_since = None
                         self.handle_line(bytes(buffer))
                     return True
                 buffer += chunk
@@ -276,6 +483,7 @@ class Connection:
                 return False
             line = bytes(buffer[:newline])
             del buffer[: newline + 1]
+            self._partial_since = None
             self.handle_line(line)
         return False
 
@@ -327,6 +535,16 @@ class Connection:
             return
         if not text.strip():
             return
+        self._requests += 1
+        self._last_request = time.monotonic()
+        self._handling = True
+        try:
+            self._handle_text(text)
+        finally:
+            self._handling = False
+            self._last_request = time.monotonic()
+
+    def _handle_text(self, text: str) -> None:
         try:
             message = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -374,8 +592,9 @@ class Connection:
         try:
             if handler is None:
                 raise rpc.RpcError(
-                    rpc.METHOD_NOT_FOUND, f"no method {method!r}", {"methods": list(rpc.METHODS)}
-                )
+                    rpc.METHOD_NOT_FOUND, f"no method {shown(method)}",
+                    {"methods": list(rpc.METHODS)},
+                )  # fmt: skip
             if params is None:
                 params = {}
             elif not isinstance(params, dict):
@@ -387,7 +606,9 @@ class Connection:
         except Exception as exc:
             self._after_reply = None
             if not isinstance(exc, (rpc.RpcError, *rpc.KNOWN_ERRORS)):
-                log.exception("control method %s failed", method)
+                # A bug in the server, answered with -32603: rate-limited, since
+                # a client can ask for the same failure in every request.
+                self.server.log_failed.error("control method %s failed", method, exc=exc)
             if not notification:
                 self.reply_error(rid, rpc.error_reply(exc))
             return
@@ -400,7 +621,6 @@ class Connection:
     # -- writer thread -----------------------------------------------------------------
 
     def _write_loop(self) -> None:
-        sendall = self.sock.sendall
         try:
             while True:
                 with self._cond:
@@ -412,24 +632,45 @@ class Connection:
                         return
                     batch = list(self._out)
                     self._out.clear()
+                    notes = lines = 0
                     for item in batch:
                         kind = item[0]
                         if kind == _NOTE:
                             item[1].queued -= 1
+                            notes += item[3]
+                        elif kind == _LINE:
+                            self._replies -= 1
+                            lines += len(item[1])
                         elif kind in (_REPLY, _EXEC):
                             self._replies -= 1
+                    self._note_bytes -= notes
+                    self._line_bytes -= lines
                     self._cond.notify_all()
+                self.server.release(notes + lines)
                 chunks, last = self._encode(batch)
                 if chunks:
-                    sendall(b"".join(chunks))
+                    self._send(b"".join(chunks))
                 if last:
                     return
         except OSError:
             pass
-        except Exception:
-            log.exception("control connection %d: writer failed", self.number)
+        except Exception as exc:
+            self.server.log_failed.error(
+                "control connection %d: writer failed", self.number, exc=exc
+            )
         finally:
             self.close()
+
+    def _send(self, data: bytes) -> None:
+        """Write ``data`` a piece at a time, marking how long each waits for the client."""
+        view = memoryview(data)
+        sendall = self.sock.sendall
+        try:
+            for start in range(0, len(view), _PIECE):
+                self._sending_since = time.monotonic()
+                sendall(view[start : start + _PIECE])
+        finally:
+            self._sending_since = None
 
     def _encode(self, batch: list[tuple[Any, ...]]) -> tuple[list[bytes], bool]:
         chunks: list[bytes] = []
@@ -438,9 +679,9 @@ class Connection:
             if kind == _NOTE:
                 sub = item[1]
                 if not sub.closed:
-                    line = sub.encode(item[2])
-                    if line is not None:
-                        chunks.append(line)
+                    chunks.append(sub.encode(item[2]))
+            elif kind == _LINE:
+                chunks.append(item[1])
             elif kind == _REPLY:
                 chunks.append(self._encode_reply(item[1]))
             elif kind == _EXEC:

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._context import replaying
+from ._control_addr import TOO_MANY_CLIENTS
+from ._control_subs import MAX_PATTERNS
 from ._errors import (
     BusClosedError,
     BusError,
@@ -24,7 +26,7 @@ from ._errors import (
     DeadlockError,
     MailboxFullError,
 )
-from ._patterns import pattern_matches, validate_pattern
+from ._patterns import MAX_NAME, pattern_matches, shown, validate_pattern
 
 if TYPE_CHECKING:
     from ._control_conn import Connection
@@ -34,6 +36,7 @@ __all__ = [
     "KNOWN_ERRORS",
     "METHODS",
     "PROTOCOL_VERSION",
+    "TOO_MANY_CLIENTS",
     "RpcError",
     "error_reply",
     "handler_error",
@@ -54,7 +57,9 @@ TIMED_OUT = -32004
 MAILBOX_FULL = -32005
 DEADLOCK = -32006
 NO_SUCH_SUBSCRIPTION = -32007
-TOO_MANY_CLIENTS = -32008
+# TOO_MANY_CLIENTS = -32008 lives with the addresses: discovery reads it too.
+TOO_MANY_SUBSCRIPTIONS = -32009
+CLOSING = -32010
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_BUFFER = 10_000
@@ -146,6 +151,8 @@ def _name(params: dict[str, Any]) -> str:
     value = params["name"]
     if not isinstance(value, str) or not value:
         raise _bad("name", f"'name' must be a non-empty string, not {_json_type(value)}")
+    if len(value) > MAX_NAME:
+        raise _bad("name", f"'name' {shown(value)} is longer than {MAX_NAME} characters")
     return value
 
 
@@ -323,6 +330,8 @@ def subscribe(conn: Connection, params: dict[str, Any], rid: Any) -> Any:
         patterns = ["*"]
     if not isinstance(patterns, list) or not patterns:
         raise _bad("patterns", "'patterns' must be a non-empty array of name patterns")
+    if len(patterns) > MAX_PATTERNS:
+        raise _bad("patterns", f"'patterns' may hold at most {MAX_PATTERNS}, not {len(patterns)}")
     for pattern in patterns:
         try:
             validate_pattern(pattern)

@@ -10,7 +10,10 @@
 
 A bus built with ``control=True`` (or a socket path) serves the JSON-RPC 2.0
 line protocol of ``docs/protocol.md`` on a Unix socket: the socket is ``0600``
-in a ``0700`` directory owned by the user, and every peer's uid is checked.
+in a directory owned by the user that no one else may write to (``0700`` for
+the default one), and every peer's uid is checked, by the server and by the
+client. A bus that is full says so (``BusFullError``), and ``discover``
+lists it as refusing rather than leaving it out.
 This module holds the addressing rules (``socket_dir``, ``default_address``,
 ``parse_address``), discovery of the buses running (``discover``,
 ``resolve``) and the server (``ControlServer``). It re-exports names from
@@ -20,9 +23,14 @@ private modules and defines nothing itself.
 from __future__ import annotations
 
 from ._control_addr import (
+    TOO_MANY_CLIENTS,
     AddressInUseError,
     AmbiguousBusError,
+    BusFullError,
+    ForeignBusError,
     NoBusError,
+    SocketDirError,
+    check_peer,
     default_address,
     discover,
     parse_address,
@@ -32,10 +40,15 @@ from ._control_addr import (
 from ._control_server import ControlServer
 
 __all__ = [
+    "TOO_MANY_CLIENTS",
     "AddressInUseError",
     "AmbiguousBusError",
+    "BusFullError",
     "ControlServer",
+    "ForeignBusError",
     "NoBusError",
+    "SocketDirError",
+    "check_peer",
     "default_address",
     "discover",
     "parse_address",

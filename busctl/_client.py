@@ -31,9 +31,15 @@ from concurrent.futures import TimeoutError as FutureTimeoutError
 from pathlib import Path
 from typing import Any
 
+from bus import BusError
+from bus._ratelog import RateLimitedLog
+
 __all__ = ["Client", "ConnectionLost", "RemoteError", "Subscription"]
 
 _log = logging.getLogger(__name__)
+# What a misbehaving server or callback does on every line must not flood the log.
+_bad_lines = RateLimitedLog(_log)
+_bad_callbacks = RateLimitedLog(_log)
 
 # Seconds added to a remote ``execute`` timeout before the client gives up on
 # the reply itself: the server reports its own timeout (-32004) first.
@@ -118,8 +124,8 @@ class Subscription:
                 self.dropped = total
         try:
             self._callback(method, params)
-        except Exception:
-            _log.exception("subscription callback failed on %s", method)
+        except Exception as exc:  # one broken callback must not flood the log either
+            _bad_callbacks.error("subscription callback failed on %s", method, exc=exc)
 
     @property
     def closed(self) -> bool:
@@ -221,6 +227,10 @@ class Client:
     def connect(cls, target: str | None = None, *, timeout: float = 5.0) -> Client:
         """Connect to the bus ``target`` names and fetch its ``describe``.
 
+        Before sending anything it checks, where the system says
+        (``SO_PEERCRED``, Linux), that the server runs as this user: a socket
+        path can point anywhere.
+
         Args:
             target: a bus name, a socket path, ``unix:path=...``, or ``None``
                 for ``$BUS_ADDRESS`` or else the one bus running.
@@ -228,21 +238,39 @@ class Client:
 
         Raises:
             bus.control.NoBusError / AmbiguousBusError: nothing (or too much)
-                to attach to; ConnectionLost: the socket refused or closed.
+                to attach to.
+            bus.control.BusFullError: the bus is up but turns clients away
+                (it has as many attached as it serves).
+            bus.control.ForeignBusError: another user's process serves the socket.
+            ConnectionLost: the socket refused or closed.
         """
+        from bus.control import TOO_MANY_CLIENTS, BusFullError, check_peer
+
         address = resolve_address(target)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(timeout)
         try:
             sock.connect(os.fspath(address))
+            check_peer(sock, address)
         except OSError as exc:
             sock.close()
-            reason = exc.strerror or str(exc)
-            raise ConnectionLost(f"cannot connect to {address}: {reason}") from exc
+            if not isinstance(exc, BusError):
+                reason = exc.strerror or str(exc)
+                raise ConnectionLost(f"cannot connect to {address}: {reason}") from exc
+            raise
         sock.settimeout(None)
         client = cls(sock, address)
         try:
             info = client.request("describe", timeout=timeout)
+        except ConnectionLost as exc:
+            client.close()
+            refusal = client._server_error
+            if refusal is not None and refusal.code == TOO_MANY_CLIENTS:
+                limit = refusal.data.get("limit")
+                raise BusFullError(
+                    refusal.message, address, limit if isinstance(limit, int) else None
+                ) from exc
+            raise
         except BaseException:
             client.close()
             raise
@@ -510,7 +538,7 @@ class Client:
             except ValueError:
                 if self._closed:  # a line cut short by our own close()
                     return
-                _log.warning("ignoring a line that is not JSON from %s", self.address)
+                _bad_lines.warning("ignoring a line that is not JSON from %s", self.address)
                 continue
             if isinstance(message, dict):
                 self._dispatch(message)

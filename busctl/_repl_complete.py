@@ -22,6 +22,9 @@ from typing import Any
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 
+# The bus's own matcher (linear, never backtracking), so the REPL routes as the bus does.
+from bus._patterns import pattern_matches
+
 from ._text import visible
 
 __all__ = ["Registry", "ReplCompleter", "pattern_matches"]
@@ -31,12 +34,6 @@ _KEYWORD_KINDS = {"positional_or_keyword", "keyword_only"}
 _SEEN_LIMIT = 1000  # event names remembered from activity; a bound against name floods
 _CALL_FORM = re.compile(r"\s*([^\s(]+)\((.*)\Z", re.DOTALL)
 _GIVEN_KEYWORD = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*=")
-
-
-def pattern_matches(pattern: str, name: str) -> bool:
-    """Whether a listener ``pattern`` matches event ``name`` (``*``: any run of characters)."""
-    regex = ".*".join(re.escape(part) for part in pattern.split("*"))
-    return re.fullmatch(regex, name) is not None
 
 
 class Registry:

@@ -127,8 +127,18 @@ def _exit_with(failure: Failure, verbose: bool) -> NoReturn:
 
 def as_failure(exc: Exception) -> Failure | None:
     """The ``Failure`` an exception from the client or the bus stands for."""
-    from bus.control import AmbiguousBusError, NoBusError
+    from bus.control import (
+        AmbiguousBusError,
+        BusFullError,
+        ForeignBusError,
+        NoBusError,
+        SocketDirError,
+    )
 
+    if isinstance(exc, (BusFullError, ForeignBusError)):
+        return Failure(str(exc), ExitStatus.NO_BUS)  # the message is the one line to show
+    if isinstance(exc, SocketDirError):
+        return Failure(str(exc), ExitStatus.ERROR)  # it names the directory and the fix
     if isinstance(exc, NoBusError):
         message = str(exc)
         if "busctl run" not in message:

@@ -79,14 +79,17 @@ def list_buses(as_json: bool, verbose: bool) -> None:
     rows = [
         [
             b.get("name"),
-            b.get("pid"),
+            b.get("pid", "-"),
             _output.duration(now - float(b["started_at"])) if b.get("started_at") else "-",
-            b.get("version", ""),
+            b.get("version", "-"),
             b.get("address", ""),
         ]
         for b in buses
     ]
     _output.table(["NAME", "PID", "UPTIME", "VERSION", "ADDRESS"], rows, right=["PID"])
+    for b in buses:  # up, but full: listed, and said why it cannot be attached now
+        if b.get("refusing"):
+            _output.console(stderr=True).print(str(b["refusing"]), markup=False)
 
 
 @click.command("status")

@@ -7,6 +7,8 @@ served.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import shutil
 import socket
 import struct
@@ -364,7 +366,7 @@ def test_a_client_beyond_the_limit_is_told_why_and_the_others_are_served(
     assert refusal["id"] is None
     assert refusal["error"]["code"] == -32008
     assert refusal["error"]["data"] == {"limit": 2}
-    assert "too many clients" in refusal["error"]["message"]
+    assert refusal["error"]["message"] == "bus robust is refusing connections: 2 clients attached"
     assert third.read() is None  # then closed
     assert server.turned_away == 1
     first.request("execute", {"name": "echo", "args": [7]}, rid="still")
@@ -379,3 +381,318 @@ def test_a_client_beyond_the_limit_is_told_why_and_the_others_are_served(
     assert fourth.until("room")[0]["result"]["name"] == served.name
     for c in (second, third, fourth):
         c.close()
+
+
+# -- hostile patterns and names ------------------------------------------------------------------
+
+HOSTILE = "*a" * 11 + "*b"
+
+
+@pytest.mark.timeout(20)
+def test_a_hostile_pattern_does_not_freeze_the_bus(served: Bus) -> None:
+    # As a regex, this subscription and a fire of a 34-letter name froze the
+    # whole process for 4 s; every letter more doubled it.
+    c = LineClient(address(served))
+    c.result("subscribe", {"topic": "activity", "patterns": [HOSTILE, "lights.*"]})
+    served.register_listener(HOSTILE, lambda *a, **k: None)
+    for length in (34, 100, 255):
+        assert c.result("fire", {"name": "a" * length}) == {"listeners": 0}
+        assert c.result("who_handles", {"name": "a" * length})["listeners"] == []
+    assert c.result("fire", {"name": "a" * 254 + "b"}) == {"listeners": 1}
+    served.fire_event("lights.on")
+    assert served.wait_idle(10)
+    names = sorted(c.notification()["params"]["activity"]["name"] for _ in range(4))
+    assert names == ["a" * 254 + "b"] * 2 + ["lights.on"] * 2  # each event and its delivery
+    c.close()
+
+
+def test_names_and_patterns_over_the_cap_are_refused_in_one_short_line(served: Bus) -> None:
+    c = LineClient(address(served))
+    for method in ("fire", "execute", "who_handles"):
+        error = c.error(method, {"name": "a" * 100_000})
+        assert error["code"] == -32602
+        assert error["data"] == {"param": "name"}
+        assert "longer than 255 characters" in error["message"]
+        assert len(error["message"]) < 200
+    error = c.error("subscribe", {"topic": "activity", "patterns": ["*a" * 200]})
+    assert (error["code"], error["data"]) == (-32602, {"param": "patterns"})
+    assert "longer than 255 characters" in error["message"]
+    error = c.error("subscribe", {"topic": "activity", "patterns": ["a"] * 65})
+    assert (error["code"], error["data"]) == (-32602, {"param": "patterns"})
+    assert "at most 64" in error["message"]
+    assert c.result("describe")["name"] == "robust"
+    c.close()
+
+
+# -- subscriptions and memory, per connection and in all -----------------------------------------
+
+
+def test_subscriptions_per_connection_are_capped(served: Bus) -> None:
+    server = served._control
+    assert server is not None
+    c = LineClient(address(served))
+    ids = [
+        c.result("subscribe", {"topic": "activity", "patterns": [f"none.{n}"]})["subscription"]
+        for n in range(32)
+    ]
+    error = c.error("subscribe", {"topic": "spans"})
+    assert error["code"] == -32009
+    assert error["data"] == {"limit": 32}
+    assert "too many subscriptions: 32" in error["message"]
+    # All of them are checked as one: one watch on the bus, not 32.
+    assert len(served._watchers) == 1
+    assert c.result("unsubscribe", {"subscription": ids[0]}) == {"dropped": 0}
+    c.result("subscribe", {"topic": "activity", "patterns": ["lights.*"]})
+    served.fire_event("lights.on")
+    note = c.notification()
+    assert note["params"]["activity"]["name"] == "lights.on"
+    other = LineClient(address(served))  # the cap is per connection
+    other.result("subscribe", {"topic": "activity"})
+    assert len(served._watchers) == 2
+    for sid in [*ids[1:], 33]:
+        c.result("unsubscribe", {"subscription": sid})
+    assert len(served._watchers) == 1
+    c.close()
+    other.close()
+
+
+def test_a_subscriber_that_never_reads_holds_bounded_memory(
+    served: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = served._control
+    assert server is not None
+    monkeypatch.setattr(server, "max_queued_bytes", 64 * 1024)
+    slow = LineClient(address(served), rcvbuf=4096)
+    # A buffer of a million notifications: only the byte bound can stop it.
+    slow.result("subscribe", {"topic": "activity", "buffer": 1_000_000})
+    payload = "x" * 2000
+    fires = 2000
+    for i in range(fires):
+        served.fire_event("lights.changed", i, payload)
+        assert server.queued_bytes <= 64 * 1024 + 8 * 1024
+    assert served.wait_idle(30)
+    _, lines = slow.until(slow.request("describe"))
+    received = sum(1 for line in lines if line["method"] == "activity")
+    reports = [line["params"] for line in lines if line["method"] == "dropped"]
+    assert reports, "nothing dropped: the queue grew without bound"
+    dropped = reports[-1]["total"]
+    assert received + dropped == 2 * fires  # each arrived, or was counted
+    assert received < fires // 2
+    slow.close()
+
+
+def test_all_subscribers_together_hold_bounded_memory(
+    served: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = served._control
+    assert server is not None
+    monkeypatch.setattr(server, "max_queued_bytes", 1 << 20)
+    monkeypatch.setattr(server, "max_total_bytes", 128 * 1024)
+    slow = [LineClient(address(served), rcvbuf=4096) for _ in range(3)]
+    for c in slow:
+        c.result("subscribe", {"topic": "activity", "buffer": 1_000_000})
+    payload = "y" * 2000
+    fires = 1000
+    for i in range(fires):
+        served.fire_event("lights.changed", i, payload)
+        assert server.queued_bytes <= 128 * 1024 + 8 * 1024
+    assert served.wait_idle(30)
+    for c in slow:
+        _, lines = c.until(c.request("describe"))
+        received = sum(1 for line in lines if line["method"] == "activity")
+        reports = [line["params"] for line in lines if line["method"] == "dropped"]
+        dropped = reports[-1]["total"] if reports else 0
+        assert received + dropped == 2 * fires
+    assert server.queued_bytes == 0  # all written: nothing is counted twice or lost
+    for c in slow:
+        c.close()
+
+
+def test_replies_to_a_client_that_does_not_read_are_bounded_in_bytes(
+    served: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = served._control
+    assert server is not None
+    monkeypatch.setattr(server, "max_queued_bytes", 32 * 1024)
+    greedy = LineClient(address(served), rcvbuf=4096)
+    big = "z" * 20_000
+    requests = 100
+    for n in range(requests):
+        greedy.request("execute", {"name": "echo", "args": [big]}, rid=f"w{n}")
+    greedy.request("describe", rid="last")
+    # The reader stops taking requests once a reply has no room; what is
+    # queued stays near the bound (one reply may overshoot it).
+    other = LineClient(address(served))
+    for _ in range(5):
+        assert other.result("inspect")["bus"]["name"] == "robust"
+        assert server.queued_bytes <= 32 * 1024 + 2 * len(big) + 4096
+    other.close()
+    assert greedy.reply("last")["result"]["name"] == "robust"
+    for n in range(requests):  # every request was served, none lost
+        assert greedy.reply(f"w{n}")["result"] == {"result": big}
+    assert server.queued_bytes == 0
+    greedy.close()
+
+
+# -- time limits, and a full server -------------------------------------------------------------
+
+
+def _closing_reason(c: LineClient) -> dict[str, Any]:
+    """Read to the end: the last line must be the server's reason for hanging up."""
+    last = None
+    while True:
+        message = c.read()
+        if message is None:
+            break
+        last = message
+    assert last is not None
+    assert last["id"] is None, last
+    assert last["error"]["code"] == -32010
+    error: dict[str, Any] = last["error"]
+    return error
+
+
+def _quick_limits(monkeypatch: pytest.MonkeyPatch, server: Any, **limits: float) -> None:
+    for name, value in limits.items():
+        monkeypatch.setattr(server, name, value)
+
+
+def test_half_lines_and_silence_do_not_hold_the_slots(
+    served: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = served._control
+    assert server is not None
+    _quick_limits(monkeypatch, server, hello_timeout=1.0, line_timeout=1.0, max_connections=3)
+    half = LineClient(address(served))
+    assert half.result("describe")["name"] == "robust"
+    half.send_raw(b'{"jsonrpc": "2.0", "id": 2, "meth')  # and never the rest
+    silent = LineClient(address(served))
+    trickle = LineClient(address(served))
+    trickle.send_raw(b"{")
+    turned_away = LineClient(address(served))  # accepted after the three: no room
+    assert turned_away.read()["error"]["code"] == -32008  # type: ignore[index]
+    error = _closing_reason(half)
+    assert error["data"] == {"reason": "incomplete", "timeout": 1.0}
+    assert error["message"] == "closing the connection: a request line was left unfinished for 1 s"
+    assert _closing_reason(silent)["data"] == {"reason": "silent", "timeout": 1.0}
+    assert _closing_reason(trickle)["data"]["reason"] in ("silent", "incomplete")
+    for _ in range(500):  # the server forgets them as their threads end
+        if server.connections == 0:
+            break
+        time.sleep(0.01)
+    fresh = LineClient(address(served))
+    assert fresh.result("describe")["name"] == "robust"
+    assert server.expired == 3
+    for c in (half, silent, trickle, turned_away, fresh):
+        c.close()
+
+
+def test_an_idle_client_is_closed_and_a_subscribed_one_is_not(
+    served: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = served._control
+    assert server is not None
+    _quick_limits(monkeypatch, server, idle_timeout=0.5)
+    idle = LineClient(address(served))
+    watching = LineClient(address(served))
+    busy = LineClient(address(served))
+    assert idle.result("describe")["name"] == "robust"
+    watching.result("subscribe", {"topic": "activity", "patterns": ["lights.*"]})
+    busy.request("execute", {"name": "nap", "args": [1.5]}, rid="nap")
+    error = _closing_reason(idle)
+    assert error["data"] == {"reason": "idle", "timeout": 0.5}
+    # The idle one is gone; the others, idle as long, are not.
+    reply, _ = busy.until("nap")
+    assert reply["result"] == {"result": 1.5}
+    served.fire_event("lights.off")
+    assert watching.notification()["params"]["activity"]["name"] == "lights.off"
+    for c in (idle, watching, busy):
+        c.close()
+
+
+def test_a_subscriber_that_stops_reading_is_closed(
+    served: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = served._control
+    assert server is not None
+    _quick_limits(monkeypatch, server, stall_timeout=0.5)
+    stuck = LineClient(address(served), rcvbuf=4096)
+    stuck.result("subscribe", {"topic": "activity"})
+    payload = "s" * 4000
+    deadline = time.monotonic() + 30
+    i = 0
+    while server.stalled == 0 and time.monotonic() < deadline:
+        served.fire_event("lights.changed", i, payload)  # until its socket is full
+        i += 1
+        if i % 100 == 0:
+            served.wait_idle(5)
+            time.sleep(0.05)
+    assert server.stalled == 1
+    for _ in range(500):
+        if server.connections == 0:
+            break
+        time.sleep(0.01)
+    assert server.connections == 0
+    assert server.queued_bytes == 0
+    assert served._watchers == ()
+    stuck.close()
+
+
+@pytest.mark.timeout(15)
+def test_a_full_server_refuses_at_once(served: Bus, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each refusal used to wait 0.25 s for a slot: 200 clients at once filled
+    # the listen queue, and discovery saw no bus at all.
+    server = served._control
+    assert server is not None
+    monkeypatch.setattr(server, "max_connections", 1)
+    holder = LineClient(address(served))
+    assert holder.result("describe")["name"] == "robust"
+    for _ in range(100):
+        c = LineClient(address(served))
+        refusal = c.read()
+        assert refusal is not None
+        assert refusal["error"]["code"] == -32008
+        assert refusal["error"]["message"] == (
+            "bus robust is refusing connections: 1 clients attached"
+        )
+        c.close()
+    assert server.turned_away == 100
+    assert holder.result("describe")["name"] == "robust"
+    holder.close()
+
+
+def test_refusals_are_logged_rate_limited(
+    served: Bus, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import bus._control_server as control_server
+
+    server = served._control
+    assert server is not None
+    monkeypatch.setattr(server, "max_connections", 1)
+    holder = LineClient(address(served))
+    assert holder.result("describe")["name"] == "robust"
+    started = time.monotonic()
+    with caplog.at_level(logging.INFO, logger="bus.control"):
+        for _ in range(200):
+            c = LineClient(address(served))
+            assert c.read() is not None
+            c.close()
+        monkeypatch.setattr(control_server, "peer_uid", lambda sock: os.getuid() + 1)
+        for _ in range(200):
+            c = LineClient(address(served))
+            assert c.at_eof()
+            c.close()
+        for _ in range(500):
+            if server.refused == 200:
+                break
+            time.sleep(0.01)
+    seconds = time.monotonic() - started
+    assert (server.turned_away, server.refused) == (200, 200)
+    lines = [r.getMessage() for r in caplog.records if r.name == "bus.control"]
+    # Once a second at most for each kind, with the count skipped since.
+    turned_away = [m for m in lines if m.startswith("turned away")]
+    refused = [m for m in lines if m.startswith("refused a control connection from uid")]
+    assert 1 <= len(turned_away) <= 1 + seconds, lines
+    assert 1 <= len(refused) <= 1 + seconds, lines
+    assert len(lines) == len(turned_away) + len(refused)
+    holder.close()

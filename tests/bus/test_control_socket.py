@@ -9,17 +9,22 @@ import socket
 import stat
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import bus._control_addr as control_addr
 import bus._control_server as control_server
 from bus import Bus, BusError
 from bus.control import (
     AddressInUseError,
     AmbiguousBusError,
+    BusFullError,
+    ForeignBusError,
     NoBusError,
+    SocketDirError,
     default_address,
     discover,
     parse_address,
@@ -208,6 +213,100 @@ def test_explicit_path_creates_a_private_parent(runtime_dir: Path) -> None:
         assert stat.S_IMODE(os.lstat(path).st_mode) == 0o600
         assert describe(path)["address"] == str(path)
     assert not path.exists()
+
+
+def _give_away(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``path`` another user's: really when we are root, else as the checks see it."""
+    if os.getuid() == 0:
+        os.chown(path, 65534, 65534)
+    else:
+        real = os.getuid()
+        monkeypatch.setattr(os, "getuid", lambda: real + 1)
+
+
+def test_an_explicit_path_in_a_directory_others_may_write_is_refused(runtime_dir: Path) -> None:
+    shared = runtime_dir / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    with pytest.raises(SocketDirError, match="writable by other users") as info:
+        Bus(name="careless", control=shared / "careless.sock")
+    assert str(shared) in str(info.value)
+    assert "choose a directory of your own" in str(info.value)
+    assert f"chmod go-w {shared}" in str(info.value)
+    assert not (shared / "careless.sock").exists()
+    assert not control_threads("careless")
+    readable = runtime_dir / "readable"  # others may look, not write: that is safe
+    readable.mkdir()
+    os.chmod(readable, 0o755)
+    with Bus(name="readable", control=readable / "readable.sock") as bus:
+        assert describe(readable / "readable.sock")["name"] == "readable"
+        assert bus.address == readable / "readable.sock"
+
+
+def test_an_explicit_path_in_another_users_directory_is_refused(
+    runtime_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    theirs = runtime_dir / "theirs"
+    theirs.mkdir(mode=0o700)
+    _give_away(theirs, monkeypatch)
+    with pytest.raises(SocketDirError, match="not to you") as info:
+        Bus(name="intruder", control=theirs / "intruder.sock")
+    assert str(theirs) in str(info.value)
+    assert "remove it" not in str(info.value)  # not ours to remove: choose another
+    assert "choose a directory of your own" in str(info.value)
+    assert not (theirs / "intruder.sock").exists()
+
+
+def test_an_explicit_path_through_a_symlinked_directory_is_refused(runtime_dir: Path) -> None:
+    real = runtime_dir / "real"
+    real.mkdir(mode=0o700)
+    (runtime_dir / "link").symlink_to(real)
+    with pytest.raises(SocketDirError, match="is a symlink"):
+        Bus(name="linked", control=runtime_dir / "link" / "linked.sock")
+    assert not (real / "linked.sock").exists()
+
+
+def test_probe_and_resolve_check_who_serves_the_socket(
+    runtime_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bus._control_addr as addr
+
+    with Bus(name="mine", control=True) as bus:
+        assert bus.address is not None
+        with monkeypatch.context() as patched:
+            patched.setattr(addr, "peer_uid", lambda sock: os.getuid() + 1)
+            with pytest.raises(ForeignBusError, match="served by uid") as info:
+                addr.probe(bus.address)
+            assert str(bus.address) in str(info.value)
+            assert discover() == []  # not listed: its answers cannot be trusted
+        assert [b["name"] for b in discover()] == ["mine"]
+
+
+def test_a_full_bus_is_discovered_as_refusing_never_as_no_bus(
+    runtime_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Bus(name="full", control=True) as bus:
+        assert bus._control is not None
+        monkeypatch.setattr(bus._control, "max_connections", 1)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as holder:
+            holder.connect(os.fspath(bus.address))  # type: ignore[arg-type]
+            holder.sendall(b'{"jsonrpc": "2.0", "id": 1, "method": "describe"}\n')
+            assert b'"result"' in holder.recv(65536)  # attached: the one place is taken
+            message = "bus full is refusing connections: 1 clients attached"
+            assert discover() == [
+                {"name": "full", "address": str(bus.address), "refusing": message, "limit": 1}
+            ]
+            assert resolve(None) == bus.address  # a bus is there: the client will say it is full
+            assert resolve("full") == bus.address
+            with pytest.raises(BusFullError, match=message) as info:
+                control_addr.probe(bus.address)  # type: ignore[arg-type]
+            assert info.value.limit == 1
+        # Once the holder has gone, the same bus is listed as usual.
+        for _ in range(500):
+            if bus._control.connections == 0:
+                break
+            time.sleep(0.01)
+        assert [b.get("pid") for b in discover()] == [os.getpid()]
 
 
 def test_close_removes_the_socket_and_ends_every_connection(runtime_dir: Path) -> None:

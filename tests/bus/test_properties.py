@@ -15,7 +15,13 @@ from hypothesis import strategies as st
 
 from bus._binding import Binder, binding_problems
 from bus._jsonval import encode
-from bus._patterns import pattern_matches, validate_name, validate_pattern
+from bus._patterns import (
+    MAX_NAME,
+    MAX_PATTERN,
+    pattern_matches,
+    validate_name,
+    validate_pattern,
+)
 from bus._registry import Handler, Router
 
 # -- patterns -------------------------------------------------------------------------
@@ -74,6 +80,50 @@ def test_a_name_matches_itself_star_and_its_prefix_glob(name: str) -> None:
 @given(names(), names())
 def test_a_pattern_without_star_matches_only_equal_names(a: str, b: str) -> None:
     assert pattern_matches(a, b) == (a == b)
+
+
+_LONG_PATTERN_SEGMENT = st.text(alphabet="ab*", min_size=1, max_size=12)
+
+
+@settings(deadline=None)  # timings on a shared, loaded machine mean nothing
+@given(
+    st.lists(_LONG_PATTERN_SEGMENT, min_size=1, max_size=3).map(".".join),
+    st.text(alphabet="ab", min_size=1, max_size=40),
+)
+def test_many_stars_agree_with_the_reference(pattern: str, name: str) -> None:
+    """Patterns with many stars and names with many repeats: where backtracking would show."""
+    assert pattern_matches(pattern, name) == reference_match(pattern, name)
+
+
+@pytest.mark.timeout(10)
+def test_a_hostile_pattern_against_the_longest_name_is_answered_at_once() -> None:
+    # As a backtracking regex, this pair took 4 s at 34 letters, and doubles
+    # with every letter more; the linear matcher answers each in microseconds.
+    hostile = "*a" * 11 + "*b"
+    name = "a" * MAX_NAME
+    assert validate_pattern(hostile) == hostile
+    assert validate_name(name) == name
+    for _ in range(100):
+        assert not pattern_matches(hostile, name)
+    assert pattern_matches(hostile, name[:-1] + "b")
+    longest = "*a" * (MAX_PATTERN // 2) + "*"
+    assert len(validate_pattern(longest)) == MAX_PATTERN
+    assert not pattern_matches(longest, "a" * 100)
+    assert pattern_matches(longest, "a" * (MAX_PATTERN // 2))
+
+
+def test_names_and_patterns_over_the_cap_are_refused_with_a_short_message() -> None:
+    assert validate_name("a" * MAX_NAME) == "a" * MAX_NAME
+    with pytest.raises(ValueError, match=f"longer than {MAX_NAME} characters") as name_error:
+        validate_name("a" * 1_000_000, "event name")
+    assert len(str(name_error.value)) < 200  # it does not echo a megabyte back
+    assert "invalid event name 'aaa" in str(name_error.value)
+    with pytest.raises(ValueError, match=f"longer than {MAX_PATTERN} characters") as pattern_error:
+        validate_pattern("*a" * MAX_PATTERN)
+    assert len(str(pattern_error.value)) < 200
+    with pytest.raises(ValueError, match="use letters, digits") as bad:
+        validate_name("a b" * 80)
+    assert len(str(bad.value)) < 200
 
 
 class _Runtime:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import queue
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -227,6 +230,7 @@ def test_concurrent_requests_from_many_threads(server: FakeServer) -> None:
 
 def test_a_full_bus_says_why_it_closed_the_connection(monkeypatch: pytest.MonkeyPatch) -> None:
     from bus import Bus
+    from bus.control import BusFullError
 
     runtime = tempfile.mkdtemp(prefix="bcl", dir="/tmp")
     monkeypatch.setenv("XDG_RUNTIME_DIR", runtime)
@@ -237,8 +241,11 @@ def test_a_full_bus_says_why_it_closed_the_connection(monkeypatch: pytest.Monkey
         monkeypatch.setattr(bus._control, "max_connections", 1)
         with Client.connect("full", timeout=5) as first:
             assert first.describe()["name"] == "full"
-            with pytest.raises(ConnectionLost, match="too many clients: 1 are attached"):
+            with pytest.raises(BusFullError) as refused:
                 Client.connect("full", timeout=5)
+            assert str(refused.value) == "bus full is refusing connections: 1 clients attached"
+            assert refused.value.limit == 1
+            assert refused.value.address == bus.address
             assert first.inspect()["bus"]["name"] == "full"  # the first is still served
 
 
@@ -268,5 +275,190 @@ def test_monitor_and_capture_report_what_the_bus_dropped(sock_path: Path, tmp_pa
         )
         assert captured.exit_code == 0, captured.output
         assert "3 dropped (the bus could not send them in time)" in captured.stderr
+    finally:
+        fake.close()
+
+
+# -- who answers, a full bus, a bad socket directory (real busctl processes) -------------------
+
+
+def busctl(*argv: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "busctl", *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture
+def runtime_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """A private XDG_RUNTIME_DIR for this process and the busctl it runs."""
+    runtime = tempfile.mkdtemp(prefix="bce", dir="/tmp")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", runtime)
+    monkeypatch.delenv("BUS_ADDRESS", raising=False)
+    env = {k: v for k, v in os.environ.items() if k != "BUS_ADDRESS"}
+    yield env
+    shutil.rmtree(runtime, ignore_errors=True)
+
+
+def test_a_full_bus_is_reported_as_full_not_as_no_bus(runtime_env: dict[str, str]) -> None:
+    from bus import Bus
+
+    with Bus(name="home", control=True) as bus:
+        assert bus._control is not None
+        bus._control.max_connections = 1
+        with Client.connect("home", timeout=5) as holder:
+            assert holder.describe()["name"] == "home"
+            message = "bus home is refusing connections: 1 clients attached"
+            for argv in (["status"], ["status", "--bus", "home"], ["call", "x"]):
+                refused = busctl(*argv, env=runtime_env)
+                assert refused.returncode == 3, refused.stderr
+                assert refused.stderr.strip() == f"error: {message}"
+            listed = busctl("list", env=runtime_env)
+            assert listed.returncode == 0, listed.stderr
+            assert "home" in listed.stdout
+            assert str(bus.address) in listed.stdout
+            assert listed.stderr.strip() == message
+            as_json = busctl("list", "--json", env=runtime_env)
+            assert json.loads(as_json.stdout) == [
+                {"name": "home", "address": str(bus.address), "refusing": message, "limit": 1}
+            ]
+            assert holder.inspect()["bus"]["name"] == "home"  # the one attached is served
+
+
+def _spoil(directory: Path, how: str) -> str:
+    """Make the socket directory unusable; return what the fix says."""
+    if how == "open":
+        directory.mkdir()
+        os.chmod(directory, 0o777)
+        return f"run `chmod 700 {directory}`"
+    if how == "symlink":
+        target = Path(tempfile.mkdtemp(prefix="bct", dir="/tmp"))
+        directory.symlink_to(target)
+        return "remove it, or set XDG_RUNTIME_DIR"
+    directory.mkdir(mode=0o700)
+    os.chown(directory, 65534, 65534)
+    return "remove it, or set XDG_RUNTIME_DIR"
+
+
+@pytest.mark.parametrize("how", ["open", "symlink", "foreign"])
+def test_discovery_names_a_bad_socket_directory_and_its_fix(
+    runtime_env: dict[str, str], how: str
+) -> None:
+    if how == "foreign" and os.getuid() != 0:
+        pytest.skip("giving a directory to another user needs root")
+    directory = Path(runtime_env["XDG_RUNTIME_DIR"]) / "bus"
+    fix = _spoil(directory, how)
+    for argv in (["list"], ["status"], ["status", "--bus", "home"], ["monitor"]):
+        result = busctl(*argv, env=runtime_env)
+        assert result.returncode == 1, (argv, result.stderr)
+        assert "Traceback" not in result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, (argv, result.stderr)
+        assert lines[0].startswith(f"error: {directory} ")
+        assert fix in lines[0]
+    if how == "symlink":
+        shutil.rmtree(directory.resolve(), ignore_errors=True)
+
+
+_FOREIGN_SERVER = """
+import json, os, socket, sys
+listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+os.setgid(65534)
+os.setuid(65534)
+listener.bind(sys.argv[1])
+listener.listen()
+print("ready", flush=True)
+while True:
+    conn, _ = listener.accept()
+    for line in conn.makefile("rb"):
+        request = json.loads(line)
+        answer = {"name": "theirs", "pid": os.getpid(), "protocol": 1, "methods": []}
+        reply = {"jsonrpc": "2.0", "id": request.get("id"), "result": answer}
+        conn.sendall(json.dumps(reply).encode() + b"\\n")
+"""
+
+
+@pytest.mark.skipif(
+    os.getuid() != 0 or not hasattr(socket, "SO_PEERCRED"),
+    reason="running a server as another user needs root, and SO_PEERCRED",
+)
+def test_a_client_refuses_a_server_run_by_another_user(runtime_env: dict[str, str]) -> None:
+    from bus.control import ForeignBusError
+
+    directory = Path(tempfile.mkdtemp(prefix="bcf", dir="/tmp"))  # theirs, where they can reach
+    os.chown(directory, 65534, 65534)
+    path = directory / "theirs.sock"
+    server = subprocess.Popen(
+        [sys.executable, "-c", _FOREIGN_SERVER, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout is not None
+        assert server.stdout.readline().strip() == "ready"
+        with pytest.raises(ForeignBusError, match="served by uid 65534") as info:
+            Client.connect(str(path), timeout=5)
+        assert str(path) in str(info.value)
+        result = busctl("status", "--bus", str(path), env=runtime_env)
+        assert result.returncode == 3
+        assert result.stderr.strip() == f"error: {info.value}"
+        assert server.poll() is None  # it was never sent a request it could answer
+    finally:
+        server.kill()
+        server.wait(10)
+        if server.stdout is not None:
+            server.stdout.close()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_a_client_checks_the_servers_uid_before_sending(
+    server: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bus._control_addr as addr
+    from bus.control import ForeignBusError
+
+    with monkeypatch.context() as patched:
+        patched.setattr(addr, "peer_uid", lambda sock: os.getuid() + 1)
+        with pytest.raises(ForeignBusError, match=f"served by uid {os.getuid() + 1}"):
+            Client.connect(str(server.path), timeout=5)
+    assert server.requests.empty()  # not even describe was sent
+    with Client.connect(str(server.path), timeout=5) as client:
+        assert client.name == "fake"
+
+
+def with_a_flood(server: FakeServer, conn: socket.socket, request: dict[str, Any]) -> None:
+    """``basic``, but ``subscribe`` is followed by 200 activities and lines that are not JSON."""
+    basic(server, conn, request)
+    if request["method"] == "subscribe":
+        for n in range(200):
+            activity = {"subscription": 7, "activity": {"kind": "event", "name": f"e{n}"}}
+            server.send(conn, {"jsonrpc": "2.0", "method": "activity", "params": activity})
+            conn.sendall(b"not json\n")
+
+
+def test_a_failing_callback_and_bad_lines_do_not_flood_the_log(
+    sock_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = FakeServer(sock_path, with_a_flood)
+    seen: list[str] = []
+
+    def broken(method: str, params: dict[str, Any]) -> None:
+        seen.append(method)
+        raise RuntimeError("broken callback")
+
+    try:
+        with (
+            caplog.at_level(logging.WARNING, logger="busctl._client"),
+            Client.connect(str(sock_path), timeout=5) as client,
+        ):
+            client.subscribe("activity", broken)
+            assert client.fire("after") == 2  # served after the flood: all of it was read
+        assert seen.count("activity") == 201  # every one was delivered; the log was spared
+        failures = [r for r in caplog.records if "subscription callback failed" in r.message]
+        bad_lines = [r for r in caplog.records if "not JSON" in r.message]
+        assert 1 <= len(failures) <= 3
+        assert 1 <= len(bad_lines) <= 3
     finally:
         fake.close()
