@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING, Any
 from . import _control_methods as rpc
 from ._activity import Activity
 from ._context import replaying
-from ._control_subs import Fanout, Subscription, activity_cost, dumps, safe_repr, span_key
+from ._control_subs import Fanout, Subscription, activity_cost, dumps, span_key
+from ._jsonval import json_ready
 from ._patterns import shown
 from ._threads import TimerHandle, start_thread
 
@@ -709,5 +710,7 @@ class Connection:
         try:
             return dumps({"jsonrpc": "2.0", "id": rid, "result": {"result": value}})
         except (TypeError, ValueError, RecursionError):
-            result = {"result": safe_repr(value), "lossy": True}
-            return dumps({"jsonrpc": "2.0", "id": rid, "result": result})
+            # What JSON cannot hold is marked as spans mark it ($repr,
+            # $unencodable): one encoding for the console and the traces.
+            clean, _ = json_ready(value)
+            return dumps({"jsonrpc": "2.0", "id": rid, "result": {"result": clean, "lossy": True}})

@@ -28,6 +28,7 @@ from opentelemetry import trace
 from ._activity import Activity, hex_id
 from ._context import REPLAY_KEY, mark_replay
 from ._jsonval import Redactor
+from ._ratelog import RateLimitedLog
 from ._records import BusSpan, CallRecord, DeliveryRecord, FireRecord, encoded_text, freeze
 from ._runtime import current_worker
 
@@ -96,6 +97,7 @@ class Hub:
         self.watchers: tuple[Watcher, ...] = ()
         self.taps: tuple[Tap, ...] = ()
         self.watch_errors = 0
+        self._watch_log = RateLimitedLog(log)  # a watcher failing on every step logs once a second
         self._seq = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -330,9 +332,9 @@ class Hub:
         for callback in self.watchers:
             try:
                 callback(activity)
-            except Exception:
+            except Exception as exc:
                 self.watch_errors += 1
-                log.exception("an activity watcher failed")
+                self._watch_log.error("an activity watcher failed (%r)", callback, exc=exc)
 
     def _call_record(
         self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], service: str

@@ -202,8 +202,8 @@ class Router:
         except TypeError:  # unhashable
             handler = None
         if handler is None:
-            if not isinstance(name, str):
-                raise TypeError(f"command name must be a str, not {type(name).__name__}")
+            # An invalid name (too long, say) is told so, not looked for.
+            validate_name(name, "command name")
             close = difflib.get_close_matches(name, list(self._commands), n=3, cutoff=0.6)
             raise CommandNotFoundError(name, close)
         return handler

@@ -115,6 +115,7 @@ class SpanRing:
         self.capacity = capacity
         self._observers: tuple[Callable[[list[ReadableSpan]], None], ...] = ()
         self._observers_lock = threading.Lock()
+        self._observer_log = RateLimitedLog(log)
 
     def extend(self, spans: Iterable[ReadableSpan]) -> None:
         """Add spans, forgetting the oldest beyond the capacity."""
@@ -128,8 +129,8 @@ class SpanRing:
             for observer in observers:
                 try:
                     observer(batch)
-                except Exception:
-                    log.exception("a span observer failed")
+                except Exception as exc:
+                    self._observer_log.error("a span observer failed (%r)", observer, exc=exc)
 
     def observe(self, callback: Callable[[list[ReadableSpan]], None]) -> _Unobserve:
         """Call ``callback(spans)`` with each batch of spans as it enters the ring.

@@ -42,18 +42,23 @@ __all__ = [
 
 
 def show_result(out: Console, value: Any, *, colour: bool, lossy: bool = False) -> None:
-    """A command's result as indented JSON (highlighted on a terminal)."""
-    if lossy:
-        # The bus could not send the value as JSON: this is its repr.
-        out.print(visible(value, multiline=True), markup=False, highlight=colour)
-        out.print("(not JSON: shown as its repr)", style="dim", markup=False)
-        return
+    """A command's result as indented JSON (highlighted on a terminal).
+
+    ``lossy``: the bus marked the parts JSON cannot hold (``$repr``,
+    ``$unencodable``), and a note says so.
+    """
     # json.dumps escapes C0 controls, not DEL, C1 or bidi overrides.
     text = visible_json(json.dumps(value, indent=2, ensure_ascii=False, default=repr))
     if colour:
         out.print(_output.json_highlighted(text))
     else:
         out.print(text, markup=False, highlight=False)
+    if lossy:
+        out.print(
+            "(not all of it is JSON: $repr and $unencodable mark what the bus could not send)",
+            style="dim",
+            markup=False,
+        )
 
 
 def error_line(exc: BaseException) -> str:

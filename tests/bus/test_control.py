@@ -43,6 +43,10 @@ class Greeter(Service):
     def opaque(self) -> object:
         return {1, 2}
 
+    @command("huge")
+    def huge(self) -> list[int]:
+        return [10**5000]  # beyond CPython's int-to-str digit limit
+
     @command("nan")
     def nan(self) -> float:
         return float("nan")
@@ -165,9 +169,18 @@ def test_execute_handler_error_has_type_message_traceback(client: LineClient) ->
     assert "it went wrong" in error["message"]
 
 
-def test_execute_result_not_json_is_lossy_repr(client: LineClient) -> None:
-    assert client.result("execute", {"name": "opaque"}) == {"result": "{1, 2}", "lossy": True}
-    assert client.result("execute", {"name": "nan"}) == {"result": "nan", "lossy": True}
+def test_execute_result_not_json_is_marked_and_lossy(client: LineClient) -> None:
+    assert client.result("execute", {"name": "opaque"}) == {
+        "result": {"$repr": "{1, 2}", "$type": "set"},
+        "lossy": True,
+    }
+    assert client.result("execute", {"name": "nan"}) == {
+        "result": {"$repr": "nan", "$type": "float"},
+        "lossy": True,
+    }
+    huge = client.result("execute", {"name": "huge"})
+    assert huge["lossy"] is True
+    assert huge["result"][0]["$unencodable"].startswith("ValueError: Exceeds the limit")
 
 
 def test_execute_timeout(served: Bus, client: LineClient) -> None:

@@ -440,7 +440,7 @@ def test_subscriptions_per_connection_are_capped(served: Bus) -> None:
     assert error["data"] == {"limit": 32}
     assert "too many subscriptions: 32" in error["message"]
     # All of them are checked as one: one watch on the bus, not 32.
-    assert len(served._watchers) == 1
+    assert len(served.observer.watchers) == 1
     assert c.result("unsubscribe", {"subscription": ids[0]}) == {"dropped": 0}
     c.result("subscribe", {"topic": "activity", "patterns": ["lights.*"]})
     served.fire_event("lights.on")
@@ -448,10 +448,10 @@ def test_subscriptions_per_connection_are_capped(served: Bus) -> None:
     assert note["params"]["activity"]["name"] == "lights.on"
     other = LineClient(address(served))  # the cap is per connection
     other.result("subscribe", {"topic": "activity"})
-    assert len(served._watchers) == 2
+    assert len(served.observer.watchers) == 2
     for sid in [*ids[1:], 33]:
         c.result("unsubscribe", {"subscription": sid})
-    assert len(served._watchers) == 1
+    assert len(served.observer.watchers) == 1
     c.close()
     other.close()
 
@@ -634,7 +634,7 @@ def test_a_subscriber_that_stops_reading_is_closed(
         time.sleep(0.01)
     assert server.connections == 0
     assert server.queued_bytes == 0
-    assert served._watchers == ()
+    assert served.observer.watchers == ()
     stuck.close()
 
 

@@ -119,11 +119,14 @@ def test_show_error_with_and_without_the_traceback() -> None:
     assert "Traceback..." in out.getvalue()
 
 
-def test_lossy_result_is_shown_as_a_repr() -> None:
+def test_a_lossy_result_is_shown_with_its_markers_and_a_note() -> None:
     out = io.StringIO()
     console = Console(file=out, width=200, no_color=True)
-    show_result(console, "<object at 0x1>", colour=False, lossy=True)
-    assert out.getvalue() == "<object at 0x1>\n(not JSON: shown as its repr)\n"
+    show_result(console, {"$repr": "{1, 2}", "$type": "set"}, colour=False, lossy=True)
+    assert out.getvalue() == (
+        '{\n  "$repr": "{1, 2}",\n  "$type": "set"\n}\n'
+        "(not all of it is JSON: $repr and $unencodable mark what the bus could not send)\n"
+    )
 
 
 def test_toolbar_shows_the_command_being_typed(completer: ReplCompleter) -> None:
