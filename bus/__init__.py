@@ -21,10 +21,9 @@ them behind the four verbs. This file only re-exports the public names.
 
 from __future__ import annotations
 
-from ._activity import Activity
 from ._bus import Bus
-from ._context import EventInfo, current_event
-from ._errors import (
+from ._core._context import EventInfo, current_event
+from ._core._errors import (
     BusClosedError,
     BusError,
     CommandExistsError,
@@ -33,13 +32,15 @@ from ._errors import (
     MailboxFullError,
     ServiceFailedError,
 )
-from ._future import CommandFuture
-from ._jsonval import redact_secrets
-from ._registry import Registration
-from ._service import Service, command, listener
-from ._threads import TimerHandle
+from ._core._future import CommandFuture
+from ._core._router import Registration
+from ._core._service import Service, command, listener
+from ._core._threads import TimerHandle
+from ._core._version import VERSION
+from ._observe._activity import Activity
+from ._observe._jsonval import redact_secrets
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
 __all__ = [
     "Activity",

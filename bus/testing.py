@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._bus import Bus
-from ._patterns import pattern_matches, validate_pattern
-from ._registry import Handler
+from ._core._patterns import pattern_matches, validate_pattern
+from ._core._router import Handler
 
 __all__ = ["CapturedEvent", "EventCapture", "Stub", "capture_events", "stub_command", "wait_idle"]
 
@@ -167,16 +167,16 @@ def stub_command(
                 return value
 
     stub = Stub(name, fn)
-    original: Handler | None = bus._router.take(name)
+    original: Handler | None = bus.router.take(name)
     try:
         registration = bus.register_command(name, stub)
     except BaseException:
         if original is not None:
-            bus._router.put_back(original)
+            bus.router.put_back(original)
         raise
     try:
         yield stub
     finally:
         registration.dispose()
         if original is not None:
-            bus._router.put_back(original)
+            bus.router.put_back(original)

@@ -32,14 +32,38 @@ from pathlib import Path
 from typing import Any
 
 from bus import BusError
-from bus._ratelog import RateLimitedLog
 
 __all__ = ["Client", "ConnectionLost", "RemoteError", "Subscription"]
 
 _log = logging.getLogger(__name__)
-# What a misbehaving server or callback does on every line must not flood the log.
-_bad_lines = RateLimitedLog(_log)
-_bad_callbacks = RateLimitedLog(_log)
+
+
+class _FirstOnly:
+    """Logs the first of a repeated failure, and counts the rest.
+
+    What a misbehaving server or callback does on every line must not flood
+    the log: one line says what happened, ``report()`` how often.
+    """
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, message: str, *args: object, exc: BaseException | None = None) -> None:
+        with self._lock:
+            self.count += 1
+            first = self.count == 1
+        if first:
+            _log.warning(message + " (the next ones are counted, not logged)", *args, exc_info=exc)
+
+    def report(self) -> None:
+        """Log how many more there were, if any (once, at the end)."""
+        with self._lock:
+            more, self.count = self.count - 1, 0
+        if more > 0:
+            _log.warning("%d more %s were not logged", more, self.what)
+
 
 # Seconds added to a remote ``execute`` timeout before the client gives up on
 # the reply itself: the server reports its own timeout (-32004) first.
@@ -125,7 +149,7 @@ class Subscription:
         try:
             self._callback(method, params)
         except Exception as exc:  # one broken callback must not flood the log either
-            _bad_callbacks.error("subscription callback failed on %s", method, exc=exc)
+            self._client.bad_callbacks("subscription callback failed on %s", method, exc=exc)
 
     @property
     def closed(self) -> bool:
@@ -218,6 +242,9 @@ class Client:
         self._orphans: deque[tuple[str, dict[str, Any]]] = deque(maxlen=_ORPHANS)
         self._disconnect_callbacks: list[Callable[[], None]] = []
         self._closed = False
+        #: What a misbehaving server or callback does on every line is logged once.
+        self.bad_lines = _FirstOnly("lines that were not JSON")
+        self.bad_callbacks = _FirstOnly("subscription callback failures")
         self._reader = threading.Thread(
             target=self._read_loop, name=f"busctl-client:{address.name}", daemon=True
         )
@@ -244,7 +271,8 @@ class Client:
             bus.control.ForeignBusError: another user's process serves the socket.
             ConnectionLost: the socket refused or closed.
         """
-        from bus.control import TOO_MANY_CLIENTS, BusFullError, check_peer
+        from bus.control import BusFullError, check_peer
+        from bus.control.protocol import ErrorCode
 
         address = resolve_address(target)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -265,7 +293,7 @@ class Client:
         except ConnectionLost as exc:
             client.close()
             refusal = client._server_error
-            if refusal is not None and refusal.code == TOO_MANY_CLIENTS:
+            if refusal is not None and refusal.code == ErrorCode.TOO_MANY_CLIENTS:
                 limit = refusal.data.get("limit")
                 raise BusFullError(
                     refusal.message, address, limit if isinstance(limit, int) else None
@@ -380,7 +408,7 @@ class Client:
         }
         wait = None if timeout is None else timeout + _REPLY_GRACE
         result = self.request("execute", params, timeout=wait)
-        return result.get("result") if isinstance(result, dict) else result
+        return result.get("value") if isinstance(result, dict) else result
 
     def fire(
         self, name: str, args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None
@@ -500,6 +528,8 @@ class Client:
             self._subscriptions.clear()
         for subscription in subscriptions:
             subscription._closed = True
+        self.bad_lines.report()
+        self.bad_callbacks.report()
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)
         with contextlib.suppress(OSError):
@@ -538,7 +568,7 @@ class Client:
             except ValueError:
                 if self._closed:  # a line cut short by our own close()
                     return
-                _bad_lines.warning("ignoring a line that is not JSON from %s", self.address)
+                self.bad_lines("ignoring a line that is not JSON from %s", self.address)
                 continue
             if isinstance(message, dict):
                 self._dispatch(message)

@@ -352,7 +352,7 @@ class Repl:
         if isinstance(reply, dict):
             show_result(
                 self.console,
-                reply.get("result"),
+                reply.get("value"),
                 colour=self.colour,
                 lossy=bool(reply.get("lossy")),
             )

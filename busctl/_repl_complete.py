@@ -23,7 +23,7 @@ from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 
 # The bus's own matcher (linear, never backtracking), so the REPL routes as the bus does.
-from bus._patterns import pattern_matches
+from bus.patterns import pattern_matches
 
 from ._text import visible
 

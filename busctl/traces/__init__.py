@@ -5,7 +5,7 @@
     trace_file = read_trace_file("traces/sample.jsonl")
     print(render_traces(trace_file.traces()))
 
-The format is OTLP JSON lines (``docs/traces.md``); ``bus._otlp`` encodes and
+The format is OTLP JSON lines (``docs/traces.md``); ``bus.otlp`` encodes and
 decodes one line, this package handles files, trees, exports and replay.
 """
 

@@ -32,7 +32,7 @@ from typing import IO, Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from bus._otlp import OtlpDecodeError, decode_spans, encode_spans
+from bus.otlp import OtlpDecodeError, decode_spans, encode_spans
 
 from .._text import visible
 from ._check import SpanChecker

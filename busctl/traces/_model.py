@@ -88,7 +88,7 @@ class Span:
     def from_readable(
         cls, span: ReadableSpan, line: int = 0, resource: Mapping[str, Any] | None = None
     ) -> Span:
-        """Build from an SDK ``ReadableSpan`` (as ``bus._otlp.decode_spans`` returns).
+        """Build from an SDK ``ReadableSpan`` (as ``bus.otlp.decode_spans`` returns).
 
         Args:
             resource: the resource's attributes as a plain dict, when the

@@ -4,7 +4,7 @@
     Replayer(plan, target).run()
 
 Both mark what they send as a replay of the recorded span when the bus can:
-the control protocol's ``replay_of`` param, or ``bus._context.replaying``
+the control protocol's ``replay_of`` param, or ``bus.replay.replaying``
 in-process (see ``docs/traces.md``). A bus without the hook gets the traffic
 unmarked, and the report says so.
 """
@@ -12,11 +12,12 @@ unmarked, and the report says so.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol
+
+from bus.replay import replaying
 
 from ._model import NOT_JSON
 from ._plan import Outcome, Step
@@ -134,20 +135,14 @@ class ClientTarget:
         if isinstance(result, dict):
             if result.get("lossy"):
                 return Outcome(True, NOT_JSON)
-            return Outcome(True, result.get("result"))
+            return Outcome(True, result.get("value"))
         return Outcome(True, result)
 
 
-def _bus_replaying(step: Step) -> contextlib.AbstractContextManager[Any] | None:
-    # The bus-side seam (see docs/traces.md): a context manager under which
-    # the bus marks the spans it starts as replayed and links them to the
-    # recorded span. Older buses lack it; the replay then runs unmarked.
-    module = importlib.import_module("bus._context")
-    hook = getattr(module, "replaying", None)
-    if hook is None:
-        return None
-    manager: contextlib.AbstractContextManager[Any] = hook(step.span.trace_id, step.span.span_id)
-    return manager
+def _bus_replaying(step: Step) -> contextlib.AbstractContextManager[Any]:
+    # The bus marks the spans it starts inside as replayed, linked to the
+    # recorded span (bus.replay, docs/traces.md).
+    return replaying(step.span.trace_id, step.span.span_id)
 
 
 class BusTarget:
@@ -164,13 +159,9 @@ class BusTarget:
 
     @contextlib.contextmanager
     def _marked(self, step: Step) -> Iterator[None]:
-        manager = _bus_replaying(step)
-        self.marks = manager is not None
-        if manager is None:
+        self.marks = True
+        with _bus_replaying(step):
             yield
-        else:
-            with manager:
-                yield
 
     def settle(self, timeout: float) -> bool:
         """``bus.wait_idle``."""
@@ -178,7 +169,7 @@ class BusTarget:
 
     def fire(self, step: Step) -> int:
         """Fire the event on the bus."""
-        from bus._patterns import pattern_matches
+        from bus.patterns import pattern_matches
 
         if self._patterns is None:
             self._patterns = [item["pattern"] for item in self.bus.inspect()["listeners"]]

@@ -121,7 +121,7 @@ class ClientSource:
         params = {"name": name, "args": args, "kwargs": kwargs, "timeout": 30.0}
         return _mapped(
             self.client.request_async("execute", params),
-            lambda r: r.get("result") if isinstance(r, dict) else r,
+            lambda r: r.get("value") if isinstance(r, dict) else r,
         )
 
     def fire(self, name: str, args: list[Any], kwargs: dict[str, Any]) -> Future[int]:
@@ -192,7 +192,7 @@ class LocalSource:
         """One trace from the bus's span ring, OTLP-encoded on a worker thread."""
 
         def read() -> dict[str, Any]:
-            from bus._otlp import encode_spans
+            from bus.otlp import encode_spans
 
             self.bus.flush_traces(timeout=2.0)
             return encode_spans(self.bus.spans.trace(int(trace_id, 16)))

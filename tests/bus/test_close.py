@@ -429,7 +429,7 @@ def test_a_service_whose_thread_starts_after_close_stopped_it_still_ends(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """add_service racing close(): close stops the service before its thread exists."""
-    from bus import _runtime
+    from bus._core import _runtime
 
     b = make_bus(name="late")
     inserted, closed = threading.Event(), threading.Event()

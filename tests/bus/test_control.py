@@ -105,7 +105,7 @@ def service_of(bus: Bus, name: str) -> Any:
 
 def test_describe(served: Bus, client: LineClient) -> None:
     info = client.result("describe")
-    assert info["protocol"] == 1
+    assert info["protocol"] == 2
     assert info["name"] == "ctl"
     assert info["pid"] == os.getpid()
     assert info["address"] == str(served.address)
@@ -134,7 +134,7 @@ def test_inspect(client: LineClient) -> None:
 
 def test_execute_returns_the_result(client: LineClient) -> None:
     params = {"name": "say_hello", "args": ["Ada"], "kwargs": {"punctuation": "?"}}
-    assert client.result("execute", params) == {"result": "Hello, Ada?"}
+    assert client.result("execute", params) == {"value": "Hello, Ada?"}
 
 
 def test_execute_defaults_args_and_kwargs(client: LineClient) -> None:
@@ -171,16 +171,16 @@ def test_execute_handler_error_has_type_message_traceback(client: LineClient) ->
 
 def test_execute_result_not_json_is_marked_and_lossy(client: LineClient) -> None:
     assert client.result("execute", {"name": "opaque"}) == {
-        "result": {"$repr": "{1, 2}", "$type": "set"},
+        "value": {"$repr": "{1, 2}", "$type": "set"},
         "lossy": True,
     }
     assert client.result("execute", {"name": "nan"}) == {
-        "result": {"$repr": "nan", "$type": "float"},
+        "value": {"$repr": "nan", "$type": "float"},
         "lossy": True,
     }
     huge = client.result("execute", {"name": "huge"})
     assert huge["lossy"] is True
-    assert huge["result"][0]["$unencodable"].startswith("ValueError: Exceeds the limit")
+    assert huge["value"][0]["$unencodable"].startswith("ValueError: Exceeds the limit")
 
 
 def test_execute_timeout(served: Bus, client: LineClient) -> None:
@@ -195,14 +195,14 @@ def test_execute_timeout(served: Bus, client: LineClient) -> None:
 def test_slow_execute_does_not_hold_up_the_connection(served: Bus, client: LineClient) -> None:
     slow = client.request("execute", {"name": "wait_for_release"})
     assert client.result("describe")["name"] == "ctl"
-    assert client.result("execute", {"name": "say_hello", "args": ["x"]})["result"] == "Hello, x!"
+    assert client.result("execute", {"name": "say_hello", "args": ["x"]})["value"] == "Hello, x!"
     other = LineClient(served.address)  # type: ignore[arg-type]
     try:
         assert other.result("inspect")["bus"]["name"] == "ctl"
     finally:
         other.close()
     service_of(served, "slow").release.set()
-    assert client.reply(slow)["result"] == {"result": "released"}
+    assert client.reply(slow)["result"] == {"value": "released"}
 
 
 def test_execute_on_a_closing_bus(runtime_dir: Path) -> None:
@@ -237,7 +237,7 @@ def test_execute_on_a_full_mailbox(runtime_dir: Path) -> None:
         assert codes[-1] == -32005
         assert reply["error"]["data"]["type"] == "MailboxFullError"
         slow.release.set()  # type: ignore[attr-defined]
-        assert c.reply(first)["result"]["result"] == "released"
+        assert c.reply(first)["result"]["value"] == "released"
         c.close()
     finally:
         slow.release.set()  # type: ignore[attr-defined]
@@ -322,9 +322,9 @@ def test_who_handles_an_event_in_delivery_order(served: Bus, client: LineClient)
 def test_who_handles_nothing_suggests(served: Bus, client: LineClient) -> None:
     served.register_listener("lights.on", lambda *a: None)
     # '*' matches everything: take it away to see a name nothing handles.
-    for handler in served._router.listeners():
+    for handler in served.router.listeners():
         if handler.name == "*":
-            served._router.remove(handler)
+            served.router.remove(handler)
     routing = client.result("who_handles", {"name": "say_hallo"})
     assert routing["command"] is None
     assert routing["listeners"] == []
@@ -335,7 +335,7 @@ def test_who_handles_nothing_suggests(served: Bus, client: LineClient) -> None:
 
 
 def test_traces_recent_and_by_id(served: Bus, client: LineClient) -> None:
-    assert client.result("execute", {"name": "say_hello", "args": ["t"]})["result"] == "Hello, t!"
+    assert client.result("execute", {"name": "say_hello", "args": ["t"]})["value"] == "Hello, t!"
     data = client.result("traces", {"limit": 1})
     spans = [s for rs in data["resourceSpans"] for ss in rs["scopeSpans"] for s in ss["spans"]]
     assert {s["name"] for s in spans} == {"say_hello"}
@@ -528,7 +528,7 @@ def test_blank_lines_are_ignored(client: LineClient) -> None:
 
 
 def test_a_line_over_the_limit_is_refused_and_closes(served: Bus, client: LineClient) -> None:
-    from bus._control_conn import MAX_LINE
+    from bus.control._conn import MAX_LINE
 
     big = b'{"jsonrpc": "2.0", "id": 1, "method": "describe", "params": {"x": "'
     client.send_raw(big + b"x" * (MAX_LINE + 10))
@@ -543,7 +543,7 @@ def test_a_line_over_the_limit_is_refused_and_closes(served: Bus, client: LineCl
 
 
 def test_a_line_at_the_limit_is_served(client: LineClient) -> None:
-    from bus._control_conn import MAX_LINE
+    from bus.control._conn import MAX_LINE
 
     head = (
         b'{"jsonrpc": "2.0", "id": 7, "method": "fire", "params": {"name": "greet.big", "args": ["'
@@ -573,7 +573,7 @@ def test_a_lone_surrogate_comes_back_as_valid_utf8(served: Bus, client: LineClie
     while not raw.endswith(b"\n"):
         raw += client.sock.recv(65536)
     raw.decode("utf-8")  # strict: no lone surrogate on the wire
-    assert json.loads(raw)["result"] == {"result": "Hello, \ud800 \u00b0!"}
+    assert json.loads(raw)["result"] == {"value": "Hello, \ud800 \u00b0!"}
 
 
 def test_a_failing_span_observer_harms_nothing(served: Bus, client: LineClient) -> None:
@@ -605,7 +605,7 @@ def test_replay_of_marks_the_server_span_and_links_the_recording(
     served: Bus, client: LineClient
 ) -> None:
     params = {"name": "say_hello", "args": ["Ada"], "replay_of": RECORDED}
-    assert client.result("execute", params) == {"result": "Hello, Ada!"}
+    assert client.result("execute", params) == {"value": "Hello, Ada!"}
     assert served.flush_traces(10)
     (server,) = [
         s

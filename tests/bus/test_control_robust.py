@@ -132,7 +132,7 @@ def test_a_client_that_pipelines_without_reading_only_slows_itself(served: Bus) 
     flooder.start()
     other = LineClient(address(served))
     for _ in range(20):
-        assert other.result("execute", {"name": "echo", "args": [1]}) == {"result": 1}
+        assert other.result("execute", {"name": "echo", "args": [1]}) == {"value": 1}
     other.close()
     greedy.sock.close()
     flooder.join(20)
@@ -187,7 +187,7 @@ def test_eof_waits_for_commands_in_flight(served: Bus) -> None:
     c.request("execute", {"name": "nap", "args": [0.2]}, rid="nap")
     c.sock.shutdown(socket.SHUT_WR)
     reply = c.read()
-    assert reply == {"jsonrpc": "2.0", "id": "nap", "result": {"result": 0.2}}
+    assert reply == {"jsonrpc": "2.0", "id": "nap", "result": {"value": 0.2}}
     assert c.read() is None
     c.close()
 
@@ -214,7 +214,7 @@ def test_many_clients_at_once(served: Bus) -> None:
                 reply, _ = c.until(rid)
                 got[rid] = reply["result"]
             for i, rid in enumerate(ids):
-                if got[rid] != {"result": [n, i]}:
+                if got[rid] != {"value": [n, i]}:
                     failures.append(f"client {n}: {got[rid]}")
             served.fire_event(f"lights.c{n}", n)
             while True:
@@ -331,7 +331,7 @@ def test_fuzzed_frames_are_answered_or_refused(fuzz_bus: Bus, frames: list[bytes
     # Another client is served as if nothing happened.
     other = LineClient(address(fuzz_bus))
     try:
-        assert other.result("execute", {"name": "echo", "args": ["ok"]}) == {"result": "ok"}
+        assert other.result("execute", {"name": "echo", "args": ["ok"]}) == {"value": "ok"}
     finally:
         other.close()
 
@@ -370,7 +370,7 @@ def test_a_client_beyond_the_limit_is_told_why_and_the_others_are_served(
     assert third.read() is None  # then closed
     assert server.turned_away == 1
     first.request("execute", {"name": "echo", "args": [7]}, rid="still")
-    assert first.until("still")[0]["result"] == {"result": 7}
+    assert first.until("still")[0]["result"] == {"value": 7}
     first.close()
     for _ in range(200):  # the server forgets a closed client
         if server.connections < 2:
@@ -529,7 +529,7 @@ def test_replies_to_a_client_that_does_not_read_are_bounded_in_bytes(
     other.close()
     assert greedy.reply("last")["result"]["name"] == "robust"
     for n in range(requests):  # every request was served, none lost
-        assert greedy.reply(f"w{n}")["result"] == {"result": big}
+        assert greedy.reply(f"w{n}")["result"] == {"value": big}
     assert server.queued_bytes == 0
     greedy.close()
 
@@ -603,7 +603,7 @@ def test_an_idle_client_is_closed_and_a_subscribed_one_is_not(
     assert error["data"] == {"reason": "idle", "timeout": 0.5}
     # The idle one is gone; the others, idle as long, are not.
     reply, _ = busy.until("nap")
-    assert reply["result"] == {"result": 1.5}
+    assert reply["result"] == {"value": 1.5}
     served.fire_event("lights.off")
     assert watching.notification()["params"]["activity"]["name"] == "lights.off"
     for c in (idle, watching, busy):
@@ -664,7 +664,7 @@ def test_a_full_server_refuses_at_once(served: Bus, monkeypatch: pytest.MonkeyPa
 def test_refusals_are_logged_rate_limited(
     served: Bus, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import bus._control_server as control_server
+    import bus.control._server as control_server
 
     server = served._control
     assert server is not None

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-import bus._control_addr as control_addr
-import bus._control_server as control_server
+import bus.control._addr as control_addr
+import bus.control._server as control_server
 from bus import Bus, BusError
 from bus.control import (
     AddressInUseError,
@@ -269,7 +269,7 @@ def test_an_explicit_path_through_a_symlinked_directory_is_refused(runtime_dir: 
 def test_probe_and_resolve_check_who_serves_the_socket(
     runtime_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import bus._control_addr as addr
+    import bus.control._addr as addr
 
     with Bus(name="mine", control=True) as bus:
         assert bus.address is not None
@@ -424,7 +424,7 @@ def test_discover_removes_stale_sockets(runtime_dir: Path) -> None:
 def test_discover_skips_a_bus_that_does_not_answer(
     runtime_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import bus._control_addr as addr
+    import bus.control._addr as addr
 
     monkeypatch.setattr(addr, "PROBE_TIMEOUT", 0.2)
     (runtime_dir / "bus").mkdir(mode=0o700)

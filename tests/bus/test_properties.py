@@ -13,16 +13,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bus._binding import Binder, binding_problems
-from bus._jsonval import encode
-from bus._patterns import (
+from bus._core._binding import Binder, binding_problems
+from bus._core._patterns import (
     MAX_NAME,
     MAX_PATTERN,
     pattern_matches,
     validate_name,
     validate_pattern,
 )
-from bus._registry import Handler, Router
+from bus._core._router import Handler, Router
+from bus._observe._jsonval import encode
 
 # -- patterns -------------------------------------------------------------------------
 
@@ -302,7 +302,7 @@ def test_encode_is_bounded_and_valid_json_unless_cut(value: Any, limit: int) -> 
 def test_percentile_is_the_nearest_rank(values: list[float], text: str) -> None:
     from fractions import Fraction
 
-    from bus._stats import percentile
+    from bus._core._stats import percentile
 
     ordered = sorted(values)
     fraction = Fraction(text)
@@ -312,7 +312,7 @@ def test_percentile_is_the_nearest_rank(values: list[float], text: str) -> None:
 
 
 def test_percentile_examples() -> None:
-    from bus._stats import percentile
+    from bus._core._stats import percentile
 
     assert percentile([], 0.5) is None
     assert percentile(list(range(1, 11)), 0.5) == 5

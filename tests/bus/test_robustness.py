@@ -19,8 +19,8 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 
 from bus import Activity, Bus, BusClosedError, Service, ServiceFailedError, command, listener
-from bus._records import CallRecord, DeliveryRecord, FireRecord
-from bus._stats import HandlerStats
+from bus._core._stats import HandlerStats
+from bus._observe._records import CallRecord, DeliveryRecord, FireRecord
 from bus.testing import wait_idle
 
 pytestmark = pytest.mark.timeout(60)
@@ -159,7 +159,7 @@ def test_a_service_whose_thread_dies_is_failed_and_fails_its_work_at_once(
             pass
 
     b.add_service(Doomed())
-    boom_stats.append(b._router.command("boom").stats)
+    boom_stats.append(b.router.command("boom").stats)
     with caplog.at_level(logging.WARNING, logger="bus"):
         running = b.execute_command("boom")
         queued = b.execute_command("fine")
@@ -361,7 +361,7 @@ def test_a_bad_concurrency_is_refused_before_any_thread_starts(
 def test_a_pool_that_cannot_start_another_thread_still_runs_the_work(
     make_bus: Callable[..., Bus], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import bus._runtime as runtime_module
+    import bus._core._runtime as runtime_module
 
     real_start = runtime_module.start_thread
 

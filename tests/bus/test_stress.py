@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from bus import Bus, Service
-from bus._patterns import pattern_matches
+from bus._core._patterns import pattern_matches
 from bus.testing import wait_idle
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]

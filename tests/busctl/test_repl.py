@@ -135,7 +135,7 @@ class LocalClient:
             return
         exc = inner.exception()
         if exc is None:
-            outer.set_result({"result": inner.result()})
+            outer.set_result({"value": inner.result()})
             return
         text = "".join(traceback.format_exception(exc))
         data = {"type": type(exc).__name__, "message": str(exc), "traceback": text}

@@ -1,4 +1,4 @@
-"""bus._otlp: the OTLP JSON encoding, checked against the OTLP protobufs."""
+"""bus._observe._otlp: the OTLP JSON encoding, checked against the OTLP protobufs."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.status import Status, StatusCode
 
-from bus._otlp import OtlpDecodeError, decode_spans, encode_spans
+from bus._observe._otlp import OtlpDecodeError, decode_spans, encode_spans
 
 pytestmark = pytest.mark.timeout(30)
 

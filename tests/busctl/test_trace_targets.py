@@ -1,8 +1,7 @@
-"""Replay targets: the control protocol's `replay_of` param and the bus-side hook."""
+"""Replay targets: the control protocol's `replay_of` param and the bus's replay marking."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 
@@ -40,7 +39,7 @@ class FakeClient:
             return {"listeners": 1}
         future = self.bus.execute_command(params["name"], *params["args"], **params["kwargs"])
         try:
-            return {"result": future.result(timeout=10)}
+            return {"value": future.result(timeout=10)}
         except Exception as exc:
             raise RemoteError(
                 -32000, str(exc), {"type": type(exc).__name__, "message": str(exc)}
@@ -89,19 +88,19 @@ def test_client_target_compares_remote_errors(bus):
     assert report.differences[0].now.value["on"] is False
 
 
-def test_bus_target_uses_the_bus_replay_hook_when_there_is_one(bus, plan, monkeypatch):
-    import bus._context as context
-
-    entered = []
-
-    @contextlib.contextmanager
-    def replaying(trace_id, span_id):
-        entered.append((trace_id, span_id))
-        yield
-
-    monkeypatch.setattr(context, "replaying", replaying, raising=False)
+def test_bus_target_marks_what_it_replays(bus, plan):
     report = Replayer(plan, BusTarget(bus), fast=True).run()
-    assert entered == [(s.span.trace_id, s.span.span_id) for s in plan.steps]
+    assert bus.wait_idle(10)
+    assert bus.flush_traces(10)
+    recorded = {s.span.span_id for s in plan.steps}
+    replayed = [
+        span
+        for span in bus.spans.spans()
+        if (span.attributes or {}).get("bus.replayed") and span.kind.name in ("PRODUCER", "SERVER")
+    ]
+    linked = {format(link.context.span_id, "016x") for span in replayed for link in span.links}
+    assert len(replayed) == len(plan.steps)
+    assert linked == recorded  # each sent step links to the span it replays
     assert not any("no replay hook" in n for n in report.notes)
 
 

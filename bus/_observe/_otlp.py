@@ -1,6 +1,6 @@
 """OpenTelemetry spans to and from OTLP JSON, the file-exporter encoding.
 
-    from bus._otlp import decode_spans, encode_spans
+    from bus.otlp import decode_spans, encode_spans
 
     line = json.dumps(encode_spans(bus.spans.spans()), separators=(",", ":"))
     spans = decode_spans(json.loads(line))       # ReadableSpan objects again

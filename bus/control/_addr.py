@@ -16,10 +16,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ._errors import BusError
+from .._core._errors import BusError
+from . import protocol
+from .protocol import ErrorCode
 
 __all__ = [
-    "TOO_MANY_CLIENTS",
     "AddressInUseError",
     "AmbiguousBusError",
     "BusFullError",
@@ -43,7 +44,6 @@ __all__ = [
 #: How long discovery waits for one bus to answer ``describe``.
 PROBE_TIMEOUT = 2.0
 #: The JSON-RPC error a full server sends, with ``"id": null``, before it hangs up.
-TOO_MANY_CLIENTS = -32008
 
 
 class NoBusError(BusError, LookupError):
@@ -282,10 +282,9 @@ def probe(path: Path, timeout: float | None = None) -> dict[str, Any] | None:
             _remove_if_same(path, st)
             return None
         check_peer(sock, path)
-        request = {"jsonrpc": "2.0", "id": 1, "method": "describe"}
         unsent: OSError | None = None
         try:
-            sock.sendall(json.dumps(request).encode() + b"\n")
+            sock.sendall(protocol.dumps(protocol.request(1, "describe")))
         except OSError as exc:  # a full bus may hang up first: its reason is still to read
             unsent = exc
         data = _first_line(sock, path)
@@ -339,7 +338,7 @@ def refusal(error: dict[str, Any], path: Path) -> BusError | OSError:
     message; anything else is an ``OSError`` naming the socket.
     """
     message = str(error.get("message", ""))
-    if error.get("code") == TOO_MANY_CLIENTS:
+    if error.get("code") == ErrorCode.TOO_MANY_CLIENTS:
         data = error.get("data")
         limit = data.get("limit") if isinstance(data, dict) else None
         return BusFullError(message, path, limit if isinstance(limit, int) else None)

@@ -12,7 +12,9 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-__all__ = ["Activity", "ActivityKind"]
+from .._core._context import hex_id
+
+__all__ = ["Activity", "ActivityKind", "hex_id"]
 
 ActivityKind = Literal["call", "return", "event", "delivery"]
 
@@ -75,8 +77,3 @@ class Activity:
     def dumps(self) -> str:
         """The activity as one line of JSON."""
         return json.dumps(self.to_json(), separators=(",", ":"))
-
-
-def hex_id(value: int, width: int) -> str | None:
-    """An OpenTelemetry id as lower-case hex, or ``None`` for 0."""
-    return format(value, f"0{width}x") if value else None

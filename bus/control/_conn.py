@@ -32,26 +32,28 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import _control_methods as rpc
-from ._activity import Activity
-from ._context import replaying
-from ._control_subs import Fanout, Subscription, activity_cost, dumps, span_key
-from ._jsonval import json_ready
-from ._patterns import shown
-from ._threads import TimerHandle, start_thread
+from .._core._patterns import shown
+from .._core._threads import TimerHandle, start_thread
+from .._observe._activity import Activity
+from .._observe._jsonval import json_ready
+from .._observe._replay import replaying
+from . import _methods as rpc
+from . import protocol
+from ._subs import Fanout, Subscription, activity_cost, span_key
+from .protocol import ErrorCode, dumps
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
 
-    from ._bus import Bus
-    from ._control_server import ControlServer
+    from ._served import ServedBus
+    from ._server import ControlServer
 
 __all__ = ["MAX_LINE", "Connection"]
 
 log = logging.getLogger("bus.control")
 
 #: The longest request line accepted, in bytes (without its newline).
-MAX_LINE = 1 << 20
+MAX_LINE = protocol.MAX_LINE
 #: Replies waiting to be written beyond which the reader stops taking requests.
 MAX_QUEUED_REPLIES = 1000
 #: ``execute`` requests in flight per connection beyond which the reader waits.
@@ -70,7 +72,7 @@ class Connection:
 
     def __init__(self, server: ControlServer, sock: socket.socket, number: int) -> None:
         self.server = server
-        self.bus: Bus = server.bus
+        self.bus: ServedBus = server.bus
         self.sock = sock
         self.number = number
         self._cond = threading.Condition()  # an RLock: ``then`` callbacks may take it again
@@ -205,11 +207,11 @@ class Connection:
 
     def reply(self, rid: Any, result: Any, then: Callable[[], None] | None = None) -> None:
         """Queue a result reply (reader thread: waits for room), then call ``then``."""
-        self._queue_reply((_REPLY, {"jsonrpc": "2.0", "id": rid, "result": result}), True, then)
+        self._queue_reply((_REPLY, protocol.result(rid, result)), True, then)
 
     def reply_error(self, rid: Any, error: rpc.RpcError, *, wait: bool = True) -> None:
         """Queue an error reply."""
-        self._queue_reply((_REPLY, {"jsonrpc": "2.0", "id": rid, "error": error.to_json()}), wait)
+        self._queue_reply((_REPLY, error.reply(rid)), wait)
 
     def close(self) -> None:
         """End the connection now: stop the subscriptions, wake both threads. Idempotent."""
@@ -292,8 +294,7 @@ class Connection:
         """Tell the client why it is being closed (``-32010``), then close."""
         message = f"closing the connection: {why}"
         data = {"reason": reason, "timeout": timeout}
-        error = {"code": rpc.CLOSING, "message": message, "data": data}
-        line = dumps({"jsonrpc": "2.0", "id": None, "error": error})
+        line = dumps(protocol.error(None, ErrorCode.CLOSING, message, data))
         with self._cond:
             if self._closed or self._expired_at is not None:
                 return
@@ -324,7 +325,7 @@ class Connection:
         with self._cond:
             if len(self._subscriptions) >= limit:
                 raise rpc.RpcError(
-                    rpc.TOO_MANY_SUBSCRIPTIONS,
+                    ErrorCode.TOO_MANY_SUBSCRIPTIONS,
                     f"too many subscriptions: {limit} are open on this connection already; "
                     "unsubscribe one first",
                     {"limit": limit},
@@ -414,24 +415,24 @@ class Connection:
         def done(f: Any) -> None:
             if f.cancelled():
                 error = rpc.RpcError(
-                    rpc.BUS_CLOSED, "the command was cancelled", {"type": "CancelledError"}
+                    ErrorCode.BUS_CLOSED, "the command was cancelled", {"type": "CancelledError"}
                 )
-                finish((_REPLY, {"jsonrpc": "2.0", "id": rid, "error": error.to_json()}))
+                finish((_REPLY, error.reply(rid)))
                 return
             exc = f.exception()
             if exc is None:
                 finish((_EXEC, rid, f.result()))
             else:
-                reply = {"jsonrpc": "2.0", "id": rid, "error": rpc.handler_error(exc).to_json()}
+                reply = rpc.handler_error(exc).reply(rid)
                 finish((_REPLY, reply))
 
         def expired() -> None:
             error = rpc.RpcError(
-                rpc.TIMED_OUT,
+                ErrorCode.TIMED_OUT,
                 f"{name} did not finish within {timeout:g} s; it may still finish",
                 {"timeout": timeout, "type": "TimeoutError"},
             )
-            if finish((_REPLY, {"jsonrpc": "2.0", "id": rid, "error": error.to_json()})):
+            if finish((_REPLY, error.reply(rid))):
                 future.gave_up = True
 
         if timeout is not None:
@@ -490,7 +491,7 @@ class Connection:
 
     def _too_long(self) -> None:
         error = rpc.RpcError(
-            rpc.INVALID_REQUEST,
+            ErrorCode.INVALID_REQUEST,
             f"request line longer than {MAX_LINE} bytes; closing the connection",
             {"limit": MAX_LINE},
         )
@@ -561,31 +562,31 @@ class Connection:
 
     def _parse_error(self, message: str, position: int | None) -> None:
         data = {"position": position} if position is not None else None
-        self.reply_error(None, rpc.RpcError(rpc.PARSE_ERROR, message, data))
+        self.reply_error(None, rpc.RpcError(ErrorCode.PARSE_ERROR, message, data))
 
     def dispatch(self, message: Any) -> None:
         """Serve one parsed request."""
         if isinstance(message, list):
-            error = rpc.RpcError(rpc.INVALID_REQUEST, "batches are not supported")
+            error = rpc.RpcError(ErrorCode.INVALID_REQUEST, "batches are not supported")
             self.reply_error(None, error)
             return
         if not isinstance(message, dict):
-            error = rpc.RpcError(rpc.INVALID_REQUEST, "a request must be a JSON object")
+            error = rpc.RpcError(ErrorCode.INVALID_REQUEST, "a request must be a JSON object")
             self.reply_error(None, error)
             return
         rid = message.get("id")
         notification = "id" not in message
         if not notification and (not isinstance(rid, str | int) or isinstance(rid, bool)):
-            error = rpc.RpcError(rpc.INVALID_REQUEST, "'id' must be a string or an integer")
+            error = rpc.RpcError(ErrorCode.INVALID_REQUEST, "'id' must be a string or an integer")
             self.reply_error(None, error)
             return
         if message.get("jsonrpc") != "2.0":
-            error = rpc.RpcError(rpc.INVALID_REQUEST, "'jsonrpc' must be \"2.0\"")
+            error = rpc.RpcError(ErrorCode.INVALID_REQUEST, "'jsonrpc' must be \"2.0\"")
             self.reply_error(rid, error)
             return
         method = message.get("method")
         if not isinstance(method, str):
-            error = rpc.RpcError(rpc.INVALID_REQUEST, "'method' must be a string")
+            error = rpc.RpcError(ErrorCode.INVALID_REQUEST, "'method' must be a string")
             self.reply_error(rid, error)
             return
         handler = rpc.METHODS.get(method)
@@ -593,14 +594,14 @@ class Connection:
         try:
             if handler is None:
                 raise rpc.RpcError(
-                    rpc.METHOD_NOT_FOUND, f"no method {shown(method)}",
+                    ErrorCode.METHOD_NOT_FOUND, f"no method {shown(method)}",
                     {"methods": list(rpc.METHODS)},
                 )  # fmt: skip
             if params is None:
                 params = {}
             elif not isinstance(params, dict):
                 raise rpc.RpcError(
-                    rpc.INVALID_PARAMS, "invalid params: 'params' must be an object",
+                    ErrorCode.INVALID_PARAMS, "invalid params: 'params' must be an object",
                     {"param": "params"},
                 )  # fmt: skip
             result = handler(self, params, rid)
@@ -694,7 +695,7 @@ class Connection:
                     total = sub.dropped
                 if count and not sub.closed:
                     params = {"subscription": sub.id, "count": count, "total": total}
-                    chunks.append(dumps({"jsonrpc": "2.0", "method": "dropped", "params": params}))
+                    chunks.append(dumps(protocol.notification("dropped", params)))
             else:  # _CLOSE
                 return chunks, True
         return chunks, False
@@ -704,13 +705,13 @@ class Connection:
             return dumps(reply)
         except (TypeError, ValueError, RecursionError) as exc:
             error = rpc.error_reply(exc)
-            return dumps({"jsonrpc": "2.0", "id": reply.get("id"), "error": error.to_json()})
+            return dumps(error.reply(reply.get("id")))
 
     def _encode_result(self, rid: Any, value: Any) -> bytes:
         try:
-            return dumps({"jsonrpc": "2.0", "id": rid, "result": {"result": value}})
+            return dumps(protocol.result(rid, {"value": value}))
         except (TypeError, ValueError, RecursionError):
             # What JSON cannot hold is marked as spans mark it ($repr,
             # $unencodable): one encoding for the console and the traces.
             clean, _ = json_ready(value)
-            return dumps({"jsonrpc": "2.0", "id": rid, "result": {"result": clean, "lossy": True}})
+            return dumps(protocol.result(rid, {"value": clean, "lossy": True}))

@@ -25,16 +25,16 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
+from .._core._ratelog import RateLimitedLog
+from .._core._runtime import current_worker
 from ._activity import Activity, hex_id
-from ._context import REPLAY_KEY, mark_replay
 from ._jsonval import Redactor
-from ._ratelog import RateLimitedLog
 from ._records import BusSpan, CallRecord, DeliveryRecord, FireRecord, encoded_text, freeze
-from ._runtime import current_worker
+from ._replay import REPLAY_KEY, mark_replay
 
 if TYPE_CHECKING:
-    from ._registry import Handler
-    from ._runtime import Worker
+    from .._core._router import Handler
+    from .._core._runtime import Worker
     from ._tracing import TraceSink
 
 __all__ = ["WATCHED", "Hub", "Tap", "Watcher"]

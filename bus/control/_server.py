@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import logging
 import os
 import socket
@@ -25,8 +24,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._control_addr import (
-    TOO_MANY_CLIENTS,
+from .._core._ratelog import RateLimitedLog
+from .._core._threads import Timers, start_thread
+from . import protocol
+from ._addr import (
     AddressInUseError,
     SocketDirError,
     check_private_dir,
@@ -36,15 +37,14 @@ from ._control_addr import (
     probe,
     refusing_message,
 )
-from ._control_conn import Connection
-from ._control_subs import span_cost
-from ._ratelog import RateLimitedLog
-from ._threads import Timers, start_thread
+from ._conn import Connection
+from ._subs import span_cost
+from .protocol import ErrorCode
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
 
-    from ._bus import Bus
+    from ._served import ServedBus
 
 __all__ = ["ControlServer", "peer_uid"]
 
@@ -105,7 +105,7 @@ class ControlServer:
     """Seconds the server waits for a client to read anything of what is
     waiting for it (a subscriber that stopped reading) before it hangs up."""
 
-    def __init__(self, bus: Bus, address: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, bus: ServedBus, address: str | os.PathLike[str] | None = None) -> None:
         self.bus = bus
         if address is None:
             ensure_socket_dir()
@@ -226,13 +226,14 @@ class ControlServer:
         limit = self.max_connections
         message = refusing_message(self.bus.name, limit)
         self.log_full.warning("turned away a control client: %s", message)
-        error = {"code": TOO_MANY_CLIENTS, "message": message, "data": {"limit": limit}}
-        line = json.dumps({"jsonrpc": "2.0", "id": None, "error": error}) + "\n"
+        data = protocol.dumps(
+            protocol.error(None, ErrorCode.TOO_MANY_CLIENTS, message, {"limit": limit})
+        )
         with contextlib.suppress(OSError):
             # A new socket's buffer is empty: the line fits, and a client that
             # is gone already must not cost the accept thread any time.
             sock.setblocking(False)
-            sock.send(line.encode())
+            sock.send(data)
             sock.shutdown(socket.SHUT_WR)
         with contextlib.suppress(OSError):
             sock.close()

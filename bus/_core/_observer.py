@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from ._registry import Handler
+    from ._router import Handler
     from ._runtime import Worker
 
 __all__ = ["Observer"]

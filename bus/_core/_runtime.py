@@ -30,9 +30,9 @@ from ._ratelog import RateLimitedLog
 from ._threads import start_thread
 
 if TYPE_CHECKING:
-    from ._bus import Bus
+    from ._bus import BusCore
     from ._future import CommandFuture
-    from ._registry import Handler, Registration
+    from ._router import Handler, Registration
     from ._service import Service
 
 __all__ = ["FAILED", "FULL", "STOPPED", "TASK", "Ledger", "Runtime", "Worker", "current_worker"]
@@ -131,7 +131,7 @@ class Runtime:
 
     def __init__(
         self,
-        bus: Bus,
+        bus: BusCore,
         name: str,
         *,
         service: Service | None,

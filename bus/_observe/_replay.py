@@ -1,68 +1,24 @@
-"""What a running listener can ask about the event it is handling."""
+"""Replay marking: what a replay sends is marked as a replay of the recorded span.
+
+``busctl replay`` and the control protocol's ``replay_of`` param send work
+inside ``replaying(trace_id, span_id)``; the hub marks the records made there
+(``mark_replay``), so the spans say what they replay.
+"""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanContext, TraceFlags
 
-from ._activity import hex_id
-from ._runtime import current_worker
-
-__all__ = ["EventInfo", "current_event", "replaying"]
+__all__ = ["REPLAY_KEY", "mark_replay", "replaying"]
 
 REPLAY_KEY = otel_context.create_key("bus.replay_of")
 """The context key under which ``replaying`` puts the recorded span."""
-
-
-@dataclass(frozen=True, slots=True)
-class EventInfo:
-    """The event a listener is handling.
-
-    Attributes:
-        name: the event's name (what a wildcard listener needs).
-        args: the positional arguments given to ``fire_event``.
-        kwargs: the keyword arguments given to ``fire_event``.
-        pattern: the pattern this listener registered with.
-        service: the service running the listener.
-        trace_id: the trace as 32 hex digits, or ``None`` with tracing off.
-        span_id: the listener's CONSUMER span, or ``None`` with tracing off.
-    """
-
-    name: str
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-    pattern: str
-    service: str
-    trace_id: str | None
-    span_id: str | None
-
-
-def current_event() -> EventInfo | None:
-    """The event the calling listener is handling, or ``None`` outside a listener.
-
-    Call it from the listener's own thread, while the listener runs.
-    """
-    worker = current_worker()
-    if worker is None or worker.event is None or worker.current is None:
-        return None
-    _, args, kwargs, name, ticket = worker.event
-    observer = worker.runtime.bus.observer
-    ids = None if ticket is None or observer is None else observer.trace_ids(ticket)
-    return EventInfo(
-        name=name,
-        args=args,
-        kwargs=dict(kwargs),
-        pattern=worker.current.name,
-        service=worker.runtime.name,
-        trace_id=hex_id(ids[0], 32) if ids else None,
-        span_id=hex_id(ids[1], 16) if ids else None,
-    )
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ from ._runtime import current_worker
 
 if TYPE_CHECKING:
     from ._deadlock import WaitGraph
-    from ._registry import Handler
+    from ._router import Handler
 
 __all__ = ["CommandFuture"]
 

@@ -16,55 +16,35 @@ import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ._context import replaying
-from ._control_addr import TOO_MANY_CLIENTS
-from ._control_subs import MAX_PATTERNS
-from ._errors import (
+from .._core._errors import (
     BusClosedError,
     BusError,
     CommandNotFoundError,
     DeadlockError,
     MailboxFullError,
 )
-from ._patterns import MAX_NAME, pattern_matches, shown, validate_pattern
+from .._core._patterns import MAX_NAME, pattern_matches, shown, validate_pattern
+from .._observe._replay import replaying
+from . import protocol
+from ._subs import MAX_PATTERNS
+from .protocol import ErrorCode
 
 if TYPE_CHECKING:
-    from ._control_conn import Connection
+    from ._conn import Connection
 
 __all__ = [
     "ASYNC",
     "KNOWN_ERRORS",
     "METHODS",
-    "PROTOCOL_VERSION",
-    "TOO_MANY_CLIENTS",
     "RpcError",
     "error_reply",
     "handler_error",
 ]
 
-PROTOCOL_VERSION = 1
-
-PARSE_ERROR = -32700
-INVALID_REQUEST = -32600
-METHOD_NOT_FOUND = -32601
-INVALID_PARAMS = -32602
-INTERNAL_ERROR = -32603
-HANDLER_ERROR = -32000
-NO_SUCH_COMMAND = -32001
-BAD_ARGUMENTS = -32002
-BUS_CLOSED = -32003
-TIMED_OUT = -32004
-MAILBOX_FULL = -32005
-DEADLOCK = -32006
-NO_SUCH_SUBSCRIPTION = -32007
-# TOO_MANY_CLIENTS = -32008 lives with the addresses: discovery reads it too.
-TOO_MANY_SUBSCRIPTIONS = -32009
-CLOSING = -32010
-
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_BUFFER = 10_000
 MAX_BUFFER = 1_000_000
-TOPICS = ("activity", "spans")
+TOPICS = protocol.TOPICS
 
 #: Refusals that are answered, not logged.
 KNOWN_ERRORS = (BusError,)
@@ -81,6 +61,10 @@ class RpcError(Exception):
         self.code = code
         self.message = message
         self.data = data
+
+    def reply(self, rid: int | str | None) -> dict[str, Any]:
+        """The error reply to request ``rid``."""
+        return protocol.error(rid, self.code, self.message, self.data)
 
     def to_json(self) -> dict[str, Any]:
         """The ``error`` member of a reply."""
@@ -107,15 +91,17 @@ def error_reply(exc: BaseException) -> RpcError:
     if isinstance(exc, RpcError):
         return exc
     if isinstance(exc, CommandNotFoundError):
-        return RpcError(NO_SUCH_COMMAND, str(exc), _described(exc, suggestions=exc.suggestions))
+        return RpcError(
+            ErrorCode.NO_SUCH_COMMAND, str(exc), _described(exc, suggestions=exc.suggestions)
+        )
     if isinstance(exc, BusClosedError):
-        return RpcError(BUS_CLOSED, str(exc), _described(exc))
+        return RpcError(ErrorCode.BUS_CLOSED, str(exc), _described(exc))
     if isinstance(exc, MailboxFullError):
-        return RpcError(MAILBOX_FULL, str(exc), _described(exc))
+        return RpcError(ErrorCode.MAILBOX_FULL, str(exc), _described(exc))
     if isinstance(exc, DeadlockError):
-        return RpcError(DEADLOCK, str(exc), _described(exc, cycle=exc.cycle))
+        return RpcError(ErrorCode.DEADLOCK, str(exc), _described(exc, cycle=exc.cycle))
     return RpcError(
-        INTERNAL_ERROR,
+        ErrorCode.INTERNAL_ERROR,
         f"internal error: {type(exc).__name__}: {exc}",
         _described(exc, traceback=_traceback(exc)),
     )
@@ -124,18 +110,18 @@ def error_reply(exc: BaseException) -> RpcError:
 def handler_error(exc: BaseException) -> RpcError:
     """The error for what a command's future failed with (``-32000`` mostly)."""
     if isinstance(exc, DeadlockError):
-        return RpcError(DEADLOCK, str(exc), _described(exc, cycle=exc.cycle))
+        return RpcError(ErrorCode.DEADLOCK, str(exc), _described(exc, cycle=exc.cycle))
     if isinstance(exc, BusClosedError):
-        return RpcError(BUS_CLOSED, str(exc), _described(exc))
+        return RpcError(ErrorCode.BUS_CLOSED, str(exc), _described(exc))
     message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return RpcError(HANDLER_ERROR, message, _described(exc, traceback=_traceback(exc)))
+    return RpcError(ErrorCode.HANDLER_ERROR, message, _described(exc, traceback=_traceback(exc)))
 
 
 # -- params ---------------------------------------------------------------------
 
 
 def _bad(name: str, message: str) -> RpcError:
-    return RpcError(INVALID_PARAMS, f"invalid params: {message}", {"param": name})
+    return RpcError(ErrorCode.INVALID_PARAMS, f"invalid params: {message}", {"param": name})
 
 
 def _only(params: dict[str, Any], allowed: tuple[str, ...]) -> None:
@@ -232,15 +218,15 @@ def _json(value: Any) -> str:
 def describe(conn: Connection, params: dict[str, Any], rid: Any) -> Any:
     """Who is listening: name, pid, started_at, version, address, methods."""
     _only(params, ())
-    from . import __version__
+    from .._core._version import VERSION
 
     bus = conn.bus
     return {
-        "protocol": PROTOCOL_VERSION,
+        "protocol": protocol.VERSION,
         "name": bus.name,
         "pid": bus.pid,
         "started_at": bus.started_at,
-        "version": __version__,
+        "version": VERSION,
         "address": str(conn.server.address),
         "methods": list(METHODS),
     }
@@ -265,10 +251,10 @@ def execute(conn: Connection, params: dict[str, Any], rid: Any) -> Any:
 def bad_arguments(conn: Connection, name: str, exc: TypeError) -> RpcError:
     """``-32002`` for arguments that do not bind to command ``name``."""
     try:
-        signature = conn.bus._router.command(name).binder.text()
+        signature = conn.bus.router.command(name).binder.text()
     except Exception:
         signature = None
-    return RpcError(BAD_ARGUMENTS, str(exc), _described(exc, signature=signature))
+    return RpcError(ErrorCode.BAD_ARGUMENTS, str(exc), _described(exc, signature=signature))
 
 
 def fire(conn: Connection, params: dict[str, Any], rid: Any) -> Any:
@@ -279,7 +265,7 @@ def fire(conn: Connection, params: dict[str, Any], rid: Any) -> Any:
     replay_of = _replay_of(params)
     bus = conn.bus
     try:
-        listeners = bus._router.listeners_for(name)
+        listeners = bus.router.listeners_for(name)
     except (TypeError, ValueError) as exc:
         raise _bad("name", str(exc)) from None
     with replaying(*replay_of) if replay_of else contextlib.nullcontext():
@@ -298,7 +284,7 @@ def who_handles(conn: Connection, params: dict[str, Any], rid: Any) -> Any:
     """The exact routing of a name: its command and the listeners it reaches."""
     _only(params, ("name",))
     name = _name(params)
-    router = conn.bus._router
+    router = conn.bus.router
     commands = {h.name: h for h in router.commands()}
     listeners = router.listeners()  # in delivery order
     handler = commands.get(name)
@@ -351,7 +337,7 @@ def unsubscribe(conn: Connection, params: dict[str, Any], rid: Any) -> Any:
     dropped = conn.unsubscribe(sid)
     if dropped is None:
         raise RpcError(
-            NO_SUCH_SUBSCRIPTION, f"no subscription {_json(sid)} on this connection",
+            ErrorCode.NO_SUCH_SUBSCRIPTION, f"no subscription {_json(sid)} on this connection",
             {"subscription": sid},
         )  # fmt: skip
     return {"dropped": dropped}
@@ -360,7 +346,7 @@ def unsubscribe(conn: Connection, params: dict[str, Any], rid: Any) -> Any:
 def traces(conn: Connection, params: dict[str, Any], rid: Any) -> Any:
     """Recent traces from the bus's ring, as one OTLP ``TracesData`` object."""
     _only(params, ("limit", "trace_id"))
-    from ._otlp import encode_spans
+    from .._observe._otlp import encode_spans
 
     bus = conn.bus
     trace_id = params.get("trace_id")

@@ -11,11 +11,12 @@ connection's lock.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
-from ._activity import Activity
-from ._patterns import pattern_matches
+from .._core._patterns import pattern_matches
+from .._observe._activity import Activity
+from . import protocol
+from .protocol import dumps
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
@@ -25,7 +26,6 @@ __all__ = [
     "Fanout",
     "Subscription",
     "activity_cost",
-    "dumps",
     "safe_repr",
     "span_cost",
     "span_key",
@@ -38,19 +38,6 @@ _ROUTE_LIMIT = 1024
 #: What an activity record or a span costs queued, beyond the text it holds (bytes).
 _ACTIVITY_OVERHEAD = 400
 _SPAN_OVERHEAD = 1000
-
-
-def dumps(message: Any) -> bytes:
-    """One line of strict JSON (no NaN), UTF-8, ending in a newline.
-
-    Raises:
-        TypeError, ValueError: the message is not JSON-serialisable.
-    """
-    text = json.dumps(message, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    try:
-        return text.encode("utf-8") + b"\n"
-    except UnicodeEncodeError:  # a lone surrogate (from "\ud800" in a request): escape it
-        return json.dumps(message, separators=(",", ":"), allow_nan=False).encode() + b"\n"
 
 
 def safe_repr(value: Any) -> str:
@@ -144,11 +131,11 @@ class Subscription:
         """The notification line for ``payload`` (an activity, or the spans that matched)."""
         if self.topic == "activity":
             params = {"subscription": self.id, "activity": payload.to_json()}
-            return dumps({"jsonrpc": "2.0", "method": "activity", "params": params})
-        from ._otlp import encode_spans
+            return dumps(protocol.notification("activity", params))
+        from .._observe._otlp import encode_spans
 
         params = {"subscription": self.id, "data": encode_spans(payload)}
-        return dumps({"jsonrpc": "2.0", "method": "spans", "params": params})
+        return dumps(protocol.notification("spans", params))
 
 
 class Fanout:

@@ -18,15 +18,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar, overload
 
 from ._patterns import validate_name, validate_pattern
 
 if TYPE_CHECKING:
-    from ._bus import Bus
+    from ._future import CommandFuture
+    from ._router import Registration
     from ._threads import TimerHandle
 
-__all__ = ["Service", "command", "listener"]
+__all__ = ["Disposable", "Service", "ServiceBus", "command", "listener"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -87,6 +88,64 @@ def listener(pattern: str) -> Callable[[F], F]:
     return mark
 
 
+class Disposable(Protocol):
+    """A handle whose ``dispose()`` undoes what made it."""
+
+    def dispose(self) -> None:
+        """Undo it (idempotent)."""
+
+
+class ServiceBus(Protocol):
+    """What a service sees of the bus it is on: ``self.bus``.
+
+    ``bus.Bus`` is one; the protocol lets the core name it without importing
+    the floors above.
+    """
+
+    name: str
+
+    def register_command(
+        self, name: str, fn: Callable[..., Any], *, readonly: bool = False, doc: str | None = None
+    ) -> Registration:
+        """See ``Bus.register_command``."""
+
+    def execute_command(self, name: str, /, *args: Any, **kwargs: Any) -> CommandFuture:
+        """See ``Bus.execute_command``."""
+
+    def register_listener(self, pattern: str, fn: Callable[..., Any]) -> Registration:
+        """See ``Bus.register_listener``."""
+
+    def fire_event(self, name: str, /, *args: Any, **kwargs: Any) -> None:
+        """See ``Bus.fire_event``."""
+
+    def add_service(self, service: Service, *, timeout: float | None = 30.0) -> Service:
+        """See ``Bus.add_service``."""
+
+    def inspect(self) -> dict[str, Any]:
+        """See ``Bus.inspect``."""
+
+    def watch(self, callback: Callable[[Any], None]) -> Disposable:
+        """See ``Bus.watch``."""
+
+    def flush_traces(self, timeout: float | None = 10.0) -> bool:
+        """See ``Bus.flush_traces``."""
+
+    def wait_idle(self, timeout: float | None = 10.0) -> bool:
+        """See ``Bus.wait_idle``."""
+
+    def close(self, timeout: float = 10.0) -> None:
+        """See ``Bus.close``."""
+
+    def _schedule(
+        self,
+        service: Service,
+        delay: float,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        interval: float | None,
+    ) -> TimerHandle: ...
+
+
 def _default_name(cls: type) -> str:
     base = cls.__name__
     if base.endswith("Service") and base != "Service":
@@ -110,7 +169,7 @@ class Service:
 
     name: ClassVar[str] = ""
     concurrency: int = 1
-    bus: Bus = None  # type: ignore[assignment]  # set by add_service
+    bus: ServiceBus = None  # type: ignore[assignment]  # set by add_service
 
     def __init__(self, *, name: str | None = None, concurrency: int | None = None) -> None:
         if name is not None:

@@ -22,8 +22,8 @@ private modules and defines nothing itself.
 
 from __future__ import annotations
 
-from ._control_addr import (
-    TOO_MANY_CLIENTS,
+from . import protocol
+from ._addr import (
     AddressInUseError,
     AmbiguousBusError,
     BusFullError,
@@ -37,10 +37,9 @@ from ._control_addr import (
     resolve,
     socket_dir,
 )
-from ._control_server import ControlServer
+from ._server import ControlServer
 
 __all__ = [
-    "TOO_MANY_CLIENTS",
     "AddressInUseError",
     "AmbiguousBusError",
     "BusFullError",
@@ -52,6 +51,7 @@ __all__ = [
     "default_address",
     "discover",
     "parse_address",
+    "protocol",
     "resolve",
     "socket_dir",
 ]

@@ -31,15 +31,16 @@ from opentelemetry.trace import SpanContext, SpanKind
 from opentelemetry.trace.status import Status, StatusCode
 from opentelemetry.util import types
 
+from .._core._ratelog import RateLimitedLog
+from .._core._version import VERSION
 from ._jsonval import Encoded, Redactor, atom_json, atoms_json
-from ._ratelog import RateLimitedLog
 from ._records import CallRecord, DeliveryRecord, FireRecord, encoded_text, span_context
 
 __all__ = ["SpanRing", "TraceSink", "resolve_provider", "tracing_disabled_by_env"]
 
 log = logging.getLogger("bus.tracing")
 
-SCOPE = InstrumentationScope("bus", "0.1.0")
+SCOPE = InstrumentationScope("bus", VERSION)
 _OK = Status(StatusCode.UNSET)
 _KIND_CLIENT, _KIND_SERVER = SpanKind.CLIENT, SpanKind.SERVER
 _KIND_PRODUCER, _KIND_CONSUMER = SpanKind.PRODUCER, SpanKind.CONSUMER
@@ -219,7 +220,7 @@ class TraceSink:
         self._export_log = RateLimitedLog(log)
         self.provider = provider
         self._processor = _processor_of(provider)
-        self._tracer = None if self._processor else provider.get_tracer("bus", "0.1.0")
+        self._tracer = None if self._processor else provider.get_tracer("bus", VERSION)
         resource = getattr(provider, "resource", None)
         self._resource = resource if isinstance(resource, Resource) else Resource.get_empty()
         self._ring = ring

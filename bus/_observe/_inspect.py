@@ -1,0 +1,93 @@
+"""``inspect()``: the bus's state as one JSON-ready snapshot.
+
+Read while the bus runs, without blocking on handlers: every figure is read
+once from structures that their owners write (a ``Worker`` is written only
+by its thread), so a snapshot is consistent per item, not across items.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .._core._bus import BusCore
+from .._core._runtime import Runtime
+
+__all__ = ["snapshot"]
+
+
+def snapshot(bus: BusCore, tracing: dict[str, Any]) -> dict[str, Any]:
+    """Services, commands, listeners, waits and totals; ``tracing`` as given."""
+    now = time.perf_counter()
+    services = [_describe_runtime(rt, now, bus.hung_after) for rt in bus.runtimes()]
+    commands = [h.describe() for h in bus.router.commands()]
+    listeners = [h.describe() for h in bus.router.listeners()]
+    totals = {
+        "services": sum(1 for s in services if s["kind"] == "service"),
+        "commands": len(commands),
+        "listeners": len(listeners),
+        "handled": sum(s["handled"] for s in services),
+        "failed": sum(s["failed"] for s in services),
+        "rejected": sum(s["rejected"] for s in services),
+        "dropped": sum(s["dropped"] for s in services),
+        "late_replies": sum(c["late_replies"] for c in commands),
+        "hung": sum(1 for s in services for t in s["threads"] if t["hung"]),
+    }
+    return {
+        "bus": {
+            "name": bus.name,
+            "pid": bus.pid,
+            "started_at": bus.started_at,
+            "uptime": round(time.time() - bus.started_at, 3),
+            "state": bus.state,
+            "mailbox_size": bus.mailbox_size,
+            "hung_after": bus.hung_after,
+        },
+        "totals": totals,
+        "services": services,
+        "commands": commands,
+        "listeners": listeners,
+        "waits": [{"waiter": w, "target": t, "threads": n} for w, t, n in bus.waits()],
+        "tracing": tracing,
+    }
+
+
+def _describe_runtime(runtime: Runtime, now: float, hung_after: float) -> dict[str, Any]:
+    threads = []
+    for worker in list(runtime.workers):
+        current = worker.current
+        running_for = now - worker.since if current is not None else None
+        threads.append(
+            {
+                "name": worker.thread_name,
+                "state": "waiting"
+                if worker.waiting is not None
+                else "busy"
+                if current is not None
+                else "idle",
+                "handler": current.name if current is not None else None,
+                "running_for": None if running_for is None else round(running_for, 3),
+                "hung": running_for is not None and running_for > hung_after,
+                "waiting_on": worker.waiting.command if worker.waiting is not None else None,
+            }
+        )
+    busy = any(t["state"] != "idle" for t in threads)
+    _, handled, failed = runtime.totals()
+    return {
+        "name": runtime.name,
+        "kind": "pool" if runtime.elastic else "service",
+        "class": type(runtime.service).__qualname__ if runtime.service else None,
+        "state": runtime.state,
+        "activity": "busy" if busy else "idle",
+        "concurrency": runtime.concurrency,
+        "threads": threads,
+        "mailbox": runtime.depth(),
+        "mailbox_size": runtime.maxsize,
+        "handled": handled,
+        "failed": failed,
+        "rejected": runtime.rejected,
+        "dropped": runtime.dropped,
+        "error": None
+        if runtime.error is None
+        else f"{type(runtime.error).__name__}: {runtime.error}",
+    }

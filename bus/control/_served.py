@@ -1,0 +1,47 @@
+"""What the control server needs of the bus it serves.
+
+``ServedBus`` is ``bus.Bus`` seen from the control floor, which sits below
+the assembled bus and must not import it: the server reaches the bus only
+through these public members.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from .._core._future import CommandFuture
+from .._core._router import Router
+from .._core._service import Disposable
+from .._observe._activity import Activity
+from .._observe._tracing import SpanRing
+
+__all__ = ["ServedBus"]
+
+
+class ServedBus(Protocol):
+    """The public face of ``bus.Bus`` that the control server uses."""
+
+    name: str
+    pid: int
+    started_at: float
+    spans: SpanRing
+    router: Router
+
+    def execute_command(self, name: str, /, *args: Any, **kwargs: Any) -> CommandFuture:
+        """See ``Bus.execute_command``."""
+
+    def fire_event(self, name: str, /, *args: Any, **kwargs: Any) -> None:
+        """See ``Bus.fire_event``."""
+
+    def inspect(self) -> dict[str, Any]:
+        """See ``Bus.inspect``."""
+
+    def watch(self, callback: Callable[[Activity], None]) -> Disposable:
+        """See ``Bus.watch``."""
+
+    def flush_traces(self, timeout: float | None = 10.0) -> bool:
+        """See ``Bus.flush_traces``."""
+
+    def wait_idle(self, timeout: float | None = 10.0) -> bool:
+        """See ``Bus.wait_idle``."""

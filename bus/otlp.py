@@ -1,0 +1,35 @@
+"""OpenTelemetry spans to and from OTLP JSON lines, the file-exporter encoding.
+
+    import json
+    from bus.otlp import decode_spans, encode_spans
+
+    line = json.dumps(encode_spans(bus.spans.spans()), separators=(",", ":"))
+    spans = decode_spans(json.loads(line))       # ReadableSpan objects again
+
+The encoding is the OTLP/HTTP JSON mapping of ``TracesData`` that the
+OpenTelemetry file exporters write (``docs/traces.md``): what ``busctl
+capture`` records, ``busctl trace`` reads, and ``OtlpJsonFileExporter``
+(also the ``OTEL_TRACES_EXPORTER=bus_otlp_json_file`` exporter) writes.
+"""
+
+from __future__ import annotations
+
+from ._observe._otlp import (
+    TRACE_FILE_ENV,
+    OtlpDecodeError,
+    OtlpJsonFileExporter,
+    decode_spans,
+    decode_value,
+    encode_spans,
+    encode_value,
+)
+
+__all__ = [
+    "TRACE_FILE_ENV",
+    "OtlpDecodeError",
+    "OtlpJsonFileExporter",
+    "decode_spans",
+    "decode_value",
+    "encode_spans",
+    "encode_value",
+]

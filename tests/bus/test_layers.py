@@ -1,0 +1,96 @@
+"""The floors of ``bus`` hold: each layer imports only the layers below it.
+
+The layering is written in ``bus/__init__.py``; this checks it on the source,
+``TYPE_CHECKING`` imports included, so that a cycle between packages cannot
+creep in as "only a type hint". It also checks that ``busctl`` reaches the
+bus through its public modules only.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# The floors, lowest first; a module may import from its own floor and below.
+FLOORS = ["bus._core", "bus._observe", "bus.control", "bus"]
+
+
+def _floor(module: str) -> int:
+    for level in range(len(FLOORS) - 1):
+        package = FLOORS[level]
+        if module == package or module.startswith(package + "."):
+            return level
+    return len(FLOORS) - 1  # the top: bus/__init__, _bus, testing, the public modules
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    """``(line, absolute module)`` for every import in the file, wherever it is."""
+    module = _module_name(path)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.extend((node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if node.module is None or (node.level and not node.module):
+                # ``from . import x``: x may be a module of that package
+                found.extend((node.lineno, f"{target}.{alias.name}") for alias in node.names)
+            else:
+                found.append((node.lineno, target))
+    return found
+
+
+def _bus_modules() -> list[Path]:
+    return sorted((ROOT / "bus").rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", _bus_modules(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_each_bus_module_imports_only_its_floor_and_below(path: Path) -> None:
+    module = _module_name(path)
+    mine = _floor(module)
+    for line, target in _imports(path):
+        if target != "bus" and not target.startswith("bus."):
+            continue
+        if target == "bus" and mine < len(FLOORS) - 1:
+            pytest.fail(f"{module}:{line} imports the top of bus")
+        assert _floor(target) <= mine, (
+            f"{module} (floor {FLOORS[mine]}) imports {target} "
+            f"(floor {FLOORS[_floor(target)]}) at line {line}"
+        )
+
+
+def test_the_core_knows_no_sdk_sockets_or_console() -> None:
+    forbidden = ("opentelemetry.sdk", "socket", "busctl", "textual", "prompt_toolkit", "rich")
+    for path in sorted((ROOT / "bus" / "_core").rglob("*.py")):
+        for line, target in _imports(path):
+            assert not any(target == f or target.startswith(f + ".") for f in forbidden), (
+                f"{_module_name(path)}:{line} imports {target}"
+            )
+
+
+def test_busctl_imports_no_private_bus_module() -> None:
+    for path in sorted((ROOT / "busctl").rglob("*.py")):
+        source = path.read_text()
+        # No shim that reaches a private module by name at run time either.
+        assert not re.search(r"import_module\(\s*[\"']bus\._", source), path
+        for line, target in _imports(path):
+            if target.startswith("bus."):
+                private = [part for part in target.split(".")[1:] if part.startswith("_")]
+                assert not private, f"{_module_name(path)}:{line} imports private {target}"
