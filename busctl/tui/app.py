@@ -20,6 +20,7 @@ import contextlib
 import importlib.util
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +86,8 @@ class BusctlApp(App[None]):
 
     POLL: ClassVar[float] = 0.5
     DRAIN: ClassVar[float] = 0.1
+    FLOODED: ClassVar[float] = 0.5
+    """Seconds between activity-log updates while more comes than one update draws."""
     SLOW: ClassVar[float] = 5.0
     """Seconds an ``inspect`` may take before the header says the bus is slow."""
 
@@ -122,6 +125,7 @@ class BusctlApp(App[None]):
         self.lost_reason: str | None = None
         self._lost = threading.Event()  # set from the client's thread; read by the drain timer
         self._polling = False
+        self._next_drain = 0.0
         self._layout = 0
         self.polls = 0
         self.last_error: dict[str, Any] | None = None
@@ -348,12 +352,15 @@ class BusctlApp(App[None]):
         if dropped:
             # Under a flood the log shows the newest activity; the rest is counted.
             line.append(f" · {dropped} activity not shown", style="yellow")
-        self.busline.update(line)
+        # One line of fixed size (app.tcss): no layout pass on every poll.
+        self.busline.update(line, layout=False)
 
     def _tick_drain(self) -> None:
         if self._lost.is_set() and self.connected:
             error = getattr(getattr(self.source, "client", None), "error", None)
             self._mark_lost(str(error) if error else "connection closed")
+        if time.monotonic() < self._next_drain:
+            return  # flooded: the feed holds (and counts) what comes meanwhile
         batch = self.feed.drain()
         if batch:
             with self._surviving("the activity log"):
@@ -361,7 +368,11 @@ class BusctlApp(App[None]):
                     if activity.get("error") and activity.get("trace_id"):
                         self.last_error = activity
                         break
-                self.activity_log.add(batch)
+                drawn = self.activity_log.add(batch)
+                if drawn >= self.activity_log.PER_BATCH:
+                    # Drawing a full batch costs the UI tens of milliseconds;
+                    # every tick of a flood would leave keys waiting behind it.
+                    self._next_drain = time.monotonic() + self.FLOODED
 
     # -- actions ---------------------------------------------------------------------
 
