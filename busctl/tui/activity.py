@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from textual import on
+from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -83,6 +84,7 @@ class ActivityLog(Vertical):
         Binding("p", "pause", "Pause"),
         Binding("e", "errors_only", "Errors", show=False),
         Binding("ctrl+l", "clear", "Clear", show=False),
+        Binding("escape", "leave_filter", "To the log", show=False),
     ]
 
     MAX_ROWS: ClassVar[int] = 300
@@ -284,6 +286,12 @@ class ActivityLog(Vertical):
             held, self._held = self._held, []
             self._show([a for a in held if self.filter.matches(a)])
         self._update_status()
+
+    def action_leave_filter(self) -> None:
+        """Escape from the filter bar: back to the log, the filter kept."""
+        if self.screen.focused is self.table:
+            raise SkipAction()  # Escape does what it does elsewhere
+        self.table.focus()
 
     def action_errors_only(self) -> None:
         self.errors_box.value = not self.errors_box.value

@@ -398,10 +398,20 @@ class BusctlApp(App[None]):
         self._focus_tab()
 
     def _focus_tab(self) -> None:
+        # Focus follows the tab: keys typed next must reach what is on screen,
+        # not a table the tab just hid (and, on Replay, the path box, not app keys).
         active = self.tabs.active
         for table in self.tables:
             if table.id == f"{active}-table":
                 table.focus()
+        if active == "replay" and self.replay_pane is not None:
+            from .replay_panel import ReplayPanel
+
+            panels = self.replay_pane.query(ReplayPanel)
+            if panels:
+                panels.first().focus_default()
+            else:  # not attached yet: nothing there takes keys
+                self.screen.set_focus(None)
 
     def action_layout(self) -> None:
         """Cycle: tables and activity, tables only, activity only."""
@@ -489,6 +499,11 @@ class BusctlApp(App[None]):
         elif isinstance(message.table, ServicesTable):
             self.activity_log.service_input.value = message.key
             self.notify(f"activity of {message.key} only (clear the service box for all)")
+
+    @on(TabbedContent.TabActivated, "#tabs")
+    def _tab_activated(self) -> None:
+        # A tab chosen with the mouse takes the focus as a number key does.
+        self._focus_tab()
 
     @on(ActivityLog.OpenTrace)
     def _open_trace(self, message: ActivityLog.OpenTrace) -> None:

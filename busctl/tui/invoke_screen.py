@@ -238,9 +238,13 @@ class InvokeScreen(ModalScreen[None]):
                 yield Static(Text("Enter or Ctrl+R runs it; Esc closes.", style="dim"), id="result")
 
     def on_mount(self) -> None:
-        inputs = self.query(Input)
-        if inputs:
-            inputs.first().focus()
+        inputs = list(self.query(Input))
+        if self.kind == "event" and self.target and len(inputs) > 1:
+            # The event was chosen (a listener's row, the palette): what is
+            # left to type is its arguments.
+            inputs[1].focus()
+        elif inputs:
+            inputs[0].focus()
         else:  # nothing to type: Enter presses Call
             self.query_one("#run", Button).focus()
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on, work
+from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
@@ -64,6 +65,7 @@ class ReplayPanel(Widget):
         Binding("minus", "slower", "Slower"),
         Binding("f", "toggle_fast", "Fast"),
         Binding("c", "toggle_commands", "Commands"),
+        Binding("escape", "leave_bar", "To the steps", show=False),
     ]
 
     @dataclass
@@ -130,6 +132,20 @@ class ReplayPanel(Widget):
         yield table
         with VerticalScroll(classes="replay-report"):
             yield Static("", id="report")
+
+    def focus_default(self) -> None:
+        """Focus the path box while no file is open, else the list of steps."""
+        if self.plan is None:
+            self.query_one("#path", Input).focus()
+        else:
+            self.query_one("#steps", DataTable).focus()
+
+    def action_leave_bar(self) -> None:
+        """Escape from the path box or a button: back to the list of steps."""
+        table = self.query_one("#steps", DataTable)
+        if self.screen.focused is table:
+            raise SkipAction()  # Escape does what it does elsewhere
+        table.focus()
 
     def on_mount(self) -> None:
         table = self.query_one("#steps", DataTable)
