@@ -152,7 +152,7 @@ class InvokeScreen(ModalScreen[None]):
         padding: 0 1;
     }
     InvokeScreen #invoke-title { text-style: bold; height: 1; }
-    InvokeScreen #invoke-doc { color: $text-muted; height: auto; max-height: 4; }
+    InvokeScreen #invoke-doc { color: $text-muted; height: auto; max-height: 35%; }
     InvokeScreen #invoke-fields { height: auto; max-height: 50%; }
     InvokeScreen .field { height: 1; margin-top: 1; }
     InvokeScreen .field Label { width: 22; }
@@ -206,7 +206,9 @@ class InvokeScreen(ModalScreen[None]):
             doc = str(self.entry.get("doc") or "").strip()
             if signature or doc:
                 text = f"{self.entry.get('handler', '')}{signature or ''}"
-                yield Static(f"{text}\n{doc}".strip(), id="invoke-doc", markup=False)
+                # All of it (Args:, Raises:...), scrolling when it is long.
+                with VerticalScroll(id="invoke-doc"):
+                    yield Static(f"{text}\n{doc}".strip(), id="invoke-doc-text", markup=False)
             with VerticalScroll(id="invoke-fields"):
                 if self.kind == "event":
                     with Horizontal(classes="field"):

@@ -25,7 +25,9 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widget import Widget
-from textual.widgets import Button, DataTable, Input, Label, Static
+from textual.widgets import Button, Input, Label, Static
+
+from .tables import FitTable
 
 if TYPE_CHECKING:
     from bus import Bus
@@ -35,6 +37,17 @@ if TYPE_CHECKING:
 __all__ = ["ReplayPanel"]
 
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 100.0)
+
+
+class StepsTable(FitTable):
+    """The steps of a replay plan: the call and its status share the width left.
+
+    Keyed by the step's number. A status that does not fit (``DIFFERS: result:
+    {...}``) is cut with an ellipsis; the report below the table has it whole.
+    """
+
+    COLUMNS = (("#", "#"), ("at", "at"), ("kind", "kind"), ("call", "call"), ("status", "status"))
+    FLEX = ("call", "status")
 
 
 class ReplayPanel(Widget):
@@ -52,7 +65,7 @@ class ReplayPanel(Widget):
     ReplayPanel .replay-bar Input { width: 1fr; }
     ReplayPanel .replay-bar Button { min-width: 8; margin-left: 1; }
     ReplayPanel .replay-status { height: 1; padding: 0 1; color: $text-muted; }
-    ReplayPanel DataTable { height: 1fr; }
+    ReplayPanel StepsTable { height: 1fr; }
     ReplayPanel .replay-report { height: auto; max-height: 12; border-top: solid $primary; }
     ReplayPanel .replay-report Static { padding: 0 1; }
     """
@@ -115,7 +128,6 @@ class ReplayPanel(Widget):
         self.speed = 1.0
         self.fast = False
         self.commands = False
-        self._rows: dict[int, Any] = {}
 
     # -- layout ------------------------------------------------------------------
 
@@ -128,8 +140,7 @@ class ReplayPanel(Widget):
             yield Button("-", id="slower")
             yield Button("+", id="faster")
         yield Label(self._status_text(), classes="replay-status", id="status")
-        table: DataTable[str] = DataTable(id="steps", cursor_type="row", zebra_stripes=True)
-        yield table
+        yield StepsTable(id="steps")
         with VerticalScroll(classes="replay-report"):
             yield Static("", id="report")
 
@@ -138,19 +149,16 @@ class ReplayPanel(Widget):
         if self.plan is None:
             self.query_one("#path", Input).focus()
         else:
-            self.query_one("#steps", DataTable).focus()
+            self.query_one(StepsTable).focus()
 
     def action_leave_bar(self) -> None:
         """Escape from the path box or a button: back to the list of steps."""
-        table = self.query_one("#steps", DataTable)
+        table = self.query_one(StepsTable)
         if self.screen.focused is table:
             raise SkipAction()  # Escape does what it does elsewhere
         table.focus()
 
     def on_mount(self) -> None:
-        table = self.query_one("#steps", DataTable)
-        for column in ("#", "at", "kind", "call", "status"):
-            table.add_column(column, key=column)
         if self.initial_path:
             self.action_open()
 
@@ -211,19 +219,21 @@ class ReplayPanel(Widget):
         self.plan = message.plan
         self.report = None
         self.replayer = None
-        table = self.query_one("#steps", DataTable)
-        table.clear()
-        self._rows = {}
-        for step in message.plan.steps:
-            status = f"cannot replay: {step.problem}" if step.problem else ""
-            self._rows[step.index] = table.add_row(
+        table = self.query_one(StepsTable)
+        table.reset()
+        table.put_rows(
+            (
                 str(step.index),
-                f"+{step.offset_ns / 1e9:.3f}s",
-                step.kind,
-                step.call_text(),
-                status,
-                key=str(step.index),
+                (
+                    str(step.index),
+                    f"+{step.offset_ns / 1e9:.3f}s",
+                    step.kind,
+                    step.call_text(),
+                    f"cannot replay: {step.problem}" if step.problem else "",
+                ),
             )
+            for step in message.plan.steps
+        )
         lines = [f"{message.path}: {len(message.plan.steps)} steps"]
         lines += [f"bad line skipped: {b}" for b in message.bad_lines]
         lines += [f"left out: {s.operation}: {r}" for s, r in message.plan.left_out]
@@ -244,10 +254,10 @@ class ReplayPanel(Widget):
         if self.plan is None:
             self._refresh_status("open a trace file first")
             return
-        for index, key in self._rows.items():
-            step = self.plan.steps[index - 1]
+        table = self.query_one(StepsTable)
+        for step in self.plan.steps:
             if not step.problem:
-                self.query_one("#steps", DataTable).update_cell(key, "status", "")
+                table.put_cell(str(step.index), "status", "")
         self.replayer = Replayer(
             self.plan,
             self._target(),
@@ -277,10 +287,10 @@ class ReplayPanel(Widget):
 
     @on(StepDone)
     def _step_done(self, message: StepDone) -> None:
-        key = self._rows.get(message.index)
-        if key is not None:
-            table = self.query_one("#steps", DataTable)
-            table.update_cell(key, "status", message.status)
+        table = self.query_one(StepsTable)
+        key = str(message.index)
+        if table.has_row(key):
+            table.put_cell(key, "status", message.status)
             table.move_cursor(row=table.get_row_index(key))
         self._refresh_status(f"step {message.index}")
 
@@ -288,10 +298,10 @@ class ReplayPanel(Widget):
     def _finished(self, message: Finished) -> None:
         self.report = message.report
         self.replayer = None
+        table = self.query_one(StepsTable)
         for step, reason in message.report.skipped:
-            key = self._rows.get(step.index)
-            if key is not None:
-                self.query_one("#steps", DataTable).update_cell(key, "status", f"skipped: {reason}")
+            if table.has_row(str(step.index)):
+                table.put_cell(str(step.index), "status", f"skipped: {reason}")
         self.query_one("#report", Static).update(message.report.render())
         self.query_one("#play", Button).label = "Play"
         self._refresh_status("finished")
