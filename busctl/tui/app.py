@@ -130,6 +130,7 @@ class BusctlApp(App[None]):
         self.polls = 0
         self.last_error: dict[str, Any] | None = None
         self._complained: set[str] = set()
+        self._failed_seen: set[str] = set()
 
     # -- layout -----------------------------------------------------------------
 
@@ -340,20 +341,40 @@ class BusctlApp(App[None]):
             table.show(inspected)
         bus = inspected.get("bus", {})
         totals = inspected.get("totals", {})
-        line = Text.assemble(
-            (f"{bus.get('name', '?')}", "bold"),
-            f" {bus.get('state', '')} · ",
-            f"{totals.get('services', 0)} services · {totals.get('commands', 0)} commands · ",
-            f"{totals.get('listeners', 0)} listeners · handled {totals.get('handled', 0)} · ",
-            ("failed ", ""),
-            (str(totals.get("failed", 0)), "bold red" if totals.get("failed") else ""),
+        failed = self._failed_services(inspected)
+        line = Text.assemble((f"{bus.get('name', '?')}", "bold"), f" {bus.get('state', '')} · ")
+        if failed:
+            # First on the line, so no terminal is too narrow to show it.
+            names = ", ".join(failed)
+            noun = "service" if len(failed) == 1 else "services"
+            line.append(f"✗ {len(failed)} {noun} failed: {names}", style="bold reverse red")
+            line.append(" · ")
+        handler_failures = int(totals.get("failed", 0) or 0)
+        line.append(
+            f"{totals.get('services', 0)} services · {totals.get('commands', 0)} commands · "
+            f"{totals.get('listeners', 0)} listeners · handled {totals.get('handled', 0)}"
         )
+        if handler_failures:
+            line.append(f" ({handler_failures} failed)", style="bold red")
         dropped = self.feed.dropped + (self.source.dropped if self.source is not None else 0)
         if dropped:
             # Under a flood the log shows the newest activity; the rest is counted.
             line.append(f" · {dropped} activity not shown", style="yellow")
         # One line of fixed size (app.tcss): no layout pass on every poll.
         self.busline.update(line, layout=False)
+
+    def _failed_services(self, inspected: dict[str, Any]) -> dict[str, str]:
+        """The services the bus marks ``failed``, with their errors; each new one is announced."""
+        failed = {
+            str(service.get("name", "?")): str(service.get("error") or "no error given")
+            for service in inspected.get("services", ())
+            if isinstance(service, dict) and service.get("state") == "failed"
+        }
+        for name, error in failed.items():
+            if name not in self._failed_seen:
+                self.notify(f"service {name} failed: {error}", severity="error", timeout=10)
+        self._failed_seen = set(failed)  # one that recovers and fails again is announced again
+        return failed
 
     def _tick_drain(self) -> None:
         if self._lost.is_set() and self.connected:
@@ -498,7 +519,12 @@ class BusctlApp(App[None]):
             self.open_fire(str(message.item.get("pattern")))
         elif isinstance(message.table, ServicesTable):
             self.activity_log.service_input.value = message.key
-            self.notify(f"activity of {message.key} only (clear the service box for all)")
+            if message.item.get("state") == "failed":
+                # The table cuts the error to fit: here it is whole.
+                error = message.item.get("error") or "no error given"
+                self.notify(f"{message.key} failed: {error}", severity="error", timeout=15)
+            else:
+                self.notify(f"activity of {message.key} only (clear the service box for all)")
 
     @on(TabbedContent.TabActivated, "#tabs")
     def _tab_activated(self) -> None:

@@ -234,7 +234,11 @@ def _count(value: int, bad: bool = False) -> Text:
 
 
 class ServicesTable(LiveTable):
-    """Each service: state, what it is doing, threads, mailbox depth, handled, failed."""
+    """Each service: state, what it is doing, threads, mailbox depth, handled, failed.
+
+    A service the bus marks ``failed`` is red from its name on, and its error
+    takes the place of what it is doing.
+    """
 
     COLUMNS = (
         ("name", "service"),
@@ -246,6 +250,7 @@ class ServicesTable(LiveTable):
         ("failed", "failed"),
     )
     FLEX = ("activity", "thread")
+    FLEX_WEIGHTS = {"activity": 3}  # an error matters more than thread names
 
     def table_rows(self, inspected: dict[str, Any]) -> Iterable[tuple[str, dict[str, Any], Cells]]:
         for service in inspected.get("services", ()):
@@ -254,17 +259,25 @@ class ServicesTable(LiveTable):
             thread = names[0] if len(names) == 1 else f"{len(names)}: {', '.join(names)}"
             hung = any(t.get("hung") for t in threads)
             state = str(service.get("state", "?"))
-            state_style = (
-                "green" if state == "running" else "bold red" if service.get("error") else ""
-            )
-            activity = "HUNG" if hung else str(service.get("activity", ""))
+            error = service.get("error")
+            failed = state == "failed"
+            if failed:
+                state_cell = Text(f"✗ {state}", style="bold red")
+            else:
+                state_cell = Text(state, style="green" if state == "running" else "")
+            if failed or error:
+                activity = Text(clip(str(error or "failed (no error given)"), 200), "red")
+            elif hung:
+                activity = Text("HUNG", style="bold red")
+            else:
+                activity = Text(str(service.get("activity", "")))
             mailbox = int(service.get("mailbox", 0) or 0)
             size = int(service.get("mailbox_size", 0) or 0)
             full = size and mailbox >= size * 0.8
             cells: Cells = (
-                Text(str(service.get("name", "?")), style="bold"),
-                Text(state, style=state_style),
-                Text(clip(activity, 200), style="bold red" if hung else ""),
+                Text(str(service.get("name", "?")), style="bold red" if failed else "bold"),
+                state_cell,
+                activity,
                 clip(thread, 200),
                 Text(f"{mailbox}", style="bold yellow" if full else ""),
                 number(service.get("handled")),
