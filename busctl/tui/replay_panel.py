@@ -65,8 +65,8 @@ class ReplayPanel(Widget):
     ReplayPanel .replay-bar Input { width: 1fr; }
     ReplayPanel .replay-bar Button { min-width: 8; margin-left: 1; }
     ReplayPanel .replay-status { height: 1; padding: 0 1; color: $text-muted; }
-    ReplayPanel StepsTable { height: 1fr; }
-    ReplayPanel .replay-report { height: auto; max-height: 12; border-top: solid $primary; }
+    ReplayPanel StepsTable { height: 1fr; min-height: 4; }
+    ReplayPanel .replay-report { height: auto; max-height: 40%; border-top: solid $primary; }
     ReplayPanel .replay-report Static { padding: 0 1; }
     """
 
