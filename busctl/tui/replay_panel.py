@@ -255,9 +255,12 @@ class ReplayPanel(Widget):
             self._refresh_status("open a trace file first")
             return
         table = self.query_one(StepsTable)
+        rows = []  # every status cleared at once: one pass over the rows, not one per row
         for step in self.plan.steps:
-            if not step.problem:
-                table.put_cell(str(step.index), "status", "")
+            key = str(step.index)
+            cells = table.full_row(key)
+            rows.append((key, (*cells[:-1], cells[-1] if step.problem else "")))
+        table.put_rows(rows)
         self.replayer = Replayer(
             self.plan,
             self._target(),

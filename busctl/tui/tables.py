@@ -33,7 +33,7 @@ Cells = tuple[Any, ...]
 
 def _text(value: Any) -> Text:
     # DataTable reads a str cell as Rich markup: "list[int]" would lose "[int]".
-    return value.copy() if isinstance(value, Text) else Text(str(value))
+    return value if isinstance(value, Text) else Text(str(value))
 
 
 def _width(text: Text) -> int:
