@@ -11,19 +11,18 @@ the bus is, and the bus never waits for the UI.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from textual import on
+from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Checkbox, DataTable, Input, Label
-from textual.widgets.data_table import RowDoesNotExist
 
 from ._format import ActivityFilter, activity_cells
 
@@ -85,10 +84,13 @@ class ActivityLog(Vertical):
         Binding("p", "pause", "Pause"),
         Binding("e", "errors_only", "Errors", show=False),
         Binding("ctrl+l", "clear", "Clear", show=False),
+        Binding("escape", "leave_filter", "To the log", show=False),
     ]
 
     MAX_ROWS: ClassVar[int] = 300
-    """Rows kept in the table (older rows are removed)."""
+    """Most rows in the table: past it the oldest are removed, down to ``KEEP``."""
+    KEEP: ClassVar[int] = 200
+    """Rows kept when the table is trimmed (all at once: see ``_trim``)."""
     PER_BATCH: ClassVar[int] = 100
     """Most rows drawn per batch: under a flood only the newest are drawn."""
     STORE: ClassVar[int] = 2000
@@ -113,6 +115,7 @@ class ActivityLog(Vertical):
         self._rows: deque[str] = deque()
         self._by_key: dict[str, dict[str, Any]] = {}
         self._keys = itertools.count()
+        self._status_text = ""
 
     def compose(self) -> ComposeResult:
         # Kept as attributes: the UI updates them from timers while another
@@ -157,44 +160,66 @@ class ActivityLog(Vertical):
 
     # -- feeding -------------------------------------------------------------
 
-    def add(self, batch: list[dict[str, Any]]) -> None:
-        """Show a batch of new activity (UI thread), unless paused."""
+    def add(self, batch: list[dict[str, Any]]) -> int:
+        """Show a batch of new activity (UI thread), unless paused.
+
+        Returns:
+            How many rows were drawn: ``PER_BATCH`` means more came than
+            were drawn, and the caller may wait a little before the next batch.
+        """
         if not batch:
-            return
+            return 0
         self._store.extend(batch)
         if self.paused:
             self._held.extend(batch)
             del self._held[: -self.STORE]
             self._update_status()
-            return
-        self._show([a for a in batch if self.filter.matches(a)])
+            return 0
+        return self._show([a for a in batch if self.filter.matches(a)])
 
-    def _show(self, entries: list[dict[str, Any]]) -> None:
-        if len(entries) > self.PER_BATCH:
+    def _show(self, entries: list[dict[str, Any]]) -> int:
+        flood = len(entries) > self.PER_BATCH
+        if flood:
             self.skipped += len(entries) - self.PER_BATCH
             entries = entries[-self.PER_BATCH :]
         if not entries:
             self._update_status()
-            return
+            return 0
         table = self.table
         following = table.row_count == 0 or table.cursor_row >= table.row_count - 1
         current = self._current_key()
+        if flood and following:
+            # Rows scrolling past faster than anyone reads: the newest batch
+            # replaces the table (clearing is cheap, removing rows is not).
+            self._rows.clear()
+            self._by_key.clear()
+            table.clear()
         for activity in entries:
             key = str(next(self._keys))
             table.add_row(*activity_cells(activity, self.compact), key=key)
             self._rows.append(key)
             self._by_key[key] = activity
-        while len(self._rows) > self.MAX_ROWS:
-            old = self._rows.popleft()
-            self._by_key.pop(old, None)
-            with contextlib.suppress(RowDoesNotExist):
-                table.remove_row(old)
+        if len(self._rows) > self.MAX_ROWS:
+            self._trim()
         self.shown += len(entries)
         if following:
             table.move_cursor(row=table.row_count - 1, animate=False)
         elif current is not None and current in self._by_key:
             table.move_cursor(row=table.get_row_index(current), animate=False, scroll=False)
         self._update_status()
+        return len(entries)
+
+    def _trim(self) -> None:
+        # DataTable.remove_row renumbers every row and re-places the cursor,
+        # so removing old rows one at a time costs rows x rows: under a flood
+        # that kept the UI busy most of each second and keys waited. Drawing
+        # the newest KEEP rows again, once every MAX_ROWS - KEEP rows, costs rows.
+        table = self.table
+        while len(self._rows) > self.KEEP:
+            self._by_key.pop(self._rows.popleft(), None)
+        table.clear()
+        for key in self._rows:
+            table.add_row(*activity_cells(self._by_key[key], self.compact), key=key)
 
     def _current_key(self) -> str | None:
         table = self.table
@@ -220,7 +245,11 @@ class ActivityLog(Vertical):
             parts.append("[b]filtered[/]")
         if self.skipped:
             parts.append(f"{self.skipped} not drawn")
-        self.status.update(" · ".join(parts))
+        text = " · ".join(parts)
+        if text != self._status_text:
+            # The label sizes itself, so a change means a layout pass: only on a change.
+            self._status_text = text
+            self.status.update(text)
 
     # -- the filter ------------------------------------------------------------
 
@@ -257,6 +286,12 @@ class ActivityLog(Vertical):
             held, self._held = self._held, []
             self._show([a for a in held if self.filter.matches(a)])
         self._update_status()
+
+    def action_leave_filter(self) -> None:
+        """Escape from the filter bar: back to the log, the filter kept."""
+        if self.screen.focused is self.table:
+            raise SkipAction()  # Escape does what it does elsewhere
+        self.table.focus()
 
     def action_errors_only(self) -> None:
         self.errors_box.value = not self.errors_box.value

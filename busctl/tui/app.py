@@ -20,6 +20,7 @@ import contextlib
 import importlib.util
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,6 +87,8 @@ class BusctlApp(App[None]):
 
     POLL: ClassVar[float] = 0.5
     DRAIN: ClassVar[float] = 0.1
+    FLOODED: ClassVar[float] = 0.5
+    """Seconds between activity-log updates while more comes than one update draws."""
     SLOW: ClassVar[float] = 5.0
     """Seconds an ``inspect`` may take before the header says the bus is slow."""
 
@@ -123,10 +126,12 @@ class BusctlApp(App[None]):
         self.lost_reason: str | None = None
         self._lost = threading.Event()  # set from the client's thread; read by the drain timer
         self._polling = False
+        self._next_drain = 0.0
         self._layout = 0
         self.polls = 0
         self.last_error: dict[str, Any] | None = None
         self._complained: set[str] = set()
+        self._failed_seen: set[str] = set()
 
     # -- layout -----------------------------------------------------------------
 
@@ -345,24 +350,49 @@ class BusctlApp(App[None]):
             table.show(inspected)
         bus = inspected.get("bus", {})
         totals = inspected.get("totals", {})
+        failed = self._failed_services(inspected)
         line = Text.assemble(
-            (visible(bus.get("name", "?")), "bold"),
-            visible(f" {bus.get('state', '')} · "),
-            f"{totals.get('services', 0)} services · {totals.get('commands', 0)} commands · ",
-            f"{totals.get('listeners', 0)} listeners · handled {totals.get('handled', 0)} · ",
-            ("failed ", ""),
-            (str(totals.get("failed", 0)), "bold red" if totals.get("failed") else ""),
+            (visible(bus.get("name", "?")), "bold"), visible(f" {bus.get('state', '')} · ")
         )
+        if failed:
+            # First on the line, so no terminal is too narrow to show it.
+            names = visible(", ".join(failed))
+            noun = "service" if len(failed) == 1 else "services"
+            line.append(f"✗ {len(failed)} {noun} failed: {names}", style="bold reverse red")
+            line.append(" · ")
+        handler_failures = int(totals.get("failed", 0) or 0)
+        line.append(
+            f"{totals.get('services', 0)} services · {totals.get('commands', 0)} commands · "
+            f"{totals.get('listeners', 0)} listeners · handled {totals.get('handled', 0)}"
+        )
+        if handler_failures:
+            line.append(f" ({handler_failures} failed)", style="bold red")
         dropped = self.feed.dropped + (self.source.dropped if self.source is not None else 0)
         if dropped:
             # Under a flood the log shows the newest activity; the rest is counted.
             line.append(f" · {dropped} activity not shown", style="yellow")
-        self.busline.update(line)
+        # One line of fixed size (app.tcss): no layout pass on every poll.
+        self.busline.update(line, layout=False)
+
+    def _failed_services(self, inspected: dict[str, Any]) -> dict[str, str]:
+        """The services the bus marks ``failed``, with their errors; each new one is announced."""
+        failed = {
+            str(service.get("name", "?")): str(service.get("error") or "no error given")
+            for service in inspected.get("services", ())
+            if isinstance(service, dict) and service.get("state") == "failed"
+        }
+        for name, error in failed.items():
+            if name not in self._failed_seen:
+                self.notify(f"service {name} failed: {error}", severity="error", timeout=10)
+        self._failed_seen = set(failed)  # one that recovers and fails again is announced again
+        return failed
 
     def _tick_drain(self) -> None:
         if self._lost.is_set() and self.connected:
             error = getattr(getattr(self.source, "client", None), "error", None)
             self._mark_lost(str(error) if error else "connection closed")
+        if time.monotonic() < self._next_drain:
+            return  # flooded: the feed holds (and counts) what comes meanwhile
         batch = self.feed.drain()
         if batch:
             with self._surviving("the activity log"):
@@ -370,7 +400,11 @@ class BusctlApp(App[None]):
                     if activity.get("error") and activity.get("trace_id"):
                         self.last_error = activity
                         break
-                self.activity_log.add(batch)
+                drawn = self.activity_log.add(batch)
+                if drawn >= self.activity_log.PER_BATCH:
+                    # Drawing a full batch costs the UI tens of milliseconds;
+                    # every tick of a flood would leave keys waiting behind it.
+                    self._next_drain = time.monotonic() + self.FLOODED
 
     # -- actions ---------------------------------------------------------------------
 
@@ -396,10 +430,20 @@ class BusctlApp(App[None]):
         self._focus_tab()
 
     def _focus_tab(self) -> None:
+        # Focus follows the tab: keys typed next must reach what is on screen,
+        # not a table the tab just hid (and, on Replay, the path box, not app keys).
         active = self.tabs.active
         for table in self.tables:
             if table.id == f"{active}-table":
                 table.focus()
+        if active == "replay" and self.replay_pane is not None:
+            from .replay_panel import ReplayPanel
+
+            panels = self.replay_pane.query(ReplayPanel)
+            if panels:
+                panels.first().focus_default()
+            else:  # not attached yet: nothing there takes keys
+                self.screen.set_focus(None)
 
     def action_layout(self) -> None:
         """Cycle: tables and activity, tables only, activity only."""
@@ -486,7 +530,17 @@ class BusctlApp(App[None]):
             self.open_fire(str(message.item.get("pattern")))
         elif isinstance(message.table, ServicesTable):
             self.activity_log.service_input.value = message.key
-            self.notify(f"activity of {message.key} only (clear the service box for all)")
+            if message.item.get("state") == "failed":
+                # The table cuts the error to fit: here it is whole.
+                error = message.item.get("error") or "no error given"
+                self.notify(f"{message.key} failed: {error}", severity="error", timeout=15)
+            else:
+                self.notify(f"activity of {message.key} only (clear the service box for all)")
+
+    @on(TabbedContent.TabActivated, "#tabs")
+    def _tab_activated(self) -> None:
+        # A tab chosen with the mouse takes the focus as a number key does.
+        self._focus_tab()
 
     @on(ActivityLog.OpenTrace)
     def _open_trace(self, message: ActivityLog.OpenTrace) -> None:

@@ -24,12 +24,13 @@ waits for the bus.
 
 | key | does |
 |---|---|
-| `1` `2` `3` `4` | services, commands, listeners, replay tab |
+| `1` `2` `3` `4` | services, commands, listeners, replay tab (`4` puts you in its path box) |
 | `Tab` / `Shift+Tab` | move between panels |
 | `Enter` | on a command: call it · on a listener: fire its event · on activity: open its trace |
 | `c` | call the highlighted command |
 | `f` | fire an event |
 | `/` | filter the activity (name pattern, service, errors only) |
+| `Esc` | leave a text box (filter, replay path) for its log or table; the text stays |
 | `e` | activity: errors only on/off |
 | `p` | pause / resume the activity log |
 | `Ctrl+L` | clear the activity log |

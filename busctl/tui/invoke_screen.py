@@ -155,7 +155,7 @@ class InvokeScreen(ModalScreen[None]):
         padding: 0 1;
     }
     InvokeScreen #invoke-title { text-style: bold; height: 1; }
-    InvokeScreen #invoke-doc { color: $text-muted; height: auto; max-height: 4; }
+    InvokeScreen #invoke-doc { color: $text-muted; height: auto; max-height: 35%; }
     InvokeScreen #invoke-fields { height: auto; max-height: 50%; }
     InvokeScreen .field { height: 1; margin-top: 1; }
     InvokeScreen .field Label { width: 22; }
@@ -209,7 +209,11 @@ class InvokeScreen(ModalScreen[None]):
             doc = str(self.entry.get("doc") or "").strip()
             if signature or doc:
                 text = f"{self.entry.get('handler', '')}{signature or ''}"
-                yield Static(shown(f"{text}\n{doc}".strip(), multiline=True), id="invoke-doc")
+                # All of it (Args:, Raises:...), scrolling when it is long.
+                with VerticalScroll(id="invoke-doc"):
+                    yield Static(
+                        shown(f"{text}\n{doc}".strip(), multiline=True), id="invoke-doc-text"
+                    )
             with VerticalScroll(id="invoke-fields"):
                 if self.kind == "event":
                     with Horizontal(classes="field"):
@@ -241,9 +245,13 @@ class InvokeScreen(ModalScreen[None]):
                 yield Static(Text("Enter or Ctrl+R runs it; Esc closes.", style="dim"), id="result")
 
     def on_mount(self) -> None:
-        inputs = self.query(Input)
-        if inputs:
-            inputs.first().focus()
+        inputs = list(self.query(Input))
+        if self.kind == "event" and self.target and len(inputs) > 1:
+            # The event was chosen (a listener's row, the palette): what is
+            # left to type is its arguments.
+            inputs[1].focus()
+        elif inputs:
+            inputs[0].focus()
         else:  # nothing to type: Enter presses Call
             self.query_one("#run", Button).focus()
 

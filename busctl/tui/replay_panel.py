@@ -22,14 +22,17 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
+from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widget import Widget
-from textual.widgets import Button, DataTable, Input, Label, Static
+from textual.widgets import Button, Input, Label, Static
 
 from busctl._text import clipped, visible
+
+from .tables import FitTable
 
 if TYPE_CHECKING:
     from bus import Bus
@@ -59,6 +62,17 @@ SPEEDS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 100.0)
 SHOWN_PROBLEMS = 20  # bad lines and spans listed in the report
 
 
+class StepsTable(FitTable):
+    """The steps of a replay plan: the call and its status share the width left.
+
+    Keyed by the step's number. A status that does not fit (``DIFFERS: result:
+    {...}``) is cut with an ellipsis; the report below the table has it whole.
+    """
+
+    COLUMNS = (("#", "#"), ("at", "at"), ("kind", "kind"), ("call", "call"), ("status", "status"))
+    FLEX = ("call", "status")
+
+
 class ReplayPanel(Widget):
     """Open a trace file, list its events and commands, and replay them onto the bus.
 
@@ -74,8 +88,8 @@ class ReplayPanel(Widget):
     ReplayPanel .replay-bar Input { width: 1fr; }
     ReplayPanel .replay-bar Button { min-width: 8; margin-left: 1; }
     ReplayPanel .replay-status { height: 1; padding: 0 1; color: $text-muted; }
-    ReplayPanel DataTable { height: 1fr; }
-    ReplayPanel .replay-report { height: auto; max-height: 12; border-top: solid $primary; }
+    ReplayPanel StepsTable { height: 1fr; min-height: 4; }
+    ReplayPanel .replay-report { height: auto; max-height: 40%; border-top: solid $primary; }
     ReplayPanel .replay-report Static { padding: 0 1; }
     """
 
@@ -88,6 +102,7 @@ class ReplayPanel(Widget):
         Binding("f", "toggle_fast", "Fast"),
         Binding("c", "toggle_commands", "Commands"),
         Binding("a", "toggle_all_commands", "All commands"),
+        Binding("escape", "leave_bar", "To the steps", show=False),
     ]
 
     @dataclass
@@ -141,7 +156,6 @@ class ReplayPanel(Widget):
         self.fast = False
         self.commands = False
         self.all_commands = False
-        self._rows: dict[int, Any] = {}
 
     # -- layout ------------------------------------------------------------------
 
@@ -158,15 +172,25 @@ class ReplayPanel(Widget):
             yield Button("-", id="slower")
             yield Button("+", id="faster")
         yield Label(self._status_text(), classes="replay-status", id="status")
-        table: DataTable[str] = DataTable(id="steps", cursor_type="row", zebra_stripes=True)
-        yield table
+        yield StepsTable(id="steps")
         with VerticalScroll(classes="replay-report"):
             yield Static("", id="report")
 
+    def focus_default(self) -> None:
+        """Focus the path box while no file is open, else the list of steps."""
+        if self.plan is None:
+            self.query_one("#path", Input).focus()
+        else:
+            self.query_one(StepsTable).focus()
+
+    def action_leave_bar(self) -> None:
+        """Escape from the path box or a button: back to the list of steps."""
+        table = self.query_one(StepsTable)
+        if self.screen.focused is table:
+            raise SkipAction()  # Escape does what it does elsewhere
+        table.focus()
+
     def on_mount(self) -> None:
-        table = self.query_one("#steps", DataTable)
-        for column in ("#", "at", "kind", "call", "status"):
-            table.add_column(column, key=column)
         if self.initial_path:
             self.action_open()
 
@@ -231,20 +255,22 @@ class ReplayPanel(Widget):
         self.plan = message.plan
         self.report = None
         self.replayer = None
-        table = self.query_one("#steps", DataTable)
-        table.clear()
-        self._rows = {}
+        table = self.query_one(StepsTable)
+        table.reset()
         hints = _hints()
-        for step in message.plan.steps:
-            status = f"cannot replay: {step.problem.text(hints)}" if step.problem else ""
-            self._rows[step.index] = table.add_row(
+        table.put_rows(
+            (
                 str(step.index),
-                f"+{step.offset_ns / 1e9:.3f}s",
-                step.kind,
-                _cell(step.call_text()),
-                _cell(status),
-                key=str(step.index),
+                (
+                    str(step.index),
+                    f"+{step.offset_ns / 1e9:.3f}s",
+                    step.kind,
+                    _cell(step.call_text()),
+                    _cell(f"cannot replay: {step.problem.text(hints)}" if step.problem else ""),
+                ),
             )
+            for step in message.plan.steps
+        )
         lines = [f"{message.path}: {len(message.plan.steps)} steps"]
         warning = message.plan.gap_warning()
         if warning is not None:
@@ -274,10 +300,13 @@ class ReplayPanel(Widget):
         if self.plan is None:
             self._refresh_status("open a trace file first")
             return
-        for index, key in self._rows.items():
-            step = self.plan.steps[index - 1]
-            if not step.problem:
-                self.query_one("#steps", DataTable).update_cell(key, "status", "")
+        table = self.query_one(StepsTable)
+        rows = []  # every status cleared at once: one pass over the rows, not one per row
+        for step in self.plan.steps:
+            key = str(step.index)
+            cells = table.full_row(key)
+            rows.append((key, (*cells[:-1], cells[-1] if step.problem else "")))
+        table.put_rows(rows)
         self.replayer = Replayer(
             self.plan,
             self._target(),
@@ -308,10 +337,10 @@ class ReplayPanel(Widget):
 
     @on(StepDone)
     def _step_done(self, message: StepDone) -> None:
-        key = self._rows.get(message.index)
-        if key is not None:
-            table = self.query_one("#steps", DataTable)
-            table.update_cell(key, "status", _cell(message.status))
+        table = self.query_one(StepsTable)
+        key = str(message.index)
+        if table.has_row(key):
+            table.put_cell(key, "status", _cell(message.status))
             table.move_cursor(row=table.get_row_index(key))
         self._refresh_status(f"step {message.index}")
 
@@ -319,11 +348,11 @@ class ReplayPanel(Widget):
     def _finished(self, message: Finished) -> None:
         self.report = message.report
         self.replayer = None
+        table = self.query_one(StepsTable)
         for step, reason in message.report.skipped:
-            key = self._rows.get(step.index)
-            if key is not None:
+            if table.has_row(str(step.index)):
                 cell = _cell(f"skipped: {reason.text(_hints())}")
-                self.query_one("#steps", DataTable).update_cell(key, "status", cell)
+                table.put_cell(str(step.index), "status", cell)
         self.query_one("#report", Static).update(Text(message.report.render(_hints())))
         self.query_one("#play", Button).label = "Play"
         self._refresh_status("finished")

@@ -5,7 +5,9 @@
 
 Rows are keyed by name, so an update changes cells where they differ, adds
 and removes rows at the edges, and leaves the cursor on the row it was on: no
-flicker, no jumping.
+flicker, no jumping. Columns of free text (a signature, a thread list, an
+error) share the width the others leave and are cut with an ellipsis, so the
+numbers stay on screen however narrow the terminal.
 """
 
 from __future__ import annotations
@@ -15,25 +17,176 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from rich.cells import cell_len
 from rich.text import Text
+from textual import events
 from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowDoesNotExist
 
 from ._format import clip, ms, number, shown
 
-__all__ = ["CommandsTable", "ListenersTable", "LiveTable", "ServicesTable"]
+__all__ = ["CommandsTable", "FitTable", "ListenersTable", "LiveTable", "ServicesTable"]
 
 Cells = tuple[Any, ...]
 
 
-class LiveTable(DataTable[Any]):
-    """A ``DataTable`` whose rows are replaced by key, keeping the cursor.
+def _text(value: Any) -> Text:
+    # DataTable reads a str cell as Rich markup: "list[int]" would lose "[int]".
+    return value if isinstance(value, Text) else Text(str(value))
 
-    Subclasses set ``COLUMNS`` (key, label) and implement ``table_rows(inspected)``.
+
+def _width(text: Text) -> int:
+    return max((cell_len(line) for line in text.plain.splitlines()), default=0)
+
+
+def share(room: int, wants: list[int], least: int, weights: list[int] | None = None) -> list[int]:
+    """Split ``room`` cells among columns that want ``wants`` cells each.
+
+    Each column first gets ``least`` (or what it wants, if less); what room is
+    left goes to columns that want more, in proportion to their ``weights``
+    (all 1 by default), a column that wants less than its share getting what
+    it wants and leaving the rest to the others.
+    """
+    weights = weights or [1] * len(wants)
+    widths = [min(want, least) for want in wants]
+    left = max(room - sum(widths), 0)
+    more = sorted(
+        (i for i in range(len(wants)) if wants[i] > widths[i]),
+        key=lambda i: (wants[i] - widths[i]) / weights[i],
+    )
+    weight = sum(weights[i] for i in more)
+    for i in more:
+        extra = min(wants[i] - widths[i], left * weights[i] // weight)
+        widths[i] += extra
+        left, weight = left - extra, weight - weights[i]
+    return widths
+
+
+class FitTable(DataTable[Any]):
+    """A ``DataTable`` of keyed rows whose ``FLEX`` columns fit the width the others leave.
+
+    Subclasses set ``COLUMNS`` (key, label) and ``FLEX`` (keys of the columns
+    that give way). Rows are put with ``put_rows``/``put_cell``; every cell is
+    shown as text (never read as markup), and a flexible cell that does not fit
+    is cut with an ellipsis. ``full_row(key)`` is the row as given, uncut.
     """
 
     COLUMNS: ClassVar[tuple[tuple[str, str], ...]] = ()
+    FLEX: ClassVar[tuple[str, ...]] = ()
+    FLEX_WEIGHTS: ClassVar[dict[str, int]] = {}
+    """How much of the width left each flexible column gets, relatively (default 1)."""
+    FLEX_LEAST: ClassVar[int] = 8
+    """Cells a flexible column keeps however narrow the table (it scrolls then)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("cursor_type", "row")
+        kwargs.setdefault("zebra_stripes", True)
+        super().__init__(**kwargs)
+        self._keys = [key for key, _ in self.COLUMNS]
+        self._full: dict[str, tuple[Text, ...]] = {}
+        self._cells: dict[str, tuple[Text, ...]] = {}
+        self._wants = {key: cell_len(label) for key, label in self.COLUMNS}
+        self._widths: dict[str, int] = {}
+
+    def on_mount(self) -> None:
+        for key, label in self.COLUMNS:
+            self.add_column(label, key=key)
+
+    def has_row(self, key: str) -> bool:
+        """Whether a row of key ``key`` is in the table."""
+        return key in self._full
+
+    def full_row(self, key: str) -> tuple[Text, ...]:
+        """The cells of row ``key`` as given, before any is cut to fit."""
+        return self._full[key]
+
+    def put_rows(self, rows: Iterable[tuple[str, Cells]]) -> None:
+        """Hold exactly ``rows`` (key, cells): changed cells are redrawn, new rows added last."""
+        full = {key: tuple(_text(c) for c in cells) for key, cells in rows}
+        for key in [k for k in self._cells if k not in full]:
+            del self._cells[key]
+            with contextlib.suppress(RowDoesNotExist):
+                self.remove_row(key)
+        self._full = full
+        for index, (key, label) in enumerate(self.COLUMNS):
+            self._wants[key] = max([cell_len(label), *(_width(c[index]) for c in full.values())])
+        self._fit()
+
+    def put_cell(self, key: str, column: str, value: Any) -> None:
+        """Change one cell of row ``key`` (cheap however many rows there are)."""
+        index = self._keys.index(column)
+        cells = list(self._full[key])
+        before, cells[index] = _width(cells[index]), _text(value)
+        self._full[key] = tuple(cells)
+        width = _width(cells[index])
+        if width >= self._wants[column]:
+            self._wants[column] = width
+        elif before == self._wants[column]:  # it may have been the widest: count again
+            label = dict(self.COLUMNS)[column]
+            self._wants[column] = max(
+                [cell_len(label), *(_width(c[index]) for c in self._full.values())]
+            )
+        self._fit(only=key)
+
+    def reset(self) -> None:
+        """Remove every row."""
+        self._full.clear()
+        self._cells.clear()
+        self._wants = {key: cell_len(label) for key, label in self.COLUMNS}
+        self.clear()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit()
+
+    def _fit(self, only: str | None = None) -> None:
+        widths = self._flex_widths()
+        if widths != self._widths:
+            self._widths = widths
+            only = None  # every row is cut anew
+        rows = self._full if only is None else {only: self._full[only]}
+        for row, full in rows.items():
+            cells = tuple(
+                self._cut(cell, widths[key]) if key in widths else cell
+                for key, cell in zip(self._keys, full, strict=True)
+            )
+            old = self._cells.get(row)
+            if old is None:
+                self.add_row(*cells, key=row)
+            elif old != cells:
+                for key, new, was in zip(self._keys, cells, old, strict=True):
+                    if new != was:
+                        self.update_cell(row, key, new, update_width=True)
+            self._cells[row] = cells
+
+    @staticmethod
+    def _cut(cell: Text, width: int) -> Text:
+        if _width(cell) <= width:
+            return cell
+        cut = cell.copy()
+        cut.truncate(width, overflow="ellipsis")
+        return cut
+
+    def _flex_widths(self) -> dict[str, int]:
+        if not self.FLEX:
+            return {}
+        # Hidden (another tab) or not laid out yet: the screen's width is the best guess.
+        room = self.scrollable_content_region.width or self.app.size.width
+        pad = 2 * self.cell_padding
+        for key in self._keys:
+            room -= pad if key in self.FLEX else self._wants[key] + pad
+        flex = [key for key in self.FLEX if key in self._wants]
+        wants = [self._wants[key] for key in flex]
+        weights = [self.FLEX_WEIGHTS.get(key, 1) for key in flex]
+        shares = share(room, wants, self.FLEX_LEAST, weights)
+        return dict(zip(flex, shares, strict=True))
+
+
+class LiveTable(FitTable):
+    """A table of one part of ``inspect()``, replaced by key, keeping the cursor.
+
+    Subclasses set ``COLUMNS`` and ``FLEX`` and implement ``table_rows(inspected)``.
+    """
 
     @dataclass
     class Chosen(Message):
@@ -44,13 +197,8 @@ class LiveTable(DataTable[Any]):
         item: dict[str, Any]
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
-        self._cells: dict[str, Cells] = {}
+        super().__init__(**kwargs)
         self.items: dict[str, dict[str, Any]] = {}
-
-    def on_mount(self) -> None:
-        for key, label in self.COLUMNS:
-            self.add_column(label, key=key)
 
     def table_rows(self, inspected: dict[str, Any]) -> Iterable[tuple[str, dict[str, Any], Cells]]:
         """(row key, the inspect entry, the cells) for each row."""
@@ -58,23 +206,9 @@ class LiveTable(DataTable[Any]):
 
     def show(self, inspected: dict[str, Any]) -> None:
         """Bring the table in line with ``inspected``, touching only what changed."""
-        seen: set[str] = set()
-        for key, item, cells in self.table_rows(inspected):
-            seen.add(key)
-            self.items[key] = item
-            old = self._cells.get(key)
-            if old is None:
-                self.add_row(*cells, key=key)
-            elif old != cells:
-                for (column, _), new, before in zip(self.COLUMNS, cells, old, strict=True):
-                    if new != before:
-                        self.update_cell(key, column, new, update_width=True)
-            self._cells[key] = cells
-        for key in [k for k in self._cells if k not in seen]:
-            del self._cells[key]
-            self.items.pop(key, None)
-            with contextlib.suppress(RowDoesNotExist):
-                self.remove_row(key)
+        rows = list(self.table_rows(inspected))
+        self.items = {key: item for key, item, _ in rows}
+        self.put_rows((key, cells) for key, _, cells in rows)
 
     def current(self) -> tuple[str, dict[str, Any]] | None:
         """The key and entry of the row under the cursor."""
@@ -100,7 +234,11 @@ def _count(value: int, bad: bool = False) -> Text:
 
 
 class ServicesTable(LiveTable):
-    """Each service: state, threads, mailbox depth, handled, failed."""
+    """Each service: state, what it is doing, threads, mailbox depth, handled, failed.
+
+    A service the bus marks ``failed`` is red from its name on, and its error
+    takes the place of what it is doing.
+    """
 
     COLUMNS = (
         ("name", "service"),
@@ -111,6 +249,8 @@ class ServicesTable(LiveTable):
         ("handled", "handled"),
         ("failed", "failed"),
     )
+    FLEX = ("activity", "thread")
+    FLEX_WEIGHTS = {"activity": 3}  # an error matters more than thread names
 
     def table_rows(self, inspected: dict[str, Any]) -> Iterable[tuple[str, dict[str, Any], Cells]]:
         for service in inspected.get("services", ()):
@@ -119,18 +259,26 @@ class ServicesTable(LiveTable):
             thread = names[0] if len(names) == 1 else f"{len(names)}: {', '.join(names)}"
             hung = any(t.get("hung") for t in threads)
             state = str(service.get("state", "?"))
-            state_style = (
-                "green" if state == "running" else "bold red" if service.get("error") else ""
-            )
-            activity = "HUNG" if hung else str(service.get("activity", ""))
+            error = service.get("error")
+            failed = state == "failed"
+            if failed:
+                state_cell = Text(f"✗ {state}", style="bold red")
+            else:
+                state_cell = Text(state, style="green" if state == "running" else "")
+            if failed or error:
+                activity = Text(clip(str(error or "failed (no error given)"), 200), "red")
+            elif hung:
+                activity = Text("HUNG", style="bold red")
+            else:
+                activity = shown(service.get("activity", ""))
             mailbox = int(service.get("mailbox", 0) or 0)
             size = int(service.get("mailbox_size", 0) or 0)
             full = size and mailbox >= size * 0.8
             cells: Cells = (
-                shown(service.get("name", "?"), "bold"),
-                shown(state, state_style),
-                Text(clip(activity, 24), style="bold red" if hung else ""),
-                Text(clip(thread, 28)),
+                shown(service.get("name", "?"), "bold red" if failed else "bold"),
+                state_cell,
+                activity,
+                clip(thread, 200),
                 Text(f"{mailbox}", style="bold yellow" if full else ""),
                 number(service.get("handled")),
                 _count(int(service.get("failed", 0) or 0), bad=True),
@@ -150,13 +298,14 @@ class CommandsTable(LiveTable):
         ("p50", "p50"),
         ("p99", "p99"),
     )
+    FLEX = ("signature",)
 
     def table_rows(self, inspected: dict[str, Any]) -> Iterable[tuple[str, dict[str, Any], Cells]]:
         for command in inspected.get("commands", ()):
             cells: Cells = (
                 shown(command.get("name", "?"), "bold"),
                 shown(command.get("owner", "")),
-                Text(clip(str(command.get("signature", "")), 40)),  # list[str] is not markup
+                clip(str(command.get("signature", "")), 200),
                 number(command.get("calls")),
                 _count(int(command.get("errors", 0) or 0), bad=True),
                 ms(command.get("p50_ms")),
@@ -176,6 +325,7 @@ class ListenersTable(LiveTable):
         ("errors", "errors"),
         ("p50", "p50"),
     )
+    FLEX = ("handler",)
 
     def table_rows(self, inspected: dict[str, Any]) -> Iterable[tuple[str, dict[str, Any], Cells]]:
         for listener in inspected.get("listeners", ()):
@@ -183,7 +333,7 @@ class ListenersTable(LiveTable):
             cells: Cells = (
                 shown(listener.get("pattern", "?"), "bold"),
                 shown(listener.get("owner", "")),
-                Text(clip(str(listener.get("handler", "")), 30)),
+                clip(str(listener.get("handler", "")), 200),
                 number(listener.get("deliveries")),
                 _count(int(listener.get("errors", 0) or 0), bad=True),
                 ms(listener.get("p50_ms")),

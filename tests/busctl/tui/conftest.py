@@ -245,7 +245,8 @@ ACTIVITY: list[dict[str, Any]] = [
 ]  # fmt: skip
 
 
-def _done(value: Any = None, error: BaseException | None = None) -> Future[Any]:
+def resolved(value: Any = None, error: BaseException | None = None) -> Future[Any]:
+    """A future already done: with ``value``, or failed with ``error``."""
     future: Future[Any] = Future()
     if error is not None:
         future.set_exception(error)
@@ -268,17 +269,17 @@ class FakeSource:
         self.closed = False
 
     def inspect(self) -> Future[dict[str, Any]]:
-        return _done(copy.deepcopy(INSPECT))
+        return resolved(copy.deepcopy(INSPECT))
 
     def traces(self, trace_id: str) -> Future[dict[str, Any]]:
-        return _done(copy.deepcopy(TRACE) if trace_id == TRACE_ID else {"resourceSpans": []})
+        return resolved(copy.deepcopy(TRACE) if trace_id == TRACE_ID else {"resourceSpans": []})
 
     def execute(self, name: str, args: list[Any], kwargs: dict[str, Any]) -> Future[Any]:
         from busctl._client import RemoteError
 
         self.calls.append(("execute", name, args, kwargs))
         if kwargs.get("room") == "attic":
-            return _done(
+            return resolved(
                 error=RemoteError(
                     -32000,
                     "no room 'attic'",
@@ -289,11 +290,11 @@ class FakeSource:
                     },
                 )
             )
-        return _done({"room": kwargs.get("room"), "on": True, "brightness": 100})
+        return resolved({"room": kwargs.get("room"), "on": True, "brightness": 100})
 
     def fire(self, name: str, args: list[Any], kwargs: dict[str, Any]) -> Future[int]:
         self.calls.append(("fire", name, args, kwargs))
-        return _done(1)
+        return resolved(1)
 
     def subscribe(self, callback: Callable[[dict[str, Any]], None]) -> None:
         self.callback = callback

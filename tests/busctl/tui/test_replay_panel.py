@@ -11,7 +11,7 @@ from textual.widgets import DataTable, Input, Static
 
 import sample_services
 from bus import Bus
-from busctl.tui.replay_panel import ReplayPanel
+from busctl.tui.replay_panel import ReplayPanel, StepsTable
 from traces.record_sample import OPTIONS
 
 pytestmark = pytest.mark.timeout(60)
@@ -41,8 +41,9 @@ def bus():
 
 
 def statuses(panel):
-    table = panel.query_one("#steps", DataTable)
-    return [str(table.get_row_at(i)[4]) for i in range(table.row_count)]
+    """Each step's status, whole (the table may cut it to fit)."""
+    table = panel.query_one(StepsTable)
+    return [table.full_row(str(i + 1))[4].plain for i in range(table.row_count)]
 
 
 def test_open_lists_steps_then_play_fast_reports(bus):

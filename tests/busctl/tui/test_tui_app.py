@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import io
-import time
-from collections.abc import Callable
-
 import pytest
-from rich.console import Console
 from textual.widgets import Input, Static, TabbedContent
 
 from busctl.tui.activity import ActivityLog
@@ -16,31 +11,11 @@ from busctl.tui.help_screen import HelpScreen
 from busctl.tui.invoke_screen import InvokeScreen
 from busctl.tui.tables import CommandsTable, ListenersTable, ServicesTable
 from busctl.tui.trace_screen import TraceScreen
+from tests.busctl.tui.pilot_helpers import plain, until
 
 pytestmark = pytest.mark.timeout(60)
 
 SIZE = (120, 35)
-
-
-async def until(
-    pilot,
-    condition: Callable[[], object],
-    timeout: float = 10.0,
-    message: Callable[[], object] = lambda: "",
-) -> None:
-    """Let the app run until ``condition()`` holds (the UI's timers do the work)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {condition}: {message()}")
-        await pilot.pause(0.05)
-
-
-def plain(static: Static) -> str:
-    """What a ``Static`` shows, as plain text."""
-    console = Console(width=200, record=True, file=io.StringIO())
-    console.print(static.content)
-    return console.export_text()
 
 
 def result_text(screen: InvokeScreen) -> str:

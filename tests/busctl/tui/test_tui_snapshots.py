@@ -7,6 +7,8 @@ and look at the SVGs in ``__snapshots__`` before committing.
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 from textual.widgets import Input
 
@@ -14,6 +16,7 @@ from busctl.tui.activity import ActivityLog
 from busctl.tui.app import BusctlApp
 from busctl.tui.invoke_screen import InvokeScreen
 from busctl.tui.trace_screen import TraceScreen
+from tests.busctl.tui.conftest import INSPECT, resolved
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("utc")]
 
@@ -26,6 +29,14 @@ async def _ready(pilot) -> None:
 
 
 def test_main_screen_80x24(snap_compare, fake_source):
+    assert snap_compare(BusctlApp(source=fake_source), terminal_size=(80, 24), run_before=_ready)
+
+
+def test_a_failed_service_80x24(snap_compare, fake_source):
+    inspected = copy.deepcopy(INSPECT)
+    thermostat = inspected["services"][2]
+    thermostat.update(state="failed", error="ConnectionError: no sensor bus at /dev/ttyUSB0")
+    fake_source.inspect = lambda: resolved(copy.deepcopy(inspected))
     assert snap_compare(BusctlApp(source=fake_source), terminal_size=(80, 24), run_before=_ready)
 
 

@@ -124,7 +124,7 @@ def test_tables_log_trace_form_and_palette_show_bus_text(run_app):
                 form = InvokeScreen(source, "command", entry)
                 await app.push_screen(form)
                 await pilot.pause()
-                doc = plain(form.query_one("#invoke-doc", Static).content)
+                doc = plain(form.query_one("#invoke-doc-text", Static).content)
                 assert "Echo \\x1b[2J[bold]loud[/bold]\\u202e text." in doc
                 await pilot.press("ctrl+r")
                 result = form.query_one("#result", Static)
