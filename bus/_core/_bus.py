@@ -203,6 +203,26 @@ class BusCore:
             if status:
                 self._not_delivered(name, handler, status)
 
+    def fire_counted(self, name: str, /, *args: Any, **kwargs: Any) -> int:
+        """``fire_event``, returning how many listeners the event was sent to.
+
+        For consoles, which report it (the control protocol's ``fire``);
+        services use ``fire_event``. Raises what ``fire_event`` raises.
+        """
+        if self._closing:
+            self._refuse()
+        listeners = self.router.listeners_for(name)
+        observer = self.observer
+        if observer is not None:
+            self._fire_observed(observer, name, args, kwargs, listeners)
+            return len(listeners)
+        for handler in listeners:
+            next(handler.dispatched)
+            status = handler.destination.post((handler, args, kwargs, name, None))
+            if status:
+                self._not_delivered(name, handler, status)
+        return len(listeners)
+
     def _fire_observed(
         self,
         observer: Observer,

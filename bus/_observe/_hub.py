@@ -28,7 +28,7 @@ from opentelemetry import trace
 from .._core._ratelog import RateLimitedLog
 from .._core._runtime import current_worker
 from ._activity import Activity, hex_id
-from ._jsonval import Redactor
+from ._jsonval import Encoded, Redactor
 from ._records import BusSpan, CallRecord, DeliveryRecord, FireRecord, encoded_text, freeze
 from ._replay import REPLAY_KEY, mark_replay
 
@@ -130,13 +130,19 @@ class Hub:
         if self.sink is not None:
             record = self._call_record(handler.name, args, kwargs, handler.destination.name)
         if self.watchers:
+            if record is not None:  # encoded once, for the span and the activity alike
+                record.args = args_text = self._encoded(record.args)
+                kwargs_text = record.kwargs = self._encoded(record.kwargs) if kwargs else None
+            else:
+                args_text = self._encoded(args)
+                kwargs_text = self._encoded(kwargs) if kwargs else None
             self._emit(
                 "call",
                 handler.name,
                 service=handler.destination.name,
                 caller=_caller(),
-                args=self._text(args),
-                kwargs=self._text(kwargs) if kwargs else None,
+                args=args_text.text,
+                kwargs=kwargs_text.text if kwargs_text is not None else None,
                 trace_id=hex_id(record.trace_id, 32) if record else None,
                 span_id=hex_id(record.server_id, 16) if record else None,
                 parent_span_id=hex_id(record.client_id, 16) if record else None,
@@ -182,20 +188,26 @@ class Hub:
         result: Any,
     ) -> None:
         record = ticket if type(ticket) is CallRecord else None
+        result_text = None
         if record is not None:
             record.end_ns = _time_ns()
             record.error = error
             if error is None:
                 record.result = freeze(result, self.json_limit, self.redact)
+                if self.watchers:  # encoded once, for the span and the activity alike
+                    record.result = self._encoded(record.result)
+                    result_text = record.result.text
             else:
                 record.result = None
                 record.traceback = _handler_frames(error)
             self._submit(record)
         if self.watchers:
+            if error is None and result_text is None:
+                result_text = self._encoded(result).text
             self._emit_return(
                 record,
                 handler,
-                None if error is not None else self._text(result),
+                result_text,
                 _error_dict(error) if error is not None else None,
                 elapsed,
                 worker.thread_name,
@@ -235,12 +247,18 @@ class Hub:
     ) -> Any:
         fire = self._fire_record(name, args, kwargs) if self.sink is not None else None
         if self.watchers:
+            if fire is not None:  # encoded once, for the span and the activity alike
+                fire.args = args_text = self._encoded(fire.args)
+                kwargs_text = fire.kwargs = self._encoded(fire.kwargs) if kwargs else None
+            else:
+                args_text = self._encoded(args)
+                kwargs_text = self._encoded(kwargs) if kwargs else None
             self._emit(
                 "event",
                 name,
                 caller=_caller(),
-                args=self._text(args),
-                kwargs=self._text(kwargs) if kwargs else None,
+                args=args_text.text,
+                kwargs=kwargs_text.text if kwargs_text is not None else None,
                 listeners=len(listeners),
                 trace_id=hex_id(fire.trace_id, 32) if fire else None,
                 span_id=hex_id(fire.span_id, 16) if fire else None,
@@ -324,8 +342,9 @@ class Hub:
         if self.sink is not None:
             self.sink.submit(record)
 
-    def _text(self, value: Any) -> str:
-        return encoded_text(value, self.json_limit, self.redact).text
+    def _encoded(self, value: Any) -> Encoded:
+        """``value`` as bounded JSON; a value ``freeze`` already encoded is reused."""
+        return encoded_text(value, self.json_limit, self.redact)
 
     def _emit(self, kind: Any, name: str, **fields: Any) -> None:
         activity = Activity(kind, name, time.time(), next(self._seq), **fields)

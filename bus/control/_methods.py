@@ -263,14 +263,12 @@ def fire(conn: Connection, params: dict[str, Any], rid: Any) -> Any:
     name = _name(params)
     args, kwargs = _arguments(params)
     replay_of = _replay_of(params)
-    bus = conn.bus
     try:
-        listeners = bus.router.listeners_for(name)
-    except (TypeError, ValueError) as exc:
+        with replaying(*replay_of) if replay_of else contextlib.nullcontext():
+            listeners = conn.bus.fire_counted(name, *args, **kwargs)
+    except (TypeError, ValueError) as exc:  # the name: what fire_event would raise for it
         raise _bad("name", str(exc)) from None
-    with replaying(*replay_of) if replay_of else contextlib.nullcontext():
-        bus.fire_event(name, *args, **kwargs)
-    return {"listeners": len(listeners)}
+    return {"listeners": listeners}
 
 
 def wait_idle(conn: Connection, params: dict[str, Any], rid: Any) -> Any:

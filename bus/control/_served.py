@@ -34,6 +34,9 @@ class ServedBus(Protocol):
     def fire_event(self, name: str, /, *args: Any, **kwargs: Any) -> None:
         """See ``Bus.fire_event``."""
 
+    def fire_counted(self, name: str, /, *args: Any, **kwargs: Any) -> int:
+        """See ``Bus.fire_counted``."""
+
     def inspect(self) -> dict[str, Any]:
         """See ``Bus.inspect``."""
 
