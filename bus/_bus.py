@@ -22,7 +22,9 @@ from ._observe._activity import Activity
 from ._observe._hub import Hub, Tap, Watcher
 from ._observe._inspect import snapshot
 from ._observe._jsonval import Redactor, redact_secrets
-from ._observe._tracing import SpanRing, TraceSink, resolve_provider, tracing_disabled_by_env
+from ._observe._provider import resolve_provider, tracing_disabled_by_env
+from ._observe._ring import SpanRing
+from ._observe._sink import TraceSink
 
 if TYPE_CHECKING:
     from .control import ControlServer

@@ -35,7 +35,7 @@ from ._replay import REPLAY_KEY, mark_replay
 if TYPE_CHECKING:
     from .._core._router import Handler
     from .._core._runtime import Worker
-    from ._tracing import TraceSink
+    from ._sink import TraceSink
 
 __all__ = ["WATCHED", "Hub", "Tap", "Watcher"]
 

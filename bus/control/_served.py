@@ -14,7 +14,7 @@ from .._core._future import CommandFuture
 from .._core._router import Router
 from .._core._service import Disposable
 from .._observe._activity import Activity
-from .._observe._tracing import SpanRing
+from .._observe._ring import SpanRing
 
 __all__ = ["ServedBus"]
 
