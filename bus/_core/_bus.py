@@ -24,10 +24,11 @@ from ._future import CommandFuture
 from ._observer import Observer
 from ._patterns import validate_name, validate_pattern
 from ._router import Handler, Registration, Router
-from ._runtime import TASK, Ledger, Runtime, current_worker
+from ._runtime import TASK, Runtime
 from ._service import Service, ServiceBus
 from ._stats import count_value
 from ._threads import TimerHandle, Timers, start_thread
+from ._worker import Ledger, current_worker
 
 __all__ = ["MAX_THREADS", "BusCore", "check_int"]
 

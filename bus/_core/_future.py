@@ -14,7 +14,7 @@ from concurrent.futures import TimeoutError as FutureTimeoutError
 from typing import TYPE_CHECKING, Any
 
 from ._errors import DeadlockError
-from ._runtime import current_worker
+from ._worker import current_worker
 
 if TYPE_CHECKING:
     from ._deadlock import WaitGraph

@@ -26,7 +26,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from .._core._ratelog import RateLimitedLog
-from .._core._runtime import current_worker
+from .._core._worker import current_worker
 from ._activity import Activity, hex_id
 from ._jsonval import Encoded, Redactor
 from ._records import BusSpan, CallRecord, DeliveryRecord, FireRecord, encoded_text, freeze
@@ -34,7 +34,7 @@ from ._replay import REPLAY_KEY, mark_replay
 
 if TYPE_CHECKING:
     from .._core._router import Handler
-    from .._core._runtime import Worker
+    from .._core._worker import Worker
     from ._sink import TraceSink
 
 __all__ = ["WATCHED", "Hub", "Tap", "Watcher"]
