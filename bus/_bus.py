@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
@@ -51,8 +51,14 @@ class Bus(BusCore):
             look like secrets); ``None`` records everything.
         json_limit: the most characters of JSON recorded per argument list or
             result; longer text is cut and marked truncated.
-        span_buffer: records waiting for export beyond which spans are dropped
-            (and counted).
+        span_buffer: records waiting for export; what happens beyond it is
+            ``trace_overflow``.
+        trace_overflow: ``"drop"`` (the default, the OpenTelemetry convention):
+            a span that finds the buffer full is dropped and counted.
+            ``"wait"``: lossless; the thread recording it waits (at most 10 s)
+            for room, and the trace thread likewise waits for room in a
+            ``BatchSpanProcessor``'s queue rather than overrun it, so a
+            debugging capture has every span, at the exporter's pace.
         ring_size: recent spans kept in memory for the console.
         control: serve the console's control protocol (``docs/protocol.md``):
             ``True`` on ``bus.control.default_address(name)``, or a socket
@@ -74,12 +80,15 @@ class Bus(BusCore):
         redact: Redactor | None = redact_secrets,
         json_limit: int = 4096,
         span_buffer: int = 200_000,
+        trace_overflow: Literal["drop", "wait"] = "drop",
         ring_size: int = 10_000,
         control: bool | str | os.PathLike[str] = False,
     ) -> None:
         check_int("json_limit", json_limit, 16)
         check_int("span_buffer", span_buffer, 1)
         check_int("ring_size", ring_size, 1)
+        if trace_overflow not in ("drop", "wait"):
+            raise ValueError(f"trace_overflow must be 'drop' or 'wait', not {trace_overflow!r}")
         if redact is not None and not callable(redact):
             raise TypeError(f"redact must be callable or None, not {type(redact).__name__}")
         super().__init__(
@@ -95,9 +104,10 @@ class Bus(BusCore):
         self.spans = SpanRing(ring_size)
         self._own_provider: TracerProvider | None = None
         self._sink: TraceSink | None = None
+        self._files: list[Any] = []  # the trace files the trace thread writes itself
         self._observing: Hub | None = None  # what self.observer is, typed as such
         if self.tracing:
-            provider = resolve_provider(tracer_provider, self.name)
+            provider, files = resolve_provider(tracer_provider, self.name)
             if (
                 provider is not tracer_provider
                 and isinstance(provider, TracerProvider)
@@ -112,7 +122,10 @@ class Bus(BusCore):
                 redact=redact,
                 start_thread=start_thread,
                 thread_name=f"bus:{self.name}/trace",
+                overflow=trace_overflow,
+                files=files,
             )
+            self._files = files
             self._observing = self.observer = Hub(self._sink, json_limit=json_limit, redact=redact)
         self._control: ControlServer | None = None
         #: The control socket's path, or ``None`` without ``control``.
@@ -201,6 +214,8 @@ class Bus(BusCore):
             self._sink.stop(max(0.5, deadline - time.monotonic()))
         if self._own_provider is not None:
             self._own_provider.shutdown()
+        for exporter in self._files:
+            exporter.shutdown()
 
 
 class _Unwatch:

@@ -48,7 +48,7 @@ def current_event() -> EventInfo | None:
         return None
     _, args, kwargs, name, ticket = worker.event
     observer = worker.runtime.bus.observer
-    ids = None if ticket is None or observer is None else observer.trace_ids(ticket)
+    ids = None if ticket is None or observer is None else observer.trace_ids(worker.scope)
     return EventInfo(
         name=name,
         args=args,

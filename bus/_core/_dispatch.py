@@ -107,7 +107,7 @@ def run_call(
             "the bus closed" if future.done() else "its caller stopped waiting",
         )
     if observer is not None:
-        observer.call_ended(ticket, handler, worker, error, elapsed, result)
+        observer.call_ended(ticket, scope, handler, worker, error, elapsed, result)
     # False when close() gave up on this handler and failed the future
     # first; the late reply was counted above.
     settle(future, result, error)
@@ -128,7 +128,7 @@ def run_delivery(
     observer = runtime.bus.observer if ticket is not None else None
     start = worker.since = _perf()  # before ``current``, as in _call
     worker.current = handler
-    scope = None if observer is None else observer.delivery_started(ticket, worker)
+    scope = worker.scope = None if observer is None else observer.delivery_started(ticket, worker)
     error: BaseException | None = None
     try:
         handler.fn(*args, **kwargs)
@@ -153,5 +153,5 @@ def run_delivery(
     worker.event = None
     handler.stats.finish(elapsed, error)
     if observer is not None:
-        observer.delivery_ended(ticket, handler, worker, event, error, elapsed)
+        observer.delivery_ended(ticket, scope, handler, worker, event, error, elapsed)
     return error is None

@@ -13,8 +13,10 @@ and must never raise (the observe layer guards its own user callbacks).
 A *ticket* is whatever ``call_sent`` or ``delivery_queued`` returned for one
 command or delivery: the core carries it with the work, unread, and hands it
 back to the later hooks. ``None`` means "not observed": the core then makes no
-further call for that piece of work. An observer, once installed, stays for
-the life of the bus, so a ticket always finds it.
+further call for that piece of work. A *scope* is what ``call_started`` or
+``delivery_started`` returned, handed back to ``handler_returned`` and the
+end hooks. An observer, once installed, stays for the life of the bus, so a
+ticket always finds it.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class Observer(Protocol):
     def call_ended(
         self,
         ticket: Any,
+        scope: Any,
         handler: Handler,
         worker: Worker,
         error: BaseException | None,
@@ -82,6 +85,7 @@ class Observer(Protocol):
     def delivery_ended(
         self,
         ticket: Any,
+        scope: Any,
         handler: Handler,
         worker: Worker,
         event: str,
@@ -92,5 +96,5 @@ class Observer(Protocol):
 
     # -- what a handler may ask ----------------------------------------------------
 
-    def trace_ids(self, ticket: Any) -> tuple[int, int] | None:
-        """``(trace_id, span_id)`` of a delivery's CONSUMER span, if it has one."""
+    def trace_ids(self, scope: Any) -> tuple[int, int] | None:
+        """``(trace_id, span_id)`` of the span of a running delivery, from its scope."""

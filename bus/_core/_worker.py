@@ -43,6 +43,7 @@ class Worker:
         "handled",
         "hung_reported",
         "runtime",
+        "scope",
         "since",
         "thread_name",
         "waiting",
@@ -55,6 +56,7 @@ class Worker:
         self.since = 0.0
         self.event: tuple[Handler, tuple[Any, ...], dict[str, Any], str, Any] | None = None
         self.future: CommandFuture | None = None  # of the command running now
+        self.scope: Any = None  # what the observer returned for the delivery running now
         self.hung_reported = 0.0  # the ``since`` of the run reported hung
         self.waiting: CommandFuture | None = None
         self.done = 0  # items taken off the mailbox and finished with, run or not

@@ -7,9 +7,12 @@ happens, and it writes trace records for the trace thread, builds
 the bus (tracing, a watcher or a tap) and stays for the bus's life; with
 none of them left it costs the core one attribute read per piece of work.
 
-A ticket (what the core carries with each command or delivery) is the trace
-record when tracing is on, else ``WATCHED`` when only watchers look, else
-``None``.
+What the core carries with the work (its ticket) is, when tracing is on, a
+command's ``CallRecord``, or for an event one immutable head tuple shared by
+all its deliveries ``(trace_id, span_id, name, sent_ns)``; else ``WATCHED``
+when only watchers look; else ``None``. A handler runs in a context of its
+own whose current span is its ``BusSpan``; when the work ends, the record is
+flattened (``_records``) and handed to the trace thread.
 """
 
 from __future__ import annotations
@@ -22,15 +25,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry import context as otel_context
-from opentelemetry import trace
-
 from .._core._ratelog import RateLimitedLog
 from .._core._worker import current_worker
 from ._activity import Activity, hex_id
+from ._ctx import current, enter, leave, parent_ids
 from ._jsonval import Encoded, Redactor
-from ._records import BusSpan, CallRecord, DeliveryRecord, FireRecord, encoded_text, freeze
-from ._replay import REPLAY_KEY, mark_replay
+from ._records import DELIVERY, FIRE, BusSpan, CallRecord, Flat, encoded_text, freeze
+from ._replay import REPLAY_KEY, replay_extras
 
 if TYPE_CHECKING:
     from .._core._router import Handler
@@ -56,10 +57,6 @@ class _Watched:
 
 WATCHED: Any = _Watched()
 
-_get_current = otel_context.get_current
-_get_span = trace.get_current_span
-_set_span = trace.set_span_in_context
-_attach, _detach = otel_context.attach, otel_context.detach
 _bits = random.getrandbits
 _time_ns = time.time_ns
 _tls = threading.local()  # per thread: the caller name recorded on its spans
@@ -92,6 +89,7 @@ class Hub:
 
     def __init__(self, sink: TraceSink | None, *, json_limit: int, redact: Redactor | None) -> None:
         self.sink = sink
+        self._submit: Callable[[Flat], None] = sink.submit if sink is not None else _nowhere
         self.json_limit = json_limit
         self.redact = redact
         self.watchers: tuple[Watcher, ...] = ()
@@ -153,11 +151,10 @@ class Hub:
     def call_refused(self, ticket: Any, handler: Handler, error: BaseException) -> None:
         record = ticket if type(ticket) is CallRecord else None
         if record is not None:
-            record.status_message = f"{type(error).__name__}: {error}"
-            record.handled_ns = record.end_ns = _time_ns()
+            record.handled_ns = end_ns = _time_ns()
             record.thread = ""
-            record.result = record.error = None
-            self._submit(record)
+            message = f"{type(error).__name__}: {error}"
+            self._submit(record.flat(end_ns, None, None, None, message))
         if self.watchers:
             self._emit_return(record, handler, None, _error_dict(error), 0.0, None)
 
@@ -167,20 +164,18 @@ class Hub:
         record: CallRecord = ticket
         record.handled_ns = _time_ns()
         record.thread = worker.thread_name
-        span = BusSpan(record, record.trace_id, record.server_id)
-        token = _attach(_set_span(span, record.parent_ctx))
-        record.parent_ctx = None  # attached: keep ids, not the caller's context
-        return span, token
+        span = BusSpan(record.trace_id, record.server_id, record.extras)
+        return span, enter(span)
 
     def handler_returned(self, scope: Any) -> None:
         if scope is not None:
-            span, token = scope
-            _detach(token)
-            span.release()
+            leave(scope[1])
+            scope[0].release()
 
     def call_ended(
         self,
         ticket: Any,
+        scope: Any,
         handler: Handler,
         worker: Worker,
         error: BaseException | None,
@@ -190,17 +185,15 @@ class Hub:
         record = ticket if type(ticket) is CallRecord else None
         result_text = None
         if record is not None:
-            record.end_ns = _time_ns()
-            record.error = error
+            record.extras = scope[0].extras()
             if error is None:
-                record.result = freeze(result, self.json_limit, self.redact)
+                frozen = freeze(result, self.json_limit, self.redact)
                 if self.watchers:  # encoded once, for the span and the activity alike
-                    record.result = self._encoded(record.result)
-                    result_text = record.result.text
+                    frozen = self._encoded(frozen)
+                    result_text = frozen.text
+                self._submit(record.flat(_time_ns(), frozen, None, None, None))
             else:
-                record.result = None
-                record.traceback = _handler_frames(error)
-            self._submit(record)
+                self._submit(record.flat(_time_ns(), None, error, _handler_frames(error), None))
         if self.watchers:
             if error is None and result_text is None:
                 result_text = self._encoded(result).text
@@ -245,14 +238,25 @@ class Hub:
         kwargs: dict[str, Any],
         listeners: tuple[Handler, ...],
     ) -> Any:
-        fire = self._fire_record(name, args, kwargs) if self.sink is not None else None
+        fire = None
+        if self.sink is not None:
+            ctx = current()
+            parent = parent_ids(ctx)
+            trace_id, parent_id = parent if parent is not None else (_bits(128), 0)
+            extras = replay_extras(ctx) if REPLAY_KEY in ctx else None
+            frozen = freeze(args, self.json_limit, self.redact)
+            frozen_kw = freeze(kwargs, self.json_limit, self.redact) if kwargs else None
+            # The event's head goes with each delivery; the rest waits here
+            # for event_posted, which flattens it.
+            fire = [(trace_id, _bits(64), name, _time_ns()), parent_id, frozen, frozen_kw, extras]
         if self.watchers:
             if fire is not None:  # encoded once, for the span and the activity alike
-                fire.args = args_text = self._encoded(fire.args)
-                kwargs_text = fire.kwargs = self._encoded(fire.kwargs) if kwargs else None
+                fire[2] = args_text = self._encoded(fire[2])
+                kwargs_text = fire[3] = self._encoded(fire[3]) if kwargs else None
             else:
                 args_text = self._encoded(args)
                 kwargs_text = self._encoded(kwargs) if kwargs else None
+            head = fire[0] if fire is not None else None
             self._emit(
                 "event",
                 name,
@@ -260,60 +264,69 @@ class Hub:
                 args=args_text.text,
                 kwargs=kwargs_text.text if kwargs_text is not None else None,
                 listeners=len(listeners),
-                trace_id=hex_id(fire.trace_id, 32) if fire else None,
-                span_id=hex_id(fire.span_id, 16) if fire else None,
-                parent_span_id=hex_id(fire.parent_id, 16) if fire else None,
+                trace_id=hex_id(head[0], 32) if head else None,
+                span_id=hex_id(head[1], 16) if head else None,
+                parent_span_id=hex_id(fire[1], 16) if fire else None,
             )
         for tap in self.taps:
             tap(name, args, kwargs)
         if fire is not None:
-            fire.listeners = len(listeners)
+            fire.append(len(listeners))
             return fire
         return WATCHED if self.watchers else None
 
     def delivery_queued(self, event: Any, handler: Handler) -> Any:
-        if type(event) is FireRecord:
-            return DeliveryRecord(event, handler.name, handler.destination.name, _bits(64))
+        if type(event) is list:
+            return event[0]  # the head, shared by every delivery of the event
         return event  # WATCHED or None
 
     def delivery_refused(self, ticket: Any, handler: Handler, error: BaseException) -> None:
-        if type(ticket) is DeliveryRecord:  # a CONSUMER span that says why it never ran
-            ticket.start_ns = ticket.end_ns = _time_ns()
-            ticket.thread = ""
-            ticket.error = error
-            self._submit(ticket)
+        if type(ticket) is tuple:  # a CONSUMER span that says why it never ran
+            trace_id, fire_span_id, name, sent_ns = ticket
+            now = _time_ns()
+            self._submit(
+                (
+                    DELIVERY, trace_id, fire_span_id, _bits(64), name, handler.name,
+                    handler.destination.name, sent_ns, now, now, "", error, None, None,
+                )
+            )  # fmt: skip
 
     def event_posted(self, event: Any) -> None:
-        if type(event) is FireRecord:
-            event.end_ns = _time_ns()
-            self._submit(event)
+        if type(event) is list:
+            (trace_id, span_id, name, sent_ns), parent_id, args, kwargs, extras, count = event
+            self._submit(
+                (
+                    FIRE, trace_id, parent_id, span_id, name, _caller(), args, kwargs,
+                    sent_ns, _time_ns(), count, extras,
+                )
+            )  # fmt: skip
 
     def delivery_started(self, ticket: Any, worker: Worker) -> Any:
-        if type(ticket) is not DeliveryRecord:
+        if type(ticket) is not tuple:
             return None
-        record: DeliveryRecord = ticket
-        record.start_ns = _time_ns()
-        record.thread = worker.thread_name
-        fire = record.fire
-        span = BusSpan(record, fire.trace_id, record.span_id)
-        return span, _attach(_set_span(span, fire.parent_ctx))
+        span = BusSpan(ticket[0], _bits(64))
+        return span, enter(span), _time_ns()
 
     def delivery_ended(
         self,
         ticket: Any,
+        scope: Any,
         handler: Handler,
         worker: Worker,
         event: str,
         error: BaseException | None,
         elapsed: float,
     ) -> None:
-        record = ticket if type(ticket) is DeliveryRecord else None
-        if record is not None:
-            record.end_ns = _time_ns()
-            record.error = error
-            if error is not None:
-                record.traceback = _handler_frames(error)
-            self._submit(record)
+        if scope is not None:
+            span, _, start_ns = scope
+            trace_id, fire_span_id, name, sent_ns = ticket
+            self._submit(
+                (
+                    DELIVERY, trace_id, fire_span_id, span.span_id, name, handler.name,
+                    handler.destination.name, sent_ns, start_ns, _time_ns(), worker.thread_name,
+                    error, None if error is None else _handler_frames(error), span.extras(),
+                )
+            )  # fmt: skip
         if self.watchers:
             self._emit(
                 "delivery",
@@ -322,25 +335,20 @@ class Hub:
                 pattern=handler.name,
                 error=_error_dict(error) if error is not None else None,
                 duration_ms=round(elapsed * 1000, 3),
-                queued_ms=round((record.start_ns - record.fire.sent_ns) / 1e6, 3)
-                if record
-                else None,
+                queued_ms=round((scope[2] - ticket[3]) / 1e6, 3) if scope else None,
                 thread=worker.thread_name,
-                trace_id=hex_id(record.trace_id, 32) if record else None,
-                span_id=hex_id(record.span_id, 16) if record else None,
-                parent_span_id=hex_id(record.fire.span_id, 16) if record else None,
+                trace_id=hex_id(ticket[0], 32) if scope else None,
+                span_id=hex_id(scope[0].span_id, 16) if scope else None,
+                parent_span_id=hex_id(ticket[1], 16) if scope else None,
             )
 
-    def trace_ids(self, ticket: Any) -> tuple[int, int] | None:
-        if type(ticket) is DeliveryRecord:
-            return ticket.trace_id, ticket.span_id
-        return None
+    def trace_ids(self, scope: Any) -> tuple[int, int] | None:
+        if scope is None:
+            return None
+        span = scope[0]
+        return span.trace_id, span.span_id
 
     # -- helpers -------------------------------------------------------------------
-
-    def _submit(self, record: CallRecord | FireRecord | DeliveryRecord) -> None:
-        if self.sink is not None:
-            self.sink.submit(record)
 
     def _encoded(self, value: Any) -> Encoded:
         """``value`` as bounded JSON; a value ``freeze`` already encoded is reused."""
@@ -358,48 +366,24 @@ class Hub:
     def _call_record(
         self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], service: str
     ) -> CallRecord:
-        ctx = _get_current()
-        parent = _get_span(ctx).get_span_context()
+        ctx = current()
+        parent = parent_ids(ctx)
         record = CallRecord()
-        if parent.is_valid:
-            record.trace_id, record.parent_id = parent.trace_id, parent.span_id
-        else:
-            record.trace_id, record.parent_id = _bits(128), 0
+        record.trace_id, record.parent_id = parent if parent is not None else (_bits(128), 0)
         record.client_id = _bits(64)
         record.server_id = _bits(64)
         record.name = name
-        record.parent_ctx = ctx
         record.caller = _caller()
         record.service = service
         record.args = freeze(args, self.json_limit, self.redact)
         record.kwargs = freeze(kwargs, self.json_limit, self.redact) if kwargs else None
-        record.annotations = record.events = record.links = None
-        if REPLAY_KEY in ctx:
-            mark_replay(record, ctx)
-        record.status_message = None
+        record.extras = replay_extras(ctx) if REPLAY_KEY in ctx else None
         record.sent_ns = _time_ns()
         return record
 
-    def _fire_record(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> FireRecord:
-        ctx = _get_current()
-        parent = _get_span(ctx).get_span_context()
-        record = FireRecord()
-        if parent.is_valid:
-            record.trace_id, record.parent_id = parent.trace_id, parent.span_id
-        else:
-            record.trace_id, record.parent_id = _bits(128), 0
-        record.span_id = _bits(64)
-        record.name = name
-        record.parent_ctx = ctx
-        record.caller = _caller()
-        record.args = freeze(args, self.json_limit, self.redact)
-        record.kwargs = freeze(kwargs, self.json_limit, self.redact) if kwargs else None
-        record.annotations = record.events = record.links = None
-        if REPLAY_KEY in ctx:
-            mark_replay(record, ctx)
-        record.context = None
-        record.sent_ns = _time_ns()
-        return record
+
+def _nowhere(record: Flat) -> None:
+    """Where records go on a bus that is watched but not traced: nowhere."""
 
 
 def _handler_frames(error: BaseException) -> Any:

@@ -159,7 +159,7 @@ class _Encoder:
             return value
         try:
             return self.redact(key, value)
-        except Exception:
+        except (Exception, SystemExit):  # a hook never breaks the call it describes
             return MASK
 
 

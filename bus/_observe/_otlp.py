@@ -32,7 +32,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind
 from opentelemetry.trace.status import StatusCode
 
-__all__ = ["encode_spans", "encode_value"]
+__all__ = ["encode_attributes", "encode_spans", "encode_value"]
 
 # OTLP's SpanKind starts at UNSPECIFIED = 0; the API's at INTERNAL = 0.
 _KIND_TO_OTLP = {kind: kind.value + 1 for kind in SpanKind}
@@ -64,7 +64,7 @@ def encode_value(value: Any) -> dict[str, Any]:
     if isinstance(value, bytes | bytearray):
         return {"bytesValue": base64.b64encode(value).decode("ascii")}
     if isinstance(value, Mapping):
-        return {"kvlistValue": {"values": _attributes(value)}}
+        return {"kvlistValue": {"values": encode_attributes(value)}}
     if isinstance(value, Sequence) and not isinstance(value, str):
         return {"arrayValue": {"values": [encode_value(v) for v in value]}}
     # Subclasses of the atoms (enums, numpy scalars) and anything else.
@@ -77,7 +77,8 @@ def encode_value(value: Any) -> dict[str, Any]:
     return {"stringValue": str(value)}
 
 
-def _attributes(attributes: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+def encode_attributes(attributes: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """Attributes as a list of OTLP ``KeyValue`` JSON objects."""
     if not attributes:
         return []
     out = []
@@ -123,7 +124,7 @@ def _encode_span(span: ReadableSpan) -> dict[str, Any]:
     out["kind"] = span.kind.value + 1  # OTLP counts from UNSPECIFIED = 0
     out["startTimeUnixNano"] = str(span.start_time or 0)
     out["endTimeUnixNano"] = str(span.end_time or 0)
-    out["attributes"] = _attributes(span.attributes)
+    out["attributes"] = encode_attributes(span.attributes)
     dropped = span.dropped_attributes
     if dropped:
         out["droppedAttributesCount"] = dropped
@@ -132,7 +133,7 @@ def _encode_span(span: ReadableSpan) -> dict[str, Any]:
             {
                 "timeUnixNano": str(e.timestamp),
                 "name": e.name,
-                "attributes": _attributes(e.attributes),
+                "attributes": encode_attributes(e.attributes),
             }
             for e in span.events
         ]
@@ -143,7 +144,7 @@ def _encode_span(span: ReadableSpan) -> dict[str, Any]:
             {
                 "traceId": f"{link.context.trace_id:032x}",
                 "spanId": f"{link.context.span_id:016x}",
-                "attributes": _attributes(link.attributes),
+                "attributes": encode_attributes(link.attributes),
                 "flags": _flags(link.context, link.context),
             }
             for link in span.links
@@ -164,7 +165,7 @@ def _encode_span(span: ReadableSpan) -> dict[str, Any]:
 def _encode_resource(resource: Resource | None) -> dict[str, Any]:
     if resource is None:
         return {"attributes": []}
-    return {"attributes": _attributes(resource.attributes)}
+    return {"attributes": encode_attributes(resource.attributes)}
 
 
 def _encode_scope(scope: InstrumentationScope | None) -> dict[str, Any]:
@@ -174,7 +175,7 @@ def _encode_scope(scope: InstrumentationScope | None) -> dict[str, Any]:
     if scope.version:
         out["version"] = scope.version
     if scope.attributes:
-        out["attributes"] = _attributes(scope.attributes)
+        out["attributes"] = encode_attributes(scope.attributes)
     return out
 
 

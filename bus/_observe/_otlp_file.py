@@ -12,7 +12,7 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -56,7 +56,13 @@ class OtlpJsonFileExporter(SpanExporter):
         """Append the spans as one line; ``FAILURE`` once shut down or on an I/O error."""
         if not spans:
             return SpanExportResult.SUCCESS
-        encoded = encode_spans(spans)
+        return self.write(encode_spans(spans))
+
+    def write(self, encoded: dict[str, Any]) -> SpanExportResult:
+        """Append one ``TracesData`` JSON object as a line (what ``export`` writes).
+
+        The bus's trace thread calls it with spans it encoded itself.
+        """
         line = json.dumps(encoded, separators=(",", ":"), ensure_ascii=False)
         if not line.isascii():
             try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sized
 from importlib.metadata import entry_points
 
 from opentelemetry import trace
@@ -16,7 +17,15 @@ from opentelemetry.sdk.resources import SERVICE_NAME, OTELResourceDetector, Reso
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
-__all__ = ["processor_of", "resolve_provider", "tracing_disabled_by_env"]
+from ._otlp_file import OtlpJsonFileExporter
+
+__all__ = [
+    "batch_queues",
+    "needs_spans",
+    "processor_of",
+    "resolve_provider",
+    "tracing_disabled_by_env",
+]
 
 log = logging.getLogger("bus.tracing")
 
@@ -48,27 +57,36 @@ def _env_exporters() -> list[SpanExporter]:
     return exporters
 
 
-def resolve_provider(explicit: trace.TracerProvider | None, bus_name: str) -> trace.TracerProvider:
-    """The provider whose processors receive the bus's spans.
+def resolve_provider(
+    explicit: trace.TracerProvider | None, bus_name: str
+) -> tuple[trace.TracerProvider, list[OtlpJsonFileExporter]]:
+    """The provider whose processors receive the bus's spans, and trace files to write.
 
     An explicit provider wins, then the application's global one; with neither,
     the bus makes its own (resource from ``OTEL_SERVICE_NAME`` and
     ``OTEL_RESOURCE_ATTRIBUTES``, exporters from ``OTEL_TRACES_EXPORTER``).
+    The bus's own trace-file exporters (``bus_otlp_json_file``) on its own
+    provider are returned apart: the trace thread writes their lines straight
+    from its records, with no SDK span in between (and nothing dropped).
     """
     if explicit is not None:
-        return explicit
+        return explicit, []
     current = trace.get_tracer_provider()
     if not isinstance(current, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
-        return current
+        return current, []
     # The bus's name is only the default: OTEL_SERVICE_NAME (or service.name
     # in OTEL_RESOURCE_ATTRIBUTES) wins, as it does for the SDK.
     resource = Resource.create()
     if not OTELResourceDetector().detect().attributes.get(SERVICE_NAME):
         resource = resource.merge(Resource({SERVICE_NAME: bus_name}))
     own = TracerProvider(resource=resource)
+    files: list[OtlpJsonFileExporter] = []
     for exporter in _env_exporters():
-        own.add_span_processor(BatchSpanProcessor(exporter))
-    return own
+        if type(exporter) is OtlpJsonFileExporter:
+            files.append(exporter)
+        else:
+            own.add_span_processor(BatchSpanProcessor(exporter))
+    return own, files
 
 
 def processor_of(provider: trace.TracerProvider) -> SpanProcessor | None:
@@ -78,3 +96,35 @@ def processor_of(provider: trace.TracerProvider) -> SpanProcessor | None:
     # attribute, and a provider without it gets the slower fallback below.
     processor = getattr(provider, "_active_span_processor", None)
     return processor if isinstance(processor, SpanProcessor) else None
+
+
+def batch_queues(processor: SpanProcessor) -> list[tuple[Sized, int]]:
+    """The queues (and their bounds) of the ``BatchSpanProcessor`` among ``processor``'s.
+
+    For the lossless mode, which must not overrun them. Read from the SDK's
+    internals, which have no public getter; a processor that does not look
+    as expected is left out (and then drops as it would anyway).
+    """
+    found: list[tuple[Sized, int]] = []
+    members = getattr(processor, "_span_processors", (processor,))
+    for member in members if isinstance(members, tuple) else ():
+        if not isinstance(member, BatchSpanProcessor):
+            continue
+        inner = getattr(member, "_batch_processor", None)
+        queue = getattr(inner, "_queue", None)
+        size = getattr(inner, "_max_queue_size", None)
+        if isinstance(queue, Sized) and isinstance(size, int) and size > 0:
+            found.append((queue, size))
+    return found
+
+
+def needs_spans(processor: SpanProcessor | None) -> bool:
+    """Whether ``processor`` has anything to hand SDK spans to.
+
+    A provider of the SDK with no processors (the bus's own, when
+    ``OTEL_TRACES_EXPORTER`` names none) needs none: the ring keeps records.
+    """
+    if processor is None:
+        return False
+    members = getattr(processor, "_span_processors", None)
+    return not (isinstance(members, tuple) and not members)

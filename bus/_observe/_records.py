@@ -1,13 +1,36 @@
 """What the hot path writes down about each command and event.
 
-A record is a plain slotted object filled in by the threads that send and
-handle the work; building OpenTelemetry span objects from it happens later, on
-the bus's trace thread (see ``_tracing``), so a traced call costs a few field
-writes rather than the tens of microseconds an SDK span costs.
+While a command runs, a small slotted ``CallRecord`` goes with it from caller
+to handler; an event carries one shared, immutable *head* tuple to all its
+listeners, and each listener's ``BusSpan`` (the span its handler sees as
+current) takes what the handler annotates. When the work is done, what was
+written down is *flattened* into one tuple of ids, numbers, strings and
+encoded values, and queued for the trace thread (``_sink``), which builds
+spans from it off the hot path.
 
-Arguments and results whose types are immutable atoms are kept as they are and
-encoded later; anything mutable is encoded at once, so what the trace shows is
-what the handler was given, not what it later turned the value into.
+Flat records keep ids, never the objects around them (contexts, spans,
+parent records), so a causal chain of a million hops holds nothing of its
+earlier hops; and a tuple of atoms is one the garbage collector stops
+tracking, so a backlog of thousands of queued records costs the collector
+nothing. The layouts (the first item says which):
+
+    (CALL, trace_id, parent_id, client_id, server_id, name, caller, service,
+     args, kwargs, sent_ns, handled_ns, end_ns, thread, result,
+     error, traceback, status_message, extras)
+    (FIRE, trace_id, parent_id, span_id, name, caller, args, kwargs,
+     sent_ns, end_ns, listeners, extras)
+    (DELIVERY, trace_id, fire_span_id, span_id, name, pattern, service,
+     fire_sent_ns, start_ns, end_ns, thread, error, traceback, extras)
+
+``extras`` is ``None`` or ``(annotations, events, links)``: what a handler
+set on its span, or the replay marking. ``error`` and ``traceback`` are the
+handler's exception and its frames (taken as it failed), ``None`` otherwise;
+``status_message`` is set for a command that never ran.
+
+Arguments and results whose types are immutable atoms are kept as they are
+and encoded later; anything mutable is encoded at once (``freeze``), so what
+the trace shows is what the handler was given, not what it later turned the
+value into.
 """
 
 from __future__ import annotations
@@ -17,7 +40,6 @@ import traceback
 from types import TracebackType
 from typing import Any
 
-from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanContext, TraceFlags
 from opentelemetry.trace.status import Status, StatusCode
@@ -25,7 +47,30 @@ from opentelemetry.util import types
 
 from ._jsonval import ATOMIC_TYPES, Encoded, Redactor, encode
 
-__all__ = ["BusSpan", "CallRecord", "DeliveryRecord", "FireRecord", "freeze", "span_context"]
+__all__ = [
+    "CALL",
+    "DELIVERY",
+    "FIRE",
+    "BusSpan",
+    "CallRecord",
+    "Extras",
+    "Flat",
+    "encoded_text",
+    "freeze",
+    "span_context",
+]
+
+CALL, FIRE, DELIVERY = 0, 1, 2
+
+Flat = tuple[Any, ...]
+"""A finished record, flattened (see the layouts above)."""
+
+Extras = tuple[
+    dict[str, types.AttributeValue] | None,
+    list[tuple[str, dict[str, types.AttributeValue], int]] | None,
+    list[trace.Link] | None,
+]
+"""``(annotations, events, links)`` that a handler or a replay put on a span."""
 
 SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 
@@ -50,123 +95,62 @@ def freeze(value: Any, limit: int, redact: Redactor | None) -> Any:
     return encode(value, limit, redact)
 
 
-class _Record:
-    """Fields shared by every record: identity, timing, and user annotations."""
+def encoded_text(value: Any, limit: int, redact: Redactor | None) -> Encoded:
+    """The JSON of a value kept by ``freeze`` (already encoded, or encoded now)."""
+    if isinstance(value, Encoded):
+        return value
+    if type(value) is tuple:
+        return encode(list(value), limit, redact)
+    return encode(value, limit, redact)
+
+
+class CallRecord:
+    """One command in flight: written by its caller, then by its handler's thread."""
 
     __slots__ = (
-        "annotations",
         "args",
         "caller",
-        "events",
-        "kwargs",
-        "links",
-        "name",
-        "parent_ctx",
-        "parent_id",
-        "trace_id",
-    )
-
-    name: str
-    trace_id: int
-    parent_id: int
-    parent_ctx: otel_context.Context | None
-    caller: str
-    args: Any
-    kwargs: Any
-    annotations: dict[str, types.AttributeValue] | None
-    events: list[tuple[str, dict[str, types.AttributeValue], int]] | None
-    links: list[trace.Link] | None
-
-
-class CallRecord(_Record):
-    """One command: its CLIENT span (caller) and SERVER span (handler)."""
-
-    __slots__ = (
         "client_id",
-        "end_ns",
-        "error",
+        "extras",
         "handled_ns",
-        "result",
+        "kwargs",
+        "name",
+        "parent_id",
         "sent_ns",
         "server_id",
         "service",
-        "status_message",
         "thread",
-        "traceback",
+        "trace_id",
     )
 
+    trace_id: int
+    parent_id: int
     client_id: int
     server_id: int
+    name: str
+    caller: str
+    service: str
+    args: Any
+    kwargs: Any
     sent_ns: int
     handled_ns: int
-    end_ns: int
-    service: str
     thread: str
-    result: Any
-    error: BaseException | None
-    traceback: TracebackType | None  # the handler's frames, taken as it failed
-    status_message: str | None
+    extras: Extras | None
 
-    @property
-    def span_id(self) -> int:
-        """The SERVER span's id: the parent of whatever the handler does."""
-        return self.server_id
-
-
-class FireRecord(_Record):
-    """One ``fire_event``: its PRODUCER span."""
-
-    __slots__ = ("context", "end_ns", "listeners", "sent_ns", "span_id")
-
-    context: SpanContext | None  # built once by the trace thread, shared with consumers
-    span_id: int
-    sent_ns: int
-    end_ns: int
-    listeners: int
-
-
-class DeliveryRecord:
-    """One listener call for one event: its CONSUMER span."""
-
-    __slots__ = (
-        "annotations",
-        "end_ns",
-        "error",
-        "events",
-        "fire",
-        "links",
-        "pattern",
-        "service",
-        "span_id",
-        "start_ns",
-        "thread",
-        "traceback",
-    )
-
-    start_ns: int
-    end_ns: int
-    thread: str
-    error: BaseException | None
-    traceback: TracebackType | None
-    annotations: dict[str, types.AttributeValue] | None
-    events: list[tuple[str, dict[str, types.AttributeValue], int]] | None
-    links: list[trace.Link] | None
-
-    def __init__(self, fire: FireRecord, pattern: str, service: str, span_id: int) -> None:
-        # The other fields are set when the listener has run; the optional
-        # ones only if the listener annotates its span (see BusSpan).
-        self.fire = fire
-        self.pattern = pattern
-        self.service = service
-        self.span_id = span_id
-
-    @property
-    def trace_id(self) -> int:
-        """The trace the event belongs to."""
-        return self.fire.trace_id
-
-
-AnyRecord = CallRecord | FireRecord | DeliveryRecord
+    def flat(
+        self,
+        end_ns: int,
+        result: Any,
+        error: BaseException | None,
+        tb: TracebackType | None,
+        status_message: str | None,
+    ) -> Flat:
+        """The finished command, as the trace thread takes it."""
+        return (
+            CALL, self.trace_id, self.parent_id, self.client_id, self.server_id, self.name,
+            self.caller, self.service, self.args, self.kwargs, self.sent_ns, self.handled_ns,
+            end_ns, self.thread, result, error, tb, status_message, self.extras,
+        )  # fmt: skip
 
 
 def span_context(trace_id: int, span_id: int) -> SpanContext:
@@ -192,27 +176,38 @@ class BusSpan(trace.Span):
 
     Spans the handler opens nest under it, and what the handler sets on it
     (``trace.get_current_span().set_attribute(...)``) is exported with it.
-    Only the handler's own thread writes to it while it runs.
-
-    When the handler returns, ``release()`` lets go of the record: contexts
-    captured inside the handler (by the commands and events it sent, or by a
-    user's spans) keep this span alive, and through the record they would
-    keep every earlier step of a causal chain alive with it. Afterwards the
-    span holds only its ids, and writes to it are ignored, as for any ended
-    span.
+    Only the handler's own thread writes to it while it runs; when the
+    handler returns, ``release()`` ends it and later writes are ignored, as
+    for any ended span. It holds ids and what was set on it, nothing else, so
+    contexts captured inside the handler keep nothing else alive.
     """
 
-    __slots__ = ("_context", "_record", "span_id", "trace_id")
+    __slots__ = ("_context", "_extras", "_live", "span_id", "trace_id")
 
-    def __init__(self, record: CallRecord | DeliveryRecord, trace_id: int, span_id: int) -> None:
-        self._record: CallRecord | DeliveryRecord | None = record
+    def __init__(self, trace_id: int, span_id: int, extras: Extras | None = None) -> None:
         self.trace_id = trace_id
         self.span_id = span_id
+        self._live = True
         self._context: SpanContext | None = None
+        # [annotations, events, links], made when the handler first sets one.
+        self._extras: list[Any] | None = None if extras is None else list(extras)
+
+    def extras(self) -> Extras | None:
+        """What was set on the span, or ``None`` when nothing was."""
+        found = self._extras
+        return None if found is None else (found[0], found[1], found[2])
+
+    def _slot(self, index: int, make: Any) -> Any:
+        found = self._extras
+        if found is None:
+            found = self._extras = [None, None, None]
+        if found[index] is None:
+            found[index] = make()
+        return found[index]
 
     def release(self) -> None:
-        """Forget the record: the handler has returned, and the span has ended."""
-        self._record = None
+        """End the span: the handler has returned; later writes are ignored."""
+        self._live = False
 
     def get_span_context(self) -> SpanContext:
         if self._context is None:
@@ -220,15 +215,11 @@ class BusSpan(trace.Span):
         return self._context
 
     def is_recording(self) -> bool:
-        return self._record is not None
+        return self._live
 
     def set_attribute(self, key: str, value: types.AttributeValue) -> None:
-        record = self._record
-        if record is None:
-            return
-        if getattr(record, "annotations", None) is None:
-            record.annotations = {}
-        record.annotations[key] = value  # type: ignore[index]
+        if self._live:
+            self._slot(0, dict)[key] = value
 
     def set_attributes(self, attributes: dict[str, types.AttributeValue]) -> None:  # type: ignore[override]
         for key, value in attributes.items():
@@ -240,24 +231,13 @@ class BusSpan(trace.Span):
         attributes: types.Attributes = None,
         timestamp: int | None = None,
     ) -> None:
-        record = self._record
-        if record is None:
-            return
-        if getattr(record, "events", None) is None:
-            record.events = []
-        events = record.events
-        assert events is not None
-        events.append((name, dict(attributes or {}), timestamp or time.time_ns()))
+        if self._live:
+            events = self._slot(1, list)
+            events.append((name, dict(attributes or {}), timestamp or time.time_ns()))
 
     def add_link(self, context: SpanContext, attributes: types.Attributes = None) -> None:
-        record = self._record
-        if record is None:
-            return
-        if getattr(record, "links", None) is None:
-            record.links = []
-        links = record.links
-        assert links is not None
-        links.append(trace.Link(context, attributes))
+        if self._live:
+            self._slot(2, list).append(trace.Link(context, attributes))
 
     def update_name(self, name: str) -> None:
         """Ignored: a bus span is named after its command or event."""
@@ -282,12 +262,3 @@ class BusSpan(trace.Span):
 
     def end(self, end_time: int | None = None) -> None:
         """Ignored: the bus ends its spans when the handler returns."""
-
-
-def encoded_text(value: Any, limit: int, redact: Redactor | None) -> Encoded:
-    """The JSON of a value kept by ``freeze`` (already encoded, or encoded now)."""
-    if isinstance(value, Encoded):
-        return value
-    if type(value) is tuple:
-        return encode(list(value), limit, redact)
-    return encode(value, limit, redact)

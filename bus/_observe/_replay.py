@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanContext, TraceFlags
 
-__all__ = ["REPLAY_KEY", "mark_replay", "replaying"]
+from ._records import Extras
+
+__all__ = ["REPLAY_KEY", "replay_extras", "replaying"]
 
 REPLAY_KEY = otel_context.create_key("bus.replay_of")
 """The context key under which ``replaying`` puts the recorded span."""
@@ -47,12 +48,14 @@ def replaying(trace_id: str, span_id: str) -> Iterator[None]:
         otel_context.detach(token)
 
 
-def mark_replay(record: Any, ctx: otel_context.Context) -> None:
-    """Mark a call or fire record made under ``replaying`` (called on the hot path)."""
-    recorded = ctx[REPLAY_KEY]
+def replay_extras(ctx: otel_context.Context) -> Extras | None:
+    """The marking of a call or fire made under ``replaying`` (on the hot path).
+
+    ``None`` when ``ctx`` is not a replay's. The handler's own sends are not
+    marked: they are caused by the replay, not replays themselves, and a
+    handler runs in a context of its own.
+    """
+    recorded = ctx.get(REPLAY_KEY)
     if not isinstance(recorded, SpanContext):
-        return
-    record.links = [trace.Link(recorded, {"bus.replay": True})]
-    record.annotations = {"bus.replayed": True}
-    # The handler's own sends are caused by the replay, not replays themselves.
-    record.parent_ctx = otel_context.set_value(REPLAY_KEY, None, ctx)
+        return None
+    return {"bus.replayed": True}, None, [trace.Link(recorded, {"bus.replay": True})]

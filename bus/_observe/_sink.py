@@ -21,24 +21,36 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExportResult
 
 from .._core._ratelog import RateLimitedLog
 from .._core._version import VERSION
 from ._jsonval import Redactor
-from ._provider import processor_of
-from ._records import CallRecord, DeliveryRecord, FireRecord
+from ._otlp_file import OtlpJsonFileExporter
+from ._provider import batch_queues, needs_spans, processor_of
+from ._records import CALL, Flat
 from ._ring import SpanRing
-from ._spans import SpanBuilder
+from ._spans import OtlpSpans, SpanBuilder
 
 __all__ = ["TraceSink"]
 
 log = logging.getLogger("bus.tracing")
 
 
+OVERFLOW_POLICIES = ("drop", "wait")
+
+
 class TraceSink:
     """The bus's trace thread and the bounded buffer feeding it.
 
-    ``submit`` is called from any thread and never blocks. Everything else
+    ``submit`` is called from any thread. When the buffer is full it drops
+    the record and counts it (``overflow="drop"``, the OpenTelemetry
+    convention), or makes the recording thread wait for room, at most
+    ``wait_limit`` seconds before it drops and counts after all
+    (``overflow="wait"``: lossless, as long as the trace thread keeps up
+    within that time). With ``"wait"`` the trace thread likewise waits for
+    room in a ``BatchSpanProcessor``'s queue rather than overrun it, since
+    that processor drops the oldest span when it is full. Everything else
     runs on the trace thread, except ``flush``, which waits for it.
     """
 
@@ -54,20 +66,36 @@ class TraceSink:
         redact: Redactor | None,
         start_thread: Any,
         thread_name: str,
+        overflow: str = "drop",
+        wait_limit: float = 10.0,
+        files: Sequence[OtlpJsonFileExporter] = (),
     ) -> None:
+        if overflow not in OVERFLOW_POLICIES:
+            raise ValueError(f"trace_overflow must be 'drop' or 'wait', not {overflow!r}")
+        self.overflow = overflow
+        self._wait_limit = wait_limit
+        self._space = threading.Condition()
+        self._waiting = 0  # recording threads waiting for room
+        self.waited = 0  # times a recording thread had to wait
+        self.waited_ns = 0  # and how long, in all
         self._build_log = RateLimitedLog(log)
         self._export_log = RateLimitedLog(log)
+        self._wait_log = RateLimitedLog(log)
         self.provider = provider
         self._processor = processor_of(provider)
         self._tracer = None if self._processor else provider.get_tracer("bus", VERSION)
         resource = getattr(provider, "resource", None)
-        self._builder = SpanBuilder(
-            resource if isinstance(resource, Resource) else Resource.get_empty(),
-            json_limit=json_limit,
-            redact=redact,
-        )
+        if not isinstance(resource, Resource):
+            resource = Resource.get_empty()
+        self._builder = SpanBuilder(resource, json_limit=json_limit, redact=redact)
+        self._otlp = OtlpSpans(resource, json_limit=json_limit, redact=redact)
+        ring.configure(resource, json_limit=json_limit, redact=redact)
+        self._files = list(files)
+        # SDK spans only for processors that take them, or a provider not the SDK's.
+        self._sdk = needs_spans(self._processor) or self._processor is None
+        self._batch_queues = batch_queues(self._processor) if self._processor else []
         self._ring = ring
-        self._buffer: deque[CallRecord | FireRecord | DeliveryRecord] = deque()
+        self._buffer: deque[Flat] = deque()
         self._capacity = capacity
         self._room = capacity  # 0 once the trace thread has ended
         self._wake = threading.Event()
@@ -85,16 +113,41 @@ class TraceSink:
 
     # -- any thread ---------------------------------------------------------
 
-    def submit(self, record: CallRecord | FireRecord | DeliveryRecord) -> None:
-        """Queue a finished record for export; count it dropped if the buffer is full."""
+    def submit(self, record: Flat) -> None:
+        """Queue a finished record for export (see the class for a full buffer)."""
         buffer = self._buffer
-        if len(buffer) >= self._room:
+        if len(buffer) >= self._room and not self._room_after_waiting():
             with self._drop_lock:
                 self.dropped += 1
             return
         buffer.append(record)
         if len(buffer) == self.BATCH_WAKE:
             self._wake.set()
+
+    def _room_after_waiting(self) -> bool:
+        """``"wait"``: wait (bounded) until the trace thread makes room; whether it did."""
+        if self.overflow != "wait" or self._room == 0:  # dropping, or the thread has ended
+            return False
+        start = time.perf_counter_ns()
+        deadline = time.monotonic() + self._wait_limit
+        self._wake.set()
+        with self._space:
+            self._waiting += 1
+            try:
+                while len(self._buffer) >= self._room:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or self._room == 0:
+                        self._wait_log.warning(
+                            "a span waited %.1fs for room in the trace buffer and was dropped",
+                            self._wait_limit,
+                        )
+                        return False
+                    self._space.wait(remaining)
+            finally:
+                self._waiting -= 1
+                self.waited += 1
+                self.waited_ns += time.perf_counter_ns() - start
+        return True
 
     def flush(self, timeout: float | None = None) -> bool:
         """Export everything submitted so far; ``False`` if ``timeout`` ran out."""
@@ -126,6 +179,9 @@ class TraceSink:
             "failed": self.failed,
             "buffered": len(self._buffer),
             "capacity": self._capacity,
+            "overflow": self.overflow,
+            "waited": self.waited,
+            "waited_ms": round(self.waited_ns / 1e6, 3),
             "ring": self._ring.capacity,
             "error": self.error,
         }
@@ -142,6 +198,7 @@ class TraceSink:
                     # What handlers still running past close() submit from now
                     # on is counted as dropped, not left in a buffer no one reads.
                     self._room = 0
+                    self._wake_waiters()
                     self._drain()
                     return
         except BaseException as exc:
@@ -149,6 +206,7 @@ class TraceSink:
             # here (a hook raising SystemExit, say). Nothing reads the buffer
             # any more: count what is in it, and all that comes, as dropped.
             self._room = 0
+            self._wake_waiters()
             self.error = f"{type(exc).__name__}: {exc}"
             lost = self._in_flight
             while True:
@@ -167,6 +225,10 @@ class TraceSink:
             with self._idle:
                 self._idle.notify_all()
 
+    def _wake_waiters(self) -> None:
+        with self._space:
+            self._space.notify_all()
+
     def _drain(self) -> None:
         buffer = self._buffer
         while buffer:
@@ -177,15 +239,16 @@ class TraceSink:
             with self._idle:
                 batch = [buffer.popleft() for _ in range(min(len(buffer), 256))]
                 self._in_flight = len(batch)
-            spans: list[ReadableSpan] = []
-            for record in batch:
-                try:
-                    self._builder.build(record, spans)
-                except Exception as exc:
-                    self.failed += 1
-                    self._build_log.error("could not build the span of %r", record, exc=exc)
-            self._ring.extend(spans)
-            self._export(spans)
+            if self._waiting:
+                with self._space:
+                    self._space.notify_all()
+            made = batch
+            if self._sdk:
+                made = self._export(batch)
+            if self._files:
+                made = self._write(batch)
+            self._ring.add(made)
+            self.exported += sum(2 if r[0] == CALL and r[17] is None else 1 for r in made)
             with self._idle:
                 self._done += len(batch)
                 self._in_flight = 0
@@ -193,8 +256,21 @@ class TraceSink:
         with self._idle:
             self._idle.notify_all()
 
-    def _export(self, spans: Sequence[ReadableSpan]) -> None:
+    def _export(self, batch: list[Flat]) -> list[Flat]:
+        """Hand SDK spans of ``batch`` to the processors; the records they were made of."""
+        spans: list[ReadableSpan] = []
+        made: list[Flat] = []
+        for record in batch:
+            try:
+                self._builder.build(record, spans)
+            except Exception as exc:
+                self.failed += 1
+                self._build_log.error("could not build the span of %r", record, exc=exc)
+            else:
+                made.append(record)
         if self._processor is not None:
+            if self.overflow == "wait" and self._batch_queues:
+                self._wait_for_processor_room(len(spans))
             on_end = self._processor.on_end
             for span in spans:
                 try:
@@ -205,7 +281,43 @@ class TraceSink:
         else:
             for span in spans:
                 self._replay_through_tracer(span)
-        self.exported += len(spans)
+        return made
+
+    def _write(self, batch: list[Flat]) -> list[Flat]:
+        """Write ``batch`` to the trace files as OTLP JSON made straight from it."""
+        made: list[Flat] = []
+        for record in batch:
+            try:
+                self._otlp.traces_data([record])  # a record that cannot be made is left out
+            except Exception as exc:
+                self.failed += 1
+                self._build_log.error("could not build the span of %r", record, exc=exc)
+            else:
+                made.append(record)
+        if made:
+            data = self._otlp.traces_data(made)
+            for exporter in self._files:
+                if exporter.write(data) is not SpanExportResult.SUCCESS:
+                    self.failed += len(made)
+                    self._export_log.error(
+                        "could not write spans to a trace file",
+                        exc=OSError(f"{exporter!r} refused {len(made)} records"),
+                    )
+        return made
+
+    def _wait_for_processor_room(self, count: int) -> None:
+        """Let a ``BatchSpanProcessor`` export before handing it ``count`` more spans.
+
+        It would drop the oldest of a full queue; in ``"wait"`` mode the trace
+        thread waits instead (bounded), yielding its CPU to the processor's
+        worker, so the backpressure reaches the recording threads.
+        """
+        deadline = time.monotonic() + self._wait_limit
+        pause = 0.0001
+        for queue, size in self._batch_queues:
+            while len(queue) + count > size and time.monotonic() < deadline:
+                time.sleep(pause)
+                pause = min(pause * 2, 0.005)
 
     def _replay_through_tracer(self, span: ReadableSpan) -> None:
         # A provider that is not the SDK's: re-create the span through its API.

@@ -1,9 +1,19 @@
-"""Building OpenTelemetry spans from the records the hot path wrote.
+"""The spans of a flat record: as SDK ``ReadableSpan``s, or straight as OTLP JSON.
 
-``SpanBuilder`` runs on the trace thread: a command's record becomes a
-CLIENT and a SERVER span, an event's a PRODUCER span, each delivery's a
-CONSUMER span, following the RPC and messaging semantic conventions
-(``docs/bus.md`` lists the attributes).
+A command's record makes a CLIENT and a SERVER span, an event's a PRODUCER
+span, each delivery's a CONSUMER span, following the RPC and messaging
+semantic conventions (``docs/bus.md`` lists the attributes). ``_Spans``
+works out each span's parts once, in one place; its two makers turn the
+parts into what a consumer needs:
+
+- ``SpanBuilder`` makes ``ReadableSpan`` objects, for an application's span
+  processors (and ``bus.spans.spans()``);
+- ``OtlpSpans`` makes OTLP JSON span objects directly, for the console, the
+  ring and the bus's own trace files, with no SDK object in between.
+
+Both run on the trace thread (or wherever the console reads the ring). The
+attributes that depend only on the name and the services are made once per
+such combination and copied.
 """
 
 from __future__ import annotations
@@ -16,64 +26,81 @@ from typing import Any
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanContext, SpanKind
+from opentelemetry.trace import Link, SpanKind
 from opentelemetry.trace.status import Status, StatusCode
 from opentelemetry.util import types
 
 from .._core._version import VERSION
 from ._jsonval import Encoded, Redactor, atom_json, atoms_json
-from ._records import CallRecord, DeliveryRecord, FireRecord, encoded_text, span_context
+from ._otlp import encode_attributes
+from ._records import CALL, DELIVERY, FIRE, Extras, Flat, encoded_text, span_context
 
-__all__ = ["SCOPE", "SpanBuilder"]
+__all__ = ["SCOPE", "OtlpSpans", "SpanBuilder"]
 
 SCOPE = InstrumentationScope("bus", VERSION)
 _OK = Status(StatusCode.UNSET)
-_KIND_CLIENT, _KIND_SERVER = SpanKind.CLIENT, SpanKind.SERVER
-_KIND_PRODUCER, _KIND_CONSUMER = SpanKind.PRODUCER, SpanKind.CONSUMER
+_CLIENT, _SERVER = SpanKind.CLIENT, SpanKind.SERVER
+_PRODUCER, _CONSUMER = SpanKind.PRODUCER, SpanKind.CONSUMER
+_TEMPLATES_MAX = 4096  # distinct (name, service...) combinations remembered
+_FLAGS = 0x101  # sampled, and "has is-remote" (the parent is local)
+
+Attrs = dict[str, types.AttributeValue]
+EventParts = list[tuple[str, Attrs, int]]
 
 
-def _exception_event(error: BaseException, tb: TracebackType | None, at: int) -> Event:
+def _exception_attributes(error: BaseException, tb: TracebackType | None) -> Attrs:
     # ``tb`` was taken when the handler failed: by now a caller may have
     # re-raised the same exception object and prepended its own frames.
-    return Event(
-        "exception",
-        {
-            "exception.type": type(error).__qualname__,
-            "exception.message": str(error),
-            "exception.stacktrace": "".join(traceback.format_exception(type(error), error, tb)),
-            "exception.escaped": True,
-        },
-        at,
-    )
+    return {
+        "exception.type": type(error).__qualname__,
+        "exception.message": str(error),
+        "exception.stacktrace": "".join(traceback.format_exception(type(error), error, tb)),
+        "exception.escaped": True,
+    }
 
 
-class SpanBuilder:
-    """Turns records into ``ReadableSpan`` objects. Used by the trace thread only.
-
-    Args:
-        resource: the resource every span carries (the provider's).
-        json_limit: the most characters of JSON per argument list or result.
-        redact: the redaction hook for keyword arguments and dict entries.
-    """
+class _Spans:
+    """Works out the spans of flat records; a subclass makes them (``_span``)."""
 
     def __init__(self, resource: Resource, *, json_limit: int, redact: Redactor | None) -> None:
         self._resource = resource
         self._limit = json_limit
         self._redact = redact
+        self._templates: dict[tuple[Any, ...], Attrs] = {}
+        self._makers = {CALL: self._call, FIRE: self._fire, DELIVERY: self._delivery}
 
-    def build(
-        self, record: CallRecord | FireRecord | DeliveryRecord, out: list[ReadableSpan]
-    ) -> None:
+    def build(self, record: Flat, out: list[Any]) -> None:
         """Append the spans of ``record`` to ``out``."""
-        kind = type(record)
-        if kind is DeliveryRecord:
-            self._build_delivery(record, out)  # type: ignore[arg-type]
-        elif kind is CallRecord:
-            self._build_call(record, out)  # type: ignore[arg-type]
-        else:
-            self._build_fire(record, out)  # type: ignore[arg-type]
+        self._makers[record[0]](record, out)
 
-    def _put_json(self, attrs: dict[str, types.AttributeValue], key: str, value: Any) -> None:
+    def _span(
+        self,
+        out: list[Any],
+        name: str,
+        trace_id: int,
+        span_id: int,
+        parent_id: int,
+        kind: SpanKind,
+        attrs: Attrs,
+        events: EventParts | None,
+        links: Sequence[Link],
+        error: str | None,
+        start_ns: int,
+        end_ns: int,
+    ) -> None:
+        """Append one span; ``error`` is the status description of a failure."""
+        raise NotImplementedError
+
+    def _template(self, key: tuple[Any, ...], make: Any) -> Attrs:
+        templates = self._templates
+        found = templates.get(key)
+        if found is None:
+            if len(templates) >= _TEMPLATES_MAX:
+                templates.clear()
+            found = templates[key] = make()
+        return dict(found)
+
+    def _put_json(self, attrs: Attrs, key: str, value: Any) -> None:
         """Set ``attrs[key]`` to the JSON of a value kept by ``freeze``, with its markers."""
         kind = type(value)
         if kind is tuple:
@@ -92,141 +119,239 @@ class SpanBuilder:
         if encoded.lossy:
             attrs[key + ".lossy"] = True
 
+    @staticmethod
     def _outcome(
-        self,
-        attrs: dict[str, types.AttributeValue],
-        record: Any,
+        attrs: Attrs,
+        extras: Extras | None,
         error: BaseException | None,
+        tb: TracebackType | None,
         end_ns: int,
-    ) -> tuple[Sequence[Event], Status]:
-        """Fold the handler's annotations and error into ``attrs``; events and status."""
-        annotations = getattr(record, "annotations", None)
-        recorded = getattr(record, "events", None)
-        if error is None and not annotations and not recorded:
-            return (), _OK
+    ) -> tuple[EventParts | None, Sequence[Link], str | None]:
+        """Fold annotations and the error into ``attrs``: (events, links, error status)."""
+        if extras is None and error is None:
+            return None, (), None
+        annotations, recorded, links = extras if extras is not None else (None, None, None)
         if annotations:
             attrs.update(annotations)
-        events = [Event(n, a, t) for n, a, t in recorded or ()]
+        events = list(recorded) if recorded else None
         if error is None:
-            return events, _OK
+            return events, links or (), None
         attrs["error.type"] = type(error).__qualname__
-        events.append(_exception_event(error, getattr(record, "traceback", None), end_ns))
-        return events, Status(StatusCode.ERROR, f"{type(error).__name__}: {error}")
+        if events is None:
+            events = []
+        events.append(("exception", _exception_attributes(error, tb), end_ns))
+        return events, links or (), f"{type(error).__name__}: {error}"
 
-    def _build_call(self, r: CallRecord, out: list[ReadableSpan]) -> None:
-        trace_id = r.trace_id
-        client_ctx = span_context(trace_id, r.client_id)
-        parent = span_context(trace_id, r.parent_id) if r.parent_id else None
-        client_attrs: dict[str, types.AttributeValue] = {
-            "rpc.system.name": "bus",
-            "rpc.method": r.name,
-            "bus.service": r.service,
-            "bus.caller": r.caller,
-        }
-        self._put_json(client_attrs, "bus.args", r.args)
-        if r.kwargs:
-            self._put_json(client_attrs, "bus.kwargs", r.kwargs)
-        resource = self._resource
-        if r.status_message is not None:  # never ran: cancelled, or failed at close
-            status = Status(StatusCode.ERROR, r.status_message)
-            client_attrs["error.type"] = r.status_message.split(":", 1)[0]
-            out.append(
-                ReadableSpan(
-                    r.name, client_ctx, parent, resource, client_attrs, (), (), _KIND_CLIENT,
-                    None, status, r.sent_ns, r.end_ns, SCOPE,
-                )
+    def _call(self, r: Flat, out: list[Any]) -> None:
+        (
+            _, trace_id, parent_id, client_id, server_id, name, caller, service, args, kwargs,
+            sent_ns, handled_ns, end_ns, thread, result, error, tb, status_message, extras,
+        ) = r  # fmt: skip
+        client = self._template(
+            (CALL, name, service, caller),
+            lambda: {
+                "rpc.system.name": "bus",
+                "rpc.method": name,
+                "bus.service": service,
+                "bus.caller": caller,
+            },
+        )
+        self._put_json(client, "bus.args", args)
+        if kwargs:
+            self._put_json(client, "bus.kwargs", kwargs)
+        if status_message is not None:  # never ran: cancelled, or failed at close
+            client["error.type"] = status_message.split(":", 1)[0]
+            self._span(
+                out, name, trace_id, client_id, parent_id, _CLIENT, client, None, (),
+                status_message, sent_ns, end_ns,
             )  # fmt: skip
             return
-        server_attrs = dict(client_attrs)
-        server_attrs["thread.name"] = r.thread
-        server_attrs["bus.queued_ms"] = (r.handled_ns - r.sent_ns) / 1e6
-        error = r.error
+        server = dict(client)
+        server["thread.name"] = thread
+        server["bus.queued_ms"] = (handled_ns - sent_ns) / 1e6
         if error is None:
-            self._put_json(server_attrs, "bus.result", r.result)
+            self._put_json(server, "bus.result", result)
         else:
-            client_attrs["error.type"] = type(error).__qualname__
-        events, status = self._outcome(server_attrs, r, error, r.end_ns)
-        out.append(
-            ReadableSpan(
-                r.name, client_ctx, parent, resource, client_attrs, (), (), _KIND_CLIENT,
-                None, status, r.sent_ns, r.end_ns, SCOPE,
-            )
+            client["error.type"] = type(error).__qualname__
+        events, links, failure = self._outcome(server, extras, error, tb, end_ns)
+        self._span(
+            out, name, trace_id, client_id, parent_id, _CLIENT, client, None, (), failure,
+            sent_ns, end_ns,
         )  # fmt: skip
-        out.append(
-            ReadableSpan(
-                r.name, span_context(trace_id, r.server_id), client_ctx, resource, server_attrs,
-                events, r.links or (), _KIND_SERVER, None, status, r.handled_ns, r.end_ns, SCOPE,
-            )
+        self._span(
+            out, name, trace_id, server_id, client_id, _SERVER, server, events, links, failure,
+            handled_ns, end_ns,
         )  # fmt: skip
 
-    def _fire_context(self, r: FireRecord) -> SpanContext:
-        # Shared by the PRODUCER span and every CONSUMER span under it.
-        ctx = r.context
-        if ctx is None:
-            ctx = r.context = span_context(r.trace_id, r.span_id)
-        return ctx
+    def _fire(self, r: Flat, out: list[Any]) -> None:
+        (
+            _, trace_id, parent_id, span_id, name, caller, args, kwargs, sent_ns, end_ns,
+            listeners, extras,
+        ) = r  # fmt: skip
+        attrs = self._template(
+            (FIRE, name),
+            lambda: {
+                "messaging.system": "bus",
+                "messaging.operation.type": "send",
+                "messaging.operation.name": "send",
+                "messaging.destination.name": name,
+            },
+        )
+        attrs["bus.caller"] = caller
+        attrs["bus.listeners"] = listeners
+        self._put_json(attrs, "bus.args", args)
+        if kwargs:
+            self._put_json(attrs, "bus.kwargs", kwargs)
+        links: Sequence[Link] = ()
+        if extras is not None:
+            if extras[0]:
+                attrs.update(extras[0])
+            links = extras[2] or ()
+        self._span(
+            out, f"send {name}", trace_id, span_id, parent_id, _PRODUCER, attrs, None, links,
+            None, sent_ns, end_ns,
+        )  # fmt: skip
 
-    def _build_fire(self, r: FireRecord, out: list[ReadableSpan]) -> None:
-        attrs: dict[str, types.AttributeValue] = {
-            "messaging.system": "bus",
-            "messaging.operation.type": "send",
-            "messaging.operation.name": "send",
-            "messaging.destination.name": r.name,
-            "bus.caller": r.caller,
-            "bus.listeners": r.listeners,
-        }
-        self._put_json(attrs, "bus.args", r.args)
-        if r.kwargs:
-            self._put_json(attrs, "bus.kwargs", r.kwargs)
-        if r.annotations:
-            attrs.update(r.annotations)
-        parent = span_context(r.trace_id, r.parent_id) if r.parent_id else None
+    def _delivery(self, r: Flat, out: list[Any]) -> None:
+        (
+            _, trace_id, fire_span_id, span_id, name, pattern, service, fire_sent_ns,
+            start_ns, end_ns, thread, error, tb, extras,
+        ) = r  # fmt: skip
+        attrs = self._template(
+            (DELIVERY, name, pattern, service),
+            lambda: {
+                "messaging.system": "bus",
+                "messaging.operation.type": "process",
+                "messaging.operation.name": "process",
+                "messaging.destination.name": name,
+                "bus.service": service,
+                "bus.listener.pattern": pattern,
+            },
+        )
+        attrs["bus.queued_ms"] = (start_ns - fire_sent_ns) / 1e6
+        if thread:  # none for a delivery the mailbox refused
+            attrs["thread.name"] = thread
+        events, links, failure = self._outcome(attrs, extras, error, tb, end_ns)
+        self._span(
+            out, f"process {name}", trace_id, span_id, fire_span_id, _CONSUMER, attrs, events,
+            links, failure, start_ns, end_ns,
+        )  # fmt: skip
+
+
+class SpanBuilder(_Spans):
+    """Makes the spans of flat records as SDK ``ReadableSpan`` objects.
+
+    Args:
+        resource: the resource every span carries (the provider's).
+        json_limit: the most characters of JSON per argument list or result.
+        redact: the redaction hook for keyword arguments and dict entries.
+    """
+
+    def _span(
+        self,
+        out: list[Any],
+        name: str,
+        trace_id: int,
+        span_id: int,
+        parent_id: int,
+        kind: SpanKind,
+        attrs: Attrs,
+        events: EventParts | None,
+        links: Sequence[Link],
+        error: str | None,
+        start_ns: int,
+        end_ns: int,
+    ) -> None:
         out.append(
             ReadableSpan(
-                f"send {r.name}",
-                self._fire_context(r),
-                parent,
+                name,
+                span_context(trace_id, span_id),
+                span_context(trace_id, parent_id) if parent_id else None,
                 self._resource,
                 attrs,
-                (),
-                r.links or (),
-                _KIND_PRODUCER,
+                [Event(n, a, t) for n, a, t in events] if events else (),
+                links,
+                kind,
                 None,
-                _OK,
-                r.sent_ns,
-                r.end_ns,
+                _OK if error is None else Status(StatusCode.ERROR, error),
+                start_ns,
+                end_ns,
                 SCOPE,
             )
         )
 
-    def _build_delivery(self, r: DeliveryRecord, out: list[ReadableSpan]) -> None:
-        fire = r.fire
-        attrs: dict[str, types.AttributeValue] = {
-            "messaging.system": "bus",
-            "messaging.operation.type": "process",
-            "messaging.operation.name": "process",
-            "messaging.destination.name": fire.name,
-            "bus.service": r.service,
-            "bus.listener.pattern": r.pattern,
-            "bus.queued_ms": (r.start_ns - fire.sent_ns) / 1e6,
+
+class OtlpSpans(_Spans):
+    """Makes the spans of flat records as OTLP JSON span objects (``encode_spans``'s).
+
+    ``traces_data`` wraps them, with the resource and scope, as one
+    ``TracesData`` object, exactly as ``encode_spans`` would from the
+    ``ReadableSpan``s that ``SpanBuilder`` makes of the same records.
+    """
+
+    def __init__(self, resource: Resource, *, json_limit: int, redact: Redactor | None) -> None:
+        super().__init__(resource, json_limit=json_limit, redact=redact)
+        self._head = {
+            "resource": {"attributes": encode_attributes(resource.attributes)},
+            "scope": {"name": SCOPE.name, "version": SCOPE.version},
         }
-        if r.thread:  # none for a delivery the mailbox refused
-            attrs["thread.name"] = r.thread
-        events, status = self._outcome(attrs, r, r.error, r.end_ns)
-        out.append(
-            ReadableSpan(
-                f"process {fire.name}",
-                span_context(fire.trace_id, r.span_id),
-                self._fire_context(fire),
-                self._resource,
-                attrs,
-                events,
-                getattr(r, "links", None) or (),
-                _KIND_CONSUMER,
-                None,
-                status,
-                r.start_ns,
-                r.end_ns,
-                SCOPE,
-            )
-        )
+
+    def traces_data(self, records: Sequence[Flat]) -> dict[str, Any]:
+        """The spans of ``records`` as one OTLP ``TracesData`` JSON object."""
+        spans: list[Any] = []
+        for record in records:
+            self.build(record, spans)
+        if not spans:
+            return {"resourceSpans": []}
+        return {
+            "resourceSpans": [
+                {
+                    "resource": self._head["resource"],
+                    "scopeSpans": [{"scope": self._head["scope"], "spans": spans}],
+                }
+            ]
+        }
+
+    def _span(
+        self,
+        out: list[Any],
+        name: str,
+        trace_id: int,
+        span_id: int,
+        parent_id: int,
+        kind: SpanKind,
+        attrs: Attrs,
+        events: EventParts | None,
+        links: Sequence[Link],
+        error: str | None,
+        start_ns: int,
+        end_ns: int,
+    ) -> None:
+        span: dict[str, Any] = {"traceId": f"{trace_id:032x}", "spanId": f"{span_id:016x}"}
+        if parent_id:
+            span["parentSpanId"] = f"{parent_id:016x}"
+        span["flags"] = _FLAGS
+        span["name"] = name
+        span["kind"] = kind.value + 1  # OTLP counts from UNSPECIFIED = 0
+        span["startTimeUnixNano"] = str(start_ns)
+        span["endTimeUnixNano"] = str(end_ns)
+        span["attributes"] = encode_attributes(attrs)
+        if events:
+            span["events"] = [
+                {"timeUnixNano": str(t), "name": n, "attributes": encode_attributes(a)}
+                for n, a, t in events
+            ]
+        if links:
+            span["links"] = [
+                {
+                    "traceId": f"{link.context.trace_id:032x}",
+                    "spanId": f"{link.context.span_id:016x}",
+                    "attributes": encode_attributes(link.attributes),
+                    "flags": int(link.context.trace_flags)
+                    | 0x100
+                    | (0x200 if link.context.is_remote else 0),
+                }
+                for link in links
+            ]
+        span["status"] = {} if error is None else {"code": 2, "message": error}
+        out.append(span)

@@ -41,8 +41,7 @@ from ._writing import CLOSE, DROPPED, EXEC, LINE, NOTE, REPLY, Writing
 from .protocol import ErrorCode, dumps
 
 if TYPE_CHECKING:
-    from opentelemetry.sdk.trace import ReadableSpan
-
+    from .._observe._records import Flat
     from ._served import ServedBus
     from ._server import ControlServer
 
@@ -140,24 +139,24 @@ class Connection(Reading, Writing):
                 self._cond.notify_all()
 
     # On the bus's trace thread.
-    def _on_spans(self, batch: list[ReadableSpan]) -> None:
+    def _on_spans(self, batch: list[Flat]) -> None:
         fanout = self._fanouts["spans"]
         if not fanout.subscriptions:
             return
         costs = self.server.batch_costs(batch)
-        picked: dict[Subscription, tuple[list[ReadableSpan], list[int]]] = {}
-        for span, cost in zip(batch, costs, strict=True):
-            for sub in fanout.route(span_key(span)):
-                spans, sizes = picked.setdefault(sub, ([], []))
-                spans.append(span)
+        picked: dict[Subscription, tuple[list[Flat], list[int]]] = {}
+        for record, cost in zip(batch, costs, strict=True):
+            for sub in fanout.route(span_key(record)):
+                records, sizes = picked.setdefault(sub, ([], []))
+                records.append(record)
                 sizes.append(cost)
         if not picked:
             return
         with self._cond:
             if self._closed:
                 return
-            for sub, (spans, sizes) in picked.items():
-                self._enqueue(sub, spans, sum(sizes))
+            for sub, (records, sizes) in picked.items():
+                self._enqueue(sub, records, sum(sizes))
             if self._writer_waiting:
                 self._cond.notify_all()
 
@@ -327,7 +326,8 @@ class Connection(Reading, Writing):
                     {"limit": limit},
                 )
             sid = next(self._sub_ids)
-            sub = Subscription(sid, topic, patterns, buffer)
+            otlp = self.bus.spans.otlp if topic == "spans" else None
+            sub = Subscription(sid, topic, patterns, buffer, otlp)
             self._subscriptions[sid] = sub
         self._after_reply = lambda: self._start(sub)
         return sid

@@ -344,8 +344,6 @@ def unsubscribe(conn: Connection, params: dict[str, Any], rid: Any) -> Any:
 def traces(conn: Connection, params: dict[str, Any], rid: Any) -> Any:
     """Recent traces from the bus's ring, as one OTLP ``TracesData`` object."""
     _only(params, ("limit", "trace_id"))
-    from .._observe._otlp import encode_spans
-
     bus = conn.bus
     trace_id = params.get("trace_id")
     bus.flush_traces(timeout=1.0)  # what already ran is in the ring
@@ -360,8 +358,7 @@ def traces(conn: Connection, params: dict[str, Any], rid: Any) -> Any:
     else:
         limit = _positive_int(params, "limit", 20, max(1, bus.spans.capacity))
         wanted = set(bus.spans.trace_ids(limit))
-    spans = [s for s in bus.spans.spans() if s.context is not None and s.context.trace_id in wanted]
-    return encode_spans(spans)
+    return bus.spans.otlp(trace_ids=wanted)
 
 
 METHODS: dict[str, Callable[[Connection, dict[str, Any], Any], Any]] = {

@@ -42,8 +42,7 @@ from ._subs import span_cost
 from .protocol import ErrorCode
 
 if TYPE_CHECKING:
-    from opentelemetry.sdk.trace import ReadableSpan
-
+    from .._observe._records import Flat
     from ._served import ServedBus
 
 __all__ = ["ControlServer", "peer_uid"]
@@ -125,7 +124,7 @@ class ControlServer:
         self._closed = False
         self._listening = True
         self._bytes_lock = threading.Lock()
-        self._batch_costs: tuple[list[ReadableSpan], list[int]] | None = None
+        self._batch_costs: tuple[list[Flat], list[int]] | None = None
         self.queued_bytes = 0
         """Bytes (estimated) waiting to be written to all clients now."""
         self.refused = 0
@@ -289,8 +288,8 @@ class ControlServer:
         """Whether more than ``max_total_bytes`` wait to be written to all clients."""
         return self.queued_bytes > self.max_total_bytes
 
-    def batch_costs(self, batch: list[ReadableSpan]) -> list[int]:
-        """The estimated size of each span of ``batch`` (trace thread).
+    def batch_costs(self, batch: list[Flat]) -> list[int]:
+        """The estimated size of the spans of each record of ``batch`` (trace thread).
 
         Every connection is handed the same batch in turn: the sizes are
         worked out once, for the first.
@@ -298,7 +297,7 @@ class ControlServer:
         known = self._batch_costs
         if known is not None and known[0] is batch:
             return known[1]
-        costs = [span_cost(span) for span in batch]
+        costs = [span_cost(record) for record in batch]
         self._batch_costs = (batch, costs)
         return costs
 

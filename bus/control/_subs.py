@@ -11,15 +11,15 @@ connection's lock.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from .._core._patterns import pattern_matches
 from .._observe._activity import Activity
+from .._observe._jsonval import Encoded
+from .._observe._records import CALL, Flat
 from . import protocol
 from .protocol import dumps
-
-if TYPE_CHECKING:
-    from opentelemetry.sdk.trace import ReadableSpan
 
 __all__ = [
     "MAX_PATTERNS",
@@ -59,27 +59,20 @@ def activity_cost(activity: Activity) -> int:
     return cost
 
 
-def span_cost(span: ReadableSpan) -> int:
-    """About how many bytes ``span`` holds while it waits to be written."""
-    cost = _SPAN_OVERHEAD + len(span.name)
-    for value in (span.attributes or {}).values():
-        if isinstance(value, str):
+def span_cost(record: Flat) -> int:
+    """About how many bytes the spans of ``record`` hold while they wait to be written."""
+    cost = _SPAN_OVERHEAD * (2 if record[0] == CALL else 1)
+    for value in record:
+        if type(value) is str:
             cost += len(value)
-    for event in span.events:
-        for value in (event.attributes or {}).values():
-            if isinstance(value, str):
-                cost += len(value)
+        elif type(value) is Encoded:
+            cost += len(value.text)
     return cost
 
 
-def span_key(span: ReadableSpan) -> str:
-    """The command or event name a span is about (what patterns match)."""
-    attrs = span.attributes or {}
-    for key in ("rpc.method", "messaging.destination.name"):
-        value = attrs.get(key)
-        if isinstance(value, str):
-            return value
-    return span.name
+def span_key(record: Flat) -> str:
+    """The command or event name a record's spans are about (what patterns match)."""
+    return record[5] if record[0] == CALL else record[4]  # type: ignore[no-any-return]
 
 
 class Subscription:
@@ -98,14 +91,23 @@ class Subscription:
         "id",
         "marker",
         "match_all",
+        "otlp",
         "patterns",
         "queued",
         "topic",
         "unreported",
     )
 
-    def __init__(self, sid: int, topic: str, patterns: tuple[str, ...], buffer: int) -> None:
+    def __init__(
+        self,
+        sid: int,
+        topic: str,
+        patterns: tuple[str, ...],
+        buffer: int,
+        otlp: Callable[[list[Flat]], dict[str, Any]] | None = None,
+    ) -> None:
         self.id = sid
+        self.otlp = otlp  # how the spans of records become OTLP JSON (the ring's)
         self.topic = topic
         self.patterns = patterns
         self.match_all = "*" in patterns
@@ -132,9 +134,8 @@ class Subscription:
         if self.topic == "activity":
             params = {"subscription": self.id, "activity": payload.to_json()}
             return dumps(protocol.notification("activity", params))
-        from .._observe._otlp import encode_spans
-
-        params = {"subscription": self.id, "data": encode_spans(payload)}
+        assert self.otlp is not None
+        params = {"subscription": self.id, "data": self.otlp(payload)}
         return dumps(protocol.notification("spans", params))
 
 

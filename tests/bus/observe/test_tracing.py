@@ -332,10 +332,10 @@ def test_own_provider_keeps_recent_spans_in_the_ring(make_bus: Callable[..., Bus
     assert b.flush_traces(5)
 
     spans = b.spans.spans()
-    assert len(spans) == 5  # bounded: only the most recent
-    assert [(s.attributes or {})["bus.args"] for s in spans if s.kind == SpanKind.SERVER][
-        -1
-    ] == '["9"]'
+    # Bounded: the 5 most recent commands, each a CLIENT and a SERVER span.
+    assert len(spans) == 10
+    served = [(s.attributes or {})["bus.args"] for s in spans if s.kind == SpanKind.SERVER]
+    assert served == ['["5"]', '["6"]', '["7"]', '["8"]', '["9"]']
     newest = b.spans.trace_ids(1)[0]
     assert all(s.context.trace_id == newest for s in b.spans.trace(newest))
     assert b.inspect()["tracing"]["exported"] == 20

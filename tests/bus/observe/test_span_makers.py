@@ -1,0 +1,129 @@
+"""OTLP JSON made straight from records equals what the SDK route makes of them.
+
+The ring, the console and the bus's own trace files use ``OtlpSpans``;
+applications' span processors get ``ReadableSpan``s from ``SpanBuilder``.
+Both are made from the same flat records, and must say the same thing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from opentelemetry import trace
+
+from bus import Bus, Service, command, listener
+from bus.otlp import encode_spans
+from bus.replay import replaying
+from bus.testing import wait_idle
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class Varied(Service):
+    """Commands and listeners that leave every kind of mark on their spans."""
+
+    name = "varied"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    @command("ok")
+    def ok(self, value: Any, *, label: str = "x") -> dict[str, Any]:
+        return {"value": value, "label": label}
+
+    @command("fails")
+    def fails(self) -> None:
+        raise ValueError("nope")
+
+    @command("annotated")
+    def annotated(self) -> int:
+        span = trace.get_current_span()
+        span.set_attribute("user.note", "hello")
+        span.set_attribute("user.count", 3)
+        span.add_event("checkpoint", {"step": 1})
+        span.add_link(span.get_span_context(), {"why": "self"})
+        return 1
+
+    @command("blocks")
+    def blocks(self) -> str:
+        self.release.wait(10)
+        return "done"
+
+    @listener("thing.*")
+    def on_thing(self, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("fail"):
+            raise KeyError("bad thing")
+        trace.get_current_span().set_attribute("seen", len(args))
+
+
+def _traffic(bus: Bus, service: Varied) -> None:
+    bus.execute_command("ok", 1).result(timeout=5)
+    bus.execute_command("ok", [1, {"a": None}], label="y" * 10).result(timeout=5)
+    bus.execute_command("ok", {1, 2}).result(timeout=5)  # not JSON: lossy
+    bus.execute_command("ok", "z" * 10_000).result(timeout=5)  # truncated
+    with pytest.raises(ValueError, match="nope"):
+        bus.execute_command("fails").result(timeout=5)
+    bus.execute_command("annotated").result(timeout=5)
+    blocked = bus.execute_command("blocks")
+    cancelled = bus.execute_command("ok", 0)  # queued behind the blocked one
+    assert cancelled.cancel()
+    service.release.set()
+    blocked.result(timeout=5)
+    bus.fire_event("thing.one", 1, 2)
+    bus.fire_event("thing.two", fail=True, password="secret")
+    bus.fire_event("nobody.listens")
+    with replaying("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"):
+        bus.fire_event("thing.replayed")
+        bus.execute_command("ok", "again").result(timeout=5)
+    wait_idle(bus)
+
+
+@pytest.mark.parametrize("attach", [False, True], ids=["traced", "traced+watched"])
+def test_otlp_from_records_equals_the_sdk_route(
+    make_bus: Callable[..., Bus], attach: bool
+) -> None:
+    bus = make_bus(json_limit=512)
+    if attach:
+        bus.watch(lambda activity: None)
+    service = Varied()
+    bus.add_service(service)
+    _traffic(bus, service)
+    assert bus.flush_traces(timeout=10)
+    direct = bus.spans.otlp()
+    via_sdk = encode_spans(bus.spans.spans())
+    assert direct == via_sdk
+    spans = direct["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    names = {s["name"] for s in spans}
+    # every kind of span and mark is in there, so the comparison means something
+    assert {"ok", "fails", "annotated", "send thing.one", "process thing.two"} <= names
+    assert any(s["status"].get("code") == 2 for s in spans)
+    assert any(s.get("events") for s in spans)
+    assert any(s.get("links") for s in spans)
+    keys = {a["key"] for s in spans for a in s["attributes"]}
+    assert {"bus.args.lossy", "bus.args.truncated", "bus.replayed", "user.note"} <= keys
+
+
+def test_a_batch_of_records_and_one_trace_are_encoded_alike(make_bus: Callable[..., Bus]) -> None:
+    bus = make_bus()
+    service = Varied()
+    bus.add_service(service)
+    _traffic(bus, service)
+    assert bus.flush_traces(timeout=10)
+    records = bus.spans.records()
+    assert bus.spans.otlp(records[:3]) == encode_spans(
+        [s for r in records[:3] for s in _sdk_spans(bus, r)]
+    )
+    newest = bus.spans.trace_ids(1)[0]
+    assert bus.spans.otlp(trace_ids={newest}) == encode_spans(
+        [s for r in records if r[1] == newest for s in _sdk_spans(bus, r)]
+    )
+
+
+def _sdk_spans(bus: Bus, record: Any) -> list[Any]:
+    out: list[Any] = []
+    bus.spans._builder.build(record, out)
+    return out
