@@ -98,14 +98,14 @@ def processor_of(provider: trace.TracerProvider) -> SpanProcessor | None:
     return processor if isinstance(processor, SpanProcessor) else None
 
 
-def batch_queues(processor: SpanProcessor) -> list[tuple[Sized, int]]:
-    """The queues (and their bounds) of the ``BatchSpanProcessor`` among ``processor``'s.
+def batch_queues(processor: SpanProcessor) -> list[tuple[Sized, int, int]]:
+    """``(queue, bound, export batch)`` of each ``BatchSpanProcessor`` among ``processor``'s.
 
     For the lossless mode, which must not overrun them. Read from the SDK's
     internals, which have no public getter; a processor that does not look
     as expected is left out (and then drops as it would anyway).
     """
-    found: list[tuple[Sized, int]] = []
+    found: list[tuple[Sized, int, int]] = []
     members = getattr(processor, "_span_processors", (processor,))
     for member in members if isinstance(members, tuple) else ():
         if not isinstance(member, BatchSpanProcessor):
@@ -113,8 +113,14 @@ def batch_queues(processor: SpanProcessor) -> list[tuple[Sized, int]]:
         inner = getattr(member, "_batch_processor", None)
         queue = getattr(inner, "_queue", None)
         size = getattr(inner, "_max_queue_size", None)
-        if isinstance(queue, Sized) and isinstance(size, int) and size > 0:
-            found.append((queue, size))
+        batch = getattr(inner, "_max_export_batch_size", None)
+        if (
+            isinstance(queue, Sized)
+            and isinstance(size, int)
+            and isinstance(batch, int)
+            and 0 < batch <= size
+        ):
+            found.append((queue, size, batch))
     return found
 
 

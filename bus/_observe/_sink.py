@@ -94,6 +94,11 @@ class TraceSink:
         # SDK spans only for processors that take them, or a provider not the SDK's.
         self._sdk = needs_spans(self._processor) or self._processor is None
         self._batch_queues = batch_queues(self._processor) if self._processor else []
+        # Handed to a batch processor in chunks that leave it a whole export
+        # batch of room: while the trace thread waits for room, the queue
+        # holds at least a batch, so the processor's worker is awake.
+        self._chunk = min((size - batch for _, size, batch in self._batch_queues), default=0)
+        self._chunk = max(self._chunk, 1)
         self._ring = ring
         self._buffer: deque[Flat] = deque()
         self._capacity = capacity
@@ -269,15 +274,18 @@ class TraceSink:
             else:
                 made.append(record)
         if self._processor is not None:
-            if self.overflow == "wait" and self._batch_queues:
-                self._wait_for_processor_room(len(spans))
             on_end = self._processor.on_end
-            for span in spans:
-                try:
-                    on_end(span)
-                except Exception as exc:
-                    self.failed += 1
-                    self._export_log.error("a span processor failed", exc=exc)
+            step = self._chunk if self.overflow == "wait" and self._batch_queues else len(spans)
+            for start in range(0, len(spans), max(step, 1)):
+                chunk = spans[start : start + step]
+                if step < len(spans):
+                    self._wait_for_processor_room(len(chunk))
+                for span in chunk:
+                    try:
+                        on_end(span)
+                    except Exception as exc:
+                        self.failed += 1
+                        self._export_log.error("a span processor failed", exc=exc)
         else:
             for span in spans:
                 self._replay_through_tracer(span)
@@ -314,7 +322,7 @@ class TraceSink:
         """
         deadline = time.monotonic() + self._wait_limit
         pause = 0.0001
-        for queue, size in self._batch_queues:
+        for queue, size, _ in self._batch_queues:
             while len(queue) + count > size and time.monotonic() < deadline:
                 time.sleep(pause)
                 pause = min(pause * 2, 0.005)

@@ -83,9 +83,7 @@ def _traffic(bus: Bus, service: Varied) -> None:
 
 
 @pytest.mark.parametrize("attach", [False, True], ids=["traced", "traced+watched"])
-def test_otlp_from_records_equals_the_sdk_route(
-    make_bus: Callable[..., Bus], attach: bool
-) -> None:
+def test_otlp_from_records_equals_the_sdk_route(make_bus: Callable[..., Bus], attach: bool) -> None:
     bus = make_bus(json_limit=512)
     if attach:
         bus.watch(lambda activity: None)

@@ -1,0 +1,97 @@
+"""``Bus(trace_overflow="wait")``: every span reaches the exporter, however fast the work.
+
+With ``"drop"`` (the default, the OpenTelemetry convention) a span that finds
+the buffer full is dropped and counted. With ``"wait"`` the thread recording
+it waits for room, and the trace thread waits for room in a
+``BatchSpanProcessor``'s queue, which would otherwise drop its oldest span.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+from bus import Bus, Service, listener
+
+pytestmark = pytest.mark.timeout(120)
+
+EVENTS = 3000
+
+
+class SlowExporter(SpanExporter):
+    """Counts what it exports, and takes its time over each batch."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.gate = threading.Event()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.gate.wait(0.002)  # a slow collector
+        self.count += len(spans)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+
+class Sink(Service):
+    name = "sink"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last = threading.Event()
+
+    @listener("burst")
+    def on_burst(self, i: int) -> None:
+        if i == EVENTS - 1:
+            self.last.set()
+
+
+def _burst(make_bus: Callable[..., Bus], overflow: str) -> tuple[Bus, SlowExporter]:
+    exporter = SlowExporter()
+    provider = TracerProvider()
+    # A queue far smaller than the burst, exported slowly in small batches.
+    provider.add_span_processor(
+        BatchSpanProcessor(exporter, max_queue_size=64, max_export_batch_size=32)
+    )
+    bus = make_bus(tracer_provider=provider, span_buffer=100, trace_overflow=overflow)
+    sink = Sink()
+    bus.add_service(sink)
+    for i in range(EVENTS):
+        bus.fire_event("burst", i)
+    assert sink.last.wait(60)
+    assert bus.wait_idle(60)
+    bus.flush_traces(60)
+    provider.force_flush(60_000)
+    return bus, exporter
+
+
+def test_waiting_exports_every_span_of_a_burst(
+    make_bus: Callable[..., Bus], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        bus, exporter = _burst(make_bus, "wait")
+    tracing = bus.inspect()["tracing"]
+    assert exporter.count == 2 * EVENTS  # a PRODUCER and a CONSUMER span each
+    assert tracing["dropped"] == 0
+    assert tracing["overflow"] == "wait"
+    assert tracing["waited"] > 0  # the burst did have to wait
+    assert not [r for r in caplog.records if "dropping" in r.getMessage()]  # nor did the SDK drop
+
+
+def test_dropping_counts_what_did_not_fit(make_bus: Callable[..., Bus]) -> None:
+    bus, exporter = _burst(make_bus, "drop")
+    tracing = bus.inspect()["tracing"]
+    assert tracing["dropped"] > 0
+    assert tracing["waited"] == 0
+    assert exporter.count < 2 * EVENTS
+
+
+def test_a_bad_overflow_policy_is_refused(make_bus: Callable[..., Bus]) -> None:
+    with pytest.raises(ValueError, match="trace_overflow must be 'drop' or 'wait'"):
+        make_bus(trace_overflow="block")
