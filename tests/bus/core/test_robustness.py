@@ -362,3 +362,64 @@ def test_a_pool_that_cannot_start_another_thread_still_runs_the_work(
     assert [f.result(timeout=10) for f in futures] == [0, 1, 2]
     (pool,) = [s for s in b.inspect()["services"] if s["kind"] == "pool"]
     assert len(pool["threads"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"mailbox_size": "10"}, TypeError, "mailbox_size must be an int, not str"),
+        ({"mailbox_size": 0}, ValueError, "mailbox_size must be at least 1, not 0"),
+        ({"max_pool_threads": 0}, ValueError, "between 1 and 1024"),
+        ({"max_pool_threads": 10**6}, ValueError, "between 1 and 1024"),
+        ({"hung_after": -1}, ValueError, "hung_after must be a positive number"),
+        ({"hung_after": float("nan")}, ValueError, "hung_after must be a positive number"),
+        ({"hung_after": "10"}, TypeError, "hung_after must be a number"),
+        ({"json_limit": 0}, ValueError, "json_limit must be at least 16"),
+        ({"span_buffer": -1}, ValueError, "span_buffer must be at least 1"),
+        ({"ring_size": 0}, ValueError, "ring_size must be at least 1"),
+        ({"redact": "mask"}, TypeError, "redact must be callable or None"),
+    ],
+)
+def test_bad_bus_options_are_refused_with_a_clear_error_and_start_nothing(
+    options: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    before = threading.active_count()
+    with pytest.raises(error, match=message):
+        Bus(name="bad", **options)
+    assert threading.active_count() == before
+
+
+@pytest.mark.parametrize(
+    ("concurrency", "error"), [("3", TypeError), (0, ValueError), (10**9, ValueError)]
+)
+def test_a_bad_concurrency_is_refused_before_any_thread_starts(
+    bus: Bus, concurrency: Any, error: type[Exception]
+) -> None:
+    before = threading.active_count()
+    with pytest.raises(error, match="concurrency must be"):
+        bus.add_service(Service(name="wide", concurrency=concurrency))
+    assert threading.active_count() == before
+    assert bus.inspect()["services"] == []
+
+
+def test_a_pool_that_cannot_start_another_thread_still_runs_the_work(
+    make_bus: Callable[..., Bus], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bus._core._runtime as runtime_module
+
+    real_start = runtime_module.start_thread
+
+    def limited(name: str, target: Callable[[], None]) -> threading.Thread:
+        if name.endswith("/pool-0"):
+            return real_start(name, target)
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(runtime_module, "start_thread", limited)
+    b = make_bus(max_pool_threads=4)
+    release = threading.Event()
+    b.register_command("wait_then", lambda i: release.wait(10) and i)
+    futures = [b.execute_command("wait_then", i) for i in range(3)]  # none raises
+    release.set()
+    assert [f.result(timeout=10) for f in futures] == [0, 1, 2]
+    (pool,) = [s for s in b.inspect()["services"] if s["kind"] == "pool"]
+    assert len(pool["threads"]) == 1
