@@ -400,26 +400,3 @@ def test_a_bad_concurrency_is_refused_before_any_thread_starts(
         bus.add_service(Service(name="wide", concurrency=concurrency))
     assert threading.active_count() == before
     assert bus.inspect()["services"] == []
-
-
-def test_a_pool_that_cannot_start_another_thread_still_runs_the_work(
-    make_bus: Callable[..., Bus], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import bus._core._runtime as runtime_module
-
-    real_start = runtime_module.start_thread
-
-    def limited(name: str, target: Callable[[], None]) -> threading.Thread:
-        if name.endswith("/pool-0"):
-            return real_start(name, target)
-        raise RuntimeError("can't start new thread")
-
-    monkeypatch.setattr(runtime_module, "start_thread", limited)
-    b = make_bus(max_pool_threads=4)
-    release = threading.Event()
-    b.register_command("wait_then", lambda i: release.wait(10) and i)
-    futures = [b.execute_command("wait_then", i) for i in range(3)]  # none raises
-    release.set()
-    assert [f.result(timeout=10) for f in futures] == [0, 1, 2]
-    (pool,) = [s for s in b.inspect()["services"] if s["kind"] == "pool"]
-    assert len(pool["threads"]) == 1
