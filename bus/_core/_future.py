@@ -9,6 +9,7 @@ arriving afterwards is counted as a late reply.
 
 from __future__ import annotations
 
+from _thread import allocate_lock as _allocate_lock
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,28 @@ class CommandFuture(Future[Any]):
         self._handler = handler
         self._waits = waits
         self.gave_up = False
+        # Held until the future is done. A caller waits on it, in C, rather
+        # than on Future's Condition (Python code, a lock made per wait); the
+        # Condition is still notified, for concurrent.futures.wait() and
+        # callbacks.
+        self._settled = _allocate_lock()
+        self._settled.acquire()
+
+    def set_result(self, result: Any) -> None:
+        """As ``Future.set_result``, and wakes the callers waiting at once."""
+        super().set_result(result)
+        self._settle()
+
+    def set_exception(self, exception: BaseException | None) -> None:
+        """As ``Future.set_exception``, and wakes the callers waiting at once."""
+        super().set_exception(exception)
+        self._settle()
+
+    def _settle(self) -> None:
+        try:  # noqa: SIM105 (on every command's completion: no context manager here)
+            self._settled.release()
+        except RuntimeError:  # already released (a second cancel())
+            pass
 
     @property
     def command(self) -> str:
@@ -55,33 +78,52 @@ class CommandFuture(Future[Any]):
                 cycle of services waiting on each other; raised at once.
             TimeoutError: ``timeout`` passed first (the late result is counted).
         """
-        if self.done():
-            return super().result()
-        return self._wait(super().result, timeout)
+        if not self.done():
+            self._wait(timeout)
+        return super().result(0)
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         """Wait for the outcome, as ``Future.exception``, with deadlock detection."""
-        if self.done():
-            return super().exception()
-        error: BaseException | None = self._wait(super().exception, timeout)
-        return error
+        if not self.done():
+            self._wait(timeout)
+        return super().exception(0)
 
     def cancel(self) -> bool:
         """Cancel if the handler has not started; otherwise note the caller gave up."""
         if super().cancel():
+            self._settle()
             return True
         if not self.done():
             self.gave_up = True
         return False
 
-    def _wait(self, wait: Any, timeout: float | None) -> Any:
+    def _settled_within(self, timeout: float | None) -> bool:
+        """Wait until the future is done; ``False`` if ``timeout`` passed first."""
+        settled = self._settled
+        if timeout is None:
+            got = settled.acquire()
+        elif timeout > 0:
+            got = settled.acquire(True, timeout)
+        else:
+            got = settled.acquire(False)
+        if got:
+            settled.release()  # for the next caller waiting, if any
+            return True
+        return self.done()
+
+    def _wait(self, timeout: float | None) -> None:
+        """Wait until done, with deadlock detection on a service thread.
+
+        Raises:
+            DeadlockError: the wait would close a cycle (raised at once).
+            TimeoutError: ``timeout`` passed first.
+        """
         worker = current_worker()
         if worker is None:  # a thread of no service never closes a cycle
-            try:
-                return wait(timeout)
-            except FutureTimeoutError:
+            if not self._settled_within(timeout):
                 self.gave_up = True
-                raise
+                raise FutureTimeoutError()
+            return
         target = self._handler.destination
         try:
             self._waits.enter(worker.runtime, target)
@@ -90,10 +132,9 @@ class CommandFuture(Future[Any]):
             raise
         worker.waiting = self
         try:
-            return wait(timeout)
-        except FutureTimeoutError:
-            self.gave_up = True
-            raise
+            if not self._settled_within(timeout):
+                self.gave_up = True
+                raise FutureTimeoutError()
         finally:
             worker.waiting = None
             self._waits.leave(worker.runtime, target)
