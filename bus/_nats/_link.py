@@ -354,6 +354,35 @@ class NatsLink:
 
         return self.registry.wait(known, timeout)
 
+    def settle(self, timeout: float = 10.0) -> bool:
+        """Block until this process's tables are announced, what it sent reached
+        the server, and what it received is in its mailboxes (tests and
+        benchmarks; not from the loop).
+
+        A ping to the server returns after every message sent before it
+        was taken in, and every message sent to us before the server
+        answered is read before the answer: so once the ping returns and
+        each subscription's queue is empty, nothing is left in transit here.
+        """
+
+        async def settle() -> None:
+            assert self._resync_lock is not None
+            if self._dirty:
+                await self._resync()
+            async with self._resync_lock:
+                pass  # a resync under way has announced
+            await self.loop._send_queued()
+            await self.loop.nc.flush(timeout=int(max(1, timeout)))
+            subs = list(self.loop.nc._subs.values())
+            while any(sub.pending_msgs for sub in subs):
+                await asyncio.sleep(0.001)
+
+        try:
+            self.loop.run(settle(), timeout)
+        except Exception:
+            return False
+        return True
+
     def describe(self) -> dict[str, Any]:
         """This process's view of the bus, for ``inspect()``."""
         peers = [
