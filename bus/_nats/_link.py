@@ -412,6 +412,7 @@ class NatsLink:
             "unsent_events": self.serving.unsent,
             "malformed": self.serving.malformed,
             "missing": self.serving.missing,
+            "slow_consumer_drops": self.serving.slow_drops,
             "send_failures": loop.send_failures,
             "deadlocks_found": self.cycles.found,
             "peers_expired": self.registry.expired,

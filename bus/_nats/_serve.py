@@ -68,6 +68,7 @@ class Serving:
         self.unsent = 0  # events whose arguments were not JSON
         self.malformed = 0
         self.missing = 0
+        self.slow_drops = 0  # messages NATS dropped because this process lagged
         self._groups: dict[Handler, str | None] = {}
         self._counts: dict[str, int] = {}
         self._log = RateLimitedLog(log)
@@ -277,6 +278,7 @@ class Serving:
 
     def slow(self, sub: Any) -> None:
         """NATS dropped a message for ``sub``: this process did not keep up."""
+        self.slow_drops += 1
         listening = self.by_sub.get(id(sub))
         if listening is None:
             self._log.warning("NATS dropped a message for %s: this process is too slow", sub)
