@@ -153,12 +153,12 @@ class Serving:
         except (ValueError, AttributeError) as exc:
             self.malformed += 1
             error = ValueError(f"{name}: a call that is not {{'args': [...], 'kwargs': {{...}}}}")
-            self._answer_error(reply, error, exc)
+            self._answer_error(reply, error, "400")
             return
         try:
             handler.binder.check(args, kwargs)
         except TypeError as exc:
-            self._answer_error(reply, exc, None)
+            self._answer_error(reply, exc, "400")
             return
         headers = msg.headers or {}
         future = CommandFuture(handler, bus._waits)
@@ -215,12 +215,12 @@ class Serving:
             else:
                 self.link.loop.publish(reply, body)
                 return
-        self._answer_error(reply, error, None)
+        self._answer_error(reply, error, "500")
 
-    def _answer_error(self, reply: str, error: BaseException, cause: BaseException | None) -> None:
+    def _answer_error(self, reply: str, error: BaseException, code: str) -> None:
+        """Send an error reply; ``code`` is NATS micro's (400: the request, 500: the handler)."""
         origin = self.link.label
         body = wire.encode({"error": wire.error_body(error, origin)})
-        code = "400" if isinstance(error, TypeError | ValueError) and cause is None else "500"
         message = f"{type(error).__name__}: {error}".splitlines()[0][:1000]
         headers = {"Nats-Service-Error": message, "Nats-Service-Error-Code": code}
         self.link.loop.publish(reply, body, "", headers)
