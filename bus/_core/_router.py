@@ -219,7 +219,7 @@ class Router:
                 return handler
             # An invalid name (too long, say) is told so, not looked for.
             validate_name(name, "command name")
-            known = [*self._commands, *self._remote]
+            known = list(dict.fromkeys([*self._commands, *self._remote]))  # a replica's once
             close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
             raise CommandNotFoundError(name, close)
         return handler

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import socket
 import time
@@ -46,6 +47,17 @@ SYNC_WAIT = 0.3
 SYNC_QUIET = 0.05
 
 
+_links = itertools.count(1)
+
+
+def _label(pid: int) -> str:
+    """``host:pid``, how processes are named to people; ``host:pid#N`` for a second
+    bus joined from the same process (tests, mostly), so that names stay unique."""
+    n = next(_links)
+    label = f"{socket.gethostname().split('.')[0]}:{pid}"
+    return label if n == 1 else f"{label}#{n}"
+
+
 class NatsLink:
     """One process's part in bus ``bus.name`` on the NATS server at ``url``.
 
@@ -60,7 +72,7 @@ class NatsLink:
         self.url = url
         self.remote_timeout = remote_timeout
         self.process_id = NUID().next().decode()
-        self.label = f"{socket.gethostname().split('.')[0]}:{bus.pid}"
+        self.label = _label(bus.pid)
         self.subjects = Subjects(bus.name, self.process_id)
         self.leaving = False  # close() has begun: serve nothing new
         self.closing = False  # close() is ending: send nothing new
@@ -73,6 +85,7 @@ class NatsLink:
         self._dirty = False
         self._resync_lock: asyncio.Lock | None = None
         self._timers: list[asyncio.TimerHandle] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
         self.loop = Loop(f"bus:{bus.name}/nats", self._on_state, self.serving.slow)
         self.loop.connect(url, f"bus {bus.name} {self.label}")
         try:
@@ -184,12 +197,19 @@ class NatsLink:
 
     def changed(self) -> None:
         """The router's local tables changed (any thread): serve and announce anew, soon."""
+        self.serving.registry_changed()  # the counts of listeners reached
         if not self._dirty and not self.leaving:
             self._dirty = True
             self.loop.call_soon(self._schedule_resync)
 
     def _schedule_resync(self) -> None:
-        self.loop.loop.create_task(self._resync())
+        self._task(self._resync())
+
+    def _task(self, coro: Any) -> None:
+        """Run ``coro`` on the loop, kept until it ends (and cancelled at close)."""
+        task = self.loop.loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _resync(self) -> None:
         assert self._resync_lock is not None
@@ -273,7 +293,7 @@ class NatsLink:
                 await serving.on_event(listening, msg)
 
             listening.sub = await self.loop.subscribe(
-                subject, deliver, queue=group or "", pending=max(1024, self.bus.mailbox_size)
+                subject, deliver, queue=group or "", pending=max(64, self.bus.mailbox_size)
             )
             serving.listening[handler] = listening
             serving.by_sub[id(listening.sub)] = listening
@@ -337,7 +357,7 @@ class NatsLink:
             # for what changed, and say what we are (our subscriptions are
             # back: nats-py renews them before calling us).
             self.registry.grace()
-            self.loop.loop.create_task(self._after_reconnect())
+            self._task(self._after_reconnect())
 
     async def _after_reconnect(self) -> None:
         with contextlib.suppress(Exception):
@@ -461,5 +481,7 @@ class NatsLink:
     async def _close(self, error: str) -> None:
         for timer in self._timers:
             timer.cancel()
+        for task in list(self._tasks):
+            task.cancel()
         self.cycles.cancel_all()
         self.calls.fail_all(error)

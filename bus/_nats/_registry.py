@@ -197,19 +197,23 @@ class Registry:
         with self._cond:
             return sorted(self.peers.values(), key=lambda p: (p.record.get("started_at", 0), p.id))
 
-    def remote_listeners(self, event: str) -> int:
-        """How many listeners of other processes ``event`` reaches (a replicated one once)."""
-        seen: set[tuple[str, str, str]] = set()
+    def remote_listeners(self, event: str, served: set[str]) -> int:
+        """How many listeners of other processes ``event`` reaches.
+
+        A replicated listener counts once, and not at all when this process
+        has an instance of it (its group is in ``served``).
+        """
+        seen = set(served)
         count = 0
         for peer in list(self.peers.values()):
             for entry in peer.listeners:
                 if not pattern_matches(entry["pattern"], event):
                     continue
-                if entry.get("group") and not entry.get("broadcast"):
-                    key = (entry["group"], "", "")
-                    if key in seen:
+                group = entry.get("group")
+                if group and not entry.get("broadcast"):
+                    if group in seen:
                         continue
-                    seen.add(key)
+                    seen.add(group)
                 count += 1
         return count
 

@@ -113,6 +113,7 @@ class Serving:
             )
             return 0
         headers: dict[str, str] | None = None
+        served: list[str] = []
         if listeners:
             served = [g for g in map(self.group_of, listeners) if g is not None]
             if served:
@@ -126,7 +127,7 @@ class Serving:
         link.loop.publish(subject, body, "", headers)
         count = self._counts.get(name)
         if count is None:
-            count = self._counts[name] = link.registry.remote_listeners(name)
+            count = self._counts[name] = link.registry.remote_listeners(name, set(served))
         return count
 
     # -- calls from other processes (the loop) ---------------------------------------------
@@ -150,7 +151,7 @@ class Serving:
             kwargs = body.get("kwargs", {})
             if not isinstance(args, list) or not isinstance(kwargs, dict):
                 raise ValueError("'args' must be an array and 'kwargs' an object")
-        except (ValueError, AttributeError) as exc:
+        except (ValueError, AttributeError):
             self.malformed += 1
             error = ValueError(f"{name}: a call that is not {{'args': [...], 'kwargs': {{...}}}}")
             self._answer_error(reply, error, "400")

@@ -20,9 +20,11 @@ pytestmark = pytest.mark.timeout(120)
 def settle(*buses: Bus) -> None:
     """Everything fired reached the server, and every bus has run what it got."""
     for b in buses:
-        assert b._nats is not None and b._nats.settle()
+        assert b._nats is not None
+        assert b._nats.settle()
     for b in buses:
-        assert b._nats is not None and b._nats.settle()
+        assert b._nats is not None
+        assert b._nats.settle()
         assert b.wait_idle(10)
 
 
@@ -154,9 +156,7 @@ def test_delivery_over_nats_equals_pattern_matches_exactly_once(
             registrations.append(b.register_listener(pattern, on))
         else:
             key = f"{service}/{pattern}"
-            registrations.append(
-                _ServiceListener(heard, b, service, pattern, key).registration()
-            )
+            registrations.append(_ServiceListener(heard, b, service, pattern, key).registration())
         expected_listeners.add(key)
     try:
         settle(*three_buses)
@@ -180,7 +180,13 @@ class _ServiceListener:
     """A listener registered on a service's thread, so it belongs to that service."""
 
     def __init__(self, heard: Heard, bus: Bus, service: str, pattern: str, key: str) -> None:
-        self.heard, self.bus, self.service, self.pattern, self.key = heard, bus, service, pattern, key
+        self.heard, self.bus, self.service, self.pattern, self.key = (
+            heard,
+            bus,
+            service,
+            pattern,
+            key,
+        )
 
     def registration(self) -> Any:
         runtime = self.bus._runtimes[self.service]

@@ -59,9 +59,12 @@ def thermostat(nats_bus: Callable[..., Bus]) -> tuple[Bus, Bus]:
 
 def check_common(reply: dict[str, Any], kind: str) -> None:
     assert reply["type"] == f"io.nats.micro.v1.{kind}_response"
-    assert NAME.match(reply["name"]) and reply["name"] == "thermo_stat"
-    assert isinstance(reply["id"], str) and reply["id"]
-    assert SEMVER.match(reply["version"]) and reply["version"] == "1.2.3"
+    assert NAME.match(reply["name"])
+    assert reply["name"] == "thermo_stat"
+    assert isinstance(reply["id"], str)
+    assert reply["id"]
+    assert SEMVER.match(reply["version"])
+    assert reply["version"] == "1.2.3"
     assert isinstance(reply["metadata"], dict)
     assert all(isinstance(v, str) for v in reply["metadata"].values())
 
@@ -158,5 +161,7 @@ def test_the_official_javascript_service_client_lists_our_services(
         "thermostat.set",
     ]
     [stats] = seen["stats"]
-    counts = {e["data"]["command"]: (e["num_requests"], e["num_errors"]) for e in stats["endpoints"]}
+    counts = {
+        e["data"]["command"]: (e["num_requests"], e["num_errors"]) for e in stats["endpoints"]
+    }
     assert counts == {"thermostat.set": (2, 1), "thermostat.get": (1, 0)}

@@ -45,10 +45,13 @@ def test_a_call_is_one_trace_client_span_here_server_span_there(
     callee.flush_traces()
     [client] = [s for s in caller_spans.get_finished_spans() if s.name == "add"]
     [server] = [s for s in callee_spans.get_finished_spans() if s.name == "add"]
-    assert client.kind == SpanKind.CLIENT and server.kind == SpanKind.SERVER
-    assert client.context is not None and server.context is not None
+    assert client.kind == SpanKind.CLIENT
+    assert server.kind == SpanKind.SERVER
+    assert client.context is not None
+    assert server.context is not None
     assert server.context.trace_id == client.context.trace_id
-    assert server.parent is not None and server.parent.span_id == client.context.span_id
+    assert server.parent is not None
+    assert server.parent.span_id == client.context.span_id
     for span in (client, server):
         attrs: Any = span.attributes
         assert attrs["messaging.system"] == "nats"
@@ -56,7 +59,8 @@ def test_a_call_is_one_trace_client_span_here_server_span_there(
         assert attrs["messaging.destination.name"].endswith(".svc.adder.add")
         assert attrs["messaging.consumer.group.name"] == "q"
         assert attrs["rpc.method"] == "add"
-    assert client.attributes is not None and client.attributes["bus.result"] == "5"
+    assert client.attributes is not None
+    assert client.attributes["bus.result"] == "5"
     assert not [s for s in callee_spans.get_finished_spans() if s.kind == SpanKind.CLIENT]
 
 
@@ -77,13 +81,16 @@ def test_an_event_is_one_trace_producer_span_here_consumer_span_there(
     [producer] = [s for s in firer_spans.get_finished_spans() if s.kind == SpanKind.PRODUCER]
     [consumer] = [s for s in hearer_spans.get_finished_spans() if s.kind == SpanKind.CONSUMER]
     assert not [s for s in hearer_spans.get_finished_spans() if s.kind == SpanKind.PRODUCER]
-    assert producer.context is not None and consumer.context is not None
+    assert producer.context is not None
+    assert consumer.context is not None
     assert consumer.context.trace_id == producer.context.trace_id
-    assert consumer.parent is not None and consumer.parent.span_id == producer.context.span_id
+    assert consumer.parent is not None
+    assert consumer.parent.span_id == producer.context.span_id
     attrs: Any = consumer.attributes
     assert attrs["messaging.system"] == "nats"
     assert attrs["messaging.destination.name"] == "door.opened"
-    assert producer.attributes is not None and producer.attributes["messaging.system"] == "nats"
+    assert producer.attributes is not None
+    assert producer.attributes["messaging.system"] == "nats"
 
 
 def test_untraced_work_sends_no_trace_header(nats_bus: Callable[..., Bus]) -> None:
