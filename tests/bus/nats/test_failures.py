@@ -182,3 +182,55 @@ def test_a_listener_that_cannot_keep_up_counts_what_nats_dropped(
     assert len(got) == entry["deliveries"]
     drops = [r for r in caplog.records if "does not keep up" in r.getMessage()]
     assert len(drops) <= 3  # counted, not logged once per message
+
+
+def test_a_process_that_vanishes_leaves_the_registry_after_its_heartbeats_stop(
+    nats_bus: Callable[..., Bus], host: Callable[..., Host]
+) -> None:
+    from bus import CommandNotFoundError
+
+    gone = host("greeter")
+    bus = nats_bus()
+    assert bus.wait_for_command("greet", 5)
+    assert bus._nats is not None
+    gone.kill()  # no goodbye: only the silence tells
+    registry = bus._nats.registry
+    assert registry.wait(lambda: not registry.peers, 12)
+    assert bus.inspect()["nats"]["peers_expired"] == 1
+    with pytest.raises(CommandNotFoundError):
+        bus.execute_command("greet", "Ann")
+
+
+def test_a_process_that_closes_leaves_the_registry_at_once(
+    nats_bus: Callable[..., Bus], host: Callable[..., Host]
+) -> None:
+    leaving = host("greeter")
+    bus = nats_bus()
+    assert bus.wait_for_command("greet", 5)
+    assert bus._nats is not None
+    leaving.stop()
+    registry = bus._nats.registry
+    assert registry.wait(lambda: not registry.peers, 3)
+    assert bus.inspect()["nats"]["peers_expired"] == 0
+
+
+def test_bus_nats_url_joins_and_an_empty_url_never_does(
+    nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BUS_NATS_URL", nats_server.url)
+    with Bus(name="env") as joined:
+        assert joined._nats is not None
+        assert joined.inspect()["nats"]["url"] == nats_server.url
+    with Bus(name="env", nats="") as alone:
+        assert alone._nats is None
+        assert "nats" not in alone.inspect()
+        assert not alone.wait_for_command("anything", 0.1)
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [(0, ValueError), (-1, ValueError), (float("inf"), ValueError), ("5", TypeError)],
+)
+def test_remote_timeout_must_be_a_positive_number(value: Any, error: type[Exception]) -> None:
+    with pytest.raises(error, match="remote_timeout"):
+        Bus(name="bad", remote_timeout=value)
