@@ -284,9 +284,73 @@ class Hub:
             self._submit(ticket)
 
     def event_posted(self, event: Any) -> None:
-        if type(event) is FireRecord:
+        if type(event) is FireRecord and not event.remote:
             event.end_ns = _time_ns()
             self._submit(event)
+
+    # -- across processes (the transport calls these) -------------------------------
+
+    def call_replied(
+        self,
+        ticket: Any,
+        handler: Handler,
+        error: BaseException | None,
+        result: Any,
+        elapsed: float,
+    ) -> None:
+        """A command whose handler is in another process has its outcome.
+
+        Its record (``hop == "client"``) becomes the CLIENT span alone; the
+        handler's process writes the SERVER span under it.
+        """
+        record = ticket if type(ticket) is CallRecord else None
+        result_text = None
+        if record is not None:
+            record.handled_ns = record.sent_ns
+            record.end_ns = _time_ns()
+            record.thread = ""
+            record.error = error
+            if error is None:
+                record.result = freeze(result, self.json_limit, self.redact)
+                if self.watchers:
+                    record.result = self._encoded(record.result)
+                    result_text = record.result.text
+            else:
+                record.result = None
+                record.traceback = error.__traceback__
+            self._submit(record)
+        if self.watchers:
+            if error is None and result_text is None:
+                result_text = self._encoded(result).text
+            error_dict = _error_dict(error) if error is not None else None
+            self._emit_return(record, handler, result_text, error_dict, elapsed, None)
+
+    def remote_fired(
+        self,
+        name: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        listeners: tuple[Handler, ...],
+        wire: dict[str, Any],
+    ) -> Any:
+        """An event fired in another process reaches this one's listeners.
+
+        Called with the sender's trace context attached (if it sent one):
+        the deliveries' CONSUMER spans then hang under the sender's PRODUCER
+        span. Without one, this process records the PRODUCER span itself.
+        Returns the ticket to pass to ``delivery_queued`` and ``event_posted``.
+        """
+        for tap in self.taps:
+            tap(name, args, kwargs)
+        if self.sink is None:
+            return WATCHED if self.watchers else None
+        fire = self._fire_record(name, args, kwargs)
+        fire.listeners = len(listeners)
+        fire.wire = wire
+        if fire.parent_id:
+            fire.span_id = fire.parent_id
+            fire.remote = True
+        return fire
 
     def delivery_started(self, ticket: Any, worker: Worker) -> Any:
         if type(ticket) is not DeliveryRecord:
@@ -377,6 +441,7 @@ class Hub:
         if REPLAY_KEY in ctx:
             mark_replay(record, ctx)
         record.status_message = None
+        record.hop = record.wire = None
         record.sent_ns = _time_ns()
         return record
 
@@ -398,6 +463,8 @@ class Hub:
         if REPLAY_KEY in ctx:
             mark_replay(record, ctx)
         record.context = None
+        record.remote = False
+        record.wire = None
         record.sent_ns = _time_ns()
         return record
 

@@ -127,9 +127,21 @@ class SpanBuilder:
         if r.kwargs:
             self._put_json(client_attrs, "bus.kwargs", r.kwargs)
         resource = self._resource
+        hop = r.hop
+        if r.wire:
+            client_attrs.update(r.wire)
         if r.status_message is not None:  # never ran: cancelled, or failed at close
             status = Status(StatusCode.ERROR, r.status_message)
             client_attrs["error.type"] = r.status_message.split(":", 1)[0]
+            if hop == "server":  # refused here; the caller's CLIENT span is its parent
+                out.append(
+                    ReadableSpan(
+                        r.name, span_context(trace_id, r.server_id), parent, resource,
+                        client_attrs, (), (), _KIND_SERVER, None, status, r.sent_ns, r.end_ns,
+                        SCOPE,
+                    )
+                )  # fmt: skip
+                return
             out.append(
                 ReadableSpan(
                     r.name, client_ctx, parent, resource, client_attrs, (), (), _KIND_CLIENT,
@@ -145,7 +157,29 @@ class SpanBuilder:
             self._put_json(server_attrs, "bus.result", r.result)
         else:
             client_attrs["error.type"] = type(error).__qualname__
+        if hop == "client":  # the handler ran in another process, which has the SERVER span
+            if error is not None:
+                events, status = self._outcome(client_attrs, r, error, r.end_ns)
+            else:
+                self._put_json(client_attrs, "bus.result", r.result)
+                events, status = (), _OK
+            out.append(
+                ReadableSpan(
+                    r.name, client_ctx, parent, resource, client_attrs, events, (), _KIND_CLIENT,
+                    None, status, r.sent_ns, r.end_ns, SCOPE,
+                )
+            )  # fmt: skip
+            return
         events, status = self._outcome(server_attrs, r, error, r.end_ns)
+        if hop == "server":  # called from another process: its CLIENT span is the parent
+            out.append(
+                ReadableSpan(
+                    r.name, span_context(trace_id, r.server_id), parent, resource, server_attrs,
+                    events, r.links or (), _KIND_SERVER, None, status, r.handled_ns, r.end_ns,
+                    SCOPE,
+                )
+            )  # fmt: skip
+            return
         out.append(
             ReadableSpan(
                 r.name, client_ctx, parent, resource, client_attrs, (), (), _KIND_CLIENT,
@@ -180,6 +214,8 @@ class SpanBuilder:
             self._put_json(attrs, "bus.kwargs", r.kwargs)
         if r.annotations:
             attrs.update(r.annotations)
+        if r.wire:
+            attrs.update(r.wire)
         parent = span_context(r.trace_id, r.parent_id) if r.parent_id else None
         out.append(
             ReadableSpan(
@@ -212,6 +248,8 @@ class SpanBuilder:
         }
         if r.thread:  # none for a delivery the mailbox refused
             attrs["thread.name"] = r.thread
+        if fire.wire:
+            attrs.update(fire.wire)
         events, status = self._outcome(attrs, r, r.error, r.end_ns)
         out.append(
             ReadableSpan(
