@@ -25,6 +25,10 @@ included):
   from records; the span ring; ``inspect()`` shaping; OTLP JSON.
 - ``control``: the console's endpoint: the protocol (``control.protocol``),
   the socket server, connections, methods, subscriptions, addresses.
+- ``_nats``: one bus across processes on NATS (``Bus(nats=URL)``): the
+  connection's loop thread, the registry, remote commands as handlers
+  whose destination is another process, events, NATS micro discovery and
+  the control protocol over NATS. Imported only by a bus given a server.
 - this package: ``Bus`` (``_bus``), which assembles the floors, ``testing``,
   and the public modules the console uses: ``patterns``, ``otlp``,
   ``replay`` and ``control.protocol``.
@@ -43,7 +47,10 @@ from ._core._errors import (
     CommandNotFoundError,
     DeadlockError,
     MailboxFullError,
+    RemoteError,
     ServiceFailedError,
+    ServiceUnavailableError,
+    TransportError,
 )
 from ._core._future import CommandFuture
 from ._core._router import Registration
@@ -67,9 +74,12 @@ __all__ = [
     "EventInfo",
     "MailboxFullError",
     "Registration",
+    "RemoteError",
     "Service",
     "ServiceFailedError",
+    "ServiceUnavailableError",
     "TimerHandle",
+    "TransportError",
     "__version__",
     "command",
     "current_event",

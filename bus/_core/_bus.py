@@ -32,7 +32,7 @@ from ._observer import Observer
 from ._patterns import validate_name, validate_pattern
 from ._router import Handler, Registration, Router
 from ._runtime import Runtime
-from ._service import Service
+from ._service import BROADCAST_ATTR, Service
 from ._stats import count_value
 from ._threads import TimerHandle, Timers, start_thread
 from ._worker import Ledger, current_worker
@@ -89,6 +89,11 @@ class BusCore:
         #: The observer seam (``_observer``): what the bus reports its work
         #: to, or ``None`` while nothing observes it (the fastest path).
         self.observer: Observer | None = None
+        #: The transport's hook for events: ``outlet(name, args, kwargs,
+        #: event_ticket, local_listeners)`` sends each event fired here to
+        #: the other processes of the bus and returns how many listeners
+        #: there it knows of; ``None`` on a bus of one process.
+        self.outlet: Callable[..., int] | None = None
         self._timers = Timers(f"bus:{self.name}/timers")
         self._pool = Runtime(
             self,
@@ -159,13 +164,16 @@ class BusCore:
             raise error
         return future
 
-    def register_listener(self, pattern: str, fn: Callable[..., Any]) -> Registration:
+    def register_listener(
+        self, pattern: str, fn: Callable[..., Any], *, broadcast: bool = False
+    ) -> Registration:
         """Call ``fn`` for every event matching ``pattern``.
 
         ``pattern`` is an event name, ``*`` for all events, or a dotted glob
         such as ``lights.*``. The listener runs on its owner's thread, chosen
         as for ``register_command``. Listeners of one event are called in the
-        order they were registered.
+        order they were registered. On a bus across processes, a service in
+        several processes hears each event once unless ``broadcast=True``.
 
         Raises:
             BusClosedError: the bus is closed.
@@ -173,7 +181,8 @@ class BusCore:
         validate_pattern(pattern)
         if not callable(fn):
             raise TypeError(f"the listener for {pattern!r} must be callable")
-        return self._register("listener", pattern, fn, self._owner(), False, None)
+        owner = self._owner()
+        return self._register("listener", pattern, fn, owner, False, None, broadcast=broadcast)
 
     def fire_event(self, name: str, /, *args: Any, **kwargs: Any) -> None:
         """Deliver the event to every matching listener, without waiting.
@@ -193,6 +202,8 @@ class BusCore:
         if observer is not None:
             self._fire_observed(observer, name, args, kwargs, listeners)
             return
+        if self.outlet is not None:
+            self.outlet(name, args, kwargs, None, listeners)
         for handler in listeners:
             next(handler.dispatched)
             status = handler.destination.post((handler, args, kwargs, name, None))
@@ -210,14 +221,16 @@ class BusCore:
         listeners = self.router.listeners_for(name)
         observer = self.observer
         if observer is not None:
-            self._fire_observed(observer, name, args, kwargs, listeners)
-            return len(listeners)
+            return len(listeners) + self._fire_observed(observer, name, args, kwargs, listeners)
+        remote = 0
+        if self.outlet is not None:
+            remote = self.outlet(name, args, kwargs, None, listeners)
         for handler in listeners:
             next(handler.dispatched)
             status = handler.destination.post((handler, args, kwargs, name, None))
             if status:
                 self._not_delivered(name, handler, status)
-        return len(listeners)
+        return len(listeners) + remote
 
     def _fire_observed(
         self,
@@ -226,9 +239,12 @@ class BusCore:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         listeners: tuple[Handler, ...],
-    ) -> None:
-        """``fire_event`` when something observes the bus."""
+    ) -> int:
+        """``fire_event`` when something observes the bus; the remote listeners reached."""
         event = observer.event_fired(name, args, kwargs, listeners)
+        remote = 0
+        if self.outlet is not None:
+            remote = self.outlet(name, args, kwargs, event, listeners)
         for handler in listeners:
             ticket = None if event is None else observer.delivery_queued(event, handler)
             next(handler.dispatched)
@@ -239,6 +255,7 @@ class BusCore:
                     observer.delivery_refused(ticket, handler, error)
         if event is not None:
             observer.event_posted(event)
+        return remote
 
     def _not_delivered(self, name: str, handler: Handler, status: int) -> BaseException:
         """A delivery the listener's mailbox refused: counted and logged; returns why."""
@@ -393,7 +410,11 @@ class BusCore:
         runtime: Runtime,
         readonly: bool,
         doc: str | None,
+        *,
+        broadcast: bool = False,
     ) -> Registration:
+        if kind == "listener" and name in getattr(fn, BROADCAST_ATTR, ()):
+            broadcast = True  # @listener(..., broadcast=True)
         handler = Handler(
             kind,
             name,
@@ -402,6 +423,7 @@ class BusCore:
             self.router.next_seq(),
             readonly=readonly,
             doc=doc,
+            broadcast=broadcast,
         )
         if runtime.state in ("stopping", "stopped"):
             raise BusClosedError(f"service {runtime.name!r} has stopped")

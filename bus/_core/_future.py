@@ -32,6 +32,13 @@ class CommandFuture(Future[Any]):
         service: the name of the service that handles it.
     """
 
+    #: For a transport: the chain of remote waits that led to this command
+    #: (set on the future of a call that came from another process).
+    chain: Any = None
+    #: The command the thread waiting on this future is running, if any:
+    #: a transport follows it to learn which chain a wait belongs to.
+    via: CommandFuture | None = None
+
     def __init__(self, handler: Handler, waits: WaitGraph) -> None:
         super().__init__()
         self._handler = handler
@@ -131,6 +138,7 @@ class CommandFuture(Future[Any]):
             self.gave_up = True  # the command still runs: its result will be late
             raise
         worker.waiting = self
+        self.via = worker.future
         try:
             if not self._settled_within(timeout):
                 self.gave_up = True

@@ -238,7 +238,7 @@ class Hub:
         kwargs: dict[str, Any],
         listeners: tuple[Handler, ...],
     ) -> Any:
-        fire = None
+        fire: list[Any] | None = None
         if self.sink is not None:
             ctx = current()
             parent = parent_ids(ctx)
@@ -248,7 +248,8 @@ class Hub:
             frozen_kw = freeze(kwargs, self.json_limit, self.redact) if kwargs else None
             # The event's head goes with each delivery; the rest waits here
             # for event_posted, which flattens it.
-            fire = [(trace_id, _bits(64), name, _time_ns()), parent_id, frozen, frozen_kw, extras]
+            head = (trace_id, _bits(64), name, _time_ns(), None)
+            fire = [head, parent_id, frozen, frozen_kw, extras, None]
         if self.watchers:
             if fire is not None:  # encoded once, for the span and the activity alike
                 fire[2] = args_text = self._encoded(fire[2])
@@ -256,7 +257,7 @@ class Hub:
             else:
                 args_text = self._encoded(args)
                 kwargs_text = self._encoded(kwargs) if kwargs else None
-            head = fire[0] if fire is not None else None
+            sent: Any = fire[0] if fire is not None else None
             self._emit(
                 "event",
                 name,
@@ -264,8 +265,8 @@ class Hub:
                 args=args_text.text,
                 kwargs=kwargs_text.text if kwargs_text is not None else None,
                 listeners=len(listeners),
-                trace_id=hex_id(head[0], 32) if head else None,
-                span_id=hex_id(head[1], 16) if head else None,
+                trace_id=hex_id(sent[0], 32) if sent else None,
+                span_id=hex_id(sent[1], 16) if sent else None,
                 parent_span_id=hex_id(fire[1], 16) if fire else None,
             )
         for tap in self.taps:
@@ -282,22 +283,23 @@ class Hub:
 
     def delivery_refused(self, ticket: Any, handler: Handler, error: BaseException) -> None:
         if type(ticket) is tuple:  # a CONSUMER span that says why it never ran
-            trace_id, fire_span_id, name, sent_ns = ticket
+            trace_id, fire_span_id, name, sent_ns, wire = ticket
             now = _time_ns()
             self._submit(
                 (
                     DELIVERY, trace_id, fire_span_id, _bits(64), name, handler.name,
-                    handler.destination.name, sent_ns, now, now, "", error, None, None,
+                    handler.destination.name, sent_ns, now, now, "", error, None, None, wire,
                 )
             )  # fmt: skip
 
     def event_posted(self, event: Any) -> None:
         if type(event) is list:
-            (trace_id, span_id, name, sent_ns), parent_id, args, kwargs, extras, count = event
+            head, parent_id, args, kwargs, extras, wire, count = event
+            trace_id, span_id, name, sent_ns, _ = head
             self._submit(
                 (
                     FIRE, trace_id, parent_id, span_id, name, _caller(), args, kwargs,
-                    sent_ns, _time_ns(), count, extras,
+                    sent_ns, _time_ns(), count, extras, wire,
                 )
             )  # fmt: skip
 
@@ -319,12 +321,12 @@ class Hub:
     ) -> None:
         if scope is not None:
             span, _, start_ns = scope
-            trace_id, fire_span_id, name, sent_ns = ticket
+            trace_id, fire_span_id, name, sent_ns, wire = ticket
             self._submit(
                 (
                     DELIVERY, trace_id, fire_span_id, span.span_id, name, handler.name,
                     handler.destination.name, sent_ns, start_ns, _time_ns(), worker.thread_name,
-                    error, None if error is None else _handler_frames(error), span.extras(),
+                    error, None if error is None else _handler_frames(error), span.extras(), wire,
                 )
             )  # fmt: skip
         if self.watchers:
@@ -341,6 +343,102 @@ class Hub:
                 span_id=hex_id(scope[0].span_id, 16) if scope else None,
                 parent_span_id=hex_id(ticket[1], 16) if scope else None,
             )
+
+    # -- across processes (the transport calls these) -------------------------------
+
+    def remote_call(self, ticket: Any, wire: dict[str, Any]) -> tuple[int, int] | None:
+        """A command is being sent to a handler in another process (caller's side).
+
+        Its record will make the CLIENT span alone (the handler's process
+        makes the SERVER span under it), with the transport's ``wire``
+        attributes. Returns ``(trace_id, span_id)`` of that CLIENT span, for
+        the trace context to send with it, or ``None`` untraced.
+        """
+        if type(ticket) is not CallRecord:
+            return None
+        ticket.hop = "client"
+        ticket.wire = wire
+        return ticket.trace_id, ticket.client_id
+
+    def call_replied(
+        self,
+        ticket: Any,
+        handler: Handler,
+        error: BaseException | None,
+        result: Any,
+        elapsed: float,
+    ) -> None:
+        """A command sent with ``remote_call`` has its outcome (caller's side)."""
+        record = ticket if type(ticket) is CallRecord else None
+        result_text = None
+        if record is not None:
+            record.handled_ns = record.sent_ns
+            record.thread = ""
+            if error is None:
+                frozen = freeze(result, self.json_limit, self.redact)
+                if self.watchers:
+                    frozen = self._encoded(frozen)
+                    result_text = frozen.text
+                self._submit(record.flat(_time_ns(), frozen, None, None, None))
+            else:
+                self._submit(record.flat(_time_ns(), None, error, error.__traceback__, None))
+        if self.watchers:
+            if error is None and result_text is None:
+                result_text = self._encoded(result).text
+            error_dict = _error_dict(error) if error is not None else None
+            self._emit_return(record, handler, result_text, error_dict, elapsed, None)
+
+    def served_call(self, ticket: Any, wire: dict[str, Any], caller: str | None) -> None:
+        """A command from another process is about to be posted here (handler's side).
+
+        ``call_sent`` made its ticket with the sender's trace context current:
+        its record makes the SERVER span alone, under the sender's CLIENT span.
+        """
+        if type(ticket) is CallRecord:
+            ticket.hop = "server"
+            ticket.wire = wire
+            if caller:
+                ticket.caller = caller
+
+    def remote_event(self, event: Any, wire: dict[str, Any]) -> tuple[int, int] | None:
+        """An event fired here is being sent to other processes (sender's side).
+
+        Its PRODUCER span gets the transport's ``wire`` attributes. Returns
+        ``(trace_id, span_id)`` of that span, for the trace context to send.
+        """
+        if type(event) is not list:
+            return None
+        event[5] = wire
+        head = event[0]
+        return head[0], head[1]
+
+    def remote_fired(
+        self,
+        name: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        listeners: tuple[Handler, ...],
+        wire: dict[str, Any],
+    ) -> Any:
+        """An event fired in another process reaches this one's listeners.
+
+        Called with the sender's trace context current (if it sent one): the
+        deliveries' CONSUMER spans then hang under the sender's PRODUCER
+        span, and this process records no PRODUCER span. Without one, it
+        records the PRODUCER span itself. Returns the ticket to pass to
+        ``delivery_queued`` and ``event_posted``.
+        """
+        for tap in self.taps:
+            tap(name, args, kwargs)
+        if self.sink is None:
+            return WATCHED if self.watchers else None
+        parent = parent_ids(current())
+        if parent is not None:  # the sender's PRODUCER span is the deliveries' parent
+            return (parent[0], parent[1], name, _time_ns(), wire)
+        frozen = freeze(args, self.json_limit, self.redact)
+        frozen_kw = freeze(kwargs, self.json_limit, self.redact) if kwargs else None
+        head = (_bits(128), _bits(64), name, _time_ns(), wire)
+        return [head, 0, frozen, frozen_kw, None, wire, len(listeners)]
 
     def trace_ids(self, scope: Any) -> tuple[int, int] | None:
         if scope is None:
@@ -378,6 +476,7 @@ class Hub:
         record.args = freeze(args, self.json_limit, self.redact)
         record.kwargs = freeze(kwargs, self.json_limit, self.redact) if kwargs else None
         record.extras = replay_extras(ctx) if REPLAY_KEY in ctx else None
+        record.hop = record.wire = None
         record.sent_ns = _time_ns()
         return record
 

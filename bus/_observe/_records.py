@@ -16,16 +16,21 @@ nothing. The layouts (the first item says which):
 
     (CALL, trace_id, parent_id, client_id, server_id, name, caller, service,
      args, kwargs, sent_ns, handled_ns, end_ns, thread, result,
-     error, traceback, status_message, extras)
+     error, traceback, status_message, extras, hop, wire)
     (FIRE, trace_id, parent_id, span_id, name, caller, args, kwargs,
-     sent_ns, end_ns, listeners, extras)
+     sent_ns, end_ns, listeners, extras, wire)
     (DELIVERY, trace_id, fire_span_id, span_id, name, pattern, service,
-     fire_sent_ns, start_ns, end_ns, thread, error, traceback, extras)
+     fire_sent_ns, start_ns, end_ns, thread, error, traceback, extras, wire)
 
 ``extras`` is ``None`` or ``(annotations, events, links)``: what a handler
 set on its span, or the replay marking. ``error`` and ``traceback`` are the
 handler's exception and its frames (taken as it failed), ``None`` otherwise;
-``status_message`` is set for a command that never ran.
+``status_message`` is set for a command that never ran. Across processes
+(the NATS transport) a command has one span on each side: ``hop`` is
+``"client"`` in the caller's process (the handler is remote) and
+``"server"`` in the handler's (the caller is remote, its CLIENT span the
+parent), ``None`` in process; ``wire`` is ``None`` or the transport's
+attributes (``messaging.system=nats``, the server, the group...).
 
 Arguments and results whose types are immutable atoms are kept as they are
 and encoded later; anything mutable is encoded at once (``freeze``), so what
@@ -58,6 +63,7 @@ __all__ = [
     "encoded_text",
     "freeze",
     "span_context",
+    "span_count",
 ]
 
 CALL, FIRE, DELIVERY = 0, 1, 2
@@ -73,6 +79,11 @@ Extras = tuple[
 """``(annotations, events, links)`` that a handler or a replay put on a span."""
 
 SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+
+
+def span_count(record: Flat) -> int:
+    """How many spans a flat record makes: two for a command that ran here, else one."""
+    return 2 if record[0] == CALL and record[17] is None and record[19] is None else 1
 
 
 def freeze(value: Any, limit: int, redact: Redactor | None) -> Any:
@@ -113,6 +124,7 @@ class CallRecord:
         "client_id",
         "extras",
         "handled_ns",
+        "hop",
         "kwargs",
         "name",
         "parent_id",
@@ -121,6 +133,7 @@ class CallRecord:
         "service",
         "thread",
         "trace_id",
+        "wire",
     )
 
     trace_id: int
@@ -136,6 +149,8 @@ class CallRecord:
     handled_ns: int
     thread: str
     extras: Extras | None
+    hop: str | None
+    wire: dict[str, types.AttributeValue] | None
 
     def flat(
         self,
@@ -149,7 +164,8 @@ class CallRecord:
         return (
             CALL, self.trace_id, self.parent_id, self.client_id, self.server_id, self.name,
             self.caller, self.service, self.args, self.kwargs, self.sent_ns, self.handled_ns,
-            end_ns, self.thread, result, error, tb, status_message, self.extras,
+            end_ns, self.thread, result, error, tb, status_message, self.extras, self.hop,
+            self.wire,
         )  # fmt: skip
 
 

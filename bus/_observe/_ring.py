@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from .._core._ratelog import RateLimitedLog
 from ._jsonval import Redactor
-from ._records import CALL, Flat
+from ._records import Flat, span_count
 from ._spans import OtlpSpans, SpanBuilder
 
 __all__ = ["SpanRing"]
@@ -89,7 +89,7 @@ class SpanRing:
 
     def span_count(self) -> int:
         """How many spans the records held make."""
-        return sum(2 if r[0] == CALL and r[17] is None else 1 for r in list(self._records))
+        return sum(map(span_count, list(self._records)))
 
     def trace_ids(self, limit: int) -> list[int]:
         """Ids of the ``limit`` most recent traces, newest first."""

@@ -28,7 +28,7 @@ from .._core._version import VERSION
 from ._jsonval import Redactor
 from ._otlp_file import OtlpJsonFileExporter
 from ._provider import batch_queues, needs_spans, processor_of
-from ._records import CALL, Flat
+from ._records import Flat, span_count
 from ._ring import SpanRing
 from ._spans import OtlpSpans, SpanBuilder
 
@@ -253,7 +253,7 @@ class TraceSink:
             if self._files:
                 made = self._write(batch)
             self._ring.add(made)
-            self.exported += sum(2 if r[0] == CALL and r[17] is None else 1 for r in made)
+            self.exported += sum(map(span_count, made))
             with self._idle:
                 self._done += len(batch)
                 self._in_flight = 0

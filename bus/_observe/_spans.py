@@ -146,6 +146,7 @@ class _Spans:
         (
             _, trace_id, parent_id, client_id, server_id, name, caller, service, args, kwargs,
             sent_ns, handled_ns, end_ns, thread, result, error, tb, status_message, extras,
+            hop, wire,
         ) = r  # fmt: skip
         client = self._template(
             (CALL, name, service, caller),
@@ -159,11 +160,28 @@ class _Spans:
         self._put_json(client, "bus.args", args)
         if kwargs:
             self._put_json(client, "bus.kwargs", kwargs)
+        if wire:
+            client.update(wire)
         if status_message is not None:  # never ran: cancelled, or failed at close
             client["error.type"] = status_message.split(":", 1)[0]
+            if hop == "server":  # refused here: the caller's CLIENT span is its parent
+                self._span(
+                    out, name, trace_id, server_id, parent_id, _SERVER, client, None, (),
+                    status_message, sent_ns, end_ns,
+                )  # fmt: skip
+                return
             self._span(
                 out, name, trace_id, client_id, parent_id, _CLIENT, client, None, (),
                 status_message, sent_ns, end_ns,
+            )  # fmt: skip
+            return
+        if hop == "client":  # the handler ran in another process, which has the SERVER span
+            if error is None:
+                self._put_json(client, "bus.result", result)
+            events, links, failure = self._outcome(client, None, error, tb, end_ns)
+            self._span(
+                out, name, trace_id, client_id, parent_id, _CLIENT, client, events, (),
+                failure, sent_ns, end_ns,
             )  # fmt: skip
             return
         server = dict(client)
@@ -174,6 +192,12 @@ class _Spans:
         else:
             client["error.type"] = type(error).__qualname__
         events, links, failure = self._outcome(server, extras, error, tb, end_ns)
+        if hop == "server":  # called from another process: its CLIENT span is the parent
+            self._span(
+                out, name, trace_id, server_id, parent_id, _SERVER, server, events, links,
+                failure, handled_ns, end_ns,
+            )  # fmt: skip
+            return
         self._span(
             out, name, trace_id, client_id, parent_id, _CLIENT, client, None, (), failure,
             sent_ns, end_ns,
@@ -186,7 +210,7 @@ class _Spans:
     def _fire(self, r: Flat, out: list[Any]) -> None:
         (
             _, trace_id, parent_id, span_id, name, caller, args, kwargs, sent_ns, end_ns,
-            listeners, extras,
+            listeners, extras, wire,
         ) = r  # fmt: skip
         attrs = self._template(
             (FIRE, name),
@@ -207,6 +231,8 @@ class _Spans:
             if extras[0]:
                 attrs.update(extras[0])
             links = extras[2] or ()
+        if wire:
+            attrs.update(wire)
         self._span(
             out, f"send {name}", trace_id, span_id, parent_id, _PRODUCER, attrs, None, links,
             None, sent_ns, end_ns,
@@ -215,7 +241,7 @@ class _Spans:
     def _delivery(self, r: Flat, out: list[Any]) -> None:
         (
             _, trace_id, fire_span_id, span_id, name, pattern, service, fire_sent_ns,
-            start_ns, end_ns, thread, error, tb, extras,
+            start_ns, end_ns, thread, error, tb, extras, wire,
         ) = r  # fmt: skip
         attrs = self._template(
             (DELIVERY, name, pattern, service),
@@ -231,6 +257,8 @@ class _Spans:
         attrs["bus.queued_ms"] = (start_ns - fire_sent_ns) / 1e6
         if thread:  # none for a delivery the mailbox refused
             attrs["thread.name"] = thread
+        if wire:
+            attrs.update(wire)
         events, links, failure = self._outcome(attrs, extras, error, tb, end_ns)
         self._span(
             out, f"process {name}", trace_id, span_id, fire_span_id, _CONSUMER, attrs, events,

@@ -102,6 +102,11 @@ class Connection(Reading, Writing):
         """Whether the connection has ended."""
         return self._closed
 
+    @property
+    def address(self) -> str:
+        """The socket the connection came to (``Session.address``)."""
+        return str(self.server.address)
+
     # -- the outgoing queue (any thread) -------------------------------------
 
     def _enqueue(self, sub: Subscription, payload: Any, cost: int) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from .._core._patterns import pattern_matches
 from .._observe._activity import Activity
 from .._observe._jsonval import Encoded
-from .._observe._records import CALL, Flat
+from .._observe._records import CALL, Flat, span_count
 from . import protocol
 from .protocol import dumps
 
@@ -61,7 +61,7 @@ def activity_cost(activity: Activity) -> int:
 
 def span_cost(record: Flat) -> int:
     """About how many bytes the spans of ``record`` hold while they wait to be written."""
-    cost = _SPAN_OVERHEAD * (2 if record[0] == CALL else 1)
+    cost = _SPAN_OVERHEAD * span_count(record)
     for value in record:
         if type(value) is str:
             cost += len(value)
