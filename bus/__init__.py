@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from ._bus import Bus
 from ._core._context import EventInfo, current_event
+from ._core._contract import InvalidArgumentError, event_type
 from ._core._errors import (
     BusClosedError,
     BusError,
@@ -65,6 +66,7 @@ __all__ = [
     "CommandNotFoundError",
     "DeadlockError",
     "EventInfo",
+    "InvalidArgumentError",
     "MailboxFullError",
     "Registration",
     "Service",
@@ -73,6 +75,7 @@ __all__ = [
     "__version__",
     "command",
     "current_event",
+    "event_type",
     "listener",
     "redact_secrets",
 ]

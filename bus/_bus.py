@@ -57,6 +57,12 @@ class Bus(BusCore):
         control: serve the console's control protocol (``docs/protocol.md``):
             ``True`` on ``bus.control.default_address(name)``, or a socket
             path. A live bus already there raises ``AddressInUseError``.
+        validate: convert and check in-process calls as the console's are
+            (``docs/bus.md``, "Types"): ``execute_command`` against the
+            handler's annotations, ``fire_event`` against a declared payload
+            type; a value that does not convert raises
+            ``InvalidArgumentError``. For development: it costs a pydantic
+            validation per call, and nothing at all when off.
 
     Every method may be called from any thread unless its docstring says
     otherwise.
@@ -76,6 +82,7 @@ class Bus(BusCore):
         span_buffer: int = 200_000,
         ring_size: int = 10_000,
         control: bool | str | os.PathLike[str] = False,
+        validate: bool = False,
     ) -> None:
         check_int("json_limit", json_limit, 16)
         check_int("span_buffer", span_buffer, 1)
@@ -87,6 +94,7 @@ class Bus(BusCore):
             mailbox_size=mailbox_size,
             hung_after=hung_after,
             max_pool_threads=max_pool_threads,
+            validate=validate,
         )
         self.redact = redact
         self.json_limit = json_limit
