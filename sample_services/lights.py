@@ -7,27 +7,54 @@
         bus.add_service(Lights())
         bus.execute_command("lights.turn_on", "kitchen", brightness=60).result(timeout=2)
         print(bus.execute_command("lights.get", "kitchen").result(timeout=2))
-        # {'room': 'kitchen', 'on': True, 'brightness': 60}
+        # LightState(room='kitchen', on=True, brightness=60)
 
-Every change fires ``lights.changed`` with the keyword arguments ``room``,
-``on`` and ``brightness``; a command that changes nothing fires nothing.
+The commands return ``LightState``, a dataclass: in process it is the object
+itself, and at the console (``busctl call lights.get kitchen``) and in the
+traces it is the JSON it stands for, ``{"room": "kitchen", "on": true,
+"brightness": 60}``. Every change fires ``lights.changed`` with the keyword
+arguments ``room``, ``on`` and ``brightness``, the fields of its declared
+payload type ``LightsChanged``; a command that changes nothing fires nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TypedDict
+from dataclasses import dataclass
 
-from bus import Service, command
+from bus import Service, command, event_type
 
-__all__ = ["DEFAULT_ROOMS", "LightState", "Lights"]
+__all__ = ["DEFAULT_ROOMS", "LightState", "Lights", "LightsChanged"]
 
 DEFAULT_ROOMS: tuple[str, ...] = ("bathroom", "bedroom", "hall", "kitchen", "living_room")
 """The rooms a ``Lights()`` service has unless told otherwise."""
 
 
-class LightState(TypedDict):
-    """The state of one room's light, as the commands return it."""
+@dataclass(frozen=True)
+class LightState:
+    """The state of one room's light, as the commands return it.
+
+    Attributes:
+        room: the room the light is in.
+        on: whether it is on.
+        brightness: how bright, in percent (0 when off).
+    """
+
+    room: str
+    on: bool
+    brightness: int
+
+
+@event_type("lights.changed")
+@dataclass(frozen=True)
+class LightsChanged:
+    """The payload of ``lights.changed``: its keyword arguments.
+
+    Attributes:
+        room: the room whose light changed.
+        on: whether it is on now.
+        brightness: its brightness now, in percent.
+    """
 
     room: str
     on: bool
@@ -42,11 +69,12 @@ class Lights(Service):
     """
 
     name = "lights"
+    events = (LightsChanged,)
 
     def __init__(self, rooms: Iterable[str] = DEFAULT_ROOMS) -> None:
         super().__init__()
         self._lights: dict[str, LightState] = {
-            room: {"room": room, "on": False, "brightness": 0} for room in rooms
+            room: LightState(room=room, on=False, brightness=0) for room in rooms
         }
         if not self._lights:
             raise ValueError("Lights needs at least one room")
@@ -84,12 +112,12 @@ class Lights(Service):
             ValueError: the room is unknown.
         """
         self._check_room(room)
-        return LightState(**self._lights[room])
+        return self._lights[room]
 
     @command("lights.list", readonly=True)
     def list_lights(self) -> list[LightState]:
         """The state of every light, by room name."""
-        return [LightState(**self._lights[room]) for room in sorted(self._lights)]
+        return [self._lights[room] for room in sorted(self._lights)]
 
     def _check_room(self, room: str) -> None:
         if not isinstance(room, str):
@@ -103,4 +131,4 @@ class Lights(Service):
         if state != self._lights[room]:
             self._lights[room] = state
             self.bus.fire_event("lights.changed", room=room, on=on, brightness=brightness)
-        return LightState(**state)
+        return state  # frozen: safe to share
