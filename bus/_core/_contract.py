@@ -202,8 +202,6 @@ else:
     # whose classes keep their original bases. A typing.TypedDict class is
     # given to pydantic as a typing_extensions clone with the same name, keys
     # and types, rebuilt wherever it occurs in an annotation.
-    import typing_extensions
-
     _clones: weakref.WeakKeyDictionary[type, type] = weakref.WeakKeyDictionary()
     _cloning: set[type] = set()
     _clones_lock = threading.RLock()
@@ -232,6 +230,8 @@ else:
         return origin[new]
 
     def _clone(cls: type) -> type:
+        import typing_extensions
+
         with _clones_lock:
             found = _clones.get(cls)
             if found is not None:
