@@ -161,7 +161,7 @@ def _namespace_of(fn: Callable[..., Any]) -> dict[str, Any]:
         target,
         getattr(target, "__func__", None),
         getattr(target, "func", None),  # functools.partial
-        getattr(type(target), "__call__", None),
+        vars(type(target)).get("__call__"),  # a callable instance's method
     ):
         found = getattr(candidate, "__globals__", None)
         if isinstance(found, dict):
@@ -247,7 +247,8 @@ else:
                         hint = typing.get_args(hint)[0]
                     wrap = typing.Required if key in required else typing.NotRequired
                     fields[key] = wrap[_portable(hint)]
-                clone: Any = typing_extensions.TypedDict(cls.__name__, fields)  # type: ignore[operator]
+                make: Any = typing_extensions.TypedDict  # a name known only at run time
+                clone: Any = make(cls.__name__, fields)
                 clone.__qualname__ = cls.__qualname__
                 clone.__module__ = cls.__module__
                 clone.__doc__ = cls.__doc__
@@ -268,7 +269,8 @@ def _params_adapter(title: str, fields: dict[str, Any]) -> TypeAdapter[Any]:
     import typing_extensions
     from pydantic import ConfigDict, TypeAdapter, with_config
 
-    typed: Any = typing_extensions.TypedDict(title, fields, total=False)  # type: ignore[operator]
+    make: Any = typing_extensions.TypedDict  # a name known only at run time
+    typed: Any = make(title, fields, total=False)
     # Arbitrary classes are checked with isinstance: a JSON value never is one.
     with_config(ConfigDict(arbitrary_types_allowed=True))(typed)
     return TypeAdapter(typed)
@@ -289,9 +291,7 @@ def _validation_error() -> type[Exception]:
     return ValidationError
 
 
-def _problems(
-    error: Exception, texts: Mapping[str, str], var_keyword: str | None
-) -> list[Problem]:
+def _problems(error: Exception, texts: Mapping[str, str], var_keyword: str | None) -> list[Problem]:
     """pydantic's errors as ``Problem``s, the parameter named first in each."""
     problems = []
     for item in error.errors(include_url=False):  # type: ignore[attr-defined]
@@ -405,7 +405,9 @@ class Contract:
                 _params_adapter(self.name, {key: fields[key]})
             except Exception as exc:
                 checked.discard(key)
-                self.notes[key] = f"not checked: pydantic cannot use {self.texts[key]} ({_first_line(exc)})"
+                self.notes[key] = (
+                    f"not checked: pydantic cannot use {self.texts[key]} ({_first_line(exc)})"
+                )
                 fields[key] = _loose(key, self._var_positional, self._var_keyword)
         try:
             return _params_adapter(self.name, fields)
@@ -454,7 +456,7 @@ class Contract:
                 values[name] = value
         var_positional = self._var_positional
         if len(args) > count and var_positional in checked:
-            values[var_positional] = args[count:]  # type: ignore[index]
+            values[var_positional] = args[count:]
         extra: dict[str, Any] = {}
         for key, value in kwargs.items():
             if key in self._named:
@@ -464,7 +466,7 @@ class Contract:
                 extra[key] = value
         var_keyword = self._var_keyword
         if extra and var_keyword in checked:
-            values[var_keyword] = extra  # type: ignore[index]
+            values[var_keyword] = extra
         if not values:
             return args, kwargs
         try:
@@ -478,7 +480,7 @@ class Contract:
             if name in out:
                 new_args[index] = out[name]
         if var_positional in out:
-            new_args[count:] = out[var_positional]  # type: ignore[index]
+            new_args[count:] = out[var_positional]
         new_kwargs = dict(kwargs)
         converted_extra: dict[str, Any] = out.get(var_keyword, {}) if var_keyword else {}
         for key in kwargs:
@@ -581,7 +583,7 @@ def payload_fields(payload: Any) -> tuple[str, ...]:
         if typing.is_typeddict(payload) or _is_typing_extensions_typeddict(payload):
             return tuple(typing.get_type_hints(payload))
         if _is_model(payload):
-            return tuple(payload.model_fields)
+            return tuple(typing.cast(Any, payload).model_fields)
     raise TypeError(
         "an event's payload type must be a dataclass, a TypedDict or a pydantic model, "
         f"not {getattr(payload, '__qualname__', None) or type(payload).__qualname__}"
@@ -641,7 +643,9 @@ class EventContract:
         for key, value in kwargs.items():
             if key not in fields:
                 problems.append(
-                    Problem(key, "", "nothing", value, f"no such field; fields: {', '.join(fields)}")
+                    Problem(
+                        key, "", "nothing", value, f"no such field; fields: {', '.join(fields)}"
+                    )
                 )
             elif key in values:
                 problems.append(Problem(key, "", self.texts[key], value, "given twice"))
@@ -653,7 +657,9 @@ class EventContract:
             out = self.adapter.validate_python(values)
         except _validation_error() as exc:
             raise InvalidArgumentError(self.name, _problems(exc, self.texts, None)) from None
-        get: Callable[[str], Any] = out.__getitem__ if isinstance(out, dict) else out.__getattribute__
+        get: Callable[[str], Any] = (
+            out.__getitem__ if isinstance(out, dict) else out.__getattribute__
+        )
         new_args = tuple(get(field) for field in fields[: len(args)])
         return new_args, {key: get(key) for key in kwargs}
 

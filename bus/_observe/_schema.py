@@ -399,4 +399,3 @@ def _message(name: str, schema: str, handler: Handler | None) -> dict[str, Any]:
     if handler is not None:
         message.update(_doc(handler))
     return message
-

@@ -169,7 +169,7 @@ def test_one_command_or_event_by_name(served: Bus) -> None:
     assert list(one["commands"]) == ["typed.point"]
     assert one["events"] == {}
     assert set(one["$defs"]) == {"Point"}
-    with pytest.raises(LookupError, match="no command or event named 'typed.nothing'"):
+    with pytest.raises(LookupError, match=r"no command or event named 'typed\.nothing'"):
         json_schema(served, "typed.nothing")
 
 

@@ -55,7 +55,9 @@ def test_by_default_an_in_process_call_is_not_converted(lax: Bus) -> None:
 def test_validate_converts_in_process_calls(strict: Bus) -> None:
     assert run(strict, "typed.point", {"x": "1"}) == Point(1, 0)
     assert run(strict, "typed.mode", "off") is Mode.OFF
-    assert run(strict, "typed.order", {"item": "tea", "quantity": "2"}) == Order(item="tea", quantity=2)
+    assert run(strict, "typed.order", {"item": "tea", "quantity": "2"}) == Order(
+        item="tea", quantity=2
+    )
     got = run(strict, "typed.many", {"x": 1}, "2", flag=1, ratio="0.25")
     assert got["values"] == {
         "first": Point(1, 0),
@@ -92,7 +94,8 @@ def test_validate_names_a_missing_field_and_a_nested_path(strict: Bus) -> None:
     with pytest.raises(InvalidArgumentError, match=r"argument 'p' must be Point: p\.x is missing"):
         strict.execute_command("typed.point", {"y": 1})
     with pytest.raises(
-        InvalidArgumentError, match=r"argument 'points' must be list\[Point\] \| None: points\[1\]\.x"
+        InvalidArgumentError,
+        match=r"argument 'points' must be list\[Point\] \| None: points\[1\]\.x",
     ):
         strict.execute_command("typed.generic", points=[{"x": 1}, {"x": "b"}])
 
@@ -268,7 +271,7 @@ def test_a_service_may_map_names_to_types_and_must_mark_listed_ones() -> None:
     with Bus(tracing=False) as bus:
         bus.add_service(Mapped())
         assert bus.events.get("shapes.unmarked") is not None
-        with pytest.raises(TypeError, match="Unmarked.*has no event name"):
+        with pytest.raises(TypeError, match=r"Unmarked.*has no event name"):
             bus.add_service(Listed())
 
 
@@ -302,6 +305,9 @@ def test_a_stub_keeps_the_signature_and_refuses_what_the_real_command_would() ->
 
 
 def test_a_stub_of_a_command_that_does_not_exist_takes_anything() -> None:
-    with Bus(validate=True, tracing=False) as bus, stub_command(bus, "nothing", return_value=1) as stub:
+    with (
+        Bus(validate=True, tracing=False) as bus,
+        stub_command(bus, "nothing", return_value=1) as stub,
+    ):
         assert bus.execute_command("nothing", 1, b=2).result(timeout=5) == 1
         assert stub.calls == [((1,), {"b": 2})]

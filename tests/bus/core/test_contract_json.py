@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from enum import Enum, IntEnum
+from enum import IntEnum
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -77,7 +77,11 @@ def test_typed_values_are_the_json_they_stand_for(value: Any, expected: Any) -> 
 
 def test_fields_of_a_typed_value_are_redacted_like_any_dict_entry() -> None:
     encoded = encode(Login("ann", "hunter2"), 10_000, redact_secrets)
-    assert json.loads(encoded.text) == {"user": "ann", "password": "***", "at": "2026-01-02T03:04:05Z"}
+    assert json.loads(encoded.text) == {
+        "user": "ann",
+        "password": "***",
+        "at": "2026-01-02T03:04:05Z",
+    }
 
 
 def test_what_is_not_json_inside_a_typed_value_is_marked_lossy() -> None:
