@@ -95,7 +95,7 @@ class Automation(Service):
             self._ignored += 1
             log.warning("motion ignored: %s", exc)
             return
-        self._call("notifier.send", f"Motion in {room}: light on at {light.brightness}%")
+        self._call("notifier.send", f"Motion in {room}: light on at {light['brightness']}%")
         self._motions += 1
 
     @listener("clock.tick")

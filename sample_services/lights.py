@@ -7,20 +7,20 @@
         bus.add_service(Lights())
         bus.execute_command("lights.turn_on", "kitchen", brightness=60).result(timeout=2)
         print(bus.execute_command("lights.get", "kitchen").result(timeout=2))
-        # LightState(room='kitchen', on=True, brightness=60)
+        # {'room': 'kitchen', 'on': True, 'brightness': 60}
 
-The commands return ``LightState``, a dataclass: in process it is the object
-itself, and at the console (``busctl call lights.get kitchen``) and in the
-traces it is the JSON it stands for, ``{"room": "kitchen", "on": true,
-"brightness": 60}``. Every change fires ``lights.changed`` with the keyword
-arguments ``room``, ``on`` and ``brightness``, the fields of its declared
-payload type ``LightsChanged``; a command that changes nothing fires nothing.
+Every change fires ``lights.changed`` with the keyword arguments ``room``,
+``on`` and ``brightness``, the fields of its declared payload type
+``LightsChanged`` (a dataclass): the console's ``busctl emit lights.changed
+room=hall on=yes`` is refused, naming the missing ``brightness``. A command
+that changes nothing fires nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TypedDict
 
 from bus import Service, command, event_type
 
@@ -30,15 +30,8 @@ DEFAULT_ROOMS: tuple[str, ...] = ("bathroom", "bedroom", "hall", "kitchen", "liv
 """The rooms a ``Lights()`` service has unless told otherwise."""
 
 
-@dataclass(frozen=True)
-class LightState:
-    """The state of one room's light, as the commands return it.
-
-    Attributes:
-        room: the room the light is in.
-        on: whether it is on.
-        brightness: how bright, in percent (0 when off).
-    """
+class LightState(TypedDict):
+    """The state of one room's light, as the commands return it."""
 
     room: str
     on: bool
@@ -74,7 +67,7 @@ class Lights(Service):
     def __init__(self, rooms: Iterable[str] = DEFAULT_ROOMS) -> None:
         super().__init__()
         self._lights: dict[str, LightState] = {
-            room: LightState(room=room, on=False, brightness=0) for room in rooms
+            room: {"room": room, "on": False, "brightness": 0} for room in rooms
         }
         if not self._lights:
             raise ValueError("Lights needs at least one room")
@@ -112,12 +105,12 @@ class Lights(Service):
             ValueError: the room is unknown.
         """
         self._check_room(room)
-        return self._lights[room]
+        return LightState(**self._lights[room])
 
     @command("lights.list", readonly=True)
     def list_lights(self) -> list[LightState]:
         """The state of every light, by room name."""
-        return [self._lights[room] for room in sorted(self._lights)]
+        return [LightState(**self._lights[room]) for room in sorted(self._lights)]
 
     def _check_room(self, room: str) -> None:
         if not isinstance(room, str):
@@ -131,4 +124,4 @@ class Lights(Service):
         if state != self._lights[room]:
             self._lights[room] = state
             self.bus.fire_event("lights.changed", room=room, on=on, brightness=brightness)
-        return state  # frozen: safe to share
+        return LightState(**state)

@@ -20,16 +20,21 @@ that succeeds moves the zone's temperature one ``step`` towards its target
 fires ``thermostat.changed`` with the keyword arguments ``zone``, ``target``
 and ``current``, the keys of its declared payload type ``ThermostatChanged``.
 
-``thermostat.set_mode`` takes a ``Mode``, an enum: the console sends
-``"off"`` and the handler gets ``Mode.OFF``; ``busctl call
-thermostat.set_mode office warm`` is refused before it is sent, naming the
-modes there are.
+``thermostat.set_mode`` shows typed values end to end. It takes a ``Mode``,
+an enum: the console sends ``"off"`` and the handler gets ``Mode.OFF``, and
+``busctl call thermostat.set_mode office warm`` is refused before anything
+runs, naming the modes there are. It returns a ``ModeChange`` dataclass,
+which the console and the traces show as the JSON it stands for:
+``{"zone": "office", "mode": "off", "previous": "heat", "at":
+"2026-03-01T12:30:00Z"}``.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import Enum
 from typing import TypedDict
 
@@ -40,6 +45,7 @@ __all__ = [
     "MAX_CELSIUS",
     "MIN_CELSIUS",
     "Mode",
+    "ModeChange",
     "SensorError",
     "Thermostat",
     "ThermostatChanged",
@@ -80,6 +86,23 @@ class Mode(Enum):
     """Heat towards the target (every zone starts so)."""
     OFF = "off"
     """Do nothing: the temperature stays where it is."""
+
+
+@dataclass(frozen=True)
+class ModeChange:
+    """What ``thermostat.set_mode`` returns.
+
+    Attributes:
+        zone: the zone whose mode was set.
+        mode: its mode now.
+        previous: its mode before.
+        at: when the mode was set (UTC).
+    """
+
+    zone: str
+    mode: Mode
+    previous: Mode
+    at: datetime
 
 
 class ZoneState(TypedDict):
@@ -152,16 +175,17 @@ class Thermostat(Service):
         return self._update(zone, float(celsius), state["current"])
 
     @command("thermostat.set_mode")
-    def set_mode(self, zone: str, mode: Mode) -> Mode:
-        """Turn the heating of ``zone`` on (``heat``) or ``off``; returns the mode it had.
+    def set_mode(self, zone: str, mode: Mode) -> ModeChange:
+        """Turn the heating of ``zone`` on (``heat``) or ``off``.
 
         Raises:
-            ValueError: the zone is unknown.
+            ValueError: the zone is unknown, or the mode (in process, where
+                nothing converted it: ``Mode("warm")`` raises).
         """
         state = self._zone(zone)
-        before, self._modes[zone] = self._modes[zone], Mode(mode)
+        previous, self._modes[zone] = self._modes[zone], Mode(mode)
         self._update(zone, state["target"], state["current"])
-        return before
+        return ModeChange(zone, self._modes[zone], previous, datetime.now(UTC))
 
     @command("thermostat.get", readonly=True)
     def get(self, zone: str) -> ZoneState:

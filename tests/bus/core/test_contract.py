@@ -311,3 +311,24 @@ def test_a_stub_of_a_command_that_does_not_exist_takes_anything() -> None:
     ):
         assert bus.execute_command("nothing", 1, b=2).result(timeout=5) == 1
         assert stub.calls == [((1,), {"b": 2})]
+
+
+# -- the public helpers (bus.schema) --------------------------------------------------------------
+
+
+def test_the_public_helpers_convert_and_encode_as_the_console_does(lax: Bus) -> None:
+    from bus import CommandNotFoundError
+    from bus.schema import convert_call, convert_event, to_json
+
+    args, kwargs = convert_call(lax, "typed.point", [{"x": "1"}], {})
+    assert (args, kwargs) == ((Point(1, 0),), {})
+    with pytest.raises(InvalidArgumentError, match="argument 'mode'"):
+        convert_call(lax, "typed.mode", ["warm"], {})
+    with pytest.raises(TypeError, match="too many positional"):
+        convert_call(lax, "typed.mode", ["heat", "off"], {})
+    with pytest.raises(CommandNotFoundError):
+        convert_call(lax, "typed.nothing", [], {})
+    assert convert_event(lax, "typed.moved", [], {"point": {"x": 2}}) == ((), {"point": Point(2)})
+    assert convert_event(lax, "undeclared", ["as", "is"], {}) == (("as", "is"), {})
+    assert to_json(run(lax, "typed.point", Point(7, 8))) == ({"x": 7, "y": 8}, False)
+    assert to_json(object())[1] is True
