@@ -27,6 +27,7 @@ from .._core._contract import Contract, EventContract, EventTable
 from .._core._patterns import is_wildcard
 from .._core._router import Handler, Router
 from .._core._version import VERSION
+from ._jsonval import json_ready
 
 if TYPE_CHECKING:
     from pydantic import TypeAdapter
@@ -206,12 +207,14 @@ _NO_DEFAULT: Any = object()
 
 def _json_default(value: Any) -> Any:
     """A parameter's default as JSON, or ``_NO_DEFAULT`` if it has none that JSON holds."""
-    from pydantic_core import to_jsonable_python
+    clean, lossy = json_ready(value)
+    return _NO_DEFAULT if lossy else clean
 
-    try:
-        return to_jsonable_python(value)
-    except Exception:
-        return _NO_DEFAULT
+
+def _strict(document: dict[str, Any]) -> dict[str, Any]:
+    """The document as strict JSON: a NaN default pydantic wrote, say, is marked instead."""
+    clean, _ = json_ready(document)
+    return clean  # type: ignore[no-any-return]
 
 
 def _doc(handler: Handler) -> dict[str, str]:
@@ -260,7 +263,7 @@ def json_schema(bus: Described, name: str | None = None) -> dict[str, Any]:
     }
     if export.defs:
         document["$defs"] = dict(sorted(export.defs.items()))
-    return document
+    return _strict(document)
 
 
 _ERROR = {
@@ -362,31 +365,33 @@ def asyncapi(bus: Described, *, title: str | None = None) -> dict[str, Any]:
                 "tags": [{"name": f"service:{s}"} for s in services],
                 "messages": copy.deepcopy(refs),
             }
-    return {
-        "asyncapi": ASYNCAPI_VERSION,
-        "info": {
-            "title": title or f"bus {bus.name}",
-            "version": VERSION,
-            "description": (
-                f"The commands and events of bus {bus.name!r}: each command a request/reply "
-                "operation, each event a channel."
-            ),
-        },
-        "defaultContentType": "application/json",
-        "channels": channels,
-        "operations": operations,
-        "components": {
-            "schemas": schemas,
-            "messages": dict(sorted(messages.items())),
-            "operationTraits": {
-                "readonly": {
-                    "title": "readonly",
-                    "summary": "No side effects: replay and the console may run it freely.",
-                    "tags": [{"name": "readonly"}],
-                }
+    return _strict(
+        {
+            "asyncapi": ASYNCAPI_VERSION,
+            "info": {
+                "title": title or f"bus {bus.name}",
+                "version": VERSION,
+                "description": (
+                    f"The commands and events of bus {bus.name!r}: each command a request/reply "
+                    "operation, each event a channel."
+                ),
             },
-        },
-    }
+            "defaultContentType": "application/json",
+            "channels": channels,
+            "operations": operations,
+            "components": {
+                "schemas": schemas,
+                "messages": dict(sorted(messages.items())),
+                "operationTraits": {
+                    "readonly": {
+                        "title": "readonly",
+                        "summary": "No side effects: replay and the console may run it freely.",
+                        "tags": [{"name": "readonly"}],
+                    }
+                },
+            },
+        }
+    )
 
 
 def _message(name: str, schema: str, handler: Handler | None) -> dict[str, Any]:

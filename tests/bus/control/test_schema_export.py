@@ -8,6 +8,7 @@ types they share defined once.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -215,3 +216,32 @@ def test_the_schema_method_refuses_bad_params(
     assert error["code"] == ErrorCode.INVALID_PARAMS
     assert error["data"]["param"] == param
     assert message in error["message"]
+
+
+@dataclass
+class Tolerance:
+    """A dataclass whose default JSON cannot hold."""
+
+    limit: float = float("nan")
+
+
+def test_defaults_json_cannot_hold_do_not_break_the_reply(runtime_dir: Path) -> None:
+    def measure(t: Tolerance, scale: float = float("inf"), marker: object = object()) -> None:
+        return None
+
+    with Bus(name="odd", control=True, tracing=False) as bus:
+        bus.register_command("measure", measure)
+        assert bus.address is not None
+        client = LineClient(bus.address)
+        try:
+            document = client.result("schema")
+            client.result("schema", {"format": "asyncapi"})
+        finally:
+            client.close()
+    properties = document["commands"]["measure"]["params"]["properties"]
+    assert "default" not in properties["scale"]
+    assert "default" not in properties["marker"]
+    assert document["$defs"]["Tolerance"]["properties"]["limit"]["default"] == {
+        "$repr": "nan",
+        "$type": "float",
+    }
