@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from ._bus import Bus
 from ._core._context import EventInfo, current_event
-from ._core._contract import InvalidArgumentError, event_type
+from ._core._contract import InvalidArgumentError
 from ._core._errors import (
     BusClosedError,
     BusError,
@@ -46,6 +46,7 @@ from ._core._errors import (
     MailboxFullError,
     ServiceFailedError,
 )
+from ._core._events import event_type
 from ._core._future import CommandFuture
 from ._core._router import Registration
 from ._core._service import Service, command, listener

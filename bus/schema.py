@@ -22,7 +22,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._core._contract import InvalidArgumentError, Problem, convert_arguments, event_type
+from ._core._contract import InvalidArgumentError, Problem, convert_arguments
+from ._core._events import event_type
 from ._observe._jsonval import json_ready
 from ._observe._schema import FORMATS, asyncapi, json_schema
 

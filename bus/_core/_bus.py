@@ -16,9 +16,9 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal, Self
 
-from ._contract import EventTable, service_events
 from ._deadlock import WaitGraph
 from ._errors import BusClosedError, BusError
+from ._events import EventTable, service_events
 from ._future import CommandFuture
 from ._lifecycle import (
     MAX_THREADS,

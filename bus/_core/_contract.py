@@ -21,9 +21,8 @@ Parameters without an annotation (or annotated ``Any``) pass through as they
 are; an annotation that cannot be resolved or that pydantic cannot use is not
 checked either, and the contract says why (``notes``), which the schema shows.
 
-Events get a contract too: ``EventTable.declare`` (``Bus.declare_event``, or
-``@event_type`` on the payload class) names the dataclass, ``TypedDict`` or
-pydantic model whose fields are an event's arguments.
+Events get a contract too (``_events``): a declared payload type, converted
+with the same pieces.
 """
 
 from __future__ import annotations
@@ -36,10 +35,9 @@ import types
 import typing
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from ._errors import BusError
-from ._patterns import validate_name
 
 if TYPE_CHECKING:
     from pydantic import TypeAdapter
@@ -48,14 +46,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Contract",
-    "EventContract",
-    "EventTable",
     "InvalidArgumentError",
     "Problem",
+    "adapter_for",
     "convert_arguments",
-    "event_name",
-    "event_type",
-    "payload_fields",
+    "portable",
+    "problems_of",
+    "validation_error",
 ]
 
 _EMPTY = inspect.Parameter.empty
@@ -63,9 +60,7 @@ _VAR_POSITIONAL = inspect.Parameter.VAR_POSITIONAL
 _VAR_KEYWORD = inspect.Parameter.VAR_KEYWORD
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 _BY_NAME = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-_EVENT_ATTR = "__bus_event__"
 _SHOWN = 60  # characters of a value shown in an error message
-_T = TypeVar("_T", bound=type)
 
 
 # -- errors -----------------------------------------------------------------------------
@@ -181,7 +176,7 @@ def _resolve(annotation: Any, namespace: dict[str, Any]) -> tuple[Any, str | Non
         except Exception as exc:
             return Any, f"not checked: {annotation!r} cannot be resolved ({_first_line(exc)})"
     try:
-        return _portable(annotation), None
+        return portable(annotation), None
     except Exception as exc:
         return Any, f"not checked: {_first_line(exc)}"
 
@@ -193,7 +188,7 @@ def _first_line(exc: BaseException) -> str:
 
 if sys.version_info >= (3, 12):
 
-    def _portable(hint: Any) -> Any:
+    def portable(hint: Any) -> Any:
         """``hint`` as pydantic can use it (as it is, from Python 3.12)."""
         return hint
 
@@ -206,7 +201,7 @@ else:
     _cloning: set[type] = set()
     _clones_lock = threading.RLock()
 
-    def _portable(hint: Any) -> Any:
+    def portable(hint: Any) -> Any:
         """``hint`` as pydantic can use it: typing.TypedDict classes cloned."""
         if isinstance(hint, type):
             if type(hint).__module__ == "typing" and typing.is_typeddict(hint):
@@ -217,9 +212,9 @@ else:
         if not args or origin is typing.Literal:
             return hint
         if origin is typing.Annotated:
-            inner = _portable(args[0])
+            inner = portable(args[0])
             return hint if inner is args[0] else typing.Annotated[(inner, *hint.__metadata__)]
-        new = tuple(a if isinstance(a, list) else _portable(a) for a in args)
+        new = tuple(a if isinstance(a, list) else portable(a) for a in args)
         if all(n is a for n, a in zip(new, args, strict=True)):
             return hint
         if origin is typing.Union or isinstance(hint, types.UnionType):
@@ -246,7 +241,7 @@ else:
                     while typing.get_origin(hint) in (typing.Required, typing.NotRequired):
                         hint = typing.get_args(hint)[0]
                     wrap = typing.Required if key in required else typing.NotRequired
-                    fields[key] = wrap[_portable(hint)]
+                    fields[key] = wrap[portable(hint)]
                 make: Any = typing_extensions.TypedDict  # a name known only at run time
                 clone: Any = make(cls.__name__, fields)
                 clone.__qualname__ = cls.__qualname__
@@ -276,7 +271,7 @@ def _params_adapter(title: str, fields: dict[str, Any]) -> TypeAdapter[Any]:
     return TypeAdapter(typed)
 
 
-def _adapter_for(hint: Any) -> TypeAdapter[Any]:
+def adapter_for(hint: Any) -> TypeAdapter[Any]:
     from pydantic import ConfigDict, PydanticUserError, TypeAdapter
 
     try:
@@ -285,13 +280,15 @@ def _adapter_for(hint: Any) -> TypeAdapter[Any]:
         return TypeAdapter(hint)
 
 
-def _validation_error() -> type[Exception]:
+def validation_error() -> type[Exception]:
     from pydantic import ValidationError
 
     return ValidationError
 
 
-def _problems(error: Exception, texts: Mapping[str, str], var_keyword: str | None) -> list[Problem]:
+def problems_of(
+    error: Exception, texts: Mapping[str, str], var_keyword: str | None
+) -> list[Problem]:
     """pydantic's errors as ``Problem``s, the parameter named first in each."""
     problems = []
     for item in error.errors(include_url=False):  # type: ignore[attr-defined]
@@ -425,10 +422,10 @@ class Contract:
         with self._result_lock:
             if self._result is None:
                 try:
-                    self._result = _adapter_for(self._result_hint)
+                    self._result = adapter_for(self._result_hint)
                 except Exception as exc:
                     self.notes["return"] = f"no schema: {_first_line(exc)}"
-                    self._result = _adapter_for(Any)
+                    self._result = adapter_for(Any)
             return self._result
 
     def convert(
@@ -471,8 +468,8 @@ class Contract:
             return args, kwargs
         try:
             out = self.params.validate_python(values)
-        except _validation_error() as exc:
-            problems = _problems(exc, self.texts, var_keyword)
+        except validation_error() as exc:
+            problems = problems_of(exc, self.texts, var_keyword)
             raise InvalidArgumentError(self.name, problems, self._signature_text) from None
         new_args = list(args)
         for index in range(min(len(args), count)):
@@ -530,225 +527,3 @@ def convert_arguments(
     if contract is None:
         return args, kwargs
     return contract.convert(args, kwargs)
-
-
-# -- events ---------------------------------------------------------------------------------
-
-
-def event_type(name: str) -> Callable[[_T], _T]:
-    """Mark a dataclass, ``TypedDict`` or pydantic model as the payload of event ``name``.
-
-        @event_type("lights.changed")
-        @dataclass
-        class LightsChanged:
-            room: str
-            on: bool
-            brightness: int
-
-    Its fields are the event's arguments (``fire_event("lights.changed",
-    room="hall", on=True, brightness=80)``). Marking declares nothing by
-    itself: give the class to ``Bus.declare_event(LightsChanged)``, or list it
-    in a service's ``events``, which ``add_service`` declares.
-    """
-    validate_name(name, "event name")
-
-    def mark(cls: _T) -> _T:
-        payload_fields(cls)  # refuses what cannot be a payload, at once
-        setattr(cls, _EVENT_ATTR, name)
-        return cls
-
-    return mark
-
-
-def event_name(payload: type) -> str | None:
-    """The event name ``@event_type`` gave ``payload``, if any."""
-    name = payload.__dict__.get(_EVENT_ATTR) if isinstance(payload, type) else None
-    return name if isinstance(name, str) else None
-
-
-def _is_model(payload: type) -> bool:
-    # A pydantic model without importing pydantic: only models have both.
-    return hasattr(payload, "model_fields") and hasattr(payload, "__pydantic_core_schema__")
-
-
-def payload_fields(payload: Any) -> tuple[str, ...]:
-    """The fields of a payload type, in order: its arguments' names.
-
-    Raises:
-        TypeError: ``payload`` is not a dataclass, ``TypedDict`` or pydantic model.
-    """
-    if isinstance(payload, type):
-        if dataclasses.is_dataclass(payload):
-            return tuple(f.name for f in dataclasses.fields(payload) if f.init)
-        if typing.is_typeddict(payload) or _is_typing_extensions_typeddict(payload):
-            return tuple(typing.get_type_hints(payload))
-        if _is_model(payload):
-            return tuple(typing.cast(Any, payload).model_fields)
-    raise TypeError(
-        "an event's payload type must be a dataclass, a TypedDict or a pydantic model, "
-        f"not {getattr(payload, '__qualname__', None) or type(payload).__qualname__}"
-    )
-
-
-def _is_typing_extensions_typeddict(payload: type) -> bool:
-    import typing_extensions
-
-    return typing_extensions.is_typeddict(payload)
-
-
-class EventContract:
-    """An event's declared payload type, and the converting of its arguments.
-
-    Attributes:
-        name: the event.
-        payload: the dataclass, ``TypedDict`` or pydantic model.
-        fields: its fields in order: the event's arguments, positionally.
-        adapter: pydantic's adapter of ``payload``.
-    """
-
-    __slots__ = ("adapter", "fields", "name", "payload", "texts")
-
-    def __init__(self, name: str, payload: type) -> None:
-        self.name = name
-        self.payload = payload
-        self.fields = payload_fields(payload)
-        self.adapter = _adapter_for(_portable(payload))
-        self.texts = _field_texts(payload, self.fields)
-
-    def convert(
-        self, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        """The event's arguments converted to the payload's field types, shape kept.
-
-        Positional arguments are the fields in order; keywords name them.
-
-        Raises:
-            InvalidArgumentError: an argument does not convert, a required
-                field is missing, or an argument names no field.
-        """
-        fields = self.fields
-        problems: list[Problem] = []
-        if len(args) > len(fields):
-            problems.append(
-                Problem(
-                    "*",
-                    "",
-                    self.payload.__qualname__,
-                    args[len(fields) :],
-                    f"too many positional arguments: {self.payload.__qualname__} has "
-                    f"{len(fields)} fields",
-                )
-            )
-        values = dict(zip(fields, args, strict=False))
-        for key, value in kwargs.items():
-            if key not in fields:
-                problems.append(
-                    Problem(
-                        key, "", "nothing", value, f"no such field; fields: {', '.join(fields)}"
-                    )
-                )
-            elif key in values:
-                problems.append(Problem(key, "", self.texts[key], value, "given twice"))
-            else:
-                values[key] = value
-        if problems:
-            raise InvalidArgumentError(self.name, problems)
-        try:
-            out = self.adapter.validate_python(values)
-        except _validation_error() as exc:
-            raise InvalidArgumentError(self.name, _problems(exc, self.texts, None)) from None
-        get: Callable[[str], Any] = (
-            out.__getitem__ if isinstance(out, dict) else out.__getattribute__
-        )
-        new_args = tuple(get(field) for field in fields[: len(args)])
-        return new_args, {key: get(key) for key in kwargs}
-
-
-def _field_texts(payload: type, fields: tuple[str, ...]) -> dict[str, str]:
-    from ._binding import annotation_text
-
-    try:
-        hints = typing.get_type_hints(payload, include_extras=True)
-    except Exception:
-        hints = getattr(payload, "__annotations__", {})
-    return {field: annotation_text(hints.get(field, _EMPTY)) or "Any" for field in fields}
-
-
-class EventTable:
-    """The events a bus has declared payload types for. Thread-safe."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._declared: dict[str, EventContract] = {}
-
-    def declare(self, name: str | type, payload: type | None = None) -> EventContract:
-        """Give event ``name`` the payload type ``payload``; idempotent for the same type.
-
-        ``declare(LightsChanged)`` takes the name ``@event_type`` gave the class.
-
-        Raises:
-            TypeError: ``payload`` cannot be a payload type, or no name is given.
-            ValueError: ``name`` is invalid, or declared with another type.
-        """
-        if isinstance(name, type) and payload is None:
-            payload, found = name, event_name(name)
-            if found is None:
-                raise TypeError(
-                    f"{name.__qualname__} has no event name: mark it @event_type(NAME), "
-                    "or declare_event(NAME, TYPE)"
-                )
-            name = found
-        if not isinstance(name, str):
-            raise TypeError(f"event name must be a str, not {type(name).__name__}")
-        validate_name(name, "event name")
-        if payload is None:
-            raise TypeError(f"declare_event({name!r}) needs the payload type")
-        with self._lock:
-            existing = self._declared.get(name)
-        if existing is not None:
-            if existing.payload is payload:
-                return existing
-            raise ValueError(
-                f"event {name!r} is declared with {existing.payload.__qualname__} already, "
-                f"not {getattr(payload, '__qualname__', payload)!r}"
-            )
-        contract = EventContract(name, payload)
-        with self._lock:
-            existing = self._declared.setdefault(name, contract)
-        if existing is not contract and existing.payload is not payload:
-            raise ValueError(
-                f"event {name!r} is declared with {existing.payload.__qualname__} already"
-            )
-        return existing
-
-    def get(self, name: str) -> EventContract | None:
-        """The contract of event ``name``, if it was declared."""
-        return self._declared.get(name)
-
-    def declared(self) -> list[EventContract]:
-        """Every declared event, by name."""
-        with self._lock:
-            return sorted(self._declared.values(), key=lambda c: c.name)
-
-
-def service_events(events: Any) -> list[tuple[str, type]]:
-    """A service's ``events`` as ``(name, payload)`` pairs.
-
-    ``events`` maps names to payload types, or lists types marked with
-    ``@event_type``.
-
-    Raises:
-        TypeError: an entry is neither.
-    """
-    if isinstance(events, Mapping):
-        return [(name, payload) for name, payload in events.items()]
-    pairs = []
-    for payload in events:
-        name = event_name(payload)
-        if name is None:
-            raise TypeError(
-                f"{getattr(payload, '__qualname__', payload)!r} in events has no event name: "
-                "mark it @event_type(NAME), or make events a dict of names to types"
-            )
-        pairs.append((name, payload))
-    return pairs

@@ -23,7 +23,8 @@ import copy
 import functools
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from .._core._contract import Contract, EventContract, EventTable
+from .._core._contract import Contract
+from .._core._events import EventContract, EventTable
 from .._core._patterns import is_wildcard
 from .._core._router import Handler, Router
 from .._core._version import VERSION

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from .._core._contract import EventTable
+from .._core._events import EventTable
 from .._core._future import CommandFuture
 from .._core._router import Router
 from .._core._service import Disposable
