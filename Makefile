@@ -5,9 +5,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
-# The official NATS service client (npm), which the tests use to check that
-# bus services answer NATS micro discovery.
-JSDIR   = tests/bus/nats/js
+# The JavaScript tools the tests check the bus against, from npm, pinned by
+# tests/js/package-lock.json and installed there, never globally: the
+# official NATS service client (NATS micro discovery) and the official
+# AsyncAPI parser (the schema export).
+JSDIR   = tests/js
 
 .PHONY: run test lint bench clean
 

@@ -15,6 +15,8 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
 from functools import cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -23,7 +25,37 @@ if TYPE_CHECKING:
 
 _Method = TypeVar("_Method", bound=Callable[..., Any])
 
-__all__ = ["bus_class", "bus_sizes", "echo_service", "nested_services", "tick_service"]
+__all__ = [
+    "Reading",
+    "Unit",
+    "bus_class",
+    "bus_sizes",
+    "echo_service",
+    "nested_services",
+    "record",
+    "tick_service",
+    "typed_service",
+]
+
+
+class Unit(Enum):
+    """The unit of a reading (the typed scenario's enum parameter)."""
+
+    CELSIUS = "celsius"
+    FAHRENHEIT = "fahrenheit"
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A sensor reading (the typed scenario's dataclass parameter)."""
+
+    sensor: str
+    value: float
+
+
+def record(reading: Reading, unit: Unit, note: str | None = None) -> float:
+    """The typed command: a dataclass, an enum and an optional string in, a float out."""
+    return reading.value
 
 
 def bus_class() -> type[Bus]:
@@ -78,7 +110,14 @@ def _classes() -> dict[str, type[Service]]:
         def outer(self, x: Any) -> Any:
             return self.bus.execute_command("inner", x).result()
 
-    return {"echo": Echo, "tick": Tick, "inner": Inner, "outer": Outer}
+    class Typed(Service):
+        """Answers ``record(reading, unit)``: the command of the typed scenario."""
+
+        @_command("record")
+        def record(self, reading: Reading, unit: Unit, note: str | None = None) -> float:
+            return reading.value
+
+    return {"echo": Echo, "tick": Tick, "inner": Inner, "outer": Outer, "typed": Typed}
 
 
 def echo_service() -> Service:
@@ -91,6 +130,11 @@ def tick_service(name: str, sink: Callable[[Any], None]) -> Service:
     tick: Any = _classes()["tick"]
     service: Service = tick(name, sink)
     return service
+
+
+def typed_service() -> Service:
+    """A service named ``typed`` with the command ``record(reading: Reading, unit: Unit)``."""
+    return _classes()["typed"](name="typed")
 
 
 def nested_services() -> list[Service]:

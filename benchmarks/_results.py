@@ -36,6 +36,7 @@ IMPLEMENTATIONS: dict[str, str] = {
     "obvious-traced": "obvious + SDK spans",
     "bus-off": "bus",
     "bus-on": "bus + tracing",
+    "bus-validate": "bus, validate=True",
 }
 """Implementation keys, in table order, with their column titles."""
 

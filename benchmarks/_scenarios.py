@@ -36,7 +36,16 @@ from ._baselines import (
     ObviousTracedBus,
     counting_provider,
 )
-from ._bus_services import bus_class, echo_service, nested_services, tick_service
+from ._bus_services import (
+    Reading,
+    Unit,
+    bus_class,
+    echo_service,
+    nested_services,
+    record,
+    tick_service,
+    typed_service,
+)
 
 if TYPE_CHECKING:
     from bus import Bus
@@ -158,8 +167,10 @@ def _rig(implementation: str) -> Iterator[_Rig]:
             obvious = ObviousTracedBus(provider) if provider else ObviousBus()
             with obvious:
                 yield _Rig(obvious, obvious=obvious, provider=provider, exporter=exporter)
-        elif implementation in ("bus-off", "bus-on"):
+        elif implementation in ("bus-off", "bus-on", "bus-validate"):
             options: dict[str, Any] = {"tracer_provider": provider} if provider else {}
+            if implementation == "bus-validate":
+                options["validate"] = True
             with bus_class()(name="bench", tracing=traced, **options) as bus:
                 yield _Rig(bus, real=bus, provider=provider, exporter=exporter)
         else:
@@ -289,6 +300,35 @@ def nested_command(implementation: str, n: int, warmup: int) -> Timing:
     return timing
 
 
+def typed_command(implementation: str, n: int, warmup: int) -> Timing:
+    """``n`` calls of ``record(Reading(...), Unit.CELSIUS)``: typed arguments, in process.
+
+    The same calls as ``command_roundtrip`` with a dataclass and an enum for
+    arguments; ``bus-validate`` (``Bus(validate=True)``) has pydantic check
+    them on every call, which is what the development option costs.
+    """
+    with _rig(implementation) as rig:
+        if rig.real is not None:
+            rig.real.add_service(typed_service())
+        elif rig.obvious is not None:
+            rig.obvious.register_command("record", record)
+        execute = rig.bus.execute_command
+        readings = [Reading("hall", float(i)) for i in range(max(n, warmup))]
+        unit = Unit.CELSIUS
+        for i in range(warmup):
+            execute("record", readings[i], unit).result()
+        rig.reset(2 * warmup)
+
+        def body() -> Any:
+            for i in range(n):
+                last = execute("record", readings[i], unit).result()
+            return last
+
+        timing, last = _timed(rig, n, 2, body)
+    _check(last == n - 1, f"{implementation} answered {last!r}")
+    return timing
+
+
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise BenchmarkError(message)
@@ -317,6 +357,7 @@ class Scenario:
 
 _ALL = ("bare", "obvious", "obvious-traced", "bus-off", "bus-on")
 _BUSES = _ALL[1:]
+_TYPED = (*_BUSES, "bus-validate")
 
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
@@ -325,6 +366,7 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("event_throughput", "delivery", 50_000, 4_000, _ALL, event_throughput),
         Scenario("event_fanout", "delivery", 10_000, 1_000, _BUSES, event_fanout),
         Scenario("nested_command", "outer call", 5_000, 500, _BUSES, nested_command),
+        Scenario("typed_command", "call", 10_000, 1_000, _TYPED, typed_command),
     )
 }
 """The timed scenarios by name, in report order."""

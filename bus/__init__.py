@@ -40,6 +40,7 @@ from __future__ import annotations
 
 from ._bus import Bus
 from ._core._context import EventInfo, current_event
+from ._core._contract import InvalidArgumentError
 from ._core._errors import (
     BusClosedError,
     BusError,
@@ -52,6 +53,7 @@ from ._core._errors import (
     ServiceUnavailableError,
     TransportError,
 )
+from ._core._events import event_type
 from ._core._future import CommandFuture
 from ._core._router import Registration
 from ._core._service import Service, command, listener
@@ -72,6 +74,7 @@ __all__ = [
     "CommandNotFoundError",
     "DeadlockError",
     "EventInfo",
+    "InvalidArgumentError",
     "MailboxFullError",
     "Registration",
     "RemoteError",
@@ -83,6 +86,7 @@ __all__ = [
     "__version__",
     "command",
     "current_event",
+    "event_type",
     "listener",
     "redact_secrets",
 ]

@@ -71,6 +71,12 @@ class Bus(BusCore):
             server that is not there raises ``TransportError`` at once.
         remote_timeout: the deadline, in seconds, of every call to a command
             of another process (``ServiceUnavailableError`` after it).
+        validate: convert and check in-process calls as the console's are
+            (``docs/bus.md``, "Types"): ``execute_command`` against the
+            handler's annotations, ``fire_event`` against a declared payload
+            type; a value that does not convert raises
+            ``InvalidArgumentError``. For development: it costs a pydantic
+            validation per call, and nothing at all when off.
 
     Every method may be called from any thread unless its docstring says
     otherwise.
@@ -93,6 +99,7 @@ class Bus(BusCore):
         control: bool | str | os.PathLike[str] = False,
         nats: str | None = None,
         remote_timeout: float = 30.0,
+        validate: bool = False,
     ) -> None:
         check_int("json_limit", json_limit, 16)
         if isinstance(remote_timeout, bool) or not isinstance(remote_timeout, int | float):
@@ -116,6 +123,7 @@ class Bus(BusCore):
             mailbox_size=mailbox_size,
             hung_after=hung_after,
             max_pool_threads=max_pool_threads,
+            validate=validate,
         )
         self.redact = redact
         self.json_limit = json_limit

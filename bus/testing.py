@@ -137,6 +137,21 @@ class Stub:
 _UNSET: Any = object()
 
 
+def _signed(stub: Stub, original: Handler) -> Callable[..., Any]:
+    """``stub``, wearing the signature of the handler it stands in for."""
+
+    def stand_in(*args: Any, **kwargs: Any) -> Any:
+        return stub(*args, **kwargs)
+
+    signature = original.binder.signature
+    if signature is not None:
+        stand_in.__signature__ = signature  # type: ignore[attr-defined]
+        # Where the annotations are resolved: the module the real handler was written in.
+        stand_in.__wrapped__ = original.fn  # type: ignore[attr-defined]
+    stand_in.__qualname__ = f"stub of {original.qualname}"
+    return stand_in
+
+
 @contextmanager
 def stub_command(
     bus: Bus,
@@ -152,6 +167,12 @@ def stub_command(
     ``raises``. The stub runs on the bus's pool and records its calls. The
     command need not exist; if it does, its handler is put back afterwards
     and its owner never sees the calls made in between.
+
+    A stub of an existing command keeps its signature, annotations, doc and
+    ``readonly``: it refuses the arguments the real command would refuse
+    (``TypeError`` when they do not bind; ``InvalidArgumentError`` when one
+    does not convert, at the console or on a ``Bus(validate=True)``), and
+    it is given them converted as the real handler would be.
     """
     if fn is None:
         if raises is not None:
@@ -169,7 +190,12 @@ def stub_command(
     stub = Stub(name, fn)
     original: Handler | None = bus.router.take(name)
     try:
-        registration = bus.register_command(name, stub)
+        if original is None:
+            registration = bus.register_command(name, stub)
+        else:
+            registration = bus.register_command(
+                name, _signed(stub, original), readonly=original.readonly, doc=original.doc
+            )
     except BaseException:
         if original is not None:
             bus.router.put_back(original)

@@ -10,17 +10,21 @@
         # {'room': 'kitchen', 'on': True, 'brightness': 60}
 
 Every change fires ``lights.changed`` with the keyword arguments ``room``,
-``on`` and ``brightness``; a command that changes nothing fires nothing.
+``on`` and ``brightness``, the fields of its declared payload type
+``LightsChanged`` (a dataclass): the console's ``busctl emit lights.changed
+room=hall on=yes`` is refused, naming the missing ``brightness``. A command
+that changes nothing fires nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TypedDict
 
-from bus import Service, command
+from bus import Service, command, event_type
 
-__all__ = ["DEFAULT_ROOMS", "LightState", "Lights"]
+__all__ = ["DEFAULT_ROOMS", "LightState", "Lights", "LightsChanged"]
 
 DEFAULT_ROOMS: tuple[str, ...] = ("bathroom", "bedroom", "hall", "kitchen", "living_room")
 """The rooms a ``Lights()`` service has unless told otherwise."""
@@ -28,6 +32,22 @@ DEFAULT_ROOMS: tuple[str, ...] = ("bathroom", "bedroom", "hall", "kitchen", "liv
 
 class LightState(TypedDict):
     """The state of one room's light, as the commands return it."""
+
+    room: str
+    on: bool
+    brightness: int
+
+
+@event_type("lights.changed")
+@dataclass(frozen=True)
+class LightsChanged:
+    """The payload of ``lights.changed``: its keyword arguments.
+
+    Attributes:
+        room: the room whose light changed.
+        on: whether it is on now.
+        brightness: its brightness now, in percent.
+    """
 
     room: str
     on: bool
@@ -42,6 +62,7 @@ class Lights(Service):
     """
 
     name = "lights"
+    events = (LightsChanged,)
 
     def __init__(self, rooms: Iterable[str] = DEFAULT_ROOMS) -> None:
         super().__init__()

@@ -16,19 +16,41 @@
 draws once from ``random.Random(seed)`` and fails when the draw is below
 ``failure_rate``, so a fixed seed gives the same failures every run. A read
 that succeeds moves the zone's temperature one ``step`` towards its target
-(the heating at work). Every change fires ``thermostat.changed`` with the
-keyword arguments ``zone``, ``target`` and ``current``.
+(the heating at work) unless the zone's ``Mode`` is ``off``. Every change
+fires ``thermostat.changed`` with the keyword arguments ``zone``, ``target``
+and ``current``, the keys of its declared payload type ``ThermostatChanged``.
+
+``thermostat.set_mode`` shows typed values end to end. It takes a ``Mode``,
+an enum: the console sends ``"off"`` and the handler gets ``Mode.OFF``, and
+``busctl call thermostat.set_mode office warm`` is refused before anything
+runs, naming the modes there are. It returns a ``ModeChange`` dataclass,
+which the console and the traces show as the JSON it stands for:
+``{"zone": "office", "mode": "off", "previous": "heat", "at":
+"2026-03-01T12:30:00Z"}``.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
 from typing import TypedDict
 
 from bus import Service, command
 
-__all__ = ["DEFAULT_ZONES", "MAX_CELSIUS", "MIN_CELSIUS", "SensorError", "Thermostat", "ZoneState"]
+__all__ = [
+    "DEFAULT_ZONES",
+    "MAX_CELSIUS",
+    "MIN_CELSIUS",
+    "Mode",
+    "ModeChange",
+    "SensorError",
+    "Thermostat",
+    "ThermostatChanged",
+    "ZoneState",
+]
 
 DEFAULT_ZONES: tuple[str, ...] = ("bedroom", "living_room", "office")
 """The zones a ``Thermostat()`` has unless told otherwise."""
@@ -57,6 +79,32 @@ class SensorError(Exception):
         return (type(self), (self.zone, str(self)))
 
 
+class Mode(Enum):
+    """What a zone's heating does."""
+
+    HEAT = "heat"
+    """Heat towards the target (every zone starts so)."""
+    OFF = "off"
+    """Do nothing: the temperature stays where it is."""
+
+
+@dataclass(frozen=True)
+class ModeChange:
+    """What ``thermostat.set_mode`` returns.
+
+    Attributes:
+        zone: the zone whose mode was set.
+        mode: its mode now.
+        previous: its mode before.
+        at: when the mode was set (UTC).
+    """
+
+    zone: str
+    mode: Mode
+    previous: Mode
+    at: datetime
+
+
 class ZoneState(TypedDict):
     """One zone, as the commands return it."""
 
@@ -64,6 +112,14 @@ class ZoneState(TypedDict):
     target: float
     current: float
     heating: bool
+
+
+class ThermostatChanged(TypedDict):
+    """The payload of ``thermostat.changed``: its keyword arguments."""
+
+    zone: str
+    target: float
+    current: float
 
 
 class Thermostat(Service):
@@ -77,6 +133,7 @@ class Thermostat(Service):
     """
 
     name = "thermostat"
+    events = {"thermostat.changed": ThermostatChanged}
 
     def __init__(
         self,
@@ -98,6 +155,7 @@ class Thermostat(Service):
         }
         if not self._zones:
             raise ValueError("Thermostat needs at least one zone")
+        self._modes = dict.fromkeys(self._zones, Mode.HEAT)
 
     @command("thermostat.set_target")
     def set_target(self, zone: str, celsius: float) -> ZoneState:
@@ -115,6 +173,19 @@ class Thermostat(Service):
                 f"target {celsius} °C for {zone!r} is out of range ({MIN_CELSIUS} to {MAX_CELSIUS})"
             )
         return self._update(zone, float(celsius), state["current"])
+
+    @command("thermostat.set_mode")
+    def set_mode(self, zone: str, mode: Mode) -> ModeChange:
+        """Turn the heating of ``zone`` on (``heat``) or ``off``.
+
+        Raises:
+            ValueError: the zone is unknown, or the mode (in process, where
+                nothing converted it: ``Mode("warm")`` raises).
+        """
+        state = self._zone(zone)
+        previous, self._modes[zone] = self._modes[zone], Mode(mode)
+        self._update(zone, state["target"], state["current"])
+        return ModeChange(zone, self._modes[zone], previous, datetime.now(UTC))
 
     @command("thermostat.get", readonly=True)
     def get(self, zone: str) -> ZoneState:
@@ -138,6 +209,8 @@ class Thermostat(Service):
         if self._random.random() < self.failure_rate:
             raise SensorError(zone, f"sensor in {zone!r} did not answer (read #{self._reads})")
         target, current = state["target"], state["current"]
+        if self._modes[zone] is Mode.OFF:
+            return current
         change = max(-self.step, min(self.step, target - current))
         return self._update(zone, target, round(current + change, 2))["current"]
 
@@ -150,12 +223,13 @@ class Thermostat(Service):
         return self._zones[zone]
 
     def _update(self, zone: str, target: float, current: float) -> ZoneState:
-        state = _state(zone, target, current)
+        state = _state(zone, target, current, self._modes[zone])
         if state != self._zones[zone]:
             self._zones[zone] = state
             self.bus.fire_event("thermostat.changed", zone=zone, target=target, current=current)
         return ZoneState(**state)
 
 
-def _state(zone: str, target: float, current: float) -> ZoneState:
-    return ZoneState(zone=zone, target=target, current=current, heating=current < target)
+def _state(zone: str, target: float, current: float, mode: Mode = Mode.HEAT) -> ZoneState:
+    heating = mode is Mode.HEAT and current < target
+    return ZoneState(zone=zone, target=target, current=current, heating=heating)

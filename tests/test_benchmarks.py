@@ -40,6 +40,7 @@ SPANS_PER_OP = {
     "event_throughput": 2,  # PRODUCER + CONSUMER
     "event_fanout": 5,  # PRODUCER + 4 CONSUMER
     "nested_command": 4,  # CLIENT + SERVER, twice
+    "typed_command": 2,  # CLIENT + SERVER
 }
 TRACED = {"obvious-traced", "bus-on"}
 

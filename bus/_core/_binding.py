@@ -14,9 +14,12 @@ import difflib
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["Binder", "Param", "describe_params"]
+if TYPE_CHECKING:
+    from ._contract import Contract
+
+__all__ = ["Binder", "Param", "annotation_text", "describe_params"]
 
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
@@ -60,7 +63,8 @@ _KIND_NAMES = {
 }
 
 
-def _annotation_text(annotation: Any) -> str | None:
+def annotation_text(annotation: Any) -> str | None:
+    """An annotation as source text (``None`` when there is none)."""
     if annotation is inspect.Parameter.empty:
         return None
     if isinstance(annotation, str):
@@ -82,7 +86,7 @@ def describe_params(signature: inspect.Signature | None) -> list[Param]:
             Param(
                 name=p.name,
                 kind=_KIND_NAMES[p.kind],
-                annotation=_annotation_text(p.annotation),
+                annotation=annotation_text(p.annotation),
                 default=repr(p.default) if has_default else None,
                 required=not has_default and not variadic,
             )
@@ -207,10 +211,12 @@ class Binder:
     Thread-safe: it holds no mutable state after construction.
     """
 
-    __slots__ = ("_fast", "_max", "_min", "_name", "_text", "signature")
+    __slots__ = ("_contract", "_fast", "_fn", "_max", "_min", "_name", "_text", "signature")
 
     def __init__(self, name: str, fn: Callable[..., Any]) -> None:
         self._name = name
+        self._fn = fn
+        self._contract: Contract | None = None
         self.signature = _signature_of(fn)
         params = list(self.signature.parameters.values()) if self.signature else []
         self._fast = self.signature is not None and all(p.kind in _POSITIONAL for p in params)
@@ -229,6 +235,21 @@ class Binder:
         except TypeError as exc:
             problems = binding_problems(self.signature, len(args), kwargs) or [str(exc)]
             raise TypeError(f"{self._name}{self._text}: {'; '.join(problems)}") from None
+
+    def contract(self) -> Contract | None:
+        """The typed contract of the signature (``None`` without one), built on first use.
+
+        Building it imports pydantic and makes the signature's ``TypeAdapter``,
+        which takes milliseconds: that is why it waits until something
+        converts arguments or asks for a schema. Two threads asking at once
+        may both build one; either is kept, and they are equal.
+        """
+        contract = self._contract
+        if contract is None and self.signature is not None:
+            from ._contract import Contract
+
+            contract = self._contract = Contract(self._name, self._fn, self.signature, self._text)
+        return contract
 
     def params(self) -> list[Param]:
         """The parameters, for forms, completion and ``introspect``."""

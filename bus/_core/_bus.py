@@ -18,6 +18,7 @@ from typing import Any, Literal, Self
 
 from ._deadlock import WaitGraph
 from ._errors import BusClosedError, BusError
+from ._events import EventTable, service_events
 from ._future import CommandFuture
 from ._lifecycle import (
     MAX_THREADS,
@@ -52,6 +53,11 @@ class BusCore:
             a full mailbox is dropped and counted on the listener and service.
         hung_after: seconds after which a running handler is reported hung.
         max_pool_threads: the most threads the shared pool grows to.
+        validate: convert and check in-process calls too: the arguments of
+            ``execute_command`` against the handler's annotations, and those
+            of ``fire_event`` against the event's declared payload type
+            (``InvalidArgumentError``). Values that arrive as JSON (the
+            console) are always converted; this is for development.
 
     Every method may be called from any thread unless its docstring says
     otherwise.
@@ -64,6 +70,7 @@ class BusCore:
         mailbox_size: int = 100_000,
         hung_after: float = 10.0,
         max_pool_threads: int = 32,
+        validate: bool = False,
     ) -> None:
         self.name = validate_name(name, "bus name")
         check_int("mailbox_size", mailbox_size, 1)
@@ -104,6 +111,17 @@ class BusCore:
             elastic=True,
         )
         self._pool_started = False
+        #: Whether in-process calls are converted and checked (``validate``).
+        self.validate = bool(validate)
+        #: The events given a payload type (``declare_event``).
+        self.events = EventTable()
+        if self.validate:
+            # Instance attributes shadow the verbs, so that a bus without
+            # ``validate`` runs exactly the code it ran before: not even a flag
+            # is tested per call.
+            self.execute_command = self._execute_validated  # type: ignore[method-assign]
+            self.fire_event = self._fire_validated  # type: ignore[method-assign]
+            self.fire_counted = self._fire_counted_validated  # type: ignore[method-assign]
         interval = max(0.05, min(1.0, hung_after / 4))
         self._timers.schedule(interval, self._watchdog, interval)
 
@@ -142,6 +160,8 @@ class BusCore:
         Raises:
             CommandNotFoundError: no such command (close matches suggested).
             TypeError: the arguments do not bind to the handler's signature.
+            InvalidArgumentError: on a ``Bus(validate=True)``, an argument does
+                not convert to its parameter's annotated type.
             MailboxFullError: the owner's mailbox is full.
             ServiceFailedError: the owner's thread died (``inspect()`` shows it
                 ``failed``).
@@ -193,6 +213,8 @@ class BusCore:
 
         Raises:
             ValueError: ``name`` is not a valid event name.
+            InvalidArgumentError: on a ``Bus(validate=True)``, the arguments do
+                not convert to the event's declared payload type.
             BusClosedError: the bus is closed.
         """
         if self._closing:
@@ -257,6 +279,50 @@ class BusCore:
             observer.event_posted(event)
         return remote
 
+    # -- typed contracts ------------------------------------------------------------
+
+    def declare_event(self, name: str | type, payload: type | None = None) -> None:
+        """Give event ``name`` a payload type: a dataclass, ``TypedDict`` or pydantic model.
+
+        The type's fields are the event's arguments (positionally in field
+        order, or by name). The console's ``fire`` converts and checks them
+        always, ``fire_event`` on a ``Bus(validate=True)``, and the schema
+        export (``bus.schema``) describes the event with it.
+        ``declare_event(LightsChanged)`` takes the name ``@event_type`` gave the
+        class; a service lists such classes in its ``events``. Declaring the
+        same type again does nothing.
+
+        Raises:
+            TypeError: ``payload`` is not a dataclass, ``TypedDict`` or model.
+            ValueError: the name is invalid, or declared with another type.
+        """
+        self.events.declare(name, payload)
+
+    def _execute_validated(self, name: str, /, *args: Any, **kwargs: Any) -> CommandFuture:
+        """``execute_command`` on a ``Bus(validate=True)``: converted, then sent."""
+        if self._closing:
+            self._refuse()
+        binder = self.router.command(name).binder
+        binder.check(args, kwargs)
+        contract = binder.contract()
+        if contract is not None:
+            args, kwargs = contract.convert(args, kwargs)
+        return BusCore.execute_command(self, name, *args, **kwargs)
+
+    def _fire_validated(self, name: str, /, *args: Any, **kwargs: Any) -> None:
+        """``fire_event`` on a ``Bus(validate=True)``: a declared event is converted first."""
+        contract = self.events.get(name)
+        if contract is not None:
+            args, kwargs = contract.convert(args, kwargs)
+        BusCore.fire_event(self, name, *args, **kwargs)
+
+    def _fire_counted_validated(self, name: str, /, *args: Any, **kwargs: Any) -> int:
+        """``fire_counted`` on a ``Bus(validate=True)``."""
+        contract = self.events.get(name)
+        if contract is not None:
+            args, kwargs = contract.convert(args, kwargs)
+        return BusCore.fire_counted(self, name, *args, **kwargs)
+
     def _not_delivered(self, name: str, handler: Handler, status: int) -> BaseException:
         """A delivery the listener's mailbox refused: counted and logged; returns why."""
         handler.stats.refuse()
@@ -277,7 +343,12 @@ class BusCore:
                 threads, once ``on_start`` returns; ``close()`` stops it.
             BusClosedError: the bus is closed.
             Exception: whatever ``on_start`` or a registration raised.
+
+        The payload types the service lists in ``events`` are declared first
+        (``declare_event``), so that what ``on_start`` fires is checked too.
         """
+        for name, payload in service_events(getattr(service, "events", ())):
+            self.events.declare(name, payload)
         return start_service(self, service, timeout)
 
     def runtimes(self) -> list[Runtime]:

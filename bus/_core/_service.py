@@ -126,6 +126,9 @@ class ServiceBus(Protocol):
     def fire_event(self, name: str, /, *args: Any, **kwargs: Any) -> None:
         """See ``Bus.fire_event``."""
 
+    def declare_event(self, name: str | type, payload: type | None = None) -> None:
+        """See ``Bus.declare_event``."""
+
     def add_service(self, service: Service, *, timeout: float | None = 30.0) -> Service:
         """See ``Bus.add_service``."""
 
@@ -171,12 +174,16 @@ class Service:
         concurrency: threads draining the mailbox; 1 (the default) means the
             service's state needs no locks. More suits I/O-bound services,
             whose handlers may then run in parallel.
+        events: the payload types of the events it fires, declared by
+            ``add_service`` (``Bus.declare_event``): classes marked with
+            ``@event_type(NAME)``, or a dict of event names to types.
 
     ``self.bus`` is the bus once ``add_service`` has started the service.
     """
 
     name: ClassVar[str] = ""
     concurrency: int = 1
+    events: ClassVar[Any] = ()
     bus: ServiceBus = None  # type: ignore[assignment]  # set by add_service
 
     def __init__(self, *, name: str | None = None, concurrency: int | None = None) -> None:

@@ -1,5 +1,13 @@
 """Bounded, redacted JSON of arguments and results, for spans and the console.
 
+Plain JSON values (atoms, lists, tuples, dicts with string keys) are encoded
+as they are, on a path kept as fast as it can be. Typed values (dataclasses,
+pydantic models, enums, datetimes, UUIDs, decimals, paths, sets...) take a
+slower path only when one is met: pydantic's JSON mode turns them into the
+JSON they stand for (``Point(x=1, y=2)`` becomes ``{"x": 1, "y": 2}``,
+``Mode.HEAT`` becomes ``"heat"``), which is then redacted and bounded as any
+other. pydantic_core is imported the first time such a value is met.
+
 Values that JSON cannot hold are replaced by ``{"$repr": ..., "$type": ...}``,
 and values that cannot even be described (an ``int`` beyond CPython's
 digit limit, an object whose ``__repr__`` raises) by
@@ -16,7 +24,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 __all__ = [
@@ -87,6 +95,31 @@ def redact_secrets(key: str, value: Any) -> Any:
     return MASK if secret else value
 
 
+class _Marker(dict[str, str]):
+    """A ``$repr``/``$unencodable`` placeholder made inside a typed value.
+
+    Its own type, so that cleaning the typed value's JSON passes it through
+    as it is (not to the redaction hook), at no cost on the plain path.
+    """
+
+    __slots__ = ()
+
+
+_to_jsonable: Callable[..., Any] | None = None
+
+
+def _jsonable(value: Any, fallback: Callable[[Any], Any]) -> Any:
+    """pydantic's JSON mode of ``value``; what it does not know goes to ``fallback``."""
+    global _to_jsonable
+    convert = _to_jsonable
+    if convert is None:
+        from pydantic_core import to_jsonable_python
+
+        convert = _to_jsonable = to_jsonable_python
+    # NaN and infinities stay floats, to be marked lossy as anywhere else.
+    return convert(value, fallback=fallback, inf_nan_mode="constants")
+
+
 class Encoded(NamedTuple):
     """JSON text with what was lost on the way."""
 
@@ -127,19 +160,44 @@ class _Encoder:
                     k = self.key(k)
                 out[k] = self.clean(self.apply(k, v), depth + 1)
             return out
+        if kind is _Marker:
+            return value
+        typed = self.typed(value)
+        if typed is not _UNTYPED:
+            return self.clean(typed, depth + 1)
+        return self.described(value)
+
+    def typed(self, value: Any) -> Any:
+        """``value`` as pydantic's JSON mode has it, or ``_UNTYPED``."""
+        if isinstance(value, Iterator):  # encoding would consume it (a generator, a file)
+            return _UNTYPED
+        try:
+            return _jsonable(value, self.described)
+        except Exception:  # invalid UTF-8 bytes, a cycle, a hostile property...
+            return _UNTYPED
+
+    def described(self, value: Any) -> _Marker:
+        """The ``$repr`` placeholder of a value JSON cannot hold (lossy)."""
         self.lossy = True
+        kind = type(value)
         try:
             text = repr(value)
             if type(text) is not str:
                 raise TypeError(f"__repr__ returned {type(text).__name__}")
         except Exception as exc:  # a broken __repr__ must not break the call
-            return unencodable(exc, kind)
+            return _Marker(unencodable(exc, kind))
         if len(text) > _REPR_LIMIT:
             text = text[:_REPR_LIMIT] + "..."
-        return {"$repr": text, "$type": kind.__qualname__}
+        return _Marker({"$repr": text, "$type": kind.__qualname__})
 
     def key(self, key: Any) -> str:
-        """A non-string dict key as text: JSON for atoms, else its repr (lossy)."""
+        """A non-string dict key as text: JSON for atoms and typed keys, else its repr (lossy)."""
+        if type(key) not in ATOMIC_TYPES:
+            typed = self.typed(key)  # an enum, a UUID, a date...
+            if type(typed) in ATOMIC_TYPES:
+                key = typed
+        if type(key) is str:
+            return key
         if type(key) in ATOMIC_TYPES:
             try:
                 return json.dumps(key)
@@ -162,6 +220,8 @@ class _Encoder:
         except (Exception, SystemExit):  # a hook never breaks the call it describes
             return MASK
 
+
+_UNTYPED: Any = object()
 
 _encode_str = json.encoder.encode_basestring
 _encode_ascii = json.encoder.encode_basestring_ascii

@@ -17,6 +17,7 @@ import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .._core._contract import InvalidArgumentError, convert_arguments
 from .._core._errors import (
     BusClosedError,
     BusError,
@@ -25,7 +26,9 @@ from .._core._errors import (
     MailboxFullError,
 )
 from .._core._patterns import MAX_NAME, pattern_matches, shown, validate_pattern
+from .._observe._jsonval import json_ready
 from .._observe._replay import replaying
+from .._observe._schema import asyncapi, json_schema
 from . import protocol
 from ._subs import MAX_PATTERNS
 from .protocol import ErrorCode
@@ -41,6 +44,7 @@ __all__ = [
     "Session",
     "error_reply",
     "handler_error",
+    "invalid_argument",
 ]
 
 
@@ -123,6 +127,8 @@ def error_reply(exc: BaseException) -> RpcError:
     """
     if isinstance(exc, RpcError):
         return exc
+    if isinstance(exc, InvalidArgumentError):
+        return invalid_argument(exc)
     if isinstance(exc, CommandNotFoundError):
         return RpcError(
             ErrorCode.NO_SUCH_COMMAND, str(exc), _described(exc, suggestions=exc.suggestions)
@@ -138,6 +144,31 @@ def error_reply(exc: BaseException) -> RpcError:
         f"internal error: {type(exc).__name__}: {exc}",
         _described(exc, traceback=_traceback(exc)),
     )
+
+
+def invalid_argument(exc: InvalidArgumentError) -> RpcError:
+    """``-32012`` for arguments that do not convert: which, what was expected, what came."""
+    problems = [
+        {
+            "param": p.param,
+            "path": p.path,
+            "expected": p.expected,
+            "value": json_ready(p.value)[0],
+            "message": p.message,
+        }
+        for p in exc.problems
+    ]
+    first = problems[0] if problems else {"param": None, "expected": None, "value": None}
+    data = _described(
+        exc,
+        target=exc.target,
+        param=first["param"],
+        expected=first["expected"],
+        value=first["value"],
+        problems=problems,
+        signature=exc.signature or None,
+    )
+    return RpcError(ErrorCode.INVALID_ARGUMENT, str(exc), data)
 
 
 def handler_error(exc: BaseException) -> RpcError:
@@ -277,12 +308,34 @@ def execute(conn: Session, params: dict[str, Any], rid: Any) -> Any:
     name = _name(params)
     args, kwargs = _arguments(params)
     timeout = _seconds(params, "timeout", DEFAULT_TIMEOUT)
-    conn.execute(rid, name, args, kwargs, timeout, replay_of=_replay_of(params))
+    replay_of = _replay_of(params)
+    converted, kwargs = _converted(conn, name, args, kwargs)
+    conn.execute(rid, name, list(converted), kwargs, timeout, replay_of=replay_of)
     return ASYNC
+
+
+def _converted(
+    conn: Session, name: str, args: list[Any], kwargs: dict[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The arguments of command ``name``, converted to its annotated types.
+
+    Raises:
+        RpcError: ``-32002`` they do not bind, ``-32012`` one does not
+            convert; ``-32001`` no such command.
+    """
+    handler = conn.bus.router.command(name)
+    try:
+        return convert_arguments(handler, args, kwargs)
+    except InvalidArgumentError as exc:
+        raise invalid_argument(exc) from None
+    except TypeError as exc:
+        raise bad_arguments(conn, name, exc) from None
 
 
 def bad_arguments(conn: Session, name: str, exc: TypeError) -> RpcError:
     """``-32002`` for arguments that do not bind to command ``name``."""
+    if isinstance(exc, InvalidArgumentError):
+        return invalid_argument(exc)
     try:
         signature = conn.bus.router.command(name).binder.text()
     except Exception:
@@ -296,9 +349,18 @@ def fire(conn: Session, params: dict[str, Any], rid: Any) -> Any:
     name = _name(params)
     args, kwargs = _arguments(params)
     replay_of = _replay_of(params)
+    contract = conn.bus.events.get(name)
+    if contract is not None:  # a declared payload type: converted and checked, always
+        try:
+            converted, kwargs = contract.convert(tuple(args), kwargs)
+        except InvalidArgumentError as exc:
+            raise invalid_argument(exc) from None
+        args = list(converted)
     try:
         with replaying(*replay_of) if replay_of else contextlib.nullcontext():
             listeners = conn.bus.fire_counted(name, *args, **kwargs)
+    except InvalidArgumentError as exc:
+        raise invalid_argument(exc) from None
     except (TypeError, ValueError) as exc:  # the name: what fire_event would raise for it
         raise _bad("name", str(exc)) from None
     return {"listeners": listeners}
@@ -394,6 +456,27 @@ def traces(conn: Session, params: dict[str, Any], rid: Any) -> Any:
     return bus.spans.otlp(trace_ids=wanted)
 
 
+def schema(conn: Session, params: dict[str, Any], rid: Any) -> Any:
+    """The bus's typed contract: a JSON Schema document, or an AsyncAPI 3.0 one."""
+    _only(params, ("format", "name"))
+    fmt = params.get("format", "jsonschema")
+    if fmt is None:
+        fmt = "jsonschema"
+    if fmt not in protocol.SCHEMA_FORMATS:
+        formats = " or ".join(protocol.SCHEMA_FORMATS)
+        raise _bad("format", f"'format' must be {formats}, not {_json(fmt)}")
+    name = params.get("name")
+    if name is None:
+        return json_schema(conn.bus) if fmt == "jsonschema" else asyncapi(conn.bus)
+    name = _name(params)
+    if fmt == "asyncapi":
+        raise _bad("name", "an AsyncAPI document describes the whole bus: leave out 'name'")
+    try:
+        return json_schema(conn.bus, name)
+    except LookupError as exc:
+        raise _bad("name", str(exc)) from None
+
+
 METHODS: dict[str, Callable[[Session, dict[str, Any], Any], Any]] = {
     "describe": describe,
     "inspect": inspect,
@@ -404,4 +487,5 @@ METHODS: dict[str, Callable[[Session, dict[str, Any], Any], Any]] = {
     "unsubscribe": unsubscribe,
     "traces": traces,
     "wait_idle": wait_idle,
+    "schema": schema,
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from .._core._events import EventTable
 from .._core._future import CommandFuture
 from .._core._router import Router
 from .._core._service import Disposable
@@ -27,6 +28,7 @@ class ServedBus(Protocol):
     started_at: float
     spans: SpanRing
     router: Router
+    events: EventTable
 
     def execute_command(self, name: str, /, *args: Any, **kwargs: Any) -> CommandFuture:
         """See ``Bus.execute_command``."""

@@ -145,7 +145,10 @@ class Writing:
         try:
             return dumps(protocol.result(rid, {"value": value}))
         except (TypeError, ValueError, RecursionError):
-            # What JSON cannot hold is marked as spans mark it ($repr,
-            # $unencodable): one encoding for the console and the traces.
-            clean, _ = json_ready(value)
+            # Typed values become the JSON they stand for, and what JSON
+            # cannot hold is marked as spans mark it ($repr, $unencodable):
+            # one encoding for the console and the traces.
+            clean, lossy = json_ready(value)
+            if not lossy:
+                return dumps(protocol.result(rid, {"value": clean}))
             return dumps(protocol.result(rid, {"value": clean, "lossy": True}))

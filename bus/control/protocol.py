@@ -23,6 +23,7 @@ from typing import Any
 __all__ = [
     "MAX_LINE",
     "METHODS",
+    "SCHEMA_FORMATS",
     "TOPICS",
     "VERSION",
     "ErrorCode",
@@ -51,8 +52,12 @@ METHODS = (
     "unsubscribe",
     "traces",
     "wait_idle",
+    "schema",
 )
 """The server's methods, as ``describe`` lists them."""
+
+SCHEMA_FORMATS = ("jsonschema", "asyncapi")
+"""What ``schema`` can export: a JSON Schema document, or an AsyncAPI 3.0 one."""
 
 TOPICS = ("activity", "spans")
 """What ``subscribe`` can follow."""
@@ -99,6 +104,13 @@ class ErrorCode(IntEnum):
     """The server is closing this connection (``data.reason``: silent, incomplete, idle)."""
     SERVICE_FAILED = -32011
     """The command's service has failed (``data.service``, ``data.reason``)."""
+    INVALID_ARGUMENT = -32012
+    """An argument does not convert to its parameter's type; nothing was dispatched.
+
+    ``data``: ``param``, ``expected`` and ``value`` of the first argument at
+    fault, and ``problems``, every one of them (``param``, ``path``,
+    ``expected``, ``value``, ``message``).
+    """
 
 
 class ProtocolError(ValueError):

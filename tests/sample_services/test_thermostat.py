@@ -11,7 +11,7 @@ import pytest
 from bus import Bus
 from bus.testing import capture_events
 from sample_services import SensorError, Thermostat
-from sample_services.thermostat import START_CELSIUS
+from sample_services.thermostat import START_CELSIUS, Mode, ModeChange
 
 Call = Callable[..., Any]
 
@@ -125,3 +125,24 @@ def test_the_same_seed_fails_the_same_way() -> None:
 def test_failure_rate_is_checked() -> None:
     with pytest.raises(ValueError, match="failure_rate must be between 0 and 1"):
         Thermostat(failure_rate=1.5)
+
+
+def test_set_mode_takes_a_mode_and_returns_a_mode_change(thermostat: Bus, call: Call) -> None:
+    call("thermostat.set_target", "office", 21.0)
+    with capture_events(thermostat, "thermostat.*") as events:
+        change = call("thermostat.set_mode", "office", Mode.OFF)
+    assert isinstance(change, ModeChange)
+    assert (change.zone, change.mode, change.previous) == ("office", Mode.OFF, Mode.HEAT)
+    assert change.at.tzinfo is not None
+    assert call("thermostat.get", "office")["heating"] is False
+    assert [e.kwargs for e in events] == [{"zone": "office", "target": 21.0, "current": 18.0}]
+    # Off: a read measures, but the temperature no longer moves.
+    assert call("thermostat.read_sensor", "office") == START_CELSIUS
+    # In process nothing converts; the handler takes the mode's value too.
+    assert call("thermostat.set_mode", "office", "heat").mode is Mode.HEAT
+    assert call("thermostat.get", "office")["heating"] is True
+
+
+def test_set_mode_refuses_an_unknown_mode(thermostat: Bus) -> None:
+    with pytest.raises(ValueError, match="'warm' is not a valid Mode"):
+        thermostat.execute_command("thermostat.set_mode", "office", "warm").result(timeout=10)

@@ -19,7 +19,7 @@ from tests.bus.nats.conftest import NatsServer
 
 pytestmark = pytest.mark.timeout(60)
 
-JS = Path(__file__).with_name("js")
+JS = Path(__file__).resolve().parents[2] / "js"  # tests/js: the npm tools, pinned
 NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)")
 
@@ -143,7 +143,7 @@ def test_the_official_javascript_service_client_lists_our_services(
 ) -> None:
     assert (JS / "node_modules" / "@nats-io" / "services").exists(), (
         "the JavaScript client is not installed: make .venv/.installed installs it "
-        "(npm ci --prefix tests/bus/nats/js)"
+        "(npm ci --prefix tests/js)"
     )
     result = subprocess.run(
         ["node", "micro.mjs", nats_server.url, "thermo_stat"],

@@ -37,7 +37,7 @@ def test_tables_fill_update_and_keep_the_cursor(source, run_app):
             await until(pilot, lambda: services.items["scheduler"]["handled"] > scheduler_handled)
             assert services.cursor_row == 2
             assert services.current()[0] == key
-            assert app.query_one(CommandsTable).row_count == 13
+            assert app.query_one(CommandsTable).row_count == 14
             assert app.query_one(ListenersTable).row_count >= 4
             assert "6 services" in plain(app.busline)
 
@@ -444,7 +444,7 @@ def test_mouse_clicks_switch_tabs_and_choose_rows(source, run_app):
             assert await pilot.click("#--content-tab-commands")
             await pilot.pause()
             assert app.query_one(TabbedContent).active == "commands"
-            await until(pilot, lambda: table.row_count == 13)
+            await until(pilot, lambda: table.row_count == 14)
             # a click highlights a row, a click on the highlighted row chooses it
             assert await pilot.click(CommandsTable, offset=(3, 2))
             await pilot.pause()
