@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .._text import clipped, visible
+from ..render.text import clipped, visible
 from ._model import Span, Trace
 
 __all__ = ["TraceFilter", "render_trace", "render_traces", "summary_json"]
@@ -144,7 +144,7 @@ def render_trace(trace: Trace, *, style: Style = _plain, args: bool = False) -> 
     Linear in the number of spans, and iterative: no depth is too deep.
     Beyond ``MAX_INDENT`` levels a span is drawn at that indent and marked
     with its depth. Every name and attribute is shown with its control
-    characters made visible (``busctl._text.visible``).
+    characters made visible (``busctl.render.text.visible``).
     """
     errors = trace.errors
     count = len(trace.spans)

@@ -10,7 +10,7 @@ Text from the bus or a file goes on screen as ``shown(...)``: a rich ``Text``
 (a plain ``str`` cell, ``Static`` or ``notify`` would be read as markup, so
 ``[red]`` or ``list[str]`` in a name, a signature or a message would be
 applied or eaten) with its control characters made visible
-(``busctl._text.visible``: rich passes ESC through to the terminal).
+(``busctl.render.text.visible``: rich passes ESC through to the terminal).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 from rich.text import Text
 
-from busctl._text import visible
+from busctl.render.text import visible
 
 __all__ = ["ActivityFilter", "activity_cells", "clip", "markup_safe", "ms", "number", "shown"]
 

@@ -35,7 +35,7 @@ from textual.message import Message
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
 from busctl._client import Client
-from busctl._text import visible
+from busctl.render.text import visible
 
 from ._source import ClientSource, Source
 from .activity import ActivityFeed, ActivityLog

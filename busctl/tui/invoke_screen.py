@@ -30,7 +30,7 @@ from textual.suggester import SuggestFromList
 from textual.widgets import Button, Input, Label, Static
 
 from busctl._args import ArgumentError, parse_args, parse_value, split_line
-from busctl._text import visible
+from busctl.render.text import visible
 
 from ._format import shown
 from ._spans import pretty

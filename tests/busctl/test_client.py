@@ -260,7 +260,7 @@ def with_late_activity(server: FakeServer, conn: socket.socket, request: dict[st
 def test_monitor_and_capture_report_what_the_bus_dropped(sock_path: Path, tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from busctl.commands import capture, monitor
+    from busctl.cli.watch import capture, monitor
 
     fake = FakeServer(sock_path, with_late_activity)
     try:
