@@ -20,7 +20,9 @@ from typing import Any
 import click
 
 from .._exit import ExitStatus
+from ..render.columns import COMMANDS, LISTENERS, SERVICES, service_state
 from ..render.text import visible
+from ..render.units import duration, latency
 from . import _output
 from .options import (
     HINT_RUN,
@@ -68,7 +70,7 @@ def list_buses(as_json: bool, verbose: bool) -> None:
         [
             b.get("name"),
             b.get("pid", "-"),
-            _output.duration(now - float(b["started_at"])) if b.get("started_at") else "-",
+            duration(now - float(b["started_at"])) if b.get("started_at") else "-",
             b.get("version", "-"),
             b.get("address", ""),
         ]
@@ -109,7 +111,7 @@ def status(target: str | None, as_json: bool, verbose: bool) -> None:
             ("address", client.address),
             ("pid", bus["pid"]),
             ("state", bus.get("state")),
-            ("uptime", _output.duration(bus.get("uptime"))),
+            ("uptime", duration(bus.get("uptime"))),
             (
                 "registry",
                 f"{totals['services']} services, {totals['commands']} commands, "
@@ -133,7 +135,7 @@ def _failed_services(services: list[dict[str, Any]]) -> list[tuple[str, str]]:
     failed = [s for s in services if s.get("state") == "failed"]
     if not failed:
         return []
-    text = ", ".join(f"{s['name']} {_output.service_state(s, clip=False)}" for s in failed)
+    text = ", ".join(f"{s['name']} {service_state(s, clip=False)}" for s in failed)
     return [("failed", text)]
 
 
@@ -164,23 +166,7 @@ def services(target: str | None, as_json: bool, verbose: bool) -> None:
     if as_json:
         _output.print_json(rows)
         return
-    _output.table(
-        ["NAME", "STATE", "ACTIVITY", "THREADS", "MAILBOX", "HANDLED", "FAILED", "DROPPED"],
-        [
-            [
-                s["name"],
-                _output.service_state(s),
-                s.get("activity", ""),
-                ", ".join(t["name"] for t in s.get("threads", ())),
-                f"{s['mailbox']}/{s['mailbox_size']}",
-                s["handled"],
-                s["failed"],
-                s.get("rejected", 0) + s.get("dropped", 0),
-            ]
-            for s in rows
-        ],
-        right=["MAILBOX", "HANDLED", "FAILED", "DROPPED"],
-    )
+    _output.registry(SERVICES, {"services": rows})
 
 
 @click.command("commands")
@@ -192,22 +178,7 @@ def commands(target: str | None, as_json: bool, verbose: bool) -> None:
     if as_json:
         _output.print_json(rows)
         return
-    _output.table(
-        ["NAME", "OWNER", "SIGNATURE", "CALLS", "ERRORS", "P50", "P99"],
-        [
-            [
-                c["name"],
-                c["owner"],
-                c["signature"],
-                c["calls"],
-                c["errors"],
-                _output.latency(c.get("p50_ms")),
-                _output.latency(c.get("p99_ms")),
-            ]
-            for c in rows
-        ],
-        right=["CALLS", "ERRORS", "P50", "P99"],
-    )
+    _output.registry(COMMANDS, {"commands": rows})
 
 
 @click.command("listeners")
@@ -219,22 +190,7 @@ def listeners(target: str | None, as_json: bool, verbose: bool) -> None:
     if as_json:
         _output.print_json(rows)
         return
-    _output.table(
-        ["PATTERN", "OWNER", "HANDLER", "SIGNATURE", "DELIVERIES", "ERRORS", "P50"],
-        [
-            [
-                entry["pattern"],
-                entry["owner"],
-                entry["handler"],
-                entry["signature"],
-                entry["deliveries"],
-                entry["errors"],
-                _output.latency(entry.get("p50_ms")),
-            ]
-            for entry in sorted(rows, key=lambda entry: entry.get("order", 0))
-        ],
-        right=["DELIVERIES", "ERRORS", "P50"],
-    )
+    _output.registry(LISTENERS, {"listeners": rows})
 
 
 # -- introspect, who-handles --------------------------------------------------------
@@ -268,8 +224,7 @@ def introspect(name: str, target: str | None, as_json: bool, verbose: bool) -> N
             ("in flight", entry.get("in_flight")),
             (
                 "latency",
-                f"p50 {_output.latency(entry.get('p50_ms'))}, "
-                f"p99 {_output.latency(entry.get('p99_ms'))}",
+                f"p50 {latency(entry.get('p50_ms'))}, p99 {latency(entry.get('p99_ms'))}",
             ),
             *([("last error", entry["last_error"])] if entry.get("last_error") else []),
         ]

@@ -26,6 +26,9 @@ import click
 
 from .._client import Client
 from .._exit import ExitStatus
+from ..render import units
+from ..render.activity import activity_line, activity_view
+from ..render.printed import activity_markup
 from ..render.text import visible
 from . import _output
 from .options import (
@@ -147,8 +150,9 @@ def monitor(
                 sys.stdout.write(line + "\n")
                 sys.stdout.flush()
             else:
+                view = activity_view(activity)
                 out.print(
-                    _output.activity_line(activity, colour=colour),
+                    activity_markup(view) if colour else activity_line(view),
                     markup=colour,
                     highlight=False,
                     soft_wrap=True,
@@ -211,7 +215,7 @@ def capture(
             sink = stack.enter_context(output.open("w", encoding="utf-8"))
         stop = stack.enter_context(_until_stopped())
         subscription = client.subscribe("spans", lambda m, p: notes.put((m, p)), patterns or ("*",))
-        until = f"for {_output.duration(duration)}" if duration else "until Ctrl-C"
+        until = f"for {units.duration(duration)}" if duration else "until Ctrl-C"
         report.print(
             visible(f"capturing spans of bus {client.name} to {output} {until}"),
             markup=False,

@@ -41,7 +41,8 @@ from rich.console import Console
 from .._args import ArgumentError, option_hint, parse_line, split_line
 from .._client import Client, ConnectionLost, RemoteError
 from .._exit import ExitStatus
-from ..cli import _output
+from ..render.activity import activity_line, activity_view
+from ..render.printed import activity_markup
 from ..render.text import visible
 from .complete import Registry, ReplCompleter
 from .keys import Feed, keys_until
@@ -528,7 +529,8 @@ class Repl:
                 continue
             if activity.get("kind") == "event":
                 self.registry.saw_event(str(activity.get("name")))
-            line = _output.activity_line(activity, colour=self.colour)
+            view = activity_view(activity)
+            line = activity_markup(view) if self.colour else activity_line(view)
             # One line per record: cut at the terminal's edge rather than wrapped.
             self.console.print(
                 line, markup=self.colour, highlight=False, no_wrap=True, overflow="ellipsis"

@@ -14,17 +14,17 @@ visible (``busctl.render.text.visible``) and never read as markup.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from rich import box
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from .._client import RemoteError
-from ..cli import _output
+from ..render.columns import TABLES, service_state
+from ..render.printed import json_highlighted, registry_table
 from ..render.text import visible, visible_json
+from ..render.units import duration, latency
 from .complete import Registry
 
 __all__ = [
@@ -50,7 +50,7 @@ def show_result(out: Console, value: Any, *, colour: bool, lossy: bool = False) 
     # json.dumps escapes C0 controls, not DEL, C1 or bidi overrides.
     text = visible_json(json.dumps(value, indent=2, ensure_ascii=False, default=repr))
     if colour:
-        out.print(_output.json_highlighted(text))
+        out.print(json_highlighted(text))
     else:
         out.print(text, markup=False, highlight=False)
     if lossy:
@@ -141,8 +141,7 @@ def show_command_help(out: Console, entry: Mapping[str, Any], *, colour: bool) -
             ),
             (
                 "latency",
-                f"p50 {_output.latency(entry.get('p50_ms'))}, "
-                f"p99 {_output.latency(entry.get('p99_ms'))}",
+                f"p50 {latency(entry.get('p50_ms'))}, p99 {latency(entry.get('p99_ms'))}",
             ),
             ("last error", entry.get("last_error") or "-"),
         ],
@@ -178,7 +177,7 @@ def show_overview(out: Console, snapshot: Mapping[str, Any], info: Mapping[str, 
         [
             ("bus", f"{bus.get('name')} (pid {bus.get('pid')}, {bus.get('state')})"),
             ("address", info.get("address", "-")),
-            ("uptime", _output.duration(bus.get("uptime"))),
+            ("uptime", duration(bus.get("uptime"))),
             (
                 "registry",
                 f"{totals.get('services', 0)} services, {totals.get('commands', 0)} commands, "
@@ -192,7 +191,7 @@ def show_overview(out: Console, snapshot: Mapping[str, Any], info: Mapping[str, 
             ("late replies", totals.get("late_replies", 0)),
             ("hung", totals.get("hung", 0)),
             *[
-                ("failed", f"{s.get('name')} {_output.service_state(dict(s), clip=False)}")
+                ("failed", f"{s.get('name')} {service_state(dict(s), clip=False)}")
                 for s in snapshot.get("services", [])
                 if s.get("state") == "failed"
             ],
@@ -201,73 +200,9 @@ def show_overview(out: Console, snapshot: Mapping[str, Any], info: Mapping[str, 
     )
 
 
-def show_table(
-    out: Console,
-    what: str,
-    snapshot: Mapping[str, Any],
-    *,
-    colour: bool,
-) -> None:
-    """``services``, ``commands`` or ``listeners`` as a table."""
-    rows: list[Sequence[Any]]
-    if what == "services":
-        columns = ["NAME", "CLASS", "STATE", "ACTIVITY", "THREADS", "MAILBOX", "HANDLED", "FAILED"]
-        rows = [
-            [
-                s.get("name"),
-                s.get("class"),
-                _output.service_state(dict(s)),
-                s.get("activity"),
-                s.get("concurrency"),
-                s.get("mailbox"),
-                s.get("handled"),
-                s.get("failed"),
-            ]
-            for s in snapshot.get("services", [])
-        ]
-    elif what == "commands":
-        columns = ["NAME", "SIGNATURE", "RO", "CALLS", "ERRORS", "P50"]
-        rows = [
-            [
-                c.get("name"),
-                c.get("signature"),
-                "yes" if c.get("readonly") else "",
-                c.get("calls"),
-                c.get("errors"),
-                _output.latency(c.get("p50_ms")),
-            ]
-            for c in snapshot.get("commands", [])
-        ]
-    else:
-        columns = ["ORDER", "PATTERN", "SERVICE", "HANDLER", "DELIVERIES", "ERRORS"]
-        rows = [
-            [
-                e.get("order"),
-                e.get("pattern"),
-                e.get("owner"),
-                e.get("handler"),
-                e.get("deliveries"),
-                e.get("errors"),
-            ]
-            for e in snapshot.get("listeners", [])
-        ]
-    _table(out, columns, rows, colour=colour)
-
-
-def _table(
-    out: Console, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, colour: bool
-) -> None:
-    grid = Table(
-        box=box.SIMPLE_HEAD if colour else None,
-        header_style="bold" if colour else "",
-        pad_edge=False,
-        show_edge=False,
-    )
-    for name in columns:
-        grid.add_column(name, overflow="fold")
-    for row in rows:
-        grid.add_row(*("" if cell is None else escape(visible(cell)) for cell in row))
-    out.print(grid)
+def show_table(out: Console, what: str, snapshot: Mapping[str, Any], *, colour: bool) -> None:
+    """``services``, ``commands`` or ``listeners``: the same table ``busctl`` prints."""
+    out.print(registry_table(TABLES[what], snapshot, colour=colour))
 
 
 def _fields(out: Console, pairs: Iterable[tuple[str, Any]]) -> None:

@@ -137,7 +137,8 @@ def test_a_monitor_line_stays_one_line_and_shows_its_controls(evil_bus):
 
 
 def test_monitor_markup_shows_brackets_as_text():
-    from busctl.cli import _output
+    from busctl.render.activity import activity_view
+    from busctl.render.printed import activity_markup
 
     event = {
         "kind": "event",
@@ -151,7 +152,7 @@ def test_monitor_markup_shows_brackets_as_text():
     out = io.StringIO()
     console = Console(file=out, color_system=None, width=400)
     for activity in (event, odd):
-        console.print(_output.activity_line(activity, colour=True), highlight=False)
+        console.print(activity_markup(activity_view(activity)), highlight=False)
     text = out.getvalue()
     assert '("[red]x[/]")' in text
     assert "[b] listeners" in text

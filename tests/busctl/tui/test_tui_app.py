@@ -400,7 +400,9 @@ def test_unexpected_data_from_the_bus_does_not_crash_the_app(fake_source, run_ap
                 pilot, lambda: any(a.get("name") == "x" for a in app.activity_log.entries())
             )
             assert app.is_running
-            assert "the tables" in app._complained
+            # what can be shown is shown (busctl.render.columns takes odd values as text)
+            assert app.services_table.full_row("x")[4].plain == "lots/0"
+            assert app.commands_table.row_count == 0
 
     run_app(body)
 
