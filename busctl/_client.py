@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import logging
 import os
 import socket
+import stat
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -32,8 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from bus import BusError
+from bus.control import protocol
+from bus.control.protocol import ErrorCode
 
-__all__ = ["Client", "ConnectionLost", "RemoteError", "Subscription"]
+__all__ = ["Client", "ConnectionLost", "RemoteError", "Subscription", "locate"]
 
 _log = logging.getLogger(__name__)
 
@@ -66,7 +68,7 @@ class _FirstOnly:
 
 
 # Seconds added to a remote ``execute`` timeout before the client gives up on
-# the reply itself: the server reports its own timeout (-32004) first.
+# the reply itself: the server reports its own timeout (TIMED_OUT) first.
 _REPLY_GRACE = 5.0
 # Notifications for a subscription id the client does not know yet are held
 # this long (count) in case the subscribe reply is still on its way.
@@ -83,7 +85,7 @@ class RemoteError(Exception):
     """
 
     def __init__(self, code: int, message: str, data: dict[str, Any] | None = None) -> None:
-        self.code = code
+        self.code = int(code)
         self.message = message
         self.data = dict(data or {})
         super().__init__(message)
@@ -185,33 +187,68 @@ class Subscription:
         return f"<Subscription {self.id} {self.topic} {list(self.patterns)}>"
 
 
-def _path_of(target: str) -> Path | None:
-    """The socket path ``target`` spells explicitly, or ``None`` for a bus name."""
-    if target.startswith("unix:"):
-        for part in target[len("unix:") :].split(","):
-            key, _, value = part.partition("=")
-            if key == "path" and value:
-                return Path(value)
-        raise ValueError(f"cannot read the address {target!r}: use unix:path=/some/where.sock")
-    if os.sep in target or target.endswith(".sock"):
-        return Path(target)
-    return None
+def locate(target: str | None) -> tuple[Path | None, bool]:
+    """Where ``target`` is, found without connecting to anything: ``(path, named)``.
 
+    An explicit path (``/x.sock``, ``unix:path=...``) or ``$BUS_ADDRESS`` is
+    that path. A bus name is its socket in ``socket_dir()``. ``None`` is the
+    one socket in ``socket_dir()``; with none or several there, ``path`` is
+    ``None``: only discovery, which asks each bus, can tell.
 
-def resolve_address(target: str | None) -> Path:
-    """The socket to connect to for ``target`` (a bus name, a path, or ``None``).
+    ``named`` is true when the path was found by a name or by looking in
+    ``socket_dir()``: if nothing answers there, discovery says why (no bus
+    by that name, which ones run, a directory that will not do).
 
     Raises:
-        bus.control.NoBusError / AmbiguousBusError: ``None`` or a name, and no
-            (or more than one) bus matches.
+        ValueError: ``target`` or ``$BUS_ADDRESS`` is not a valid address.
     """
-    if target is not None:
-        path = _path_of(target)
-        if path is not None:
-            return path
-    from bus.control import resolve
+    from bus.control import default_address, parse_address, socket_dir
 
-    return resolve(target)
+    if target is None:
+        env = os.environ.get("BUS_ADDRESS", "").strip()
+        if env:
+            return parse_address(env), False
+        directory = socket_dir()
+        try:
+            # Only a real directory: a symlink or worse is for discovery to refuse.
+            if not stat.S_ISDIR(os.lstat(directory).st_mode):
+                return None, True
+            sockets = [entry for entry in directory.iterdir() if entry.suffix == ".sock"]
+        except OSError:
+            return None, True
+        return (sockets[0] if len(sockets) == 1 else None), True
+    if target.startswith("unix:") or os.sep in target or target.endswith(".sock"):
+        return parse_address(target), False
+    return default_address(target), True
+
+
+def _unreachable(address: Path | None, exc: OSError) -> ConnectionLost:
+    return ConnectionLost(f"cannot connect to {address}: {exc.strerror or exc}")
+
+
+def _open(address: Path, timeout: float) -> socket.socket:
+    """A connected socket to ``address`` whose server runs as this user.
+
+    Raises:
+        FileNotFoundError, ConnectionRefusedError: nothing listens there.
+        bus.control.ForeignBusError: another user's process serves it.
+        ConnectionLost: any other reason it cannot be reached.
+    """
+    from bus.control import check_peer
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(os.fspath(address))
+        check_peer(sock, address)
+    except (FileNotFoundError, ConnectionRefusedError, BusError):
+        sock.close()
+        raise
+    except OSError as exc:
+        sock.close()
+        raise _unreachable(address, exc) from exc
+    sock.settimeout(None)
+    return sock
 
 
 class Client:
@@ -252,9 +289,11 @@ class Client:
 
     @classmethod
     def connect(cls, target: str | None = None, *, timeout: float = 5.0) -> Client:
-        """Connect to the bus ``target`` names and fetch its ``describe``.
+        """Connect to the bus ``target`` names and fetch its ``describe``: one connection.
 
-        Before sending anything it checks, where the system says
+        The socket is found without connecting (``locate``); only when nothing
+        answers there, or several buses may be meant, does discovery ask each
+        bus. Before sending anything it checks, where the system says
         (``SO_PEERCRED``, Linux), that the server runs as this user: a socket
         path can point anywhere.
 
@@ -271,22 +310,23 @@ class Client:
             bus.control.ForeignBusError: another user's process serves the socket.
             ConnectionLost: the socket refused or closed.
         """
-        from bus.control import BusFullError, check_peer
-        from bus.control.protocol import ErrorCode
+        from bus.control import BusFullError, resolve
 
-        address = resolve_address(target)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(timeout)
+        address, named = locate(target)
         try:
-            sock.connect(os.fspath(address))
-            check_peer(sock, address)
-        except OSError as exc:
-            sock.close()
-            if not isinstance(exc, BusError):
-                reason = exc.strerror or str(exc)
-                raise ConnectionLost(f"cannot connect to {address}: {reason}") from exc
-            raise
-        sock.settimeout(None)
+            if address is None:
+                raise FileNotFoundError(target)
+            sock = _open(address, timeout)
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            if not named:
+                raise _unreachable(address, exc) from exc
+            # Nothing answers where the name (or the one socket) says: discovery
+            # asks every bus, says which run, and removes what a dead one left.
+            address = resolve(target)
+            try:
+                sock = _open(address, timeout)
+            except (FileNotFoundError, ConnectionRefusedError) as again:  # it went meanwhile
+                raise _unreachable(address, again) from again
         client = cls(sock, address)
         try:
             info = client.request("describe", timeout=timeout)
@@ -345,20 +385,19 @@ class Client:
         on_reply: Callable[[Any], None] | None = None,
     ) -> Future[Any]:
         future: Future[Any] = Future()
+        request_id = next(self._ids)  # itertools.count: atomic under the GIL
+        # Framed before it is registered: params that are not JSON raise here
+        # (TypeError, ValueError) and leave nothing pending.
+        line = protocol.dumps(protocol.request(request_id, method, params))
         with self._lock:
             if self._closed:
                 raise ConnectionLost(self._lost_message())
-            request_id = next(self._ids)
             self._pending[request_id] = future
             if on_reply is not None:
                 self._on_reply[request_id] = on_reply
-        message: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
-        if params is not None:
-            message["params"] = params
-        line = json.dumps(message, separators=(",", ":"), ensure_ascii=False) + "\n"
         try:
             with self._write_lock:
-                self._sock.sendall(line.encode())
+                self._sock.sendall(line)
         except OSError as exc:
             with self._lock:
                 self._pending.pop(request_id, None)
@@ -396,9 +435,11 @@ class Client:
             timeout: seconds the bus waits for the handler (``None``: no limit).
 
         Raises:
-            RemoteError: the command is unknown (-32001), the arguments do not
-                bind (-32002), the handler raised (-32000, with the remote
-                traceback), or it timed out (-32004)...
+            RemoteError: the command is unknown (``ErrorCode.NO_SUCH_COMMAND``),
+                the arguments do not bind (``BAD_ARGUMENTS``: the bus checks
+                them, the client only parses and sends), the handler raised
+                (``HANDLER_ERROR``, with the remote traceback), or it timed
+                out (``TIMED_OUT``)...
         """
         params = {
             "name": name,
@@ -564,26 +605,19 @@ class Client:
             if not line.strip():
                 continue
             try:
-                message = json.loads(line)
-            except ValueError:
+                message = protocol.loads(line)
+            except protocol.ProtocolError:
                 if self._closed:  # a line cut short by our own close()
                     return
                 self.bad_lines("ignoring a line that is not JSON from %s", self.address)
                 continue
-            if isinstance(message, dict):
-                self._dispatch(message)
+            self._dispatch(message)
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         if message.get("id", 0) is None and isinstance(message.get("error"), dict):
             # Not a reply: the server's reason for what it does next (say,
             # closing a connection it has no room for).
-            error = message["error"]
-            data = error.get("data")
-            self._server_error = RemoteError(
-                int(error.get("code", -32603)),
-                str(error.get("message", "")),
-                data if isinstance(data, dict) else {},
-            )
+            self._server_error = _remote_error(message["error"])
             return
         if "id" in message and ("result" in message or "error" in message):
             with self._lock:
@@ -593,14 +627,7 @@ class Client:
                 return
             error = message.get("error")
             if error is not None:
-                if not isinstance(error, dict):
-                    error = {"code": -32603, "message": str(error)}
-                data = error.get("data")
-                remote = RemoteError(
-                    int(error.get("code", -32603)),
-                    str(error.get("message", "")),
-                    data if isinstance(data, dict) else {},
-                )
+                remote = _remote_error(error)
                 if not future.done():
                     with contextlib.suppress(Exception):
                         future.set_exception(remote)
@@ -622,3 +649,16 @@ class Client:
                 self._orphans.append((method, params))
                 return
         subscription._deliver(method, params)
+
+
+def _remote_error(error: Any) -> RemoteError:
+    """The ``RemoteError`` for a JSON-RPC ``error`` member, whatever shape it came in."""
+    if not isinstance(error, dict):
+        return RemoteError(ErrorCode.INTERNAL_ERROR, str(error))
+    code = error.get("code")
+    data = error.get("data")
+    return RemoteError(
+        code if isinstance(code, int) and not isinstance(code, bool) else ErrorCode.INTERNAL_ERROR,
+        str(error.get("message", "")),
+        data if isinstance(data, dict) else {},
+    )

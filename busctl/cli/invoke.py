@@ -15,6 +15,8 @@ from typing import Any
 
 import click
 
+from bus.control.protocol import ErrorCode
+
 from .._args import check_text, option_hint, parse_args, parse_call
 from .._client import RemoteError
 from .._exit import ExitStatus
@@ -82,11 +84,11 @@ def call(
                 f"stopped waiting for {name}: it runs on in the bus; its result is dropped"
             ) from None
         except RemoteError as exc:
-            if exc.code == -32000:
+            if exc.code == ErrorCode.HANDLER_ERROR:
                 raise Failure(
                     f"{name} raised {exc}", ExitStatus.FAILED, exc.remote_traceback
                 ) from exc
-            hint = option_hint(list(arguments)) if exc.code == -32002 else None
+            hint = option_hint(list(arguments)) if exc.code == ErrorCode.BAD_ARGUMENTS else None
             if hint is not None:
                 failure = as_failure(exc)
                 assert failure is not None  # a RemoteError always maps to one

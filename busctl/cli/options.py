@@ -23,6 +23,8 @@ from typing import NoReturn, ParamSpec, TypeVar
 
 import click
 
+from bus.control.protocol import ErrorCode
+
 from .._args import ArgumentError
 from .._client import Client, ConnectionLost, RemoteError
 from .._exit import ExitStatus
@@ -155,13 +157,6 @@ def as_failure(exc: Exception) -> Failure | None:
         return Failure(str(exc), ExitStatus.NO_BUS)
     if isinstance(exc, ArgumentError):
         return Failure(f"bad argument: {exc}", ExitStatus.USAGE)
-    if isinstance(exc, UnicodeEncodeError):  # a name or pattern from argv that is not UTF-8
-        text = exc.object if isinstance(exc.object, str) else ""
-        bad = text[exc.start : exc.end]
-        return Failure(
-            f"cannot send {bad!r}: it is not valid Unicode (a shell argument that is not UTF-8?)",
-            ExitStatus.USAGE,
-        )
     if isinstance(exc, TimeoutError):
         return Failure(str(exc) or "timed out", ExitStatus.TIMEOUT)
     if isinstance(exc, RemoteError):
@@ -169,25 +164,28 @@ def as_failure(exc: Exception) -> Failure | None:
     return None
 
 
-_CODE_STATUS = {
-    -32000: ExitStatus.FAILED,
-    -32001: ExitStatus.NOT_FOUND,
-    -32002: ExitStatus.USAGE,
-    -32003: ExitStatus.NO_BUS,
-    -32004: ExitStatus.TIMEOUT,
+_CODE_STATUS: dict[int, ExitStatus] = {
+    ErrorCode.HANDLER_ERROR: ExitStatus.FAILED,
+    ErrorCode.NO_SUCH_COMMAND: ExitStatus.NOT_FOUND,
+    ErrorCode.BAD_ARGUMENTS: ExitStatus.USAGE,
+    ErrorCode.BUS_CLOSED: ExitStatus.NO_BUS,
+    ErrorCode.TIMED_OUT: ExitStatus.TIMEOUT,
 }
+
+# Errors whose text starts with the remote exception's type (ValueError: ...).
+_TYPED = (ErrorCode.HANDLER_ERROR, ErrorCode.INTERNAL_ERROR)
 
 
 def _remote_failure(exc: RemoteError) -> Failure:
     status = _CODE_STATUS.get(exc.code, ExitStatus.ERROR)
-    message = str(exc) if exc.code in (-32000, -32603) else exc.message
+    message = str(exc) if exc.code in _TYPED else exc.message
     suggestions = exc.data.get("suggestions")
     if suggestions and "did you mean" not in message:
         message += "; did you mean " + " or ".join(repr(s) for s in suggestions) + "?"
     signature = exc.data.get("signature")
-    if exc.code == -32002 and signature and str(signature) not in message:
+    if exc.code == ErrorCode.BAD_ARGUMENTS and signature and str(signature) not in message:
         message += f" (signature: {signature})"
-    if exc.code == -32004 and "--timeout" not in message:
+    if exc.code == ErrorCode.TIMED_OUT and "--timeout" not in message:
         # The bus's text already says the command may still finish.
         message = f"{message}; raise --timeout to wait longer"
     return Failure(message, status, exc.remote_traceback)

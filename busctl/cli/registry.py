@@ -19,6 +19,7 @@ from typing import Any
 
 import click
 
+from .._args import check_text
 from .._exit import ExitStatus
 from ..render.columns import COMMANDS, LISTENERS, SERVICES, service_state
 from ..render.text import visible
@@ -201,6 +202,7 @@ def listeners(target: str | None, as_json: bool, verbose: bool) -> None:
 @attached_command
 def introspect(name: str, target: str | None, as_json: bool, verbose: bool) -> None:
     """Show a command's signature, doc and stats."""
+    name = check_text(name)
     with attached(target) as client:
         routing = client.who_handles(name)
         snapshot = client.inspect() if routing.get("command") else None
@@ -289,6 +291,7 @@ def who_handles(name: str, target: str | None, as_json: bool, verbose: bool) -> 
     For a command: its owner, thread and signature. For an event: every
     listener whose pattern matches, in delivery order.
     """
+    name = check_text(name)
     with attached(target) as client:
         routing = client.who_handles(name)
         entry = routing.get("command")

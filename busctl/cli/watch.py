@@ -24,6 +24,7 @@ from typing import Any
 
 import click
 
+from .._args import check_text
 from .._client import Client
 from .._exit import ExitStatus
 from ..render import units
@@ -118,6 +119,7 @@ def monitor(
     PATTERNs are names or globs (`lights.*`); default all. --json writes one
     activity record per line, its args, kwargs and result as JSON values.
     """
+    patterns = tuple(check_text(pattern) for pattern in patterns)
     notes: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
     out = _output.console()
     colour = out.is_terminal and not out.no_color
@@ -198,6 +200,7 @@ def capture(
     exporter's format), readable by `busctl trace` and by OTel tools.
     PATTERNs keep only spans of matching command or event names.
     """
+    patterns = tuple(check_text(pattern) for pattern in patterns)
     notes: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
     spans = 0
     traces: set[str] = set()

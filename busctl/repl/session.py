@@ -38,7 +38,9 @@ from prompt_toolkit.input import Input
 from prompt_toolkit.output import Output
 from rich.console import Console
 
-from .._args import ArgumentError, option_hint, parse_line, split_line
+from bus.control.protocol import ErrorCode
+
+from .._args import ArgumentError, check_text, option_hint, parse_line, split_line
 from .._client import Client, ConnectionLost, RemoteError
 from .._exit import ExitStatus
 from ..render.activity import activity_line, activity_view
@@ -289,7 +291,7 @@ class Repl:
 
     async def _verb_monitor(self, rest: str) -> None:
         try:
-            patterns = split_line(rest) or ["*"]
+            patterns = [check_text(pattern) for pattern in split_line(rest)] or ["*"]
         except ArgumentError as exc:
             self._bad_arguments(exc)
             return
@@ -312,6 +314,11 @@ class Repl:
     async def _verb_who_handles(self, rest: str) -> None:
         if not rest:
             self._say("usage: who-handles NAME")
+            return
+        try:
+            check_text(rest)
+        except ArgumentError as exc:
+            self._bad_arguments(exc)
             return
         routing = await self._request("who_handles", {"name": rest}, what="who-handles")
         if not isinstance(routing, dict):
@@ -361,6 +368,11 @@ class Repl:
     async def _help(self, name: str) -> None:
         if not name:
             show_verbs(self.console, VERBS)
+            return
+        try:
+            check_text(name)
+        except ArgumentError as exc:
+            self._bad_arguments(exc)
             return
         snapshot = await self._inspect()
         if snapshot is None:
@@ -421,19 +433,17 @@ class Repl:
         except ConnectionLost as exc:
             self._report_lost(exc)
             raise
-        except UnicodeEncodeError as exc:  # a name from a line that is not UTF-8
-            self._unsendable(exc)
         except RemoteError as exc:
             self.last_error = exc
             self.failures += 1
-            if exc.code == -32001:
+            if exc.code == ErrorCode.NO_SUCH_COMMAND:
                 self.link.mark_stale()  # a name is missing: refresh before the next prompt
             show_error(
                 self.console,
                 exc,
                 verbose=self.verbose,
                 colour=self.colour,
-                hint=hint if exc.code == -32002 else None,
+                hint=hint if exc.code == ErrorCode.BAD_ARGUMENTS else None,
             )
         return None
 
@@ -488,9 +498,6 @@ class Repl:
             subscription = self.client.subscribe("activity", feed.put, patterns=patterns)
         except RemoteError as exc:
             show_error(self.console, exc, verbose=self.verbose, colour=self.colour)
-            return
-        except UnicodeEncodeError as exc:
-            self._unsendable(exc)
             return
         except ConnectionLost as exc:
             self._report_lost(exc)
@@ -620,13 +627,6 @@ class Repl:
         self.last_error = exc
         self.failures += 1
         self._say(f"bad argument: {exc}", error=True)
-
-    def _unsendable(self, exc: UnicodeEncodeError) -> None:
-        """Text that cannot be sent: a lone surrogate, from bytes that were not UTF-8."""
-        text = exc.object if isinstance(exc.object, str) else ""
-        self._bad_arguments(
-            ArgumentError(f"{text[exc.start : exc.end]!r} is not valid Unicode (a lone surrogate)")
-        )
 
     def _say(self, text: str, *, error: bool = False) -> None:
         # Messages carry names, errors and tracebacks from the bus: shown, not obeyed.

@@ -20,6 +20,8 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from bus.control.protocol import ErrorCode
+
 from .._client import RemoteError
 from ..render.columns import TABLES, service_state
 from ..render.printed import json_highlighted, registry_table
@@ -68,14 +70,14 @@ def error_line(exc: BaseException) -> str:
     data = exc.data
     text = str(exc)
     # The bus's own message may already hold the hint: never say it twice.
-    if exc.code == -32001:
+    if exc.code == ErrorCode.NO_SUCH_COMMAND:
         suggestions = data.get("suggestions") or []
         if suggestions and "did you mean" not in text:
             text += f"; did you mean {', '.join(map(str, suggestions[:5]))}?"
-    elif exc.code == -32002 and data.get("signature"):
+    elif exc.code == ErrorCode.BAD_ARGUMENTS and data.get("signature"):
         if str(data["signature"]) not in text:
             text += f"; the signature is {data['signature']}"
-    elif exc.code == -32004:
+    elif exc.code == ErrorCode.TIMED_OUT:
         limit = data.get("timeout")
         text = f"Timeout: no result within {limit} s; the command may still finish on the bus"
     elif exc.type is None:

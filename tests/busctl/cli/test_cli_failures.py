@@ -293,10 +293,10 @@ def test_arguments_too_big_for_the_bus_are_refused_before_sending(
 def test_names_that_are_not_unicode_are_refused_by_every_verb(
     busctl: Callable[..., Result],
 ) -> None:
-    for verb in ("introspect", "who-handles"):
-        line = one_line_error(busctl(verb, "lights\udcff"), ExitStatus.USAGE)
-        assert "'\\udcff'" in line
-        assert "not valid Unicode" in line
+    for verb in (["introspect"], ["who-handles"], ["monitor"], ["capture", "-o", "-"]):
+        line = one_line_error(busctl(*verb, "lights\udcff"), ExitStatus.USAGE)
+        assert line.startswith("error: bad argument: 'lights\\udcff' is not valid Unicode")
+        assert "byte 0xFF is not UTF-8" in line
 
 
 def test_the_real_program_refuses_a_surrogate_escape_in_one_line(
