@@ -20,9 +20,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-import os
 import socket
-import stat
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -31,40 +29,16 @@ from concurrent.futures import TimeoutError as FutureTimeoutError
 from pathlib import Path
 from typing import Any
 
-from bus import BusError
 from bus.control import protocol
 from bus.control.protocol import ErrorCode
+
+from ._locate import locate, open_socket, unreachable
+from ._remote import ConnectionLost, FirstOnly, RemoteError, remote_error
+from ._subscription import Subscription
 
 __all__ = ["Client", "ConnectionLost", "RemoteError", "Subscription", "locate"]
 
 _log = logging.getLogger(__name__)
-
-
-class _FirstOnly:
-    """Logs the first of a repeated failure, and counts the rest.
-
-    What a misbehaving server or callback does on every line must not flood
-    the log: one line says what happened, ``report()`` how often.
-    """
-
-    def __init__(self, what: str) -> None:
-        self.what = what
-        self.count = 0
-        self._lock = threading.Lock()
-
-    def __call__(self, message: str, *args: object, exc: BaseException | None = None) -> None:
-        with self._lock:
-            self.count += 1
-            first = self.count == 1
-        if first:
-            _log.warning(message + " (the next ones are counted, not logged)", *args, exc_info=exc)
-
-    def report(self) -> None:
-        """Log how many more there were, if any (once, at the end)."""
-        with self._lock:
-            more, self.count = self.count - 1, 0
-        if more > 0:
-            _log.warning("%d more %s were not logged", more, self.what)
 
 
 # Seconds added to a remote ``execute`` timeout before the client gives up on
@@ -73,182 +47,6 @@ _REPLY_GRACE = 5.0
 # Notifications for a subscription id the client does not know yet are held
 # this long (count) in case the subscribe reply is still on its way.
 _ORPHANS = 1000
-
-
-class RemoteError(Exception):
-    """The bus answered a request with a JSON-RPC error.
-
-    Attributes:
-        code: the JSON-RPC error code (see the table in ``docs/protocol.md``).
-        message: the error's one-line message.
-        data: the error's ``data`` object (``{}`` when absent).
-    """
-
-    def __init__(self, code: int, message: str, data: dict[str, Any] | None = None) -> None:
-        self.code = int(code)
-        self.message = message
-        self.data = dict(data or {})
-        super().__init__(message)
-
-    @property
-    def type(self) -> str | None:
-        """The remote exception's class name (``data["type"]``), if the bus sent one."""
-        value = self.data.get("type")
-        return value if isinstance(value, str) else None
-
-    @property
-    def remote_traceback(self) -> str | None:
-        """The handler's traceback as text (``data["traceback"]``), if the bus sent one."""
-        value = self.data.get("traceback")
-        return value if isinstance(value, str) else None
-
-    def __str__(self) -> str:
-        if self.type and not self.message.startswith(self.type):
-            return f"{self.type}: {self.message}"
-        return self.message
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.code, self.message, self.data))
-
-
-class ConnectionLost(Exception):
-    """The connection to the bus is closed or broke; no reply will come."""
-
-
-class Subscription:
-    """One ``subscribe`` on a connection; ``close()`` ends it.
-
-    Attributes:
-        id: the server's subscription id.
-        topic: ``"activity"`` or ``"spans"``.
-        patterns: the name patterns it was opened with.
-        dropped: notifications the server dropped for this subscription so far
-            (the latest ``total`` of a ``dropped`` notification).
-    """
-
-    def __init__(
-        self,
-        client: Client,
-        topic: str,
-        patterns: tuple[str, ...],
-        callback: Callable[[str, dict[str, Any]], None],
-    ) -> None:
-        self.id: Any = None
-        self.topic = topic
-        self.patterns = patterns
-        self.dropped = 0
-        self._client = client
-        self._callback = callback
-        self._closed = False
-
-    def _deliver(self, method: str, params: dict[str, Any]) -> None:
-        if self._closed:
-            return
-        if method == "dropped":
-            total = params.get("total")
-            if isinstance(total, int):
-                self.dropped = total
-        try:
-            self._callback(method, params)
-        except Exception as exc:  # one broken callback must not flood the log either
-            self._client.bad_callbacks("subscription callback failed on %s", method, exc=exc)
-
-    @property
-    def closed(self) -> bool:
-        """Whether ``close()`` was called or the connection ended."""
-        return self._closed or self._client.closed
-
-    def close(self, timeout: float | None = 5.0) -> int:
-        """Unsubscribe; return the server's final dropped count. Idempotent.
-
-        Blocks up to ``timeout`` seconds for the server's reply. Once it
-        returns, the callback is not called again.
-        """
-        if self._closed:
-            return self.dropped
-        self._closed = True
-        self._client._forget(self)
-        if not self._client.closed:
-            with contextlib.suppress(ConnectionLost, RemoteError, TimeoutError):
-                result = self._client.request(
-                    "unsubscribe", {"subscription": self.id}, timeout=timeout
-                )
-                if isinstance(result, dict) and isinstance(result.get("dropped"), int):
-                    self.dropped = result["dropped"]
-        return self.dropped
-
-    def __enter__(self) -> Subscription:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"<Subscription {self.id} {self.topic} {list(self.patterns)}>"
-
-
-def locate(target: str | None) -> tuple[Path | None, bool]:
-    """Where ``target`` is, found without connecting to anything: ``(path, named)``.
-
-    An explicit path (``/x.sock``, ``unix:path=...``) or ``$BUS_ADDRESS`` is
-    that path. A bus name is its socket in ``socket_dir()``. ``None`` is the
-    one socket in ``socket_dir()``; with none or several there, ``path`` is
-    ``None``: only discovery, which asks each bus, can tell.
-
-    ``named`` is true when the path was found by a name or by looking in
-    ``socket_dir()``: if nothing answers there, discovery says why (no bus
-    by that name, which ones run, a directory that will not do).
-
-    Raises:
-        ValueError: ``target`` or ``$BUS_ADDRESS`` is not a valid address.
-    """
-    from bus.control import default_address, parse_address, socket_dir
-
-    if target is None:
-        env = os.environ.get("BUS_ADDRESS", "").strip()
-        if env:
-            return parse_address(env), False
-        directory = socket_dir()
-        try:
-            # Only a real directory: a symlink or worse is for discovery to refuse.
-            if not stat.S_ISDIR(os.lstat(directory).st_mode):
-                return None, True
-            sockets = [entry for entry in directory.iterdir() if entry.suffix == ".sock"]
-        except OSError:
-            return None, True
-        return (sockets[0] if len(sockets) == 1 else None), True
-    if target.startswith("unix:") or os.sep in target or target.endswith(".sock"):
-        return parse_address(target), False
-    return default_address(target), True
-
-
-def _unreachable(address: Path | None, exc: OSError) -> ConnectionLost:
-    return ConnectionLost(f"cannot connect to {address}: {exc.strerror or exc}")
-
-
-def _open(address: Path, timeout: float) -> socket.socket:
-    """A connected socket to ``address`` whose server runs as this user.
-
-    Raises:
-        FileNotFoundError, ConnectionRefusedError: nothing listens there.
-        bus.control.ForeignBusError: another user's process serves it.
-        ConnectionLost: any other reason it cannot be reached.
-    """
-    from bus.control import check_peer
-
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    try:
-        sock.connect(os.fspath(address))
-        check_peer(sock, address)
-    except (FileNotFoundError, ConnectionRefusedError, BusError):
-        sock.close()
-        raise
-    except OSError as exc:
-        sock.close()
-        raise _unreachable(address, exc) from exc
-    sock.settimeout(None)
-    return sock
 
 
 class Client:
@@ -280,8 +78,8 @@ class Client:
         self._disconnect_callbacks: list[Callable[[], None]] = []
         self._closed = False
         #: What a misbehaving server or callback does on every line is logged once.
-        self.bad_lines = _FirstOnly("lines that were not JSON")
-        self.bad_callbacks = _FirstOnly("subscription callback failures")
+        self.bad_lines = FirstOnly("lines that were not JSON")
+        self.bad_callbacks = FirstOnly("subscription callback failures")
         self._reader = threading.Thread(
             target=self._read_loop, name=f"busctl-client:{address.name}", daemon=True
         )
@@ -316,17 +114,17 @@ class Client:
         try:
             if address is None:
                 raise FileNotFoundError(target)
-            sock = _open(address, timeout)
+            sock = open_socket(address, timeout)
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             if not named:
-                raise _unreachable(address, exc) from exc
+                raise unreachable(address, exc) from exc
             # Nothing answers where the name (or the one socket) says: discovery
             # asks every bus, says which run, and removes what a dead one left.
             address = resolve(target)
             try:
-                sock = _open(address, timeout)
+                sock = open_socket(address, timeout)
             except (FileNotFoundError, ConnectionRefusedError) as again:  # it went meanwhile
-                raise _unreachable(address, again) from again
+                raise unreachable(address, again) from again
         client = cls(sock, address)
         try:
             info = client.request("describe", timeout=timeout)
@@ -617,7 +415,7 @@ class Client:
         if message.get("id", 0) is None and isinstance(message.get("error"), dict):
             # Not a reply: the server's reason for what it does next (say,
             # closing a connection it has no room for).
-            self._server_error = _remote_error(message["error"])
+            self._server_error = remote_error(message["error"])
             return
         if "id" in message and ("result" in message or "error" in message):
             with self._lock:
@@ -627,7 +425,7 @@ class Client:
                 return
             error = message.get("error")
             if error is not None:
-                remote = _remote_error(error)
+                remote = remote_error(error)
                 if not future.done():
                     with contextlib.suppress(Exception):
                         future.set_exception(remote)
@@ -649,16 +447,3 @@ class Client:
                 self._orphans.append((method, params))
                 return
         subscription._deliver(method, params)
-
-
-def _remote_error(error: Any) -> RemoteError:
-    """The ``RemoteError`` for a JSON-RPC ``error`` member, whatever shape it came in."""
-    if not isinstance(error, dict):
-        return RemoteError(ErrorCode.INTERNAL_ERROR, str(error))
-    code = error.get("code")
-    data = error.get("data")
-    return RemoteError(
-        code if isinstance(code, int) and not isinstance(code, bool) else ErrorCode.INTERNAL_ERROR,
-        str(error.get("message", "")),
-        data if isinstance(data, dict) else {},
-    )
