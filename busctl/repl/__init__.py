@@ -9,13 +9,17 @@ What lives here:
 
 - ``command``: the ``busctl repl`` click command: picks the bus, the history
   file and the terminal.
-- ``session``: ``Repl``, the loop of prompt, parse, request, print, free of
-  any terminal (tests drive it through a pipe).
-- ``complete``: the registry of names the REPL knows, and completion.
-- ``keys``: reading the keyboard while a request is waited on (Ctrl-C).
+- ``session``: ``Repl``, the loop: prompt, read a line, hand it to its verb,
+  free of any terminal (tests drive it through a pipe).
+- ``verbs``: the verbs table (``help`` prints it, Tab completes it) and what
+  each verb does; a line that is no verb is a call.
+- ``waiting``: requests that Ctrl-C stops waiting for (the keyboard read in
+  raw mode, SIGINT), and activity handed over from the client's thread.
 - ``link``: the REPL's hold on a bus: the client, the registry kept fresh,
   word of a lost connection, reconnecting.
-- ``views``: what the REPL prints (results, errors, help, tables).
+- ``complete``: the registry of names the REPL knows, and completion.
+- ``printer`` and ``views``: where the REPL writes (failures counted for a
+  script's status) and what it prints (results, errors, help, tables).
 
 It may import ``busctl.render``, the shared infrastructure at the top of
 ``busctl`` (the client, argument parsing, the embedded bus, exit codes),

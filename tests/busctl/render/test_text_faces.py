@@ -214,7 +214,7 @@ def test_repl_completion_shows_signatures_and_defaults_visibly():
     from prompt_toolkit.document import Document
 
     from busctl.repl.complete import Registry, ReplCompleter
-    from busctl.repl.session import VERBS
+    from busctl.repl.verbs import VERBS
 
     registry = Registry()
     param = {"name": "text", "kind": "keyword_only", "required": False, "default": EVIL}

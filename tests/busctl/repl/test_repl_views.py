@@ -11,7 +11,7 @@ from rich.console import Console
 
 from busctl._client import RemoteError
 from busctl.repl.complete import Registry, ReplCompleter, pattern_matches
-from busctl.repl.session import VERBS
+from busctl.repl.verbs import VERBS
 from busctl.repl.views import error_line, show_error, show_result, toolbar
 
 pytestmark = pytest.mark.timeout(30)
