@@ -107,3 +107,41 @@ def test_the_running_services_raise_no_alarm(source, run_app):
             assert states == {"running"}
 
     run_app(body)
+
+
+def test_a_failed_service_error_is_announced_as_text_not_markup(fake_source, run_app):
+    import copy
+
+    from tests.busctl.tui.conftest import INSPECT, resolved
+
+    evil = "[bold red]ERR[/] \x1b]0;pwned\x07"
+    inspected = copy.deepcopy(INSPECT)
+    inspected["services"][0].update(state="failed", error=evil)
+    fake_source.inspect = lambda: resolved(copy.deepcopy(inspected))
+
+    class Kept(BusctlApp):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self.kept: list[tuple[str, object]] = []
+
+        def notify(self, message, *, markup=True, **kwargs) -> None:
+            self.kept.append((str(message), markup))
+            super().notify(message, markup=markup, **kwargs)
+
+    async def body():
+        app = Kept(source=fake_source, poll=0.05)
+        async with app.run_test(size=(120, 35)) as pilot:
+            name = inspected["services"][0]["name"]
+            await until(pilot, lambda: any(m.startswith(f"service {name}") for m, _ in app.kept))
+            table = app.query_one(ServicesTable)
+            table.focus()
+            table.move_cursor(row=table.get_row_index(name))
+            await pilot.press("enter")
+            await until(pilot, lambda: app.kept[-1][0].startswith(f"{name} failed"))
+            for message, markup in app.kept:
+                if "ERR" in message:
+                    assert markup is False
+                    assert "[bold red]ERR[/]" in message
+                    assert "\\x1b]0;pwned\\x07" in message
+
+    run_app(body)
