@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import click
 
+from .. import INSTALL_HINT
 from .._exit import ExitStatus
 from ..render.text import visible
 from .options import Failure, json_option, reports_failures
@@ -292,8 +293,8 @@ def _send_otlp(spans: list[Any], endpoint: str | None, timeout: float) -> None:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     except ImportError:
         raise Failure(
-            "OTLP export needs opentelemetry-exporter-otlp-proto-http: "
-            "pip install opentelemetry-exporter-otlp-proto-http",
+            "OTLP export needs opentelemetry-exporter-otlp-proto-http, which comes with "
+            f"the console's dependencies: {INSTALL_HINT}",
             ExitStatus.ERROR,
         ) from None
     from opentelemetry.sdk.trace.export import SpanExportResult
