@@ -37,8 +37,8 @@ DETAIL_WIDTH = 80
 """Arguments or a result longer than this are cut, with an ellipsis."""
 NAME_WIDTH = 22
 """Most command and event names fit: the columns after them line up."""
-MARKS = {"call": "→", "return": "←", "event": "⚡", "delivery": "↳"}
-"""The mark of each kind of step, before its kind."""
+MARKS = {"call": "→", "return": "←", "event": "◆", "delivery": "↳"}
+"""The mark of each kind of step, before its kind: one cell wide each, so lines align."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class ActivityView:
     Attributes:
         time: local wall-clock time with milliseconds (``14:03:07.215``).
         kind: ``call``, ``return``, ``event`` or ``delivery`` (as sent).
-        mark: the kind's mark (``→ ← ⚡ ↳``), ``?`` for a kind not known.
+        mark: the kind's mark (``→ ← ◆ ↳``), ``?`` for a kind not known.
         name: the command or event name.
         who: where it ran: ``caller → service``, ``service``, ``from caller``.
         place: where it ran, in one word: the service, else the caller.
