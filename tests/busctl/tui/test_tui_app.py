@@ -209,6 +209,14 @@ def test_invoke_with_bad_input_shows_why(source, run_app):
             await pilot.press("enter")
             await until(pilot, lambda: screen.outcome is not None)
             assert "cannot read the arguments" in result_text(screen)
+            # a required one left out: sent, and the bus says what is missing
+            screen.outcome = None
+            screen.query_one("#param-room", Input).value = ""
+            screen.query_one("#param-brightness", Input).value = "40"
+            await pilot.press("ctrl+r")
+            await until(pilot, lambda: screen.outcome is not None)
+            assert "missing required argument 'room'" in result_text(screen)
+            screen.query_one("#param-room", Input).value = "hall"
             # readable, but the handler refuses it: the error and its traceback
             screen.outcome = None
             screen.query_one("#param-brightness", Input).value = "500"
