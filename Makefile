@@ -5,13 +5,17 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
+# The official NATS service client (npm), which the tests use to check that
+# bus services answer NATS micro discovery.
+JSDIR   = tests/bus/nats/js
 
 .PHONY: run test lint bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(JSDIR)/package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[console,dev]'
+	if command -v npm >/dev/null; then npm ci --prefix $(JSDIR) --no-audit --no-fund --loglevel=error; fi
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -29,4 +33,4 @@ bench: $(STAMP)
 	$(BIN)/busctl bench
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis $(JSDIR)/node_modules

@@ -12,11 +12,28 @@
         bus.add_service(Greeter())
         print(bus.execute_command("say_hello", "Alice").result(timeout=2))
 
-Layering: ``_errors``, ``_patterns``, ``_binding``, ``_jsonval`` and
-``_stats`` stand alone; ``_records`` and ``_tracing`` turn hot-path records
-into OpenTelemetry spans; ``_registry`` is the routing seam; ``_runtime`` owns
-mailboxes and threads (created only through ``_threads``); ``_bus`` assembles
-them behind the four verbs. This file only re-exports the public names.
+Layering, lowest floor first; each floor imports only the floors below it
+(``tests/bus/test_layers.py`` checks this on the source, type-only imports
+included):
+
+- ``_core``: the verbs, routing (``Router``, each handler's ``Destination``),
+  mailboxes and their threads, services, futures, deadlock detection. No
+  sockets, no OpenTelemetry SDK. It reports its work through one seam, the
+  ``Observer`` protocol, and asks one router where work goes.
+- ``_observe``: what watches the core. The ``Hub`` observer turns work into
+  trace records (encoded once) and activity; the trace thread builds spans
+  from records; the span ring; ``inspect()`` shaping; OTLP JSON.
+- ``control``: the console's endpoint: the protocol (``control.protocol``),
+  the socket server, connections, methods, subscriptions, addresses.
+- ``_nats``: one bus across processes on NATS (``Bus(nats=URL)``): the
+  connection's loop thread, the registry, remote commands as handlers
+  whose destination is another process, events, NATS micro discovery and
+  the control protocol over NATS. Imported only by a bus given a server.
+- this package: ``Bus`` (``_bus``), which assembles the floors, ``testing``,
+  and the public modules the console uses: ``patterns``, ``otlp``,
+  ``replay`` and ``control.protocol``.
+
+This file only re-exports the public names.
 """
 
 from __future__ import annotations
@@ -30,7 +47,10 @@ from ._core._errors import (
     CommandNotFoundError,
     DeadlockError,
     MailboxFullError,
+    RemoteError,
     ServiceFailedError,
+    ServiceUnavailableError,
+    TransportError,
 )
 from ._core._future import CommandFuture
 from ._core._router import Registration
@@ -54,9 +74,12 @@ __all__ = [
     "EventInfo",
     "MailboxFullError",
     "Registration",
+    "RemoteError",
     "Service",
     "ServiceFailedError",
+    "ServiceUnavailableError",
     "TimerHandle",
+    "TransportError",
     "__version__",
     "command",
     "current_event",

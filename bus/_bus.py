@@ -22,9 +22,12 @@ from ._observe._activity import Activity
 from ._observe._hub import Hub, Tap, Watcher
 from ._observe._inspect import snapshot
 from ._observe._jsonval import Redactor, redact_secrets
-from ._observe._tracing import SpanRing, TraceSink, resolve_provider, tracing_disabled_by_env
+from ._observe._provider import resolve_provider, tracing_disabled_by_env
+from ._observe._ring import SpanRing
+from ._observe._sink import TraceSink
 
 if TYPE_CHECKING:
+    from ._nats import NatsLink
     from .control import ControlServer
 
 __all__ = ["Bus"]
@@ -55,6 +58,13 @@ class Bus(BusCore):
         control: serve the console's control protocol (``docs/protocol.md``):
             ``True`` on ``bus.control.default_address(name)``, or a socket
             path. A live bus already there raises ``AddressInUseError``.
+        nats: join bus ``name`` on the NATS server at this URL
+            (``docs/distributed.md``): this process's services serve every
+            process on the bus, and its listeners hear events fired anywhere
+            on it. ``None`` reads ``BUS_NATS_URL``; ``""`` never joins. A
+            server that is not there raises ``TransportError`` at once.
+        remote_timeout: the deadline, in seconds, of every call to a command
+            of another process (``ServiceUnavailableError`` after it).
 
     Every method may be called from any thread unless its docstring says
     otherwise.
@@ -74,8 +84,20 @@ class Bus(BusCore):
         span_buffer: int = 200_000,
         ring_size: int = 10_000,
         control: bool | str | os.PathLike[str] = False,
+        nats: str | None = None,
+        remote_timeout: float = 30.0,
     ) -> None:
         check_int("json_limit", json_limit, 16)
+        if isinstance(remote_timeout, bool) or not isinstance(remote_timeout, int | float):
+            raise TypeError(f"remote_timeout must be a number, not {type(remote_timeout).__name__}")
+        if not 0 < remote_timeout < float("inf"):
+            raise ValueError(
+                f"remote_timeout must be a positive number of seconds, not {remote_timeout}"
+            )
+        if nats is None:
+            nats = os.environ.get("BUS_NATS_URL") or None
+        if nats is not None and not isinstance(nats, str):
+            raise TypeError(f"nats must be a URL string or None, not {type(nats).__name__}")
         check_int("span_buffer", span_buffer, 1)
         check_int("ring_size", ring_size, 1)
         if redact is not None and not callable(redact):
@@ -115,8 +137,27 @@ class Bus(BusCore):
         self._control: ControlServer | None = None
         #: The control socket's path, or ``None`` without ``control``.
         self.address: Path | None = None
+        self._nats: NatsLink | None = None
+        if nats:
+            self._start_nats(nats, float(remote_timeout))
         if control:
             self._start_control(control)
+
+    def _start_nats(self, url: str, remote_timeout: float) -> None:
+        try:
+            from ._nats import NatsLink
+        except ImportError as exc:
+            self.close()
+            from ._core._errors import TransportError
+
+            raise TransportError(
+                f"Bus(nats=...) needs nats-py: pip install 'bus[nats]' ({exc})"
+            ) from None
+        try:
+            self._nats = NatsLink(self, url, remote_timeout=remote_timeout)
+        except BaseException:
+            self.close()
+            raise
 
     def _start_control(self, control: bool | str | os.PathLike[str]) -> None:
         from .control import ControlServer
@@ -142,7 +183,23 @@ class Bus(BusCore):
             **(self._sink.statistics() if self._sink else {}),
             "watch_errors": hub.watch_errors if hub else 0,
         }
-        return snapshot(self, tracing)
+        data = snapshot(self, tracing)
+        if self._nats is not None:
+            data["nats"] = self._nats.describe()
+        return data
+
+    def wait_for_command(self, name: str, timeout: float | None = 10.0) -> bool:
+        """Block until command ``name`` can be called here; whether it can.
+
+        A command of this process is there at once; on a bus across processes
+        (``nats=``), this waits until a process on the bus announces it.
+        Returns ``False`` after ``timeout`` seconds.
+        """
+        if self.router.local_command(name) is not None:
+            return True
+        if self._nats is None:
+            return False
+        return self._nats.wait_for_command(name, timeout)
 
     def watch(self, callback: Callable[[Activity], None]) -> _Unwatch:
         """Call ``callback(activity)`` for every command and event, start and end.
@@ -187,6 +244,8 @@ class Bus(BusCore):
     # -- shutdown ------------------------------------------------------------------------
 
     def _closing_begins(self) -> None:
+        if self._nats is not None:
+            self._nats.leave()  # the others stop sending work here; replicas take it
         if self._control is not None:
             self._control.stop_listening()  # no new consoles; the socket file goes
 
@@ -195,6 +254,8 @@ class Bus(BusCore):
 
         if self._control is not None:
             self._control.close(max(0.5, deadline - time.monotonic()))
+        if self._nats is not None:
+            self._nats.close(max(0.5, deadline - time.monotonic()))
         if self._sink is not None:
             self._sink.stop(max(0.5, deadline - time.monotonic()))
         if self._own_provider is not None:

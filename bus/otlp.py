@@ -14,15 +14,9 @@ capture`` records, ``busctl trace`` reads, and ``OtlpJsonFileExporter``
 
 from __future__ import annotations
 
-from ._observe._otlp import (
-    TRACE_FILE_ENV,
-    OtlpDecodeError,
-    OtlpJsonFileExporter,
-    decode_spans,
-    decode_value,
-    encode_spans,
-    encode_value,
-)
+from ._observe._otlp import encode_spans, encode_value
+from ._observe._otlp_decode import OtlpDecodeError, decode_spans, decode_value
+from ._observe._otlp_file import TRACE_FILE_ENV, OtlpJsonFileExporter
 
 __all__ = [
     "TRACE_FILE_ENV",

@@ -9,41 +9,37 @@ is the one to use.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import InvalidStateError
-from typing import Any, Literal, Self, cast
+from typing import Any, Literal, Self
 
 from ._deadlock import WaitGraph
 from ._errors import BusClosedError, BusError
 from ._future import CommandFuture
+from ._lifecycle import (
+    MAX_THREADS,
+    abandon,
+    check_int,
+    report_hung,
+    schedule,
+    shut_down,
+    start_service,
+)
 from ._observer import Observer
 from ._patterns import validate_name, validate_pattern
 from ._router import Handler, Registration, Router
-from ._runtime import TASK, Ledger, Runtime, current_worker
-from ._service import Service, ServiceBus
+from ._runtime import Runtime
+from ._service import BROADCAST_ATTR, Service
 from ._stats import count_value
 from ._threads import TimerHandle, Timers, start_thread
+from ._worker import Ledger, current_worker
 
 __all__ = ["MAX_THREADS", "BusCore", "check_int"]
 
 log = logging.getLogger("bus")
-
-MAX_THREADS = 1024
-"""The most threads one service (``concurrency``) or the pool may have."""
-
-
-def check_int(what: str, value: object, low: int, high: int | None = None) -> None:
-    """Raise a clear error unless ``value`` is an int within ``[low, high]``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
-    if value < low or (high is not None and value > high):
-        bound = f"at least {low}" if high is None else f"between {low} and {high}"
-        raise ValueError(f"{what} must be {bound}, not {value}")
 
 
 class BusCore:
@@ -93,6 +89,11 @@ class BusCore:
         #: The observer seam (``_observer``): what the bus reports its work
         #: to, or ``None`` while nothing observes it (the fastest path).
         self.observer: Observer | None = None
+        #: The transport's hook for events: ``outlet(name, args, kwargs,
+        #: event_ticket, local_listeners)`` sends each event fired here to
+        #: the other processes of the bus and returns how many listeners
+        #: there it knows of; ``None`` on a bus of one process.
+        self.outlet: Callable[..., int] | None = None
         self._timers = Timers(f"bus:{self.name}/timers")
         self._pool = Runtime(
             self,
@@ -163,13 +164,16 @@ class BusCore:
             raise error
         return future
 
-    def register_listener(self, pattern: str, fn: Callable[..., Any]) -> Registration:
+    def register_listener(
+        self, pattern: str, fn: Callable[..., Any], *, broadcast: bool = False
+    ) -> Registration:
         """Call ``fn`` for every event matching ``pattern``.
 
         ``pattern`` is an event name, ``*`` for all events, or a dotted glob
         such as ``lights.*``. The listener runs on its owner's thread, chosen
         as for ``register_command``. Listeners of one event are called in the
-        order they were registered.
+        order they were registered. On a bus across processes, a service in
+        several processes hears each event once unless ``broadcast=True``.
 
         Raises:
             BusClosedError: the bus is closed.
@@ -177,7 +181,8 @@ class BusCore:
         validate_pattern(pattern)
         if not callable(fn):
             raise TypeError(f"the listener for {pattern!r} must be callable")
-        return self._register("listener", pattern, fn, self._owner(), False, None)
+        owner = self._owner()
+        return self._register("listener", pattern, fn, owner, False, None, broadcast=broadcast)
 
     def fire_event(self, name: str, /, *args: Any, **kwargs: Any) -> None:
         """Deliver the event to every matching listener, without waiting.
@@ -197,11 +202,35 @@ class BusCore:
         if observer is not None:
             self._fire_observed(observer, name, args, kwargs, listeners)
             return
+        if self.outlet is not None:
+            self.outlet(name, args, kwargs, None, listeners)
         for handler in listeners:
             next(handler.dispatched)
             status = handler.destination.post((handler, args, kwargs, name, None))
             if status:
                 self._not_delivered(name, handler, status)
+
+    def fire_counted(self, name: str, /, *args: Any, **kwargs: Any) -> int:
+        """``fire_event``, returning how many listeners the event was sent to.
+
+        For consoles, which report it (the control protocol's ``fire``);
+        services use ``fire_event``. Raises what ``fire_event`` raises.
+        """
+        if self._closing:
+            self._refuse()
+        listeners = self.router.listeners_for(name)
+        observer = self.observer
+        if observer is not None:
+            return len(listeners) + self._fire_observed(observer, name, args, kwargs, listeners)
+        remote = 0
+        if self.outlet is not None:
+            remote = self.outlet(name, args, kwargs, None, listeners)
+        for handler in listeners:
+            next(handler.dispatched)
+            status = handler.destination.post((handler, args, kwargs, name, None))
+            if status:
+                self._not_delivered(name, handler, status)
+        return len(listeners) + remote
 
     def _fire_observed(
         self,
@@ -210,9 +239,12 @@ class BusCore:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         listeners: tuple[Handler, ...],
-    ) -> None:
-        """``fire_event`` when something observes the bus."""
+    ) -> int:
+        """``fire_event`` when something observes the bus; the remote listeners reached."""
         event = observer.event_fired(name, args, kwargs, listeners)
+        remote = 0
+        if self.outlet is not None:
+            remote = self.outlet(name, args, kwargs, event, listeners)
         for handler in listeners:
             ticket = None if event is None else observer.delivery_queued(event, handler)
             next(handler.dispatched)
@@ -223,6 +255,7 @@ class BusCore:
                     observer.delivery_refused(ticket, handler, error)
         if event is not None:
             observer.event_posted(event)
+        return remote
 
     def _not_delivered(self, name: str, handler: Handler, status: int) -> BaseException:
         """A delivery the listener's mailbox refused: counted and logged; returns why."""
@@ -245,64 +278,7 @@ class BusCore:
             BusClosedError: the bus is closed.
             Exception: whatever ``on_start`` or a registration raised.
         """
-        if self._closing:
-            raise BusClosedError("the bus is closed")
-        if not isinstance(service, Service):
-            raise TypeError(f"add_service takes a Service, not {type(service).__name__}")
-        name = validate_name(service.service_name(), "service name")
-        concurrency = service.concurrency
-        check_int(f"service {name!r}: concurrency", concurrency, 1, MAX_THREADS)
-        if getattr(service, "bus", None) is not None:
-            raise ValueError(f"service {name!r} is already on bus {service.bus.name!r}")
-        runtime = Runtime(
-            self, name, service=service, concurrency=concurrency, maxsize=self.mailbox_size
-        )
-        with self._services_lock:
-            # Checked again under the lock close() reads the services with:
-            # a service is either refused or among those close() stops.
-            if self._closing:
-                raise BusClosedError("the bus is closed")
-            if name in self._runtimes:
-                raise ValueError(f"a service named {name!r} is already on the bus")
-            self._runtimes[name] = runtime
-        # The bus a service sees is the assembled bus.Bus, which builds on
-        # this class; BusCore is never used on its own.
-        service.bus = cast(ServiceBus, self)
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        def start() -> None:
-            try:
-                for kind, key, fn, readonly in service.handlers():
-                    self._register(kind, key, fn, runtime, readonly, None)
-                service.on_start()
-                with runtime._lock:  # close() may have begun stopping it
-                    if runtime.state == "starting":
-                        runtime.state = "running"
-                # Here, not in add_service: a caller that timed out still gets
-                # the whole service once on_start returns.
-                runtime.start_rest()
-            except BaseException as exc:
-                # Raised again by add_service on the caller's thread; the
-                # service thread just ends (see Runtime._serve).
-                failure.append(exc)
-                runtime.fail(exc, "its on_start raised")
-                self._unregister(runtime)
-            finally:
-                ready.set()
-
-        runtime.start(start)
-        if not ready.wait(timeout):
-            raise TimeoutError(
-                f"service {name!r} did not start within {timeout}s: its on_start is still "
-                "running; the service runs once it returns (inspect() shows it 'starting')"
-            )
-        if failure:
-            with self._services_lock:
-                self._runtimes.pop(name, None)
-            service.bus = None  # type: ignore[assignment]
-            raise failure[0]
-        return service
+        return start_service(self, service, timeout)
 
     def runtimes(self) -> list[Runtime]:
         """Every service's runtime, then the pool's once it has started."""
@@ -365,26 +341,7 @@ class BusCore:
         self._close(timeout)
 
     def _close(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        self._closing_begins()
-        self._timers.stop()
-        if not self.wait_idle(timeout * 0.8):
-            log.warning("bus %r: work still running at close; failing what remains", self.name)
-        services = [rt for rt in self.runtimes() if rt.service is not None]
-        for runtime in [*reversed(services), self._pool]:
-            runtime.stop()
-            for thread in runtime.threads:
-                thread.join(max(0.0, deadline - time.monotonic()))
-            if any(t.is_alive() for t in runtime.threads):
-                self._abandon(runtime)
-            failed = runtime.fail_queued()
-            if failed:
-                log.warning(
-                    "bus %r: %d command(s) to %r failed at close", self.name, failed, runtime.name
-                )
-        self._closed = True
-        self._closing_ends(deadline)
-        self._close_done.set()
+        shut_down(self, timeout)
 
     def _closing_begins(self) -> None:
         """Called first by ``close``, before any work is refused: for layers above."""
@@ -413,32 +370,7 @@ class BusCore:
         return f"<{type(self).__name__} {self.name!r} {state}, {len(self._runtimes)} services>"
 
     def _abandon(self, runtime: Runtime) -> None:
-        """Give up on a runtime whose threads outlived ``close``'s timeout.
-
-        Its mailbox stops taking work, and the futures of the commands its
-        hung handlers are still running fail now, so that nothing is left
-        pending; the threads (daemons) are named in the log. A handler that
-        finishes later is counted as a late reply.
-        """
-        runtime.close_mailbox()
-        alive = [t.name for t in runtime.threads if t.is_alive()]
-        log.warning(
-            "bus %r: service %r did not stop in time; thread(s) still running: %s",
-            self.name,
-            runtime.name,
-            ", ".join(alive),
-        )
-        for worker in list(runtime.workers):
-            future, handler = worker.future, worker.current
-            if future is None or handler is None or future.done():
-                continue
-            future.gave_up = True
-            error = BusClosedError(
-                f"bus {self.name!r} closed while the handler of {handler.name!r} "
-                f"was still running on thread {worker.thread_name}"
-            )
-            with contextlib.suppress(InvalidStateError):  # it finished just now
-                future.set_exception(error)
+        abandon(self, runtime)
 
     # -- internals -----------------------------------------------------------------------
 
@@ -478,7 +410,11 @@ class BusCore:
         runtime: Runtime,
         readonly: bool,
         doc: str | None,
+        *,
+        broadcast: bool = False,
     ) -> Registration:
+        if kind == "listener" and name in getattr(fn, BROADCAST_ATTR, ()):
+            broadcast = True  # @listener(..., broadcast=True)
         handler = Handler(
             kind,
             name,
@@ -487,6 +423,7 @@ class BusCore:
             self.router.next_seq(),
             readonly=readonly,
             doc=doc,
+            broadcast=broadcast,
         )
         if runtime.state in ("stopping", "stopped"):
             raise BusClosedError(f"service {runtime.name!r} has stopped")
@@ -506,48 +443,7 @@ class BusCore:
         args: tuple[Any, ...],
         interval: float | None,
     ) -> TimerHandle:
-        runtime = self._runtimes.get(service.service_name())
-        if runtime is None or runtime.service is not service:
-            raise BusError(f"{service!r} is not on bus {self.name!r}")
-        queued = threading.Event()  # a run of this timer waits in the mailbox
-        handle: TimerHandle
-
-        def run(*args: Any) -> None:
-            # On the service thread. Checked here, not only when posting, so
-            # that once cancel() returns no run starts, even one queued.
-            queued.clear()
-            if not handle.cancelled:
-                fn(*args)
-
-        run.__qualname__ = getattr(fn, "__qualname__", None) or repr(fn)  # as inspect() shows it
-
-        def post() -> None:
-            # A busy service does not pile up runs of one timer: while one
-            # waits in its mailbox, the next due is skipped.
-            if queued.is_set():
-                return
-            queued.set()
-            if runtime.post((run, args, {}, TASK, None)):
-                queued.clear()
-                log.warning("timer for %r skipped: its mailbox is full or stopped", runtime.name)
-
-        handle = self._timers.schedule(delay, post, interval)
-        return handle
+        return schedule(self, service, delay, fn, args, interval)
 
     def _watchdog(self) -> None:
-        now = time.perf_counter()
-        for runtime in self.runtimes():
-            for worker in list(runtime.workers):
-                current, since = worker.current, worker.since
-                if current is None or worker.hung_reported == since:
-                    continue
-                if now - since > self.hung_after:
-                    worker.hung_reported = since
-                    log.warning(
-                        "hung handler: %s %r on %s has run for %.1fs (threshold %.1fs)",
-                        current.kind,
-                        current.name,
-                        worker.thread_name,
-                        now - worker.since,
-                        self.hung_after,
-                    )
+        report_hung(self)

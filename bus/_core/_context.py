@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ._runtime import current_worker
+from ._worker import current_worker
 
 __all__ = ["EventInfo", "current_event", "hex_id"]
 

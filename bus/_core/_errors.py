@@ -9,7 +9,10 @@ __all__ = [
     "CommandNotFoundError",
     "DeadlockError",
     "MailboxFullError",
+    "RemoteError",
     "ServiceFailedError",
+    "ServiceUnavailableError",
+    "TransportError",
 ]
 
 
@@ -129,3 +132,71 @@ class ServiceFailedError(BusError, RuntimeError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (self.service, self.reason))
+
+
+class ServiceUnavailableError(BusError):
+    """Raised through the future of a command of another process that no one answered.
+
+    The command is known (another process on the bus registered it), but no
+    process serving it took the call, or the one that took it never replied,
+    before the call's deadline (``Bus(remote_timeout=...)``). Calls to a
+    command with no responder right now (its process restarting, the server
+    restarting) are retried until then, never reported as unknown.
+
+    Attributes:
+        command: the command called.
+        service: the service that registered it.
+        timeout: the deadline, in seconds.
+        delivered: whether a process took the request (and then went silent:
+            it may have died, or its handler may still run).
+    """
+
+    def __init__(self, command: str, service: str, timeout: float, delivered: bool) -> None:
+        self.command = command
+        self.service = service
+        self.timeout = timeout
+        self.delivered = delivered
+        if delivered:
+            message = (
+                f"{command}: service {service!r} took the call and sent no reply within "
+                f"{timeout:g} s (its process may have died)"
+            )
+        else:
+            message = f"{command}: no instance of service {service!r} answered within {timeout:g} s"
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.command, self.service, self.timeout, self.delivered))
+
+
+class RemoteError(BusError):
+    """What a handler in another process raised, when its type cannot be rebuilt here.
+
+    Exceptions of builtin types, and of types whose module is already imported
+    in the calling process, are raised as themselves; any other comes back as
+    this, with the type's name. Either way the remote traceback is attached as
+    a note (``traceback.print_exception`` shows it) and as
+    ``remote_traceback``.
+
+    Attributes:
+        type_name: the remote exception's qualified type name (``module.Class``).
+        message: ``str()`` of the remote exception.
+        remote_traceback: the traceback as the remote process formatted it.
+    """
+
+    def __init__(self, type_name: str, message: str, remote_traceback: str = "") -> None:
+        self.type_name = type_name
+        self.message = message
+        self.remote_traceback = remote_traceback
+        super().__init__(f"{type_name}: {message}" if message else type_name)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.type_name, self.message, self.remote_traceback))
+
+
+class TransportError(BusError, ConnectionError):
+    """Raised by ``Bus(nats=...)`` when the bus cannot join the server.
+
+    The server is not there, refuses the connection, or the URL is not one.
+    The message is one line and says which server; nothing is left running.
+    """

@@ -14,7 +14,7 @@ from concurrent.futures import TimeoutError as FutureTimeoutError
 from typing import TYPE_CHECKING, Any
 
 from ._errors import DeadlockError
-from ._runtime import current_worker
+from ._worker import current_worker
 
 if TYPE_CHECKING:
     from ._deadlock import WaitGraph
@@ -30,6 +30,13 @@ class CommandFuture(Future[Any]):
         command: the command's name.
         service: the name of the service that handles it.
     """
+
+    #: For a transport: the chain of remote waits that led to this command
+    #: (set on the future of a call that came from another process).
+    chain: Any = None
+    #: The command the thread waiting on this future is running, if any:
+    #: a transport follows it to learn which chain a wait belongs to.
+    via: CommandFuture | None = None
 
     def __init__(self, handler: Handler, waits: WaitGraph) -> None:
         super().__init__()
@@ -89,6 +96,7 @@ class CommandFuture(Future[Any]):
             self.gave_up = True  # the command still runs: its result will be late
             raise
         worker.waiting = self
+        self.via = worker.future
         try:
             return wait(timeout)
         except FutureTimeoutError:

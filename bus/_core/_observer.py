@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from ._router import Handler
-    from ._runtime import Worker
+    from ._worker import Worker
 
 __all__ = ["Observer"]
 

@@ -64,6 +64,7 @@ class Handler:
 
     __slots__ = (
         "binder",
+        "broadcast",
         "destination",
         "dispatched",
         "doc",
@@ -87,8 +88,10 @@ class Handler:
         *,
         readonly: bool = False,
         doc: str | None = None,
+        broadcast: bool = False,
     ) -> None:
         self.kind = kind
+        self.broadcast = broadcast
         self.name = name
         self.fn = fn
         self.destination = destination
@@ -113,7 +116,7 @@ class Handler:
         if self.kind == "command":
             data = {"name": self.name, "readonly": self.readonly, **data}
         else:
-            data = {"pattern": self.name, **data, "order": self.seq}
+            data = {"pattern": self.name, **data, "order": self.seq, "broadcast": self.broadcast}
         stats = self.stats.snapshot()
         if self.kind == "listener":
             stats["deliveries"] = stats.pop("calls")
@@ -175,7 +178,12 @@ class Registration:
 
 
 class Router:
-    """The local routing tables: commands by name, listeners in order.
+    """The routing tables: commands by name, listeners in order.
+
+    Local commands (registered in this process) come first; a transport may
+    add the commands of other processes with ``set_remote``, which the router
+    keeps beside them and answers with only when no local handler has the
+    name, so local work never leaves the process.
 
     Reads (``command``, ``listeners_for``) take no lock: they read dicts that
     writers replace rather than mutate, which is safe under the GIL and keeps
@@ -186,8 +194,12 @@ class Router:
         self._lock = threading.Lock()
         self._seq = itertools.count()
         self._commands: dict[str, Handler] = {}
+        self._remote: dict[str, Handler] = {}
         self._listeners: tuple[Handler, ...] = ()
         self._routes: dict[str, tuple[Handler, ...]] = {}
+        #: Called (from the thread that changed them) after the local tables
+        #: change: a transport announces them to the other processes.
+        self.on_change: Callable[[], None] | None = None
 
     # -- reads (any thread, lock-free) ----------------------------------------
 
@@ -202,11 +214,23 @@ class Router:
         except TypeError:  # unhashable
             handler = None
         if handler is None:
+            handler = self._remote.get(name)
+            if handler is not None:
+                return handler
             # An invalid name (too long, say) is told so, not looked for.
             validate_name(name, "command name")
-            close = difflib.get_close_matches(name, list(self._commands), n=3, cutoff=0.6)
+            known = list(dict.fromkeys([*self._commands, *self._remote]))  # a replica's once
+            close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
             raise CommandNotFoundError(name, close)
         return handler
+
+    def local_command(self, name: str) -> Handler | None:
+        """The handler of command ``name`` registered in this process, if any."""
+        return self._commands.get(name)
+
+    def remote_commands(self) -> list[Handler]:
+        """The commands of other processes (``set_remote``), sorted by name."""
+        return sorted(self._remote.values(), key=lambda h: h.name)
 
     def listeners_for(self, event: str) -> tuple[Handler, ...]:
         """Every listener whose pattern matches ``event``, in delivery order."""
@@ -255,7 +279,17 @@ class Router:
             else:
                 self._listeners = (*self._listeners, handler)
                 self._routes = {}
+        if self.on_change is not None:
+            self.on_change()
         return Registration(self, handler)
+
+    def set_remote(self, handlers: dict[str, Handler]) -> None:
+        """Replace the commands of other processes (a transport's registry).
+
+        A name registered here too stays local: ``command`` finds it first.
+        """
+        with self._lock:
+            self._remote = dict(handlers)
 
     def take(self, name: str) -> Handler | None:
         """Remove and return the handler of command ``name`` (for stubs)."""
@@ -283,3 +317,5 @@ class Router:
             elif handler in self._listeners:
                 self._listeners = tuple(h for h in self._listeners if h is not handler)
                 self._routes = {}
+        if self.on_change is not None:
+            self.on_change()

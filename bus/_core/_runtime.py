@@ -16,22 +16,22 @@ what it finished in its own ``Worker``, which only it writes.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import CancelledError, InvalidStateError
+from concurrent.futures import CancelledError
 from typing import TYPE_CHECKING, Any
 
+from ._dispatch import run_call, run_delivery, run_task, settle
 from ._errors import BusClosedError, BusError, MailboxFullError, ServiceFailedError
 from ._ratelog import RateLimitedLog
 from ._threads import start_thread
+from ._worker import Ledger, Worker, current_worker, workers
 
 if TYPE_CHECKING:
     from ._bus import BusCore
-    from ._future import CommandFuture
     from ._router import Handler, Registration
     from ._service import Service
 
@@ -44,86 +44,6 @@ FULL, STOPPED, FAILED = 1, 2, 3
 _STOP = None
 _time_ns = time.time_ns
 _perf = time.perf_counter
-
-_workers: dict[int, Worker] = {}
-"""Each bus thread's state, by ``threading.get_ident()``; written only by that thread."""
-
-
-def _settle(future: CommandFuture, result: Any, error: BaseException | None) -> bool:
-    """Complete ``future``; ``False`` if something (close, a failure) already had."""
-    try:
-        if error is None:
-            future.set_result(result)
-        else:
-            future.set_exception(error)
-    except InvalidStateError:
-        return False
-    return True
-
-
-def current_worker() -> Worker | None:
-    """The state of the calling thread if it is a bus thread, else ``None``."""
-    return _workers.get(threading.get_ident())
-
-
-class Worker:
-    """One bus thread: what it runs now, and what it has finished.
-
-    Only its own thread writes it; the watchdog and ``inspect`` read it.
-    """
-
-    __slots__ = (
-        "current",
-        "done",
-        "event",
-        "failed",
-        "future",
-        "handled",
-        "hung_reported",
-        "runtime",
-        "since",
-        "thread_name",
-        "waiting",
-    )
-
-    def __init__(self, runtime: Runtime, thread_name: str) -> None:
-        self.runtime = runtime
-        self.thread_name = thread_name
-        self.current: Handler | Job | None = None
-        self.since = 0.0
-        self.event: tuple[Handler, tuple[Any, ...], dict[str, Any], str, Any] | None = None
-        self.future: CommandFuture | None = None  # of the command running now
-        self.hung_reported = 0.0  # the ``since`` of the run reported hung
-        self.waiting: CommandFuture | None = None
-        self.done = 0  # items taken off the mailbox and finished with, run or not
-        self.handled = 0
-        self.failed = 0
-
-
-class Ledger:
-    """Counts shared by a bus's runtimes, from which ``wait_idle`` tells quiet.
-
-    ``posted`` counts every item queued; each thread counts what it finished
-    in its ``Worker``, and ``unrun`` counts what was taken out of a mailbox
-    without running (at close, or when a service failed). ``next()`` on an
-    ``itertools.count`` is atomic, so no lock is taken on the hot path.
-    """
-
-    __slots__ = ("posted", "unrun")
-
-    def __init__(self) -> None:
-        self.posted = itertools.count()
-        self.unrun = itertools.count()
-
-
-class Job:
-    """A timer callback running on a service thread, as ``inspect()`` shows it."""
-
-    __slots__ = ("name",)
-    kind = "timer"
-
-    def __init__(self, fn: Callable[..., Any]) -> None:
-        self.name: str = getattr(fn, "__qualname__", None) or repr(fn)
 
 
 class Runtime:
@@ -167,7 +87,7 @@ class Runtime:
         self._stops = 0
         self.ledger: Ledger = bus.ledger
         self._posted = self.ledger.posted
-        self._listener_log: dict[int, RateLimitedLog] = {}
+        self.listener_log: dict[int, RateLimitedLog] = {}
         self.drop_log = RateLimitedLog(log)  # deliveries refused by this mailbox
 
     # -- any thread ------------------------------------------------------------
@@ -378,7 +298,7 @@ class Runtime:
 
     def _serve(self, worker: Worker, ready: Callable[[], None] | None) -> None:
         ident = threading.get_ident()
-        _workers[ident] = worker
+        workers[ident] = worker
         try:
             if ready is not None:
                 ready()
@@ -416,11 +336,11 @@ class Runtime:
                 try:
                     if type(tag) is str:
                         worker.event = item
-                        ok = self._deliver(worker, handler, args, kwargs, tag, record)
+                        ok = run_delivery(self, worker, handler, args, kwargs, tag, record)
                     elif tag is TASK:
-                        ok = self._task(worker, handler, args, kwargs)
+                        ok = run_task(self, worker, handler, args, kwargs)
                     else:
-                        ok = self._call(worker, handler, args, kwargs, tag, record)
+                        ok = run_call(self, worker, handler, args, kwargs, tag, record)
                 except BaseException as exc:
                     # Handlers' own errors never get here (see _call and
                     # _deliver): this is a bug in the bus, or a BaseException
@@ -438,7 +358,7 @@ class Runtime:
                 self._live -= 1
             raise
         finally:
-            del _workers[ident]
+            del workers[ident]
 
     def _died(self, worker: Worker, tag: Any, exc: BaseException) -> None:
         """The last line of defence: this thread is ending on an unforeseen error.
@@ -465,7 +385,7 @@ class Runtime:
         # It may have died before or after the handler set the future running.
         command = tag is not TASK and not isinstance(tag, str) and not tag.done()
         if command and (tag.running() or tag.set_running_or_notify_cancel()):
-            _settle(tag, None, self.failure())
+            settle(tag, None, self.failure())
         worker.failed += 1
         worker.handled += 1
         worker.done += 1
@@ -504,110 +424,3 @@ class Runtime:
         self.close_mailbox()
         if self.state != "failed":
             self.state = "stopped"
-
-    def _task(
-        self, worker: Worker, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> bool:
-        # Shown as the running handler, so a busy or hung timer job is seen.
-        worker.since = _perf()
-        worker.current = Job(fn)
-        try:
-            fn(*args, **kwargs)
-        except BaseException:
-            log.exception("a timer callback on service %r failed", self.name)
-            return False
-        finally:
-            worker.current = None
-        return True
-
-    def _call(
-        self,
-        worker: Worker,
-        handler: Handler,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        future: CommandFuture,
-        ticket: Any,
-    ) -> bool | None:
-        observer = self.bus.observer if ticket is not None else None
-        if not future.set_running_or_notify_cancel():
-            handler.stats.skip(cancelled=True)
-            if observer is not None:
-                observer.call_refused(ticket, handler, CancelledError("cancelled before it ran"))
-            return None
-        # ``since`` before ``current``: the watchdog reads them in that order
-        # and must never pair this handler with the previous one's start.
-        start = worker.since = _perf()
-        worker.current = handler
-        worker.future = future
-        scope = None if observer is None else observer.call_started(ticket, worker)
-        error: BaseException | None = None
-        result: Any = None
-        try:
-            result = handler.fn(*args, **kwargs)
-        except BaseException as exc:
-            error = exc
-        finally:
-            if observer is not None:
-                observer.handler_returned(scope)
-        elapsed = _perf() - start
-        worker.current = None
-        worker.future = None
-        handler.stats.finish(elapsed, error)
-        if future.gave_up:
-            handler.stats.late_reply()
-            log.warning(
-                "late reply: %s on %r finished after %.3fs, after %s",
-                handler.name,
-                self.name,
-                elapsed,
-                "the bus closed" if future.done() else "its caller stopped waiting",
-            )
-        if observer is not None:
-            observer.call_ended(ticket, handler, worker, error, elapsed, result)
-        # False when close() gave up on this handler and failed the future
-        # first; the late reply was counted above.
-        _settle(future, result, error)
-        ok = error is None
-        del error  # the future holds it; do not keep the traceback alive here
-        return ok
-
-    def _deliver(
-        self,
-        worker: Worker,
-        handler: Handler,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        event: str,
-        ticket: Any,
-    ) -> bool:
-        observer = self.bus.observer if ticket is not None else None
-        start = worker.since = _perf()  # before ``current``, as in _call
-        worker.current = handler
-        scope = None if observer is None else observer.delivery_started(ticket, worker)
-        error: BaseException | None = None
-        try:
-            handler.fn(*args, **kwargs)
-        except BaseException as exc:
-            error = exc
-            limiter = self._listener_log.get(handler.seq)
-            if limiter is None:
-                limiter = self._listener_log[handler.seq] = RateLimitedLog(log)
-            limiter.error(
-                "listener %s for %r on service %r failed on event %r",
-                handler.qualname,
-                handler.name,
-                self.name,
-                event,
-                exc=exc,
-            )
-        finally:
-            if observer is not None:
-                observer.handler_returned(scope)
-        elapsed = _perf() - start
-        worker.current = None
-        worker.event = None
-        handler.stats.finish(elapsed, error)
-        if observer is not None:
-            observer.delivery_ended(ticket, handler, worker, event, error, elapsed)
-        return error is None

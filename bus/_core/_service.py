@@ -33,6 +33,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _COMMAND_ATTR = "__bus_command__"
 _LISTENER_ATTR = "__bus_listeners__"
+BROADCAST_ATTR = "__bus_broadcast__"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +73,13 @@ def command(name: str | F | None = None, *, readonly: bool = False) -> F | Calla
     return mark
 
 
-def listener(pattern: str) -> Callable[[F], F]:
+def listener(pattern: str, *, broadcast: bool = False) -> Callable[[F], F]:
     """Mark a service method as a listener for events matching ``pattern``.
 
-    Stack it to listen to several patterns with one method.
+    Stack it to listen to several patterns with one method. On a bus across
+    processes (``Bus(nats=...)``) a service running in several processes
+    hears each event once, in one of them; ``broadcast=True`` asks for
+    every instance to hear it.
     """
     validate_pattern(pattern)
 
@@ -83,6 +87,8 @@ def listener(pattern: str) -> Callable[[F], F]:
         patterns: list[str] = list(getattr(fn, _LISTENER_ATTR, ()))
         patterns.append(pattern)
         setattr(fn, _LISTENER_ATTR, tuple(patterns))
+        if broadcast:
+            setattr(fn, BROADCAST_ATTR, (*getattr(fn, BROADCAST_ATTR, ()), pattern))
         return fn
 
     return mark
@@ -112,7 +118,9 @@ class ServiceBus(Protocol):
     def execute_command(self, name: str, /, *args: Any, **kwargs: Any) -> CommandFuture:
         """See ``Bus.execute_command``."""
 
-    def register_listener(self, pattern: str, fn: Callable[..., Any]) -> Registration:
+    def register_listener(
+        self, pattern: str, fn: Callable[..., Any], *, broadcast: bool = False
+    ) -> Registration:
         """See ``Bus.register_listener``."""
 
     def fire_event(self, name: str, /, *args: Any, **kwargs: Any) -> None:

@@ -26,16 +26,16 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from .._core._ratelog import RateLimitedLog
-from .._core._runtime import current_worker
+from .._core._worker import current_worker
 from ._activity import Activity, hex_id
-from ._jsonval import Redactor
+from ._jsonval import Encoded, Redactor
 from ._records import BusSpan, CallRecord, DeliveryRecord, FireRecord, encoded_text, freeze
 from ._replay import REPLAY_KEY, mark_replay
 
 if TYPE_CHECKING:
     from .._core._router import Handler
-    from .._core._runtime import Worker
-    from ._tracing import TraceSink
+    from .._core._worker import Worker
+    from ._sink import TraceSink
 
 __all__ = ["WATCHED", "Hub", "Tap", "Watcher"]
 
@@ -130,13 +130,19 @@ class Hub:
         if self.sink is not None:
             record = self._call_record(handler.name, args, kwargs, handler.destination.name)
         if self.watchers:
+            if record is not None:  # encoded once, for the span and the activity alike
+                record.args = args_text = self._encoded(record.args)
+                kwargs_text = record.kwargs = self._encoded(record.kwargs) if kwargs else None
+            else:
+                args_text = self._encoded(args)
+                kwargs_text = self._encoded(kwargs) if kwargs else None
             self._emit(
                 "call",
                 handler.name,
                 service=handler.destination.name,
                 caller=_caller(),
-                args=self._text(args),
-                kwargs=self._text(kwargs) if kwargs else None,
+                args=args_text.text,
+                kwargs=kwargs_text.text if kwargs_text is not None else None,
                 trace_id=hex_id(record.trace_id, 32) if record else None,
                 span_id=hex_id(record.server_id, 16) if record else None,
                 parent_span_id=hex_id(record.client_id, 16) if record else None,
@@ -182,20 +188,26 @@ class Hub:
         result: Any,
     ) -> None:
         record = ticket if type(ticket) is CallRecord else None
+        result_text = None
         if record is not None:
             record.end_ns = _time_ns()
             record.error = error
             if error is None:
                 record.result = freeze(result, self.json_limit, self.redact)
+                if self.watchers:  # encoded once, for the span and the activity alike
+                    record.result = self._encoded(record.result)
+                    result_text = record.result.text
             else:
                 record.result = None
                 record.traceback = _handler_frames(error)
             self._submit(record)
         if self.watchers:
+            if error is None and result_text is None:
+                result_text = self._encoded(result).text
             self._emit_return(
                 record,
                 handler,
-                None if error is not None else self._text(result),
+                result_text,
                 _error_dict(error) if error is not None else None,
                 elapsed,
                 worker.thread_name,
@@ -235,12 +247,18 @@ class Hub:
     ) -> Any:
         fire = self._fire_record(name, args, kwargs) if self.sink is not None else None
         if self.watchers:
+            if fire is not None:  # encoded once, for the span and the activity alike
+                fire.args = args_text = self._encoded(fire.args)
+                kwargs_text = fire.kwargs = self._encoded(fire.kwargs) if kwargs else None
+            else:
+                args_text = self._encoded(args)
+                kwargs_text = self._encoded(kwargs) if kwargs else None
             self._emit(
                 "event",
                 name,
                 caller=_caller(),
-                args=self._text(args),
-                kwargs=self._text(kwargs) if kwargs else None,
+                args=args_text.text,
+                kwargs=kwargs_text.text if kwargs_text is not None else None,
                 listeners=len(listeners),
                 trace_id=hex_id(fire.trace_id, 32) if fire else None,
                 span_id=hex_id(fire.span_id, 16) if fire else None,
@@ -266,9 +284,73 @@ class Hub:
             self._submit(ticket)
 
     def event_posted(self, event: Any) -> None:
-        if type(event) is FireRecord:
+        if type(event) is FireRecord and not event.remote:
             event.end_ns = _time_ns()
             self._submit(event)
+
+    # -- across processes (the transport calls these) -------------------------------
+
+    def call_replied(
+        self,
+        ticket: Any,
+        handler: Handler,
+        error: BaseException | None,
+        result: Any,
+        elapsed: float,
+    ) -> None:
+        """A command whose handler is in another process has its outcome.
+
+        Its record (``hop == "client"``) becomes the CLIENT span alone; the
+        handler's process writes the SERVER span under it.
+        """
+        record = ticket if type(ticket) is CallRecord else None
+        result_text = None
+        if record is not None:
+            record.handled_ns = record.sent_ns
+            record.end_ns = _time_ns()
+            record.thread = ""
+            record.error = error
+            if error is None:
+                record.result = freeze(result, self.json_limit, self.redact)
+                if self.watchers:
+                    record.result = self._encoded(record.result)
+                    result_text = record.result.text
+            else:
+                record.result = None
+                record.traceback = error.__traceback__
+            self._submit(record)
+        if self.watchers:
+            if error is None and result_text is None:
+                result_text = self._encoded(result).text
+            error_dict = _error_dict(error) if error is not None else None
+            self._emit_return(record, handler, result_text, error_dict, elapsed, None)
+
+    def remote_fired(
+        self,
+        name: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        listeners: tuple[Handler, ...],
+        wire: dict[str, Any],
+    ) -> Any:
+        """An event fired in another process reaches this one's listeners.
+
+        Called with the sender's trace context attached (if it sent one):
+        the deliveries' CONSUMER spans then hang under the sender's PRODUCER
+        span. Without one, this process records the PRODUCER span itself.
+        Returns the ticket to pass to ``delivery_queued`` and ``event_posted``.
+        """
+        for tap in self.taps:
+            tap(name, args, kwargs)
+        if self.sink is None:
+            return WATCHED if self.watchers else None
+        fire = self._fire_record(name, args, kwargs)
+        fire.listeners = len(listeners)
+        fire.wire = wire
+        if fire.parent_id:
+            fire.span_id = fire.parent_id
+            fire.remote = True
+        return fire
 
     def delivery_started(self, ticket: Any, worker: Worker) -> Any:
         if type(ticket) is not DeliveryRecord:
@@ -324,8 +406,9 @@ class Hub:
         if self.sink is not None:
             self.sink.submit(record)
 
-    def _text(self, value: Any) -> str:
-        return encoded_text(value, self.json_limit, self.redact).text
+    def _encoded(self, value: Any) -> Encoded:
+        """``value`` as bounded JSON; a value ``freeze`` already encoded is reused."""
+        return encoded_text(value, self.json_limit, self.redact)
 
     def _emit(self, kind: Any, name: str, **fields: Any) -> None:
         activity = Activity(kind, name, time.time(), next(self._seq), **fields)
@@ -358,6 +441,7 @@ class Hub:
         if REPLAY_KEY in ctx:
             mark_replay(record, ctx)
         record.status_message = None
+        record.hop = record.wire = None
         record.sent_ns = _time_ns()
         return record
 
@@ -379,6 +463,8 @@ class Hub:
         if REPLAY_KEY in ctx:
             mark_replay(record, ctx)
         record.context = None
+        record.remote = False
+        record.wire = None
         record.sent_ns = _time_ns()
         return record
 

@@ -86,6 +86,7 @@ class CallRecord(_Record):
         "end_ns",
         "error",
         "handled_ns",
+        "hop",
         "result",
         "sent_ns",
         "server_id",
@@ -93,6 +94,7 @@ class CallRecord(_Record):
         "status_message",
         "thread",
         "traceback",
+        "wire",
     )
 
     client_id: int
@@ -106,6 +108,11 @@ class CallRecord(_Record):
     error: BaseException | None
     traceback: TracebackType | None  # the handler's frames, taken as it failed
     status_message: str | None
+    # Across processes each side has one span: "client" in the caller's
+    # process (the handler is remote), "server" in the handler's (the caller
+    # is remote, its CLIENT span the parent); None for both, in process.
+    hop: str | None
+    wire: dict[str, types.AttributeValue] | None  # the transport's attributes
 
     @property
     def span_id(self) -> int:
@@ -116,13 +123,17 @@ class CallRecord(_Record):
 class FireRecord(_Record):
     """One ``fire_event``: its PRODUCER span."""
 
-    __slots__ = ("context", "end_ns", "listeners", "sent_ns", "span_id")
+    __slots__ = ("context", "end_ns", "listeners", "remote", "sent_ns", "span_id", "wire")
 
     context: SpanContext | None  # built once by the trace thread, shared with consumers
     span_id: int
     sent_ns: int
     end_ns: int
     listeners: int
+    # An event fired in another process: its PRODUCER span is the sender's
+    # (``span_id`` is that span's), so this record only parents deliveries.
+    remote: bool
+    wire: dict[str, types.AttributeValue] | None  # the transport's attributes
 
 
 class DeliveryRecord:

@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import logging
-import select
 import socket
 import threading
 import time
@@ -32,14 +30,14 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .._core._patterns import shown
 from .._core._threads import TimerHandle, start_thread
 from .._observe._activity import Activity
-from .._observe._jsonval import json_ready
 from .._observe._replay import replaying
 from . import _methods as rpc
 from . import protocol
+from ._reading import Reading
 from ._subs import Fanout, Subscription, activity_cost, span_key
+from ._writing import CLOSE, DROPPED, EXEC, LINE, NOTE, REPLY, Writing
 from .protocol import ErrorCode, dumps
 
 if TYPE_CHECKING:
@@ -64,10 +62,8 @@ _PIECE = 1 << 16
 #: Seconds a connection being closed for a time limit has to send its reason.
 _LAST_WORDS = 2.0
 
-_REPLY, _LINE, _EXEC, _NOTE, _DROPPED, _CLOSE = range(6)
 
-
-class Connection:
+class Connection(Reading, Writing):
     """A console attached to the bus. Created by ``ControlServer`` per accepted socket."""
 
     def __init__(self, server: ControlServer, sock: socket.socket, number: int) -> None:
@@ -107,6 +103,11 @@ class Connection:
         """Whether the connection has ended."""
         return self._closed
 
+    @property
+    def address(self) -> str:
+        """The socket the connection came to (``Session.address``)."""
+        return str(self.server.address)
+
     # -- the outgoing queue (any thread) -------------------------------------
 
     def _enqueue(self, sub: Subscription, payload: Any, cost: int) -> None:
@@ -123,11 +124,11 @@ class Connection:
             sub.unreported += 1
             if not sub.marker:
                 sub.marker = True
-                self._out.append((_DROPPED, sub))
+                self._out.append((DROPPED, sub))
             return
         sub.queued += 1
         self._note_bytes += cost
-        self._out.append((_NOTE, sub, payload, cost))
+        self._out.append((NOTE, sub, payload, cost))
 
     # On the bus's threads: never block, and cost nothing for a name no one wants.
     def _on_activity(self, activity: Activity) -> None:
@@ -172,8 +173,8 @@ class Connection:
         if wait:
             # The reader's own reply: encoded here, so that its size counts
             # and waiting for room slows down only this client.
-            line = self._encode_reply(item[1]) if item[0] == _REPLY else item[1]
-            item, size = (_LINE, line), len(line)
+            line = self._encode_reply(item[1]) if item[0] == REPLY else item[1]
+            item, size = (LINE, line), len(line)
         with self._cond:
             while wait and not self._closed and self._no_room_for(size):
                 self._cond.wait()
@@ -207,11 +208,11 @@ class Connection:
 
     def reply(self, rid: Any, result: Any, then: Callable[[], None] | None = None) -> None:
         """Queue a result reply (reader thread: waits for room), then call ``then``."""
-        self._queue_reply((_REPLY, protocol.result(rid, result)), True, then)
+        self._queue_reply((REPLY, protocol.result(rid, result)), True, then)
 
     def reply_error(self, rid: Any, error: rpc.RpcError, *, wait: bool = True) -> None:
         """Queue an error reply."""
-        self._queue_reply((_REPLY, error.reply(rid)), wait)
+        self._queue_reply((REPLY, error.reply(rid)), wait)
 
     def close(self) -> None:
         """End the connection now: stop the subscriptions, wake both threads. Idempotent."""
@@ -302,8 +303,8 @@ class Connection:
             self._replies += 1
             self._line_bytes += len(line)
             self.server.charge(len(line))
-            self._out.append((_LINE, line))
-            self._out.append((_CLOSE,))
+            self._out.append((LINE, line))
+            self._out.append((CLOSE,))
             self._cond.notify_all()
         self.server.expired += 1
         if reason == "idle":  # an ordinary end: a client left attached and unused
@@ -417,14 +418,14 @@ class Connection:
                 error = rpc.RpcError(
                     ErrorCode.BUS_CLOSED, "the command was cancelled", {"type": "CancelledError"}
                 )
-                finish((_REPLY, error.reply(rid)))
+                finish((REPLY, error.reply(rid)))
                 return
             exc = f.exception()
             if exc is None:
-                finish((_EXEC, rid, f.result()))
+                finish((EXEC, rid, f.result()))
             else:
                 reply = rpc.handler_error(exc).reply(rid)
-                finish((_REPLY, reply))
+                finish((REPLY, reply))
 
         def expired() -> None:
             error = rpc.RpcError(
@@ -432,7 +433,7 @@ class Connection:
                 f"{name} did not finish within {timeout:g} s; it may still finish",
                 {"timeout": timeout, "type": "TimeoutError"},
             )
-            if finish((_REPLY, error.reply(rid))):
+            if finish((REPLY, error.reply(rid))):
                 future.gave_up = True
 
         if timeout is not None:
@@ -443,275 +444,3 @@ class Connection:
         with self._cond:
             self._in_flight -= 1
             self._cond.notify_all()
-
-    # -- reader thread --------------------------------------------------------------
-
-    def _read_loop(self) -> None:
-        try:
-            if self._read_requests():
-                self._after_eof()
-        except OSError:
-            pass
-        except Exception as exc:
-            self.server.log_failed.error("control connection %d failed", self.number, exc=exc)
-        finally:
-            self.close()
-            self.writer.join(5.0)
-            with contextlib.suppress(OSError):
-                self.sock.close()
-
-    def _read_requests(self) -> bool:
-        """Serve requests until EOF (``True``) or a line too long (``False``)."""
-        buffer = bytearray()
-        recv = self.sock.recv
-        while not self._closed:
-            newline = buffer.find(b"\n")
-            if newline < 0:
-                if len(buffer) > MAX_LINE:
-                    self._too_long()
-                    return False
-                if buffer and self._partial_since is None:
-                    self._partial_since = time.monotonic()  # the sweep's line_timeout runs
-                chunk = recv(65536)
-                if not chunk:
-                    if buffer.strip():
-                        self._partial_since = None
-                        self.handle_line(bytes(buffer))
-                    return True
-                buffer += chunk
-                continue
-            if newline > MAX_LINE:
-                self._too_long()
-                return False
-            line = bytes(buffer[:newline])
-            del buffer[: newline + 1]
-            self._partial_since = None
-            self.handle_line(line)
-        return False
-
-    def _too_long(self) -> None:
-        error = rpc.RpcError(
-            ErrorCode.INVALID_REQUEST,
-            f"request line longer than {MAX_LINE} bytes; closing the connection",
-            {"limit": MAX_LINE},
-        )
-        self.reply_error(None, error)
-        self._queue_close()
-
-    def _queue_close(self) -> None:
-        with self._cond:
-            if not self._closed:
-                self._out.append((_CLOSE,))
-                self._cond.notify_all()
-        self.writer.join(5.0)
-
-    def _after_eof(self) -> None:
-        # The client will send nothing more. Without subscriptions, finish the
-        # commands in flight and close. With some, it may be a one-way tool
-        # (`... | socat - UNIX-CONNECT:...`) still reading: keep sending until
-        # it hangs up (POLLHUP) or the server closes.
-        with self._cond:
-            if not self._subscriptions:
-                while self._in_flight and not self._closed:
-                    self._cond.wait(0.5)
-                self._out.append((_CLOSE,))
-                self._cond.notify_all()
-                waiting_for_hangup = False
-            else:
-                waiting_for_hangup = True
-        if not waiting_for_hangup:
-            self.writer.join(5.0)
-            return
-        poller = select.poll()
-        poller.register(self.sock, 0)  # POLLHUP and POLLERR are always reported
-        while not self._closed:
-            if poller.poll(1000):
-                return
-
-    def handle_line(self, line: bytes) -> None:
-        """Parse and serve one request line (reader thread)."""
-        try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            self._parse_error(f"the line is not UTF-8 (byte {exc.start})", exc.start)
-            return
-        if not text.strip():
-            return
-        self._requests += 1
-        self._last_request = time.monotonic()
-        self._handling = True
-        try:
-            self._handle_text(text)
-        finally:
-            self._handling = False
-            self._last_request = time.monotonic()
-
-    def _handle_text(self, text: str) -> None:
-        try:
-            message = json.loads(text)
-        except json.JSONDecodeError as exc:
-            self._parse_error(f"parse error: {exc.msg} at position {exc.pos}", exc.pos)
-            return
-        except RecursionError:
-            self._parse_error("parse error: nested too deeply", None)
-            return
-        except ValueError as exc:  # e.g. an integer with too many digits
-            self._parse_error(f"parse error: {exc}", None)
-            return
-        self.dispatch(message)
-
-    def _parse_error(self, message: str, position: int | None) -> None:
-        data = {"position": position} if position is not None else None
-        self.reply_error(None, rpc.RpcError(ErrorCode.PARSE_ERROR, message, data))
-
-    def dispatch(self, message: Any) -> None:
-        """Serve one parsed request."""
-        if isinstance(message, list):
-            error = rpc.RpcError(ErrorCode.INVALID_REQUEST, "batches are not supported")
-            self.reply_error(None, error)
-            return
-        if not isinstance(message, dict):
-            error = rpc.RpcError(ErrorCode.INVALID_REQUEST, "a request must be a JSON object")
-            self.reply_error(None, error)
-            return
-        rid = message.get("id")
-        notification = "id" not in message
-        if not notification and (not isinstance(rid, str | int) or isinstance(rid, bool)):
-            error = rpc.RpcError(ErrorCode.INVALID_REQUEST, "'id' must be a string or an integer")
-            self.reply_error(None, error)
-            return
-        if message.get("jsonrpc") != "2.0":
-            error = rpc.RpcError(ErrorCode.INVALID_REQUEST, "'jsonrpc' must be \"2.0\"")
-            self.reply_error(rid, error)
-            return
-        method = message.get("method")
-        if not isinstance(method, str):
-            error = rpc.RpcError(ErrorCode.INVALID_REQUEST, "'method' must be a string")
-            self.reply_error(rid, error)
-            return
-        handler = rpc.METHODS.get(method)
-        params = message.get("params")
-        try:
-            if handler is None:
-                raise rpc.RpcError(
-                    ErrorCode.METHOD_NOT_FOUND, f"no method {shown(method)}",
-                    {"methods": list(rpc.METHODS)},
-                )  # fmt: skip
-            if params is None:
-                params = {}
-            elif not isinstance(params, dict):
-                raise rpc.RpcError(
-                    ErrorCode.INVALID_PARAMS, "invalid params: 'params' must be an object",
-                    {"param": "params"},
-                )  # fmt: skip
-            result = handler(self, params, rid)
-        except Exception as exc:
-            self._after_reply = None
-            if not isinstance(exc, (rpc.RpcError, *rpc.KNOWN_ERRORS)):
-                # A bug in the server, answered with -32603: rate-limited, since
-                # a client can ask for the same failure in every request.
-                self.server.log_failed.error("control method %s failed", method, exc=exc)
-            if not notification:
-                self.reply_error(rid, rpc.error_reply(exc))
-            return
-        after, self._after_reply = self._after_reply, None
-        if result is not rpc.ASYNC and not notification:
-            self.reply(rid, result, after)
-        elif after is not None:
-            after()
-
-    # -- writer thread -----------------------------------------------------------------
-
-    def _write_loop(self) -> None:
-        try:
-            while True:
-                with self._cond:
-                    while not self._out and not self._closed:
-                        self._writer_waiting = True
-                        self._cond.wait()
-                        self._writer_waiting = False
-                    if self._closed:
-                        return
-                    batch = list(self._out)
-                    self._out.clear()
-                    notes = lines = 0
-                    for item in batch:
-                        kind = item[0]
-                        if kind == _NOTE:
-                            item[1].queued -= 1
-                            notes += item[3]
-                        elif kind == _LINE:
-                            self._replies -= 1
-                            lines += len(item[1])
-                        elif kind in (_REPLY, _EXEC):
-                            self._replies -= 1
-                    self._note_bytes -= notes
-                    self._line_bytes -= lines
-                    self._cond.notify_all()
-                self.server.release(notes + lines)
-                chunks, last = self._encode(batch)
-                if chunks:
-                    self._send(b"".join(chunks))
-                if last:
-                    return
-        except OSError:
-            pass
-        except Exception as exc:
-            self.server.log_failed.error(
-                "control connection %d: writer failed", self.number, exc=exc
-            )
-        finally:
-            self.close()
-
-    def _send(self, data: bytes) -> None:
-        """Write ``data`` a piece at a time, marking how long each waits for the client."""
-        view = memoryview(data)
-        sendall = self.sock.sendall
-        try:
-            for start in range(0, len(view), _PIECE):
-                self._sending_since = time.monotonic()
-                sendall(view[start : start + _PIECE])
-        finally:
-            self._sending_since = None
-
-    def _encode(self, batch: list[tuple[Any, ...]]) -> tuple[list[bytes], bool]:
-        chunks: list[bytes] = []
-        for item in batch:
-            kind = item[0]
-            if kind == _NOTE:
-                sub = item[1]
-                if not sub.closed:
-                    chunks.append(sub.encode(item[2]))
-            elif kind == _LINE:
-                chunks.append(item[1])
-            elif kind == _REPLY:
-                chunks.append(self._encode_reply(item[1]))
-            elif kind == _EXEC:
-                chunks.append(self._encode_result(item[1], item[2]))
-            elif kind == _DROPPED:
-                sub = item[1]
-                with self._cond:
-                    count, sub.unreported, sub.marker = sub.unreported, 0, False
-                    total = sub.dropped
-                if count and not sub.closed:
-                    params = {"subscription": sub.id, "count": count, "total": total}
-                    chunks.append(dumps(protocol.notification("dropped", params)))
-            else:  # _CLOSE
-                return chunks, True
-        return chunks, False
-
-    def _encode_reply(self, reply: dict[str, Any]) -> bytes:
-        try:
-            return dumps(reply)
-        except (TypeError, ValueError, RecursionError) as exc:
-            error = rpc.error_reply(exc)
-            return dumps(error.reply(reply.get("id")))
-
-    def _encode_result(self, rid: Any, value: Any) -> bytes:
-        try:
-            return dumps(protocol.result(rid, {"value": value}))
-        except (TypeError, ValueError, RecursionError):
-            # What JSON cannot hold is marked as spans mark it ($repr,
-            # $unencodable): one encoding for the console and the traces.
-            clean, _ = json_ready(value)
-            return dumps(protocol.result(rid, {"value": clean, "lossy": True}))

@@ -1,7 +1,8 @@
 """The control protocol's methods, their params, and the error codes.
 
-Each method takes the connection, its params (a dict) and the request id,
-and returns the result, or ``ASYNC`` when the reply is sent later
+Each method takes the session it serves (a ``Session``: a socket
+``Connection``, or a NATS responder's), its params (a dict) and the request
+id, and returns the result, or ``ASYNC`` when the reply is sent later
 (``execute``). Wrong params raise ``RpcError(-32602)`` naming the param; the
 bus's own errors are mapped to the codes of ``docs/protocol.md`` by
 ``error_reply``.
@@ -14,7 +15,7 @@ import difflib
 import math
 import traceback
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .._core._errors import (
     BusClosedError,
@@ -30,16 +31,48 @@ from ._subs import MAX_PATTERNS
 from .protocol import ErrorCode
 
 if TYPE_CHECKING:
-    from ._conn import Connection
+    from ._served import ServedBus
 
 __all__ = [
     "ASYNC",
     "KNOWN_ERRORS",
     "METHODS",
     "RpcError",
+    "Session",
     "error_reply",
     "handler_error",
 ]
+
+
+class Session(Protocol):
+    """What a method needs of whoever it answers: a socket connection or a NATS responder."""
+
+    @property
+    def bus(self) -> ServedBus:
+        """The bus served."""
+
+    @property
+    def address(self) -> str:
+        """Where the session is served: a socket path, or a NATS subject."""
+
+    def execute(
+        self,
+        rid: Any,
+        name: str,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        timeout: float | None,
+        *,
+        replay_of: tuple[str, str] | None = None,
+    ) -> None:
+        """Run a command and send the reply to ``rid`` when it finishes or times out."""
+
+    def subscribe(self, topic: str, patterns: tuple[str, ...], buffer: int) -> Any:
+        """Open a subscription; its id."""
+
+    def unsubscribe(self, sid: Any) -> int | None:
+        """End a subscription: how many notifications it dropped, ``None`` if unknown."""
+
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_BUFFER = 10_000
@@ -215,7 +248,7 @@ def _json(value: Any) -> str:
 # -- methods ----------------------------------------------------------------------
 
 
-def describe(conn: Connection, params: dict[str, Any], rid: Any) -> Any:
+def describe(conn: Session, params: dict[str, Any], rid: Any) -> Any:
     """Who is listening: name, pid, started_at, version, address, methods."""
     _only(params, ())
     from .._core._version import VERSION
@@ -227,18 +260,18 @@ def describe(conn: Connection, params: dict[str, Any], rid: Any) -> Any:
         "pid": bus.pid,
         "started_at": bus.started_at,
         "version": VERSION,
-        "address": str(conn.server.address),
+        "address": conn.address,
         "methods": list(METHODS),
     }
 
 
-def inspect(conn: Connection, params: dict[str, Any], rid: Any) -> Any:
+def inspect(conn: Session, params: dict[str, Any], rid: Any) -> Any:
     """The ``Bus.inspect()`` snapshot."""
     _only(params, ())
     return conn.bus.inspect()
 
 
-def execute(conn: Connection, params: dict[str, Any], rid: Any) -> Any:
+def execute(conn: Session, params: dict[str, Any], rid: Any) -> Any:
     """Run a command; the reply is sent when it finishes or times out."""
     _only(params, ("name", "args", "kwargs", "timeout", "replay_of"))
     name = _name(params)
@@ -248,7 +281,7 @@ def execute(conn: Connection, params: dict[str, Any], rid: Any) -> Any:
     return ASYNC
 
 
-def bad_arguments(conn: Connection, name: str, exc: TypeError) -> RpcError:
+def bad_arguments(conn: Session, name: str, exc: TypeError) -> RpcError:
     """``-32002`` for arguments that do not bind to command ``name``."""
     try:
         signature = conn.bus.router.command(name).binder.text()
@@ -257,30 +290,28 @@ def bad_arguments(conn: Connection, name: str, exc: TypeError) -> RpcError:
     return RpcError(ErrorCode.BAD_ARGUMENTS, str(exc), _described(exc, signature=signature))
 
 
-def fire(conn: Connection, params: dict[str, Any], rid: Any) -> Any:
+def fire(conn: Session, params: dict[str, Any], rid: Any) -> Any:
     """Fire an event; the result counts the listeners its name matches."""
     _only(params, ("name", "args", "kwargs", "replay_of"))
     name = _name(params)
     args, kwargs = _arguments(params)
     replay_of = _replay_of(params)
-    bus = conn.bus
     try:
-        listeners = bus.router.listeners_for(name)
-    except (TypeError, ValueError) as exc:
+        with replaying(*replay_of) if replay_of else contextlib.nullcontext():
+            listeners = conn.bus.fire_counted(name, *args, **kwargs)
+    except (TypeError, ValueError) as exc:  # the name: what fire_event would raise for it
         raise _bad("name", str(exc)) from None
-    with replaying(*replay_of) if replay_of else contextlib.nullcontext():
-        bus.fire_event(name, *args, **kwargs)
-    return {"listeners": len(listeners)}
+    return {"listeners": listeners}
 
 
-def wait_idle(conn: Connection, params: dict[str, Any], rid: Any) -> Any:
+def wait_idle(conn: Session, params: dict[str, Any], rid: Any) -> Any:
     """Wait until no mailbox holds work and no handler runs (at most 60 s)."""
     _only(params, ("timeout",))
     timeout = _seconds(params, "timeout", 10.0)
     return {"idle": conn.bus.wait_idle(min(60.0, 10.0 if timeout is None else timeout))}
 
 
-def who_handles(conn: Connection, params: dict[str, Any], rid: Any) -> Any:
+def who_handles(conn: Session, params: dict[str, Any], rid: Any) -> Any:
     """The exact routing of a name: its command and the listeners it reaches."""
     _only(params, ("name",))
     name = _name(params)
@@ -305,7 +336,7 @@ def _threads(handler: Any) -> list[str]:
     return [w.thread_name for w in list(handler.destination.workers)]
 
 
-def subscribe(conn: Connection, params: dict[str, Any], rid: Any) -> Any:
+def subscribe(conn: Session, params: dict[str, Any], rid: Any) -> Any:
     """Start sending ``activity`` or ``spans`` notifications to this connection."""
     _only(params, ("topic", "patterns", "buffer"))
     topic = params.get("topic")
@@ -328,7 +359,7 @@ def subscribe(conn: Connection, params: dict[str, Any], rid: Any) -> Any:
     return {"subscription": subscription}
 
 
-def unsubscribe(conn: Connection, params: dict[str, Any], rid: Any) -> Any:
+def unsubscribe(conn: Session, params: dict[str, Any], rid: Any) -> Any:
     """End a subscription; the result says how many notifications it dropped."""
     _only(params, ("subscription",))
     if "subscription" not in params:
@@ -343,7 +374,7 @@ def unsubscribe(conn: Connection, params: dict[str, Any], rid: Any) -> Any:
     return {"dropped": dropped}
 
 
-def traces(conn: Connection, params: dict[str, Any], rid: Any) -> Any:
+def traces(conn: Session, params: dict[str, Any], rid: Any) -> Any:
     """Recent traces from the bus's ring, as one OTLP ``TracesData`` object."""
     _only(params, ("limit", "trace_id"))
     from .._observe._otlp import encode_spans
@@ -366,7 +397,7 @@ def traces(conn: Connection, params: dict[str, Any], rid: Any) -> Any:
     return encode_spans(spans)
 
 
-METHODS: dict[str, Callable[[Connection, dict[str, Any], Any], Any]] = {
+METHODS: dict[str, Callable[[Session, dict[str, Any], Any], Any]] = {
     "describe": describe,
     "inspect": inspect,
     "execute": execute,

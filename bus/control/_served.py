@@ -14,7 +14,7 @@ from .._core._future import CommandFuture
 from .._core._router import Router
 from .._core._service import Disposable
 from .._observe._activity import Activity
-from .._observe._tracing import SpanRing
+from .._observe._ring import SpanRing
 
 __all__ = ["ServedBus"]
 
@@ -33,6 +33,9 @@ class ServedBus(Protocol):
 
     def fire_event(self, name: str, /, *args: Any, **kwargs: Any) -> None:
         """See ``Bus.fire_event``."""
+
+    def fire_counted(self, name: str, /, *args: Any, **kwargs: Any) -> int:
+        """See ``Bus.fire_counted``."""
 
     def inspect(self) -> dict[str, Any]:
         """See ``Bus.inspect``."""

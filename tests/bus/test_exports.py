@@ -37,9 +37,20 @@ def test_public_names_are_exported() -> None:
         "MailboxFullError",
         "current_event",
         "EventInfo",
+        "ServiceUnavailableError",
+        "RemoteError",
+        "TransportError",
     }
     assert expected <= set(bus.__all__)
-    for error in ("BusClosedError", "CommandExistsError", "CommandNotFoundError", "DeadlockError"):
+    for error in (
+        "BusClosedError",
+        "CommandExistsError",
+        "CommandNotFoundError",
+        "DeadlockError",
+        "ServiceUnavailableError",
+        "RemoteError",
+        "TransportError",
+    ):
         assert issubclass(getattr(bus, error), bus.BusError)
     assert set(bus.testing.__all__) >= {"wait_idle", "capture_events", "stub_command"}
     for name in bus.testing.__all__:

@@ -17,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 # The floors, lowest first; a module may import from its own floor and below.
-FLOORS = ["bus._core", "bus._observe", "bus.control", "bus"]
+FLOORS = ["bus._core", "bus._observe", "bus.control", "bus._nats", "bus"]
 
 
 def _floor(module: str) -> int:
@@ -94,3 +94,33 @@ def test_busctl_imports_no_private_bus_module() -> None:
             if target.startswith("bus."):
                 private = [part for part in target.split(".")[1:] if part.startswith("_")]
                 assert not private, f"{_module_name(path)}:{line} imports private {target}"
+
+
+def test_only_the_bus_imports_the_transport_and_only_when_asked() -> None:
+    """``bus._nats`` (and nats-py) load only for ``Bus(nats=...)``: a lazy import in ``_bus``."""
+    for path in _bus_modules():
+        module = _module_name(path)
+        if module.startswith("bus._nats"):
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        top_level = {id(node) for node in tree.body}
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Import | ast.ImportFrom):
+                continue
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+            )
+            relative = (
+                isinstance(node, ast.ImportFrom) and node.level and "_nats" in (node.module or "")
+            )
+            if any(n == "nats" or n.startswith(("nats.", "bus._nats")) for n in names) or relative:
+                assert module == "bus._bus", f"{module}:{node.lineno} imports the transport"
+                under_type_checking = False
+                for parent in ast.walk(tree):
+                    if isinstance(parent, ast.If) and node in ast.walk(parent):
+                        under_type_checking = "TYPE_CHECKING" in ast.unparse(parent.test)
+                assert id(node) not in top_level or under_type_checking, (
+                    f"{module}:{node.lineno} imports the transport at import time"
+                )

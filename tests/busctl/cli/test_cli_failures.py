@@ -137,9 +137,9 @@ def test_the_line_named_is_in_the_file_that_raised(runner_env: Path) -> None:
     path = write(runner_env, "uses_helper_zz2.py", "import helper_zz2\n")
     result = CliRunner().invoke(cli, ["run", str(path)], catch_exceptions=False)
     line = one_line_error(result, ExitStatus.USAGE)
-    assert "(helper_zz2.py, line 2): KeyError: 'k'" in line or (
-        f"({runner_env / 'helper_zz2.py'}, line 2): KeyError: 'k'" in line
-    )
+    # The file is named as a path relative to the working directory, or in
+    # full when that is far away: either way it ends with the file's name.
+    assert "helper_zz2.py, line 2): KeyError: 'k'" in line
 
 
 def test_a_module_that_fails_at_import(runner_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:

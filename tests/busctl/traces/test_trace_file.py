@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bus._observe._otlp import encode_spans
+from bus.otlp import encode_spans
 from busctl.traces import (
     TraceFileError,
     parse_trace_lines,
@@ -115,7 +115,7 @@ def test_a_bus_exporting_to_a_file_writes_a_trace_file(tmp_path, monkeypatch):
 
     import sample_services
     from bus import Bus
-    from bus._observe._otlp import TRACE_FILE_ENV, OtlpJsonFileExporter
+    from bus.otlp import TRACE_FILE_ENV, OtlpJsonFileExporter
 
     out = tmp_path / "run" / "bus.jsonl"
     monkeypatch.setenv(TRACE_FILE_ENV, str(out))

@@ -19,7 +19,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.status import Status, StatusCode
 
-from bus._observe._otlp import OtlpDecodeError, decode_spans, encode_spans
+from bus.otlp import OtlpDecodeError, decode_spans, encode_spans
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from bus import Bus, Service, command, listener
-from tests.bus.control_client import LineClient
+from tests.bus.control.control_client import LineClient
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -44,3 +44,22 @@ def test_the_entry_point_makes_a_bus_write_trace_lines(tmp_path: Path) -> None:
     assert len(server["traceId"]) == 32
     assert all(c in "0123456789abcdef" for c in server["traceId"])
     assert isinstance(server["startTimeUnixNano"], str)
+
+
+def test_an_attribute_with_a_lone_surrogate_is_written_not_lost(tmp_path: Path) -> None:
+    # UTF-8 cannot carry "\ud800": the line is written with it escaped.
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    from bus.otlp import OtlpJsonFileExporter
+
+    path = tmp_path / "odd.jsonl"
+    exporter = OtlpJsonFileExporter(path)
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with provider.get_tracer("t").start_as_current_span("odd") as span:
+        span.set_attribute("text", "a\ud800b")
+    provider.shutdown()
+    (line,) = path.read_text(encoding="utf-8").splitlines()
+    assert "a\\ud800b" in line
+    assert json.loads(line)["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["name"] == "odd"

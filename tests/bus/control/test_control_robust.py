@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bus import Bus, Service, command, listener
-from tests.bus.control_client import LineClient
+from tests.bus.control.control_client import LineClient
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -1,0 +1,270 @@
+"""The registry every process keeps: who is on the bus and what each one serves.
+
+Each process describes itself in a *record*: its id, a label
+(``host:pid``), a sequence number bumped at every change, its services, and
+the commands and listeners it registered (signatures included, so callers
+check arguments before anything is sent). It publishes the record:
+
+- on ``reg.state`` whenever it changes (after subscribing, so whoever reads
+  the record can already reach what it lists);
+- in answer to ``reg.sync``, which a process sends when it joins or
+  reconnects, and to ``proc.ID.state``;
+- and says goodbye on ``reg.bye`` when it closes.
+
+Each process beats on ``reg.beat`` every ``BEAT`` seconds with its sequence
+number; a peer that misses a change asks for the record again. A peer not
+heard from for ``EXPIRE`` seconds, *while this process is connected*, is
+dropped: so a killed process leaves the registry, but a server restart (when
+no one hears anyone) never empties it, and a call is never refused as
+unknown because the server was away.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .._core._patterns import pattern_matches, validate_name, validate_pattern
+from .._core._ratelog import RateLimitedLog
+from .._core._router import Handler
+from . import _wire as wire
+from ._calls import RemoteService
+
+if TYPE_CHECKING:
+    from ._link import NatsLink
+
+__all__ = ["BEAT", "EXPIRE", "Peer", "Registry"]
+
+log = logging.getLogger("bus.nats")
+
+#: Seconds between two heartbeats.
+BEAT = 1.0
+#: Seconds of silence after which a peer is taken for gone.
+EXPIRE = 5.0
+
+
+class Peer:
+    """Another process on the bus, as its last record described it."""
+
+    __slots__ = ("commands", "id", "label", "last_seen", "listeners", "record", "seq", "services")
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        self.id: str = record["id"]
+        self.label: str = record["label"]
+        self.seq: int = record["seq"]
+        self.record = record
+        self.services: list[dict[str, Any]] = record["services"]
+        self.commands: list[dict[str, Any]] = record["commands"]
+        self.listeners: list[dict[str, Any]] = record["listeners"]
+        self.last_seen = time.monotonic()
+
+
+def _checked(record: Any) -> dict[str, Any]:
+    """``record`` if it is a well-formed record, else ``ValueError`` saying why."""
+    if not isinstance(record, dict):
+        raise ValueError("not an object")
+    for key, kind in (("id", str), ("label", str), ("seq", int)):
+        if not isinstance(record.get(key), kind):
+            raise ValueError(f"{key!r} missing or not a {kind.__name__}")
+    for key in ("services", "commands", "listeners"):
+        if not isinstance(record.get(key), list):
+            raise ValueError(f"{key!r} missing or not a list")
+    for entry in record["commands"]:
+        if not isinstance(entry, dict) or not isinstance(entry.get("token"), str):
+            raise ValueError("a command without a token")
+        validate_name(entry.get("name"), "command name")
+        validate_name(entry.get("service"), "service name")
+    for entry in record["listeners"]:
+        if not isinstance(entry, dict):
+            raise ValueError("a listener that is not an object")
+        validate_pattern(entry.get("pattern"))
+    return record
+
+
+class Registry:
+    """Every peer's record, and the router's table of remote commands built from them.
+
+    Written on the loop thread; read from any (``wait`` and the snapshot
+    methods take the condition's lock).
+    """
+
+    def __init__(self, link: NatsLink) -> None:
+        self.link = link
+        self.peers: dict[str, Peer] = {}
+        self.seq = 0  # of this process's own record
+        self._cond = threading.Condition()
+        self._destinations: dict[str, RemoteService] = {}
+        self._handlers: dict[str, tuple[tuple[Any, ...], Handler]] = {}
+        self._log = RateLimitedLog(log)
+        self.expired = 0
+
+    # -- this process -----------------------------------------------------------------
+
+    def record(self, commands: list[dict[str, Any]], listeners: list[dict[str, Any]]) -> bytes:
+        """This process's record (JSON), with a new sequence number."""
+        link = self.link
+        self.seq += 1
+        services = [
+            {"name": rt.name, "concurrency": rt.concurrency, "state": rt.state}
+            for rt in link.bus.runtimes()
+            if rt.service is not None
+        ]
+        return wire.encode(
+            {
+                "v": 1,
+                "id": link.process_id,
+                "label": link.label,
+                "pid": link.bus.pid,
+                "started_at": link.bus.started_at,
+                "seq": self.seq,
+                "services": services,
+                "commands": commands,
+                "listeners": listeners,
+            }
+        )
+
+    # -- peers (the loop) -------------------------------------------------------------
+
+    def update(self, data: bytes) -> None:
+        """A record arrived: keep it if it is newer than what we have."""
+        try:
+            record = _checked(wire.decode(data))
+        except (ValueError, TypeError) as exc:
+            self._log.warning("ignored a malformed registry record: %s", exc)
+            return
+        if record["id"] == self.link.process_id:
+            return
+        with self._cond:
+            known = self.peers.get(record["id"])
+            if known is not None and known.seq >= record["seq"]:
+                known.last_seen = time.monotonic()
+                return
+            self.peers[record["id"]] = Peer(record)
+            self._rebuild()
+            self._cond.notify_all()
+
+    def beat(self, data: bytes) -> str | None:
+        """A heartbeat: the id of a peer whose record we lack or have stale, else ``None``."""
+        try:
+            beat = wire.decode(data)
+            pid, seq = beat["id"], beat["seq"]
+        except (ValueError, TypeError, KeyError):
+            return None
+        if not isinstance(pid, str) or pid == self.link.process_id:
+            return None
+        peer = self.peers.get(pid)
+        if peer is None or (isinstance(seq, int) and seq > peer.seq):
+            return pid
+        peer.last_seen = time.monotonic()
+        return None
+
+    def forget(self, process_id: str) -> None:
+        """A peer said goodbye (or is gone)."""
+        with self._cond:
+            if self.peers.pop(process_id, None) is not None:
+                self._rebuild()
+                self._cond.notify_all()
+
+    def expire(self) -> None:
+        """Drop peers silent for ``EXPIRE`` seconds (only while connected)."""
+        if not self.link.loop.connected:
+            return
+        limit = time.monotonic() - EXPIRE
+        gone = [p for p in self.peers.values() if p.last_seen < limit]
+        for peer in gone:
+            self.expired += 1
+            log.warning("process %s left bus %r without a word", peer.label, self.link.bus.name)
+            self.forget(peer.id)
+
+    def grace(self) -> None:
+        """Restart every peer's clock: after a reconnect, no one could be heard."""
+        now = time.monotonic()
+        for peer in list(self.peers.values()):
+            peer.last_seen = now
+
+    # -- reading (any thread) -----------------------------------------------------------------
+
+    def wait(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
+        """Block until ``predicate()`` holds after some registry change, or ``timeout``."""
+        with self._cond:
+            return self._cond.wait_for(predicate, timeout)
+
+    def snapshot(self) -> list[Peer]:
+        """The peers, oldest first."""
+        with self._cond:
+            return sorted(self.peers.values(), key=lambda p: (p.record.get("started_at", 0), p.id))
+
+    def remote_listeners(self, event: str, served: set[str]) -> int:
+        """How many listeners of other processes ``event`` reaches.
+
+        A replicated listener counts once, and not at all when this process
+        has an instance of it (its group is in ``served``).
+        """
+        seen = set(served)
+        count = 0
+        for peer in list(self.peers.values()):
+            for entry in peer.listeners:
+                if not pattern_matches(entry["pattern"], event):
+                    continue
+                group = entry.get("group")
+                if group and not entry.get("broadcast"):
+                    if group in seen:
+                        continue
+                    seen.add(group)
+                count += 1
+        return count
+
+    # -- the router's table (under the lock) ---------------------------------------------------
+
+    def _rebuild(self) -> None:
+        """Give the router the commands of every peer, the oldest peer first on a clash."""
+        link = self.link
+        router = link.bus.router
+        table: dict[str, Handler] = {}
+        handlers: dict[str, tuple[tuple[Any, ...], Handler]] = {}
+        peers = sorted(self.peers.values(), key=lambda p: (p.record.get("started_at", 0), p.id))
+        for peer in peers:
+            for entry in peer.commands:
+                name = entry["name"]
+                if name in table:
+                    continue
+                key = (
+                    entry["token"],
+                    entry["service"],
+                    wire.encode(entry.get("params")),
+                    entry.get("returns"),
+                    entry.get("doc"),
+                    bool(entry.get("readonly")),
+                    entry.get("qualname"),
+                )
+                kept = self._handlers.get(name)
+                if kept is not None and kept[0] == key:
+                    handler = kept[1]  # unchanged: keep its statistics
+                else:
+                    handler = self._handler(entry, router.next_seq())
+                table[name] = handler
+                handlers[name] = (key, handler)
+        self._handlers = handlers
+        router.set_remote(table)
+
+    def _handler(self, entry: dict[str, Any], seq: int) -> Handler:
+        token, service = entry["token"], entry["service"]
+        destination = self._destinations.get(token)
+        if destination is None or destination.name != service:
+            destination = self._destinations[token] = RemoteService(self.link, service, token)
+        signature = wire.rebuild_signature(entry.get("params"), entry.get("returns"))
+        doc = entry.get("doc") if isinstance(entry.get("doc"), str) else None
+        qualname = str(entry.get("qualname") or entry["name"])
+        stub = wire.RemoteStub(qualname, signature, doc)
+        return Handler(
+            "command",
+            entry["name"],
+            stub,
+            destination,
+            seq,
+            readonly=bool(entry.get("readonly")),
+            doc=doc,
+        )

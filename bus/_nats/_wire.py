@@ -1,0 +1,240 @@
+"""What travels between processes: calls, replies, errors, signatures, trace context.
+
+Bodies are JSON objects:
+
+- a call: ``{"args": [...], "kwargs": {...}}`` (both optional);
+- a reply: ``{"result": value}`` or ``{"error": {...}}`` (see ``error_body``);
+- an event: ``{"args": [...], "kwargs": {...}}``.
+
+Headers carry what is not the payload: the W3C trace context (written and
+read by OpenTelemetry's propagator, only for sampled work), the chain of
+waits a call belongs to (``Bus-Chain``), the groups a firer served itself
+(``Bus-Served``), and NATS micro's error headers on a failed reply.
+"""
+
+from __future__ import annotations
+
+import builtins
+import inspect
+import json
+import sys
+import traceback
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from .._core._errors import RemoteError
+
+__all__ = [
+    "CHAIN",
+    "ORIGIN",
+    "SERVED",
+    "STATUS",
+    "RemoteStub",
+    "decode",
+    "encode",
+    "error_body",
+    "extract",
+    "inject",
+    "rebuild_error",
+    "rebuild_signature",
+]
+
+#: Header: the waits a call belongs to, for finding cycles across processes.
+CHAIN = "Bus-Chain"
+#: Header: the listener groups the firing process delivered to itself.
+SERVED = "Bus-Served"
+#: Header: who sent the message (``service@process`` or ``process``).
+ORIGIN = "Bus-Origin"
+#: Header: why a request was not served here (``missing``: try another instance).
+STATUS = "Bus-Status"
+
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=True)
+_decoder = json.JSONDecoder()
+_PROPAGATOR = TraceContextTextMapPropagator()
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+
+
+def encode(value: Any) -> bytes:
+    """``value`` as compact JSON in UTF-8.
+
+    Raises:
+        TypeError, ValueError: it is not JSON (an object, a cycle).
+    """
+    return _encoder.encode(value).encode()
+
+
+def decode(data: bytes) -> Any:
+    """The JSON value in ``data``.
+
+    Raises:
+        ValueError: it is not JSON in UTF-8.
+    """
+    return _decoder.decode(data.decode())
+
+
+# -- trace context --------------------------------------------------------------
+
+
+def inject(headers: dict[str, str], trace_id: int, span_id: int) -> None:
+    """Write the W3C ``traceparent`` of a sampled span into ``headers``."""
+    span = NonRecordingSpan(SpanContext(trace_id, span_id, is_remote=False, trace_flags=_SAMPLED))
+    _PROPAGATOR.inject(headers, context=trace.set_span_in_context(span))
+
+
+def extract(headers: Mapping[str, str] | None) -> otel_context.Context | None:
+    """The trace context a message carries, or ``None`` if it carries none."""
+    if not headers or "traceparent" not in headers:
+        return None
+    ctx = _PROPAGATOR.extract(headers)
+    if not trace.get_current_span(ctx).get_span_context().is_valid:
+        return None
+    return ctx
+
+
+# -- errors -----------------------------------------------------------------------
+
+
+def error_body(error: BaseException, origin: str) -> dict[str, Any]:
+    """What the caller needs to raise ``error`` again: type, message, traceback.
+
+    ``args`` (what the type's constructor takes, from ``__reduce__``) is
+    sent when it is JSON, so that the caller can rebuild the same exception.
+    """
+    cls = type(error)
+    body: dict[str, Any] = {
+        "type": cls.__qualname__,
+        "module": cls.__module__,
+        "message": str(error),
+        "traceback": "".join(traceback.format_exception(error)),
+        "origin": origin,
+    }
+    try:
+        reduced = error.__reduce__()
+        args = reduced[1] if isinstance(reduced, tuple) and len(reduced) > 1 else None
+        if isinstance(args, tuple) and not (len(reduced) > 2 and reduced[2]):
+            encode(list(args))
+            body["args"] = list(args)
+    except Exception:
+        pass
+    return body
+
+
+def _find_type(module: str, qualname: str) -> type[Exception] | None:
+    """The exception type named, from a module this process has imported already.
+
+    Never imports: a name that came over the network must not make this
+    process run a module's code.
+    """
+    owner: Any = builtins if module == "builtins" else sys.modules.get(module)
+    if owner is None:
+        return None
+    for part in qualname.split("."):
+        owner = getattr(owner, part, None)
+        if owner is None:
+            return None
+    if isinstance(owner, type) and issubclass(owner, Exception):
+        return owner
+    return None
+
+
+def rebuild_error(body: Any) -> BaseException:
+    """The exception a remote handler raised, as this process can best raise it.
+
+    Builtin types and types of modules already imported here come back as
+    themselves; anything else, or one whose constructor refuses the
+    arguments, as ``RemoteError``. The remote traceback is attached as a note
+    and as ``remote_traceback``.
+    """
+    if not isinstance(body, dict):
+        body = {}
+    qualname = str(body.get("type") or "Exception")
+    module = str(body.get("module") or "builtins")
+    message = str(body.get("message") or "")
+    remote_tb = str(body.get("traceback") or "")
+    origin = str(body.get("origin") or "another process")
+    error: BaseException | None = None
+    cls = _find_type(module, qualname)
+    if cls is not None:
+        args = body.get("args")
+        try:
+            error = cls(*args) if isinstance(args, list) else cls(message)
+        except Exception:
+            error = None
+        if error is not None and str(error) != message and not isinstance(args, list):
+            error = None  # it would not say what the remote one said
+    if error is None:
+        name = qualname if module == "builtins" else f"{module}.{qualname}"
+        error = RemoteError(name, message, remote_tb)
+    error.remote_traceback = remote_tb  # type: ignore[attr-defined]
+    if remote_tb:
+        error.add_note(f"Remote traceback, in {origin}:\n{remote_tb.rstrip()}")
+    return error
+
+
+# -- signatures -------------------------------------------------------------------
+
+_KINDS = {
+    "positional": inspect.Parameter.POSITIONAL_ONLY,
+    "positional_or_keyword": inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    "var_positional": inspect.Parameter.VAR_POSITIONAL,
+    "keyword_only": inspect.Parameter.KEYWORD_ONLY,
+    "var_keyword": inspect.Parameter.VAR_KEYWORD,
+}
+
+
+class _Text(str):
+    """Source text that prints as written (an annotation, a default's repr)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def rebuild_signature(params: Any, returns: Any) -> inspect.Signature | None:
+    """The signature another process announced (``Param.to_json`` entries).
+
+    ``None`` when the announcement does not describe a valid signature, so
+    the arguments are not checked here (the handler's process checks them).
+    """
+    if not isinstance(params, list):
+        return None
+    try:
+        built = []
+        for p in params:
+            kind = _KINDS[p["kind"]]
+            default = p.get("default")
+            annotation = p.get("annotation")
+            built.append(
+                inspect.Parameter(
+                    str(p["name"]),
+                    kind,
+                    default=inspect.Parameter.empty if default is None else _Text(default),
+                    annotation=inspect.Parameter.empty if annotation is None else str(annotation),
+                )
+            )
+        result = inspect.Signature.empty if returns is None else str(returns)
+        return inspect.Signature(built, return_annotation=result)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+class RemoteStub:
+    """The ``fn`` of a handler in another process: its signature, name and doc.
+
+    A ``Binder`` checks arguments against the signature, ``inspect()`` shows
+    the name; it is never called (the router posts to the remote peer).
+    """
+
+    def __init__(self, qualname: str, signature: inspect.Signature | None, doc: str | None) -> None:
+        self.__qualname__ = qualname
+        self.__signature__ = signature
+        self.__doc__ = doc
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(f"{self.__qualname__} runs in another process")

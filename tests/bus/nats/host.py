@@ -1,0 +1,109 @@
+"""A process hosting services on a bus across processes, for the tests.
+
+    python tests/bus/nats/host.py URL BUS_NAME REMOTE_TIMEOUT SERVICE...
+
+Prints ``ready LABEL`` once its services are announced, then runs until its
+standard input ends (or it is killed). The services are small and known to
+the tests by name.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import Any
+
+from bus import Bus, Service, command, listener
+
+
+class Greeter(Service):
+    """Greets people."""
+
+    name = "greeter"
+
+    @command("greet")
+    def greet(self, name: str, *, punctuation: str = "!") -> str:
+        """Greet someone."""
+        return f"Hello, {name}{punctuation}"
+
+    @command("greeter.fail")
+    def fail(self, kind: str) -> None:
+        if kind == "key":
+            raise KeyError("nope")
+        if kind == "local":
+            raise HostOnlyError("made here")
+        raise ValueError(kind)
+
+    @command("greeter.sleep")
+    def sleep(self, seconds: float) -> float:
+        time.sleep(seconds)
+        return seconds
+
+    @command("greeter.where")
+    def where(self) -> str:
+        return LABEL
+
+
+class HostOnlyError(Exception):
+    """An exception type the test process has not imported."""
+
+
+class B(Service):
+    """Calls back into service ``a`` of the test process."""
+
+    name = "b"
+
+    @command("b.call_a")
+    def call_a(self, wait: bool) -> str:
+        future = self.bus.execute_command("a.pong")
+        if wait:
+            return str(future.result(timeout=20))
+        return "sent"
+
+
+class Recorder(Service):
+    """Remembers the events it heard."""
+
+    name = "recorder"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.heard: list[Any] = []
+
+    @listener("rec.*")
+    def on_rec(self, *args: Any, **kwargs: Any) -> None:
+        self.heard.append([list(args), kwargs])
+
+    @command("recorder.heard")
+    def recorded(self) -> list[Any]:
+        return self.heard
+
+
+SERVICES = {"greeter": Greeter, "b": B, "recorder": Recorder}
+LABEL = ""
+
+
+def main() -> None:
+    global LABEL
+    url, name, timeout, *services = sys.argv[1:]
+    bus = Bus(name=name, nats=url, remote_timeout=float(timeout))
+    assert bus._nats is not None
+    LABEL = bus._nats.label
+    for service in services:
+        bus.add_service(SERVICES[service]())
+    bus._nats.settle()
+    print("ready", LABEL, flush=True)
+    done = threading.Event()
+
+    def wait_stdin() -> None:
+        sys.stdin.read()
+        done.set()
+
+    threading.Thread(target=wait_stdin, daemon=True).start()
+    done.wait()
+    bus.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""A wait cycle through two processes is a DeadlockError naming service@process."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+
+from bus import Bus, DeadlockError, Service, command
+from tests.bus.nats.conftest import Host
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class A(Service):
+    """Calls ``b.call_a`` in the other process, which calls ``a.pong`` back."""
+
+    name = "a"
+
+    @command("a.ping")
+    def ping(self, wait: bool) -> str:
+        return str(self.bus.execute_command("b.call_a", wait).result(timeout=30))
+
+    @command("a.pong")
+    def pong(self) -> str:
+        return "pong"
+
+
+def test_a_cycle_through_two_processes_is_found_within_seconds(
+    nats_bus: Callable[..., Bus], host: Callable[..., Host]
+) -> None:
+    other = host("b")
+    bus = nats_bus()
+    bus.add_service(A())
+    assert bus.wait_for_command("b.call_a", 5)
+    assert bus._nats is not None
+    me = bus._nats.label
+    started = time.monotonic()
+    with pytest.raises(DeadlockError) as caught:
+        bus.execute_command("a.ping", True).result(timeout=30)
+    assert time.monotonic() - started < 5
+    # b waits on a, which waits on b: b's wait closed the cycle.
+    assert caught.value.cycle == [f"b@{other.label}", f"a@{me}", f"b@{other.label}"]
+    assert f"b@{other.label} -> a@{me} -> b@{other.label}" in str(caught.value)
+    assert bus.inspect()["nats"]["deadlocks_found"] == 1
+
+
+def test_a_call_back_that_no_one_waits_on_is_not_a_deadlock(
+    nats_bus: Callable[..., Bus], host: Callable[..., Host]
+) -> None:
+    host("b")
+    bus = nats_bus()
+    bus.add_service(A())
+    assert bus.wait_for_command("b.call_a", 5)
+    # b sends a.pong to a (which waits on b) without waiting for it: a
+    # finishes, then runs a.pong. Nothing is failed.
+    assert bus.execute_command("a.ping", False).result(timeout=10) == "sent"
+    assert bus.wait_idle(10)
+    pong = next(c for c in bus.inspect()["commands"] if c["name"] == "a.pong")
+    assert pong["calls"] == 1
+    assert pong["errors"] == 0
+    assert bus.inspect()["nats"]["deadlocks_found"] == 0

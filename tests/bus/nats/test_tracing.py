@@ -1,0 +1,115 @@
+"""One trace across processes: CLIENT/PRODUCER here, SERVER/CONSUMER there, W3C headers."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from bus import Bus, Service, command
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def traced(nats_bus: Callable[..., Bus]) -> tuple[Bus, InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return nats_bus(tracer_provider=provider), exporter
+
+
+class Adder(Service):
+    name = "adder"
+
+    @command("add")
+    def add(self, a: int, b: int) -> int:
+        return a + b
+
+
+def test_a_call_is_one_trace_client_span_here_server_span_there(
+    nats_bus: Callable[..., Bus],
+) -> None:
+    caller, caller_spans = traced(nats_bus)
+    callee, callee_spans = traced(nats_bus)
+    callee.add_service(Adder())
+    assert caller.wait_for_command("add", 5)
+    assert caller.execute_command("add", 2, 3).result(timeout=5) == 5
+    assert callee.wait_idle(5)
+    caller.flush_traces()
+    callee.flush_traces()
+    [client] = [s for s in caller_spans.get_finished_spans() if s.name == "add"]
+    [server] = [s for s in callee_spans.get_finished_spans() if s.name == "add"]
+    assert client.kind == SpanKind.CLIENT
+    assert server.kind == SpanKind.SERVER
+    assert client.context is not None
+    assert server.context is not None
+    assert server.context.trace_id == client.context.trace_id
+    assert server.parent is not None
+    assert server.parent.span_id == client.context.span_id
+    for span in (client, server):
+        attrs: Any = span.attributes
+        assert attrs["messaging.system"] == "nats"
+        assert attrs["server.address"] == "127.0.0.1"
+        assert attrs["messaging.destination.name"].endswith(".svc.adder.add")
+        assert attrs["messaging.consumer.group.name"] == "q"
+        assert attrs["rpc.method"] == "add"
+    assert client.attributes is not None
+    assert client.attributes["bus.result"] == "5"
+    assert not [s for s in callee_spans.get_finished_spans() if s.kind == SpanKind.CLIENT]
+
+
+def test_an_event_is_one_trace_producer_span_here_consumer_span_there(
+    nats_bus: Callable[..., Bus],
+) -> None:
+    firer, firer_spans = traced(nats_bus)
+    hearer, hearer_spans = traced(nats_bus)
+    done = threading.Event()
+    hearer.register_listener("door.*", lambda *a: done.set())
+    assert hearer._nats is not None
+    hearer._nats.settle()
+    firer.fire_event("door.opened", "front")
+    assert done.wait(5)
+    assert hearer.wait_idle(5)
+    firer.flush_traces()
+    hearer.flush_traces()
+    [producer] = [s for s in firer_spans.get_finished_spans() if s.kind == SpanKind.PRODUCER]
+    [consumer] = [s for s in hearer_spans.get_finished_spans() if s.kind == SpanKind.CONSUMER]
+    assert not [s for s in hearer_spans.get_finished_spans() if s.kind == SpanKind.PRODUCER]
+    assert producer.context is not None
+    assert consumer.context is not None
+    assert consumer.context.trace_id == producer.context.trace_id
+    assert consumer.parent is not None
+    assert consumer.parent.span_id == producer.context.span_id
+    attrs: Any = consumer.attributes
+    assert attrs["messaging.system"] == "nats"
+    assert attrs["messaging.destination.name"] == "door.opened"
+    assert producer.attributes is not None
+    assert producer.attributes["messaging.system"] == "nats"
+
+
+def test_untraced_work_sends_no_trace_header(nats_bus: Callable[..., Bus]) -> None:
+    caller = nats_bus(tracing=False)
+    callee = nats_bus(tracing=False)
+    seen: list[Any] = []
+    callee.add_service(Adder())
+    assert caller.wait_for_command("add", 5)
+    assert callee._nats is not None
+    serving = callee._nats.serving
+    original = serving.on_request
+
+    async def spy(msg: Any) -> None:
+        seen.append(msg.headers)
+        await original(msg)
+
+    serving.on_request = spy  # type: ignore[method-assign]
+    # The subscription holds the bound method taken when it was made: renew it.
+    for sub in list(serving.services.values()):
+        sub._cb = spy
+    assert caller.execute_command("add", 1, 1).result(timeout=5) == 2
+    assert seen == [None]
