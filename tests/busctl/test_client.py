@@ -542,3 +542,30 @@ def test_with_several_sockets_discovery_chooses(named_fake: FakeServer) -> None:
             Client.connect(None, timeout=5)
     finally:
         other.close()
+
+
+def odd_errors(server: FakeServer, conn: socket.socket, request: dict[str, Any]) -> None:
+    if request["method"] == "describe":
+        reply(conn, request, DESCRIBE)
+    elif request["params"]["name"] == "text":
+        server.send(conn, {"jsonrpc": "2.0", "id": request["id"], "error": "it broke"})
+    else:
+        error = {"code": "soon", "message": "odd", "data": ["not", "an", "object"]}
+        server.send(conn, {"jsonrpc": "2.0", "id": request["id"], "error": error})
+
+
+def test_an_error_of_any_shape_is_a_remote_error_and_the_reader_goes_on(sock_path: Path) -> None:
+    from bus.control.protocol import ErrorCode
+
+    fake = FakeServer(sock_path, odd_errors)
+    try:
+        with Client.connect(str(sock_path)) as client:
+            for name, message in (("code", "odd"), ("text", "it broke")):
+                with pytest.raises(RemoteError) as info:
+                    client.execute(name, timeout=5)
+                assert info.value.code == ErrorCode.INTERNAL_ERROR
+                assert info.value.message == message
+                assert info.value.data == {}
+            assert not client.closed  # the reader read on
+    finally:
+        fake.close()
