@@ -16,7 +16,7 @@ JSDIR   = tests/js
 $(STAMP): pyproject.toml $(JSDIR)/package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[console,dev]'
 	if command -v npm >/dev/null; then npm ci --prefix $(JSDIR) --no-audit --no-fund --loglevel=error; fi
 	touch $(STAMP)
 

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import logging
-import os
 import socket
 import threading
 from collections import deque
@@ -31,187 +29,24 @@ from concurrent.futures import TimeoutError as FutureTimeoutError
 from pathlib import Path
 from typing import Any
 
-from bus import BusError
+from bus.control import protocol
+from bus.control.protocol import ErrorCode
 
-__all__ = ["Client", "ConnectionLost", "RemoteError", "Subscription"]
+from ._locate import locate, open_socket, unreachable
+from ._remote import ConnectionLost, FirstOnly, RemoteError, remote_error
+from ._subscription import Subscription
+
+__all__ = ["Client", "ConnectionLost", "RemoteError", "Subscription", "locate"]
 
 _log = logging.getLogger(__name__)
 
 
-class _FirstOnly:
-    """Logs the first of a repeated failure, and counts the rest.
-
-    What a misbehaving server or callback does on every line must not flood
-    the log: one line says what happened, ``report()`` how often.
-    """
-
-    def __init__(self, what: str) -> None:
-        self.what = what
-        self.count = 0
-        self._lock = threading.Lock()
-
-    def __call__(self, message: str, *args: object, exc: BaseException | None = None) -> None:
-        with self._lock:
-            self.count += 1
-            first = self.count == 1
-        if first:
-            _log.warning(message + " (the next ones are counted, not logged)", *args, exc_info=exc)
-
-    def report(self) -> None:
-        """Log how many more there were, if any (once, at the end)."""
-        with self._lock:
-            more, self.count = self.count - 1, 0
-        if more > 0:
-            _log.warning("%d more %s were not logged", more, self.what)
-
-
 # Seconds added to a remote ``execute`` timeout before the client gives up on
-# the reply itself: the server reports its own timeout (-32004) first.
+# the reply itself: the server reports its own timeout (TIMED_OUT) first.
 _REPLY_GRACE = 5.0
 # Notifications for a subscription id the client does not know yet are held
 # this long (count) in case the subscribe reply is still on its way.
 _ORPHANS = 1000
-
-
-class RemoteError(Exception):
-    """The bus answered a request with a JSON-RPC error.
-
-    Attributes:
-        code: the JSON-RPC error code (see the table in ``docs/protocol.md``).
-        message: the error's one-line message.
-        data: the error's ``data`` object (``{}`` when absent).
-    """
-
-    def __init__(self, code: int, message: str, data: dict[str, Any] | None = None) -> None:
-        self.code = code
-        self.message = message
-        self.data = dict(data or {})
-        super().__init__(message)
-
-    @property
-    def type(self) -> str | None:
-        """The remote exception's class name (``data["type"]``), if the bus sent one."""
-        value = self.data.get("type")
-        return value if isinstance(value, str) else None
-
-    @property
-    def remote_traceback(self) -> str | None:
-        """The handler's traceback as text (``data["traceback"]``), if the bus sent one."""
-        value = self.data.get("traceback")
-        return value if isinstance(value, str) else None
-
-    def __str__(self) -> str:
-        if self.type and not self.message.startswith(self.type):
-            return f"{self.type}: {self.message}"
-        return self.message
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.code, self.message, self.data))
-
-
-class ConnectionLost(Exception):
-    """The connection to the bus is closed or broke; no reply will come."""
-
-
-class Subscription:
-    """One ``subscribe`` on a connection; ``close()`` ends it.
-
-    Attributes:
-        id: the server's subscription id.
-        topic: ``"activity"`` or ``"spans"``.
-        patterns: the name patterns it was opened with.
-        dropped: notifications the server dropped for this subscription so far
-            (the latest ``total`` of a ``dropped`` notification).
-    """
-
-    def __init__(
-        self,
-        client: Client,
-        topic: str,
-        patterns: tuple[str, ...],
-        callback: Callable[[str, dict[str, Any]], None],
-    ) -> None:
-        self.id: Any = None
-        self.topic = topic
-        self.patterns = patterns
-        self.dropped = 0
-        self._client = client
-        self._callback = callback
-        self._closed = False
-
-    def _deliver(self, method: str, params: dict[str, Any]) -> None:
-        if self._closed:
-            return
-        if method == "dropped":
-            total = params.get("total")
-            if isinstance(total, int):
-                self.dropped = total
-        try:
-            self._callback(method, params)
-        except Exception as exc:  # one broken callback must not flood the log either
-            self._client.bad_callbacks("subscription callback failed on %s", method, exc=exc)
-
-    @property
-    def closed(self) -> bool:
-        """Whether ``close()`` was called or the connection ended."""
-        return self._closed or self._client.closed
-
-    def close(self, timeout: float | None = 5.0) -> int:
-        """Unsubscribe; return the server's final dropped count. Idempotent.
-
-        Blocks up to ``timeout`` seconds for the server's reply. Once it
-        returns, the callback is not called again.
-        """
-        if self._closed:
-            return self.dropped
-        self._closed = True
-        self._client._forget(self)
-        if not self._client.closed:
-            with contextlib.suppress(ConnectionLost, RemoteError, TimeoutError):
-                result = self._client.request(
-                    "unsubscribe", {"subscription": self.id}, timeout=timeout
-                )
-                if isinstance(result, dict) and isinstance(result.get("dropped"), int):
-                    self.dropped = result["dropped"]
-        return self.dropped
-
-    def __enter__(self) -> Subscription:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"<Subscription {self.id} {self.topic} {list(self.patterns)}>"
-
-
-def _path_of(target: str) -> Path | None:
-    """The socket path ``target`` spells explicitly, or ``None`` for a bus name."""
-    if target.startswith("unix:"):
-        for part in target[len("unix:") :].split(","):
-            key, _, value = part.partition("=")
-            if key == "path" and value:
-                return Path(value)
-        raise ValueError(f"cannot read the address {target!r}: use unix:path=/some/where.sock")
-    if os.sep in target or target.endswith(".sock"):
-        return Path(target)
-    return None
-
-
-def resolve_address(target: str | None) -> Path:
-    """The socket to connect to for ``target`` (a bus name, a path, or ``None``).
-
-    Raises:
-        bus.control.NoBusError / AmbiguousBusError: ``None`` or a name, and no
-            (or more than one) bus matches.
-    """
-    if target is not None:
-        path = _path_of(target)
-        if path is not None:
-            return path
-    from bus.control import resolve
-
-    return resolve(target)
 
 
 class Client:
@@ -243,8 +78,8 @@ class Client:
         self._disconnect_callbacks: list[Callable[[], None]] = []
         self._closed = False
         #: What a misbehaving server or callback does on every line is logged once.
-        self.bad_lines = _FirstOnly("lines that were not JSON")
-        self.bad_callbacks = _FirstOnly("subscription callback failures")
+        self.bad_lines = FirstOnly("lines that were not JSON")
+        self.bad_callbacks = FirstOnly("subscription callback failures")
         self._reader = threading.Thread(
             target=self._read_loop, name=f"busctl-client:{address.name}", daemon=True
         )
@@ -252,9 +87,11 @@ class Client:
 
     @classmethod
     def connect(cls, target: str | None = None, *, timeout: float = 5.0) -> Client:
-        """Connect to the bus ``target`` names and fetch its ``describe``.
+        """Connect to the bus ``target`` names and fetch its ``describe``: one connection.
 
-        Before sending anything it checks, where the system says
+        The socket is found without connecting (``locate``); only when nothing
+        answers there, or several buses may be meant, does discovery ask each
+        bus. Before sending anything it checks, where the system says
         (``SO_PEERCRED``, Linux), that the server runs as this user: a socket
         path can point anywhere.
 
@@ -271,22 +108,23 @@ class Client:
             bus.control.ForeignBusError: another user's process serves the socket.
             ConnectionLost: the socket refused or closed.
         """
-        from bus.control import BusFullError, check_peer
-        from bus.control.protocol import ErrorCode
+        from bus.control import BusFullError, resolve
 
-        address = resolve_address(target)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(timeout)
+        address, named = locate(target)
         try:
-            sock.connect(os.fspath(address))
-            check_peer(sock, address)
-        except OSError as exc:
-            sock.close()
-            if not isinstance(exc, BusError):
-                reason = exc.strerror or str(exc)
-                raise ConnectionLost(f"cannot connect to {address}: {reason}") from exc
-            raise
-        sock.settimeout(None)
+            if address is None:
+                raise FileNotFoundError(target)
+            sock = open_socket(address, timeout)
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            if not named:
+                raise unreachable(address, exc) from exc
+            # Nothing answers where the name (or the one socket) says: discovery
+            # asks every bus, says which run, and removes what a dead one left.
+            address = resolve(target)
+            try:
+                sock = open_socket(address, timeout)
+            except (FileNotFoundError, ConnectionRefusedError) as again:  # it went meanwhile
+                raise unreachable(address, again) from again
         client = cls(sock, address)
         try:
             info = client.request("describe", timeout=timeout)
@@ -345,20 +183,19 @@ class Client:
         on_reply: Callable[[Any], None] | None = None,
     ) -> Future[Any]:
         future: Future[Any] = Future()
+        request_id = next(self._ids)  # itertools.count: atomic under the GIL
+        # Framed before it is registered: params that are not JSON raise here
+        # (TypeError, ValueError) and leave nothing pending.
+        line = protocol.dumps(protocol.request(request_id, method, params))
         with self._lock:
             if self._closed:
                 raise ConnectionLost(self._lost_message())
-            request_id = next(self._ids)
             self._pending[request_id] = future
             if on_reply is not None:
                 self._on_reply[request_id] = on_reply
-        message: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
-        if params is not None:
-            message["params"] = params
-        line = json.dumps(message, separators=(",", ":"), ensure_ascii=False) + "\n"
         try:
             with self._write_lock:
-                self._sock.sendall(line.encode())
+                self._sock.sendall(line)
         except OSError as exc:
             with self._lock:
                 self._pending.pop(request_id, None)
@@ -396,9 +233,11 @@ class Client:
             timeout: seconds the bus waits for the handler (``None``: no limit).
 
         Raises:
-            RemoteError: the command is unknown (-32001), the arguments do not
-                bind (-32002), the handler raised (-32000, with the remote
-                traceback), or it timed out (-32004)...
+            RemoteError: the command is unknown (``ErrorCode.NO_SUCH_COMMAND``),
+                the arguments do not bind (``BAD_ARGUMENTS``: the bus checks
+                them, the client only parses and sends), the handler raised
+                (``HANDLER_ERROR``, with the remote traceback), or it timed
+                out (``TIMED_OUT``)...
         """
         params = {
             "name": name,
@@ -564,26 +403,19 @@ class Client:
             if not line.strip():
                 continue
             try:
-                message = json.loads(line)
-            except ValueError:
+                message = protocol.loads(line)
+            except protocol.ProtocolError:
                 if self._closed:  # a line cut short by our own close()
                     return
                 self.bad_lines("ignoring a line that is not JSON from %s", self.address)
                 continue
-            if isinstance(message, dict):
-                self._dispatch(message)
+            self._dispatch(message)
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         if message.get("id", 0) is None and isinstance(message.get("error"), dict):
             # Not a reply: the server's reason for what it does next (say,
             # closing a connection it has no room for).
-            error = message["error"]
-            data = error.get("data")
-            self._server_error = RemoteError(
-                int(error.get("code", -32603)),
-                str(error.get("message", "")),
-                data if isinstance(data, dict) else {},
-            )
+            self._server_error = remote_error(message["error"])
             return
         if "id" in message and ("result" in message or "error" in message):
             with self._lock:
@@ -593,14 +425,7 @@ class Client:
                 return
             error = message.get("error")
             if error is not None:
-                if not isinstance(error, dict):
-                    error = {"code": -32603, "message": str(error)}
-                data = error.get("data")
-                remote = RemoteError(
-                    int(error.get("code", -32603)),
-                    str(error.get("message", "")),
-                    data if isinstance(data, dict) else {},
-                )
+                remote = remote_error(error)
                 if not future.done():
                     with contextlib.suppress(Exception):
                         future.set_exception(remote)

@@ -2,22 +2,21 @@
 
     $ python -m sample_services --duration 3
     demo bus: 6 services; Ctrl-C stops
-    09:41:07.512 5c1e0a  -> call    say_hello("demo")                      MainThread -> greeter
-    09:41:07.513 5c1e0a  <- return  say_hello = "Hello, demo!"             greeter 0.0 ms
-    09:41:08.013 a0f3b2  *  event   motion.detected(room="hall")           MainThread -> 1 listener
+    16:44:25.099 ad6806 call     say_hello              MainThread → greeter ("demo")
+    16:44:25.099 ad6806 return   say_hello              greeter = "Hello, demo!"  18 µs
+    16:44:25.600 2fae12 event    motion.detected        from MainThread (room="hall")  1 listener
     ...
 
 Starts a ``Bus(name="demo")`` with every sample service, prints one line per
 activity (command call and return, event, delivery to a listener) as
-``busctl monitor`` does, makes some traffic of its own (motion in random rooms,
-the evening scene once), and on Ctrl-C, SIGTERM or after ``--duration``
-closes the bus and prints its totals.
+``busctl monitor`` does (``busctl.render.activity``), makes some traffic of
+its own (motion in random rooms, the evening scene once), and on Ctrl-C,
+SIGTERM or after ``--duration`` closes the bus and prints its totals.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import queue
@@ -28,79 +27,24 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import Any
 
 from bus import Activity, Bus
+from busctl.render.activity import activity_line
 
 from . import start
 from .lights import DEFAULT_ROOMS
 
 __all__ = ["format_activity", "main"]
 
-_MARKERS = {"call": "->", "return": "<-", "event": "* ", "delivery": "=>"}
-_KINDS = {"call": "call", "return": "return", "event": "event", "delivery": "deliver"}
-_RESULT_LIMIT = 100
-
 
 def format_activity(activity: Activity) -> str:
-    """One readable line for one activity, errors marked ``!!``.
+    """One line for one activity, as ``busctl monitor`` prints it, with its trace.
 
     Columns: local time, the trace's first six hex digits (blank with tracing
-    off), marker and kind, what happened, where it ran and how long it took.
+    off), the kind, the name, where it ran, then the arguments, result or
+    error (``!!``) and how long it took.
     """
-    clock = time.strftime("%H:%M:%S", time.localtime(activity.time))
-    stamp = f"{clock}.{int(activity.time * 1000) % 1000:03d}"
-    trace = (activity.trace_id or "")[:6].ljust(6)
-    marker = "!!" if activity.error else _MARKERS[activity.kind]
-    kind = _KINDS[activity.kind]
-    name = activity.name
-    if activity.kind == "call":
-        what = name + _arguments(activity.args, activity.kwargs)
-        where = f"{activity.caller} -> {activity.service}"
-    elif activity.kind == "event":
-        what = name + _arguments(activity.args, activity.kwargs)
-        count = activity.listeners or 0
-        where = f"{activity.caller} -> {count} listener{'' if count == 1 else 's'}"
-    else:
-        if activity.error:
-            what = f"{name} raised {activity.error['type']}: {activity.error['message']}"
-        elif activity.kind == "return":
-            what = f"{name} = {_shorten(activity.result or 'null')}"
-        else:
-            what = name
-        where = activity.service or "?"
-        if activity.pattern:
-            where = f"{where} [{activity.pattern}]"
-        if activity.duration_ms is not None:
-            where = f"{where} {activity.duration_ms:.1f} ms"
-    return f"{stamp} {trace}  {marker} {kind:<7} {what:<50} {where}"
-
-
-def _arguments(args: str | None, kwargs: str | None) -> str:
-    parts: list[str] = []
-    for text, keyed in ((args, False), (kwargs, True)):
-        if not text:
-            continue
-        try:
-            values: Any = json.loads(text)
-        except ValueError:  # cut short by the bus's JSON limit: show it as it is
-            parts.append(_shorten(text))
-            continue
-        if keyed and isinstance(values, dict):
-            parts.extend(f"{k}={_json(v)}" for k, v in values.items())
-        elif isinstance(values, list):
-            parts.extend(_json(v) for v in values)
-        else:
-            parts.append(_json(values))
-    return "(" + ", ".join(parts) + ")"
-
-
-def _json(value: Any) -> str:
-    return _shorten(json.dumps(value, ensure_ascii=False))
-
-
-def _shorten(text: str) -> str:
-    return text if len(text) <= _RESULT_LIMIT else text[: _RESULT_LIMIT - 3] + "..."
+    return activity_line(activity.to_json(), trace=True)
 
 
 def _summary(bus: Bus, elapsed: float) -> str:

@@ -21,7 +21,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import Link
 
-from .._text import clipped, visible
+from ..render.text import clipped, visible
 
 __all__ = ["SpanChecker"]
 

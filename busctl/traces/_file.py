@@ -34,7 +34,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from bus.otlp import OtlpDecodeError, decode_spans, encode_spans
 
-from .._text import visible
+from ..render.text import visible
 from ._check import SpanChecker
 from ._model import LineError, Span, Trace, build_traces
 

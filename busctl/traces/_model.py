@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 from opentelemetry.trace.status import StatusCode
 
-from .._text import clipped, visible
+from ..render.text import clipped, visible
 
 __all__ = ["NOT_JSON", "LineError", "Span", "Trace", "build_traces"]
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
-from .._text import clipped, visible
+from ..render.text import clipped, visible
 from ._file import TraceFile
 from ._model import NOT_JSON, Span
 

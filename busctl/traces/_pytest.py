@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .._text import visible
+from ..render.text import visible
 from ._model import NOT_JSON
 from ._replay import ReplayPlan, Step
 

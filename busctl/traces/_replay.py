@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._text import clipped, visible
+from ..render.text import clipped, visible
 from ._model import Span
 from ._plan import (
     DEFAULT_MAX_GAP,

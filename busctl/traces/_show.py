@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .._text import clipped, visible
+from ..render.text import clipped, visible
+from ..render.units import trace_ms
 from ._model import Span, Trace
 
 __all__ = ["TraceFilter", "render_trace", "render_traces", "summary_json"]
@@ -65,14 +66,6 @@ def _glob(value: str, patterns: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(value, p) for p in patterns)
 
 
-def _ms(value: float) -> str:
-    if value >= 1000:
-        return f"{value / 1000:.2f} s"
-    if value >= 10:
-        return f"{value:.1f} ms"
-    return f"{value:.2f} ms"
-
-
 def _when(ns: int) -> str:
     try:
         stamp = datetime.fromtimestamp(ns / 1e9, UTC)
@@ -113,7 +106,7 @@ def _detail(span: Span) -> str:
             where += f" @{span.thread}"
         queued = span.attributes.get("bus.queued_ms")
         if isinstance(queued, int | float) and math.isfinite(queued) and queued >= 0.01:
-            return f"{_text(where)}, queued {_ms(float(queued))}"
+            return f"{_text(where)}, queued {trace_ms(float(queued))}"
         return _text(where)
     if span.kind == "client":
         return _text(f"{span.service} -> {span.attributes.get('bus.service', '?')}")
@@ -144,12 +137,12 @@ def render_trace(trace: Trace, *, style: Style = _plain, args: bool = False) -> 
     Linear in the number of spans, and iterative: no depth is too deep.
     Beyond ``MAX_INDENT`` levels a span is drawn at that indent and marked
     with its depth. Every name and attribute is shown with its control
-    characters made visible (``busctl._text.visible``).
+    characters made visible (``busctl.render.text.visible``).
     """
     errors = trace.errors
     count = len(trace.spans)
     header = (
-        f"trace {trace.trace_id}  {_text(trace.name)}  {_ms(trace.duration_ms)}  "
+        f"trace {trace.trace_id}  {_text(trace.name)}  {trace_ms(trace.duration_ms)}  "
         f"{_when(trace.start_ns)}  {count} span{'s' if count != 1 else ''}"
     )
     if errors:
@@ -171,7 +164,7 @@ def render_trace(trace: Trace, *, style: Style = _plain, args: bool = False) -> 
         offset = (span.start_ns - trace.start_ns) / 1e6
         lines.append(
             f"  {prefix}{branch}{style(_label(span), 'name')}  "
-            f"{style(_detail(span), 'dim')}  +{_ms(offset)}  {_ms(span.duration_ms)}"
+            f"{style(_detail(span), 'dim')}  +{trace_ms(offset)}  {trace_ms(span.duration_ms)}"
             f"{_mark(span, style)}"
         )
         if depth == 0 or depth >= MAX_INDENT:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
+from bus.control.protocol import ErrorCode
 from bus.replay import replaying
 
 from ._model import NOT_JSON
@@ -81,7 +82,7 @@ class ClientTarget:
                     method, {**params, "replay_of": _replay_of(step)}, timeout=timeout
                 )
             except RemoteError as exc:
-                if exc.code == -32602 and exc.data.get("param") == "replay_of":
+                if exc.code == ErrorCode.INVALID_PARAMS and exc.data.get("param") == "replay_of":
                     self.marks = False  # an older bus: replay unmarked, and say so
                 else:
                     raise

@@ -1,50 +1,55 @@
-"""Plain functions that turn bus data into cells: durations, activity lines, filters.
+"""The TUI's look for what ``busctl.render`` draws for every face, and its activity filter.
 
-    ms(0.0123)                      # "12µs"
-    ActivityFilter("lights.*", "automation", errors_only=False).matches(activity)
     activity_cells(activity)        # the cells of one row of the activity log
+    styled(cell)                    # a render.columns Cell as rich Text, in the TUI's colours
+    ActivityFilter("lights.*", "automation", errors_only=False).matches(activity)
 
-No Textual here, so the formatting is tested without an app.
+The words and numbers are ``busctl.render``'s, the same as ``busctl monitor``
+and ``busctl commands`` print; only their look is the TUI's. No Textual
+widgets here, so the formatting is tested without an app.
 
 Text from the bus or a file goes on screen as ``shown(...)``: a rich ``Text``
 (a plain ``str`` cell, ``Static`` or ``notify`` would be read as markup, so
 ``[red]`` or ``list[str]`` in a name, a signature or a message would be
 applied or eaten) with its control characters made visible
-(``busctl._text.visible``: rich passes ESC through to the terminal).
+(``busctl.render.text.visible``: rich passes ESC through to the terminal).
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
 from rich.text import Text
 
-from busctl._text import visible
+from busctl.render.activity import activity_view
+from busctl.render.columns import Cell, Tone
+from busctl.render.text import visible
 
-__all__ = ["ActivityFilter", "activity_cells", "clip", "markup_safe", "ms", "number", "shown"]
+__all__ = [
+    "TONE_STYLES",
+    "ActivityFilter",
+    "activity_cells",
+    "clip",
+    "markup_safe",
+    "shown",
+    "styled",
+]
 
-KIND_MARK = {"call": "→", "return": "←", "event": "⚡", "delivery": "↳"}
+TONE_STYLES: dict[Tone, str] = {
+    "": "",
+    "bad": "bold red",
+    "warn": "bold yellow",
+    "good": "green",
+    "strong": "bold",
+}
+"""How a table cell of each tone looks in the TUI."""
 
 
-def ms(value: float | None) -> str:
-    """A duration in milliseconds, short: ``12µs``, ``3.4ms``, ``1.20s``; ``-`` for none."""
-    if value is None:
-        return "-"
-    if value < 1:
-        return f"{value * 1000:.0f}µs"
-    if value < 100:
-        return f"{value:.1f}ms"
-    if value < 1000:
-        return f"{value:.0f}ms"
-    return f"{value / 1000:.2f}s"
-
-
-def number(value: Any) -> str:
-    """An integer cell; ``-`` for none."""
-    return "-" if value is None else str(value)
+def styled(cell: Cell) -> Text:
+    """A table cell (``busctl.render.columns``) as rich ``Text`` in the TUI's colours."""
+    return Text(cell.text, style=TONE_STYLES[cell.tone])
 
 
 def clip(text: str, width: int) -> str:
@@ -103,62 +108,23 @@ class ActivityFilter:
         return True
 
 
-def clock(seconds: float | None) -> str:
-    """Local wall-clock time with milliseconds: ``14:03:07.123``."""
-    if seconds is None:
-        return "--:--:--"
-    whole = time.localtime(seconds)
-    return time.strftime("%H:%M:%S", whole) + f".{int(seconds % 1 * 1000):03d}"
-
-
-def activity_detail(activity: dict[str, Any]) -> str:
-    """The interesting part of one step: arguments, result or error."""
-    error = activity.get("error")
-    if isinstance(error, dict):
-        return f"{error.get('type', 'Error')}: {error.get('message', '')}"
-    if error:
-        return str(error)
-    kind = activity.get("kind")
-    if kind == "return":
-        return f"= {activity.get('result', '')}"
-    if kind == "delivery":
-        return f"[{activity.get('pattern', '')}]"
-    args = activity.get("args") or ""
-    kwargs = activity.get("kwargs") or ""
-    if args in ("[]", "") and kwargs:
-        return kwargs
-    if kwargs:
-        return f"{args} {kwargs}"
-    text = args if args != "[]" else ""
-    if kind == "event":
-        text = f"{text} ({activity.get('listeners', 0)} listeners)".strip()
-    return text
-
-
 def activity_cells(activity: dict[str, Any], compact: bool = False) -> tuple[str | Text, ...]:
     """The cells of one activity-log row: time, kind, name, service, took, detail.
 
-    ``compact`` (narrow terminals): the time without milliseconds and the kind
-    as its mark only, leaving room for the detail.
+    The parts of ``busctl.render.activity.activity_view``, the words ``busctl
+    monitor`` prints, in columns: where it ran is one word (``place``) and an
+    event's listener count follows its arguments. ``compact`` (narrow
+    terminals): the time without milliseconds and the kind as its mark only,
+    leaving room for the detail.
     """
-    kind = str(activity.get("kind", "?"))
-    failed = bool(activity.get("error"))
-    style = "bold red" if failed else ("cyan" if kind in ("event", "delivery") else "")
-    who = activity.get("service") or activity.get("caller") or ""
-    took = activity.get("duration_ms")
-    mark = KIND_MARK.get(kind, "?")
+    view = activity_view(activity)
+    style = "bold red" if view.failed else ("cyan" if view.kind in ("event", "delivery") else "")
+    detail = f"{view.detail}  {view.listeners}" if view.listeners else view.detail
     return (
-        clock(_seconds(activity.get("time")))[: 8 if compact else None],
-        shown(mark if compact else f"{mark} {kind}", style),
-        shown(activity.get("name", ""), style or "bold"),
-        shown(who),
-        ms(took) if isinstance(took, int | float) else "",
-        Text(clip(activity_detail(activity), 120), style="red" if failed else "dim"),
+        view.time[: 8 if compact else None],
+        Text(view.mark if compact else f"{view.mark} {view.kind}", style=style),
+        Text(view.name, style=style or "bold"),
+        Text(view.place),
+        view.took,
+        Text(detail, style="red" if view.failed else "dim"),
     )
-
-
-def _seconds(value: Any) -> float | None:
-    # A time from the bus: anything but a plausible number shows as unknown.
-    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 2.5e11:
-        return float(value)
-    return None

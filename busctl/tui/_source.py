@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from bus import Bus
     from busctl._client import Client, Subscription
 
-__all__ = ["ClientSource", "LocalSource", "Source", "connect"]
+__all__ = ["ClientSource", "LocalSource", "Source", "connect", "reconnector"]
 
 ActivityCallback = Callable[[dict[str, Any]], None]
 
@@ -275,3 +275,18 @@ def connect(target: str | None) -> ClientSource:
 
     client, bus = connect_or_embed(target)
     return ClientSource(client, bus)
+
+
+def reconnector(source: Source) -> Callable[[], Source] | None:
+    """How to attach again to the bus ``source`` was attached to, if it can be.
+
+    A bus in another process comes back at the same address: attach to that
+    one, not to whatever else runs (nor to an embedded sample). A bus in this
+    process, or the embedded one, cannot come back.
+    """
+    if isinstance(source, ClientSource) and not source.embedded:
+        address = source.address
+        from busctl._client import Client
+
+        return lambda: ClientSource(Client.connect(address))
+    return None

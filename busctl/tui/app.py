@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
@@ -34,11 +33,11 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
-from busctl._client import Client
-from busctl._text import visible
+from busctl.render.text import visible
 
-from ._source import ClientSource, Source
+from ._source import Source, reconnector
 from .activity import ActivityFeed, ActivityLog
+from .busline import BusLine
 from .help_screen import HelpScreen
 from .invoke_screen import InvokeScreen
 from .palette import BusCommands
@@ -131,14 +130,13 @@ class BusctlApp(App[None]):
         self.polls = 0
         self.last_error: dict[str, Any] | None = None
         self._complained: set[str] = set()
-        self._failed_seen: set[str] = set()
 
     # -- layout -----------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
         # The main screen's widgets are kept as attributes: timers update them
         # while a trace or a form is the active screen (where queries look).
-        self.busline = Static("connecting…", id="busline")
+        self.busline = BusLine("connecting…", id="busline")
         self.main = Vertical(id="main", classes="split")
         self.tabs = TabbedContent(id="tabs", initial="services")
         self.services_table = ServicesTable(id="services-table")
@@ -215,13 +213,7 @@ class BusctlApp(App[None]):
         self.connected = False
         self.lost_reason = message.reason
         self.sub_title = "not attached"
-        self.busline.update(
-            Text.assemble(
-                ("not attached: ", "bold red"),
-                visible(message.reason),
-                ("  press r to retry", "bold"),
-            )
-        )
+        self.busline.not_attached(message.reason)
 
     def _attached(self, source: Source) -> None:
         self.source = source
@@ -257,13 +249,7 @@ class BusctlApp(App[None]):
         self.lost_reason = reason
         name = self.source.name if self.source is not None else "?"
         self.sub_title = "DISCONNECTED"
-        self.busline.update(
-            Text.assemble(
-                (visible(f"bus {name} went away"), "bold red"),
-                visible(f" ({reason})  "),
-                ("press r to reconnect", "bold reverse"),
-            )
-        )
+        self.busline.went_away(name, reason)
         self.notify(
             visible(f"bus {name} went away: press r to reconnect"),
             severity="error",
@@ -283,21 +269,13 @@ class BusctlApp(App[None]):
         if self.connected:
             self.notify("attached: nothing to reconnect")
             return
-        if self._connect_fn is None and self._again() is None:
+        again = None if self.source is None else reconnector(self.source)
+        if self._connect_fn is None and again is None:
             self.notify("this view was given its bus: cannot reconnect", severity="warning")
             return
         self._lost.clear()
         self.busline.update("reconnecting…")
-        self._connect(self._again())
-
-    def _again(self) -> Callable[[], Source] | None:
-        # A bus in another process comes back at the same address: attach to
-        # that one, not to whatever else runs (nor an embedded sample).
-        source = self.source
-        if isinstance(source, ClientSource) and not source.embedded:
-            address = source.address
-            return lambda: ClientSource(Client.connect(address))
-        return None
+        self._connect(again)
 
     # -- the timers -----------------------------------------------------------------
 
@@ -314,9 +292,7 @@ class BusctlApp(App[None]):
             )
         except TimeoutError:
             if source is self.source and self.connected:
-                self.busline.update(
-                    Text(f"bus {source.name} has not answered for {self.SLOW:.0f} s…", "yellow")
-                )
+                self.busline.slow(source.name, self.SLOW)
             return
         except Exception as exc:
             if source is self.source and (source.closed or self._lost.is_set()):
@@ -348,44 +324,8 @@ class BusctlApp(App[None]):
         self.inspected = inspected
         for table in self.tables:
             table.show(inspected)
-        bus = inspected.get("bus", {})
-        totals = inspected.get("totals", {})
-        failed = self._failed_services(inspected)
-        line = Text.assemble(
-            (visible(bus.get("name", "?")), "bold"), visible(f" {bus.get('state', '')} · ")
-        )
-        if failed:
-            # First on the line, so no terminal is too narrow to show it.
-            names = visible(", ".join(failed))
-            noun = "service" if len(failed) == 1 else "services"
-            line.append(f"✗ {len(failed)} {noun} failed: {names}", style="bold reverse red")
-            line.append(" · ")
-        handler_failures = int(totals.get("failed", 0) or 0)
-        line.append(
-            f"{totals.get('services', 0)} services · {totals.get('commands', 0)} commands · "
-            f"{totals.get('listeners', 0)} listeners · handled {totals.get('handled', 0)}"
-        )
-        if handler_failures:
-            line.append(f" ({handler_failures} failed)", style="bold red")
         dropped = self.feed.dropped + (self.source.dropped if self.source is not None else 0)
-        if dropped:
-            # Under a flood the log shows the newest activity; the rest is counted.
-            line.append(f" · {dropped} activity not shown", style="yellow")
-        # One line of fixed size (app.tcss): no layout pass on every poll.
-        self.busline.update(line, layout=False)
-
-    def _failed_services(self, inspected: dict[str, Any]) -> dict[str, str]:
-        """The services the bus marks ``failed``, with their errors; each new one is announced."""
-        failed = {
-            str(service.get("name", "?")): str(service.get("error") or "no error given")
-            for service in inspected.get("services", ())
-            if isinstance(service, dict) and service.get("state") == "failed"
-        }
-        for name, error in failed.items():
-            if name not in self._failed_seen:
-                self.notify(f"service {name} failed: {error}", severity="error", timeout=10)
-        self._failed_seen = set(failed)  # one that recovers and fails again is announced again
-        return failed
+        self.busline.show(inspected, not_shown=dropped)
 
     def _tick_drain(self) -> None:
         if self._lost.is_set() and self.connected:
@@ -531,11 +471,14 @@ class BusctlApp(App[None]):
         elif isinstance(message.table, ServicesTable):
             self.activity_log.service_input.value = message.key
             if message.item.get("state") == "failed":
-                # The table cuts the error to fit: here it is whole.
+                # The table cuts the error to fit: here it is whole (the bus's
+                # text: shown, never read as markup).
                 error = message.item.get("error") or "no error given"
-                self.notify(f"{message.key} failed: {error}", severity="error", timeout=15)
+                text = visible(f"{message.key} failed: {error}")
+                self.notify(text, severity="error", timeout=15, markup=False)
             else:
-                self.notify(f"activity of {message.key} only (clear the service box for all)")
+                text = visible(f"activity of {message.key} only (clear the service box for all)")
+                self.notify(text, markup=False)
 
     @on(TabbedContent.TabActivated, "#tabs")
     def _tab_activated(self) -> None:

@@ -30,7 +30,7 @@ from textual.suggester import SuggestFromList
 from textual.widgets import Button, Input, Label, Static
 
 from busctl._args import ArgumentError, parse_args, parse_value, split_line
-from busctl._text import visible
+from busctl.render.text import visible
 
 from ._format import shown
 from ._spans import pretty
@@ -80,8 +80,12 @@ def read_form(
         values: the text typed for each parameter, by name.
         extra: free arguments (``3 room=hall``) for events without a signature.
 
+    A field left empty is left out. Whether the arguments bind to the
+    signature (a required one missing, say) is the bus's to check: it answers
+    with the signature, and the form shows that answer.
+
     Raises:
-        ArgumentError: a value cannot be read, or a required one is missing.
+        ArgumentError: a value cannot be read.
     """
     args: list[Any] = []
     kwargs: dict[str, Any] = {}
@@ -90,8 +94,6 @@ def read_form(
         text = values.get(name, "").strip()
         kind = param.get("kind", "positional_or_keyword")
         if not text:
-            if param.get("required") and kind not in ("var_positional", "var_keyword"):
-                raise ArgumentError(f"{name} is required", index)
             continue
         if kind == "var_positional":
             more, _ = parse_args(split_line(text))

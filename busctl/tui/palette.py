@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from ._format import activity_detail, markup_safe
+from busctl.render.activity import activity_view
+
+from ._format import markup_safe
 
 if TYPE_CHECKING:
     from .app import BusctlApp
@@ -49,7 +51,7 @@ class BusCommands(Provider):
         out.append(("fire an event…", "any name, with arguments", partial(app.open_fire, None)))
         if app.last_error is not None:
             error = app.last_error
-            help_text = markup_safe(f"{error.get('name')}: {activity_detail(error)}")
+            help_text = markup_safe(f"{error.get('name')}: {activity_view(error).detail}")
             out.append(("trace of the last error", help_text, app.action_last_error))
         return out
 

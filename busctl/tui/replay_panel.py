@@ -30,7 +30,7 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Static
 
-from busctl._text import clipped, visible
+from busctl.render.text import clipped, visible
 
 from .tables import FitTable
 

@@ -24,9 +24,18 @@ from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowDoesNotExist
 
-from ._format import clip, ms, number, shown
+from busctl.render.columns import COMMANDS, LISTENERS, SERVICES, Table
 
-__all__ = ["CommandsTable", "FitTable", "ListenersTable", "LiveTable", "ServicesTable"]
+from ._format import styled
+
+__all__ = [
+    "CommandsTable",
+    "FitTable",
+    "ListenersTable",
+    "LiveTable",
+    "ServicesTable",
+    "layout",
+]
 
 Cells = tuple[Any, ...]
 
@@ -76,6 +85,8 @@ class FitTable(DataTable[Any]):
     FLEX: ClassVar[tuple[str, ...]] = ()
     FLEX_WEIGHTS: ClassVar[dict[str, int]] = {}
     """How much of the width left each flexible column gets, relatively (default 1)."""
+    KEEP_END: ClassVar[tuple[str, ...]] = ()
+    """Flexible columns cut at their start (``…o/greeter``): their end says the most."""
     FLEX_LEAST: ClassVar[int] = 8
     """Cells a flexible column keeps however narrow the table (it scrolls then)."""
 
@@ -147,7 +158,7 @@ class FitTable(DataTable[Any]):
         rows = self._full if only is None else {only: self._full[only]}
         for row, full in rows.items():
             cells = tuple(
-                self._cut(cell, widths[key]) if key in widths else cell
+                self._cut(cell, widths[key], key in self.KEEP_END) if key in widths else cell
                 for key, cell in zip(self._keys, full, strict=True)
             )
             old = self._cells.get(row)
@@ -160,9 +171,15 @@ class FitTable(DataTable[Any]):
             self._cells[row] = cells
 
     @staticmethod
-    def _cut(cell: Text, width: int) -> Text:
+    def _cut(cell: Text, width: int, keep_end: bool = False) -> Text:
         if _width(cell) <= width:
             return cell
+        if keep_end and width > 1:
+            # Whole characters from the end, as many as fit after the ellipsis.
+            plain, room, start = cell.plain, width - 1, len(cell.plain)
+            while start > 0 and cell_len(plain[start - 1 :]) <= room:
+                start -= 1
+            return Text("…", style=cell.style) + cell[start:]
         cut = cell.copy()
         cut.truncate(width, overflow="ellipsis")
         return cut
@@ -185,8 +202,12 @@ class FitTable(DataTable[Any]):
 class LiveTable(FitTable):
     """A table of one part of ``inspect()``, replaced by key, keeping the cursor.
 
-    Subclasses set ``COLUMNS`` and ``FLEX`` and implement ``table_rows(inspected)``.
+    Subclasses set ``SPEC`` (a ``busctl.render.columns.Table``) and the
+    ``COLUMNS``, ``FLEX``, ``FLEX_WEIGHTS`` and ``KEEP_END`` that ``layout(SPEC)``
+    gives.
     """
+
+    SPEC: ClassVar[Table]
 
     @dataclass
     class Chosen(Message):
@@ -201,8 +222,9 @@ class LiveTable(FitTable):
         self.items: dict[str, dict[str, Any]] = {}
 
     def table_rows(self, inspected: dict[str, Any]) -> Iterable[tuple[str, dict[str, Any], Cells]]:
-        """(row key, the inspect entry, the cells) for each row."""
-        raise NotImplementedError
+        """(row key, the inspect entry, the cells) for each row, in the TUI's colours."""
+        for key, entry, cells in self.SPEC.rows(inspected):
+            yield key, dict(entry), tuple(styled(cell) for cell in cells)
 
     def show(self, inspected: dict[str, Any]) -> None:
         """Bring the table in line with ``inspected``, touching only what changed."""
@@ -229,113 +251,41 @@ class LiveTable(FitTable):
             self.post_message(self.Chosen(self, key, self.items[key]))
 
 
-def _count(value: int, bad: bool = False) -> Text:
-    return Text(str(value), style="bold red" if bad and value else "")
+def layout(
+    spec: Table,
+) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...], dict[str, int], tuple[str, ...]]:
+    """``COLUMNS``, ``FLEX``, ``FLEX_WEIGHTS`` and ``KEEP_END`` of a ``LiveTable`` of ``spec``.
+
+    The columns are ``busctl.render.columns``'s, the same as ``busctl
+    services`` prints, headed in lower case.
+    """
+    columns = tuple((column.key, column.header.lower()) for column in spec.columns)
+    flex = tuple(column.key for column in spec.columns if column.flex)
+    weights = {column.key: column.flex for column in spec.columns if column.flex}
+    keep_end = tuple(column.key for column in spec.columns if column.keep == "end")
+    return columns, flex, weights, keep_end
 
 
 class ServicesTable(LiveTable):
-    """Each service: state, what it is doing, threads, mailbox depth, handled, failed.
+    """Each service: state, what it is doing, threads, mailbox, handled, failed, dropped.
 
-    A service the bus marks ``failed`` is red from its name on, and its error
-    takes the place of what it is doing.
+    A service the bus marks ``failed`` is red from its name on, its state
+    saying why.
     """
 
-    COLUMNS = (
-        ("name", "service"),
-        ("state", "state"),
-        ("activity", "doing"),
-        ("thread", "thread(s)"),
-        ("mailbox", "mailbox"),
-        ("handled", "handled"),
-        ("failed", "failed"),
-    )
-    FLEX = ("activity", "thread")
-    FLEX_WEIGHTS = {"activity": 3}  # an error matters more than thread names
-
-    def table_rows(self, inspected: dict[str, Any]) -> Iterable[tuple[str, dict[str, Any], Cells]]:
-        for service in inspected.get("services", ()):
-            threads = service.get("threads") or []
-            names = [str(t.get("name", "")).rsplit("/", 1)[-1] for t in threads]
-            thread = names[0] if len(names) == 1 else f"{len(names)}: {', '.join(names)}"
-            hung = any(t.get("hung") for t in threads)
-            state = str(service.get("state", "?"))
-            error = service.get("error")
-            failed = state == "failed"
-            if failed:
-                state_cell = Text(f"✗ {state}", style="bold red")
-            else:
-                state_cell = Text(state, style="green" if state == "running" else "")
-            if failed or error:
-                activity = Text(clip(str(error or "failed (no error given)"), 200), "red")
-            elif hung:
-                activity = Text("HUNG", style="bold red")
-            else:
-                activity = shown(service.get("activity", ""))
-            mailbox = int(service.get("mailbox", 0) or 0)
-            size = int(service.get("mailbox_size", 0) or 0)
-            full = size and mailbox >= size * 0.8
-            cells: Cells = (
-                shown(service.get("name", "?"), "bold red" if failed else "bold"),
-                state_cell,
-                activity,
-                clip(thread, 200),
-                Text(f"{mailbox}", style="bold yellow" if full else ""),
-                number(service.get("handled")),
-                _count(int(service.get("failed", 0) or 0), bad=True),
-            )
-            yield str(service.get("name")), service, cells
+    SPEC = SERVICES
+    COLUMNS, FLEX, FLEX_WEIGHTS, KEEP_END = layout(SERVICES)
 
 
 class CommandsTable(LiveTable):
     """Each command: owner, signature, calls, errors, p50/p99 latency."""
 
-    COLUMNS = (
-        ("name", "command"),
-        ("owner", "owner"),
-        ("signature", "signature"),
-        ("calls", "calls"),
-        ("errors", "errors"),
-        ("p50", "p50"),
-        ("p99", "p99"),
-    )
-    FLEX = ("signature",)
-
-    def table_rows(self, inspected: dict[str, Any]) -> Iterable[tuple[str, dict[str, Any], Cells]]:
-        for command in inspected.get("commands", ()):
-            cells: Cells = (
-                shown(command.get("name", "?"), "bold"),
-                shown(command.get("owner", "")),
-                clip(str(command.get("signature", "")), 200),
-                number(command.get("calls")),
-                _count(int(command.get("errors", 0) or 0), bad=True),
-                ms(command.get("p50_ms")),
-                ms(command.get("p99_ms")),
-            )
-            yield str(command.get("name")), command, cells
+    SPEC = COMMANDS
+    COLUMNS, FLEX, FLEX_WEIGHTS, KEEP_END = layout(COMMANDS)
 
 
 class ListenersTable(LiveTable):
-    """Each listener: pattern, owner, handler, deliveries, errors."""
+    """Each listener, in delivery order: pattern, owner, handler, deliveries, errors, p50."""
 
-    COLUMNS = (
-        ("pattern", "pattern"),
-        ("owner", "owner"),
-        ("handler", "handler"),
-        ("deliveries", "deliveries"),
-        ("errors", "errors"),
-        ("p50", "p50"),
-    )
-    FLEX = ("handler",)
-
-    def table_rows(self, inspected: dict[str, Any]) -> Iterable[tuple[str, dict[str, Any], Cells]]:
-        for listener in inspected.get("listeners", ()):
-            key = f"{listener.get('owner')}|{listener.get('pattern')}|{listener.get('order')}"
-            cells: Cells = (
-                shown(listener.get("pattern", "?"), "bold"),
-                shown(listener.get("owner", "")),
-                clip(str(listener.get("handler", "")), 200),
-                number(listener.get("deliveries")),
-                _count(int(listener.get("errors", 0) or 0), bad=True),
-                ms(listener.get("p50_ms")),
-            )
-            yield key, listener, cells
+    SPEC = LISTENERS
+    COLUMNS, FLEX, FLEX_WEIGHTS, KEEP_END = layout(LISTENERS)

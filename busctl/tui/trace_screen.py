@@ -24,7 +24,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 from textual.widgets.data_table import ColumnKey
 
-from ._format import clip, ms, shown
+from busctl.render.units import latency
+
+from ._format import clip, shown
 from ._spans import SpanView, parse_traces, pretty, service_colour, waterfall_bar
 
 if TYPE_CHECKING:
@@ -61,9 +63,9 @@ def span_detail(span: SpanView) -> Group:
         head.add_row("service", shown(span.service, service_colour(span.service)))
     if span.thread:
         head.add_row("thread", shown(span.thread))
-    head.add_row("duration", ms(span.duration_ms))
+    head.add_row("duration", latency(span.duration_ms))
     if span.queued_ms is not None:
-        head.add_row("queued", ms(span.queued_ms))
+        head.add_row("queued", latency(span.queued_ms))
     head.add_row("span id", shown(span.span_id))
     if span.error:
         head.add_row("status", shown(f"ERROR {span.status_message}", "bold red"))
@@ -211,7 +213,7 @@ class TraceScreen(Screen[None]):
         self._t1 = max(max(s.end_ns for s in spans), self._t0 + 1)
         errors = sum(1 for s in spans if s.error)
         services = sorted({s.service for s in spans if s.service})
-        total = ms((self._t1 - self._t0) / 1e6)
+        total = latency((self._t1 - self._t0) / 1e6)
         summary = Text.assemble(
             (f"{len(spans)} spans", "bold"),
             f" · {total} · services: {clip(', '.join(services) or '-', 80)}",
@@ -224,36 +226,47 @@ class TraceScreen(Screen[None]):
         self.query_one("#trace-status", Static).update(summary)
         self._draw()
 
-    def _bar_width(self) -> int:
-        # What the other columns need (each also takes 2 cells of padding).
-        used = 2 * 6 + 8 + 8 + 2
-        used += max(
-            (len(_indent(s.depth)) + len(s.name) + (2 if s.error else 0) for s in self.spans),
-            default=4,
-        )
+    def _widths(self) -> tuple[int, int]:
+        """(span column, waterfall) widths: the bars get at least 12 cells.
+
+        A narrow screen cuts the span names (with an ellipsis) before the
+        bars: a waterfall too thin to read shows nothing.
+        """
+        took = max((len(latency(s.duration_ms)) for s in self.spans), default=4)
+        queued = max((len(latency(s.queued_ms)) for s in self.spans), default=6)
+        # Each column also takes 2 cells of padding; then the scrollbar's
+        # gutter and a cell to spare.
+        used = 2 * 6 + max(took, 4) + max(queued, 6) + 3
         used += max((len(s.service) for s in self.spans), default=7)
         used += max((len(s.thread.rsplit("/", 1)[-1]) for s in self.spans), default=6)
-        width = self.size.width or 120
-        return max(12, min(100, width - used))
+        names = max((len(self._label(s)) for s in self.spans), default=4)
+        room = (self.size.width or 120) - used
+        if room - names < 12:
+            names = max(room - 12, 16)
+        return names, max(12, min(100, room - names))
+
+    @staticmethod
+    def _label(span: SpanView) -> str:
+        return _indent(span.depth) + ("✗ " if span.error else "") + span.name
 
     def _draw(self) -> None:
         table = self.query_one("#waterfall", DataTable)
         row = table.cursor_row
         table.clear()
-        width = self._bar_width()
-        total = ms((self._t1 - self._t0) / 1e6)
+        names, width = self._widths()
+        total = latency((self._t1 - self._t0) / 1e6)
         axis = f"0{'─' * max(width - len(total) - 2, 1)}{total}"
         table.columns[ColumnKey("bar")].label = Text(axis, style="dim")
         for index, span in enumerate(self.spans):
             style = "bold red" if span.error else ""
-            marker = "✗ " if span.error else ""
-            label = Text(_indent(span.depth) + marker + clip(span.name, 120), style=style)
+            lead = _indent(span.depth) + ("✗ " if span.error else "")
+            label = Text(lead + clip(span.name, max(names - len(lead), 4)), style=style)
             table.add_row(
                 label,
                 Text(clip(span.service, 60), style=service_colour(span.service)),
                 Text(clip(span.thread.rsplit("/", 1)[-1], 60)),
-                ms(span.duration_ms),
-                ms(span.queued_ms) if span.queued_ms is not None else "",
+                latency(span.duration_ms),
+                latency(span.queued_ms) if span.queued_ms is not None else "",
                 waterfall_bar(span, self._t0, self._t1, width),
                 key=str(index),
             )

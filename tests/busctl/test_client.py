@@ -260,7 +260,7 @@ def with_late_activity(server: FakeServer, conn: socket.socket, request: dict[st
 def test_monitor_and_capture_report_what_the_bus_dropped(sock_path: Path, tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from busctl.commands import capture, monitor
+    from busctl.cli.watch import capture, monitor
 
     fake = FakeServer(sock_path, with_late_activity)
     try:
@@ -465,5 +465,107 @@ def test_a_failing_callback_and_bad_lines_do_not_flood_the_log(
             m.endswith("more subscription callback failures were not logged") for m in messages
         )
         assert any(m.endswith("more lines that were not JSON were not logged") for m in messages)
+    finally:
+        fake.close()
+
+
+# -- one connection per verb ------------------------------------------------------------
+
+
+@pytest.fixture
+def named_fake(runtime_env: dict[str, str]) -> Iterator[FakeServer]:
+    """A fake bus listening where a bus named ``fake`` would."""
+    from bus.control import default_address, socket_dir
+
+    socket_dir().mkdir(mode=0o700)
+    fake = FakeServer(default_address("fake"), basic)
+    yield fake
+    fake.close()
+
+
+def methods(server: FakeServer) -> list[str]:
+    out = []
+    while not server.requests.empty():
+        out.append(server.requests.get_nowait()["method"])
+    return out
+
+
+@pytest.mark.parametrize("target", ["fake", None])
+def test_attaching_opens_one_connection_and_asks_describe_once(
+    named_fake: FakeServer, target: str | None
+) -> None:
+    with Client.connect(target, timeout=5) as client:
+        assert client.name == "fake"
+        assert client.execute("echo", [1]) == [[1], {}]
+    assert len(named_fake.connections) == 1
+    assert methods(named_fake) == ["describe", "execute"]
+
+
+def test_a_call_is_one_connection_and_one_describe(named_fake: FakeServer) -> None:
+    from click.testing import CliRunner
+
+    from busctl.cli import cli
+
+    result = CliRunner().invoke(cli, ["call", "echo", "1", "x=2", "--bus", "fake"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == [[1], {"x": 2}]
+    assert len(named_fake.connections) == 1
+    assert methods(named_fake) == ["describe", "execute"]
+
+
+def test_a_name_nothing_answers_for_is_looked_up_and_the_running_ones_named(
+    named_fake: FakeServer,
+) -> None:
+    from bus.control import NoBusError, default_address
+
+    stale = default_address("gone")
+    stale.touch()  # a file nothing listens on, as a dead bus leaves a socket
+    with pytest.raises(NoBusError, match="no bus named 'nothere' is running; running: fake"):
+        Client.connect("nothere", timeout=5)
+    with pytest.raises(ConnectionLost, match="cannot connect to"):
+        Client.connect(str(stale), timeout=5)  # an explicit path is not looked up
+
+
+def test_with_several_sockets_discovery_chooses(named_fake: FakeServer) -> None:
+    from bus.control import AmbiguousBusError, default_address
+
+    # A socket file nothing listens on, as a bus that died leaves it.
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(os.fspath(default_address("dead")))
+    stale.close()
+    with Client.connect(None, timeout=5) as client:  # discovery removes it on the way
+        assert client.address == named_fake.path
+    assert not default_address("dead").exists()
+    other = FakeServer(default_address("other"), basic)
+    try:
+        with pytest.raises(AmbiguousBusError):
+            Client.connect(None, timeout=5)
+    finally:
+        other.close()
+
+
+def odd_errors(server: FakeServer, conn: socket.socket, request: dict[str, Any]) -> None:
+    if request["method"] == "describe":
+        reply(conn, request, DESCRIBE)
+    elif request["params"]["name"] == "text":
+        server.send(conn, {"jsonrpc": "2.0", "id": request["id"], "error": "it broke"})
+    else:
+        error = {"code": "soon", "message": "odd", "data": ["not", "an", "object"]}
+        server.send(conn, {"jsonrpc": "2.0", "id": request["id"], "error": error})
+
+
+def test_an_error_of_any_shape_is_a_remote_error_and_the_reader_goes_on(sock_path: Path) -> None:
+    from bus.control.protocol import ErrorCode
+
+    fake = FakeServer(sock_path, odd_errors)
+    try:
+        with Client.connect(str(sock_path)) as client:
+            for name, message in (("code", "odd"), ("text", "it broke")):
+                with pytest.raises(RemoteError) as info:
+                    client.execute(name, timeout=5)
+                assert info.value.code == ErrorCode.INTERNAL_ERROR
+                assert info.value.message == message
+                assert info.value.data == {}
+            assert not client.closed  # the reader read on
     finally:
         fake.close()

@@ -41,7 +41,7 @@ def test_it_is_not_among_the_services_started_by_default(bus: Bus) -> None:
 
 
 def test_busctl_run_hosts_it_by_module_name(bus: Bus) -> None:
-    from busctl._run import _load_target
+    from busctl.cli.run import _load_target
 
     started = _load_target("sample_services.slow")(bus)
     assert [service.service_name() for service in started] == ["slow"]

@@ -156,7 +156,7 @@ def test_names_from_the_file_are_shown_not_obeyed(bus, tmp_path):
 
 
 async def _names_from_the_file_are_shown_not_obeyed(bus, tmp_path):
-    from tests.busctl.test_trace_shapes import T0, event, write
+    from tests.busctl.traces.test_trace_shapes import T0, event, write
 
     weird = "[bold red]boom[/] \x1b]0;title\x07"
     path = write(tmp_path / "weird.jsonl", [event(1, weird, T0), event(2, "ok", 10**30)])

@@ -67,14 +67,15 @@ def test_a_failed_service_is_red_with_its_error_counted_and_announced(
             table = app.query_one(ServicesTable)
             await until(pilot, lambda: "broken" in table.items)
             await pilot.pause()
-            name, state, doing = table.full_row("broken")[:3]
-            assert state.plain == "✗ failed"
-            for cell in (name, state, doing):
+            name, state = table.full_row("broken")[:2]
+            # the words of `busctl services` (busctl.render.columns), in red
+            assert state.plain == f"failed ({ERROR})"
+            for cell in (name, state):
                 assert "red" in str(cell.style), cell
-            assert doing.plain == ERROR
-            # the table cuts what does not fit, but the error starts on screen
+            # the table cuts what does not fit, but the failure starts on screen
+            # (at 80 columns the error itself is on the status line, and Enter)
             line = next(t for t in shown_lines(table) if t.split()[:1] == ["broken"])
-            assert "✗ failed  ConnectionError" in line
+            assert ("failed (ConnectionError" if size[0] >= 120 else "failed (") in line
             # counted first on the status line, so a narrow terminal shows it too
             busline = plain(app.busline)
             assert busline.split("·")[1].strip() == "✗ 1 service failed: broken"
@@ -104,5 +105,43 @@ def test_the_running_services_raise_no_alarm(source, run_app):
                 row[1].plain for row in map(app.services_table.full_row, app.services_table.items)
             }
             assert states == {"running"}
+
+    run_app(body)
+
+
+def test_a_failed_service_error_is_announced_as_text_not_markup(fake_source, run_app):
+    import copy
+
+    from tests.busctl.tui.conftest import INSPECT, resolved
+
+    evil = "[bold red]ERR[/] \x1b]0;pwned\x07"
+    inspected = copy.deepcopy(INSPECT)
+    inspected["services"][0].update(state="failed", error=evil)
+    fake_source.inspect = lambda: resolved(copy.deepcopy(inspected))
+
+    class Kept(BusctlApp):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self.kept: list[tuple[str, object]] = []
+
+        def notify(self, message, *, markup=True, **kwargs) -> None:
+            self.kept.append((str(message), markup))
+            super().notify(message, markup=markup, **kwargs)
+
+    async def body():
+        app = Kept(source=fake_source, poll=0.05)
+        async with app.run_test(size=(120, 35)) as pilot:
+            name = inspected["services"][0]["name"]
+            await until(pilot, lambda: any(m.startswith(f"service {name}") for m, _ in app.kept))
+            table = app.query_one(ServicesTable)
+            table.focus()
+            table.move_cursor(row=table.get_row_index(name))
+            await pilot.press("enter")
+            await until(pilot, lambda: app.kept[-1][0].startswith(f"{name} failed"))
+            for message, markup in app.kept:
+                if "ERR" in message:
+                    assert markup is False
+                    assert "[bold red]ERR[/]" in message
+                    assert "\\x1b]0;pwned\\x07" in message
 
     run_app(body)

@@ -7,18 +7,10 @@ import threading
 import pytest
 
 from busctl._args import ArgumentError
-from busctl.tui._format import ActivityFilter, activity_cells, activity_detail, clip, ms
+from busctl.tui._format import ActivityFilter, activity_cells, clip
 from busctl.tui._spans import attribute_value, parse_traces, waterfall_bar
 from busctl.tui.activity import ActivityFeed
 from busctl.tui.invoke_screen import read_form
-
-
-def test_ms_picks_a_readable_unit():
-    assert ms(None) == "-"
-    assert ms(0.0123) == "12µs"
-    assert ms(3.45) == "3.5ms"
-    assert ms(250) == "250ms"
-    assert ms(1500) == "1.50s"
 
 
 def test_clip_keeps_one_line_and_marks_the_cut():
@@ -47,8 +39,10 @@ def test_filter_matches_name_service_and_errors(flt, expected):
 def test_errors_only_keeps_failures():
     failed = {"kind": "return", "name": "x", "error": {"type": "E", "message": "m"}}
     assert ActivityFilter(errors_only=True).matches(failed)
-    assert activity_detail(failed) == "E: m"
-    assert "x" in str(activity_cells(failed)[2])
+    cells = activity_cells(failed)
+    assert str(cells[2]) == "x"
+    assert str(cells[5]) == "!! E: m"
+    assert cells[5].style == "red"
 
 
 def test_feed_is_bounded_and_counts_what_it_dropped():
@@ -111,8 +105,21 @@ def test_read_form_builds_args_and_kwargs():
         {"room": "42", "level": 7},
     )
     assert read_form(params, {"room": '"hall"', "level": ""}) == ([], {"room": "hall"})
-    with pytest.raises(ArgumentError, match="room is required"):
-        read_form(params, {"room": ""})
+    # left out: whether it binds is the bus's to say (one check, the bus's)
+    assert read_form(params, {"room": ""}) == ([], {})
     with pytest.raises(ArgumentError, match="argument 2"):
         read_form(params, {"room": "x", "level": "[1,"})
     assert read_form([], {}, "3 room=hall") == ([3], {"room": "hall"})
+
+
+def test_a_column_that_keeps_its_end_is_cut_at_its_start():
+    from rich.text import Text
+
+    from busctl.tui.tables import FitTable, ServicesTable
+
+    assert "threads" in ServicesTable.KEEP_END  # busctl.render.columns says so
+    cut = FitTable._cut(Text("bus:demo/greeter", style="red"), 10, keep_end=True)
+    assert cut.plain == "…o/greeter"
+    assert cut.style == "red"
+    assert FitTable._cut(Text("bus:demo/greeter"), 10).plain == "bus:demo/…"
+    assert FitTable._cut(Text("short"), 10, keep_end=True).plain == "short"

@@ -1,0 +1,205 @@
+"""What every ``busctl`` verb shares: options, attaching, failures as exit codes.
+
+    @click.command("status")
+    @attached_command                 # --bus, --json, -v, and failures reported
+    def status(target, as_json, verbose):
+        with attached(target) as client:
+            ...
+        raise Failure("one line for stderr", ExitStatus.NOT_FOUND)
+
+A verb raises ``Failure`` (or lets a client, argument or bus error through);
+``reports_failures`` prints it as one line on stderr, the remote traceback
+too with ``-v``, and exits with the matching ``ExitStatus``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import sys
+from collections.abc import Callable, Iterator
+from typing import NoReturn, ParamSpec, TypeVar
+
+import click
+
+from bus.control.protocol import ErrorCode
+
+from .._args import ArgumentError
+from .._client import Client, ConnectionLost, RemoteError
+from .._exit import ExitStatus
+from ..render.text import visible
+from . import _output
+
+__all__ = [
+    "HINT_RUN",
+    "Failure",
+    "as_failure",
+    "attached",
+    "attached_command",
+    "bus_option",
+    "json_option",
+    "reports_failures",
+    "verbose_option",
+]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+HINT_RUN = "start one with `busctl run`"
+
+
+class Failure(Exception):
+    """A verb failed: ``message`` goes to stderr as one line, ``status`` to the shell.
+
+    ``detail`` is a traceback, shown only with ``-v``.
+    """
+
+    def __init__(self, message: str, status: ExitStatus, detail: str | None = None) -> None:
+        self.status = status
+        self.detail = detail
+        super().__init__(message)
+
+
+def interrupted(message: str = "interrupted") -> Failure:
+    """Ctrl-C: ``message`` says what became of the work (exit status 130)."""
+    return Failure(message, ExitStatus.INTERRUPTED)
+
+
+def bus_option(fn: Callable[P, R]) -> Callable[P, R]:
+    return click.option(
+        "--bus",
+        "target",
+        metavar="NAME|PATH",
+        help="The bus to attach to (default: $BUS_ADDRESS, else the one running).",
+    )(fn)
+
+
+def json_option(fn: Callable[P, R]) -> Callable[P, R]:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON only (for scripts).")(
+        fn
+    )
+
+
+def verbose_option(fn: Callable[P, R]) -> Callable[P, R]:
+    return click.option("-v", "--verbose", is_flag=True, help="On failure, add the traceback.")(fn)
+
+
+def reports_failures(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn every expected failure into one line on stderr and an exit status."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        verbose = bool(kwargs.get("verbose"))
+        try:
+            return fn(*args, **kwargs)
+        except BrokenPipeError:  # `busctl monitor | head`: the reader has had enough
+            with contextlib.suppress(OSError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(ExitStatus.OK)
+        except Failure as failure:
+            _exit_with(failure, verbose)
+        except KeyboardInterrupt:  # a verb that has more to say catches it first
+            _exit_with(interrupted(), verbose)
+        except Exception as exc:
+            translated = as_failure(exc)
+            if translated is None:
+                raise
+            _exit_with(translated, verbose)
+
+    return wrapper
+
+
+def _exit_with(failure: Failure, verbose: bool) -> NoReturn:
+    message = str(failure)
+    if failure.status is ExitStatus.INTERRUPTED:
+        # Not an error: the user stopped it. On a line of its own, after the
+        # ^C a terminal echoes.
+        err = _output.console(stderr=True)
+        err.print(("\n" if err.is_terminal else "") + message, markup=False, highlight=False)
+        sys.exit(failure.status)
+    if failure.detail and not verbose:
+        message += " (-v shows the traceback)"
+    _output.error(message)
+    if failure.detail and verbose:
+        sys.stderr.write(visible(failure.detail.rstrip(), multiline=True) + "\n")
+    sys.exit(failure.status)
+
+
+def as_failure(exc: Exception) -> Failure | None:
+    """The ``Failure`` an exception from the client or the bus stands for."""
+    from bus.control import (
+        AmbiguousBusError,
+        BusFullError,
+        ForeignBusError,
+        NoBusError,
+        SocketDirError,
+    )
+
+    if isinstance(exc, (BusFullError, ForeignBusError)):
+        return Failure(str(exc), ExitStatus.NO_BUS)  # the message is the one line to show
+    if isinstance(exc, SocketDirError):
+        return Failure(str(exc), ExitStatus.ERROR)  # it names the directory and the fix
+    if isinstance(exc, NoBusError):
+        message = str(exc)
+        if "busctl run" not in message:
+            message = f"{message}; {HINT_RUN}"
+        return Failure(message, ExitStatus.NO_BUS)
+    if isinstance(exc, AmbiguousBusError):
+        # The library's text ends in its own hint; this face has a better one.
+        names = ", ".join(exc.choices)
+        return Failure(
+            f"{len(exc.choices)} buses are running ({names}): choose one with --bus NAME",
+            ExitStatus.NO_BUS,
+        )
+    if isinstance(exc, ConnectionLost):
+        return Failure(str(exc), ExitStatus.NO_BUS)
+    if isinstance(exc, ArgumentError):
+        return Failure(f"bad argument: {exc}", ExitStatus.USAGE)
+    if isinstance(exc, TimeoutError):
+        return Failure(str(exc) or "timed out", ExitStatus.TIMEOUT)
+    if isinstance(exc, RemoteError):
+        return _remote_failure(exc)
+    return None
+
+
+_CODE_STATUS: dict[int, ExitStatus] = {
+    ErrorCode.HANDLER_ERROR: ExitStatus.FAILED,
+    ErrorCode.NO_SUCH_COMMAND: ExitStatus.NOT_FOUND,
+    ErrorCode.BAD_ARGUMENTS: ExitStatus.USAGE,
+    ErrorCode.BUS_CLOSED: ExitStatus.NO_BUS,
+    ErrorCode.TIMED_OUT: ExitStatus.TIMEOUT,
+}
+
+# Errors whose text starts with the remote exception's type (ValueError: ...).
+_TYPED = (ErrorCode.HANDLER_ERROR, ErrorCode.INTERNAL_ERROR)
+
+
+def _remote_failure(exc: RemoteError) -> Failure:
+    status = _CODE_STATUS.get(exc.code, ExitStatus.ERROR)
+    message = str(exc) if exc.code in _TYPED else exc.message
+    suggestions = exc.data.get("suggestions")
+    if suggestions and "did you mean" not in message:
+        message += "; did you mean " + " or ".join(repr(s) for s in suggestions) + "?"
+    signature = exc.data.get("signature")
+    if exc.code == ErrorCode.BAD_ARGUMENTS and signature and str(signature) not in message:
+        message += f" (signature: {signature})"
+    if exc.code == ErrorCode.TIMED_OUT and "--timeout" not in message:
+        # The bus's text already says the command may still finish.
+        message = f"{message}; raise --timeout to wait longer"
+    return Failure(message, status, exc.remote_traceback)
+
+
+@contextlib.contextmanager
+def attached(target: str | None) -> Iterator[Client]:
+    client = Client.connect(target)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def attached_command(fn: Callable[P, R]) -> Callable[P, R]:
+    """The common options of a verb that reads from one bus and may print JSON."""
+    return bus_option(json_option(verbose_option(reports_failures(fn))))

@@ -1,0 +1,117 @@
+"""The printing faces' side of rendering: rich tables, coloured activity lines, JSON.
+
+    out.print(registry_table(COMMANDS, snapshot, colour=True))
+    out.print(grid(["NAME", "PID"], [["home", 4242]], right=["PID"], colour=False))
+    out.print(activity_markup(activity_view(activity)), markup=True)
+    out.print(json_highlighted(visible_json(text)))
+
+The CLI and the REPL both print to a rich ``Console``: the same tables, the
+same activity lines, the same JSON, coloured only when ``colour`` (a
+terminal, ``NO_COLOR`` unset). The TUI draws the same cells with Textual
+(``busctl.tui``). Every cell is visible text, escaped for rich markup here,
+so ``[red]`` in a name is shown, not applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .activity import NAME_WIDTH, ActivityView
+from .columns import Table, Tone
+from .text import visible
+
+if TYPE_CHECKING:
+    from rich.table import Table as RichTable
+    from rich.text import Text
+
+__all__ = ["TONE_STYLES", "activity_markup", "grid", "json_highlighted", "registry_table"]
+
+TONE_STYLES: dict[Tone, str] = {"": "", "bad": "red", "warn": "yellow", "good": "", "strong": ""}
+"""How a printed cell of each tone looks on a terminal: only trouble stands out."""
+
+_KIND_STYLES = {"call": "cyan", "return": "green", "event": "magenta", "delivery": "blue"}
+
+
+def grid(
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    colour: bool,
+    right: Iterable[str] = (),
+    title: str | None = None,
+) -> RichTable:
+    """A plain table: ``columns`` headings, ``right`` the right-aligned ones (numbers)."""
+    from rich.markup import escape
+
+    table = _frame(colour, title)
+    aligned = set(right)
+    for name in columns:
+        table.add_column(name, justify="right" if name in aligned else "left", overflow="fold")
+    for row in rows:
+        table.add_row(*("" if cell is None else escape(visible(cell)) for cell in row))
+    return table
+
+
+def registry_table(table: Table, snapshot: Mapping[str, Any], *, colour: bool) -> RichTable:
+    """``table`` (``busctl.render.columns``) of an ``inspect()`` snapshot."""
+    from rich.markup import escape
+
+    out = _frame(colour, None)
+    for column in table.columns:
+        out.add_column(
+            column.header, justify="right" if column.numeric else "left", overflow="fold"
+        )
+    for _, _, cells in table.rows(snapshot):
+        out.add_row(
+            *(
+                f"[{TONE_STYLES[cell.tone]}]{escape(cell.text)}[/]"
+                if colour and TONE_STYLES[cell.tone]
+                else escape(cell.text)
+                for cell in cells
+            )
+        )
+    return out
+
+
+def activity_markup(view: ActivityView) -> str:
+    """One activity line in rich markup: the kind in its colour, failures red.
+
+    The same parts as ``busctl.render.activity.activity_line``, with the
+    kind's mark before it; every part is escaped.
+    """
+    from rich.markup import escape
+
+    style = "red" if view.failed else _KIND_STYLES.get(view.kind, "white")
+    detail = f"[red]{escape(view.detail)}[/]" if view.failed else escape(view.detail)
+    tail = f"  {view.tail}" if view.tail else ""
+    return (
+        f"[dim]{view.time}[/] [{style}]{view.mark} {escape(view.kind):<8}[/] "
+        f"[bold]{escape(view.name):<{NAME_WIDTH}}[/] "
+        f"[dim]{escape(view.who)}[/] {detail}[dim]{escape(tail)}[/]"
+    ).rstrip()
+
+
+def json_highlighted(text: str) -> Text:
+    """JSON text coloured as rich's ``JSON`` does, without parsing and dumping it again.
+
+    (``rich.json.JSON`` re-dumps the data, which would undo ``visible_json``.)
+    """
+    from rich.highlighter import JSONHighlighter
+    from rich.text import Text
+
+    return JSONHighlighter()(Text(text))
+
+
+def _frame(colour: bool, title: str | None) -> RichTable:
+    from rich import box
+    from rich.table import Table as RichTable
+
+    return RichTable(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD if colour else None,
+        header_style="bold" if colour else "",
+        pad_edge=False,
+        show_edge=False,
+    )

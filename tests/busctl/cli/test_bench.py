@@ -1,0 +1,95 @@
+"""``busctl bench`` runs the benchmarks of a source checkout, and says how when there is none."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from busctl.cli.bench import find_checkout
+
+pytestmark = pytest.mark.timeout(120)
+
+ROOT = Path(__file__).resolve().parents[3]
+QUICK = ["bench", "--scenario", "command_roundtrip", "-n", "200", "--repeat", "1", "--json"]
+
+
+def test_the_repository_is_a_checkout_and_other_places_are_not(tmp_path: Path) -> None:
+    assert find_checkout(tmp_path, ROOT) == ROOT
+    assert find_checkout(tmp_path) is None
+    other = tmp_path / "other"
+    (other / "benchmarks").mkdir(parents=True)
+    (other / "benchmarks" / "__init__.py").write_text("")
+    (other / "pyproject.toml").write_text('[project]\nname = "someone-else"\n')
+    assert find_checkout(other) is None  # their benchmarks are not ours
+    (other / "pyproject.toml").write_text("not toml [")
+    assert find_checkout(other) is None
+
+
+def test_the_wheel_leaves_benchmarks_out() -> None:
+    import tomllib
+
+    with (ROOT / "pyproject.toml").open("rb") as file:
+        found = tomllib.load(file)["tool"]["setuptools"]["packages"]["find"]["include"]
+    assert not [pattern for pattern in found if pattern.startswith("benchmarks")]
+
+
+def _run(argv: list[str], cwd: Path, pythonpath: list[Path]) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = os.pathsep.join(str(p) for p in pythonpath)
+    return subprocess.run(
+        [sys.executable, "-m", "busctl", *argv],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
+
+
+def test_bench_from_anywhere_finds_the_checkout_busctl_runs_from(tmp_path: Path) -> None:
+    # As after `pip install -e .`: busctl is the checkout's, the shell is elsewhere.
+    done = _run(QUICK, cwd=tmp_path, pythonpath=[ROOT])
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout)
+    assert {m["scenario"] for m in results["measurements"]} == {"command_roundtrip"}
+
+
+@pytest.fixture
+def installed_elsewhere(tmp_path: Path) -> Path:
+    """A copy of busctl outside any checkout, as a wheel installs it."""
+    site = tmp_path / "site"
+    shutil.copytree(ROOT / "busctl", site / "busctl", ignore=shutil.ignore_patterns("__pycache__"))
+    return site
+
+
+def test_bench_in_a_checkout_finds_it_in_the_current_directory(installed_elsewhere: Path) -> None:
+    done = _run(QUICK, cwd=ROOT, pythonpath=[installed_elsewhere, ROOT])
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["measurements"]
+
+
+def test_bench_without_a_checkout_says_how_in_one_line(
+    installed_elsewhere: Path, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "work"
+    elsewhere.mkdir()
+    # bus and sample_services as installed; no benchmarks anywhere it looks
+    library = tmp_path / "lib"
+    for package in ("bus", "sample_services"):
+        shutil.copytree(
+            ROOT / package, library / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    done = _run(["bench", "--quick"], cwd=elsewhere, pythonpath=[installed_elsewhere, library])
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr == (
+        "error: busctl bench runs the benchmarks of a source checkout: in a clone of the "
+        "repository, run `busctl bench` or `python -m benchmarks`\n"
+    )

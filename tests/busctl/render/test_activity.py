@@ -1,0 +1,114 @@
+"""One step of activity, drawn alike by every face: ``busctl.render.activity``."""
+
+from __future__ import annotations
+
+from busctl.render.activity import activity_line, activity_view
+from busctl.render.printed import activity_markup
+
+
+def test_activity_lines_without_colour() -> None:
+    call = {
+        "kind": "call",
+        "name": "say_hello",
+        "time": 0.0,
+        "caller": "cli",
+        "service": "greeter",
+        "args": '["Alice"]',
+    }
+    line = activity_line(call)
+    assert 'call     say_hello              cli → greeter ("Alice")' in line
+    failed = {
+        "kind": "return",
+        "name": "probe.fail",
+        "time": 0.0,
+        "service": "probe",
+        "error": {"type": "ValueError", "message": "boom"},
+        "duration_ms": 0.5,
+    }
+    assert "!! ValueError: boom  500 µs" in activity_line(failed)
+    event = {
+        "kind": "event",
+        "name": "lights.changed",
+        "time": 0.0,
+        "caller": "lights",
+        "kwargs": '{"room": "hall", "on": true}',
+        "listeners": 1,
+    }
+    line = activity_line(event)
+    assert 'lights.changed         from lights (room="hall", on=true)  1 listener' in line
+
+
+def test_markup_in_names_is_escaped() -> None:
+    activity = {"kind": "event", "name": "[bold]x", "time": 0.0, "args": '["[red]"]'}
+    line = activity_markup(activity_view(activity))
+    assert "\\[bold]x" in line
+
+
+RETURN = {
+    "kind": "return",
+    "name": "lights.turn_on",
+    "time": 1_700_000_000.5,
+    "service": "lights",
+    "result": '{"room":"hall","on":true}',
+    "duration_ms": 0.194,
+    "queued_ms": 0.05,
+    "trace_id": "5c1e0a" + "0" * 26,
+}
+
+
+def test_the_parts_of_a_return() -> None:
+    view = activity_view(RETURN)
+    assert (view.mark, view.kind, view.name, view.who) == (
+        "←",
+        "return",
+        "lights.turn_on",
+        "lights",
+    )
+    assert view.detail == '= {"room":"hall","on":true}'
+    assert (view.took, view.queued) == ("194 µs", "50 µs")
+    assert view.tail == "194 µs (queued 50 µs)"
+    assert view.trace == "5c1e0a"
+    assert not view.failed
+
+
+def test_the_line_with_its_trace() -> None:
+    line = activity_line(RETURN, trace=True)
+    assert line.split()[1] == "5c1e0a"
+    assert line.endswith('lights = {"room":"hall","on":true}  194 µs (queued 50 µs)')
+
+
+def test_every_face_draws_the_same_parts() -> None:
+    # The CLI's and the REPL's monitor print activity_line / activity_markup;
+    # the TUI's activity log puts the same parts in its columns.
+    from busctl.tui._format import activity_cells
+
+    view = activity_view(RETURN)
+    cells = [str(cell) for cell in activity_cells(RETURN)]
+    assert cells == [
+        view.time,
+        f"{view.mark} {view.kind}",
+        view.name,
+        view.place,
+        view.took,
+        view.detail,
+    ]
+    line = activity_line(view)
+    markup = activity_markup(view)
+    for part in (view.time, view.name, view.who, view.detail, view.tail):
+        assert part in line
+        assert part in markup
+
+
+def test_arguments_and_results_are_cut_and_kept_on_one_line() -> None:
+    long = {
+        "kind": "call",
+        "name": "x",
+        "args": '["' + "a" * 500 + '"]',
+        "kwargs": '{"k": "1\\n2"}',
+    }
+    view = activity_view(long)
+    assert len(view.detail) == 80
+    assert view.detail.endswith("…")
+    odd = {"kind": "call", "name": "x", "kwargs": '{"k": "1\\n2"}'}
+    assert activity_view(odd).detail == '(k="1\\n2")'
+    assert "\n" not in activity_line(odd)
