@@ -15,11 +15,11 @@ import busctl
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_the_library_needs_only_opentelemetry_and_the_console_is_an_extra() -> None:
+def test_the_library_needs_opentelemetry_and_pydantic_and_the_console_is_an_extra() -> None:
     with (ROOT / "pyproject.toml").open("rb") as file:
         project = tomllib.load(file)["project"]
     names = {re.split(r"[<>=\[ ]", dep)[0] for dep in project["dependencies"]}
-    assert names == {"opentelemetry-api", "opentelemetry-sdk"}
+    assert names == {"opentelemetry-api", "opentelemetry-sdk", "pydantic"}
     console = {re.split(r"[<>=\[ ]", dep)[0] for dep in project["optional-dependencies"]["console"]}
     assert console == {
         "click",
