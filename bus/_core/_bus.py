@@ -219,7 +219,9 @@ class BusCore:
         """
         if self._closing:
             self._refuse()
-        listeners = self.router.listeners_for(name)
+        listeners = self.router._routes.get(name) if type(name) is str else None
+        if listeners is None:  # not seen since the listeners last changed
+            listeners = self.router.listeners_for(name)
         observer = self.observer
         if observer is not None:
             self._fire_observed(observer, name, args, kwargs, listeners)
@@ -228,7 +230,18 @@ class BusCore:
             self.outlet(name, args, kwargs, None, listeners)
         for handler in listeners:
             next(handler.dispatched)
-            status = handler.destination.post((handler, args, kwargs, name, None))
+            runtime = handler.destination
+            # The hot path, inlined for a local mailbox (Runtime.post says why
+            # each step is there); any other destination posts for itself.
+            if type(runtime) is Runtime and runtime.accepting and not runtime.elastic:
+                queue = runtime._queue
+                if queue.qsize() < runtime.maxsize:
+                    next(runtime._posted)
+                    queue.put((handler, args, kwargs, name, None))
+                    if not runtime.accepting:
+                        runtime.fail_queued()
+                    continue
+            status = runtime.post((handler, args, kwargs, name, None))
             if status:
                 self._not_delivered(name, handler, status)
 

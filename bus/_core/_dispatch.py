@@ -15,7 +15,6 @@ from collections.abc import Callable
 from concurrent.futures import CancelledError, InvalidStateError
 from typing import TYPE_CHECKING, Any
 
-from ._ratelog import RateLimitedLog
 from ._worker import Job
 
 if TYPE_CHECKING:
@@ -134,17 +133,7 @@ def run_delivery(
         handler.fn(*args, **kwargs)
     except BaseException as exc:
         error = exc
-        limiter = runtime.listener_log.get(handler.seq)
-        if limiter is None:
-            limiter = runtime.listener_log[handler.seq] = RateLimitedLog(log)
-        limiter.error(
-            "listener %s for %r on service %r failed on event %r",
-            handler.qualname,
-            handler.name,
-            runtime.name,
-            event,
-            exc=exc,
-        )
+        runtime.listener_failed(handler, event, exc)
     finally:
         if observer is not None:
             observer.handler_returned(scope)
