@@ -121,12 +121,13 @@ class TraceSink:
     def submit(self, record: Flat) -> None:
         """Queue a finished record for export (see the class for a full buffer)."""
         buffer = self._buffer
-        if len(buffer) >= self._room and not self._room_after_waiting():
+        held = len(buffer)
+        if held >= self._room and not self._room_after_waiting():
             with self._drop_lock:
                 self.dropped += 1
             return
         buffer.append(record)
-        if len(buffer) == self.BATCH_WAKE:
+        if held == self.BATCH_WAKE:  # a batch is waiting: wake the trace thread early
             self._wake.set()
 
     def _room_after_waiting(self) -> bool:
