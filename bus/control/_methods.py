@@ -25,7 +25,7 @@ from .._core._errors import (
     DeadlockError,
     MailboxFullError,
 )
-from .._core._patterns import MAX_NAME, pattern_matches, shown, validate_pattern
+from .._core._patterns import MAX_NAME, pattern_matches, shown, validate_name, validate_pattern
 from .._observe._jsonval import json_ready
 from .._observe._replay import replaying
 from .._observe._schema import asyncapi, json_schema
@@ -248,6 +248,15 @@ def _seconds(params: dict[str, Any], key: str, default: float | None) -> float |
     return None if value is None else float(value)
 
 
+def _flag(params: dict[str, Any], key: str) -> bool:
+    value = params.get(key, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise _bad(key, f"{key!r} must be true or false, not {_json(value)}")
+    return value
+
+
 def _positive_int(params: dict[str, Any], key: str, default: int, most: int) -> int:
     value = params.get(key, default)
     if value is None:
@@ -304,12 +313,15 @@ def inspect(conn: Session, params: dict[str, Any], rid: Any) -> Any:
 
 def execute(conn: Session, params: dict[str, Any], rid: Any) -> Any:
     """Run a command; the reply is sent when it finishes or times out."""
-    _only(params, ("name", "args", "kwargs", "timeout", "replay_of"))
+    _only(params, ("name", "args", "kwargs", "timeout", "replay_of", "check"))
     name = _name(params)
     args, kwargs = _arguments(params)
     timeout = _seconds(params, "timeout", DEFAULT_TIMEOUT)
     replay_of = _replay_of(params)
+    check = _flag(params, "check")
     converted, kwargs = _converted(conn, name, args, kwargs)
+    if check:  # a console's form asks before it sends: converted, and nothing run
+        return {"checked": True}
     conn.execute(rid, name, list(converted), kwargs, timeout, replay_of=replay_of)
     return ASYNC
 
@@ -345,10 +357,11 @@ def bad_arguments(conn: Session, name: str, exc: TypeError) -> RpcError:
 
 def fire(conn: Session, params: dict[str, Any], rid: Any) -> Any:
     """Fire an event; the result counts the listeners its name matches."""
-    _only(params, ("name", "args", "kwargs", "replay_of"))
+    _only(params, ("name", "args", "kwargs", "replay_of", "check"))
     name = _name(params)
     args, kwargs = _arguments(params)
     replay_of = _replay_of(params)
+    check = _flag(params, "check")
     contract = conn.bus.events.get(name)
     if contract is not None:  # a declared payload type: converted and checked, always
         try:
@@ -356,6 +369,12 @@ def fire(conn: Session, params: dict[str, Any], rid: Any) -> Any:
         except InvalidArgumentError as exc:
             raise invalid_argument(exc) from None
         args = list(converted)
+    if check:
+        try:
+            validate_name(name)
+        except (TypeError, ValueError) as exc:
+            raise _bad("name", str(exc)) from None
+        return {"checked": True}
     try:
         with replaying(*replay_of) if replay_of else contextlib.nullcontext():
             listeners = conn.bus.fire_counted(name, *args, **kwargs)
