@@ -32,6 +32,10 @@ LAZY_VERBS: dict[str, tuple[str, str]] = {
         "busctl.cli.registry:who_handles",
         "Show exactly which handlers a command or event name reaches.",
     ),
+    "schema": (
+        "busctl.cli.schema:schema",
+        "Print the typed contract: JSON Schema, or an AsyncAPI 3.0 document.",
+    ),
     "call": ("busctl.cli.invoke:call", "Execute a command and print its result."),
     "emit": ("busctl.cli.invoke:emit", "Fire an event."),
     "monitor": ("busctl.cli.watch:monitor", "Show live traffic, one line per command or event."),

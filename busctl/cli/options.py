@@ -168,6 +168,7 @@ _CODE_STATUS: dict[int, ExitStatus] = {
     ErrorCode.HANDLER_ERROR: ExitStatus.FAILED,
     ErrorCode.NO_SUCH_COMMAND: ExitStatus.NOT_FOUND,
     ErrorCode.BAD_ARGUMENTS: ExitStatus.USAGE,
+    ErrorCode.INVALID_ARGUMENT: ExitStatus.USAGE,  # a value that does not convert: nothing ran
     ErrorCode.BUS_CLOSED: ExitStatus.NO_BUS,
     ErrorCode.TIMED_OUT: ExitStatus.TIMEOUT,
 }
