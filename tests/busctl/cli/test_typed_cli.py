@@ -251,3 +251,67 @@ def test_schema_embedded_and_bus_together_is_a_usage_error(busctl: Callable[...,
     result = busctl("schema", "--embedded")
     assert result.exit_code == 2
     assert result.stderr == "error: --embedded and --bus name two buses: give one\n"
+
+
+# -- busctl introspect --------------------------------------------------------------------
+
+
+def tables(text: str) -> dict[str, dict[str, list[str]]]:
+    """Each table of ``introspect``'s output by its first heading: row name -> the other cells."""
+    found: dict[str, dict[str, list[str]]] = {}
+    for block in text.split("\n\n"):
+        lines = [line for line in block.splitlines() if line.strip()]
+        if not lines or ":" in lines[0].split()[0]:
+            continue  # the name: value lines, or the docstring
+        head = lines[0].split("  ")[0]
+        found[head] = {line.split()[0]: line.split()[1:] for line in lines[1:]}
+    return found
+
+
+def test_introspect_shows_types_choices_defaults_and_the_result(
+    busctl: Callable[..., Result],
+) -> None:
+    result = busctl("introspect", "counted.set_mode")
+    assert result.exit_code == 0, result.output
+    assert "result:    Change" in result.stdout
+    shown = tables(result.stdout)
+    params = shown["PARAMETER"]
+    assert params["zone"] == ["positional_or_keyword", "string", "-", "(required)"]
+    assert params["mode"] == ["positional_or_keyword", "Mode", "heat,", "off,", "away",
+                              "(required)"]  # fmt: skip
+    assert params["level"] == ["positional_or_keyword", "integer", "-", "1"]
+    assert shown["RESULT Change"]["at"] == ["string", "(date-time)", "-"]
+    assert shown["RESULT Change"]["mode"] == ["Mode", "heat,", "off,", "away"]
+    size = tables(busctl("introspect", "counted.size").stdout)["PARAMETER"]
+    assert size["size"] == ["positional_or_keyword", '"s"', "|", '"m"', "|", '"l"', "s,", "m,",
+                            "l", "(required)"]  # fmt: skip
+    assert size["note"] == ["positional_or_keyword", "string", "|", "null", "-", "null"]
+    data = json.loads(busctl("introspect", "--json", "counted.set_mode").stdout)
+    fields = {f["name"]: f for f in data["contract"]["fields"]}
+    assert fields["mode"]["choices"] == ["heat", "off", "away"]
+    assert fields["level"]["default"] == 1
+    assert "default" not in fields["zone"]
+    assert data["contract"]["result"] == "Change"
+
+
+def test_introspect_an_event_shows_its_declared_or_inferred_payload(
+    busctl: Callable[..., Result],
+) -> None:
+    declared = busctl("introspect", "counted.changed")
+    assert declared.exit_code == 0, declared.output
+    assert "payload:      Changed (declared)" in declared.stdout
+    assert "other fields: refused" in declared.stdout
+    fields = tables(declared.stdout)["FIELD"]
+    assert fields["level"] == ["integer", "-", "(required)"]
+    assert fields["mode"] == ["Mode", "heat,", "off,", "away", "heat"]
+    inferred = busctl("introspect", "motion.detected")
+    assert inferred.exit_code == 0, inferred.output
+    assert "payload:      inferred from 1 listener of this exact name" in inferred.stdout
+    assert tables(inferred.stdout)["FIELD"]["room"] == ["string", "-", "(required)"]
+    data = json.loads(busctl("introspect", "--json", "counted.changed").stdout)
+    assert data["contract"]["declared"] is True
+    assert data["contract"]["payload_type"] == "Changed"
+    assert [f["name"] for f in data["contract"]["fields"]] == ["zone", "level", "mode"]
+    nothing = busctl("introspect", "nothing.at_all")
+    assert nothing.exit_code == ExitStatus.NOT_FOUND
+    assert nothing.stderr.startswith("error: no command or event named 'nothing.at_all'")
