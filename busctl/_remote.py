@@ -21,7 +21,7 @@ from typing import Any
 
 from bus.control.protocol import ErrorCode
 
-__all__ = ["ConnectionLost", "FirstOnly", "RemoteError", "remote_error"]
+__all__ = ["ConnectionLost", "FirstOnly", "RemoteError", "invalid_argument", "remote_error"]
 
 _log = logging.getLogger("busctl._client")
 
@@ -77,6 +77,40 @@ def remote_error(error: Any) -> RemoteError:
         str(error.get("message", "")),
         data if isinstance(data, dict) else {},
     )
+
+
+def invalid_argument(exc: Exception) -> RemoteError:
+    """The ``INVALID_ARGUMENT`` error the control endpoint sends for ``exc``.
+
+    For a bus in this process (``bus.schema.InvalidArgumentError`` raised by
+    ``convert_call`` or ``convert_event``), so that a face reads the same
+    error whether the bus is attached or in process: the message, and each
+    problem's ``param``, ``path``, ``expected``, ``value`` and ``message``.
+    """
+    from bus.schema import to_json
+
+    problems = [
+        {
+            "param": p.param,
+            "path": p.path,
+            "expected": p.expected,
+            "value": to_json(p.value)[0],
+            "message": p.message,
+        }
+        for p in getattr(exc, "problems", ())
+    ]
+    first = problems[0] if problems else {"param": None, "expected": None, "value": None}
+    data = {
+        "type": type(exc).__qualname__,
+        "message": str(exc),
+        "target": getattr(exc, "target", None),
+        "param": first["param"],
+        "expected": first["expected"],
+        "value": first["value"],
+        "problems": problems,
+        "signature": getattr(exc, "signature", None) or None,
+    }
+    return RemoteError(ErrorCode.INVALID_ARGUMENT, str(exc), data)
 
 
 class FirstOnly:

@@ -19,15 +19,16 @@ import contextlib
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from bus import Bus
     from busctl._client import Client, Subscription
 
-__all__ = ["ClientSource", "LocalSource", "Source", "connect", "reconnector"]
+__all__ = ["ClientSource", "Kind", "LocalSource", "Source", "connect", "reconnector"]
 
 ActivityCallback = Callable[[dict[str, Any]], None]
+Kind = Literal["command", "event"]
 
 
 class Source(Protocol):
@@ -52,6 +53,17 @@ class Source(Protocol):
 
     def fire(self, name: str, args: list[Any], kwargs: dict[str, Any]) -> Future[int]:
         """Fire event ``name``; the future holds how many listeners it reaches."""
+
+    def schema(self, name: str) -> Future[dict[str, Any]]:
+        """The bus's JSON Schema document of command or event ``name`` (``{}``: none known)."""
+
+    def check(self, kind: Kind, name: str, args: list[Any], kwargs: dict[str, Any]) -> Future[bool]:
+        """Convert and check arguments as a call would, running nothing.
+
+        The future holds ``True`` when they convert, ``False`` when the bus
+        cannot check (an older one: the call itself is checked), or fails with
+        the error the call would get (``INVALID_ARGUMENT`` naming each field).
+        """
 
     @property
     def dropped(self) -> int:
@@ -132,6 +144,56 @@ class ClientSource:
             lambda r: int(r.get("listeners", 0)) if isinstance(r, dict) else 0,
         )
 
+    def schema(self, name: str) -> Future[dict[str, Any]]:
+        """The bus's ``schema`` of ``name``; ``{}`` from a bus that has none to give."""
+        from bus.control.protocol import ErrorCode
+
+        from .._remote import RemoteError
+
+        out: Future[dict[str, Any]] = Future()
+
+        def done(f: Future[Any]) -> None:
+            error = f.exception() if not f.cancelled() else None
+            if isinstance(error, RemoteError) and error.code in (
+                ErrorCode.METHOD_NOT_FOUND,  # a bus older than the typed contract
+                ErrorCode.INVALID_PARAMS,  # a name it does not know (yet)
+            ):
+                out.set_result({})
+            elif f.cancelled() or error is not None:
+                out.set_exception(error or ConnectionError("cancelled"))
+            else:
+                result = f.result()
+                out.set_result(result if isinstance(result, dict) else {})
+
+        self.client.request_async("schema", {"name": name}).add_done_callback(done)
+        return out
+
+    def check(self, kind: Kind, name: str, args: list[Any], kwargs: dict[str, Any]) -> Future[bool]:
+        """Ask the bus to convert and check the arguments (``check``), running nothing."""
+        from bus.control.protocol import ErrorCode
+
+        from .._remote import RemoteError
+
+        method = "execute" if kind == "command" else "fire"
+        params = {"name": name, "args": args, "kwargs": kwargs, "check": True}
+        out: Future[bool] = Future()
+
+        def done(f: Future[Any]) -> None:
+            error = f.exception() if not f.cancelled() else None
+            if (
+                isinstance(error, RemoteError)
+                and error.code == ErrorCode.INVALID_PARAMS
+                and (error.data.get("param") == "check")
+            ):
+                out.set_result(False)  # an older bus: the call itself is checked
+            elif f.cancelled() or error is not None:
+                out.set_exception(error or ConnectionError("cancelled"))
+            else:
+                out.set_result(True)
+
+        self.client.request_async(method, params).add_done_callback(done)
+        return out
+
     @property
     def dropped(self) -> int:
         """Activity the server dropped because this client read too slowly."""
@@ -200,24 +262,75 @@ class LocalSource:
         return self._submit(read)
 
     def execute(self, name: str, args: list[Any], kwargs: dict[str, Any]) -> Future[Any]:
-        """Run command ``name``; the future holds its result or the handler's exception."""
+        """Run command ``name`` as the control endpoint would; the future holds its result.
+
+        The arguments are converted to the handler's types first and the
+        result written as JSON (``bus.schema``), so the form shows what it
+        shows over a socket; a value that does not convert fails the future
+        with the endpoint's ``INVALID_ARGUMENT`` error, and nothing runs.
+        """
 
         def run() -> Any:
-            return self.bus.execute_command(name, *args, **kwargs).result(timeout=30.0)
+            from bus.schema import to_json
+
+            converted, named = self._converted("command", name, args, kwargs)
+            value = self.bus.execute_command(name, *converted, **named).result(timeout=30.0)
+            return to_json(value)[0]
 
         return self._submit(run)
 
     def fire(self, name: str, args: list[Any], kwargs: dict[str, Any]) -> Future[int]:
-        """Fire event ``name``; the future holds the number of matching listeners."""
+        """Fire event ``name`` (a declared payload converted first); the future holds
+        the number of matching listeners."""
 
         def run() -> int:
-            self.bus.fire_event(name, *args, **kwargs)
-            inspected = self.bus.inspect()
-            from fnmatch import fnmatchcase
+            from bus.patterns import pattern_matches
 
-            return sum(1 for li in inspected["listeners"] if fnmatchcase(name, li["pattern"]))
+            converted, named = self._converted("event", name, args, kwargs)
+            self.bus.fire_event(name, *converted, **named)
+            inspected = self.bus.inspect()
+            return sum(1 for li in inspected["listeners"] if pattern_matches(li["pattern"], name))
 
         return self._submit(run)
+
+    def schema(self, name: str) -> Future[dict[str, Any]]:
+        """The bus's JSON Schema of ``name`` (``{}`` for a name it does not describe)."""
+
+        def read() -> dict[str, Any]:
+            from bus.schema import json_schema
+
+            try:
+                return json_schema(self.bus, name)
+            except LookupError:
+                return {}
+
+        return self._submit(read)
+
+    def check(self, kind: Kind, name: str, args: list[Any], kwargs: dict[str, Any]) -> Future[bool]:
+        """Convert and check the arguments as ``execute``/``fire`` would, running nothing."""
+
+        def run() -> bool:
+            if kind == "event":
+                from bus.patterns import validate_name
+
+                validate_name(name, "event name")
+            self._converted(kind, name, args, kwargs)
+            return True
+
+        return self._submit(run)
+
+    def _converted(
+        self, kind: Kind, name: str, args: list[Any], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        from bus.schema import InvalidArgumentError, convert_call, convert_event
+
+        from .._remote import invalid_argument
+
+        convert = convert_call if kind == "command" else convert_event
+        try:
+            return convert(self.bus, name, args, kwargs)
+        except InvalidArgumentError as exc:
+            raise invalid_argument(exc) from None
 
     @property
     def dropped(self) -> int:
