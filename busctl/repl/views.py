@@ -77,6 +77,9 @@ def error_line(exc: BaseException) -> str:
     elif exc.code == ErrorCode.BAD_ARGUMENTS and data.get("signature"):
         if str(data["signature"]) not in text:
             text += f"; the signature is {data['signature']}"
+    elif exc.code == ErrorCode.INVALID_ARGUMENT:
+        # It names the command, the parameter, the type and the value: all there is.
+        text = exc.message
     elif exc.code == ErrorCode.TIMED_OUT:
         limit = data.get("timeout")
         text = f"Timeout: no result within {limit} s; the command may still finish on the bus"

@@ -119,6 +119,10 @@ class LocalClient:
         if method == "fire":
             self.bus.fire_event(params["name"], *params.get("args", []), **params.get("kwargs", {}))
             return {"listeners": len(self._listeners(params["name"]))}
+        if method == "schema":
+            from bus.schema import json_schema
+
+            return json_schema(self.bus)
         if method == "who_handles":
             name = params["name"]
             commands = {c["name"]: c for c in self.bus.inspect()["commands"]}
