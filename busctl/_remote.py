@@ -21,7 +21,14 @@ from typing import Any
 
 from bus.control.protocol import ErrorCode
 
-__all__ = ["ConnectionLost", "FirstOnly", "RemoteError", "invalid_argument", "remote_error"]
+__all__ = [
+    "ConnectionLost",
+    "FirstOnly",
+    "RemoteError",
+    "invalid_argument",
+    "refusal",
+    "remote_error",
+]
 
 _log = logging.getLogger("busctl._client")
 
@@ -111,6 +118,31 @@ def invalid_argument(exc: Exception) -> RemoteError:
         "signature": getattr(exc, "signature", None) or None,
     }
     return RemoteError(ErrorCode.INVALID_ARGUMENT, str(exc), data)
+
+
+def refusal(exc: Exception, signature: str | None = None) -> RemoteError | None:
+    """The error the control endpoint sends when it refuses a call for ``exc``, if it would.
+
+    For a bus in this process, which refuses before it dispatches as the
+    endpoint does (``bus.schema.convert_call``, ``convert_event``): a value
+    that does not convert (``INVALID_ARGUMENT``), no such command
+    (``NO_SUCH_COMMAND``), arguments that do not bind (``BAD_ARGUMENTS``, with
+    the command's ``signature``). ``None`` for anything else.
+    """
+    from bus import CommandNotFoundError
+    from bus.schema import InvalidArgumentError
+
+    described = {"type": type(exc).__qualname__, "message": str(exc)}
+    if isinstance(exc, InvalidArgumentError):
+        return invalid_argument(exc)
+    if isinstance(exc, CommandNotFoundError):
+        suggestions = list(getattr(exc, "suggestions", ()) or ())
+        return RemoteError(
+            ErrorCode.NO_SUCH_COMMAND, str(exc), {**described, "suggestions": suggestions}
+        )
+    if isinstance(exc, TypeError):
+        return RemoteError(ErrorCode.BAD_ARGUMENTS, str(exc), {**described, "signature": signature})
+    return None
 
 
 class FirstOnly:

@@ -322,15 +322,22 @@ class LocalSource:
     def _converted(
         self, kind: Kind, name: str, args: list[Any], kwargs: dict[str, Any]
     ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        from bus.schema import InvalidArgumentError, convert_call, convert_event
+        from bus.schema import convert_call, convert_event
 
-        from .._remote import invalid_argument
+        from .._remote import refusal
 
         convert = convert_call if kind == "command" else convert_event
         try:
             return convert(self.bus, name, args, kwargs)
-        except InvalidArgumentError as exc:
-            raise invalid_argument(exc) from None
+        except Exception as exc:  # refused as the control endpoint refuses it
+            signature = next(
+                (c.get("signature") for c in self.bus.inspect()["commands"] if c["name"] == name),
+                None,
+            )
+            refused = refusal(exc, signature)
+            if refused is None:
+                raise
+            raise refused from None
 
     @property
     def dropped(self) -> int:

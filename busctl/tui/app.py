@@ -435,7 +435,7 @@ class BusctlApp(App[None]):
             return
         commands = (self.inspected or {}).get("commands", ())
         entry = next((c for c in commands if c.get("name") == name), {"name": name})
-        self.push_screen(InvokeScreen(source, "command", entry))
+        self._show_form(InvokeScreen(source, "command", entry))
 
     def open_fire(self, name: str | None) -> None:
         """Open the form to fire event ``name`` (any name when ``None`` or a pattern)."""
@@ -447,7 +447,13 @@ class BusctlApp(App[None]):
             {str(li["pattern"]) for li in listeners if not any(c in li["pattern"] for c in "*?[")}
         )
         entry = next((li for li in listeners if li.get("pattern") == name), None)
-        self.push_screen(InvokeScreen(source, "event", entry, name=name, event_names=exact))
+        self._show_form(InvokeScreen(source, "event", entry, name=name, event_names=exact))
+
+    @work(group="forms", exclusive=True, exit_on_error=False)
+    async def _show_form(self, screen: InvokeScreen) -> None:
+        """Show a form once it has the bus's contract of its name (types, choices, defaults)."""
+        await screen.load_contract()
+        self.push_screen(screen)
 
     def action_last_error(self) -> None:
         """Open the trace of the most recent failure."""

@@ -1,14 +1,19 @@
-"""The form to call a command or fire an event, built from its signature.
+"""The form to call a command or fire an event, built from the bus's typed contract.
 
-    app.push_screen(InvokeScreen(source, "command", command_entry))
+    screen = InvokeScreen(source, "command", command_entry)
+    await screen.load_contract()           # the bus's schema of the name (BusctlApp does it)
+    app.push_screen(screen)
     app.push_screen(InvokeScreen(source, "event", listener_entry_or_None, name="motion.detected"))
 
-One input per parameter, defaults filled in and the type as a hint. Values
-are read like the REPL reads them (``busctl._args``: JSON or Python literals,
-never ``eval``); a parameter annotated ``str`` takes the text as typed unless
-it is quoted. The call runs without blocking the UI; the result, or the error
-with the handler's traceback, shows below the form, and the form stays open to
-run again.
+One field per parameter (``form_field.FormField``): its type, its choices in
+a ``Select`` (an enum, a ``Literal``), its default filled in. Without a
+contract (a bus older than the typed contract) the fields are the
+signature's, untyped. Before anything is sent, the bus checks the values
+with the very rules it applies to the call (``execute``/``fire`` with
+``check``: nothing runs); a value it refuses is marked on its field with its
+reason, and the call is not sent. The call runs without blocking the UI; the
+result, or the error with the handler's traceback, shows below the form, and
+the form stays open to run again.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import traceback
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.console import Group
 from rich.text import Text
@@ -27,20 +32,21 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
+from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Static
 
-from busctl._args import ArgumentError, parse_args, parse_value, split_line
-from busctl.render.text import visible
+from bus.control.protocol import ErrorCode
+from busctl._args import ArgumentError
+from busctl._types import Contract, Contracts, Field, field_problems
 
 from ._format import shown
 from ._spans import pretty
+from .form_field import FormField, arguments, field_of, read_form
 
 if TYPE_CHECKING:
-    from ._source import Source
+    from ._source import Kind, Source
 
-__all__ = ["InvokeScreen", "describe_error", "read_form"]
-
-Kind = Literal["command", "event"]
+__all__ = ["InvokeScreen", "arguments", "describe_error", "field_of", "read_form"]
 
 
 def describe_error(error: BaseException) -> Group:
@@ -70,73 +76,6 @@ def describe_error(error: BaseException) -> Group:
     return Group(*parts)
 
 
-def read_form(
-    params: list[dict[str, Any]], values: dict[str, str], extra: str = ""
-) -> tuple[list[Any], dict[str, Any]]:
-    """The ``args`` and ``kwargs`` a filled-in form stands for.
-
-    Args:
-        params: the ``params`` of an ``inspect()`` entry.
-        values: the text typed for each parameter, by name.
-        extra: free arguments (``3 room=hall``) for events without a signature.
-
-    A field left empty is left out. Whether the arguments bind to the
-    signature (a required one missing, say) is the bus's to check: it answers
-    with the signature, and the form shows that answer.
-
-    Raises:
-        ArgumentError: a value cannot be read.
-    """
-    args: list[Any] = []
-    kwargs: dict[str, Any] = {}
-    for index, param in enumerate(params, start=1):
-        name = str(param["name"])
-        text = values.get(name, "").strip()
-        kind = param.get("kind", "positional_or_keyword")
-        if not text:
-            continue
-        if kind == "var_positional":
-            more, _ = parse_args(split_line(text))
-            args.extend(more)
-            continue
-        if kind == "var_keyword":
-            _, more_kw = parse_args(split_line(text))
-            kwargs.update(more_kw)
-            continue
-        if param.get("annotation") == "str" and text[0] not in "\"'":
-            value: Any = text
-        else:
-            value = parse_value(text, index=index)
-        if kind == "positional_only":
-            args.append(value)
-        else:
-            kwargs[name] = value
-    if extra.strip():
-        more_args, more_kwargs = parse_args(split_line(extra))
-        args.extend(more_args)
-        kwargs.update(more_kwargs)
-    return args, kwargs
-
-
-def _hint(param: dict[str, Any]) -> str:
-    annotation = param.get("annotation") or "any"
-    kind = param.get("kind")
-    if kind == "var_positional":
-        return visible(f"*{annotation}: values separated by spaces")
-    if kind == "var_keyword":
-        return visible(f"**{annotation}: key=value …")
-    return visible(f"{annotation}, {'required' if param.get('required') else 'optional'}")
-
-
-def _label(param: dict[str, Any]) -> str:
-    stars = {"var_positional": "*", "var_keyword": "**"}.get(str(param.get("kind")), "")
-    annotation = param.get("annotation")
-    text = visible(f"{stars}{param['name']}" + (f": {annotation}" if annotation else ""))
-    if len(text) > 21:
-        text = text[:20] + "…"
-    return text
-
-
 class InvokeScreen(ModalScreen[None]):
     """A form to call a command or fire an event, and its outcome.
 
@@ -148,6 +87,10 @@ class InvokeScreen(ModalScreen[None]):
         name: the event name to fill in (events; defaults to the listener's
             pattern when it has no wildcard).
         event_names: names suggested while typing an event name.
+
+    Attributes:
+        contract: the bus's typed contract of the name (``load_contract``), or
+            ``None``: the fields are then the signature's, untyped.
     """
 
     DEFAULT_CSS = """
@@ -172,6 +115,9 @@ class InvokeScreen(ModalScreen[None]):
         Binding("ctrl+r", "run", "Run", priority=True),
     ]
 
+    CONTRACT_WAIT: ClassVar[float] = 3.0
+    """Seconds to wait for the bus's schema before the form shows without it."""
+
     @dataclass
     class Finished(Message):
         """A run ended: ``result`` on success, ``error`` otherwise."""
@@ -179,6 +125,13 @@ class InvokeScreen(ModalScreen[None]):
         name: str
         result: Any = None
         error: BaseException | None = None
+
+    @dataclass
+    class Refused(Message):
+        """Values were refused before anything was sent; ``problems``: field -> why."""
+
+        name: str
+        problems: dict[str, str]
 
     def __init__(
         self,
@@ -200,7 +153,55 @@ class InvokeScreen(ModalScreen[None]):
                 name = ""
         self.target = name
         self.event_names = event_names or []
+        self.contract: Contract | None = None
         self.outcome: InvokeScreen.Finished | None = None
+        self._described = ""  # the event name whose contract the fields show
+
+    # -- the contract ------------------------------------------------------------------
+
+    async def load_contract(self, name: str | None = None) -> Contract | None:
+        """Ask the bus for the contract of ``name`` (the target); ``None`` if it has none.
+
+        Awaited before the form is shown (``BusctlApp``), and again when the
+        event name of a fire form changes. Never raises: without a contract
+        the form is built from the signature.
+        """
+        name = self.target if name is None else name
+        if not name or not hasattr(self.source, "schema"):
+            return None
+        try:
+            document = await asyncio.wait_for(
+                asyncio.wrap_future(self.source.schema(name)), self.CONTRACT_WAIT
+            )
+        except Exception:  # no schema (an older bus, a lost one): the untyped form
+            return None
+        contracts = Contracts(document)
+        if self.kind == "command":
+            self.contract = contracts.command(name, self.params)
+        else:
+            self.contract = contracts.event(name)
+        self._described = name
+        return self.contract
+
+    def fields(self) -> list[Field]:
+        """What the form asks for: the contract's fields, else the signature's."""
+        if self.contract is not None:
+            return list(self.contract.fields)
+        if self.kind == "event" and self._described and self._described != self._entry_name():
+            return []  # another event than the listener's: its parameters say nothing
+        return [field_of(param) for param in self.params]
+
+    def _entry_name(self) -> str:
+        return str(self.entry.get("name") or self.entry.get("pattern") or "")
+
+    def _wants_extra(self) -> bool:
+        if self.kind != "event":
+            return False
+        if self.contract is not None:
+            return self.contract.extra and not self.contract.fields
+        return not self.fields()
+
+    # -- the form ------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
         verb = "call" if self.kind == "command" else "fire"
@@ -226,45 +227,91 @@ class InvokeScreen(ModalScreen[None]):
                             id="event-name",
                             suggester=SuggestFromList(self.event_names, case_sensitive=True),
                         )
-                for param in self.params:
-                    default = param.get("default")
-                    with Horizontal(classes="field"):
-                        yield Label(_label(param), markup=False)
-                        yield Input(
-                            "" if default is None else str(default),
-                            placeholder=_hint(param),
-                            id=f"param-{param['name']}",
-                            tooltip=Text(_hint(param)),  # list[str] is not markup
-                        )
-                if self.kind == "event" and not self.params:
-                    with Horizontal(classes="field"):
-                        yield Label("arguments")
-                        yield Input(placeholder="e.g. room=hall  (key=value, JSON)", id="extra")
+                    yield Static(self._payload_line(), id="payload", classes="field-hint")
+                yield from self._field_rows()
             with Horizontal(id="invoke-buttons"):
                 yield Button(verb.capitalize(), id="run", variant="primary", compact=True)
                 yield Button("Close", id="close", compact=True)
             with VerticalScroll(id="invoke-result"):
                 yield Static(Text("Enter or Ctrl+R runs it; Esc closes.", style="dim"), id="result")
 
+    def _field_rows(self, typed: dict[str, str] | None = None) -> list[Widget]:
+        rows: list[Widget] = [
+            FormField(f, text=(typed or {}).get(f.name) or None) for f in self.fields()
+        ]
+        if self._wants_extra():
+            extra = Horizontal(
+                Label("arguments"),
+                Input(placeholder="e.g. room=hall  (key=value, JSON)", id="extra"),
+                classes="field",
+            )
+            rows.append(extra)
+        return rows
+
+    def _payload_line(self) -> Text:
+        contract = self.contract
+        if self.kind != "event" or not self.target:
+            return Text("")
+        if contract is None:
+            return Text("payload: not described (no listener of this exact name)", style="dim")
+        if contract.declared:
+            return Text(f"payload: {contract.payload_type or 'declared'} (declared)", style="dim")
+        return Text("payload: inferred from its listeners", style="dim")
+
     def on_mount(self) -> None:
-        inputs = list(self.query(Input))
-        if self.kind == "event" and self.target and len(inputs) > 1:
+        inputs = [w for w in self.query("Input, Select") if w.id != "event-name"]
+        if self.kind == "event" and self.target and inputs:
             # The event was chosen (a listener's row, the palette): what is
             # left to type is its arguments.
-            inputs[1].focus()
+            inputs[0].focus()
+        elif self.kind == "event":
+            self.query_one("#event-name", Input).focus()
         elif inputs:
             inputs[0].focus()
         else:  # nothing to type: Enter presses Call
             self.query_one("#run", Button).focus()
 
     def values(self) -> dict[str, str]:
-        """The text typed for each parameter."""
-        return {p["name"]: self.query_one(f"#param-{p['name']}", Input).value for p in self.params}
+        """The text typed in each text field, by parameter name."""
+        return {row.field.name: row.current_text() for row in self.query(FormField)}
+
+    def rows(self) -> dict[str, FormField]:
+        """Each parameter's field, by name."""
+        return {row.field.name: row for row in self.query(FormField)}
 
     @on(Input.Submitted)
     def _submitted(self, event: Input.Submitted) -> None:
         event.stop()
+        if event.input.id == "event-name" and self._described != event.value.strip():
+            self.describe_event(event.value.strip())  # the fields of that event first
+            return
         self.action_run()
+
+    @on(Input.Blurred, "#event-name")
+    def _name_left(self, event: Input.Blurred) -> None:
+        name = event.value.strip()
+        if name and name != self._described:
+            self.describe_event(name)
+
+    @work(exclusive=True, group="contract", exit_on_error=False)
+    async def describe_event(self, name: str) -> None:
+        """Rebuild the fields for event ``name``, from its contract."""
+        typed = self.values()
+        await self.load_contract(name)
+        if self.contract is not None and self.contract.name != name:
+            self.contract = None
+        self._described = name
+        self.target = name
+        container = self.query_one("#invoke-fields", VerticalScroll)
+        for row in [*self.query(FormField), *self.query("#extra").results()]:
+            await (row.parent if row.id == "extra" and row.parent is not None else row).remove()
+        self.query_one("#payload", Static).update(self._payload_line())
+        rows = self._field_rows(typed)
+        if rows:
+            await container.mount(*rows)
+            first = self.query("FormField Input, FormField Select, #extra")
+            if first:
+                first.first().focus()
 
     @on(Button.Pressed, "#run")
     def _run_pressed(self) -> None:
@@ -275,7 +322,7 @@ class InvokeScreen(ModalScreen[None]):
         self.dismiss()
 
     def action_run(self) -> None:
-        """Read the form and run the command (or fire the event)."""
+        """Read the form, have the bus check it, and run the command (or fire the event)."""
         result = self.query_one("#result", Static)
         name = self.target
         if self.kind == "event":
@@ -283,22 +330,35 @@ class InvokeScreen(ModalScreen[None]):
             if not name:
                 result.update(Text("name the event to fire", style="bold red"))
                 return
+        rows = list(self.query(FormField))
+        given: list[tuple[Field, Any]] = []
         try:
+            for index, row in enumerate(rows, start=1):
+                try:
+                    present, value = row.read(index)
+                except ArgumentError as exc:
+                    row.show_error(f"cannot read it: {exc.reason}")
+                    raise
+                if present:
+                    given.append((row.field, value))
             extra = self.query_one("#extra", Input).value if self.query("#extra") else ""
-            args, kwargs = read_form(self.params, self.values(), extra)
+            args, kwargs = arguments(given, extra)
         except ArgumentError as exc:
             result.update(describe_error(exc))
             self.outcome = self.Finished(name, error=exc)
             self.post_message(self.outcome)
             return
-        result.update(Text("running…", style="dim"))
+        result.update(Text("checking…", style="dim"))
         self.run_it(name, args, kwargs)
 
     @work(exclusive=True, group="invoke", exit_on_error=False)
     async def run_it(self, name: str, args: list[Any], kwargs: dict[str, Any]) -> None:
-        """Send the call and wait for its outcome without blocking the UI."""
+        """Have the bus check the values, then send the call; never blocks the UI."""
         result = self.query_one("#result", Static)
         try:
+            if not await self._checked(name, args, kwargs):
+                return
+            result.update(Text("running…", style="dim"))
             if self.kind == "command":
                 value = await asyncio.wrap_future(self.source.execute(name, args, kwargs))
                 outcome: Any = Group(
@@ -315,3 +375,53 @@ class InvokeScreen(ModalScreen[None]):
             result.update(outcome)
             self.outcome = self.Finished(name, result=value)
         self.post_message(self.outcome)
+
+    async def _checked(self, name: str, args: list[Any], kwargs: dict[str, Any]) -> bool:
+        """Whether the bus takes these values (its ``check``: nothing is run).
+
+        A value it refuses is marked on its field, with the bus's reason, and
+        nothing is sent. A bus that cannot check (an older one) checks the call.
+        """
+        from busctl._remote import RemoteError
+
+        if not hasattr(self.source, "check"):
+            return True
+        try:
+            await asyncio.wrap_future(self.source.check(self.kind, name, args, kwargs))
+        except RemoteError as exc:
+            problems = self._mark(exc)
+            result = self.query_one("#result", Static)
+            lead = Text("not sent: ", style="bold red")
+            if exc.code == ErrorCode.INVALID_ARGUMENT and problems:
+                count = len(problems)
+                lead.append(f"{count} value{'s' if count != 1 else ''} the bus would refuse")
+                result.update(Group(lead, describe_error(exc)))
+            else:
+                result.update(Group(lead, describe_error(exc)))
+            self.outcome = self.Finished(name, error=exc)
+            self.post_message(self.Refused(name, problems))
+            self.post_message(self.outcome)
+            return False
+        return True
+
+    def _mark(self, exc: Exception) -> dict[str, str]:
+        """Put the bus's reasons on the fields they are about; return them."""
+        from busctl._remote import RemoteError
+
+        rows = self.rows()
+        for row in rows.values():
+            row.clear_error()
+        if not isinstance(exc, RemoteError):
+            return {}
+        if exc.code == ErrorCode.INVALID_ARGUMENT:
+            problems = field_problems(exc.data)
+        elif exc.code == ErrorCode.BAD_ARGUMENTS:  # "NAME(...) -> R: missing ... 'room'"
+            signature = str(exc.data.get("signature") or "")
+            why = exc.message.split(f"{signature}: ", 1)[-1] if signature else exc.message
+            problems = {name: why for name in rows if f"'{name}'" in why}
+        else:
+            problems = {}
+        for param, message in problems.items():
+            if param in rows:
+                rows[param].show_error(message)
+        return problems

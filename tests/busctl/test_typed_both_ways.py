@@ -48,6 +48,8 @@ CALLS: list[tuple[str, str, list[Any], dict[str, Any]]] = [
     ("command", "lights.turn_on", ["hall"], {"brightness": "bright"}),
     ("command", "say_hello", [42], {}),
     ("command", "thermostat.get", ["office"], {}),
+    ("command", "counted.set_mode", ["hall"], {}),  # does not bind: mode is missing
+    ("command", "counted.sizes", ["m"], {}),  # no such command
     ("event", "counted.changed", [], {"zone": "hall", "level": "loud"}),
     ("event", "counted.changed", [], {"zone": "hall", "level": 2, "mode": "away"}),
     ("event", "lights.changed", [], {"room": "hall", "on": "maybe", "brightness": 1}),
@@ -149,7 +151,7 @@ def test_typed_values_and_refusals_are_what_the_endpoint_gives(served: Bus, clie
         replayed = through_target(way, served, client, CALLS[0])
         assert replayed[0] == "ok"
         assert '"at": "2026-03-01T12:30:00Z"' in replayed[1]
-        refused = through_target(way, served, client, CALLS[9])
+        refused = through_target(way, served, client, CALLS[11])
         assert refused[:2] == ("refused", "Refused")
         assert refused[2].startswith("InvalidArgumentError: counted.changed")
 
@@ -159,7 +161,7 @@ def test_nothing_refused_reached_a_handler(served: Bus, client: Client) -> None:
     assert isinstance(counted, Counted)
     before = (counted.calls, counted.heard)
     for way in WAYS:
-        for call in (CALLS[1], CALLS[2], CALLS[3], CALLS[9]):
+        for call in (CALLS[1], CALLS[2], CALLS[3], CALLS[9], CALLS[11]):
             through_source(way, served, client, call)
             through_target(way, served, client, call)
     assert served.wait_idle(5)
