@@ -9,6 +9,7 @@ is the one to use.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import threading
@@ -40,6 +41,10 @@ from ._worker import Ledger, current_worker
 __all__ = ["MAX_THREADS", "BusCore", "check_int"]
 
 log = logging.getLogger("bus")
+
+
+def _qualname(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__qualname__", None) or repr(fn)
 
 
 class BusCore:
@@ -394,6 +399,11 @@ class BusCore:
         readonly: bool,
         doc: str | None,
     ) -> Registration:
+        if inspect.isasyncgenfunction(fn):
+            raise TypeError(
+                f"the {kind} {name!r} is an async generator ({_qualname(fn)}); "
+                "an async handler must be an async def that returns, not yields"
+            )
         handler = Handler(
             kind,
             name,
@@ -405,6 +415,8 @@ class BusCore:
         )
         if runtime.state in ("stopping", "stopped"):
             raise BusClosedError(f"service {runtime.name!r} has stopped")
+        if handler.is_async:  # before the router can send it work
+            runtime.need_loop(f"the async {kind} {name!r}")
         registration = self.router.add(handler)
         runtime.registrations.append(registration)
         return registration

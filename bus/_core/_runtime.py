@@ -7,6 +7,11 @@ belong to no service. A mailbox item is a 5-tuple
 (a command), a ``str`` (an event, by name) or ``TASK`` (a callable to run on
 the service's thread, from ``call_later`` and friends).
 
+A service with async handlers drains its mailbox on an event loop instead
+(``_loop.ServiceLoop``); a service without them has no loop and pays
+nothing for it. The shared pool runs an async handler to its end on the
+pool thread that took it.
+
 The mailbox is a ``queue.SimpleQueue``: put and get are C calls that release
 the GIL while they wait, so a hand-off costs little more than the thread
 switch itself. Nothing on the path from ``post`` to the end of a handler takes
@@ -16,6 +21,7 @@ what it finished in its own ``Worker``, which only it writes.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
@@ -26,9 +32,10 @@ from typing import TYPE_CHECKING, Any
 
 from ._dispatch import run_call, run_delivery, run_task, settle
 from ._errors import BusClosedError, BusError, MailboxFullError, ServiceFailedError
+from ._loop import DEFAULT_SLOTS, ServiceLoop, close_loop, is_async_callable, run_on
 from ._ratelog import RateLimitedLog
 from ._threads import start_thread
-from ._worker import Ledger, Worker, current_worker, workers
+from ._worker import STOP, SWITCH, TASK, Ledger, Worker, current_worker, workers
 
 if TYPE_CHECKING:
     from ._bus import BusCore
@@ -39,9 +46,8 @@ __all__ = ["FAILED", "FULL", "STOPPED", "TASK", "Ledger", "Runtime", "Worker", "
 
 log = logging.getLogger("bus")
 
-TASK = object()
 FULL, STOPPED, FAILED = 1, 2, 3
-_STOP = None
+_STOP = STOP
 _time_ns = time.time_ns
 _perf = time.perf_counter
 
@@ -58,11 +64,17 @@ class Runtime:
         concurrency: int,
         maxsize: int,
         elastic: bool = False,
+        slots: int = DEFAULT_SLOTS,
     ) -> None:
         self.bus = bus
         self.name = name
         self.service = service
+        # Threads; once the service has its event loop, the handlers that
+        # may run at once on it (``slots``): what the deadlock check counts.
         self.concurrency = concurrency
+        self.slots = slots
+        self.aio: ServiceLoop | None = None  # the event loop, once async work comes
+        self._switching = False  # the job that gives it one is queued
         self.elastic = elastic
         self.shared = elastic or concurrency > 1
         self.maxsize = maxsize
@@ -89,6 +101,8 @@ class Runtime:
         self._posted = self.ledger.posted
         self.listener_log: dict[int, RateLimitedLog] = {}
         self.drop_log = RateLimitedLog(log)  # deliveries refused by this mailbox
+        # Called after each post: the pool may grow, a loop must wake.
+        self._after_post: Callable[[], None] | None = self._grow_if_busy if elastic else None
 
     # -- any thread ------------------------------------------------------------
 
@@ -106,8 +120,8 @@ class Runtime:
             # stops accepting, and so do we: whoever drains second finds the
             # item and fails it, so no future is left pending.
             self.fail_queued()
-        elif self.elastic:
-            self._grow_if_busy()
+        elif self._after_post is not None:
+            self._after_post()
         return 0
 
     def fail(self, error: BaseException, how: str) -> bool:
@@ -170,10 +184,63 @@ class Runtime:
         self._spawn(ready, first=True)
 
     def start_rest(self) -> None:
-        """Start the other threads of a ``concurrency`` > 1 service."""
-        if not self.elastic:
+        """Start the other threads of a ``concurrency`` > 1 service (none with a loop)."""
+        if not self.elastic and self.aio is None:
             for _ in range(self.concurrency - 1):
                 self._spawn(unless_stopping=True)
+
+    def need_loop(self, what: str) -> None:
+        """Make ready for async work (``what``): an async handler or timer is being added.
+
+        Called before the work can be posted. On the service's thread before
+        it serves, the loop is made now and the service serves on it; later,
+        or from another thread, a job is queued ahead of any such work that
+        turns the service's thread into its loop's.
+
+        Raises:
+            BusError: the service runs several threads without a loop; async
+                work must be known when it starts (decorated, or added in
+                ``on_start``).
+        """
+        if self.elastic or self.aio is not None or self._switching:
+            return
+        worker = current_worker()
+        if self.state == "starting" and worker is not None and worker.runtime is self:
+            self.use_loop()
+            return
+        if self.concurrency > 1:
+            raise BusError(
+                f"{what} on service {self.name!r}, which runs {self.concurrency} threads "
+                "without an event loop: decorate the async handler, or add it in "
+                "on_start, so that the service starts on its loop"
+            )
+        with self._lock:
+            if self._switching:
+                return
+            self._switching = True
+        next(self._posted)
+        self._queue.put((SWITCH, (), {}, TASK, None))
+        if not self.accepting:
+            self.fail_queued()
+
+    def use_loop(self) -> ServiceLoop:
+        """This service's event loop, made now if need be; on its thread only."""
+        aio = self.aio
+        if aio is None:
+            worker = current_worker()
+            assert worker is not None
+            assert worker.runtime is self
+            aio = ServiceLoop(self, worker)
+            self.concurrency = self.slots
+            self.aio = aio
+        return aio
+
+    def run_hook(self, hook: Callable[[], Any]) -> None:
+        """Call ``on_start`` or ``on_stop`` on this thread; an async one on its loop."""
+        if is_async_callable(hook):
+            self.use_loop().run_until_complete(hook())
+        else:
+            hook()
 
     def stop(self) -> None:
         """Ask every thread to finish the items before this call and exit.
@@ -190,6 +257,8 @@ class Runtime:
             self._queue.put(_STOP)
         with self._lock:
             self._stops += count
+        if self.aio is not None:
+            self.aio.wake()
 
     def close_mailbox(self) -> None:
         """Refuse further items and fail those queued."""
@@ -213,34 +282,40 @@ class Runtime:
             if item is _STOP:
                 stops += 1
                 continue
-            handler, _, _, tag, record = item
-            if tag is TASK:
-                pass
-            elif isinstance(tag, str):
-                handler.stats.skip(cancelled=False)
-                with self._lock:
-                    self.dropped += 1
-            else:
-                running = tag.set_running_or_notify_cancel()
-                error: BaseException
-                if running:
-                    if self.state == "failed":
-                        error = self.failure()
-                    else:
-                        error = BusClosedError(f"bus {self.bus.name!r} closed first")
-                    tag.set_exception(error)
-                else:
-                    error = CancelledError("cancelled before it ran")
-                handler.stats.skip(cancelled=not running)
-                if record is not None:
-                    self.bus.observer.call_refused(record, handler, error)  # type: ignore[union-attr]
-                failed += running
+            failed += self.fail_item(item)
             next(self.ledger.unrun)
         # A thread still busy in a handler (close gave up waiting for it)
         # needs its stop, or it would block on the empty mailbox for ever.
         for _ in range(stops):
             self._queue.put(_STOP)
+        if stops and self.aio is not None:
+            self.aio.wake()
         return failed
+
+    def fail_item(self, item: tuple[Any, Any, Any, Any, Any]) -> bool:
+        """Fail an item taken off the mailbox that will not run; whether it was a command."""
+        handler, _, _, tag, record = item
+        if tag is TASK:
+            return False
+        if isinstance(tag, str):
+            handler.stats.skip(cancelled=False)
+            with self._lock:
+                self.dropped += 1
+            return False
+        running: bool = tag.set_running_or_notify_cancel()
+        error: BaseException
+        if running:
+            if self.state == "failed":
+                error = self.failure()
+            else:
+                error = BusClosedError(f"bus {self.bus.name!r} closed first")
+            tag.set_exception(error)
+        else:
+            error = CancelledError("cancelled before it ran")
+        handler.stats.skip(cancelled=not running)
+        if record is not None:
+            self.bus.observer.call_refused(record, handler, error)  # type: ignore[union-attr]
+        return running
 
     # -- the runtime's own threads ---------------------------------------------
 
@@ -310,63 +385,106 @@ class Runtime:
                     # would stay pending and wait_idle() would never return.
                     self.close_mailbox()
                     return
-            get = self._queue.get
-            elastic = self.elastic
-            while True:
-                if elastic:
-                    with self._lock:
-                        self._idle_threads += 1
-                    item = get()
-                    with self._lock:
-                        self._idle_threads -= 1
-                        short = self._idle_threads <= 0 and self._queue.qsize() > 0
-                    if short and item is not _STOP:
-                        # A poster that looked while this thread still
-                        # counted as idle saw no need to grow: grow for it.
-                        self._grow_if_busy()
-                else:
-                    item = get()
-                if item is _STOP:
-                    if elastic and self._requeue_stop():
-                        continue
-                    self._exit_thread()
-                    return
-                handler, args, kwargs, tag, record = item
-                ok: bool | None
-                try:
-                    if type(tag) is str:
-                        worker.event = item
-                        ok = run_delivery(self, worker, handler, args, kwargs, tag, record)
-                    elif tag is TASK:
-                        ok = run_task(self, worker, handler, args, kwargs)
-                    else:
-                        ok = run_call(self, worker, handler, args, kwargs, tag, record)
-                except BaseException as exc:
-                    # Handlers' own errors never get here (see _call and
-                    # _deliver): this is a bug in the bus, or a BaseException
-                    # from a hook it calls. The thread cannot be trusted to
-                    # go on, but nothing it owed may be left pending.
-                    self._died(worker, tag, exc)
-                    return
-                if ok is not None:
-                    worker.handled += 1
-                    if not ok:
-                        worker.failed += 1
-                worker.done += 1
+            if self.aio is not None:  # it starts with async work: it serves on its loop
+                self.aio.serve()
+            elif self.elastic:
+                self._serve_pool(worker)
+            else:
+                self._serve_mailbox(worker)
         except BaseException:
             with self._lock:
                 self._live -= 1
             raise
         finally:
             del workers[ident]
+            loop = worker.loop  # a pool thread's, or one that never served
+            if loop is not None and not loop.is_closed():
+                close_loop(loop)
+
+    def _serve_mailbox(self, worker: Worker) -> None:
+        """A service thread without an event loop: one item at a time, in order."""
+        get = self._queue.get
+        while True:
+            item = get()
+            if item is _STOP:
+                self._exit_thread()
+                return
+            handler, args, kwargs, tag, record = item
+            ok: bool | None
+            try:
+                if type(tag) is str:
+                    worker.event = item
+                    ok = run_delivery(self, worker, handler, args, kwargs, tag, record)
+                elif tag is TASK:
+                    if handler is SWITCH:  # async work came: serve on a loop from now on
+                        worker.done += 1
+                        self.use_loop().serve()
+                        return
+                    ok = run_task(self, worker, handler, args, kwargs)
+                else:
+                    ok = run_call(self, worker, handler, args, kwargs, tag, record)
+            except BaseException as exc:
+                # Handlers' own errors never get here (see _dispatch): this
+                # is a bug in the bus, or a BaseException from a hook it
+                # calls. The thread cannot be trusted to go on, but nothing
+                # it owed may be left pending.
+                self._died(worker, tag, exc)
+                return
+            if ok is not None:
+                worker.handled += 1
+                if not ok:
+                    worker.failed += 1
+            worker.done += 1
+
+    def _serve_pool(self, worker: Worker) -> None:
+        """A thread of the shared pool; it runs an async handler to its end on its own loop."""
+        get = self._queue.get
+        while True:
+            with self._lock:
+                self._idle_threads += 1
+            item = get()
+            with self._lock:
+                self._idle_threads -= 1
+                short = self._idle_threads <= 0 and self._queue.qsize() > 0
+            if item is _STOP:
+                if self._requeue_stop():
+                    continue
+                self._exit_thread()
+                return
+            if short:
+                # A poster that looked while this thread still counted as
+                # idle saw no need to grow: grow for it.
+                self._grow_if_busy()
+            handler, args, kwargs, tag, record = item
+            ok: bool | None
+            try:
+                if handler.is_async:
+                    loop = worker.loop
+                    if loop is None:
+                        loop = worker.loop = asyncio.new_event_loop()
+                    ok = run_on(loop, self, worker, item)
+                elif type(tag) is str:
+                    worker.event = item
+                    ok = run_delivery(self, worker, handler, args, kwargs, tag, record)
+                else:
+                    ok = run_call(self, worker, handler, args, kwargs, tag, record)
+            except BaseException as exc:  # as in _serve_mailbox
+                self._died(worker, tag, exc)
+                return
+            if ok is not None:
+                worker.handled += 1
+                if not ok:
+                    worker.failed += 1
+            worker.done += 1
 
     def _died(self, worker: Worker, tag: Any, exc: BaseException) -> None:
         """The last line of defence: this thread is ending on an unforeseen error.
 
-        The runtime is marked ``failed``; the item it was running, the items
-        queued and every later post fail at once with ``ServiceFailedError``
-        (events are counted dropped); its other threads are told to stop. The
-        death is logged once, with the traceback.
+        The runtime is marked ``failed``; the item it was running (``tag``,
+        ``None`` if none), the items queued and every later post fail at
+        once with ``ServiceFailedError`` (events are counted dropped); its
+        other threads are told to stop. The death is logged once, with the
+        traceback.
         """
         worker.current = worker.event = worker.future = None
         first = self.fail(exc, f"its thread {worker.thread_name} died of")
@@ -382,6 +500,14 @@ class Runtime:
                 exc,
                 exc_info=exc,
             )
+        if tag is not None:
+            self.lost(worker, tag)
+        self.fail_queued()
+        for _ in range(others):  # the service's other threads leave too
+            self._queue.put(_STOP)
+
+    def lost(self, worker: Worker, tag: Any) -> None:
+        """Count the item ``tag`` a bus error cut short as done; fail its future."""
         # It may have died before or after the handler set the future running.
         command = tag is not TASK and not isinstance(tag, str) and not tag.done()
         if command and (tag.running() or tag.set_running_or_notify_cancel()):
@@ -389,9 +515,6 @@ class Runtime:
         worker.failed += 1
         worker.handled += 1
         worker.done += 1
-        self.fail_queued()
-        for _ in range(others):  # the service's other threads leave too
-            self._queue.put(_STOP)
 
     def _requeue_stop(self) -> bool:
         """Whether a pool thread that took a stop must keep serving.
@@ -418,7 +541,7 @@ class Runtime:
             return
         if self.service is not None and self.state != "failed":
             try:
-                self.service.on_stop()
+                self.run_hook(self.service.on_stop)
             except Exception:
                 log.exception("on_stop of service %r failed", self.name)
         self.close_mailbox()
