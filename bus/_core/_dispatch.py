@@ -174,6 +174,7 @@ async def job_async(
 ) -> bool:
     """``run_task`` for a coroutine function (an async ``call_later``/``call_every``)."""
     current_run.set(run)
+    run.task = asyncio.current_task()  # what close() cancels when it gives up
     run.since = _perf()
     run.current = Job(fn)
     try:
@@ -183,6 +184,7 @@ async def job_async(
         return False
     finally:
         run.current = None
+        run.task = None
     return True
 
 
@@ -202,10 +204,10 @@ async def call_async(
     """
     current_run.set(run)
     # Before the future runs: a cancel() that finds it running finds the task.
-    future._task = asyncio.current_task()
+    future._task = run.task = asyncio.current_task()
     observer = runtime.bus.observer if ticket is not None else None
     if not future.set_running_or_notify_cancel():
-        future._task = None
+        future._task = run.task = None
         handler.stats.skip(cancelled=True)
         if observer is not None:
             observer.call_refused(ticket, handler, CancelledError("cancelled before it ran"))
@@ -226,7 +228,7 @@ async def call_async(
     elapsed = _perf() - start
     run.current = None
     run.future = None
-    future._task = None
+    future._task = run.task = None
     cancelled = isinstance(error, asyncio.CancelledError)
     if cancelled:
         handler.stats.finish(elapsed, None)
@@ -264,6 +266,7 @@ async def deliver_async(
 ) -> bool:
     """``run_delivery`` for an async listener."""
     current_run.set(run)
+    run.task = asyncio.current_task()
     run.event = (handler, args, kwargs, event, ticket)  # for current_event()
     observer = runtime.bus.observer if ticket is not None else None
     start = run.since = _perf()
@@ -281,6 +284,7 @@ async def deliver_async(
     elapsed = _perf() - start
     run.current = None
     run.event = None
+    run.task = None
     handler.stats.finish(elapsed, error)
     if observer is not None:
         observer.delivery_ended(ticket, handler, run, event, error, elapsed)

@@ -144,12 +144,18 @@ class CommandFuture(Future[Any]):
         """
         if self.done():
             return self.result()
-        run = current_run.get()
-        if run is None:  # a coroutine of no bus handler never closes a cycle
-            return (yield from asyncio.wrap_future(self).__await__())
+        run = current_run.get()  # an async handler's task holds one slot
+        whole = False
+        if run is None:
+            # Elsewhere on a bus thread (an async on_start, or a loop a sync
+            # handler runs), the thread waits: as for result().
+            run = current_worker()
+            if run is None:  # a coroutine of no bus thread never closes a cycle
+                return (yield from asyncio.wrap_future(self).__await__())
+            whole = run.tasks is not None
         target = self._handler.destination
         try:
-            self._waits.enter(run.runtime, target)
+            self._waits.enter(run.runtime, target, whole=whole)
         except DeadlockError:
             self.gave_up = True  # the command still runs: its result will be late
             raise
@@ -158,7 +164,7 @@ class CommandFuture(Future[Any]):
             return (yield from asyncio.wrap_future(self).__await__())
         finally:
             run.waiting = None
-            self._waits.leave(run.runtime, target)
+            self._waits.leave(run.runtime, target, whole=whole)
 
     def _wait(self, wait: Any, timeout: float | None) -> Any:
         worker = current_worker()
