@@ -6,24 +6,21 @@ resolves its future. A handler's exception never leaves these functions:
 it goes to the caller's future, or is logged (rate-limited) and counted for
 a listener.
 
-``call_async``, ``deliver_async`` and ``job_async`` do the same for an
-async handler, as the coroutine of its task (see ``_loop``): ``run`` is the
-task's own ``Worker``, and everything from the handler's start to its end
-happens inside the task, in the task's own context, so the handler's span
-is current across its awaits and its timing covers the whole run.
+``_tasks`` does the same for async handlers, as the coroutines of their
+tasks; ``is_async_callable`` tells which handlers those are.
 """
 
 from __future__ import annotations
 
-import asyncio
+import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import CancelledError, InvalidStateError
 from typing import TYPE_CHECKING, Any
 
 from ._ratelog import RateLimitedLog
-from ._worker import Job, current_run
+from ._worker import Job
 
 if TYPE_CHECKING:
     from ._future import CommandFuture
@@ -31,19 +28,22 @@ if TYPE_CHECKING:
     from ._runtime import Runtime
     from ._worker import Worker
 
-__all__ = [
-    "call_async",
-    "deliver_async",
-    "job_async",
-    "run_call",
-    "run_delivery",
-    "run_task",
-    "settle",
-]
+__all__ = ["is_async_callable", "listener_failed", "run_call", "run_delivery", "run_task", "settle"]
 
 log = logging.getLogger("bus")
 
 _perf = time.perf_counter
+
+
+def is_async_callable(fn: Callable[..., Any]) -> bool:
+    """Whether calling ``fn`` makes a coroutine.
+
+    An ``async def`` (a method, a ``functools.partial`` of one), or an object
+    whose class's ``__call__`` is one.
+    """
+    if inspect.iscoroutinefunction(fn):
+        return True
+    return not inspect.isroutine(fn) and inspect.iscoroutinefunction(type(fn).__call__)
 
 
 def settle(future: CommandFuture, result: Any, error: BaseException | None) -> bool:
@@ -149,7 +149,7 @@ def run_delivery(
         handler.fn(*args, **kwargs)
     except BaseException as exc:
         error = exc
-        _listener_failed(runtime, handler, event, exc)
+        listener_failed(runtime, handler, event, exc)
     finally:
         if observer is not None:
             observer.handler_returned(scope)
@@ -162,136 +162,8 @@ def run_delivery(
     return error is None
 
 
-# -- async handlers, each as the coroutine of its task --------------------------------
-
-
-async def job_async(
-    runtime: Runtime,
-    run: Worker,
-    fn: Callable[..., Awaitable[Any]],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-) -> bool:
-    """``run_task`` for a coroutine function (an async ``call_later``/``call_every``)."""
-    current_run.set(run)
-    run.task = asyncio.current_task()  # what close() cancels when it gives up
-    run.since = _perf()
-    run.current = Job(fn)
-    try:
-        await fn(*args, **kwargs)
-    except BaseException:  # a cancellation at close too: it did not finish
-        log.exception("a timer callback on service %r failed", runtime.name)
-        return False
-    finally:
-        run.current = None
-        run.task = None
-    return True
-
-
-async def call_async(
-    runtime: Runtime,
-    run: Worker,
-    handler: Handler,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    future: CommandFuture,
-    ticket: Any,
-) -> bool | None:
-    """``run_call`` for an async handler.
-
-    A cancellation of its task ends the future cancelled (if nothing ended
-    it first) and counts as the command's ``cancelled``, not as an error.
-    """
-    current_run.set(run)
-    # Before the future runs: a cancel() that finds it running finds the task.
-    future._task = run.task = asyncio.current_task()
-    observer = runtime.bus.observer if ticket is not None else None
-    if not future.set_running_or_notify_cancel():
-        future._task = run.task = None
-        handler.stats.skip(cancelled=True)
-        if observer is not None:
-            observer.call_refused(ticket, handler, CancelledError("cancelled before it ran"))
-        return None
-    start = run.since = _perf()
-    run.current = handler
-    run.future = future
-    scope = None if observer is None else observer.call_started(ticket, run)
-    error: BaseException | None = None
-    result: Any = None
-    try:
-        result = await handler.fn(*args, **kwargs)
-    except BaseException as exc:
-        error = exc
-    finally:
-        if observer is not None:
-            observer.handler_returned(scope)
-    elapsed = _perf() - start
-    run.current = None
-    run.future = None
-    future._task = run.task = None
-    cancelled = isinstance(error, asyncio.CancelledError)
-    if cancelled:
-        handler.stats.finish(elapsed, None)
-        handler.stats.interrupted()
-    else:
-        handler.stats.finish(elapsed, error)
-        if future.gave_up:
-            handler.stats.late_reply()
-            log.warning(
-                "late reply: %s on %r finished after %.3fs, after %s",
-                handler.name,
-                runtime.name,
-                elapsed,
-                "the bus closed" if future.done() else "its caller stopped waiting",
-            )
-    if observer is not None:
-        observer.call_ended(ticket, handler, run, error, elapsed, result)
-    if cancelled:
-        future._cancel_running()  # False when cancel() or close() ended it first
-    else:
-        settle(future, result, error)
-    ok = error is None or cancelled
-    del error
-    return ok
-
-
-async def deliver_async(
-    runtime: Runtime,
-    run: Worker,
-    handler: Handler,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    event: str,
-    ticket: Any,
-) -> bool:
-    """``run_delivery`` for an async listener."""
-    current_run.set(run)
-    run.task = asyncio.current_task()
-    run.event = (handler, args, kwargs, event, ticket)  # for current_event()
-    observer = runtime.bus.observer if ticket is not None else None
-    start = run.since = _perf()
-    run.current = handler
-    scope = None if observer is None else observer.delivery_started(ticket, run)
-    error: BaseException | None = None
-    try:
-        await handler.fn(*args, **kwargs)
-    except BaseException as exc:
-        error = exc
-        _listener_failed(runtime, handler, event, exc)
-    finally:
-        if observer is not None:
-            observer.handler_returned(scope)
-    elapsed = _perf() - start
-    run.current = None
-    run.event = None
-    run.task = None
-    handler.stats.finish(elapsed, error)
-    if observer is not None:
-        observer.delivery_ended(ticket, handler, run, event, error, elapsed)
-    return error is None
-
-
-def _listener_failed(runtime: Runtime, handler: Handler, event: str, exc: BaseException) -> None:
+def listener_failed(runtime: Runtime, handler: Handler, event: str, exc: BaseException) -> None:
+    """Log a listener's failure, at most once a second per listener."""
     limiter = runtime.listener_log.get(handler.seq)
     if limiter is None:
         limiter = runtime.listener_log[handler.seq] = RateLimitedLog(log)

@@ -13,7 +13,6 @@ async handler cancels its task.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Generator
 from concurrent.futures import Future
@@ -25,6 +24,8 @@ from ._errors import DeadlockError
 from ._worker import current_run, current_worker
 
 if TYPE_CHECKING:
+    import asyncio
+
     from ._deadlock import WaitGraph
     from ._router import Handler
 
@@ -144,6 +145,8 @@ class CommandFuture(Future[Any]):
         """
         if self.done():
             return self.result()
+        import asyncio  # here: a bus with no coroutine never imports it
+
         run = current_run.get()  # an async handler's task holds one slot
         whole = False
         if run is None:

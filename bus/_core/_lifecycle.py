@@ -15,11 +15,11 @@ from collections.abc import Callable
 from concurrent.futures import InvalidStateError
 from typing import TYPE_CHECKING, Any, cast
 
+from ._dispatch import is_async_callable
 from ._errors import BusClosedError, BusError
 from ._future import cancel_task
-from ._loop import DEFAULT_SLOTS, is_async_callable
 from ._patterns import validate_name
-from ._runtime import TASK, Runtime
+from ._runtime import DEFAULT_SLOTS, TASK, Runtime
 from ._service import Service, ServiceBus
 from ._threads import TimerHandle
 

@@ -17,67 +17,33 @@ thread runs an asyncio event loop, and the loop drains the mailbox
   per batch of posts.
 
 The shared pool, which has no one thread, runs an async handler to its end
-on the pool thread that took it, on that thread's own loop (``run_on``).
+on the pool thread that took it, on that thread's own loop (``_tasks.run_on``).
+
+This module and ``_tasks`` are imported once a loop is needed, so that a bus
+with no async handler never imports asyncio.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-import inspect
 import logging
 import queue
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
-from ._dispatch import (
-    call_async,
-    deliver_async,
-    job_async,
-    run_call,
-    run_delivery,
-    run_task,
-    settle,
-)
+from ._dispatch import is_async_callable, run_call, run_delivery, run_task, settle
+from ._tasks import coroutine_of
 from ._worker import STOP, SWITCH, TASK, Worker
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
 
-__all__ = ["DEFAULT_SLOTS", "ServiceLoop", "close_loop", "is_async_callable", "run_on"]
+__all__ = ["ServiceLoop", "close_loop"]
 
 log = logging.getLogger("bus")
 
-DEFAULT_SLOTS = 1024
-"""Async handlers that may run at once on a service that does not set ``concurrency``."""
-
 _BATCH = 64  # items one look at the mailbox takes before the loop's other work runs
-
-
-def is_async_callable(fn: Callable[..., Any]) -> bool:
-    """Whether calling ``fn`` makes a coroutine.
-
-    An ``async def`` (a method, a ``functools.partial`` of one), or an object
-    whose class's ``__call__`` is one.
-    """
-    if inspect.iscoroutinefunction(fn):
-        return True
-    return not inspect.isroutine(fn) and inspect.iscoroutinefunction(type(fn).__call__)
-
-
-def _coroutine(item: tuple[Any, Any, Any, Any, Any], runtime: Runtime, run: Worker) -> Any:
-    """The coroutine that runs ``item`` as ``run``."""
-    handler, args, kwargs, tag, record = item
-    if type(tag) is str:
-        return deliver_async(runtime, run, handler, args, kwargs, tag, record)
-    if tag is TASK:
-        return job_async(runtime, run, handler, args, kwargs)
-    return call_async(runtime, run, handler, args, kwargs, tag, record)
-
-
-def run_on(loop: asyncio.AbstractEventLoop, runtime: Runtime, worker: Worker, item: Any) -> Any:
-    """Run an async handler's item to its end on ``loop``, on the calling thread (the pool)."""
-    return loop.run_until_complete(_coroutine(item, runtime, worker))
 
 
 def close_loop(loop: asyncio.AbstractEventLoop) -> None:
@@ -268,7 +234,7 @@ class ServiceLoop:
         assert tasks is not None
         tasks.add(run)
         try:
-            return await _coroutine(item, self.runtime, run)  # type: ignore[no-any-return]
+            return await coroutine_of(item, self.runtime, run)  # type: ignore[no-any-return]
         finally:
             tasks.discard(run)
 

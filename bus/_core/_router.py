@@ -19,8 +19,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ._binding import Binder
+from ._dispatch import is_async_callable
 from ._errors import CommandExistsError, CommandNotFoundError
-from ._loop import is_async_callable
 from ._patterns import pattern_matches, validate_name
 from ._stats import HandlerStats
 

@@ -21,7 +21,6 @@ what it finished in its own ``Worker``, which only it writes.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import queue
 import threading
@@ -30,23 +29,35 @@ from collections.abc import Callable
 from concurrent.futures import CancelledError
 from typing import TYPE_CHECKING, Any
 
-from ._dispatch import run_call, run_delivery, run_task, settle
+from ._dispatch import is_async_callable, run_call, run_delivery, run_task, settle
 from ._errors import BusClosedError, BusError, MailboxFullError, ServiceFailedError
-from ._loop import DEFAULT_SLOTS, ServiceLoop, close_loop, is_async_callable, run_on
 from ._ratelog import RateLimitedLog
 from ._threads import start_thread
 from ._worker import STOP, SWITCH, TASK, Ledger, Worker, current_worker, workers
 
 if TYPE_CHECKING:
     from ._bus import BusCore
+    from ._loop import ServiceLoop
     from ._router import Handler, Registration
     from ._service import Service
 
-__all__ = ["FAILED", "FULL", "STOPPED", "TASK", "Ledger", "Runtime", "Worker", "current_worker"]
+__all__ = [
+    "DEFAULT_SLOTS",
+    "FAILED",
+    "FULL",
+    "STOPPED",
+    "TASK",
+    "Ledger",
+    "Runtime",
+    "Worker",
+    "current_worker",
+]
 
 log = logging.getLogger("bus")
 
 FULL, STOPPED, FAILED = 1, 2, 3
+DEFAULT_SLOTS = 1024
+"""Async handlers that may run at once on a service that does not set ``concurrency``."""
 _STOP = STOP
 _time_ns = time.time_ns
 _perf = time.perf_counter
@@ -227,6 +238,8 @@ class Runtime:
         """This service's event loop, made now if need be; on its thread only."""
         aio = self.aio
         if aio is None:
+            from ._loop import ServiceLoop  # asyncio, only once a service needs it
+
             worker = current_worker()
             assert worker is not None
             assert worker.runtime is self
@@ -397,9 +410,11 @@ class Runtime:
             raise
         finally:
             del workers[ident]
-            loop = worker.loop  # a pool thread's, or one that never served
-            if loop is not None and not loop.is_closed():
-                close_loop(loop)
+            if worker.loop is not None:  # a pool thread's, or one that never served
+                from ._loop import close_loop
+
+                if not worker.loop.is_closed():
+                    close_loop(worker.loop)
 
     def _serve_mailbox(self, worker: Worker) -> None:
         """A service thread without an event loop: one item at a time, in order."""
@@ -459,10 +474,9 @@ class Runtime:
             ok: bool | None
             try:
                 if handler.is_async:
-                    loop = worker.loop
-                    if loop is None:
-                        loop = worker.loop = asyncio.new_event_loop()
-                    ok = run_on(loop, self, worker, item)
+                    from ._tasks import run_on  # asyncio, only once an async handler runs
+
+                    ok = run_on(self, worker, item)
                 elif type(tag) is str:
                     worker.event = item
                     ok = run_delivery(self, worker, handler, args, kwargs, tag, record)

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from collections.abc import Callable
@@ -659,3 +662,35 @@ def test_an_async_on_start_awaiting_its_own_command_is_a_deadlock_not_a_hang(
     with pytest.raises(DeadlockError) as info:
         bus.add_service(Early(), timeout=10)
     assert info.value.cycle == ["early", "early"]
+
+
+def test_a_bus_with_no_async_handler_never_imports_asyncio() -> None:
+    # Sync services pay nothing for async ones, not even the import.
+    script = textwrap.dedent(
+        """
+        import sys
+        from bus import Bus, Service, command, listener
+
+        class Plain(Service):
+            @command("plain.echo")
+            def echo(self, x):
+                return x
+
+            @listener("plain.*")
+            def heard(self, x):
+                pass
+
+        with Bus(name="plain") as bus:
+            bus.add_service(Plain())
+            bus.register_command("pooled", lambda: "pool")
+            assert bus.execute_command("plain.echo", 1).result(timeout=5) == 1
+            assert bus.execute_command("pooled").result(timeout=5) == "pool"
+            bus.fire_event("plain.ping", 2)
+            bus.wait_idle()
+        print("asyncio" in sys.modules)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "False", done.stderr
