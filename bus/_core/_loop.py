@@ -8,7 +8,7 @@ thread runs an asyncio event loop, and the loop drains the mailbox
 (``ServiceLoop``):
 
 * items start in mailbox order. An async handler starts as a task, which
-  runs until its first ``await`` before the next item starts; a sync handler
+  runs until it first suspends before the next item starts; a sync handler
   runs on the loop thread at once, so the loop waits for it;
 * at most ``concurrency`` of them run at once (a sync one counts while it
   runs); the next item waits in the mailbox until one ends;
@@ -82,7 +82,7 @@ class ServiceLoop:
         # poster's context (its current span, say) must not leak into them.
         self.context = contextvars.copy_context()
         self.running = 0  # handlers started and not finished: tasks, and a sync one
-        self.unstarted = 0  # tasks created that have not taken their first step
+        self.unstarted: set[Worker] = set()  # tasks created, not at their first step yet
         self.held: tuple[Any, Any, Any, Any, Any] | None = None  # taken, not started yet
         self.serving = False  # not before serve(): on_start runs on the loop first
         self.stopping = False  # the stop is taken: end once nothing runs
@@ -222,11 +222,11 @@ class ServiceLoop:
         run = Worker(self.runtime, self.worker.thread_name)
         task = self.loop.create_task(self._run(run, item), context=self.context.copy())
         self.running += 1
-        self.unstarted += 1
-        task.add_done_callback(lambda t: self._ended(t, item))
+        self.unstarted.add(run)
+        task.add_done_callback(lambda t: self._ended(t, run, item))
 
     async def _run(self, run: Worker, item: tuple[Any, Any, Any, Any, Any]) -> bool | None:
-        self.unstarted -= 1
+        self.unstarted.discard(run)
         if self.dead:  # started after the service failed: fail it unrun
             self.runtime.fail_item(item)
             return None
@@ -238,12 +238,15 @@ class ServiceLoop:
         finally:
             tasks.discard(run)
 
-    def _ended(self, task: asyncio.Task[bool | None], item: tuple[Any, Any, Any, Any, Any]) -> None:
+    def _ended(
+        self, task: asyncio.Task[bool | None], run: Worker, item: tuple[Any, Any, Any, Any, Any]
+    ) -> None:
         self.running -= 1
         worker = self.worker
         if task.cancelled():
-            # Cancelled before its first step, by code other than the bus's.
-            self.unstarted -= 1
+            # Cancelled before its first step, by code other than the bus's
+            # (once started, the coroutines of _tasks end every run).
+            self.unstarted.discard(run)
             self.runtime.fail_item(item)
             worker.done += 1
         elif (error := task.exception()) is not None:

@@ -123,24 +123,36 @@ async def call_async(
         handler.stats.interrupted()
     else:
         handler.stats.finish(elapsed, error)
-        if future.gave_up:
-            handler.stats.late_reply()
-            log.warning(
-                "late reply: %s on %r finished after %.3fs, after %s",
-                handler.name,
-                runtime.name,
-                elapsed,
-                "the bus closed" if future.done() else "its caller stopped waiting",
-            )
+    late = not cancelled and future.gave_up
+    if late:
+        _late_reply(runtime, handler, future, elapsed)
     if observer is not None:
         observer.call_ended(ticket, handler, run, error, elapsed, result)
     if cancelled:
         future._cancel_running()  # False when cancel() or close() ended it first
-    else:
-        settle(future, result, error)
+    elif not settle(future, result, error) and not late:
+        # cancel() or close() ended the future since the look above.
+        _late_reply(runtime, handler, future, elapsed)
     ok = error is None or cancelled
     del error
     return ok
+
+
+def _late_reply(runtime: Runtime, handler: Handler, future: CommandFuture, elapsed: float) -> None:
+    if future.cancelled():
+        after = "it was cancelled"
+    elif future.done():
+        after = "the bus closed"
+    else:
+        after = "its caller stopped waiting"
+    handler.stats.late_reply()
+    log.warning(
+        "late reply: %s on %r finished after %.3fs, after %s",
+        handler.name,
+        runtime.name,
+        elapsed,
+        after,
+    )
 
 
 async def deliver_async(

@@ -140,7 +140,10 @@ def test_a_handler_that_swallows_the_cancellation_leaves_its_future_cancelled(
     assert sleeper.saw == ["swallowed"]
     # Its value came after its caller gave up: a late reply, as for sync.
     assert _command(bus, "sleeper.stubborn")["late_replies"] == 1
-    assert any("late reply: sleeper.stubborn" in r.getMessage() for r in caplog.records)
+    late = [r.getMessage() for r in caplog.records if "late reply" in r.getMessage()]
+    assert len(late) == 1, late
+    assert late[0].startswith("late reply: sleeper.stubborn on 'sleeper' finished after")
+    assert late[0].endswith("after it was cancelled")
 
 
 def test_cancel_on_a_running_sync_handler_returns_false_as_concurrent_futures_does(
