@@ -364,3 +364,52 @@ def test_a_bus_error_in_an_async_handlers_bookkeeping_fails_the_service(
         if thread.name == "bus:test/doomed":
             thread.join(5)
             assert not thread.is_alive()
+
+
+def test_a_storm_of_awaits_and_cancels_leaves_nothing_pending(
+    make_bus: Callable[..., Bus],
+) -> None:
+    b = make_bus(tracing=True)
+
+    class Front(Service):
+        concurrency = 8
+
+        @command("front.relay")
+        async def relay(self, i: int) -> int:
+            return int(await self.bus.execute_command("back.work", i)) + 1
+
+    class Back(Service):
+        @command("back.work")
+        async def work(self, i: int) -> int:
+            await asyncio.sleep(0.001 * (i % 3))
+            return i
+
+        @command("back.plain")
+        def plain(self, i: int) -> int:
+            return i
+
+    b.add_service(Front())
+    b.add_service(Back())
+    futures = []
+    for i in range(600):
+        futures.append(b.execute_command("front.relay", i))
+        futures.append(b.execute_command("back.plain", i))
+        if i % 7 == 0:
+            futures[-2].cancel()
+        if i % 11 == 0:
+            futures[-4 if len(futures) > 3 else -2].cancel()
+    # Some now run (a relay awaiting its work, mostly), some still wait.
+    running = [(f.cancel(), f) for f in futures[::10] if f.running()]
+    concurrent.futures.wait(futures, timeout=20)
+    assert all(f.done() for f in futures)
+    # Each was async, so cancel() succeeded, unless it had just finished.
+    assert all(cancelled or f.done() for cancelled, f in running)
+    for i, f in enumerate(futures):
+        if not f.cancelled():
+            n = i // 2
+            assert f.result(timeout=0) == (n + 1 if i % 2 == 0 else n)
+    assert b.wait_idle(timeout=10)
+    for entry in b.inspect()["commands"]:
+        assert entry["in_flight"] == 0, entry
+    assert b.inspect()["waits"] == []
+    assert b.flush_traces(timeout=10)
