@@ -364,6 +364,25 @@ def traces(conn: Connection, params: dict[str, Any], rid: Any) -> Any:
     return encode_spans(spans)
 
 
+def cancel(conn: Connection, params: dict[str, Any], rid: Any) -> Any:
+    """Cancel a command this connection is running by ``execute``.
+
+    ``{"cancelled": true}`` when it was: its ``execute`` is answered with
+    ``-32012``. ``false`` when its handler is sync and has started, which
+    nothing can interrupt (``"async"`` says which kind it has).
+    """
+    _only(params, ("id",))
+    if "id" not in params:
+        raise _bad("id", "'id' is required: the id of the execute request to cancel")
+    target = params["id"]
+    if isinstance(target, bool) or not isinstance(target, int | str):
+        raise _bad("id", f"'id' must be a request id (a number or a string), not {_json(target)}")
+    future = conn.executing(target)
+    if future is None:
+        raise _bad("id", f"no execute with id {_json(target)} is running on this connection")
+    return {"cancelled": future.cancel(), "async": future.is_async}
+
+
 METHODS: dict[str, Callable[[Connection, dict[str, Any], Any], Any]] = {
     "describe": describe,
     "inspect": inspect,
@@ -374,4 +393,5 @@ METHODS: dict[str, Callable[[Connection, dict[str, Any], Any], Any]] = {
     "unsubscribe": unsubscribe,
     "traces": traces,
     "wait_idle": wait_idle,
+    "cancel": cancel,
 }

@@ -51,6 +51,7 @@ METHODS = (
     "unsubscribe",
     "traces",
     "wait_idle",
+    "cancel",
 )
 """The server's methods, as ``describe`` lists them."""
 
@@ -99,6 +100,8 @@ class ErrorCode(IntEnum):
     """The server is closing this connection (``data.reason``: silent, incomplete, idle)."""
     SERVICE_FAILED = -32011
     """The command's service has failed (``data.service``, ``data.reason``)."""
+    CANCELLED = -32012
+    """The command was cancelled (by ``cancel``) before it finished (``data.type``)."""
 
 
 class ProtocolError(ValueError):
