@@ -19,7 +19,7 @@ from ._dispatch import is_async_callable
 from ._errors import BusClosedError, BusError
 from ._future import cancel_task
 from ._patterns import validate_name
-from ._runtime import DEFAULT_SLOTS, TASK, Runtime
+from ._runtime import TASK, Runtime
 from ._service import Service, ServiceBus
 from ._threads import TimerHandle
 
@@ -68,7 +68,6 @@ def start_service(core: BusCore, service: Service, timeout: float | None) -> Ser
         name,
         service=service,
         concurrency=concurrency or 1,
-        slots=concurrency or DEFAULT_SLOTS,
         maxsize=core.mailbox_size,
     )
     with core._services_lock:

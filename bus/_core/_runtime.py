@@ -64,7 +64,20 @@ _perf = time.perf_counter
 
 
 class Runtime:
-    """A mailbox and its threads: one service's, or the bus's shared pool."""
+    """A mailbox and its threads: one service's, or the bus's shared pool.
+
+    Keep a runtime at 30 instance attributes or fewer: beyond that CPython
+    3.11 stops sharing the keys of its instances' dicts, and every method
+    call on it (``post`` on the hot path) loses its specialisation. What
+    only a service with an event loop needs, and the hot path never reads,
+    is a class attribute until it is set (3.11 does not specialise reading
+    a class attribute through an instance either, so the hot path reads
+    only instance attributes).
+    """
+
+    # Set on the instance once the service has a loop (see need_loop).
+    aio: ServiceLoop | None = None  # the event loop, once async work comes
+    _switching = False  # the job that gives it one is queued
 
     def __init__(
         self,
@@ -75,17 +88,13 @@ class Runtime:
         concurrency: int,
         maxsize: int,
         elastic: bool = False,
-        slots: int = DEFAULT_SLOTS,
     ) -> None:
         self.bus = bus
         self.name = name
         self.service = service
         # Threads; once the service has its event loop, the handlers that
-        # may run at once on it (``slots``): what the deadlock check counts.
+        # may run at once on it: what the deadlock check counts.
         self.concurrency = concurrency
-        self.slots = slots
-        self.aio: ServiceLoop | None = None  # the event loop, once async work comes
-        self._switching = False  # the job that gives it one is queued
         self.elastic = elastic
         self.shared = elastic or concurrency > 1
         self.maxsize = maxsize
@@ -112,7 +121,7 @@ class Runtime:
         self._posted = self.ledger.posted
         self.listener_log: dict[int, RateLimitedLog] = {}
         self.drop_log = RateLimitedLog(log)  # deliveries refused by this mailbox
-        # Called after each post: the pool may grow, a loop must wake.
+        # Called after each post: the pool grows, a loop wakes.
         self._after_post: Callable[[], None] | None = self._grow_if_busy if elastic else None
 
     # -- any thread ------------------------------------------------------------
@@ -244,7 +253,8 @@ class Runtime:
             assert worker is not None
             assert worker.runtime is self
             aio = ServiceLoop(self, worker)
-            self.concurrency = self.slots
+            wanted = self.service.concurrency if self.service is not None else None
+            self.concurrency = wanted or DEFAULT_SLOTS
             self.aio = aio
         return aio
 

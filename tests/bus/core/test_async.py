@@ -126,6 +126,30 @@ def test_sync_services_have_no_loop_and_show_no_tasks(bus: Bus) -> None:
     assert bus._runtimes["plain"].aio is None
 
 
+def test_a_runtime_keeps_its_instance_dict_small_enough_to_stay_specialised(bus: Bus) -> None:
+    # CPython 3.11 shares the keys of an instance dict of at most 30 entries;
+    # beyond that, every method call on a runtime (post, on the hot path of
+    # every command and event) goes the slow way. The loop's attributes are
+    # class attributes until a service has one.
+    class Plain(Service):
+        @command("plain")
+        def plain(self) -> str:
+            return "plain"
+
+    class Async(Service):
+        @command("async")
+        async def run(self) -> str:
+            return "async"
+
+    bus.add_service(Plain())
+    bus.add_service(Async())
+    bus.register_command("pooled", lambda: "pool")
+    assert bus.execute_command("pooled").result(timeout=5) == "pool"
+    for runtime in (bus._runtimes["plain"], bus._runtimes["async"], bus._pool):
+        assert len(vars(runtime)) <= 30, sorted(vars(runtime))
+    assert "aio" not in vars(bus._runtimes["plain"])
+
+
 def test_an_async_generator_is_refused_as_a_handler(bus: Bus) -> None:
     async def numbers() -> Any:
         yield 1
