@@ -9,6 +9,7 @@ is the one to use.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import threading
@@ -41,6 +42,10 @@ from ._worker import Ledger, current_worker
 __all__ = ["MAX_THREADS", "BusCore", "check_int"]
 
 log = logging.getLogger("bus")
+
+
+def _qualname(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__qualname__", None) or repr(fn)
 
 
 class BusCore:
@@ -233,13 +238,15 @@ class BusCore:
             runtime = handler.destination
             # The hot path, inlined for a local mailbox (Runtime.post says why
             # each step is there); any other destination posts for itself.
-            if type(runtime) is Runtime and runtime.accepting and not runtime.elastic:
+            if type(runtime) is Runtime and runtime.accepting:
                 queue = runtime._queue
                 if queue.qsize() < runtime.maxsize:
                     next(runtime._posted)
                     queue.put((handler, args, kwargs, name, None))
                     if not runtime.accepting:
                         runtime.fail_queued()
+                    elif runtime._after_post is not None:  # read after the put, as post() does
+                        runtime._after_post()
                     continue
             status = runtime.post((handler, args, kwargs, name, None))
             if status:
@@ -497,6 +504,11 @@ class BusCore:
         *,
         broadcast: bool = False,
     ) -> Registration:
+        if inspect.isasyncgenfunction(fn):
+            raise TypeError(
+                f"the {kind} {name!r} is an async generator ({_qualname(fn)}); "
+                "an async handler must be an async def that returns, not yields"
+            )
         if kind == "listener" and name in getattr(fn, BROADCAST_ATTR, ()):
             broadcast = True  # @listener(..., broadcast=True)
         handler = Handler(
@@ -511,6 +523,8 @@ class BusCore:
         )
         if runtime.state in ("stopping", "stopped"):
             raise BusClosedError(f"service {runtime.name!r} has stopped")
+        if handler.is_async:  # before the router can send it work
+            runtime.need_loop(f"the async {kind} {name!r}")
         registration = self.router.add(handler)
         runtime.registrations.append(registration)
         return registration

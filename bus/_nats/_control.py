@@ -179,7 +179,7 @@ class Session:
         def done(f: Any) -> None:
             if f.cancelled():
                 error = rpc.RpcError(
-                    ErrorCode.BUS_CLOSED, "the command was cancelled", {"type": "CancelledError"}
+                    ErrorCode.CANCELLED, "the command was cancelled", {"type": "CancelledError"}
                 )
                 answer(error.reply(rid))
                 return
@@ -207,6 +207,17 @@ class Session:
         if timeout is not None:
             timer = loop.loop.call_later(timeout, expired)
         future.add_done_callback(done)
+
+    def executing(self, rid: Any) -> Any:
+        # Each request over NATS stands alone (no connection ties an execute
+        # to a later cancel, and a queue group may send them to different
+        # processes): say so rather than "no such execute".
+        raise rpc.RpcError(
+            ErrorCode.INVALID_PARAMS,
+            "cancel needs the socket connection that sent the execute; over NATS "
+            "each request stands alone, so a command cannot be cancelled by id",
+            {"param": "id"},
+        )
 
     def subscribe(self, topic: str, patterns: tuple[str, ...], buffer: int) -> Any:
         return self._responder.open_feed(topic, patterns, buffer, self._whole, self.renew)

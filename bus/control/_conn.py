@@ -78,6 +78,7 @@ class Connection(Reading, Writing):
         self._writer_waiting = False
         self._closed = False
         self._in_flight = 0
+        self._executing: dict[Any, Any] = {}  # execute's request id -> its future, while it runs
         self._subscriptions: dict[int, Subscription] = {}
         self._fanouts = {"activity": Fanout(), "spans": Fanout()}
         self._watching: Any = None  # the handle of Bus.watch, while activity is subscribed
@@ -400,6 +401,9 @@ class Connection(Reading, Writing):
         lock = threading.Lock()
         done_flag: list[bool] = []
         timer: TimerHandle | None = None
+        if rid is not None:
+            with self._cond:
+                self._executing[rid] = future
 
         def finish(item: tuple[Any, ...] | None) -> bool:
             with lock:
@@ -408,6 +412,9 @@ class Connection(Reading, Writing):
                 done_flag.append(True)
             if timer is not None:
                 timer.cancel()
+            with self._cond:
+                if self._executing.get(rid) is future:
+                    del self._executing[rid]
             self._finished()
             if item is not None and rid is not None:
                 self._queue_reply(item, False)
@@ -416,7 +423,7 @@ class Connection(Reading, Writing):
         def done(f: Any) -> None:
             if f.cancelled():
                 error = rpc.RpcError(
-                    ErrorCode.BUS_CLOSED, "the command was cancelled", {"type": "CancelledError"}
+                    ErrorCode.CANCELLED, "the command was cancelled", {"type": "CancelledError"}
                 )
                 finish((REPLY, error.reply(rid)))
                 return
@@ -439,6 +446,11 @@ class Connection(Reading, Writing):
         if timeout is not None:
             timer = self.server.timers.schedule(timeout, expired)
         future.add_done_callback(done)
+
+    def executing(self, rid: Any) -> Any:
+        """The future of the command this connection's request ``rid`` runs, or ``None``."""
+        with self._cond:
+            return self._executing.get(rid)
 
     def _finished(self) -> None:
         with self._cond:

@@ -77,6 +77,9 @@ class Session(Protocol):
     def unsubscribe(self, sid: Any) -> int | None:
         """End a subscription: how many notifications it dropped, ``None`` if unknown."""
 
+    def executing(self, rid: Any) -> Any:
+        """The future of the command this session's request ``rid`` runs, or ``None``."""
+
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_BUFFER = 10_000
@@ -477,6 +480,25 @@ def schema(conn: Session, params: dict[str, Any], rid: Any) -> Any:
         raise _bad("name", str(exc)) from None
 
 
+def cancel(conn: Session, params: dict[str, Any], rid: Any) -> Any:
+    """Cancel a command this connection is running by ``execute``.
+
+    ``{"cancelled": true}`` when it was: its ``execute`` is answered with
+    ``-32013``. ``false`` when its handler is sync and has started, which
+    nothing can interrupt (``"async"`` says which kind it has).
+    """
+    _only(params, ("id",))
+    if "id" not in params:
+        raise _bad("id", "'id' is required: the id of the execute request to cancel")
+    target = params["id"]
+    if isinstance(target, bool) or not isinstance(target, int | str):
+        raise _bad("id", f"'id' must be a request id (a number or a string), not {_json(target)}")
+    future = conn.executing(target)
+    if future is None:
+        raise _bad("id", f"no execute with id {_json(target)} is running on this connection")
+    return {"cancelled": future.cancel(), "async": future.is_async}
+
+
 METHODS: dict[str, Callable[[Session, dict[str, Any], Any], Any]] = {
     "describe": describe,
     "inspect": inspect,
@@ -488,4 +510,5 @@ METHODS: dict[str, Callable[[Session, dict[str, Any], Any], Any]] = {
     "traces": traces,
     "wait_idle": wait_idle,
     "schema": schema,
+    "cancel": cancel,
 }

@@ -112,7 +112,7 @@ def test_describe(served: Bus, client: LineClient) -> None:
     assert info["started_at"] == served.started_at
     assert set(info["methods"]) == {
         "describe", "inspect", "execute", "fire", "who_handles",
-        "subscribe", "unsubscribe", "traces", "wait_idle", "schema",
+        "subscribe", "unsubscribe", "traces", "wait_idle", "schema", "cancel",
     }  # fmt: skip
 
 
