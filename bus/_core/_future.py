@@ -17,7 +17,7 @@ import contextlib
 from collections.abc import Generator
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeoutError
-from concurrent.futures._base import CANCELLED_AND_NOTIFIED, RUNNING
+from concurrent.futures._base import CANCELLED_AND_NOTIFIED, RUNNING  # see _cancel_running
 from typing import TYPE_CHECKING, Any
 
 from ._errors import DeadlockError
@@ -38,6 +38,8 @@ class CommandFuture(Future[Any]):
     Attributes:
         command: the command's name.
         service: the name of the service that handles it.
+        is_async: whether its handler is an ``async def``.
+        cancellable: whether ``cancel()`` would cancel it now.
     """
 
     # The task of a running async handler, set before the future runs (so
