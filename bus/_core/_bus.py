@@ -145,10 +145,15 @@ class BusCore:
         Called on a service's thread (in ``on_start`` or a handler), the
         handler runs on that service's thread; from any other thread, on the
         bus's shared pool. ``readonly=True`` declares it has no side effects.
+        ``fn`` may be an ``async def``: it runs as a task on the service's
+        event loop (``docs/bus.md``, "Async handlers").
 
         Raises:
             CommandExistsError: the name is taken.
             BusClosedError: the bus is closed.
+            BusError: ``fn`` is async and the service runs several threads
+                without an event loop.
+            TypeError: ``fn`` is not callable, or is an async generator.
         """
         validate_name(name, "command name")
         if not callable(fn):
@@ -160,7 +165,9 @@ class BusCore:
 
         Returns at once with a ``concurrent.futures.Future`` of the result;
         ``.result()`` waits for it and raises what the handler raised, with its
-        type and traceback. Never blocks.
+        type and traceback. In a coroutine, ``await`` it instead: that waits
+        without blocking the loop. ``cancel()`` stops a command that has not
+        started, or whose async handler runs. Never blocks.
 
         Raises:
             CommandNotFoundError: no such command (close matches suggested).
@@ -196,9 +203,10 @@ class BusCore:
 
         ``pattern`` is an event name, ``*`` for all events, or a dotted glob
         such as ``lights.*``. The listener runs on its owner's thread, chosen
-        as for ``register_command``. Listeners of one event are called in the
-        order they were registered. On a bus across processes, a service in
-        several processes hears each event once unless ``broadcast=True``.
+        as for ``register_command``, and may be an ``async def``. Listeners of
+        one event are started in the order they were registered. On a bus
+        across processes, a service in several processes hears each event once
+        unless ``broadcast=True``.
 
         Raises:
             BusClosedError: the bus is closed.

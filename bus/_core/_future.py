@@ -18,7 +18,7 @@ from _thread import allocate_lock as _allocate_lock
 from collections.abc import Generator
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeoutError
-from concurrent.futures._base import CANCELLED_AND_NOTIFIED, RUNNING
+from concurrent.futures._base import CANCELLED_AND_NOTIFIED, RUNNING  # see _cancel_running
 from typing import TYPE_CHECKING, Any
 
 from ._errors import DeadlockError
@@ -39,6 +39,8 @@ class CommandFuture(Future[Any]):
     Attributes:
         command: the command's name.
         service: the name of the service that handles it.
+        is_async: whether its handler is an ``async def``.
+        cancellable: whether ``cancel()`` would cancel it now.
     """
 
     #: For a transport: the chain of remote waits that led to this command

@@ -20,7 +20,16 @@ from typing import Any
 
 import pytest
 
-from bus import Bus, BusError, DeadlockError, Service, command, current_event, listener
+from bus import (
+    Bus,
+    BusError,
+    DeadlockError,
+    MailboxFullError,
+    Service,
+    command,
+    current_event,
+    listener,
+)
 from bus.testing import wait_idle
 
 pytestmark = pytest.mark.timeout(30)
@@ -718,3 +727,80 @@ def test_a_bus_with_no_async_handler_never_imports_asyncio() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_an_async_services_mailbox_is_still_bounded(
+    make_bus: Callable[..., Bus], gate: Any
+) -> None:
+    b = make_bus(mailbox_size=2)
+    opened = gate()
+
+    class One(Service):
+        concurrency = 1
+
+        @command("one")
+        async def one(self) -> str:
+            await opened.wait()
+            return "one"
+
+    b.add_service(One())
+    running = b.execute_command("one")
+    assert _until(lambda: len(_tasks(b, "one")) == 1)
+    # One runs; the next is taken and held for the slot; two more fill the mailbox.
+    queued = [b.execute_command("one")]
+    assert _until(lambda: _service(b, "one")["mailbox"] == 0)
+    queued += [b.execute_command("one") for _ in range(2)]
+    assert _service(b, "one")["mailbox"] == 2
+    with pytest.raises(MailboxFullError):
+        b.execute_command("one")
+    opened.open()
+    assert [f.result(timeout=5) for f in [running, *queued]] == ["one"] * 4
+
+
+def test_an_async_handler_can_send_work_to_its_own_service(bus: Bus) -> None:
+    heard = threading.Event()
+
+    class Self(Service):
+        @command("self.kick")
+        async def kick(self) -> int:
+            self.bus.fire_event("self.kicked", 1)
+            return int(await self.bus.execute_command("self.double", 21))
+
+        @command("self.double")
+        def double(self, x: int) -> int:
+            return 2 * x
+
+        @listener("self.kicked")
+        async def kicked(self, n: int) -> None:
+            heard.set()
+
+    bus.add_service(Self())
+    assert bus.execute_command("self.kick").result(timeout=5) == 42
+    assert heard.wait(5)
+
+
+def test_a_running_async_handler_on_the_pool_can_be_cancelled(bus: Bus) -> None:
+    started, ended = threading.Event(), threading.Event()
+    saw: list[str] = []
+
+    async def sleepy() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError as exc:
+            saw.append(str(exc))
+            raise
+        finally:
+            ended.set()
+
+    bus.register_command("pool.sleepy", sleepy)
+    future = bus.execute_command("pool.sleepy")
+    assert started.wait(5)
+    assert future.cancellable
+    assert future.cancel()
+    assert future.cancelled()
+    assert ended.wait(5)
+    assert saw == ["cancelled by its caller"]
+    wait_idle(bus)
+    (entry,) = bus.inspect()["commands"]
+    assert (entry["cancelled"], entry["errors"]) == (1, 0)
