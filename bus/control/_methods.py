@@ -24,6 +24,7 @@ from .._core._errors import (
     CommandNotFoundError,
     DeadlockError,
     MailboxFullError,
+    ServiceFailedError,
 )
 from .._core._patterns import MAX_NAME, pattern_matches, shown, validate_pattern
 from .._observe._jsonval import json_ready
@@ -140,6 +141,8 @@ def error_reply(exc: BaseException) -> RpcError:
         return RpcError(ErrorCode.BUS_CLOSED, str(exc), _described(exc))
     if isinstance(exc, MailboxFullError):
         return RpcError(ErrorCode.MAILBOX_FULL, str(exc), _described(exc))
+    if isinstance(exc, ServiceFailedError):
+        return service_failed(exc)
     if isinstance(exc, DeadlockError):
         return RpcError(ErrorCode.DEADLOCK, str(exc), _described(exc, cycle=exc.cycle))
     return RpcError(
@@ -147,6 +150,12 @@ def error_reply(exc: BaseException) -> RpcError:
         f"internal error: {type(exc).__name__}: {exc}",
         _described(exc, traceback=_traceback(exc)),
     )
+
+
+def service_failed(exc: ServiceFailedError) -> RpcError:
+    """``-32011``: the command's service has failed; which, and why."""
+    data = _described(exc, service=exc.service, reason=exc.reason)
+    return RpcError(ErrorCode.SERVICE_FAILED, str(exc), data)
 
 
 def invalid_argument(exc: InvalidArgumentError) -> RpcError:
@@ -180,6 +189,8 @@ def handler_error(exc: BaseException) -> RpcError:
         return RpcError(ErrorCode.DEADLOCK, str(exc), _described(exc, cycle=exc.cycle))
     if isinstance(exc, BusClosedError):
         return RpcError(ErrorCode.BUS_CLOSED, str(exc), _described(exc))
+    if isinstance(exc, ServiceFailedError):
+        return service_failed(exc)
     message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return RpcError(ErrorCode.HANDLER_ERROR, message, _described(exc, traceback=_traceback(exc)))
 
