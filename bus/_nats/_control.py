@@ -219,7 +219,18 @@ class Session:
             {"param": "id"},
         )
 
-    def subscribe(self, topic: str, patterns: tuple[str, ...], buffer: int) -> Any:
+    def subscribe(
+        self, topic: str, patterns: tuple[str, ...], buffer: int, *, lossless: bool = False
+    ) -> Any:
+        if lossless:
+            # A feed is published, and NATS drops what a slow subscriber
+            # cannot take: nothing here could make the bus wait for it.
+            raise rpc.RpcError(
+                ErrorCode.INVALID_PARAMS,
+                "invalid params: a lossless capture needs the bus's control socket; "
+                "over NATS a feed cannot make the bus wait for its reader",
+                {"param": "lossless"},
+            )
         return self._responder.open_feed(topic, patterns, buffer, self._whole, self.renew)
 
     def unsubscribe(self, sid: Any) -> int | None:

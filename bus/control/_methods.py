@@ -72,8 +72,10 @@ class Session(Protocol):
     ) -> None:
         """Run a command and send the reply to ``rid`` when it finishes or times out."""
 
-    def subscribe(self, topic: str, patterns: tuple[str, ...], buffer: int) -> Any:
-        """Open a subscription; its id."""
+    def subscribe(
+        self, topic: str, patterns: tuple[str, ...], buffer: int, *, lossless: bool = False
+    ) -> Any:
+        """Open a subscription (``lossless``: the bus waits rather than drop its spans); its id."""
 
     def unsubscribe(self, sid: Any) -> int | None:
         """End a subscription: how many notifications it dropped, ``None`` if unknown."""
@@ -414,7 +416,7 @@ def _threads(handler: Any) -> list[str]:
 
 def subscribe(conn: Session, params: dict[str, Any], rid: Any) -> Any:
     """Start sending ``activity`` or ``spans`` notifications to this connection."""
-    _only(params, ("topic", "patterns", "buffer"))
+    _only(params, ("topic", "patterns", "buffer", "lossless"))
     topic = params.get("topic")
     if topic not in TOPICS:
         raise _bad("topic", f"'topic' must be one of {', '.join(TOPICS)}, not {_json(topic)}")
@@ -431,7 +433,14 @@ def subscribe(conn: Session, params: dict[str, Any], rid: Any) -> Any:
         except (TypeError, ValueError) as exc:
             raise _bad("patterns", str(exc)) from None
     buffer = _positive_int(params, "buffer", DEFAULT_BUFFER, MAX_BUFFER)
-    subscription = conn.subscribe(topic, tuple(patterns), buffer)
+    lossless = params.get("lossless", False)
+    if lossless is None:
+        lossless = False
+    if not isinstance(lossless, bool):
+        raise _bad("lossless", f"'lossless' must be true or false, not {_json(lossless)}")
+    if lossless and topic != "spans":
+        raise _bad("lossless", "'lossless' applies to the spans topic only")
+    subscription = conn.subscribe(topic, tuple(patterns), buffer, lossless=lossless)
     return {"subscription": subscription}
 
 
