@@ -155,6 +155,7 @@ def _measure(
                 unit=scenario.unit,
                 ops=runs[0].ops if runs else n,
                 repeats_us=tuple(t.seconds / t.ops * 1e6 for t in runs),
+                repeats_cpu_us=tuple(t.cpu_seconds / t.ops * 1e6 for t in runs),
                 cpus=frozenset().union(*(t.cpus for t in runs)),
                 spans_expected=sum(t.spans_expected or 0 for t in traced) if traced else None,
                 spans_exported=sum(t.spans_exported or 0 for t in traced) if traced else None,

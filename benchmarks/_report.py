@@ -182,6 +182,13 @@ def _footer(results: Results) -> list[str]:
             f"Traced runs are timed until exported, and exported every span"
             f" ({total:,} in the timed regions, none dropped)."
         )
+    share = results.cpu_share
+    if share is not None:
+        lines.append(
+            f"This process had {share:.0%} of the timed wall time as CPU time"
+            f"{' on its one CPU' if results.settings.get('pinned_cpu') is not None else ''};"
+            " the rest went to other processes, or to waiting."
+        )
     lines += [f"! {line}" for line in results.errors]
     return lines
 
@@ -270,6 +277,7 @@ def to_json(results: Results) -> str:
             "ops": m.ops,
             "best_us": m.best_us,
             "repeats_us": list(m.repeats_us),
+            "repeats_cpu_us": list(m.repeats_cpu_us),
             "cpus": sorted(m.cpus),
             "spans_expected": m.spans_expected,
             "spans_exported": m.spans_exported,
@@ -282,6 +290,7 @@ def to_json(results: Results) -> str:
     document: dict[str, Any] = {
         "environment": dict(results.environment),
         "settings": dict(results.settings),
+        "cpu_share": results.cpu_share,
         "measurements": [measurement(m) for m in results.measurements],
         "footprint": [
             {

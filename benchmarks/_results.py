@@ -81,6 +81,8 @@ class Measurement:
         unit: what one operation is ("call", "delivery").
         ops: operations timed in each repeat.
         repeats_us: microseconds per operation of each completed repeat.
+        repeats_cpu_us: the process's CPU microseconds (every thread) per
+            operation of the same repeats.
         cpus: the CPUs the threads its runs started were allowed.
         spans_expected: spans the timed regions should have exported, summed
             over the repeats; ``None`` for untraced runs.
@@ -94,6 +96,7 @@ class Measurement:
     unit: str
     ops: int
     repeats_us: tuple[float, ...] = ()
+    repeats_cpu_us: tuple[float, ...] = ()
     cpus: frozenset[int] = frozenset()
     spans_expected: int | None = None
     spans_exported: int | None = None
@@ -315,6 +318,18 @@ class Results:
         if top is None or bottom is None or top.best_us is None or not bottom.best_us:
             return None
         return top.best_us / bottom.best_us
+
+    @property
+    def cpu_share(self) -> float | None:
+        """The process's CPU time over the wall time of every timed repeat.
+
+        Pinned to one CPU, what falls short of 1 went to other processes on
+        that CPU, or to waiting (a trace file's writes): on a busy machine
+        it shows how much of the figures is the machine.
+        """
+        wall = sum(sum(m.repeats_us) for m in self.measurements)
+        cpu = sum(sum(m.repeats_cpu_us) for m in self.measurements)
+        return cpu / wall if wall > 0 and cpu > 0 else None
 
     def footprint_of(self, label: str) -> Footprint | None:
         """The memory figure called ``label``, if measured."""

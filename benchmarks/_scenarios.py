@@ -62,6 +62,9 @@ class Timing:
         spans_expected: spans it should export; ``None`` when untraced.
         spans_exported: spans counted where they were exported to.
         spans_dropped: spans the bus said it dropped.
+        cpu_seconds: CPU time of the whole process (every thread) in the
+            timed region; pinned, what the wall time lacks of it went to
+            other processes, or to waiting.
     """
 
     seconds: float
@@ -71,6 +74,23 @@ class Timing:
     spans_expected: int | None = None
     spans_exported: int | None = None
     spans_dropped: int | None = None
+    cpu_seconds: float = 0.0
+
+
+class _Stopwatch:
+    """Wall and process CPU time of a ``with`` block."""
+
+    seconds = 0.0
+    cpu_seconds = 0.0
+
+    def __enter__(self) -> _Stopwatch:
+        self._cpu = time.process_time()
+        self._wall = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self._wall
+        self.cpu_seconds = time.process_time() - self._cpu
 
 
 class Countdown:
@@ -150,22 +170,22 @@ def _timed(
     if tally is not None:
         tally.mark(warmup_spans)
     gc.collect()
-    start = time.perf_counter()
-    value = body()
-    if tally is not None:
-        tally.settle(n * spans_per_op)
-    seconds = time.perf_counter() - start
+    with _Stopwatch() as watch:
+        value = body()
+        if tally is not None:
+            tally.settle(n * spans_per_op)
     cpus = started.cpus()
     if tally is None:
-        return Timing(seconds, n, n, cpus), value
+        return Timing(watch.seconds, n, n, cpus, cpu_seconds=watch.cpu_seconds), value
     timing = Timing(
-        seconds,
+        watch.seconds,
         n,
         n,
         cpus,
         spans_expected=n * spans_per_op,
         spans_exported=tally.exported(),
         spans_dropped=tally.dropped(),
+        cpu_seconds=watch.cpu_seconds,
     )
     return timing, value
 
@@ -197,14 +217,13 @@ def command_roundtrip(implementation: str, n: int, warmup: int) -> Timing:
             for i in range(warmup):
                 call(i)
             gc.collect()
-            start = time.perf_counter()
-            total = 0
-            for i in range(n):
-                total += call(i)
-            seconds = time.perf_counter() - start
+            with _Stopwatch() as watch:
+                total = 0
+                for i in range(n):
+                    total += call(i)
             cpus = started.cpus()
         _check(total == n * (n - 1) // 2, f"the floor answered wrongly (sum {total})")
-        return Timing(seconds, n, n, cpus)
+        return Timing(watch.seconds, n, n, cpus, cpu_seconds=watch.cpu_seconds)
     with rig(implementation) as r:
         if r.real is not None:
             r.real.add_service(echo_service())
@@ -235,11 +254,10 @@ def _fire(implementation: str, n: int, warmup: int, listeners: int) -> Timing:
         with EventFloor(sinks[0], name="floor-tick") as floor:
             deliver(floor.fire, warmup, warmup, named=False)
             gc.collect()
-            start = time.perf_counter()
-            deliver(floor.fire, warmup + n, n, named=False)
-            seconds = time.perf_counter() - start
+            with _Stopwatch() as watch:
+                deliver(floor.fire, warmup + n, n, named=False)
             cpus = started.cpus()
-        timing = Timing(seconds, n, n, cpus)
+        timing = Timing(watch.seconds, n, n, cpus, cpu_seconds=watch.cpu_seconds)
     else:
         with rig(implementation) as r:
             for k, sink in enumerate(sinks):
@@ -273,6 +291,7 @@ def _fire(implementation: str, n: int, warmup: int, listeners: int) -> Timing:
         timing.spans_expected,
         timing.spans_exported,
         timing.spans_dropped,
+        timing.cpu_seconds,
     )
 
 

@@ -327,6 +327,7 @@ def test_scenario_runs_every_implementation_and_exports_every_span(scenario: str
         assert len(m.repeats_us) == 2
         assert all(us > 0 for us in m.repeats_us)
         assert m.best_us == min(m.repeats_us)
+        assert len(m.repeats_cpu_us) == 2
         assert m.ops == 60 * listeners
         if m.implementation in TRACED:
             # Every span of both timed regions, counted where it was exported.
@@ -572,8 +573,19 @@ def _results(
     exported: int = 20,
 ) -> Results:
     def m(scenario: str, implementation: str, us: float) -> Measurement:
-        spans = (20, exported, 0) if implementation.startswith("bus-") else (None, None, None)
-        return Measurement(scenario, implementation, "op", 10, (us, us * 2), frozenset({1}), *spans)
+        traced = implementation.startswith("bus-")
+        return Measurement(
+            scenario,
+            implementation,
+            "op",
+            10,
+            repeats_us=(us, us * 2),
+            repeats_cpu_us=(us / 2, us),  # half the wall time: a busy machine
+            cpus=frozenset({1}),
+            spans_expected=20 if traced else None,
+            spans_exported=exported if traced else None,
+            spans_dropped=0 if traced else None,
+        )
 
     measurements = tuple(
         m(scenario, key, us)
@@ -718,6 +730,7 @@ def test_render_shows_figures_memory_and_verdicts(
         "bytes/event over the second half",
         "performance targets",
         "PASS",
+        "This process had 50% of the timed wall time as CPU time on its one CPU",
     ):
         assert expected in text, expected
     assert "DESIGN.md" not in text  # not a file a user has
@@ -735,6 +748,7 @@ def test_json_holds_measurements_memory_and_targets() -> None:
     assert document["footprint"][0]["bytes_per_item"] == 301
     assert document["rss"]["flat"] is False
     assert document["settings"]["pinned_cpu"] == 1
+    assert document["cpu_share"] == pytest.approx(0.5)
 
 
 # -- the command line --------------------------------------------------------------------
