@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ._bus_services import bus_class, bus_sizes, echo_service, tick_service
 from ._results import Footprint, MemorySample, RssReport
-from ._rigs import STALL_SECONDS, BenchmarkError, environ
+from ._rigs import STALL_SECONDS, BenchmarkError, environ, require_own_provider
 from ._scenarios import Countdown
 
 if TYPE_CHECKING:
@@ -101,6 +101,8 @@ def _tracing_allocations() -> Iterator[Callable[[], int]]:
 
 def _own_bus(name: str, *, tracing: bool = True, **options: Any) -> Bus:
     """A lossless bus on its own provider with no exporter: spans go to its ring."""
+    if tracing:
+        require_own_provider()
     with environ({"OTEL_TRACES_EXPORTER": "none"}):
         bus = bus_class()(name=name, tracing=tracing, trace_overflow="wait", **options)
     if tracing and not bus.tracing:

@@ -56,6 +56,7 @@ __all__ = [
     "SpanTally",
     "count_file_spans",
     "environ",
+    "require_own_provider",
     "rig",
 ]
 
@@ -267,7 +268,7 @@ class Rig:
     tally: SpanTally | None = None
 
 
-def _own_provider_possible() -> None:
+def require_own_provider() -> None:
     """Raise unless a bus here would make its own provider (no global one set)."""
     current = trace.get_tracer_provider()
     if not isinstance(current, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
@@ -320,14 +321,14 @@ def rig(implementation: str) -> Iterator[Rig]:
         finally:
             provider.shutdown()
     elif implementation == "bus-ring":
-        _own_provider_possible()
+        require_own_provider()
         with environ({"OTEL_TRACES_EXPORTER": "none"}):
             made = bus_class()(name="bench", trace_overflow="wait")
         with made as bus:
             _check_tracing(bus)
             yield Rig(implementation, bus, real=bus, tally=BusTally(bus))
     elif implementation == "bus-file":
-        _own_provider_possible()
+        require_own_provider()
         with tempfile.TemporaryDirectory(prefix="bus-bench-") as folder:
             path = Path(folder) / TRACE_FILE
             with environ(

@@ -307,6 +307,9 @@ def test_own_provider_rigs_refuse_a_process_with_a_global_provider(
             rig(implementation),
         ):
             pass
+    figure = queued_event_bytes(10)
+    assert figure.error is not None
+    assert "a global TracerProvider is set (TracerProvider)" in figure.error
 
 
 # -- the scenarios -----------------------------------------------------------------------
