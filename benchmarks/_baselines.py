@@ -331,6 +331,11 @@ class ObviousTracedBus(ObviousBus):
         super().__init__(max_workers)
         self._tracer = tracer_provider.get_tracer("benchmarks.obvious")
 
+    @property
+    def tracing(self) -> bool:
+        """Whether spans are recorded (not with ``OTEL_SDK_DISABLED=true``)."""
+        return not isinstance(self._tracer, trace.NoOpTracer)
+
     def execute_command(self, name: str, *args: Any) -> Future[Any]:
         """Run the command on the pool inside a CLIENT span and a SERVER span."""
         fn = self._commands[name]

@@ -107,7 +107,7 @@ def _own_bus(name: str, *, tracing: bool = True, **options: Any) -> Bus:
         bus = bus_class()(name=name, tracing=tracing, trace_overflow="wait", **options)
     if tracing and not bus.tracing:
         bus.close()
-        raise BenchmarkError("the bus does not trace here (is OTEL_SDK_DISABLED=true set?)")
+        raise BenchmarkError("the bus records no span here (is OTEL_SDK_DISABLED=true set?)")
     return bus
 
 

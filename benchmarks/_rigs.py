@@ -280,7 +280,7 @@ def require_own_provider() -> None:
 
 def _check_tracing(bus: Bus) -> None:
     if not bus.tracing:
-        raise BenchmarkError("the bus does not trace here (is OTEL_SDK_DISABLED=true set?)")
+        raise BenchmarkError("the bus records no span here (is OTEL_SDK_DISABLED=true set?)")
 
 
 @contextmanager
@@ -301,6 +301,10 @@ def rig(implementation: str) -> Iterator[Rig]:
         provider, exporter = _counting_provider(DEEP_QUEUE)
         try:
             with ObviousTracedBus(provider) as traced:
+                if not traced.tracing:
+                    raise BenchmarkError(
+                        "the SDK records no span here (is OTEL_SDK_DISABLED=true set?)"
+                    )
                 tally = ExporterTally(None, provider, exporter)
                 yield Rig(implementation, traced, obvious=traced, tally=tally)
         finally:
