@@ -21,12 +21,12 @@ from .._args import check_text, option_hint, parse_args, parse_call
 from .._client import RemoteError
 from .._exit import ExitStatus
 from . import _output
+from ._interrupt import wait_call
 from .options import (
     Failure,
     as_failure,
     attached,
     attached_command,
-    interrupted,
 )
 
 __all__ = ["call", "emit"]
@@ -67,6 +67,10 @@ def call(
     Each ARG is JSON or a Python literal (a bare word is a string);
     key=value passes a keyword argument. Nothing is ever eval'd.
 
+    Ctrl-C stops waiting (the command runs on in the bus); a second Ctrl-C
+    within 3 s cancels it: an async handler is interrupted, a sync one
+    cannot be and runs to its end.
+
     \b
       busctl call say_hello Alice
       busctl call lights.turn_on kitchen brightness=60
@@ -77,12 +81,8 @@ def call(
     name, args, kwargs = _read_call(name, arguments)
     with attached(target) as client:
         try:
-            result = client.execute(name, args, kwargs, timeout=timeout)
-        except KeyboardInterrupt:
-            # As in the REPL: Ctrl-C stops the wait, not the command.
-            raise interrupted(
-                f"stopped waiting for {name}: it runs on in the bus; its result is dropped"
-            ) from None
+            # Ctrl-C stops the wait, not the command; a second one cancels it.
+            result = wait_call(client, name, args, kwargs, timeout)
         except RemoteError as exc:
             if exc.code == ErrorCode.HANDLER_ERROR:
                 raise Failure(
