@@ -98,15 +98,24 @@ def cancel_execute(client: Client, running: Running, wait: float = CANCEL_WAIT) 
     return outcome_of(reply, running.future.done())
 
 
-def describe(outcome: CancelOutcome, name: str) -> str:
-    """One line saying what became of command ``name``."""
+def describe(outcome: CancelOutcome, name: str, *, still_waiting: bool = False) -> str:
+    """One line saying what became of command ``name``.
+
+    Args:
+        still_waiting: the console goes on waiting for the command's reply
+            (the REPL) rather than leaving it to run on (``busctl call``).
+    """
     if outcome == "cancelled":
         return f"cancelled {name}: its handler was interrupted (or never started)"
-    if outcome == "sync":
-        return (
-            f"could not cancel {name}: its handler is sync and cannot be interrupted; "
-            "it runs on in the bus to its end"
-        )
     if outcome == "finished":
         return f"could not cancel {name}: it had already finished"
-    return f"could not cancel {name}: this bus cannot cancel commands (it has no 'cancel')"
+    if outcome == "sync":
+        reason = "its handler is sync and cannot be interrupted"
+    else:
+        reason = "this bus cannot cancel commands (it has no 'cancel')"
+    then = (
+        "still waiting for it to finish (Ctrl-C stops waiting)"
+        if still_waiting
+        else "it runs on in the bus to its end"
+    )
+    return f"could not cancel {name}: {reason}; {then}"

@@ -119,7 +119,11 @@ def show_verbs(out: Console, verbs: Mapping[str, str]) -> None:
     width = max(len(v) for v in verbs)
     for verb, text in verbs.items():
         out.print(f"  {verb:<{width}}  {text}", markup=False, highlight=False)
-    out.print("Tab completes names and key=; Ctrl-C cancels a wait; Ctrl-D exits.", markup=False)
+    out.print(
+        "Tab completes names and key=; Ctrl-C during a call asks whether to cancel it; "
+        "Ctrl-D exits.",
+        markup=False,
+    )
 
 
 def show_command_help(out: Console, entry: Mapping[str, Any], *, colour: bool) -> None:

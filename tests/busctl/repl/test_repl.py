@@ -511,6 +511,8 @@ def test_ctrl_c_cancels_the_wait_but_not_the_call(
     start = len(session.out.getvalue())
     session.type("probe.wait\r")
     assert probe.started.wait(WAIT)
+    session.type("\x03")  # asks whether to cancel it; a second Ctrl-C stops waiting
+    session.out.wait_for("Ctrl-C again stops waiting and leaves it running", after=start)
     session.type("\x03")
     end = session.out.wait_for("result is dropped", after=start)
     text = session.out.getvalue()[start:end]
