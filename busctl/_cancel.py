@@ -17,6 +17,7 @@ runs to its end (``docs/protocol.md``, ``cancel``).
 from __future__ import annotations
 
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -27,7 +28,15 @@ from ._remote import RemoteError
 if TYPE_CHECKING:
     from ._client import Client
 
-__all__ = ["CancelOutcome", "Running", "cancel_execute", "describe", "outcome_of", "start_execute"]
+__all__ = [
+    "CancelOutcome",
+    "Running",
+    "cancel_execute",
+    "describe",
+    "outcome_of",
+    "request_cancel",
+    "start_execute",
+]
 
 CancelOutcome = Literal["cancelled", "sync", "finished", "unsupported"]
 """What a cancel did: ``cancelled``; ``sync``: a sync handler runs on, nothing
@@ -77,25 +86,51 @@ def outcome_of(reply: Any, done: bool) -> CancelOutcome:
     return "sync"
 
 
+def request_cancel(client: Client, running: Running) -> Future[CancelOutcome]:
+    """Ask the bus to cancel ``running``, without waiting; the future holds what it did.
+
+    The future fails with the bus's error for anything but the outcomes above
+    (``RemoteError``), or ``ConnectionLost``.
+    """
+    out: Future[CancelOutcome] = Future()
+    if running.future.done():
+        out.set_result("finished")
+        return out
+
+    def answered(reply: Future[Any]) -> None:
+        error = reply.exception() if not reply.cancelled() else None
+        if reply.cancelled():
+            out.cancel()
+        elif error is None:
+            out.set_result(outcome_of(reply.result(), running.future.done()))
+        elif isinstance(error, RemoteError) and error.code == ErrorCode.METHOD_NOT_FOUND:
+            out.set_result("unsupported")
+        elif (
+            isinstance(error, RemoteError)
+            and error.code == ErrorCode.INVALID_PARAMS
+            and error.data.get("param") == "id"
+        ):
+            out.set_result("finished")  # no such execute running: it ended before the cancel came
+        else:
+            out.set_exception(error)
+
+    client.request_async("cancel", {"id": running.id}).add_done_callback(answered)
+    return out
+
+
 def cancel_execute(client: Client, running: Running, wait: float = CANCEL_WAIT) -> CancelOutcome:
-    """Ask the bus to cancel ``running``; what it did.
+    """Ask the bus to cancel ``running`` and wait for its answer; what it did.
 
     Raises:
         ConnectionLost: the connection ended.
         RemoteError: the bus refused for another reason than those above.
         TimeoutError: no answer within ``wait`` seconds.
     """
-    if running.future.done():
-        return "finished"
+    asked = request_cancel(client, running)
     try:
-        reply = client.request("cancel", {"id": running.id}, timeout=wait)
-    except RemoteError as exc:
-        if exc.code == ErrorCode.METHOD_NOT_FOUND:
-            return "unsupported"
-        if exc.code == ErrorCode.INVALID_PARAMS and exc.data.get("param") == "id":
-            return "finished"  # no such execute running: it ended before the cancel came
-        raise
-    return outcome_of(reply, running.future.done())
+        return asked.result(wait)
+    except FutureTimeoutError:
+        raise TimeoutError(f"the bus did not answer the cancel within {wait:g} s") from None
 
 
 def describe(outcome: CancelOutcome, name: str, *, still_waiting: bool = False) -> str:
@@ -113,9 +148,5 @@ def describe(outcome: CancelOutcome, name: str, *, still_waiting: bool = False) 
         reason = "its handler is sync and cannot be interrupted"
     else:
         reason = "this bus cannot cancel commands (it has no 'cancel')"
-    then = (
-        "still waiting for it to finish (Ctrl-C stops waiting)"
-        if still_waiting
-        else "it runs on in the bus to its end"
-    )
+    then = "still waiting for it to finish" if still_waiting else "it runs on in the bus to its end"
     return f"could not cancel {name}: {reason}; {then}"

@@ -294,7 +294,9 @@ class Waiter:
                 self.printer.say(describe(outcome, what))
                 return None
             # Finished (its reply is shown next), or nothing can cancel it: keep waiting.
-            self.printer.say(describe(outcome, what, still_waiting=True))
+            self.printer.say(
+                describe(outcome, what, still_waiting=True) + " (Ctrl-C stops waiting)"
+            )
             can_cancel = False
 
     async def keys_until(self, *waits: asyncio.Future[Any]) -> bool:

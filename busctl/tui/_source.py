@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from bus import Bus
+    from bus._core._future import CommandFuture
+    from busctl._cancel import CancelOutcome, Running
     from busctl._client import Client, Subscription
 
 __all__ = ["ClientSource", "Kind", "LocalSource", "Source", "connect", "reconnector"]
@@ -53,6 +55,13 @@ class Source(Protocol):
 
     def fire(self, name: str, args: list[Any], kwargs: dict[str, Any]) -> Future[int]:
         """Fire event ``name``; the future holds how many listeners it reaches."""
+
+    def cancel(self, call: Future[Any]) -> Future[CancelOutcome]:
+        """Cancel a command this source started (``call``: what ``execute`` returned).
+
+        The future holds what became of it (``busctl._cancel.CancelOutcome``):
+        cancelled, a sync handler that cannot be interrupted, already finished.
+        """
 
     def schema(self, name: str) -> Future[dict[str, Any]]:
         """The bus's JSON Schema document of command or event ``name`` (``{}``: none known)."""
@@ -114,6 +123,8 @@ class ClientSource:
         self.embedded = bus is not None
         self.address = str(client.address)
         self._subscription: Subscription | None = None
+        self._lock = threading.Lock()
+        self._running: dict[Future[Any], Running] = {}  # what cancel() needs, by call
 
     @property
     def closed(self) -> bool:
@@ -130,11 +141,30 @@ class ClientSource:
 
     def execute(self, name: str, args: list[Any], kwargs: dict[str, Any]) -> Future[Any]:
         """Run command ``name``; the future holds its result or a ``RemoteError``."""
-        params = {"name": name, "args": args, "kwargs": kwargs, "timeout": 30.0}
-        return _mapped(
-            self.client.request_async("execute", params),
-            lambda r: r.get("value") if isinstance(r, dict) else r,
-        )
+        from busctl._cancel import start_execute
+
+        running = start_execute(self.client, name, args, kwargs, timeout=30.0)
+        call = _mapped(running.future, lambda r: r.get("value") if isinstance(r, dict) else r)
+        with self._lock:
+            self._running[call] = running
+        call.add_done_callback(self._ended)
+        return call
+
+    def _ended(self, call: Future[Any]) -> None:
+        with self._lock:
+            self._running.pop(call, None)
+
+    def cancel(self, call: Future[Any]) -> Future[CancelOutcome]:
+        """Ask the bus to cancel ``call`` (its ``cancel``, on this connection)."""
+        from busctl._cancel import request_cancel
+
+        with self._lock:
+            running = self._running.get(call)
+        if running is None:  # it ended (or was never this source's)
+            done: Future[CancelOutcome] = Future()
+            done.set_result("finished")
+            return done
+        return request_cancel(self.client, running)
 
     def fire(self, name: str, args: list[Any], kwargs: dict[str, Any]) -> Future[int]:
         """Fire event ``name``; the future holds how many listeners it reaches."""
@@ -240,6 +270,7 @@ class LocalSource:
         self._lost: list[Callable[[], None]] = []
         self._lock = threading.Lock()
         self._closed = False
+        self._running: dict[Future[Any], _Placed] = {}  # what cancel() needs, by call
 
     @property
     def closed(self) -> bool:
@@ -270,14 +301,60 @@ class LocalSource:
         with the endpoint's ``INVALID_ARGUMENT`` error, and nothing runs.
         """
 
+        placed = _Placed()
+
         def run() -> Any:
+            from concurrent.futures import CancelledError
+
+            from bus.control.protocol import ErrorCode
             from bus.schema import to_json
 
-            converted, named = self._converted("command", name, args, kwargs)
-            value = self.bus.execute_command(name, *converted, **named).result(timeout=30.0)
+            from .._remote import RemoteError
+
+            command: CommandFuture | None = None
+            try:
+                converted, named = self._converted("command", name, args, kwargs)
+                command = self.bus.execute_command(name, *converted, **named)
+            finally:
+                asked = placed.dispatched(command, self._lock)
+            assert command is not None  # else the refusal was raised
+            if asked is not None:  # cancel() came while it was being dispatched
+                asked.set_result(_cancel_command(command))
+            try:
+                value = command.result(timeout=30.0)
+            except CancelledError:  # as the control endpoint answers a cancelled execute
+                raise RemoteError(
+                    ErrorCode.CANCELLED, "the command was cancelled", {"type": "CancelledError"}
+                ) from None
             return to_json(value)[0]
 
-        return self._submit(run)
+        call = self._submit(run)
+        with self._lock:
+            self._running[call] = placed
+        call.add_done_callback(self._ended)
+        return call
+
+    def _ended(self, call: Future[Any]) -> None:
+        with self._lock:
+            self._running.pop(call, None)
+
+    def cancel(self, call: Future[Any]) -> Future[CancelOutcome]:
+        """Cancel ``call``: a command not yet dispatched never runs; else the bus's ``cancel()``."""
+        out: Future[CancelOutcome] = Future()
+        with self._lock:
+            placed = self._running.get(call)
+            if placed is None or call.done():
+                out.set_result("finished")
+                return out
+            command = placed.command
+            if command is None:
+                if call.cancel():  # still queued here: it never reaches the bus
+                    out.set_result("cancelled")
+                else:  # being converted and dispatched: cancelled once it is
+                    placed.asked = out
+                return out
+        out.set_result(_cancel_command(command))
+        return out
 
     def fire(self, name: str, args: list[Any], kwargs: dict[str, Any]) -> Future[int]:
         """Fire event ``name`` (a declared payload converted first); the future holds
@@ -383,6 +460,32 @@ class LocalSource:
             failed: Future[Any] = Future()
             failed.set_exception(ConnectionLost(f"bus {self.name} is closed ({exc})"))
             return failed
+
+
+class _Placed:
+    """A ``LocalSource`` call's command once dispatched, and a cancel asked before that."""
+
+    def __init__(self) -> None:
+        self.command: CommandFuture | None = None
+        self.asked: Future[CancelOutcome] | None = None
+
+    def dispatched(
+        self, command: CommandFuture | None, lock: threading.Lock
+    ) -> Future[CancelOutcome] | None:
+        """Record the command (``None``: it was refused); return a cancel asked meanwhile."""
+        with lock:
+            self.command = command
+            asked, self.asked = self.asked, None
+        if asked is not None and command is None:
+            asked.set_result("finished")  # refused before it ran: nothing to cancel
+            return None
+        return asked
+
+
+def _cancel_command(command: CommandFuture) -> CancelOutcome:
+    if command.cancel():
+        return "cancelled"
+    return "finished" if command.done() else "sync"
 
 
 def connect(target: str | None) -> ClientSource:

@@ -35,6 +35,7 @@ waits for the bus.
 | `p` | pause / resume the activity log |
 | `Ctrl+L` | clear the activity log |
 | `t` | the trace of the last failure |
+| `Ctrl+G` | in a form: cancel the call it is running |
 | `m` | layout: split, tables only, activity only |
 | `Ctrl+P` | command palette: every bus command and event |
 | `r` | reconnect when the bus went away |
@@ -46,9 +47,14 @@ arguments, result and exception; `n` jumps to the next failed span, `r`
 reloads, `Esc` goes back. Bars share one time axis; `┄` is time spent queued
 in a mailbox before the handler ran; red is a failure.
 
-**Forms**: one field per parameter, defaults filled in. Values are JSON or
+**Forms**: one field per parameter, with its type and default (filled in);
+an enum or `Literal` parameter is a list of its values. Values are JSON or
 Python literals (`42`, `[1, 2]`, `"text"`); a `str` parameter takes its text
-as typed. `Enter` or `Ctrl+R` runs, `Esc` closes.
+as typed. The bus checks the values before anything is sent, and a value it
+would refuse is marked on its field. `Enter` or `Ctrl+R` runs, `Esc` closes
+(a call still running goes on in the bus). `Ctrl+G` cancels the running
+call: an `async def` handler is interrupted; a sync one cannot be, and the
+form says so and waits for it.
 """
 
 

@@ -33,10 +33,11 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
 from textual.widget import Widget
-from textual.widgets import Button, Input, Label, Static
+from textual.widgets import Button, Footer, Input, Label, Static
 
 from bus.control.protocol import ErrorCode
 from busctl._args import ArgumentError
+from busctl._cancel import describe
 from busctl._types import Contract, Contracts, Field, field_problems
 
 from ._format import shown
@@ -44,9 +45,19 @@ from ._spans import pretty
 from .form_field import FormField, arguments, field_of, read_form
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    from busctl._cancel import CancelOutcome
+
     from ._source import Kind, Source
 
 __all__ = ["InvokeScreen", "arguments", "describe_error", "field_of", "read_form"]
+
+
+def _was_cancelled(error: BaseException) -> bool:
+    from busctl._remote import RemoteError
+
+    return isinstance(error, RemoteError) and error.code == ErrorCode.CANCELLED
 
 
 def describe_error(error: BaseException) -> Group:
@@ -113,6 +124,7 @@ class InvokeScreen(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.pop_screen", "Close"),
         Binding("ctrl+r", "run", "Run", priority=True),
+        Binding("ctrl+g", "cancel_call", "Cancel call", priority=True),
     ]
 
     CONTRACT_WAIT: ClassVar[float] = 3.0
@@ -155,6 +167,8 @@ class InvokeScreen(ModalScreen[None]):
         self.event_names = event_names or []
         self.contract: Contract | None = None
         self.outcome: InvokeScreen.Finished | None = None
+        self.running: Future[Any] | None = None  # the call in flight, which Ctrl+G cancels
+        self.cancel_outcome: CancelOutcome | None = None
         self._described = ""  # the event name whose contract the fields show
 
     # -- the contract ------------------------------------------------------------------
@@ -234,6 +248,7 @@ class InvokeScreen(ModalScreen[None]):
                 yield Button("Close", id="close", compact=True)
             with VerticalScroll(id="invoke-result"):
                 yield Static(Text("Enter or Ctrl+R runs it; Esc closes.", style="dim"), id="result")
+        yield Footer()
 
     def _field_rows(self, typed: dict[str, str] | None = None) -> list[Widget]:
         rows: list[Widget] = [
@@ -360,7 +375,7 @@ class InvokeScreen(ModalScreen[None]):
                 return
             result.update(Text("running…", style="dim"))
             if self.kind == "command":
-                value = await asyncio.wrap_future(self.source.execute(name, args, kwargs))
+                value = await self._wait_call(self.source.execute(name, args, kwargs))
                 outcome: Any = Group(
                     Text("result", style="bold green"),
                     shown(pretty(value), multiline=True),
@@ -369,12 +384,63 @@ class InvokeScreen(ModalScreen[None]):
                 value = await asyncio.wrap_future(self.source.fire(name, args, kwargs))
                 outcome = shown(f"fired {name}: {value} listener(s) match", "bold green")
         except Exception as exc:
-            result.update(describe_error(exc))
+            if _was_cancelled(exc):
+                result.update(Text(describe("cancelled", name), style="bold yellow"))
+            else:
+                result.update(describe_error(exc))
             self.outcome = self.Finished(name, error=exc)
         else:
             result.update(outcome)
             self.outcome = self.Finished(name, result=value)
         self.post_message(self.outcome)
+
+    async def _wait_call(self, call: Future[Any]) -> Any:
+        """The call's result; meanwhile Ctrl+G may cancel it."""
+        self.running, self.cancel_outcome = call, None
+        self.refresh_bindings()
+        try:
+            await asyncio.wait([asyncio.wrap_future(call)])
+        finally:
+            self.running = None
+            self.refresh_bindings()
+        if call.cancelled():  # never left this process: as the bus answers a cancelled one
+            from busctl._remote import RemoteError
+
+            raise RemoteError(
+                ErrorCode.CANCELLED, "the command was cancelled", {"type": "CancelledError"}
+            )
+        return call.result()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Ctrl+G is shown always, and works only while a call runs (and can be cancelled)."""
+        if action == "cancel_call":
+            return True if self.running is not None and self.cancel_outcome is None else None
+        return True
+
+    def action_cancel_call(self) -> None:
+        """Cancel the call this form is running, and say what became of it."""
+        if self.running is None or self.cancel_outcome is not None:
+            return
+        self.cancel_it(self.running, self.target)
+
+    @work(group="cancel", exit_on_error=False)
+    async def cancel_it(self, call: Future[Any], name: str) -> None:
+        """Ask the bus to cancel ``call``; a sync handler's refusal is said under "running…"."""
+        try:
+            outcome = await asyncio.wrap_future(self.source.cancel(call))
+        except Exception as exc:  # the connection ended, or the bus refused: say why
+            self.notify(f"could not cancel {name}: {exc}", severity="error")
+            return
+        self.cancel_outcome = outcome
+        self.refresh_bindings()
+        if outcome == "cancelled":
+            return  # the call ends now, and says so
+        message = describe(outcome, name, still_waiting=call is self.running)
+        if call is self.running:
+            running = Text("running…\n", style="dim")
+            running.append(message, style="yellow")
+            self.query_one("#result", Static).update(running)
+        self.notify(message, severity="warning")
 
     async def _checked(self, name: str, args: list[Any], kwargs: dict[str, Any]) -> bool:
         """Whether the bus takes these values (its ``check``: nothing is run).

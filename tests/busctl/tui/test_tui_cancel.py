@@ -1,0 +1,150 @@
+"""Cancelling a call the TUI started: Ctrl+G in its form, driven by Pilot against a real bus.
+
+The bus runs ``Counted``: an async command that awaits an ``asyncio.Event``
+nothing sets (counting the ``CancelledError`` it sees) and a sync one that
+blocks its thread until released. It is reached over its control socket
+(``ClientSource``) and in this process (``LocalSource``); both must behave
+the same.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.widgets import Footer, Static
+from textual.widgets._footer import FooterKey
+
+from bus import Bus
+from busctl._client import Client
+from busctl.tui._source import ClientSource, LocalSource
+from busctl.tui.app import BusctlApp
+from busctl.tui.help_screen import HELP
+from busctl.tui.invoke_screen import InvokeScreen
+from tests.busctl.counted_services import Counted, Releaser
+from tests.busctl.tui.pilot_helpers import plain, until
+
+pytestmark = pytest.mark.timeout(60)
+
+SIZE = (120, 40)
+WAIT = 20.0
+
+
+@pytest.fixture
+def counted_bus() -> Iterator[tuple[Bus, Counted]]:
+    directory = Path(tempfile.mkdtemp(prefix="btc", dir="/tmp"))
+    counted = Counted()
+    bus = Bus(name="cancel", control=directory / "cancel.sock")
+    try:
+        bus.add_service(counted)
+        bus.add_service(Releaser(counted))
+        yield bus, counted
+    finally:
+        counted.release.set()
+        bus.close()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(params=["attached", "in-process"])
+def source(
+    request: pytest.FixtureRequest, counted_bus: tuple[Bus, Counted]
+) -> Iterator[ClientSource | LocalSource]:
+    bus, _ = counted_bus
+    chosen: ClientSource | LocalSource
+    if request.param == "attached":
+        chosen = ClientSource(Client.connect(str(bus.address)))
+    else:
+        chosen = LocalSource(bus)
+    try:
+        yield chosen
+    finally:
+        chosen.close()
+
+
+def result_text(screen: InvokeScreen) -> str:
+    return plain(screen.query_one("#result", Static))
+
+
+def footer_keys(screen: InvokeScreen) -> dict[str, bool]:
+    """What the form's footer shows: each key's description -> whether it is enabled."""
+    return {
+        key.description: not key.has_class("-disabled")
+        for key in screen.query_one(Footer).query(FooterKey)
+    }
+
+
+async def _running(app: BusctlApp, pilot: Any, name: str, counted: Counted) -> InvokeScreen:
+    """Open the form of ``name``, run it, and return once its handler runs."""
+    await until(pilot, lambda: app.inspected is not None)
+    app.open_invoke(name)
+    await until(pilot, lambda: isinstance(app.screen, InvokeScreen))
+    screen = app.screen
+    assert isinstance(screen, InvokeScreen)
+    # Shown, and idle: nothing to cancel yet.
+    await until(
+        pilot,
+        lambda: footer_keys(screen).get("Cancel call") is False,
+        message=lambda: footer_keys(screen),
+    )
+    await pilot.press("ctrl+r")
+    await until(pilot, lambda: counted.started.is_set() and screen.running is not None)
+    await until(pilot, lambda: footer_keys(screen).get("Cancel call") is True)
+    return screen
+
+
+def test_ctrl_g_cancels_a_running_async_call(source, counted_bus, run_app):
+    bus, counted = counted_bus
+
+    async def body():
+        app = BusctlApp(source=source)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await _running(app, pilot, "counted.wait_async", counted)
+            await pilot.press("ctrl+g")
+            await until(
+                pilot, lambda: screen.outcome is not None, WAIT, lambda: result_text(screen)
+            )
+            assert result_text(screen).strip() == (
+                "cancelled counted.wait_async: its handler was interrupted (or never started)"
+            )
+            assert screen.running is None
+            await until(pilot, lambda: footer_keys(screen)["Cancel call"] is False)
+
+    run_app(body)
+    assert bus.wait_idle(5)
+    assert counted.cancelled == 1  # the handler saw CancelledError at its await
+
+
+def test_ctrl_g_on_a_sync_call_says_it_cannot_be_interrupted(source, counted_bus, run_app):
+    bus, counted = counted_bus
+
+    async def body():
+        app = BusctlApp(source=source)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await _running(app, pilot, "counted.wait_sync", counted)
+            await pilot.press("ctrl+g")
+            await until(pilot, lambda: screen.cancel_outcome is not None)
+            assert screen.cancel_outcome == "sync"
+            said = " ".join(result_text(screen).split())
+            assert said == (
+                "running… could not cancel counted.wait_sync: its handler is sync and cannot "
+                "be interrupted; still waiting for it to finish"
+            )
+            await until(pilot, lambda: footer_keys(screen)["Cancel call"] is False)  # no more
+            assert counted.finished == 0
+            counted.release.set()
+            await until(pilot, lambda: screen.outcome is not None, WAIT)
+            assert screen.outcome.result == "finished"  # it ran to its end, and shows
+            assert "finished" in result_text(screen)
+
+    run_app(body)
+    assert bus.wait_idle(5)
+    assert counted.finished == 1
+    assert counted.cancelled == 0
+
+
+def test_the_key_is_in_the_help():
+    assert "| `Ctrl+G` | in a form: cancel the call it is running" in HELP
