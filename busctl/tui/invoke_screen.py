@@ -338,6 +338,13 @@ class InvokeScreen(ModalScreen[None]):
 
     def action_run(self) -> None:
         """Read the form, have the bus check it, and run the command (or fire the event)."""
+        if self.running is not None:
+            # One call at a time: a second would leave the first beyond Ctrl+G's reach.
+            self.notify(
+                f"{self.target} is still running: Ctrl+G cancels it, Esc leaves it running",
+                severity="warning",
+            )
+            return
         result = self.query_one("#result", Static)
         name = self.target
         if self.kind == "event":
@@ -412,8 +419,10 @@ class InvokeScreen(ModalScreen[None]):
         return call.result()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Ctrl+G is shown always, and works only while a call runs (and can be cancelled)."""
+        """Ctrl+G is shown in a call form, and works while its call runs (and can be cancelled)."""
         if action == "cancel_call":
+            if self.kind != "command":
+                return False  # an event is not waited for: nothing to cancel
             return True if self.running is not None and self.cancel_outcome is None else None
         return True
 

@@ -125,6 +125,12 @@ def test_ctrl_g_on_a_sync_call_says_it_cannot_be_interrupted(source, counted_bus
         app = BusctlApp(source=source)
         async with app.run_test(size=SIZE) as pilot:
             screen = await _running(app, pilot, "counted.wait_sync", counted)
+            await pilot.press("ctrl+r")  # again: refused, the running call kept in reach
+            await until(pilot, lambda: bool(app._notifications))
+            assert [n.message for n in app._notifications] == [
+                "counted.wait_sync is still running: Ctrl+G cancels it, Esc leaves it running"
+            ]
+            app.clear_notifications()
             await pilot.press("ctrl+g")
             await until(pilot, lambda: screen.cancel_outcome is not None)
             assert screen.cancel_outcome == "sync"
@@ -148,3 +154,17 @@ def test_ctrl_g_on_a_sync_call_says_it_cannot_be_interrupted(source, counted_bus
 
 def test_the_key_is_in_the_help():
     assert "| `Ctrl+G` | in a form: cancel the call it is running" in HELP
+
+
+def test_a_fire_form_offers_no_cancel(source, run_app):
+    async def body():
+        app = BusctlApp(source=source)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.inspected is not None)
+            app.open_fire("counted.changed")
+            await until(pilot, lambda: isinstance(app.screen, InvokeScreen))
+            screen = app.screen
+            await until(pilot, lambda: "Run" in footer_keys(screen))
+            assert list(footer_keys(screen)) == ["Close", "Run"]
+
+    run_app(body)
