@@ -39,6 +39,7 @@ from ._source import Source, reconnector
 from .activity import ActivityFeed, ActivityLog
 from .busline import BusLine
 from .help_screen import HelpScreen
+from .in_flight import InFlight
 from .invoke_screen import InvokeScreen
 from .palette import BusCommands
 from .tables import CommandsTable, ListenersTable, LiveTable, ServicesTable
@@ -73,6 +74,7 @@ class BusctlApp(App[None]):
         Binding("q", "quit", "Quit"),
         Binding("question_mark,f1", "help", "Help"),
         Binding("c", "call", "Call"),
+        Binding("x", "cancel_call", "Cancel call"),  # in the footer while a call runs
         Binding("f", "fire", "Fire"),
         Binding("slash", "filter", "Filter"),
         Binding("t", "last_error", "Last error", show=False),
@@ -120,6 +122,8 @@ class BusctlApp(App[None]):
         self.poll_every = poll or self.POLL
         self.drain_every = drain or self.DRAIN
         self.feed = ActivityFeed()
+        self.in_flight = InFlight()  # calls this TUI started that still run, for x to cancel
+        self._in_flight_shown = 0
         self.inspected: dict[str, Any] | None = None
         self.connected = False
         self.lost_reason: str | None = None
@@ -328,6 +332,10 @@ class BusctlApp(App[None]):
         self.busline.show(inspected, not_shown=dropped)
 
     def _tick_drain(self) -> None:
+        running = self.in_flight.count()
+        if running != self._in_flight_shown:  # calls end on other threads: seen here
+            self._in_flight_shown = running
+            self.refresh_bindings()
         if self._lost.is_set() and self.connected:
             error = getattr(getattr(self.source, "client", None), "error", None)
             self._mark_lost(str(error) if error else "connection closed")
@@ -349,13 +357,27 @@ class BusctlApp(App[None]):
     # -- actions ---------------------------------------------------------------------
 
     MAIN_ACTIONS: ClassVar[frozenset[str]] = frozenset(
-        {"call", "fire", "filter", "last_error", "layout", "tab", "quit", "reconnect"}
+        {
+            "call",
+            "cancel_call",
+            "fire",
+            "filter",
+            "last_error",
+            "layout",
+            "tab",
+            "quit",
+            "reconnect",
+        }
     )
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # The main screen's keys are hidden (and off) over a trace or a form:
         # there q goes back, and Ctrl+Q still quits.
-        return not (action in self.MAIN_ACTIONS and len(self.screen_stack) > 1)
+        if action in self.MAIN_ACTIONS and len(self.screen_stack) > 1:
+            return False
+        if action == "cancel_call":  # x: shown only while a call started here runs
+            return self.in_flight.count() > 0
+        return True
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
@@ -412,6 +434,32 @@ class BusctlApp(App[None]):
         tabs.active = "commands"
         self._focus_tab()
         self.notify("choose a command and press Enter (or Ctrl+P to search)")
+
+    def action_cancel_call(self) -> None:
+        """Cancel the running call this TUI started of the highlighted command."""
+        current = self.commands_table.current() if self.tabs.active == "commands" else None
+        if current is None:
+            self.notify("choose the command on the Commands tab (2), then press x")
+            return
+        name = str(current[0])
+        call = self.in_flight.latest(name)
+        if call is None or self.source is None:
+            self.notify(f"no call of {name} started here is running")
+            return
+        self._cancel(self.source, call, name)
+
+    @work(group="cancel", exit_on_error=False)
+    async def _cancel(self, source: Source, call: Any, name: str) -> None:
+        from busctl._cancel import describe
+
+        try:
+            outcome = await asyncio.wrap_future(source.cancel(call))
+        except Exception as exc:  # the connection ended, or the bus refused: say why
+            self.notify(f"could not cancel {name}: {exc}", severity="error")
+            return
+        self.notify(
+            describe(outcome, name), severity="information" if outcome == "cancelled" else "warning"
+        )
 
     def action_fire(self) -> None:
         """Fire an event: the highlighted listener's, or any name."""

@@ -36,6 +36,7 @@ waits for the bus.
 | `Ctrl+L` | clear the activity log |
 | `t` | the trace of the last failure |
 | `Ctrl+G` | in a form: cancel the call it is running |
+| `x` | on a command: cancel the call of it this TUI started (its form may be closed) |
 | `m` | layout: split, tables only, activity only |
 | `Ctrl+P` | command palette: every bus command and event |
 | `r` | reconnect when the bus went away |

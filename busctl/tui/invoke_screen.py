@@ -404,6 +404,9 @@ class InvokeScreen(ModalScreen[None]):
     async def _wait_call(self, call: Future[Any]) -> Any:
         """The call's result; meanwhile Ctrl+G may cancel it."""
         self.running, self.cancel_outcome = call, None
+        in_flight = getattr(self.app, "in_flight", None)
+        if in_flight is not None:  # so that x can cancel it after the form is closed
+            in_flight.add(self.target, call)
         self.refresh_bindings()
         try:
             await asyncio.wait([asyncio.wrap_future(call)])

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.widgets._footer import FooterKey
 
@@ -25,6 +26,7 @@ from busctl.tui._source import ClientSource, LocalSource
 from busctl.tui.app import BusctlApp
 from busctl.tui.help_screen import HELP
 from busctl.tui.invoke_screen import InvokeScreen
+from busctl.tui.tables import CommandsTable
 from tests.busctl.counted_services import Counted, Releaser
 from tests.busctl.tui.pilot_helpers import plain, until
 
@@ -69,7 +71,7 @@ def result_text(screen: InvokeScreen) -> str:
     return plain(screen.query_one("#result", Static))
 
 
-def footer_keys(screen: InvokeScreen) -> dict[str, bool]:
+def footer_keys(screen: Screen[Any]) -> dict[str, bool]:
     """What the form's footer shows: each key's description -> whether it is enabled."""
     return {
         key.description: not key.has_class("-disabled")
@@ -152,8 +154,9 @@ def test_ctrl_g_on_a_sync_call_says_it_cannot_be_interrupted(source, counted_bus
     assert counted.cancelled == 0
 
 
-def test_the_key_is_in_the_help():
-    assert "| `Ctrl+G` | in a form: cancel the call it is running" in HELP
+def test_the_keys_are_in_the_help():
+    assert "| `Ctrl+G` | in a form: cancel the call it is running |" in HELP
+    assert "| `x` | on a command: cancel the call of it this TUI started" in HELP
 
 
 def test_a_fire_form_offers_no_cancel(source, run_app):
@@ -168,3 +171,38 @@ def test_a_fire_form_offers_no_cancel(source, run_app):
             assert list(footer_keys(screen)) == ["Close", "Run"]
 
     run_app(body)
+
+
+def test_x_on_the_command_cancels_the_call_after_its_form_is_closed(source, counted_bus, run_app):
+    bus, counted = counted_bus
+
+    async def body():
+        app = BusctlApp(source=source)
+        async with app.run_test(size=SIZE) as pilot:
+            main = app.screen
+            await pilot.press("2")
+            table = app.query_one(CommandsTable)
+            await until(pilot, lambda: "counted.wait_async" in table.items)
+            assert "Cancel call" not in footer_keys(main)  # nothing of ours runs
+            table.move_cursor(row=table.get_row_index("counted.wait_async"))
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, InvokeScreen))
+            await pilot.press("ctrl+r")
+            await until(pilot, lambda: counted.started.is_set())
+            await pilot.press("escape")  # the form goes; the call runs on
+            await until(pilot, lambda: app.screen is main)
+            await until(pilot, lambda: footer_keys(main).get("Cancel call") is True)
+            await pilot.press("x")
+            message = "cancelled counted.wait_async: its handler was interrupted (or never started)"
+            await until(
+                pilot,
+                lambda: message in [n.message for n in app._notifications],
+                WAIT,
+                lambda: [n.message for n in app._notifications],
+            )
+            await until(pilot, lambda: "Cancel call" not in footer_keys(main))
+            assert app.in_flight.count() == 0
+
+    run_app(body)
+    assert bus.wait_idle(5)
+    assert counted.cancelled == 1
