@@ -32,7 +32,7 @@ from opentelemetry.util import types
 
 from .._core._version import VERSION
 from ._jsonval import Encoded, Redactor, atom_json, atoms_json
-from ._otlp import encode_attributes
+from ._otlp import encode_attributes, encode_event, encode_link, encode_resource
 from ._records import CALL, DELIVERY, FIRE, Extras, Flat, encoded_text, span_context
 
 __all__ = ["SCOPE", "OtlpSpans", "SpanBuilder"]
@@ -320,7 +320,7 @@ class OtlpSpans(_Spans):
     def __init__(self, resource: Resource, *, json_limit: int, redact: Redactor | None) -> None:
         super().__init__(resource, json_limit=json_limit, redact=redact)
         self._head = {
-            "resource": {"attributes": encode_attributes(resource.attributes)},
+            "resource": encode_resource(resource),
             "scope": {"name": SCOPE.name, "version": SCOPE.version},
         }
 
@@ -363,23 +363,11 @@ class OtlpSpans(_Spans):
         span["kind"] = kind.value + 1  # OTLP counts from UNSPECIFIED = 0
         span["startTimeUnixNano"] = str(start_ns)
         span["endTimeUnixNano"] = str(end_ns)
-        span["attributes"] = encode_attributes(attrs)
+        if attrs:
+            span["attributes"] = encode_attributes(attrs)
         if events:
-            span["events"] = [
-                {"timeUnixNano": str(t), "name": n, "attributes": encode_attributes(a)}
-                for n, a, t in events
-            ]
+            span["events"] = [encode_event(n, a, t) for n, a, t in events]
         if links:
-            span["links"] = [
-                {
-                    "traceId": f"{link.context.trace_id:032x}",
-                    "spanId": f"{link.context.span_id:016x}",
-                    "attributes": encode_attributes(link.attributes),
-                    "flags": int(link.context.trace_flags)
-                    | 0x100
-                    | (0x200 if link.context.is_remote else 0),
-                }
-                for link in links
-            ]
+            span["links"] = [encode_link(link) for link in links]
         span["status"] = {} if error is None else {"code": 2, "message": error}
         out.append(span)

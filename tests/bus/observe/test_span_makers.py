@@ -52,7 +52,9 @@ class Varied(Service):
         span.set_attribute("user.note", "hello")
         span.set_attribute("user.count", 3)
         span.add_event("checkpoint", {"step": 1})
+        span.add_event("bare")  # no attributes: left out, as the official exporter does
         span.add_link(span.get_span_context(), {"why": "self"})
+        span.add_link(span.get_span_context())
         return 1
 
     @command("blocks")

@@ -254,7 +254,7 @@ def test_a_duplicate_span_id_is_reported_and_shown_once(runner, tmp_path):
         ({"traceId": "abc"}, "traceId: expected 32 hex digits"),
         ({"spanId": "00000000000000000001"}, "spanId: expected 16 hex digits"),
         ({"name": 42}, "name: expected a string, got 42"),
-        ({"kind": 9}, "kind: expected 0-5, got 9"),
+        ({"kind": 9}, "kind: expected 0-5 or a SPAN_KIND_* name, got 9"),
         ({"startTimeUnixNano": "soon"}, "startTimeUnixNano: expected an integer"),
         ({"attributes": [{"key": 1}]}, "attributes[0].key: expected a string"),
     ],
