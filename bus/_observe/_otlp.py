@@ -10,7 +10,9 @@ OpenTelemetry file exporters write (and otel-tui, Jaeger and the collector's
 ``otlpjsonfile`` receiver read): field names in lowerCamelCase, trace and span
 ids as lower-case hex (not protobuf's base64), 64-bit integers as decimal
 strings, enums as integers, spans grouped by resource and then by
-instrumentation scope.
+instrumentation scope; empty attribute lists and zero dropped counts left
+out, as the official exporter leaves them out. A span read from a file
+(``DecodedSpan``, made by ``_otlp_decode``) is written back as it was read.
 
 Hand-written, on purpose: the Python OTLP encoders (``opentelemetry-exporter-
 otlp-proto-common``) build protobuf messages, and ``bus`` depends on the
