@@ -46,7 +46,7 @@ _KIND_NAMES = {
 _STATUS_NAMES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}
 # A number as JSON writes it, which proto3 JSON also accepts inside a string.
 _JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
-_DECIMAL_INT = re.compile(r"[+-]?[0-9]+")
+_SIGNED_INT = re.compile(r"[+-][0-9]+")
 _NON_FINITE = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
 _URL_SAFE = str.maketrans("-_", "+/")
 
@@ -73,6 +73,8 @@ def _get_list(obj: Mapping[str, Any], key: str, where: str) -> list[Any]:
 
 
 def _get_obj(value: Any, where: str) -> Mapping[str, Any]:
+    if type(value) is dict:  # what json.loads makes: no ABC check for each of thousands
+        return value
     if not isinstance(value, Mapping):
         raise _fail(where, f"expected an object, got {type(value).__name__}")
     return value
@@ -97,12 +99,18 @@ def _integer(value: Any, where: str) -> int:
 
     (``"3"``, ``3``, ``3.0`` and ``"3e0"`` are the same int64; ``3.5`` is none.)
     """
-    if isinstance(value, bool):
+    kind = type(value)
+    if kind is str:
+        # The common spelling, "1700000000000000000", without a regex; int()
+        # alone would also take "1_000", " 7" and non-ASCII digits.
+        if value.isdigit() and value.isascii():
+            return int(value)
+        if _SIGNED_INT.fullmatch(value):
+            return int(value)
+    elif kind is int:
+        return value  # type: ignore[no-any-return]
+    elif kind is bool:
         raise _fail(where, f"expected an integer, got {value!r}")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and _DECIMAL_INT.fullmatch(value):
-        return int(value)
     if isinstance(value, float) or (isinstance(value, str) and _JSON_NUMBER.fullmatch(value)):
         try:
             number = Decimal(value)
@@ -163,8 +171,8 @@ def decode_value(value: Any, where: str = "value") -> Any:
     obj = _get_obj(value, where)
     if not obj:
         return None
-    (key, inner), *_ = obj.items()
-    if key == "stringValue" and isinstance(inner, str):
+    key, inner = next(iter(obj.items()))
+    if key == "stringValue" and type(inner) is str:
         return inner
     if key == "boolValue" and isinstance(inner, bool):
         return inner

@@ -261,6 +261,7 @@ def test_the_written_line_leaves_out_empty_parts_as_the_official_exporter_does()
         ({"doubleValue": "-Infinity"}, -math.inf),
         ({"intValue": 3}, 3),
         ({"intValue": "-3"}, -3),
+        ({"intValue": "+3"}, 3),
         ({"intValue": 3.0}, 3),
         ({"intValue": "1e2"}, 100),
         ({"bytesValue": "_-8"}, b"\xff\xef"),  # URL-safe, unpadded
@@ -284,6 +285,9 @@ def test_nan_as_text_is_read():
         ({"intValue": 3.5}, "intValue: expected an integer"),
         ({"intValue": "3.5"}, "intValue: expected an integer"),
         ({"intValue": "three"}, "intValue: expected an integer"),
+        ({"intValue": "1_000"}, "intValue: expected an integer"),
+        ({"intValue": " 7"}, "intValue: expected an integer"),
+        ({"intValue": "\u0663"}, "intValue: expected an integer"),  # an Arabic-Indic 3
         ({"bytesValue": "not base64!"}, "bytesValue: expected base64 text"),
     ],
 )

@@ -147,8 +147,9 @@ def test_a_200k_span_capture_and_a_5000_deep_chain_are_shown(runner, tmp_path):
     chrome = tmp_path / "wide.chrome.json"
     exported = runner.invoke(trace, ["export", big, "--format", "chrome", "-o", str(chrome)])
     assert exported.exit_code == 0, exported.output
-    slices = [e for e in json.loads(chrome.read_text())["traceEvents"] if e["ph"] in "Xb"]
-    assert len(slices) == 200_000
+    events = json.loads(chrome.read_text())["traceEvents"]
+    slices = [e for e in events if e["ph"] == "X" and "from_span_id" not in e["args"]]
+    assert len(slices) == 200_000  # and markers, where an arrow cannot bind to its slice
     planned = json.loads(runner.invoke(replay, [big, "--dry-run", "--json"]).stdout)
     assert len(planned["steps"][0]["deliveries"]) == 199_999
 
