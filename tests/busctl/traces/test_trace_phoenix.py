@@ -60,13 +60,28 @@ FOREIGN = {
                             "startTimeUnixNano": "1544712660000000000",
                             "endTimeUnixNano": "1544712661000000000",
                             "attributes": [
-                                kv("map", {"kvlistValue": {"values": [
-                                    kv("n", {"intValue": 1}), kv("s", {"stringValue": "t"})]}}),
-                                kv("mixed", {"arrayValue": {"values": [
-                                    {"intValue": "1"}, {"stringValue": "two"}]}}),
+                                kv(
+                                    "map",
+                                    {
+                                        "kvlistValue": {
+                                            "values": [
+                                                kv("n", {"intValue": 1}),
+                                                kv("s", {"stringValue": "t"}),
+                                            ]
+                                        }
+                                    },
+                                ),
+                                kv(
+                                    "mixed",
+                                    {
+                                        "arrayValue": {
+                                            "values": [{"intValue": "1"}, {"stringValue": "two"}]
+                                        }
+                                    },
+                                ),
                                 kv("ratio", {"doubleValue": "0.5"}),
                                 kv("nan", {"doubleValue": "NaN"}),
-                            ],  # fmt: skip
+                            ],
                             "events": [
                                 {
                                     "timeUnixNano": "1544712660500000000",
@@ -102,7 +117,7 @@ def free_port() -> int:
 
 
 def get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - a local test server
+    with urllib.request.urlopen(url, timeout=10) as response:  # a local test server
         return json.load(response)
 
 
@@ -142,7 +157,7 @@ def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             while True:  # until it answers (or has died)
                 assert server.poll() is None, (where / "phoenix.log").read_text()[-2000:]
                 try:
-                    urllib.request.urlopen(f"{url}/healthz", timeout=5).close()  # noqa: S310
+                    urllib.request.urlopen(f"{url}/healthz", timeout=5).close()
                     break
                 except (urllib.error.URLError, ConnectionError):
                     assert time.monotonic() < deadline, "Phoenix did not start in 300 s"
