@@ -50,7 +50,7 @@ _OTLP_KIND = {kind: kind.value + 1 for kind in SpanKind}
 
 # JSON as the trace files write it: compact, not ASCII-escaped.
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-_string: Any = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_string: Any = json.encoder.encode_basestring
 _BOOL = {True: "true", False: "false"}
 
 Attrs = dict[str, types.AttributeValue]
@@ -450,18 +450,19 @@ class OtlpLines(OtlpSpans):
         known = self._known
         string = _string
         parts = []
+        value: Any
         for key, value in attrs.items():
             kind = type(value)
             if kind is str:
-                text = known.get((key, value))  # type: ignore[arg-type]
+                text = known.get((key, value))
                 if text is None:
                     if len(known) >= _TEMPLATES_MAX:
                         known.clear()
                     text = f'{{"key":{string(key)},"value":{{"stringValue":{string(value)}}}}}'
-                    known[key, value] = text  # type: ignore[index]
+                    known[key, value] = text
             elif kind is int:
                 text = f'{{"key":{string(key)},"value":{{"intValue":"{value}"}}}}'
-            elif kind is float and math.isfinite(value):  # type: ignore[arg-type]
+            elif kind is float and math.isfinite(value):
                 text = f'{{"key":{string(key)},"value":{{"doubleValue":{value!r}}}}}'
             elif kind is bool:
                 text = f'{{"key":{string(key)},"value":{{"boolValue":{_BOOL[value]}}}}}'
