@@ -66,12 +66,19 @@ def _second_chance(client: Client, running: Running, name: str) -> Failure:
         )
         running.future.exception(CANCEL_WINDOW)
     except FutureTimeoutError:
-        return interrupted(f"left {name} running in the bus; its result is dropped")
+        return _after_our_line(f"left {name} running in the bus; its result is dropped")
     except KeyboardInterrupt:
         return _cancel(client, running, name)
     except Exception:  # the connection ended: what the command did is unknown here
-        return interrupted(f"{name}: the connection ended; its result is lost")
-    return interrupted(f"{name} finished meanwhile; its result is dropped")
+        return _after_our_line(f"{name}: the connection ended; its result is lost")
+    return _after_our_line(f"{name} finished meanwhile; its result is dropped")
+
+
+def _after_our_line(message: str) -> Failure:
+    """Ctrl-C's outcome, when no ^C was echoed since our last line: no blank line first."""
+    failure = interrupted(message)
+    failure.after_echo = False
+    return failure
 
 
 def _cancel(client: Client, running: Running, name: str) -> Failure:

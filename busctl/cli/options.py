@@ -55,6 +55,9 @@ class Failure(Exception):
     ``detail`` is a traceback, shown only with ``-v``.
     """
 
+    after_echo = True
+    """Ctrl-C's message comes right after the ^C a terminal echoed: a new line first."""
+
     def __init__(self, message: str, status: ExitStatus, detail: str | None = None) -> None:
         self.status = status
         self.detail = detail
@@ -115,9 +118,10 @@ def _exit_with(failure: Failure, verbose: bool) -> NoReturn:
     message = str(failure)
     if failure.status is ExitStatus.INTERRUPTED:
         # Not an error: the user stopped it. On a line of its own, after the
-        # ^C a terminal echoes.
+        # ^C a terminal echoes (unless no ^C came just before: after_echo).
         err = _output.console(stderr=True)
-        err.print(("\n" if err.is_terminal else "") + message, markup=False, highlight=False)
+        fresh = err.is_terminal and failure.after_echo
+        err.print(("\n" if fresh else "") + message, markup=False, highlight=False)
         sys.exit(failure.status)
     if failure.detail and not verbose:
         message += " (-v shows the traceback)"

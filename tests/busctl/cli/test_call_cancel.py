@@ -11,6 +11,8 @@ Ctrl-C cancels.
 from __future__ import annotations
 
 import os
+import pty
+import select
 import shutil
 import signal
 import subprocess
@@ -147,3 +149,39 @@ def test_cancelling_what_has_already_finished_says_so(served: tuple[Bus, Counted
         assert describe("finished", "counted.counts") == (
             "could not cancel counted.counts: it had already finished"
         )
+
+
+def test_on_a_terminal_the_lines_follow_the_echoed_ctrl_c_without_gaps(
+    served: tuple[Bus, Counted],
+) -> None:
+    # A terminal echoes ^C where the cursor is: each line after a Ctrl-C starts
+    # a new line first; a line after our own line (the window passed) does not.
+    bus, counted = served
+    master, slave = pty.openpty()
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", "BUS_ADDRESS": str(bus.address)}
+    process = subprocess.Popen(
+        [*_BUSCTL, "call", "counted.wait_sync"], env=env, stdout=slave, stderr=slave
+    )
+    os.close(slave)
+    try:
+        assert counted.started.wait(WAIT)
+        os.write(master, b"^C")  # what the terminal shows of a typed Ctrl-C (the pty echoes it)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(WAIT) == ExitStatus.INTERRUPTED
+        shown = b""
+        while select.select([master], [], [], 0.5)[0]:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the other end is gone
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(master)
+    assert shown.decode().replace("\r\n", "\n") == (
+        "^C\n"
+        "stopped waiting for counted.wait_sync: it runs on in the bus; "
+        "press Ctrl-C again within 3 s to cancel it\n"
+        "left counted.wait_sync running in the bus; its result is dropped\n"
+    )
