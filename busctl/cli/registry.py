@@ -258,6 +258,7 @@ def introspect(name: str, target: str | None, as_json: bool, verbose: bool) -> N
             ("handler", entry.get("handler")),
             ("threads", ", ".join(threads) or "-"),
             ("readonly", "yes" if entry.get("readonly") else "no"),
+            *([("async", _cancellable(entry["async"]))] if "async" in entry else []),
             ("calls", entry.get("calls")),
             ("errors", entry.get("errors")),
             ("in flight", entry.get("in_flight")),
@@ -400,3 +401,10 @@ def who_handles(name: str, target: str | None, as_json: bool, verbose: bool) -> 
         )
     else:
         out.print(f"event {name}: no listeners", markup=False, highlight=False)
+
+
+def _cancellable(is_async: object) -> str:
+    """Whether a running call can be cancelled (``call``'s second Ctrl-C), said plainly."""
+    if is_async:
+        return "yes (a running call can be cancelled)"
+    return "no (a sync handler: once running, a call cannot be interrupted)"

@@ -143,6 +143,11 @@ def show_command_help(out: Console, entry: Mapping[str, Any], *, colour: bool) -
         [
             ("service", f"{entry.get('owner')} ({entry.get('handler')})"),
             ("readonly", readonly),
+            *(
+                [("async", "yes (cancellable)" if entry["async"] else "no (cannot be interrupted)")]
+                if "async" in entry
+                else []
+            ),
             (
                 "calls",
                 f"{entry.get('calls', 0)}, {entry.get('errors', 0)} failed, "

@@ -23,11 +23,13 @@ from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from bus import Bus
 from busctl._cancel import Running, cancel_execute, describe, start_execute
 from busctl._client import Client
 from busctl._exit import ExitStatus
+from busctl.cli import cli
 from tests.busctl.counted_services import Counted, Releaser
 
 pytestmark = pytest.mark.timeout(60)
@@ -185,3 +187,22 @@ def test_on_a_terminal_the_lines_follow_the_echoed_ctrl_c_without_gaps(
         "press Ctrl-C again within 3 s to cancel it\n"
         "left counted.wait_sync running in the bus; its result is dropped\n"
     )
+
+
+def test_introspect_says_whether_a_running_call_can_be_cancelled(
+    served: tuple[Bus, Counted], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bus, _ = served
+    monkeypatch.setenv("BUS_ADDRESS", str(bus.address))
+    monkeypatch.setenv("NO_COLOR", "1")
+    said = {}
+    for name in ("counted.wait_async", "counted.wait_sync"):
+        result = CliRunner().invoke(cli, ["introspect", name], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        said[name] = [line for line in result.output.splitlines() if line.startswith("async:")]
+    assert said == {
+        "counted.wait_async": ["async:     yes (a running call can be cancelled)"],
+        "counted.wait_sync": [
+            "async:     no (a sync handler: once running, a call cannot be interrupted)"
+        ],
+    }

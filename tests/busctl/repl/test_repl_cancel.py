@@ -237,3 +237,10 @@ def test_in_a_real_terminal_ctrl_c_then_y_cancels(home: tuple[Bus, Counted]) -> 
     finally:
         terminal.close()
     assert terminal.process.returncode == 0
+
+
+def test_help_on_a_command_says_whether_it_can_be_cancelled(session: Session) -> None:
+    assert "async:      yes (cancellable)" in session.line("?counted.wait_async", "last error")
+    assert "async:      no (cannot be interrupted)" in session.line(
+        "?counted.wait_sync", "last error"
+    )
