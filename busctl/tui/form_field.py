@@ -46,7 +46,7 @@ class FormField(Vertical):
     FormField { height: auto; margin-top: 1; }
     FormField > .field-line { height: 1; }
     FormField > .field-line > Label { width: 22; }
-    FormField > .field-line > Input { border: none; height: 1; padding: 0 1; width: 1fr; }
+    FormField > .field-line > Input { border: none; height: 1; padding: 0 1 0 0; width: 1fr; }
     FormField > .field-line > Select { width: 1fr; }
     FormField > .field-hint { color: $text-muted; padding-left: 22; height: auto; }
     FormField > .field-error { color: $error; text-style: bold; padding-left: 22;

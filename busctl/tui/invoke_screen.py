@@ -115,7 +115,7 @@ class InvokeScreen(ModalScreen[None]):
     InvokeScreen #invoke-fields { height: auto; max-height: 50%; }
     InvokeScreen .field { height: 1; margin-top: 1; }
     InvokeScreen .field Label { width: 22; }
-    InvokeScreen .field Input { border: none; height: 1; padding: 0 1; width: 1fr; }
+    InvokeScreen .field Input { border: none; height: 1; padding: 0 1 0 0; width: 1fr; }
     InvokeScreen #invoke-buttons { height: 1; margin-top: 1; }
     InvokeScreen #invoke-buttons Button { min-width: 10; margin-right: 2; }
     InvokeScreen #invoke-result { height: 1fr; border-top: solid $primary-darken-2; margin-top: 1; }
