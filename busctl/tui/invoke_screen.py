@@ -122,7 +122,7 @@ class InvokeScreen(ModalScreen[None]):
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "app.pop_screen", "Close"),
+        Binding("escape", "close", "Close"),
         Binding("ctrl+r", "run", "Run", priority=True),
         Binding("ctrl+g", "cancel_call", "Cancel call", priority=True),
     ]
@@ -334,6 +334,14 @@ class InvokeScreen(ModalScreen[None]):
 
     @on(Button.Pressed, "#close")
     def _close_pressed(self) -> None:
+        self.action_close()
+
+    def action_close(self) -> None:
+        """Close the form; a call still running goes on, and the user is told how to stop it."""
+        if self.running is not None and not self.running.done():
+            self.app.notify(
+                f"{self.target} runs on in the bus: x on it in the Commands tab cancels it"
+            )
         self.dismiss()
 
     def action_run(self) -> None:

@@ -189,8 +189,11 @@ def test_x_on_the_command_cancels_the_call_after_its_form_is_closed(source, coun
             await until(pilot, lambda: isinstance(app.screen, InvokeScreen))
             await pilot.press("ctrl+r")
             await until(pilot, lambda: counted.started.is_set())
-            await pilot.press("escape")  # the form goes; the call runs on
+            await pilot.press("escape")  # the form goes; the call runs on, and it says how
             await until(pilot, lambda: app.screen is main)
+            assert [n.message for n in app._notifications] == [
+                "counted.wait_async runs on in the bus: x on it in the Commands tab cancels it"
+            ]
             await until(pilot, lambda: footer_keys(main).get("Cancel call") is True)
             await pilot.press("x")
             message = "cancelled counted.wait_async: its handler was interrupted (or never started)"
