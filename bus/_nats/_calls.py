@@ -101,7 +101,7 @@ class RemoteService:
 
 
 class _NotJSON(BusError, TypeError):
-    """Arguments of a call to another process that are not JSON."""
+    """Arguments of a call to another process that have no JSON form."""
 
 
 class Call:
@@ -169,11 +169,10 @@ class Calls:
         if link.closing:
             return CLOSED
         try:
-            body = wire.encode({"args": args, "kwargs": kwargs} if kwargs else {"args": args})
-        except (TypeError, ValueError) as exc:
-            _tls.error = _NotJSON(
-                f"{handler.name}: the arguments of a command of another process must be JSON: {exc}"
-            )
+            body = wire.encode_typed({"args": args, "kwargs": kwargs} if kwargs else {"args": args})
+        except (TypeError, ValueError, RecursionError):
+            why = wire.unsendable(handler.name, args, kwargs, handler.binder.signature)
+            _tls.error = _NotJSON(why)
             return NOT_JSON
         token = str(next(self._tokens))
         headers: dict[str, str] | None = None

@@ -192,8 +192,11 @@ class Session:
                 wire.encode(value)
                 answer(protocol.result(rid, {"value": value}))
             except (TypeError, ValueError, RecursionError):
-                clean, _ = json_ready(value)
-                answer(protocol.result(rid, {"value": clean, "lossy": True}))
+                # As the socket answers: typed values become the JSON they
+                # stand for, and only what JSON cannot hold is lossy.
+                clean, lossy = json_ready(value)
+                result = {"value": clean, "lossy": True} if lossy else {"value": clean}
+                answer(protocol.result(rid, result))
 
         def expired() -> None:
             error = rpc.RpcError(
