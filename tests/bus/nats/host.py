@@ -9,6 +9,7 @@ the tests by name.
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
@@ -33,6 +34,8 @@ class Greeter(Service):
             raise KeyError("nope")
         if kind == "local":
             raise HostOnlyError("made here")
+        if kind == "json":
+            json.loads("{oops")
         raise ValueError(kind)
 
     @command("greeter.sleep")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import traceback
@@ -88,6 +89,23 @@ def test_a_handler_error_comes_back_with_its_type_message_and_remote_traceback(
     with pytest.raises(ValueError, match="other") as value_error:
         bus.execute_command("greeter.fail", "other").result(timeout=5)
     assert str(value_error.value) == "other"
+
+
+def test_an_error_type_of_an_importable_module_comes_back_as_itself(
+    nats_bus: Callable[..., Bus], greeter: Host
+) -> None:
+    bus = nats_bus()
+    assert bus.wait_for_command("greeter.fail", 5)
+    with pytest.raises(json.JSONDecodeError) as caught:  # json.decoder's, not a builtin
+        bus.execute_command("greeter.fail", "json").result(timeout=5)
+    error = caught.value
+    assert type(error) is json.JSONDecodeError
+    assert (error.msg, error.doc, error.pos) == (
+        "Expecting property name enclosed in double quotes",
+        "{oops",
+        1,
+    )
+    assert "json.loads" in error.remote_traceback  # type: ignore[attr-defined]
 
 
 def test_an_error_type_not_imported_here_comes_back_as_a_remote_error(
