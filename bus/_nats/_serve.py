@@ -165,6 +165,9 @@ class Serving:
         except TypeError as exc:  # InvalidArgumentError is one
             self._answer_error(reply, exc, "400")
             return
+        except Exception as exc:  # a validator of the handler's types that broke
+            self._answer_error(reply, exc, "500")
+            return
         args = list(converted)
         headers = msg.headers or {}
         future = CommandFuture(handler, bus._waits)
@@ -257,10 +260,10 @@ class Serving:
             self.malformed += 1
             self._log.warning("dropped event %r: its body is malformed (%s)", name, exc)
             return
-        refusal: TypeError | None = None
+        refusal: Exception | None = None
         try:
             args, kwargs = _typed(handler, args, kwargs)
-        except TypeError as exc:  # InvalidArgumentError: not for this listener's types
+        except Exception as exc:  # InvalidArgumentError: not for this listener's types
             refusal = exc
         bus = link.bus
         hub = link.hub()
@@ -296,7 +299,7 @@ class Serving:
         if event is not None:
             hub.event_posted(event)
 
-    def _not_converted(self, name: str, handler: Handler, error: TypeError) -> None:
+    def _not_converted(self, name: str, handler: Handler, error: Exception) -> None:
         """An event whose arguments do not convert to a listener's types: it fails, as
         a listener that raised does (counted, logged, on its span); the others hear it."""
         handler.stats.finish(0.0, error)
