@@ -229,7 +229,12 @@ class Calls:
             if "error" in body:
                 error = wire.rebuild_error(body["error"])
             else:
+                # As the class the handler's result is annotated with, when
+                # this process has it; else the JSON form, as it came.
                 result = body.get("result")
+                typed = getattr(call.handler.fn, "typed", None)  # a RemoteStub's
+                if typed is not None:
+                    result = typed(result)
         self._finish(call, result, error)
 
     def _refused(self, token: str, call: Call) -> None:

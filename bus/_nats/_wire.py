@@ -31,6 +31,7 @@ import inspect
 import json
 import sys
 import traceback
+import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -39,6 +40,7 @@ from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from .._core import _contract
 from .._core._contract import InvalidArgumentError, Problem
 from .._core._errors import RemoteError
 from .._observe._jsonval import json_ready
@@ -58,6 +60,7 @@ __all__ = [
     "inject",
     "rebuild_error",
     "rebuild_signature",
+    "result_class",
     "unsendable",
 ]
 
@@ -235,8 +238,8 @@ def error_body(error: BaseException, origin: str) -> dict[str, Any]:
     return body
 
 
-def _find_type(module: str, qualname: str) -> type[Exception] | None:
-    """The exception type named, from a module this process has imported already.
+def _find_class(module: str, qualname: str) -> type | None:
+    """The class named, from a module this process has imported already.
 
     Never imports: a name that came over the network must not make this
     process run a module's code.
@@ -248,7 +251,13 @@ def _find_type(module: str, qualname: str) -> type[Exception] | None:
         owner = getattr(owner, part, None)
         if owner is None:
             return None
-    if isinstance(owner, type) and issubclass(owner, Exception):
+    return owner if isinstance(owner, type) else None
+
+
+def _find_type(module: str, qualname: str) -> type[Exception] | None:
+    """The exception type named, from a module this process has imported already."""
+    owner = _find_class(module, qualname)
+    if owner is not None and issubclass(owner, Exception):
         return owner
     return None
 
@@ -373,17 +382,76 @@ def rebuild_signature(params: Any, returns: Any) -> inspect.Signature | None:
         return None
 
 
+def result_class(fn: Any, signature: inspect.Signature | None) -> dict[str, str] | None:
+    """The class a local handler's result is annotated with, for its announcement.
+
+    ``{"module", "qualname"}`` when the return annotation is one class a
+    caller could find by name (a dataclass, a model, an enum, a datetime...),
+    else ``None``: no annotation, a builtin, a generic or a union, a class
+    defined inside a function.
+    """
+    if signature is None or signature.return_annotation is inspect.Signature.empty:
+        return None
+    hint, _ = _contract._resolve(signature.return_annotation, _contract._namespace_of(fn))
+    if not isinstance(hint, type) or hint.__module__ == "builtins":
+        return None
+    if "<locals>" in hint.__qualname__ or typing.get_args(hint):
+        return None
+    return {"module": hint.__module__, "qualname": hint.__qualname__}
+
+
+_UNUSABLE: Any = object()
+
+
 class RemoteStub:
     """The ``fn`` of a handler in another process: its signature, name and doc.
 
     A ``Binder`` checks arguments against the signature, ``inspect()`` shows
     the name; it is never called (the router posts to the remote peer).
+
+    Attributes:
+        result_class: ``(module, qualname)`` of the class its results are
+            annotated with, when its process announced one (``result_class``).
     """
 
-    def __init__(self, qualname: str, signature: inspect.Signature | None, doc: str | None) -> None:
+    def __init__(
+        self,
+        qualname: str,
+        signature: inspect.Signature | None,
+        doc: str | None,
+        result_class: tuple[str, str] | None = None,
+    ) -> None:
         self.__qualname__ = qualname
         self.__signature__ = signature
         self.__doc__ = doc
+        self.result_class = result_class
+        self._adapter: Any = None
+
+    def typed(self, value: Any) -> Any:
+        """A result (JSON) as the class it is annotated with, when this process has it.
+
+        Found by name among the modules imported here, never imported, never
+        evaluated; converted by pydantic. The JSON value as it came when the
+        class is not here, or the value does not convert to it.
+        """
+        if self.result_class is None or value is None:
+            return value
+        adapter = self._adapter
+        if adapter is None:
+            cls = _find_class(*self.result_class)
+            if cls is None:
+                return value  # maybe imported later: looked for again then
+            try:
+                adapter = _contract.adapter_for(cls)
+            except Exception:
+                adapter = _UNUSABLE
+            self._adapter = adapter
+        if adapter is _UNUSABLE:
+            return value
+        try:
+            return adapter.validate_python(value)
+        except Exception:  # another class of that name: the JSON is what we know
+            return value
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise RuntimeError(f"{self.__qualname__} runs in another process")

@@ -9,10 +9,13 @@ the tests by name.
 
 from __future__ import annotations
 
+import datetime
+import enum
 import json
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from bus import Bus, Service, command, listener
@@ -43,9 +46,26 @@ class Greeter(Service):
         time.sleep(seconds)
         return seconds
 
+    @command("greeter.card")
+    def card(self, name: str) -> Card:
+        return Card(name, datetime.date(2026, 12, 1), Mode.HEAT)
+
     @command("greeter.where")
     def where(self) -> str:
         return LABEL
+
+
+class Mode(enum.Enum):
+    HEAT = "heat"
+
+
+@dataclass
+class Card:
+    """A typed result of a class the test process does not have."""
+
+    name: str
+    issued: datetime.date
+    mode: Mode
 
 
 class HostOnlyError(Exception):

@@ -21,7 +21,7 @@ from bus import Bus, InvalidArgumentError, Service, command, listener
 from bus._core._contract import Contract
 from bus._nats import _wire as wire
 from bus.control import protocol
-from tests.bus.nats.conftest import NatsServer
+from tests.bus.nats.conftest import Host, NatsServer
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -114,7 +114,7 @@ def test_a_remote_handler_gets_its_annotated_types_from_json(
     assert points.result(5) == [{"x": 1, "y": 2}, {"x": 3, "y": 4}]
 
 
-def test_typed_values_travel_as_their_json_form_and_come_back_as_json(
+def test_a_typed_result_comes_back_as_its_class_when_this_process_has_it(
     nats_bus: Callable[..., Bus], geo: tuple[Bus, list[str]]
 ) -> None:
     caller = _caller(nats_bus)
@@ -124,15 +124,25 @@ def test_typed_values_travel_as_their_json_form_and_come_back_as_json(
         decimal.Decimal("21.50"),
         Path("/var/lib/thermo"),
     )
-    # A typed result arrives as its JSON form: the caller cannot know the
-    # remote return type (docs/distributed.md, "Typed values").
-    assert caller.execute_command("geo.reading", reading).result(5) == {
-        "at": "2026-12-01T08:30:00Z",
-        "id": "12345678-1234-5678-1234-567812345678",
-        "value": "21.50",
-        "where": "/var/lib/thermo",
-    }
-    assert caller.execute_command("geo.echo", Point(1, 2)).result(5) == {"x": 1, "y": 2}
+    back = caller.execute_command("geo.reading", reading).result(5)
+    assert type(back) is Reading
+    assert back == reading
+    echo = caller.execute_command("geo.echo", {"x": 1, "y": 2}).result(5)
+    assert type(echo) is Point
+    assert echo == Point(1, 2)
+    # Only a result annotated with one class is converted: a generic stays JSON.
+    many = caller.execute_command("geo.many", [Point(1, 2)]).result(5)
+    assert many == [{"x": 1, "y": 2}]
+
+
+def test_a_typed_result_whose_class_is_not_here_comes_back_as_json(
+    nats_bus: Callable[..., Bus], host: Callable[..., Host]
+) -> None:
+    host("greeter")  # its Card is in its __main__, which this process does not have
+    caller = nats_bus()
+    assert caller.wait_for_command("greeter.card", 5)
+    card = caller.execute_command("greeter.card", "Ann").result(5)
+    assert card == {"name": "Ann", "issued": "2026-12-01", "mode": "heat"}
 
 
 @pytest.mark.parametrize("validate", [False, True])
