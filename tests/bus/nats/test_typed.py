@@ -45,6 +45,14 @@ class Reading:
     where: Path
 
 
+@dataclass
+class Fragile:
+    x: int
+
+    def __post_init__(self) -> None:
+        raise RuntimeError("Fragile cannot be built")
+
+
 class Geo(Service):
     name = "geo"
 
@@ -79,6 +87,10 @@ class Geo(Service):
         assert all(isinstance(p, Point) for p in points)
         assert scale is None or all(isinstance(m, Mode) for m in scale.values())
         return points
+
+    @command("geo.fragile")
+    def fragile(self, f: Fragile) -> None:
+        self.ran.append("geo.fragile")
 
     @command("geo.lock")
     def lock(self) -> Any:
@@ -164,6 +176,16 @@ def test_a_wrong_value_fails_the_callers_future_and_nothing_runs(
     assert server.wait_idle(5)
     assert ran == []
     assert caller.execute_command("geo.kind", {"x": 1, "y": 2}).result(5) == "Point(1, 2)"
+
+
+def test_a_type_whose_building_breaks_answers_the_caller_at_once(
+    nats_bus: Callable[..., Bus], geo: tuple[Bus, list[str]]
+) -> None:
+    _, ran = geo
+    caller = _caller(nats_bus)
+    with pytest.raises(RuntimeError, match="Fragile cannot be built"):
+        caller.execute_command("geo.fragile", {"x": 1}).result(5)  # not at the deadline
+    assert ran == []
 
 
 def test_a_result_with_no_json_form_is_a_clear_error(
