@@ -59,6 +59,7 @@ def call(
     arguments: tuple[str, ...],
     timeout: float,
     target: str | None,
+    nats: str | None,
     as_json: bool,
     verbose: bool,
 ) -> None:
@@ -75,7 +76,7 @@ def call(
       busctl call 'lights.turn_on(room="hall", brightness=30)'
     """
     name, args, kwargs = _read_call(name, arguments)
-    with attached(target) as client:
+    with attached(target, nats) as client:
         try:
             result = client.execute(name, args, kwargs, timeout=timeout)
         except KeyboardInterrupt:
@@ -105,11 +106,16 @@ def call(
 @click.argument("arguments", nargs=-1, type=click.UNPROCESSED, metavar="[ARG]...")
 @attached_command
 def emit(
-    name: str, arguments: tuple[str, ...], target: str | None, as_json: bool, verbose: bool
+    name: str,
+    arguments: tuple[str, ...],
+    target: str | None,
+    nats: str | None,
+    as_json: bool,
+    verbose: bool,
 ) -> None:
     """Fire an event (arguments as for `call`); print how many listeners it reached."""
     name, args, kwargs = _read_call(name, arguments)
-    with attached(target) as client:
+    with attached(target, nats) as client:
         count = client.fire(name, args, kwargs)
     if as_json:
         _output.print_json({"name": name, "listeners": count})

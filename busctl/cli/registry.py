@@ -1,6 +1,8 @@
 """The verbs that read a bus: ``list``, ``status``, the registries, ``introspect``...
 
     $ busctl list                      # the running buses
+    $ busctl list --nats nats://127.0.0.1:4222      # the buses on that server
+    $ busctl services --nats nats://127.0.0.1:4222 --bus home   # a bus across processes
     $ busctl status                    # the one running bus
     $ busctl commands --json | jq -r '.[].name'
     $ busctl introspect lights.turn_on
@@ -21,7 +23,7 @@ import click
 
 from .._args import check_text
 from .._exit import ExitStatus
-from ..render.columns import COMMANDS, LISTENERS, SERVICES, service_state
+from ..render.columns import COMMANDS, LISTENERS, SERVICES, across, service_state
 from ..render.text import visible
 from ..render.units import duration, latency
 from . import _output
@@ -31,6 +33,7 @@ from .options import (
     attached,
     attached_command,
     json_option,
+    nats_option,
     reports_failures,
     verbose_option,
 )
@@ -50,11 +53,18 @@ __all__ = [
 
 
 @click.command("list")
+@nats_option
 @json_option
 @verbose_option
 @reports_failures
-def list_buses(as_json: bool, verbose: bool) -> None:
-    """List the running buses that can be attached."""
+def list_buses(nats: str | None, as_json: bool, verbose: bool) -> None:
+    """List the running buses that can be attached.
+
+    With --nats, the buses on that NATS server (it listens a second for them).
+    """
+    if nats:
+        _list_on_nats(nats, as_json)
+        return
     from bus.control import discover, socket_dir
 
     buses = sorted(discover(), key=lambda b: str(b.get("name", "")))
@@ -83,12 +93,40 @@ def list_buses(as_json: bool, verbose: bool) -> None:
             _output.console(stderr=True).print(str(b["refusing"]), markup=False)
 
 
+def _list_on_nats(url: str, as_json: bool) -> None:
+    from .._nats import buses_on
+
+    buses = buses_on(url)
+    if as_json:
+        _output.print_json(buses)
+        return
+    if not buses:
+        _output.console(stderr=True).print(
+            f"no bus on {url}; start one with `busctl run --nats {url} --name NAME`",
+            markup=False,
+        )
+        return
+    rows = [
+        [
+            b["name"],
+            len(b["processes"]),
+            b.get("version") or "-",
+            ", ".join(str(p.get("label", "?")) for p in b["processes"] if isinstance(p, dict)),
+        ]
+        for b in buses
+    ]
+    _output.table(["NAME", "PROCESSES", "VERSION", "LABELS"], rows, right=["PROCESSES"])
+
+
 @click.command("status")
 @attached_command
-def status(target: str | None, as_json: bool, verbose: bool) -> None:
+def status(target: str | None, nats: str | None, as_json: bool, verbose: bool) -> None:
     """Show one bus: name, pid, uptime, counts, totals."""
-    with attached(target) as client:
+    with attached(target, nats) as client:
         snapshot = client.inspect()
+    if isinstance(snapshot.get("processes"), list):
+        _status_across(snapshot, client.address, as_json)
+        return
     bus, totals, tracing = snapshot["bus"], snapshot["totals"], snapshot.get("tracing", {})
     if as_json:
         failed = [
@@ -131,6 +169,75 @@ def status(target: str | None, as_json: bool, verbose: bool) -> None:
     )
 
 
+def _status_across(snapshot: dict[str, Any], address: object, as_json: bool) -> None:
+    """``status`` of a bus across processes: the whole, then each process."""
+    bus, totals, processes = snapshot["bus"], snapshot["totals"], snapshot["processes"]
+    if as_json:
+        failed = [
+            {"name": s["name"], "error": s.get("error")}
+            for s in snapshot.get("services", [])
+            if s.get("state") == "failed"
+        ]
+        _output.print_json(
+            {
+                "bus": bus,
+                "address": str(address),
+                "processes": processes,
+                "totals": totals,
+                "failed_services": failed,
+            }
+        )
+        return
+    labels = ", ".join(str(p.get("label")) for p in processes)
+    _output.fields(
+        [
+            ("bus", bus["name"]),
+            ("address", address),
+            ("processes", f"{len(processes)} ({labels})"),
+            (
+                "registry",
+                f"{totals.get('services', 0)} services, {totals.get('commands', 0)} commands, "
+                f"{totals.get('listeners', 0)} listeners",
+            ),
+            (
+                "work",
+                f"{totals.get('handled', 0)} handled, {totals.get('failed', 0)} failed, "
+                f"{totals.get('rejected', 0)} rejected, {totals.get('dropped', 0)} dropped, "
+                f"{totals.get('late_replies', 0)} late replies",
+            ),
+            ("hung threads", totals.get("hung", 0)),
+            *_failed_services(snapshot.get("services", [])),
+        ]
+    )
+    _output.console().print()
+    _output.table(
+        ["PROCESS", "PID", "STATE", "UPTIME", "SERVICES", "HANDLED", "FAILED"],
+        [
+            [
+                p.get("label"),
+                p.get("pid") or "-",
+                p.get("state") or "-",
+                duration(p.get("uptime")) if p.get("uptime") is not None else "-",
+                ", ".join(_services_of(snapshot, str(p.get("label")))) or "-",
+                (p.get("totals") or {}).get("handled", "-"),
+                (p.get("totals") or {}).get("failed", "-"),
+            ]
+            for p in processes
+        ],
+        right=["PID", "HANDLED", "FAILED"],
+    )
+
+
+def _services_of(snapshot: dict[str, Any], label: str) -> list[str]:
+    """The services process ``label`` hosts (its pool left out)."""
+    return [
+        str(s["name"])
+        for s in snapshot.get("services", [])
+        if s.get("kind") != "pool"
+        and any(i.get("process") == label for i in s.get("instances") or ())
+    ]
+
+
 def _failed_services(services: list[dict[str, Any]]) -> list[tuple[str, str]]:
     """A ``failed`` line naming each failed service and its error, if any failed."""
     failed = [s for s in services if s.get("state") == "failed"]
@@ -160,38 +267,38 @@ def _tracing_text(tracing: dict[str, Any]) -> str:
 
 @click.command("services")
 @attached_command
-def services(target: str | None, as_json: bool, verbose: bool) -> None:
+def services(target: str | None, nats: str | None, as_json: bool, verbose: bool) -> None:
     """List the services of a bus."""
-    with attached(target) as client:
-        rows = client.inspect()["services"]
+    with attached(target, nats) as client:
+        snapshot = client.inspect()
     if as_json:
-        _output.print_json(rows)
+        _output.print_json(snapshot["services"])
         return
-    _output.registry(SERVICES, {"services": rows})
+    _output.registry(across(SERVICES, snapshot), snapshot)
 
 
 @click.command("commands")
 @attached_command
-def commands(target: str | None, as_json: bool, verbose: bool) -> None:
+def commands(target: str | None, nats: str | None, as_json: bool, verbose: bool) -> None:
     """List the commands of a bus."""
-    with attached(target) as client:
-        rows = client.inspect()["commands"]
+    with attached(target, nats) as client:
+        snapshot = client.inspect()
     if as_json:
-        _output.print_json(rows)
+        _output.print_json(snapshot["commands"])
         return
-    _output.registry(COMMANDS, {"commands": rows})
+    _output.registry(across(COMMANDS, snapshot), snapshot)
 
 
 @click.command("listeners")
 @attached_command
-def listeners(target: str | None, as_json: bool, verbose: bool) -> None:
+def listeners(target: str | None, nats: str | None, as_json: bool, verbose: bool) -> None:
     """List the listeners of a bus, in delivery order."""
-    with attached(target) as client:
-        rows = client.inspect()["listeners"]
+    with attached(target, nats) as client:
+        snapshot = client.inspect()
     if as_json:
-        _output.print_json(rows)
+        _output.print_json(snapshot["listeners"])
         return
-    _output.registry(LISTENERS, {"listeners": rows})
+    _output.registry(across(LISTENERS, snapshot), snapshot)
 
 
 # -- introspect, who-handles --------------------------------------------------------
@@ -200,10 +307,12 @@ def listeners(target: str | None, as_json: bool, verbose: bool) -> None:
 @click.command("introspect")
 @click.argument("name")
 @attached_command
-def introspect(name: str, target: str | None, as_json: bool, verbose: bool) -> None:
+def introspect(
+    name: str, target: str | None, nats: str | None, as_json: bool, verbose: bool
+) -> None:
     """Show a command's signature, doc and stats."""
     name = check_text(name)
-    with attached(target) as client:
+    with attached(target, nats) as client:
         routing = client.who_handles(name)
         snapshot = client.inspect() if routing.get("command") else None
     entry = routing.get("command")
@@ -218,6 +327,7 @@ def introspect(name: str, target: str | None, as_json: bool, verbose: bool) -> N
             ("command", entry["name"]),
             ("signature", f"{entry['name']}{entry['signature']}"),
             ("owner", entry["owner"]),
+            *_instances(entry),
             ("handler", entry.get("handler")),
             ("threads", ", ".join(threads) or "-"),
             ("readonly", "yes" if entry.get("readonly") else "no"),
@@ -249,6 +359,14 @@ def introspect(name: str, target: str | None, as_json: bool, verbose: bool) -> N
     doc = entry.get("doc")
     if doc:
         _output.console().print("\n" + visible(doc, multiline=True), markup=False, highlight=False)
+
+
+def _instances(entry: dict[str, Any]) -> list[tuple[str, str]]:
+    """An ``instances`` line: the processes serving a command of a bus across processes."""
+    instances = entry.get("instances")
+    if not isinstance(instances, list):
+        return []
+    return [("instances", ", ".join(str(i) for i in instances) or "-")]
 
 
 def _default_text(default: Any) -> str:
@@ -285,14 +403,16 @@ def _nothing_handles(name: str, routing: dict[str, Any], *, as_command: bool) ->
 @click.command("who-handles")
 @click.argument("name")
 @attached_command
-def who_handles(name: str, target: str | None, as_json: bool, verbose: bool) -> None:
+def who_handles(
+    name: str, target: str | None, nats: str | None, as_json: bool, verbose: bool
+) -> None:
     """Show exactly which handlers a command or event name reaches.
 
     For a command: its owner, thread and signature. For an event: every
     listener whose pattern matches, in delivery order.
     """
     name = check_text(name)
-    with attached(target) as client:
+    with attached(target, nats) as client:
         routing = client.who_handles(name)
         entry = routing.get("command")
         snapshot = client.inspect() if entry else None
@@ -312,6 +432,7 @@ def who_handles(name: str, target: str | None, as_json: bool, verbose: bool) -> 
         _output.fields(
             [
                 ("  owner", entry["owner"]),
+                *[(f"  {k}", v) for k, v in _instances(entry)],
                 ("  thread", threads),
                 ("  handler", entry.get("handler")),
                 ("  signature", f"{name}{entry['signature']}"),
@@ -322,10 +443,18 @@ def who_handles(name: str, target: str | None, as_json: bool, verbose: bool) -> 
     if found:
         title = f"event {name}: {len(found)} listener{'s' if len(found) != 1 else ''}"
         out.print(title + ", in delivery order", markup=False, highlight=False)
+        across = any("process" in f for f in found)  # a bus across processes: say where
         _output.table(
-            ["#", "PATTERN", "OWNER", "HANDLER", "SIGNATURE"],
+            ["#", "PATTERN", "OWNER", *(["PROCESS"] if across else []), "HANDLER", "SIGNATURE"],
             [
-                [i, f["pattern"], f["owner"], f.get("handler", ""), f.get("signature", "")]
+                [
+                    i,
+                    f["pattern"],
+                    f["owner"],
+                    *([f.get("process", "")] if across else []),
+                    f.get("handler", ""),
+                    f.get("signature", ""),
+                ]
                 for i, f in enumerate(found, start=1)
             ],
             right=["#"],

@@ -111,6 +111,7 @@ def monitor(
     patterns: tuple[str, ...],
     count: int | None,
     target: str | None,
+    nats: str | None,
     as_json: bool,
     verbose: bool,
 ) -> None:
@@ -126,7 +127,7 @@ def monitor(
     shown = 0
     # Attached first: Ctrl-C while connecting is an interruption (exit 130);
     # once watching, it is how the watch ends (exit 0).
-    with attached(target) as client, _until_stopped() as stop:
+    with attached(target, nats) as client, _until_stopped() as stop:
         subscription = client.subscribe(
             "activity", lambda m, p: notes.put((m, p)), patterns or ("*",)
         )
@@ -192,6 +193,7 @@ def capture(
     output: Path,
     duration: float | None,
     target: str | None,
+    nats: str | None,
     verbose: bool,
 ) -> None:
     """Record traffic to a trace file, until Ctrl-C or --duration.
@@ -210,7 +212,7 @@ def capture(
     with contextlib.ExitStack() as stack:
         # Attached before the file is made: no bus, no empty file; and Ctrl-C
         # while connecting is an interruption, not the end of a capture.
-        client = stack.enter_context(attached(target))
+        client = stack.enter_context(attached(target, nats))
         if to_stdout:
             sink = sys.stdout
         else:
