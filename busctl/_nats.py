@@ -248,8 +248,8 @@ class NatsTransport:
             return
         self._end(
             ConnectionLost(
-                f"no process of it answers on {self.connection.url} any more "
-                "(they stopped, or were killed)"
+                f"no process of it answers on {self.connection.url} any more: "
+                "they stopped, or were killed"
             )
         )
 

@@ -27,7 +27,7 @@ T = TypeVar("T")
 #: Seconds one attempt to reach the server may take (as the library's).
 CONNECT_TIMEOUT = 2.0
 #: Seconds of attempts to reach a server that went away before giving up on it.
-RECONNECT_FOR = 10.0
+RECONNECT_FOR = 5.0
 _RECONNECT_WAIT = 0.5
 
 

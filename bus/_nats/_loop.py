@@ -251,7 +251,9 @@ class Loop:
         if isinstance(error, SlowConsumerError):
             self._on_slow(error.sub)
             return
-        if self._closing or self._closed:
+        if self._closing or self._closed or self._drainer is None:
+            # Closing, or still joining: a server not there at start is the
+            # one line of connect()'s TransportError, not a warning per attempt.
             return
         self._error_log.warning("NATS %s: %s", self.url, error or type(error).__name__)
 

@@ -27,6 +27,7 @@ from .options import (
     attached,
     attached_command,
     interrupted,
+    unavailable,
 )
 
 __all__ = ["call", "emit"]
@@ -85,7 +86,7 @@ def call(
                 f"stopped waiting for {name}: it runs on in the bus; its result is dropped"
             ) from None
         except RemoteError as exc:
-            if exc.code == ErrorCode.HANDLER_ERROR:
+            if exc.code == ErrorCode.HANDLER_ERROR and not unavailable(exc):
                 raise Failure(
                     f"{name} raised {exc}", ExitStatus.FAILED, exc.remote_traceback
                 ) from exc

@@ -42,6 +42,7 @@ __all__ = [
     "json_option",
     "nats_option",
     "reports_failures",
+    "unavailable",
     "verbose_option",
 ]
 
@@ -192,7 +193,28 @@ _CODE_STATUS: dict[int, ExitStatus] = {
 _TYPED = (ErrorCode.HANDLER_ERROR, ErrorCode.INTERNAL_ERROR)
 
 
+def unavailable(exc: RemoteError) -> bool:
+    """Whether a call failed because no process serving it answered (a bus across processes).
+
+    The bus reports it as the call's error (``ServiceUnavailableError``), but
+    no handler raised it: the command is known, its processes are gone or
+    silent, and it fails at its deadline.
+    """
+    return exc.code == ErrorCode.HANDLER_ERROR and exc.type == "ServiceUnavailableError"
+
+
+def _untyped(exc: RemoteError) -> str:
+    """The error's message without the ``Type: `` the bus put before it."""
+    prefix = f"{exc.type}: "
+    return (
+        exc.message[len(prefix) :] if exc.type and exc.message.startswith(prefix) else exc.message
+    )
+
+
 def _remote_failure(exc: RemoteError) -> Failure:
+    if unavailable(exc):
+        # No handler raised: no process serving the command answered in time.
+        return Failure(f"{_untyped(exc)} ({exc.type})", ExitStatus.TIMEOUT)
     status = _CODE_STATUS.get(exc.code, ExitStatus.ERROR)
     message = str(exc) if exc.code in _TYPED else exc.message
     suggestions = exc.data.get("suggestions")

@@ -228,6 +228,27 @@ def _status_across(snapshot: dict[str, Any], address: object, as_json: bool) -> 
     )
 
 
+def _say_silent(snapshot: dict[str, Any]) -> None:
+    """On stderr: the processes of a bus across processes that did not answer."""
+    silent = [
+        str(p.get("label"))
+        for p in snapshot.get("processes") or ()
+        if isinstance(p, dict) and p.get("state") == "unreachable"
+    ]
+    if silent:
+        one = len(silent) == 1
+        noun, verb, whose = ("process", "does", "it") if one else ("processes", "do", "they")
+        _output.console(stderr=True).print(
+            visible(
+                f"note: {noun} {', '.join(silent)} of bus {snapshot['bus'].get('name')} {verb} "
+                f"not answer (stopped, killed, or too busy): what {whose} serve"
+                f"{'s' if one else ''} is not listed"
+            ),
+            markup=False,
+            highlight=False,
+        )
+
+
 def _services_of(snapshot: dict[str, Any], label: str) -> list[str]:
     """The services process ``label`` hosts (its pool left out)."""
     return [
@@ -275,6 +296,7 @@ def services(target: str | None, nats: str | None, as_json: bool, verbose: bool)
         _output.print_json(snapshot["services"])
         return
     _output.registry(across(SERVICES, snapshot), snapshot)
+    _say_silent(snapshot)
 
 
 @click.command("commands")
@@ -287,6 +309,7 @@ def commands(target: str | None, nats: str | None, as_json: bool, verbose: bool)
         _output.print_json(snapshot["commands"])
         return
     _output.registry(across(COMMANDS, snapshot), snapshot)
+    _say_silent(snapshot)
 
 
 @click.command("listeners")
@@ -299,6 +322,7 @@ def listeners(target: str | None, nats: str | None, as_json: bool, verbose: bool
         _output.print_json(snapshot["listeners"])
         return
     _output.registry(across(LISTENERS, snapshot), snapshot)
+    _say_silent(snapshot)
 
 
 # -- introspect, who-handles --------------------------------------------------------

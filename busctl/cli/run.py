@@ -70,6 +70,14 @@ __all__ = ["run"]
     help="Join bus NAME on this NATS server, with every process there; 'embedded' starts "
     "a private nats-server on 127.0.0.1 and prints its URL (default: $BUS_NATS_URL).",
 )
+@click.option(
+    "--remote-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --nats: the deadline of a call to another process.",
+)
 @verbose_option
 @reports_failures
 def run(
@@ -77,6 +85,7 @@ def run(
     name: str | None,
     address: Path | None,
     nats: str | None,
+    remote_timeout: float,
     verbose: bool,
 ) -> None:
     """Host services on a bus that busctl can attach to.
@@ -102,7 +111,7 @@ def run(
         if nats == "embedded":
             server = _embedded_server()
             nats = server.url
-        bus = _start_bus(bus_name, address, nats or "")
+        bus = _start_bus(bus_name, address, nats or "", remote_timeout)
         try:
             started = _start_targets(bus, loaded)
             names = ", ".join(s.service_name() for s in started) or "none"
@@ -134,13 +143,13 @@ def _embedded_server() -> EmbeddedServer:
         raise Failure(str(exc), ExitStatus.ERROR) from None
 
 
-def _start_bus(bus_name: str, address: Path | None, nats: str) -> Bus:
+def _start_bus(bus_name: str, address: Path | None, nats: str, remote_timeout: float) -> Bus:
     """The bus: on the socket (``address`` or the default), or on NATS (and ``address``)."""
     from bus import Bus, TransportError
 
     control: bool | Path = address if address is not None else not nats
     try:
-        return Bus(name=bus_name, control=control, nats=nats)
+        return Bus(name=bus_name, control=control, nats=nats, remote_timeout=remote_timeout)
     except TransportError as exc:  # one line already: which server, and that none answered
         raise Failure(str(exc), ExitStatus.NO_BUS) from None
     except Exception as exc:

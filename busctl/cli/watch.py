@@ -119,6 +119,8 @@ def monitor(
 
     PATTERNs are names or globs (`lights.*`); default all. --json writes one
     activity record per line, its args, kwargs and result as JSON values.
+    With --nats, each line starts with the process it happened in (--json:
+    its "process").
     """
     patterns = tuple(check_text(pattern) for pattern in patterns)
     notes: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
@@ -148,18 +150,23 @@ def monitor(
             activity = params.get("activity")
             if not isinstance(activity, dict):
                 continue
+            # Over NATS each notification says which process it came from.
+            process = params.get("process")
             if as_json:
-                line = json.dumps(json_activity(activity), separators=(",", ":"))
-                sys.stdout.write(line + "\n")
+                record = json_activity(activity)
+                if isinstance(process, str):
+                    record["process"] = process
+                sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\n")
                 sys.stdout.flush()
             else:
                 view = activity_view(activity)
-                out.print(
-                    activity_markup(view) if colour else activity_line(view),
-                    markup=colour,
-                    highlight=False,
-                    soft_wrap=True,
-                )
+                line = activity_markup(view) if colour else activity_line(view)
+                if isinstance(process, str):  # as `docker compose logs` names the container
+                    from rich.markup import escape
+
+                    label = visible(process)
+                    line = f"[cyan]{escape(label)}[/] {line}" if colour else f"{label} {line}"
+                out.print(line, markup=colour, highlight=False, soft_wrap=True)
             shown += 1
             if count is not None and shown >= count:
                 break

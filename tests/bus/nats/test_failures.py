@@ -30,7 +30,9 @@ def test_no_server_at_start_is_one_clear_line_within_seconds(
     assert caught.value.__cause__ is None
     assert caught.value.__suppress_context__
     assert not [r for r in caplog.records if r.exc_info], "no traceback is logged"
-    assert len(caplog.records) <= 2
+    # The one line is the error: no warning per failed attempt beside it
+    # (a process without logging set up prints warnings on stderr).
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     leftover = {t.name for t in threading.enumerate()} - before
     assert not [name for name in leftover if name.startswith("bus:lonely/")]
 
