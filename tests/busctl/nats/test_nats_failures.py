@@ -202,3 +202,24 @@ def test_a_server_that_goes_away_ends_the_client(hosts):
             client.close()
     finally:
         server.stop()
+
+
+def test_monitor_hears_a_process_that_joined_after_it(nats_server, hosts, watch):
+    # The feed's lease is renewed every few seconds, and a renewal starts it
+    # in the processes that joined since.
+    url = nats_server.url
+    hosts(["--nats", url, "--name", "late", *services("Alpha")])
+    monitor = watch("monitor", "--nats", url, "--bus", "late")
+    monitor.wait_for(monitor.err, lambda line: line.startswith("monitoring everything"))
+    newcomer = hosts(["--nats", url, "--name", "late", *services("Beta")])
+    with Client.connect("late", nats=url) as client:
+
+        def heard() -> bool:
+            client.execute("beta.where")
+            while not monitor.out.empty():
+                words = monitor.out.get_nowait().split()
+                if words[:1] == [newcomer.label] and "beta.where" in words:
+                    return True
+            return False
+
+        eventually(heard, timeout=30, what="the monitor never heard the newcomer")
