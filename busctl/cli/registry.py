@@ -111,7 +111,9 @@ def _list_on_nats(url: str, as_json: bool) -> None:
             b["name"],
             len(b["processes"]),
             b.get("version") or "-",
-            ", ".join(str(p.get("label", "?")) for p in b["processes"] if isinstance(p, dict)),
+            ", ".join(
+                sorted(str(p.get("label", "?")) for p in b["processes"] if isinstance(p, dict))
+            ),
         ]
         for b in buses
     ]
@@ -171,7 +173,8 @@ def status(target: str | None, nats: str | None, as_json: bool, verbose: bool) -
 
 def _status_across(snapshot: dict[str, Any], address: object, as_json: bool) -> None:
     """``status`` of a bus across processes: the whole, then each process."""
-    bus, totals, processes = snapshot["bus"], snapshot["totals"], snapshot["processes"]
+    bus, totals = snapshot["bus"], snapshot["totals"]
+    processes = sorted(snapshot["processes"], key=lambda p: str(p.get("label")))
     if as_json:
         failed = [
             {"name": s["name"], "error": s.get("error")}

@@ -176,8 +176,10 @@ def _started_text(
         f"bus {bus_name} on {nats} as {label} (pid {bus.pid})"
         + (f", and on {bus.address}" if bus.address is not None else ""),
         f"services: {names}",
-        f"from another terminal: busctl services --nats {nats} --bus {bus_name}; "
-        f"more services: busctl run --nats {nats} --name {bus_name} TARGET...; Ctrl-C stops",
+        f"from another terminal: busctl tui --nats {nats} --bus {bus_name} "
+        "(or services, monitor, call, repl...)",
+        f"more services on this bus: busctl run --nats {nats} --name {bus_name} TARGET...",
+        "Ctrl-C stops",
     ]
     return "\n".join(lines)
 

@@ -55,7 +55,9 @@ class ActivityView:
         mark: the kind's mark (``→ ← ◆ ↳``), ``?`` for a kind not known.
         name: the command or event name.
         who: where it ran: ``caller → service``, ``service``, ``from caller``.
-        place: where it ran, in one word: the service, else the caller.
+        place: where it ran, in one word: the service, else the caller; on a
+            bus across processes, after the process it was seen in (the
+            record's ``process``): ``vm:7612 lights``.
         detail: the arguments, ``= result``, ``[pattern]``, or ``!! Type: message``.
         took: how long the handler ran (``return``, ``delivery``), else ``""``.
         queued: how long it waited in the mailbox, when the bus said, else ``""``.
@@ -116,13 +118,19 @@ def activity_view(activity: Mapping[str, Any]) -> ActivityView:
     elif error:
         detail = f"!! {error}"
     trace = activity.get("trace_id")
+    place = str(service or caller or "")
+    process = activity.get("process")
+    if isinstance(process, str) and process:
+        # A bus across processes: the process it was seen in first, as `monitor`
+        # puts it first (a call shows in the caller's process and in the handler's).
+        place = f"{process} {place}"
     return ActivityView(
         time=clock(activity.get("time")),
         kind=visible(kind),
         mark=MARKS.get(kind, "?"),
         name=visible(name),
         who=visible(who),
-        place=visible(service or caller or ""),
+        place=visible(place),
         detail=visible(detail),
         took=visible(took),
         queued=visible(queued),

@@ -143,7 +143,8 @@ class ClientSource:
         def deliver(method: str, params: dict[str, Any]) -> None:
             activity = params.get("activity")
             if method == "activity" and isinstance(activity, dict):
-                callback(activity)
+                process = params.get("process")  # over NATS: the process it happened in
+                callback({**activity, "process": process} if isinstance(process, str) else activity)
 
         self._subscription = self.client.subscribe("activity", deliver)
 

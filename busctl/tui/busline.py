@@ -80,7 +80,12 @@ class BusLine(Static):
                     )
         count = len(processes)
         line.append(f"{count} process{'es' if count != 1 else ''}: ", style="bold")
-        for index, process in enumerate(p for p in processes if isinstance(p, dict)):
+        # By label: the process answering the console lists itself first, and
+        # that one changes from poll to poll.
+        listed = sorted(
+            (p for p in processes if isinstance(p, dict)), key=lambda p: str(p.get("label"))
+        )
+        for index, process in enumerate(listed):
             label = str(process.get("label", "?"))
             if index:
                 line.append(" · ")

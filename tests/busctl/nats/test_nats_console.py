@@ -258,7 +258,16 @@ def test_the_tui_shows_the_bus_its_processes_and_the_instances(url, house, clien
             assert app.sub_title.endswith("· 2 processes")
             client.execute("beta.where")
             log = app.activity_log
-            await until(pilot, lambda: any(a["name"] == "beta.where" for a in log.entries()))
+            # Each step says which process it was seen in (beta runs in the second).
+            await until(
+                pilot,
+                lambda: any(
+                    a["name"] == "beta.where"
+                    and a["kind"] == "return"
+                    and a.get("process") == second.label
+                    for a in log.entries()
+                ),
+            )
 
     try:
         asyncio.run(body())

@@ -112,3 +112,11 @@ def test_arguments_and_results_are_cut_and_kept_on_one_line() -> None:
     odd = {"kind": "call", "name": "x", "kwargs": '{"k": "1\\n2"}'}
     assert activity_view(odd).detail == '(k="1\\n2")'
     assert "\n" not in activity_line(odd)
+
+
+def test_on_a_bus_across_processes_the_place_says_which_process_first():
+    from busctl.render.activity import activity_view
+
+    record = {"kind": "return", "name": "lights.get", "time": 0, "service": "lights"}
+    assert activity_view(record).place == "lights"
+    assert activity_view({**record, "process": "vm:7612"}).place == "vm:7612 lights"
