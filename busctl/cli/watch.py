@@ -160,12 +160,11 @@ def monitor(
                 sys.stdout.flush()
             else:
                 view = activity_view(activity)
-                line = activity_markup(view) if colour else activity_line(view)
-                if isinstance(process, str):  # as `docker compose logs` names the container
-                    from rich.markup import escape
-
-                    label = visible(process)
-                    line = f"[cyan]{escape(label)}[/] {line}" if colour else f"{label} {line}"
+                line = (
+                    activity_markup(view, process=process)
+                    if colour
+                    else activity_line(view, process=process)
+                )
                 out.print(line, markup=colour, highlight=False, soft_wrap=True)
             shown += 1
             if count is not None and shown >= count:

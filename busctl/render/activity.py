@@ -140,19 +140,25 @@ def activity_view(activity: Mapping[str, Any]) -> ActivityView:
     )
 
 
-def activity_line(activity: Mapping[str, Any] | ActivityView, *, trace: bool = False) -> str:
+def activity_line(
+    activity: Mapping[str, Any] | ActivityView, *, trace: bool = False, process: object = None
+) -> str:
     """The one plain line of an activity record (``monitor`` without colour).
 
     ``14:03:07.215 call     say_hello              cli → greeter ("Alice")``:
     time, kind, name, who, then the arguments, result or error, and how long
     it took. ``trace`` puts the first six hex digits of the trace id after
     the time (``python -m sample_services``: which steps belong together).
+    ``process`` (a bus across processes: the process it was seen in) comes
+    first, as ``docker compose logs`` names the container.
     """
     view = activity if isinstance(activity, ActivityView) else activity_view(activity)
     when = f"{view.time} {view.trace:<6}" if trace else view.time
     tail = f"  {view.tail}" if view.tail else ""
+    lead = f"{visible(process)} " if isinstance(process, str) and process else ""
     return (
-        f"{when} {view.kind:<8} {view.name:<{NAME_WIDTH}} {view.who} {view.detail}{tail}".rstrip()
+        f"{lead}{when} {view.kind:<8} {view.name:<{NAME_WIDTH}} {view.who} "
+        f"{view.detail}{tail}".rstrip()
     )
 
 

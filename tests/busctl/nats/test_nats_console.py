@@ -233,6 +233,31 @@ def test_the_repl_attaches_over_nats_and_acts_on_the_whole_bus(url, house, busct
     assert any(line.startswith("shared") and first.label in line for line in lines)
 
 
+def test_the_repl_monitor_says_which_process_each_line_comes_from(url, house, client):
+    from tests.busctl.repl.test_repl import Session
+
+    first, second = house
+    session = Session(Client.connect("home", nats=url))
+    try:
+        start = len(session.out.getvalue())
+        session.type("monitor alpha.where beta.where\r")
+        session.out.wait_for("Ctrl-C stops", after=start)
+
+        def both() -> bool:
+            client.execute("alpha.where")
+            client.execute("beta.where")
+            lines = [line.split() for line in session.out.getvalue()[start:].splitlines()]
+            seen = {(w[0], w[3]) for w in lines if len(w) > 3 and w[2] == "return"}
+            return {(first.label, "alpha.where"), (second.label, "beta.where")} <= seen
+
+        eventually(both, what="the REPL's monitor did not name both processes")
+        at = len(session.out.getvalue())
+        session.type("\x03")
+        session.out.wait_for("monitor stopped", after=at)
+    finally:
+        assert session.finish() == 0
+
+
 def test_the_tui_shows_the_bus_its_processes_and_the_instances(url, house, client):
     from busctl.tui._source import ClientSource
     from busctl.tui.app import BusctlApp

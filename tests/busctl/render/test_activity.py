@@ -120,3 +120,15 @@ def test_on_a_bus_across_processes_the_place_says_which_process_first():
     record = {"kind": "return", "name": "lights.get", "time": 0, "service": "lights"}
     assert activity_view(record).place == "lights"
     assert activity_view({**record, "process": "vm:7612"}).place == "vm:7612 lights"
+
+
+def test_a_line_of_a_bus_across_processes_starts_with_its_process():
+    from busctl.render.activity import activity_line, activity_view
+    from busctl.render.printed import activity_markup
+
+    record = {"kind": "return", "name": "lights.get", "time": 0, "service": "lights"}
+    plain_line = activity_line(record)
+    assert activity_line(record, process="vm:7612") == f"vm:7612 {plain_line}"
+    assert activity_line(record, process=None) == plain_line
+    marked = activity_markup(activity_view(record), process="vm:[bold]7612")
+    assert marked.startswith("[cyan]vm:\\[bold]7612[/] [dim]")  # the label is never markup
