@@ -166,6 +166,36 @@ def test_capture_writes_the_spans_of_every_process_in_one_file(url, house, watch
     assert str(path) in summary
 
 
+def test_replay_sends_a_capture_back_to_the_listeners_of_every_process(
+    url, house, watch, client, busctl, tmp_path
+):
+    path = tmp_path / "pings.jsonl"
+    capture = watch(*on_home(url, "capture", "-o", str(path), "ping.*"))
+    capture.wait_for(capture.err, lambda line: line.startswith("capturing spans of bus home"))
+    client.fire("ping.replayed", ["replay-token"])
+    for command in ("alpha.heard", "beta.heard"):
+        eventually(
+            lambda command=command: client.execute(command).count(["replay-token"]) == 1,
+            what=f"{command} never heard the ping",
+        )
+    eventually(
+        lambda: path.exists() and "ping.replayed" in path.read_text(encoding="utf-8"),
+        what="the capture never held the event",
+    )
+    assert capture.stop(signal.SIGINT) == 0
+    done = busctl(*on_home(url, "replay", str(path), "--fast", "--only", "ping.*", "--json"))
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    # One event, though three processes' spans (its producer, two consumers) recorded it.
+    assert (report["sent"], report["events"], report["skipped"]) == (1, 1, [])
+    # Each process's listener hears the replayed event too: twice in all.
+    for command in ("alpha.heard", "beta.heard"):
+        eventually(
+            lambda command=command: client.execute(command).count(["replay-token"]) == 2,
+            what=f"{command} never heard the replayed ping",
+        )
+
+
 def test_status_shows_the_bus_and_each_process(url, house, busctl):
     first, second = house
     done = busctl(*on_home(url, "status"))
