@@ -74,7 +74,8 @@ def _embed(timeout: float) -> tuple[Client, Bus]:
     from bus import Bus
 
     directory = Path(tempfile.mkdtemp(prefix="busctl-"))
-    bus = Bus(name=EMBEDDED_NAME, control=directory / f"{EMBEDDED_NAME}.sock")
+    # nats="": the demo stays in this process even when BUS_NATS_URL names a server.
+    bus = Bus(name=EMBEDDED_NAME, control=directory / f"{EMBEDDED_NAME}.sock", nats="")
     # The directory goes when the bus object does (or at exit): close() removes
     # the socket, and nothing else is ever put there.
     weakref.finalize(bus, shutil.rmtree, directory, ignore_errors=True)

@@ -292,7 +292,7 @@ def _write_pytest(
     from ..traces._pytest import write_pytest
 
     # Start the services once, untraced, to learn which commands are read-only.
-    with Bus(name="to-pytest", tracing=False) as bus:
+    with Bus(name="to-pytest", tracing=False, nats="") as bus:  # a look, not a joining
         _load_services(services, options)(bus)
         known = {c["name"]: bool(c.get("readonly")) for c in bus.inspect()["commands"]}
     plan = plan_replay(trace_file, only=only, exclude=exclude, commands=with_commands,
