@@ -91,8 +91,21 @@ class Loop:
             self.loop.run_forever()
         finally:
             with contextlib.suppress(Exception):
+                self._finish_tasks()
                 self.loop.run_until_complete(self.loop.shutdown_asyncgens())
             self.loop.close()
+
+    def _finish_tasks(self, timeout: float = 1.0) -> None:
+        """Cancel the tasks left on the stopped loop and let them end, as
+        ``asyncio.run`` does. nats-py cancels its subscriptions' tasks when it
+        closes without running them to their end (always so after the server
+        went away), and a loop closed under them prints "Task was destroyed"
+        and a traceback per subscription."""
+        tasks = asyncio.all_tasks(self.loop)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            self.loop.run_until_complete(asyncio.wait(tasks, timeout=timeout))
 
     # -- any thread -------------------------------------------------------------------
 
