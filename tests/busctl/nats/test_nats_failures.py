@@ -163,6 +163,16 @@ def test_embedded_server_runs_for_the_bus_and_stops_on_sigterm(hosts, busctl):
     assert not _accepts(host.url)  # stopped before run returned
 
 
+def test_ctrl_c_stops_the_embedded_server_after_the_bus_it_serves(hosts):
+    # Ctrl-C reaches the terminal's whole job; the server must not go first and
+    # leave the bus logging "lost the NATS server; reconnecting" as it closes.
+    host = hosts(["--nats", "embedded", "--name", "emb3", *services("Alpha")], own_group=True)
+    assert host.process.interrupt() == 0
+    assert "bus emb3 stopped\n" in host.process.stdout
+    assert host.process.stderr == [], "".join(host.process.stderr)
+    assert not _accepts(host.url)
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 def test_embedded_server_dies_with_a_killed_run(hosts):
     host = hosts(["--nats", "embedded", "--name", "emb2", *services("Alpha")])
