@@ -159,7 +159,9 @@ def monitor(
                 sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\n")
                 sys.stdout.flush()
             else:
-                view = activity_view(activity)
+                view = activity_view(
+                    {**activity, "process": process} if isinstance(process, str) else activity
+                )
                 line = (
                     activity_markup(view, process=process)
                     if colour

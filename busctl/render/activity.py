@@ -61,7 +61,8 @@ class ActivityView:
         detail: the arguments, ``= result``, ``[pattern]``, or ``!! Type: message``.
         took: how long the handler ran (``return``, ``delivery``), else ``""``.
         queued: how long it waited in the mailbox, when the bus said, else ``""``.
-        listeners: ``N listeners`` for an event, else ``""``.
+        listeners: ``N listeners`` for an event (``N local listeners`` on a
+            bus across processes: those of the process it was fired in), else ``""``.
         failed: the step raised (``detail`` holds the error).
         trace: the first six hex digits of its trace id, or ``""``.
     """
@@ -100,6 +101,10 @@ def activity_view(activity: Mapping[str, Any]) -> ActivityView:
         count = activity.get("listeners")
         if count is not None:
             listeners = f"{count} listener{'s' if count != 1 else ''}"
+            if activity.get("process"):
+                # Only the firing process's own listeners are counted; the others'
+                # deliveries show in their processes, on lines of their own.
+                listeners = f"{count} local listener{'s' if count != 1 else ''}"
     elif kind == "delivery":
         who = str(service or "?")
         detail = f"[{activity.get('pattern', name)}]"

@@ -282,8 +282,10 @@ class Verbs:
                 continue
             if activity.get("kind") == "event":
                 self.link.registry.saw_event(str(activity.get("name")))
-            view = activity_view(activity)
             process = params.get("process")  # over NATS: the process it was seen in
+            view = activity_view(
+                {**activity, "process": process} if isinstance(process, str) else activity
+            )
             line = (
                 activity_markup(view, process=process)
                 if colour

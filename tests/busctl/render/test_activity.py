@@ -132,3 +132,17 @@ def test_a_line_of_a_bus_across_processes_starts_with_its_process():
     assert activity_line(record, process=None) == plain_line
     marked = activity_markup(activity_view(record), process="vm:[bold]7612")
     assert marked.startswith("[cyan]vm:\\[bold]7612[/] [dim]")  # the label is never markup
+
+
+def test_an_event_of_a_bus_across_processes_counts_its_local_listeners():
+    # The firing process counts only its own listeners: "0 listeners" read as
+    # "no one heard it" while a listener in another process did.
+    from busctl.render.activity import activity_view
+
+    record = {"kind": "event", "name": "clock.tick", "time": 0, "caller": "scheduler"}
+    assert activity_view({**record, "listeners": 2}).listeners == "2 listeners"
+    assert activity_view({**record, "listeners": 0, "process": "vm:1"}).listeners == (
+        "0 local listeners"
+    )
+    one = activity_view({**record, "listeners": 1, "process": "vm:1"})
+    assert one.tail == "1 local listener"
