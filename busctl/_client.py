@@ -307,8 +307,13 @@ class Client:
         patterns: Iterable[str] = ("*",),
         buffer: int = 10_000,
         timeout: float | None = 10.0,
+        *,
+        lossless: bool = False,
     ) -> Subscription:
         """Subscribe to ``topic`` (``"activity"`` or ``"spans"``).
+
+        ``lossless`` (spans only): the bus waits rather than drop spans while
+        the subscription is open (``docs/protocol.md``).
 
         ``callback(method, params)`` runs on the client's reader thread for
         every notification of this subscription (``method`` is the topic, or
@@ -320,7 +325,13 @@ class Client:
             RemoteError: an unknown topic or bad params; ConnectionLost.
         """
         subscription = Subscription(self, topic, tuple(patterns), callback)
-        asked = {"topic": topic, "patterns": list(subscription.patterns), "buffer": buffer}
+        asked: dict[str, Any] = {
+            "topic": topic,
+            "patterns": list(subscription.patterns),
+            "buffer": buffer,
+        }
+        if lossless:
+            asked["lossless"] = True
         # The transport may add to them (over NATS: the feed's id, whose
         # subject it listens on before the bus can publish there).
         subscription.params = params = self.transport.feed(asked)

@@ -53,6 +53,7 @@ METHODS = (
     "traces",
     "wait_idle",
     "schema",
+    "cancel",
 )
 """The server's methods, as ``describe`` lists them."""
 
@@ -111,6 +112,8 @@ class ErrorCode(IntEnum):
     fault, and ``problems``, every one of them (``param``, ``path``,
     ``expected``, ``value``, ``message``).
     """
+    CANCELLED = -32013
+    """The command was cancelled (by ``cancel``) before it finished (``data.type``)."""
 
 
 class ProtocolError(ValueError):

@@ -2,6 +2,7 @@
 
     $ busctl bench --quick                       # in a source checkout
     $ busctl bench --scenario command_roundtrip --json
+    $ busctl bench --scenario memory --memory-events 10000000
     $ busctl bench --nats                        # a bus across processes, on a private server
 
 The scenarios are the ``benchmarks`` package of the source repository
@@ -88,6 +89,13 @@ def _benchmarks() -> ModuleType:
 @click.option("-n", "count", type=click.IntRange(min=1), help="Operations per run.")
 @click.option("--repeat", type=click.IntRange(min=1), help="Runs per scenario; the best counts.")
 @click.option(
+    "--memory-events",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Also follow RSS over N traced events (the target: 10000000).",
+)
+@click.option("--unpinned", is_flag=True, help="Run threads on every CPU, not all on one.")
+@click.option(
     "--nats",
     "nats",
     is_flag=True,
@@ -106,24 +114,34 @@ def bench(
     scenarios: tuple[str, ...],
     count: int | None,
     repeat: int | None,
+    memory_events: int | None,
+    unpinned: bool,
     nats: bool,
     url: str | None,
 ) -> None:
     """Run the benchmark scenarios side by side and print the ratios.
 
     From a source checkout: the scenarios are not installed with the package.
+    Every thread runs on one CPU unless --unpinned.
     With --nats, the three NATS figures, in one run on one server: -n is the
     round trips per figure (events are ten times as many).
     """
     benchmarks = _benchmarks()
     if nats:
+        if memory_events is not None or unpinned:
+            raise click.UsageError("--memory-events and --unpinned are not for --nats")
         _bench_nats(quick, as_json, scenarios, count, repeat, url)
         return
     if url is not None:
         raise click.UsageError("--url is for --nats")
     try:
         results = benchmarks.run(
-            scenarios=list(scenarios) or None, n=count, repeat=repeat, quick=quick
+            scenarios=list(scenarios) or None,
+            n=count,
+            repeat=repeat,
+            quick=quick,
+            memory_events=memory_events,
+            pin=not unpinned,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
@@ -131,6 +149,12 @@ def bench(
         click.echo(benchmarks.to_json(results))
     else:
         click.echo(benchmarks.render(results))
+    if results.errors:
+        raise Failure(
+            f"{len(results.errors)} figure(s) do not count (a run failed or lost spans): "
+            "the report says which",
+            ExitStatus.ERROR,
+        )
 
 
 def _bench_nats(

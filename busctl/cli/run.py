@@ -78,6 +78,13 @@ __all__ = ["run"]
     metavar="SECONDS",
     help="With --nats: the deadline of a call to another process.",
 )
+@click.option(
+    "--trace-lossless",
+    "lossless",
+    is_flag=True,
+    help="Never drop a span: a thread recording one waits for room in the trace "
+    "buffer (Bus(trace_overflow='wait')).",
+)
 @verbose_option
 @reports_failures
 def run(
@@ -86,6 +93,7 @@ def run(
     address: Path | None,
     nats: str | None,
     remote_timeout: float,
+    lossless: bool,
     verbose: bool,
 ) -> None:
     """Host services on a bus that busctl can attach to.
@@ -111,12 +119,12 @@ def run(
         if nats == "embedded":
             server = _embedded_server()
             nats = server.url
-        bus = _start_bus(bus_name, address, nats or "", remote_timeout)
+        bus = _start_bus(bus_name, address, nats or "", remote_timeout, lossless)
         try:
             started = _start_targets(bus, loaded)
             names = ", ".join(s.service_name() for s in started) or "none"
             _output.console().print(
-                _started_text(bus, bus_name, address, nats, names, server is not None),
+                _started_text(bus, bus_name, address, nats, names, server is not None, lossless),
                 markup=False,
                 highlight=False,
             )
@@ -143,13 +151,21 @@ def _embedded_server() -> EmbeddedServer:
         raise Failure(str(exc), ExitStatus.ERROR) from None
 
 
-def _start_bus(bus_name: str, address: Path | None, nats: str, remote_timeout: float) -> Bus:
+def _start_bus(
+    bus_name: str, address: Path | None, nats: str, remote_timeout: float, lossless: bool
+) -> Bus:
     """The bus: on the socket (``address`` or the default), or on NATS (and ``address``)."""
     from bus import Bus, TransportError
 
     control: bool | Path = address if address is not None else not nats
     try:
-        return Bus(name=bus_name, control=control, nats=nats, remote_timeout=remote_timeout)
+        return Bus(
+            name=bus_name,
+            control=control,
+            nats=nats,
+            remote_timeout=remote_timeout,
+            trace_overflow="wait" if lossless else "drop",
+        )
     except TransportError as exc:  # one line already: which server, and that none answered
         raise Failure(str(exc), ExitStatus.NO_BUS) from None
     except Exception as exc:
@@ -157,13 +173,20 @@ def _start_bus(bus_name: str, address: Path | None, nats: str, remote_timeout: f
 
 
 def _started_text(
-    bus: Bus, bus_name: str, address: Path | None, nats: str | None, names: str, embedded: bool
+    bus: Bus,
+    bus_name: str,
+    address: Path | None,
+    nats: str | None,
+    names: str,
+    embedded: bool,
+    lossless: bool,
 ) -> str:
     """What ``run`` says once its services run: where, what, and how to attach."""
+    lossless_note = ", tracing lossless" if lossless else ""
     if not nats:
         bus_flag = f" --bus {bus.address}" if address is not None else ""
         return (
-            f"bus {bus_name} listening on {bus.address} (pid {bus.pid})\n"
+            f"bus {bus_name} listening on {bus.address} (pid {bus.pid}){lossless_note}\n"
             f"services: {names}\n"
             f"from another terminal: busctl status{bus_flag}, busctl monitor{bus_flag}, "
             f"busctl repl{bus_flag}; Ctrl-C stops"
@@ -174,7 +197,8 @@ def _started_text(
         lines.append(f"nats-server started at {nats} (it stops with this bus)")
     lines += [
         f"bus {bus_name} on {nats} as {label} (pid {bus.pid})"
-        + (f", and on {bus.address}" if bus.address is not None else ""),
+        + (f", and on {bus.address}" if bus.address is not None else "")
+        + lossless_note,
         f"services: {names}",
         f"from another terminal: busctl tui --nats {nats} --bus {bus_name} "
         "(or services, monitor, call, repl...)",

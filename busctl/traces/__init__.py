@@ -22,7 +22,7 @@ from ._file import (
     read_trace_file,
     write_trace_file,
 )
-from ._model import NOT_JSON, Span, Trace, build_traces
+from ._model import NOT_JSON, Span, Trace, build_traces, json_value
 from ._replay import (
     DEFAULT_MAX_GAP,
     BusTarget,
@@ -60,6 +60,7 @@ __all__ = [
     "TraceFileError",
     "TraceFilter",
     "build_traces",
+    "json_value",
     "parse_trace_lines",
     "parse_traces_data",
     "plan_replay",
