@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Any
 from .._core._dispatch import settle
 from .._core._errors import BusClosedError, BusError, ServiceUnavailableError
 from .._core._ratelog import RateLimitedLog
-from .._core._worker import current_worker
+from .._core._worker import current_run, current_worker
 from . import _wire as wire
+from ._cycles import waits_of
 
 if TYPE_CHECKING:
     from .._core._future import CommandFuture
@@ -184,7 +185,7 @@ class Calls:
         if ids is not None:
             headers = {}
             wire.inject(headers, *ids)
-        worker = current_worker()
+        worker = current_run.get() or current_worker()  # an async handler's task, or a thread
         if worker is not None and worker.runtime.bus is link.bus:
             # A handler may wait on this: say who, so that a cycle through
             # other processes is found by the process it comes back to.
@@ -302,9 +303,11 @@ class Calls:
     # -- who waits (any thread) ---------------------------------------------------------------
 
     def waited_on(self, token: str) -> bool:
-        """Whether a thread of this bus is blocked on the call ``token`` now."""
+        """Whether a thread or an async task of this bus waits on the call ``token`` now."""
         call = self.pending.get(token)
         if call is None:
             return False
         future = call.future
-        return any(w.waiting is future for rt in self.link.bus.runtimes() for w in rt.workers)
+        return any(
+            waited is future for rt in self.link.bus.runtimes() for waited in waits_of(rt)[0]
+        )
