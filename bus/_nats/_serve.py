@@ -32,6 +32,7 @@ from .._core._errors import BusClosedError, DeadlockError
 from .._core._future import CommandFuture
 from .._core._patterns import pattern_matches
 from .._core._ratelog import RateLimitedLog
+from .._observe._hub import swap_caller
 from . import _wire as wire
 from ._subjects import listener_group
 
@@ -178,14 +179,18 @@ class Serving:
         if observer is not None:
             ctx = wire.extract(headers)
             attached = otel_context.attach(ctx) if ctx is not None else None
+            origin = headers.get(wire.ORIGIN) or (str(chain[-1][0]) if chain else None)
+            # Its activity names the sender (service@process), not this loop thread.
+            previous = swap_caller(origin) if origin else None
             try:
                 ticket = observer.call_sent(handler, tuple(args), kwargs)
             finally:
+                if origin:
+                    swap_caller(previous)
                 if attached is not None:
                     otel_context.detach(attached)
             hub = link.hub()
             if ticket is not None and hub is not None:
-                origin = headers.get(wire.ORIGIN) or (str(chain[-1][0]) if chain else None)
                 hub.served_call(ticket, link.wire_attributes(token, name), origin)
         future.add_done_callback(functools.partial(self._answer, reply, handler))
         next(handler.dispatched)

@@ -155,3 +155,30 @@ def _spy_on_requests(callee: Bus) -> list[Any]:
     for sub in list(serving.services.values()):
         sub._cb = spy
     return seen
+
+
+def test_a_served_call_is_watched_as_sent_by_its_remote_service(
+    nats_bus: Callable[..., Bus],
+) -> None:
+    # The handler's process recorded the call as sent by its own NATS loop
+    # thread ("bus:NAME/nats"); its span already named the sender.
+    class Asker(Service):
+        name = "asker"
+
+        @command("ask")
+        def ask(self) -> int:
+            return int(self.bus.execute_command("add", 1, 2).result(timeout=5))
+
+    asking, callee = nats_bus(), nats_bus()
+    callee.add_service(Adder())
+    asking.add_service(Asker())
+    calls: list[Any] = []
+    unwatch = callee.watch(lambda a: calls.append(a) if a.kind == "call" else None)
+    try:
+        assert asking.wait_for_command("add", 5)
+        assert asking.execute_command("ask").result(timeout=5) == 3
+        assert callee.wait_idle(5)
+    finally:
+        unwatch.dispose()
+    assert asking._nats is not None
+    assert [(a.name, a.caller) for a in calls] == [("add", f"asker@{asking._nats.label}")]
