@@ -27,6 +27,7 @@ from .options import (
     as_failure,
     attached,
     attached_command,
+    unavailable,
 )
 
 __all__ = ["call", "emit"]
@@ -59,6 +60,7 @@ def call(
     arguments: tuple[str, ...],
     timeout: float,
     target: str | None,
+    nats: str | None,
     as_json: bool,
     verbose: bool,
 ) -> None:
@@ -79,12 +81,12 @@ def call(
       busctl call 'lights.turn_on(room="hall", brightness=30)'
     """
     name, args, kwargs = _read_call(name, arguments)
-    with attached(target) as client:
+    with attached(target, nats) as client:
         try:
             # Ctrl-C stops the wait, not the command; a second one cancels it.
             result = wait_call(client, name, args, kwargs, timeout)
         except RemoteError as exc:
-            if exc.code == ErrorCode.HANDLER_ERROR:
+            if exc.code == ErrorCode.HANDLER_ERROR and not unavailable(exc):
                 raise Failure(
                     f"{name} raised {exc}", ExitStatus.FAILED, exc.remote_traceback
                 ) from exc
@@ -105,11 +107,16 @@ def call(
 @click.argument("arguments", nargs=-1, type=click.UNPROCESSED, metavar="[ARG]...")
 @attached_command
 def emit(
-    name: str, arguments: tuple[str, ...], target: str | None, as_json: bool, verbose: bool
+    name: str,
+    arguments: tuple[str, ...],
+    target: str | None,
+    nats: str | None,
+    as_json: bool,
+    verbose: bool,
 ) -> None:
     """Fire an event (arguments as for `call`); print how many listeners it reached."""
     name, args, kwargs = _read_call(name, arguments)
-    with attached(target) as client:
+    with attached(target, nats) as client:
         count = client.fire(name, args, kwargs)
     if as_json:
         _output.print_json({"name": name, "listeners": count})

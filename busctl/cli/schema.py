@@ -68,6 +68,7 @@ def schema(
     output: Path | None,
     embedded: bool,
     target: str | None,
+    nats: str | None,
     verbose: bool,
 ) -> None:
     """Print the bus's typed contract: JSON Schema, or an AsyncAPI 3.0 document.
@@ -80,6 +81,7 @@ def schema(
       busctl schema | jq '.commands["thermostat.set_mode"]'
       busctl schema --format asyncapi -o bus.asyncapi.json
       busctl schema --embedded --format asyncapi
+      busctl schema --nats nats://127.0.0.1:4222 --bus home
     """
     if name is not None:
         name = check_text(name)
@@ -91,7 +93,12 @@ def schema(
             )
     if embedded and target is not None:
         raise Failure("--embedded and --bus name two buses: give one", ExitStatus.USAGE)
-    with _bus(target, embedded) as client:
+    if embedded and nats:
+        source = click.get_current_context().get_parameter_source("nats")
+        if source is not click.core.ParameterSource.ENVIRONMENT:  # $BUS_NATS_URL: not asked here
+            raise Failure("--embedded and --nats name two buses: give one", ExitStatus.USAGE)
+        nats = None
+    with _bus(target, nats, embedded) as client:
         document = fetch_schema(client, fmt, name)
     text = json.dumps(document, indent=2, ensure_ascii=False)
     if output is None or str(output) == "-":
@@ -135,9 +142,9 @@ def fetch_schema(client: Client, fmt: str = "jsonschema", name: str | None = Non
 
 
 @contextlib.contextmanager
-def _bus(target: str | None, embedded: bool) -> Iterator[Client]:
+def _bus(target: str | None, nats: str | None, embedded: bool) -> Iterator[Client]:
     if not embedded:
-        with attached(target) as client:
+        with attached(target, nats) as client:
             yield client
         return
     from .._embedded import embed_sample

@@ -112,6 +112,7 @@ def monitor(
     patterns: tuple[str, ...],
     count: int | None,
     target: str | None,
+    nats: str | None,
     as_json: bool,
     verbose: bool,
 ) -> None:
@@ -119,6 +120,8 @@ def monitor(
 
     PATTERNs are names or globs (`lights.*`); default all. --json writes one
     activity record per line, its args, kwargs and result as JSON values.
+    With --nats, each line starts with the process it happened in (--json:
+    its "process").
     """
     patterns = tuple(check_text(pattern) for pattern in patterns)
     notes: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
@@ -127,7 +130,7 @@ def monitor(
     shown = 0
     # Attached first: Ctrl-C while connecting is an interruption (exit 130);
     # once watching, it is how the watch ends (exit 0).
-    with attached(target) as client, _until_stopped() as stop:
+    with attached(target, nats) as client, _until_stopped() as stop:
         subscription = client.subscribe(
             "activity", lambda m, p: notes.put((m, p)), patterns or ("*",)
         )
@@ -148,18 +151,24 @@ def monitor(
             activity = params.get("activity")
             if not isinstance(activity, dict):
                 continue
+            # Over NATS each notification says which process it came from.
+            process = params.get("process")
             if as_json:
-                line = json.dumps(json_activity(activity), separators=(",", ":"))
-                sys.stdout.write(line + "\n")
+                record = json_activity(activity)
+                if isinstance(process, str):
+                    record["process"] = process
+                sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\n")
                 sys.stdout.flush()
             else:
-                view = activity_view(activity)
-                out.print(
-                    activity_markup(view) if colour else activity_line(view),
-                    markup=colour,
-                    highlight=False,
-                    soft_wrap=True,
+                view = activity_view(
+                    {**activity, "process": process} if isinstance(process, str) else activity
                 )
+                line = (
+                    activity_markup(view, process=process)
+                    if colour
+                    else activity_line(view, process=process)
+                )
+                out.print(line, markup=colour, highlight=False, soft_wrap=True)
             shown += 1
             if count is not None and shown >= count:
                 break
@@ -200,6 +209,7 @@ def capture(
     duration: float | None,
     lossless: bool,
     target: str | None,
+    nats: str | None,
     verbose: bool,
 ) -> None:
     """Record traffic to a trace file, until Ctrl-C or --duration.
@@ -220,7 +230,7 @@ def capture(
     with contextlib.ExitStack() as stack:
         # Attached before the file is made: no bus, no empty file; and Ctrl-C
         # while connecting is an interruption, not the end of a capture.
-        client = stack.enter_context(attached(target))
+        client = stack.enter_context(attached(target, nats))
         if to_stdout:
             sink = sys.stdout
         else:

@@ -74,19 +74,20 @@ def registry_table(table: Table, snapshot: Mapping[str, Any], *, colour: bool) -
     return out
 
 
-def activity_markup(view: ActivityView) -> str:
+def activity_markup(view: ActivityView, *, process: object = None) -> str:
     """One activity line in rich markup: the kind in its colour, failures red.
 
-    The same parts as ``busctl.render.activity.activity_line``, with the
-    kind's mark before it; every part is escaped.
+    The same parts as ``busctl.render.activity.activity_line`` (``process``
+    first, if given), with the kind's mark before it; every part is escaped.
     """
     from rich.markup import escape
 
     style = "red" if view.failed else _KIND_STYLES.get(view.kind, "white")
     detail = f"[red]{escape(view.detail)}[/]" if view.failed else escape(view.detail)
     tail = f"  {view.tail}" if view.tail else ""
+    lead = f"[cyan]{escape(visible(process))}[/] " if isinstance(process, str) and process else ""
     return (
-        f"[dim]{view.time}[/] [{style}]{view.mark} {escape(view.kind):<8}[/] "
+        f"{lead}[dim]{view.time}[/] [{style}]{view.mark} {escape(view.kind):<8}[/] "
         f"[bold]{escape(view.name):<{NAME_WIDTH}}[/] "
         f"[dim]{escape(view.who)}[/] {detail}[dim]{escape(tail)}[/]"
     ).rstrip()

@@ -18,7 +18,8 @@ from typing import Any
 
 from ..render.text import clipped, visible
 from ..render.units import trace_ms
-from ._model import Span, Trace, json_value
+from ._model import Span, json_value
+from ._tree import Trace
 
 __all__ = ["TraceFilter", "render_trace", "render_traces", "summary_json"]
 
