@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CancelOutcome",
     "Running",
+    "can_cancel",
     "cancel_execute",
     "describe",
     "outcome_of",
@@ -38,10 +39,12 @@ __all__ = [
     "start_execute",
 ]
 
-CancelOutcome = Literal["cancelled", "sync", "finished", "unsupported"]
+CancelOutcome = Literal["cancelled", "sync", "finished", "unsupported", "remote"]
 """What a cancel did: ``cancelled``; ``sync``: a sync handler runs on, nothing
 can interrupt it; ``finished``: it had already ended; ``unsupported``: the
-bus has no ``cancel`` (older than async handlers)."""
+bus has no ``cancel`` (older than async handlers); ``remote``: the console is
+attached over NATS, where each request stands alone and none can name an
+``execute`` to cancel (``cancel`` needs the socket that sent it)."""
 
 CANCEL_WAIT = 5.0
 """Seconds to wait for the bus to answer a ``cancel``."""
@@ -96,6 +99,9 @@ def request_cancel(client: Client, running: Running) -> Future[CancelOutcome]:
     if running.future.done():
         out.set_result("finished")
         return out
+    if not can_cancel(client):
+        out.set_result("remote")
+        return out
 
     def answered(reply: Future[Any]) -> None:
         error = reply.exception() if not reply.cancelled() else None
@@ -116,6 +122,14 @@ def request_cancel(client: Client, running: Running) -> Future[CancelOutcome]:
 
     client.request_async("cancel", {"id": running.id}).add_done_callback(answered)
     return out
+
+
+def can_cancel(client: Client) -> bool:
+    """Whether ``client`` reaches its bus by its socket, where ``cancel`` can name an execute."""
+    from ._transport import SocketTransport
+
+    transport = getattr(client, "transport", None)
+    return transport is None or isinstance(transport, SocketTransport)
 
 
 def cancel_execute(client: Client, running: Running, wait: float = CANCEL_WAIT) -> CancelOutcome:
@@ -146,6 +160,11 @@ def describe(outcome: CancelOutcome, name: str, *, still_waiting: bool = False) 
         return f"could not cancel {name}: it had already finished"
     if outcome == "sync":
         reason = "its handler is sync and cannot be interrupted"
+    elif outcome == "remote":
+        reason = (
+            "over NATS no request can name another to cancel "
+            "(attach to the bus's socket, on its machine, to cancel)"
+        )
     else:
         reason = "this bus cannot cancel commands (it has no 'cancel')"
     then = "still waiting for it to finish" if still_waiting else "it runs on in the bus to its end"

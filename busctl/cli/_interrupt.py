@@ -14,7 +14,7 @@ from __future__ import annotations
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from typing import TYPE_CHECKING, Any
 
-from .._cancel import cancel_execute, describe, start_execute
+from .._cancel import can_cancel, cancel_execute, describe, start_execute
 from . import _output
 from .options import Failure, interrupted
 
@@ -48,6 +48,11 @@ def wait_call(
         running.future.cancel()
         raise TimeoutError(f"no reply to execute within {wait} s") from None
     except KeyboardInterrupt:
+        if not can_cancel(client):  # over NATS: no second chance to offer
+            raise interrupted(
+                f"stopped waiting for {name}: it runs on in the bus; its result is dropped "
+                "(over NATS a call cannot be cancelled)"
+            ) from None
         raise _second_chance(client, running, name) from None
     return reply.get("value") if isinstance(reply, dict) else reply
 

@@ -37,7 +37,7 @@ from prompt_toolkit.keys import Keys
 
 from bus.control.protocol import ErrorCode
 
-from .._cancel import Running, cancel_execute, describe
+from .._cancel import Running, can_cancel, cancel_execute, describe
 from .._remote import ConnectionLost, RemoteError
 from .link import Link
 from .printer import Printer
@@ -216,7 +216,7 @@ class Waiter:
         """
         try:
             client = self.link.client
-            if method == "execute" and hasattr(client, "request_with_id"):
+            if method == "execute" and hasattr(client, "request_with_id") and can_cancel(client):
                 request_id, future = client.request_with_id(method, params)
                 return await self.wait_execute(Running(request_id, future), what)
             future = client.request_async(method, params)
