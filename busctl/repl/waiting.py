@@ -259,11 +259,11 @@ class Waiter:
             ConnectionLost: the connection ended.
         """
         waiting = asyncio.wrap_future(running.future)
-        can_cancel = True
+        may_ask = True  # until a cancel was tried: then Ctrl-C just stops waiting
         while True:
             if not await self.keys_until(waiting):
                 return waiting.result()
-            if not (self.keyboard and can_cancel):
+            if not (self.keyboard and may_ask):
                 waiting.cancel()  # the reply, when it comes, is dropped by the client
                 raise Interrupted
             self.printer.say(
@@ -287,17 +287,16 @@ class Waiter:
                 raise
             except Exception as exc:  # no answer, or a refusal: say it, keep waiting
                 self.printer.say(f"could not cancel {what}: {exc}", error=True)
-                can_cancel = False
+                may_ask = False
                 continue
             if outcome == "cancelled":
                 waiting.cancel()  # its reply says it was cancelled: nothing more to show
                 self.printer.say(describe(outcome, what))
                 return None
             # Finished (its reply is shown next), or nothing can cancel it: keep waiting.
-            self.printer.say(
-                describe(outcome, what, still_waiting=True) + " (Ctrl-C stops waiting)"
-            )
-            can_cancel = False
+            said = describe(outcome, what, still_waiting=True)
+            self.printer.say(said if outcome == "finished" else said + " (Ctrl-C stops waiting)")
+            may_ask = False
 
     async def keys_until(self, *waits: asyncio.Future[Any]) -> bool:
         """Wait for one of ``waits``; ``True`` if Ctrl-C (or SIGINT) came first."""
