@@ -15,6 +15,7 @@ from concurrent.futures import TimeoutError as FutureTimeoutError
 from typing import TYPE_CHECKING, Any
 
 from .._cancel import can_cancel, cancel_execute, describe, start_execute
+from .._client import _REPLY_GRACE  # as Client.execute waits: the bus's timeout and a grace
 from . import _output
 from .options import Failure, interrupted
 
@@ -26,8 +27,6 @@ __all__ = ["CANCEL_WINDOW", "wait_call"]
 
 CANCEL_WINDOW = 3.0
 """Seconds after a first Ctrl-C in which a second one cancels the command."""
-
-_REPLY_GRACE = 5.0  # seconds past the bus's own timeout for its answer to arrive
 
 
 def wait_call(
