@@ -416,18 +416,21 @@ class InvokeScreen(ModalScreen[None]):
         if in_flight is not None:  # so that x can cancel it after the form is closed
             in_flight.add(self.target, call)
         self.refresh_bindings()
+        waited = asyncio.wrap_future(call)
+        # Read whatever it ends with, even after the form stopped waiting (closed).
+        waited.add_done_callback(lambda done: done.cancelled() or done.exception())
         try:
-            await asyncio.wait([asyncio.wrap_future(call)])
+            await asyncio.wait([waited])
         finally:
             self.running = None
             self.refresh_bindings()
-        if call.cancelled():  # never left this process: as the bus answers a cancelled one
+        if waited.cancelled():  # never left this process: as the bus answers a cancelled one
             from busctl._remote import RemoteError
 
             raise RemoteError(
                 ErrorCode.CANCELLED, "the command was cancelled", {"type": "CancelledError"}
             )
-        return call.result()
+        return waited.result()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Ctrl+G is shown in a call form, and works while its call runs (and can be cancelled)."""
