@@ -265,6 +265,7 @@ class Bus(BusCore):
     # -- shutdown ------------------------------------------------------------------------
 
     def _closing_begins(self) -> None:
+        super()._closing_begins()
         if self._nats is not None:
             self._nats.leave()  # the others stop sending work here; replicas take it
         if self._control is not None:

@@ -23,6 +23,7 @@ from .._core._errors import (
     BusError,
     CommandNotFoundError,
     DeadlockError,
+    DroppedByConsoleError,
     MailboxFullError,
 )
 from .._core._patterns import MAX_NAME, pattern_matches, shown, validate_pattern
@@ -173,6 +174,8 @@ def invalid_argument(exc: InvalidArgumentError) -> RpcError:
 
 def handler_error(exc: BaseException) -> RpcError:
     """The error for what a command's future failed with (``-32000`` mostly)."""
+    if isinstance(exc, DroppedByConsoleError):
+        return RpcError(ErrorCode.DROPPED, str(exc), _described(exc, hold=exc.hold))
     if isinstance(exc, DeadlockError):
         return RpcError(ErrorCode.DEADLOCK, str(exc), _described(exc, cycle=exc.cycle))
     if isinstance(exc, BusClosedError):
@@ -489,3 +492,8 @@ METHODS: dict[str, Callable[[Session, dict[str, Any], Any], Any]] = {
     "wait_idle": wait_idle,
     "schema": schema,
 }
+
+# Holds, stubs and history (``_intervene``), which build on the helpers above.
+from ._intervene import INTERVENE  # noqa: E402
+
+METHODS.update(INTERVENE)

@@ -53,6 +53,15 @@ METHODS = (
     "traces",
     "wait_idle",
     "schema",
+    "hold",
+    "held",
+    "release",
+    "drop",
+    "unhold",
+    "stub",
+    "unstub",
+    "stubs",
+    "history",
 )
 """The server's methods, as ``describe`` lists them."""
 
@@ -111,6 +120,12 @@ class ErrorCode(IntEnum):
     fault, and ``problems``, every one of them (``param``, ``path``,
     ``expected``, ``value``, ``message``).
     """
+    NO_SUCH_HOLD = -32013
+    """``unhold``, ``release`` or ``drop`` of a hold or held item that is not there."""
+    NO_SUCH_STUB = -32014
+    """``unstub`` of a command that is not stubbed."""
+    DROPPED = -32015
+    """The command's call was held and a console dropped it (``DroppedByConsoleError``)."""
 
 
 class ProtocolError(ValueError):
