@@ -205,6 +205,8 @@ class Bus(BusCore):
             "watch_errors": hub.watch_errors if hub else 0,
         }
         data = snapshot(self, tracing)
+        holds, held = self.holds.counts()
+        data["totals"].update(stubs=self.stubs.count(), holds=holds, held=held)
         if self._nats is not None:
             data["nats"] = self._nats.describe()
         return data

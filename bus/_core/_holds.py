@@ -290,7 +290,7 @@ class Holds:
         *,
         args: list[Any] | tuple[Any, ...] | None = None,
         kwargs: Mapping[str, Any] | None = None,
-        set: Mapping[str, Any] | None = None,  # noqa: A002 (the protocol's word)
+        set: Mapping[str, Any] | None = None,
     ) -> Held:
         """Let held item ``item_id`` go, with edited arguments if any are given.
 
@@ -452,9 +452,7 @@ class Holds:
     def _release_all(self, hold_ids: list[int] | None) -> list[int]:
         with self._lock:
             items = [
-                item
-                for item in self._held.values()
-                if hold_ids is None or item.hold.id in hold_ids
+                item for item in self._held.values() if hold_ids is None or item.hold.id in hold_ids
             ]
             for item in items:
                 del self._held[item.id]
@@ -534,8 +532,4 @@ def _positions(handler: Handler) -> dict[str, int]:
     if signature is None:
         return {}
     kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    return {
-        p.name: i
-        for i, p in enumerate(signature.parameters.values())
-        if p.kind in kinds
-    }
+    return {p.name: i for i, p in enumerate(signature.parameters.values()) if p.kind in kinds}

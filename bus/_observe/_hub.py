@@ -366,7 +366,10 @@ class Hub:
         has the new arguments as its ``bus.args``; a delivery, whose event
         span has the arguments fired, gets ``bus.args`` on its own span.
         """
-        attrs: dict[str, Any] = {"bus.held_ms": round(held_ms, 3), "bus.edited": original is not None}
+        attrs: dict[str, Any] = {
+            "bus.held_ms": round(held_ms, 3),
+            "bus.edited": original is not None,
+        }
         if original is not None:
             attrs["bus.original_args"] = self._encoded(original[0]).text
             if original[1]:

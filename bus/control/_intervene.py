@@ -23,20 +23,26 @@ from ._history import KINDS, history_entries
 from .protocol import ErrorCode
 
 if TYPE_CHECKING:
-    from ._methods import Session
+    from types import ModuleType
+
+    from ._methods import RpcError, Session
 
 __all__ = ["INTERVENE", "held_json"]
 
 
-def _rpc() -> Any:
+def _rpc() -> ModuleType:
+    # ``_methods`` imports this module when it is complete, to list these methods
+    # in ``METHODS``: its helpers are reached through it when a method runs.
     from . import _methods
 
     return _methods
 
 
-def _bad(name: str, message: str) -> Exception:
-    rpc = _rpc()
-    return rpc.RpcError(ErrorCode.INVALID_PARAMS, f"invalid params: {message}", {"param": name})
+def _bad(name: str, message: str) -> RpcError:
+    error: RpcError = _rpc().RpcError(
+        ErrorCode.INVALID_PARAMS, f"invalid params: {message}", {"param": name}
+    )
+    return error
 
 
 def _seconds(params: dict[str, Any]) -> float:
@@ -69,13 +75,14 @@ def _one_of(params: dict[str, Any], first: str, second: str) -> str:
 def _refused(exc: Exception) -> Exception:
     """A library refusal as the error to send."""
     rpc = _rpc()
+    error: Exception = exc
     if isinstance(exc, NoSuchHoldError):
-        return rpc.RpcError(ErrorCode.NO_SUCH_HOLD, str(exc), {"type": type(exc).__name__})
-    if isinstance(exc, NoSuchStubError):
-        return rpc.RpcError(ErrorCode.NO_SUCH_STUB, str(exc), {"type": type(exc).__name__})
-    if isinstance(exc, InvalidArgumentError):
-        return rpc.invalid_argument(exc)
-    return exc
+        error = rpc.RpcError(ErrorCode.NO_SUCH_HOLD, str(exc), {"type": type(exc).__name__})
+    elif isinstance(exc, NoSuchStubError):
+        error = rpc.RpcError(ErrorCode.NO_SUCH_STUB, str(exc), {"type": type(exc).__name__})
+    elif isinstance(exc, InvalidArgumentError):
+        error = rpc.invalid_argument(exc)
+    return error
 
 
 # -- holds ------------------------------------------------------------------------------
@@ -87,12 +94,12 @@ def hold(conn: Session, params: dict[str, Any], rid: Any) -> Any:
     rpc._only(params, ("pattern", "kind", "service", "for"))
     pattern = params.get("pattern")
     try:
-        validate_pattern(pattern)
+        pattern = validate_pattern(pattern)
     except (TypeError, ValueError) as exc:
         raise _bad("pattern", f"'pattern': {exc}") from None
     kind = params.get("kind")
     if kind not in (None, "call", "event"):
-        raise _bad("kind", f"'kind' must be \"call\", \"event\" or null, not {rpc._json(kind)}")
+        raise _bad("kind", f'\'kind\' must be "call", "event" or null, not {rpc._json(kind)}')
     service = params.get("service")
     if service is not None and (not isinstance(service, str) or not service):
         raise _bad("service", "'service' must be a service name or null")
