@@ -22,6 +22,7 @@ import click
 from .._args import check_text
 from .._exit import ExitStatus
 from ..render.columns import COMMANDS, LISTENERS, SERVICES, service_state
+from ..render.intervene import stub_text
 from ..render.text import visible
 from ..render.units import duration, latency
 from . import _output
@@ -125,10 +126,26 @@ def status(target: str | None, as_json: bool, verbose: bool) -> None:
                 f"{totals['late_replies']} late replies",
             ),
             ("hung threads", totals["hung"]),
+            *_console_line(totals),
             *_failed_services(snapshot.get("services", [])),
             ("tracing", _tracing_text(tracing)),
         ]
     )
+
+
+def _console_line(totals: dict[str, Any]) -> list[tuple[str, str]]:
+    """What consoles changed in the bus: live stubs, holds and what they hold (if any)."""
+    stubs, holds, held = (totals.get(k) or 0 for k in ("stubs", "holds", "held"))
+    if not (stubs or holds or held):
+        return []
+    plural = "s" if stubs != 1 else ""
+    return [
+        (
+            "intervening",
+            f"{stubs} stub{plural}, {holds} hold{'s' if holds != 1 else ''} ({held} held)"
+            " (busctl stubs, busctl held)",
+        )
+    ]
 
 
 def _failed_services(services: list[dict[str, Any]]) -> list[tuple[str, str]]:
@@ -229,6 +246,7 @@ def introspect(name: str, target: str | None, as_json: bool, verbose: bool) -> N
                 f"p50 {latency(entry.get('p50_ms'))}, p99 {latency(entry.get('p99_ms'))}",
             ),
             *([("last error", entry["last_error"])] if entry.get("last_error") else []),
+            *([("STUBBED", _stub_line(entry["stub"]))] if entry.get("stub") else []),
         ]
     )
     params = entry.get("params") or []
@@ -249,6 +267,15 @@ def introspect(name: str, target: str | None, as_json: bool, verbose: bool) -> N
     doc = entry.get("doc")
     if doc:
         _output.console().print("\n" + visible(doc, multiline=True), markup=False, highlight=False)
+
+
+def _stub_line(stub: dict[str, Any]) -> str:
+    calls = stub.get("calls", 0)
+    times = f" of {stub['times']}" if stub.get("times") is not None else ""
+    return (
+        f"{stub_text(stub)} ({calls}{times} calls so far, ends in "
+        f"{duration(stub.get('expires_in'))}; `busctl unstub {stub.get('name')}`)"
+    )
 
 
 def _default_text(default: Any) -> str:
@@ -277,9 +304,11 @@ def _nothing_handles(name: str, routing: dict[str, Any], *, as_command: bool) ->
             f"{name!r} is not a command; {count} listener{'s' if count != 1 else ''} "
             f"match it as an event (see `busctl who-handles {name}`)",
             ExitStatus.NOT_FOUND,
+            type="CommandNotFoundError",
         )
     what = "no command named" if as_command else "nothing handles"
-    return Failure(f"{what} {name!r}{hint}", ExitStatus.NOT_FOUND)
+    kind = "CommandNotFoundError" if as_command else "NotHandled"
+    return Failure(f"{what} {name!r}{hint}", ExitStatus.NOT_FOUND, type=kind)
 
 
 @click.command("who-handles")
@@ -297,13 +326,13 @@ def who_handles(name: str, target: str | None, as_json: bool, verbose: bool) -> 
         entry = routing.get("command")
         snapshot = client.inspect() if entry else None
     found = routing.get("listeners") or []
+    if entry is None and not found:
+        # With --json, stdout gets the error object (its message has the suggestions).
+        raise _nothing_handles(name, routing, as_command=False)
     if as_json:
         if entry:
             routing = {**routing, "command": {**entry, "threads": _threads_of(entry, snapshot)}}
         _output.print_json(routing)
-    if entry is None and not found:
-        raise _nothing_handles(name, routing, as_command=False)
-    if as_json:
         return
     out = _output.console()
     if entry:

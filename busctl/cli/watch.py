@@ -28,7 +28,7 @@ from .._args import check_text
 from .._client import Client
 from .._exit import ExitStatus
 from ..render import units
-from ..render.activity import activity_line, activity_view
+from ..render.activity import activity_line, activity_matches, activity_view
 from ..render.printed import activity_markup
 from ..render.text import visible
 from . import _output
@@ -106,18 +106,31 @@ def _drain(
 @click.command("monitor")
 @click.argument("patterns", nargs=-1, metavar="[PATTERN]...")
 @click.option("-n", "--count", type=click.IntRange(min=1), help="Stop after this many lines.")
+@click.option("--errors", is_flag=True, help="Only the steps that failed.")
+@click.option("--service", metavar="NAME", help="Only what this service handles or sends.")
+@click.option(
+    "--kind",
+    type=click.Choice(["call", "event"]),
+    help="Only commands (calls and returns), or only events (and their deliveries).",
+)
+@click.option("--trace", "trace_id", metavar="ID", help="Only this trace (its short id will do).")
 @attached_command
 def monitor(
     patterns: tuple[str, ...],
     count: int | None,
+    errors: bool,
+    service: str | None,
+    kind: str | None,
+    trace_id: str | None,
     target: str | None,
     as_json: bool,
     verbose: bool,
 ) -> None:
     """Show live traffic, one line per command or event, until Ctrl-C.
 
-    PATTERNs are names or globs (`lights.*`); default all. --json writes one
-    activity record per line, its args, kwargs and result as JSON values.
+    PATTERNs are names or globs (`lights.*`); default all. Each line shows
+    the first six digits of its trace id, which --trace takes. --json writes
+    one activity record per line, its args, kwargs and result as JSON values.
     """
     patterns = tuple(check_text(pattern) for pattern in patterns)
     notes: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
@@ -147,6 +160,10 @@ def monitor(
             activity = params.get("activity")
             if not isinstance(activity, dict):
                 continue
+            if not activity_matches(
+                activity, errors=errors, service=service, kind=kind, trace=trace_id
+            ):
+                continue
             if as_json:
                 line = json.dumps(json_activity(activity), separators=(",", ":"))
                 sys.stdout.write(line + "\n")
@@ -154,7 +171,9 @@ def monitor(
             else:
                 view = activity_view(activity)
                 out.print(
-                    activity_markup(view) if colour else activity_line(view),
+                    activity_markup(view, trace=True)
+                    if colour
+                    else activity_line(view, trace=True),
                     markup=colour,
                     highlight=False,
                     soft_wrap=True,
