@@ -83,7 +83,7 @@ def call(
     \b
       busctl call say_hello Alice
       busctl call lights.turn_on @args.json brightness=40
-      busctl history lights.turn_on -n 1 --json | jq -c '{args,kwargs}' | busctl call lights.turn_on -
+      busctl history lights.turn_on -n 1 --json | busctl call lights.turn_on -
       busctl call lights.turn_on kitchen brightness=60
       busctl call notifier.send "'dinner is ready'" channel=email
       busctl call thermostat.set_target living_room 21.5
