@@ -178,6 +178,8 @@ def hold_text(hold: Entry) -> str:
 def history_view(entry: Entry) -> ActivityView:
     """The parts of one history entry: an activity view whose call shows its outcome."""
     view = activity_view(entry)
+    if entry.get("kind") == "call":  # the arguments, then the outcome
+        view = dataclasses.replace(activity_view({**entry, "error": None}), failed=view.failed)
     marks = []
     if entry.get("stubbed"):
         marks.append("stubbed")
