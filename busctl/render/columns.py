@@ -242,9 +242,10 @@ COMMANDS = Table(
     name="commands",
     columns=(
         Column("name", "NAME", _command_name),
-        Column("owner", "OWNER", _text("owner")),
+        # Owners are short; in a narrow table they give way before the numbers.
+        Column("owner", "OWNER", _text("owner"), flex=1),
         Column("readonly", "RO", _readonly),
-        Column("signature", "SIGNATURE", _text("signature"), flex=1),
+        Column("signature", "SIGNATURE", _text("signature"), flex=3),
         Column("calls", "CALLS", _count("calls"), numeric=True),
         Column("errors", "ERRORS", _count("errors", alarm=True), numeric=True),
         Column("p50", "P50", _latency("p50_ms"), numeric=True),

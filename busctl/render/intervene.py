@@ -28,6 +28,7 @@ __all__ = [
     "HELD",
     "HOLDS",
     "STUBS",
+    "activity_records",
     "arguments",
     "history_line",
     "history_view",
@@ -210,3 +211,27 @@ def history_line(entry: Entry) -> str:
     line = activity_line(history_view(entry), trace=True)
     process = entry.get("process")
     return f"{line}  @{visible(process)}" if process else line
+
+
+def activity_records(entry: Entry) -> list[dict[str, Any]]:
+    """A history entry as the activity records that told of it: a call is its call and return.
+
+    So an activity log can be filled from history (the TUI does, when it
+    opens) and show it as it shows what comes live.
+    """
+    record = {k: v for k, v in entry.items() if v is not None}
+    if record.get("kind") != "call":
+        return [record]
+    call = {
+        k: v
+        for k, v in record.items()
+        if k in ("name", "time", "service", "caller", "args", "kwargs", "trace_id", "span_id")
+    }
+    ended = dict(record)
+    ended["kind"] = "return"
+    waited = (record.get("queued_ms") or 0) + (record.get("duration_ms") or 0)
+    if isinstance(record.get("time"), int | float) and isinstance(waited, int | float):
+        ended["time"] = record["time"] + waited / 1000
+    for key in ("args", "kwargs", "caller"):
+        ended.pop(key, None)
+    return [{"kind": "call", **call}, ended]

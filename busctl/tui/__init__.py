@@ -2,6 +2,7 @@
 
     busctl tui                 # the one running bus, else the embedded sample bus
     busctl tui --bus home      # a bus by name, or --bus /path/to/home.sock
+    busctl tui --safe          # ask before a command not declared read-only runs
 
 Textual is imported only when the command runs, so ``busctl --help`` stays
 instant. The application itself is ``busctl.tui.app.BusctlApp``.
@@ -22,15 +23,23 @@ __all__ = ["tui"]
     help="The bus to attach to: a name, a socket path or unix:path=... "
     "(default: $BUS_ADDRESS, else the one running bus, else the embedded sample bus).",
 )
-def tui(target: str | None) -> None:
-    """The live inspector: services, commands, listeners, activity, traces."""
+@click.option(
+    "--safe/--no-safe",
+    default=None,
+    help="Ask before running a command not declared read-only "
+    "(default: `safe` in ~/.config/busctl/config.toml, else off).",
+)
+def tui(target: str | None, safe: bool | None) -> None:
+    """The live inspector: services, commands, listeners, activity, holds, traces."""
     from bus import BusError
     from busctl._client import ConnectionLost
+    from busctl._config import setting
     from busctl._exit import ExitStatus
 
     from ._source import connect
     from .app import BusctlApp
 
+    safe = bool(setting("safe", safe, False))
     # Attach before the screen takes over, so a bus that is not there is one
     # line on stderr and exit status 3, as for every other verb.
     try:
@@ -38,4 +47,4 @@ def tui(target: str | None) -> None:
     except (BusError, ConnectionLost, OSError) as exc:
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(ExitStatus.NO_BUS) from None
-    BusctlApp(connect=lambda: connect(target), source=first).run()
+    BusctlApp(connect=lambda: connect(target), source=first, safe=safe).run()

@@ -53,6 +53,12 @@ class Source(Protocol):
     def fire(self, name: str, args: list[Any], kwargs: dict[str, Any]) -> Future[int]:
         """Fire event ``name``; the future holds how many listeners it reaches."""
 
+    def request(self, method: str, params: dict[str, Any] | None = None) -> Future[Any]:
+        """Any other method of the control protocol (``hold``, ``held``, ``history``...).
+
+        The future holds its result, or a ``busctl._client.RemoteError``.
+        """
+
     @property
     def dropped(self) -> int:
         """Activity the bus dropped for this subscriber because it read too slowly."""
@@ -131,6 +137,10 @@ class ClientSource:
             self.client.request_async("fire", params),
             lambda r: int(r.get("listeners", 0)) if isinstance(r, dict) else 0,
         )
+
+    def request(self, method: str, params: dict[str, Any] | None = None) -> Future[Any]:
+        """Any other method of the control protocol, sent as it is."""
+        return self.client.request_async(method, params)
 
     @property
     def dropped(self) -> int:
@@ -216,6 +226,20 @@ class LocalSource:
             from fnmatch import fnmatchcase
 
             return sum(1 for li in inspected["listeners"] if fnmatchcase(name, li["pattern"]))
+
+        return self._submit(run)
+
+    def request(self, method: str, params: dict[str, Any] | None = None) -> Future[Any]:
+        """Any other method, answered in process as the bus's server would (``answer``)."""
+
+        def run() -> Any:
+            from bus.control import RequestError, answer
+            from busctl._remote import RemoteError
+
+            try:
+                return answer(self.bus, method, params)
+            except RequestError as exc:
+                raise RemoteError(exc.code, exc.message, exc.data) from None
 
         return self._submit(run)
 

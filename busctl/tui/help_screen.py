@@ -24,7 +24,7 @@ waits for the bus.
 
 | key | does |
 |---|---|
-| `1` `2` `3` `4` | services, commands, listeners, replay tab (`4` puts you in its path box) |
+| `1` `2` `3` `4` `5` | services, commands, listeners, replay, holds tab (`4` puts you in its path box) |
 | `Tab` / `Shift+Tab` | move between panels |
 | `Enter` | on a command: call it · on a listener: fire its event · on activity: open its trace |
 | `c` | call the highlighted command |
@@ -35,6 +35,8 @@ waits for the bus.
 | `p` | pause / resume the activity log |
 | `Ctrl+L` | clear the activity log |
 | `t` | the trace of the last failure |
+| `h` | hold the highlighted command's calls, listener's events or activity row's name |
+| `y` | copy the highlighted call or event (or a command's last call) as a `busctl` line, Python or JSON-RPC |
 | `m` | layout: split, tables only, activity only |
 | `Ctrl+P` | command palette: every bus command and event |
 | `r` | reconnect when the bus went away |
@@ -48,7 +50,16 @@ in a mailbox before the handler ran; red is a failure.
 
 **Forms**: one field per parameter, defaults filled in. Values are JSON or
 Python literals (`42`, `[1, 2]`, `"text"`); a `str` parameter takes its text
-as typed. `Enter` or `Ctrl+R` runs, `Esc` closes.
+as typed. `Enter` or `Ctrl+R` runs, `Esc` closes, `Ctrl+Y` copies the call as
+it stands. A command's form opens with what it last ran with. With `--safe`
+(or `safe = true` in `~/.config/busctl/config.toml`), a command not declared
+read-only (`RO` column) asks first.
+
+**Holds** (`5`): the holds set and what they hold, live; the tab counts the
+items waiting. On a held item `Enter` releases it as it was, `e` edits its
+arguments first (the bus checks them as it checks a call), `d` drops it (a
+call fails with `DroppedByConsoleError`), `a` releases everything; `u` ends
+a hold, and what it held goes on. A stubbed command is marked `[stubbed]`.
 """
 
 

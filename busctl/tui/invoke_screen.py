@@ -3,18 +3,21 @@
     app.push_screen(InvokeScreen(source, "command", command_entry))
     app.push_screen(InvokeScreen(source, "event", listener_entry_or_None, name="motion.detected"))
 
-One input per parameter, defaults filled in and the type as a hint. Values
+One input per parameter, defaults filled in (or what the form was last run
+with, when the app keeps a ``memory``) and the type as a hint. Values
 are read like the REPL reads them (``busctl._args``: JSON or Python literals,
 never ``eval``); a parameter annotated ``str`` takes the text as typed unless
 it is quoted. The call runs without blocking the UI; the result, or the error
 with the handler's traceback, shows below the form, and the form stays open to
-run again.
+run again. ``y`` copies the call as the form stands (a ``busctl`` line,
+Python or JSON-RPC).
 """
 
 from __future__ import annotations
 
 import asyncio
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -148,6 +151,11 @@ class InvokeScreen(ModalScreen[None]):
         name: the event name to fill in (events; defaults to the listener's
             pattern when it has no wildcard).
         event_names: names suggested while typing an event name.
+        memory: what each form was last run with, by ``(kind, name)``: the
+            form opens with it, and a run updates it.
+        confirm: ``confirm(name, run)`` runs ``run`` now or once the person
+            agrees (``--safe``); ``None`` runs at once.
+        ran: called with ``(name, args, kwargs)`` of each call sent.
     """
 
     DEFAULT_CSS = """
@@ -170,6 +178,7 @@ class InvokeScreen(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.pop_screen", "Close"),
         Binding("ctrl+r", "run", "Run", priority=True),
+        Binding("ctrl+y", "copy", "Copy as", priority=True),
     ]
 
     @dataclass
@@ -188,8 +197,14 @@ class InvokeScreen(ModalScreen[None]):
         *,
         name: str | None = None,
         event_names: list[str] | None = None,
+        memory: dict[tuple[str, str], dict[str, str]] | None = None,
+        confirm: Callable[[str, Callable[[], None]], None] | None = None,
+        ran: Callable[[str, list[Any], dict[str, Any]], None] | None = None,
     ) -> None:
         super().__init__()
+        self.memory = memory
+        self.confirm = confirm
+        self.ran = ran
         self.source = source
         self.kind = kind
         self.entry = entry or {}
@@ -201,6 +216,7 @@ class InvokeScreen(ModalScreen[None]):
         self.target = name
         self.event_names = event_names or []
         self.outcome: InvokeScreen.Finished | None = None
+        self.remembered = (memory or {}).get((kind, self.target), {})
 
     def compose(self) -> ComposeResult:
         verb = "call" if self.kind == "command" else "fire"
@@ -228,10 +244,13 @@ class InvokeScreen(ModalScreen[None]):
                         )
                 for param in self.params:
                     default = param.get("default")
+                    text = self.remembered.get(
+                        str(param["name"]), "" if default is None else str(default)
+                    )
                     with Horizontal(classes="field"):
                         yield Label(_label(param), markup=False)
                         yield Input(
-                            "" if default is None else str(default),
+                            text,
                             placeholder=_hint(param),
                             id=f"param-{param['name']}",
                             tooltip=Text(_hint(param)),  # list[str] is not markup
@@ -239,7 +258,11 @@ class InvokeScreen(ModalScreen[None]):
                 if self.kind == "event" and not self.params:
                     with Horizontal(classes="field"):
                         yield Label("arguments")
-                        yield Input(placeholder="e.g. room=hall  (key=value, JSON)", id="extra")
+                        yield Input(
+                            self.remembered.get("", ""),
+                            placeholder="e.g. room=hall  (key=value, JSON)",
+                            id="extra",
+                        )
             with Horizontal(id="invoke-buttons"):
                 yield Button(verb.capitalize(), id="run", variant="primary", compact=True)
                 yield Button("Close", id="close", compact=True)
@@ -291,8 +314,33 @@ class InvokeScreen(ModalScreen[None]):
             self.outcome = self.Finished(name, error=exc)
             self.post_message(self.outcome)
             return
-        result.update(Text("running…", style="dim"))
+        if self.memory is not None:
+            self.memory[(self.kind, name)] = {**self.values(), "": extra}
+        if self.kind == "command" and self.confirm is not None:
+            self.confirm(name, lambda: self._start(name, args, kwargs))
+            return
+        self._start(name, args, kwargs)
+
+    def _start(self, name: str, args: list[Any], kwargs: dict[str, Any]) -> None:
+        self.query_one("#result", Static).update(Text("running…", style="dim"))
+        if self.ran is not None:
+            self.ran(name, args, kwargs)
         self.run_it(name, args, kwargs)
+
+    def action_copy(self) -> None:
+        """Copy the call as the form stands: a busctl line, Python or JSON-RPC."""
+        from .copy_screen import CopyScreen
+
+        name = self.target
+        if self.kind == "event":
+            name = self.query_one("#event-name", Input).value.strip()
+        try:
+            extra = self.query_one("#extra", Input).value if self.query("#extra") else ""
+            args, kwargs = read_form(self.params, self.values(), extra)
+        except ArgumentError as exc:
+            self.query_one("#result", Static).update(describe_error(exc))
+            return
+        self.app.push_screen(CopyScreen(name or "?", args, kwargs, self.kind))
 
     @work(exclusive=True, group="invoke", exit_on_error=False)
     async def run_it(self, name: str, args: list[Any], kwargs: dict[str, Any]) -> None:

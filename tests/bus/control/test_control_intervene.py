@@ -198,3 +198,26 @@ def _until_held(client: LineClient, count: int) -> dict[str, Any]:
         if len(listing["held"]) >= count:
             return listing
     raise AssertionError(f"fewer than {count} held: {listing}")
+
+
+def test_answer_gives_in_process_what_the_socket_gives(served: Bus, client: LineClient) -> None:
+    from bus.control import RequestError, answer
+
+    hold = answer(served, "hold", {"pattern": "lights.turn_on"})
+    assert hold == {
+        **client.result("held")["holds"][0],
+        "held": 0,
+        "expires_in": hold["expires_in"],
+    }
+    future = served.execute_command("lights.turn_on", "hall")
+    [item] = answer(served, "held")["held"]
+    assert item["args"] == ["hall"]
+    with pytest.raises(RequestError) as info:
+        answer(served, "release", {"id": item["id"], "set": {"brightness": "dim"}})
+    assert info.value.code == ErrorCode.INVALID_ARGUMENT
+    assert answer(served, "release", {"id": item["id"]}) == {"released": [item["id"]]}
+    assert future.result(5)["room"] == "hall"
+    for method in ("execute", "subscribe", "nope"):
+        with pytest.raises(RequestError) as info:
+            answer(served, method, {})
+        assert info.value.code == ErrorCode.METHOD_NOT_FOUND

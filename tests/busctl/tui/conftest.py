@@ -296,6 +296,12 @@ class FakeSource:
         self.calls.append(("fire", name, args, kwargs))
         return resolved(1)
 
+    def request(self, method: str, params: dict[str, Any] | None = None) -> Future[Any]:
+        """Holds and history: none held, no history (the snapshots stay still)."""
+        self.calls.append((method, "", [], dict(params or {})))
+        answers: dict[str, Any] = {"held": {"holds": [], "held": []}, "history": {"entries": []}}
+        return resolved(copy.deepcopy(answers.get(method, {})))
+
     def subscribe(self, callback: Callable[[dict[str, Any]], None]) -> None:
         self.callback = callback
         for activity in ACTIVITY:
