@@ -24,7 +24,7 @@ waits for the bus.
 
 | key | does |
 |---|---|
-| `1` `2` `3` `4` `5` | services, commands, listeners, replay, holds tab (`4` puts you in its path box) |
+| `1` … `5` | services, commands, listeners, replay (its path box), holds |
 | `Tab` / `Shift+Tab` | move between panels |
 | `Enter` | on a command: call it · on a listener: fire its event · on activity: open its trace |
 | `c` | call the highlighted command |
@@ -36,7 +36,7 @@ waits for the bus.
 | `Ctrl+L` | clear the activity log |
 | `t` | the trace of the last failure |
 | `h` | hold the highlighted command's calls, listener's events or activity row's name |
-| `y` | copy the highlighted call or event (or a command's last call) as a `busctl` line, Python or JSON-RPC |
+| `y` | copy the highlighted call or event (a command: its last call) as busctl, Python, JSON-RPC |
 | `m` | layout: split, tables only, activity only |
 | `Ctrl+P` | command palette: every bus command and event |
 | `r` | reconnect when the bus went away |
