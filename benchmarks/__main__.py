@@ -4,7 +4,8 @@ Example::
 
     python -m benchmarks --quick
     python -m benchmarks --scenario command_roundtrip --scenario memory -n 50000
-    python -m benchmarks --json | jq '.targets'
+    python -m benchmarks --scenario memory --memory-events 10000000
+    python -m benchmarks --unpinned --json | jq '.targets'
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ class ExitStatus(enum.IntEnum):
 
     # Every implementation ran (targets missed are a result, not a failure).
     SUCCESS = 0
-    # Some implementation failed or lost spans; the report says which.
+    # Some implementation failed or lost spans (its figures do not count);
+    # the report says which.
     ERROR = 1
     # Bad arguments (argparse's own code).
     USAGE = 2
@@ -36,7 +38,7 @@ class ExitStatus(enum.IntEnum):
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="Benchmark the bus against a bare hand-off and an obvious "
+        description="Benchmark the bus against a SimpleQueue hand-off and an obvious "
         "ThreadPoolExecutor bus, and check the performance targets.",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes; done in seconds")
@@ -50,7 +52,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-n", type=int, metavar="N", help="operations per repeat, every scenario")
     parser.add_argument("--repeat", type=int, metavar="R", help="repeats; the best is reported")
-    parser.add_argument("--memory-events", type=int, metavar="M", help="events for 'memory'")
+    parser.add_argument(
+        "--memory-events",
+        type=int,
+        metavar="M",
+        help="with 'memory', also follow RSS over M traced events (the target: 10000000)",
+    )
+    parser.add_argument(
+        "--unpinned",
+        action="store_true",
+        help="let threads run on every CPU (default: all on one, as the targets are stated)",
+    )
     return parser
 
 
@@ -79,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             repeat=args.repeat,
             quick=args.quick,
             memory_events=args.memory_events,
+            pin=not args.unpinned,
             progress=progress,
         )
     except KeyboardInterrupt:

@@ -1,12 +1,15 @@
 """The implementations the bus is measured against, written plainly.
 
-They are the yardstick of DESIGN.md section 10, so each is the straightforward
-version a competent engineer would write, with nothing added to slow it down:
+They are the yardstick of the performance targets, so each is the
+straightforward version a competent engineer would write, with nothing added
+to slow it down:
 
-* :class:`BareHandoff`: one worker thread fed by a ``queue.Queue``; the caller
-  waits on a ``threading.Lock`` created locked, which the worker releases once
-  it has put the reply in a one-element list. Events go down the same queue
-  and the worker calls the listener.
+* :class:`EventFloor` and :class:`CallFloor`: the floor. One worker thread
+  fed by a ``queue.SimpleQueue`` (the cheapest hand-off between two threads
+  the standard library has); an event is its arguments put on the queue and
+  the listener called with them on the worker; a call also carries a
+  ``threading.Lock`` created locked, which the worker releases once it has
+  put the reply in a one-element list.
 * :class:`ObviousBus`: dicts of commands and listeners in front of a
   ``concurrent.futures.ThreadPoolExecutor``.
 * :class:`ObviousTracedBus`: the same, with plain OpenTelemetry SDK spans
@@ -18,11 +21,13 @@ traced run pays for every span and can prove none was lost.
 
 Example::
 
-    from benchmarks import ObviousBus
+    from benchmarks import CallFloor, ObviousBus
 
     with ObviousBus() as obvious:
         obvious.register_command("echo", lambda x: x)
         assert obvious.execute_command("echo", 42).result() == 42
+    with CallFloor(lambda x: x) as floor:
+        assert floor.call(42) == 42
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
-from typing import Any, Self, TypeAlias
+from typing import Any, Self
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -46,9 +51,10 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 __all__ = [
-    "SPAN_QUEUE_SIZE",
-    "BareHandoff",
+    "DEEP_QUEUE",
+    "CallFloor",
     "CountingExporter",
+    "EventFloor",
     "ObviousBus",
     "ObviousTracedBus",
     "counting_provider",
@@ -56,11 +62,14 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-# The SDK's default queue (2,048 spans) drops spans, with a logged warning for
-# each, whenever a burst outruns the export thread; a dropped span is a span
-# nobody paid to export, which would flatter the traced runs. A queue this deep
-# holds any burst the benchmarks make, and the exact span counts prove it.
-SPAN_QUEUE_SIZE = 1 << 16
+DEEP_QUEUE = 1 << 17
+"""A ``BatchSpanProcessor`` queue deep enough for any burst the benchmarks make.
+
+The obvious traced bus has no backpressure: with the SDK's default queue
+(2,048 spans) its processor drops whatever a burst brings beyond that, and a
+dropped span is one nobody paid to export, which would flatter it. The bus
+waits for room instead (``trace_overflow="wait"``) and gets the default queue.
+"""
 
 
 class CountingExporter(SpanExporter):
@@ -100,8 +109,15 @@ class CountingExporter(SpanExporter):
         return True
 
 
-def counting_provider() -> tuple[TracerProvider, CountingExporter]:
+def counting_provider(
+    max_queue_size: int | None = None,
+) -> tuple[TracerProvider, CountingExporter]:
     """A real SDK provider exporting through a ``BatchSpanProcessor`` to a counter.
+
+    Args:
+        max_queue_size: the processor's queue; ``None`` for the SDK's default
+            (2,048 spans, or ``OTEL_BSP_MAX_QUEUE_SIZE``), what an application
+            gets when it does not choose.
 
     Returns:
         The provider (call ``shutdown()`` when done, to stop its export thread)
@@ -109,99 +125,38 @@ def counting_provider() -> tuple[TracerProvider, CountingExporter]:
     """
     exporter = CountingExporter()
     provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(exporter, max_queue_size=SPAN_QUEUE_SIZE))
+    provider.add_span_processor(BatchSpanProcessor(exporter, max_queue_size=max_queue_size))
     return provider, exporter
 
 
-class _Raised:
-    """A handler's exception travelling back to the caller in the reply box."""
-
-    __slots__ = ("error",)
-
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
+class _Stop:
+    """What :meth:`close` puts on a floor's queue to end its worker."""
 
 
-# (function, arguments, reply lock or None for an event, reply box or None)
-_Item: TypeAlias = (
-    "tuple[Callable[..., Any], tuple[Any, ...], threading.Lock | None, list[Any] | None]"
-)
+_STOP = _Stop()
 
 
-class BareHandoff:
-    """A bare lock-and-queue hand-off between the caller and one worker thread.
+class _Floor:
+    """A worker thread and the ``SimpleQueue`` that feeds it."""
 
-    Args:
-        handler: what :meth:`call` runs on the worker, with the call's arguments.
-        listener: what :meth:`fire` runs on the worker; ``None`` if unused.
-        name: the worker thread's name.
-
-    Example::
-
-        handoff = BareHandoff(lambda x: x * 2)
-        assert handoff.call(21) == 42
-        handoff.close()
-    """
-
-    def __init__(
-        self,
-        handler: Callable[..., Any],
-        listener: Callable[..., Any] | None = None,
-        *,
-        name: str = "bare-worker",
-    ) -> None:
-        self._handler = handler
-        self._listener = listener
-        self._queue: queue.Queue[_Item | None] = queue.Queue()
+    def __init__(self, name: str) -> None:
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._work, name=name, daemon=True)
         self._thread.start()
 
-    def call(self, *args: Any) -> Any:
-        """Run the handler on the worker and return its result.
+    def _work(self) -> None:
+        raise NotImplementedError
 
-        Callable from any thread except the worker's; blocks until the worker
-        has run the handler. Re-raises what the handler raised.
-        """
-        done = threading.Lock()
-        done.acquire()
-        box: list[Any] = [None]
-        self._queue.put((self._handler, args, done, box))
-        done.acquire()
-        value = box[0]
-        if type(value) is _Raised:
-            raise value.error
-        return value
-
-    def fire(self, *args: Any) -> None:
-        """Queue one call of the listener on the worker; never waits for it.
-
-        Callable from any thread.
-        """
-        if self._listener is None:
-            raise RuntimeError("this BareHandoff was made without a listener")
-        self._queue.put((self._listener, args, None, None))
+    @property
+    def thread(self) -> threading.Thread:
+        """The worker thread."""
+        return self._thread
 
     def close(self) -> None:
         """Let the worker finish what is queued, then join it. Idempotent."""
         if self._thread.is_alive():
-            self._queue.put(None)
+            self._queue.put(_STOP)
             self._thread.join()
-
-    def _work(self) -> None:
-        get = self._queue.get
-        while (item := get()) is not None:
-            fn, args, done, box = item
-            if done is None or box is None:
-                try:
-                    fn(*args)
-                except Exception:
-                    _log.exception("bare listener failed")
-                continue
-            try:
-                box[0] = fn(*args)
-            except BaseException as exc:  # the caller re-raises it
-                box[0] = _Raised(exc)
-            done.release()
 
     def __enter__(self) -> Self:
         return self
@@ -213,6 +168,98 @@ class BareHandoff:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class EventFloor(_Floor):
+    """The event floor: ``SimpleQueue`` put here, get and call the listener on the worker.
+
+    Args:
+        listener: what :meth:`fire` runs on the worker, with its arguments.
+        name: the worker thread's name.
+
+    Example::
+
+        received = []
+        with EventFloor(received.append) as floor:
+            floor.fire(1)
+        assert received == [1]
+    """
+
+    def __init__(self, listener: Callable[..., Any], *, name: str = "floor-events") -> None:
+        self._listener = listener
+        super().__init__(name)
+
+    def fire(self, *args: Any) -> None:
+        """Queue one call of the listener on the worker; never waits for it.
+
+        Callable from any thread.
+        """
+        self._queue.put(args)
+
+    def _work(self) -> None:
+        get, listener = self._queue.get, self._listener
+        while True:
+            # The try costs nothing until a listener raises (CPython 3.11+);
+            # a failing listener is logged and the worker goes on.
+            try:
+                while (args := get()) is not _STOP:
+                    listener(*args)
+                return
+            except Exception:
+                _log.exception("a floor listener failed")
+
+
+class _Raised:
+    """A handler's exception travelling back to the caller in the reply box."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+class CallFloor(_Floor):
+    """The command floor: a ``SimpleQueue`` hand-off, and a lock for the reply.
+
+    Args:
+        handler: what :meth:`call` runs on the worker, with the call's arguments.
+        name: the worker thread's name.
+
+    Example::
+
+        with CallFloor(lambda x: x * 2) as floor:
+            assert floor.call(21) == 42
+    """
+
+    def __init__(self, handler: Callable[..., Any], *, name: str = "floor-calls") -> None:
+        self._handler = handler
+        super().__init__(name)
+
+    def call(self, *args: Any) -> Any:
+        """Run the handler on the worker and return its result.
+
+        Callable from any thread except the worker's; blocks until the worker
+        has run the handler. Re-raises what the handler raised.
+        """
+        done = threading.Lock()
+        done.acquire()
+        box: list[Any] = [None]
+        self._queue.put((args, done, box))
+        done.acquire()
+        value = box[0]
+        if type(value) is _Raised:
+            raise value.error
+        return value
+
+    def _work(self) -> None:
+        get, handler = self._queue.get, self._handler
+        while (item := get()) is not _STOP:
+            args, done, box = item
+            try:
+                box[0] = handler(*args)
+            except BaseException as exc:  # the caller re-raises it
+                box[0] = _Raised(exc)
+            done.release()
 
 
 class ObviousBus:
@@ -283,6 +330,11 @@ class ObviousTracedBus(ObviousBus):
     ) -> None:
         super().__init__(max_workers)
         self._tracer = tracer_provider.get_tracer("benchmarks.obvious")
+
+    @property
+    def tracing(self) -> bool:
+        """Whether spans are recorded (not with ``OTEL_SDK_DISABLED=true``)."""
+        return not isinstance(self._tracer, trace.NoOpTracer)
 
     def execute_command(self, name: str, *args: Any) -> Future[Any]:
         """Run the command on the pool inside a CLIENT span and a SERVER span."""

@@ -17,6 +17,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from ._core._bus import BusCore, check_int
+from ._core._service import Disposable
 from ._core._threads import start_thread
 from ._observe._activity import Activity
 from ._observe._hub import Hub, Tap, Watcher
@@ -264,6 +265,19 @@ class Bus(BusCore):
             self._own_provider.force_flush(int((timeout or 30) * 1000))
         return done
 
+    def lossless_tracing(self) -> Disposable:
+        """Make tracing lossless until the returned handle is disposed.
+
+        While any such handle is held, a full trace buffer makes the thread
+        recording a span wait (at most 10 s) instead of
+        dropping it, as ``trace_overflow="wait"`` does for the bus's whole
+        life. A console capturing a busy bus holds one for as long as it
+        captures. On a bus that does not trace, the handle does nothing.
+        """
+        if self._sink is None:
+            return _NOTHING_HELD
+        return self._sink.hold_lossless()
+
     # -- shutdown ------------------------------------------------------------------------
 
     def _closing_begins(self) -> None:
@@ -306,3 +320,15 @@ class _Unwatch:
 
     def __exit__(self, *exc: object) -> None:
         self.dispose()
+
+
+class _NothingHeld:
+    """The handle ``lossless_tracing`` gives on a bus that does not trace."""
+
+    __slots__ = ()
+
+    def dispose(self) -> None:
+        """Nothing to let go of."""
+
+
+_NOTHING_HELD = _NothingHeld()

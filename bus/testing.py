@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._bus import Bus
+from ._core._dispatch import is_async_callable
 from ._core._patterns import pattern_matches, validate_pattern
 from ._core._router import Handler
 
@@ -137,12 +138,29 @@ class Stub:
 _UNSET: Any = object()
 
 
-def _signed(stub: Stub, original: Handler) -> Callable[..., Any]:
-    """``stub``, wearing the signature of the handler it stands in for."""
+def _handler(stub: Stub) -> Callable[..., Any]:
+    """What the bus runs for ``stub``: an ``async def`` when its ``fn`` is one.
+
+    The bus runs a coroutine function's calls as tasks and awaits them; a
+    plain callable returning a coroutine would hand the caller the coroutine
+    unawaited.
+    """
+    if is_async_callable(stub.fn):
+
+        async def stand_in_async(*args: Any, **kwargs: Any) -> Any:
+            return await stub(*args, **kwargs)
+
+        return stand_in_async
 
     def stand_in(*args: Any, **kwargs: Any) -> Any:
         return stub(*args, **kwargs)
 
+    return stand_in
+
+
+def _signed(stub: Stub, original: Handler) -> Callable[..., Any]:
+    """``stub``, wearing the signature of the handler it stands in for."""
+    stand_in = _handler(stub)
     signature = original.binder.signature
     if signature is not None:
         stand_in.__signature__ = signature  # type: ignore[attr-defined]
@@ -191,7 +209,9 @@ def stub_command(
     original: Handler | None = bus.router.take(name)
     try:
         if original is None:
-            registration = bus.register_command(name, stub)
+            handler = _handler(stub)
+            handler.__qualname__ = f"stub of {name}"
+            registration = bus.register_command(name, handler)
         else:
             registration = bus.register_command(
                 name, _signed(stub, original), readonly=original.readonly, doc=original.doc

@@ -275,8 +275,13 @@ class Client:
         patterns: Iterable[str] = ("*",),
         buffer: int = 10_000,
         timeout: float | None = 10.0,
+        *,
+        lossless: bool = False,
     ) -> Subscription:
         """Subscribe to ``topic`` (``"activity"`` or ``"spans"``).
+
+        ``lossless`` (spans only): the bus waits rather than drop spans while
+        the subscription is open (``docs/protocol.md``).
 
         ``callback(method, params)`` runs on the client's reader thread for
         every notification of this subscription (``method`` is the topic, or
@@ -303,6 +308,8 @@ class Client:
                     subscription._deliver(method, params)
 
         params = {"topic": topic, "patterns": list(subscription.patterns), "buffer": buffer}
+        if lossless:
+            params["lossless"] = True
         future = self._send("subscribe", params, on_reply=registered)
         try:
             future.result(timeout)

@@ -65,20 +65,24 @@ class Subscription:
     def close(self, timeout: float | None = 5.0) -> int:
         """Unsubscribe; return the server's final dropped count. Idempotent.
 
-        Blocks up to ``timeout`` seconds for the server's reply. Once it
-        returns, the callback is not called again.
+        Blocks up to ``timeout`` seconds for the server's reply. What the
+        server sent before its reply still reaches the callback meanwhile (a
+        capture keeps its last spans); once ``close`` returns, the callback
+        is not called again.
         """
         if self._closed:
             return self.dropped
-        self._closed = True
-        self._client._forget(self)
-        if not self._client.closed:
-            with contextlib.suppress(ConnectionLost, RemoteError, TimeoutError):
-                result = self._client.request(
-                    "unsubscribe", {"subscription": self.id}, timeout=timeout
-                )
-                if isinstance(result, dict) and isinstance(result.get("dropped"), int):
-                    self.dropped = result["dropped"]
+        try:
+            if not self._client.closed:
+                with contextlib.suppress(ConnectionLost, RemoteError, TimeoutError):
+                    result = self._client.request(
+                        "unsubscribe", {"subscription": self.id}, timeout=timeout
+                    )
+                    if isinstance(result, dict) and isinstance(result.get("dropped"), int):
+                        self.dropped = result["dropped"]
+        finally:
+            self._closed = True
+            self._client._forget(self)
         return self.dropped
 
     def __enter__(self) -> Subscription:

@@ -9,6 +9,7 @@ is the one to use.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import threading
@@ -43,6 +44,10 @@ from ._worker import Ledger, current_worker
 __all__ = ["MAX_THREADS", "BusCore", "check_int"]
 
 log = logging.getLogger("bus")
+
+
+def _qualname(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__qualname__", None) or repr(fn)
 
 
 class BusCore:
@@ -145,10 +150,15 @@ class BusCore:
         Called on a service's thread (in ``on_start`` or a handler), the
         handler runs on that service's thread; from any other thread, on the
         bus's shared pool. ``readonly=True`` declares it has no side effects.
+        ``fn`` may be an ``async def``: it runs as a task on the service's
+        event loop (``docs/bus.md``, "Async handlers").
 
         Raises:
             CommandExistsError: the name is taken.
             BusClosedError: the bus is closed.
+            BusError: ``fn`` is async and the service runs several threads
+                without an event loop.
+            TypeError: ``fn`` is not callable, or is an async generator.
         """
         validate_name(name, "command name")
         if not callable(fn):
@@ -160,7 +170,9 @@ class BusCore:
 
         Returns at once with a ``concurrent.futures.Future`` of the result;
         ``.result()`` waits for it and raises what the handler raised, with its
-        type and traceback. Never blocks.
+        type and traceback. In a coroutine, ``await`` it instead: that waits
+        without blocking the loop. ``cancel()`` stops a command that has not
+        started, or whose async handler runs. Never blocks.
 
         Raises:
             CommandNotFoundError: no such command (close matches suggested).
@@ -196,9 +208,10 @@ class BusCore:
 
         ``pattern`` is an event name, ``*`` for all events, or a dotted glob
         such as ``lights.*``. The listener runs on its owner's thread, chosen
-        as for ``register_command``. Listeners of one event are called in the
-        order they were registered. On a bus across processes, a service in
-        several processes hears each event once unless ``broadcast=True``.
+        as for ``register_command``, and may be an ``async def``. Listeners of
+        one event are started in the order they were registered. On a bus
+        across processes, a service in several processes hears each event once
+        unless ``broadcast=True``.
 
         Raises:
             BusClosedError: the bus is closed.
@@ -224,7 +237,9 @@ class BusCore:
         """
         if self._closing:
             self._refuse()
-        listeners = self.router.listeners_for(name)
+        listeners = self.router._routes.get(name) if type(name) is str else None
+        if listeners is None:  # not seen since the listeners last changed
+            listeners = self.router.listeners_for(name)
         observer = self.observer
         if observer is not None:
             self._fire_observed(observer, name, args, kwargs, listeners)
@@ -233,7 +248,20 @@ class BusCore:
             self.outlet(name, args, kwargs, None, listeners)
         for handler in listeners:
             next(handler.dispatched)
-            status = handler.destination.post((handler, args, kwargs, name, None))
+            runtime = handler.destination
+            # The hot path, inlined for a local mailbox (Runtime.post says why
+            # each step is there); any other destination posts for itself.
+            if type(runtime) is Runtime and runtime.accepting:
+                queue = runtime._queue
+                if queue.qsize() < runtime.maxsize:
+                    next(runtime._posted)
+                    queue.put((handler, args, kwargs, name, None))
+                    if not runtime.accepting:
+                        runtime.fail_queued()
+                    elif runtime._after_post is not None:  # read after the put, as post() does
+                        runtime._after_post()
+                    continue
+            status = runtime.post((handler, args, kwargs, name, None))
             if status:
                 self._not_delivered(name, handler, status)
 
@@ -495,6 +523,11 @@ class BusCore:
         *,
         broadcast: bool = False,
     ) -> Registration:
+        if inspect.isasyncgenfunction(fn):
+            raise TypeError(
+                f"the {kind} {name!r} is an async generator ({_qualname(fn)}); "
+                "an async handler must be an async def that returns, not yields"
+            )
         if kind == "listener" and name in getattr(fn, BROADCAST_ATTR, ()):
             broadcast = True  # @listener(..., broadcast=True)
         handler = Handler(
@@ -509,6 +542,8 @@ class BusCore:
         )
         if runtime.state in ("stopping", "stopped"):
             raise BusClosedError(f"service {runtime.name!r} has stopped")
+        if handler.is_async:  # before the router can send it work
+            runtime.need_loop(f"the async {kind} {name!r}")
         registration = self.router.add(handler)
         runtime.registrations.append(registration)
         self.holds.adopt(runtime)  # a service added while a hold is set is held too

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ._worker import current_worker
+from ._worker import current_run, current_worker
 
 __all__ = ["EventInfo", "current_event", "hex_id"]
 
@@ -41,9 +41,10 @@ class EventInfo:
 def current_event() -> EventInfo | None:
     """The event the calling listener is handling, or ``None`` outside a listener.
 
-    Call it from the listener's own thread, while the listener runs.
+    Call it from the listener's own thread, while the listener runs (in an
+    async listener, from its task, across its awaits).
     """
-    worker = current_worker()
+    worker = current_run.get() or current_worker()
     if worker is None or worker.event is None or worker.current is None:
         return None
     _, args, kwargs, name, ticket = worker.event

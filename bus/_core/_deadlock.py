@@ -11,6 +11,13 @@ cycle only when all N of its threads wait.
 The shared pool is a node like any other, with ``max_pool_threads`` threads:
 it grows a thread whenever all are busy, so it is stuck only when it has
 grown to its cap and every one of those threads waits.
+
+A service with async handlers runs them on one thread's event loop, and its
+``concurrency`` counts the handlers that may run at once there: an ``await``
+on a command holds one of those slots, not the thread, so the service is
+stuck when every slot awaits. A blocking wait (``.result()``) on that thread
+stops the loop and every handler on it: such a wait is entered ``whole``,
+and the service is stuck for as long as it lasts.
 """
 
 from __future__ import annotations
@@ -43,25 +50,32 @@ class WaitGraph:
         self._lock = threading.Lock()
         self._edges: dict[Node, Counter[Node]] = {}
         self._blocked: Counter[Node] = Counter()
+        self._whole: Counter[Node] = Counter()  # waits that stop every slot of a node
 
-    def enter(self, waiter: Node, target: Node) -> None:
-        """Record that a thread of ``waiter`` starts waiting on ``target``.
+    def enter(self, waiter: Node, target: Node, *, whole: bool = False) -> None:
+        """Record that a thread (or slot) of ``waiter`` starts waiting on ``target``.
+
+        ``whole``: the wait stops all of ``waiter`` (a blocking wait on the
+        thread of an event loop), which is then stuck whatever its
+        ``concurrency``.
 
         Raises:
             DeadlockError: the wait would never end; nothing is recorded.
         """
         with self._lock:
             self._blocked[waiter] += 1
+            if whole:
+                self._whole[waiter] += 1
             self._edges.setdefault(waiter, Counter())[target] += 1
             cycle = self._cycle(waiter, target)
             if cycle is not None:
-                self._remove(waiter, target)
+                self._remove(waiter, target, whole)
                 raise DeadlockError([r.name for r in cycle])
 
-    def leave(self, waiter: Node, target: Node) -> None:
+    def leave(self, waiter: Node, target: Node, *, whole: bool = False) -> None:
         """Record that the wait recorded by ``enter`` is over."""
         with self._lock:
-            self._remove(waiter, target)
+            self._remove(waiter, target, whole)
 
     def waits(self) -> list[tuple[str, str, int]]:
         """Current waits as ``(waiter, target, threads)``, for ``inspect()``."""
@@ -73,7 +87,11 @@ class WaitGraph:
                 if n
             ]
 
-    def _remove(self, waiter: Node, target: Node) -> None:
+    def _remove(self, waiter: Node, target: Node, whole: bool) -> None:
+        if whole:
+            self._whole[waiter] -= 1
+            if not self._whole[waiter]:
+                del self._whole[waiter]
         self._blocked[waiter] -= 1
         if not self._blocked[waiter]:
             del self._blocked[waiter]
@@ -85,7 +103,7 @@ class WaitGraph:
                 del self._edges[waiter]
 
     def _stuck(self, runtime: Node) -> bool:
-        return self._blocked[runtime] >= runtime.concurrency
+        return self._blocked[runtime] >= runtime.concurrency or runtime in self._whole
 
     def _cycle(self, waiter: Node, target: Node) -> list[Node] | None:
         if not self._stuck(waiter) or not self._stuck(target):

@@ -5,17 +5,20 @@ observed), keeps the statistics and the worker's state, and for a command
 resolves its future. A handler's exception never leaves these functions:
 it goes to the caller's future, or is logged (rate-limited) and counted for
 a listener.
+
+``_tasks`` does the same for async handlers, as the coroutines of their
+tasks; ``is_async_callable`` tells which handlers those are.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import CancelledError, InvalidStateError
 from typing import TYPE_CHECKING, Any
 
-from ._ratelog import RateLimitedLog
 from ._worker import Job
 
 if TYPE_CHECKING:
@@ -24,11 +27,22 @@ if TYPE_CHECKING:
     from ._runtime import Runtime
     from ._worker import Worker
 
-__all__ = ["run_call", "run_delivery", "run_task", "settle"]
+__all__ = ["is_async_callable", "run_call", "run_delivery", "run_task", "settle"]
 
 log = logging.getLogger("bus")
 
 _perf = time.perf_counter
+
+
+def is_async_callable(fn: Callable[..., Any]) -> bool:
+    """Whether calling ``fn`` makes a coroutine.
+
+    An ``async def`` (a method, a ``functools.partial`` of one), or an object
+    whose class's ``__call__`` is one.
+    """
+    if inspect.iscoroutinefunction(fn):
+        return True
+    return not inspect.isroutine(fn) and inspect.iscoroutinefunction(type(fn).__call__)
 
 
 def settle(future: CommandFuture, result: Any, error: BaseException | None) -> bool:
@@ -134,17 +148,7 @@ def run_delivery(
         handler.fn(*args, **kwargs)
     except BaseException as exc:
         error = exc
-        limiter = runtime.listener_log.get(handler.seq)
-        if limiter is None:
-            limiter = runtime.listener_log[handler.seq] = RateLimitedLog(log)
-        limiter.error(
-            "listener %s for %r on service %r failed on event %r",
-            handler.qualname,
-            handler.name,
-            runtime.name,
-            event,
-            exc=exc,
-        )
+        runtime.listener_failed(handler, event, exc)
     finally:
         if observer is not None:
             observer.handler_returned(scope)

@@ -15,7 +15,9 @@ from collections.abc import Callable
 from concurrent.futures import InvalidStateError
 from typing import TYPE_CHECKING, Any, cast
 
+from ._dispatch import is_async_callable
 from ._errors import BusClosedError, BusError
+from ._future import cancel_task
 from ._patterns import validate_name
 from ._runtime import TASK, Runtime
 from ._service import Service, ServiceBus
@@ -57,11 +59,16 @@ def start_service(core: BusCore, service: Service, timeout: float | None) -> Ser
         raise TypeError(f"add_service takes a Service, not {type(service).__name__}")
     name = validate_name(service.service_name(), "service name")
     concurrency = service.concurrency
-    check_int(f"service {name!r}: concurrency", concurrency, 1, MAX_THREADS)
+    if concurrency is not None:
+        check_int(f"service {name!r}: concurrency", concurrency, 1, MAX_THREADS)
     if getattr(service, "bus", None) is not None:
         raise ValueError(f"service {name!r} is already on bus {service.bus.name!r}")
     runtime = Runtime(
-        core, name, service=service, concurrency=concurrency, maxsize=core.mailbox_size
+        core,
+        name,
+        service=service,
+        concurrency=concurrency or 1,
+        maxsize=core.mailbox_size,
     )
     with core._services_lock:
         # Checked again under the lock close() reads the services with:
@@ -81,7 +88,7 @@ def start_service(core: BusCore, service: Service, timeout: float | None) -> Ser
         try:
             for kind, key, fn, readonly in service.handlers():
                 core._register(kind, key, fn, runtime, readonly, None)
-            service.on_start()
+            runtime.run_hook(service.on_start)
             with runtime._lock:  # close() may have begun stopping it
                 if runtime.state == "starting":
                     runtime.state = "running"
@@ -152,16 +159,22 @@ def abandon(core: BusCore, runtime: Runtime) -> None:
         ", ".join(alive),
     )
     for worker in list(runtime.workers):
-        future, handler = worker.future, worker.current
-        if future is None or handler is None or future.done():
-            continue
-        future.gave_up = True
-        error = BusClosedError(
-            f"bus {core.name!r} closed while the handler of {handler.name!r} "
-            f"was still running on thread {worker.thread_name}"
-        )
-        with contextlib.suppress(InvalidStateError):  # it finished just now
-            future.set_exception(error)
+        # The thread's own handler, and each async handler running as a task
+        # on its loop; a task is cancelled too, so that its loop can close.
+        for run in (worker, *(worker.tasks or ())):
+            future, handler, task = run.future, run.current, run.task
+            if handler is None:
+                continue
+            if future is not None and not future.done():
+                future.gave_up = True
+                error = BusClosedError(
+                    f"bus {core.name!r} closed while the handler of {handler.name!r} "
+                    f"was still running on thread {worker.thread_name}"
+                )
+                with contextlib.suppress(InvalidStateError):  # it finished just now
+                    future.set_exception(error)
+            if task is not None:
+                cancel_task(task, f"bus {core.name!r} closed while it ran")
 
 
 def schedule(
@@ -176,15 +189,33 @@ def schedule(
     runtime = core._runtimes.get(service.service_name())
     if runtime is None or runtime.service is not service:
         raise BusError(f"{service!r} is not on bus {core.name!r}")
-    queued = threading.Event()  # a run of this timer waits in the mailbox
+    queued = threading.Event()  # a run of this timer waits in the mailbox, or runs
     handle: TimerHandle
+    run: Callable[..., Any]
+    if is_async_callable(fn):
+        runtime.need_loop(f"the async timer {getattr(fn, '__qualname__', fn)!r}")
 
-    def run(*args: Any) -> None:
-        # On the service thread. Checked here, not only when posting, so
-        # that once cancel() returns no run starts, even one queued.
-        queued.clear()
-        if not handle.cancelled:
-            fn(*args)
+        async def run_async(*args: Any) -> None:
+            # Other handlers run while it awaits, but not another run of
+            # it: one that falls due meanwhile is skipped, as for a busy
+            # service, so the event is cleared only once this run ends.
+            try:
+                if not handle.cancelled:
+                    await fn(*args)
+            finally:
+                queued.clear()
+
+        run = run_async
+    else:
+
+        def run_sync(*args: Any) -> None:
+            # On the service thread. Checked here, not only when posting, so
+            # that once cancel() returns no run starts, even one queued.
+            queued.clear()
+            if not handle.cancelled:
+                fn(*args)
+
+        run = run_sync
 
     run.__qualname__ = getattr(fn, "__qualname__", None) or repr(fn)  # as inspect() shows it
 
@@ -207,16 +238,18 @@ def report_hung(core: BusCore) -> None:
     now = time.perf_counter()
     for runtime in core.runtimes():
         for worker in list(runtime.workers):
-            current, since = worker.current, worker.since
-            if current is None or worker.hung_reported == since:
-                continue
-            if now - since > core.hung_after:
-                worker.hung_reported = since
-                log.warning(
-                    "hung handler: %s %r on %s has run for %.1fs (threshold %.1fs)",
-                    current.kind,
-                    current.name,
-                    worker.thread_name,
-                    now - worker.since,
-                    core.hung_after,
-                )
+            for run in (worker, *(worker.tasks or ())):  # the thread, and its loop's tasks
+                current, since = run.current, run.since
+                if current is None or run.hung_reported == since:
+                    continue
+                if now - since > core.hung_after:
+                    run.hung_reported = since
+                    log.warning(
+                        "hung handler: %s %r on %s%s has run for %.1fs (threshold %.1fs)",
+                        current.kind,
+                        current.name,
+                        worker.thread_name,
+                        "" if run is worker else " (async)",
+                        now - since,
+                        core.hung_after,
+                    )

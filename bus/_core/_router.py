@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ._binding import Binder
+from ._dispatch import is_async_callable
 from ._errors import CommandExistsError, CommandNotFoundError
 from ._patterns import pattern_matches, validate_name
 from ._stats import HandlerStats
@@ -69,6 +70,7 @@ class Handler:
         "dispatched",
         "doc",
         "fn",
+        "is_async",
         "kind",
         "name",
         "qualname",
@@ -99,6 +101,7 @@ class Handler:
         self.seq = seq
         self.readonly = readonly
         self.binder = Binder(name, fn)
+        self.is_async = is_async_callable(fn)  # runs as a task on its service's loop
         self.doc = doc if doc is not None else _doc_of(fn)
         self.qualname = getattr(fn, "__qualname__", None) or repr(fn)
         self.stats = HandlerStats(shared=destination.shared)
@@ -116,6 +119,7 @@ class Handler:
             "signature": self.binder.text(),
             "params": [p.to_json() for p in self.binder.params()],
             "doc": self.doc,
+            "async": self.is_async,
         }
         if self.kind == "command":
             data = {"name": self.name, "readonly": self.readonly, **data}

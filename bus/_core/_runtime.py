@@ -7,6 +7,11 @@ belong to no service. A mailbox item is a 5-tuple
 (a command), a ``str`` (an event, by name) or ``TASK`` (a callable to run on
 the service's thread, from ``call_later`` and friends).
 
+A service with async handlers drains its mailbox on an event loop instead
+(``_loop.ServiceLoop``); a service without them has no loop and pays
+nothing for it. The shared pool runs an async handler to its end on the
+pool thread that took it.
+
 The mailbox is a ``queue.SimpleQueue``: put and get are C calls that release
 the GIL while they wait, so a hand-off costs little more than the thread
 switch itself. Nothing on the path from ``post`` to the end of a handler takes
@@ -24,30 +29,55 @@ from collections.abc import Callable
 from concurrent.futures import CancelledError
 from typing import TYPE_CHECKING, Any
 
-from ._dispatch import run_call, run_delivery, run_task, settle
+from ._dispatch import is_async_callable, run_call, run_delivery, run_task, settle
 from ._errors import BusClosedError, BusError, MailboxFullError, ServiceFailedError
 from ._ratelog import RateLimitedLog
 from ._threads import start_thread
-from ._worker import Ledger, Worker, current_worker, workers
+from ._worker import STOP, SWITCH, TASK, Ledger, Worker, current_worker, workers
 
 if TYPE_CHECKING:
     from ._bus import BusCore
+    from ._loop import ServiceLoop
     from ._router import Handler, Registration
     from ._service import Service
 
-__all__ = ["FAILED", "FULL", "STOPPED", "TASK", "Ledger", "Runtime", "Worker", "current_worker"]
+__all__ = [
+    "DEFAULT_SLOTS",
+    "FAILED",
+    "FULL",
+    "STOPPED",
+    "TASK",
+    "Ledger",
+    "Runtime",
+    "Worker",
+    "current_worker",
+]
 
 log = logging.getLogger("bus")
 
-TASK = object()
 FULL, STOPPED, FAILED = 1, 2, 3
-_STOP = None
+DEFAULT_SLOTS = 1024
+"""Async handlers that may run at once on a service that does not set ``concurrency``."""
+_STOP = STOP
 _time_ns = time.time_ns
 _perf = time.perf_counter
 
 
 class Runtime:
-    """A mailbox and its threads: one service's, or the bus's shared pool."""
+    """A mailbox and its threads: one service's, or the bus's shared pool.
+
+    Keep a runtime at 30 instance attributes or fewer: beyond that CPython
+    3.11 stops sharing the keys of its instances' dicts, and every method
+    call on it (``post`` on the hot path) loses its specialisation. What
+    only a service with an event loop needs, and the hot path never reads,
+    is a class attribute until it is set (3.11 does not specialise reading
+    a class attribute through an instance either, so the hot path reads
+    only instance attributes).
+    """
+
+    # Set on the instance once the service has a loop (see need_loop).
+    aio: ServiceLoop | None = None  # the event loop, once async work comes
+    _switching = False  # the job that gives it one is queued
 
     def __init__(
         self,
@@ -62,6 +92,8 @@ class Runtime:
         self.bus = bus
         self.name = name
         self.service = service
+        # Threads; once the service has its event loop, the handlers that
+        # may run at once on it: what the deadlock check counts.
         self.concurrency = concurrency
         self.elastic = elastic
         self.shared = elastic or concurrency > 1
@@ -89,6 +121,8 @@ class Runtime:
         self._posted = self.ledger.posted
         self.listener_log: dict[int, RateLimitedLog] = {}
         self.drop_log = RateLimitedLog(log)  # deliveries refused by this mailbox
+        # Called after each post: the pool grows, a loop wakes.
+        self._after_post: Callable[[], None] | None = self._grow_if_busy if elastic else None
 
     # -- any thread ------------------------------------------------------------
 
@@ -106,8 +140,8 @@ class Runtime:
             # stops accepting, and so do we: whoever drains second finds the
             # item and fails it, so no future is left pending.
             self.fail_queued()
-        elif self.elastic:
-            self._grow_if_busy()
+        elif self._after_post is not None:
+            self._after_post()
         return 0
 
     def fail(self, error: BaseException, how: str) -> bool:
@@ -152,6 +186,20 @@ class Runtime:
         self.drop_log.warning("event %r dropped for %s: %s", event, handler.qualname, error)
         return error
 
+    def listener_failed(self, handler: Handler, event: str, error: BaseException) -> None:
+        """Log a listener's failure (at most once a second per listener)."""
+        limiter = self.listener_log.get(handler.seq)
+        if limiter is None:
+            limiter = self.listener_log[handler.seq] = RateLimitedLog(log)
+        limiter.error(
+            "listener %s for %r on service %r failed on event %r",
+            handler.qualname,
+            handler.name,
+            self.name,
+            event,
+            exc=error,
+        )
+
     def depth(self) -> int:
         """Items waiting in the mailbox (not counting those running)."""
         return self._queue.qsize()
@@ -170,10 +218,66 @@ class Runtime:
         self._spawn(ready, first=True)
 
     def start_rest(self) -> None:
-        """Start the other threads of a ``concurrency`` > 1 service."""
-        if not self.elastic:
+        """Start the other threads of a ``concurrency`` > 1 service (none with a loop)."""
+        if not self.elastic and self.aio is None:
             for _ in range(self.concurrency - 1):
                 self._spawn(unless_stopping=True)
+
+    def need_loop(self, what: str) -> None:
+        """Make ready for async work (``what``): an async handler or timer is being added.
+
+        Called before the work can be posted. On the service's thread before
+        it serves, the loop is made now and the service serves on it; later,
+        or from another thread, a job is queued ahead of any such work that
+        turns the service's thread into its loop's.
+
+        Raises:
+            BusError: the service runs several threads without a loop; async
+                work must be known when it starts (decorated, or added in
+                ``on_start``).
+        """
+        if self.elastic or self.aio is not None or self._switching:
+            return
+        worker = current_worker()
+        if self.state == "starting" and worker is not None and worker.runtime is self:
+            self.use_loop()
+            return
+        if self.concurrency > 1:
+            raise BusError(
+                f"{what} on service {self.name!r}, which runs {self.concurrency} threads "
+                "without an event loop: decorate the async handler, or add it in "
+                "on_start, so that the service starts on its loop"
+            )
+        with self._lock:
+            if self._switching:
+                return
+            self._switching = True
+        next(self._posted)
+        self._queue.put((SWITCH, (), {}, TASK, None))
+        if not self.accepting:
+            self.fail_queued()
+
+    def use_loop(self) -> ServiceLoop:
+        """This service's event loop, made now if need be; on its thread only."""
+        aio = self.aio
+        if aio is None:
+            from ._loop import ServiceLoop  # asyncio, only once a service needs it
+
+            worker = current_worker()
+            assert worker is not None
+            assert worker.runtime is self
+            aio = ServiceLoop(self, worker)
+            wanted = self.service.concurrency if self.service is not None else None
+            self.concurrency = wanted or DEFAULT_SLOTS
+            self.aio = aio
+        return aio
+
+    def run_hook(self, hook: Callable[[], Any]) -> None:
+        """Call ``on_start`` or ``on_stop`` on this thread; an async one on its loop."""
+        if is_async_callable(hook):
+            self.use_loop().run_until_complete(hook())
+        else:
+            hook()
 
     def stop(self) -> None:
         """Ask every thread to finish the items before this call and exit.
@@ -190,6 +294,8 @@ class Runtime:
             self._queue.put(_STOP)
         with self._lock:
             self._stops += count
+        if self.aio is not None:
+            self.aio.wake()
 
     def close_mailbox(self) -> None:
         """Refuse further items and fail those queued."""
@@ -213,34 +319,40 @@ class Runtime:
             if item is _STOP:
                 stops += 1
                 continue
-            handler, _, _, tag, record = item
-            if tag is TASK:
-                pass
-            elif isinstance(tag, str):
-                handler.stats.skip(cancelled=False)
-                with self._lock:
-                    self.dropped += 1
-            else:
-                running = tag.set_running_or_notify_cancel()
-                error: BaseException
-                if running:
-                    if self.state == "failed":
-                        error = self.failure()
-                    else:
-                        error = BusClosedError(f"bus {self.bus.name!r} closed first")
-                    tag.set_exception(error)
-                else:
-                    error = CancelledError("cancelled before it ran")
-                handler.stats.skip(cancelled=not running)
-                if record is not None:
-                    self.bus.observer.call_refused(record, handler, error)  # type: ignore[union-attr]
-                failed += running
+            failed += self.fail_item(item)
             next(self.ledger.unrun)
         # A thread still busy in a handler (close gave up waiting for it)
         # needs its stop, or it would block on the empty mailbox for ever.
         for _ in range(stops):
             self._queue.put(_STOP)
+        if stops and self.aio is not None:
+            self.aio.wake()
         return failed
+
+    def fail_item(self, item: tuple[Any, Any, Any, Any, Any]) -> bool:
+        """Fail an item taken off the mailbox that will not run; whether it was a command."""
+        handler, _, _, tag, record = item
+        if tag is TASK:
+            return False
+        if isinstance(tag, str):
+            handler.stats.skip(cancelled=False)
+            with self._lock:
+                self.dropped += 1
+            return False
+        running: bool = tag.set_running_or_notify_cancel()
+        error: BaseException
+        if running:
+            if self.state == "failed":
+                error = self.failure()
+            else:
+                error = BusClosedError(f"bus {self.bus.name!r} closed first")
+            tag.set_exception(error)
+        else:
+            error = CancelledError("cancelled before it ran")
+        handler.stats.skip(cancelled=not running)
+        if record is not None:
+            self.bus.observer.call_refused(record, handler, error)  # type: ignore[union-attr]
+        return running
 
     # -- the runtime's own threads ---------------------------------------------
 
@@ -310,63 +422,135 @@ class Runtime:
                     # would stay pending and wait_idle() would never return.
                     self.close_mailbox()
                     return
-            get = self._queue.get
-            elastic = self.elastic
-            while True:
-                if elastic:
-                    with self._lock:
-                        self._idle_threads += 1
-                    item = get()
-                    with self._lock:
-                        self._idle_threads -= 1
-                        short = self._idle_threads <= 0 and self._queue.qsize() > 0
-                    if short and item is not _STOP:
-                        # A poster that looked while this thread still
-                        # counted as idle saw no need to grow: grow for it.
-                        self._grow_if_busy()
-                else:
-                    item = get()
-                if item is _STOP:
-                    if elastic and self._requeue_stop():
-                        continue
-                    self._exit_thread()
-                    return
-                handler, args, kwargs, tag, record = item
-                ok: bool | None
-                try:
-                    if type(tag) is str:
-                        worker.event = item
-                        ok = run_delivery(self, worker, handler, args, kwargs, tag, record)
-                    elif tag is TASK:
-                        ok = run_task(self, worker, handler, args, kwargs)
-                    else:
-                        ok = run_call(self, worker, handler, args, kwargs, tag, record)
-                except BaseException as exc:
-                    # Handlers' own errors never get here (see _call and
-                    # _deliver): this is a bug in the bus, or a BaseException
-                    # from a hook it calls. The thread cannot be trusted to
-                    # go on, but nothing it owed may be left pending.
-                    self._died(worker, tag, exc)
-                    return
-                if ok is not None:
-                    worker.handled += 1
-                    if not ok:
-                        worker.failed += 1
-                worker.done += 1
+            if self.aio is not None:  # it starts with async work: it serves on its loop
+                self.aio.serve()
+            elif self.elastic:
+                self._serve_pool(worker)
+            else:
+                self._serve_mailbox(worker)
         except BaseException:
             with self._lock:
                 self._live -= 1
             raise
         finally:
             del workers[ident]
+            if worker.loop is not None:  # a pool thread's, or one that never served
+                from ._loop import close_loop
+
+                if not worker.loop.is_closed():
+                    close_loop(worker.loop)
+
+    def _serve_mailbox(self, worker: Worker) -> None:
+        """A service thread without an event loop: one item at a time, in order."""
+        get = self._queue.get
+        stats_unshared = not self.shared  # one thread: its handlers' stats need no lock
+        while True:
+            item = get()
+            if item is _STOP:
+                self._exit_thread()
+                return
+            handler, args, kwargs, tag, record = item
+            ok: bool | None
+            try:
+                if type(tag) is str:
+                    worker.event = item
+                    if record is None and stats_unshared:
+                        # An unobserved delivery on a one-thread service:
+                        # run_delivery's work, inlined (it is the commonest
+                        # item, and each call and lookup here shows).
+                        start = worker.since = _perf()
+                        worker.current = handler
+                        try:
+                            if kwargs:
+                                handler.fn(*args, **kwargs)
+                            else:  # the call without ** is the faster one
+                                handler.fn(*args)
+                        except BaseException as exc:
+                            worker.current = worker.event = None
+                            handler.stats.finish(_perf() - start, exc)
+                            self.listener_failed(handler, tag, exc)
+                            worker.handled += 1
+                            worker.failed += 1
+                            worker.done += 1
+                            continue
+                        elapsed = _perf() - start
+                        worker.current = worker.event = None
+                        stats = handler.stats
+                        stats.calls += 1
+                        stats._latencies.append(elapsed)
+                        worker.handled += 1
+                        worker.done += 1
+                        continue
+                    ok = run_delivery(self, worker, handler, args, kwargs, tag, record)
+                elif tag is TASK:
+                    if handler is SWITCH:  # async work came: serve on a loop from now on
+                        worker.done += 1
+                        self.use_loop().serve()
+                        return
+                    ok = run_task(self, worker, handler, args, kwargs)
+                else:
+                    ok = run_call(self, worker, handler, args, kwargs, tag, record)
+            except BaseException as exc:
+                # Handlers' own errors never get here (see _dispatch): this
+                # is a bug in the bus, or a BaseException from a hook it
+                # calls. The thread cannot be trusted to go on, but nothing
+                # it owed may be left pending.
+                self._died(worker, tag, exc)
+                return
+            if ok is not None:
+                worker.handled += 1
+                if not ok:
+                    worker.failed += 1
+            worker.done += 1
+
+    def _serve_pool(self, worker: Worker) -> None:
+        """A thread of the shared pool; it runs an async handler to its end on its own loop."""
+        get = self._queue.get
+        while True:
+            with self._lock:
+                self._idle_threads += 1
+            item = get()
+            with self._lock:
+                self._idle_threads -= 1
+                short = self._idle_threads <= 0 and self._queue.qsize() > 0
+            if item is _STOP:
+                if self._requeue_stop():
+                    continue
+                self._exit_thread()
+                return
+            if short:
+                # A poster that looked while this thread still counted as
+                # idle saw no need to grow: grow for it.
+                self._grow_if_busy()
+            handler, args, kwargs, tag, record = item
+            ok: bool | None
+            try:
+                if handler.is_async:
+                    from ._tasks import run_on  # asyncio, only once an async handler runs
+
+                    ok = run_on(self, worker, item)
+                elif type(tag) is str:
+                    worker.event = item
+                    ok = run_delivery(self, worker, handler, args, kwargs, tag, record)
+                else:
+                    ok = run_call(self, worker, handler, args, kwargs, tag, record)
+            except BaseException as exc:  # as in _serve_mailbox
+                self._died(worker, tag, exc)
+                return
+            if ok is not None:
+                worker.handled += 1
+                if not ok:
+                    worker.failed += 1
+            worker.done += 1
 
     def _died(self, worker: Worker, tag: Any, exc: BaseException) -> None:
         """The last line of defence: this thread is ending on an unforeseen error.
 
-        The runtime is marked ``failed``; the item it was running, the items
-        queued and every later post fail at once with ``ServiceFailedError``
-        (events are counted dropped); its other threads are told to stop. The
-        death is logged once, with the traceback.
+        The runtime is marked ``failed``; the item it was running (``tag``,
+        ``None`` if none), the items queued and every later post fail at
+        once with ``ServiceFailedError`` (events are counted dropped); its
+        other threads are told to stop. The death is logged once, with the
+        traceback.
         """
         worker.current = worker.event = worker.future = None
         first = self.fail(exc, f"its thread {worker.thread_name} died of")
@@ -382,6 +566,14 @@ class Runtime:
                 exc,
                 exc_info=exc,
             )
+        if tag is not None:
+            self.lost(worker, tag)
+        self.fail_queued()
+        for _ in range(others):  # the service's other threads leave too
+            self._queue.put(_STOP)
+
+    def lost(self, worker: Worker, tag: Any) -> None:
+        """Count the item ``tag`` a bus error cut short as done; fail its future."""
         # It may have died before or after the handler set the future running.
         command = tag is not TASK and not isinstance(tag, str) and not tag.done()
         if command and (tag.running() or tag.set_running_or_notify_cancel()):
@@ -389,9 +581,6 @@ class Runtime:
         worker.failed += 1
         worker.handled += 1
         worker.done += 1
-        self.fail_queued()
-        for _ in range(others):  # the service's other threads leave too
-            self._queue.put(_STOP)
 
     def _requeue_stop(self) -> bool:
         """Whether a pool thread that took a stop must keep serving.
@@ -418,7 +607,7 @@ class Runtime:
             return
         if self.service is not None and self.state != "failed":
             try:
-                self.service.on_stop()
+                self.run_hook(self.service.on_stop)
             except Exception:
                 log.exception("on_stop of service %r failed", self.name)
         self.close_mailbox()

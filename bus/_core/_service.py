@@ -11,6 +11,15 @@ class Greeter(Service):
         print("greeted", name)
 
 bus.add_service(Greeter())
+
+Handlers may be ``async def``: they run as tasks on an event loop that the
+service's thread owns, and interleave at their awaits::
+
+    class Weather(Service):
+        @command("weather.now")
+        async def now(self, city: str) -> float:
+            forecast = await self.bus.execute_command("forecast.get", city)
+            return forecast["temperature"]
 """
 
 from __future__ import annotations
@@ -171,18 +180,24 @@ class Service:
         name: the service's name on the bus; by default the class name in
             snake case without a ``Service`` suffix (``LightsService`` ->
             ``lights``).
-        concurrency: threads draining the mailbox; 1 (the default) means the
-            service's state needs no locks. More suits I/O-bound services,
-            whose handlers may then run in parallel.
+        concurrency: for a service whose handlers are plain functions, the
+            threads draining its mailbox: 1 (the default) means the
+            service's state needs no locks; more suits I/O-bound services,
+            whose handlers may then run in parallel. For a service with
+            ``async def`` handlers (or an async timer, ``on_start`` or
+            ``on_stop``), which runs them all on one thread's event loop,
+            how many handlers may run there at once (default 1024). Either
+            way at most 1024.
         events: the payload types of the events it fires, declared by
             ``add_service`` (``Bus.declare_event``): classes marked with
             ``@event_type(NAME)``, or a dict of event names to types.
 
     ``self.bus`` is the bus once ``add_service`` has started the service.
+    ``on_start`` and ``on_stop`` may be ``async def`` too.
     """
 
     name: ClassVar[str] = ""
-    concurrency: int = 1
+    concurrency: int | None = None
     events: ClassVar[Any] = ()
     bus: ServiceBus = None  # type: ignore[assignment]  # set by add_service
 
@@ -205,7 +220,12 @@ class Service:
     def call_later(self, delay: float, fn: Callable[..., Any], *args: Any) -> TimerHandle:
         """Run ``fn(*args)`` on this service's thread after ``delay`` seconds.
 
-        Thread-safe. Returns a handle whose ``cancel()`` stops it.
+        ``fn`` may be an ``async def``: it runs as a task on the service's
+        event loop. Thread-safe. Returns a handle whose ``cancel()`` stops it.
+
+        Raises:
+            BusError: ``fn`` is async and the service runs several threads
+                without an event loop (see ``concurrency``).
         """
         return self.bus._schedule(self, delay, fn, args, None)
 
@@ -216,6 +236,11 @@ class Service:
         the returned handle stops it, and closing the bus stops all of them.
         While the service is too busy to run it, runs do not pile up: at most
         one waits in the mailbox, and the others due meanwhile are skipped.
+        ``fn`` may be an ``async def``; its runs never overlap: one due while
+        the last still runs is skipped.
+
+        Raises:
+            BusError: as for ``call_later``.
         """
         return self.bus._schedule(self, interval, fn, args, interval)
 

@@ -111,6 +111,11 @@ class HandlerStats:
             else:
                 self.dropped += 1
 
+    def interrupted(self) -> None:
+        """Count a call cancelled while it ran (an async handler's task)."""
+        with self._rare:
+            self.cancelled += 1
+
     def refuse(self) -> None:
         """Count dispatched work that the mailbox refused (full or stopped)."""
         self.skip(cancelled=False)

@@ -3,6 +3,11 @@
 Each thread of a runtime has a ``Worker``: what it runs now, since when, what
 it waits on, and what it has finished. Only its own thread writes it; the
 watchdog, ``inspect()`` and the deadlock check read it.
+
+An async handler running as a task on a service's event loop has a
+``Worker`` of its own for what it runs (``current``, ``since``, ``future``,
+``event``, ``waiting``, ``task``); the loop thread's ``Worker`` keeps the
+counts and, in ``tasks``, the workers of the tasks running now.
 """
 
 from __future__ import annotations
@@ -10,17 +15,40 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import asyncio
+
     from ._future import CommandFuture
     from ._router import Handler
     from ._runtime import Runtime
 
-__all__ = ["Job", "Ledger", "Worker", "current_worker", "workers"]
+__all__ = [
+    "STOP",
+    "SWITCH",
+    "TASK",
+    "Job",
+    "Ledger",
+    "Worker",
+    "current_run",
+    "current_worker",
+    "workers",
+]
+
+# What a mailbox holds besides work (see _runtime): the tag of a job to run
+# on the service's thread, the stop that ends a thread, and the handler of
+# the job that gives a running service its event loop (see _loop).
+TASK = object()
+STOP = None
+SWITCH = object()
 
 workers: dict[int, Worker] = {}
 """Each bus thread's state, by ``threading.get_ident()``; written only by that thread."""
+
+current_run: ContextVar[Worker | None] = ContextVar("bus_current_run", default=None)
+"""In an async handler's task, the ``Worker`` of that run (see ``_loop``)."""
 
 
 def current_worker() -> Worker | None:
@@ -42,9 +70,12 @@ class Worker:
         "future",
         "handled",
         "hung_reported",
+        "loop",
         "runtime",
         "scope",
         "since",
+        "task",
+        "tasks",
         "thread_name",
         "waiting",
     )
@@ -62,6 +93,11 @@ class Worker:
         self.done = 0  # items taken off the mailbox and finished with, run or not
         self.handled = 0
         self.failed = 0
+        # The thread's event loop, once it has async work (see _loop).
+        self.loop: asyncio.AbstractEventLoop | None = None
+        # A loop thread's running tasks, each a Worker of its own; else None.
+        self.tasks: set[Worker] | None = None
+        self.task: asyncio.Task[Any] | None = None  # the task this worker runs as
 
 
 class Ledger:

@@ -181,7 +181,7 @@ class Session:
         def done(f: Any) -> None:
             if f.cancelled():
                 error = rpc.RpcError(
-                    ErrorCode.BUS_CLOSED, "the command was cancelled", {"type": "CancelledError"}
+                    ErrorCode.CANCELLED, "the command was cancelled", {"type": "CancelledError"}
                 )
                 answer(error.reply(rid))
                 return
@@ -210,7 +210,29 @@ class Session:
             timer = loop.loop.call_later(timeout, expired)
         future.add_done_callback(done)
 
-    def subscribe(self, topic: str, patterns: tuple[str, ...], buffer: int) -> Any:
+    def executing(self, rid: Any) -> Any:
+        # Each request over NATS stands alone (no connection ties an execute
+        # to a later cancel, and a queue group may send them to different
+        # processes): say so rather than "no such execute".
+        raise rpc.RpcError(
+            ErrorCode.INVALID_PARAMS,
+            "cancel needs the socket connection that sent the execute; over NATS "
+            "each request stands alone, so a command cannot be cancelled by id",
+            {"param": "id"},
+        )
+
+    def subscribe(
+        self, topic: str, patterns: tuple[str, ...], buffer: int, *, lossless: bool = False
+    ) -> Any:
+        if lossless:
+            # A feed is published, and NATS drops what a slow subscriber
+            # cannot take: nothing here could make the bus wait for it.
+            raise rpc.RpcError(
+                ErrorCode.INVALID_PARAMS,
+                "invalid params: a lossless capture needs the bus's control socket; "
+                "over NATS a feed cannot make the bus wait for its reader",
+                {"param": "lossless"},
+            )
         return self._responder.open_feed(topic, patterns, buffer, self._whole, self.renew)
 
     def unsubscribe(self, sid: Any) -> int | None:

@@ -73,6 +73,8 @@ class TraceSink:
         if overflow not in OVERFLOW_POLICIES:
             raise ValueError(f"trace_overflow must be 'drop' or 'wait', not {overflow!r}")
         self.overflow = overflow
+        self._holds = 0  # lossless holds (``hold_lossless``): "wait" while any is held
+        self._holds_lock = threading.Lock()
         self._wait_limit = wait_limit
         self._space = threading.Condition()
         self._waiting = 0  # recording threads waiting for room
@@ -121,17 +123,33 @@ class TraceSink:
     def submit(self, record: Flat) -> None:
         """Queue a finished record for export (see the class for a full buffer)."""
         buffer = self._buffer
-        if len(buffer) >= self._room and not self._room_after_waiting():
+        held = len(buffer)
+        if held >= self._room and not self._room_after_waiting():
             with self._drop_lock:
                 self.dropped += 1
             return
         buffer.append(record)
-        if len(buffer) == self.BATCH_WAKE:
+        if held == self.BATCH_WAKE:  # a batch is waiting: wake the trace thread early
             self._wake.set()
 
+    @property
+    def waits(self) -> bool:
+        """Whether a full buffer makes recording threads wait: ``"wait"``, or a hold."""
+        return self.overflow == "wait" or self._holds > 0
+
+    def hold_lossless(self) -> _LosslessHold:
+        """Wait rather than drop (as ``overflow="wait"``) until the hold is disposed.
+
+        A console capturing spans takes one for as long as it captures, so
+        that a busy bus does not drop half of what it records meanwhile.
+        """
+        with self._holds_lock:
+            self._holds += 1
+        return _LosslessHold(self)
+
     def _room_after_waiting(self) -> bool:
-        """``"wait"``: wait (bounded) until the trace thread makes room; whether it did."""
-        if self.overflow != "wait" or self._room == 0:  # dropping, or the thread has ended
+        """Waiting (bounded) until the trace thread makes room; whether it did."""
+        if not self.waits or self._room == 0:  # dropping, or the thread has ended
             return False
         start = time.perf_counter_ns()
         deadline = time.monotonic() + self._wait_limit
@@ -185,6 +203,8 @@ class TraceSink:
             "buffered": len(self._buffer),
             "capacity": self._capacity,
             "overflow": self.overflow,
+            "lossless_holds": self._holds,
+            "waiting": self._waiting,
             "waited": self.waited,
             "waited_ms": round(self.waited_ns / 1e6, 3),
             "ring": self._ring.capacity,
@@ -275,7 +295,7 @@ class TraceSink:
                 made.append(record)
         if self._processor is not None:
             on_end = self._processor.on_end
-            step = self._chunk if self.overflow == "wait" and self._batch_queues else len(spans)
+            step = self._chunk if self.waits and self._batch_queues else len(spans)
             for start in range(0, len(spans), max(step, 1)):
                 chunk = spans[start : start + step]
                 if step < len(spans):
@@ -342,3 +362,23 @@ class TraceSink:
         for event in span.events:
             live.add_event(event.name, event.attributes, event.timestamp)
         live.end(span.end_time)
+
+
+class _LosslessHold:
+    """Returned by ``TraceSink.hold_lossless``; ``dispose()`` lets go (idempotent)."""
+
+    __slots__ = ("_sink",)
+
+    def __init__(self, sink: TraceSink) -> None:
+        self._sink: TraceSink | None = sink
+
+    def dispose(self) -> None:
+        """Drop the hold: the sink goes back to its own policy once none is held."""
+        sink = self._sink
+        if sink is None:
+            return
+        with sink._holds_lock:
+            if self._sink is None:  # another thread disposed of it meanwhile
+                return
+            self._sink = None
+            sink._holds -= 1

@@ -58,6 +58,9 @@ MAX_IN_FLIGHT = 1000
 #: The writer sends at most this much at a time, so that a client that reads
 #: slowly but steadily is told apart from one that stopped reading.
 _PIECE = 1 << 16
+#: Seconds the trace thread waits for a lossless subscription's reader to
+#: make room, before that subscription drops (and counts) like any other.
+LOSSLESS_WAIT = 10.0
 #: Seconds a connection being closed for a time limit has to send its reason.
 _LAST_WORDS = 2.0
 
@@ -78,6 +81,7 @@ class Connection(Reading, Writing):
         self._writer_waiting = False
         self._closed = False
         self._in_flight = 0
+        self._executing: dict[Any, Any] = {}  # execute's request id -> its future, while it runs
         self._subscriptions: dict[int, Subscription] = {}
         self._fanouts = {"activity": Fanout(), "spans": Fanout()}
         self._watching: Any = None  # the handle of Bus.watch, while activity is subscribed
@@ -161,9 +165,43 @@ class Connection(Reading, Writing):
             if self._closed:
                 return
             for sub, (records, sizes) in picked.items():
-                self._enqueue(sub, records, sum(sizes))
+                cost = sum(sizes)
+                if sub.lossless:
+                    self._wait_for_room(sub, cost)
+                self._enqueue(sub, records, cost)
             if self._writer_waiting:
                 self._cond.notify_all()
+
+    def _wait_for_room(self, sub: Subscription, cost: int) -> None:
+        """Wait (under ``_cond``, at most ``LOSSLESS_WAIT``) until ``sub`` can take ``cost``.
+
+        On the trace thread, for a lossless subscription: the bus's recording
+        threads wait in turn when its buffer fills, so a capture keeps every
+        span at the pace its reader can take. Past the limit the batch is
+        dropped and counted, and the subscription drops from then on like any
+        other (a reader that stopped must not stall the bus a batch at a
+        time): never silently.
+        """
+        deadline = None
+        limit = self.server.max_queued_bytes
+        while not (self._closed or sub.closed):
+            waiting = self._note_bytes + self._line_bytes
+            if sub.queued < sub.buffer and (not waiting or waiting + cost <= limit):
+                return
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + LOSSLESS_WAIT
+            elif now >= deadline:
+                sub.lossless = False
+                self.server.log_failed.warning(
+                    "control connection %d: a lossless subscription's reader took no spans "
+                    "for %g s; it drops what it cannot take from now on (counted)",
+                    self.number,
+                    LOSSLESS_WAIT,
+                )
+                return
+            self._cond.notify_all()  # the writer, to make room
+            self._cond.wait(deadline - now)
 
     def _queue_reply(
         self, item: tuple[Any, ...], wait: bool, then: Callable[[], None] | None = None
@@ -219,6 +257,7 @@ class Connection(Reading, Writing):
             if self._closed:
                 return
             self._closed = True
+            holds = [sub.hold for sub in self._subscriptions.values() if sub.hold is not None]
             for sub in self._subscriptions.values():
                 sub.closed = True
             self._subscriptions.clear()
@@ -231,7 +270,7 @@ class Connection(Reading, Writing):
             self._out.clear()
             self._cond.notify_all()
         self.server.release(freed)
-        for handle in handles:
+        for handle in (*handles, *holds):
             if handle is not None:
                 handle.dispose()
         # Forgotten before the client sees the end: a client that waits for it
@@ -315,8 +354,15 @@ class Connection(Reading, Writing):
 
     # -- subscriptions (reader thread) ------------------------------------------
 
-    def subscribe(self, topic: str, patterns: tuple[str, ...], buffer: int) -> int:
+    def subscribe(
+        self, topic: str, patterns: tuple[str, ...], buffer: int, *, lossless: bool = False
+    ) -> int:
         """Open a subscription; it starts once the reply is queued.
+
+        A ``lossless`` one (spans only) holds the bus's tracing lossless while
+        it is open, and the trace thread waits for room in its queue (at most
+        ``LOSSLESS_WAIT`` seconds a batch) rather than drop what it cannot
+        take yet.
 
         Raises:
             RpcError: ``-32009``, the connection has ``max_subscriptions`` open.
@@ -332,8 +378,10 @@ class Connection(Reading, Writing):
                 )
             sid = next(self._sub_ids)
             otlp = self.bus.spans.otlp if topic == "spans" else None
-            sub = Subscription(sid, topic, patterns, buffer, otlp)
+            sub = Subscription(sid, topic, patterns, buffer, otlp, lossless=lossless)
             self._subscriptions[sid] = sub
+        if lossless:
+            sub.hold = self.bus.lossless_tracing()
         self._after_reply = lambda: self._start(sub)
         return sid
 
@@ -354,10 +402,19 @@ class Connection(Reading, Writing):
         if not isinstance(sid, int) or isinstance(sid, bool):
             return None
         with self._cond:
+            sub = self._subscriptions.get(sid)
+        if sub is not None and sub.hold is not None:
+            # Lossless to the end: the spans recorded until now reach its
+            # queue, and what is queued is written before the reply.
+            self.bus.flush_traces(timeout=LOSSLESS_WAIT)
+        with self._cond:
             sub = self._subscriptions.pop(sid, None)
             if sub is None:
                 return None
             sub.closed = True
+            # Spans already queued are written before the reply: a capture
+            # that stops keeps what the bus had sent it. Activity is not.
+            sub.drain = sub.topic == "spans"
             fanout = self._fanouts[sub.topic]
             fanout.remove(sub)
             if not fanout.subscriptions:
@@ -369,7 +426,10 @@ class Connection(Reading, Writing):
                 elif sub.topic == "spans" and self._observing is not None:
                     self._observing.dispose()
                     self._observing = None
-            return sub.dropped
+            self._cond.notify_all()  # the trace thread may be waiting for its room
+        if sub.hold is not None:
+            sub.hold.dispose()
+        return sub.dropped
 
     # -- execute ------------------------------------------------------------------
 
@@ -400,6 +460,9 @@ class Connection(Reading, Writing):
         lock = threading.Lock()
         done_flag: list[bool] = []
         timer: TimerHandle | None = None
+        if rid is not None:
+            with self._cond:
+                self._executing[rid] = future
 
         def finish(item: tuple[Any, ...] | None) -> bool:
             with lock:
@@ -408,6 +471,9 @@ class Connection(Reading, Writing):
                 done_flag.append(True)
             if timer is not None:
                 timer.cancel()
+            with self._cond:
+                if self._executing.get(rid) is future:
+                    del self._executing[rid]
             self._finished()
             if item is not None and rid is not None:
                 self._queue_reply(item, False)
@@ -416,7 +482,7 @@ class Connection(Reading, Writing):
         def done(f: Any) -> None:
             if f.cancelled():
                 error = rpc.RpcError(
-                    ErrorCode.BUS_CLOSED, "the command was cancelled", {"type": "CancelledError"}
+                    ErrorCode.CANCELLED, "the command was cancelled", {"type": "CancelledError"}
                 )
                 finish((REPLY, error.reply(rid)))
                 return
@@ -439,6 +505,11 @@ class Connection(Reading, Writing):
         if timeout is not None:
             timer = self.server.timers.schedule(timeout, expired)
         future.add_done_callback(done)
+
+    def executing(self, rid: Any) -> Any:
+        """The future of the command this connection's request ``rid`` runs, or ``None``."""
+        with self._cond:
+            return self._executing.get(rid)
 
     def _finished(self) -> None:
         with self._cond:

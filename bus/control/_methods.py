@@ -25,6 +25,7 @@ from .._core._errors import (
     DeadlockError,
     DroppedByConsoleError,
     MailboxFullError,
+    ServiceFailedError,
 )
 from .._core._patterns import MAX_NAME, pattern_matches, shown, validate_pattern
 from .._observe._jsonval import json_ready
@@ -72,11 +73,16 @@ class Session(Protocol):
     ) -> None:
         """Run a command and send the reply to ``rid`` when it finishes or times out."""
 
-    def subscribe(self, topic: str, patterns: tuple[str, ...], buffer: int) -> Any:
-        """Open a subscription; its id."""
+    def subscribe(
+        self, topic: str, patterns: tuple[str, ...], buffer: int, *, lossless: bool = False
+    ) -> Any:
+        """Open a subscription (``lossless``: the bus waits rather than drop its spans); its id."""
 
     def unsubscribe(self, sid: Any) -> int | None:
         """End a subscription: how many notifications it dropped, ``None`` if unknown."""
+
+    def executing(self, rid: Any) -> Any:
+        """The future of the command this session's request ``rid`` runs, or ``None``."""
 
 
 DEFAULT_TIMEOUT = 30.0
@@ -138,6 +144,8 @@ def error_reply(exc: BaseException) -> RpcError:
         return RpcError(ErrorCode.BUS_CLOSED, str(exc), _described(exc))
     if isinstance(exc, MailboxFullError):
         return RpcError(ErrorCode.MAILBOX_FULL, str(exc), _described(exc))
+    if isinstance(exc, ServiceFailedError):
+        return service_failed(exc)
     if isinstance(exc, DeadlockError):
         return RpcError(ErrorCode.DEADLOCK, str(exc), _described(exc, cycle=exc.cycle))
     return RpcError(
@@ -145,6 +153,12 @@ def error_reply(exc: BaseException) -> RpcError:
         f"internal error: {type(exc).__name__}: {exc}",
         _described(exc, traceback=_traceback(exc)),
     )
+
+
+def service_failed(exc: ServiceFailedError) -> RpcError:
+    """``-32011``: the command's service has failed; which, and why."""
+    data = _described(exc, service=exc.service, reason=exc.reason)
+    return RpcError(ErrorCode.SERVICE_FAILED, str(exc), data)
 
 
 def invalid_argument(exc: InvalidArgumentError) -> RpcError:
@@ -180,6 +194,8 @@ def handler_error(exc: BaseException) -> RpcError:
         return RpcError(ErrorCode.DEADLOCK, str(exc), _described(exc, cycle=exc.cycle))
     if isinstance(exc, BusClosedError):
         return RpcError(ErrorCode.BUS_CLOSED, str(exc), _described(exc))
+    if isinstance(exc, ServiceFailedError):
+        return service_failed(exc)
     message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return RpcError(ErrorCode.HANDLER_ERROR, message, _described(exc, traceback=_traceback(exc)))
 
@@ -403,7 +419,7 @@ def _threads(handler: Any) -> list[str]:
 
 def subscribe(conn: Session, params: dict[str, Any], rid: Any) -> Any:
     """Start sending ``activity`` or ``spans`` notifications to this connection."""
-    _only(params, ("topic", "patterns", "buffer"))
+    _only(params, ("topic", "patterns", "buffer", "lossless"))
     topic = params.get("topic")
     if topic not in TOPICS:
         raise _bad("topic", f"'topic' must be one of {', '.join(TOPICS)}, not {_json(topic)}")
@@ -420,7 +436,14 @@ def subscribe(conn: Session, params: dict[str, Any], rid: Any) -> Any:
         except (TypeError, ValueError) as exc:
             raise _bad("patterns", str(exc)) from None
     buffer = _positive_int(params, "buffer", DEFAULT_BUFFER, MAX_BUFFER)
-    subscription = conn.subscribe(topic, tuple(patterns), buffer)
+    lossless = params.get("lossless", False)
+    if lossless is None:
+        lossless = False
+    if not isinstance(lossless, bool):
+        raise _bad("lossless", f"'lossless' must be true or false, not {_json(lossless)}")
+    if lossless and topic != "spans":
+        raise _bad("lossless", "'lossless' applies to the spans topic only")
+    subscription = conn.subscribe(topic, tuple(patterns), buffer, lossless=lossless)
     return {"subscription": subscription}
 
 
@@ -480,6 +503,25 @@ def schema(conn: Session, params: dict[str, Any], rid: Any) -> Any:
         raise _bad("name", str(exc)) from None
 
 
+def cancel(conn: Session, params: dict[str, Any], rid: Any) -> Any:
+    """Cancel a command this connection is running by ``execute``.
+
+    ``{"cancelled": true}`` when it was: its ``execute`` is answered with
+    ``-32013``. ``false`` when its handler is sync and has started, which
+    nothing can interrupt (``"async"`` says which kind it has).
+    """
+    _only(params, ("id",))
+    if "id" not in params:
+        raise _bad("id", "'id' is required: the id of the execute request to cancel")
+    target = params["id"]
+    if isinstance(target, bool) or not isinstance(target, int | str):
+        raise _bad("id", f"'id' must be a request id (a number or a string), not {_json(target)}")
+    future = conn.executing(target)
+    if future is None:
+        raise _bad("id", f"no execute with id {_json(target)} is running on this connection")
+    return {"cancelled": future.cancel(), "async": future.is_async}
+
+
 METHODS: dict[str, Callable[[Session, dict[str, Any], Any], Any]] = {
     "describe": describe,
     "inspect": inspect,
@@ -491,6 +533,7 @@ METHODS: dict[str, Callable[[Session, dict[str, Any], Any], Any]] = {
     "traces": traces,
     "wait_idle": wait_idle,
     "schema": schema,
+    "cancel": cancel,
 }
 
 # Holds, stubs and history (``_intervene``), which build on the helpers above.

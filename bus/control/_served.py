@@ -55,3 +55,6 @@ class ServedBus(Protocol):
 
     def wait_idle(self, timeout: float | None = 10.0) -> bool:
         """See ``Bus.wait_idle``."""
+
+    def lossless_tracing(self) -> Disposable:
+        """See ``Bus.lossless_tracing``."""

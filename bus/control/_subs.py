@@ -85,10 +85,13 @@ class Subscription:
     __slots__ = (
         "buffer",
         "closed",
+        "drain",
         "dropped",
         "exact",
         "globs",
+        "hold",
         "id",
+        "lossless",
         "marker",
         "match_all",
         "otlp",
@@ -105,8 +108,15 @@ class Subscription:
         patterns: tuple[str, ...],
         buffer: int,
         otlp: Callable[[list[Flat]], dict[str, Any]] | None = None,
+        *,
+        lossless: bool = False,
     ) -> None:
         self.id = sid
+        # A lossless subscription makes the trace thread wait for room in its
+        # queue (bounded) instead of dropping, and holds the bus's tracing
+        # lossless (``hold``) while it is open.
+        self.lossless = lossless
+        self.hold: Any = None
         self.otlp = otlp  # how the spans of records become OTLP JSON (the ring's)
         self.topic = topic
         self.patterns = patterns
@@ -119,6 +129,7 @@ class Subscription:
         self.unreported = 0  # since the last ``dropped`` notification
         self.marker = False  # a ``dropped`` notification is queued
         self.closed = False
+        self.drain = False  # closed, but what it has queued is still written
 
     def matches(self, name: str) -> bool:
         """Whether one of the patterns matches the command or event ``name``."""

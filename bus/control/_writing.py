@@ -114,7 +114,7 @@ class Writing:
             kind = item[0]
             if kind == NOTE:
                 sub = item[1]
-                if not sub.closed:
+                if not sub.closed or sub.drain:
                     chunks.append(sub.encode(item[2]))
             elif kind == LINE:
                 chunks.append(item[1])

@@ -53,6 +53,7 @@ METHODS = (
     "traces",
     "wait_idle",
     "schema",
+    "cancel",
     "hold",
     "held",
     "release",
@@ -120,11 +121,13 @@ class ErrorCode(IntEnum):
     fault, and ``problems``, every one of them (``param``, ``path``,
     ``expected``, ``value``, ``message``).
     """
-    NO_SUCH_HOLD = -32013
+    CANCELLED = -32013
+    """The command was cancelled (by ``cancel``) before it finished (``data.type``)."""
+    NO_SUCH_HOLD = -32014
     """``unhold``, ``release`` or ``drop`` of a hold or held item that is not there."""
-    NO_SUCH_STUB = -32014
+    NO_SUCH_STUB = -32015
     """``unstub`` of a command that is not stubbed."""
-    DROPPED = -32015
+    DROPPED = -32016
     """The command's call was held and a console dropped it (``DroppedByConsoleError``)."""
 
 

@@ -2,6 +2,7 @@
 
     $ busctl bench --quick                       # in a source checkout
     $ busctl bench --scenario command_roundtrip --json
+    $ busctl bench --scenario memory --memory-events 10000000
 
 The scenarios are the ``benchmarks`` package of the source repository
 (``python -m benchmarks`` runs them too). It is not installed with the wheel,
@@ -86,18 +87,37 @@ def _benchmarks() -> ModuleType:
 )
 @click.option("-n", "count", type=click.IntRange(min=1), help="Operations per run.")
 @click.option("--repeat", type=click.IntRange(min=1), help="Runs per scenario; the best counts.")
+@click.option(
+    "--memory-events",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Also follow RSS over N traced events (the target: 10000000).",
+)
+@click.option("--unpinned", is_flag=True, help="Run threads on every CPU, not all on one.")
 @reports_failures
 def bench(
-    quick: bool, as_json: bool, scenarios: tuple[str, ...], count: int | None, repeat: int | None
+    quick: bool,
+    as_json: bool,
+    scenarios: tuple[str, ...],
+    count: int | None,
+    repeat: int | None,
+    memory_events: int | None,
+    unpinned: bool,
 ) -> None:
     """Run the benchmark scenarios side by side and print the ratios.
 
     From a source checkout: the scenarios are not installed with the package.
+    Every thread runs on one CPU unless --unpinned.
     """
     benchmarks = _benchmarks()
     try:
         results = benchmarks.run(
-            scenarios=list(scenarios) or None, n=count, repeat=repeat, quick=quick
+            scenarios=list(scenarios) or None,
+            n=count,
+            repeat=repeat,
+            quick=quick,
+            memory_events=memory_events,
+            pin=not unpinned,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
@@ -105,3 +125,9 @@ def bench(
         click.echo(benchmarks.to_json(results))
     else:
         click.echo(benchmarks.render(results))
+    if results.errors:
+        raise Failure(
+            f"{len(results.errors)} figure(s) do not count (a run failed or lost spans): "
+            "the report says which",
+            ExitStatus.ERROR,
+        )

@@ -128,6 +128,7 @@ def status(target: str | None, as_json: bool, verbose: bool) -> None:
             ("hung threads", totals["hung"]),
             *_console_line(totals),
             *_failed_services(snapshot.get("services", [])),
+            *_spans_lost(tracing),
             ("tracing", _tracing_text(tracing)),
         ]
     )
@@ -146,6 +147,21 @@ def _console_line(totals: dict[str, Any]) -> list[tuple[str, str]]:
             " (busctl stubs, busctl held)",
         )
     ]
+
+
+def _spans_lost(tracing: dict[str, Any]) -> list[tuple[str, str]]:
+    """A ``spans lost`` line when the bus has dropped spans, saying how not to."""
+    dropped = tracing.get("dropped")
+    if not isinstance(dropped, int) or isinstance(dropped, bool) or dropped <= 0:
+        return []
+    if tracing.get("overflow") == "wait":
+        why = "each waited its limit for room in the full trace buffer"
+    else:
+        why = (
+            "the trace buffer was full; `busctl capture --lossless`, `busctl run "
+            "--trace-lossless` or Bus(trace_overflow='wait') keep every span"
+        )
+    return [("spans lost", f"{dropped} dropped ({why})")]
 
 
 def _failed_services(services: list[dict[str, Any]]) -> list[tuple[str, str]]:
@@ -172,6 +188,11 @@ def _tracing_text(tracing: dict[str, Any]) -> str:
     ]
     if isinstance(tracing.get("ring"), int):
         counts.append(f"ring of {tracing['ring']}")
+    holds = tracing.get("lossless_holds")
+    if tracing.get("overflow") == "wait":
+        counts.append("lossless")
+    elif isinstance(holds, int) and holds > 0:
+        counts.append(f"lossless while {holds} capture{'s' if holds != 1 else ''} run")
     return "on" + (f" ({', '.join(counts)})" if counts else "")
 
 

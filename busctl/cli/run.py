@@ -52,9 +52,22 @@ __all__ = ["run"]
     type=click.Path(dir_okay=False, path_type=Path),
     help="Listen on this socket path instead of the default directory.",
 )
+@click.option(
+    "--trace-lossless",
+    "lossless",
+    is_flag=True,
+    help="Never drop a span: a thread recording one waits for room in the trace "
+    "buffer (Bus(trace_overflow='wait')).",
+)
 @verbose_option
 @reports_failures
-def run(targets: tuple[str, ...], name: str | None, address: Path | None, verbose: bool) -> None:
+def run(
+    targets: tuple[str, ...],
+    name: str | None,
+    address: Path | None,
+    lossless: bool,
+    verbose: bool,
+) -> None:
     """Host services on a bus that busctl can attach to.
 
     A TARGET is a module (its start(bus) function, else every Service class it
@@ -74,7 +87,11 @@ def run(targets: tuple[str, ...], name: str | None, address: Path | None, verbos
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         try:
-            bus = Bus(name=bus_name, control=address if address is not None else True)
+            bus = Bus(
+                name=bus_name,
+                control=address if address is not None else True,
+                trace_overflow="wait" if lossless else "drop",
+            )
         except Exception as exc:
             raise Failure(f"cannot start bus {bus_name!r}: {exc}", ExitStatus.ERROR) from exc
         try:
@@ -83,7 +100,8 @@ def run(targets: tuple[str, ...], name: str | None, address: Path | None, verbos
             out = _output.console()
             bus_flag = f" --bus {bus.address}" if address is not None else ""
             out.print(
-                f"bus {bus_name} listening on {bus.address} (pid {bus.pid})\n"
+                f"bus {bus_name} listening on {bus.address} (pid {bus.pid})"
+                f"{', tracing lossless' if lossless else ''}\n"
                 f"services: {names}\n"
                 f"from another terminal: busctl status{bus_flag}, busctl monitor{bus_flag}, "
                 f"busctl repl{bus_flag}; Ctrl-C stops",

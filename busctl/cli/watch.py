@@ -27,6 +27,7 @@ import click
 from .._args import check_text
 from .._client import Client
 from .._exit import ExitStatus
+from .._remote import ConnectionLost, RemoteError
 from ..render import units
 from ..render.activity import activity_line, activity_matches, activity_view
 from ..render.printed import activity_markup
@@ -203,6 +204,12 @@ def monitor(
     type=click.FloatRange(min=0, min_open=True),
     help="Stop after this many seconds (default: at Ctrl-C).",
 )
+@click.option(
+    "--lossless",
+    is_flag=True,
+    help="Keep every span: the bus waits for room instead of dropping, "
+    "so a busy bus slows to the capture's pace while it runs.",
+)
 @bus_option
 @verbose_option
 @reports_failures
@@ -210,6 +217,7 @@ def capture(
     patterns: tuple[str, ...],
     output: Path,
     duration: float | None,
+    lossless: bool,
     target: str | None,
     verbose: bool,
 ) -> None:
@@ -217,7 +225,9 @@ def capture(
 
     Writes one OTLP TracesData JSON object per line (the OpenTelemetry file
     exporter's format), readable by `busctl trace` and by OTel tools.
-    PATTERNs keep only spans of matching command or event names.
+    PATTERNs keep only spans of matching command or event names. Spans the
+    bus had to drop while capturing are counted in the closing line; with
+    --lossless it waits instead, and none are.
     """
     patterns = tuple(check_text(pattern) for pattern in patterns)
     notes: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
@@ -236,10 +246,14 @@ def capture(
             output.parent.mkdir(parents=True, exist_ok=True)
             sink = stack.enter_context(output.open("w", encoding="utf-8"))
         stop = stack.enter_context(_until_stopped())
-        subscription = client.subscribe("spans", lambda m, p: notes.put((m, p)), patterns or ("*",))
+        bus_dropped = _bus_dropped(client)
+        subscription = client.subscribe(
+            "spans", lambda m, p: notes.put((m, p)), patterns or ("*",), lossless=lossless
+        )
         until = f"for {units.duration(duration)}" if duration else "until Ctrl-C"
+        how = ", lossless" if lossless else ""
         report.print(
-            visible(f"capturing spans of bus {client.name} to {output} {until}"),
+            visible(f"capturing spans of bus {client.name} to {output} {until}{how}"),
             markup=False,
             highlight=False,
         )
@@ -275,6 +289,27 @@ def capture(
                 markup=False,
                 highlight=False,
             )
+            unrecorded = _bus_dropped(client) - bus_dropped if bus_dropped >= 0 else 0
+            if unrecorded > 0:
+                # Dropped before they reached the capture, on every pattern:
+                # the count is the bus's, not this capture's.
+                hint = "" if lossless else "; --lossless makes it wait instead"
+                report.print(
+                    f"warning: the bus dropped {unrecorded} span"
+                    f"{'s' if unrecorded != 1 else ''} meanwhile, its trace buffer full{hint}",
+                    style="bold yellow",
+                    markup=False,
+                    highlight=False,
+                )
+
+
+def _bus_dropped(client: Client) -> int:
+    """How many spans the bus has dropped in all (its trace buffer full); -1 if unknown."""
+    try:
+        tracing = client.request("inspect", timeout=10.0).get("tracing", {})
+        return int(tracing.get("dropped", 0))
+    except (RemoteError, ConnectionLost, TimeoutError, AttributeError, TypeError, ValueError):
+        return -1
 
 
 def _spans_of(data: dict[str, Any]) -> Iterator[dict[str, Any]]:

@@ -46,6 +46,11 @@ class BusLine(Static):
             noun = "service" if len(failed) == 1 else "services"
             line.append(f"✗ {len(failed)} {noun} failed: {names}", style="bold reverse red")
             line.append(" · ")
+        spans_lost = inspected.get("tracing", {}).get("dropped", 0)
+        if isinstance(spans_lost, int) and spans_lost > 0:
+            # Near the front too: a trace with holes misleads whoever reads it.
+            line.append(f"⚠ {spans_lost} spans dropped", style="bold reverse yellow")
+            line.append(" · ")
         handler_failures = int(totals.get("failed", 0) or 0)
         line.append(
             f"{totals.get('services', 0)} services · {totals.get('commands', 0)} commands · "

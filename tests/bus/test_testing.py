@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable
 
@@ -137,3 +138,27 @@ def test_stub_default_returns_none(make_bus: Callable[..., Bus]) -> None:
     with stub_command(b, "x") as stub:
         assert b.execute_command("x", 1).result(timeout=5) is None
     assert stub.name == "x"
+
+
+def test_an_async_stub_is_awaited_and_its_caller_gets_the_value(bus: Bus) -> None:
+    # A stub whose fn is an async def used to hand back the coroutine unawaited.
+    class Real(Service):
+        @command("real.fetch")
+        async def fetch(self, key: str) -> str:
+            return f"real {key}"
+
+    bus.add_service(Real())
+
+    async def fake(key: str) -> str:
+        await asyncio.sleep(0)
+        return f"stub {key}"
+
+    with stub_command(bus, "real.fetch", fake) as stub:
+        assert bus.execute_command("real.fetch", "a").result(timeout=5) == "stub a"
+        with pytest.raises(TypeError):  # it still wears the real signature
+            bus.execute_command("real.fetch", "a", "b")
+    with stub_command(bus, "other.fetch", fake) as loose:
+        assert bus.execute_command("other.fetch", key="b").result(timeout=5) == "stub b"
+    assert stub.calls == [(("a",), {})]
+    assert loose.calls == [((), {"key": "b"})]
+    assert bus.execute_command("real.fetch", "c").result(timeout=5) == "real c"

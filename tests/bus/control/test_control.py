@@ -112,7 +112,7 @@ def test_describe(served: Bus, client: LineClient) -> None:
     assert info["started_at"] == served.started_at
     assert set(info["methods"]) == {
         "describe", "inspect", "execute", "fire", "who_handles",
-        "subscribe", "unsubscribe", "traces", "wait_idle", "schema",
+        "subscribe", "unsubscribe", "traces", "wait_idle", "schema", "cancel",
         "hold", "held", "release", "drop", "unhold", "stub", "unstub", "stubs", "history",
     }  # fmt: skip
 
@@ -659,3 +659,62 @@ def test_wait_idle_answers_once_the_work_is_done(served: Bus, client: LineClient
     assert (3,) in service_of(served, "greeter").heard
     error = client.error("wait_idle", {"timeout": "soon"})
     assert error["data"]["param"] == "timeout"
+
+
+# -- lossless span subscriptions ------------------------------------------------------
+
+
+def test_a_lossless_subscription_is_for_spans_and_holds_tracing_while_open(
+    served: Bus, client: LineClient
+) -> None:
+    error = client.error("subscribe", {"topic": "activity", "lossless": True})
+    assert (error["code"], error["data"]["param"]) == (-32602, "lossless")
+    assert "spans topic only" in error["message"]
+    error = client.error("subscribe", {"topic": "spans", "lossless": "yes"})
+    assert (error["code"], error["data"]["param"]) == (-32602, "lossless")
+    assert served.inspect()["tracing"]["lossless_holds"] == 0
+
+    sub = client.result("subscribe", {"topic": "spans", "lossless": True})["subscription"]
+    assert served.inspect()["tracing"]["lossless_holds"] == 1
+    client.result("unsubscribe", {"subscription": sub})
+    assert served.inspect()["tracing"]["lossless_holds"] == 0
+
+    # A connection that ends lets go of its holds too.
+    other = LineClient(served.address)  # type: ignore[arg-type]
+    other.result("subscribe", {"topic": "spans", "lossless": True})
+    assert served.inspect()["tracing"]["lossless_holds"] == 1
+    other.close()
+    deadline = time.monotonic() + 5
+    while served.inspect()["tracing"]["lossless_holds"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert served.inspect()["tracing"]["lossless_holds"] == 0
+
+
+def test_a_lossless_reader_that_stops_reading_is_dropped_for_not_the_bus_stalled(
+    served: Bus, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    import bus.control._conn as conn
+
+    monkeypatch.setattr(conn, "LOSSLESS_WAIT", 0.2)
+    stuck = LineClient(served.address, rcvbuf=4096)  # type: ignore[arg-type]
+    caplog.set_level(logging.WARNING, logger="bus.control")
+    try:
+        stuck.result("subscribe", {"topic": "spans", "lossless": True, "buffer": 1})
+        # It reads nothing, and its socket fills with the first batches: a
+        # batch each (the flush), of large spans.
+        for i in range(100):
+            served.execute_command("say_hello", "x" * 3000 + str(i)).result(5)
+            assert served.flush_traces(30)  # the trace thread waited 0.2 s once, then went on
+        assert served.inspect()["tracing"]["dropped"] == 0
+        notes = []
+        while not any(n["method"] == "dropped" for n in notes):
+            notes.append(stuck.notification())
+        dropped = next(n for n in notes if n["method"] == "dropped")
+        assert dropped["params"]["count"] >= 1
+        # It waited once, then dropped like any subscription: not 0.2 s a batch.
+        waits = [r for r in caplog.records if "took no spans" in r.getMessage()]
+        assert len(waits) == 1, [r.getMessage() for r in waits]
+    finally:
+        stuck.close()

@@ -696,3 +696,48 @@ def test_refusals_are_logged_rate_limited(
     assert 1 <= len(refused) <= 1 + seconds, lines
     assert len(lines) == len(turned_away) + len(refused)
     holder.close()
+
+
+def test_a_failed_service_is_answered_with_its_own_code(
+    runtime_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A command of a failed service was answered -32000 through its future,
+    # and -32603 "internal error" with a traceback when refused at once:
+    # -32011 says what happened, with the service and the reason.
+    from bus._core._stats import HandlerStats
+
+    finish = HandlerStats.finish
+    doomed: list[HandlerStats] = []
+
+    def faulty(self: HandlerStats, elapsed: float, error: BaseException | None) -> None:
+        if self in doomed:
+            raise RuntimeError("a bug in the bus")
+        finish(self, elapsed, error)
+
+    monkeypatch.setattr(HandlerStats, "finish", faulty)
+
+    class Doomed(Service):
+        name = "doomed"
+
+        @command("boom")
+        def boom(self) -> str:
+            return "never delivered"
+
+    bus = Bus(name="failing", control=True, tracing=False)
+    try:
+        bus.add_service(Doomed())
+        doomed.append(bus.router.command("boom").stats)
+        assert bus.address is not None
+        client = LineClient(bus.address)
+        try:
+            for when in ("running", "refused at once"):
+                error = client.error("execute", {"name": "boom"})
+                assert error["code"] == -32011, (when, error)
+                assert error["data"]["type"] == "ServiceFailedError"
+                assert error["data"]["service"] == "doomed"
+                assert "died of RuntimeError: a bug in the bus" in error["data"]["reason"]
+                assert error["message"].startswith("service 'doomed' has failed: its thread")
+        finally:
+            client.close()
+    finally:
+        bus.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 import pytest
@@ -95,3 +96,90 @@ def test_dropping_counts_what_did_not_fit(make_bus: Callable[..., Bus]) -> None:
 def test_a_bad_overflow_policy_is_refused(make_bus: Callable[..., Bus]) -> None:
     with pytest.raises(ValueError, match="trace_overflow must be 'drop' or 'wait'"):
         make_bus(trace_overflow="block")
+
+
+def _until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Whether ``condition()`` came true within ``timeout`` (it reads counters only)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def test_a_lossless_hold_waits_while_held_and_drops_again_after(
+    make_bus: Callable[..., Bus],
+) -> None:
+    # A console capturing a busy bus holds its tracing lossless; the bus goes
+    # back to dropping (the OpenTelemetry convention) once the hold is let go.
+    bus = make_bus(span_buffer=8)
+    heard = threading.Event()
+
+    class Quiet(Service):
+        name = "quiet"
+
+        @listener("tick")
+        def on_tick(self, i: int) -> None:
+            if i == 49:
+                heard.set()
+
+    bus.add_service(Quiet())
+    gate, stuck = threading.Event(), threading.Event()
+
+    def stall(records: object) -> None:  # the trace thread stops here until the gate opens
+        stuck.set()
+        gate.wait(30)
+
+    observing = bus.spans.observe(stall)
+
+    def burst() -> threading.Event:
+        done = threading.Event()
+
+        def fire() -> None:
+            for i in range(50):
+                bus.fire_event("tick", i)
+            done.set()
+
+        threading.Thread(target=fire, daemon=True).start()
+        return done
+
+    hold = bus.lossless_tracing()
+    assert bus.inspect()["tracing"]["lossless_holds"] == 1
+    bus.fire_event("tick", -1)
+    assert stuck.wait(10)
+    fired = burst()
+    # 100 spans cannot fit in a buffer of 8: the firing thread must wait.
+    assert _until(lambda: bus.inspect()["tracing"]["waiting"] > 0)
+    assert not fired.is_set()
+    gate.set()
+    assert fired.wait(30)
+    assert heard.wait(30)
+    assert bus.flush_traces(30)
+    tracing = bus.inspect()["tracing"]
+    assert tracing["dropped"] == 0
+    assert bus.spans.span_count() == 2 * 51
+
+    hold.dispose()
+    hold.dispose()  # idempotent: the count is not taken twice
+    assert bus.inspect()["tracing"]["lossless_holds"] == 0
+    gate.clear()
+    stuck.clear()
+    heard.clear()
+    bus.fire_event("tick", -1)
+    assert stuck.wait(10)
+    assert burst().wait(30)  # nothing waits now: the burst overflows and is counted
+    gate.set()
+    assert heard.wait(30)
+    assert bus.flush_traces(30)
+    assert bus.inspect()["tracing"]["dropped"] > 0
+    observing.dispose()
+
+
+def test_a_bus_that_does_not_trace_gives_a_hold_that_does_nothing(
+    make_bus: Callable[..., Bus],
+) -> None:
+    bus = make_bus(tracing=False)
+    hold = bus.lossless_tracing()
+    hold.dispose()
+    assert "lossless_holds" not in bus.inspect()["tracing"]

@@ -93,3 +93,34 @@ def test_bench_without_a_checkout_says_how_in_one_line(
         "error: busctl bench runs the benchmarks of a source checkout: in a clone of the "
         "repository, run `busctl bench` or `python -m benchmarks`\n"
     )
+
+
+def test_bench_pins_unless_unpinned_and_follows_rss_when_asked(tmp_path: Path) -> None:
+    argv = ["bench", "--scenario", "memory", "--quick", "--memory-events", "2000", "--json"]
+    pinned = json.loads(_run(argv, cwd=tmp_path, pythonpath=[ROOT]).stdout)
+    assert pinned["rss"]["events"] == 2000
+    assert pinned["settings"]["pin"] is True
+    done = _run([*argv, "--unpinned"], cwd=tmp_path, pythonpath=[ROOT])
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["settings"]["pinned_cpu"] is None
+
+
+def test_bench_fails_when_a_figure_does_not_count(tmp_path: Path) -> None:
+    # With the SDK disabled nothing is traced: the traced runs cannot count.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run(
+        [sys.executable, "-m", "busctl", *QUICK],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(ROOT), "OTEL_SDK_DISABLED": "true"},
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
+    assert done.returncode == 1
+    report = json.loads(done.stdout)  # the report is still printed
+    errors = report["errors"]
+    assert any("bus-app: BenchmarkError: the bus records no span here" in e for e in errors)
+    assert any("obvious-traced: BenchmarkError: the SDK records no span" in e for e in errors)
+    assert done.stderr.startswith("error: ")
+    assert "do not count" in done.stderr
