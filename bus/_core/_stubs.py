@@ -279,23 +279,33 @@ class Stubs:
         real = original.fn
         expire = self._expire
 
-        def stand_in(*args: Any, **kwargs: Any) -> Any:
+        def answer_or_not() -> bool:
             # On the owner's thread. Work queued for the stand-in after the
             # stub ended runs the real handler, as work sent after it does.
             if not stub.take():
-                return real(*args, **kwargs)
+                return False
             span = trace.get_current_span()
             if span.is_recording():
                 span.set_attribute("bus.stubbed", True)
             if stub.used_up:
                 expire(stub)
-            return stub.answer()
+            return True
 
-        stand_in.__qualname__ = f"stub of {original.qualname}"
+        def stand_in(*args: Any, **kwargs: Any) -> Any:
+            return stub.answer() if answer_or_not() else real(*args, **kwargs)
+
+        async def async_stand_in(*args: Any, **kwargs: Any) -> Any:
+            # An async command's stand-in is async too, so it runs as a task
+            # on its service's loop and, once the stub has ended, awaits the
+            # real handler rather than returning its coroutine unawaited.
+            return stub.answer() if answer_or_not() else await real(*args, **kwargs)
+
+        fn = async_stand_in if original.is_async else stand_in
+        fn.__qualname__ = f"stub of {original.qualname}"
         handler = Handler(
             "command",
             original.name,
-            stand_in,
+            fn,
             original.destination,
             self._core.router.next_seq(),
             readonly=original.readonly,

@@ -11,8 +11,9 @@
 A console in the same process as its bus (``busctl``'s TUI on a bus it was
 given, tests) asks exactly what it would ask over the socket, and gets the
 same results and the same error codes, without a socket. Methods that
-answer later or keep sending (``execute``, ``subscribe``, ``unsubscribe``)
-are the bus's own verbs and ``Bus.watch`` in process, and are refused here.
+answer later or keep sending, or that act on a connection's own requests
+(``execute``, ``subscribe``, ``unsubscribe``, ``cancel``) are the bus's own
+verbs, ``Bus.watch`` and ``Future.cancel`` in process, and are refused here.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from .protocol import ErrorCode
 
 __all__ = ["RequestError", "answer"]
 
-_NOT_HERE = ("execute", "subscribe", "unsubscribe")
+_NOT_HERE = ("execute", "subscribe", "unsubscribe", "cancel")
 
 
 class RequestError(Exception):
@@ -51,8 +52,13 @@ class _Session:
     def execute(self, *args: Any, **kwargs: Any) -> None:
         raise rpc.RpcError(ErrorCode.METHOD_NOT_FOUND, "execute is Bus.execute_command here")
 
-    def subscribe(self, topic: str, patterns: tuple[str, ...], buffer: int) -> Any:
+    def subscribe(
+        self, topic: str, patterns: tuple[str, ...], buffer: int, *, lossless: bool = False
+    ) -> Any:
         raise rpc.RpcError(ErrorCode.METHOD_NOT_FOUND, "subscribe is Bus.watch here")
+
+    def executing(self, rid: Any) -> Any:
+        raise rpc.RpcError(ErrorCode.METHOD_NOT_FOUND, "cancel is Future.cancel here")
 
     def unsubscribe(self, sid: Any) -> int | None:
         raise rpc.RpcError(ErrorCode.METHOD_NOT_FOUND, "subscribe is Bus.watch here")

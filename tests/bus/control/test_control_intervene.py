@@ -217,7 +217,7 @@ def test_answer_gives_in_process_what_the_socket_gives(served: Bus, client: Line
     assert info.value.code == ErrorCode.INVALID_ARGUMENT
     assert answer(served, "release", {"id": item["id"]}) == {"released": [item["id"]]}
     assert future.result(5)["room"] == "hall"
-    for method in ("execute", "subscribe", "nope"):
+    for method in ("execute", "subscribe", "cancel", "nope"):
         with pytest.raises(RequestError) as info:
             answer(served, method, {})
         assert info.value.code == ErrorCode.METHOD_NOT_FOUND

@@ -198,3 +198,29 @@ def test_stubbed_spans_carry_the_mark_on_client_and_server(
     }
     [server] = [s for s in spans if s.kind.name == "SERVER" and s.attributes["bus.args"] == '["a"]']
     assert server.attributes["thread.name"] == "bus:traced/thermostat"
+
+
+class AsyncThermostat(Service):
+    name = "async_thermostat"
+
+    @command("async_thermostat.read_sensor")
+    async def read_sensor(self, zone: str) -> float:
+        return 19.5
+
+
+def test_an_async_command_s_stub_answers_and_gives_way_to_the_awaited_real_one(
+    bus: Bus,
+) -> None:
+    bus.add_service(AsyncThermostat())
+    name = "async_thermostat.read_sensor"
+    bus.stubs.add(name, returns=0.0)
+    assert bus.router.command(name).is_async  # the stand-in runs on the service's loop
+    assert bus.execute_command(name, "a").result(5) == 0.0
+    # Queued for the stand-in (held), let go once the stub has ended: the
+    # real handler is awaited, not called for a coroutine never awaited.
+    bus.holds.add(name, kind="call")
+    future = bus.execute_command(name, "b")
+    _until(lambda: bool(bus.holds.held()))
+    bus.stubs.remove(name)
+    bus.holds.release_all()
+    assert future.result(5) == 19.5
