@@ -143,6 +143,8 @@ def _arguments_of(text: str, where: str) -> tuple[list[Any], dict[str, Any]]:
     if isinstance(value, list):
         return value, {}
     if isinstance(value, dict):
+        if _is_entry(value):  # a line of `history --json` or `monitor --json`: its call
+            return list(_decoded(value.get("args"), [])), dict(_decoded(value.get("kwargs"), {}))
         keys = set(value)
         if (
             keys
@@ -157,6 +159,16 @@ def _arguments_of(text: str, where: str) -> tuple[list[Any], dict[str, Any]]:
         return [], value
     raise ArgumentError(
         f"the arguments in {where} must be a JSON array (positional) or object (keywords)"
+    )
+
+
+def _is_entry(value: dict[str, Any]) -> bool:
+    """Whether ``value`` is an activity or history entry (it names its kind and its name)."""
+    return (
+        value.get("kind") in ("call", "event", "delivery")
+        and isinstance(value.get("name"), str)
+        and isinstance(_decoded(value.get("args"), []), list)
+        and isinstance(_decoded(value.get("kwargs"), {}), dict)
     )
 
 

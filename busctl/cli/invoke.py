@@ -78,7 +78,8 @@ def call(
     Each ARG is JSON or a Python literal (a bare word is a string);
     key=value passes a keyword argument. Nothing is ever eval'd. @FILE (or
     - for stdin) reads the arguments from JSON: an array, an object of
-    keywords, or {"args": [...], "kwargs": {...}}; ARGs after it add to them.
+    keywords, {"args": [...], "kwargs": {...}}, or a line of `busctl history
+    --json` (its call's arguments); ARGs after it add to them.
 
     \b
       busctl call say_hello Alice
