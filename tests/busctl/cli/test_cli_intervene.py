@@ -9,6 +9,7 @@ subprocess; a caller the hold makes wait runs on its own thread and client.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
@@ -103,7 +104,8 @@ def test_hold_held_release_as_it_was_and_edited(busctl: Callable[..., Result]) -
     assert item["kind"] == "call"
     assert item["service"] == "probe"
     assert item["kwargs"] == {"level": 1}
-    assert not plain.done() and not edited.done()  # the callers wait, as on a slow handler
+    assert not plain.done()  # the callers wait, as on a slow handler
+    assert not edited.done()
 
     listing = busctl("held")
     assert listing.exit_code == 0, listing.output
@@ -274,7 +276,8 @@ def test_history_lists_calls_with_their_results_newest_last(
     assert entries[-1]["kwargs"] == {"n": 1}
     assert entries[-1]["result"] == {"args": ["second"], "kwargs": {"n": 1}}
     text = busctl("history", "probe.echo", "-n", "1").stdout
-    assert "probe.echo" in text and '"second"' in text
+    assert "probe.echo" in text
+    assert '"second"' in text
     assert busctl("history", "nothing.matches.*").stdout.startswith("nothing in the bus")
 
 
@@ -303,10 +306,8 @@ def _keep_calling(stop: threading.Event) -> threading.Thread:
             while not stop.wait(0.02):
                 client.execute("probe.echo", [1])
                 client.fire("probe.ping", ["x"])
-                try:
+                with contextlib.suppress(RemoteError):
                     client.execute("probe.fail", ["kaput"])
-                except RemoteError:
-                    pass
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -324,19 +325,21 @@ def traffic(bus_process: BusProcess, attached: Path) -> Iterator[None]:
 
 @pytest.mark.usefixtures("traffic")
 def test_monitor_filters_errors_kind_service_and_trace(busctl: Callable[..., Result]) -> None:
-    failures = [json.loads(x) for x in busctl("monitor", "--json", "--errors", "-n", "2").stdout.splitlines()]  # fmt: skip
+    def records(*args: str) -> list[dict[str, Any]]:
+        result = busctl("monitor", "--json", *args)
+        assert result.exit_code == 0, result.output
+        return [json.loads(line) for line in result.stdout.splitlines()]
+
+    failures = records("--errors", "-n", "2")
     assert len(failures) == 2
     assert all(f["error"] and f["name"] == "probe.fail" for f in failures)
 
-    events = busctl("monitor", "--json", "--kind", "event", "-n", "4", "probe.*").stdout
-    assert {json.loads(x)["kind"] for x in events.splitlines()} <= {"event", "delivery"}
-
-    other = busctl("monitor", "--json", "--service", "other", "-n", "2").stdout
-    assert {json.loads(x)["service"] for x in other.splitlines()} == {"other"}
+    events = records("--kind", "event", "-n", "4", "probe.*")
+    assert {e["kind"] for e in events} <= {"event", "delivery"}
+    assert {e["service"] for e in records("--service", "other", "-n", "2")} == {"other"}
 
     lines = busctl("monitor", "-n", "3", "probe.echo").stdout.splitlines()
-    records = [json.loads(x) for x in busctl("monitor", "--json", "-n", "3", "probe.echo").stdout.splitlines()]  # fmt: skip
     assert len(lines) == 3
     for line in lines:  # each line shows its trace's short id, which --trace takes
         assert re.search(r"\b[0-9a-f]{6}\b", line), line
-    assert all(len(r["trace_id"]) == 32 for r in records)
+    assert all(len(r["trace_id"]) == 32 for r in records("-n", "3", "probe.echo"))

@@ -125,7 +125,8 @@ def test_activity_matches_is_monitor_s_filters() -> None:
     }
     failed = {**call, "kind": "return", "error": {"type": "ValueError"}}
     delivery = {"kind": "delivery", "service": "other", "trace_id": "ffee00" + "0" * 26}
-    assert activity_matches(call) and activity_matches(delivery)
+    assert activity_matches(call)
+    assert activity_matches(delivery)
     assert [activity_matches(a, errors=True) for a in (call, failed, delivery)] == [
         False,
         True,
@@ -133,7 +134,10 @@ def test_activity_matches_is_monitor_s_filters() -> None:
     ]
     assert activity_matches(call, service="automation")  # the caller counts
     assert not activity_matches(delivery, service="lights")
-    assert activity_matches(failed, kind="call") and not activity_matches(delivery, kind="call")
-    assert activity_matches(delivery, kind="event") and not activity_matches(call, kind="event")
-    assert activity_matches(call, trace="AB12CD") and not activity_matches(delivery, trace="ab12")
+    assert activity_matches(failed, kind="call")
+    assert not activity_matches(delivery, kind="call")
+    assert activity_matches(delivery, kind="event")
+    assert not activity_matches(call, kind="event")
+    assert activity_matches(call, trace="AB12CD")
+    assert not activity_matches(delivery, trace="ab12")
     assert not activity_matches({"kind": "event"}, trace="ab")  # no trace id: not that trace
