@@ -108,10 +108,10 @@ def held(target: str | None, as_json: bool, verbose: bool) -> None:
         _say("no holds are set (busctl hold PATTERN sets one)")
         return
     _output.registry(HOLDS, result)
-    if not result.get("held"):
-        _say("\nnothing is held yet")
-        return
     _output.console().print()
+    if not result.get("held"):
+        _say("nothing is held yet")
+        return
     _output.registry(HELD, result)
 
 

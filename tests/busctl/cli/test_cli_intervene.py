@@ -120,6 +120,7 @@ def test_hold_held_release_as_it_was_and_edited(busctl: Callable[..., Result]) -
     result = busctl("release", "--all")
     assert result.exit_code == 0, result.output
     assert plain.result(10) == {"args": ["plain"], "kwargs": {}}
+    assert busctl("held").stdout.endswith("\n\nnothing is held yet\n")
 
     result = busctl("unhold", "probe.echo")
     assert result.exit_code == 0, result.output
