@@ -151,6 +151,10 @@ class EditScreen(ModalScreen[bool]):
             if text == self.texts.get(name, ""):
                 continue
             stripped = text.strip()
+            if not stripped and param.get("annotation") != "str":
+                # Nothing to send: an empty field is no value (a held call keeps
+                # the arguments it has, and `all (JSON)` can leave one out).
+                raise ArgumentError(f"{name}: give a value, or edit `all (JSON)` to leave it out")
             if param.get("annotation") == "str" and stripped[:1] not in ("'", '"'):
                 changes[name] = text
             else:

@@ -136,13 +136,13 @@ class HoldsPanel(Vertical):
         self.post_message(self.Act("release", {"all": True}, "release all"))
 
     def action_unhold(self) -> None:
-        """End the highlighted hold (or the hold of the highlighted item)."""
-        if self.screen.focused is self.holds_table:
+        """End the hold of the highlighted item, else the highlighted hold."""
+        item = None if self.screen.focused is self.holds_table else self.held_table.current()
+        if item is not None:
+            hold_id = item[1].get("hold")
+        else:  # the highlighted hold (with nothing held, the one the panel shows first)
             current = self.holds_table.current()
             hold_id = current[1]["id"] if current is not None else None
-        else:
-            item = self.held_table.current()
-            hold_id = item[1].get("hold") if item is not None else None
         if hold_id is None:
             self.notify("no hold is highlighted", severity="warning")
             return

@@ -7,7 +7,7 @@ from concurrent.futures import Future
 from typing import Any
 
 import pytest
-from textual.widgets import Input
+from textual.widgets import Input, Static
 
 from bus import Bus, DroppedByConsoleError
 from busctl.tui.activity import ActivityLog
@@ -18,7 +18,7 @@ from busctl.tui.edit_screen import EditScreen, field_texts
 from busctl.tui.holds_panel import HeldTable, HoldsTable
 from busctl.tui.invoke_screen import InvokeScreen
 from busctl.tui.tables import CommandsTable
-from tests.busctl.tui.pilot_helpers import shown_lines, until
+from tests.busctl.tui.pilot_helpers import plain, shown_lines, until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -73,9 +73,8 @@ def test_h_holds_a_command_enter_releases_what_arrives(sample_bus, source, run_a
             await pilot.press("enter")
             assert future.result(5)["brightness"] == 70
             await until(pilot, lambda: held.row_count == 0)
-            holds = app.query_one(HoldsTable)
-            holds.focus()
-            await pilot.press("u")
+            assert app.query_one(HoldsTable).row_count == 1
+            await pilot.press("u")  # nothing held: u ends the hold the panel shows
             await until(pilot, lambda: not sample_bus.holds.holds())
 
     run_app(body)
@@ -100,6 +99,11 @@ def test_e_edits_the_arguments_and_d_drops(sample_bus, source, run_app):
             await pilot.press("ctrl+r")
             await pilot.pause(0.3)
             assert isinstance(app.screen, EditScreen)  # refused: still open, still held
+            assert not edited.done()
+            field.value = ""
+            await pilot.press("ctrl+r")
+            outcome = app.screen.query_one("#edit-outcome", Static)
+            await until(pilot, lambda: "brightness: give a value" in plain(outcome))
             assert not edited.done()
             field.value = "25"
             await pilot.press("ctrl+r")
