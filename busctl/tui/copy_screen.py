@@ -18,6 +18,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 from busctl._copy import copy_as
+from busctl.render.text import visible
 
 from ._format import shown
 
@@ -71,6 +72,9 @@ class CopyScreen(ModalScreen[str | None]):
         return copy_as(fmt, self.target, self.args, self.kwargs, kind=self.kind)
 
     def action_copy(self, fmt: str) -> None:
+        """Copy the call as ``fmt``: to the clipboard (OSC 52), and in a notification."""
         text = self.text(fmt)
         self.app.copy_to_clipboard(text)
+        # Not every terminal lets OSC 52 through: the text stays readable to copy by hand.
+        self.app.notify(visible(text), title=f"copied as {fmt}", markup=False, timeout=10)
         self.dismiss(text)

@@ -200,10 +200,13 @@ def test_y_copies_a_call_as_python_and_the_form_remembers(sample_bus, source, ru
             await until(pilot, lambda: isinstance(app.screen, CopyScreen))
             await pilot.press("p")
             await until(pilot, lambda: not isinstance(app.screen, CopyScreen))
-            assert app.clipboard == (
+            snippet = (
                 'bus.execute_command("lights.turn_on", room="hall", brightness=33)'
                 ".result(timeout=30)"
             )
+            assert app.clipboard == snippet
+            # Where the terminal drops OSC 52, the text is on screen to copy by hand.
+            assert any(n.message == snippet for n in app._notifications)
 
     run_app(body)
 
