@@ -198,9 +198,10 @@ class Intervening:
         if isinstance(result, dict):
             self.link.mark_stale()  # the commands table shows it at the next prompt
             for made in result.get("stubs") or [result]:
+                limit = f", for {made['times']} calls" if made.get("times") else ""
                 self.printer.say(
-                    f"stubbed {made.get('name')} on {made.get('service')}: {stub_text(made)}, "
-                    f"ends in {duration(made.get('expires_in'))}"
+                    f"stubbed {made.get('name')} on {made.get('service')}: {stub_text(made)}"
+                    f"{limit}, ends in {duration(made.get('expires_in'))}"
                 )
 
     async def unstub(self, rest: str) -> None:

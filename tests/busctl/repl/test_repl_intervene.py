@@ -85,7 +85,10 @@ def test_stub_is_marked_and_unstub_puts_the_real_one_back(session: Session) -> N
     text = session.line(
         "stub thermostat.read_sensor --raises 'TimeoutError: off' --times 2", "ends in"
     )
-    assert "stubbed thermostat.read_sensor on thermostat: raises TimeoutError: off" in text
+    assert (
+        "stubbed thermostat.read_sensor on thermostat: raises TimeoutError: off, for 2 calls"
+        in text
+    )
     assert "error: TimeoutError: off" in session.line("thermostat.read_sensor living_room", "off\n")
     text = session.line("stubs", "TimeoutError")
     assert "thermostat.read_sensor" in text
