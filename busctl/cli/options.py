@@ -201,6 +201,8 @@ _CODE_STATUS: dict[int, ExitStatus] = {
     ErrorCode.HANDLER_ERROR: ExitStatus.FAILED,
     ErrorCode.NO_SUCH_COMMAND: ExitStatus.NOT_FOUND,
     ErrorCode.BAD_ARGUMENTS: ExitStatus.USAGE,
+    # An argument of the wrong type (the typed contract): as wrong as one that does not bind.
+    ErrorCode.INVALID_ARGUMENT: ExitStatus.USAGE,
     ErrorCode.BUS_CLOSED: ExitStatus.NO_BUS,
     ErrorCode.TIMED_OUT: ExitStatus.TIMEOUT,
     ErrorCode.NO_SUCH_HOLD: ExitStatus.NOT_FOUND,

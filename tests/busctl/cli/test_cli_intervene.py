@@ -136,7 +136,7 @@ def test_a_bad_edit_is_refused_and_the_call_stays_held_until_dropped(
     waiting = call_in_background("probe.wait", 0.01)
     [item] = until_held(busctl, 1, lambda item: item["name"] == "probe.wait")
     result = busctl("release", str(item["id"]), "seconds=[1, 2]")
-    assert result.exit_code != 0
+    assert result.exit_code == ExitStatus.USAGE
     assert "seconds" in result.stderr
     assert len(result.stderr.splitlines()) == 1
     assert [i["id"] for i in json.loads(busctl("held", "--json").stdout)["held"]] == [item["id"]]
@@ -280,6 +280,12 @@ def test_history_lists_calls_with_their_results_newest_last(
     assert "probe.echo" in text
     assert '"second"' in text
     assert busctl("history", "nothing.matches.*").stdout.startswith("nothing in the bus")
+
+
+def test_an_argument_of_the_wrong_type_is_a_usage_error(busctl: Callable[..., Result]) -> None:
+    result = busctl("call", "lights.turn_on", "kitchen", "brightness=dim")
+    assert result.exit_code == ExitStatus.USAGE
+    assert "argument 'brightness' must be int, not 'dim'" in result.stderr
 
 
 def test_call_reads_arguments_from_a_file_or_stdin(
