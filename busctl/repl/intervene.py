@@ -119,6 +119,7 @@ class Intervening:
             self.printer.say("no holds are set (hold PATTERN sets one)")
             return
         out.print(registry_table(HOLDS, result, colour=colour))
+        out.print()  # as `busctl held` prints them: two tables, a line apart
         if result.get("held"):
             out.print(registry_table(HELD, result, colour=colour))
         else:

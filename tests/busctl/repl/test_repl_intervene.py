@@ -51,6 +51,7 @@ def test_hold_release_edited_and_drop(session: Session, home_bus: tuple[Bus, Pro
     first, second = _until_held(bus, 2)
     text = session.line("held", "kitchen")
     assert "lights.turn_on" in text
+    assert "\n\nID  KIND" in text  # the holds, a blank line, what they hold
     assert '("hall", brightness=90)' in text
 
     text = session.line(f"release {first.id} brightness=oops", "\n")
