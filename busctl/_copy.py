@@ -4,8 +4,8 @@
     # "busctl call lights.turn_on hall brightness=40"
     copy_as("python", "lights.turn_on", ["hall"], {"brightness": 40})
     # 'bus.execute_command("lights.turn_on", "hall", brightness=40).result(timeout=30)'
-    copy_as("jsonrpc", "lights.turn_on", ["hall"], {"brightness": 40})
-    # '{"jsonrpc":"2.0","id":1,"method":"execute","params":{...}}'
+    copy_as("json-rpc", "lights.turn_on", ["hall"], {"brightness": 40})
+    # the execute request, one line of JSON-RPC 2.0 (id 1)
     osc52("text")     # the escape sequence that puts "text" on the terminal's clipboard
 
 The TUI's ``y`` and the REPL's ``copy`` use these. A ``busctl`` line reads
@@ -28,8 +28,8 @@ from ._args import ArgumentError, parse_args
 
 __all__ = ["FORMATS", "copy_as", "osc52"]
 
-Format = Literal["busctl", "python", "jsonrpc"]
-FORMATS: tuple[Format, ...] = ("busctl", "python", "jsonrpc")
+Format = Literal["busctl", "python", "json-rpc"]
+FORMATS: tuple[Format, ...] = ("busctl", "python", "json-rpc")
 """What a call can be copied as."""
 
 
@@ -59,7 +59,7 @@ def copy_as(
         if kind == "event":
             return f"bus.fire_event({', '.join(parts)})"
         return f"bus.execute_command({', '.join(parts)}).result(timeout={timeout:g})"
-    if fmt == "jsonrpc":
+    if fmt == "json-rpc":
         method = "execute" if kind == "command" else "fire"
         params: dict[str, Any] = {"name": name, "args": list(args), "kwargs": dict(kwargs)}
         return protocol.dumps(protocol.request(1, method, params)).decode().rstrip("\n")

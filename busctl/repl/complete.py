@@ -25,6 +25,7 @@ from prompt_toolkit.document import Document
 # The bus's own matcher (linear, never backtracking), so the REPL routes as the bus does.
 from bus.patterns import pattern_matches
 
+from .._copy import FORMATS
 from ..render.text import visible
 
 __all__ = ["Registry", "ReplCompleter", "pattern_matches"]
@@ -156,7 +157,7 @@ class ReplCompleter(Completer):
         elif verb in {"call", "who-handles", "stub", "unstub"} and not args:
             yield from self._names(current)
         elif verb == "copy" and not args:
-            yield from _matching(current, [(f, "copy as") for f in ("busctl", "python", "jsonrpc")])
+            yield from _matching(current, [(f, "copy as") for f in FORMATS])
         elif verb in {"hold", "history", "unhold"} and not args:
             names = [*registry.commands, *registry.event_names(), *registry.patterns()]
             yield from _matching(current, ((n, "") for n in dict.fromkeys(names)))

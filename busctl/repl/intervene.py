@@ -41,7 +41,7 @@ INTERVENE_VERBS: dict[str, str] = {
     "unstub": "unstub NAME: the real handler back",
     "stubs": "stubs: the live stubs",
     "history": "history [PATTERN...] [-n N]: recent calls (with results) and events",
-    "copy": "copy [busctl|python|jsonrpc] [NAME ARG...]: a call (default the last) as text",
+    "copy": "copy [busctl|python|json-rpc] [NAME ARG...]: a call (default the last) as text",
 }
 
 

@@ -27,7 +27,7 @@ __all__ = ["CopyScreen"]
 _CHOICES = (
     ("b", "busctl", "a busctl line"),
     ("p", "python", "Python"),
-    ("j", "jsonrpc", "JSON-RPC"),
+    ("j", "json-rpc", "JSON-RPC"),
 )
 
 

@@ -17,7 +17,7 @@ from prompt_toolkit.output import DummyOutput
 from bus import Bus, DroppedByConsoleError
 from busctl.repl.session import Repl
 from tests.busctl.repl import test_repl as base
-from tests.busctl.repl.test_repl import Probe, Session, Transcript
+from tests.busctl.repl.test_repl import Probe, Session, Transcript, completions
 
 # test_repl's fixtures: a bus with the sample services, a client, a REPL session.
 home_bus = base.home_bus
@@ -109,7 +109,8 @@ def test_history_and_copy(session: Session) -> None:
     assert 'bus.execute_command("lights.turn_on", "hall", brightness=33)' in text
     text = session.line("copy", "brightness=33")
     assert "busctl call lights.turn_on hall brightness=33" in text
-    text = session.line("copy jsonrpc say_hello Ann", '"Ann"')
+    assert completions(session.repl, "copy ") == ["busctl", "json-rpc", "python"]
+    text = session.line("copy json-rpc say_hello Ann", '"Ann"')
     assert '"method": "execute"' in text or '"method":"execute"' in text
 
 
