@@ -54,7 +54,8 @@ class Failure(Exception):
 
     ``detail`` is a traceback, shown only with ``-v``. ``type`` and ``code``
     (the bus's error type and JSON-RPC code, when the bus said) go into the
-    JSON error object a verb run with ``--json`` prints on stdout.
+    JSON error object a verb run with ``--json`` prints on stdout, unless
+    ``reported``: the verb printed a JSON report that says so already.
     """
 
     def __init__(
@@ -65,11 +66,15 @@ class Failure(Exception):
         *,
         type: str | None = None,
         code: int | None = None,
+        reported: bool = False,
     ) -> None:
         self.status = status
         self.detail = detail
         self.type = type
         self.code = code
+        #: The verb's JSON on stdout already says what failed (a report with
+        #: its errors): no error object after it, stdout stays one document.
+        self.reported = reported
         super().__init__(message)
 
     def to_json(self) -> dict[str, Any]:
@@ -136,7 +141,7 @@ def reports_failures(fn: Callable[P, R]) -> Callable[P, R]:
 
 
 def _exit_with(failure: Failure, verbose: bool, as_json: bool = False) -> NoReturn:
-    if as_json:
+    if as_json and not failure.reported:
         # A script reading stdout learns what failed there too; the line on
         # stderr stays for the person watching.
         with contextlib.suppress(OSError):
