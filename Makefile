@@ -20,8 +20,9 @@ $(STAMP): pyproject.toml $(JSDIR)/package-lock.json
 	if command -v npm >/dev/null; then npm ci --prefix $(JSDIR) --no-audit --no-fund --loglevel=error; fi
 	touch $(STAMP)
 
+# --nats '': the in-process demo (or a bus on this machine), whatever BUS_NATS_URL says.
 run: $(STAMP)
-	$(BIN)/busctl tui
+	$(BIN)/busctl tui --nats ''
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

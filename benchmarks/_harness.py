@@ -42,7 +42,7 @@ from ._bus_services import bus_class
 from ._memory import queued_event_bytes, ring_span_bytes, rss_curve
 from ._pinning import pinned
 from ._results import Footprint, Measurement, Results, RssReport
-from ._rigs import BUS_IMPLEMENTATIONS, STALL_SECONDS
+from ._rigs import BUS_IMPLEMENTATIONS, STALL_SECONDS, environ
 from ._scenarios import SCENARIOS, Timing
 
 __all__ = ["ALL_SCENARIOS", "MEMORY", "run"]
@@ -248,7 +248,8 @@ def run(
     footprint: tuple[Footprint, ...] = ()
     rss: RssReport | None = None
     measurements: list[Measurement] = []
-    with pinned(pin) as cpu:
+    # One process, whatever the shell says: a Bus() would join BUS_NATS_URL.
+    with environ({"BUS_NATS_URL": None}), pinned(pin) as cpu:
         if MEMORY in names:
             footprint, rss = _memory(quick, memory_events, bus_error, report)
         for name in names:

@@ -9,10 +9,13 @@
         ...
         sub.close()
 
-One connection carries many requests at once: a reader thread matches each
-reply to its request by id and hands server notifications to the callback of
-the subscription they belong to. Every public method may be called from any
-thread.
+One connection carries many requests at once: the client matches each reply
+to its request by id and hands server notifications to the callback of the
+subscription they belong to. How the lines travel is its ``Transport``
+(``busctl._transport``): a Unix socket, or NATS for a bus across processes
+(``Client.connect("home", nats="nats://host:4222")``, ``busctl._nats``),
+with everything above it the same. Every public method may be called from
+any thread.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-import socket
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -35,6 +37,7 @@ from bus.control.protocol import ErrorCode
 from ._locate import locate, open_socket, unreachable
 from ._remote import ConnectionLost, FirstOnly, RemoteError, remote_error
 from ._subscription import Subscription
+from ._transport import SocketTransport, Transport
 
 __all__ = ["Client", "ConnectionLost", "RemoteError", "Subscription", "locate"]
 
@@ -58,18 +61,18 @@ class Client:
     Attributes:
         info: the bus's ``describe`` result, fetched on connect.
         name: the bus's name.
-        address: the socket path.
+        address: where the bus is: its socket path, or ``nats://HOST:PORT bus NAME``.
+        transport: how the lines travel (``busctl._transport``).
     """
 
-    def __init__(self, sock: socket.socket, address: Path) -> None:
-        self.address = address
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+        self.address = transport.address
         self.info: dict[str, Any] = {}
         self.name = ""
         self.error: BaseException | None = None
-        self._sock = sock
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        self._write_lock = threading.Lock()
         self._server_error: RemoteError | None = None
         self._pending: dict[int, Future[Any]] = {}
         self._on_reply: dict[int, Callable[[Any], None]] = {}
@@ -77,16 +80,16 @@ class Client:
         self._orphans: deque[tuple[str, dict[str, Any]]] = deque(maxlen=_ORPHANS)
         self._disconnect_callbacks: list[Callable[[], None]] = []
         self._closed = False
+        self._again: Callable[[], Client] | None = None
         #: What a misbehaving server or callback does on every line is logged once.
         self.bad_lines = FirstOnly("lines that were not JSON")
         self.bad_callbacks = FirstOnly("subscription callback failures")
-        self._reader = threading.Thread(
-            target=self._read_loop, name=f"busctl-client:{address.name}", daemon=True
-        )
-        self._reader.start()
+        transport.start(self)
 
     @classmethod
-    def connect(cls, target: str | None = None, *, timeout: float = 5.0) -> Client:
+    def connect(
+        cls, target: str | None = None, *, nats: str | None = None, timeout: float = 5.0
+    ) -> Client:
         """Connect to the bus ``target`` names and fetch its ``describe``: one connection.
 
         The socket is found without connecting (``locate``); only when nothing
@@ -95,9 +98,14 @@ class Client:
         (``SO_PEERCRED``, Linux), that the server runs as this user: a socket
         path can point anywhere.
 
+        With ``nats``, the bus is the one named ``target`` on that NATS server,
+        seen whole (every process of it; ``busctl._nats``); ``target=None``
+        is the one bus there.
+
         Args:
             target: a bus name, a socket path, ``unix:path=...``, or ``None``
                 for ``$BUS_ADDRESS`` or else the one bus running.
+            nats: a NATS server's URL (``None`` or ``""``: a local socket).
             timeout: seconds to wait for the connection and the first reply.
 
         Raises:
@@ -106,8 +114,20 @@ class Client:
             bus.control.BusFullError: the bus is up but turns clients away
                 (it has as many attached as it serves).
             bus.control.ForeignBusError: another user's process serves the socket.
+            bus.TransportError: no NATS server answers at ``nats``.
             ConnectionLost: the socket refused or closed.
         """
+        if nats:
+            from ._nats import connect_nats
+
+            client = connect_nats(cls, nats, target, timeout)
+            name = client.name
+            client._again = lambda: cls.connect(name, nats=nats, timeout=timeout)
+            return client
+        return cls._connect_socket(target, timeout)
+
+    @classmethod
+    def _connect_socket(cls, target: str | None, timeout: float) -> Client:
         from bus.control import BusFullError, resolve
 
         address, named = locate(target)
@@ -125,11 +145,10 @@ class Client:
                 sock = open_socket(address, timeout)
             except (FileNotFoundError, ConnectionRefusedError) as again:  # it went meanwhile
                 raise unreachable(address, again) from again
-        client = cls(sock, address)
+        client = cls(SocketTransport(sock, address))
         try:
-            info = client.request("describe", timeout=timeout)
+            client.describe_first(timeout)
         except ConnectionLost as exc:
-            client.close()
             refusal = client._server_error
             if refusal is not None and refusal.code == ErrorCode.TOO_MANY_CLIENTS:
                 limit = refusal.data.get("limit")
@@ -137,12 +156,30 @@ class Client:
                     refusal.message, address, limit if isinstance(limit, int) else None
                 ) from exc
             raise
-        except BaseException:
-            client.close()
-            raise
-        client.info = info if isinstance(info, dict) else {}
-        client.name = str(client.info.get("name", address.stem))
+        found = str(address)
+        client._again = lambda: cls.connect(found, timeout=timeout)
         return client
+
+    def describe_first(self, timeout: float) -> None:
+        """Ask ``describe`` and keep it as ``info`` and ``name`` (closes the client on failure)."""
+        try:
+            info = self.request("describe", timeout=timeout)
+        except BaseException:
+            self.close()
+            raise
+        self.info = info if isinstance(info, dict) else {}
+        fallback = self.address.stem if isinstance(self.address, Path) else str(self.address)
+        self.name = str(self.info.get("name", fallback))
+
+    def connect_again(self) -> Client:
+        """A new connection to the bus this client attached to (the same socket or NATS bus).
+
+        Raises:
+            whatever ``Client.connect`` raises.
+        """
+        if self._again is None:
+            return Client.connect(str(self.address))
+        return self._again()
 
     # -- requests ----------------------------------------------------------
 
@@ -194,16 +231,11 @@ class Client:
             if on_reply is not None:
                 self._on_reply[request_id] = on_reply
         try:
-            with self._write_lock:
-                self._sock.sendall(line)
-        except OSError as exc:
+            self.transport.send(request_id, method, params, line)
+        except (OSError, ConnectionLost) as exc:
             with self._lock:
                 self._pending.pop(request_id, None)
                 self._on_reply.pop(request_id, None)
-            if threading.current_thread() is not self._reader:
-                # The server may have said why before it hung up (too many
-                # clients, say): let the reader take that in first.
-                self._reader.join(timeout=1.0)
             self._shut(exc)
             raise ConnectionLost(self._lost_message()) from exc
         return future
@@ -293,34 +325,47 @@ class Client:
             RemoteError: an unknown topic or bad params; ConnectionLost.
         """
         subscription = Subscription(self, topic, tuple(patterns), callback)
+        asked: dict[str, Any] = {
+            "topic": topic,
+            "patterns": list(subscription.patterns),
+            "buffer": buffer,
+        }
+        if lossless:
+            asked["lossless"] = True
+        # The transport may add to them (over NATS: the feed's id, whose
+        # subject it listens on before the bus can publish there).
+        subscription.params = params = self.transport.feed(asked)
 
         def registered(result: Any) -> None:
             # On the reader thread, before it reads the next line: so no
             # notification of this subscription can be read before it is known.
             if isinstance(result, dict):
                 subscription.id = result.get("subscription")
+                self.transport.feed_opened(params)
                 with self._lock:
                     self._subscriptions[subscription.id] = subscription
                     held = [n for n in self._orphans if n[1].get("subscription") == subscription.id]
                     for item in held:
                         self._orphans.remove(item)
-                for method, params in held:
-                    subscription._deliver(method, params)
+                for method, note in held:
+                    subscription._deliver(method, note)
 
-        params = {"topic": topic, "patterns": list(subscription.patterns), "buffer": buffer}
-        if lossless:
-            params["lossless"] = True
-        future = self._send("subscribe", params, on_reply=registered)
         try:
-            future.result(timeout)
-        except FutureTimeoutError:
-            raise TimeoutError(f"no reply to subscribe within {timeout} s") from None
+            future = self._send("subscribe", params, on_reply=registered)
+            try:
+                future.result(timeout)
+            except FutureTimeoutError:
+                raise TimeoutError(f"no reply to subscribe within {timeout} s") from None
+        except BaseException:
+            self.transport.feed_closed(params)
+            raise
         return subscription
 
     def _forget(self, subscription: Subscription) -> None:
         with self._lock:
             if self._subscriptions.get(subscription.id) is subscription:
                 del self._subscriptions[subscription.id]
+        self.transport.feed_closed(subscription.params)
 
     # -- lifetime ------------------------------------------------------------
 
@@ -339,8 +384,7 @@ class Client:
     def close(self) -> None:
         """Close the connection; pending requests fail with ``ConnectionLost``. Idempotent."""
         self._shut(None)
-        if threading.current_thread() is not self._reader:
-            self._reader.join(timeout=5.0)
+        self.transport.join(timeout=5.0)
 
     def __enter__(self) -> Client:
         return self
@@ -376,10 +420,7 @@ class Client:
             subscription._closed = True
         self.bad_lines.report()
         self.bad_callbacks.report()
-        with contextlib.suppress(OSError):
-            self._sock.shutdown(socket.SHUT_RDWR)
-        with contextlib.suppress(OSError):
-            self._sock.close()
+        self.transport.close()
         lost = ConnectionLost(self._lost_message())
         for future in pending:
             if not future.done():
@@ -391,32 +432,28 @@ class Client:
             except Exception:
                 _log.exception("on_disconnect callback failed")
 
-    def _read_loop(self) -> None:
-        error: BaseException | None = ConnectionLost("the bus closed the connection")
-        try:
-            with self._sock.makefile("rb") as reader:
-                self._read_lines(reader)
-        except OSError as exc:
-            error = exc
-        except Exception as exc:  # a bug here must still fail the pending requests
-            _log.exception("client reader failed")
-            error = exc
-        if self._closed:
-            return
+    # -- what the transport hands over (its thread) ---------------------------------
+
+    def received(self, message: dict[str, Any]) -> None:
+        """A message arrived (``Receiver``): a reply, a notification, or the server's last word."""
+        self._dispatch(message)
+
+    def refused(self, request_id: int, error: BaseException) -> None:
+        """Request ``request_id`` will get no reply (``Receiver``): it fails with ``error``."""
+        with self._lock:
+            future = self._pending.pop(request_id, None)
+            self._on_reply.pop(request_id, None)
+        if future is not None and not future.done():
+            with contextlib.suppress(Exception):
+                future.set_exception(error)
+
+    def ended(self, error: BaseException | None) -> None:
+        """The transport is gone (``Receiver``): every pending request fails."""
         self._shut(error)
 
-    def _read_lines(self, reader: Iterable[bytes]) -> None:
-        for line in reader:
-            if not line.strip():
-                continue
-            try:
-                message = protocol.loads(line)
-            except protocol.ProtocolError:
-                if self._closed:  # a line cut short by our own close()
-                    return
-                self.bad_lines("ignoring a line that is not JSON from %s", self.address)
-                continue
-            self._dispatch(message)
+    def bad_line(self, where: object) -> None:
+        """A message that was not JSON (``Receiver``): logged once, then counted."""
+        self.bad_lines("ignoring a line that is not JSON from %s", where)
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         if message.get("id", 0) is None and isinstance(message.get("error"), dict):

@@ -36,11 +36,13 @@ EMBEDDED_NAME = "sample"
 """The name of the embedded bus."""
 
 
-def connect_or_embed(target: str | None, *, timeout: float = 5.0) -> tuple[Client, Bus | None]:
+def connect_or_embed(
+    target: str | None, *, nats: str | None = None, timeout: float = 5.0
+) -> tuple[Client, Bus | None]:
     """Connect to the bus ``target`` names, or embed the sample bus.
 
-    With ``target`` given, only that bus will do: errors propagate. With
-    ``target=None`` and no bus running (nor ``$BUS_ADDRESS``), start
+    With ``target`` or ``nats`` given, only that bus will do: errors
+    propagate. With neither and no bus running (nor ``$BUS_ADDRESS``), start
     ``Bus(name="sample")`` with the sample services in this process, its
     control endpoint on a private socket in a fresh temporary directory (so
     ``busctl list`` elsewhere does not see it), and connect to that.
@@ -57,6 +59,8 @@ def connect_or_embed(target: str | None, *, timeout: float = 5.0) -> tuple[Clien
     """
     from bus.control import NoBusError
 
+    if nats:
+        return Client.connect(target, nats=nats, timeout=timeout), None
     try:
         return Client.connect(target, timeout=timeout), None
     except NoBusError:
@@ -70,7 +74,8 @@ def _embed(timeout: float) -> tuple[Client, Bus]:
     from bus import Bus
 
     directory = Path(tempfile.mkdtemp(prefix="busctl-"))
-    bus = Bus(name=EMBEDDED_NAME, control=directory / f"{EMBEDDED_NAME}.sock")
+    # nats="": the demo stays in this process even when BUS_NATS_URL names a server.
+    bus = Bus(name=EMBEDDED_NAME, control=directory / f"{EMBEDDED_NAME}.sock", nats="")
     # The directory goes when the bus object does (or at exit): close() removes
     # the socket, and nothing else is ever put there.
     weakref.finalize(bus, shutil.rmtree, directory, ignore_errors=True)

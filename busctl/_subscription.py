@@ -26,6 +26,7 @@ class Subscription:
         id: the server's subscription id.
         topic: ``"activity"`` or ``"spans"``.
         patterns: the name patterns it was opened with.
+        params: the ``subscribe`` params sent (the transport's, for its ``feed_closed``).
         dropped: notifications the server dropped for this subscription so far
             (the latest ``total`` of a ``dropped`` notification).
     """
@@ -40,6 +41,7 @@ class Subscription:
         self.id: Any = None
         self.topic = topic
         self.patterns = patterns
+        self.params: dict[str, Any] = {}
         self.dropped = 0
         self._client = client
         self._callback = callback

@@ -797,3 +797,16 @@ def test_main_prints_the_report_and_refuses_bad_numbers(
         with pytest.raises(SystemExit) as exit_info:
             main(bad)
         assert exit_info.value.code == ExitStatus.USAGE
+
+
+@pytest.mark.timeout(60)
+def test_the_one_process_figures_stay_in_one_process_whatever_bus_nats_url_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Every Bus() joins BUS_NATS_URL when it is set: the benchmark's would
+    # measure a transport (or fail with no server there) instead of the bus.
+    monkeypatch.setenv("BUS_NATS_URL", "nats://127.0.0.1:1")  # nothing listens there
+    results = run(["command_roundtrip"], n=30, repeat=1)
+    assert results.errors == []
+    assert all(m.valid for m in results.measurements)
+    assert os.environ["BUS_NATS_URL"] == "nats://127.0.0.1:1"  # the caller's, put back

@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Any
 from .._core._dispatch import settle
 from .._core._errors import BusClosedError, BusError, ServiceUnavailableError
 from .._core._ratelog import RateLimitedLog
-from .._core._worker import current_worker
+from .._core._worker import current_run, current_worker
 from . import _wire as wire
+from ._cycles import waits_of
 
 if TYPE_CHECKING:
     from .._core._future import CommandFuture
@@ -101,7 +102,7 @@ class RemoteService:
 
 
 class _NotJSON(BusError, TypeError):
-    """Arguments of a call to another process that are not JSON."""
+    """Arguments of a call to another process that have no JSON form."""
 
 
 class Call:
@@ -169,11 +170,10 @@ class Calls:
         if link.closing:
             return CLOSED
         try:
-            body = wire.encode({"args": args, "kwargs": kwargs} if kwargs else {"args": args})
-        except (TypeError, ValueError) as exc:
-            _tls.error = _NotJSON(
-                f"{handler.name}: the arguments of a command of another process must be JSON: {exc}"
-            )
+            body = wire.encode_typed({"args": args, "kwargs": kwargs} if kwargs else {"args": args})
+        except (TypeError, ValueError, RecursionError):
+            why = wire.unsendable(handler.name, args, kwargs, handler.binder.signature)
+            _tls.error = _NotJSON(why)
             return NOT_JSON
         token = str(next(self._tokens))
         headers: dict[str, str] | None = None
@@ -184,7 +184,7 @@ class Calls:
         if ids is not None:
             headers = {}
             wire.inject(headers, *ids)
-        worker = current_worker()
+        worker = current_run.get() or current_worker()  # an async handler's task, or a thread
         if worker is not None and worker.runtime.bus is link.bus:
             # A handler may wait on this: say who, so that a cycle through
             # other processes is found by the process it comes back to.
@@ -230,7 +230,12 @@ class Calls:
             if "error" in body:
                 error = wire.rebuild_error(body["error"])
             else:
+                # As the class the handler's result is annotated with, when
+                # this process has it; else the JSON form, as it came.
                 result = body.get("result")
+                typed = getattr(call.handler.fn, "typed", None)  # a RemoteStub's
+                if typed is not None:
+                    result = typed(result)
         self._finish(call, result, error)
 
     def _refused(self, token: str, call: Call) -> None:
@@ -302,9 +307,11 @@ class Calls:
     # -- who waits (any thread) ---------------------------------------------------------------
 
     def waited_on(self, token: str) -> bool:
-        """Whether a thread of this bus is blocked on the call ``token`` now."""
+        """Whether a thread or an async task of this bus waits on the call ``token`` now."""
         call = self.pending.get(token)
         if call is None:
             return False
         future = call.future
-        return any(w.waiting is future for rt in self.link.bus.runtimes() for w in rt.workers)
+        return any(
+            waited is future for rt in self.link.bus.runtimes() for waited in waits_of(rt)[0]
+        )

@@ -6,8 +6,9 @@ request per message, the reply to its reply subject, the envelopes of
 
 - ``bus.NAME.proc.ID.control``: one process, exactly as its socket would;
 - ``bus.NAME.control`` (queue group ``control``, so one process answers):
-  the bus as a whole. ``inspect``, ``who_handles``, ``traces`` and
-  ``wait_idle`` gather every process's answer and merge them; ``execute``
+  the bus as a whole. ``inspect``, ``who_handles``, ``traces``,
+  ``wait_idle`` and ``schema`` gather every process's answer and merge
+  them (each process describes the types it has); ``execute``
   and ``fire`` go through the answering process, which routes them like
   any other; ``describe`` lists the processes.
 
@@ -43,7 +44,7 @@ from ..control._subs import Subscription, span_key
 from ..control.protocol import ErrorCode
 from . import _wire as wire
 from ._intervene import WHOLE
-from ._merge import merge
+from ._merge import merge, merge_schema
 
 if TYPE_CHECKING:
     from .._observe._records import Flat
@@ -194,8 +195,11 @@ class Session:
                 wire.encode(value)
                 answer(protocol.result(rid, {"value": value}))
             except (TypeError, ValueError, RecursionError):
-                clean, _ = json_ready(value)
-                answer(protocol.result(rid, {"value": clean, "lossy": True}))
+                # As the socket answers: typed values become the JSON they
+                # stand for, and only what JSON cannot hold is lossy.
+                clean, lossy = json_ready(value)
+                result = {"value": clean, "lossy": True} if lossy else {"value": clean}
+                answer(protocol.result(rid, result))
 
         def expired() -> None:
             error = rpc.RpcError(
@@ -253,6 +257,7 @@ class ControlResponder:
             "who_handles": self._who_handles,
             "traces": self._traces,
             "wait_idle": self._wait_idle,
+            "schema": self._schema,
             # Holds, stubs, history: where the work runs (``_intervene``).
             **{name: functools.partial(method, self) for name, method in WHOLE.items()},
         }
@@ -429,6 +434,25 @@ class ControlResponder:
             isinstance(r, dict) and r.get("idle") for _, r in others
         )
         return {"idle": idle}
+
+    async def _schema(self, session: Session, params: dict[str, Any], rid: Any) -> Any:
+        # Only a process that has a handler's types can describe them: each
+        # describes its own commands and events, and the documents merge.
+        mine: Any = None
+        refused: rpc.RpcError | None = None
+        try:
+            mine = await _in_thread(self.link, lambda: rpc.METHODS["schema"](session, params, rid))
+        except rpc.RpcError as exc:
+            if "name" not in params or (exc.data or {}).get("param") != "name":
+                raise  # a bad format: every process would say so
+            refused = exc  # no such command or event here; maybe elsewhere
+        others = await self._gather("schema", params, GATHER_TIMEOUT)
+        documents = [d for d in (mine, *(r for _, r in others)) if isinstance(d, dict)]
+        if not documents:
+            assert refused is not None
+            raise refused
+        fmt = params.get("format") or "jsonschema"
+        return merge_schema(self.link.bus.name, fmt, documents)
 
     # -- feeds ---------------------------------------------------------------------------
 

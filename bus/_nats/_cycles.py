@@ -6,8 +6,9 @@ led to it, as ``[node, process id, call token]``. When a call reaches a
 service that is in its own chain, a cycle is possible: that service sent
 the chain's earlier call and may be blocked on it. It is a deadlock when
 
-1. that service is stuck (all its threads wait) and one of them waits on
-   the call it put in the chain, and
+1. that service is stuck (all its threads wait, or for an async service
+   every ``concurrency`` slot awaits) and one of them waits on the call it
+   put in the chain, and
 2. every later link waits on the call it sent: checked here for this
    process's links, and by asking each other process (``proc.ID.probe``)
    for theirs.
@@ -34,12 +35,32 @@ if TYPE_CHECKING:
     from .._core._router import Handler
     from ._link import NatsLink
 
-__all__ = ["RECHECK", "Cycles"]
+__all__ = ["RECHECK", "Cycles", "waits_of"]
 
 #: Seconds between two looks at a call that may close a cycle.
 RECHECK = 0.2
 #: Seconds a process has to say which of its calls are waited on.
 PROBE_TIMEOUT = 1.0
+
+
+def waits_of(runtime: Any) -> tuple[list[CommandFuture], bool]:
+    """What a service's threads and async tasks wait on, and whether nothing is free.
+
+    A thread blocked in ``result()`` holds itself; an async handler's task
+    awaiting a command holds one of the service's ``concurrency`` slots, and
+    a loop thread blocked in ``result()`` stops every slot of its service
+    (as the in-process ``WaitGraph`` counts them).
+    """
+    waiting: list[CommandFuture] = []
+    whole = False
+    for worker in list(runtime.workers):
+        if worker.waiting is not None:
+            waiting.append(worker.waiting)
+            whole = whole or worker.tasks is not None
+        for run in list(worker.tasks or ()):
+            if run.waiting is not None:
+                waiting.append(run.waiting)
+    return waiting, whole or len(waiting) >= runtime.concurrency
 
 
 class Cycles:
@@ -83,9 +104,9 @@ class Cycles:
     async def _cycle(self, handler: Handler, chain: list[Any], index: int) -> list[str] | None:
         link = self.link
         runtime: Any = handler.destination
-        waiting = [w.waiting for w in list(runtime.workers) if w.waiting is not None]
-        if len(waiting) < runtime.concurrency:
-            return None  # a thread is free: the call will run
+        waiting, stuck = waits_of(runtime)
+        if not stuck:
+            return None  # a thread or slot is free: the call will run
         call = link.calls.pending.get(chain[index][2])
         if call is None or not any(f is call.future for f in waiting):
             return None

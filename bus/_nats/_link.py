@@ -238,6 +238,7 @@ class NatsLink:
                     "token": self.token_of(h.destination),
                     "params": [p.to_json() for p in h.binder.params()],
                     "returns": returns,
+                    "result_class": wire.result_class(h.fn, signature),
                     "signature": h.binder.text(),
                     "doc": h.doc,
                     "readonly": h.readonly,

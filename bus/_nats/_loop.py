@@ -91,8 +91,21 @@ class Loop:
             self.loop.run_forever()
         finally:
             with contextlib.suppress(Exception):
+                self._finish_tasks()
                 self.loop.run_until_complete(self.loop.shutdown_asyncgens())
             self.loop.close()
+
+    def _finish_tasks(self, timeout: float = 1.0) -> None:
+        """Cancel the tasks left on the stopped loop and let them end, as
+        ``asyncio.run`` does. nats-py cancels its subscriptions' tasks when it
+        closes without running them to their end (always so after the server
+        went away), and a loop closed under them prints "Task was destroyed"
+        and a traceback per subscription."""
+        tasks = asyncio.all_tasks(self.loop)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            self.loop.run_until_complete(asyncio.wait(tasks, timeout=timeout))
 
     # -- any thread -------------------------------------------------------------------
 
@@ -251,7 +264,9 @@ class Loop:
         if isinstance(error, SlowConsumerError):
             self._on_slow(error.sub)
             return
-        if self._closing or self._closed:
+        if self._closing or self._closed or self._drainer is None:
+            # Closing, or still joining: a server not there at start is the
+            # one line of connect()'s TransportError, not a warning per attempt.
             return
         self._error_log.warning("NATS %s: %s", self.url, error or type(error).__name__)
 

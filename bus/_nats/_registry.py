@@ -236,6 +236,7 @@ class Registry:
                     entry["service"],
                     wire.encode(entry.get("params")),
                     entry.get("returns"),
+                    _result_class(entry),
                     entry.get("doc"),
                     bool(entry.get("readonly")),
                     entry.get("qualname"),
@@ -258,7 +259,7 @@ class Registry:
         signature = wire.rebuild_signature(entry.get("params"), entry.get("returns"))
         doc = entry.get("doc") if isinstance(entry.get("doc"), str) else None
         qualname = str(entry.get("qualname") or entry["name"])
-        stub = wire.RemoteStub(qualname, signature, doc)
+        stub = wire.RemoteStub(qualname, signature, doc, _result_class(entry))
         return Handler(
             "command",
             entry["name"],
@@ -268,3 +269,13 @@ class Registry:
             readonly=bool(entry.get("readonly")),
             doc=doc,
         )
+
+
+def _result_class(entry: dict[str, Any]) -> tuple[str, str] | None:
+    """``(module, qualname)`` of a command's announced result class, if well formed."""
+    found = entry.get("result_class")
+    if isinstance(found, dict):
+        module, qualname = found.get("module"), found.get("qualname")
+        if isinstance(module, str) and isinstance(qualname, str) and module and qualname:
+            return module, qualname
+    return None

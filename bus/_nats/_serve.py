@@ -27,10 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 
+from .._core._contract import convert_arguments
 from .._core._errors import BusClosedError, DeadlockError
 from .._core._future import CommandFuture
 from .._core._patterns import pattern_matches
 from .._core._ratelog import RateLimitedLog
+from .._observe._hub import swap_caller
 from . import _wire as wire
 from ._subjects import listener_group
 
@@ -104,12 +106,11 @@ class Serving:
         """``BusCore.outlet``: publish the event for the other processes."""
         link = self.link
         try:
-            body = wire.encode({"args": args, "kwargs": kwargs} if kwargs else {"args": args})
-        except (TypeError, ValueError) as exc:
+            body = wire.encode_typed({"args": args, "kwargs": kwargs} if kwargs else {"args": args})
+        except (TypeError, ValueError, RecursionError):
             self.unsent += 1
-            self._log.warning(
-                "event %r reached only this process: its arguments are not JSON (%s)", name, exc
-            )
+            why = wire.unsendable(f"event {name!r}", args, kwargs, None)
+            self._log.warning("%s; it reached only this process", why)
             return 0
         headers: dict[str, str] | None = None
         served: list[str] = []
@@ -159,10 +160,16 @@ class Serving:
             self._answer_error(reply, error, "400")
             return
         try:
-            handler.binder.check(args, kwargs)
-        except TypeError as exc:
+            # JSON in, the handler's annotated types out (a dict becomes its
+            # dataclass, "heat" its Mode), checked before anything runs.
+            converted, kwargs = convert_arguments(handler, args, kwargs)
+        except TypeError as exc:  # InvalidArgumentError is one
             self._answer_error(reply, exc, "400")
             return
+        except Exception as exc:  # a validator of the handler's types that broke
+            self._answer_error(reply, exc, "500")
+            return
+        args = list(converted)
         headers = msg.headers or {}
         future = CommandFuture(handler, bus._waits)
         chain = _chain(headers.get(wire.CHAIN))
@@ -172,14 +179,18 @@ class Serving:
         if observer is not None:
             ctx = wire.extract(headers)
             attached = otel_context.attach(ctx) if ctx is not None else None
+            origin = headers.get(wire.ORIGIN) or (str(chain[-1][0]) if chain else None)
+            # Its activity names the sender (service@process), not this loop thread.
+            previous = swap_caller(origin) if origin else None
             try:
                 ticket = observer.call_sent(handler, tuple(args), kwargs)
             finally:
+                if origin:
+                    swap_caller(previous)
                 if attached is not None:
                     otel_context.detach(attached)
             hub = link.hub()
             if ticket is not None and hub is not None:
-                origin = headers.get(wire.ORIGIN) or (str(chain[-1][0]) if chain else None)
                 hub.served_call(ticket, link.wire_attributes(token, name), origin)
         future.add_done_callback(functools.partial(self._answer, reply, handler))
         next(handler.dispatched)
@@ -207,10 +218,15 @@ class Serving:
         else:
             error = future.exception()
         if error is None:
+            result = future.result()
             try:
-                body = wire.encode({"result": future.result()})
-            except (TypeError, ValueError) as exc:
-                error = TypeError(f"{handler.name}: the result is not JSON: {exc}")
+                body = wire.encode_typed({"result": result})
+            except (TypeError, ValueError, RecursionError) as exc:
+                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                error = TypeError(
+                    f"{handler.name}: its result ({type(result).__qualname__}) has no JSON form, "
+                    f"so it cannot reach another process: {reason}"
+                )
             else:
                 self.link.loop.publish(reply, body)
                 return
@@ -249,10 +265,18 @@ class Serving:
             self.malformed += 1
             self._log.warning("dropped event %r: its body is malformed (%s)", name, exc)
             return
+        refusal: Exception | None = None
+        try:
+            args, kwargs = _typed(handler, args, kwargs)
+        except Exception as exc:  # InvalidArgumentError: not for this listener's types
+            refusal = exc
         bus = link.bus
         hub = link.hub()
         if hub is None:
             next(handler.dispatched)
+            if refusal is not None:
+                self._not_converted(name, handler, refusal)
+                return
             status = handler.destination.post((handler, args, kwargs, name, None))
             if status:
                 bus._not_delivered(name, handler, status)
@@ -267,13 +291,24 @@ class Serving:
                 otel_context.detach(attached)
         ticket = None if event is None else hub.delivery_queued(event, handler)
         next(handler.dispatched)
-        status = handler.destination.post((handler, args, kwargs, name, ticket))
-        if status:
-            error = bus._not_delivered(name, handler, status)
+        if refusal is not None:
+            self._not_converted(name, handler, refusal)
             if ticket is not None:
-                hub.delivery_refused(ticket, handler, error)
+                hub.delivery_refused(ticket, handler, refusal)
+        else:
+            status = handler.destination.post((handler, args, kwargs, name, ticket))
+            if status:
+                error = bus._not_delivered(name, handler, status)
+                if ticket is not None:
+                    hub.delivery_refused(ticket, handler, error)
         if event is not None:
             hub.event_posted(event)
+
+    def _not_converted(self, name: str, handler: Handler, error: Exception) -> None:
+        """An event whose arguments do not convert to a listener's types: it fails, as
+        a listener that raised does (counted, logged, on its span); the others hear it."""
+        handler.stats.finish(0.0, error)
+        self._log.warning("listener %s did not run for event %r: %s", handler.qualname, name, error)
 
     def slow(self, sub: Any) -> None:
         """NATS dropped a message for ``sub``: this process did not keep up."""
@@ -291,6 +326,28 @@ class Serving:
         self._log.warning(
             "events for %s dropped: this process does not keep up with them", handler.qualname
         )
+
+
+def _typed(
+    handler: Handler, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """An event's JSON arguments converted to one listener's annotated types.
+
+    Arguments that do not bind are left as they are: the listener raises
+    ``TypeError`` when called, as it would in its own process.
+
+    Raises:
+        InvalidArgumentError: an argument does not convert.
+    """
+    binder = handler.binder
+    contract = binder.contract()
+    if contract is None or not contract.checked:
+        return args, kwargs
+    try:
+        binder.check(args, kwargs)
+    except TypeError:
+        return args, kwargs
+    return contract.convert(args, kwargs)
 
 
 def _chain(text: str | None) -> list[Any]:

@@ -17,6 +17,7 @@ flattened (``_records``) and handed to the trace thread.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import random
@@ -71,6 +72,19 @@ def _caller() -> str:
         name = worker.runtime.name if worker is not None else threading.current_thread().name
         _tls.caller = name
         return name
+
+
+def swap_caller(name: str | None) -> str | None:
+    """Record what this thread sends from now on as sent by ``name`` (``None``:
+    by the thread itself again); returns the name it had. The transport serves
+    a call from another process under its sender's name, not its loop thread's."""
+    previous: str | None = getattr(_tls, "caller", None)
+    if name is None:
+        with contextlib.suppress(AttributeError):
+            del _tls.caller
+    else:
+        _tls.caller = name
+    return previous
 
 
 def _error_dict(error: BaseException) -> dict[str, str]:

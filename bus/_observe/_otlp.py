@@ -10,7 +10,9 @@ OpenTelemetry file exporters write (and otel-tui, Jaeger and the collector's
 ``otlpjsonfile`` receiver read): field names in lowerCamelCase, trace and span
 ids as lower-case hex (not protobuf's base64), 64-bit integers as decimal
 strings, enums as integers, spans grouped by resource and then by
-instrumentation scope.
+instrumentation scope; empty attribute lists and zero dropped counts left
+out, as the official exporter leaves them out. A span read from a file
+(``DecodedSpan``, made by ``_otlp_decode``) is written back as it was read.
 
 Hand-written, on purpose: the Python OTLP encoders (``opentelemetry-exporter-
 otlp-proto-common``) build protobuf messages, and ``bus`` depends on the
@@ -27,12 +29,26 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanContext, SpanKind
+from opentelemetry.trace import Link, SpanContext, SpanKind
 from opentelemetry.trace.status import StatusCode
+from opentelemetry.util import types
 
-__all__ = ["encode_attributes", "encode_spans", "encode_value"]
+__all__ = [
+    "DecodedEvent",
+    "DecodedLink",
+    "DecodedResource",
+    "DecodedScope",
+    "DecodedSpan",
+    "encode_attributes",
+    "encode_event",
+    "encode_link",
+    "encode_resource",
+    "encode_scope",
+    "encode_spans",
+    "encode_value",
+]
 
 # OTLP's SpanKind starts at UNSPECIFIED = 0; the API's at INTERNAL = 0.
 _KIND_TO_OTLP = {kind: kind.value + 1 for kind in SpanKind}
@@ -43,6 +59,168 @@ _HAS_IS_REMOTE = 0x100  # SpanFlags.SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK
 _IS_REMOTE = 0x200  # SpanFlags.SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK
 
 
+# -- what a file says that the SDK's objects have no place for -------------------
+#
+# ``decode_spans`` makes these, so that a file read and written again
+# (``busctl trace export -o``, a capture filtered) says what it said: the
+# dropped counts, a kind of 0, flags and trace states exactly as written. Each
+# is the SDK class it extends, so exporters, processors and the console use
+# them as they are; ``encode_spans`` and the SDK's own encoders read the
+# dropped counts through the standard ``dropped_*`` properties.
+
+
+class DecodedSpan(ReadableSpan):
+    """A ``ReadableSpan`` read from OTLP JSON, keeping what the SDK's span cannot hold.
+
+    Attributes:
+        otlp_kind: the kind number as written, when the SDK cannot spell it
+            (0, ``SPAN_KIND_UNSPECIFIED``, which it reads as ``INTERNAL``).
+        otlp_flags: the span's ``flags`` as written (``None`` when absent).
+        otlp_trace_state: the W3C ``tracestate`` text as written.
+        otlp_status_message: a status message on a span that did not fail
+            (the SDK keeps one only with ``ERROR``).
+    """
+
+    def __init__(
+        self,
+        *,
+        otlp_kind: int | None = None,
+        otlp_flags: int | None = None,
+        otlp_trace_state: str | None = None,
+        otlp_status_message: str | None = None,
+        dropped: tuple[int, int, int] = (0, 0, 0),
+        **fields: Any,
+    ) -> None:
+        super().__init__(**fields)
+        self.otlp_kind = otlp_kind
+        self.otlp_flags = otlp_flags
+        self.otlp_trace_state = otlp_trace_state
+        self.otlp_status_message = otlp_status_message
+        self._dropped = dropped
+
+    @property
+    def dropped_attributes(self) -> int:
+        """How many attributes the writer dropped (``droppedAttributesCount``)."""
+        return self._dropped[0]
+
+    @property
+    def dropped_events(self) -> int:
+        """How many events the writer dropped (``droppedEventsCount``)."""
+        return self._dropped[1]
+
+    @property
+    def dropped_links(self) -> int:
+        """How many links the writer dropped (``droppedLinksCount``)."""
+        return self._dropped[2]
+
+    def replaced(self, **changes: Any) -> DecodedSpan:
+        """A copy with some ``ReadableSpan`` fields changed, and the rest kept."""
+        fields: dict[str, Any] = {
+            "name": self.name,
+            "context": self.context,
+            "parent": self.parent,
+            "resource": self.resource,
+            "attributes": self.attributes,
+            "events": self.events,
+            "links": self.links,
+            "kind": self.kind,
+            "status": self.status,
+            "start_time": self.start_time,
+            "end_time": self.end_time,
+            "instrumentation_scope": self.instrumentation_scope,
+        }
+        fields.update(changes)
+        return DecodedSpan(
+            otlp_kind=self.otlp_kind,
+            otlp_flags=self.otlp_flags,
+            otlp_trace_state=self.otlp_trace_state,
+            otlp_status_message=self.otlp_status_message,
+            dropped=self._dropped,
+            **fields,
+        )
+
+
+class DecodedEvent(Event):
+    """A span ``Event`` read from OTLP JSON, with the writer's dropped-attribute count."""
+
+    def __init__(
+        self,
+        name: str,
+        attributes: types.Attributes = None,
+        timestamp: int | None = None,
+        *,
+        dropped_attributes: int = 0,
+    ) -> None:
+        super().__init__(name, attributes, timestamp)
+        self._dropped_attributes = dropped_attributes
+
+    @property
+    def dropped_attributes(self) -> int:
+        """How many attributes the writer dropped (``droppedAttributesCount``)."""
+        return self._dropped_attributes
+
+
+class DecodedLink(Link):
+    """A ``Link`` read from OTLP JSON, with its flags, trace state and dropped count as written.
+
+    Attributes:
+        otlp_flags: the link's ``flags`` as written (``None`` when absent).
+        otlp_trace_state: its ``traceState`` text as written.
+    """
+
+    def __init__(
+        self,
+        context: SpanContext,
+        attributes: types.Attributes = None,
+        *,
+        otlp_flags: int | None = None,
+        otlp_trace_state: str | None = None,
+        dropped_attributes: int = 0,
+    ) -> None:
+        super().__init__(context, attributes)
+        self.otlp_flags = otlp_flags
+        self.otlp_trace_state = otlp_trace_state
+        self._dropped_attributes = dropped_attributes
+
+    @property
+    def dropped_attributes(self) -> int:
+        """How many attributes the writer dropped (``droppedAttributesCount``)."""
+        return self._dropped_attributes
+
+
+class DecodedResource(Resource):
+    """A ``Resource`` read from OTLP JSON, with the writer's dropped-attribute count."""
+
+    def __init__(
+        self,
+        attributes: Mapping[str, types.AnyValue],
+        schema_url: str | None = None,
+        *,
+        dropped_attributes: int = 0,
+    ) -> None:
+        super().__init__(attributes, schema_url)
+        self.dropped_attributes = dropped_attributes
+
+
+class DecodedScope(InstrumentationScope):
+    """An ``InstrumentationScope`` read from OTLP JSON, with its dropped-attribute count."""
+
+    def __init__(
+        self,
+        name: str,
+        version: str | None = None,
+        schema_url: str | None = None,
+        attributes: types.Attributes = None,
+        *,
+        dropped_attributes: int = 0,
+    ) -> None:
+        super().__init__(name, version, schema_url, attributes)
+        self.dropped_attributes = dropped_attributes
+
+
+# -- encoding --------------------------------------------------------------------
+
+
 def _double(value: float) -> Any:
     if math.isfinite(value):
         return value
@@ -51,7 +229,12 @@ def _double(value: float) -> Any:
 
 
 def encode_value(value: Any) -> dict[str, Any]:
-    """One attribute value as an OTLP ``AnyValue`` JSON object."""
+    """One attribute value as an OTLP ``AnyValue`` JSON object.
+
+    Atoms, bytes (``bytesValue``), mappings (``kvlistValue``) and sequences
+    of any of them, mixed types included (``arrayValue``); ``None`` is the
+    empty ``AnyValue``, as the official encoders write it.
+    """
     kind = type(value)
     if kind is str:
         return {"stringValue": value}
@@ -61,6 +244,8 @@ def encode_value(value: Any) -> dict[str, Any]:
         return {"intValue": str(value)}
     if kind is float:
         return {"doubleValue": _double(value)}
+    if value is None:
+        return {}
     if isinstance(value, bytes | bytearray):
         return {"bytesValue": base64.b64encode(value).decode("ascii")}
     if isinstance(value, Mapping):
@@ -68,6 +253,8 @@ def encode_value(value: Any) -> dict[str, Any]:
     if isinstance(value, Sequence) and not isinstance(value, str):
         return {"arrayValue": {"values": [encode_value(v) for v in value]}}
     # Subclasses of the atoms (enums, numpy scalars) and anything else.
+    if isinstance(value, str):
+        return {"stringValue": str(value)}
     if isinstance(value, bool):
         return {"boolValue": bool(value)}
     if isinstance(value, int):
@@ -100,6 +287,48 @@ def encode_attributes(attributes: Mapping[str, Any] | None) -> list[dict[str, An
     return out
 
 
+def encode_event(
+    name: str, attributes: Mapping[str, Any] | None, time_ns: int, dropped: int = 0
+) -> dict[str, Any]:
+    """One span event as an OTLP ``Span.Event`` JSON object.
+
+    Empty attributes and a zero dropped count are left out, as the official
+    exporter leaves them out.
+    """
+    out: dict[str, Any] = {"timeUnixNano": str(time_ns), "name": name}
+    if attributes:
+        out["attributes"] = encode_attributes(attributes)
+    if dropped:
+        out["droppedAttributesCount"] = dropped
+    return out
+
+
+def encode_link(link: Link) -> dict[str, Any]:
+    """One span link as an OTLP ``Span.Link`` JSON object.
+
+    A link read from a file (``DecodedLink``) keeps its flags and trace state
+    exactly as written.
+    """
+    ctx = link.context
+    out: dict[str, Any] = {"traceId": f"{ctx.trace_id:032x}", "spanId": f"{ctx.span_id:016x}"}
+    if type(link) is DecodedLink:
+        trace_state = link.otlp_trace_state
+        flags = link.otlp_flags
+    else:
+        trace_state = ctx.trace_state.to_header() if ctx.trace_state else None
+        flags = _flags(ctx, ctx)
+    if trace_state:
+        out["traceState"] = trace_state
+    if link.attributes:
+        out["attributes"] = encode_attributes(link.attributes)
+    dropped = link.dropped_attributes
+    if dropped:
+        out["droppedAttributesCount"] = dropped
+    if flags:
+        out["flags"] = flags
+    return out
+
+
 def _flags(parent: SpanContext | None, own: SpanContext) -> int:
     flags = int(own.trace_flags) | _HAS_IS_REMOTE
     if parent is not None and parent.is_remote:
@@ -111,64 +340,82 @@ def _encode_span(span: ReadableSpan) -> dict[str, Any]:
     ctx = span.context
     assert ctx is not None
     parent = span.parent
+    decoded = type(span) is DecodedSpan
     out: dict[str, Any] = {
         "traceId": f"{ctx.trace_id:032x}",
         "spanId": f"{ctx.span_id:016x}",
     }
-    if ctx.trace_state:
-        out["traceState"] = ctx.trace_state.to_header()
+    if decoded:
+        assert isinstance(span, DecodedSpan)
+        trace_state = span.otlp_trace_state
+        flags = span.otlp_flags
+        kind = span.kind.value + 1 if span.otlp_kind is None else span.otlp_kind
+        message = span.status.description or span.otlp_status_message
+    else:
+        trace_state = ctx.trace_state.to_header() if ctx.trace_state else None
+        flags = _flags(parent, ctx)
+        kind = span.kind.value + 1  # OTLP counts from UNSPECIFIED = 0
+        message = span.status.description
+    if trace_state:
+        out["traceState"] = trace_state
     if parent is not None:
         out["parentSpanId"] = f"{parent.span_id:016x}"
-    out["flags"] = _flags(parent, ctx)
+    if flags is not None:
+        out["flags"] = flags
     out["name"] = span.name
-    out["kind"] = span.kind.value + 1  # OTLP counts from UNSPECIFIED = 0
+    out["kind"] = kind
     out["startTimeUnixNano"] = str(span.start_time or 0)
     out["endTimeUnixNano"] = str(span.end_time or 0)
-    out["attributes"] = encode_attributes(span.attributes)
+    if span.attributes:
+        out["attributes"] = encode_attributes(span.attributes)
     dropped = span.dropped_attributes
     if dropped:
         out["droppedAttributesCount"] = dropped
     if span.events:
         out["events"] = [
-            {
-                "timeUnixNano": str(e.timestamp),
-                "name": e.name,
-                "attributes": encode_attributes(e.attributes),
-            }
+            encode_event(e.name, e.attributes, e.timestamp, e.dropped_attributes)
             for e in span.events
         ]
     if span.dropped_events:
         out["droppedEventsCount"] = span.dropped_events
     if span.links:
-        out["links"] = [
-            {
-                "traceId": f"{link.context.trace_id:032x}",
-                "spanId": f"{link.context.span_id:016x}",
-                "attributes": encode_attributes(link.attributes),
-                "flags": _flags(link.context, link.context),
-            }
-            for link in span.links
-        ]
+        out["links"] = [encode_link(link) for link in span.links]
     if span.dropped_links:
         out["droppedLinksCount"] = span.dropped_links
-    status = span.status
-    if status.status_code is StatusCode.UNSET and not status.description:
+    code = span.status.status_code
+    if code is StatusCode.UNSET and not message:
         out["status"] = {}
     else:
-        encoded: dict[str, Any] = {"code": _STATUS_TO_OTLP[status.status_code]}
-        if status.description:
-            encoded["message"] = status.description
+        encoded: dict[str, Any] = {"code": _STATUS_TO_OTLP[code]}
+        if message:
+            encoded["message"] = message
         out["status"] = encoded
     return out
 
 
-def _encode_resource(resource: Resource | None) -> dict[str, Any]:
+def _dropped_attributes(owner: Any) -> int:
+    """A resource's or scope's dropped-attribute count: as read, or its SDK mapping's."""
+    count = getattr(owner, "dropped_attributes", None)
+    if count is None:
+        count = getattr(owner.attributes, "dropped", 0)  # the SDK's BoundedAttributes
+    return int(count or 0)
+
+
+def encode_resource(resource: Resource | None) -> dict[str, Any]:
+    """A resource as an OTLP ``Resource`` JSON object (empty parts left out)."""
     if resource is None:
-        return {"attributes": []}
-    return {"attributes": encode_attributes(resource.attributes)}
+        return {}
+    out: dict[str, Any] = {}
+    if resource.attributes:
+        out["attributes"] = encode_attributes(resource.attributes)
+    dropped = _dropped_attributes(resource)
+    if dropped:
+        out["droppedAttributesCount"] = dropped
+    return out
 
 
-def _encode_scope(scope: InstrumentationScope | None) -> dict[str, Any]:
+def encode_scope(scope: InstrumentationScope | None) -> dict[str, Any]:
+    """An instrumentation scope as an OTLP ``InstrumentationScope`` JSON object."""
     if scope is None:
         return {}
     out: dict[str, Any] = {"name": scope.name}
@@ -176,6 +423,9 @@ def _encode_scope(scope: InstrumentationScope | None) -> dict[str, Any]:
         out["version"] = scope.version
     if scope.attributes:
         out["attributes"] = encode_attributes(scope.attributes)
+    dropped = _dropped_attributes(scope)
+    if dropped:
+        out["droppedAttributesCount"] = dropped
     return out
 
 
@@ -204,12 +454,12 @@ def encode_spans(spans: Iterable[ReadableSpan]) -> dict[str, Any]:
     for group_resource, scopes in _merge_equal(groups.values()):
         scope_spans = []
         for group_scope, encoded in _merge_equal_scopes(scopes.values()):
-            entry: dict[str, Any] = {"scope": _encode_scope(group_scope), "spans": encoded}
+            entry: dict[str, Any] = {"scope": encode_scope(group_scope), "spans": encoded}
             if group_scope is not None and group_scope.schema_url:
                 entry["schemaUrl"] = group_scope.schema_url
             scope_spans.append(entry)
         item: dict[str, Any] = {
-            "resource": _encode_resource(group_resource),
+            "resource": encode_resource(group_resource),
             "scopeSpans": scope_spans,
         }
         if group_resource is not None and group_resource.schema_url:
@@ -240,7 +490,11 @@ def _merge_equal(
 def _same_resource(a: Resource | None, b: Resource | None) -> bool:
     if a is None or b is None:
         return a is b
-    return a.schema_url == b.schema_url and dict(a.attributes) == dict(b.attributes)
+    return (
+        a.schema_url == b.schema_url
+        and dict(a.attributes) == dict(b.attributes)
+        and _dropped_attributes(a) == _dropped_attributes(b)
+    )
 
 
 def _merge_equal_scopes(
@@ -251,7 +505,13 @@ def _merge_equal_scopes(
         key = (
             None
             if scope is None
-            else (scope.name, scope.version, scope.schema_url, str(scope.attributes))
+            else (
+                scope.name,
+                scope.version,
+                scope.schema_url,
+                str(scope.attributes),
+                _dropped_attributes(scope),
+            )
         )
         if key in merged:
             merged[key][1].extend(spans)

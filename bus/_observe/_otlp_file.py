@@ -59,16 +59,19 @@ class OtlpJsonFileExporter(SpanExporter):
         return self.write(encode_spans(spans))
 
     def write(self, encoded: dict[str, Any]) -> SpanExportResult:
-        """Append one ``TracesData`` JSON object as a line (what ``export`` writes).
+        """Append one ``TracesData`` JSON object as a line (what ``export`` writes)."""
+        return self.write_line(json.dumps(encoded, separators=(",", ":"), ensure_ascii=False))
 
-        The bus's trace thread calls it with spans it encoded itself.
+    def write_line(self, line: str) -> SpanExportResult:
+        """Append one ``TracesData`` object already written as compact JSON text.
+
+        The bus's trace thread calls it with spans it wrote as text itself.
         """
-        line = json.dumps(encoded, separators=(",", ":"), ensure_ascii=False)
         if not line.isascii():
             try:
                 line.encode("utf-8")
             except UnicodeEncodeError:  # a lone surrogate in an attribute: escape it
-                line = json.dumps(encoded, separators=(",", ":"))
+                line = json.dumps(json.loads(line), separators=(",", ":"))
         with self._lock:
             if self._stream is None:
                 return SpanExportResult.FAILURE

@@ -30,7 +30,7 @@ from ._otlp_file import OtlpJsonFileExporter
 from ._provider import batch_queues, needs_spans, processor_of
 from ._records import Flat, span_count
 from ._ring import SpanRing
-from ._spans import OtlpSpans, SpanBuilder
+from ._spans import OtlpLines, SpanBuilder
 
 __all__ = ["TraceSink"]
 
@@ -90,7 +90,7 @@ class TraceSink:
         if not isinstance(resource, Resource):
             resource = Resource.get_empty()
         self._builder = SpanBuilder(resource, json_limit=json_limit, redact=redact)
-        self._otlp = OtlpSpans(resource, json_limit=json_limit, redact=redact)
+        self._lines = OtlpLines(resource, json_limit=json_limit, redact=redact)
         ring.configure(resource, json_limit=json_limit, redact=redact)
         self._files = list(files)
         # SDK spans only for processors that take them, or a provider not the SDK's.
@@ -314,18 +314,22 @@ class TraceSink:
     def _write(self, batch: list[Flat]) -> list[Flat]:
         """Write ``batch`` to the trace files as OTLP JSON made straight from it."""
         made: list[Flat] = []
+        spans: list[str] = []
+        build = self._lines.build
         for record in batch:
+            mark = len(spans)
             try:
-                self._otlp.traces_data([record])  # a record that cannot be made is left out
-            except Exception as exc:
+                build(record, spans)
+            except Exception as exc:  # a record that cannot be made is left out
+                del spans[mark:]
                 self.failed += 1
                 self._build_log.error("could not build the span of %r", record, exc=exc)
             else:
                 made.append(record)
         if made:
-            data = self._otlp.traces_data(made)
+            line = self._lines.line(spans)
             for exporter in self._files:
-                if exporter.write(data) is not SpanExportResult.SUCCESS:
+                if exporter.write_line(line) is not SpanExportResult.SUCCESS:
                     self.failed += len(made)
                     self._export_log.error(
                         "could not write spans to a trace file",

@@ -196,6 +196,8 @@ def handler_error(exc: BaseException) -> RpcError:
         return RpcError(ErrorCode.BUS_CLOSED, str(exc), _described(exc))
     if isinstance(exc, ServiceFailedError):
         return service_failed(exc)
+    if isinstance(exc, InvalidArgumentError):  # refused by a handler's own process (NATS)
+        return invalid_argument(exc)
     message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return RpcError(ErrorCode.HANDLER_ERROR, message, _described(exc, traceback=_traceback(exc)))
 

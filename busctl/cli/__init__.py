@@ -12,8 +12,9 @@ What lives here:
   only when that verb runs, so ``busctl --help`` stays instant.
 - ``options``: what every verb shares: ``--bus``, ``--json``, ``-v``, attaching,
   and failures turned into one line on stderr and an ``ExitStatus``.
-- The verbs: ``run``; ``registry`` (``list``, ``status``, ``services``,
-  ``commands``, ``listeners``, ``introspect``, ``who-handles``); ``invoke``
+- The verbs: ``run``; ``status`` (``list``, ``status``); ``registry``
+  (``services``, ``commands``, ``listeners``, ``introspect``,
+  ``who-handles``); ``invoke``
   (``call``, ``emit``); ``watch`` (``monitor``, ``capture``); ``trace``
   (``trace check/show/export``); ``replay``; ``bench``.
 - ``_output``: how this face prints with rich (tables, fields, JSON).

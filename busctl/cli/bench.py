@@ -3,6 +3,7 @@
     $ busctl bench --quick                       # in a source checkout
     $ busctl bench --scenario command_roundtrip --json
     $ busctl bench --scenario memory --memory-events 10000000
+    $ busctl bench --nats                        # a bus across processes, on a private server
 
 The scenarios are the ``benchmarks`` package of the source repository
 (``python -m benchmarks`` runs them too). It is not installed with the wheel,
@@ -94,6 +95,18 @@ def _benchmarks() -> ModuleType:
     help="Also follow RSS over N traced events (the target: 10000000).",
 )
 @click.option("--unpinned", is_flag=True, help="Run threads on every CPU, not all on one.")
+@click.option(
+    "--nats",
+    "nats",
+    is_flag=True,
+    help="The NATS scenarios instead: a remote command against bare nats-py, events "
+    "across processes, a local command with NATS on and off.",
+)
+@click.option(
+    "--url",
+    metavar="URL",
+    help="With --nats: run on this NATS server (default: a private one from the wheel).",
+)
 @reports_failures
 def bench(
     quick: bool,
@@ -103,13 +116,24 @@ def bench(
     repeat: int | None,
     memory_events: int | None,
     unpinned: bool,
+    nats: bool,
+    url: str | None,
 ) -> None:
     """Run the benchmark scenarios side by side and print the ratios.
 
     From a source checkout: the scenarios are not installed with the package.
     Every thread runs on one CPU unless --unpinned.
+    With --nats, the three NATS figures, in one run on one server: -n is the
+    round trips per figure (events are ten times as many).
     """
     benchmarks = _benchmarks()
+    if nats:
+        if memory_events is not None or unpinned:
+            raise click.UsageError("--memory-events and --unpinned are not for --nats")
+        _bench_nats(quick, as_json, scenarios, count, repeat, url)
+        return
+    if url is not None:
+        raise click.UsageError("--url is for --nats")
     try:
         results = benchmarks.run(
             scenarios=list(scenarios) or None,
@@ -132,3 +156,33 @@ def bench(
             ExitStatus.ERROR,
             reported=as_json,
         )
+
+
+def _bench_nats(
+    quick: bool,
+    as_json: bool,
+    scenarios: tuple[str, ...],
+    count: int | None,
+    repeat: int | None,
+    url: str | None,
+) -> None:
+    """``bench --nats``: ``benchmarks.nats.run_nats``, its ratios as a table or JSON."""
+    if scenarios or repeat is not None:
+        raise click.UsageError(
+            "--scenario and --repeat are not for --nats (its three run together)"
+        )
+    try:
+        from benchmarks.nats import run_nats  # the checkout's: _benchmarks() put it on the path
+    except ImportError as exc:
+        raise Failure(f"cannot load the NATS benchmark: {exc}", ExitStatus.ERROR) from None
+    calls = count or (300 if quick else 2000)
+    try:
+        report = run_nats(url, calls=calls, events=calls * 10)
+    except RuntimeError as exc:  # no nats-server, or the other process did not start
+        raise Failure(f"the NATS benchmark cannot run: {exc}", ExitStatus.ERROR) from None
+    if as_json:
+        import json
+
+        click.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        click.echo(report.render())

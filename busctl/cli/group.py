@@ -22,8 +22,8 @@ __all__ = ["cli", "main"]
 # verb -> ("module:attribute", one-line help for ``busctl --help``)
 LAZY_VERBS: dict[str, tuple[str, str]] = {
     "run": ("busctl.cli.run:run", "Host services on a bus that busctl can attach to."),
-    "list": ("busctl.cli.registry:list_buses", "List the running buses that can be attached."),
-    "status": ("busctl.cli.registry:status", "Show one bus: name, pid, uptime, counts, totals."),
+    "list": ("busctl.cli.status:list_buses", "List the running buses that can be attached."),
+    "status": ("busctl.cli.status:status", "Show one bus: name, pid, uptime, counts, totals."),
     "services": ("busctl.cli.registry:services", "List the services of a bus."),
     "commands": ("busctl.cli.registry:commands", "List the commands of a bus."),
     "listeners": ("busctl.cli.registry:listeners", "List the listeners of a bus."),

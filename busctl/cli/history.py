@@ -46,6 +46,7 @@ def history(
     count: int,
     kinds: tuple[str, ...],
     target: str | None,
+    nats: str | None,
     as_json: bool,
     verbose: bool,
 ) -> None:
@@ -59,7 +60,7 @@ def history(
         params["patterns"] = [check_text(p) for p in patterns]
     if kinds:
         params["kinds"] = list(dict.fromkeys(kinds))
-    with attached(target) as client:
+    with attached(target, nats) as client:
         entries = client.request("history", params).get("entries", [])
     if as_json:
         for entry in entries:

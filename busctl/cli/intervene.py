@@ -72,6 +72,7 @@ def hold(
     service: str | None,
     seconds: float,
     target: str | None,
+    nats: str | None,
     as_json: bool,
     verbose: bool,
 ) -> None:
@@ -86,7 +87,7 @@ def hold(
         params["kind"] = kind
     if service is not None:
         params["service"] = check_text(service)
-    with attached(target) as client:
+    with attached(target, nats) as client:
         result = client.request("hold", params)
     if as_json:
         _output.print_json(result)
@@ -97,9 +98,9 @@ def hold(
 
 @click.command("held")
 @attached_command
-def held(target: str | None, as_json: bool, verbose: bool) -> None:
+def held(target: str | None, nats: str | None, as_json: bool, verbose: bool) -> None:
     """List what is held: id, kind, name, target service, arguments, how long it has waited."""
-    with attached(target) as client:
+    with attached(target, nats) as client:
         result = client.request("held")
     if as_json:
         _output.print_json(result)
@@ -132,6 +133,7 @@ def release(
     everything: bool,
     args_json: str | None,
     target: str | None,
+    nats: str | None,
     as_json: bool,
     verbose: bool,
 ) -> None:
@@ -146,7 +148,7 @@ def release(
         if everything:
             raise Failure("edit one item at a time: give its ID, not --all", ExitStatus.USAGE)
         params.update(edit_params(list(changes), args_json))
-    with attached(target) as client:
+    with attached(target, nats) as client:
         result = client.request("release", params)
     if as_json:
         _output.print_json(result)
@@ -165,11 +167,16 @@ def release(
 @click.option("--all", "everything", is_flag=True, help="Drop everything held.")
 @attached_command
 def drop(
-    item: str | None, everything: bool, target: str | None, as_json: bool, verbose: bool
+    item: str | None,
+    everything: bool,
+    target: str | None,
+    nats: str | None,
+    as_json: bool,
+    verbose: bool,
 ) -> None:
     """Drop held item ID: a call fails with DroppedByConsoleError, a delivery is counted dropped."""
     params = _which(item, everything, "drop")
-    with attached(target) as client:
+    with attached(target, nats) as client:
         result = client.request("drop", params)
     if as_json:
         _output.print_json(result)
@@ -181,10 +188,10 @@ def drop(
 @click.command("unhold")
 @click.argument("which", metavar="PATTERN|ID")
 @attached_command
-def unhold(which: str, target: str | None, as_json: bool, verbose: bool) -> None:
+def unhold(which: str, target: str | None, nats: str | None, as_json: bool, verbose: bool) -> None:
     """End a hold (by ID, or every hold on PATTERN); what it held goes on as it was."""
     params = unhold_params(check_text(which))
-    with attached(target) as client:
+    with attached(target, nats) as client:
         result = client.request("unhold", params)
     if as_json:
         _output.print_json(result)

@@ -28,6 +28,7 @@ from .options import (
     attached,
     attached_command,
     interrupted,
+    unavailable,
 )
 
 __all__ = ["call", "emit"]
@@ -70,6 +71,7 @@ def call(
     arguments: tuple[str, ...],
     timeout: float,
     target: str | None,
+    nats: str | None,
     as_json: bool,
     verbose: bool,
 ) -> None:
@@ -91,7 +93,7 @@ def call(
       busctl call 'lights.turn_on(room="hall", brightness=30)'
     """
     name, args, kwargs = _read_call(name, arguments)
-    with attached(target) as client:
+    with attached(target, nats) as client:
         try:
             result = client.execute(name, args, kwargs, timeout=timeout)
         except KeyboardInterrupt:
@@ -100,7 +102,7 @@ def call(
                 f"stopped waiting for {name}: it runs on in the bus; its result is dropped"
             ) from None
         except RemoteError as exc:
-            if exc.code == ErrorCode.HANDLER_ERROR:
+            if exc.code == ErrorCode.HANDLER_ERROR and not unavailable(exc):
                 raise Failure(
                     f"{name} raised {exc}",
                     ExitStatus.FAILED,
@@ -127,11 +129,16 @@ def call(
 @click.argument("arguments", nargs=-1, type=click.UNPROCESSED, metavar="[ARG]...")
 @attached_command
 def emit(
-    name: str, arguments: tuple[str, ...], target: str | None, as_json: bool, verbose: bool
+    name: str,
+    arguments: tuple[str, ...],
+    target: str | None,
+    nats: str | None,
+    as_json: bool,
+    verbose: bool,
 ) -> None:
     """Fire an event (arguments as for `call`); print how many listeners it reached."""
     name, args, kwargs = _read_call(name, arguments)
-    with attached(target) as client:
+    with attached(target, nats) as client:
         count = client.fire(name, args, kwargs)
     if as_json:
         _output.print_json({"name": name, "listeners": count})

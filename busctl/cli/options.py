@@ -1,9 +1,9 @@
 """What every ``busctl`` verb shares: options, attaching, failures as exit codes.
 
     @click.command("status")
-    @attached_command                 # --bus, --json, -v, and failures reported
-    def status(target, as_json, verbose):
-        with attached(target) as client:
+    @attached_command                 # --bus, --nats, --json, -v, and failures reported
+    def status(target, nats, as_json, verbose):
+        with attached(target, nats) as client:
             ...
         raise Failure("one line for stderr", ExitStatus.NOT_FOUND)
 
@@ -23,6 +23,7 @@ from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import click
 
+from bus import TransportError
 from bus.control.protocol import ErrorCode
 
 from .._args import ArgumentError
@@ -39,7 +40,9 @@ __all__ = [
     "attached_command",
     "bus_option",
     "json_option",
+    "nats_option",
     "reports_failures",
+    "unavailable",
     "verbose_option",
 ]
 
@@ -95,11 +98,25 @@ def interrupted(message: str = "interrupted") -> Failure:
 
 
 def bus_option(fn: Callable[P, R]) -> Callable[P, R]:
+    """``--bus NAME|PATH`` (the ``target`` param) and ``--nats URL`` (``nats``)."""
     return click.option(
         "--bus",
         "target",
         metavar="NAME|PATH",
-        help="The bus to attach to (default: $BUS_ADDRESS, else the one running).",
+        help="The bus to attach to (default: $BUS_ADDRESS, else the one running). "
+        "With --nats: a bus's name on that server (default: the one there).",
+    )(nats_option(fn))
+
+
+def nats_option(fn: Callable[P, R]) -> Callable[P, R]:
+    """``--nats URL`` (the ``nats`` param), also read from ``$BUS_NATS_URL``."""
+    return click.option(
+        "--nats",
+        "nats",
+        metavar="URL",
+        envvar="BUS_NATS_URL",
+        help="Attach over this NATS server to a bus across processes, seen whole "
+        "(default: $BUS_NATS_URL; '' for none).",
     )(fn)
 
 
@@ -172,7 +189,7 @@ def as_failure(exc: Exception) -> Failure | None:
     )
 
     kind = type(exc).__name__
-    if isinstance(exc, (BusFullError, ForeignBusError)):
+    if isinstance(exc, (BusFullError, ForeignBusError, TransportError)):
         # the message is the one line to show
         return Failure(str(exc), ExitStatus.NO_BUS, type=kind)
     if isinstance(exc, SocketDirError):
@@ -218,7 +235,28 @@ _CODE_STATUS: dict[int, ExitStatus] = {
 _TYPED = (ErrorCode.HANDLER_ERROR, ErrorCode.INTERNAL_ERROR)
 
 
+def unavailable(exc: RemoteError) -> bool:
+    """Whether a call failed because no process serving it answered (a bus across processes).
+
+    The bus reports it as the call's error (``ServiceUnavailableError``), but
+    no handler raised it: the command is known, its processes are gone or
+    silent, and it fails at its deadline.
+    """
+    return exc.code == ErrorCode.HANDLER_ERROR and exc.type == "ServiceUnavailableError"
+
+
+def _untyped(exc: RemoteError) -> str:
+    """The error's message without the ``Type: `` the bus put before it."""
+    prefix = f"{exc.type}: "
+    return (
+        exc.message[len(prefix) :] if exc.type and exc.message.startswith(prefix) else exc.message
+    )
+
+
 def _remote_failure(exc: RemoteError) -> Failure:
+    if unavailable(exc):
+        # No handler raised: no process serving the command answered in time.
+        return Failure(f"{_untyped(exc)} ({exc.type})", ExitStatus.TIMEOUT)
     status = _CODE_STATUS.get(exc.code, ExitStatus.ERROR)
     message = str(exc) if exc.code in _TYPED else exc.message
     suggestions = exc.data.get("suggestions")
@@ -234,8 +272,9 @@ def _remote_failure(exc: RemoteError) -> Failure:
 
 
 @contextlib.contextmanager
-def attached(target: str | None) -> Iterator[Client]:
-    client = Client.connect(target)
+def attached(target: str | None, nats: str | None = None) -> Iterator[Client]:
+    """A client of the bus ``target`` names (over the NATS server ``nats``, if given)."""
+    client = Client.connect(target, nats=nats or None)
     try:
         yield client
     finally:

@@ -1,7 +1,6 @@
-"""The verbs that read a bus: ``list``, ``status``, the registries, ``introspect``...
+"""The verbs that read a bus's registry: services, commands, listeners, ``introspect``...
 
-    $ busctl list                      # the running buses
-    $ busctl status                    # the one running bus
+    $ busctl services --nats nats://127.0.0.1:4222 --bus home   # a bus across processes
     $ busctl commands --json | jq -r '.[].name'
     $ busctl introspect lights.turn_on
     $ busctl who-handles lights.changed
@@ -14,222 +13,93 @@ fails; ``-v`` adds the remote traceback.
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import click
 
 from .._args import check_text
 from .._exit import ExitStatus
-from ..render.columns import COMMANDS, LISTENERS, SERVICES, service_state
+from ..render.columns import COMMANDS, LISTENERS, SERVICES, across
 from ..render.intervene import stub_text
 from ..render.text import visible
 from ..render.units import duration, latency
 from . import _output
 from .options import (
-    HINT_RUN,
     Failure,
     attached,
     attached_command,
-    json_option,
-    reports_failures,
-    verbose_option,
 )
 
 __all__ = [
     "commands",
     "introspect",
-    "list_buses",
     "listeners",
     "services",
-    "status",
     "who_handles",
 ]
 
 
-# -- list, status, the registries -------------------------------------------------
+# -- the registries ---------------------------------------------------------------
 
 
-@click.command("list")
-@json_option
-@verbose_option
-@reports_failures
-def list_buses(as_json: bool, verbose: bool) -> None:
-    """List the running buses that can be attached."""
-    from bus.control import discover, socket_dir
-
-    buses = sorted(discover(), key=lambda b: str(b.get("name", "")))
-    if as_json:
-        _output.print_json(buses)
-        return
-    if not buses:
+def _say_silent(snapshot: dict[str, Any]) -> None:
+    """On stderr: the processes of a bus across processes that did not answer."""
+    silent = [
+        str(p.get("label"))
+        for p in snapshot.get("processes") or ()
+        if isinstance(p, dict) and p.get("state") == "unreachable"
+    ]
+    if silent:
+        one = len(silent) == 1
+        noun, verb, whose = ("process", "does", "it") if one else ("processes", "do", "they")
         _output.console(stderr=True).print(
-            f"no bus running in {socket_dir()}; {HINT_RUN}", markup=False
-        )
-        return
-    now = time.time()
-    rows = [
-        [
-            b.get("name"),
-            b.get("pid", "-"),
-            duration(now - float(b["started_at"])) if b.get("started_at") else "-",
-            b.get("version", "-"),
-            b.get("address", ""),
-        ]
-        for b in buses
-    ]
-    _output.table(["NAME", "PID", "UPTIME", "VERSION", "ADDRESS"], rows, right=["PID"])
-    for b in buses:  # up, but full: listed, and said why it cannot be attached now
-        if b.get("refusing"):
-            _output.console(stderr=True).print(str(b["refusing"]), markup=False)
-
-
-@click.command("status")
-@attached_command
-def status(target: str | None, as_json: bool, verbose: bool) -> None:
-    """Show one bus: name, pid, uptime, counts, totals."""
-    with attached(target) as client:
-        snapshot = client.inspect()
-    bus, totals, tracing = snapshot["bus"], snapshot["totals"], snapshot.get("tracing", {})
-    if as_json:
-        failed = [
-            {"name": s["name"], "error": s.get("error")}
-            for s in snapshot.get("services", [])
-            if s.get("state") == "failed"
-        ]
-        _output.print_json(
-            {
-                "bus": bus,
-                "address": str(client.address),
-                "totals": totals,
-                "failed_services": failed,
-                "tracing": tracing,
-            }
-        )
-        return
-    _output.fields(
-        [
-            ("bus", bus["name"]),
-            ("address", client.address),
-            ("pid", bus["pid"]),
-            ("state", bus.get("state")),
-            ("uptime", duration(bus.get("uptime"))),
-            (
-                "registry",
-                f"{totals['services']} services, {totals['commands']} commands, "
-                f"{totals['listeners']} listeners",
+            visible(
+                f"note: {noun} {', '.join(silent)} of bus {snapshot['bus'].get('name')} {verb} "
+                f"not answer (stopped, killed, or too busy): what {whose} serve"
+                f"{'s' if one else ''} is not listed"
             ),
-            (
-                "work",
-                f"{totals['handled']} handled, {totals['failed']} failed, "
-                f"{totals['rejected']} rejected, {totals['dropped']} dropped, "
-                f"{totals['late_replies']} late replies",
-            ),
-            ("hung threads", totals["hung"]),
-            *_console_line(totals),
-            *_failed_services(snapshot.get("services", [])),
-            *_spans_lost(tracing),
-            ("tracing", _tracing_text(tracing)),
-        ]
-    )
-
-
-def _console_line(totals: dict[str, Any]) -> list[tuple[str, str]]:
-    """What consoles changed in the bus: live stubs, holds and what they hold (if any)."""
-    stubs, holds, held = (totals.get(k) or 0 for k in ("stubs", "holds", "held"))
-    if not (stubs or holds or held):
-        return []
-    plural = "s" if stubs != 1 else ""
-    return [
-        (
-            "intervening",
-            f"{stubs} stub{plural}, {holds} hold{'s' if holds != 1 else ''} ({held} held)"
-            " (busctl stubs, busctl held)",
+            markup=False,
+            highlight=False,
         )
-    ]
-
-
-def _spans_lost(tracing: dict[str, Any]) -> list[tuple[str, str]]:
-    """A ``spans lost`` line when the bus has dropped spans, saying how not to."""
-    dropped = tracing.get("dropped")
-    if not isinstance(dropped, int) or isinstance(dropped, bool) or dropped <= 0:
-        return []
-    if tracing.get("overflow") == "wait":
-        why = "each waited its limit for room in the full trace buffer"
-    else:
-        why = (
-            "the trace buffer was full; `busctl capture --lossless`, `busctl run "
-            "--trace-lossless` or Bus(trace_overflow='wait') keep every span"
-        )
-    return [("spans lost", f"{dropped} dropped ({why})")]
-
-
-def _failed_services(services: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    """A ``failed`` line naming each failed service and its error, if any failed."""
-    failed = [s for s in services if s.get("state") == "failed"]
-    if not failed:
-        return []
-    text = ", ".join(f"{s['name']} {service_state(s, clip=False)}" for s in failed)
-    return [("failed", text)]
-
-
-def _tracing_text(tracing: dict[str, Any]) -> str:
-    if not tracing.get("enabled"):
-        return "off"
-    counts = [
-        f"{tracing[key]} {label}"
-        for key, label in (
-            ("exported", "spans exported"),
-            ("dropped", "dropped"),
-            ("failed", "failed"),
-            ("buffered", "buffered"),
-        )
-        if isinstance(tracing.get(key), int)
-    ]
-    if isinstance(tracing.get("ring"), int):
-        counts.append(f"ring of {tracing['ring']}")
-    holds = tracing.get("lossless_holds")
-    if tracing.get("overflow") == "wait":
-        counts.append("lossless")
-    elif isinstance(holds, int) and holds > 0:
-        counts.append(f"lossless while {holds} capture{'s' if holds != 1 else ''} run")
-    return "on" + (f" ({', '.join(counts)})" if counts else "")
 
 
 @click.command("services")
 @attached_command
-def services(target: str | None, as_json: bool, verbose: bool) -> None:
+def services(target: str | None, nats: str | None, as_json: bool, verbose: bool) -> None:
     """List the services of a bus."""
-    with attached(target) as client:
-        rows = client.inspect()["services"]
+    with attached(target, nats) as client:
+        snapshot = client.inspect()
     if as_json:
-        _output.print_json(rows)
+        _output.print_json(snapshot["services"])
         return
-    _output.registry(SERVICES, {"services": rows})
+    _output.registry(across(SERVICES, snapshot), snapshot)
+    _say_silent(snapshot)
 
 
 @click.command("commands")
 @attached_command
-def commands(target: str | None, as_json: bool, verbose: bool) -> None:
+def commands(target: str | None, nats: str | None, as_json: bool, verbose: bool) -> None:
     """List the commands of a bus."""
-    with attached(target) as client:
-        rows = client.inspect()["commands"]
+    with attached(target, nats) as client:
+        snapshot = client.inspect()
     if as_json:
-        _output.print_json(rows)
+        _output.print_json(snapshot["commands"])
         return
-    _output.registry(COMMANDS, {"commands": rows})
+    _output.registry(across(COMMANDS, snapshot), snapshot)
+    _say_silent(snapshot)
 
 
 @click.command("listeners")
 @attached_command
-def listeners(target: str | None, as_json: bool, verbose: bool) -> None:
+def listeners(target: str | None, nats: str | None, as_json: bool, verbose: bool) -> None:
     """List the listeners of a bus, in delivery order."""
-    with attached(target) as client:
-        rows = client.inspect()["listeners"]
+    with attached(target, nats) as client:
+        snapshot = client.inspect()
     if as_json:
-        _output.print_json(rows)
+        _output.print_json(snapshot["listeners"])
         return
-    _output.registry(LISTENERS, {"listeners": rows})
+    _output.registry(across(LISTENERS, snapshot), snapshot)
+    _say_silent(snapshot)
 
 
 # -- introspect, who-handles --------------------------------------------------------
@@ -238,10 +108,12 @@ def listeners(target: str | None, as_json: bool, verbose: bool) -> None:
 @click.command("introspect")
 @click.argument("name")
 @attached_command
-def introspect(name: str, target: str | None, as_json: bool, verbose: bool) -> None:
+def introspect(
+    name: str, target: str | None, nats: str | None, as_json: bool, verbose: bool
+) -> None:
     """Show a command's signature, doc and stats."""
     name = check_text(name)
-    with attached(target) as client:
+    with attached(target, nats) as client:
         routing = client.who_handles(name)
         snapshot = client.inspect() if routing.get("command") else None
     entry = routing.get("command")
@@ -256,6 +128,7 @@ def introspect(name: str, target: str | None, as_json: bool, verbose: bool) -> N
             ("command", entry["name"]),
             ("signature", f"{entry['name']}{entry['signature']}"),
             ("owner", entry["owner"]),
+            *_instances(entry),
             ("handler", entry.get("handler")),
             ("threads", ", ".join(threads) or "-"),
             ("readonly", "yes" if entry.get("readonly") else "no"),
@@ -299,6 +172,14 @@ def _stub_line(stub: dict[str, Any]) -> str:
     )
 
 
+def _instances(entry: dict[str, Any]) -> list[tuple[str, str]]:
+    """An ``instances`` line: the processes serving a command of a bus across processes."""
+    instances = entry.get("instances")
+    if not isinstance(instances, list):
+        return []
+    return [("instances", ", ".join(str(i) for i in instances) or "-")]
+
+
 def _default_text(default: Any) -> str:
     return default if isinstance(default, str) else json.dumps(default)
 
@@ -335,14 +216,16 @@ def _nothing_handles(name: str, routing: dict[str, Any], *, as_command: bool) ->
 @click.command("who-handles")
 @click.argument("name")
 @attached_command
-def who_handles(name: str, target: str | None, as_json: bool, verbose: bool) -> None:
+def who_handles(
+    name: str, target: str | None, nats: str | None, as_json: bool, verbose: bool
+) -> None:
     """Show exactly which handlers a command or event name reaches.
 
     For a command: its owner, thread and signature. For an event: every
     listener whose pattern matches, in delivery order.
     """
     name = check_text(name)
-    with attached(target) as client:
+    with attached(target, nats) as client:
         routing = client.who_handles(name)
         entry = routing.get("command")
         snapshot = client.inspect() if entry else None
@@ -362,6 +245,7 @@ def who_handles(name: str, target: str | None, as_json: bool, verbose: bool) -> 
         _output.fields(
             [
                 ("  owner", entry["owner"]),
+                *[(f"  {k}", v) for k, v in _instances(entry)],
                 ("  thread", threads),
                 ("  handler", entry.get("handler")),
                 ("  signature", f"{name}{entry['signature']}"),
@@ -372,10 +256,18 @@ def who_handles(name: str, target: str | None, as_json: bool, verbose: bool) -> 
     if found:
         title = f"event {name}: {len(found)} listener{'s' if len(found) != 1 else ''}"
         out.print(title + ", in delivery order", markup=False, highlight=False)
+        across = any("process" in f for f in found)  # a bus across processes: say where
         _output.table(
-            ["#", "PATTERN", "OWNER", "HANDLER", "SIGNATURE"],
+            ["#", "PATTERN", "OWNER", *(["PROCESS"] if across else []), "HANDLER", "SIGNATURE"],
             [
-                [i, f["pattern"], f["owner"], f.get("handler", ""), f.get("signature", "")]
+                [
+                    i,
+                    f["pattern"],
+                    f["owner"],
+                    *([f.get("process", "")] if across else []),
+                    f.get("handler", ""),
+                    f.get("signature", ""),
+                ]
                 for i, f in enumerate(found, start=1)
             ],
             right=["#"],

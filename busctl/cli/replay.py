@@ -110,6 +110,7 @@ def _load_services(
 def replay(
     file: str,
     target: str | None,
+    nats: str | None,
     speed: float,
     fast: bool,
     max_gap: float | None,
@@ -151,7 +152,7 @@ def replay(
         _write_pytest(trace_file, file, to_pytest, list(service_targets) or ["sample_services"],
                       options, only, exclude, with_commands, all_commands)  # fmt: skip
         return
-    if dry_run and target is None:
+    if dry_run and target is None and not nats:
         from ..traces._file import no_collection_pauses
 
         with no_collection_pauses():  # no bus here: nothing else runs meanwhile
@@ -162,7 +163,7 @@ def replay(
         return
     from .._embedded import connect_or_embed
 
-    client, bus = connect_or_embed(target)
+    client, bus = connect_or_embed(target, nats=nats or None)
     try:
         if bus is not None and not as_json:
             click.echo(
@@ -292,7 +293,7 @@ def _write_pytest(
     from ..traces._pytest import write_pytest
 
     # Start the services once, untraced, to learn which commands are read-only.
-    with Bus(name="to-pytest", tracing=False) as bus:
+    with Bus(name="to-pytest", tracing=False, nats="") as bus:  # a look, not a joining
         _load_services(services, options)(bus)
         known = {c["name"]: bool(c.get("readonly")) for c in bus.inspect()["commands"]}
     plan = plan_replay(trace_file, only=only, exclude=exclude, commands=with_commands,

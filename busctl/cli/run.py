@@ -3,9 +3,17 @@
     $ busctl run                                  # the sample services
     $ busctl run my_app.services                  # start(bus), else every Service class
     $ busctl run ./house.py sample_services.greeter:Greeter --name home
+    $ busctl run --nats embedded --name home      # a private nats-server, its URL printed
+    $ busctl run --nats nats://127.0.0.1:4222 --name home sample_services.lights
 
 It stops cleanly on Ctrl-C or SIGTERM: the bus closes, so every service's
-``on_stop`` runs, and the socket file is removed.
+``on_stop`` runs, and the socket file is removed (with ``--nats embedded``,
+the server it started stops too).
+
+With ``--nats URL`` the services join bus NAME on that NATS server, with
+every other process there (``docs/distributed.md``), and the console attaches
+with ``--nats URL --bus NAME``: the control protocol travels over NATS, so no
+socket is served unless ``--address`` asks for one.
 
 A TARGET that cannot be loaded (no such module or file, a syntax error, an
 exception at import, no such class, a class that needs arguments) is one line
@@ -41,6 +49,8 @@ from .options import Failure, reports_failures, verbose_option
 if TYPE_CHECKING:
     from bus import Bus, Service
 
+    from .._nats_server import EmbeddedServer
+
 __all__ = ["run"]
 
 
@@ -51,6 +61,22 @@ __all__ = ["run"]
     "--address",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Listen on this socket path instead of the default directory.",
+)
+@click.option(
+    "--nats",
+    "nats",
+    metavar="URL|embedded",
+    envvar="BUS_NATS_URL",
+    help="Join bus NAME on this NATS server, with every process there; 'embedded' starts "
+    "a private nats-server on 127.0.0.1 and prints its URL (default: $BUS_NATS_URL).",
+)
+@click.option(
+    "--remote-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --nats: the deadline of a call to another process.",
 )
 @click.option(
     "--trace-lossless",
@@ -65,6 +91,8 @@ def run(
     targets: tuple[str, ...],
     name: str | None,
     address: Path | None,
+    nats: str | None,
+    remote_timeout: float,
     lossless: bool,
     verbose: bool,
 ) -> None:
@@ -74,9 +102,10 @@ def run(
     defines), a file path (the same, from a .py file), or module:Class. With no
     TARGET, the sample services run. Stops cleanly on Ctrl-C or SIGTERM: every
     service's on_stop runs and the socket is removed.
-    """
-    from bus import Bus
 
+    With --nats URL the bus spans processes: run more with the same --nats
+    and --name, and attach with `busctl ... --nats URL --bus NAME`.
+    """
     loaded = [(target, _load_target(target)) for target in targets]
     bus_name = name or (_target_name(targets[0]) if targets else "sample")
     stop = threading.Event()
@@ -85,26 +114,17 @@ def run(
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    server: EmbeddedServer | None = None
     try:
-        try:
-            bus = Bus(
-                name=bus_name,
-                control=address if address is not None else True,
-                trace_overflow="wait" if lossless else "drop",
-            )
-        except Exception as exc:
-            raise Failure(f"cannot start bus {bus_name!r}: {exc}", ExitStatus.ERROR) from exc
+        if nats == "embedded":
+            server = _embedded_server()
+            nats = server.url
+        bus = _start_bus(bus_name, address, nats or "", remote_timeout, lossless)
         try:
             started = _start_targets(bus, loaded)
             names = ", ".join(s.service_name() for s in started) or "none"
-            out = _output.console()
-            bus_flag = f" --bus {bus.address}" if address is not None else ""
-            out.print(
-                f"bus {bus_name} listening on {bus.address} (pid {bus.pid})"
-                f"{', tracing lossless' if lossless else ''}\n"
-                f"services: {names}\n"
-                f"from another terminal: busctl status{bus_flag}, busctl monitor{bus_flag}, "
-                f"busctl repl{bus_flag}; Ctrl-C stops",
+            _output.console().print(
+                _started_text(bus, bus_name, address, nats, names, server is not None, lossless),
                 markup=False,
                 highlight=False,
             )
@@ -116,8 +136,76 @@ def run(
             bus.close()
         _output.console().print(f"bus {bus_name} stopped", markup=False, highlight=False)
     finally:
+        if server is not None:
+            server.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _embedded_server() -> EmbeddedServer:
+    from .._nats_server import EmbeddedServer, ServerError
+
+    try:
+        return EmbeddedServer.start()
+    except ServerError as exc:
+        raise Failure(str(exc), ExitStatus.ERROR) from None
+
+
+def _start_bus(
+    bus_name: str, address: Path | None, nats: str, remote_timeout: float, lossless: bool
+) -> Bus:
+    """The bus: on the socket (``address`` or the default), or on NATS (and ``address``)."""
+    from bus import Bus, TransportError
+
+    control: bool | Path = address if address is not None else not nats
+    try:
+        return Bus(
+            name=bus_name,
+            control=control,
+            nats=nats,
+            remote_timeout=remote_timeout,
+            trace_overflow="wait" if lossless else "drop",
+        )
+    except TransportError as exc:  # one line already: which server, and that none answered
+        raise Failure(str(exc), ExitStatus.NO_BUS) from None
+    except Exception as exc:
+        raise Failure(f"cannot start bus {bus_name!r}: {exc}", ExitStatus.ERROR) from exc
+
+
+def _started_text(
+    bus: Bus,
+    bus_name: str,
+    address: Path | None,
+    nats: str | None,
+    names: str,
+    embedded: bool,
+    lossless: bool,
+) -> str:
+    """What ``run`` says once its services run: where, what, and how to attach."""
+    lossless_note = ", tracing lossless" if lossless else ""
+    if not nats:
+        bus_flag = f" --bus {bus.address}" if address is not None else ""
+        return (
+            f"bus {bus_name} listening on {bus.address} (pid {bus.pid}){lossless_note}\n"
+            f"services: {names}\n"
+            f"from another terminal: busctl status{bus_flag}, busctl monitor{bus_flag}, "
+            f"busctl repl{bus_flag}; Ctrl-C stops"
+        )
+    label = bus.inspect().get("nats", {}).get("process", f"pid {bus.pid}")
+    lines = []
+    if embedded:
+        lines.append(f"nats-server started at {nats} (it stops with this bus)")
+    lines += [
+        f"bus {bus_name} on {nats} as {label} (pid {bus.pid})"
+        + (f", and on {bus.address}" if bus.address is not None else "")
+        + lossless_note,
+        f"services: {names}",
+        f"from another terminal: busctl tui --nats {nats} --bus {bus_name} "
+        "(or services, monitor, call, repl...)",
+        f"more services on this bus: busctl run --nats {nats} --name {bus_name} TARGET...",
+        "Ctrl-C stops",
+    ]
+    return "\n".join(lines)
 
 
 def _target_name(target: str) -> str:

@@ -47,6 +47,7 @@ def stub(
     seconds: float,
     times: int | None,
     target: str | None,
+    nats: str | None,
     as_json: bool,
     verbose: bool,
 ) -> None:
@@ -69,7 +70,7 @@ def stub(
         params["returns"] = parse_value(returns)
     if times is not None:
         params["times"] = times
-    with attached(target) as client:
+    with attached(target, nats) as client:
         result = client.request("stub", params)
     if as_json:
         _output.print_json(result)
@@ -86,9 +87,9 @@ def stub(
 @click.command("unstub")
 @click.argument("name")
 @attached_command
-def unstub(name: str, target: str | None, as_json: bool, verbose: bool) -> None:
+def unstub(name: str, target: str | None, nats: str | None, as_json: bool, verbose: bool) -> None:
     """Put command NAME's real handler back."""
-    with attached(target) as client:
+    with attached(target, nats) as client:
         result = client.request("unstub", {"name": check_text(name)})
     if as_json:
         _output.print_json(result)
@@ -103,9 +104,9 @@ def unstub(name: str, target: str | None, as_json: bool, verbose: bool) -> None:
 
 @click.command("stubs")
 @attached_command
-def stubs(target: str | None, as_json: bool, verbose: bool) -> None:
+def stubs(target: str | None, nats: str | None, as_json: bool, verbose: bool) -> None:
     """List the live stubs: command, what it does instead, calls, when it ends."""
-    with attached(target) as client:
+    with attached(target, nats) as client:
         result = client.request("stubs")
     if as_json:
         _output.print_json(result.get("stubs", []))

@@ -124,6 +124,7 @@ def monitor(
     kind: str | None,
     trace_id: str | None,
     target: str | None,
+    nats: str | None,
     as_json: bool,
     verbose: bool,
 ) -> None:
@@ -132,6 +133,8 @@ def monitor(
     PATTERNs are names or globs (`lights.*`); default all. Each line shows
     the first six digits of its trace id, which --trace takes. --json writes
     one activity record per line, its args, kwargs and result as JSON values.
+    With --nats, each line starts with the process it happened in (--json:
+    its "process").
     """
     patterns = tuple(check_text(pattern) for pattern in patterns)
     notes: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
@@ -140,7 +143,7 @@ def monitor(
     shown = 0
     # Attached first: Ctrl-C while connecting is an interruption (exit 130);
     # once watching, it is how the watch ends (exit 0).
-    with attached(target) as client, _until_stopped() as stop:
+    with attached(target, nats) as client, _until_stopped() as stop:
         subscription = client.subscribe(
             "activity", lambda m, p: notes.put((m, p)), patterns or ("*",)
         )
@@ -165,20 +168,24 @@ def monitor(
                 activity, errors=errors, service=service, kind=kind, trace=trace_id
             ):
                 continue
+            # Over NATS each notification says which process it came from.
+            process = params.get("process")
             if as_json:
-                line = json.dumps(json_activity(activity), separators=(",", ":"))
-                sys.stdout.write(line + "\n")
+                record = json_activity(activity)
+                if isinstance(process, str):
+                    record["process"] = process
+                sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\n")
                 sys.stdout.flush()
             else:
-                view = activity_view(activity)
-                out.print(
-                    activity_markup(view, trace=True)
-                    if colour
-                    else activity_line(view, trace=True),
-                    markup=colour,
-                    highlight=False,
-                    soft_wrap=True,
+                view = activity_view(
+                    {**activity, "process": process} if isinstance(process, str) else activity
                 )
+                line = (
+                    activity_markup(view, process=process, trace=True)
+                    if colour
+                    else activity_line(view, process=process, trace=True)
+                )
+                out.print(line, markup=colour, highlight=False, soft_wrap=True)
             shown += 1
             if count is not None and shown >= count:
                 break
@@ -219,6 +226,7 @@ def capture(
     duration: float | None,
     lossless: bool,
     target: str | None,
+    nats: str | None,
     verbose: bool,
 ) -> None:
     """Record traffic to a trace file, until Ctrl-C or --duration.
@@ -239,7 +247,7 @@ def capture(
     with contextlib.ExitStack() as stack:
         # Attached before the file is made: no bus, no empty file; and Ctrl-C
         # while connecting is an interruption, not the end of a capture.
-        client = stack.enter_context(attached(target))
+        client = stack.enter_context(attached(target, nats))
         if to_stdout:
             sink = sys.stdout
         else:

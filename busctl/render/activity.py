@@ -63,11 +63,14 @@ class ActivityView:
         mark: the kind's mark (``→ ← ◆ ↳``), ``?`` for a kind not known.
         name: the command or event name.
         who: where it ran: ``caller → service``, ``service``, ``from caller``.
-        place: where it ran, in one word: the service, else the caller.
+        place: where it ran, in one word: the service, else the caller; on a
+            bus across processes, after the process it was seen in (the
+            record's ``process``): ``vm:7612 lights``.
         detail: the arguments, ``= result``, ``[pattern]``, or ``!! Type: message``.
         took: how long the handler ran (``return``, ``delivery``), else ``""``.
         queued: how long it waited in the mailbox, when the bus said, else ``""``.
-        listeners: ``N listeners`` for an event, else ``""``.
+        listeners: ``N listeners`` for an event (``N local listeners`` on a
+            bus across processes: those of the process it was fired in), else ``""``.
         failed: the step raised (``detail`` holds the error).
         trace: the first six hex digits of its trace id, or ``""``.
     """
@@ -106,6 +109,10 @@ def activity_view(activity: Mapping[str, Any]) -> ActivityView:
         count = activity.get("listeners")
         if count is not None:
             listeners = f"{count} listener{'s' if count != 1 else ''}"
+            if activity.get("process"):
+                # Only the firing process's own listeners are counted; the others'
+                # deliveries show in their processes, on lines of their own.
+                listeners = f"{count} local listener{'s' if count != 1 else ''}"
     elif kind == "delivery":
         who = str(service or "?")
         detail = f"[{activity.get('pattern', name)}]"
@@ -124,13 +131,19 @@ def activity_view(activity: Mapping[str, Any]) -> ActivityView:
     elif error:
         detail = f"!! {error}"
     trace = activity.get("trace_id")
+    place = str(service or caller or "")
+    process = activity.get("process")
+    if isinstance(process, str) and process:
+        # A bus across processes: the process it was seen in first, as `monitor`
+        # puts it first (a call shows in the caller's process and in the handler's).
+        place = f"{process} {place}"
     return ActivityView(
         time=clock(activity.get("time")),
         kind=visible(kind),
         mark=MARKS.get(kind, "?"),
         name=visible(name),
         who=visible(who),
-        place=visible(service or caller or ""),
+        place=visible(place),
         detail=visible(detail),
         took=visible(took),
         queued=visible(queued),
@@ -140,19 +153,25 @@ def activity_view(activity: Mapping[str, Any]) -> ActivityView:
     )
 
 
-def activity_line(activity: Mapping[str, Any] | ActivityView, *, trace: bool = False) -> str:
+def activity_line(
+    activity: Mapping[str, Any] | ActivityView, *, trace: bool = False, process: object = None
+) -> str:
     """The one plain line of an activity record (``monitor`` without colour).
 
     ``14:03:07.215 call     say_hello              cli → greeter ("Alice")``:
     time, kind, name, who, then the arguments, result or error, and how long
     it took. ``trace`` puts the first six hex digits of the trace id after
     the time (``python -m sample_services``: which steps belong together).
+    ``process`` (a bus across processes: the process it was seen in) comes
+    first, as ``docker compose logs`` names the container.
     """
     view = activity if isinstance(activity, ActivityView) else activity_view(activity)
     when = f"{view.time} {view.trace:<6}" if trace else view.time
     tail = f"  {view.tail}" if view.tail else ""
+    lead = f"{visible(process)} " if isinstance(process, str) and process else ""
     return (
-        f"{when} {view.kind:<8} {view.name:<{NAME_WIDTH}} {view.who} {view.detail}{tail}".rstrip()
+        f"{lead}{when} {view.kind:<8} {view.name:<{NAME_WIDTH}} {view.who} "
+        f"{view.detail}{tail}".rstrip()
     )
 
 

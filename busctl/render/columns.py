@@ -6,7 +6,9 @@
 
 ``SERVICES``, ``COMMANDS`` and ``LISTENERS`` are written once here and drawn
 by every face: ``busctl services`` and the REPL's ``services`` print them
-with rich, the TUI keeps them live in Textual tables. A face decides only
+with rich, the TUI keeps them live in Textual tables (``across(table,
+snapshot)`` is the same table with a column saying which processes, for a
+bus across processes seen whole over NATS). A face decides only
 how a cell looks: a ``Cell`` carries its text and a ``tone`` (``bad`` for a
 failure or a non-zero error count, ``warn`` for a nearly full mailbox,
 ``good`` for a running service, ``strong`` for a row's name), and each face
@@ -28,6 +30,7 @@ from .text import visible
 from .units import latency
 
 __all__ = [
+    "ACROSS",
     "COMMANDS",
     "LISTENERS",
     "SERVICES",
@@ -36,6 +39,8 @@ __all__ = [
     "Column",
     "Table",
     "Tone",
+    "across",
+    "is_across",
     "service_state",
 ]
 
@@ -277,3 +282,56 @@ LISTENERS = Table(
 
 TABLES: dict[str, Table] = {table.name: table for table in (SERVICES, COMMANDS, LISTENERS)}
 """The tables by name: ``services``, ``commands``, ``listeners``."""
+
+
+def _instances(entry: Entry) -> Cell:
+    """The processes hosting a service or serving a command (``instances``)."""
+    found = entry.get("instances")
+    listed = found if isinstance(found, list | tuple) else ()
+    labels = [i.get("process", "?") if isinstance(i, Mapping) else i for i in listed]
+    return Cell(visible(", ".join(str(label) for label in labels)))
+
+
+def _listener_place(entry: Entry) -> Any:
+    return (str(entry.get("process", "")), _listener_order(entry))
+
+
+def _with(table: Table, column: Column, **changes: Any) -> Table:
+    """``table`` with ``column`` second, after the name."""
+    first, *rest = table.columns
+    return Table(
+        name=changes.get("name", table.name),
+        columns=(first, column, *rest),
+        identity=changes.get("identity", table.identity),
+        order=changes.get("order", table.order),
+    )
+
+
+ACROSS: dict[str, Table] = {
+    "services": _with(SERVICES, Column("instances", "INSTANCES", _instances, flex=1)),
+    "commands": _with(COMMANDS, Column("instances", "INSTANCES", _instances, flex=1)),
+    "listeners": _with(
+        LISTENERS,
+        Column("process", "PROCESS", _text("process")),
+        identity=lambda entry: (
+            f"{entry.get('process')}|{entry.get('owner')}|{entry.get('pattern')}|"
+            f"{entry.get('order')}"
+        ),
+        order=_listener_place,
+    ),
+}
+"""The tables of a bus across processes: each with where its rows live.
+
+``INSTANCES`` names the processes hosting a service or serving a command;
+a listener, which belongs to one process, says which in ``PROCESS``.
+"""
+
+
+def is_across(snapshot: Mapping[str, Any]) -> bool:
+    """Whether ``snapshot`` is of a bus across processes, merged (it lists the processes)."""
+    return isinstance(snapshot.get("processes"), list | tuple)
+
+
+def across(table: Table, snapshot: Mapping[str, Any]) -> Table:
+    """The table to draw ``snapshot`` with: ``table``, or its ``ACROSS`` twin for a whole bus."""
+    return ACROSS[table.name] if is_across(snapshot) else table

@@ -1,6 +1,7 @@
 """``busctl repl``: an interactive prompt on a bus, with completion and help.
 
     $ busctl repl                    # the one running bus, or an embedded sample bus
+    $ busctl repl --nats nats://127.0.0.1:4222 --bus home   # a bus across processes
     home> lights.turn_on kitchen brightness=60
     home> lights.turn_on(room="hall")
     home> ?thermostat.set_target
@@ -27,7 +28,20 @@ __all__ = ["repl"]
 
 
 @click.command()
-@click.option("--bus", "target", metavar="NAME|PATH", help="The bus to attach to.")
+@click.option(
+    "--bus",
+    "target",
+    metavar="NAME|PATH",
+    help="The bus to attach to. With --nats: a bus's name on that server.",
+)
+@click.option(
+    "--nats",
+    "nats",
+    metavar="URL",
+    envvar="BUS_NATS_URL",
+    help="Attach over this NATS server to a bus across processes, seen whole "
+    "(default: $BUS_NATS_URL; '' for none).",
+)
 @click.option(
     "--history",
     "history_path",
@@ -52,6 +66,7 @@ __all__ = ["repl"]
 )
 def repl(
     target: str | None,
+    nats: str | None,
     history_path: Path | None,
     verbose: bool,
     timeout: float,
@@ -75,7 +90,7 @@ def repl(
 
     safe = bool(setting("safe", safe, False))
     try:
-        client, embedded = connect_or_embed(target)
+        client, embedded = connect_or_embed(target, nats=nats or None)
     except (BusError, ConnectionLost, OSError) as exc:
         failure = as_failure(exc)  # the same words as every other verb
         click.echo(f"error: {failure if failure is not None else exc}", err=True)

@@ -50,7 +50,7 @@ class Link:
         self.client = client
         self.registry = registry
         self.lost = False
-        self._connect = connect or (lambda: Client.connect(str(self.client.address)))
+        self._connect = connect or (lambda: self.client.connect_again())
         self._learn_events = learn_events
         self._learner: Subscription | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

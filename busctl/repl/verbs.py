@@ -310,8 +310,15 @@ class Verbs:
                 continue
             if activity.get("kind") == "event":
                 self.link.registry.saw_event(str(activity.get("name")))
-            view = activity_view(activity)
-            line = activity_markup(view) if colour else activity_line(view)
+            process = params.get("process")  # over NATS: the process it was seen in
+            view = activity_view(
+                {**activity, "process": process} if isinstance(process, str) else activity
+            )
+            line = (
+                activity_markup(view, process=process)
+                if colour
+                else activity_line(view, process=process)
+            )
             # One line per record: cut at the terminal's edge rather than wrapped.
             self.printer.console.print(
                 line, markup=colour, highlight=False, no_wrap=True, overflow="ellipsis"

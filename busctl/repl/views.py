@@ -23,7 +23,7 @@ from rich.markup import escape
 from bus.control.protocol import ErrorCode
 
 from .._client import RemoteError
-from ..render.columns import TABLES, service_state
+from ..render.columns import TABLES, across, service_state
 from ..render.intervene import stub_text
 from ..render.printed import json_highlighted, registry_table
 from ..render.text import visible, visible_json
@@ -213,7 +213,7 @@ def show_overview(out: Console, snapshot: Mapping[str, Any], info: Mapping[str, 
 
 def show_table(out: Console, what: str, snapshot: Mapping[str, Any], *, colour: bool) -> None:
     """``services``, ``commands`` or ``listeners``: the same table ``busctl`` prints."""
-    out.print(registry_table(TABLES[what], snapshot, colour=colour))
+    out.print(registry_table(across(TABLES[what], snapshot), snapshot, colour=colour))
 
 
 def _fields(out: Console, pairs: Iterable[tuple[str, Any]]) -> None:
@@ -242,6 +242,12 @@ def banner(
             f"No bus is running, so this REPL started an embedded bus {name!r} with the sample "
             f"services ({counts}); it ends when you leave. "
             "Start one with `busctl run` to attach to it instead."
+        )
+    elif isinstance(info.get("processes"), list):  # a bus across processes, over NATS
+        count = len(info["processes"])
+        first = (
+            f"Attached to bus {name!r} ({count} process{'es' if count != 1 else ''}, "
+            f"{visible(address)}): {counts}."
         )
     else:
         first = (

@@ -22,7 +22,7 @@ from ._file import (
     read_trace_file,
     write_trace_file,
 )
-from ._model import NOT_JSON, Span, Trace, build_traces
+from ._model import NOT_JSON, Span, json_value
 from ._replay import (
     DEFAULT_MAX_GAP,
     BusTarget,
@@ -38,6 +38,7 @@ from ._replay import (
     plan_replay,
 )
 from ._show import TraceFilter, render_trace, render_traces, summary_json
+from ._tree import Trace, build_traces
 
 __all__ = [
     "DEFAULT_MAX_GAP",
@@ -60,6 +61,7 @@ __all__ = [
     "TraceFileError",
     "TraceFilter",
     "build_traces",
+    "json_value",
     "parse_trace_lines",
     "parse_traces_data",
     "plan_replay",

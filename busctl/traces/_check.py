@@ -18,8 +18,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import Link
+
+from bus.otlp import DecodedEvent, DecodedLink, DecodedResource, DecodedSpan
 
 from ..render.text import clipped, visible
 
@@ -42,14 +44,43 @@ def _int_ok(value: Any) -> bool:
     return not isinstance(value, int) or isinstance(value, bool) or _INT64[0] <= value <= _INT64[1]
 
 
+def _fits(value: Any) -> bool:
+    """Whether every integer in a value, however nested in lists and maps, is an int64."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is int:
+            if not _INT64[0] <= item <= _INT64[1]:
+                return False
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+        elif isinstance(item, Mapping):
+            stack.extend(item.values())
+    return True
+
+
 def _ints_fit(attributes: Mapping[str, Any] | None) -> bool:
     for value in (attributes or {}).values():
-        if type(value) is int:
+        kind = type(value)
+        if kind is str or kind is float or kind is bool:  # the common atoms, at once
+            continue
+        if kind is int:
             if not _INT64[0] <= value <= _INT64[1]:
                 return False
-        elif isinstance(value, list | tuple) and not all(_int_ok(v) for v in value):
+        elif not _fits(value):
             return False
     return True
+
+
+def _as_text_past_64_bits(value: Any) -> Any:
+    """``value`` with each integer beyond the int64 range, however nested, as its text."""
+    if isinstance(value, int) and not _int_ok(value):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return [_as_text_past_64_bits(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _as_text_past_64_bits(v) for k, v in value.items()}
+    return value
 
 
 def _mend_attributes(
@@ -60,15 +91,11 @@ def _mend_attributes(
         return None
     mended: dict[str, Any] | None = None
     for key, value in attributes.items():
-        if isinstance(value, int) and not _int_ok(value):
-            new: Any = str(value)
-        elif isinstance(value, list | tuple) and not all(_int_ok(v) for v in value):
-            new = [str(v) for v in value]
-        else:
+        if _fits(value):
             continue
         if mended is None:
             mended = dict(attributes)
-        mended[key] = new
+        mended[key] = _as_text_past_64_bits(value)
         problems.append(
             f"{where}attribute '{clipped(visible(key), 60)}': an integer beyond the "
             "64-bit range, kept as text"
@@ -96,7 +123,15 @@ class SpanChecker:
         if known is None or known[0] is not resource:
             found: list[str] = []
             attributes = _mend_attributes(resource.attributes, "resource ", found)
-            mended = None if attributes is None else Resource(attributes, resource.schema_url)
+            mended = (
+                None
+                if attributes is None
+                else DecodedResource(
+                    attributes,
+                    resource.schema_url,
+                    dropped_attributes=getattr(resource, "dropped_attributes", 0),
+                )
+            )
             known = self._resources[id(resource)] = (resource, mended, found)
         return known
 
@@ -158,7 +193,9 @@ class SpanChecker:
                 continue
             events_changed = True
             attrs = event_attributes if event_attributes is not None else event.attributes
-            events.append(Event(event.name, attrs, stamp))
+            events.append(
+                DecodedEvent(event.name, attrs, stamp, dropped_attributes=event.dropped_attributes)
+            )
         if events_changed:
             changed["events"] = events
         links = []
@@ -169,7 +206,7 @@ class SpanChecker:
                 links.append(link)
                 continue
             links_changed = True
-            links.append(Link(link.context, link_attributes))
+            links.append(_link(link, link_attributes))
         if links_changed:
             changed["links"] = links
         resource = self._resource(span.resource, found)
@@ -181,7 +218,21 @@ class SpanChecker:
         return _rebuilt(span, changed), problems
 
 
+def _link(link: Link, attributes: dict[str, Any]) -> Link:
+    if isinstance(link, DecodedLink):
+        return DecodedLink(
+            link.context,
+            attributes,
+            otlp_flags=link.otlp_flags,
+            otlp_trace_state=link.otlp_trace_state,
+            dropped_attributes=link.dropped_attributes,
+        )
+    return Link(link.context, attributes)
+
+
 def _rebuilt(span: ReadableSpan, changed: dict[str, Any]) -> ReadableSpan:
+    if isinstance(span, DecodedSpan):  # what the SDK's span cannot hold goes along
+        return span.replaced(**changed)
     fields: dict[str, Any] = {
         "name": span.name,
         "context": span.context,

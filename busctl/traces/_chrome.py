@@ -5,41 +5,45 @@
     json.dump(to_chrome(read_trace_file(path).spans), open("out.json", "w"))
 
 One process per bus (the resource's ``service.name``), one thread track per
-service thread, named with ``M`` metadata events. Spans become complete
-(``X``) slices on the thread they ran on. Slices on one thread must nest, so a
-span that overlaps another on the same thread without nesting inside it (a
-command sent without waiting, still running when its caller's handler ends)
-goes on an async track (``b``/``e`` events) instead. Flow arrows (``s``/``f``)
-join a command's or event's sender to each handler.
+thread a span ran on (``Span.thread``: a handler's thread; a call or event
+sent from inside a handler runs on the handler's thread, so it is drawn
+there, nested under the handler), named with ``M`` metadata events. Every
+span is a complete (``X``) slice. Slices on one thread must nest, so a span
+that overlaps another on its thread without nesting in it (a command sent
+without waiting, still running when the handler that sent it returned) goes
+on an *overlap lane*: a track of its own just below its thread's, named
+after it (``bus:home/lights (overlap 1)``).
+
+Arrows are flow events v2 (``bind_id`` with ``flow_out`` on the slice they
+leave, ``flow_in`` on the slice they reach): the viewers bind them to those
+very slices, with no timestamp matching (flow v1 ``s`` events placed at a
+slice's edge were dropped by chrome://tracing, its µs to ms rounding putting
+them outside). They go from each sender to its handlers, from a span to a
+child drawn elsewhere (another lane, thread or process), and along span
+links (a replayed span from the one it replays). A slice carries one
+``bind_id``: it leaves by it when arrows leave it; each arrow that reaches it
+beyond that lands on a zero-length marker slice at its start (``← name``).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
-from ._model import Span
+from ._model import Span, json_value
 
 __all__ = ["to_chrome"]
 
 _ARG_KEYS = ("bus.args", "bus.kwargs", "bus.result", "error.type", "bus.queued_ms")
+_HOPS = frozenset({"server", "consumer"})  # reached from their parent across threads
 
 
 def _us(ns: int, origin: int) -> float:
+    # Microseconds with three decimals: whole nanoseconds, which Perfetto
+    # reads back exactly (it rounds ts * 1000), so slices that nest in
+    # nanoseconds nest in the viewer.
     return round((ns - origin) / 1000, 3)
-
-
-def _finite(value: Any) -> Any:
-    """``value`` with NaN and the infinities as text: JSON has no spelling for them.
-
-    (``json.dumps`` would write a bare ``NaN``, which Perfetto refuses.)
-    """
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
 
 
 def _args(span: Span) -> dict[str, Any]:
@@ -51,97 +55,191 @@ def _args(span: Span) -> dict[str, Any]:
     }
     if span.parent_id:
         args["parent_id"] = span.parent_id
-    for key in _ARG_KEYS:
-        if key in span.attributes:
-            args[key] = _finite(span.attributes[key])
+    if span.is_bus:
+        for key in _ARG_KEYS:
+            if key in span.attributes:
+                args[key] = json_value(span.attributes[key])
+    attributes = span.own_attributes()
+    if attributes:
+        args["attributes"] = json_value(attributes)
+    events = span.own_events()
+    if events:
+        args["events"] = [
+            {"name": name, "time_unix_nano": str(time), "attributes": json_value(attributes)}
+            for name, attributes, time in events
+        ]
+    links = span.own_links()
+    if links:
+        args["links"] = [
+            {"trace_id": trace_id, "span_id": span_id, "attributes": json_value(attributes)}
+            for trace_id, span_id, attributes in links
+        ]
     if span.error:
-        args["error"] = span.status_message or span.error_type or "error"
+        args["error"] = span.error_text
     if span.replayed:
         args["replayed"] = True
     return args
 
 
+@dataclass(slots=True)
+class _Placed:
+    """One span's slice, and the arrows that leave and reach it."""
+
+    span: Span
+    event: dict[str, Any]
+    track: tuple[int, int]  # (pid, tid)
+    outgoing: bool = False
+    incoming: list[tuple[_Placed, str]] = field(default_factory=list)  # (from, category)
+
+    def key(self) -> tuple[float, float, int]:
+        """Its place in the file: by start, longest first, an arrow's source first."""
+        return (self.event["ts"], -self.event["dur"], 0 if self.outgoing else 1)
+
+
+class _Tracks:
+    """Thread tracks and their overlap lanes, with the ``M`` events naming them."""
+
+    def __init__(self, events: list[dict[str, Any]]) -> None:
+        self._events = events
+        self._pids: dict[str, int] = {}
+        self._threads: dict[tuple[int, str], int] = {}  # (pid, thread) -> its order
+        self._tids: dict[tuple[int, str, int], int] = {}  # (pid, thread, lane) -> tid
+        # Per (pid, thread), one stack of open slice ends per lane.
+        self._lanes: dict[tuple[int, str], list[list[int]]] = {}
+
+    def process(self, name: str) -> int:
+        pid = self._pids.get(name)
+        if pid is None:
+            pid = self._pids[name] = len(self._pids) + 1
+            self._events.append(
+                {"ph": "M", "name": "process_name", "pid": pid, "tid": 0, "args": {"name": name}}
+            )
+        return pid
+
+    def place(self, pid: int, thread: str, start: int, end: int) -> int:
+        """The tid of the first lane of ``thread`` where ``[start, end]`` nests.
+
+        Spans come in start order (longest first on a tie): on each lane a
+        slice ends before the next begins, or holds it whole.
+        """
+        lanes = self._lanes.setdefault((pid, thread), [])
+        for lane, stack in enumerate(lanes):
+            while stack and stack[-1] <= start:
+                stack.pop()
+            if not stack or end <= stack[-1]:
+                stack.append(end)
+                return self._tid(pid, thread, lane)
+        lanes.append([end])
+        return self._tid(pid, thread, len(lanes) - 1)
+
+    def _tid(self, pid: int, thread: str, lane: int) -> int:
+        key = (pid, thread, lane)
+        tid = self._tids.get(key)
+        if tid is None:
+            tid = self._tids[key] = len(self._tids) + 1
+            order = self._threads.setdefault((pid, thread), len(self._threads))
+            name = thread if lane == 0 else f"{thread} (overlap {lane})"
+            self._events.append(
+                {"ph": "M", "name": "thread_name", "pid": pid, "tid": tid, "args": {"name": name}}
+            )
+            # Each lane just below its thread, threads in order of first use.
+            self._events.append(
+                {"ph": "M", "name": "thread_sort_index", "pid": pid, "tid": tid,
+                 "args": {"sort_index": order * 1000 + lane}}
+            )  # fmt: skip
+        return tid
+
+
 def to_chrome(spans: Iterable[Span]) -> dict[str, Any]:
-    """The Chrome trace-event JSON object (``{"traceEvents": [...]}``) of the spans."""
+    """The Chrome trace-event JSON object (``{"traceEvents": [...]}``) of the spans.
+
+    Linear in the spans but for the sorts. A span whose parent or linked
+    span is not among them has no arrow for it; nor has one that would point
+    back in time (two processes whose clocks disagree), which neither viewer
+    can draw.
+    """
     spans = sorted(spans, key=lambda s: (s.start_ns, -s.end_ns))
     if not spans:
         return {"traceEvents": [], "displayTimeUnit": "ms"}
     origin = spans[0].start_ns
-    pids: dict[str, int] = {}
-    tids: dict[tuple[int, str], int] = {}
-    events: list[dict[str, Any]] = []
+    meta: list[dict[str, Any]] = []
+    tracks = _Tracks(meta)
+    slices: list[_Placed] = []
+    by_id: dict[tuple[str, str], _Placed] = {}  # the first of a span id seen twice
     for span in spans:
-        process = str(span.resource.get("service.name") or "bus")
-        if process not in pids:
-            pids[process] = pid = len(pids) + 1
-            events.append(
-                {"ph": "M", "name": "process_name", "pid": pid, "tid": 0,
-                 "args": {"name": process}}
-            )  # fmt: skip
-        pid = pids[process]
-        key = (pid, span.thread)
-        if key not in tids:
-            tids[key] = tid = len(tids) + 1
-            events.append(
-                {"ph": "M", "name": "thread_name", "pid": pid, "tid": tid,
-                 "args": {"name": span.thread}}
-            )  # fmt: skip
-            events.append(
-                {"ph": "M", "name": "thread_sort_index", "pid": pid, "tid": tid,
-                 "args": {"sort_index": tid}}
-            )  # fmt: skip
-
-    stacks: dict[tuple[int, str], list[int]] = {}
-    placed: dict[str, tuple[int, int, bool]] = {}  # span id -> pid, tid, on a slice track
-    for span in spans:
-        pid = pids[str(span.resource.get("service.name") or "bus")]
-        tid = tids[(pid, span.thread)]
-        stack = stacks.setdefault((pid, span.thread), [])
-        while stack and stack[-1] <= span.start_ns:
-            stack.pop()
+        pid = tracks.process(str(span.resource.get("service.name") or "bus"))
         end = max(span.end_ns, span.start_ns)
-        common = {"name": span.name, "cat": f"bus.{span.kind}", "pid": pid, "tid": tid}
-        if not stack or end <= stack[-1]:
-            stack.append(end)
-            events.append(
-                {**common, "ph": "X", "ts": _us(span.start_ns, origin),
-                 "dur": round((end - span.start_ns) / 1000, 3), "args": _args(span)}
-            )  # fmt: skip
-            placed[span.span_id] = (pid, tid, True)
-        else:
-            ident = f"0x{span.span_id}"
-            events.append(
-                {**common, "ph": "b", "id": ident, "ts": _us(span.start_ns, origin),
-                 "args": _args(span)}
-            )  # fmt: skip
-            events.append({**common, "ph": "e", "id": ident, "ts": _us(end, origin)})
-            placed[span.span_id] = (pid, tid, False)
-
-    # Flow arrows from a sender to its handler, when both are slices.
-    flow = 0
-    by_id = {s.span_id: s for s in spans}
-    for span in spans:
-        if span.kind not in ("server", "consumer") or not span.parent_id:
-            continue
-        sender = by_id.get(span.parent_id)
-        if sender is None or sender.span_id not in placed or span.span_id not in placed:
-            continue
-        spid, stid, s_slice = placed[sender.span_id]
-        hpid, htid, h_slice = placed[span.span_id]
-        if not (s_slice and h_slice):
-            continue
-        flow += 1
-        events.append(
-            {"ph": "s", "id": flow, "name": span.operation, "cat": "bus.flow", "pid": spid,
-             "tid": stid, "ts": _us(max(sender.start_ns, min(span.start_ns, sender.end_ns)),
-                                    origin)}
-        )  # fmt: skip
-        events.append(
-            {"ph": "f", "bp": "e", "id": flow, "name": span.operation, "cat": "bus.flow",
-             "pid": hpid, "tid": htid, "ts": _us(span.start_ns, origin)}
-        )  # fmt: skip
+        tid = tracks.place(pid, span.thread, span.start_ns, end)
+        event = {
+            "ph": "X", "name": span.name, "cat": f"bus.{span.kind}", "pid": pid, "tid": tid,
+            "ts": _us(span.start_ns, origin), "dur": round((end - span.start_ns) / 1000, 3),
+            "args": _args(span),
+        }  # fmt: skip
+        item = _Placed(span, event, (pid, tid))
+        slices.append(item)
+        by_id.setdefault((span.trace_id, span.span_id), item)
+    _plan_arrows(slices, by_id)
     return {
-        "traceEvents": events,
+        "traceEvents": meta + _bind(slices),
         "displayTimeUnit": "ms",
         "otherData": {"origin_unix_ns": str(origin), "spans": len(spans)},
     }
+
+
+def _plan_arrows(slices: list[_Placed], by_id: dict[tuple[str, str], _Placed]) -> None:
+    """Note each arrow on the slice it leaves and the one it reaches."""
+
+    def arrow(source: _Placed | None, target: _Placed, category: str) -> None:
+        if source is None or source is target or source.span.start_ns > target.span.end_ns:
+            return
+        source.outgoing = True
+        target.incoming.append((source, category))
+
+    for item in slices:
+        span = item.span
+        if span.parent_id:
+            parent = by_id.get((span.trace_id, span.parent_id))
+            # A child on its parent's own track is drawn nested in it: no arrow needed.
+            if parent is not None and (span.kind in _HOPS or parent.track != item.track):
+                arrow(parent, item, "bus.flow")
+        for trace_id, span_id, _ in span.links:
+            arrow(by_id.get((trace_id, span_id)), item, "bus.link")
+
+
+def _bind(slices: list[_Placed]) -> list[dict[str, Any]]:
+    """The slice events with their flow v2 fields, and a marker for each arrow in beyond one.
+
+    Both viewers pair a flow's ends in file order, by start: each arrow's
+    source comes before its end. A slice that arrows leave gets a
+    ``bind_id`` of its own and ``flow_out``; one that only arrows reach
+    takes the first one's ``bind_id`` with ``flow_in``, unless that would
+    come before the source (they start together, it lasts longer); every
+    other arrow in lands on a zero-length marker slice at its start, or at
+    the source's start when that is later.
+    """
+    ids: dict[int, int] = {}  # id(_Placed) -> its bind_id
+    for item in slices:
+        if item.outgoing:
+            item.event["bind_id"] = ids[id(item)] = len(ids) + 1
+            item.event["flow_out"] = True
+    ordered: list[tuple[tuple[float, float, int], dict[str, Any]]] = []
+    for item in slices:
+        event = item.event
+        incoming = item.incoming
+        if not item.outgoing and incoming and incoming[0][0].key() <= item.key():
+            event["bind_id"] = ids[id(incoming[0][0])]
+            event["flow_in"] = True
+            incoming = incoming[1:]
+        ordered.append((item.key(), event))
+        for source, category in incoming:
+            at = max(event["ts"], source.event["ts"])
+            marker = {
+                "ph": "X", "name": f"← {source.span.name}", "cat": category,
+                "pid": event["pid"], "tid": event["tid"], "ts": at, "dur": 0,
+                "bind_id": ids[id(source)], "flow_in": True,
+                "args": {"from_trace_id": source.span.trace_id,
+                         "from_span_id": source.span.span_id, "span_id": item.span.span_id},
+            }  # fmt: skip
+            ordered.append(((at, 0.0, 2), marker))
+    ordered.sort(key=lambda entry: entry[0])
+    return [event for _, event in ordered]

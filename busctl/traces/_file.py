@@ -36,7 +36,8 @@ from bus.otlp import OtlpDecodeError, decode_spans, encode_spans
 
 from ..render.text import visible
 from ._check import SpanChecker
-from ._model import LineError, Span, Trace, build_traces
+from ._model import Span
+from ._tree import LineError, Trace, build_traces
 
 __all__ = [
     "MAX_LINE_BYTES",

@@ -9,8 +9,10 @@ for trace in read_trace_file("traces/sample.jsonl").traces():
 
 from __future__ import annotations
 
+import base64
 import json
-from collections.abc import Iterable, Iterator, Mapping
+import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,9 +20,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 from opentelemetry.trace.status import StatusCode
 
-from ..render.text import clipped, visible
-
-__all__ = ["NOT_JSON", "LineError", "Span", "Trace", "build_traces"]
+__all__ = ["BUS_KEYS", "NOT_JSON", "Span", "json_value"]
 
 _KIND_NAMES = {
     SpanKind.INTERNAL: "internal",
@@ -41,6 +41,57 @@ class _NotJson:
 NOT_JSON: Any = _NotJson()
 """Returned by ``Span.json`` when the recorded text is truncated, lossy or missing."""
 
+BUS_KEYS = frozenset(
+    {
+        "rpc.system.name",
+        "rpc.method",
+        "messaging.system",
+        "messaging.destination.name",
+        "messaging.operation.type",
+        "messaging.operation.name",
+        "thread.name",
+        "error.type",
+    }
+)
+"""Attributes the bus writes on its spans besides its own ``bus.*`` ones (``docs/traces.md``)."""
+
+_HANDLERS = frozenset({"server", "consumer"})
+
+
+def json_value(value: Any) -> Any:
+    """An attribute value as JSON data, spelled as OTLP JSON spells what JSON cannot hold.
+
+    Bytes become their base64 text, non-finite doubles ``"NaN"``,
+    ``"Infinity"`` or ``"-Infinity"``; lists and maps are converted inside.
+    Iterative: a value read from a file may be nested deep.
+    """
+    kind = type(value)
+    if kind is str or kind is bool or kind is int or value is None:
+        return value
+    root: list[Any] = [None]
+    stack: list[tuple[Any, Any, Any]] = [(value, root, 0)]
+    while stack:
+        item, into, key = stack.pop()
+        if isinstance(item, float):
+            item = item if math.isfinite(item) else _NON_FINITE[str(item)]
+        elif isinstance(item, bytes | bytearray):
+            item = base64.b64encode(item).decode("ascii")
+        elif isinstance(item, Mapping):
+            shaped: dict[str, Any] = dict.fromkeys(str(k) for k in item)  # keeps their order
+            stack.extend((v, shaped, str(k)) for k, v in item.items())
+            item = shaped
+        elif isinstance(item, list | tuple):
+            listed: list[Any] = [None] * len(item)
+            stack.extend((v, listed, i) for i, v in enumerate(item))
+            item = listed
+        elif not isinstance(item, str | int | bool) and item is not None:
+            item = str(item)
+        into[key] = item
+    return root[0]
+
+
+_NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
 
 @dataclass(eq=False, slots=True)
 class Span:
@@ -51,7 +102,8 @@ class Span:
         span_id: 16 lower-case hex digits.
         parent_id: the parent's span id, or ``None`` for a root.
         name: the span's name (``lights.turn_on``, ``send motion.detected``).
-        kind: ``client``, ``server``, ``producer``, ``consumer`` or ``internal``.
+        kind: ``client``, ``server``, ``producer``, ``consumer``, ``internal``,
+            or ``unspecified`` (kind 0 in the file).
         start_ns: start, in nanoseconds since the epoch.
         end_ns: end, in nanoseconds since the epoch.
         attributes: every attribute, decoded.
@@ -83,6 +135,7 @@ class Span:
     children: list[Span] = field(default_factory=list)
     parent: Span | None = None
     source: ReadableSpan | None = field(default=None, repr=False)
+    _thread: str | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def from_readable(
@@ -97,12 +150,15 @@ class Span:
         """
         ctx = span.context
         assert ctx is not None
+        kind = _KIND_NAMES.get(span.kind, "internal")
+        if getattr(span, "otlp_kind", None) == 0:  # written as SPAN_KIND_UNSPECIFIED
+            kind = "unspecified"
         return cls(
             trace_id=f"{ctx.trace_id:032x}",
             span_id=f"{ctx.span_id:016x}",
             parent_id=f"{span.parent.span_id:016x}" if span.parent else None,
             name=span.name,
-            kind=_KIND_NAMES.get(span.kind, "internal"),
+            kind=kind,
             start_ns=span.start_time or 0,
             end_ns=span.end_time or 0,
             attributes=dict(span.attributes or {}),
@@ -163,18 +219,112 @@ class Span:
         return str(value) if value else "?"
 
     @property
+    def is_bus(self) -> bool:
+        """Whether the bus made this span (a command's or an event's), not an application."""
+        return (
+            self.attributes.get("rpc.system.name") == "bus"
+            or self.attributes.get("messaging.system") == "bus"
+        )
+
+    @property
     def thread(self) -> str:
-        """The thread the span ran on (a handler's thread, or the caller's)."""
-        value = self.attributes.get("thread.name")
-        if isinstance(value, str):
-            return value
-        return self.service
+        """The thread the span ran on.
+
+        Its ``thread.name`` (a handler's thread). A span that records none and
+        is not a handler's (a command called or an event fired from inside a
+        handler, a span a user opened there) ran on the thread of the span
+        that encloses it in the same process; without one, on the caller's
+        (``bus.caller``) or, failing that, the service's. Worked out once,
+        without recursion, however long the chain.
+        """
+        if self._thread is not None:
+            return self._thread
+        path: list[Span] = []
+        span = self
+        while True:
+            own = span.attributes.get("thread.name")
+            if isinstance(own, str):
+                found = own
+                break
+            if span._thread is not None:
+                found = span._thread
+                break
+            path.append(span)
+            parent = span.parent
+            if (
+                span.kind in _HANDLERS
+                or parent is None
+                or (parent.resource is not span.resource and parent.resource != span.resource)
+            ):
+                found = span.service
+                break
+            span = parent
+        for member in path:
+            member._thread = found
+        return found
 
     @property
     def error_type(self) -> str | None:
         """``error.type`` of a failed span."""
         value = self.attributes.get("error.type")
         return str(value) if value is not None else None
+
+    @property
+    def error_text(self) -> str | None:
+        """Why the span failed, ``None`` if it did not.
+
+        The status message; else ``error.type``; else the recorded exception
+        (``ValueError: no``); else ``"error"``: a failed span always says so.
+        """
+        if not self.error:
+            return None
+        if self.status_message:
+            return self.status_message
+        if self.error_type:
+            return self.error_type
+        for name, attributes, _ in self.events:
+            if name == "exception":
+                kind = attributes.get("exception.type")
+                message = attributes.get("exception.message")
+                if kind is not None or message is not None:
+                    return ": ".join(str(p) for p in (kind, message) if p is not None)
+        return "error"
+
+    def own_attributes(self) -> dict[str, Any]:
+        """The attributes that are not the bus's: a span's own, a user's additions to a bus span."""
+        if not self.is_bus:
+            return self.attributes
+        return {
+            key: value
+            for key, value in self.attributes.items()
+            if not key.startswith("bus.") and key not in BUS_KEYS
+        }
+
+    def own_events(self) -> list[tuple[str, dict[str, Any], int]]:
+        """The span's events, less a failed bus span's ``exception`` event (its error says it)."""
+        if not self.is_bus:
+            return self.events
+        return [e for e in self.events if e[0] != "exception"]
+
+    def own_links(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """The span's links, less a bus span's link to what it replays (``replayed`` says it)."""
+        if not self.is_bus:
+            return self.links
+        return [k for k in self.links if k[2].get("bus.replay") is not True]
+
+    def to_json(self) -> dict[str, Any]:
+        """The span's attributes, events and links as JSON data (``json_value``'s spelling)."""
+        return {
+            "attributes": json_value(self.attributes),
+            "events": [
+                {"name": name, "time_unix_nano": time, "attributes": json_value(attributes)}
+                for name, attributes, time in self.events
+            ],
+            "links": [
+                {"trace_id": trace_id, "span_id": span_id, "attributes": json_value(attributes)}
+                for trace_id, span_id, attributes in self.links
+            ],
+        }
 
     @property
     def replayed(self) -> bool:
@@ -217,188 +367,3 @@ class Span:
             span = stack.pop()
             yield span
             stack.extend(reversed(span.children))
-
-
-@dataclass(frozen=True, slots=True)
-class LineError:
-    """A line of a trace file, or a span on it, that could not be used as it is, and why."""
-
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"line {self.line}: {self.message}"
-
-
-@dataclass(eq=False, slots=True)
-class Trace:
-    """The spans of one trace id, as a forest (roots whose parent is not recorded).
-
-    ``spans`` are in start order. Its times, error count and services are
-    worked out once, when it is made: they are read once per span when it
-    is shown.
-    """
-
-    trace_id: str
-    roots: list[Span]
-    spans: list[Span]
-    start_ns: int = field(init=False)
-    """When the first span started."""
-    end_ns: int = field(init=False)
-    """When the last span ended."""
-    errors: int = field(init=False)
-    """How many of its spans failed."""
-    services: list[str] = field(init=False)
-    """The services the trace touched, in order of first appearance."""
-
-    def __post_init__(self) -> None:
-        self.start_ns = min((s.start_ns for s in self.spans), default=0)
-        self.end_ns = max((s.end_ns for s in self.spans), default=0)
-        self.errors = sum(1 for s in self.spans if s.error)
-        ordered = sorted(self.spans, key=_start)
-        self.services = list(dict.fromkeys(s.service for s in ordered))
-
-    @property
-    def duration_ms(self) -> float:
-        """From the first start to the last end, in milliseconds."""
-        return max(0, self.end_ns - self.start_ns) / 1e6
-
-    @property
-    def name(self) -> str:
-        """The name of its first root span."""
-        return self.roots[0].name if self.roots else "?"
-
-    def walk(self) -> Iterator[tuple[Span, int]]:
-        """``(span, depth)`` for every span, depth first, children in start order.
-
-        Iterative: a causal chain may be thousands of spans deep.
-        """
-        stack = [(root, 0) for root in reversed(self.roots)]
-        while stack:
-            span, depth = stack.pop()
-            yield span, depth
-            stack.extend((child, depth + 1) for child in reversed(span.children))
-
-
-def _start(span: Span) -> tuple[int, int]:
-    # The bus records a command's CLIENT span a hair before its SERVER span;
-    # the kind order breaks exact ties so trees read sender first.
-    return span.start_ns, _KIND_ORDER.get(span.kind, 9)
-
-
-_KIND_ORDER = {"client": 0, "producer": 1, "server": 2, "consumer": 3, "internal": 4}
-_SHOWN_IDS = 4  # span ids named in a report of a parent cycle
-
-
-def build_traces(spans: Iterable[Span], problems: list[LineError] | None = None) -> list[Trace]:
-    """Link spans into trees and group them by trace, oldest trace first.
-
-    Linear in the number of spans but for the sorts (``n log n``); nothing
-    recurses. Every span given is shown once, and what had to be mended is
-    reported in ``problems`` (one ``LineError`` each, at the span's line):
-
-    - a span whose id appears again in the same trace (a file captured twice
-      over, or two writers that chose the same id): the first is kept;
-    - spans whose parents form a cycle (``a`` the parent of ``b``, ``b`` of
-      ``a``; a span its own parent): the cycle is cut above its earliest
-      span, which is shown as a root. Without the cut none of them would be
-      reachable from a root, and the whole cycle would vanish.
-
-    A span whose parent is not in the file is a root: a capture or the
-    bus's ring often holds only part of a trace, so that is not reported.
-    """
-    found = problems if problems is not None else []
-    by_trace: dict[str, dict[str, Span]] = {}
-    for span in spans:
-        members = by_trace.setdefault(span.trace_id, {})
-        first = members.setdefault(span.span_id, span)
-        if first is not span:
-            found.append(
-                LineError(
-                    span.line,
-                    f"span {span.span_id} ({_named(span)}) of trace {span.trace_id} "
-                    f"appears again (first on line {first.line}): this copy is left out",
-                )
-            )
-    traces = []
-    for trace_id, members in by_trace.items():
-        ordered = sorted(members.values(), key=_start)
-        roots = []
-        for span in ordered:
-            span.children.clear()
-            span.parent = None
-        for span in ordered:
-            parent = members.get(span.parent_id) if span.parent_id else None
-            if parent is None:
-                roots.append(span)
-            elif parent is span:
-                roots.append(span)
-                message = f"span {span.span_id} ({_named(span)}) is its own parent: shown as a root"
-                found.append(LineError(span.line, message))
-            else:
-                span.parent = parent
-                parent.children.append(span)
-        roots.extend(_cut_cycles(ordered, roots, found))
-        roots.sort(key=_start)
-        traces.append(Trace(trace_id, roots, ordered))
-    traces.sort(key=lambda t: t.start_ns)
-    return traces
-
-
-def _cut_cycles(ordered: list[Span], roots: list[Span], found: list[LineError]) -> list[Span]:
-    """Cut every parent cycle among ``ordered``; return the spans that became roots.
-
-    A span not reachable from a root is in a cycle or under one. Walking up
-    from it (each span at most once before it becomes reachable) finds the
-    cycle; its earliest span is detached from its parent, and everything
-    under it is then reachable.
-    """
-    reached: set[int] = set()
-
-    def reach(top: Span) -> None:
-        stack = [top]
-        while stack:
-            span = stack.pop()
-            reached.add(id(span))
-            stack.extend(span.children)
-
-    for root in roots:
-        reach(root)
-    if len(reached) == len(ordered):
-        return []
-    new_roots = []
-    for span in ordered:
-        if id(span) in reached:
-            continue
-        path: dict[int, int] = {}
-        chain: list[Span] = []
-        current: Span | None = span
-        while current is not None and id(current) not in path:
-            path[id(current)] = len(chain)
-            chain.append(current)
-            current = current.parent
-        if current is None:  # pragma: no cover - a chain that ends reaches a root
-            continue
-        cycle = chain[path[id(current)] :]
-        top = min(cycle, key=_start)
-        parent = top.parent
-        assert parent is not None
-        parent.children.remove(top)
-        top.parent = None
-        new_roots.append(top)
-        ids = " -> ".join(s.span_id for s in cycle[:_SHOWN_IDS])
-        more = f" and {len(cycle) - _SHOWN_IDS} more" if len(cycle) > _SHOWN_IDS else ""
-        found.append(
-            LineError(
-                top.line,
-                f"span {top.span_id} ({_named(top)}) is in a cycle of {len(cycle)} spans, "
-                f"each the parent of the next ({ids}{more}): shown as a root",
-            )
-        )
-        reach(top)
-    return new_roots
-
-
-def _named(span: Span) -> str:
-    # For problem reports: the name is the file's text, made visible and short.
-    return f"'{clipped(visible(span.name), 60)}'"  # not repr: it would double each backslash

@@ -9,6 +9,7 @@ print(render_traces(traces))
 from __future__ import annotations
 
 import fnmatch
+import json
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -17,7 +18,8 @@ from typing import Any
 
 from ..render.text import clipped, visible
 from ..render.units import trace_ms
-from ._model import Span, Trace
+from ._model import Span, json_value
+from ._tree import Trace
 
 __all__ = ["TraceFilter", "render_trace", "render_traces", "summary_json"]
 
@@ -92,15 +94,17 @@ def _text(value: object, width: int = NAME_WIDTH) -> str:
 
 
 def _label(span: Span) -> str:
-    if span.kind == "client":
-        return _text(f"call {span.command or span.name}")
-    if span.kind == "server":
-        return _text(f"handle {span.command or span.name}")
+    # A bus command's spans are both named after the command; another
+    # application's spans are named by it ("handle Pay", "GET /orders").
+    if span.kind == "client" and span.command and span.is_bus:
+        return _text(f"call {span.command}")
+    if span.kind == "server" and span.command and span.is_bus:
+        return _text(f"handle {span.command}")
     return _text(span.name)
 
 
 def _detail(span: Span) -> str:
-    if span.kind in ("server", "consumer"):
+    if span.kind in ("server", "consumer") or not span.is_bus:
         where = span.service
         if span.thread != span.service:
             where += f" @{span.thread}"
@@ -121,7 +125,7 @@ def _detail(span: Span) -> str:
 def _mark(span: Span, style: Style) -> str:
     mark = ""
     if span.error:
-        reason = span.status_message or span.error_type or "error"
+        reason = span.error_text or "error"
         server = span.server if span.kind == "client" else None
         if server is not None and server.error:
             reason = span.error_type or "error"  # the handler's line says why
@@ -172,20 +176,27 @@ def render_trace(trace: Trace, *, style: Style = _plain, args: bool = False) -> 
         else:
             child_prefix = prefix + ("   " if last else "│  ")
         if args:
-            extra = _args_text(span)
+            extra = _args_lines(span)
             if extra:
                 if depth > MAX_INDENT:
                     pad = prefix + " " * len(branch)
                 else:
                     pad = prefix + ("   " if depth == 0 or last else "│  ")
-                lines.append(f"  {pad}   {style(extra, 'dim')}")
+                lines.extend(f"  {pad}   {style(text, 'dim')}" for text in extra)
         children = span.children
         for i in range(len(children) - 1, -1, -1):
             stack.append((children[i], child_prefix, i == len(children) - 1, depth + 1))
     return lines
 
 
-def _args_text(span: Span) -> str:
+def _args_lines(span: Span) -> list[str]:
+    """``--args``: what the span carries beyond its tree line, a line per kind of thing.
+
+    A bus span's arguments and result; then, for any span, the attributes,
+    events and links that are not the bus's own (all of them, for another
+    application's span).
+    """
+    lines = []
     parts = []
     keys: tuple[tuple[str, str], ...] = (
         ("bus.args", "args"),
@@ -201,7 +212,30 @@ def _args_text(span: Span) -> str:
             if span.attributes.get(key + ".truncated"):
                 shown += " (truncated)"
             parts.append(f"{label}={shown}")
-    return "  ".join(parts)
+    if parts:
+        lines.append("  ".join(parts))
+    attributes = span.own_attributes()
+    if attributes:
+        lines.append(_pairs(attributes))
+    for name, event_attributes, time_ns in span.own_events():
+        line = f"event {_text(name)} +{trace_ms((time_ns - span.start_ns) / 1e6)}"
+        if event_attributes:
+            line += "  " + _pairs(event_attributes)
+        lines.append(line)
+    for trace_id, span_id, link_attributes in span.own_links():
+        line = f"link {trace_id} {span_id}"
+        if link_attributes:
+            line += "  " + _pairs(link_attributes)
+        lines.append(line)
+    return lines
+
+
+def _pairs(attributes: dict[str, Any]) -> str:
+    """``key=value`` for each attribute, values as JSON (so "1" and 1 differ), each cut."""
+    return "  ".join(
+        f"{_text(key)}={_text(json.dumps(json_value(value), ensure_ascii=False), ARGS_WIDTH)}"
+        for key, value in attributes.items()
+    )
 
 
 def render_traces(traces: Iterable[Trace], *, style: Style = _plain, args: bool = False) -> str:
@@ -230,8 +264,9 @@ def summary_json(trace: Trace) -> dict[str, Any]:
                 "thread": span.thread,
                 "offset_ms": round((span.start_ns - trace.start_ns) / 1e6, 3),
                 "duration_ms": round(span.duration_ms, 3),
-                "error": span.status_message if span.error else None,
+                "error": span.error_text,
                 "line": span.line,
+                **span.to_json(),
             }
             for span, depth in trace.walk()
         ],

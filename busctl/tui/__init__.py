@@ -3,6 +3,7 @@
     busctl tui                 # the one running bus, else the embedded sample bus
     busctl tui --bus home      # a bus by name, or --bus /path/to/home.sock
     busctl tui --safe          # ask before a command not declared read-only runs
+    busctl tui --nats nats://127.0.0.1:4222 --bus home    # a bus across processes, whole
 
 Textual is imported only when the command runs, so ``busctl --help`` stays
 instant. The application itself is ``busctl.tui.app.BusctlApp``.
@@ -21,7 +22,16 @@ __all__ = ["tui"]
     "target",
     metavar="NAME|PATH",
     help="The bus to attach to: a name, a socket path or unix:path=... "
-    "(default: $BUS_ADDRESS, else the one running bus, else the embedded sample bus).",
+    "(default: $BUS_ADDRESS, else the one running bus, else the embedded sample bus). "
+    "With --nats: a bus's name on that server (default: the one there).",
+)
+@click.option(
+    "--nats",
+    "nats",
+    metavar="URL",
+    envvar="BUS_NATS_URL",
+    help="Attach over this NATS server to a bus across processes, seen whole "
+    "(default: $BUS_NATS_URL; '' for none).",
 )
 @click.option(
     "--safe/--no-safe",
@@ -29,7 +39,7 @@ __all__ = ["tui"]
     help="Ask before running a command not declared read-only "
     "(default: `safe` in ~/.config/busctl/config.toml, else off).",
 )
-def tui(target: str | None, safe: bool | None) -> None:
+def tui(target: str | None, nats: str | None, safe: bool | None) -> None:
     """The live inspector: services, commands, listeners, activity, holds, traces."""
     from bus import BusError
     from busctl._client import ConnectionLost
@@ -43,8 +53,14 @@ def tui(target: str | None, safe: bool | None) -> None:
     # Attach before the screen takes over, so a bus that is not there is one
     # line on stderr and exit status 3, as for every other verb.
     try:
-        first = connect(target)
+        first = connect(target, nats or None)
     except (BusError, ConnectionLost, OSError) as exc:
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(ExitStatus.NO_BUS) from None
-    BusctlApp(connect=lambda: connect(target), source=first, safe=safe).run()
+    # Connecting again attaches to that same bus (by name, over NATS): not to
+    # whatever one bus a default would find then.
+    BusctlApp(
+        connect=lambda: connect(first.name if nats else target, nats or None),
+        source=first,
+        safe=safe,
+    ).run()

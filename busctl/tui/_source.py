@@ -153,7 +153,8 @@ class ClientSource:
         def deliver(method: str, params: dict[str, Any]) -> None:
             activity = params.get("activity")
             if method == "activity" and isinstance(activity, dict):
-                callback(activity)
+                process = params.get("process")  # over NATS: the process it happened in
+                callback({**activity, "process": process} if isinstance(process, str) else activity)
 
         self._subscription = self.client.subscribe("activity", deliver)
 
@@ -289,28 +290,30 @@ class LocalSource:
             return failed
 
 
-def connect(target: str | None) -> ClientSource:
+def connect(target: str | None, nats: str | None = None) -> ClientSource:
     """Attach to the bus ``target`` names, or embed the sample bus (blocks: use a thread).
 
+    With ``nats``, the bus of that name on that NATS server, seen whole.
+
     Raises:
-        bus.BusError (NoBusError, AmbiguousBusError), ConnectionLost: nothing to attach to.
+        bus.BusError (NoBusError, AmbiguousBusError, TransportError), ConnectionLost:
+            nothing to attach to.
     """
     from busctl._embedded import connect_or_embed
 
-    client, bus = connect_or_embed(target)
+    client, bus = connect_or_embed(target, nats=nats)
     return ClientSource(client, bus)
 
 
 def reconnector(source: Source) -> Callable[[], Source] | None:
     """How to attach again to the bus ``source`` was attached to, if it can be.
 
-    A bus in another process comes back at the same address: attach to that
-    one, not to whatever else runs (nor to an embedded sample). A bus in this
-    process, or the embedded one, cannot come back.
+    A bus in another process comes back at the same address (or, over NATS,
+    by the same name on the same server): attach to that one, not to whatever
+    else runs (nor to an embedded sample). A bus in this process, or the
+    embedded one, cannot come back.
     """
     if isinstance(source, ClientSource) and not source.embedded:
-        address = source.address
-        from busctl._client import Client
-
-        return lambda: ClientSource(Client.connect(address))
+        client = source.client
+        return lambda: ClientSource(client.connect_again())
     return None

@@ -332,6 +332,10 @@ class BusctlApp(Intervening):
             table.show(inspected)
         dropped = self.feed.dropped + (self.source.dropped if self.source is not None else 0)
         self.busline.show(inspected, not_shown=dropped)
+        processes = inspected.get("processes")
+        if isinstance(processes, list) and self.source is not None:  # a bus across processes
+            count = len(processes)
+            self.sub_title = f"{self.source.address} · {count} process{'es' if count != 1 else ''}"
 
     def _tick_drain(self) -> None:
         if self._lost.is_set() and self.connected:

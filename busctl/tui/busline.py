@@ -2,6 +2,7 @@
 
     line = BusLine("connecting…", id="busline")
     failed = line.show(inspected, not_shown=12)    # on every poll: {name: error}
+    # a bus across processes (NATS): home · 3 processes: vm:7 greeter · vm:9 lights, ...
     line.went_away("home", "connection reset")     # the bus is gone: r reconnects
 
 A service the bus marks ``failed`` is counted first on the line, so no
@@ -37,9 +38,14 @@ class BusLine(Static):
         bus = inspected.get("bus", {})
         totals = inspected.get("totals", {})
         failed = self._failed(inspected)
-        line = Text.assemble(
-            (visible(bus.get("name", "?")), "bold"), visible(f" {bus.get('state', '')} · ")
-        )
+        line = Text.assemble((visible(bus.get("name", "?")), "bold"))
+        processes = inspected.get("processes")
+        if isinstance(processes, list):
+            line.append(" · ")
+            self._processes(line, processes, inspected.get("services", ()))
+        else:
+            line.append(visible(f" {bus.get('state', '')}"))
+        line.append(" · ")
         if failed:
             # First on the line, so no terminal is too narrow to show it.
             names = visible(", ".join(failed))
@@ -64,6 +70,35 @@ class BusLine(Static):
         # One line of fixed size: no layout pass on every poll.
         self.update(line, layout=False)
         return failed
+
+    @staticmethod
+    def _processes(line: Text, processes: list[Any], services: Any) -> None:
+        """``3 processes: vm:7 greeter, lights · vm:9 thermostat``: who hosts what."""
+        hosted: dict[str, list[str]] = {}
+        for service in services if isinstance(services, list) else ():
+            if not isinstance(service, dict) or service.get("kind") == "pool":
+                continue
+            for instance in service.get("instances") or ():
+                if isinstance(instance, dict):
+                    hosted.setdefault(str(instance.get("process")), []).append(
+                        str(service.get("name"))
+                    )
+        count = len(processes)
+        line.append(f"{count} process{'es' if count != 1 else ''}: ", style="bold")
+        # By label: the process answering the console lists itself first, and
+        # that one changes from poll to poll.
+        listed = sorted(
+            (p for p in processes if isinstance(p, dict)), key=lambda p: str(p.get("label"))
+        )
+        for index, process in enumerate(listed):
+            label = str(process.get("label", "?"))
+            if index:
+                line.append(" · ")
+            if process.get("state") == "unreachable":
+                line.append(visible(f"{label} not answering"), style="bold red")
+                continue
+            line.append(visible(label), style="bold")
+            line.append(visible(" " + (", ".join(hosted.get(label, [])) or "no services")))
 
     def not_attached(self, reason: str) -> None:
         """Attaching failed; ``r`` retries."""

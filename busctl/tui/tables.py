@@ -24,7 +24,7 @@ from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowDoesNotExist
 
-from busctl.render.columns import COMMANDS, LISTENERS, SERVICES, Table
+from busctl.render.columns import COMMANDS, LISTENERS, SERVICES, Table, across
 
 from ._format import styled
 
@@ -94,14 +94,37 @@ class FitTable(DataTable[Any]):
         kwargs.setdefault("cursor_type", "row")
         kwargs.setdefault("zebra_stripes", True)
         super().__init__(**kwargs)
-        self._keys = [key for key, _ in self.COLUMNS]
+        # The class's layout, until ``relayout`` gives another.
+        self._columns = self.COLUMNS
+        self._flex = self.FLEX
+        self._weights = self.FLEX_WEIGHTS
+        self._keep_end = self.KEEP_END
+        self._keys = [key for key, _ in self._columns]
         self._full: dict[str, tuple[Text, ...]] = {}
         self._cells: dict[str, tuple[Text, ...]] = {}
-        self._wants = {key: cell_len(label) for key, label in self.COLUMNS}
+        self._wants = {key: cell_len(label) for key, label in self._columns}
         self._widths: dict[str, int] = {}
 
     def on_mount(self) -> None:
-        for key, label in self.COLUMNS:
+        for key, label in self._columns:
+            self.add_column(label, key=key)
+
+    def relayout(
+        self,
+        columns: tuple[tuple[str, str], ...],
+        flex: tuple[str, ...],
+        weights: dict[str, int],
+        keep_end: tuple[str, ...],
+    ) -> None:
+        """Other columns (as ``layout`` gives them): every row and column is put anew."""
+        self._columns, self._flex, self._weights, self._keep_end = columns, flex, weights, keep_end
+        self._keys = [key for key, _ in columns]
+        self._full.clear()
+        self._cells.clear()
+        self._widths = {}
+        self._wants = {key: cell_len(label) for key, label in columns}
+        self.clear(columns=True)
+        for key, label in columns:
             self.add_column(label, key=key)
 
     def has_row(self, key: str) -> bool:
@@ -120,7 +143,7 @@ class FitTable(DataTable[Any]):
             with contextlib.suppress(RowDoesNotExist):
                 self.remove_row(key)
         self._full = full
-        for index, (key, label) in enumerate(self.COLUMNS):
+        for index, (key, label) in enumerate(self._columns):
             self._wants[key] = max([cell_len(label), *(_width(c[index]) for c in full.values())])
         self._fit()
 
@@ -134,7 +157,7 @@ class FitTable(DataTable[Any]):
         if width >= self._wants[column]:
             self._wants[column] = width
         elif before == self._wants[column]:  # it may have been the widest: count again
-            label = dict(self.COLUMNS)[column]
+            label = dict(self._columns)[column]
             self._wants[column] = max(
                 [cell_len(label), *(_width(c[index]) for c in self._full.values())]
             )
@@ -144,7 +167,7 @@ class FitTable(DataTable[Any]):
         """Remove every row."""
         self._full.clear()
         self._cells.clear()
-        self._wants = {key: cell_len(label) for key, label in self.COLUMNS}
+        self._wants = {key: cell_len(label) for key, label in self._columns}
         self.clear()
 
     def on_resize(self, event: events.Resize) -> None:
@@ -158,7 +181,7 @@ class FitTable(DataTable[Any]):
         rows = self._full if only is None else {only: self._full[only]}
         for row, full in rows.items():
             cells = tuple(
-                self._cut(cell, widths[key], key in self.KEEP_END) if key in widths else cell
+                self._cut(cell, widths[key], key in self._keep_end) if key in widths else cell
                 for key, cell in zip(self._keys, full, strict=True)
             )
             old = self._cells.get(row)
@@ -185,16 +208,16 @@ class FitTable(DataTable[Any]):
         return cut
 
     def _flex_widths(self) -> dict[str, int]:
-        if not self.FLEX:
+        if not self._flex:
             return {}
         # Hidden (another tab) or not laid out yet: the screen's width is the best guess.
         room = self.scrollable_content_region.width or self.app.size.width
         pad = 2 * self.cell_padding
         for key in self._keys:
-            room -= pad if key in self.FLEX else self._wants[key] + pad
-        flex = [key for key in self.FLEX if key in self._wants]
+            room -= pad if key in self._flex else self._wants[key] + pad
+        flex = [key for key in self._flex if key in self._wants]
         wants = [self._wants[key] for key in flex]
-        weights = [self.FLEX_WEIGHTS.get(key, 1) for key in flex]
+        weights = [self._weights.get(key, 1) for key in flex]
         shares = share(room, wants, self.FLEX_LEAST, weights)
         return dict(zip(flex, shares, strict=True))
 
@@ -220,14 +243,23 @@ class LiveTable(FitTable):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.items: dict[str, dict[str, Any]] = {}
+        self.spec = self.SPEC
 
     def table_rows(self, inspected: dict[str, Any]) -> Iterable[tuple[str, dict[str, Any], Cells]]:
         """(row key, the inspect entry, the cells) for each row, in the TUI's colours."""
-        for key, entry, cells in self.SPEC.rows(inspected):
+        for key, entry, cells in self.spec.rows(inspected):
             yield key, dict(entry), tuple(styled(cell) for cell in cells)
 
     def show(self, inspected: dict[str, Any]) -> None:
-        """Bring the table in line with ``inspected``, touching only what changed."""
+        """Bring the table in line with ``inspected``, touching only what changed.
+
+        A bus across processes (over NATS) gets the table with the processes'
+        column (``busctl.render.columns.across``).
+        """
+        spec = across(self.SPEC, inspected)
+        if spec is not self.spec:
+            self.spec = spec
+            self.relayout(*layout(spec))
         rows = list(self.table_rows(inspected))
         self.items = {key: item for key, item, _ in rows}
         self.put_rows((key, cells) for key, _, cells in rows)

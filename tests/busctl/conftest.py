@@ -50,7 +50,11 @@ def _busctl_env(runtime_dir: Path, **extra: str) -> dict[str, str]:
 class BusProcess:
     """A ``busctl run`` subprocess; ``lines`` gets its stdout line by line."""
 
-    def __init__(self, args: list[str], runtime_dir: Path, **env: str) -> None:
+    def __init__(
+        self, args: list[str], runtime_dir: Path, *, own_group: bool = False, **env: str
+    ) -> None:
+        """``own_group``: in a process group of its own, as a terminal's job is, so
+        ``interrupt()`` can send SIGINT to it and its children as Ctrl-C does."""
         self.runtime_dir = runtime_dir
         self.process = subprocess.Popen(
             [sys.executable, "-m", "busctl", "run", *args],
@@ -59,6 +63,7 @@ class BusProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            process_group=0 if own_group else None,
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.stdout: list[str] = []
@@ -95,6 +100,12 @@ class BusProcess:
                 )
             if " listening on " in line:
                 return line.split(" listening on ", 1)[1].split(" (pid", 1)[0]
+
+    def interrupt(self, timeout: float = 30.0) -> int:
+        """Ctrl-C at its terminal: SIGINT to its whole process group (``own_group``)."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGINT)
+        return self.stop(timeout=timeout)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         """Send ``sig`` and wait for the exit status."""

@@ -9,9 +9,13 @@ the tests by name.
 
 from __future__ import annotations
 
+import datetime
+import enum
+import json
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from bus import Bus, Service, command, listener
@@ -33,6 +37,8 @@ class Greeter(Service):
             raise KeyError("nope")
         if kind == "local":
             raise HostOnlyError("made here")
+        if kind == "json":
+            json.loads("{oops")
         raise ValueError(kind)
 
     @command("greeter.sleep")
@@ -40,9 +46,26 @@ class Greeter(Service):
         time.sleep(seconds)
         return seconds
 
+    @command("greeter.card")
+    def card(self, name: str) -> Card:
+        return Card(name, datetime.date(2026, 12, 1), Mode.HEAT)
+
     @command("greeter.where")
     def where(self) -> str:
         return LABEL
+
+
+class Mode(enum.Enum):
+    HEAT = "heat"
+
+
+@dataclass
+class Card:
+    """A typed result of a class the test process does not have."""
+
+    name: str
+    issued: datetime.date
+    mode: Mode
 
 
 class HostOnlyError(Exception):

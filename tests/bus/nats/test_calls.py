@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import traceback
@@ -68,8 +69,10 @@ def test_arguments_that_are_not_json_fail_at_once(
 ) -> None:
     bus = nats_bus()
     assert bus.wait_for_command("greet", 5)
-    with pytest.raises(TypeError, match="must be JSON"):
+    with pytest.raises(TypeError, match=r"^greet: argument 'name' \(an object\) has no JSON form"):
         bus.execute_command("greet", object())
+    with pytest.raises(TypeError, match=r"argument 'punctuation' \(a lock\)"):
+        bus.execute_command("greet", "Ann", punctuation=threading.Lock())
 
 
 def test_a_handler_error_comes_back_with_its_type_message_and_remote_traceback(
@@ -86,6 +89,23 @@ def test_a_handler_error_comes_back_with_its_type_message_and_remote_traceback(
     with pytest.raises(ValueError, match="other") as value_error:
         bus.execute_command("greeter.fail", "other").result(timeout=5)
     assert str(value_error.value) == "other"
+
+
+def test_an_error_type_of_an_importable_module_comes_back_as_itself(
+    nats_bus: Callable[..., Bus], greeter: Host
+) -> None:
+    bus = nats_bus()
+    assert bus.wait_for_command("greeter.fail", 5)
+    with pytest.raises(json.JSONDecodeError) as caught:  # json.decoder's, not a builtin
+        bus.execute_command("greeter.fail", "json").result(timeout=5)
+    error = caught.value
+    assert type(error) is json.JSONDecodeError
+    assert (error.msg, error.doc, error.pos) == (
+        "Expecting property name enclosed in double quotes",
+        "{oops",
+        1,
+    )
+    assert "json.loads" in error.remote_traceback  # type: ignore[attr-defined]
 
 
 def test_an_error_type_not_imported_here_comes_back_as_a_remote_error(
@@ -200,5 +220,5 @@ def test_a_result_that_is_not_json_is_a_type_error(nats_bus: Callable[..., Bus])
     server.add_service(Odd())
     caller = nats_bus()
     assert caller.wait_for_command("odd.thing", 5)
-    with pytest.raises(TypeError, match="the result is not JSON"):
+    with pytest.raises(TypeError, match=r"odd.thing: its result \(object\) has no JSON form"):
         caller.execute_command("odd.thing").result(timeout=5)

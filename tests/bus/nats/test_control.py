@@ -135,3 +135,24 @@ def test_a_subscription_is_a_feed_every_process_publishes_to(
     notes = asyncio.run(follow())
     assert {n["method"] for n in notes} == {"activity"}
     assert {n["params"]["activity"]["name"] for n in notes} == {"lamp.on"}
+
+
+def test_cancel_over_nats_is_refused_plainly(
+    nats_server: NatsServer, nats_bus: Callable[..., Bus], two: tuple[Bus, Bus]
+) -> None:
+    one, _ = two
+    assert one._nats is not None
+    for subject in (
+        one._nats.subjects.control,
+        one._nats.subjects.of_process(one._nats.process_id, "control"),
+    ):
+        reply = rpc(nats_server.url, subject, "cancel", {"id": 3})
+        assert reply["error"]["code"] == protocol.ErrorCode.INVALID_PARAMS
+        assert reply["error"]["data"] == {"param": "id"}
+        assert "over NATS each request stands alone" in reply["error"]["message"]
+    # Nor can a caller cancel a call it sent to another process: it is running.
+    caller = nats_bus()  # hosts no lamp: its calls go to another process
+    assert caller.wait_for_command("lamp.on", 5)
+    future = caller.execute_command("lamp.on", "hall")
+    assert future.cancel() is False
+    assert future.result(timeout=5) == "hall on"

@@ -61,3 +61,52 @@ def test_a_call_back_that_no_one_waits_on_is_not_a_deadlock(
     assert pong["calls"] == 1
     assert pong["errors"] == 0
     assert bus.inspect()["nats"]["deadlocks_found"] == 0
+
+
+class AsyncA(Service):
+    """``A`` as an async service with one slot: its await holds the slot."""
+
+    name = "a"
+    concurrency = 1
+
+    @command("a.ping")
+    async def ping(self, wait: bool) -> str:
+        return str(await self.bus.execute_command("b.call_a", wait))
+
+    @command("a.pong")
+    async def pong(self) -> str:
+        return "pong"
+
+
+def test_a_cycle_through_an_awaiting_async_service_is_found_within_seconds(
+    nats_bus: Callable[..., Bus], host: Callable[..., Host]
+) -> None:
+    # An await holds one of a's slots, not its thread: a is stuck when every
+    # slot awaits, and the awaiting task's call carries its chain. Before,
+    # only threads blocked in result() were looked at, and the call hung
+    # until its deadline.
+    other = host("b")
+    bus = nats_bus()
+    bus.add_service(AsyncA())
+    assert bus.wait_for_command("b.call_a", 5)
+    assert bus._nats is not None
+    me = bus._nats.label
+    started = time.monotonic()
+    with pytest.raises(DeadlockError) as caught:
+        bus.execute_command("a.ping", True).result(timeout=30)
+    assert time.monotonic() - started < 5
+    assert caught.value.cycle == [f"b@{other.label}", f"a@{me}", f"b@{other.label}"]
+    assert bus.inspect()["nats"]["deadlocks_found"] == 1
+
+
+def test_an_async_service_with_a_free_slot_is_not_a_cycle(
+    nats_bus: Callable[..., Bus], host: Callable[..., Host]
+) -> None:
+    host("b")
+    bus = nats_bus()
+    service = AsyncA()
+    service.concurrency = 2  # a.pong gets the second slot while a.ping awaits
+    bus.add_service(service)
+    assert bus.wait_for_command("b.call_a", 5)
+    assert bus.execute_command("a.ping", True).result(timeout=20) == "pong"
+    assert bus.inspect()["nats"]["deadlocks_found"] == 0

@@ -7,6 +7,7 @@ Both are made from the same flat records, and must say the same thing.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 from opentelemetry import trace
 
 from bus import Bus, Service, command, listener
+from bus._observe._spans import OtlpLines
 from bus.otlp import encode_spans
 from bus.replay import replaying
 from bus.testing import wait_idle
@@ -52,7 +54,9 @@ class Varied(Service):
         span.set_attribute("user.note", "hello")
         span.set_attribute("user.count", 3)
         span.add_event("checkpoint", {"step": 1})
+        span.add_event("bare")  # no attributes: left out, as the official exporter does
         span.add_link(span.get_span_context(), {"why": "self"})
+        span.add_link(span.get_span_context())
         return 1
 
     @command("blocks")
@@ -132,3 +136,33 @@ def _sdk_spans(bus: Bus, record: Any) -> list[Any]:
     out: list[Any] = []
     bus.spans._builder.build(record, out)
     return out
+
+
+def test_trace_file_lines_are_the_json_of_the_otlp_objects(make_bus: Callable[..., Bus]) -> None:
+    # The bus writes its own trace files as text made straight from records
+    # (OtlpLines); it must be byte for byte the JSON of OtlpSpans' objects.
+    bus = make_bus(json_limit=512)
+    service = Varied()
+    bus.add_service(service)
+    _traffic(bus, service)
+    bus.fire_event("thing.unicode", 1.5, float("nan"), True, 'naïve ☃\n"quoted"\ud800')
+    bus.fire_event("thing.big", 10**30, -0.0, 1e300)
+    wait_idle(bus)
+    assert bus.flush_traces(timeout=10)
+    otlp = bus.spans._otlp
+    lines = OtlpLines(otlp._resource, json_limit=otlp._limit, redact=otlp._redact)
+    records = bus.spans.records()
+    assert len(records) > 15
+
+    def dumped(data: dict[str, Any]) -> str:
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+    for record in records:  # each alone, with every kind of mark
+        made: list[str] = []
+        lines.build(record, made)
+        assert lines.line(made) == dumped(otlp.traces_data([record]))
+    made = []
+    for record in records * 2:  # and together, the remembered attributes reused
+        lines.build(record, made)
+    assert lines.line(made) == dumped(otlp.traces_data(records * 2))
+    assert lines.line([]) == dumped(otlp.traces_data([]))

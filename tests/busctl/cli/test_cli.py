@@ -409,6 +409,41 @@ def test_embedded_when_no_bus_runs(runtime_dir: Path, monkeypatch: pytest.Monkey
             bus.close()
 
 
+@pytest.mark.timeout(20)
+def test_the_embedded_bus_stays_in_this_process_whatever_bus_nats_url_says(
+    runtime_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `busctl tui --nats ''` (and `make run`) with BUS_NATS_URL set: the demo bus
+    # must not try to join that server (here, none listens there).
+    from busctl._embedded import connect_or_embed
+
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime_dir))
+    monkeypatch.delenv("BUS_ADDRESS", raising=False)
+    monkeypatch.setenv("BUS_NATS_URL", "nats://127.0.0.1:1")
+    client, bus = connect_or_embed(None, nats="")
+    try:
+        assert bus is not None
+        assert "nats" not in bus.inspect()  # joined no server
+        assert client.execute("say_hello", ["Ned"]) == "Hello, Ned!"
+    finally:
+        client.close()
+        if bus is not None:
+            bus.close()
+
+
+@pytest.mark.timeout(30)
+def test_replay_to_pytest_looks_at_its_services_in_this_process_whatever_bus_nats_url_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from busctl.cli.replay import replay
+
+    monkeypatch.setenv("BUS_NATS_URL", "nats://127.0.0.1:1")  # nothing listens there
+    out = tmp_path / "test_replayed.py"
+    result = CliRunner().invoke(replay, ["--sample", "--to-pytest", str(out)])
+    assert result.exit_code == 0, result.output
+    compile(out.read_text(encoding="utf-8"), str(out), "exec")
+
+
 def test_embedded_never_replaces_a_named_bus(
     runtime_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

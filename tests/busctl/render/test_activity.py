@@ -141,3 +141,37 @@ def test_activity_matches_is_monitor_s_filters() -> None:
     assert activity_matches(call, trace="AB12CD")
     assert not activity_matches(delivery, trace="ab12")
     assert not activity_matches({"kind": "event"}, trace="ab")  # no trace id: not that trace
+
+
+def test_on_a_bus_across_processes_the_place_says_which_process_first():
+    from busctl.render.activity import activity_view
+
+    record = {"kind": "return", "name": "lights.get", "time": 0, "service": "lights"}
+    assert activity_view(record).place == "lights"
+    assert activity_view({**record, "process": "vm:7612"}).place == "vm:7612 lights"
+
+
+def test_a_line_of_a_bus_across_processes_starts_with_its_process():
+    from busctl.render.activity import activity_line, activity_view
+    from busctl.render.printed import activity_markup
+
+    record = {"kind": "return", "name": "lights.get", "time": 0, "service": "lights"}
+    plain_line = activity_line(record)
+    assert activity_line(record, process="vm:7612") == f"vm:7612 {plain_line}"
+    assert activity_line(record, process=None) == plain_line
+    marked = activity_markup(activity_view(record), process="vm:[bold]7612")
+    assert marked.startswith("[cyan]vm:\\[bold]7612[/] [dim]")  # the label is never markup
+
+
+def test_an_event_of_a_bus_across_processes_counts_its_local_listeners():
+    # The firing process counts only its own listeners: "0 listeners" read as
+    # "no one heard it" while a listener in another process did.
+    from busctl.render.activity import activity_view
+
+    record = {"kind": "event", "name": "clock.tick", "time": 0, "caller": "scheduler"}
+    assert activity_view({**record, "listeners": 2}).listeners == "2 listeners"
+    assert activity_view({**record, "listeners": 0, "process": "vm:1"}).listeners == (
+        "0 local listeners"
+    )
+    one = activity_view({**record, "listeners": 1, "process": "vm:1"})
+    assert one.tail == "1 local listener"

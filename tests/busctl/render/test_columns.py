@@ -156,3 +156,40 @@ def test_a_hung_service_says_so() -> None:
     hung = {"state": "running", "threads": [{"name": "t", "hung": True}]}
     assert service_state(hung) == "running (hung)"
     assert SERVICES.cells(hung)[1].tone == "bad"
+
+
+MERGED = {
+    "bus": {"name": "home", "transport": "nats", "processes": 2},
+    "processes": [{"id": "a", "label": "vm:1"}, {"id": "b", "label": "vm:2"}],
+    "services": [
+        {
+            **SNAPSHOT["services"][0],
+            "instances": [{"process": "vm:1"}, {"process": "vm:2"}],
+        }
+    ],
+    "commands": [{"name": "lights.get", "owner": "lights", "instances": ["vm:1", "vm:2"]}],
+    "listeners": [
+        {"pattern": "lights.*", "owner": "lights", "order": 0, "process": "vm:2"},
+        {"pattern": "lights.*", "owner": "lights", "order": 0, "process": "vm:1"},
+    ],
+}
+
+
+def test_a_bus_across_processes_gets_the_tables_that_say_where():
+    from busctl.render.columns import ACROSS, across, is_across
+
+    assert is_across(MERGED)
+    assert not is_across(SNAPSHOT)
+    for table in (SERVICES, COMMANDS, LISTENERS):
+        assert across(table, SNAPSHOT) is table
+        assert across(table, MERGED) is ACROSS[table.name]
+    services = across(SERVICES, MERGED)
+    assert [c.header for c in services.columns][:3] == ["NAME", "INSTANCES", "STATE"]
+    [(_, _, cells)] = list(services.rows(MERGED))
+    assert cells[1].text == "vm:1, vm:2"
+    [(_, _, cells)] = list(across(COMMANDS, MERGED).rows(MERGED))
+    assert cells[1].text == "vm:1, vm:2"
+    # The same listener in two processes is two rows, each saying which.
+    rows = list(across(LISTENERS, MERGED).rows(MERGED))
+    assert len({key for key, _, _ in rows}) == 2
+    assert [cells[1].text for _, _, cells in rows] == ["vm:1", "vm:2"]

@@ -114,7 +114,7 @@ def attached(bus, monkeypatch):
     client = FakeClient(bus, knows_replay_of=True)
     client.info = {"methods": ["describe", "inspect", "execute", "fire"]}
     client.close = lambda: None
-    monkeypatch.setattr(busctl._embedded, "connect_or_embed", lambda target: (client, None))
+    monkeypatch.setattr(busctl._embedded, "connect_or_embed", lambda target, **_: (client, None))
     return client
 
 

@@ -28,7 +28,7 @@ def test_importing_the_command_does_not_load_textual():
 
 def test_tui_attaches_first_then_runs_the_app(monkeypatch, fake_source):
     ran = []
-    monkeypatch.setattr("busctl.tui._source.connect", lambda target: fake_source)
+    monkeypatch.setattr("busctl.tui._source.connect", lambda target, nats=None: fake_source)
     monkeypatch.setattr("busctl.tui.app.BusctlApp.run", lambda self: ran.append(self))
     result = CliRunner().invoke(cli, ["tui", "--bus", "home"])
     assert result.exit_code == 0, result.output
