@@ -146,7 +146,25 @@ class HoldsPanel(Vertical):
         if hold_id is None:
             self.notify("no hold is highlighted", severity="warning")
             return
-        self.post_message(self.Act("unhold", {"id": hold_id}, f"unhold {hold_id}"))
+        for one in self._siblings(hold_id):
+            self.post_message(self.Act("unhold", {"id": one}, f"unhold {one}"))
+
+    def _siblings(self, hold_id: Any) -> list[Any]:
+        """``hold_id`` and, on a bus across processes, the same hold in the other processes.
+
+        `h` there sets one hold per process (ids ``N@PROCESS``): ending it
+        ends them all, as `busctl unhold PATTERN` would, and no other hold.
+        """
+        holds = list(self.holds_table.items.values())
+        this = next((h for h in holds if h.get("id") == hold_id), None)
+        if this is None or not this.get("process"):
+            return [hold_id]
+        same = ("pattern", "kind", "service")
+        return [
+            h["id"]
+            for h in holds
+            if h.get("process") and all(h.get(k) == this.get(k) for k in same)
+        ]
 
     def on_live_table_chosen(self, message: LiveTable.Chosen) -> None:
         # Enter on a row: the panel's own keys, not the app's (which opens forms).

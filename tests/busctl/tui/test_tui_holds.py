@@ -257,3 +257,47 @@ def test_field_texts_fill_each_parameter_from_what_is_held() -> None:
     ]
     texts = field_texts({"args": ["hall"], "kwargs": {"brightness": 5}}, params)
     assert texts == {"room": "hall", "brightness": "5", "note": ""}
+
+
+def test_u_on_a_bus_across_processes_ends_the_hold_in_every_process(run_app):
+    # `h` over NATS sets one hold per process (ids N@PROCESS): `u` ends all of
+    # them, and leaves a different hold alone.
+    from textual.app import App, ComposeResult
+
+    from busctl.tui.holds_panel import HoldsPanel
+
+    def hold(hid: str, process: str, pattern: str = "lights.turn_on") -> dict[str, Any]:
+        return {"id": hid, "pattern": pattern, "kind": "call", "service": None,
+                "process": process, "caught": 0, "held": 0, "expires_in": 60.0}  # fmt: skip
+
+    result = {
+        "holds": [hold("1@a", "a"), hold("1@b", "b"), hold("2@b", "b", "lights.get")],
+        "held": [],
+    }
+
+    class Host(App[None]):
+        def __init__(self) -> None:
+            super().__init__()
+            self.acts: list[HoldsPanel.Act] = []
+
+        def compose(self) -> ComposeResult:
+            yield HoldsPanel()
+
+        def on_holds_panel_act(self, message: HoldsPanel.Act) -> None:
+            self.acts.append(message)
+
+    async def body():
+        app = Host()
+        async with app.run_test(size=SIZE) as pilot:
+            panel = app.query_one(HoldsPanel)
+            panel.show(result)
+            panel.holds_table.focus()
+            panel.holds_table.move_cursor(row=0)
+            await pilot.pause()
+            await pilot.press("u")
+            await until(pilot, lambda: len(app.acts) >= 2)
+            await pilot.pause(0.1)
+            assert sorted(a.params["id"] for a in app.acts) == ["1@a", "1@b"]
+            assert {a.method for a in app.acts} == {"unhold"}
+
+    run_app(body)
