@@ -23,6 +23,7 @@ from .._core._errors import (
     BusError,
     CommandNotFoundError,
     DeadlockError,
+    DroppedByConsoleError,
     MailboxFullError,
     ServiceFailedError,
 )
@@ -187,6 +188,8 @@ def invalid_argument(exc: InvalidArgumentError) -> RpcError:
 
 def handler_error(exc: BaseException) -> RpcError:
     """The error for what a command's future failed with (``-32000`` mostly)."""
+    if isinstance(exc, DroppedByConsoleError):
+        return RpcError(ErrorCode.DROPPED, str(exc), _described(exc, hold=exc.hold))
     if isinstance(exc, DeadlockError):
         return RpcError(ErrorCode.DEADLOCK, str(exc), _described(exc, cycle=exc.cycle))
     if isinstance(exc, BusClosedError):
@@ -553,3 +556,8 @@ METHODS: dict[str, Callable[[Session, dict[str, Any], Any], Any]] = {
     "schema": schema,
     "cancel": cancel,
 }
+
+# Holds, stubs and history (``_intervene``), which build on the helpers above.
+from ._intervene import INTERVENE  # noqa: E402
+
+METHODS.update(INTERVENE)

@@ -21,8 +21,9 @@ from .._args import check_text
 from .._exit import ExitStatus
 from .._types import Contract
 from ..render.columns import COMMANDS, LISTENERS, SERVICES, across
+from ..render.intervene import stub_text
 from ..render.text import visible
-from ..render.units import latency
+from ..render.units import duration, latency
 from . import _output
 from .options import (
     Failure,
@@ -157,6 +158,7 @@ def introspect(
             ),
             *([("last error", entry["last_error"])] if entry.get("last_error") else []),
             *([("result", contract.result)] if contract is not None else []),
+            *([("STUBBED", _stub_line(entry["stub"]))] if entry.get("stub") else []),
         ]
     )
     params = entry.get("params") or []
@@ -216,6 +218,15 @@ def _introspect_event(
         _output.console().print("\n" + text, markup=False, highlight=False)
 
 
+def _stub_line(stub: dict[str, Any]) -> str:
+    calls = stub.get("calls", 0)
+    times = f" of {stub['times']}" if stub.get("times") is not None else ""
+    return (
+        f"{stub_text(stub)} ({calls}{times} calls so far, ends in "
+        f"{duration(stub.get('expires_in'))}; `busctl unstub {stub.get('name')}`)"
+    )
+
+
 def _instances(entry: dict[str, Any]) -> list[tuple[str, str]]:
     """An ``instances`` line: the processes serving a command of a bus across processes."""
     instances = entry.get("instances")
@@ -245,7 +256,8 @@ def _nothing_handles(name: str, routing: dict[str, Any], *, as_command: bool) ->
         "; did you mean " + " or ".join(repr(s) for s in suggestions) + "?" if suggestions else ""
     )
     what = "no command or event named" if as_command else "nothing handles"
-    return Failure(f"{what} {name!r}{hint}", ExitStatus.NOT_FOUND)
+    kind = "CommandNotFoundError" if as_command else "NotHandled"
+    return Failure(f"{what} {name!r}{hint}", ExitStatus.NOT_FOUND, type=kind)
 
 
 @click.command("who-handles")
@@ -265,13 +277,13 @@ def who_handles(
         entry = routing.get("command")
         snapshot = client.inspect() if entry else None
     found = routing.get("listeners") or []
+    if entry is None and not found:
+        # With --json, stdout gets the error object (its message has the suggestions).
+        raise _nothing_handles(name, routing, as_command=False)
     if as_json:
         if entry:
             routing = {**routing, "command": {**entry, "threads": _threads_of(entry, snapshot)}}
         _output.print_json(routing)
-    if entry is None and not found:
-        raise _nothing_handles(name, routing, as_command=False)
-    if as_json:
         return
     out = _output.console()
     if entry:

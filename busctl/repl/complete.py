@@ -25,6 +25,7 @@ from prompt_toolkit.document import Document
 # The bus's own matcher (linear, never backtracking), so the REPL routes as the bus does.
 from bus.patterns import pattern_matches
 
+from .._copy import FORMATS
 from .._types import Contract, Contracts, Field, choice_text
 from ..render.text import visible
 
@@ -182,8 +183,13 @@ class ReplCompleter(Completer):
         registry = self.registry
         if verb in {"help", "?"} and not args:
             yield from self._names(current, help_targets=True)
-        elif verb in {"call", "who-handles"} and not args:
+        elif verb in {"call", "who-handles", "stub", "unstub"} and not args:
             yield from self._names(current)
+        elif verb == "copy" and not args:
+            yield from _matching(current, [(f, "copy as") for f in FORMATS])
+        elif verb in {"hold", "history", "unhold"} and not args:
+            names = [*registry.commands, *registry.event_names(), *registry.patterns()]
+            yield from _matching(current, ((n, "") for n in dict.fromkeys(names)))
         elif verb == "call":
             yield from self._arguments(args[0], args[1:], current)
         elif verb == "emit" and not args:
@@ -200,7 +206,7 @@ class ReplCompleter(Completer):
         self, prefix: str, *, verbs: bool = False, help_targets: bool = False
     ) -> Iterator[Completion]:
         candidates: list[tuple[str, str]] = [
-            (name, str(entry.get("signature", "")))
+            (name, ("[stubbed] " if entry.get("stub") else "") + str(entry.get("signature", "")))
             for name, entry in self.registry.commands.items()
         ]
         if verbs or help_targets:

@@ -24,6 +24,7 @@ from bus.control.protocol import ErrorCode
 
 from .._client import RemoteError
 from ..render.columns import TABLES, across, service_state
+from ..render.intervene import stub_text
 from ..render.printed import json_highlighted, registry_table
 from ..render.text import visible, visible_json
 from ..render.units import duration, latency
@@ -158,7 +159,15 @@ def show_command_help(out: Console, entry: Mapping[str, Any], *, colour: bool) -
                 f"p50 {latency(entry.get('p50_ms'))}, p99 {latency(entry.get('p99_ms'))}",
             ),
             ("last error", entry.get("last_error") or "-"),
+            *([("STUBBED", _stub_note(entry["stub"]))] if entry.get("stub") else []),
         ],
+    )
+
+
+def _stub_note(stub: Mapping[str, Any]) -> str:
+    return (
+        f"{stub_text(stub)}, {stub.get('calls', 0)} calls so far, ends in "
+        f"{duration(stub.get('expires_in'))} (unstub {stub.get('name')})"
     )
 
 
@@ -270,5 +279,6 @@ def toolbar(text: str, registry: Registry, name: str) -> str:
     if entry is not None:
         doc = str(entry.get("doc") or "").strip().splitlines()
         first = f"  {doc[0]}" if doc else ""
-        return visible(f" {entry['name']}{entry.get('signature', '')}{first}")
+        stubbed = f"  [STUBBED: {stub_text(entry['stub'])}]" if entry.get("stub") else ""
+        return visible(f" {entry['name']}{entry.get('signature', '')}{stubbed}{first}")
     return f" bus {visible(name)}  ·  help  ·  Tab completes  ·  Ctrl-D exits"

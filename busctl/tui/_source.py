@@ -74,6 +74,12 @@ class Source(Protocol):
         the error the call would get (``INVALID_ARGUMENT`` naming each field).
         """
 
+    def request(self, method: str, params: dict[str, Any] | None = None) -> Future[Any]:
+        """Any other method of the control protocol (``hold``, ``held``, ``history``...).
+
+        The future holds its result, or a ``busctl._client.RemoteError``.
+        """
+
     @property
     def dropped(self) -> int:
         """Activity the bus dropped for this subscriber because it read too slowly."""
@@ -223,6 +229,10 @@ class ClientSource:
 
         self.client.request_async(method, params).add_done_callback(done)
         return out
+
+    def request(self, method: str, params: dict[str, Any] | None = None) -> Future[Any]:
+        """Any other method of the control protocol, sent as it is."""
+        return self.client.request_async(method, params)
 
     @property
     def dropped(self) -> int:
@@ -416,6 +426,20 @@ class LocalSource:
             if refused is None:
                 raise
             raise refused from None
+
+    def request(self, method: str, params: dict[str, Any] | None = None) -> Future[Any]:
+        """Any other method, answered in process as the bus's server would (``answer``)."""
+
+        def run() -> Any:
+            from bus.control import RequestError, answer
+            from busctl._remote import RemoteError
+
+            try:
+                return answer(self.bus, method, params)
+            except RequestError as exc:
+                raise RemoteError(exc.code, exc.message, exc.data) from None
+
+        return self._submit(run)
 
     @property
     def dropped(self) -> int:

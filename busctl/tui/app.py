@@ -16,12 +16,11 @@ them. When the bus goes away the header says so and ``r`` reconnects.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib.util
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -39,7 +38,9 @@ from ._source import Source, reconnector
 from .activity import ActivityFeed, ActivityLog
 from .busline import BusLine
 from .help_screen import HelpScreen
+from .holds_panel import HoldsPanel
 from .in_flight import InFlight
+from .intervening import Intervening, backfill
 from .invoke_screen import InvokeScreen
 from .palette import BusCommands
 from .tables import CommandsTable, ListenersTable, LiveTable, ServicesTable
@@ -52,7 +53,7 @@ HAS_REPLAY = importlib.util.find_spec("busctl.tui.replay_panel") is not None
 LAYOUTS = ("split", "tables", "activity")
 
 
-class BusctlApp(App[None]):
+class BusctlApp(Intervening):
     """The ``busctl tui`` application.
 
     Args:
@@ -63,6 +64,7 @@ class BusctlApp(App[None]):
             and the app owns it.
         poll: seconds between ``inspect`` requests.
         drain: seconds between activity-log updates.
+        safe: ask before running a command not declared read-only.
     """
 
     CSS_PATH = Path(__file__).with_name("app.tcss")
@@ -80,10 +82,13 @@ class BusctlApp(App[None]):
         Binding("t", "last_error", "Last error", show=False),
         Binding("m", "layout", "Layout"),
         Binding("r", "reconnect", "Reconnect"),
+        Binding("h", "hold", "Hold"),
+        Binding("y", "copy", "Copy as", show=False),
         Binding("1", "tab('services')", "Services", show=False),
         Binding("2", "tab('commands')", "Commands", show=False),
         Binding("3", "tab('listeners')", "Listeners", show=False),
         Binding("4", "tab('replay')", "Replay", show=False),
+        Binding("5", "tab('holds')", "Holds", show=False),
     ]
 
     POLL: ClassVar[float] = 0.5
@@ -112,6 +117,7 @@ class BusctlApp(App[None]):
         source: Source | None = None,
         poll: float | None = None,
         drain: float | None = None,
+        safe: bool = False,
     ) -> None:
         super().__init__()
         if connect is None and source is None:
@@ -133,7 +139,10 @@ class BusctlApp(App[None]):
         self._layout = 0
         self.polls = 0
         self.last_error: dict[str, Any] | None = None
-        self._complained: set[str] = set()
+        self.safe = safe
+        self.last_calls = {}
+        #: What each form was last filled with, by (kind, name): a form opens with it.
+        self.form_memory: dict[tuple[str, str], dict[str, str]] = {}
 
     # -- layout -----------------------------------------------------------------
 
@@ -167,6 +176,9 @@ class BusctlApp(App[None]):
                     self.replay_pane = TabPane("Replay", id="replay")
                     with self.replay_pane:
                         yield Static("the replay panel opens once attached", id="replay-wait")
+                with TabPane("Holds", id="holds"):
+                    self.holds_panel = HoldsPanel(id="holds-panel")
+                    yield self.holds_panel
             yield self.activity_log
         yield Footer()
 
@@ -185,6 +197,9 @@ class BusctlApp(App[None]):
     # -- attaching ----------------------------------------------------------------
 
     def _attach_existing(self, source: Source) -> None:
+        # A source given attached (tests, an embedding app): the one wait on
+        # the UI thread, once, and short; `busctl tui` attaches on a worker.
+        backfill(source, self.feed.append, timeout=2.0)
         source.subscribe(self.feed.append)
         source.on_disconnect(self._lost.set)
         self._attached(source)
@@ -200,6 +215,8 @@ class BusctlApp(App[None]):
             self.post_message(self.ConnectFailed(str(exc) or type(exc).__name__))
             return
         try:
+            # What happened before the app came is what the log starts with.
+            backfill(source, self.feed.append)
             source.subscribe(self.feed.append)
             source.on_disconnect(self._lost.set)
         except Exception as exc:
@@ -309,19 +326,9 @@ class BusctlApp(App[None]):
         self.polls += 1
         with self._surviving("the tables"):
             self.show_inspected(inspected)
-
-    @contextlib.contextmanager
-    def _surviving(self, what: str) -> Iterator[None]:
-        # A bus sending something unexpected must not take the console down
-        # with it: say so once, keep the rest of the screen alive.
-        try:
-            yield
-        except Exception as exc:
-            _log.exception("cannot update %s", what)
-            if what not in self._complained:
-                self._complained.add(what)
-                message = visible(f"cannot update {what}: {exc!r}")
-                self.notify(message, severity="error", timeout=8, markup=False)
+        totals = inspected.get("totals") or {}
+        if totals.get("holds") or self.held_count or self.tabs.active == "holds":
+            self._poll_held(source)
 
     def show_inspected(self, inspected: dict[str, Any]) -> None:
         """Bring the tables and the bus line up to date."""
@@ -371,6 +378,8 @@ class BusctlApp(App[None]):
             "tab",
             "quit",
             "reconnect",
+            "hold",
+            "copy",
         }
     )
 
@@ -402,6 +411,9 @@ class BusctlApp(App[None]):
         for table in self.tables:
             if table.id == f"{active}-table":
                 table.focus()
+        if active == "holds":
+            self.holds_panel.focus_default()
+            self._poll_held_soon()
         if active == "replay" and self.replay_pane is not None:
             from .replay_panel import ReplayPanel
 
@@ -473,33 +485,6 @@ class BusctlApp(App[None]):
             if current is not None:
                 name = str(current[1].get("pattern"))
         self.open_fire(name)
-
-    def _usable(self) -> Source | None:
-        if not self.connected or self.source is None:
-            self.notify("not attached to a bus: press r to reconnect", severity="warning")
-            return None
-        return self.source
-
-    def open_invoke(self, name: str) -> None:
-        """Open the form of command ``name``."""
-        source = self._usable()
-        if source is None:
-            return
-        commands = (self.inspected or {}).get("commands", ())
-        entry = next((c for c in commands if c.get("name") == name), {"name": name})
-        self._show_form(InvokeScreen(source, "command", entry))
-
-    def open_fire(self, name: str | None) -> None:
-        """Open the form to fire event ``name`` (any name when ``None`` or a pattern)."""
-        source = self._usable()
-        if source is None:
-            return
-        listeners = list((self.inspected or {}).get("listeners", ()))
-        exact = sorted(
-            {str(li["pattern"]) for li in listeners if not any(c in li["pattern"] for c in "*?[")}
-        )
-        entry = next((li for li in listeners if li.get("pattern") == name), None)
-        self._show_form(InvokeScreen(source, "event", entry, name=name, event_names=exact))
 
     @work(group="forms", exclusive=True, exit_on_error=False)
     async def _show_form(self, screen: InvokeScreen) -> None:

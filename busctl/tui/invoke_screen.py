@@ -6,20 +6,23 @@
     app.push_screen(InvokeScreen(source, "event", listener_entry_or_None, name="motion.detected"))
 
 One field per parameter (``form_field.FormField``): its type, its choices in
-a ``Select`` (an enum, a ``Literal``), its default filled in. Without a
-contract (a bus older than the typed contract) the fields are the
-signature's, untyped. Before anything is sent, the bus checks the values
-with the very rules it applies to the call (``execute``/``fire`` with
-``check``: nothing runs); a value it refuses is marked on its field with its
-reason, and the call is not sent. The call runs without blocking the UI; the
-result, or the error with the handler's traceback, shows below the form, and
-the form stays open to run again.
+a ``Select`` (an enum, a ``Literal``), its default filled in, or what the
+form was last run with when the app keeps a ``memory``. Without a contract
+(a bus older than the typed contract) the fields are the signature's,
+untyped. Before anything is sent, the bus checks the values with the very
+rules it applies to the call (``execute``/``fire`` with ``check``: nothing
+runs); a value it refuses is marked on its field with its reason, and the
+call is not sent. The call runs without blocking the UI; the result, or the
+error with the handler's traceback, shows below the form, and the form stays
+open to run again. ``Ctrl+Y`` copies the call as the form stands (a
+``busctl`` line, Python or JSON-RPC).
 """
 
 from __future__ import annotations
 
 import asyncio
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -98,6 +101,11 @@ class InvokeScreen(ModalScreen[None]):
         name: the event name to fill in (events; defaults to the listener's
             pattern when it has no wildcard).
         event_names: names suggested while typing an event name.
+        memory: what each form was last run with, by ``(kind, name)``: the
+            form opens with it, and a run updates it.
+        confirm: ``confirm(name, run)`` runs ``run`` now or once the person
+            agrees (``--safe``); ``None`` runs at once.
+        ran: called with ``(name, args, kwargs)`` of each call sent.
 
     Attributes:
         contract: the bus's typed contract of the name (``load_contract``), or
@@ -125,6 +133,7 @@ class InvokeScreen(ModalScreen[None]):
         Binding("escape", "close", "Close"),
         Binding("ctrl+r", "run", "Run", priority=True),
         Binding("ctrl+g", "cancel_call", "Cancel call", priority=True),
+        Binding("ctrl+y", "copy", "Copy as", priority=True),
     ]
 
     CONTRACT_WAIT: ClassVar[float] = 3.0
@@ -153,8 +162,14 @@ class InvokeScreen(ModalScreen[None]):
         *,
         name: str | None = None,
         event_names: list[str] | None = None,
+        memory: dict[tuple[str, str], dict[str, str]] | None = None,
+        confirm: Callable[[str, Callable[[], None]], None] | None = None,
+        ran: Callable[[str, list[Any], dict[str, Any]], None] | None = None,
     ) -> None:
         super().__init__()
+        self.memory = memory
+        self.confirm = confirm
+        self.ran = ran
         self.source = source
         self.kind = kind
         self.entry = entry or {}
@@ -170,6 +185,7 @@ class InvokeScreen(ModalScreen[None]):
         self.running: Future[Any] | None = None  # the call in flight, which Ctrl+G cancels
         self.cancel_outcome: CancelOutcome | None = None
         self._described = ""  # the event name whose contract the fields show
+        self.remembered = (memory or {}).get((kind, self.target), {})
 
     # -- the contract ------------------------------------------------------------------
 
@@ -242,7 +258,7 @@ class InvokeScreen(ModalScreen[None]):
                             suggester=SuggestFromList(self.event_names, case_sensitive=True),
                         )
                     yield Static(self._payload_line(), id="payload", classes="field-hint")
-                yield from self._field_rows()
+                yield from self._field_rows(self.remembered)
             with Horizontal(id="invoke-buttons"):
                 yield Button(verb.capitalize(), id="run", variant="primary", compact=True)
                 yield Button("Close", id="close", compact=True)
@@ -257,7 +273,11 @@ class InvokeScreen(ModalScreen[None]):
         if self._wants_extra():
             extra = Horizontal(
                 Label("arguments"),
-                Input(placeholder="e.g. room=hall  (key=value, JSON)", id="extra"),
+                Input(
+                    (typed or {}).get("", ""),
+                    placeholder="e.g. room=hall  (key=value, JSON)",
+                    id="extra",
+                ),
                 classes="field",
             )
             rows.append(extra)
@@ -360,26 +380,56 @@ class InvokeScreen(ModalScreen[None]):
             if not name:
                 result.update(Text("name the event to fire", style="bold red"))
                 return
-        rows = list(self.query(FormField))
-        given: list[tuple[Field, Any]] = []
         try:
-            for index, row in enumerate(rows, start=1):
-                try:
-                    present, value = row.read(index)
-                except ArgumentError as exc:
-                    row.show_error(f"cannot read it: {exc.reason}")
-                    raise
-                if present:
-                    given.append((row.field, value))
-            extra = self.query_one("#extra", Input).value if self.query("#extra") else ""
-            args, kwargs = arguments(given, extra)
+            args, kwargs, extra = self._arguments()
         except ArgumentError as exc:
             result.update(describe_error(exc))
             self.outcome = self.Finished(name, error=exc)
             self.post_message(self.outcome)
             return
-        result.update(Text("checking…", style="dim"))
+        if self.memory is not None:
+            self.memory[(self.kind, name)] = {**self.values(), "": extra}
+        if self.kind == "command" and self.confirm is not None:
+            self.confirm(name, lambda: self._start(name, args, kwargs))
+            return
+        self._start(name, args, kwargs)
+
+    def _start(self, name: str, args: list[Any], kwargs: dict[str, Any]) -> None:
+        self.query_one("#result", Static).update(Text("checking…", style="dim"))
         self.run_it(name, args, kwargs)
+
+    def action_copy(self) -> None:
+        """Copy the call as the form stands: a busctl line, Python or JSON-RPC."""
+        from .copy_screen import CopyScreen
+
+        name = self.target
+        if self.kind == "event":
+            name = self.query_one("#event-name", Input).value.strip()
+        try:
+            args, kwargs, _ = self._arguments()
+        except ArgumentError as exc:
+            self.query_one("#result", Static).update(describe_error(exc))
+            return
+        self.app.push_screen(CopyScreen(name or "?", args, kwargs, self.kind))
+
+    def _arguments(self) -> tuple[list[Any], dict[str, Any], str]:
+        """The form's arguments as a call sends them, and the extra text typed.
+
+        Raises:
+            ArgumentError: a field (marked with why) or the extra text cannot be read.
+        """
+        given: list[tuple[Field, Any]] = []
+        for index, row in enumerate(self.query(FormField), start=1):
+            try:
+                present, value = row.read(index)
+            except ArgumentError as exc:
+                row.show_error(f"cannot read it: {exc.reason}")
+                raise
+            if present:
+                given.append((row.field, value))
+        extra = self.query_one("#extra", Input).value if self.query("#extra") else ""
+        args, kwargs = arguments(given, extra)
+        return args, kwargs, extra
 
     @work(exclusive=True, group="invoke", exit_on_error=False)
     async def run_it(self, name: str, args: list[Any], kwargs: dict[str, Any]) -> None:
@@ -388,6 +438,8 @@ class InvokeScreen(ModalScreen[None]):
         try:
             if not await self._checked(name, args, kwargs):
                 return
+            if self.ran is not None:
+                self.ran(name, args, kwargs)
             result.update(Text("running…", style="dim"))
             if self.kind == "command":
                 value = await self._wait_call(self.source.execute(name, args, kwargs))

@@ -377,6 +377,12 @@ class FakeSource:
             return resolved(error=RemoteError(ErrorCode.INVALID_ARGUMENT, message, data))
         return resolved(True)
 
+    def request(self, method: str, params: dict[str, Any] | None = None) -> Future[Any]:
+        """Holds and history: none held, no history (the snapshots stay still)."""
+        self.calls.append((method, "", [], dict(params or {})))
+        answers: dict[str, Any] = {"held": {"holds": [], "held": []}, "history": {"entries": []}}
+        return resolved(copy.deepcopy(answers.get(method, {})))
+
     def subscribe(self, callback: Callable[[dict[str, Any]], None]) -> None:
         self.callback = callback
         for activity in ACTIVITY:

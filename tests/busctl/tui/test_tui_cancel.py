@@ -168,7 +168,8 @@ def test_a_fire_form_offers_no_cancel(source, run_app):
             await until(pilot, lambda: isinstance(app.screen, InvokeScreen))
             screen = app.screen
             await until(pilot, lambda: "Run" in footer_keys(screen))
-            assert list(footer_keys(screen)) == ["Close", "Run"]
+            assert "Cancel call" not in footer_keys(screen)
+            assert list(footer_keys(screen)) == ["Close", "Run", "Copy as"]
 
     run_app(body)
 
