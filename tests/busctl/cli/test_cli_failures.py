@@ -366,11 +366,17 @@ def test_ctrl_c_in_call_says_the_command_runs_on(
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=20)
     assert process.returncode == ExitStatus.INTERRUPTED
-    assert err.splitlines() == [
+    first, then = err.splitlines()
+    assert first == (
         "stopped waiting for probe.wait: it runs on in the bus; "
-        "press Ctrl-C again within 3 s to cancel it",
-        "probe.wait finished meanwhile; its result is dropped",  # no second Ctrl-C came
-    ]
+        "press Ctrl-C again within 3 s to cancel it"
+    )
+    # No second Ctrl-C came: it says how the window ended, which on a loaded
+    # machine may be before the 1.5 s command finished.
+    assert then in (
+        "probe.wait finished meanwhile; its result is dropped",
+        "left probe.wait running in the bus; its result is dropped",
+    )
     assert out == ""
     returned = wait_for_activity(activity, "return", "probe.wait")
     assert returned["result"] == '"done"'  # it did run on
