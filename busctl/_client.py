@@ -32,14 +32,13 @@ from pathlib import Path
 from typing import Any
 
 from bus.control import protocol
-from bus.control.protocol import ErrorCode
 
-from ._locate import locate, open_socket, unreachable
+from ._locate import connect_socket
 from ._remote import ConnectionLost, FirstOnly, RemoteError, remote_error
 from ._subscription import Subscription
-from ._transport import SocketTransport, Transport
+from ._transport import Transport
 
-__all__ = ["Client", "ConnectionLost", "RemoteError", "Subscription", "locate"]
+__all__ = ["Client", "ConnectionLost", "RemoteError", "Subscription"]
 
 _log = logging.getLogger(__name__)
 
@@ -92,7 +91,7 @@ class Client:
     ) -> Client:
         """Connect to the bus ``target`` names and fetch its ``describe``: one connection.
 
-        The socket is found without connecting (``locate``); only when nothing
+        The socket is found without connecting (``busctl._locate``); only when nothing
         answers there, or several buses may be meant, does discovery ask each
         bus. Before sending anything it checks, where the system says
         (``SO_PEERCRED``, Linux), that the server runs as this user: a socket
@@ -124,39 +123,8 @@ class Client:
             name = client.name
             client._again = lambda: cls.connect(name, nats=nats, timeout=timeout)
             return client
-        return cls._connect_socket(target, timeout)
-
-    @classmethod
-    def _connect_socket(cls, target: str | None, timeout: float) -> Client:
-        from bus.control import BusFullError, resolve
-
-        address, named = locate(target)
-        try:
-            if address is None:
-                raise FileNotFoundError(target)
-            sock = open_socket(address, timeout)
-        except (FileNotFoundError, ConnectionRefusedError) as exc:
-            if not named:
-                raise unreachable(address, exc) from exc
-            # Nothing answers where the name (or the one socket) says: discovery
-            # asks every bus, says which run, and removes what a dead one left.
-            address = resolve(target)
-            try:
-                sock = open_socket(address, timeout)
-            except (FileNotFoundError, ConnectionRefusedError) as again:  # it went meanwhile
-                raise unreachable(address, again) from again
-        client = cls(SocketTransport(sock, address))
-        try:
-            client.describe_first(timeout)
-        except ConnectionLost as exc:
-            refusal = client._server_error
-            if refusal is not None and refusal.code == ErrorCode.TOO_MANY_CLIENTS:
-                limit = refusal.data.get("limit")
-                raise BusFullError(
-                    refusal.message, address, limit if isinstance(limit, int) else None
-                ) from exc
-            raise
-        found = str(address)
+        client = connect_socket(cls, target, timeout)
+        found = str(client.address)
         client._again = lambda: cls.connect(found, timeout=timeout)
         return client
 
@@ -180,6 +148,11 @@ class Client:
         if self._again is None:
             return Client.connect(str(self.address))
         return self._again()
+
+    @property
+    def refusal(self) -> RemoteError | None:
+        """The bus's reason for closing this connection, if it gave one (say, no room)."""
+        return self._server_error
 
     # -- requests ----------------------------------------------------------
 

@@ -2,10 +2,12 @@
 
     address, named = locate("home")      # ~/.../bus/home.sock, True
     sock = open_socket(address, timeout=5.0)
+    client = connect_socket(Client, "home", timeout=5.0)   # what Client.connect("home") does
 
 ``locate`` reads addresses the way ``bus.control`` writes them (a name, a
 path, ``unix:path=...``, ``$BUS_ADDRESS``) but asks no bus anything: the
-client then connects once (``Client.connect``). ``open_socket`` checks that
+client then connects once (``connect_socket``, for ``Client.connect``), and
+asks discovery only when nothing answers there. ``open_socket`` checks that
 the server runs as this user before a byte is sent.
 """
 
@@ -15,12 +17,18 @@ import os
 import socket
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bus import BusError
+from bus.control.protocol import ErrorCode
 
 from ._remote import ConnectionLost
+from ._transport import SocketTransport
 
-__all__ = ["locate", "open_socket", "unreachable"]
+if TYPE_CHECKING:
+    from ._client import Client
+
+__all__ = ["connect_socket", "locate", "open_socket", "unreachable"]
 
 
 def locate(target: str | None) -> tuple[Path | None, bool]:
@@ -85,3 +93,46 @@ def open_socket(address: Path, timeout: float) -> socket.socket:
         raise unreachable(address, exc) from exc
     sock.settimeout(None)
     return sock
+
+
+def connect_socket(cls: type[Client], target: str | None, timeout: float) -> Client:
+    """A ``Client`` of the bus whose socket ``target`` names, its ``describe`` fetched.
+
+    Discovery (``bus.control.resolve``) is asked only when nothing answers
+    where a name (or the one socket) says.
+
+    Raises:
+        bus.control.NoBusError / AmbiguousBusError: nothing (or too much) to attach to.
+        bus.control.BusFullError: the bus is up but turns clients away.
+        bus.control.ForeignBusError: another user's process serves the socket.
+        ConnectionLost: the socket refused or closed.
+    """
+    from bus.control import BusFullError, resolve
+
+    address, named = locate(target)
+    try:
+        if address is None:
+            raise FileNotFoundError(target)
+        sock = open_socket(address, timeout)
+    except (FileNotFoundError, ConnectionRefusedError) as exc:
+        if not named:
+            raise unreachable(address, exc) from exc
+        # Nothing answers where the name (or the one socket) says: discovery
+        # asks every bus, says which run, and removes what a dead one left.
+        address = resolve(target)
+        try:
+            sock = open_socket(address, timeout)
+        except (FileNotFoundError, ConnectionRefusedError) as again:  # it went meanwhile
+            raise unreachable(address, again) from again
+    client = cls(SocketTransport(sock, address))
+    try:
+        client.describe_first(timeout)
+    except ConnectionLost as exc:
+        refusal = client.refusal
+        if refusal is not None and refusal.code == ErrorCode.TOO_MANY_CLIENTS:
+            limit = refusal.data.get("limit")
+            raise BusFullError(
+                refusal.message, address, limit if isinstance(limit, int) else None
+            ) from exc
+        raise
+    return client
