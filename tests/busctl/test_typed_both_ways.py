@@ -28,7 +28,8 @@ from bus import Bus
 from bus.control.protocol import ErrorCode
 from busctl._client import Client, RemoteError
 from busctl.traces import BusTarget, ClientTarget, Outcome
-from busctl.tui._source import ClientSource, LocalSource
+from busctl.tui._local_source import LocalSource
+from busctl.tui._source import ClientSource
 from busctl.tui._spans import pretty
 from busctl.tui.invoke_screen import describe_error
 from tests.busctl.counted_services import Counted

@@ -24,7 +24,8 @@ import pytest
 import sample_services
 from bus import Bus
 from bus.control.protocol import ErrorCode
-from busctl.tui._source import ClientSource, LocalSource
+from busctl.tui._local_source import LocalSource
+from busctl.tui._source import ClientSource
 
 FAST = {"tick_interval": 0.05, "notifier_delay": 0.01, "sensor_failure_rate": 0.0}
 

@@ -22,7 +22,8 @@ from textual.widgets._footer import FooterKey
 
 from bus import Bus
 from busctl._client import Client
-from busctl.tui._source import ClientSource, LocalSource
+from busctl.tui._local_source import LocalSource
+from busctl.tui._source import ClientSource
 from busctl.tui.app import BusctlApp
 from busctl.tui.help_screen import HELP
 from busctl.tui.invoke_screen import InvokeScreen

@@ -21,7 +21,7 @@ from textual.content import Content
 from textual.widgets import DataTable, Static
 
 from bus import Bus, Service, command, listener
-from busctl.tui._source import LocalSource
+from busctl.tui._local_source import LocalSource
 from busctl.tui.activity import ActivityLog
 from busctl.tui.app import BusctlApp
 from busctl.tui.invoke_screen import InvokeScreen

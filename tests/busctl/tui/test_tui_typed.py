@@ -22,7 +22,8 @@ from textual.widgets import Input, Select, Static
 import sample_services
 from bus import Bus
 from busctl._client import Client
-from busctl.tui._source import ClientSource, LocalSource
+from busctl.tui._local_source import LocalSource
+from busctl.tui._source import ClientSource
 from busctl.tui.app import BusctlApp
 from busctl.tui.invoke_screen import InvokeScreen
 from tests.busctl.counted_services import Counted
