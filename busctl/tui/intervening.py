@@ -81,7 +81,7 @@ def _args_of(record: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
 
 
 class Intervening(App[None]):
-    """The base of ``BusctlApp``: its keys and handlers that step into the bus.
+    """A base of ``BusctlApp`` (under ``Linking``): its keys and handlers that step into the bus.
 
     ``BusctlApp`` makes the widgets named here (in ``compose``) and keeps the
     state; this class reads them.
