@@ -3,6 +3,7 @@
     activity_cells(activity)        # the cells of one row of the activity log
     styled(cell)                    # a render.columns Cell as rich Text, in the TUI's colours
     ActivityFilter("lights.*", "automation", errors_only=False).matches(activity)
+    describe_error(exc)             # a failed call, with the bus's traceback, for a form
 
 The words and numbers are ``busctl.render``'s, the same as ``busctl monitor``
 and ``busctl commands`` print; only their look is the TUI's. No Textual
@@ -17,10 +18,12 @@ applied or eaten) with its control characters made visible
 
 from __future__ import annotations
 
+import traceback
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
+from rich.console import Group
 from rich.text import Text
 
 from busctl.render.activity import activity_view
@@ -32,6 +35,7 @@ __all__ = [
     "ActivityFilter",
     "activity_cells",
     "clip",
+    "describe_error",
     "markup_safe",
     "shown",
     "styled",
@@ -128,3 +132,31 @@ def activity_cells(activity: dict[str, Any], compact: bool = False) -> tuple[str
         view.took,
         Text(detail, style="red" if view.failed else "dim"),
     )
+
+
+def describe_error(error: BaseException) -> Group:
+    """An error from the bus (or from reading the form), with its traceback."""
+    from busctl._args import ArgumentError
+    from busctl._remote import RemoteError
+
+    # Messages and tracebacks come from the bus: control characters made visible.
+    parts: list[Any] = []
+    if isinstance(error, RemoteError):
+        parts.append(shown(error, "bold red"))
+        parts.append(shown(f"(error {error.code})", "dim"))
+        signature = error.data.get("signature")
+        if signature:
+            parts.append(shown(f"signature: {signature}"))
+        suggestions = error.data.get("suggestions")
+        if suggestions:
+            parts.append(shown(f"did you mean: {', '.join(map(str, suggestions))}"))
+        if error.remote_traceback:
+            parts.append(shown(error.remote_traceback.rstrip(), "red", multiline=True))
+    elif isinstance(error, ArgumentError):
+        parts.append(shown(f"cannot read the arguments: {error}", "bold red"))
+    else:
+        parts.append(shown(f"{type(error).__name__}: {error}", "bold red"))
+        if error.__traceback__ is not None:
+            text = "".join(traceback.format_exception(error)).rstrip()
+            parts.append(shown(text, "red", multiline=True))
+    return Group(*parts)

@@ -29,8 +29,7 @@ from busctl._intervene import edit_params
 from busctl.render.intervene import arguments
 from busctl.render.text import visible
 
-from ._format import shown
-from .invoke_screen import describe_error
+from ._format import describe_error, shown
 
 if TYPE_CHECKING:
     from ._source import Source

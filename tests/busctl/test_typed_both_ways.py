@@ -28,10 +28,10 @@ from bus import Bus
 from bus.control.protocol import ErrorCode
 from busctl._client import Client, RemoteError
 from busctl.traces import BusTarget, ClientTarget, Outcome
+from busctl.tui._format import describe_error
 from busctl.tui._local_source import LocalSource
 from busctl.tui._source import ClientSource
 from busctl.tui._spans import pretty
-from busctl.tui.invoke_screen import describe_error
 from tests.busctl.counted_services import Counted
 
 pytestmark = pytest.mark.timeout(60)
