@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal, Self
 
+from ._contract import convert_arguments
 from ._deadlock import WaitGraph
 from ._errors import BusClosedError, BusError
 from ._events import EventTable, service_events
@@ -193,6 +194,38 @@ class BusCore:
             error = handler.destination.call_refused(status)
             if ticket is not None:
                 observer.call_refused(ticket, handler, error)  # type: ignore[union-attr]
+            raise error
+        return future
+
+    def execute_converted(
+        self, handler: Handler, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> CommandFuture:
+        """``execute_command`` with arguments already bound and converted for ``handler``.
+
+        For consoles and transports, which convert arguments that arrive as
+        JSON (``convert_arguments``) before they send them, so that a call is
+        bound once. If the command's handler changed since (a stub or a new
+        registration took the name), the arguments are bound and converted
+        again for the handler that will run them. Never blocks.
+
+        Raises what ``execute_command`` raises.
+        """
+        if self._closing:
+            self._refuse()
+        current = self.router.command(handler.name)
+        if current is not handler:
+            args, kwargs = convert_arguments(current, args, kwargs)
+        # execute_command's tail, which that hot path keeps inline.
+        future = CommandFuture(current, self._waits)
+        observer = self.observer
+        ticket = None if observer is None else observer.call_sent(current, args, kwargs)
+        next(current.dispatched)
+        status = current.destination.post((current, args, kwargs, future, ticket))
+        if status:
+            current.stats.refuse()
+            error = current.destination.call_refused(status)
+            if ticket is not None:
+                observer.call_refused(ticket, current, error)  # type: ignore[union-attr]
             raise error
         return future
 
