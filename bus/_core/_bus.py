@@ -265,6 +265,12 @@ class BusCore:
         """
         if self._closing:
             self._refuse()
+        # The one place in bus/ that reads other classes' privates, on purpose:
+        # this untraced fan-out is the measured hot path (docs/benchmarks.md),
+        # so it reads the router's route cache and, below, inlines
+        # Runtime.post for a local mailbox, saving a call per event and per
+        # listener. Everything else goes through the seams (Router methods,
+        # Destination.post); tests/bus/test_layers.py holds the runtime to it.
         listeners = self.router._routes.get(name) if type(name) is str else None
         if listeners is None:  # not seen since the listeners last changed
             listeners = self.router.listeners_for(name)
@@ -277,8 +283,9 @@ class BusCore:
         for handler in listeners:
             next(handler.dispatched)
             runtime = handler.destination
-            # The hot path, inlined for a local mailbox (Runtime.post says why
-            # each step is there); any other destination posts for itself.
+            # Runtime.post, inlined for a local mailbox (the exception above;
+            # Runtime.post says why each step is there, and the two must stay
+            # alike); any other destination posts for itself.
             if type(runtime) is Runtime and runtime.accepting:
                 queue = runtime._queue
                 if queue.qsize() < runtime.maxsize:
@@ -574,7 +581,7 @@ class BusCore:
         for registration in runtime.registrations:
             registration.dispose()
 
-    def _schedule(
+    def schedule(
         self,
         service: Service,
         delay: float,
@@ -582,6 +589,14 @@ class BusCore:
         args: tuple[Any, ...],
         interval: float | None,
     ) -> TimerHandle:
+        """Run ``fn(*args)`` on ``service``'s thread after ``delay`` seconds,
+        then every ``interval`` unless it is ``None``: ``Service.call_later``
+        and ``call_every``, which services use, say how. Never blocks.
+
+        Raises:
+            BusError: ``service`` is not on this bus, or ``fn`` is async and
+                the service cannot have an event loop.
+        """
         return schedule(self, service, delay, fn, args, interval)
 
     def _watchdog(self) -> None:

@@ -144,6 +144,13 @@ class Runtime:
             self._after_post()
         return 0
 
+    def mark_running(self) -> None:
+        """``starting`` becomes ``running`` (its ``on_start`` returned), unless
+        ``close()`` has begun stopping it meanwhile (thread-safe)."""
+        with self._lock:
+            if self.state == "starting":
+                self.state = "running"
+
     def fail(self, error: BaseException, how: str) -> bool:
         """Mark the runtime failed; ``how`` completes "its ... ERROR".
 

@@ -184,3 +184,59 @@ def test_the_runtime_reaches_its_bus_only_through_the_observer_seam() -> None:
             )
             seen.add(attribute)
     assert "observer" in seen, "the check found no report to the observer: does it still look?"
+
+
+def _privates_read_off(path: Path, receivers: set[str]) -> list[tuple[int, str]]:
+    """``(line, text)`` of every ``x._private`` where ``x`` is one of ``receivers``.
+
+    A receiver is a name (``runtime``) or a dotted attribute path (``self.bus``).
+    """
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+            and ast.unparse(node.value) in receivers
+        ):
+            found.append((node.lineno, ast.unparse(node)))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("filename", "receivers"),
+    [
+        # Starting a service asks the runtime (mark_running), never takes its lock.
+        ("_lifecycle.py", {"runtime", "rt", "core._pool"}),
+        # A service's timers go through the bus's public schedule().
+        ("_service.py", {"self.bus", "bus", "service.bus"}),
+    ],
+)
+def test_the_core_asks_the_object_that_owns_the_state(filename: str, receivers: set[str]) -> None:
+    found = _privates_read_off(ROOT / "bus" / "_core" / filename, receivers)
+    assert not found, f"bus/_core/{filename} reaches another class's privates: {found}"
+
+
+def test_only_the_untraced_fire_reaches_into_the_router_and_the_mailbox() -> None:
+    """``BusCore.fire_event`` inlines ``Runtime.post`` on purpose (its comment says
+    why); no other method of the core reads a runtime's or the router's privates."""
+    tree = ast.parse((ROOT / "bus" / "_core" / "_bus.py").read_text())
+    receivers = {"runtime", "self.router", "self._pool", "handler.destination"}
+    outside: list[str] = []
+    inside = 0
+    for function in ast.walk(tree):
+        if not isinstance(function, ast.FunctionDef):
+            continue
+        for node in ast.walk(function):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+                and ast.unparse(node.value) in receivers
+            ):
+                if function.name == "fire_event":
+                    inside += 1
+                else:
+                    outside.append(f"{function.name}:{node.lineno} {ast.unparse(node)}")
+    assert not outside, outside
+    assert inside, "fire_event no longer inlines the post: drop this test and the comment"
