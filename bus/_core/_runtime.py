@@ -185,10 +185,14 @@ class Runtime:
                 self.rejected += 1
         return self.refusal(status)
 
-    def delivery_refused(self, status: int, event: str, handler: Handler) -> BusError:
-        """Count and log (rate-limited) an event delivery this mailbox refused."""
+    def count_dropped(self) -> None:
+        """Count one event delivery lost before it reached this mailbox (thread-safe)."""
         with self._lock:
             self.dropped += 1
+
+    def delivery_refused(self, status: int, event: str, handler: Handler) -> BusError:
+        """Count and log (rate-limited) an event delivery this mailbox refused."""
+        self.count_dropped()
         error = self.refusal(status)
         self.drop_log.warning("event %r dropped for %s: %s", event, handler.qualname, error)
         return error
