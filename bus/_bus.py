@@ -206,6 +206,8 @@ class Bus(BusCore):
             "watch_errors": hub.watch_errors if hub else 0,
         }
         data = snapshot(self, tracing)
+        holds, held = self.holds.counts()
+        data["totals"].update(stubs=self.stubs.count(), holds=holds, held=held)
         if self._nats is not None:
             data["nats"] = self._nats.describe()
         return data
@@ -279,6 +281,7 @@ class Bus(BusCore):
     # -- shutdown ------------------------------------------------------------------------
 
     def _closing_begins(self) -> None:
+        super()._closing_begins()
         if self._nats is not None:
             self._nats.leave()  # the others stop sending work here; replicas take it
         if self._control is not None:

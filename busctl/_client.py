@@ -196,6 +196,17 @@ class Client:
         """
         return self._send(method, params)
 
+    def request_with_id(
+        self, method: str, params: dict[str, Any] | None = None
+    ) -> tuple[int, Future[Any]]:
+        """Send a request; return its id (what ``cancel`` names) and the future of its result.
+
+        Raises:
+            ConnectionLost: the connection is closed.
+        """
+        request_id = next(self._ids)
+        return request_id, self._send(method, params, request_id=request_id)
+
     def request(
         self, method: str, params: dict[str, Any] | None = None, timeout: float | None = None
     ) -> Any:
@@ -218,9 +229,11 @@ class Client:
         method: str,
         params: dict[str, Any] | None,
         on_reply: Callable[[Any], None] | None = None,
+        request_id: int | None = None,
     ) -> Future[Any]:
         future: Future[Any] = Future()
-        request_id = next(self._ids)  # itertools.count: atomic under the GIL
+        if request_id is None:
+            request_id = next(self._ids)  # itertools.count: atomic under the GIL
         # Framed before it is registered: params that are not JSON raise here
         # (TypeError, ValueError) and leave nothing pending.
         line = protocol.dumps(protocol.request(request_id, method, params))

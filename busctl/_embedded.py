@@ -30,7 +30,7 @@ from ._client import Client
 if TYPE_CHECKING:
     from bus import Bus
 
-__all__ = ["EMBEDDED_NAME", "connect_or_embed"]
+__all__ = ["EMBEDDED_NAME", "connect_or_embed", "embed_sample"]
 
 EMBEDDED_NAME = "sample"
 """The name of the embedded bus."""
@@ -66,6 +66,15 @@ def connect_or_embed(
     except NoBusError:
         if target is not None:
             raise
+    return _embed(timeout)
+
+
+def embed_sample(*, timeout: float = 5.0) -> tuple[Client, Bus]:
+    """Start the embedded sample bus whether or not another runs, and connect to it.
+
+    What ``connect_or_embed`` falls back to, for a verb asked for it by name
+    (``busctl schema --embedded``). The caller closes the client, then the bus.
+    """
     return _embed(timeout)
 
 

@@ -13,6 +13,7 @@ class ExitStatus(IntEnum):
     OK = 0  # the verb did what was asked
     ERROR = 1  # it failed: the one-line reason is on stderr
     USAGE = 2  # the command line was wrong: click's code, a bad literal, args not binding,
+    # a value of the wrong type (nothing was sent on), a file that cannot be written there,
     # or a `run` target that does not load
     NO_BUS = 3  # no bus to attach to, several to choose from, or the connection failed
     NOT_FOUND = 4  # no such command (or nothing handles the name)

@@ -21,7 +21,14 @@ from typing import Any
 
 from bus.control.protocol import ErrorCode
 
-__all__ = ["ConnectionLost", "FirstOnly", "RemoteError", "remote_error"]
+__all__ = [
+    "ConnectionLost",
+    "FirstOnly",
+    "RemoteError",
+    "invalid_argument",
+    "refusal",
+    "remote_error",
+]
 
 _log = logging.getLogger("busctl._client")
 
@@ -77,6 +84,65 @@ def remote_error(error: Any) -> RemoteError:
         str(error.get("message", "")),
         data if isinstance(data, dict) else {},
     )
+
+
+def invalid_argument(exc: Exception) -> RemoteError:
+    """The ``INVALID_ARGUMENT`` error the control endpoint sends for ``exc``.
+
+    For a bus in this process (``bus.schema.InvalidArgumentError`` raised by
+    ``convert_call`` or ``convert_event``), so that a face reads the same
+    error whether the bus is attached or in process: the message, and each
+    problem's ``param``, ``path``, ``expected``, ``value`` and ``message``.
+    """
+    from bus.schema import to_json
+
+    problems = [
+        {
+            "param": p.param,
+            "path": p.path,
+            "expected": p.expected,
+            "value": to_json(p.value)[0],
+            "message": p.message,
+        }
+        for p in getattr(exc, "problems", ())
+    ]
+    first = problems[0] if problems else {"param": None, "expected": None, "value": None}
+    data = {
+        "type": type(exc).__qualname__,
+        "message": str(exc),
+        "target": getattr(exc, "target", None),
+        "param": first["param"],
+        "expected": first["expected"],
+        "value": first["value"],
+        "problems": problems,
+        "signature": getattr(exc, "signature", None) or None,
+    }
+    return RemoteError(ErrorCode.INVALID_ARGUMENT, str(exc), data)
+
+
+def refusal(exc: Exception, signature: str | None = None) -> RemoteError | None:
+    """The error the control endpoint sends when it refuses a call for ``exc``, if it would.
+
+    For a bus in this process, which refuses before it dispatches as the
+    endpoint does (``bus.schema.convert_call``, ``convert_event``): a value
+    that does not convert (``INVALID_ARGUMENT``), no such command
+    (``NO_SUCH_COMMAND``), arguments that do not bind (``BAD_ARGUMENTS``, with
+    the command's ``signature``). ``None`` for anything else.
+    """
+    from bus import CommandNotFoundError
+    from bus.schema import InvalidArgumentError
+
+    described = {"type": type(exc).__qualname__, "message": str(exc)}
+    if isinstance(exc, InvalidArgumentError):
+        return invalid_argument(exc)
+    if isinstance(exc, CommandNotFoundError):
+        suggestions = list(getattr(exc, "suggestions", ()) or ())
+        return RemoteError(
+            ErrorCode.NO_SUCH_COMMAND, str(exc), {**described, "suggestions": suggestions}
+        )
+    if isinstance(exc, TypeError):
+        return RemoteError(ErrorCode.BAD_ARGUMENTS, str(exc), {**described, "signature": signature})
+    return None
 
 
 class FirstOnly:

@@ -22,6 +22,7 @@ from ._deadlock import WaitGraph
 from ._errors import BusClosedError, BusError
 from ._events import EventTable, service_events
 from ._future import CommandFuture
+from ._holds import Holds
 from ._lifecycle import (
     MAX_THREADS,
     abandon,
@@ -37,6 +38,7 @@ from ._router import Handler, Registration, Router
 from ._runtime import Runtime
 from ._service import BROADCAST_ATTR, Service
 from ._stats import count_value
+from ._stubs import Stubs
 from ._threads import TimerHandle, Timers, start_thread
 from ._worker import Ledger, current_worker
 
@@ -128,6 +130,9 @@ class BusCore:
             self.execute_command = self._execute_validated  # type: ignore[method-assign]
             self.fire_event = self._fire_validated  # type: ignore[method-assign]
             self.fire_counted = self._fire_counted_validated  # type: ignore[method-assign]
+        #: A console's holds (``_holds``) and live stubs (``_stubs``).
+        self.holds = Holds(self)
+        self.stubs = Stubs(self)
         interval = max(0.05, min(1.0, hung_after / 4))
         self._timers.schedule(interval, self._watchdog, interval)
 
@@ -483,7 +488,13 @@ class BusCore:
         shut_down(self, timeout)
 
     def _closing_begins(self) -> None:
-        """Called first by ``close``, before any work is refused: for layers above."""
+        """Called first by ``close``, before any work is refused: for layers above.
+
+        What a console held goes on now, and stubs give way to the real
+        handlers, so that the close finishes that work like any other.
+        """
+        self.holds.close()
+        self.stubs.close()
 
     def _closing_ends(self, deadline: float) -> None:
         """Called once every service has stopped: for layers above to stop theirs."""
@@ -575,6 +586,7 @@ class BusCore:
             runtime.need_loop(f"the async {kind} {name!r}")
         registration = self.router.add(handler)
         runtime.registrations.append(registration)
+        self.holds.adopt(runtime)  # a service added while a hold is set is held too
         return registration
 
     def _unregister(self, runtime: Runtime) -> None:

@@ -8,6 +8,7 @@ __all__ = [
     "CommandExistsError",
     "CommandNotFoundError",
     "DeadlockError",
+    "DroppedByConsoleError",
     "MailboxFullError",
     "RemoteError",
     "ServiceFailedError",
@@ -89,6 +90,28 @@ class BusClosedError(BusError, RuntimeError):
     ``execute_command`` and ``fire_event`` raise it at once after ``close()``;
     futures still pending when ``close()`` gives up waiting fail with it.
     """
+
+
+class DroppedByConsoleError(BusError):
+    """Raised through the future of a held command call that a console dropped.
+
+    A console may hold calls and deliveries (``busctl hold``) and then let
+    them go or drop them (``busctl drop``). A dropped call never runs: its
+    caller gets this error, which says what was dropped and by which hold.
+    (A dropped event delivery is counted as dropped on its listener.)
+
+    Attributes:
+        command: the command whose call was dropped.
+        hold: the id of the hold that held it.
+    """
+
+    def __init__(self, command: str, hold: int, message: str | None = None) -> None:
+        self.command = command
+        self.hold = hold
+        super().__init__(message or f"{command}: the call was dropped by a console (hold {hold})")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.command, self.hold, str(self)))
 
 
 class MailboxFullError(BusError, RuntimeError):

@@ -94,6 +94,23 @@ class Observer(Protocol):
     ) -> None:
         """The listener finished (its thread)."""
 
+    # -- a console's holds -------------------------------------------------------------
+
+    def held(
+        self,
+        ticket: Any,
+        held_ms: float,
+        original: tuple[tuple[Any, ...], dict[str, Any]] | None,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        """Held work leaves its hold, released or dropped (any thread).
+
+        ``original`` is the arguments it was held with when a console edited
+        them (``args`` and ``kwargs`` are then the new ones), else ``None``.
+        Returns the ticket to carry on with (the same, or a new one).
+        """
+
     # -- what a handler may ask ----------------------------------------------------
 
     def trace_ids(self, scope: Any) -> tuple[int, int] | None:

@@ -78,6 +78,7 @@ class Handler:
         "registered_at",
         "seq",
         "stats",
+        "stub",
     )
 
     def __init__(
@@ -106,6 +107,9 @@ class Handler:
         self.stats = HandlerStats(shared=destination.shared)
         self.dispatched = self.stats.dispatched  # next() on it from any thread
         self.registered_at = time.time()
+        #: A live stub standing in for a command (``_stubs``): this handler
+        #: is the stand-in, and ``stub.original`` the handler it replaces.
+        self.stub: Any = None
 
     def describe(self) -> dict[str, Any]:
         """The JSON-ready description ``inspect()`` gives of this handler."""
@@ -125,6 +129,8 @@ class Handler:
         if self.kind == "listener":
             stats["deliveries"] = stats.pop("calls")
         data.update(stats)
+        if self.stub is not None:
+            data["stub"] = self.stub.describe()
         return data
 
 
@@ -305,6 +311,19 @@ class Router:
                 self._commands = commands
             return handler
 
+    def swap(self, current: Handler, new: Handler) -> bool:
+        """Put ``new`` in the place of command handler ``current``, in one step.
+
+        For live stubs: a caller never finds the name missing in between.
+        Returns ``False`` (and changes nothing) when ``current`` no longer
+        holds the name.
+        """
+        with self._lock:
+            if self._commands.get(current.name) is not current:
+                return False
+            self._commands = {**self._commands, new.name: new}
+            return True
+
     def put_back(self, handler: Handler) -> None:
         """Reinstate a handler removed by ``take``, replacing any stand-in."""
         with self._lock:
@@ -314,7 +333,9 @@ class Router:
         """Remove a handler if it is still registered."""
         with self._lock:
             if handler.kind == "command":
-                if self._commands.get(handler.name) is handler:
+                found = self._commands.get(handler.name)
+                # A live stub standing in for the handler goes with it.
+                if found is handler or (found is not None and _stands_in_for(found, handler)):
                     commands = dict(self._commands)
                     del commands[handler.name]
                     self._commands = commands
@@ -323,3 +344,8 @@ class Router:
                 self._routes = {}
         if self.on_change is not None:
             self.on_change()
+
+
+def _stands_in_for(found: Handler, handler: Handler) -> bool:
+    """Whether ``found`` is a live stub standing in for ``handler``."""
+    return found.stub is not None and found.stub.original is handler

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -42,6 +43,7 @@ from ..control import protocol
 from ..control._subs import Subscription, span_key
 from ..control.protocol import ErrorCode
 from . import _wire as wire
+from ._intervene import WHOLE
 from ._merge import merge, merge_schema
 
 if TYPE_CHECKING:
@@ -257,6 +259,8 @@ class ControlResponder:
             "traces": self._traces,
             "wait_idle": self._wait_idle,
             "schema": self._schema,
+            # Holds, stubs, history: where the work runs (``_intervene``).
+            **{name: functools.partial(method, self) for name, method in WHOLE.items()},
         }
 
     async def start(self) -> None:
@@ -344,7 +348,7 @@ class ControlResponder:
                 session.renew = renew
             if whole and method in self._whole:
                 result = await self._whole[method](session, params, rid)
-            elif method in ("wait_idle", "traces"):  # they block: not on the loop
+            elif method in ("wait_idle", "traces", "history", "release"):  # not on the loop
                 result = await _in_thread(
                     self.link, lambda: rpc.METHODS[method](session, params, rid)
                 )

@@ -199,7 +199,10 @@ class Hub:
         record = ticket if type(ticket) is CallRecord else None
         result_text = None
         if record is not None:
-            record.extras = scope[0].extras()
+            record.extras = extras = scope[0].extras()
+            if extras is not None and extras[0] and extras[0].get("bus.stubbed"):
+                # A live stub's mark goes on the CLIENT span as on the SERVER.
+                record.wire = {**(record.wire or {}), "bus.stubbed": True}
             if error is None:
                 frozen = freeze(result, self.json_limit, self.redact)
                 if self.watchers:  # encoded once, for the span and the activity alike
@@ -357,6 +360,48 @@ class Hub:
                 span_id=hex_id(scope[0].span_id, 16) if scope else None,
                 parent_span_id=hex_id(ticket[1], 16) if scope else None,
             )
+
+    # -- a console's holds ------------------------------------------------------------
+
+    def held(
+        self,
+        ticket: Any,
+        held_ms: float,
+        original: tuple[tuple[Any, ...], dict[str, Any]] | None,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        """Held work goes on, or is dropped: its spans say for how long, and what was edited.
+
+        The attributes go with the record's ``wire`` ones, which every span
+        of the record carries: ``bus.held_ms``, ``bus.edited`` and, when the
+        arguments were edited, ``bus.original_args`` (and
+        ``bus.original_kwargs``) as they were held. A command's record then
+        has the new arguments as its ``bus.args``; a delivery, whose event
+        span has the arguments fired, gets ``bus.args`` on its own span.
+        """
+        attrs: dict[str, Any] = {
+            "bus.held_ms": round(held_ms, 3),
+            "bus.edited": original is not None,
+        }
+        if original is not None:
+            attrs["bus.original_args"] = self._encoded(original[0]).text
+            if original[1]:
+                attrs["bus.original_kwargs"] = self._encoded(original[1]).text
+        if type(ticket) is CallRecord:
+            ticket.wire = {**(ticket.wire or {}), **attrs}
+            if original is not None:
+                ticket.args = freeze(args, self.json_limit, self.redact)
+                ticket.kwargs = freeze(kwargs, self.json_limit, self.redact) if kwargs else None
+            return ticket
+        if type(ticket) is tuple:  # a delivery's head, shared with its siblings: a copy
+            if original is not None:
+                attrs["bus.args"] = self._encoded(args).text
+                if kwargs:
+                    attrs["bus.kwargs"] = self._encoded(kwargs).text
+            trace_id, span_id, name, sent_ns, wire = ticket
+            return (trace_id, span_id, name, sent_ns, {**(wire or {}), **attrs})
+        return ticket
 
     # -- across processes (the transport calls these) -------------------------------
 

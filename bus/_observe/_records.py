@@ -29,8 +29,10 @@ handler's exception and its frames (taken as it failed), ``None`` otherwise;
 (the NATS transport) a command has one span on each side: ``hop`` is
 ``"client"`` in the caller's process (the handler is remote) and
 ``"server"`` in the handler's (the caller is remote, its CLIENT span the
-parent), ``None`` in process; ``wire`` is ``None`` or the transport's
-attributes (``messaging.system=nats``, the server, the group...).
+parent), ``None`` in process; ``wire`` is ``None`` or attributes every span
+of the record carries: the transport's (``messaging.system=nats``, the
+server, the group...), a console hold's (``bus.held_ms``, ``bus.edited``,
+see ``Hub.held``) and a live stub's ``bus.stubbed``.
 
 Arguments and results whose types are immutable atoms are kept as they are
 and encoded later; anything mutable is encoded at once (``freeze``), so what

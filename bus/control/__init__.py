@@ -16,8 +16,9 @@ client. A bus that is full says so (``BusFullError``), and ``discover``
 lists it as refusing rather than leaving it out.
 This module holds the addressing rules (``socket_dir``, ``default_address``,
 ``parse_address``), discovery of the buses running (``discover``,
-``resolve``) and the server (``ControlServer``). It re-exports names from
-private modules and defines nothing itself.
+``resolve``), the server (``ControlServer``), and ``answer``, which answers
+a request in process for a console that holds the bus itself. It
+re-exports names from private modules and defines nothing itself.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from ._addr import (
     resolve,
     socket_dir,
 )
+from ._local import RequestError, answer
 from ._server import ControlServer
 
 __all__ = [
@@ -46,7 +48,9 @@ __all__ = [
     "ControlServer",
     "ForeignBusError",
     "NoBusError",
+    "RequestError",
     "SocketDirError",
+    "answer",
     "check_peer",
     "default_address",
     "discover",

@@ -23,10 +23,11 @@ from .._core._errors import (
     BusError,
     CommandNotFoundError,
     DeadlockError,
+    DroppedByConsoleError,
     MailboxFullError,
     ServiceFailedError,
 )
-from .._core._patterns import MAX_NAME, pattern_matches, shown, validate_pattern
+from .._core._patterns import MAX_NAME, pattern_matches, shown, validate_name, validate_pattern
 from .._observe._jsonval import json_ready
 from .._observe._replay import replaying
 from .._observe._schema import asyncapi, json_schema
@@ -192,6 +193,8 @@ def invalid_argument(exc: InvalidArgumentError) -> RpcError:
 
 def handler_error(exc: BaseException) -> RpcError:
     """The error for what a command's future failed with (``-32000`` mostly)."""
+    if isinstance(exc, DroppedByConsoleError):
+        return RpcError(ErrorCode.DROPPED, str(exc), _described(exc, hold=exc.hold))
     if isinstance(exc, DeadlockError):
         return RpcError(ErrorCode.DEADLOCK, str(exc), _described(exc, cycle=exc.cycle))
     if isinstance(exc, BusClosedError):
@@ -271,6 +274,15 @@ def _seconds(params: dict[str, Any], key: str, default: float | None) -> float |
     return None if value is None else float(value)
 
 
+def _flag(params: dict[str, Any], key: str) -> bool:
+    value = params.get(key, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise _bad(key, f"{key!r} must be true or false, not {_json(value)}")
+    return value
+
+
 def _positive_int(params: dict[str, Any], key: str, default: int, most: int) -> int:
     value = params.get(key, default)
     if value is None:
@@ -327,13 +339,16 @@ def inspect(conn: Session, params: dict[str, Any], rid: Any) -> Any:
 
 def execute(conn: Session, params: dict[str, Any], rid: Any) -> Any:
     """Run a command; the reply is sent when it finishes or times out."""
-    _only(params, ("name", "args", "kwargs", "timeout", "replay_of"))
+    _only(params, ("name", "args", "kwargs", "timeout", "replay_of", "check"))
     name = _name(params)
     args, kwargs = _arguments(params)
     timeout = _seconds(params, "timeout", DEFAULT_TIMEOUT)
     replay_of = _replay_of(params)
+    check = _flag(params, "check")
     handler = conn.bus.router.command(name)
     converted, kwargs = _converted(conn, handler, args, kwargs)
+    if check:  # a console's form asks before it sends: converted, and nothing run
+        return {"checked": True}
     conn.execute(rid, handler, converted, kwargs, timeout, replay_of=replay_of)
     return ASYNC
 
@@ -371,10 +386,11 @@ def bad_arguments(conn: Session, name: str, exc: TypeError) -> RpcError:
 
 def fire(conn: Session, params: dict[str, Any], rid: Any) -> Any:
     """Fire an event; the result counts the listeners its name matches."""
-    _only(params, ("name", "args", "kwargs", "replay_of"))
+    _only(params, ("name", "args", "kwargs", "replay_of", "check"))
     name = _name(params)
     args, kwargs = _arguments(params)
     replay_of = _replay_of(params)
+    check = _flag(params, "check")
     contract = conn.bus.events.get(name)
     if contract is not None:  # a declared payload type: converted and checked, always
         try:
@@ -382,6 +398,12 @@ def fire(conn: Session, params: dict[str, Any], rid: Any) -> Any:
         except InvalidArgumentError as exc:
             raise invalid_argument(exc) from None
         args = list(converted)
+    if check:
+        try:
+            validate_name(name)
+        except (TypeError, ValueError) as exc:
+            raise _bad("name", str(exc)) from None
+        return {"checked": True}
     try:
         with replaying(*replay_of) if replay_of else contextlib.nullcontext():
             listeners = conn.bus.fire_counted(name, *args, **kwargs)
@@ -542,3 +564,8 @@ METHODS: dict[str, Callable[[Session, dict[str, Any], Any], Any]] = {
     "schema": schema,
     "cancel": cancel,
 }
+
+# Holds, stubs and history (``_intervene``), which build on the helpers above.
+from ._intervene import INTERVENE  # noqa: E402
+
+METHODS.update(INTERVENE)

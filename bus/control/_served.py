@@ -12,8 +12,10 @@ from typing import Any, Protocol
 
 from .._core._events import EventTable
 from .._core._future import CommandFuture
+from .._core._holds import Holds
 from .._core._router import Handler, Router
 from .._core._service import Disposable
+from .._core._stubs import Stubs
 from .._observe._activity import Activity
 from .._observe._ring import SpanRing
 
@@ -29,6 +31,9 @@ class ServedBus(Protocol):
     spans: SpanRing
     router: Router
     events: EventTable
+    holds: Holds
+    stubs: Stubs
+    redact: Any
 
     def execute_command(self, name: str, /, *args: Any, **kwargs: Any) -> CommandFuture:
         """See ``Bus.execute_command``."""

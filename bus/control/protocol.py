@@ -54,6 +54,15 @@ METHODS = (
     "wait_idle",
     "schema",
     "cancel",
+    "hold",
+    "held",
+    "release",
+    "drop",
+    "unhold",
+    "stub",
+    "unstub",
+    "stubs",
+    "history",
 )
 """The server's methods, as ``describe`` lists them."""
 
@@ -114,6 +123,12 @@ class ErrorCode(IntEnum):
     """
     CANCELLED = -32013
     """The command was cancelled (by ``cancel``) before it finished (``data.type``)."""
+    NO_SUCH_HOLD = -32014
+    """``unhold``, ``release`` or ``drop`` of a hold or held item that is not there."""
+    NO_SUCH_STUB = -32015
+    """``unstub`` of a command that is not stubbed."""
+    DROPPED = -32016
+    """The command's call was held and a console dropped it (``DroppedByConsoleError``)."""
 
 
 class ProtocolError(ValueError):

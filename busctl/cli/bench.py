@@ -154,6 +154,7 @@ def bench(
             f"{len(results.errors)} figure(s) do not count (a run failed or lost spans): "
             "the report says which",
             ExitStatus.ERROR,
+            reported=as_json,
         )
 
 

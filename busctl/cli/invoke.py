@@ -20,13 +20,14 @@ from bus.control.protocol import ErrorCode
 from .._args import check_text, option_hint, parse_args, parse_call
 from .._client import RemoteError
 from .._exit import ExitStatus
+from .._intervene import read_arguments
 from . import _output
+from ._interrupt import wait_call
 from .options import (
     Failure,
     as_failure,
     attached,
     attached_command,
-    interrupted,
     unavailable,
 )
 
@@ -37,11 +38,21 @@ _PASS_THROUGH = {"ignore_unknown_options": True}  # so `call f -1` reads -1 as a
 
 
 def _read_call(name: str, arguments: tuple[str, ...]) -> tuple[str, list[Any], dict[str, Any]]:
-    """``NAME ARG...``, or the REPL's ``'NAME(arg, kw=value)'`` as one word."""
+    """``NAME ARG...``, the REPL's ``'NAME(arg, kw=value)'`` as one word, or ``@FILE``/``-``.
+
+    ``@FILE`` (``-``: standard input) holds the arguments as JSON (an
+    array, an object of keywords, or ``{"args": [...], "kwargs": {...}}``);
+    ``ARG``s after it are added, a keyword replacing the file's.
+    """
     if "(" in name and not arguments:
         return parse_call(name)
-    args, kwargs = parse_args(list(arguments))
-    return check_text(name), args, kwargs
+    tokens = list(arguments)
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    if tokens and (tokens[0] == "-" or tokens[0].startswith("@")):
+        args, kwargs = read_arguments(tokens.pop(0))
+    more, more_kwargs = parse_args(tokens)
+    return check_text(name), [*args, *more], {**kwargs, **more_kwargs}
 
 
 @click.command("call", context_settings=_PASS_THROUGH)
@@ -67,10 +78,19 @@ def call(
     """Execute a command and print its result.
 
     Each ARG is JSON or a Python literal (a bare word is a string);
-    key=value passes a keyword argument. Nothing is ever eval'd.
+    key=value passes a keyword argument. Nothing is ever eval'd. @FILE (or
+    - for stdin) reads the arguments from JSON: an array, an object of
+    keywords, {"args": [...], "kwargs": {...}}, or a line of `busctl history
+    --json` (its call's arguments); ARGs after it add to them.
+
+    Ctrl-C stops waiting (the command runs on in the bus); a second Ctrl-C
+    within 3 s cancels it: an async handler is interrupted, a sync one
+    cannot be and runs to its end.
 
     \b
       busctl call say_hello Alice
+      busctl call lights.turn_on @args.json brightness=40
+      busctl history lights.turn_on -n 1 --json | busctl call lights.turn_on -
       busctl call lights.turn_on kitchen brightness=60
       busctl call notifier.send "'dinner is ready'" channel=email
       busctl call thermostat.set_target living_room 21.5
@@ -79,22 +99,24 @@ def call(
     name, args, kwargs = _read_call(name, arguments)
     with attached(target, nats) as client:
         try:
-            result = client.execute(name, args, kwargs, timeout=timeout)
-        except KeyboardInterrupt:
-            # As in the REPL: Ctrl-C stops the wait, not the command.
-            raise interrupted(
-                f"stopped waiting for {name}: it runs on in the bus; its result is dropped"
-            ) from None
+            # Ctrl-C stops the wait, not the command; a second one cancels it.
+            result = wait_call(client, name, args, kwargs, timeout)
         except RemoteError as exc:
             if exc.code == ErrorCode.HANDLER_ERROR and not unavailable(exc):
                 raise Failure(
-                    f"{name} raised {exc}", ExitStatus.FAILED, exc.remote_traceback
+                    f"{name} raised {exc}",
+                    ExitStatus.FAILED,
+                    exc.remote_traceback,
+                    type=exc.type,
+                    code=exc.code,
                 ) from exc
             hint = option_hint(list(arguments)) if exc.code == ErrorCode.BAD_ARGUMENTS else None
             if hint is not None:
                 failure = as_failure(exc)
                 assert failure is not None  # a RemoteError always maps to one
-                raise Failure(f"{failure}; {hint}", failure.status) from exc
+                raise Failure(
+                    f"{failure}; {hint}", failure.status, type=exc.type, code=exc.code
+                ) from exc
             raise
     if as_json:
         _output.print_json(result)

@@ -19,7 +19,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable, Iterator
-from typing import NoReturn, ParamSpec, TypeVar
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import click
 
@@ -55,13 +55,44 @@ HINT_RUN = "start one with `busctl run`"
 class Failure(Exception):
     """A verb failed: ``message`` goes to stderr as one line, ``status`` to the shell.
 
-    ``detail`` is a traceback, shown only with ``-v``.
+    ``detail`` is a traceback, shown only with ``-v``. ``type`` and ``code``
+    (the bus's error type and JSON-RPC code, when the bus said) go into the
+    JSON error object a verb run with ``--json`` prints on stdout, unless
+    ``reported``: the verb printed a JSON report that says so already.
     """
 
-    def __init__(self, message: str, status: ExitStatus, detail: str | None = None) -> None:
+    after_echo = True
+    """Ctrl-C's message comes right after the ^C a terminal echoed: a new line first."""
+
+    def __init__(
+        self,
+        message: str,
+        status: ExitStatus,
+        detail: str | None = None,
+        *,
+        type: str | None = None,
+        code: int | None = None,
+        reported: bool = False,
+    ) -> None:
         self.status = status
         self.detail = detail
+        self.type = type
+        self.code = code
+        #: The verb's JSON on stdout already says what failed (a report with
+        #: its errors): no error object after it, stdout stays one document.
+        self.reported = reported
         super().__init__(message)
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"error": {"type", "message", "code", "status"}}``: what ``--json`` prints."""
+        return {
+            "error": {
+                "type": self.type or "Failure",
+                "message": visible(str(self)),
+                "code": self.code,
+                "status": int(self.status),
+            }
+        }
 
 
 def interrupted(message: str = "interrupted") -> Failure:
@@ -108,6 +139,7 @@ def reports_failures(fn: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         verbose = bool(kwargs.get("verbose"))
+        as_json = bool(kwargs.get("as_json"))
         try:
             return fn(*args, **kwargs)
         except BrokenPipeError:  # `busctl monitor | head`: the reader has had enough
@@ -116,25 +148,31 @@ def reports_failures(fn: Callable[P, R]) -> Callable[P, R]:
                 os.dup2(devnull, sys.stdout.fileno())
             sys.exit(ExitStatus.OK)
         except Failure as failure:
-            _exit_with(failure, verbose)
+            _exit_with(failure, verbose, as_json)
         except KeyboardInterrupt:  # a verb that has more to say catches it first
-            _exit_with(interrupted(), verbose)
+            _exit_with(interrupted(), verbose, as_json)
         except Exception as exc:
             translated = as_failure(exc)
             if translated is None:
                 raise
-            _exit_with(translated, verbose)
+            _exit_with(translated, verbose, as_json)
 
     return wrapper
 
 
-def _exit_with(failure: Failure, verbose: bool) -> NoReturn:
+def _exit_with(failure: Failure, verbose: bool, as_json: bool = False) -> NoReturn:
+    if as_json and not failure.reported:
+        # A script reading stdout learns what failed there too; the line on
+        # stderr stays for the person watching.
+        with contextlib.suppress(OSError):
+            _output.print_json(failure.to_json(), indent=None)
     message = str(failure)
     if failure.status is ExitStatus.INTERRUPTED:
         # Not an error: the user stopped it. On a line of its own, after the
-        # ^C a terminal echoes.
+        # ^C a terminal echoes (unless no ^C came just before: after_echo).
         err = _output.console(stderr=True)
-        err.print(("\n" if err.is_terminal else "") + message, markup=False, highlight=False)
+        fresh = err.is_terminal and failure.after_echo
+        err.print(("\n" if fresh else "") + message, markup=False, highlight=False)
         sys.exit(failure.status)
     if failure.detail and not verbose:
         message += " (-v shows the traceback)"
@@ -154,28 +192,32 @@ def as_failure(exc: Exception) -> Failure | None:
         SocketDirError,
     )
 
+    kind = type(exc).__name__
     if isinstance(exc, (BusFullError, ForeignBusError, TransportError)):
-        return Failure(str(exc), ExitStatus.NO_BUS)  # the message is the one line to show
+        # the message is the one line to show
+        return Failure(str(exc), ExitStatus.NO_BUS, type=kind)
     if isinstance(exc, SocketDirError):
-        return Failure(str(exc), ExitStatus.ERROR)  # it names the directory and the fix
+        # it names the directory and the fix
+        return Failure(str(exc), ExitStatus.ERROR, type=kind)
     if isinstance(exc, NoBusError):
         message = str(exc)
         if "busctl run" not in message:
             message = f"{message}; {HINT_RUN}"
-        return Failure(message, ExitStatus.NO_BUS)
+        return Failure(message, ExitStatus.NO_BUS, type=kind)
     if isinstance(exc, AmbiguousBusError):
         # The library's text ends in its own hint; this face has a better one.
         names = ", ".join(exc.choices)
         return Failure(
             f"{len(exc.choices)} buses are running ({names}): choose one with --bus NAME",
             ExitStatus.NO_BUS,
+            type=kind,
         )
     if isinstance(exc, ConnectionLost):
-        return Failure(str(exc), ExitStatus.NO_BUS)
+        return Failure(str(exc), ExitStatus.NO_BUS, type=kind)
     if isinstance(exc, ArgumentError):
-        return Failure(f"bad argument: {exc}", ExitStatus.USAGE)
+        return Failure(f"bad argument: {exc}", ExitStatus.USAGE, type=kind)
     if isinstance(exc, TimeoutError):
-        return Failure(str(exc) or "timed out", ExitStatus.TIMEOUT)
+        return Failure(str(exc) or "timed out", ExitStatus.TIMEOUT, type=kind)
     if isinstance(exc, RemoteError):
         return _remote_failure(exc)
     return None
@@ -185,8 +227,12 @@ _CODE_STATUS: dict[int, ExitStatus] = {
     ErrorCode.HANDLER_ERROR: ExitStatus.FAILED,
     ErrorCode.NO_SUCH_COMMAND: ExitStatus.NOT_FOUND,
     ErrorCode.BAD_ARGUMENTS: ExitStatus.USAGE,
+    # An argument of the wrong type (the typed contract): as wrong as one that does not bind.
+    ErrorCode.INVALID_ARGUMENT: ExitStatus.USAGE,
     ErrorCode.BUS_CLOSED: ExitStatus.NO_BUS,
     ErrorCode.TIMED_OUT: ExitStatus.TIMEOUT,
+    ErrorCode.NO_SUCH_HOLD: ExitStatus.NOT_FOUND,
+    ErrorCode.NO_SUCH_STUB: ExitStatus.NOT_FOUND,
 }
 
 # Errors whose text starts with the remote exception's type (ValueError: ...).
@@ -226,7 +272,7 @@ def _remote_failure(exc: RemoteError) -> Failure:
     if exc.code == ErrorCode.TIMED_OUT and "--timeout" not in message:
         # The bus's text already says the command may still finish.
         message = f"{message}; raise --timeout to wait longer"
-    return Failure(message, status, exc.remote_traceback)
+    return Failure(message, status, exc.remote_traceback, type=exc.type, code=exc.code)
 
 
 @contextlib.contextmanager

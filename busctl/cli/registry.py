@@ -19,9 +19,11 @@ import click
 
 from .._args import check_text
 from .._exit import ExitStatus
+from .._types import Contract
 from ..render.columns import COMMANDS, LISTENERS, SERVICES, across
+from ..render.intervene import stub_text
 from ..render.text import visible
-from ..render.units import latency
+from ..render.units import duration, latency
 from . import _output
 from .options import (
     Failure,
@@ -110,17 +112,32 @@ def listeners(target: str | None, nats: str | None, as_json: bool, verbose: bool
 def introspect(
     name: str, target: str | None, nats: str | None, as_json: bool, verbose: bool
 ) -> None:
-    """Show a command's signature, doc and stats."""
+    """Show a command's signature, types, doc and stats, or an event's payload.
+
+    The types, the choices of an enum or Literal and the defaults are the
+    bus's schema of the name (see `busctl schema`).
+    """
+    from ._contract import read_contracts
+
     name = check_text(name)
     with attached(target, nats) as client:
         routing = client.who_handles(name)
         snapshot = client.inspect() if routing.get("command") else None
+        contracts = read_contracts(client, name)
     entry = routing.get("command")
+    event = contracts.event(name)
+    if entry is None and (event is not None or routing.get("listeners")):
+        _introspect_event(name, event, routing, as_json)
+        return
     if entry is None:
         raise _nothing_handles(name, routing, as_command=True)
     threads = _threads_of(entry, snapshot)
+    contract = contracts.command(name, entry.get("params"))
     if as_json:
-        _output.print_json({**entry, "threads": threads})
+        from ._contract import contract_json
+
+        typed = {"contract": contract_json(contract)} if contract is not None else {}
+        _output.print_json({**entry, "threads": threads, **typed})
         return
     _output.fields(
         [
@@ -131,6 +148,7 @@ def introspect(
             ("handler", entry.get("handler")),
             ("threads", ", ".join(threads) or "-"),
             ("readonly", "yes" if entry.get("readonly") else "no"),
+            *([("async", _cancellable(entry["async"]))] if "async" in entry else []),
             ("calls", entry.get("calls")),
             ("errors", entry.get("errors")),
             ("in flight", entry.get("in_flight")),
@@ -139,10 +157,19 @@ def introspect(
                 f"p50 {latency(entry.get('p50_ms'))}, p99 {latency(entry.get('p99_ms'))}",
             ),
             *([("last error", entry["last_error"])] if entry.get("last_error") else []),
+            *([("result", contract.result)] if contract is not None else []),
+            *([("STUBBED", _stub_line(entry["stub"]))] if entry.get("stub") else []),
         ]
     )
     params = entry.get("params") or []
-    if params:
+    if contract is not None:
+        from ._contract import print_fields, print_result
+
+        if contract.fields:
+            _output.console().print()
+            print_fields(contract.fields)
+        print_result(contract)
+    elif params:  # a bus older than the typed contract: the signature's own words
         _output.console().print()
         _output.table(
             ["PARAMETER", "KIND", "TYPE", "DEFAULT"],
@@ -159,6 +186,45 @@ def introspect(
     doc = entry.get("doc")
     if doc:
         _output.console().print("\n" + visible(doc, multiline=True), markup=False, highlight=False)
+
+
+def _introspect_event(
+    name: str, event: Contract | None, routing: dict[str, Any], as_json: bool
+) -> None:
+    """``introspect`` of an event: where its payload contract comes from, and its fields."""
+    from ._contract import contract_json, payload_origin, print_fields
+
+    listeners = routing.get("listeners") or []
+    if as_json:
+        typed = contract_json(event) if event is not None else None
+        _output.print_json({"event": name, "contract": typed, "listeners": listeners})
+        return
+    count = len(listeners)
+    _output.fields(
+        [
+            ("event", name),
+            ("payload", payload_origin(event, listeners)),
+            ("listeners", f"{count}, in delivery order (see `busctl who-handles {name}`)"),
+            *([("other fields", "taken" if event.extra else "refused")] if event else []),
+        ]
+    )
+    if event is None:
+        return
+    if event.fields:
+        _output.console().print()
+        print_fields(event.fields, first="FIELD", kinds=False)
+    if event.description:
+        text = visible(event.description, multiline=True)
+        _output.console().print("\n" + text, markup=False, highlight=False)
+
+
+def _stub_line(stub: dict[str, Any]) -> str:
+    calls = stub.get("calls", 0)
+    times = f" of {stub['times']}" if stub.get("times") is not None else ""
+    return (
+        f"{stub_text(stub)} ({calls}{times} calls so far, ends in "
+        f"{duration(stub.get('expires_in'))}; `busctl unstub {stub.get('name')}`)"
+    )
 
 
 def _instances(entry: dict[str, Any]) -> list[tuple[str, str]]:
@@ -189,15 +255,9 @@ def _nothing_handles(name: str, routing: dict[str, Any], *, as_command: bool) ->
     hint = (
         "; did you mean " + " or ".join(repr(s) for s in suggestions) + "?" if suggestions else ""
     )
-    count = len(routing.get("listeners") or [])
-    if as_command and count:
-        return Failure(
-            f"{name!r} is not a command; {count} listener{'s' if count != 1 else ''} "
-            f"match it as an event (see `busctl who-handles {name}`)",
-            ExitStatus.NOT_FOUND,
-        )
-    what = "no command named" if as_command else "nothing handles"
-    return Failure(f"{what} {name!r}{hint}", ExitStatus.NOT_FOUND)
+    what = "no command or event named" if as_command else "nothing handles"
+    kind = "CommandNotFoundError" if as_command else "NotHandled"
+    return Failure(f"{what} {name!r}{hint}", ExitStatus.NOT_FOUND, type=kind)
 
 
 @click.command("who-handles")
@@ -217,13 +277,13 @@ def who_handles(
         entry = routing.get("command")
         snapshot = client.inspect() if entry else None
     found = routing.get("listeners") or []
+    if entry is None and not found:
+        # With --json, stdout gets the error object (its message has the suggestions).
+        raise _nothing_handles(name, routing, as_command=False)
     if as_json:
         if entry:
             routing = {**routing, "command": {**entry, "threads": _threads_of(entry, snapshot)}}
         _output.print_json(routing)
-    if entry is None and not found:
-        raise _nothing_handles(name, routing, as_command=False)
-    if as_json:
         return
     out = _output.console()
     if entry:
@@ -261,3 +321,10 @@ def who_handles(
         )
     else:
         out.print(f"event {name}: no listeners", markup=False, highlight=False)
+
+
+def _cancellable(is_async: object) -> str:
+    """Whether a running call can be cancelled (``call``'s second Ctrl-C), said plainly."""
+    if is_async:
+        return "yes (a running call can be cancelled)"
+    return "no (a sync handler: once running, a call cannot be interrupted)"

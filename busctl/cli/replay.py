@@ -272,6 +272,7 @@ def _replay_onto(
         raise Failure(
             f"{len(report.differences)} command result(s) differ from the recording",
             ExitStatus.DIFFERS,
+            reported=as_json,
         )
 
 

@@ -146,6 +146,7 @@ def status(target: str | None, nats: str | None, as_json: bool, verbose: bool) -
                 f"{totals['late_replies']} late replies",
             ),
             ("hung threads", totals["hung"]),
+            *_console_line(totals),
             *_failed_services(snapshot.get("services", [])),
             *_spans_lost(tracing),
             ("tracing", _tracing_text(tracing)),
@@ -191,6 +192,7 @@ def _status_across(snapshot: dict[str, Any], address: object, as_json: bool) -> 
                 f"{totals.get('late_replies', 0)} late replies",
             ),
             ("hung threads", totals.get("hung", 0)),
+            *_console_line(totals),
             *_failed_services(snapshot.get("services", [])),
         ]
     )
@@ -220,6 +222,21 @@ def _services_of(snapshot: dict[str, Any], label: str) -> list[str]:
         for s in snapshot.get("services", [])
         if s.get("kind") != "pool"
         and any(i.get("process") == label for i in s.get("instances") or ())
+    ]
+
+
+def _console_line(totals: dict[str, Any]) -> list[tuple[str, str]]:
+    """What consoles changed in the bus: live stubs, holds and what they hold (if any)."""
+    stubs, holds, held = (totals.get(k) or 0 for k in ("stubs", "holds", "held"))
+    if not (stubs or holds or held):
+        return []
+    plural = "s" if stubs != 1 else ""
+    return [
+        (
+            "intervening",
+            f"{stubs} stub{plural}, {holds} hold{'s' if holds != 1 else ''} ({held} held)"
+            " (busctl stubs, busctl held)",
+        )
     ]
 
 

@@ -29,7 +29,7 @@ from .._client import Client
 from .._exit import ExitStatus
 from .._remote import ConnectionLost, RemoteError
 from ..render import units
-from ..render.activity import activity_line, activity_view
+from ..render.activity import activity_line, activity_matches, activity_view
 from ..render.printed import activity_markup
 from ..render.text import visible
 from . import _output
@@ -107,10 +107,22 @@ def _drain(
 @click.command("monitor")
 @click.argument("patterns", nargs=-1, metavar="[PATTERN]...")
 @click.option("-n", "--count", type=click.IntRange(min=1), help="Stop after this many lines.")
+@click.option("--errors", is_flag=True, help="Only the steps that failed.")
+@click.option("--service", metavar="NAME", help="Only what this service handles or sends.")
+@click.option(
+    "--kind",
+    type=click.Choice(["call", "event"]),
+    help="Only commands (calls and returns), or only events (and their deliveries).",
+)
+@click.option("--trace", "trace_id", metavar="ID", help="Only this trace (its short id will do).")
 @attached_command
 def monitor(
     patterns: tuple[str, ...],
     count: int | None,
+    errors: bool,
+    service: str | None,
+    kind: str | None,
+    trace_id: str | None,
     target: str | None,
     nats: str | None,
     as_json: bool,
@@ -118,8 +130,9 @@ def monitor(
 ) -> None:
     """Show live traffic, one line per command or event, until Ctrl-C.
 
-    PATTERNs are names or globs (`lights.*`); default all. --json writes one
-    activity record per line, its args, kwargs and result as JSON values.
+    PATTERNs are names or globs (`lights.*`); default all. Each line shows
+    the first six digits of its trace id, which --trace takes. --json writes
+    one activity record per line, its args, kwargs and result as JSON values.
     With --nats, each line starts with the process it happened in (--json:
     its "process").
     """
@@ -151,6 +164,10 @@ def monitor(
             activity = params.get("activity")
             if not isinstance(activity, dict):
                 continue
+            if not activity_matches(
+                activity, errors=errors, service=service, kind=kind, trace=trace_id
+            ):
+                continue
             # Over NATS each notification says which process it came from.
             process = params.get("process")
             if as_json:
@@ -164,9 +181,9 @@ def monitor(
                     {**activity, "process": process} if isinstance(process, str) else activity
                 )
                 line = (
-                    activity_markup(view, process=process)
+                    activity_markup(view, process=process, trace=True)
                     if colour
-                    else activity_line(view, process=process)
+                    else activity_line(view, process=process, trace=True)
                 )
                 out.print(line, markup=colour, highlight=False, soft_wrap=True)
             shown += 1

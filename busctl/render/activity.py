@@ -31,7 +31,15 @@ from typing import Any
 from .text import visible
 from .units import clock, latency, number
 
-__all__ = ["DETAIL_WIDTH", "MARKS", "NAME_WIDTH", "ActivityView", "activity_line", "activity_view"]
+__all__ = [
+    "DETAIL_WIDTH",
+    "MARKS",
+    "NAME_WIDTH",
+    "ActivityView",
+    "activity_line",
+    "activity_matches",
+    "activity_view",
+]
 
 DETAIL_WIDTH = 80
 """Arguments or a result longer than this are cut, with an ellipsis."""
@@ -165,6 +173,38 @@ def activity_line(
         f"{lead}{when} {view.kind:<8} {view.name:<{NAME_WIDTH}} {view.who} "
         f"{view.detail}{tail}".rstrip()
     )
+
+
+KIND_STEPS = {"call": ("call", "return"), "event": ("event", "delivery")}
+"""What ``--kind`` keeps: a command's call and its return, or an event and its deliveries."""
+
+
+def activity_matches(
+    activity: Mapping[str, Any],
+    *,
+    errors: bool = False,
+    service: str | None = None,
+    kind: str | None = None,
+    trace: str | None = None,
+) -> bool:
+    """Whether an activity record passes ``monitor``'s filters (the TUI's, too).
+
+    ``errors``: only steps that failed; ``service``: only steps handled or
+    sent by it; ``kind``: ``call`` (calls and returns) or ``event`` (events
+    and deliveries); ``trace``: only the trace whose id starts with it (the
+    short id a line shows will do).
+    """
+    if errors and not activity.get("error"):
+        return False
+    if service and service not in (activity.get("service"), activity.get("caller")):
+        return False
+    if kind and activity.get("kind") not in KIND_STEPS.get(kind, (kind,)):
+        return False
+    if trace:
+        trace_id = activity.get("trace_id")
+        if not isinstance(trace_id, str) or not trace_id.startswith(trace.lower()):
+            return False
+    return True
 
 
 def _call_args(activity: Mapping[str, Any]) -> str:

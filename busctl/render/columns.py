@@ -230,12 +230,27 @@ SERVICES = Table(
 dropped at its full mailbox.
 """
 
+
+def _command_name(entry: Entry) -> Cell:
+    """A command's name; a live stub standing in for it says so, loudly."""
+    name = visible(entry.get("name", "?"))
+    if entry.get("stub"):
+        return Cell(f"{name} [stubbed]", "warn")
+    return Cell(name, "strong")
+
+
+def _readonly(entry: Entry) -> Cell:
+    return Cell("ro" if entry.get("readonly") else "")
+
+
 COMMANDS = Table(
     name="commands",
     columns=(
-        Column("name", "NAME", _name("name")),
-        Column("owner", "OWNER", _text("owner")),
-        Column("signature", "SIGNATURE", _text("signature"), flex=1),
+        Column("name", "NAME", _command_name),
+        # Owners are short; in a narrow table they give way before the numbers.
+        Column("owner", "OWNER", _text("owner"), flex=1),
+        Column("readonly", "RO", _readonly),
+        Column("signature", "SIGNATURE", _text("signature"), flex=3),
         Column("calls", "CALLS", _count("calls"), numeric=True),
         Column("errors", "ERRORS", _count("errors", alarm=True), numeric=True),
         Column("p50", "P50", _latency("p50_ms"), numeric=True),
@@ -243,7 +258,11 @@ COMMANDS = Table(
     ),
     identity=lambda entry: str(entry.get("name")),
 )
-"""Each command: owner, signature, calls, errors, p50 and p99 latency."""
+"""Each command: owner, read-only (``ro``), signature, calls, errors, p50 and p99 latency.
+
+A command a live stub stands in for is named ``NAME [stubbed]``, in the
+``warn`` tone, on every face.
+"""
 
 LISTENERS = Table(
     name="listeners",

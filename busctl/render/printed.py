@@ -74,11 +74,13 @@ def registry_table(table: Table, snapshot: Mapping[str, Any], *, colour: bool) -
     return out
 
 
-def activity_markup(view: ActivityView, *, process: object = None) -> str:
+def activity_markup(view: ActivityView, *, trace: bool = False, process: object = None) -> str:
     """One activity line in rich markup: the kind in its colour, failures red.
 
     The same parts as ``busctl.render.activity.activity_line`` (``process``
     first, if given), with the kind's mark before it; every part is escaped.
+    ``trace`` puts the short trace id after the time, as ``activity_line``
+    does.
     """
     from rich.markup import escape
 
@@ -86,8 +88,9 @@ def activity_markup(view: ActivityView, *, process: object = None) -> str:
     detail = f"[red]{escape(view.detail)}[/]" if view.failed else escape(view.detail)
     tail = f"  {view.tail}" if view.tail else ""
     lead = f"[cyan]{escape(visible(process))}[/] " if isinstance(process, str) and process else ""
+    when = f"{view.time} [/][yellow]{escape(view.trace):<6}" if trace else view.time
     return (
-        f"{lead}[dim]{view.time}[/] [{style}]{view.mark} {escape(view.kind):<8}[/] "
+        f"{lead}[dim]{when}[/] [{style}]{view.mark} {escape(view.kind):<8}[/] "
         f"[bold]{escape(view.name):<{NAME_WIDTH}}[/] "
         f"[dim]{escape(view.who)}[/] {detail}[dim]{escape(tail)}[/]"
     ).rstrip()

@@ -7,6 +7,8 @@
     home> ?thermostat.set_target
     home> emit motion.detected room=hall
     home> monitor lights.*           # Ctrl-C returns to the prompt
+    home> hold lights.turn_on        # then: held, release 1 brightness=40, drop 2
+    home> copy python                # the last call as a Python snippet
 
 The work is done by ``busctl.repl.session.Repl``, which takes a client, an input and
 an output, so it runs in tests without a terminal; this module only picks the
@@ -56,12 +58,19 @@ __all__ = ["repl"]
     metavar="SECONDS",
     help="Seconds the bus waits for a command.",
 )
+@click.option(
+    "--safe/--no-safe",
+    default=None,
+    help="Ask before running a command not declared read-only "
+    "(default: `safe` in ~/.config/busctl/config.toml, else off).",
+)
 def repl(
     target: str | None,
     nats: str | None,
     history_path: Path | None,
     verbose: bool,
     timeout: float,
+    safe: bool | None,
 ) -> None:
     """An interactive prompt with completion and help.
 
@@ -74,10 +83,12 @@ def repl(
     from bus import BusError
 
     from .._client import ConnectionLost
+    from .._config import setting
     from .._embedded import connect_or_embed
     from ..cli.options import as_failure
     from .session import Repl, default_history_path
 
+    safe = bool(setting("safe", safe, False))
     try:
         client, embedded = connect_or_embed(target, nats=nats or None)
     except (BusError, ConnectionLost, OSError) as exc:
@@ -89,7 +100,7 @@ def repl(
         if embedded is not None:
             click.echo("note: no bus is running: the lines run on an embedded sample bus", err=True)
         try:
-            status = Repl(client, verbose=verbose, timeout=timeout).run_script(sys.stdin)
+            status = Repl(client, verbose=verbose, timeout=timeout, safe=safe).run_script(sys.stdin)
         finally:
             client.close()
             if embedded is not None:
@@ -104,7 +115,12 @@ def repl(
         click.echo(f"warning: history not kept ({exc})", err=True)
         history = InMemoryHistory()
     session = Repl(
-        client, history=history, embedded=embedded is not None, verbose=verbose, timeout=timeout
+        client,
+        history=history,
+        embedded=embedded is not None,
+        verbose=verbose,
+        timeout=timeout,
+        safe=safe,
     )
     try:
         status = session.run()

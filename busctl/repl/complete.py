@@ -25,6 +25,8 @@ from prompt_toolkit.document import Document
 # The bus's own matcher (linear, never backtracking), so the REPL routes as the bus does.
 from bus.patterns import pattern_matches
 
+from .._copy import FORMATS
+from .._types import Contract, Contracts, Field, choice_text
 from ..render.text import visible
 
 __all__ = ["Registry", "ReplCompleter", "pattern_matches"]
@@ -34,6 +36,7 @@ _KEYWORD_KINDS = {"positional_or_keyword", "keyword_only"}
 _SEEN_LIMIT = 1000  # event names remembered from activity; a bound against name floods
 _CALL_FORM = re.compile(r"\s*([^\s(]+)\((.*)\Z", re.DOTALL)
 _GIVEN_KEYWORD = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*=")
+_TYPING_VALUE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(\S*)\Z")
 
 
 class Registry:
@@ -48,12 +51,19 @@ class Registry:
         self.listeners: list[dict[str, Any]] = []
         self.services: list[dict[str, Any]] = []
         self.snapshot: dict[str, Any] = {}
+        self.contracts = Contracts()
+        self.schema_stale = True  # no schema taken yet for these names
         self._seen: dict[str, None] = {}  # insertion-ordered set
         self._lock = threading.Lock()
 
     def update(self, snapshot: Mapping[str, Any]) -> bool:
-        """Take a fresh ``inspect()`` snapshot; return whether the names changed."""
+        """Take a fresh ``inspect()`` snapshot; return whether the names changed.
+
+        When a name or a signature changed, the schema is stale (``schema_stale``)
+        until ``update_schema`` takes a new one.
+        """
         before = (set(self.commands), self.patterns())
+        signatures = self._signatures()
         self.snapshot = dict(snapshot)
         self.commands = {
             str(entry["name"]): entry
@@ -62,7 +72,27 @@ class Registry:
         }
         self.listeners = [e for e in snapshot.get("listeners", []) if isinstance(e, dict)]
         self.services = [e for e in snapshot.get("services", []) if isinstance(e, dict)]
+        if signatures != self._signatures():
+            self.schema_stale = True
         return before != (set(self.commands), self.patterns())
+
+    def _signatures(self) -> tuple[Any, ...]:
+        return tuple(
+            sorted((str(e.get("name") or e.get("pattern")), str(e.get("signature"))) for e in
+                   [*self.commands.values(), *self.listeners])
+        )  # fmt: skip
+
+    def update_schema(self, document: Mapping[str, Any] | None) -> None:
+        """Take the bus's ``schema`` document (``None``: the bus has none to give)."""
+        self.contracts = Contracts(document)
+        self.schema_stale = False
+
+    def contract_of(self, name: str, *, event: bool = False) -> Contract | None:
+        """The typed contract of command ``name`` (or event), if the bus described it."""
+        if event:
+            return self.contracts.event(name)
+        entry = self.commands.get(name)
+        return self.contracts.command(name, entry.get("params") if entry else None)
 
     def saw_event(self, name: str) -> None:
         """Remember an event name seen in the activity (thread-safe)."""
@@ -147,21 +177,25 @@ class ReplCompleter(Completer):
         if head in self.verbs and head not in registry.commands:
             yield from self._after_verb(head, done[1:], current)
             return
-        yield from self._keywords(registry.params_of(head), done[1:], current)
+        yield from self._arguments(head, done[1:], current)
 
     def _after_verb(self, verb: str, args: list[str], current: str) -> Iterator[Completion]:
         registry = self.registry
         if verb in {"help", "?"} and not args:
             yield from self._names(current, help_targets=True)
-        elif verb in {"call", "who-handles"} and not args:
+        elif verb in {"call", "who-handles", "stub", "unstub"} and not args:
             yield from self._names(current)
+        elif verb == "copy" and not args:
+            yield from _matching(current, [(f, "copy as") for f in FORMATS])
+        elif verb in {"hold", "history", "unhold"} and not args:
+            names = [*registry.commands, *registry.event_names(), *registry.patterns()]
+            yield from _matching(current, ((n, "") for n in dict.fromkeys(names)))
         elif verb == "call":
-            yield from self._keywords(registry.params_of(args[0]), args[1:], current)
+            yield from self._arguments(args[0], args[1:], current)
         elif verb == "emit" and not args:
             yield from _matching(current, ((n, "event") for n in registry.event_names()))
         elif verb == "emit":
-            params = registry.params_of(args[0], event=True)
-            yield from self._keywords(params, args[1:], current)
+            yield from self._arguments(args[0], args[1:], current, event=True)
         elif verb == "monitor":
             names = [*registry.event_names(), *registry.patterns(), *registry.commands]
             yield from _matching(current, ((n, "") for n in dict.fromkeys(names)))
@@ -172,7 +206,7 @@ class ReplCompleter(Completer):
         self, prefix: str, *, verbs: bool = False, help_targets: bool = False
     ) -> Iterator[Completion]:
         candidates: list[tuple[str, str]] = [
-            (name, str(entry.get("signature", "")))
+            (name, ("[stubbed] " if entry.get("stub") else "") + str(entry.get("signature", "")))
             for name, entry in self.registry.commands.items()
         ]
         if verbs or help_targets:
@@ -182,39 +216,104 @@ class ReplCompleter(Completer):
             candidates += [(n, "event") for n in self.registry.event_names()]
         yield from _matching(prefix, dict(candidates).items())
 
-    def _keywords(
-        self, params: Iterable[Mapping[str, Any]], given: list[str], current: str
+    def _arguments(
+        self, name: str, given: list[str], current: str, *, event: bool = False
     ) -> Iterator[Completion]:
-        if "=" in current:
+        """After ``NAME``: the value of the argument being typed, or the names left."""
+        contract = self.registry.contract_of(name, event=event)
+        typing_value = _TYPING_VALUE.match(current)
+        if typing_value is not None:  # key=partial: the choices of that parameter
+            if contract is not None:
+                found = contract.field(typing_value.group(1))
+                yield from _choices(found, typing_value.group(2))
             return
-        used = {m.group(1) for word in given if (m := _GIVEN_KEYWORD.match(word))}
         # Positional arguments already typed fill the first parameters.
         positional = sum(1 for word in given if not _GIVEN_KEYWORD.match(word))
+        if contract is not None:
+            yield from _choices(contract.positional(positional), current)
+        used = {m.group(1) for word in given if (m := _GIVEN_KEYWORD.match(word))}
+        params = self.registry.params_of(name, event=event)
+        yield from self._keywords(params, contract, used, positional, current)
+
+    def _keywords(
+        self,
+        params: Iterable[Mapping[str, Any]],
+        contract: Contract | None,
+        used: set[str],
+        positional: int,
+        current: str,
+    ) -> Iterator[Completion]:
         options = []
-        for index, param in enumerate(params):
-            name = str(param.get("name"))
-            if param.get("kind") not in _KEYWORD_KINDS or name in used:
-                continue
-            if index < positional and param.get("kind") == "positional_or_keyword":
-                continue
-            options.append((f"{name}=", _describe_param(param)))
+        if contract is not None:  # the bus's own account: types, choices, defaults
+            filled = {f.name for f in [f for f in contract.fields if f.positional][:positional]}
+            options = [
+                (f"{f.name}=", _describe_field(f))
+                for f in contract.fields
+                if f.keyword and f.name not in used and f.name not in filled
+            ]
+        else:
+            for index, param in enumerate(params):
+                name = str(param.get("name"))
+                if param.get("kind") not in _KEYWORD_KINDS or name in used:
+                    continue
+                if index < positional and param.get("kind") == "positional_or_keyword":
+                    continue
+                options.append((f"{name}=", _describe_param(param)))
         yield from _matching(current, options)
 
     def _call_form(self, name: str, inside: str) -> Iterator[Completion]:
         # Only the fragment after the last "(" or "," outside quotes matters.
-        fragment = re.split(r"[,(]", inside)[-1].lstrip()
-        if not re.fullmatch(r"[A-Za-z_0-9]*", fragment):
-            return
-        used = set(_GIVEN_KEYWORD.findall(inside))
+        parts = re.split(r"[,(]", inside)
+        fragment = parts[-1].lstrip()
         # ``emit NAME(...)`` is not a call form; a name that is no command is an event.
         event = name not in self.registry.commands
+        contract = self.registry.contract_of(name, event=event)
+        typing_value = _TYPING_VALUE.match(fragment)
+        if typing_value is not None:
+            if contract is not None:
+                yield from _choices(contract.field(typing_value.group(1)), typing_value.group(2))
+            return
+        if not re.fullmatch(r"[A-Za-z_0-9\"']*", fragment):
+            return
+        used = set(_GIVEN_KEYWORD.findall(inside))
+        before = [p for p in parts[:-1] if p.strip() and not _GIVEN_KEYWORD.match(p.strip())]
+        if contract is not None and not used:
+            yield from _choices(contract.positional(len(before)), fragment)
+        if not re.fullmatch(r"[A-Za-z_0-9]*", fragment):
+            return
         params = self.registry.params_of(name, event=event)
-        options = [
-            (f"{p.get('name')}=", _describe_param(p))
-            for p in params
-            if p.get("kind") in _KEYWORD_KINDS and p.get("name") not in used
-        ]
-        yield from _matching(fragment, options)
+        yield from self._keywords(params, contract, used, len(before), fragment)
+
+
+def _choices(found: Field | None, partial: str) -> Iterator[Completion]:
+    """The values of an enum or ``Literal`` parameter that start with ``partial``.
+
+    A value is written as it is typed (``heat``, ``"two words"``, ``3``); one
+    begun with a quote is finished with the same quote.
+    """
+    if found is None or not found.choices:
+        return
+    quote = partial[:1] if partial[:1] in {'"', "'"} else ""
+    meta = visible(found.type)
+    for value in found.choices:
+        if quote and isinstance(value, str):
+            text = f"{quote}{value}{quote}"
+        elif quote:
+            continue  # a number or true typed with a quote would be a string
+        else:
+            text = choice_text(value)
+        if text.startswith(partial) and text != partial:
+            yield Completion(text, start_position=-len(partial), display_meta=meta)
+
+
+def _describe_field(found: Field) -> str:
+    text = found.type
+    listed = " | ".join(choice_text(v, quote=True) for v in found.choices)
+    if found.choices and listed not in text:  # a Literal's type is its choices already
+        text += ": " + " | ".join(choice_text(v) for v in found.choices)
+    if found.has_default and not found.required:
+        text += f" = {found.default_text()}"
+    return text
 
 
 def _describe_param(param: Mapping[str, Any]) -> str:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-from .._client import Client, ConnectionLost, Subscription
+from .._client import Client, ConnectionLost, RemoteError, Subscription
 from .complete import Registry
 
 __all__ = ["Link"]
@@ -57,6 +57,7 @@ class Link:
         self._on_lost: Callable[[], None] = lambda: None
         self._closing = False
         self._refreshing = False
+        self._schema_asked = False
         self._refreshed_at = float("-inf")
 
     @property
@@ -87,6 +88,11 @@ class Link:
         client.on_disconnect(gone)
         self._refreshed_at = loop.time()
         self.registry.update(client.inspect())
+        try:
+            schema = client.request_async("schema").result(timeout=30.0)
+        except RemoteError:  # a bus older than the typed contract: no choices to offer
+            schema = None
+        self.registry.update_schema(_schema(schema))
         if learn and self._learn_events:
             self._learner = client.subscribe(
                 "activity", self._learn, patterns=("*",), buffer=_LEARN_BUFFER
@@ -129,10 +135,15 @@ class Link:
             self._refreshed_at = self._loop.time()
 
     def refresh_soon(self) -> None:
-        """Ask for a fresh ``inspect()`` without waiting, at most once a second."""
+        """Ask for a fresh ``inspect()`` without waiting, at most once a second.
+
+        The schema too, when the last snapshot changed a name or a signature.
+        """
         loop = self._loop
         if loop is None or self._refreshing or self.lost:
             return
+        if self.registry.schema_stale:
+            self._refresh_schema()
         if loop.time() - self._refreshed_at < _REFRESH_EVERY:
             return
         try:
@@ -154,6 +165,35 @@ class Link:
             snapshot = future.result()
             if isinstance(snapshot, dict):
                 self.registry.update(snapshot)
+        if self.registry.schema_stale:
+            self._refresh_schema()
+
+    def _refresh_schema(self) -> None:
+        """Ask for the bus's schema again (a name or a signature changed), without waiting."""
+        loop = self._loop
+        if loop is None or self._schema_asked or self.lost:
+            return
+        try:
+            future = self.client.request_async("schema")
+        except ConnectionLost:
+            return
+        self._schema_asked = True
+
+        def done(result: Future[Any]) -> None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._schema_came, result)
+
+        future.add_done_callback(done)
+
+    def _schema_came(self, future: Future[Any]) -> None:
+        self._schema_asked = False
+        if future.cancelled():
+            return
+        error = future.exception()
+        if error is None:
+            self.registry.update_schema(_schema(future.result()))
+        elif isinstance(error, RemoteError):  # an older bus: no schema to complete from
+            self.registry.update_schema(None)
 
     def close(self) -> None:
         """Stop learning and stop reporting losses (the client is the caller's to close)."""
@@ -162,3 +202,7 @@ class Link:
             with contextlib.suppress(Exception):
                 self._learner.close(timeout=1.0)
             self._learner = None
+
+
+def _schema(document: Any) -> dict[str, Any] | None:
+    return document if isinstance(document, dict) else None

@@ -77,6 +77,8 @@ class Repl:
         connect: makes a new client for ``reconnect`` (default: the same address).
         colour: colour and highlighting (``None``: when ``stdout`` is a terminal).
         learn_events: watch the bus's activity for event names to complete.
+        safe: ask before running a command not declared read-only (a script,
+            which cannot be asked, does not run it).
 
     ``run()`` blocks until the user leaves; use it from one thread only.
     """
@@ -95,13 +97,21 @@ class Repl:
         connect: Callable[[], Client] | None = None,
         colour: bool | None = None,
         learn_events: bool = True,
+        safe: bool = False,
     ) -> None:
         self.embedded = embedded
         self.registry = Registry()
         self.printer = Printer(stdout or sys.stdout, colour=colour, verbose=verbose)
         self.link = Link(client, self.registry, connect=connect, learn_events=learn_events)
         self.waiter = Waiter(self.link, self.printer, keys=lambda: self.session.input)
-        self.verbs = Verbs(self.link, self.printer, self.waiter, timeout=timeout)
+        self.scripted = False
+        self.verbs = Verbs(
+            self.link,
+            self.printer,
+            self.waiter,
+            timeout=timeout,
+            confirm=self._confirm if safe else None,
+        )
         self.completer = ReplCompleter(self.registry, {**VERBS, "quit": "leave the REPL"})
         self._pending_text = ""  # what was typed when the connection was lost
         self._terminal = (input, output, history)
@@ -174,6 +184,7 @@ class Repl:
         return asyncio.run(self._script(lines))
 
     async def _script(self, lines: Iterable[str]) -> int:
+        self.scripted = True
         self.waiter.start(keyboard=False)
         try:
             self._attach(learn=False)
@@ -231,6 +242,21 @@ class Repl:
         if app.is_running:
             self._pending_text = app.current_buffer.text
             app.exit(exception=_Lost())
+
+    async def _confirm(self, question: str) -> bool:
+        """``--safe``: ask ``question``; yes only for y or yes. A script is never asked."""
+        if self.scripted:
+            self.printer.say("--safe: a script cannot be asked, so the command is not run")
+            return False
+        # A session of its own: arguments given to prompt_async would stick to ours.
+        asking: PromptSession[str] = PromptSession(
+            input=self.session.input, output=self.session.output
+        )
+        try:
+            answer = await asking.prompt_async(question)
+        except (EOFError, KeyboardInterrupt):
+            return False
+        return answer.strip().lower() in {"y", "yes"}
 
     async def _offer_reconnect(self) -> bool:
         reason = getattr(self.client, "error", None)

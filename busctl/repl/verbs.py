@@ -22,6 +22,7 @@ from .._args import ArgumentError, check_text, option_hint, parse_line, split_li
 from .._remote import ConnectionLost, RemoteError
 from ..render.activity import activity_line, activity_view
 from ..render.printed import activity_markup
+from .intervene import INTERVENE_VERBS, Intervening
 from .link import Link
 from .printer import Printer
 from .views import (
@@ -46,6 +47,7 @@ VERBS: dict[str, str] = {
     "commands": "commands: the commands and their signatures",
     "listeners": "listeners: the listeners in delivery order",
     "who-handles": "who-handles NAME: exactly which handlers a name reaches",
+    **INTERVENE_VERBS,
     "verbose": "verbose [on|off]: show the remote traceback with each error",
     "traceback": "traceback: the remote traceback of the last error",
     "reconnect": "reconnect: attach to the bus again",
@@ -67,12 +69,21 @@ class Verbs:
     """
 
     def __init__(
-        self, link: Link, printer: Printer, waiter: Waiter, *, timeout: float | None
+        self,
+        link: Link,
+        printer: Printer,
+        waiter: Waiter,
+        *,
+        timeout: float | None,
+        confirm: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self.link = link
         self.printer = printer
         self.waiter = waiter
         self.timeout = timeout
+        #: ``--safe``: asked before a command not declared read-only runs.
+        self.confirm = confirm
+        self.intervening = Intervening(link, printer, waiter)
         self._handlers: dict[str, Callable[[str], Awaitable[None]]] = {
             "help": self.help,
             "call": self.call,
@@ -86,6 +97,7 @@ class Verbs:
             "verbose": self.verbose,
             "traceback": self.traceback,
             "reconnect": self.reconnect,
+            **self.intervening.handlers,
         }
 
     async def run(self, verb: str, rest: str) -> None:
@@ -101,6 +113,9 @@ class Verbs:
         except ArgumentError as exc:
             self.printer.bad_arguments(exc)
             return
+        self.intervening.last_call, self.intervening.last_kind = (name, args, kwargs), "command"
+        if not await self._safe_to_run(name):
+            return
         params = {"name": name, "args": args, "kwargs": kwargs, "timeout": self.timeout}
         reply = await self.waiter.request("execute", params, what=name, hint=_option_hint(text))
         if isinstance(reply, dict):
@@ -110,6 +125,18 @@ class Verbs:
                 colour=self.printer.colour,
                 lossy=bool(reply.get("lossy")),
             )
+
+    async def _safe_to_run(self, name: str) -> bool:
+        """With ``--safe``: whether the person says yes to a command not declared read-only."""
+        if self.confirm is None:
+            return True
+        entry = self.link.registry.commands.get(name)
+        if entry is None or entry.get("readonly"):
+            return True  # read-only, or unknown: the bus says which
+        if await self.confirm(f"{name} is not declared read-only: run it? [y/N] "):
+            return True
+        self.printer.say(f"not run: {name} (--safe)")
+        return False
 
     async def emit(self, rest: str) -> None:
         """``emit NAME ARG...``: fire it, say how many listeners matched."""
@@ -121,6 +148,7 @@ class Verbs:
         except ArgumentError as exc:
             self.printer.bad_arguments(exc)
             return
+        self.intervening.last_call, self.intervening.last_kind = (name, args, kwargs), "event"
         params = {"name": name, "args": args, "kwargs": kwargs}
         reply = await self.waiter.request("fire", params, what=f"emit {name}")
         if isinstance(reply, dict):

@@ -24,6 +24,7 @@ from bus.control.protocol import ErrorCode
 
 from .._client import RemoteError
 from ..render.columns import TABLES, across, service_state
+from ..render.intervene import stub_text
 from ..render.printed import json_highlighted, registry_table
 from ..render.text import visible, visible_json
 from ..render.units import duration, latency
@@ -77,6 +78,9 @@ def error_line(exc: BaseException) -> str:
     elif exc.code == ErrorCode.BAD_ARGUMENTS and data.get("signature"):
         if str(data["signature"]) not in text:
             text += f"; the signature is {data['signature']}"
+    elif exc.code == ErrorCode.INVALID_ARGUMENT:
+        # It names the command, the parameter, the type and the value: all there is.
+        text = exc.message
     elif exc.code == ErrorCode.TIMED_OUT:
         limit = data.get("timeout")
         text = f"Timeout: no result within {limit} s; the command may still finish on the bus"
@@ -116,7 +120,11 @@ def show_verbs(out: Console, verbs: Mapping[str, str]) -> None:
     width = max(len(v) for v in verbs)
     for verb, text in verbs.items():
         out.print(f"  {verb:<{width}}  {text}", markup=False, highlight=False)
-    out.print("Tab completes names and key=; Ctrl-C cancels a wait; Ctrl-D exits.", markup=False)
+    out.print(
+        "Tab completes names and key=; Ctrl-C during a call asks whether to cancel it; "
+        "Ctrl-D exits.",
+        markup=False,
+    )
 
 
 def show_command_help(out: Console, entry: Mapping[str, Any], *, colour: bool) -> None:
@@ -136,6 +144,11 @@ def show_command_help(out: Console, entry: Mapping[str, Any], *, colour: bool) -
         [
             ("service", f"{entry.get('owner')} ({entry.get('handler')})"),
             ("readonly", readonly),
+            *(
+                [("async", "yes (cancellable)" if entry["async"] else "no (cannot be interrupted)")]
+                if "async" in entry
+                else []
+            ),
             (
                 "calls",
                 f"{entry.get('calls', 0)}, {entry.get('errors', 0)} failed, "
@@ -146,7 +159,15 @@ def show_command_help(out: Console, entry: Mapping[str, Any], *, colour: bool) -
                 f"p50 {latency(entry.get('p50_ms'))}, p99 {latency(entry.get('p99_ms'))}",
             ),
             ("last error", entry.get("last_error") or "-"),
+            *([("STUBBED", _stub_note(entry["stub"]))] if entry.get("stub") else []),
         ],
+    )
+
+
+def _stub_note(stub: Mapping[str, Any]) -> str:
+    return (
+        f"{stub_text(stub)}, {stub.get('calls', 0)} calls so far, ends in "
+        f"{duration(stub.get('expires_in'))} (unstub {stub.get('name')})"
     )
 
 
@@ -258,5 +279,6 @@ def toolbar(text: str, registry: Registry, name: str) -> str:
     if entry is not None:
         doc = str(entry.get("doc") or "").strip().splitlines()
         first = f"  {doc[0]}" if doc else ""
-        return visible(f" {entry['name']}{entry.get('signature', '')}{first}")
+        stubbed = f"  [STUBBED: {stub_text(entry['stub'])}]" if entry.get("stub") else ""
+        return visible(f" {entry['name']}{entry.get('signature', '')}{stubbed}{first}")
     return f" bus {visible(name)}  ·  help  ·  Tab completes  ·  Ctrl-D exits"

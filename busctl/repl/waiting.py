@@ -7,6 +7,12 @@
     if outcome == "interrupted":
         ...  # Ctrl-C: stop waiting, leave the call running
 
+Ctrl-C while a command runs asks whether to cancel it: ``y`` cancels it
+(the bus's ``cancel``: an async handler is interrupted, a sync one cannot
+be, and the REPL says so), ``n`` keeps waiting, a second Ctrl-C stops
+waiting and leaves it running. A script on stdin has nobody to ask: there
+Ctrl-C (SIGINT) stops waiting.
+
 While the REPL waits, the terminal is in raw mode and the keyboard is read
 here, so Ctrl-C arrives as a key rather than as SIGINT: the same on a
 terminal and through a test's pipe, and never a ``KeyboardInterrupt`` in the
@@ -31,11 +37,12 @@ from prompt_toolkit.keys import Keys
 
 from bus.control.protocol import ErrorCode
 
+from .._cancel import Running, can_cancel, cancel_execute, describe
 from .._remote import ConnectionLost, RemoteError
 from .link import Link
 from .printer import Printer
 
-__all__ = ["Feed", "Interrupted", "Outcome", "Waiter", "keys_until"]
+__all__ = ["Feed", "Interrupted", "Outcome", "Waiter", "ask_key", "keys_until"]
 
 Outcome = Literal["done", "interrupted", "ended"]
 
@@ -76,6 +83,36 @@ async def keys_until(keys: Input, *waits: Awaitable[Any]) -> Outcome:
     ended_first = ended.done() and not any(task.done() for task in tasks)
     ended.cancel()
     return "ended" if ended_first else "done"
+
+
+async def ask_key(keys: Input, answers: str, *waits: Awaitable[Any]) -> str:
+    """Read keys until one of ``answers`` (case-insensitive) or Ctrl-C, or a wait is done.
+
+    Returns:
+        The answer (lower case), ``"ctrl-c"``, ``"done"`` when a wait finished
+        first, or ``"ended"`` when the input ended. Other keys are dropped.
+    """
+    loop = asyncio.get_running_loop()
+    answered: asyncio.Future[str] = loop.create_future()
+
+    def on_keys() -> None:
+        for key in keys.read_keys():
+            if answered.done():
+                break
+            if key.key == Keys.ControlC:
+                answered.set_result("ctrl-c")
+            elif key.data.lower() in answers.lower() and len(key.data) == 1:
+                answered.set_result(key.data.lower())
+        if keys.closed and not answered.done():
+            answered.set_result("ended")
+
+    tasks = [asyncio.ensure_future(wait) for wait in waits]
+    with keys.raw_mode(), keys.attach(on_keys):
+        await asyncio.wait([answered, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    if answered.done():
+        return answered.result()
+    answered.cancel()
+    return "done"
 
 
 class Feed:
@@ -178,7 +215,11 @@ class Waiter:
             ConnectionLost: the connection ended (the loop offers to reconnect).
         """
         try:
-            future = self.link.client.request_async(method, params)
+            client = self.link.client
+            if method == "execute" and hasattr(client, "request_with_id") and can_cancel(client):
+                request_id, future = client.request_with_id(method, params)
+                return await self.wait_execute(Running(request_id, future), what)
+            future = client.request_async(method, params)
             return await self.wait(future)
         except Interrupted:
             if method == "execute":
@@ -206,6 +247,56 @@ class Waiter:
             waiting.cancel()  # the reply, when it comes, is dropped by the client
             raise Interrupted
         return waiting.result()
+
+    async def wait_execute(self, running: Running, what: str) -> Any:
+        """The reply of a command, unless Ctrl-C stops the wait; offers to cancel it.
+
+        Returns:
+            The reply, or ``None`` when the user cancelled the command (said).
+
+        Raises:
+            Interrupted: the wait was stopped, the command left running.
+            ConnectionLost: the connection ended.
+        """
+        waiting = asyncio.wrap_future(running.future)
+        may_ask = True  # until a cancel was tried: then Ctrl-C just stops waiting
+        while True:
+            if not await self.keys_until(waiting):
+                return waiting.result()
+            if not (self.keyboard and may_ask):
+                waiting.cancel()  # the reply, when it comes, is dropped by the client
+                raise Interrupted
+            self.printer.say(
+                f"cancel {what}? y cancels it, n keeps waiting, "
+                "Ctrl-C again stops waiting and leaves it running"
+            )
+            answer = await ask_key(self._keys(), "yn", waiting)
+            if answer == "done":
+                continue  # it ended while we asked: its reply is shown
+            if answer == "n":
+                self.printer.say(f"waiting for {what} again")
+                continue
+            if answer != "y":  # Ctrl-C, or the input ended
+                waiting.cancel()
+                raise Interrupted
+            try:
+                outcome = await asyncio.get_running_loop().run_in_executor(
+                    None, cancel_execute, self.link.client, running
+                )
+            except ConnectionLost:
+                raise
+            except Exception as exc:  # no answer, or a refusal: say it, keep waiting
+                self.printer.say(f"could not cancel {what}: {exc}", error=True)
+                may_ask = False
+                continue
+            if outcome == "cancelled":
+                waiting.cancel()  # its reply says it was cancelled: nothing more to show
+                self.printer.say(describe(outcome, what))
+                return None
+            # Finished (its reply is shown next), or nothing can cancel it: keep waiting.
+            said = describe(outcome, what, still_waiting=True)
+            self.printer.say(said if outcome == "finished" else said + " (Ctrl-C stops waiting)")
+            may_ask = False
 
     async def keys_until(self, *waits: asyncio.Future[Any]) -> bool:
         """Wait for one of ``waits``; ``True`` if Ctrl-C (or SIGINT) came first."""

@@ -12,7 +12,6 @@ unmarked, and the report says so.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol
@@ -27,7 +26,11 @@ if TYPE_CHECKING:
     from bus import Bus
     from busctl._client import Client
 
-__all__ = ["BusTarget", "ClientTarget", "Target"]
+__all__ = ["BusTarget", "ClientTarget", "Refused", "Target"]
+
+
+class Refused(Exception):
+    """The bus refused to fire an event: ``TYPE: message``, whichever target sent it."""
 
 
 class Target(Protocol):
@@ -51,13 +54,6 @@ class Target(Protocol):
 
 def _replay_of(step: Step) -> dict[str, str]:
     return {"trace_id": step.span.trace_id, "span_id": step.span.span_id}
-
-
-def _as_json(value: Any) -> Any:
-    try:
-        return json.loads(json.dumps(value, allow_nan=False))
-    except (TypeError, ValueError):
-        return NOT_JSON
 
 
 class ClientTarget:
@@ -118,9 +114,18 @@ class ClientTarget:
         return False
 
     def fire(self, step: Step) -> int:
-        """Fire the event through the control endpoint."""
+        """Fire the event through the control endpoint.
+
+        Raises:
+            Refused: the bus refused it (a payload that does not convert, say).
+        """
+        from busctl._client import RemoteError
+
         params = {"name": step.name, "args": step.args, "kwargs": step.kwargs}
-        result = self._request("fire", params, step, None)
+        try:
+            result = self._request("fire", params, step, None)
+        except RemoteError as exc:
+            raise Refused(str(exc)) from exc
         return int(result.get("listeners", 0)) if isinstance(result, dict) else 0
 
     def execute(self, step: Step, timeout: float) -> Outcome:
@@ -147,7 +152,12 @@ def _bus_replaying(step: Step) -> contextlib.AbstractContextManager[Any]:
 
 
 class BusTarget:
-    """A ``bus.Bus`` in this process."""
+    """A ``bus.Bus`` in this process.
+
+    Arguments are converted to the handlers' annotated types and results
+    written as JSON exactly as the control endpoint does (``bus.schema``), so
+    a replay gives the same outcomes in process as over a socket.
+    """
 
     def __init__(self, bus: Bus) -> None:
         self.bus = bus
@@ -169,21 +179,34 @@ class BusTarget:
         return self.bus.wait_idle(timeout)
 
     def fire(self, step: Step) -> int:
-        """Fire the event on the bus."""
+        """Fire the event on the bus, its declared payload converted first.
+
+        Raises:
+            Refused: the bus refused it (a payload that does not convert, say).
+        """
         from bus.patterns import pattern_matches
+        from bus.schema import convert_event
 
         if self._patterns is None:
             self._patterns = [item["pattern"] for item in self.bus.inspect()["listeners"]]
-        with self._marked(step):
-            self.bus.fire_event(step.name, *step.args, **step.kwargs)
+        try:
+            args, kwargs = convert_event(self.bus, step.name, step.args, step.kwargs)
+            with self._marked(step):
+                self.bus.fire_event(step.name, *args, **kwargs)
+        except Exception as exc:
+            raise Refused(f"{type(exc).__qualname__}: {exc}") from exc
         return sum(1 for p in self._patterns if pattern_matches(p, step.name))
 
     def execute(self, step: Step, timeout: float) -> Outcome:
-        """Execute the command on the bus and wait for it."""
+        """Execute the command on the bus (its arguments converted) and wait for it."""
+        from bus.schema import convert_call, to_json
+
         try:
+            args, kwargs = convert_call(self.bus, step.name, step.args, step.kwargs)
             with self._marked(step):
-                future = self.bus.execute_command(step.name, *step.args, **step.kwargs)
+                future = self.bus.execute_command(step.name, *args, **kwargs)
             value = future.result(timeout=timeout)
         except Exception as exc:  # the outcome is what we compare, whatever it is
             return Outcome(False, error_type=type(exc).__qualname__, error_message=str(exc))
-        return Outcome(True, _as_json(value))
+        value, lossy = to_json(value)
+        return Outcome(True, NOT_JSON if lossy else value)

@@ -19,15 +19,18 @@ import contextlib
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from bus import Bus
+    from bus._core._future import CommandFuture
+    from busctl._cancel import CancelOutcome, Running
     from busctl._client import Client, Subscription
 
-__all__ = ["ClientSource", "LocalSource", "Source", "connect", "reconnector"]
+__all__ = ["ClientSource", "Kind", "LocalSource", "Source", "connect", "reconnector"]
 
 ActivityCallback = Callable[[dict[str, Any]], None]
+Kind = Literal["command", "event"]
 
 
 class Source(Protocol):
@@ -52,6 +55,30 @@ class Source(Protocol):
 
     def fire(self, name: str, args: list[Any], kwargs: dict[str, Any]) -> Future[int]:
         """Fire event ``name``; the future holds how many listeners it reaches."""
+
+    def cancel(self, call: Future[Any]) -> Future[CancelOutcome]:
+        """Cancel a command this source started (``call``: what ``execute`` returned).
+
+        The future holds what became of it (``busctl._cancel.CancelOutcome``):
+        cancelled, a sync handler that cannot be interrupted, already finished.
+        """
+
+    def schema(self, name: str) -> Future[dict[str, Any]]:
+        """The bus's JSON Schema document of command or event ``name`` (``{}``: none known)."""
+
+    def check(self, kind: Kind, name: str, args: list[Any], kwargs: dict[str, Any]) -> Future[bool]:
+        """Convert and check arguments as a call would, running nothing.
+
+        The future holds ``True`` when they convert, ``False`` when the bus
+        cannot check (an older one: the call itself is checked), or fails with
+        the error the call would get (``INVALID_ARGUMENT`` naming each field).
+        """
+
+    def request(self, method: str, params: dict[str, Any] | None = None) -> Future[Any]:
+        """Any other method of the control protocol (``hold``, ``held``, ``history``...).
+
+        The future holds its result, or a ``busctl._client.RemoteError``.
+        """
 
     @property
     def dropped(self) -> int:
@@ -102,6 +129,8 @@ class ClientSource:
         self.embedded = bus is not None
         self.address = str(client.address)
         self._subscription: Subscription | None = None
+        self._lock = threading.Lock()
+        self._running: dict[Future[Any], Running] = {}  # what cancel() needs, by call
 
     @property
     def closed(self) -> bool:
@@ -118,11 +147,30 @@ class ClientSource:
 
     def execute(self, name: str, args: list[Any], kwargs: dict[str, Any]) -> Future[Any]:
         """Run command ``name``; the future holds its result or a ``RemoteError``."""
-        params = {"name": name, "args": args, "kwargs": kwargs, "timeout": 30.0}
-        return _mapped(
-            self.client.request_async("execute", params),
-            lambda r: r.get("value") if isinstance(r, dict) else r,
-        )
+        from busctl._cancel import start_execute
+
+        running = start_execute(self.client, name, args, kwargs, timeout=30.0)
+        call = _mapped(running.future, lambda r: r.get("value") if isinstance(r, dict) else r)
+        with self._lock:
+            self._running[call] = running
+        call.add_done_callback(self._ended)
+        return call
+
+    def _ended(self, call: Future[Any]) -> None:
+        with self._lock:
+            self._running.pop(call, None)
+
+    def cancel(self, call: Future[Any]) -> Future[CancelOutcome]:
+        """Ask the bus to cancel ``call`` (its ``cancel``, on this connection)."""
+        from busctl._cancel import request_cancel
+
+        with self._lock:
+            running = self._running.get(call)
+        if running is None:  # it ended (or was never this source's)
+            done: Future[CancelOutcome] = Future()
+            done.set_result("finished")
+            return done
+        return request_cancel(self.client, running)
 
     def fire(self, name: str, args: list[Any], kwargs: dict[str, Any]) -> Future[int]:
         """Fire event ``name``; the future holds how many listeners it reaches."""
@@ -131,6 +179,60 @@ class ClientSource:
             self.client.request_async("fire", params),
             lambda r: int(r.get("listeners", 0)) if isinstance(r, dict) else 0,
         )
+
+    def schema(self, name: str) -> Future[dict[str, Any]]:
+        """The bus's ``schema`` of ``name``; ``{}`` from a bus that has none to give."""
+        from bus.control.protocol import ErrorCode
+
+        from .._remote import RemoteError
+
+        out: Future[dict[str, Any]] = Future()
+
+        def done(f: Future[Any]) -> None:
+            error = f.exception() if not f.cancelled() else None
+            if isinstance(error, RemoteError) and error.code in (
+                ErrorCode.METHOD_NOT_FOUND,  # a bus older than the typed contract
+                ErrorCode.INVALID_PARAMS,  # a name it does not know (yet)
+            ):
+                out.set_result({})
+            elif f.cancelled() or error is not None:
+                out.set_exception(error or ConnectionError("cancelled"))
+            else:
+                result = f.result()
+                out.set_result(result if isinstance(result, dict) else {})
+
+        self.client.request_async("schema", {"name": name}).add_done_callback(done)
+        return out
+
+    def check(self, kind: Kind, name: str, args: list[Any], kwargs: dict[str, Any]) -> Future[bool]:
+        """Ask the bus to convert and check the arguments (``check``), running nothing."""
+        from bus.control.protocol import ErrorCode
+
+        from .._remote import RemoteError
+
+        method = "execute" if kind == "command" else "fire"
+        params = {"name": name, "args": args, "kwargs": kwargs, "check": True}
+        out: Future[bool] = Future()
+
+        def done(f: Future[Any]) -> None:
+            error = f.exception() if not f.cancelled() else None
+            if (
+                isinstance(error, RemoteError)
+                and error.code == ErrorCode.INVALID_PARAMS
+                and (error.data.get("param") == "check")
+            ):
+                out.set_result(False)  # an older bus: the call itself is checked
+            elif f.cancelled() or error is not None:
+                out.set_exception(error or ConnectionError("cancelled"))
+            else:
+                out.set_result(True)
+
+        self.client.request_async(method, params).add_done_callback(done)
+        return out
+
+    def request(self, method: str, params: dict[str, Any] | None = None) -> Future[Any]:
+        """Any other method of the control protocol, sent as it is."""
+        return self.client.request_async(method, params)
 
     @property
     def dropped(self) -> int:
@@ -179,6 +281,7 @@ class LocalSource:
         self._lost: list[Callable[[], None]] = []
         self._lock = threading.Lock()
         self._closed = False
+        self._running: dict[Future[Any], _Placed] = {}  # what cancel() needs, by call
 
     @property
     def closed(self) -> bool:
@@ -201,22 +304,140 @@ class LocalSource:
         return self._submit(read)
 
     def execute(self, name: str, args: list[Any], kwargs: dict[str, Any]) -> Future[Any]:
-        """Run command ``name``; the future holds its result or the handler's exception."""
+        """Run command ``name`` as the control endpoint would; the future holds its result.
+
+        The arguments are converted to the handler's types first and the
+        result written as JSON (``bus.schema``), so the form shows what it
+        shows over a socket; a value that does not convert fails the future
+        with the endpoint's ``INVALID_ARGUMENT`` error, and nothing runs.
+        """
+
+        placed = _Placed()
 
         def run() -> Any:
-            return self.bus.execute_command(name, *args, **kwargs).result(timeout=30.0)
+            from concurrent.futures import CancelledError
+
+            from bus.control.protocol import ErrorCode
+            from bus.schema import to_json
+
+            from .._remote import RemoteError
+
+            command: CommandFuture | None = None
+            try:
+                converted, named = self._converted("command", name, args, kwargs)
+                command = self.bus.execute_command(name, *converted, **named)
+            finally:
+                asked = placed.dispatched(command, self._lock)
+            assert command is not None  # else the refusal was raised
+            if asked is not None:  # cancel() came while it was being dispatched
+                asked.set_result(_cancel_command(command))
+            try:
+                value = command.result(timeout=30.0)
+            except CancelledError:  # as the control endpoint answers a cancelled execute
+                raise RemoteError(
+                    ErrorCode.CANCELLED, "the command was cancelled", {"type": "CancelledError"}
+                ) from None
+            return to_json(value)[0]
+
+        call = self._submit(run)
+        with self._lock:
+            self._running[call] = placed
+        call.add_done_callback(self._ended)
+        return call
+
+    def _ended(self, call: Future[Any]) -> None:
+        with self._lock:
+            self._running.pop(call, None)
+
+    def cancel(self, call: Future[Any]) -> Future[CancelOutcome]:
+        """Cancel ``call``: a command not yet dispatched never runs; else the bus's ``cancel()``."""
+        out: Future[CancelOutcome] = Future()
+        with self._lock:
+            placed = self._running.get(call)
+            if placed is None or call.done():
+                out.set_result("finished")
+                return out
+            command = placed.command
+            if command is None:
+                if call.cancel():  # still queued here: it never reaches the bus
+                    out.set_result("cancelled")
+                else:  # being converted and dispatched: cancelled once it is
+                    placed.asked = out
+                return out
+        out.set_result(_cancel_command(command))
+        return out
+
+    def fire(self, name: str, args: list[Any], kwargs: dict[str, Any]) -> Future[int]:
+        """Fire event ``name`` (a declared payload converted first); the future holds
+        the number of matching listeners."""
+
+        def run() -> int:
+            from bus.patterns import pattern_matches
+
+            converted, named = self._converted("event", name, args, kwargs)
+            self.bus.fire_event(name, *converted, **named)
+            inspected = self.bus.inspect()
+            return sum(1 for li in inspected["listeners"] if pattern_matches(li["pattern"], name))
 
         return self._submit(run)
 
-    def fire(self, name: str, args: list[Any], kwargs: dict[str, Any]) -> Future[int]:
-        """Fire event ``name``; the future holds the number of matching listeners."""
+    def schema(self, name: str) -> Future[dict[str, Any]]:
+        """The bus's JSON Schema of ``name`` (``{}`` for a name it does not describe)."""
 
-        def run() -> int:
-            self.bus.fire_event(name, *args, **kwargs)
-            inspected = self.bus.inspect()
-            from fnmatch import fnmatchcase
+        def read() -> dict[str, Any]:
+            from bus.schema import json_schema
 
-            return sum(1 for li in inspected["listeners"] if fnmatchcase(name, li["pattern"]))
+            try:
+                return json_schema(self.bus, name)
+            except LookupError:
+                return {}
+
+        return self._submit(read)
+
+    def check(self, kind: Kind, name: str, args: list[Any], kwargs: dict[str, Any]) -> Future[bool]:
+        """Convert and check the arguments as ``execute``/``fire`` would, running nothing."""
+
+        def run() -> bool:
+            if kind == "event":
+                from bus.patterns import validate_name
+
+                validate_name(name, "event name")
+            self._converted(kind, name, args, kwargs)
+            return True
+
+        return self._submit(run)
+
+    def _converted(
+        self, kind: Kind, name: str, args: list[Any], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        from bus.schema import convert_call, convert_event
+
+        from .._remote import refusal
+
+        convert = convert_call if kind == "command" else convert_event
+        try:
+            return convert(self.bus, name, args, kwargs)
+        except Exception as exc:  # refused as the control endpoint refuses it
+            signature = next(
+                (c.get("signature") for c in self.bus.inspect()["commands"] if c["name"] == name),
+                None,
+            )
+            refused = refusal(exc, signature)
+            if refused is None:
+                raise
+            raise refused from None
+
+    def request(self, method: str, params: dict[str, Any] | None = None) -> Future[Any]:
+        """Any other method, answered in process as the bus's server would (``answer``)."""
+
+        def run() -> Any:
+            from bus.control import RequestError, answer
+            from busctl._remote import RemoteError
+
+            try:
+                return answer(self.bus, method, params)
+            except RequestError as exc:
+                raise RemoteError(exc.code, exc.message, exc.data) from None
 
         return self._submit(run)
 
@@ -264,6 +485,32 @@ class LocalSource:
             failed: Future[Any] = Future()
             failed.set_exception(ConnectionLost(f"bus {self.name} is closed ({exc})"))
             return failed
+
+
+class _Placed:
+    """A ``LocalSource`` call's command once dispatched, and a cancel asked before that."""
+
+    def __init__(self) -> None:
+        self.command: CommandFuture | None = None
+        self.asked: Future[CancelOutcome] | None = None
+
+    def dispatched(
+        self, command: CommandFuture | None, lock: threading.Lock
+    ) -> Future[CancelOutcome] | None:
+        """Record the command (``None``: it was refused); return a cancel asked meanwhile."""
+        with lock:
+            self.command = command
+            asked, self.asked = self.asked, None
+        if asked is not None and command is None:
+            asked.set_result("finished")  # refused before it ran: nothing to cancel
+            return None
+        return asked
+
+
+def _cancel_command(command: CommandFuture) -> CancelOutcome:
+    if command.cancel():
+        return "cancelled"
+    return "finished" if command.done() else "sync"
 
 
 def connect(target: str | None, nats: str | None = None) -> ClientSource:

@@ -313,6 +313,11 @@ class ActivityLog(Vertical):
         else:
             self.notify("this entry has no trace (tracing is off)", severity="warning")
 
+    def current(self) -> dict[str, Any] | None:
+        """The entry of the highlighted row, if any."""
+        key = self._current_key()
+        return None if key is None else self._by_key.get(key)
+
     def entries(self) -> list[dict[str, Any]]:
         """The entries shown, oldest first (for tests)."""
         return [self._by_key[k] for k in self._rows]

@@ -16,12 +16,11 @@ them. When the bus goes away the header says so and ``r`` reconnects.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib.util
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -39,6 +38,9 @@ from ._source import Source, reconnector
 from .activity import ActivityFeed, ActivityLog
 from .busline import BusLine
 from .help_screen import HelpScreen
+from .holds_panel import HoldsPanel
+from .in_flight import InFlight
+from .intervening import Intervening, backfill
 from .invoke_screen import InvokeScreen
 from .palette import BusCommands
 from .tables import CommandsTable, ListenersTable, LiveTable, ServicesTable
@@ -51,7 +53,7 @@ HAS_REPLAY = importlib.util.find_spec("busctl.tui.replay_panel") is not None
 LAYOUTS = ("split", "tables", "activity")
 
 
-class BusctlApp(App[None]):
+class BusctlApp(Intervening):
     """The ``busctl tui`` application.
 
     Args:
@@ -62,6 +64,7 @@ class BusctlApp(App[None]):
             and the app owns it.
         poll: seconds between ``inspect`` requests.
         drain: seconds between activity-log updates.
+        safe: ask before running a command not declared read-only.
     """
 
     CSS_PATH = Path(__file__).with_name("app.tcss")
@@ -73,15 +76,19 @@ class BusctlApp(App[None]):
         Binding("q", "quit", "Quit"),
         Binding("question_mark,f1", "help", "Help"),
         Binding("c", "call", "Call"),
+        Binding("x", "cancel_call", "Cancel call"),  # in the footer while a call runs
         Binding("f", "fire", "Fire"),
         Binding("slash", "filter", "Filter"),
         Binding("t", "last_error", "Last error", show=False),
         Binding("m", "layout", "Layout"),
         Binding("r", "reconnect", "Reconnect"),
+        Binding("h", "hold", "Hold"),
+        Binding("y", "copy", "Copy as", show=False),
         Binding("1", "tab('services')", "Services", show=False),
         Binding("2", "tab('commands')", "Commands", show=False),
         Binding("3", "tab('listeners')", "Listeners", show=False),
         Binding("4", "tab('replay')", "Replay", show=False),
+        Binding("5", "tab('holds')", "Holds", show=False),
     ]
 
     POLL: ClassVar[float] = 0.5
@@ -110,6 +117,7 @@ class BusctlApp(App[None]):
         source: Source | None = None,
         poll: float | None = None,
         drain: float | None = None,
+        safe: bool = False,
     ) -> None:
         super().__init__()
         if connect is None and source is None:
@@ -120,6 +128,8 @@ class BusctlApp(App[None]):
         self.poll_every = poll or self.POLL
         self.drain_every = drain or self.DRAIN
         self.feed = ActivityFeed()
+        self.in_flight = InFlight()  # calls this TUI started that still run, for x to cancel
+        self._in_flight_shown = 0
         self.inspected: dict[str, Any] | None = None
         self.connected = False
         self.lost_reason: str | None = None
@@ -129,7 +139,10 @@ class BusctlApp(App[None]):
         self._layout = 0
         self.polls = 0
         self.last_error: dict[str, Any] | None = None
-        self._complained: set[str] = set()
+        self.safe = safe
+        self.last_calls = {}
+        #: What each form was last filled with, by (kind, name): a form opens with it.
+        self.form_memory: dict[tuple[str, str], dict[str, str]] = {}
 
     # -- layout -----------------------------------------------------------------
 
@@ -163,6 +176,9 @@ class BusctlApp(App[None]):
                     self.replay_pane = TabPane("Replay", id="replay")
                     with self.replay_pane:
                         yield Static("the replay panel opens once attached", id="replay-wait")
+                with TabPane("Holds", id="holds"):
+                    self.holds_panel = HoldsPanel(id="holds-panel")
+                    yield self.holds_panel
             yield self.activity_log
         yield Footer()
 
@@ -181,6 +197,9 @@ class BusctlApp(App[None]):
     # -- attaching ----------------------------------------------------------------
 
     def _attach_existing(self, source: Source) -> None:
+        # A source given attached (tests, an embedding app): the one wait on
+        # the UI thread, once, and short; `busctl tui` attaches on a worker.
+        backfill(source, self.feed.append, timeout=2.0)
         source.subscribe(self.feed.append)
         source.on_disconnect(self._lost.set)
         self._attached(source)
@@ -196,6 +215,8 @@ class BusctlApp(App[None]):
             self.post_message(self.ConnectFailed(str(exc) or type(exc).__name__))
             return
         try:
+            # What happened before the app came is what the log starts with.
+            backfill(source, self.feed.append)
             source.subscribe(self.feed.append)
             source.on_disconnect(self._lost.set)
         except Exception as exc:
@@ -305,19 +326,9 @@ class BusctlApp(App[None]):
         self.polls += 1
         with self._surviving("the tables"):
             self.show_inspected(inspected)
-
-    @contextlib.contextmanager
-    def _surviving(self, what: str) -> Iterator[None]:
-        # A bus sending something unexpected must not take the console down
-        # with it: say so once, keep the rest of the screen alive.
-        try:
-            yield
-        except Exception as exc:
-            _log.exception("cannot update %s", what)
-            if what not in self._complained:
-                self._complained.add(what)
-                message = visible(f"cannot update {what}: {exc!r}")
-                self.notify(message, severity="error", timeout=8, markup=False)
+        totals = inspected.get("totals") or {}
+        if totals.get("holds") or self.held_count or self.tabs.active == "holds":
+            self._poll_held(source)
 
     def show_inspected(self, inspected: dict[str, Any]) -> None:
         """Bring the tables and the bus line up to date."""
@@ -332,6 +343,10 @@ class BusctlApp(App[None]):
             self.sub_title = f"{self.source.address} · {count} process{'es' if count != 1 else ''}"
 
     def _tick_drain(self) -> None:
+        running = self.in_flight.count()
+        if running != self._in_flight_shown:  # calls end on other threads: seen here
+            self._in_flight_shown = running
+            self.refresh_bindings()
         if self._lost.is_set() and self.connected:
             error = getattr(getattr(self.source, "client", None), "error", None)
             self._mark_lost(str(error) if error else "connection closed")
@@ -353,13 +368,29 @@ class BusctlApp(App[None]):
     # -- actions ---------------------------------------------------------------------
 
     MAIN_ACTIONS: ClassVar[frozenset[str]] = frozenset(
-        {"call", "fire", "filter", "last_error", "layout", "tab", "quit", "reconnect"}
+        {
+            "call",
+            "cancel_call",
+            "fire",
+            "filter",
+            "last_error",
+            "layout",
+            "tab",
+            "quit",
+            "reconnect",
+            "hold",
+            "copy",
+        }
     )
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # The main screen's keys are hidden (and off) over a trace or a form:
         # there q goes back, and Ctrl+Q still quits.
-        return not (action in self.MAIN_ACTIONS and len(self.screen_stack) > 1)
+        if action in self.MAIN_ACTIONS and len(self.screen_stack) > 1:
+            return False
+        if action == "cancel_call":  # x: shown only while a call started here runs
+            return self.in_flight.count() > 0
+        return True
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
@@ -380,6 +411,9 @@ class BusctlApp(App[None]):
         for table in self.tables:
             if table.id == f"{active}-table":
                 table.focus()
+        if active == "holds":
+            self.holds_panel.focus_default()
+            self._poll_held_soon()
         if active == "replay" and self.replay_pane is not None:
             from .replay_panel import ReplayPanel
 
@@ -417,6 +451,32 @@ class BusctlApp(App[None]):
         self._focus_tab()
         self.notify("choose a command and press Enter (or Ctrl+P to search)")
 
+    def action_cancel_call(self) -> None:
+        """Cancel the running call this TUI started of the highlighted command."""
+        current = self.commands_table.current() if self.tabs.active == "commands" else None
+        if current is None:
+            self.notify("choose the command on the Commands tab (2), then press x")
+            return
+        name = str(current[0])
+        call = self.in_flight.latest(name)
+        if call is None or self.source is None:
+            self.notify(f"no call of {name} started here is running")
+            return
+        self._cancel(self.source, call, name)
+
+    @work(group="cancel", exit_on_error=False)
+    async def _cancel(self, source: Source, call: Any, name: str) -> None:
+        from busctl._cancel import describe
+
+        try:
+            outcome = await asyncio.wrap_future(source.cancel(call))
+        except Exception as exc:  # the connection ended, or the bus refused: say why
+            self.notify(f"could not cancel {name}: {exc}", severity="error")
+            return
+        self.notify(
+            describe(outcome, name), severity="information" if outcome == "cancelled" else "warning"
+        )
+
     def action_fire(self) -> None:
         """Fire an event: the highlighted listener's, or any name."""
         name = None
@@ -426,32 +486,11 @@ class BusctlApp(App[None]):
                 name = str(current[1].get("pattern"))
         self.open_fire(name)
 
-    def _usable(self) -> Source | None:
-        if not self.connected or self.source is None:
-            self.notify("not attached to a bus: press r to reconnect", severity="warning")
-            return None
-        return self.source
-
-    def open_invoke(self, name: str) -> None:
-        """Open the form of command ``name``."""
-        source = self._usable()
-        if source is None:
-            return
-        commands = (self.inspected or {}).get("commands", ())
-        entry = next((c for c in commands if c.get("name") == name), {"name": name})
-        self.push_screen(InvokeScreen(source, "command", entry))
-
-    def open_fire(self, name: str | None) -> None:
-        """Open the form to fire event ``name`` (any name when ``None`` or a pattern)."""
-        source = self._usable()
-        if source is None:
-            return
-        listeners = list((self.inspected or {}).get("listeners", ()))
-        exact = sorted(
-            {str(li["pattern"]) for li in listeners if not any(c in li["pattern"] for c in "*?[")}
-        )
-        entry = next((li for li in listeners if li.get("pattern") == name), None)
-        self.push_screen(InvokeScreen(source, "event", entry, name=name, event_names=exact))
+    @work(group="forms", exclusive=True, exit_on_error=False)
+    async def _show_form(self, screen: InvokeScreen) -> None:
+        """Show a form once it has the bus's contract of its name (types, choices, defaults)."""
+        await screen.load_contract()
+        self.push_screen(screen)
 
     def action_last_error(self) -> None:
         """Open the trace of the most recent failure."""

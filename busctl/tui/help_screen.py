@@ -24,7 +24,7 @@ waits for the bus.
 
 | key | does |
 |---|---|
-| `1` `2` `3` `4` | services, commands, listeners, replay tab (`4` puts you in its path box) |
+| `1` … `5` | services, commands, listeners, replay (its path box), holds |
 | `Tab` / `Shift+Tab` | move between panels |
 | `Enter` | on a command: call it · on a listener: fire its event · on activity: open its trace |
 | `c` | call the highlighted command |
@@ -35,6 +35,10 @@ waits for the bus.
 | `p` | pause / resume the activity log |
 | `Ctrl+L` | clear the activity log |
 | `t` | the trace of the last failure |
+| `Ctrl+G` | in a form: cancel the call it is running |
+| `x` | on a command: cancel the call of it this TUI started (its form may be closed) |
+| `h` | hold the highlighted command's calls, listener's events or activity row's name |
+| `y` | copy the highlighted call or event (a command: its last call) as busctl, Python, JSON-RPC |
 | `m` | layout: split, tables only, activity only |
 | `Ctrl+P` | command palette: every bus command and event |
 | `r` | reconnect when the bus went away |
@@ -46,9 +50,23 @@ arguments, result and exception; `n` jumps to the next failed span, `r`
 reloads, `Esc` goes back. Bars share one time axis; `┄` is time spent queued
 in a mailbox before the handler ran; red is a failure.
 
-**Forms**: one field per parameter, defaults filled in. Values are JSON or
+**Forms**: one field per parameter, with its type and default (filled in);
+an enum or `Literal` parameter is a list of its values. Values are JSON or
 Python literals (`42`, `[1, 2]`, `"text"`); a `str` parameter takes its text
-as typed. `Enter` or `Ctrl+R` runs, `Esc` closes.
+as typed. The bus checks the values before anything is sent, and a value it
+would refuse is marked on its field. `Enter` or `Ctrl+R` runs, `Esc` closes
+(a call still running goes on in the bus), `Ctrl+Y` copies the call as it
+stands. `Ctrl+G` cancels the running call: an `async def` handler is
+interrupted; a sync one cannot be, and the form says so and waits for it. A
+command's form opens with what it last ran with. With `--safe` (or
+`safe = true` in `~/.config/busctl/config.toml`), a command not declared
+read-only (`RO` column) asks first.
+
+**Holds** (`5`): the holds set and what they hold, live; the tab counts the
+items waiting. On a held item `Enter` releases it as it was, `e` edits its
+arguments first (the bus checks them as it checks a call), `d` drops it (a
+call fails with `DroppedByConsoleError`), `a` releases everything; `u` ends
+a hold, and what it held goes on. A stubbed command is marked `[stubbed]`.
 """
 
 

@@ -310,10 +310,13 @@ class ServicesTable(LiveTable):
 
 
 class CommandsTable(LiveTable):
-    """Each command: owner, signature, calls, errors, p50/p99 latency."""
+    """Each command: owner, read-only, signature, calls, errors, p50/p99; stubs marked."""
 
     SPEC = COMMANDS
     COLUMNS, FLEX, FLEX_WEIGHTS, KEEP_END = layout(COMMANDS)
+    # Owner and signature both give way here: at 80 columns, with the
+    # read-only column, 8 cells each would push the latencies off screen.
+    FLEX_LEAST = 6
 
 
 class ListenersTable(LiveTable):

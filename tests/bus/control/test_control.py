@@ -113,6 +113,7 @@ def test_describe(served: Bus, client: LineClient) -> None:
     assert set(info["methods"]) == {
         "describe", "inspect", "execute", "fire", "who_handles",
         "subscribe", "unsubscribe", "traces", "wait_idle", "schema", "cancel",
+        "hold", "held", "release", "drop", "unhold", "stub", "unstub", "stubs", "history",
     }  # fmt: skip
 
 

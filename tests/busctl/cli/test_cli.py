@@ -126,9 +126,16 @@ def test_introspect_unknown_suggests(busctl: Callable[..., Result]) -> None:
     assert result.exit_code == ExitStatus.NOT_FOUND
     assert "lights.turn_on" in result.stderr
     assert result.stdout == ""
+    # An event is no command: introspect shows what it carries instead.
     result = busctl("introspect", "probe.ping")
-    assert result.exit_code == ExitStatus.NOT_FOUND
-    assert "is not a command" in result.stderr
+    assert result.exit_code == 0, result.output
+    assert "event:        probe.ping" in result.stdout
+    assert "payload:      inferred from 1 listener of this exact name" in result.stdout
+    wildcard = busctl("introspect", "probe.anything")  # only probe.* matches it
+    assert wildcard.exit_code == 0, wildcard.output
+    assert "payload:   not described: no listener registered for this exact name" in (
+        wildcard.stdout
+    )
 
 
 def test_who_handles_a_command(busctl: Callable[..., Result]) -> None:

@@ -117,8 +117,8 @@ def test_monitor_shows_the_traffic_of_every_process(url, house, watch, client):
         client.execute("beta.where")
         while not monitor.out.empty():
             words = monitor.out.get_nowait().split()
-            if len(words) > 3 and words[2] == "return":  # LABEL TIME KIND NAME ...
-                seen.add((words[0], words[3]))
+            if len(words) > 4 and words[3] == "return":  # LABEL TIME TRACE KIND NAME ...
+                seen.add((words[0], words[4]))
         return {(first.label, "alpha.where"), (second.label, "beta.where")} <= seen
 
     eventually(both, what=f"the monitor saw only {seen}")

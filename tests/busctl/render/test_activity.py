@@ -114,6 +114,35 @@ def test_arguments_and_results_are_cut_and_kept_on_one_line() -> None:
     assert "\n" not in activity_line(odd)
 
 
+def test_activity_matches_is_monitor_s_filters() -> None:
+    from busctl.render.activity import activity_matches
+
+    call = {
+        "kind": "call",
+        "service": "lights",
+        "caller": "automation",
+        "trace_id": "ab12cd" + "0" * 26,
+    }
+    failed = {**call, "kind": "return", "error": {"type": "ValueError"}}
+    delivery = {"kind": "delivery", "service": "other", "trace_id": "ffee00" + "0" * 26}
+    assert activity_matches(call)
+    assert activity_matches(delivery)
+    assert [activity_matches(a, errors=True) for a in (call, failed, delivery)] == [
+        False,
+        True,
+        False,
+    ]
+    assert activity_matches(call, service="automation")  # the caller counts
+    assert not activity_matches(delivery, service="lights")
+    assert activity_matches(failed, kind="call")
+    assert not activity_matches(delivery, kind="call")
+    assert activity_matches(delivery, kind="event")
+    assert not activity_matches(call, kind="event")
+    assert activity_matches(call, trace="AB12CD")
+    assert not activity_matches(delivery, trace="ab12")
+    assert not activity_matches({"kind": "event"}, trace="ab")  # no trace id: not that trace
+
+
 def test_on_a_bus_across_processes_the_place_says_which_process_first():
     from busctl.render.activity import activity_view
 

@@ -83,13 +83,30 @@ def test_commands_cells() -> None:
     assert texts(cells) == [
         "lights.get",
         "lights",
+        "",
         "(room: str) -> dict[str, int]",
         "3",
         "1",
         "420 µs",
         "-",
     ]
-    assert cells[4].tone == "bad"
+    assert cells[5].tone == "bad"
+
+
+def test_commands_say_which_are_read_only_and_which_are_stubbed() -> None:
+    snapshot = {
+        "commands": [
+            {"name": "lights.get", "readonly": True},
+            {"name": "lights.turn_on", "stub": {"raises": "ValueError: x"}},
+        ]
+    }
+    (_, _, get), (_, _, turn_on) = COMMANDS.rows(snapshot)
+    assert (get[0].text, get[0].tone, get[2].text) == ("lights.get", "strong", "ro")
+    assert (turn_on[0].text, turn_on[0].tone, turn_on[2].text) == (
+        "lights.turn_on [stubbed]",
+        "warn",
+        "",
+    )
 
 
 def test_listeners_in_delivery_order() -> None:
@@ -110,7 +127,7 @@ def test_control_characters_are_shown_not_sent() -> None:
     snapshot = {"commands": [{"name": "evil\x1b[2J", "signature": "(x)\n", "calls": 0}]}
     [(_, _, cells)] = COMMANDS.rows(snapshot)
     assert cells[0].text == "evil\\x1b[2J"
-    assert cells[2].text == "(x)\\n"
+    assert cells[3].text == "(x)\\n"
 
 
 def test_the_cli_and_the_repl_print_the_same_table() -> None:

@@ -119,6 +119,10 @@ class LocalClient:
         if method == "fire":
             self.bus.fire_event(params["name"], *params.get("args", []), **params.get("kwargs", {}))
             return {"listeners": len(self._listeners(params["name"]))}
+        if method == "schema":
+            from bus.schema import json_schema
+
+            return json_schema(self.bus)
         if method == "who_handles":
             name = params["name"]
             commands = {c["name"]: c for c in self.bus.inspect()["commands"]}
@@ -507,6 +511,8 @@ def test_ctrl_c_cancels_the_wait_but_not_the_call(
     start = len(session.out.getvalue())
     session.type("probe.wait\r")
     assert probe.started.wait(WAIT)
+    session.type("\x03")  # asks whether to cancel it; a second Ctrl-C stops waiting
+    session.out.wait_for("Ctrl-C again stops waiting and leaves it running", after=start)
     session.type("\x03")
     end = session.out.wait_for("result is dropped", after=start)
     text = session.out.getvalue()[start:end]

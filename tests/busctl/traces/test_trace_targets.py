@@ -134,6 +134,15 @@ def test_cli_replay_reports_differences_with_exit_status_7(attached):
     assert "1 command result(s) differ from the recording" in result.stderr
 
 
+def test_cli_replay_json_with_differences_is_one_report(attached):
+    # The report says what differs: no error object after it (stdout stays one document).
+    result = run_replay("--fast", "--commands", "--only", "lights.get", "--json")
+    assert result.exit_code == 7, result.output
+    report = json.loads(result.stdout)
+    assert report["differences"]
+    assert "1 command result(s) differ from the recording" in result.stderr
+
+
 def test_cli_replay_json_report(attached):
     result = run_replay("--fast", "--exclude", "clock.*", "--json")
     assert result.exit_code == 0, result.output

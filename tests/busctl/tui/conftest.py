@@ -23,6 +23,7 @@ import pytest
 
 import sample_services
 from bus import Bus
+from bus.control.protocol import ErrorCode
 from busctl.tui._source import ClientSource, LocalSource
 
 FAST = {"tick_interval": 0.05, "notifier_delay": 0.01, "sensor_failure_rate": 0.0}
@@ -245,6 +246,67 @@ ACTIVITY: list[dict[str, Any]] = [
 ]  # fmt: skip
 
 
+MODE = {
+    "description": "What a zone's heating does.",
+    "enum": ["heat", "off", "away"],
+    "title": "Mode",
+    "type": "string",
+}
+
+# The bus's schema of the commands the fake source describes (as ``schema`` sends it).
+SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "bus demo",
+    "commands": {
+        "lights.turn_on": {
+            "service": "lights", "readonly": False,
+            "params": {"type": "object", "additionalProperties": False, "required": ["room"],
+                       "properties": {"room": {"title": "Room", "type": "string"},
+                                      "brightness": {"title": "Brightness", "type": "integer",
+                                                     "default": 100}}},
+            "result": {"$ref": "#/$defs/LightState"},
+        },
+        "thermostat.set_mode": {
+            "service": "thermostat", "readonly": False,
+            "params": {"type": "object", "additionalProperties": False,
+                       "required": ["zone", "mode"],
+                       "properties": {"zone": {"title": "Zone", "type": "string"},
+                                      "mode": {"$ref": "#/$defs/Mode"},
+                                      "hours": {"title": "Hours", "type": "integer",
+                                                "default": 1},
+                                      "eco": {"title": "Eco", "type": "boolean",
+                                              "default": False}}},
+            "result": {"$ref": "#/$defs/ModeChange"},
+        },
+    },
+    "events": {},
+    "$defs": {
+        "LightState": {"title": "LightState", "type": "object",
+                       "properties": {"room": {"type": "string"}, "on": {"type": "boolean"},
+                                      "brightness": {"type": "integer"}}},
+        "Mode": MODE,
+        "ModeChange": {"title": "ModeChange", "type": "object",
+                       "properties": {"zone": {"type": "string"}, "mode": {"$ref": "#/$defs/Mode"},
+                                      "at": {"type": "string", "format": "date-time"}}},
+    },
+}  # fmt: skip
+
+SET_MODE: dict[str, Any] = _command(
+    "thermostat.set_mode", "thermostat",
+    "(zone: str, mode: Mode, hours: int = 1, eco: bool = False) -> ModeChange",
+    [_param("zone", "str"), _param("mode", "Mode"), _param("hours", "int", "1"),
+     _param("eco", "bool", "False")],
+)  # fmt: skip
+"""A typed command the fake source knows, though its ``inspect()`` does not list it."""
+
+
+def one_name(name: str) -> dict[str, Any]:
+    """The fake bus's ``schema`` of one name (``{}`` for a name it does not describe)."""
+    if name not in SCHEMA["commands"]:
+        return {}
+    return {**copy.deepcopy(SCHEMA), "commands": {name: copy.deepcopy(SCHEMA["commands"][name])}}
+
+
 def resolved(value: Any = None, error: BaseException | None = None) -> Future[Any]:
     """A future already done: with ``value``, or failed with ``error``."""
     future: Future[Any] = Future()
@@ -295,6 +357,31 @@ class FakeSource:
     def fire(self, name: str, args: list[Any], kwargs: dict[str, Any]) -> Future[int]:
         self.calls.append(("fire", name, args, kwargs))
         return resolved(1)
+
+    def schema(self, name: str) -> Future[dict[str, Any]]:
+        return resolved(one_name(name))
+
+    def check(self, kind: str, name: str, args: list[Any], kwargs: dict[str, Any]) -> Future[bool]:
+        """Refuses ``hours`` that is not a whole number, as the bus would (``-32012``)."""
+        from busctl._client import RemoteError
+
+        self.calls.append(("check", name, args, kwargs))
+        hours = kwargs.get("hours", 1)
+        if name == "thermostat.set_mode" and not isinstance(hours, int):
+            problem = {"param": "hours", "path": "", "expected": "int", "value": hours,
+                       "message": "Input should be a valid integer"}  # fmt: skip
+            message = (f"thermostat.set_mode{SET_MODE['signature']}: argument 'hours' must be "
+                       f"int, not {hours!r} (Input should be a valid integer)")  # fmt: skip
+            data = {"type": "InvalidArgumentError", "message": message, "problems": [problem],
+                    **problem}  # fmt: skip
+            return resolved(error=RemoteError(ErrorCode.INVALID_ARGUMENT, message, data))
+        return resolved(True)
+
+    def request(self, method: str, params: dict[str, Any] | None = None) -> Future[Any]:
+        """Holds and history: none held, no history (the snapshots stay still)."""
+        self.calls.append((method, "", [], dict(params or {})))
+        answers: dict[str, Any] = {"held": {"holds": [], "held": []}, "history": {"entries": []}}
+        return resolved(copy.deepcopy(answers.get(method, {})))
 
     def subscribe(self, callback: Callable[[dict[str, Any]], None]) -> None:
         self.callback = callback

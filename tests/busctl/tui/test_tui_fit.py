@@ -70,7 +70,7 @@ def test_at_80x24_the_numbers_stay_and_free_text_is_cut(key, kind, numbers, sour
                 name = "lights.turn_on"
                 line = next(t for t in shown_lines(table) if t.split()[0] == name)
                 assert "…" in line
-                assert table.full_row(name)[2].plain.endswith("-> LightState")
+                assert table.full_row(name)[3].plain.endswith("-> LightState")
 
     run_app(body)
 

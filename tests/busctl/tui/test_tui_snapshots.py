@@ -16,7 +16,7 @@ from busctl.tui.activity import ActivityLog
 from busctl.tui.app import BusctlApp
 from busctl.tui.invoke_screen import InvokeScreen
 from busctl.tui.trace_screen import TraceScreen
-from tests.busctl.tui.conftest import INSPECT, resolved
+from tests.busctl.tui.conftest import INSPECT, SET_MODE, resolved
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("utc")]
 
@@ -117,4 +117,31 @@ def test_help_screen(snap_compare, fake_source):
 
     assert snap_compare(
         BusctlApp(source=fake_source), terminal_size=(80, 24), run_before=run_before
+    )
+
+
+def test_typed_call_form_refusing_a_value(snap_compare, fake_source):
+    # Types, choices (a Select) and defaults from the bus's schema; a value it
+    # would refuse marked on its field, and nothing sent.
+    async def run_before(pilot) -> None:
+        from textual.widgets import Select
+
+        await _ready(pilot)
+        screen = InvokeScreen(fake_source, "command", copy.deepcopy(SET_MODE))
+        await screen.load_contract()
+        pilot.app.push_screen(screen)
+        while not isinstance(pilot.app.screen, InvokeScreen):
+            await pilot.pause(0.02)
+        await pilot.pause()
+        screen.query_one("#param-zone", Input).value = "office"
+        screen.query_one("#param-mode", Select).value = "away"
+        screen.query_one("#param-hours", Input).value = "two"
+        await pilot.press("ctrl+r")
+        while screen.outcome is None:
+            await pilot.pause(0.02)
+        assert not [c for c in fake_source.calls if c[0] == "execute"]  # refused: not sent
+        await pilot.pause()
+
+    assert snap_compare(
+        BusctlApp(source=fake_source), terminal_size=(100, 34), run_before=run_before
     )

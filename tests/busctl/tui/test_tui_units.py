@@ -10,7 +10,7 @@ from busctl._args import ArgumentError
 from busctl.tui._format import ActivityFilter, activity_cells, clip
 from busctl.tui._spans import attribute_value, parse_traces, waterfall_bar
 from busctl.tui.activity import ActivityFeed
-from busctl.tui.invoke_screen import read_form
+from busctl.tui.form_field import read_form
 
 
 def test_clip_keeps_one_line_and_marks_the_cut():
@@ -98,7 +98,7 @@ def test_read_form_builds_args_and_kwargs():
     params = [
         {"name": "room", "kind": "positional_or_keyword", "annotation": "str", "required": True},
         {"name": "level", "kind": "positional_or_keyword", "annotation": "int", "required": False},
-        {"name": "pos", "kind": "positional_only", "annotation": "list", "required": False},
+        {"name": "pos", "kind": "positional", "annotation": "list", "required": False},
     ]
     assert read_form(params, {"room": "42", "level": "7", "pos": "[1, 2]"}) == (
         [[1, 2]],
