@@ -22,8 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
-    from bus import Bus
-    from bus._core._future import CommandFuture
+    from bus import Bus, CommandFuture
     from busctl._cancel import CancelOutcome, Running
     from busctl._client import Client, Subscription
 
