@@ -193,3 +193,24 @@ def test_a_handler_gone_after_conversion_is_not_found(bus: Bus) -> None:
 
     with pytest.raises(CommandNotFoundError, match=r"lights\.set"):
         bus.execute_converted(handler, args, kwargs)
+
+
+def test_a_stub_set_after_conversion_answers_and_is_checked(
+    bus: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A console stubs the command while a call waits between conversion and dispatch."""
+    handler = bus.router.command("lights.set")
+    args, kwargs = convert_arguments(handler, ["hall"], {"level": "40"})
+    bus.stubs.add("lights.set", returns={"stubbed": True})
+    checked: list[Any] = []
+    monkeypatch.setattr(Binder, "check", _counting(checked, Binder.check))
+
+    assert bus.execute_converted(handler, args, kwargs).result(timeout=10) == {"stubbed": True}
+    assert len(checked) == 1  # bound again, for the stand-in that ran
+
+    bus.stubs.remove("lights.set")
+    assert bus.execute_converted(handler, args, kwargs).result(timeout=10) == {
+        "room": "hall",
+        "level": 40,
+    }
+    assert len(checked) == 1  # the real handler again: what it was converted for
