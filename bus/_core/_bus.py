@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal, Self
 
+from ._contract import convert_arguments
 from ._deadlock import WaitGraph
 from ._errors import BusClosedError, BusError
 from ._events import EventTable, service_events
@@ -201,6 +202,38 @@ class BusCore:
             raise error
         return future
 
+    def execute_converted(
+        self, handler: Handler, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> CommandFuture:
+        """``execute_command`` with arguments already bound and converted for ``handler``.
+
+        For consoles and transports, which convert arguments that arrive as
+        JSON (``convert_arguments``) before they send them, so that a call is
+        bound once. If the command's handler changed since (a stub or a new
+        registration took the name), the arguments are bound and converted
+        again for the handler that will run them. Never blocks.
+
+        Raises what ``execute_command`` raises.
+        """
+        if self._closing:
+            self._refuse()
+        current = self.router.command(handler.name)
+        if current is not handler:
+            args, kwargs = convert_arguments(current, args, kwargs)
+        # execute_command's tail, which that hot path keeps inline.
+        future = CommandFuture(current, self._waits)
+        observer = self.observer
+        ticket = None if observer is None else observer.call_sent(current, args, kwargs)
+        next(current.dispatched)
+        status = current.destination.post((current, args, kwargs, future, ticket))
+        if status:
+            current.stats.refuse()
+            error = current.destination.call_refused(status)
+            if ticket is not None:
+                observer.call_refused(ticket, current, error)  # type: ignore[union-attr]
+            raise error
+        return future
+
     def register_listener(
         self, pattern: str, fn: Callable[..., Any], *, broadcast: bool = False
     ) -> Registration:
@@ -237,6 +270,12 @@ class BusCore:
         """
         if self._closing:
             self._refuse()
+        # The one place in bus/ that reads other classes' privates, on purpose:
+        # this untraced fan-out is the measured hot path (docs/benchmarks.md),
+        # so it reads the router's route cache and, below, inlines
+        # Runtime.post for a local mailbox, saving a call per event and per
+        # listener. Everything else goes through the seams (Router methods,
+        # Destination.post); tests/bus/test_layers.py holds the runtime to it.
         listeners = self.router._routes.get(name) if type(name) is str else None
         if listeners is None:  # not seen since the listeners last changed
             listeners = self.router.listeners_for(name)
@@ -249,8 +288,9 @@ class BusCore:
         for handler in listeners:
             next(handler.dispatched)
             runtime = handler.destination
-            # The hot path, inlined for a local mailbox (Runtime.post says why
-            # each step is there); any other destination posts for itself.
+            # Runtime.post, inlined for a local mailbox (the exception above;
+            # Runtime.post says why each step is there, and the two must stay
+            # alike); any other destination posts for itself.
             if type(runtime) is Runtime and runtime.accepting:
                 queue = runtime._queue
                 if queue.qsize() < runtime.maxsize:
@@ -553,7 +593,7 @@ class BusCore:
         for registration in runtime.registrations:
             registration.dispose()
 
-    def _schedule(
+    def schedule(
         self,
         service: Service,
         delay: float,
@@ -561,6 +601,14 @@ class BusCore:
         args: tuple[Any, ...],
         interval: float | None,
     ) -> TimerHandle:
+        """Run ``fn(*args)`` on ``service``'s thread after ``delay`` seconds,
+        then every ``interval`` unless it is ``None``: ``Service.call_later``
+        and ``call_every``, which services use, say how. Never blocks.
+
+        Raises:
+            BusError: ``service`` is not on this bus, or ``fn`` is async and
+                the service cannot have an event loop.
+        """
         return schedule(self, service, delay, fn, args, interval)
 
     def _watchdog(self) -> None:

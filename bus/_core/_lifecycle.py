@@ -89,9 +89,7 @@ def start_service(core: BusCore, service: Service, timeout: float | None) -> Ser
             for kind, key, fn, readonly in service.handlers():
                 core._register(kind, key, fn, runtime, readonly, None)
             runtime.run_hook(service.on_start)
-            with runtime._lock:  # close() may have begun stopping it
-                if runtime.state == "starting":
-                    runtime.state = "running"
+            runtime.mark_running()  # close() may have begun stopping it
             # Here, not in add_service: a caller that timed out still gets
             # the whole service once on_start returns.
             runtime.start_rest()

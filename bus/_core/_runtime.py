@@ -144,6 +144,13 @@ class Runtime:
             self._after_post()
         return 0
 
+    def mark_running(self) -> None:
+        """``starting`` becomes ``running`` (its ``on_start`` returned), unless
+        ``close()`` has begun stopping it meanwhile (thread-safe)."""
+        with self._lock:
+            if self.state == "starting":
+                self.state = "running"
+
     def fail(self, error: BaseException, how: str) -> bool:
         """Mark the runtime failed; ``how`` completes "its ... ERROR".
 
@@ -178,10 +185,14 @@ class Runtime:
                 self.rejected += 1
         return self.refusal(status)
 
-    def delivery_refused(self, status: int, event: str, handler: Handler) -> BusError:
-        """Count and log (rate-limited) an event delivery this mailbox refused."""
+    def count_dropped(self) -> None:
+        """Count one event delivery lost before it reached this mailbox (thread-safe)."""
         with self._lock:
             self.dropped += 1
+
+    def delivery_refused(self, status: int, event: str, handler: Handler) -> BusError:
+        """Count and log (rate-limited) an event delivery this mailbox refused."""
+        self.count_dropped()
         error = self.refusal(status)
         self.drop_log.warning("event %r dropped for %s: %s", event, handler.qualname, error)
         return error

@@ -156,14 +156,15 @@ class ServiceBus(Protocol):
     def close(self, timeout: float = 10.0) -> None:
         """See ``Bus.close``."""
 
-    def _schedule(
+    def schedule(
         self,
         service: Service,
         delay: float,
         fn: Callable[..., Any],
         args: tuple[Any, ...],
         interval: float | None,
-    ) -> TimerHandle: ...
+    ) -> TimerHandle:
+        """See ``Bus.schedule``: what ``call_later`` and ``call_every`` use."""
 
 
 def _default_name(cls: type) -> str:
@@ -227,7 +228,7 @@ class Service:
             BusError: ``fn`` is async and the service runs several threads
                 without an event loop (see ``concurrency``).
         """
-        return self.bus._schedule(self, delay, fn, args, None)
+        return self.bus.schedule(self, delay, fn, args, None)
 
     def call_every(self, interval: float, fn: Callable[..., Any], *args: Any) -> TimerHandle:
         """Run ``fn(*args)`` on this service's thread every ``interval`` seconds.
@@ -242,7 +243,7 @@ class Service:
         Raises:
             BusError: as for ``call_later``.
         """
-        return self.bus._schedule(self, interval, fn, args, interval)
+        return self.bus.schedule(self, interval, fn, args, interval)
 
     def handlers(
         self,

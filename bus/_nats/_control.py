@@ -47,6 +47,7 @@ from ._intervene import WHOLE
 from ._merge import merge, merge_schema
 
 if TYPE_CHECKING:
+    from .._core._router import Handler
     from .._observe._records import Flat
     from ._link import NatsLink
 
@@ -154,8 +155,8 @@ class Session:
     def execute(
         self,
         rid: Any,
-        name: str,
-        args: list[Any],
+        handler: Handler,
+        args: tuple[Any, ...],
         kwargs: dict[str, Any],
         timeout: float | None,
         *,
@@ -164,9 +165,9 @@ class Session:
         loop = self._responder.link.loop
         try:
             with replaying(*replay_of) if replay_of else contextlib.nullcontext():
-                future = self.bus.execute_command(name, *args, **kwargs)
+                future = self.bus.execute_converted(handler, args, kwargs)
         except TypeError as exc:
-            raise rpc.bad_arguments(self, name, exc) from None
+            raise rpc.bad_arguments(self, handler.name, exc) from None
         answered: list[bool] = []
         timer: asyncio.TimerHandle | None = None
 
@@ -204,7 +205,7 @@ class Session:
         def expired() -> None:
             error = rpc.RpcError(
                 ErrorCode.TIMED_OUT,
-                f"{name} did not finish within {timeout:g} s; it may still finish",
+                f"{handler.name} did not finish within {timeout:g} s; it may still finish",
                 {"timeout": timeout, "type": "TimeoutError"},
             )
             if answer(error.reply(rid)):

@@ -321,8 +321,7 @@ class Serving:
         next(handler.dispatched)
         handler.stats.refuse()  # counted as the listener's ``dropped``
         runtime: Any = handler.destination
-        with runtime._lock:
-            runtime.dropped += 1
+        runtime.count_dropped()
         self._log.warning(
             "events for %s dropped: this process does not keep up with them", handler.qualname
         )

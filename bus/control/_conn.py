@@ -41,6 +41,7 @@ from ._writing import CLOSE, DROPPED, EXEC, LINE, NOTE, REPLY, Writing
 from .protocol import ErrorCode, dumps
 
 if TYPE_CHECKING:
+    from .._core._router import Handler
     from .._observe._records import Flat
     from ._served import ServedBus
     from ._server import ControlServer
@@ -436,8 +437,8 @@ class Connection(Reading, Writing):
     def execute(
         self,
         rid: Any,
-        name: str,
-        args: list[Any],
+        handler: Handler,
+        args: tuple[Any, ...],
         kwargs: dict[str, Any],
         timeout: float | None,
         *,
@@ -450,10 +451,10 @@ class Connection(Reading, Writing):
             self._in_flight += 1
         try:
             with replaying(*replay_of) if replay_of else contextlib.nullcontext():
-                future = self.bus.execute_command(name, *args, **kwargs)
+                future = self.bus.execute_converted(handler, args, kwargs)
         except TypeError as exc:
             self._finished()
-            raise rpc.bad_arguments(self, name, exc) from None
+            raise rpc.bad_arguments(self, handler.name, exc) from None
         except BaseException:
             self._finished()
             raise
@@ -496,7 +497,7 @@ class Connection(Reading, Writing):
         def expired() -> None:
             error = rpc.RpcError(
                 ErrorCode.TIMED_OUT,
-                f"{name} did not finish within {timeout:g} s; it may still finish",
+                f"{handler.name} did not finish within {timeout:g} s; it may still finish",
                 {"timeout": timeout, "type": "TimeoutError"},
             )
             if finish((REPLY, error.reply(rid))):

@@ -36,6 +36,7 @@ from ._subs import MAX_PATTERNS
 from .protocol import ErrorCode
 
 if TYPE_CHECKING:
+    from .._core._router import Handler
     from ._served import ServedBus
 
 __all__ = [
@@ -64,14 +65,18 @@ class Session(Protocol):
     def execute(
         self,
         rid: Any,
-        name: str,
-        args: list[Any],
+        handler: Handler,
+        args: tuple[Any, ...],
         kwargs: dict[str, Any],
         timeout: float | None,
         *,
         replay_of: tuple[str, str] | None = None,
     ) -> None:
-        """Run a command and send the reply to ``rid`` when it finishes or times out."""
+        """Run a command and send the reply to ``rid`` when it finishes or times out.
+
+        ``args`` and ``kwargs`` are bound and converted for ``handler`` already
+        (``Bus.execute_converted`` sends them without binding them again).
+        """
 
     def subscribe(
         self, topic: str, patterns: tuple[str, ...], buffer: int, *, lossless: bool = False
@@ -340,29 +345,32 @@ def execute(conn: Session, params: dict[str, Any], rid: Any) -> Any:
     timeout = _seconds(params, "timeout", DEFAULT_TIMEOUT)
     replay_of = _replay_of(params)
     check = _flag(params, "check")
-    converted, kwargs = _converted(conn, name, args, kwargs)
+    handler = conn.bus.router.command(name)
+    converted, kwargs = _converted(conn, handler, args, kwargs)
     if check:  # a console's form asks before it sends: converted, and nothing run
         return {"checked": True}
-    conn.execute(rid, name, list(converted), kwargs, timeout, replay_of=replay_of)
+    conn.execute(rid, handler, converted, kwargs, timeout, replay_of=replay_of)
     return ASYNC
 
 
 def _converted(
-    conn: Session, name: str, args: list[Any], kwargs: dict[str, Any]
+    conn: Session, handler: Handler, args: list[Any], kwargs: dict[str, Any]
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """The arguments of command ``name``, converted to its annotated types.
+    """The arguments of ``handler``'s command, bound and converted to its annotated types.
+
+    The one binding of a console's call: the session sends what this returns
+    with ``execute_converted``, which does not bind it again.
 
     Raises:
         RpcError: ``-32002`` they do not bind, ``-32012`` one does not
-            convert; ``-32001`` no such command.
+            convert.
     """
-    handler = conn.bus.router.command(name)
     try:
         return convert_arguments(handler, args, kwargs)
     except InvalidArgumentError as exc:
         raise invalid_argument(exc) from None
     except TypeError as exc:
-        raise bad_arguments(conn, name, exc) from None
+        raise bad_arguments(conn, handler.name, exc) from None
 
 
 def bad_arguments(conn: Session, name: str, exc: TypeError) -> RpcError:

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from .._core._events import EventTable
 from .._core._future import CommandFuture
 from .._core._holds import Holds
-from .._core._router import Router
+from .._core._router import Handler, Router
 from .._core._service import Disposable
 from .._core._stubs import Stubs
 from .._observe._activity import Activity
@@ -37,6 +37,11 @@ class ServedBus(Protocol):
 
     def execute_command(self, name: str, /, *args: Any, **kwargs: Any) -> CommandFuture:
         """See ``Bus.execute_command``."""
+
+    def execute_converted(
+        self, handler: Handler, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> CommandFuture:
+        """See ``Bus.execute_converted``."""
 
     def fire_event(self, name: str, /, *args: Any, **kwargs: Any) -> None:
         """See ``Bus.fire_event``."""

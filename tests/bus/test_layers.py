@@ -124,3 +124,121 @@ def test_only_the_bus_imports_the_transport_and_only_when_asked() -> None:
                 assert id(node) not in top_level or under_type_checking, (
                     f"{module}:{node.lineno} imports the transport at import time"
                 )
+
+
+# -- the observer seam -----------------------------------------------------------
+
+#: The modules that run the work: mailboxes, threads, dispatch, async tasks.
+RUNTIME_MODULES = ("_runtime.py", "_dispatch.py", "_tasks.py", "_loop.py", "_worker.py")
+
+#: What the runtime may read off its bus: where to report (the observer seam),
+#: the bus's name (thread names, errors) and the counts ``wait_idle`` reads.
+RUNTIME_READS_OF_BUS = {"observer", "name", "ledger"}
+
+
+def _is_bus(node: ast.expr, aliases: set[str]) -> bool:
+    """``bus``, ``x.bus`` (``self.bus``, ``runtime.bus``...), or a name bound to one."""
+    if isinstance(node, ast.Name):
+        return node.id == "bus" or node.id in aliases
+    return isinstance(node, ast.Attribute) and node.attr == "bus"
+
+
+def _reads_of_bus(path: Path) -> list[tuple[int, str]]:
+    """``(line, attribute)`` for every attribute the module reads off a bus."""
+    tree = ast.parse(path.read_text(), str(path))
+    aliases: set[str] = set()
+    for node in ast.walk(tree):  # ``b = self.bus`` makes ``b`` a bus too
+        if isinstance(node, ast.Assign) and _is_bus(node.value, set()):
+            aliases.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    reads: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and _is_bus(node.value, aliases):
+            reads.append((node.lineno, node.attr))
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in ("getattr", "setattr", "hasattr", "delattr")
+            and node.args
+            and _is_bus(node.args[0], aliases)
+        ):
+            name = node.args[1] if len(node.args) > 1 else None
+            text = name.value if isinstance(name, ast.Constant) else "<computed>"
+            reads.append((node.lineno, str(text)))
+    return reads
+
+
+def test_the_runtime_reaches_its_bus_only_through_the_observer_seam() -> None:
+    """The runtime reports through ``bus.observer``, never through the bus's privates."""
+    seen: set[str] = set()
+    for filename in RUNTIME_MODULES:
+        path = ROOT / "bus" / "_core" / filename
+        for line, attribute in _reads_of_bus(path):
+            where = f"bus/_core/{filename}:{line}"
+            assert not attribute.startswith("_"), (
+                f"{where} reads the bus's private {attribute!r}: give the runtime a public "
+                "seam for it (the Observer protocol, or a public attribute of the core)"
+            )
+            assert attribute in RUNTIME_READS_OF_BUS, (
+                f"{where} reads bus.{attribute}: the runtime uses only "
+                f"{sorted(RUNTIME_READS_OF_BUS)}; add it there if it belongs to the seam"
+            )
+            seen.add(attribute)
+    assert "observer" in seen, "the check found no report to the observer: does it still look?"
+
+
+def _privates_read_off(path: Path, receivers: set[str]) -> list[tuple[int, str]]:
+    """``(line, text)`` of every ``x._private`` where ``x`` is one of ``receivers``.
+
+    A receiver is a name (``runtime``) or a dotted attribute path (``self.bus``).
+    """
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+            and ast.unparse(node.value) in receivers
+        ):
+            found.append((node.lineno, ast.unparse(node)))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("filename", "receivers"),
+    [
+        # Starting a service asks the runtime (mark_running), never takes its lock.
+        ("_core/_lifecycle.py", {"runtime", "rt", "core._pool"}),
+        # A service's timers go through the bus's public schedule().
+        ("_core/_service.py", {"self.bus", "bus", "service.bus"}),
+        # An event NATS dropped is counted by the runtime (count_dropped).
+        ("_nats/_serve.py", {"runtime", "handler.destination"}),
+    ],
+)
+def test_a_module_asks_the_object_that_owns_the_state(filename: str, receivers: set[str]) -> None:
+    found = _privates_read_off(ROOT / "bus" / filename, receivers)
+    assert not found, f"bus/{filename} reaches another class's privates: {found}"
+
+
+def test_only_the_untraced_fire_reaches_into_the_router_and_the_mailbox() -> None:
+    """``BusCore.fire_event`` inlines ``Runtime.post`` on purpose (its comment says
+    why); no other method of the core reads a runtime's or the router's privates."""
+    tree = ast.parse((ROOT / "bus" / "_core" / "_bus.py").read_text())
+    receivers = {"runtime", "self.router", "self._pool", "handler.destination"}
+    outside: list[str] = []
+    inside = 0
+    for function in ast.walk(tree):
+        if not isinstance(function, ast.FunctionDef):
+            continue
+        for node in ast.walk(function):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+                and ast.unparse(node.value) in receivers
+            ):
+                if function.name == "fire_event":
+                    inside += 1
+                else:
+                    outside.append(f"{function.name}:{node.lineno} {ast.unparse(node)}")
+    assert not outside, outside
+    assert inside, "fire_event no longer inlines the post: drop this test and the comment"
