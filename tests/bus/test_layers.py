@@ -129,7 +129,14 @@ def test_only_the_bus_imports_the_transport_and_only_when_asked() -> None:
 # -- the observer seam -----------------------------------------------------------
 
 #: The modules that run the work: mailboxes, threads, dispatch, async tasks.
-RUNTIME_MODULES = ("_runtime.py", "_dispatch.py", "_tasks.py", "_loop.py", "_worker.py")
+RUNTIME_MODULES = (
+    "_runtime.py",
+    "_mailbox.py",
+    "_dispatch.py",
+    "_tasks.py",
+    "_loop.py",
+    "_worker.py",
+)
 
 #: What the runtime may read off its bus: where to report (the observer seam),
 #: the bus's name (thread names, errors) and the counts ``wait_idle`` reads.
