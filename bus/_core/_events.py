@@ -25,7 +25,7 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from ._contract import (
+from ._hints import (
     InvalidArgumentError,
     Problem,
     adapter_for,

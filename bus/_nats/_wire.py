@@ -40,9 +40,9 @@ from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from .._core import _contract
 from .._core._contract import InvalidArgumentError, Problem
 from .._core._errors import RemoteError
+from .._core._hints import adapter_for, namespace_of, resolve
 from .._observe._jsonval import json_ready
 
 __all__ = [
@@ -392,7 +392,7 @@ def result_class(fn: Any, signature: inspect.Signature | None) -> dict[str, str]
     """
     if signature is None or signature.return_annotation is inspect.Signature.empty:
         return None
-    hint, _ = _contract._resolve(signature.return_annotation, _contract._namespace_of(fn))
+    hint, _ = resolve(signature.return_annotation, namespace_of(fn))
     if not isinstance(hint, type) or hint.__module__ == "builtins":
         return None
     if "<locals>" in hint.__qualname__ or typing.get_args(hint):
@@ -442,7 +442,7 @@ class RemoteStub:
             if cls is None:
                 return value  # maybe imported later: looked for again then
             try:
-                adapter = _contract.adapter_for(cls)
+                adapter = adapter_for(cls)
             except Exception:
                 adapter = _UNUSABLE
             self._adapter = adapter
