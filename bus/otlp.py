@@ -17,15 +17,14 @@ states as written), so a file read and written again says what it said.
 
 from __future__ import annotations
 
-from ._observe._otlp import (
+from ._observe._decoded import (
     DecodedEvent,
     DecodedLink,
     DecodedResource,
     DecodedScope,
     DecodedSpan,
-    encode_spans,
-    encode_value,
 )
+from ._observe._otlp import encode_spans, encode_value
 from ._observe._otlp_decode import OtlpDecodeError, decode_spans, decode_value
 from ._observe._otlp_file import TRACE_FILE_ENV, OtlpJsonFileExporter
 

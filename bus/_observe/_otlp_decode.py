@@ -21,16 +21,8 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags, TraceState
 from opentelemetry.trace.status import Status, StatusCode
 
-from ._otlp import (
-    _IS_REMOTE,
-    _KIND_FROM_OTLP,
-    _STATUS_FROM_OTLP,
-    DecodedEvent,
-    DecodedLink,
-    DecodedResource,
-    DecodedScope,
-    DecodedSpan,
-)
+from ._decoded import DecodedEvent, DecodedLink, DecodedResource, DecodedScope, DecodedSpan
+from ._otlp import _IS_REMOTE, _KIND_FROM_OTLP, _STATUS_FROM_OTLP
 
 __all__ = ["OtlpDecodeError", "decode_spans", "decode_value"]
 
