@@ -30,18 +30,17 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .._core._threads import TimerHandle, start_thread
+from .._core._threads import start_thread
 from .._observe._activity import Activity
-from .._observe._replay import replaying
 from . import _methods as rpc
 from . import protocol
+from ._executing import Executing
 from ._reading import Reading
 from ._subs import Fanout, Subscription, activity_cost, span_key
-from ._writing import CLOSE, DROPPED, EXEC, LINE, NOTE, REPLY, Writing
+from ._writing import CLOSE, DROPPED, LINE, NOTE, REPLY, Writing
 from .protocol import ErrorCode, dumps
 
 if TYPE_CHECKING:
-    from .._core._router import Handler
     from .._observe._records import Flat
     from ._served import ServedBus
     from ._server import ControlServer
@@ -54,8 +53,6 @@ log = logging.getLogger("bus.control")
 MAX_LINE = protocol.MAX_LINE
 #: Replies waiting to be written beyond which the reader stops taking requests.
 MAX_QUEUED_REPLIES = 1000
-#: ``execute`` requests in flight per connection beyond which the reader waits.
-MAX_IN_FLIGHT = 1000
 #: The writer sends at most this much at a time, so that a client that reads
 #: slowly but steadily is told apart from one that stopped reading.
 _PIECE = 1 << 16
@@ -66,7 +63,7 @@ LOSSLESS_WAIT = 10.0
 _LAST_WORDS = 2.0
 
 
-class Connection(Reading, Writing):
+class Connection(Reading, Writing, Executing):
     """A console attached to the bus. Created by ``ControlServer`` per accepted socket."""
 
     def __init__(self, server: ControlServer, sock: socket.socket, number: int) -> None:
@@ -431,88 +428,3 @@ class Connection(Reading, Writing):
         if sub.hold is not None:
             sub.hold.dispose()
         return sub.dropped
-
-    # -- execute ------------------------------------------------------------------
-
-    def execute(
-        self,
-        rid: Any,
-        handler: Handler,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        timeout: float | None,
-        *,
-        replay_of: tuple[str, str] | None = None,
-    ) -> None:
-        """Send the command; reply from its done-callback, or at ``timeout``."""
-        with self._cond:
-            while self._in_flight >= MAX_IN_FLIGHT and not self._closed:
-                self._cond.wait()
-            self._in_flight += 1
-        try:
-            with replaying(*replay_of) if replay_of else contextlib.nullcontext():
-                future = self.bus.execute_converted(handler, args, kwargs)
-        except TypeError as exc:
-            self._finished()
-            raise rpc.bad_arguments(self, handler.name, exc) from None
-        except BaseException:
-            self._finished()
-            raise
-        lock = threading.Lock()
-        done_flag: list[bool] = []
-        timer: TimerHandle | None = None
-        if rid is not None:
-            with self._cond:
-                self._executing[rid] = future
-
-        def finish(item: tuple[Any, ...] | None) -> bool:
-            with lock:
-                if done_flag:
-                    return False
-                done_flag.append(True)
-            if timer is not None:
-                timer.cancel()
-            with self._cond:
-                if self._executing.get(rid) is future:
-                    del self._executing[rid]
-            self._finished()
-            if item is not None and rid is not None:
-                self._queue_reply(item, False)
-            return True
-
-        def done(f: Any) -> None:
-            if f.cancelled():
-                error = rpc.RpcError(
-                    ErrorCode.CANCELLED, "the command was cancelled", {"type": "CancelledError"}
-                )
-                finish((REPLY, error.reply(rid)))
-                return
-            exc = f.exception()
-            if exc is None:
-                finish((EXEC, rid, f.result()))
-            else:
-                reply = rpc.handler_error(exc).reply(rid)
-                finish((REPLY, reply))
-
-        def expired() -> None:
-            error = rpc.RpcError(
-                ErrorCode.TIMED_OUT,
-                f"{handler.name} did not finish within {timeout:g} s; it may still finish",
-                {"timeout": timeout, "type": "TimeoutError"},
-            )
-            if finish((REPLY, error.reply(rid))):
-                future.gave_up = True
-
-        if timeout is not None:
-            timer = self.server.timers.schedule(timeout, expired)
-        future.add_done_callback(done)
-
-    def executing(self, rid: Any) -> Any:
-        """The future of the command this connection's request ``rid`` runs, or ``None``."""
-        with self._cond:
-            return self._executing.get(rid)
-
-    def _finished(self) -> None:
-        with self._cond:
-            self._in_flight -= 1
-            self._cond.notify_all()
