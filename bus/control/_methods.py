@@ -1,11 +1,12 @@
-"""The control protocol's methods, their params, and the error codes.
+"""The control protocol's methods and their params.
 
 Each method takes the session it serves (a ``Session``: a socket
 ``Connection``, or a NATS responder's), its params (a dict) and the request
 id, and returns the result, or ``ASYNC`` when the reply is sent later
 (``execute``). Wrong params raise ``RpcError(-32602)`` naming the param; the
 bus's own errors are mapped to the codes of ``docs/protocol.md`` by
-``error_reply``.
+``error_reply`` (``_rpc_errors``, whose names this module re-exports for the
+servers that use both).
 """
 
 from __future__ import annotations
@@ -13,25 +14,23 @@ from __future__ import annotations
 import contextlib
 import difflib
 import math
-import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .._core._contract import InvalidArgumentError, convert_arguments
-from .._core._errors import (
-    BusClosedError,
-    BusError,
-    CommandNotFoundError,
-    DeadlockError,
-    DroppedByConsoleError,
-    MailboxFullError,
-    ServiceFailedError,
-)
 from .._core._patterns import MAX_NAME, pattern_matches, shown, validate_name, validate_pattern
-from .._observe._jsonval import json_ready
 from .._observe._replay import replaying
 from .._observe._schema import asyncapi, json_schema
 from . import protocol
+from ._rpc_errors import (
+    KNOWN_ERRORS,
+    RpcError,
+    described,
+    error_reply,
+    handler_error,
+    invalid_argument,
+    service_failed,
+)
 from ._subs import MAX_PATTERNS
 from .protocol import ErrorCode
 
@@ -45,9 +44,11 @@ __all__ = [
     "METHODS",
     "RpcError",
     "Session",
+    "bad_arguments",
     "error_reply",
     "handler_error",
     "invalid_argument",
+    "service_failed",
 ]
 
 
@@ -95,116 +96,8 @@ DEFAULT_BUFFER = 10_000
 MAX_BUFFER = 1_000_000
 TOPICS = protocol.TOPICS
 
-#: Refusals that are answered, not logged.
-KNOWN_ERRORS = (BusError,)
-
 #: A method's result meaning "the reply will be sent later".
 ASYNC: Any = object()
-
-
-class RpcError(Exception):
-    """A JSON-RPC error to send back: ``code``, ``message`` and ``data``."""
-
-    def __init__(self, code: int, message: str, data: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.data = data
-
-    def reply(self, rid: int | str | None) -> dict[str, Any]:
-        """The error reply to request ``rid``."""
-        return protocol.error(rid, self.code, self.message, self.data)
-
-    def to_json(self) -> dict[str, Any]:
-        """The ``error`` member of a reply."""
-        error: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.data is not None:
-            error["data"] = self.data
-        return error
-
-
-def _described(exc: BaseException, **extra: Any) -> dict[str, Any]:
-    return {"type": type(exc).__qualname__, "message": str(exc), **extra}
-
-
-def _traceback(exc: BaseException) -> str:
-    return "".join(traceback.format_exception(exc))
-
-
-def error_reply(exc: BaseException) -> RpcError:
-    """The JSON-RPC error for an exception raised while serving a request.
-
-    Anything that is not one of the bus's known refusals is a bug in the
-    server: ``-32603`` with the traceback.
-    """
-    if isinstance(exc, RpcError):
-        return exc
-    if isinstance(exc, InvalidArgumentError):
-        return invalid_argument(exc)
-    if isinstance(exc, CommandNotFoundError):
-        return RpcError(
-            ErrorCode.NO_SUCH_COMMAND, str(exc), _described(exc, suggestions=exc.suggestions)
-        )
-    if isinstance(exc, BusClosedError):
-        return RpcError(ErrorCode.BUS_CLOSED, str(exc), _described(exc))
-    if isinstance(exc, MailboxFullError):
-        return RpcError(ErrorCode.MAILBOX_FULL, str(exc), _described(exc))
-    if isinstance(exc, ServiceFailedError):
-        return service_failed(exc)
-    if isinstance(exc, DeadlockError):
-        return RpcError(ErrorCode.DEADLOCK, str(exc), _described(exc, cycle=exc.cycle))
-    return RpcError(
-        ErrorCode.INTERNAL_ERROR,
-        f"internal error: {type(exc).__name__}: {exc}",
-        _described(exc, traceback=_traceback(exc)),
-    )
-
-
-def service_failed(exc: ServiceFailedError) -> RpcError:
-    """``-32011``: the command's service has failed; which, and why."""
-    data = _described(exc, service=exc.service, reason=exc.reason)
-    return RpcError(ErrorCode.SERVICE_FAILED, str(exc), data)
-
-
-def invalid_argument(exc: InvalidArgumentError) -> RpcError:
-    """``-32012`` for arguments that do not convert: which, what was expected, what came."""
-    problems = [
-        {
-            "param": p.param,
-            "path": p.path,
-            "expected": p.expected,
-            "value": json_ready(p.value)[0],
-            "message": p.message,
-        }
-        for p in exc.problems
-    ]
-    first = problems[0] if problems else {"param": None, "expected": None, "value": None}
-    data = _described(
-        exc,
-        target=exc.target,
-        param=first["param"],
-        expected=first["expected"],
-        value=first["value"],
-        problems=problems,
-        signature=exc.signature or None,
-    )
-    return RpcError(ErrorCode.INVALID_ARGUMENT, str(exc), data)
-
-
-def handler_error(exc: BaseException) -> RpcError:
-    """The error for what a command's future failed with (``-32000`` mostly)."""
-    if isinstance(exc, DroppedByConsoleError):
-        return RpcError(ErrorCode.DROPPED, str(exc), _described(exc, hold=exc.hold))
-    if isinstance(exc, DeadlockError):
-        return RpcError(ErrorCode.DEADLOCK, str(exc), _described(exc, cycle=exc.cycle))
-    if isinstance(exc, BusClosedError):
-        return RpcError(ErrorCode.BUS_CLOSED, str(exc), _described(exc))
-    if isinstance(exc, ServiceFailedError):
-        return service_failed(exc)
-    if isinstance(exc, InvalidArgumentError):  # refused by a handler's own process (NATS)
-        return invalid_argument(exc)
-    message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return RpcError(ErrorCode.HANDLER_ERROR, message, _described(exc, traceback=_traceback(exc)))
 
 
 # -- params ---------------------------------------------------------------------
@@ -381,7 +274,7 @@ def bad_arguments(conn: Session, name: str, exc: TypeError) -> RpcError:
         signature = conn.bus.router.command(name).binder.text()
     except Exception:
         signature = None
-    return RpcError(ErrorCode.BAD_ARGUMENTS, str(exc), _described(exc, signature=signature))
+    return RpcError(ErrorCode.BAD_ARGUMENTS, str(exc), described(exc, signature=signature))
 
 
 def fire(conn: Session, params: dict[str, Any], rid: Any) -> Any:
