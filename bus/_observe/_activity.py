@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from .._core._context import hex_id
 
-__all__ = ["Activity", "ActivityKind", "hex_id"]
+__all__ = ["Activity", "ActivityKind", "error_dict", "hex_id"]
 
 ActivityKind = Literal["call", "return", "event", "delivery"]
 
@@ -77,3 +77,8 @@ class Activity:
     def dumps(self) -> str:
         """The activity as one line of JSON."""
         return json.dumps(self.to_json(), separators=(",", ":"))
+
+
+def error_dict(error: BaseException) -> dict[str, str]:
+    """An error as an activity's ``error`` field: its type and message."""
+    return {"type": type(error).__qualname__, "message": str(error)}

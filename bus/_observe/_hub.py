@@ -28,10 +28,20 @@ from typing import TYPE_CHECKING, Any
 
 from .._core._ratelog import RateLimitedLog
 from .._core._worker import current_worker
-from ._activity import Activity, hex_id
+from ._activity import Activity, error_dict, hex_id
 from ._ctx import current, enter, leave, parent_ids
+from ._hub_remote import RemoteHops
 from ._jsonval import Encoded, Redactor
-from ._records import DELIVERY, FIRE, BusSpan, CallRecord, Flat, encoded_text, freeze
+from ._records import (
+    DELIVERY,
+    FIRE,
+    WATCHED,
+    BusSpan,
+    CallRecord,
+    Flat,
+    encoded_text,
+    freeze,
+)
 from ._replay import REPLAY_KEY, replay_extras
 
 if TYPE_CHECKING:
@@ -46,17 +56,6 @@ log = logging.getLogger("bus")
 Watcher = Callable[[Activity], None]
 Tap = Callable[[str, tuple[Any, ...], dict[str, Any]], None]
 
-
-class _Watched:
-    """The ticket of work that is watched but not traced."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "WATCHED"
-
-
-WATCHED: Any = _Watched()
 
 _bits = random.getrandbits
 _time_ns = time.time_ns
@@ -87,11 +86,7 @@ def swap_caller(name: str | None) -> str | None:
     return previous
 
 
-def _error_dict(error: BaseException) -> dict[str, str]:
-    return {"type": type(error).__qualname__, "message": str(error)}
-
-
-class Hub:
+class Hub(RemoteHops):
     """The ``Observer`` of one bus: tracing, watchers and taps.
 
     Args:
@@ -170,7 +165,7 @@ class Hub:
             message = f"{type(error).__name__}: {error}"
             self._submit(record.flat(end_ns, None, None, None, message))
         if self.watchers:
-            self._emit_return(record, handler, None, _error_dict(error), 0.0, None)
+            self._emit_return(record, handler, None, error_dict(error), 0.0, None)
 
     def call_started(self, ticket: Any, worker: Worker) -> Any:
         if type(ticket) is not CallRecord:
@@ -218,7 +213,7 @@ class Hub:
                 record,
                 handler,
                 result_text,
-                _error_dict(error) if error is not None else None,
+                error_dict(error) if error is not None else None,
                 elapsed,
                 worker.thread_name,
             )
@@ -352,7 +347,7 @@ class Hub:
                 event,
                 service=handler.destination.name,
                 pattern=handler.name,
-                error=_error_dict(error) if error is not None else None,
+                error=error_dict(error) if error is not None else None,
                 duration_ms=round(elapsed * 1000, 3),
                 queued_ms=round((scope[2] - ticket[3]) / 1e6, 3) if scope else None,
                 thread=worker.thread_name,
@@ -402,102 +397,6 @@ class Hub:
             trace_id, span_id, name, sent_ns, wire = ticket
             return (trace_id, span_id, name, sent_ns, {**(wire or {}), **attrs})
         return ticket
-
-    # -- across processes (the transport calls these) -------------------------------
-
-    def remote_call(self, ticket: Any, wire: dict[str, Any]) -> tuple[int, int] | None:
-        """A command is being sent to a handler in another process (caller's side).
-
-        Its record will make the CLIENT span alone (the handler's process
-        makes the SERVER span under it), with the transport's ``wire``
-        attributes. Returns ``(trace_id, span_id)`` of that CLIENT span, for
-        the trace context to send with it, or ``None`` untraced.
-        """
-        if type(ticket) is not CallRecord:
-            return None
-        ticket.hop = "client"
-        ticket.wire = wire
-        return ticket.trace_id, ticket.client_id
-
-    def call_replied(
-        self,
-        ticket: Any,
-        handler: Handler,
-        error: BaseException | None,
-        result: Any,
-        elapsed: float,
-    ) -> None:
-        """A command sent with ``remote_call`` has its outcome (caller's side)."""
-        record = ticket if type(ticket) is CallRecord else None
-        result_text = None
-        if record is not None:
-            record.handled_ns = record.sent_ns
-            record.thread = ""
-            if error is None:
-                frozen = freeze(result, self.json_limit, self.redact)
-                if self.watchers:
-                    frozen = self._encoded(frozen)
-                    result_text = frozen.text
-                self._submit(record.flat(_time_ns(), frozen, None, None, None))
-            else:
-                self._submit(record.flat(_time_ns(), None, error, error.__traceback__, None))
-        if self.watchers:
-            if error is None and result_text is None:
-                result_text = self._encoded(result).text
-            error_dict = _error_dict(error) if error is not None else None
-            self._emit_return(record, handler, result_text, error_dict, elapsed, None)
-
-    def served_call(self, ticket: Any, wire: dict[str, Any], caller: str | None) -> None:
-        """A command from another process is about to be posted here (handler's side).
-
-        ``call_sent`` made its ticket with the sender's trace context current:
-        its record makes the SERVER span alone, under the sender's CLIENT span.
-        """
-        if type(ticket) is CallRecord:
-            ticket.hop = "server"
-            ticket.wire = wire
-            if caller:
-                ticket.caller = caller
-
-    def remote_event(self, event: Any, wire: dict[str, Any]) -> tuple[int, int] | None:
-        """An event fired here is being sent to other processes (sender's side).
-
-        Its PRODUCER span gets the transport's ``wire`` attributes. Returns
-        ``(trace_id, span_id)`` of that span, for the trace context to send.
-        """
-        if type(event) is not list:
-            return None
-        event[5] = wire
-        head = event[0]
-        return head[0], head[1]
-
-    def remote_fired(
-        self,
-        name: str,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        listeners: tuple[Handler, ...],
-        wire: dict[str, Any],
-    ) -> Any:
-        """An event fired in another process reaches this one's listeners.
-
-        Called with the sender's trace context current (if it sent one): the
-        deliveries' CONSUMER spans then hang under the sender's PRODUCER
-        span, and this process records no PRODUCER span. Without one, it
-        records the PRODUCER span itself. Returns the ticket to pass to
-        ``delivery_queued`` and ``event_posted``.
-        """
-        for tap in self.taps:
-            tap(name, args, kwargs)
-        if self.sink is None:
-            return WATCHED if self.watchers else None
-        parent = parent_ids(current())
-        if parent is not None:  # the sender's PRODUCER span is the deliveries' parent
-            return (parent[0], parent[1], name, _time_ns(), wire)
-        frozen = freeze(args, self.json_limit, self.redact)
-        frozen_kw = freeze(kwargs, self.json_limit, self.redact) if kwargs else None
-        head = (_bits(128), _bits(64), name, _time_ns(), wire)
-        return [head, 0, frozen, frozen_kw, None, wire, len(listeners)]
 
     def trace_ids(self, scope: Any) -> tuple[int, int] | None:
         if scope is None:

@@ -58,6 +58,7 @@ __all__ = [
     "CALL",
     "DELIVERY",
     "FIRE",
+    "WATCHED",
     "BusSpan",
     "CallRecord",
     "Extras",
@@ -69,6 +70,19 @@ __all__ = [
 ]
 
 CALL, FIRE, DELIVERY = 0, 1, 2
+
+
+class _Watched:
+    """The ticket of work that is watched but not traced."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "WATCHED"
+
+
+WATCHED: Any = _Watched()
+"""The ticket the hub gives work that watchers see and no span records."""
 
 Flat = tuple[Any, ...]
 """A finished record, flattened (see the layouts above)."""
