@@ -20,6 +20,9 @@ Nothing held is lost: a hold ends after its time (ten minutes by default)
 and releases what it holds, and ``close()`` releases everything before it
 waits for the work in flight.
 
+What a hold is, and what it holds, are ``Hold`` and ``Held`` (``_held``);
+this module is ``Holds``, the table of them and how items go and come.
+
 Where it sits: a gated runtime's ``post`` (an instance attribute shadowing
 ``Runtime.post``, as ``Bus(validate=True)`` shadows the verbs) looks at
 each item while any hold is set, whatever posted it: the verbs, a timer, a
@@ -32,23 +35,21 @@ from __future__ import annotations
 import functools
 import inspect
 import itertools
-import math
 import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from ._contract import convert_arguments
-from ._errors import BusClosedError, BusError, DroppedByConsoleError
-from ._patterns import pattern_matches, validate_pattern
+from ._errors import BusClosedError, DroppedByConsoleError
+from ._held import DEFAULT_SECONDS, MAX_SECONDS, Held, Hold, Kind, NoSuchHoldError, check_seconds
+from ._patterns import validate_pattern
 from ._runtime import TASK, Runtime
 
 if TYPE_CHECKING:
     from ._bus import BusCore
     from ._router import Handler
-    from ._threads import TimerHandle
 
 __all__ = [
     "DEFAULT_SECONDS",
@@ -59,132 +60,6 @@ __all__ = [
     "NoSuchHoldError",
     "check_seconds",
 ]
-
-DEFAULT_SECONDS = 600.0
-"""How long a hold (or a stub) lasts unless told: ten minutes."""
-MAX_SECONDS = 86_400.0
-"""The longest a hold (or a stub) may last: a day. Nothing is held for ever."""
-
-Kind = Literal["call", "event"]
-
-
-class NoSuchHoldError(BusError, LookupError):
-    """A hold, or a held item, that is not (or no longer) there."""
-
-
-def check_seconds(seconds: object, what: str = "seconds") -> float:
-    """``seconds`` as a float if it is a number in (0, ``MAX_SECONDS``], else raise."""
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
-        raise TypeError(f"{what} must be a number, not {type(seconds).__name__}")
-    if not (math.isfinite(seconds) and 0 < seconds <= MAX_SECONDS):
-        raise ValueError(f"{what} must be more than 0 and at most {MAX_SECONDS:g}, not {seconds}")
-    return float(seconds)
-
-
-@dataclass(eq=False)
-class Hold:
-    """One hold: what it catches, until when, and how much it has caught.
-
-    Attributes:
-        id: its number on this bus (``unhold`` takes it).
-        pattern: the command or event names it catches (``lights.*``).
-        kind: ``"call"``, ``"event"`` or ``None`` for both.
-        service: only work for this service, or ``None`` for any.
-        seconds: how long it lasts.
-        created: when it was set, seconds since the epoch.
-        caught: how many items it has caught.
-    """
-
-    id: int
-    pattern: str
-    kind: Kind | None
-    service: str | None
-    seconds: float
-    created: float = field(default_factory=time.time)
-    caught: int = 0
-    _until: float = 0.0
-    _timer: TimerHandle | None = None
-
-    def matches(self, kind: Kind, name: str, service: str) -> bool:
-        """Whether work of ``kind`` named ``name`` for ``service`` is caught."""
-        if self.kind is not None and self.kind != kind:
-            return False
-        if self.service is not None and self.service != service:
-            return False
-        return pattern_matches(self.pattern, name)
-
-    def describe(self, held: int) -> dict[str, Any]:
-        """JSON-ready: id, pattern, kind, service, created, expires_in, caught, held."""
-        return {
-            "id": self.id,
-            "pattern": self.pattern,
-            "kind": self.kind,
-            "service": self.service,
-            "created": self.created,
-            "expires_in": round(max(0.0, self._until - time.monotonic()), 3),
-            "caught": self.caught,
-            "held": held,
-        }
-
-
-@dataclass(eq=False)
-class Held:
-    """One item a hold caught: a command call or an event delivery.
-
-    Attributes:
-        id: its number on this bus (``release`` and ``drop`` take it).
-        hold: the hold that caught it.
-        kind: ``"call"`` or ``"event"``.
-        name: the command, or the event.
-        handler: the command's handler, or the listener's.
-        runtime: the mailbox it was on its way to.
-        args: the positional arguments it was posted with.
-        kwargs: the keyword arguments.
-        since: when it was caught, seconds since the epoch.
-    """
-
-    id: int
-    hold: Hold
-    kind: Kind
-    name: str
-    handler: Handler
-    runtime: Runtime
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-    tag: Any
-    ticket: Any
-    since: float = field(default_factory=time.time)
-    _caught: float = field(default_factory=time.monotonic)
-
-    @property
-    def waited(self) -> float:
-        """Seconds it has been held."""
-        return time.monotonic() - self._caught
-
-    @property
-    def cancelled(self) -> bool:
-        """Whether the caller cancelled a held call (it will not run)."""
-        return self.kind == "call" and self.tag.cancelled()
-
-    def describe(self) -> dict[str, Any]:
-        """Its fields, with the raw ``args`` and ``kwargs`` (the caller encodes them)."""
-        data: dict[str, Any] = {
-            "id": self.id,
-            "hold": self.hold.id,
-            "kind": self.kind,
-            "name": self.name,
-            "service": self.runtime.name,
-            "handler": self.handler.qualname,
-            "args": self.args,
-            "kwargs": self.kwargs,
-            "since": self.since,
-            "waited": round(self.waited, 3),
-        }
-        if self.kind == "event":
-            data["pattern"] = self.handler.name
-        else:
-            data["cancelled"] = self.cancelled
-        return data
 
 
 class Holds:
