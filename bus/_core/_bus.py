@@ -15,31 +15,22 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 from ._contract import convert_arguments
 from ._deadlock import WaitGraph
-from ._errors import BusClosedError, BusError
-from ._events import EventTable, service_events
+from ._errors import BusClosedError
+from ._events import EventTable
 from ._future import CommandFuture
 from ._holds import Holds
-from ._lifecycle import (
-    MAX_THREADS,
-    abandon,
-    check_int,
-    report_hung,
-    schedule,
-    shut_down,
-    start_service,
-)
+from ._lifecycle import MAX_THREADS, Lifecycle, check_int
 from ._observer import Observer
 from ._patterns import validate_name, validate_pattern
 from ._router import Handler, Registration, Router
 from ._runtime import Runtime
-from ._service import BROADCAST_ATTR, Service
-from ._stats import count_value
+from ._service import BROADCAST_ATTR
 from ._stubs import Stubs
-from ._threads import TimerHandle, Timers, start_thread
+from ._threads import Timers
 from ._worker import Ledger, current_worker
 
 __all__ = ["MAX_THREADS", "BusCore", "check_int"]
@@ -51,7 +42,7 @@ def _qualname(fn: Callable[..., Any]) -> str:
     return getattr(fn, "__qualname__", None) or repr(fn)
 
 
-class BusCore:
+class BusCore(Lifecycle):
     """Services on their own threads, talking through four verbs: the engine.
 
     Args:
@@ -401,92 +392,6 @@ class BusCore:
         handler.stats.refuse()
         return handler.destination.delivery_refused(status, name, handler)
 
-    # -- services ----------------------------------------------------------------
-
-    def add_service(self, service: Service, *, timeout: float | None = 30.0) -> Service:
-        """Start ``service`` on its own thread and register its handlers.
-
-        Returns once the thread runs, the decorated handlers are registered and
-        ``on_start`` has returned: no start-up race. Blocks until then.
-
-        Raises:
-            ValueError: a service of that name is already on the bus.
-            TimeoutError: ``on_start`` did not finish within ``timeout``. The
-                service stays on the bus as ``starting`` and runs, all its
-                threads, once ``on_start`` returns; ``close()`` stops it.
-            BusClosedError: the bus is closed.
-            Exception: whatever ``on_start`` or a registration raised.
-
-        The payload types the service lists in ``events`` are declared first
-        (``declare_event``), so that what ``on_start`` fires is checked too.
-        """
-        for name, payload in service_events(getattr(service, "events", ())):
-            self.events.declare(name, payload)
-        return start_service(self, service, timeout)
-
-    def runtimes(self) -> list[Runtime]:
-        """Every service's runtime, then the pool's once it has started."""
-        with self._services_lock:
-            runtimes = list(self._runtimes.values())
-        if self._pool_started:
-            runtimes.append(self._pool)
-        return runtimes
-
-    def waits(self) -> list[tuple[str, str, int]]:
-        """Who waits on whom now: ``(waiter, target, threads)``."""
-        return self._waits.waits()
-
-    def wait_idle(self, timeout: float | None = 10.0) -> bool:
-        """Block until no mailbox holds work and no handler runs.
-
-        Timers not yet due do not count. Returns ``False`` on timeout. Must not
-        be called from a handler (it would wait for itself).
-        """
-        worker = current_worker()
-        if worker is not None and worker.runtime.bus is self:
-            raise BusError("wait_idle() called from a handler of this bus would wait forever")
-        deadline = None if timeout is None else time.monotonic() + timeout
-        delay = 0.0002
-        while True:
-            if self._quiet():
-                return True
-            if deadline is not None and time.monotonic() >= deadline:
-                return False
-            time.sleep(delay)
-            delay = min(delay * 2, 0.005)
-
-    # -- shutdown ------------------------------------------------------------------------
-
-    def close(self, timeout: float = 10.0) -> None:
-        """Finish the work in flight, stop every service and join every thread.
-
-        New work from outside the bus is refused at once (``BusClosedError``);
-        work already sent, and what handlers send while it finishes, still
-        runs. Then each service's ``on_stop`` runs on its thread. Whatever is
-        still pending after ``timeout`` seconds fails with ``BusClosedError``.
-        Blocks until done; a second call waits for the first. Called from one of this
-        bus's handlers, which the close would have to wait for, it starts the
-        close on a thread of its own and returns at once.
-        """
-        with self._close_lock:
-            first = not self._closing
-            self._closing = True
-        worker = current_worker()
-        in_handler = worker is not None and worker.runtime.bus is self
-        if not first:
-            # Another caller is closing: wait for it, so that every close()
-            # returns to a closed bus (but a handler must not wait on itself).
-            if not in_handler:
-                self._close_done.wait(timeout)
-            return
-        if in_handler:
-            start_thread(f"bus:{self.name}/close", lambda: self._close(timeout))
-            return
-        self._close(timeout)
-
-    def _close(self, timeout: float) -> None:
-        shut_down(self, timeout)
-
     def _closing_begins(self) -> None:
         """Called first by ``close``, before any work is refused: for layers above.
 
@@ -499,39 +404,11 @@ class BusCore:
     def _closing_ends(self, deadline: float) -> None:
         """Called once every service has stopped: for layers above to stop theirs."""
 
-    @property
-    def state(self) -> str:
-        """``running``, ``closing`` (``close()`` has begun) or ``closed``."""
-        return "closed" if self._closed else "closing" if self._closing else "running"
-
-    @property
-    def closed(self) -> bool:
-        """Whether ``close()`` has begun."""
-        return self._closing
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         state = "closed" if self._closing else "running"
         return f"<{type(self).__name__} {self.name!r} {state}, {len(self._runtimes)} services>"
 
-    def _abandon(self, runtime: Runtime) -> None:
-        abandon(self, runtime)
-
     # -- internals -----------------------------------------------------------------------
-
-    def _quiet(self) -> bool:
-        # Every item posted is finished when the finished count, read between
-        # two reads of the posted count that agree, equals it: a post between
-        # the reads would change the count, and none between means that the
-        # items finished are all among those posted.
-        posted = count_value(self.ledger.posted)
-        done = count_value(self.ledger.unrun) + sum(rt.totals()[0] for rt in self.runtimes())
-        return done == posted == count_value(self.ledger.posted)
 
     def _refuse(self) -> None:
         worker = current_worker()
@@ -588,28 +465,3 @@ class BusCore:
         runtime.registrations.append(registration)
         self.holds.adopt(runtime)  # a service added while a hold is set is held too
         return registration
-
-    def _unregister(self, runtime: Runtime) -> None:
-        for registration in runtime.registrations:
-            registration.dispose()
-
-    def schedule(
-        self,
-        service: Service,
-        delay: float,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        interval: float | None,
-    ) -> TimerHandle:
-        """Run ``fn(*args)`` on ``service``'s thread after ``delay`` seconds,
-        then every ``interval`` unless it is ``None``: ``Service.call_later``
-        and ``call_every``, which services use, say how. Never blocks.
-
-        Raises:
-            BusError: ``service`` is not on this bus, or ``fn`` is async and
-                the service cannot have an event loop.
-        """
-        return schedule(self, service, delay, fn, args, interval)
-
-    def _watchdog(self) -> None:
-        report_hung(self)
