@@ -249,3 +249,16 @@ def test_only_the_untraced_fire_reaches_into_the_router_and_the_mailbox() -> Non
                     outside.append(f"{function.name}:{node.lineno} {ast.unparse(node)}")
     assert not outside, outside
     assert inside, "fire_event no longer inlines the post: drop this test and the comment"
+
+
+# -- size ----------------------------------------------------------------------------
+
+#: About as long as a module gets before it does several things (STYLE.md); the
+#: same bound ``tests/busctl/test_layout.py`` keeps for the console.
+MAX_LINES = 500
+
+
+@pytest.mark.parametrize("path", _bus_modules(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_bus_modules_stay_readable(path: Path) -> None:
+    lines = len(path.read_text(encoding="utf-8").splitlines())
+    assert lines <= MAX_LINES, f"{lines} lines: split it by what it does"
