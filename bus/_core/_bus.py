@@ -373,6 +373,25 @@ class BusCore(Lifecycle):
             args, kwargs = contract.convert(args, kwargs)
         return BusCore.execute_command(self, name, *args, **kwargs)
 
+    def post_every_fire(self, on: bool) -> None:
+        """Send each event through its runtimes' ``post`` (on while a console holds).
+
+        The untraced ``fire_event`` puts a delivery straight into a local
+        mailbox, past ``post``, where holds catch what they hold. While holds
+        are set, events go the long way (``fire_counted``); with none, an
+        instance attribute no longer shadows the verb, and it costs nothing.
+        """
+        if on:
+            self.fire_event = self._fire_posting  # type: ignore[method-assign]
+        elif self.validate:
+            self.fire_event = self._fire_validated  # type: ignore[method-assign]
+        else:
+            vars(self).pop("fire_event", None)
+
+    def _fire_posting(self, name: str, /, *args: Any, **kwargs: Any) -> None:
+        """``fire_event`` while holds are set: each delivery through ``post``."""
+        self.fire_counted(name, *args, **kwargs)
+
     def _fire_validated(self, name: str, /, *args: Any, **kwargs: Any) -> None:
         """``fire_event`` on a ``Bus(validate=True)``: a declared event is converted first."""
         contract = self.events.get(name)

@@ -113,6 +113,7 @@ class Holds:
             self._active = tuple(self._holds.values())
             for runtime in runtimes:
                 self._gate(runtime)
+            self._core.post_every_fire(True)
         hold._timer = self._core._timers.schedule(seconds, functools.partial(self._expire, hold))
         return hold
 
@@ -254,6 +255,7 @@ class Holds:
             for runtime in self._gated:
                 vars(runtime).pop("post", None)  # Runtime.post again
             self._gated.clear()
+            self._core.post_every_fire(False)
 
     def _expire(self, hold: Hold) -> None:
         """The hold's time is up (the timer thread): it ends, its items go on."""

@@ -359,3 +359,33 @@ def test_spans_say_how_long_work_was_held_and_what_was_edited(
     assert consumer.attributes["bus.edited"] is True
     assert consumer.attributes["bus.args"] == '["loft"]'
     assert consumer.attributes["bus.original_args"] == '["cellar"]'
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"tracing": False}, {"tracing": False, "validate": True}],
+    ids=["untraced", "untraced+validate"],
+)
+def test_an_untraced_bus_holds_its_own_events_and_pays_nothing_once_no_hold_is_left(
+    options: dict[str, Any],
+) -> None:
+    # An untraced fire_event puts a delivery straight into a local mailbox,
+    # past the runtime's post where holds catch it: it was never held.
+    with Bus(name="quiet", **options) as quiet:
+        lights = Lights()
+        quiet.add_service(lights)
+        plain_fire = vars(quiet).get("fire_event")
+        hold = quiet.holds.add("lights.changed", kind="event")
+        quiet.fire_event("lights.changed", "hall")
+        [item] = quiet.holds.held()
+        assert (item.kind, item.name) == ("event", "lights.changed")
+        assert lights.heard == []
+        quiet.holds.remove(hold.id)  # what it held goes on
+        wait_idle(quiet)
+        assert lights.heard == [(("hall",), {"on": True})]
+        # No hold left: fire_event is the verb it was, with no detour.
+        assert vars(quiet).get("fire_event") == plain_fire
+        quiet.fire_event("lights.changed", "den")
+        wait_idle(quiet)
+        assert lights.heard[-1] == (("den",), {"on": True})
+        assert quiet.holds.held() == []
