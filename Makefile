@@ -11,7 +11,7 @@ STAMP   = $(VENV)/.installed
 # AsyncAPI parser (the schema export).
 JSDIR   = tests/js
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean test-interop
 
 $(STAMP): pyproject.toml $(JSDIR)/package-lock.json
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The checks against large third-party tools, installed from the package index.
+test-interop: $(STAMP)
+	$(BIN)/python -m pytest -m interop
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -32,7 +32,9 @@ import pytest
 
 from busctl.traces import Span, json_value, read_trace_file
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
+# interop: it installs about 850 MB from the package index, so `make test`
+# leaves it out and `make test-interop` runs it.
+pytestmark = [pytest.mark.slow, pytest.mark.interop, pytest.mark.timeout(1500)]
 
 PHOENIX = "arize-phoenix==20.26.1"
 SAMPLE = Path(__file__).resolve().parents[3] / "traces" / "sample.jsonl"
