@@ -108,6 +108,8 @@ class ActivityLog(Vertical):
         self.filter = ActivityFilter()
         self.compact = False
         self.paused = False
+        #: Another screen is over the log: new entries are held, undrawn (``set_covered``).
+        self.covered = False
         self.shown = 0
         self.skipped = 0
         self._store: deque[dict[str, Any]] = deque(maxlen=self.STORE)
@@ -170,10 +172,11 @@ class ActivityLog(Vertical):
         if not batch:
             return 0
         self._store.extend(batch)
-        if self.paused:
+        if self.paused or self.covered:
             self._held.extend(batch)
             del self._held[: -self.STORE]
-            self._update_status()
+            if self.paused:
+                self._update_status()
             return 0
         return self._show([a for a in batch if self.filter.matches(a)])
 
@@ -279,13 +282,26 @@ class ActivityLog(Vertical):
 
     # -- actions -----------------------------------------------------------------
 
+    def set_covered(self, covered: bool) -> None:
+        """Hold new entries undrawn while another screen covers the log; draw them after.
+
+        Nothing is lost: held entries are shown (as after a pause) when the
+        log is uncovered, unless it is paused.
+        """
+        self.covered = covered
+        self._release()
+
     def action_pause(self) -> None:
         """Pause or resume the log (the bus keeps running; new entries are held)."""
         self.paused = not self.paused
-        if not self.paused:
-            held, self._held = self._held, []
-            self._show([a for a in held if self.filter.matches(a)])
+        self._release()
         self._update_status()
+
+    def _release(self) -> None:
+        if self.paused or self.covered or not self._held:
+            return
+        held, self._held = self._held, []
+        self._show([a for a in held if self.filter.matches(a)])
 
     def action_leave_filter(self) -> None:
         """Escape from the filter bar: back to the log, the filter kept."""

@@ -110,6 +110,7 @@ class BusctlApp(Linking):
         self.lost_reason: str | None = None
         self._lost = threading.Event()  # set from the client's thread; read by the drain timer
         self._polling = False
+        self._was_covered = False  # by another screen, at the last drain tick
         self._next_drain = 0.0
         self._layout = 0
         self.polls = 0

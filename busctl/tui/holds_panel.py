@@ -79,6 +79,7 @@ class HoldsPanel(Vertical):
         self.holds_table = HoldsTable(id="holds-table")
         self.held_table = HeldTable(id="held-table")
         self.status = Label(_NONE, id="holds-status")
+        self._status_text = _NONE
         yield self.status
         yield self.holds_table
         yield self.held_table
@@ -95,7 +96,10 @@ class HoldsPanel(Vertical):
                 f"{holds} hold{'s' if holds != 1 else ''}, {held} held · Enter release · "
                 "e edit · d drop · a release all · u end the hold"
             )
-        self.status.update(text)
+        if text != self._status_text:
+            # The label sizes itself, so a change means a layout pass: only on a change.
+            self._status_text = text
+            self.status.update(text)
 
     def focus_default(self) -> None:
         """Focus what the keys act on: the held items, else the holds."""

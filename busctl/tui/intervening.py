@@ -201,6 +201,17 @@ class Intervening(App[None]):
             self.notify(visible(f"{what}: done"), markup=False)
         self._poll_held_soon()
 
+    def covered(self) -> bool:
+        """Whether another screen (a form, a trace, help, the palette) is over the main one.
+
+        The main screen then stands still: Textual draws a covered screen
+        again, dimmed, under the one on top each time anything on it changes,
+        and at 120x35 that costs about a tenth of a second of the UI thread a
+        frame, so live tables behind a form made every key wait. Replies and
+        activity are kept meanwhile, and shown when the main screen is back.
+        """
+        return len(self.screen_stack) > 1
+
     def _poll_held_soon(self) -> None:
         if self.connected and self.source is not None:
             self._poll_held(self.source)
@@ -224,8 +235,15 @@ class Intervening(App[None]):
         if source is not self.source or not isinstance(result, dict):
             return
         with self._surviving("the Holds panel"):
-            self.holds_panel.show(result)
             held = result.get("held") or []
+            if not self.covered():  # else shown when the main screen is back (Linking)
+                self.holds_panel.show(result)
+                label = f"Holds ({len(held)})" if held else "Holds"
+                tab = self.tabs.get_tab("holds")
+                if str(tab.label) != label:
+                    # Only on a change: a new label slides the tabs' underline
+                    # again, and a poll every 0.1 s kept it sliding for good.
+                    tab.label = label
             arrived = len(held) - self.held_count
             if arrived > 0 and held:
                 newest = held[-1]
@@ -234,8 +252,6 @@ class Intervening(App[None]):
                     markup=False,
                 )
             self.held_count = len(held)
-            tab = self.tabs.get_tab("holds")
-            tab.label = f"Holds ({len(held)})" if held else "Holds"
 
     # -- the forms: they remember, and --safe asks first ---------------------------------
 

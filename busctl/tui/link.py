@@ -68,6 +68,7 @@ class Linking(Intervening):
     _in_flight_shown: int
     _lost: threading.Event
     _polling: bool
+    _was_covered: bool
     _next_drain: float
 
     # Handled as on_busctl_app_connected (and ..._connect_failed): the app's
@@ -233,6 +234,8 @@ class Linking(Intervening):
     def show_inspected(self, inspected: dict[str, Any]) -> None:
         """Bring the tables and the bus line up to date."""
         self.inspected = inspected
+        if self.covered():
+            return  # _tick_drain shows the newest reply when the main screen is back
         for table in self.tables:
             table.show(inspected)
         dropped = self.feed.dropped + (self.source.dropped if self.source is not None else 0)
@@ -243,6 +246,16 @@ class Linking(Intervening):
             self.sub_title = f"{self.source.address} · {count} process{'es' if count != 1 else ''}"
 
     def _tick_drain(self) -> None:
+        covered = self.covered()
+        if covered != self._was_covered:
+            self._was_covered = covered
+            self.activity_log.set_covered(covered)
+            if not covered:
+                if self.inspected is not None:
+                    with self._surviving("the tables"):
+                        self.show_inspected(self.inspected)
+                if self.held_count or self.tabs.active == "holds":
+                    self._poll_held_soon()
         running = self.in_flight.count()
         if running != self._in_flight_shown:  # calls end on other threads: seen here
             self._in_flight_shown = running

@@ -27,7 +27,7 @@ from bus.control.protocol import ErrorCode
 from busctl.tui._local_source import LocalSource
 from busctl.tui._source import ClientSource
 
-FAST = {"tick_interval": 0.05, "notifier_delay": 0.01, "sensor_failure_rate": 0.0}
+FAST = {"tick_interval": 0.5, "notifier_delay": 0.01, "sensor_failure_rate": 0.0}
 
 
 def _control_bus(name: str) -> tuple[Bus, Path | None]:
