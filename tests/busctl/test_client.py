@@ -55,6 +55,9 @@ class FakeServer:
                 request = json.loads(line)
                 self.requests.put(request)
                 self.handler(self, conn, request)
+            # The client ended its side: hang up, as a real server does (a
+            # probe waits for that, up to its timeout).
+            conn.shutdown(socket.SHUT_RDWR)
 
     @staticmethod
     def send(conn: socket.socket, message: dict[str, Any]) -> None:
@@ -101,6 +104,8 @@ def basic(server: FakeServer, conn: socket.socket, request: dict[str, Any]) -> N
         server.send(conn, {"jsonrpc": "2.0", "method": "dropped", "params": dropped})
     elif method == "unsubscribe":
         reply(conn, request, {"dropped": 3})
+    elif method == "inspect":  # capture asks how many spans the bus dropped, before and after
+        reply(conn, request, {"tracing": {"dropped": 0}})
     elif method == "fire":
         reply(conn, request, {"listeners": 2})
 
