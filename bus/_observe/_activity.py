@@ -43,6 +43,8 @@ class Activity:
         trace_id: the trace, as 32 hex digits, when tracing is on.
         span_id: the span of this step (SERVER, PRODUCER or CONSUMER).
         parent_span_id: the span that caused it, if any.
+        stubbed: ``True`` on the ``return`` of a call a live stub answered
+            (known from its span: set when tracing is on).
         seq: a number increasing with every activity of one bus.
     """
 
@@ -64,6 +66,7 @@ class Activity:
     trace_id: str | None = None
     span_id: str | None = None
     parent_span_id: str | None = None
+    stubbed: bool | None = None
 
     @property
     def ok(self) -> bool:

@@ -193,11 +193,14 @@ class Hub(RemoteHops):
     ) -> None:
         record = ticket if type(ticket) is CallRecord else None
         result_text = None
+        stubbed = None
         if record is not None:
             record.extras = extras = scope[0].extras()
             if extras is not None and extras[0] and extras[0].get("bus.stubbed"):
-                # A live stub's mark goes on the CLIENT span as on the SERVER.
+                # A live stub's mark goes on the CLIENT span as on the SERVER,
+                # and on the return the console shows.
                 record.wire = {**(record.wire or {}), "bus.stubbed": True}
+                stubbed = True
             if error is None:
                 frozen = freeze(result, self.json_limit, self.redact)
                 if self.watchers:  # encoded once, for the span and the activity alike
@@ -216,6 +219,7 @@ class Hub(RemoteHops):
                 error_dict(error) if error is not None else None,
                 elapsed,
                 worker.thread_name,
+                stubbed,
             )
 
     def _emit_return(
@@ -226,6 +230,7 @@ class Hub(RemoteHops):
         error: dict[str, str] | None,
         elapsed: float,
         thread: str | None,
+        stubbed: bool | None = None,
     ) -> None:
         self._emit(
             "return",
@@ -239,6 +244,7 @@ class Hub(RemoteHops):
             trace_id=hex_id(record.trace_id, 32) if record else None,
             span_id=hex_id(record.server_id, 16) if record else None,
             parent_span_id=hex_id(record.client_id, 16) if record else None,
+            stubbed=stubbed,
         )
 
     # -- events ------------------------------------------------------------------

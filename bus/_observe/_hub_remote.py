@@ -50,6 +50,7 @@ class RemoteHops:
             error: dict[str, str] | None,
             elapsed: float,
             thread: str | None,
+            stubbed: bool | None = None,
         ) -> None: ...
 
     def remote_call(self, ticket: Any, wire: dict[str, Any]) -> tuple[int, int] | None:

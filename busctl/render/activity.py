@@ -130,6 +130,8 @@ def activity_view(activity: Mapping[str, Any]) -> ActivityView:
         detail = f"!! {error.get('type', 'Error')}: {error.get('message', '')}"
     elif error:
         detail = f"!! {error}"
+    if kind == "return" and activity.get("stubbed") is True:  # a live stub answered
+        detail = f"{detail}  [stubbed]" if detail else "[stubbed]"
     trace = activity.get("trace_id")
     place = str(service or caller or "")
     process = activity.get("process")
