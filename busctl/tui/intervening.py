@@ -103,9 +103,10 @@ class Intervening(App[None]):
     held_supported = True
     held_count = 0
 
-    def _show_form(self, screen: InvokeScreen) -> Any:
-        """Show a form once it has the bus's contract of its name (the app's worker)."""
-        raise NotImplementedError
+    if TYPE_CHECKING:  # BusctlApp's (a worker there): declared for the forms opened here
+
+        def _show_form(self, screen: InvokeScreen) -> Any:
+            """Show a form once it has the bus's contract of its name."""
 
     def _usable(self) -> Source | None:
         """The source to ask, or ``None`` (and a word) when not attached."""
