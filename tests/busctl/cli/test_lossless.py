@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bus import Bus, Service, listener
+from bus import Bus
 from busctl.cli import cli
+from tests.bursts import Quiet
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -29,23 +30,10 @@ ROOT = Path(__file__).resolve().parents[3]
 EVENTS = 500
 
 
-class Quiet(Service):
-    name = "quiet"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.last = threading.Event()
-
-    @listener("burst")
-    def on_burst(self, i: int) -> None:
-        if i == EVENTS - 1:
-            self.last.set()
-
-
 @pytest.fixture
 def small(runtime_dir: Path) -> Iterator[tuple[Bus, Quiet]]:
     bus = Bus(name="small", control=runtime_dir / "small.sock", span_buffer=16)
-    quiet = Quiet()
+    quiet = Quiet(last=EVENTS - 1)
     bus.add_service(quiet)
     try:
         yield bus, quiet
