@@ -13,14 +13,11 @@ from __future__ import annotations
 import os
 import pty
 import select
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from concurrent.futures import Future
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -30,7 +27,8 @@ from busctl._cancel import Running, cancel_execute, describe, start_execute
 from busctl._client import Client
 from busctl._exit import ExitStatus
 from busctl.cli import cli
-from tests.busctl.counted_services import Counted, Releaser
+from tests.busctl.counted_services import Counted
+from tests.busctl.served_buses import counted_bus
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -48,17 +46,8 @@ _BUSCTL = [
 
 @pytest.fixture
 def served() -> Iterator[tuple[Bus, Counted]]:
-    directory = Path(tempfile.mkdtemp(prefix="bcc", dir="/tmp"))
-    counted = Counted()
-    bus = Bus(name="cancel", control=directory / "cancel.sock")
-    try:
-        bus.add_service(counted)
-        bus.add_service(Releaser(counted))
-        yield bus, counted
-    finally:
-        counted.release.set()
-        bus.close()
-        shutil.rmtree(directory, ignore_errors=True)
+    with counted_bus("cancel") as served:
+        yield served
 
 
 def busctl_call(bus: Bus, name: str) -> subprocess.Popen[str]:

@@ -21,12 +21,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-import sample_services
 from bus import Bus
 from busctl._exit import ExitStatus
 from busctl.cli import cli
 from tests.bus.control.test_schema_asyncapi import parse, parser
-from tests.busctl.counted_services import Counted, Releaser
+from tests.busctl.counted_services import Counted
+from tests.busctl.served_buses import counted_bus
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -37,22 +37,13 @@ __all__ = ["parser"]  # the AsyncAPI parser's fixture, used here too
 
 @pytest.fixture
 def served(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Bus, Counted]]:
-    directory = Path(tempfile.mkdtemp(prefix="btc", dir="/tmp"))
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(directory))
-    monkeypatch.delenv("BUS_ADDRESS", raising=False)
-    monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.setenv("COLUMNS", "200")
-    counted = Counted()
-    bus = Bus(name="typed", control=directory / "typed.sock")
-    try:
-        sample_services.start(bus, tick_interval=3600, sensor_failure_rate=0.0)
-        bus.add_service(counted)
-        bus.add_service(Releaser(counted))
+    with counted_bus("typed", samples=True) as (bus, counted):
+        assert bus.address is not None
+        monkeypatch.setenv("XDG_RUNTIME_DIR", str(bus.address.parent))
+        monkeypatch.delenv("BUS_ADDRESS", raising=False)
+        monkeypatch.setenv("NO_COLOR", "1")
+        monkeypatch.setenv("COLUMNS", "200")
         yield bus, counted
-    finally:
-        counted.release.set()
-        bus.close()
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture

@@ -25,8 +25,11 @@ from typing import Any
 
 import pytest
 
-from tests.bus.nats.conftest import NatsServer
+from busctl._client import Client
+from tests.bus.nats.conftest import NatsServer, nats_server
 from tests.busctl.conftest import ROOT, BusProcess, _busctl_env
+
+__all__ = ["nats_server"]  # the library tests' fixture: one nats-server per module here too
 
 HOUSE = Path(__file__).with_name("house.py")
 JOINED = re.compile(r"^bus (\S+) on (\S+) as (\S+) \(pid (\d+)\)")
@@ -79,12 +82,24 @@ def start_host(args: list[str], runtime_dir: Path, *, own_group: bool = False) -
 
 
 @pytest.fixture(scope="module")
-def nats_server() -> Iterator[NatsServer]:
-    server = NatsServer()
+def url(nats_server: NatsServer) -> str:
+    """The module's nats-server."""
+    return nats_server.url
+
+
+@pytest.fixture(scope="module")
+def client(url: str, house: tuple[Host, Host]) -> Iterator[Client]:
+    """This process's own client of bus ``home``, over NATS."""
+    c = Client.connect("home", nats=url)
     try:
-        yield server
+        yield c
     finally:
-        server.stop()
+        c.close()
+
+
+def on_home(url: str, *args: str) -> list[str]:
+    """``args`` and the options that attach ``busctl`` to bus ``home`` at ``url``."""
+    return [*args, "--nats", url, "--bus", "home"]
 
 
 @pytest.fixture(scope="module")

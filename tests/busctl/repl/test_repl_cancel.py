@@ -13,21 +13,20 @@ import contextlib
 import os
 import pty
 import select
-import shutil
 import subprocess
 import sys
 import tempfile
 import termios
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from bus import Bus
 from busctl._client import Client
-from tests.busctl.counted_services import Counted, Releaser
+from tests.busctl.counted_services import Counted
 from tests.busctl.repl.test_repl import WAIT, Session
+from tests.busctl.served_buses import counted_bus
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -39,19 +38,10 @@ QUESTION = (
 
 @pytest.fixture
 def home() -> Iterator[tuple[Bus, Counted]]:
-    counted = Counted()
-    directory = Path(tempfile.mkdtemp(prefix="brc", dir="/tmp"))
-    bus = Bus(name="home", control=directory / "home.sock")
-    try:
-        bus.add_service(counted)
-        bus.add_service(Releaser(counted))
-        yield bus, counted
-    finally:
-        counted.release.set()
-        # A test may leave counted.wait_async running (it waits for nothing):
-        # close cancels it once the timeout runs out, so keep that short.
-        bus.close(timeout=1)
-        shutil.rmtree(directory, ignore_errors=True)
+    # A test may leave counted.wait_async running (it waits for nothing):
+    # close cancels it once the timeout runs out, so keep that short.
+    with counted_bus("home", close_timeout=1) as served:
+        yield served
 
 
 @pytest.fixture
