@@ -15,7 +15,7 @@ import struct
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +50,8 @@ class Lights(Service):
 
 
 @pytest.fixture
-def served(runtime_dir: Path) -> Iterator[Bus]:
-    bus = Bus(name="robust", control=True)
-    try:
-        bus.add_service(Lights())
-        yield bus
-    finally:
-        bus.close()
+def served(serve: Callable[..., Bus]) -> Bus:
+    return serve("robust", Lights())
 
 
 def address(bus: Bus) -> Path:
