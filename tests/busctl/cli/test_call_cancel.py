@@ -15,7 +15,6 @@ import pty
 import select
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from concurrent.futures import Future
 
@@ -27,21 +26,13 @@ from busctl._cancel import Running, cancel_execute, describe, start_execute
 from busctl._client import Client
 from busctl._exit import ExitStatus
 from busctl.cli import cli
+from tests.busctl.cli.interruptible import BUSCTL as _BUSCTL
 from tests.busctl.counted_services import Counted
 from tests.busctl.served_buses import counted_bus
 
 pytestmark = pytest.mark.timeout(60)
 
 WAIT = 20.0
-
-# Python's own Ctrl-C handling in the child, whatever the parent ignores: a
-# test run from a shell's background job inherits SIGINT ignored.
-_BUSCTL = [
-    sys.executable,
-    "-c",
-    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-    "sys.argv[0] = 'busctl'; from busctl import main; main()",
-]
 
 
 @pytest.fixture

@@ -31,24 +31,6 @@ pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture
-def attached(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """In-process verbs see only the module's bus."""
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(home))
-    monkeypatch.delenv("BUS_ADDRESS", raising=False)
-    monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.setenv("COLUMNS", "200")
-    return home
-
-
-@pytest.fixture
-def busctl(bus_process: BusProcess, attached: Path) -> Callable[..., Result]:
-    def invoke(*args: str) -> Result:
-        return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-
-    return invoke
-
-
-@pytest.fixture
 def client(bus_process: BusProcess, attached: Path) -> Iterator[Client]:
     with Client.connect("test") as c:
         yield c

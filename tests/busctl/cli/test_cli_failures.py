@@ -29,38 +29,12 @@ from busctl._client import Client
 from busctl._exit import ExitStatus
 from busctl.cli import cli
 from busctl.cli.watch import json_activity
+from tests.busctl.cli.interruptible import BUSCTL as _BUSCTL
 
 ROOT = Path(__file__).resolve().parents[3]
 BusProcess = Any  # conftest's BusProcess: test modules cannot import conftest
 
 pytestmark = pytest.mark.timeout(60)
-
-# Python's own Ctrl-C handling in the child, whatever the parent ignores:
-# a test run from a shell's background job inherits SIGINT ignored.
-_BUSCTL = [
-    sys.executable,
-    "-c",
-    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-    "sys.argv[0] = 'busctl'; from busctl import main; main()",
-]
-
-
-@pytest.fixture
-def attached(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """In-process verbs see only the module's bus."""
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(home))
-    monkeypatch.delenv("BUS_ADDRESS", raising=False)
-    monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.setenv("COLUMNS", "200")
-    return home
-
-
-@pytest.fixture
-def busctl(bus_process: BusProcess, attached: Path) -> Callable[..., Result]:
-    def invoke(*args: str) -> Result:
-        return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-
-    return invoke
 
 
 def one_line_error(result: Result, status: ExitStatus) -> str:
