@@ -25,8 +25,10 @@ import pytest
 from bus import Bus
 from busctl._client import Client
 from tests.busctl.counted_services import Counted
-from tests.busctl.repl.test_repl import WAIT, Session
+from tests.busctl.repl.test_repl import WAIT, Session, session
 from tests.busctl.served_buses import counted_bus
+
+__all__ = ["session"]  # test_repl's fixture, on this module's client
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -45,12 +47,10 @@ def home() -> Iterator[tuple[Bus, Counted]]:
 
 
 @pytest.fixture
-def session(home: tuple[Bus, Counted]) -> Iterator[Session]:
-    with Client.connect(str(home[0].address)) as client:
-        running = Session(client)
-        yield running
-        if running._thread.is_alive():
-            running.finish()
+def client(home: tuple[Bus, Counted]) -> Iterator[Client]:
+    """``session``'s client: attached to ``home``."""
+    with Client.connect(str(home[0].address)) as attached:
+        yield attached
 
 
 def started(session: Session, counted: Counted, line: str) -> int:

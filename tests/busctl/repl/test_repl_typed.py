@@ -19,8 +19,10 @@ from bus import Bus, Service, command
 from busctl._client import Client, RemoteError
 from busctl.repl.session import Repl
 from tests.busctl.counted_services import Counted
-from tests.busctl.repl.test_repl import WAIT, LocalClient, Session
+from tests.busctl.repl.test_repl import WAIT, LocalClient, Session, session
 from tests.busctl.served_buses import counted_bus
+
+__all__ = ["session"]  # test_repl's fixture, on this module's client
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -32,12 +34,10 @@ def home() -> Iterator[tuple[Bus, Counted]]:
 
 
 @pytest.fixture
-def session(home: tuple[Bus, Counted]) -> Iterator[Session]:
-    with Client.connect(str(home[0].address)) as client:
-        running = Session(client)
-        yield running
-        if running._thread.is_alive():
-            running.finish()
+def client(home: tuple[Bus, Counted]) -> Iterator[Client]:
+    """``session``'s client: attached to ``home``."""
+    with Client.connect(str(home[0].address)) as attached:
+        yield attached
 
 
 def offered(repl: Repl, text: str) -> list[tuple[str, str]]:
