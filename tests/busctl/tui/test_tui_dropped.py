@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from busctl.tui.app import BusctlApp
-from tests.bursts import Quiet
+from tests.bursts import Quiet, overflow
 from tests.busctl.served_buses import control_bus
 from tests.busctl.tui.conftest import open_source
 from tests.busctl.tui.pilot_helpers import plain, until
@@ -19,23 +17,7 @@ def test_dropped_spans_are_flagged_at_the_front_of_the_top_line(run_app) -> None
     with control_bus("lossy", span_buffer=8) as bus:
         quiet = Quiet(last=199)
         bus.add_service(quiet)
-        gate, stuck = threading.Event(), threading.Event()
-
-        def stall(records: object) -> None:  # the trace thread waits here: the buffer overflows
-            stuck.set()
-            gate.wait(30)
-
-        observing = bus.spans.observe(stall)
-        bus.fire_event("burst", -1)
-        assert stuck.wait(10)
-        for i in range(200):
-            bus.fire_event("burst", i)
-        gate.set()
-        assert quiet.last.wait(30)
-        assert bus.flush_traces(30)
-        observing.dispose()
-        dropped = bus.inspect()["tracing"]["dropped"]
-        assert dropped > 0
+        dropped = overflow(bus, quiet)
         source = open_source(bus)
 
         async def body() -> None:
