@@ -1,4 +1,4 @@
-"""Helpers for the Pilot tests: wait for a condition, read what a widget shows."""
+"""Helpers for the Pilot tests: wait for a condition, read what a widget shows, open a form."""
 
 from __future__ import annotations
 
@@ -10,6 +10,10 @@ from typing import Any
 from rich.console import Console
 from textual.widget import Widget
 from textual.widgets import Static
+
+from busctl.tui.app import BusctlApp
+from busctl.tui.invoke_screen import InvokeScreen
+from busctl.tui.tables import CommandsTable, ListenersTable
 
 
 async def until(
@@ -36,3 +40,46 @@ def plain(static: Static) -> str:
 def shown_lines(widget: Widget) -> list[str]:
     """The lines a line-API widget (a ``DataTable``) draws now, as plain text."""
     return [widget.render_line(y).text.rstrip() for y in range(widget.size.height)]
+
+
+def result_text(screen: InvokeScreen) -> str:
+    """What a call or fire form shows under it: the result, or the error."""
+    return plain(screen.query_one("#result", Static))
+
+
+async def opened_form(app: BusctlApp, pilot: Any, opener: Callable[[], None]) -> InvokeScreen:
+    """Call ``opener`` once the app has read the bus; return the form it opens, composed."""
+    await until(pilot, lambda: app.inspected is not None)
+    opener()
+    await until(pilot, lambda: isinstance(app.screen, InvokeScreen))
+    await pilot.pause()
+    screen = app.screen
+    assert isinstance(screen, InvokeScreen)
+    return screen
+
+
+async def command_form(app: BusctlApp, pilot: Any, name: str) -> InvokeScreen:
+    """Open the form of command ``name`` as a user does: tab 2, its row, Enter."""
+    await pilot.press("2")
+    table = app.query_one(CommandsTable)
+    await until(pilot, lambda: name in table.items)
+    table.move_cursor(row=table.get_row_index(name))
+    await pilot.press("enter")
+    await until(pilot, lambda: isinstance(app.screen, InvokeScreen))
+    screen = app.screen
+    assert isinstance(screen, InvokeScreen)
+    return screen
+
+
+async def listener_form(app: BusctlApp, pilot: Any, event: str) -> InvokeScreen:
+    """Open the fire form of ``event`` as a user does: tab 3, its listener's row, Enter."""
+    await pilot.press("3")
+    table = app.query_one(ListenersTable)
+    await until(pilot, lambda: table.row_count >= 4)
+    row = next(i for i in range(table.row_count) if event in table.get_row_at(i)[0])
+    table.move_cursor(row=row)
+    await pilot.press("enter")
+    await until(pilot, lambda: isinstance(app.screen, InvokeScreen))
+    screen = app.screen
+    assert isinstance(screen, InvokeScreen)
+    return screen

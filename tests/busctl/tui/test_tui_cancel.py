@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Footer
 from textual.widgets._footer import FooterKey
 
 from bus import Bus
@@ -24,7 +24,7 @@ from busctl.tui.invoke_screen import InvokeScreen
 from busctl.tui.tables import CommandsTable
 from tests.busctl.counted_services import Counted
 from tests.busctl.served_buses import counted_bus
-from tests.busctl.tui.pilot_helpers import plain, until
+from tests.busctl.tui.pilot_helpers import opened_form, result_text, until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -39,10 +39,6 @@ def counted_served() -> Iterator[tuple[Bus, Counted]]:
         yield served
 
 
-def result_text(screen: InvokeScreen) -> str:
-    return plain(screen.query_one("#result", Static))
-
-
 def footer_keys(screen: Screen[Any]) -> dict[str, bool]:
     """What the form's footer shows: each key's description -> whether it is enabled."""
     return {
@@ -53,11 +49,7 @@ def footer_keys(screen: Screen[Any]) -> dict[str, bool]:
 
 async def _running(app: BusctlApp, pilot: Any, name: str, counted: Counted) -> InvokeScreen:
     """Open the form of ``name``, run it, and return once its handler runs."""
-    await until(pilot, lambda: app.inspected is not None)
-    app.open_invoke(name)
-    await until(pilot, lambda: isinstance(app.screen, InvokeScreen))
-    screen = app.screen
-    assert isinstance(screen, InvokeScreen)
+    screen = await opened_form(app, pilot, lambda: app.open_invoke(name))
     # Shown, and idle: nothing to cancel yet.
     await until(
         pilot,
@@ -137,10 +129,7 @@ def test_a_fire_form_offers_no_cancel(counted_source, run_app):
     async def body():
         app = BusctlApp(source=counted_source)
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: app.inspected is not None)
-            app.open_fire("counted.changed")
-            await until(pilot, lambda: isinstance(app.screen, InvokeScreen))
-            screen = app.screen
+            screen = await opened_form(app, pilot, lambda: app.open_fire("counted.changed"))
             await until(pilot, lambda: "Run" in footer_keys(screen))
             assert "Cancel call" not in footer_keys(screen)
             assert list(footer_keys(screen)) == ["Close", "Run", "Copy as"]

@@ -10,7 +10,7 @@ stays at 0.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,7 +21,7 @@ from busctl.tui.app import BusctlApp
 from busctl.tui.invoke_screen import InvokeScreen
 from tests.busctl.counted_services import Counted
 from tests.busctl.served_buses import counted_bus
-from tests.busctl.tui.pilot_helpers import plain, until
+from tests.busctl.tui.pilot_helpers import opened_form, plain, result_text, until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -45,25 +45,11 @@ def error_of(screen: InvokeScreen, name: str) -> str:
     return plain(row.query_one(".field-error", Static)).strip() if row.invalid else ""
 
 
-def result_text(screen: InvokeScreen) -> str:
-    return plain(screen.query_one("#result", Static))
-
-
-async def _form(app: BusctlApp, pilot: Any, opener: Callable[[], None]) -> InvokeScreen:
-    await until(pilot, lambda: app.inspected is not None)
-    opener()
-    await until(pilot, lambda: isinstance(app.screen, InvokeScreen))
-    await pilot.pause()
-    screen = app.screen
-    assert isinstance(screen, InvokeScreen)
-    return screen
-
-
 def test_the_call_form_shows_types_choices_and_defaults(counted_source, run_app):
     async def body():
         app = BusctlApp(source=counted_source)
         async with app.run_test(size=SIZE) as pilot:
-            screen = await _form(app, pilot, lambda: app.open_invoke("counted.set_mode"))
+            screen = await opened_form(app, pilot, lambda: app.open_invoke("counted.set_mode"))
             assert screen.contract is not None
             assert hint_of(screen, "zone") == "string · required"
             assert hint_of(screen, "mode") == "Mode · one of heat, off, away · required"
@@ -86,7 +72,7 @@ def test_a_bad_value_is_refused_on_its_field_before_anything_is_sent(
     async def body():
         app = BusctlApp(source=counted_source)
         async with app.run_test(size=SIZE) as pilot:
-            screen = await _form(app, pilot, lambda: app.open_invoke("counted.set_mode"))
+            screen = await opened_form(app, pilot, lambda: app.open_invoke("counted.set_mode"))
             refused: list[InvokeScreen.Refused] = []
             original = screen.post_message
 
@@ -130,7 +116,7 @@ def test_a_missing_required_value_is_marked_and_not_sent(counted_source, counted
     async def body():
         app = BusctlApp(source=counted_source)
         async with app.run_test(size=SIZE) as pilot:
-            screen = await _form(app, pilot, lambda: app.open_invoke("counted.set_mode"))
+            screen = await opened_form(app, pilot, lambda: app.open_invoke("counted.set_mode"))
             await pilot.press(*"hall")
             await pilot.press("ctrl+r")
             await until(pilot, lambda: screen.outcome is not None)
@@ -145,7 +131,7 @@ def test_a_literal_is_a_select_and_null_is_a_choice(counted_source, run_app):
     async def body():
         app = BusctlApp(source=counted_source)
         async with app.run_test(size=SIZE) as pilot:
-            screen = await _form(app, pilot, lambda: app.open_invoke("counted.size"))
+            screen = await opened_form(app, pilot, lambda: app.open_invoke("counted.size"))
             size = screen.query_one("#param-size", Select)
             assert [str(label) for label, _ in size._options[1:]] == ["s", "m", "l"]
             assert hint_of(screen, "size") == '"s" | "m" | "l" · required'
@@ -165,7 +151,7 @@ def test_the_fire_form_of_a_declared_event(counted_source, counted_served, run_a
     async def body():
         app = BusctlApp(source=counted_source)
         async with app.run_test(size=SIZE) as pilot:
-            screen = await _form(app, pilot, lambda: app.open_fire("counted.changed"))
+            screen = await opened_form(app, pilot, lambda: app.open_fire("counted.changed"))
             assert plain(screen.query_one("#payload", Static)).strip() == (
                 "payload: Changed (declared)"
             )
@@ -195,7 +181,7 @@ def test_typing_an_event_name_builds_its_fields(counted_source, run_app):
     async def body():
         app = BusctlApp(source=counted_source)
         async with app.run_test(size=SIZE) as pilot:
-            screen = await _form(app, pilot, lambda: app.open_fire(None))
+            screen = await opened_form(app, pilot, lambda: app.open_fire(None))
             assert app.focused is screen.query_one("#event-name", Input)
             assert screen.rows() == {}
             await pilot.press(*"counted.changed", "enter")
