@@ -26,8 +26,8 @@ from busctl._cancel import Running, cancel_execute, describe, start_execute
 from busctl._client import Client
 from busctl._exit import ExitStatus
 from busctl.cli import cli
-from tests.busctl.cli.interruptible import BUSCTL as _BUSCTL
 from tests.busctl.counted_services import Counted
+from tests.busctl.programs import BUSCTL_CTRL_C
 from tests.busctl.served_buses import counted_bus
 
 pytestmark = pytest.mark.timeout(60)
@@ -44,7 +44,7 @@ def served() -> Iterator[tuple[Bus, Counted]]:
 def busctl_call(bus: Bus, name: str) -> subprocess.Popen[str]:
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", "BUS_ADDRESS": str(bus.address)}
     return subprocess.Popen(
-        [*_BUSCTL, "call", name],
+        [*BUSCTL_CTRL_C, "call", name],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -142,7 +142,7 @@ def test_on_a_terminal_the_lines_follow_the_echoed_ctrl_c_without_gaps(
     master, slave = pty.openpty()
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", "BUS_ADDRESS": str(bus.address)}
     process = subprocess.Popen(
-        [*_BUSCTL, "call", "counted.wait_sync"], env=env, stdout=slave, stderr=slave
+        [*BUSCTL_CTRL_C, "call", "counted.wait_sync"], env=env, stdout=slave, stderr=slave
     )
     os.close(slave)
     try:

@@ -28,6 +28,7 @@ import pytest
 from busctl._client import Client
 from tests.bus.nats.conftest import NatsServer, nats_server
 from tests.busctl.conftest import ROOT, BusProcess, _busctl_env
+from tests.busctl.programs import run_busctl
 
 __all__ = ["nats_server"]  # the library tests' fixture: one nats-server per module here too
 
@@ -157,17 +158,7 @@ def busctl(runtime: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     def run(
         *args: str, timeout: float = 60.0, input: str | None = None
     ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "busctl", *args],
-            cwd=ROOT,
-            env=_env(runtime),
-            input=input,
-            stdin=None if input is not None else subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        return run_busctl(_env(runtime), *args, timeout=timeout, input=input)
 
     return run
 
