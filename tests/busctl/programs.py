@@ -1,7 +1,9 @@
-"""How the console's tests run the real ``busctl`` program (not a test module).
+"""How the console's tests run busctl, as the real program or in this process (not a test module).
 
-done = run_busctl(busctl_env(runtime_dir), "call", "say_hello", "Ann")
-assert done.returncode == 0, done.stderr
+    done = run_busctl(busctl_env(runtime_dir), "call", "say_hello", "Ann")
+    assert done.returncode == 0, done.stderr
+
+``attach_to`` points the console in this process at a private runtime dir.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,3 +53,15 @@ def run_busctl(
         timeout=timeout,
         check=False,
     )
+
+
+def attach_to(monkeypatch: pytest.MonkeyPatch, runtime_dir: Path, columns: int = 200) -> None:
+    """The console in this process sees only the buses in ``runtime_dir``, in plain text.
+
+    No ``BUS_ADDRESS`` points it elsewhere, and it writes ``columns`` wide
+    without colour, so a test reads what a user would.
+    """
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime_dir))
+    monkeypatch.delenv("BUS_ADDRESS", raising=False)
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", str(columns))

@@ -14,15 +14,13 @@ import pytest
 from click.testing import CliRunner, Result
 
 from busctl.cli import cli
+from tests.busctl.programs import attach_to
 
 
 @pytest.fixture
 def attached(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """In-process verbs see only the module's bus."""
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(home))
-    monkeypatch.delenv("BUS_ADDRESS", raising=False)
-    monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.setenv("COLUMNS", "200")
+    attach_to(monkeypatch, home)
     return home
 
 

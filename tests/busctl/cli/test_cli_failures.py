@@ -28,7 +28,7 @@ from busctl._client import Client
 from busctl._exit import ExitStatus
 from busctl.cli import cli
 from busctl.cli.watch import json_activity
-from tests.busctl.programs import BUSCTL_CTRL_C, run_busctl
+from tests.busctl.programs import BUSCTL_CTRL_C, attach_to, run_busctl
 
 ROOT = Path(__file__).resolve().parents[3]
 BusProcess = Any  # conftest's BusProcess: test modules cannot import conftest
@@ -51,10 +51,7 @@ def one_line_error(result: Result, status: ExitStatus) -> str:
 
 @pytest.fixture
 def runner_env(runtime_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime_dir))
-    monkeypatch.delenv("BUS_ADDRESS", raising=False)
-    monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.setenv("COLUMNS", "200")
+    attach_to(monkeypatch, runtime_dir)
     return runtime_dir
 
 

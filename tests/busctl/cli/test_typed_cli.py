@@ -24,7 +24,7 @@ from busctl._exit import ExitStatus
 from busctl.cli import cli
 from tests.bus.control.test_schema_asyncapi import parse, parser
 from tests.busctl.counted_services import Counted
-from tests.busctl.programs import run_busctl
+from tests.busctl.programs import attach_to, run_busctl
 from tests.busctl.served_buses import counted_bus
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -38,10 +38,7 @@ __all__ = ["parser"]  # the AsyncAPI parser's fixture, used here too
 def served(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Bus, Counted]]:
     with counted_bus("typed", samples=True) as (bus, counted):
         assert bus.address is not None
-        monkeypatch.setenv("XDG_RUNTIME_DIR", str(bus.address.parent))
-        monkeypatch.delenv("BUS_ADDRESS", raising=False)
-        monkeypatch.setenv("NO_COLOR", "1")
-        monkeypatch.setenv("COLUMNS", "200")
+        attach_to(monkeypatch, bus.address.parent)
         yield bus, counted
 
 
