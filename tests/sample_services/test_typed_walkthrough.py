@@ -23,11 +23,8 @@ pytestmark = pytest.mark.timeout(30)
 def client() -> Iterator[LineClient]:
     with control_bus("walk", samples={"tick_interval": 3600.0, "notifier_delay": 0.0}) as bus:
         assert bus.address is not None
-        c = LineClient(bus.address)
-        try:
+        with LineClient(bus.address) as c:
             yield c
-        finally:
-            c.close()
 
 
 def test_an_enum_in_and_a_dataclass_out(client: LineClient) -> None:

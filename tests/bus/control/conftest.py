@@ -52,8 +52,5 @@ def client(served: Bus | tuple[Any, ...]) -> Iterator[LineClient]:
     bus = served[0] if isinstance(served, tuple) else served
     assert isinstance(bus, Bus)
     assert bus.address is not None
-    c = LineClient(bus.address)
-    try:
+    with LineClient(bus.address) as c:
         yield c
-    finally:
-        c.close()
