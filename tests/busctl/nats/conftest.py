@@ -27,7 +27,7 @@ import pytest
 
 from busctl._client import Client
 from tests.bus.nats.conftest import NatsServer, nats_server
-from tests.busctl.conftest import ROOT, BusProcess, _busctl_env
+from tests.busctl.conftest import ROOT, BusProcess, _busctl_env, reap
 from tests.busctl.programs import run_busctl
 
 __all__ = ["nats_server"]  # the library tests' fixture: one nats-server per module here too
@@ -216,15 +216,7 @@ class Watcher:
             self.kill()
 
     def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-        for reader in self._readers:
-            reader.join(5)
-        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
+        reap(self.process, self._readers)
 
 
 @pytest.fixture
