@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.console import Console
 from textual.widget import Widget
-from textual.widgets import Static
+from textual.widgets import DataTable, Static
 
 from busctl.tui.app import BusctlApp
 from busctl.tui.invoke_screen import InvokeScreen
@@ -51,10 +51,8 @@ async def opened_form(app: BusctlApp, pilot: Any, opener: Callable[[], None]) ->
     """Call ``opener`` once the app has read the bus; return the form it opens, composed."""
     await until(pilot, lambda: app.inspected is not None)
     opener()
-    await until(pilot, lambda: isinstance(app.screen, InvokeScreen))
+    screen = await _form_on_top(app, pilot)
     await pilot.pause()
-    screen = app.screen
-    assert isinstance(screen, InvokeScreen)
     return screen
 
 
@@ -63,12 +61,7 @@ async def command_form(app: BusctlApp, pilot: Any, name: str) -> InvokeScreen:
     await pilot.press("2")
     table = app.query_one(CommandsTable)
     await until(pilot, lambda: name in table.items)
-    table.move_cursor(row=table.get_row_index(name))
-    await pilot.press("enter")
-    await until(pilot, lambda: isinstance(app.screen, InvokeScreen))
-    screen = app.screen
-    assert isinstance(screen, InvokeScreen)
-    return screen
+    return await _enter_on(app, pilot, table, table.get_row_index(name))
 
 
 async def listener_form(app: BusctlApp, pilot: Any, event: str) -> InvokeScreen:
@@ -77,8 +70,16 @@ async def listener_form(app: BusctlApp, pilot: Any, event: str) -> InvokeScreen:
     table = app.query_one(ListenersTable)
     await until(pilot, lambda: table.row_count >= 4)
     row = next(i for i in range(table.row_count) if event in table.get_row_at(i)[0])
+    return await _enter_on(app, pilot, table, row)
+
+
+async def _enter_on(app: BusctlApp, pilot: Any, table: DataTable[Any], row: int) -> InvokeScreen:
     table.move_cursor(row=row)
     await pilot.press("enter")
+    return await _form_on_top(app, pilot)
+
+
+async def _form_on_top(app: BusctlApp, pilot: Any) -> InvokeScreen:
     await until(pilot, lambda: isinstance(app.screen, InvokeScreen))
     screen = app.screen
     assert isinstance(screen, InvokeScreen)
