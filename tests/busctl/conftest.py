@@ -112,24 +112,24 @@ class BusProcess:
         if self.process.poll() is None:
             self.process.send_signal(sig)
         code = self.process.wait(timeout)
-        for reader in self._readers:
-            reader.join(5)
-        self._close_pipes()
+        reap(self.process, self._readers)
         return code
 
-    def _close_pipes(self) -> None:
-        for stream in (self.process.stdout, self.process.stderr):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
-
     def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-        for reader in self._readers:
-            reader.join(5)
-        self._close_pipes()
+        reap(self.process, self._readers)
+
+
+def reap(process: subprocess.Popen[str], readers: list[threading.Thread]) -> None:
+    """Kill ``process`` if it still runs, let its reader threads finish, close its pipes."""
+    if process.poll() is None:
+        process.kill()
+        process.wait(10)
+    for reader in readers:
+        reader.join(5)
+    for stream in (process.stdin, process.stdout, process.stderr):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
 
 
 @pytest.fixture

@@ -14,16 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import io
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from rich.console import Console
 
-import sample_services
 from bus import Bus
 from bus.control.protocol import ErrorCode
 from busctl._client import Client, RemoteError
@@ -33,6 +29,7 @@ from busctl.tui._local_source import LocalSource
 from busctl.tui._source import ClientSource
 from busctl.tui._spans import pretty
 from tests.busctl.counted_services import Counted
+from tests.busctl.served_buses import counted_bus
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -59,15 +56,8 @@ CALLS: list[tuple[str, str, list[Any], dict[str, Any]]] = [
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[Bus]:
-    directory = Path(tempfile.mkdtemp(prefix="btw", dir="/tmp"))
-    bus = Bus(name="both", control=directory / "both.sock")
-    try:
-        sample_services.start(bus, tick_interval=3600, sensor_failure_rate=0.0)
-        bus.add_service(Counted())
+    with counted_bus("both", samples=True, releaser=False) as (bus, _):
         yield bus
-    finally:
-        bus.close()
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,7 @@ import sample_services
 from busctl._exit import ExitStatus
 from busctl.cli import cli
 from busctl.traces import read_trace_file
+from tests.busctl.programs import run_busctl
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -149,15 +150,7 @@ def test_the_wheel_ships_the_sample_and_busctl_finds_it(wheel: Path, tmp_path: P
         check=True,
     )
     assert Path(where.stdout.strip()) == tmp_path / "site" / "sample_services" / "sample.jsonl"
-    shown = subprocess.run(
-        [sys.executable, "-m", "busctl", "trace", "show", "--sample", "--limit", "1"],
-        cwd=elsewhere,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    shown = run_busctl(env, "trace", "show", "--sample", "--limit", "1", cwd=elsewhere)
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.startswith("trace ")
     assert "greet_event" in shown.stdout

@@ -1,44 +1,30 @@
 """The sample services' typed values end to end, as the console sees them.
 
-A ``Bus(control=True)`` with every sample service and the raw line client:
+A bus with every sample service on its control socket, and the raw line client:
 an enum goes in as its value and a dataclass comes back as JSON; a wrong
 value and a wrong event payload are refused before anything runs.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 
-import sample_services
-from bus import Bus
 from bus.control.protocol import ErrorCode
 from tests.bus.control.control_client import LineClient
+from tests.busctl.served_buses import control_bus
 
 pytestmark = pytest.mark.timeout(30)
 
 
 @pytest.fixture
-def client(monkeypatch: pytest.MonkeyPatch) -> Iterator[LineClient]:
-    directory = Path(tempfile.mkdtemp(prefix="bwalk", dir="/tmp"))
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(directory))
-    monkeypatch.delenv("BUS_ADDRESS", raising=False)
-    try:
-        with Bus(name="walk", control=True) as bus:
-            sample_services.start(bus, tick_interval=3600.0, notifier_delay=0.0)
-            assert bus.address is not None
-            c = LineClient(bus.address)
-            try:
-                yield c
-            finally:
-                c.close()
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+def client() -> Iterator[LineClient]:
+    with control_bus("walk", samples={"tick_interval": 3600.0, "notifier_delay": 0.0}) as bus:
+        assert bus.address is not None
+        with LineClient(bus.address) as c:
+            yield c
 
 
 def test_an_enum_in_and_a_dataclass_out(client: LineClient) -> None:

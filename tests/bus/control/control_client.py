@@ -15,6 +15,7 @@ class LineClient:
     ``call`` sends a request and returns its reply, keeping notifications and
     other replies for later; ``until`` reads up to a reply and returns what came
     before it too. ``rcvbuf`` shrinks the receive buffer to make a slow reader.
+    As a context manager it closes the connection on the way out.
     """
 
     def __init__(self, path: Path | str, timeout: float = 10.0, rcvbuf: int | None = None):
@@ -118,3 +119,9 @@ class LineClient:
 
     def close(self) -> None:
         self.sock.close()
+
+    def __enter__(self) -> LineClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

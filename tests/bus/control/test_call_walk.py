@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -47,24 +46,12 @@ class Lights(Service):
 
 
 @pytest.fixture(params=["untraced", "traced and watched"])
-def served(request: pytest.FixtureRequest, runtime_dir: Path) -> Iterator[Bus]:
+def served(request: pytest.FixtureRequest, serve: Callable[..., Bus]) -> Bus:
     traced = request.param != "untraced"
-    bus = Bus(name="walk", control=True, tracing=traced)
-    try:
-        bus.add_service(Lights())
-        if traced:  # the observed path: the hub sees the fire and every delivery
-            bus.watch(lambda activity: None)
-        yield bus
-    finally:
-        bus.close()
-
-
-@pytest.fixture
-def client(served: Bus) -> Iterator[LineClient]:
-    assert served.address is not None
-    c = LineClient(served.address)
-    yield c
-    c.close()
+    bus = serve("walk", Lights(), tracing=traced)
+    if traced:  # the observed path: the hub sees the fire and every delivery
+        bus.watch(lambda activity: None)
+    return bus
 
 
 def _counting(calls: list[Any], real: Callable[..., Any]) -> Callable[..., Any]:

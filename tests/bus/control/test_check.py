@@ -8,8 +8,7 @@ is never called: its counter stays at 0, and no listener hears a thing.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -47,25 +46,9 @@ class Counted(Service):
 
 
 @pytest.fixture
-def served(runtime_dir: Path) -> Iterator[tuple[Bus, Counted]]:
+def served(serve: Callable[..., Bus]) -> tuple[Bus, Counted]:
     service = Counted()
-    bus = Bus(name="checked", control=True)
-    try:
-        bus.add_service(service)
-        yield bus, service
-    finally:
-        bus.close()
-
-
-@pytest.fixture
-def client(served: tuple[Bus, Counted]) -> Iterator[LineClient]:
-    address = served[0].address
-    assert address is not None
-    c = LineClient(address)
-    try:
-        yield c
-    finally:
-        c.close()
+    return serve("checked", service), service
 
 
 def test_a_good_call_is_checked_and_not_run(

@@ -11,7 +11,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,26 +74,12 @@ class Slow(Service):
 
 
 @pytest.fixture
-def served(runtime_dir: Path) -> Iterator[Bus]:
-    bus = Bus(name="ctl", control=True)
+def served(serve: Callable[..., Bus]) -> Iterator[Bus]:
+    slow = Slow()
     try:
-        bus.add_service(Greeter())
-        bus.add_service(Slow())
-        yield bus
+        yield serve("ctl", Greeter(), slow)
     finally:
-        for service in ("slow",):
-            runtime = bus._runtimes.get(service)
-            if runtime is not None and runtime.service is not None:
-                runtime.service.release.set()  # type: ignore[attr-defined]
-        bus.close()
-
-
-@pytest.fixture
-def client(served: Bus) -> Iterator[LineClient]:
-    assert served.address is not None
-    c = LineClient(served.address)
-    yield c
-    c.close()
+        slow.release.set()  # before the bus closes: a blocked handler would hold it up
 
 
 def service_of(bus: Bus, name: str) -> Any:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -50,24 +49,12 @@ class Sleepy(Service):
 
 
 @pytest.fixture
-def served(runtime_dir: Path) -> Iterator[tuple[Bus, Sleepy]]:
-    bus = Bus(name="ctl", control=True)
+def served(serve: Callable[..., Bus]) -> Iterator[tuple[Bus, Sleepy]]:
     sleepy = Sleepy()
     try:
-        bus.add_service(sleepy)
-        yield bus, sleepy
+        yield serve("ctl", sleepy), sleepy
     finally:
-        sleepy.release.set()
-        bus.close()
-
-
-@pytest.fixture
-def client(served: tuple[Bus, Sleepy]) -> Iterator[LineClient]:
-    bus, _ = served
-    assert bus.address is not None
-    c = LineClient(bus.address)
-    yield c
-    c.close()
+        sleepy.release.set()  # before the bus closes: a blocked handler would hold it up
 
 
 def test_cancel_stops_a_running_async_command(

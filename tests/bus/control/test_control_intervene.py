@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -37,21 +36,8 @@ class Lights(Service):
 
 
 @pytest.fixture
-def served(runtime_dir: Path) -> Iterator[Bus]:
-    bus = Bus(name="ctl", control=True)
-    try:
-        bus.add_service(Lights())
-        yield bus
-    finally:
-        bus.close()
-
-
-@pytest.fixture
-def client(served: Bus) -> Iterator[LineClient]:
-    assert served.address is not None
-    c = LineClient(served.address)
-    yield c
-    c.close()
+def served(serve: Callable[..., Bus]) -> Bus:
+    return serve("ctl", Lights())
 
 
 def test_hold_held_release_with_an_edit(served: Bus, client: LineClient) -> None:

@@ -15,7 +15,7 @@ import struct
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,18 +50,29 @@ class Lights(Service):
 
 
 @pytest.fixture
-def served(runtime_dir: Path) -> Iterator[Bus]:
-    bus = Bus(name="robust", control=True)
-    try:
-        bus.add_service(Lights())
-        yield bus
-    finally:
-        bus.close()
+def served(serve: Callable[..., Bus]) -> Bus:
+    return serve("robust", Lights())
 
 
 def address(bus: Bus) -> Path:
     assert bus.address is not None
     return bus.address
+
+
+def read_out(subscriber: LineClient) -> tuple[int, list[dict[str, Any]]]:
+    """Everything a subscriber was sent: how many activity lines, and the drop reports."""
+    _, lines = subscriber.until(subscriber.request("describe"))
+    received = sum(1 for line in lines if line["method"] == "activity")
+    return received, [line["params"] for line in lines if line["method"] == "dropped"]
+
+
+def limited(served: Bus, monkeypatch: pytest.MonkeyPatch, **limits: float) -> Any:
+    """The control server of ``served``, with ``limits`` set for this test only."""
+    server = served._control
+    assert server is not None
+    for name, value in limits.items():
+        monkeypatch.setattr(server, name, value)
+    return server
 
 
 # -- slow readers -------------------------------------------------------------------------------
@@ -353,9 +364,7 @@ def test_random_bytes_never_hurt_the_server(fuzz_bus: Bus, data: bytes) -> None:
 def test_a_client_beyond_the_limit_is_told_why_and_the_others_are_served(
     served: Bus, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server = served._control
-    assert server is not None
-    monkeypatch.setattr(server, "max_connections", 2)
+    server = limited(served, monkeypatch, max_connections=2)
     first, second = LineClient(address(served)), LineClient(address(served))
     for c in (first, second):  # both attached: the server has answered each
         c.request("describe", rid="hello")
@@ -459,9 +468,7 @@ def test_subscriptions_per_connection_are_capped(served: Bus) -> None:
 def test_a_subscriber_that_never_reads_holds_bounded_memory(
     served: Bus, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server = served._control
-    assert server is not None
-    monkeypatch.setattr(server, "max_queued_bytes", 64 * 1024)
+    server = limited(served, monkeypatch, max_queued_bytes=64 * 1024)
     slow = LineClient(address(served), rcvbuf=4096)
     # A buffer of a million notifications: only the byte bound can stop it.
     slow.result("subscribe", {"topic": "activity", "buffer": 1_000_000})
@@ -471,9 +478,7 @@ def test_a_subscriber_that_never_reads_holds_bounded_memory(
         served.fire_event("lights.changed", i, payload)
         assert server.queued_bytes <= 64 * 1024 + 8 * 1024
     assert served.wait_idle(30)
-    _, lines = slow.until(slow.request("describe"))
-    received = sum(1 for line in lines if line["method"] == "activity")
-    reports = [line["params"] for line in lines if line["method"] == "dropped"]
+    received, reports = read_out(slow)
     assert reports, "nothing dropped: the queue grew without bound"
     dropped = reports[-1]["total"]
     assert received + dropped == 2 * fires  # each arrived, or was counted
@@ -484,10 +489,7 @@ def test_a_subscriber_that_never_reads_holds_bounded_memory(
 def test_all_subscribers_together_hold_bounded_memory(
     served: Bus, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server = served._control
-    assert server is not None
-    monkeypatch.setattr(server, "max_queued_bytes", 1 << 20)
-    monkeypatch.setattr(server, "max_total_bytes", 128 * 1024)
+    server = limited(served, monkeypatch, max_queued_bytes=1 << 20, max_total_bytes=128 * 1024)
     slow = [LineClient(address(served), rcvbuf=4096) for _ in range(3)]
     for c in slow:
         c.result("subscribe", {"topic": "activity", "buffer": 1_000_000})
@@ -498,9 +500,7 @@ def test_all_subscribers_together_hold_bounded_memory(
         assert server.queued_bytes <= 128 * 1024 + 8 * 1024
     assert served.wait_idle(30)
     for c in slow:
-        _, lines = c.until(c.request("describe"))
-        received = sum(1 for line in lines if line["method"] == "activity")
-        reports = [line["params"] for line in lines if line["method"] == "dropped"]
+        received, reports = read_out(c)
         dropped = reports[-1]["total"] if reports else 0
         assert received + dropped == 2 * fires
     assert server.queued_bytes == 0  # all written: nothing is counted twice or lost
@@ -511,9 +511,7 @@ def test_all_subscribers_together_hold_bounded_memory(
 def test_replies_to_a_client_that_does_not_read_are_bounded_in_bytes(
     served: Bus, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server = served._control
-    assert server is not None
-    monkeypatch.setattr(server, "max_queued_bytes", 32 * 1024)
+    server = limited(served, monkeypatch, max_queued_bytes=32 * 1024)
     greedy = LineClient(address(served), rcvbuf=4096)
     big = "z" * 20_000
     requests = 100
@@ -552,17 +550,10 @@ def _closing_reason(c: LineClient) -> dict[str, Any]:
     return error
 
 
-def _quick_limits(monkeypatch: pytest.MonkeyPatch, server: Any, **limits: float) -> None:
-    for name, value in limits.items():
-        monkeypatch.setattr(server, name, value)
-
-
 def test_half_lines_and_silence_do_not_hold_the_slots(
     served: Bus, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server = served._control
-    assert server is not None
-    _quick_limits(monkeypatch, server, hello_timeout=1.0, line_timeout=1.0, max_connections=3)
+    server = limited(served, monkeypatch, hello_timeout=1.0, line_timeout=1.0, max_connections=3)
     half = LineClient(address(served))
     assert half.result("describe")["name"] == "robust"
     half.send_raw(b'{"jsonrpc": "2.0", "id": 2, "meth')  # and never the rest
@@ -590,9 +581,7 @@ def test_half_lines_and_silence_do_not_hold_the_slots(
 def test_an_idle_client_is_closed_and_a_subscribed_one_is_not(
     served: Bus, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server = served._control
-    assert server is not None
-    _quick_limits(monkeypatch, server, idle_timeout=0.5)
+    limited(served, monkeypatch, idle_timeout=0.5)
     idle = LineClient(address(served))
     watching = LineClient(address(served))
     busy = LineClient(address(served))
@@ -613,9 +602,7 @@ def test_an_idle_client_is_closed_and_a_subscribed_one_is_not(
 def test_a_subscriber_that_stops_reading_is_closed(
     served: Bus, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server = served._control
-    assert server is not None
-    _quick_limits(monkeypatch, server, stall_timeout=0.5)
+    server = limited(served, monkeypatch, stall_timeout=0.5)
     stuck = LineClient(address(served), rcvbuf=4096)
     stuck.result("subscribe", {"topic": "activity"})
     payload = "s" * 4000
@@ -642,9 +629,7 @@ def test_a_subscriber_that_stops_reading_is_closed(
 def test_a_full_server_refuses_at_once(served: Bus, monkeypatch: pytest.MonkeyPatch) -> None:
     # Each refusal used to wait 0.25 s for a slot: 200 clients at once filled
     # the listen queue, and discovery saw no bus at all.
-    server = served._control
-    assert server is not None
-    monkeypatch.setattr(server, "max_connections", 1)
+    server = limited(served, monkeypatch, max_connections=1)
     holder = LineClient(address(served))
     assert holder.result("describe")["name"] == "robust"
     for _ in range(100):
@@ -666,9 +651,7 @@ def test_refusals_are_logged_rate_limited(
 ) -> None:
     import bus.control._server as control_server
 
-    server = served._control
-    assert server is not None
-    monkeypatch.setattr(server, "max_connections", 1)
+    server = limited(served, monkeypatch, max_connections=1)
     holder = LineClient(address(served))
     assert holder.result("describe")["name"] == "robust"
     started = time.monotonic()

@@ -7,7 +7,7 @@ types they share defined once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,23 +25,8 @@ pytestmark = pytest.mark.timeout(30)
 
 
 @pytest.fixture
-def served(runtime_dir: Path) -> Iterator[Bus]:
-    bus = Bus(name="schemas", control=True, tracing=False)
-    try:
-        bus.add_service(Typed())
-        yield bus
-    finally:
-        bus.close()
-
-
-@pytest.fixture
-def client(served: Bus) -> Iterator[LineClient]:
-    assert served.address is not None
-    c = LineClient(served.address)
-    try:
-        yield c
-    finally:
-        c.close()
+def served(serve: Callable[..., Bus]) -> Bus:
+    return serve("schemas", Typed(), tracing=False)
 
 
 @pytest.fixture

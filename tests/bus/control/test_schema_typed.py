@@ -8,7 +8,7 @@ nothing runs; typed results come back as the JSON they stand for.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,23 +23,8 @@ pytestmark = pytest.mark.timeout(30)
 
 
 @pytest.fixture
-def served(runtime_dir: Path) -> Iterator[Bus]:
-    bus = Bus(name="typed", control=True)
-    try:
-        bus.add_service(Typed())
-        yield bus
-    finally:
-        bus.close()
-
-
-@pytest.fixture
-def client(served: Bus) -> Iterator[LineClient]:
-    assert served.address is not None
-    c = LineClient(served.address)
-    try:
-        yield c
-    finally:
-        c.close()
+def served(serve: Callable[..., Bus]) -> Bus:
+    return serve("typed", Typed())
 
 
 def typed(served: Bus) -> Typed:

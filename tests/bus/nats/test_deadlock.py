@@ -27,22 +27,33 @@ class A(Service):
         return "pong"
 
 
-def test_a_cycle_through_two_processes_is_found_within_seconds(
-    nats_bus: Callable[..., Bus], host: Callable[..., Host]
-) -> None:
+def _cycle(
+    service: Service, nats_bus: Callable[..., Bus], host: Callable[..., Host]
+) -> tuple[Bus, DeadlockError, str, str]:
+    """``a.ping(wait=True)`` on ``service`` here, ``b`` in another process: the cycle.
+
+    Returns the bus, the ``DeadlockError`` it failed with (within seconds) and
+    the labels of this process and of the other.
+    """
     other = host("b")
     bus = nats_bus()
-    bus.add_service(A())
+    bus.add_service(service)
     assert bus.wait_for_command("b.call_a", 5)
     assert bus._nats is not None
-    me = bus._nats.label
     started = time.monotonic()
     with pytest.raises(DeadlockError) as caught:
         bus.execute_command("a.ping", True).result(timeout=30)
     assert time.monotonic() - started < 5
+    return bus, caught.value, bus._nats.label, other.label
+
+
+def test_a_cycle_through_two_processes_is_found_within_seconds(
+    nats_bus: Callable[..., Bus], host: Callable[..., Host]
+) -> None:
+    bus, caught, me, other = _cycle(A(), nats_bus, host)
     # b waits on a, which waits on b: b's wait closed the cycle.
-    assert caught.value.cycle == [f"b@{other.label}", f"a@{me}", f"b@{other.label}"]
-    assert f"b@{other.label} -> a@{me} -> b@{other.label}" in str(caught.value)
+    assert caught.cycle == [f"b@{other}", f"a@{me}", f"b@{other}"]
+    assert f"b@{other} -> a@{me} -> b@{other}" in str(caught)
     assert bus.inspect()["nats"]["deadlocks_found"] == 1
 
 
@@ -85,17 +96,8 @@ def test_a_cycle_through_an_awaiting_async_service_is_found_within_seconds(
     # slot awaits, and the awaiting task's call carries its chain. Before,
     # only threads blocked in result() were looked at, and the call hung
     # until its deadline.
-    other = host("b")
-    bus = nats_bus()
-    bus.add_service(AsyncA())
-    assert bus.wait_for_command("b.call_a", 5)
-    assert bus._nats is not None
-    me = bus._nats.label
-    started = time.monotonic()
-    with pytest.raises(DeadlockError) as caught:
-        bus.execute_command("a.ping", True).result(timeout=30)
-    assert time.monotonic() - started < 5
-    assert caught.value.cycle == [f"b@{other.label}", f"a@{me}", f"b@{other.label}"]
+    bus, caught, me, other = _cycle(AsyncA(), nats_bus, host)
+    assert caught.cycle == [f"b@{other}", f"a@{me}", f"b@{other}"]
     assert bus.inspect()["nats"]["deadlocks_found"] == 1
 
 

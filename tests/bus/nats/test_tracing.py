@@ -97,21 +97,9 @@ def test_an_event_is_one_trace_producer_span_here_consumer_span_there(
 def test_untraced_work_sends_no_trace_header(nats_bus: Callable[..., Bus]) -> None:
     caller = nats_bus(tracing=False)
     callee = nats_bus(tracing=False)
-    seen: list[Any] = []
     callee.add_service(Adder())
     assert caller.wait_for_command("add", 5)
-    assert callee._nats is not None
-    serving = callee._nats.serving
-    original = serving.on_request
-
-    async def spy(msg: Any) -> None:
-        seen.append(msg.headers)
-        await original(msg)
-
-    serving.on_request = spy  # type: ignore[method-assign]
-    # The subscription holds the bound method taken when it was made: renew it.
-    for sub in list(serving.services.values()):
-        sub._cb = spy
+    seen = _spy_on_requests(callee)
     assert caller.execute_command("add", 1, 1).result(timeout=5) == 2
     assert seen == [None]
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import decimal
-import json
 import threading
 import uuid
 from collections.abc import Callable
@@ -14,7 +12,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-import nats
 import pytest
 
 from bus import Bus, InvalidArgumentError, Service, command, listener
@@ -22,6 +19,7 @@ from bus._core._contract import Contract
 from bus._nats import _wire as wire
 from bus.control import protocol
 from tests.bus.nats.conftest import Host, NatsServer
+from tests.bus.nats.test_control import rpc
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -251,17 +249,6 @@ def test_an_event_with_no_json_form_stays_here_and_says_which_argument(
     assert "argument 'lock' (a lock) has no JSON form" in caplog.text
 
 
-def _rpc(url: str, subject: str, method: str, params: dict[str, Any]) -> Any:
-    async def ask() -> Any:
-        nc = await nats.connect(url)
-        request = json.dumps(protocol.request(1, method, params)).encode()
-        msg = await nc.request(subject, request, timeout=10)
-        await nc.close()
-        return json.loads(msg.data)
-
-    return asyncio.run(ask())
-
-
 def test_console_execute_converts_in_whichever_process_answers(
     nats_server: NatsServer, nats_bus: Callable[..., Bus], geo: tuple[Bus, list[str]]
 ) -> None:
@@ -274,18 +261,18 @@ def test_console_execute_converts_in_whichever_process_answers(
         assert b._nats is not None
         subject = b._nats.subjects.of_process(b._nats.process_id, "control")
         point = {"x": 1, "y": 2}
-        good = _rpc(nats_server.url, subject, "execute", {"name": "geo.kind", "args": [point]})
+        good = rpc(nats_server.url, subject, "execute", {"name": "geo.kind", "args": [point]})
         assert good["result"] == {"value": "Point(1, 2)"}
-        echo = _rpc(nats_server.url, subject, "execute", {"name": "geo.echo", "args": [point]})
+        echo = rpc(nats_server.url, subject, "execute", {"name": "geo.echo", "args": [point]})
         assert echo["result"] == {"value": {"x": 1, "y": 2}}  # typed, not lossy
         wrong = {"x": "no", "y": 2}
-        bad = _rpc(nats_server.url, subject, "execute", {"name": "geo.kind", "args": [wrong]})
+        bad = rpc(nats_server.url, subject, "execute", {"name": "geo.kind", "args": [wrong]})
         assert bad["error"]["code"] == protocol.ErrorCode.INVALID_ARGUMENT
         data = bad["error"]["data"]
         assert (data["param"], data["expected"], data["value"]) == ("p", "Point", "no")
     assert server._nats is not None
     subject = server._nats.subjects.of_process(server._nats.process_id, "control")
-    lock = _rpc(nats_server.url, subject, "execute", {"name": "geo.lock"})
+    lock = rpc(nats_server.url, subject, "execute", {"name": "geo.lock"})
     assert lock["result"]["lossy"] is True  # only what JSON cannot hold is lossy
 
 

@@ -17,7 +17,8 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from bus import Bus, Service, listener
+from bus import Bus
+from tests.bursts import Quiet
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -40,19 +41,6 @@ class SlowExporter(SpanExporter):
         pass
 
 
-class Sink(Service):
-    name = "sink"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.last = threading.Event()
-
-    @listener("burst")
-    def on_burst(self, i: int) -> None:
-        if i == EVENTS - 1:
-            self.last.set()
-
-
 def _burst(make_bus: Callable[..., Bus], overflow: str) -> tuple[Bus, SlowExporter]:
     exporter = SlowExporter()
     provider = TracerProvider()
@@ -61,7 +49,7 @@ def _burst(make_bus: Callable[..., Bus], overflow: str) -> tuple[Bus, SlowExport
         BatchSpanProcessor(exporter, max_queue_size=64, max_export_batch_size=32)
     )
     bus = make_bus(tracer_provider=provider, span_buffer=100, trace_overflow=overflow)
-    sink = Sink()
+    sink = Quiet(last=EVENTS - 1)
     bus.add_service(sink)
     for i in range(EVENTS):
         bus.fire_event("burst", i)
@@ -114,17 +102,9 @@ def test_a_lossless_hold_waits_while_held_and_drops_again_after(
     # A console capturing a busy bus holds its tracing lossless; the bus goes
     # back to dropping (the OpenTelemetry convention) once the hold is let go.
     bus = make_bus(span_buffer=8)
-    heard = threading.Event()
-
-    class Quiet(Service):
-        name = "quiet"
-
-        @listener("tick")
-        def on_tick(self, i: int) -> None:
-            if i == 49:
-                heard.set()
-
-    bus.add_service(Quiet())
+    quiet = Quiet(last=49)
+    heard = quiet.last
+    bus.add_service(quiet)
     gate, stuck = threading.Event(), threading.Event()
 
     def stall(records: object) -> None:  # the trace thread stops here until the gate opens
@@ -138,7 +118,7 @@ def test_a_lossless_hold_waits_while_held_and_drops_again_after(
 
         def fire() -> None:
             for i in range(50):
-                bus.fire_event("tick", i)
+                bus.fire_event("burst", i)
             done.set()
 
         threading.Thread(target=fire, daemon=True).start()
@@ -146,7 +126,7 @@ def test_a_lossless_hold_waits_while_held_and_drops_again_after(
 
     hold = bus.lossless_tracing()
     assert bus.inspect()["tracing"]["lossless_holds"] == 1
-    bus.fire_event("tick", -1)
+    bus.fire_event("burst", -1)
     assert stuck.wait(10)
     fired = burst()
     # 100 spans cannot fit in a buffer of 8: the firing thread must wait.
@@ -166,7 +146,7 @@ def test_a_lossless_hold_waits_while_held_and_drops_again_after(
     gate.clear()
     stuck.clear()
     heard.clear()
-    bus.fire_event("tick", -1)
+    bus.fire_event("burst", -1)
     assert stuck.wait(10)
     assert burst().wait(30)  # nothing waits now: the burst overflows and is counted
     gate.set()

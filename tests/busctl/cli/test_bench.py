@@ -6,12 +6,12 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from busctl.cli.bench import find_checkout
+from tests.busctl.programs import run_busctl
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -42,15 +42,7 @@ def test_the_wheel_leaves_benchmarks_out() -> None:
 def _run(argv: list[str], cwd: Path, pythonpath: list[Path]) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PYTHONPATH"] = os.pathsep.join(str(p) for p in pythonpath)
-    return subprocess.run(
-        [sys.executable, "-m", "busctl", *argv],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=100,
-        check=False,
-    )
+    return run_busctl(env, *argv, cwd=cwd, timeout=100)
 
 
 def test_bench_from_anywhere_finds_the_checkout_busctl_runs_from(tmp_path: Path) -> None:
@@ -108,14 +100,11 @@ def test_bench_pins_unless_unpinned_and_follows_rss_when_asked(tmp_path: Path) -
 def test_bench_fails_when_a_figure_does_not_count(tmp_path: Path) -> None:
     # With the SDK disabled nothing is traced: the traced runs cannot count.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    done = subprocess.run(
-        [sys.executable, "-m", "busctl", *QUICK],
+    done = run_busctl(
+        {**env, "PYTHONPATH": str(ROOT), "OTEL_SDK_DISABLED": "true"},
+        *QUICK,
         cwd=tmp_path,
-        env={**env, "PYTHONPATH": str(ROOT), "OTEL_SDK_DISABLED": "true"},
-        capture_output=True,
-        text=True,
         timeout=100,
-        check=False,
     )
     assert done.returncode == 1
     report = json.loads(done.stdout)  # the report is still printed

@@ -13,14 +13,10 @@ from __future__ import annotations
 import os
 import pty
 import select
-import shutil
 import signal
 import subprocess
-import sys
-import tempfile
 from collections.abc import Iterator
 from concurrent.futures import Future
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -30,41 +26,25 @@ from busctl._cancel import Running, cancel_execute, describe, start_execute
 from busctl._client import Client
 from busctl._exit import ExitStatus
 from busctl.cli import cli
-from tests.busctl.counted_services import Counted, Releaser
+from tests.busctl.counted_services import Counted
+from tests.busctl.programs import BUSCTL_CTRL_C
+from tests.busctl.served_buses import counted_bus
 
 pytestmark = pytest.mark.timeout(60)
 
 WAIT = 20.0
 
-# Python's own Ctrl-C handling in the child, whatever the parent ignores: a
-# test run from a shell's background job inherits SIGINT ignored.
-_BUSCTL = [
-    sys.executable,
-    "-c",
-    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-    "sys.argv[0] = 'busctl'; from busctl import main; main()",
-]
-
 
 @pytest.fixture
 def served() -> Iterator[tuple[Bus, Counted]]:
-    directory = Path(tempfile.mkdtemp(prefix="bcc", dir="/tmp"))
-    counted = Counted()
-    bus = Bus(name="cancel", control=directory / "cancel.sock")
-    try:
-        bus.add_service(counted)
-        bus.add_service(Releaser(counted))
-        yield bus, counted
-    finally:
-        counted.release.set()
-        bus.close()
-        shutil.rmtree(directory, ignore_errors=True)
+    with counted_bus("cancel") as served:
+        yield served
 
 
 def busctl_call(bus: Bus, name: str) -> subprocess.Popen[str]:
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", "BUS_ADDRESS": str(bus.address)}
     return subprocess.Popen(
-        [*_BUSCTL, "call", name],
+        [*BUSCTL_CTRL_C, "call", name],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -162,7 +142,7 @@ def test_on_a_terminal_the_lines_follow_the_echoed_ctrl_c_without_gaps(
     master, slave = pty.openpty()
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", "BUS_ADDRESS": str(bus.address)}
     process = subprocess.Popen(
-        [*_BUSCTL, "call", "counted.wait_sync"], env=env, stdout=slave, stderr=slave
+        [*BUSCTL_CTRL_C, "call", "counted.wait_sync"], env=env, stdout=slave, stderr=slave
     )
     os.close(slave)
     try:

@@ -23,29 +23,12 @@ from click.testing import CliRunner, Result
 from busctl._client import Client
 from busctl._exit import ExitStatus
 from busctl.cli import cli
+from tests.busctl.programs import run_busctl
 
 ROOT = Path(__file__).resolve().parents[3]
 BusProcess = Any  # conftest's BusProcess: test modules cannot import conftest
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def attached(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """In-process verbs see only the module's bus."""
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(home))
-    monkeypatch.delenv("BUS_ADDRESS", raising=False)
-    monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.setenv("COLUMNS", "200")
-    return home
-
-
-@pytest.fixture
-def busctl(bus_process: BusProcess, attached: Path) -> Callable[..., Result]:
-    def invoke(*args: str) -> Result:
-        return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-
-    return invoke
 
 
 @pytest.fixture
@@ -345,19 +328,8 @@ def test_run_refuses_a_name_in_use(busctl: Callable[..., Result]) -> None:
 def test_subprocess_exit_codes(
     bus_process: BusProcess, home: Path, busctl_env: Callable[..., dict[str, str]]
 ) -> None:
-    def run_busctl(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "busctl", *args],
-            cwd=ROOT,
-            env=busctl_env(home),
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-
-    ok = run_busctl("call", "say_hello", "Ann")
-    missing = run_busctl("call", "say_helo")
+    ok = run_busctl(busctl_env(home), "call", "say_hello", "Ann", timeout=30)
+    missing = run_busctl(busctl_env(home), "call", "say_helo", timeout=30)
     assert ok.returncode == 0, ok.stderr
     assert missing.returncode == ExitStatus.NOT_FOUND
     assert missing.stderr.startswith("error: no command named 'say_helo'")

@@ -14,7 +14,6 @@ import queue
 import signal
 import socket
 import subprocess
-import sys
 import textwrap
 import threading
 from collections.abc import Callable, Iterator
@@ -29,38 +28,12 @@ from busctl._client import Client
 from busctl._exit import ExitStatus
 from busctl.cli import cli
 from busctl.cli.watch import json_activity
+from tests.busctl.programs import BUSCTL_CTRL_C, attach_to, run_busctl
 
 ROOT = Path(__file__).resolve().parents[3]
 BusProcess = Any  # conftest's BusProcess: test modules cannot import conftest
 
 pytestmark = pytest.mark.timeout(60)
-
-# Python's own Ctrl-C handling in the child, whatever the parent ignores:
-# a test run from a shell's background job inherits SIGINT ignored.
-_BUSCTL = [
-    sys.executable,
-    "-c",
-    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-    "sys.argv[0] = 'busctl'; from busctl import main; main()",
-]
-
-
-@pytest.fixture
-def attached(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """In-process verbs see only the module's bus."""
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(home))
-    monkeypatch.delenv("BUS_ADDRESS", raising=False)
-    monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.setenv("COLUMNS", "200")
-    return home
-
-
-@pytest.fixture
-def busctl(bus_process: BusProcess, attached: Path) -> Callable[..., Result]:
-    def invoke(*args: str) -> Result:
-        return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-
-    return invoke
 
 
 def one_line_error(result: Result, status: ExitStatus) -> str:
@@ -78,10 +51,7 @@ def one_line_error(result: Result, status: ExitStatus) -> str:
 
 @pytest.fixture
 def runner_env(runtime_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime_dir))
-    monkeypatch.delenv("BUS_ADDRESS", raising=False)
-    monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.setenv("COLUMNS", "200")
+    attach_to(monkeypatch, runtime_dir)
     return runtime_dir
 
 
@@ -237,15 +207,7 @@ def test_the_real_program_prints_one_line_for_a_syntax_error(
     runtime_dir: Path, busctl_env: Callable[..., dict[str, str]]
 ) -> None:
     path = write(runtime_dir, "syntax_zz4.py", "def f(:\n    pass\n")
-    done = subprocess.run(
-        [sys.executable, "-m", "busctl", "run", str(path)],
-        cwd=ROOT,
-        env=busctl_env(runtime_dir),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    done = run_busctl(busctl_env(runtime_dir), "run", str(path), timeout=30)
     assert done.returncode == ExitStatus.USAGE
     assert done.stderr == (
         f"error: cannot load {path} (line 1): SyntaxError: invalid syntax "
@@ -302,15 +264,7 @@ def test_names_that_are_not_unicode_are_refused_by_every_verb(
 def test_the_real_program_refuses_a_surrogate_escape_in_one_line(
     bus_process: BusProcess, home: Path, busctl_env: Callable[..., dict[str, str]]
 ) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "busctl", "call", "say_hello", '"\\ud800"'],
-        cwd=ROOT,
-        env=busctl_env(home),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    done = run_busctl(busctl_env(home), "call", "say_hello", '"\\ud800"', timeout=30)
     assert done.returncode == ExitStatus.USAGE
     assert done.stderr == (
         "error: bad argument: argument 1, column 1: '\\ud800' is not valid Unicode "
@@ -325,7 +279,7 @@ def busctl_process(
     env: dict[str, str], *args: str, stdout: int = subprocess.PIPE
 ) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [*_BUSCTL, *args],
+        [*BUSCTL_CTRL_C, *args],
         cwd=ROOT,
         env=env,
         stdout=stdout,

@@ -19,12 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from bus.control.protocol import ErrorCode
 from busctl._client import Client, RemoteError
 from busctl._exit import ExitStatus
-from busctl.cli import cli
 
 BusProcess = Any  # conftest's BusProcess: test modules cannot import conftest
 
@@ -32,21 +31,9 @@ pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture
-def attached(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """In-process verbs see only the module's bus."""
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(home))
-    monkeypatch.delenv("BUS_ADDRESS", raising=False)
-    monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.setenv("COLUMNS", "200")
-    return home
-
-
-@pytest.fixture
-def busctl(bus_process: BusProcess, attached: Path) -> Iterator[Callable[..., Result]]:
-    def invoke(*args: str, input: str | None = None) -> Result:
-        return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
-
-    yield invoke
+def busctl(busctl: Callable[..., Result]) -> Iterator[Callable[..., Result]]:
+    """The CLI's ``busctl``, leaving the shared bus as it found it."""
+    yield busctl
     # Each test leaves the shared bus as it found it: no holds, nothing held, no stubs.
     with Client.connect("test") as client:
         for hold in client.request("held").get("holds", []):

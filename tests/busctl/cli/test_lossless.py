@@ -13,15 +13,15 @@ import json
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from bus import Bus, Service, listener
+from bus import Bus
 from busctl.cli import cli
+from tests.bursts import Quiet, overflow
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -29,23 +29,10 @@ ROOT = Path(__file__).resolve().parents[3]
 EVENTS = 500
 
 
-class Quiet(Service):
-    name = "quiet"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.last = threading.Event()
-
-    @listener("burst")
-    def on_burst(self, i: int) -> None:
-        if i == EVENTS - 1:
-            self.last.set()
-
-
 @pytest.fixture
 def small(runtime_dir: Path) -> Iterator[tuple[Bus, Quiet]]:
     bus = Bus(name="small", control=runtime_dir / "small.sock", span_buffer=16)
-    quiet = Quiet()
+    quiet = Quiet(last=EVENTS - 1)
     bus.add_service(quiet)
     try:
         yield bus, quiet
@@ -142,23 +129,7 @@ def test_status_says_how_many_spans_were_lost_and_how_to_keep_them(
     small: tuple[Bus, Quiet],
 ) -> None:
     bus, quiet = small
-    gate, stuck = threading.Event(), threading.Event()
-
-    def stall(records: object) -> None:  # the trace thread stops here until the gate opens
-        stuck.set()
-        gate.wait(30)
-
-    observing = bus.spans.observe(stall)
-    bus.fire_event("burst", -1)
-    assert stuck.wait(10)
-    for i in range(EVENTS):  # far more than the buffer of 16 holds
-        bus.fire_event("burst", i)
-    gate.set()
-    assert quiet.last.wait(30)
-    assert bus.flush_traces(30)
-    observing.dispose()
-    dropped = bus.inspect()["tracing"]["dropped"]
-    assert dropped > 0
+    dropped = overflow(bus, quiet)  # EVENTS: far more than the buffer of 16 holds
 
     shown = CliRunner().invoke(cli, ["status", "--bus", str(bus.address)])
     assert shown.exit_code == 0, shown.output

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.busctl.programs import run_busctl
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -16,14 +16,7 @@ SAMPLE = str(ROOT / "traces" / "sample.jsonl")
 
 
 def busctl(env, *args):
-    return subprocess.run(
-        [sys.executable, "-m", "busctl", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_busctl(env, *args)
 
 
 def test_replay_with_commands_onto_a_running_bus(start_bus, runtime_dir, busctl_env):

@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,12 +19,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-import sample_services
 from bus import Bus
 from busctl._exit import ExitStatus
 from busctl.cli import cli
 from tests.bus.control.test_schema_asyncapi import parse, parser
-from tests.busctl.counted_services import Counted, Releaser
+from tests.busctl.counted_services import Counted
+from tests.busctl.programs import attach_to, run_busctl
+from tests.busctl.served_buses import counted_bus
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -37,22 +36,10 @@ __all__ = ["parser"]  # the AsyncAPI parser's fixture, used here too
 
 @pytest.fixture
 def served(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Bus, Counted]]:
-    directory = Path(tempfile.mkdtemp(prefix="btc", dir="/tmp"))
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(directory))
-    monkeypatch.delenv("BUS_ADDRESS", raising=False)
-    monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.setenv("COLUMNS", "200")
-    counted = Counted()
-    bus = Bus(name="typed", control=directory / "typed.sock")
-    try:
-        sample_services.start(bus, tick_interval=3600, sensor_failure_rate=0.0)
-        bus.add_service(counted)
-        bus.add_service(Releaser(counted))
+    with counted_bus("typed", samples=True) as (bus, counted):
+        assert bus.address is not None
+        attach_to(monkeypatch, bus.address.parent)
         yield bus, counted
-    finally:
-        counted.release.set()
-        bus.close()
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture
@@ -217,31 +204,19 @@ def test_schema_embedded_as_a_subprocess_with_no_bus_running(
     runtime = Path(tempfile.mkdtemp(prefix="btc", dir="/tmp"))
     try:
         out = tmp_path / "sample.asyncapi.json"
-        done = subprocess.run(
-            [sys.executable, "-m", "busctl", "schema", "--embedded", "--format", "asyncapi",
-             "-o", str(out)],
-            cwd=ROOT, env=busctl_env(runtime), capture_output=True, text=True, timeout=60,
-            check=False,
-        )  # fmt: skip
+        env = busctl_env(runtime)
+        done = run_busctl(env, "schema", "--embedded", "--format", "asyncapi", "-o", str(out))
         assert done.returncode == 0, done.stderr
         assert done.stderr.startswith("wrote the AsyncAPI 3.0 document of bus sample (14 commands")
         document = json.loads(out.read_text())
         assert "execute.thermostat.set_mode" in document["operations"]
         (tmp_path / "parsed").mkdir()
         parse(parser, document, tmp_path / "parsed")
-        plain = subprocess.run(
-            [sys.executable, "-m", "busctl", "schema", "--embedded", "thermostat.set_mode"],
-            cwd=ROOT, env=busctl_env(runtime), capture_output=True, text=True, timeout=60,
-            check=False,
-        )  # fmt: skip
+        plain = run_busctl(env, "schema", "--embedded", "thermostat.set_mode")
         assert plain.returncode == 0, plain.stderr
         assert list(json.loads(plain.stdout)["commands"]) == ["thermostat.set_mode"]
         # Without --embedded, schema attaches as every verb does: no bus, exit 3.
-        none = subprocess.run(
-            [sys.executable, "-m", "busctl", "schema"],
-            cwd=ROOT, env=busctl_env(runtime), capture_output=True, text=True, timeout=60,
-            check=False,
-        )  # fmt: skip
+        none = run_busctl(env, "schema")
         assert none.returncode == ExitStatus.NO_BUS
     finally:
         shutil.rmtree(runtime, ignore_errors=True)

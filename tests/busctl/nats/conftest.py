@@ -25,8 +25,12 @@ from typing import Any
 
 import pytest
 
-from tests.bus.nats.conftest import NatsServer
-from tests.busctl.conftest import ROOT, BusProcess, _busctl_env
+from busctl._client import Client
+from tests.bus.nats.conftest import NatsServer, nats_server
+from tests.busctl.conftest import ROOT, BusProcess, _busctl_env, reap
+from tests.busctl.programs import run_busctl
+
+__all__ = ["nats_server"]  # the library tests' fixture: one nats-server per module here too
 
 HOUSE = Path(__file__).with_name("house.py")
 JOINED = re.compile(r"^bus (\S+) on (\S+) as (\S+) \(pid (\d+)\)")
@@ -79,12 +83,24 @@ def start_host(args: list[str], runtime_dir: Path, *, own_group: bool = False) -
 
 
 @pytest.fixture(scope="module")
-def nats_server() -> Iterator[NatsServer]:
-    server = NatsServer()
+def url(nats_server: NatsServer) -> str:
+    """The module's nats-server."""
+    return nats_server.url
+
+
+@pytest.fixture(scope="module")
+def client(url: str, house: tuple[Host, Host]) -> Iterator[Client]:
+    """This process's own client of bus ``home``, over NATS."""
+    c = Client.connect("home", nats=url)
     try:
-        yield server
+        yield c
     finally:
-        server.stop()
+        c.close()
+
+
+def on_home(url: str, *args: str) -> list[str]:
+    """``args`` and the options that attach ``busctl`` to bus ``home`` at ``url``."""
+    return [*args, "--nats", url, "--bus", "home"]
 
 
 @pytest.fixture(scope="module")
@@ -142,17 +158,7 @@ def busctl(runtime: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     def run(
         *args: str, timeout: float = 60.0, input: str | None = None
     ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "busctl", *args],
-            cwd=ROOT,
-            env=_env(runtime),
-            input=input,
-            stdin=None if input is not None else subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        return run_busctl(_env(runtime), *args, timeout=timeout, input=input)
 
     return run
 
@@ -210,15 +216,7 @@ class Watcher:
             self.kill()
 
     def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-        for reader in self._readers:
-            reader.join(5)
-        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
+        reap(self.process, self._readers)
 
 
 @pytest.fixture

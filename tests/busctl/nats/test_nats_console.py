@@ -20,29 +20,9 @@ from click.testing import CliRunner
 
 from busctl._client import Client
 from busctl.cli import cli
-from tests.bus.nats.conftest import NatsServer
-from tests.busctl.nats.conftest import Host, eventually
+from tests.busctl.nats.conftest import eventually, on_home
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture(scope="module")
-def url(nats_server: NatsServer) -> str:
-    return nats_server.url
-
-
-@pytest.fixture(scope="module")
-def client(url: str, house: tuple[Host, Host]) -> Iterator[Client]:
-    """This process's own client of bus ``home``, over NATS."""
-    c = Client.connect("home", nats=url)
-    try:
-        yield c
-    finally:
-        c.close()
-
-
-def on_home(url: str, *args: str) -> list[str]:
-    return [*args, "--nats", url, "--bus", "home"]
 
 
 def test_list_names_the_bus_and_every_process(url, house, busctl):

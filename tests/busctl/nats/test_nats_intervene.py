@@ -17,19 +17,9 @@ from typing import Any
 import pytest
 
 from busctl._client import Client
-from tests.bus.nats.conftest import NatsServer
-from tests.busctl.nats.conftest import Host, eventually
+from tests.busctl.nats.conftest import Host, eventually, on_home
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture(scope="module")
-def url(nats_server: NatsServer) -> str:
-    return nats_server.url
-
-
-def on_home(url: str, *args: str) -> list[str]:
-    return [*args, "--nats", url, "--bus", "home"]
 
 
 def call_in_background(url: str, name: str) -> Future[Any]:

@@ -8,7 +8,7 @@ subprocess, and the client in this process attaches over NATS too.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -17,24 +17,9 @@ import pytest
 
 from busctl._cancel import Running, can_cancel, cancel_execute, describe
 from busctl._client import Client
-from tests.bus.nats.conftest import NatsServer
 from tests.busctl.nats.conftest import Host
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture(scope="module")
-def url(nats_server: NatsServer) -> str:
-    return nats_server.url
-
-
-@pytest.fixture(scope="module")
-def client(url: str, house: tuple[Host, Host]) -> Iterator[Client]:
-    c = Client.connect("home", nats=url)
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def test_schema_describes_the_commands_of_every_process(

@@ -21,6 +21,7 @@ from rich.console import Console
 
 from busctl._client import Client, RemoteError
 from busctl.cli import cli
+from tests.busctl.programs import attach_to
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -65,10 +66,7 @@ def evil_bus(start_bus, runtime_dir, tmp_path, monkeypatch):
     path = tmp_path / "evil.py"
     path.write_text(EVIL_SERVICE)
     start_bus([str(path), "--name", "evil"], runtime_dir)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime_dir))
-    monkeypatch.delenv("BUS_ADDRESS", raising=False)
-    monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.setenv("COLUMNS", "400")
+    attach_to(monkeypatch, runtime_dir, columns=400)
     return runtime_dir
 
 

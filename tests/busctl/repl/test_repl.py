@@ -35,6 +35,7 @@ from bus import Activity, Bus, CommandNotFoundError, Service, command, listener
 from busctl._client import Client, ConnectionLost, RemoteError
 from busctl.repl.complete import pattern_matches
 from busctl.repl.session import Repl, default_history_path
+from tests.busctl.served_buses import QUIET_SAMPLES, control_bus
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -184,16 +185,12 @@ class LocalClient:
 @pytest.fixture
 def home_bus() -> Iterator[tuple[Bus, Probe]]:
     probe = Probe()
-    directory = Path(tempfile.mkdtemp(prefix="brp", dir="/tmp"))  # short: socket paths are limited
-    bus = Bus(name="home", control=directory / "home.sock")
-    try:
-        sample_services.start(bus, tick_interval=3600, sensor_failure_rate=0.0, notifier_delay=0)
-        bus.add_service(probe)
-        yield bus, probe
-    finally:
-        probe.release.set()
-        bus.close()
-        shutil.rmtree(directory, ignore_errors=True)
+    with control_bus("home", samples={**QUIET_SAMPLES, "notifier_delay": 0}) as bus:
+        try:
+            bus.add_service(probe)
+            yield bus, probe
+        finally:
+            probe.release.set()
 
 
 @pytest.fixture

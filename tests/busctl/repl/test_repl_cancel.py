@@ -13,21 +13,22 @@ import contextlib
 import os
 import pty
 import select
-import shutil
 import subprocess
 import sys
 import tempfile
 import termios
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from bus import Bus
 from busctl._client import Client
-from tests.busctl.counted_services import Counted, Releaser
-from tests.busctl.repl.test_repl import WAIT, Session
+from tests.busctl.counted_services import Counted
+from tests.busctl.repl.test_repl import WAIT, Session, session
+from tests.busctl.served_buses import counted_bus
+
+__all__ = ["session"]  # test_repl's fixture, on this module's client
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -39,28 +40,17 @@ QUESTION = (
 
 @pytest.fixture
 def home() -> Iterator[tuple[Bus, Counted]]:
-    counted = Counted()
-    directory = Path(tempfile.mkdtemp(prefix="brc", dir="/tmp"))
-    bus = Bus(name="home", control=directory / "home.sock")
-    try:
-        bus.add_service(counted)
-        bus.add_service(Releaser(counted))
-        yield bus, counted
-    finally:
-        counted.release.set()
-        # A test may leave counted.wait_async running (it waits for nothing):
-        # close cancels it once the timeout runs out, so keep that short.
-        bus.close(timeout=1)
-        shutil.rmtree(directory, ignore_errors=True)
+    # A test may leave counted.wait_async running (it waits for nothing):
+    # close cancels it once the timeout runs out, so keep that short.
+    with counted_bus("home", close_timeout=1) as served:
+        yield served
 
 
 @pytest.fixture
-def session(home: tuple[Bus, Counted]) -> Iterator[Session]:
-    with Client.connect(str(home[0].address)) as client:
-        running = Session(client)
-        yield running
-        if running._thread.is_alive():
-            running.finish()
+def client(home: tuple[Bus, Counted]) -> Iterator[Client]:
+    """``session``'s client: attached to ``home``."""
+    with Client.connect(str(home[0].address)) as attached:
+        yield attached
 
 
 def started(session: Session, counted: Counted, line: str) -> int:

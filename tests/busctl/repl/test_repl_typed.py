@@ -8,48 +8,36 @@ the REPL runs on a thread, typed into through prompt-toolkit's pipe (the
 from __future__ import annotations
 
 import queue
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, Literal
 
 import pytest
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 
-import sample_services
 from bus import Bus, Service, command
 from busctl._client import Client, RemoteError
 from busctl.repl.session import Repl
 from tests.busctl.counted_services import Counted
-from tests.busctl.repl.test_repl import WAIT, LocalClient, Session
+from tests.busctl.repl.test_repl import WAIT, LocalClient, Session, session
+from tests.busctl.served_buses import counted_bus
+
+__all__ = ["session"]  # test_repl's fixture, on this module's client
 
 pytestmark = pytest.mark.timeout(30)
 
 
 @pytest.fixture
 def home() -> Iterator[tuple[Bus, Counted]]:
-    counted = Counted()
-    directory = Path(tempfile.mkdtemp(prefix="brt", dir="/tmp"))
-    bus = Bus(name="home", control=directory / "home.sock")
-    try:
-        sample_services.start(bus, tick_interval=3600, sensor_failure_rate=0.0)
-        bus.add_service(counted)
-        yield bus, counted
-    finally:
-        counted.release.set()
-        bus.close()
-        shutil.rmtree(directory, ignore_errors=True)
+    with counted_bus("home", samples=True, releaser=False) as served:
+        yield served
 
 
 @pytest.fixture
-def session(home: tuple[Bus, Counted]) -> Iterator[Session]:
-    with Client.connect(str(home[0].address)) as client:
-        running = Session(client)
-        yield running
-        if running._thread.is_alive():
-            running.finish()
+def client(home: tuple[Bus, Counted]) -> Iterator[Client]:
+    """``session``'s client: attached to ``home``."""
+    with Client.connect(str(home[0].address)) as attached:
+        yield attached
 
 
 def offered(repl: Repl, text: str) -> list[tuple[str, str]]:

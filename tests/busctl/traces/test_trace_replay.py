@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import subprocess
@@ -11,8 +10,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from google.protobuf import json_format
-from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 import sample_services
 from bus import Bus, command
@@ -26,31 +23,12 @@ from busctl.traces import (
     read_trace_file,
     write_trace_file,
 )
+from tests.busctl.traces.test_trace_otlp import validate_line
 from traces.record_sample import OPTIONS, record
 
 pytestmark = pytest.mark.timeout(60)
 
 ROOT = Path(__file__).resolve().parents[3]
-_ID_BYTES = {"traceId": 16, "spanId": 8, "parentSpanId": 8}
-
-
-def _ids_as_base64(node):
-    # protobuf's JSON parser expects base64 ids, and reads hex as base64
-    # without complaint: convert, checking each is hex of the right length.
-    if isinstance(node, dict):
-        out = {}
-        for key, value in node.items():
-            if key in _ID_BYTES and isinstance(value, str):
-                raw = bytes.fromhex(value)
-                assert len(raw) == _ID_BYTES[key]
-                assert value == value.lower()
-                out[key] = base64.b64encode(raw).decode()
-            else:
-                out[key] = _ids_as_base64(value)
-        return out
-    if isinstance(node, list):
-        return [_ids_as_base64(v) for v in node]
-    return node
 
 
 @pytest.fixture(scope="module")
@@ -112,8 +90,7 @@ def test_every_line_is_valid_otlp(recorded):
     assert lines
     total = 0
     for number, line in enumerate(lines, 1):
-        data = json.loads(line)
-        message = json_format.Parse(json.dumps(_ids_as_base64(data)), TracesData())
+        message = validate_line(line)  # strictly TracesData, its ids as written
         spans = [s for rs in message.resource_spans for ss in rs.scope_spans for s in ss.spans]
         assert spans, f"line {number} holds no span"
         for span in spans:

@@ -1,8 +1,8 @@
 """Fixtures for the TUI's tests: a real bus with the sample services, and a fake source.
 
-The Pilot tests run against a real in-process bus: over its control endpoint
-when the bus has one (``Bus(control=...)``), else read directly. The snapshot
-tests use ``FakeSource``: fixed data, no times or pids that move.
+The Pilot tests run against a real in-process bus, over its control endpoint
+(``counted_source`` also reads it directly). The snapshot tests use
+``FakeSource``: fixed data, no times or pids that move.
 """
 
 from __future__ import annotations
@@ -11,55 +11,35 @@ import asyncio
 import copy
 import json
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-import sample_services
 from bus import Bus
 from bus.control.protocol import ErrorCode
+from busctl._client import Client
 from busctl.tui._local_source import LocalSource
 from busctl.tui._source import ClientSource
+from tests.busctl.counted_services import Counted
+from tests.busctl.served_buses import control_bus
 
 FAST = {"tick_interval": 0.5, "notifier_delay": 0.01, "sensor_failure_rate": 0.0}
-
-
-def _control_bus(name: str) -> tuple[Bus, Path | None]:
-    directory = Path(tempfile.mkdtemp(prefix="bct", dir="/tmp"))
-    try:
-        bus = Bus(name=name, control=directory / f"{name}.sock")  # type: ignore[call-arg]
-    except TypeError:  # no control endpoint in this build: read the bus directly
-        shutil.rmtree(directory, ignore_errors=True)
-        return Bus(name=name), None
-    return bus, directory
 
 
 @pytest.fixture
 def sample_bus() -> Iterator[Bus]:
     """A bus with the sample services on fast timers (no random sensor failures)."""
-    bus, directory = _control_bus("tuitest")
-    try:
-        sample_services.start(bus, **FAST)
+    with control_bus("tuitest", samples=FAST) as bus:
         yield bus
-    finally:
-        bus.close()
-        if directory is not None:
-            shutil.rmtree(directory, ignore_errors=True)
 
 
-def open_source(bus: Bus) -> ClientSource | LocalSource:
-    """A source on ``bus``: its control endpoint if it has one, else direct."""
-    address = getattr(bus, "address", None)
-    if address is not None:
-        from busctl._client import Client
-
-        return ClientSource(Client.connect(str(address)))
+def open_source(bus: Bus, how: str = "attached") -> ClientSource | LocalSource:
+    """A source on ``bus``: over its control socket (``attached``) or in this process."""
+    if how == "attached":
+        return ClientSource(Client.connect(str(bus.address)))
     return LocalSource(bus)
 
 
@@ -71,6 +51,22 @@ def source(sample_bus: Bus) -> Iterator[ClientSource | LocalSource]:
         yield src
     finally:
         src.close()
+
+
+@pytest.fixture(params=["attached", "in-process"])
+def counted_source(
+    request: pytest.FixtureRequest, counted_served: tuple[Bus, Counted]
+) -> Iterator[ClientSource | LocalSource]:
+    """The module's ``counted_served`` bus, reached both ways the TUI reaches a bus.
+
+    ``attached``: over its control socket; ``in-process``: directly. Both must
+    behave the same. Each module that uses it says which bus in ``counted_served``.
+    """
+    chosen = open_source(counted_served[0], request.param)
+    try:
+        yield chosen
+    finally:
+        chosen.close()
 
 
 @pytest.fixture

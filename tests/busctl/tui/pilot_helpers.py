@@ -1,4 +1,4 @@
-"""Helpers for the Pilot tests: wait for a condition, read what a widget shows."""
+"""Helpers for the Pilot tests: wait for a condition, read what a widget shows, open a form."""
 
 from __future__ import annotations
 
@@ -9,7 +9,11 @@ from typing import Any
 
 from rich.console import Console
 from textual.widget import Widget
-from textual.widgets import Static
+from textual.widgets import DataTable, Static
+
+from busctl.tui.app import BusctlApp
+from busctl.tui.invoke_screen import InvokeScreen
+from busctl.tui.tables import CommandsTable, ListenersTable
 
 
 async def until(
@@ -36,3 +40,47 @@ def plain(static: Static) -> str:
 def shown_lines(widget: Widget) -> list[str]:
     """The lines a line-API widget (a ``DataTable``) draws now, as plain text."""
     return [widget.render_line(y).text.rstrip() for y in range(widget.size.height)]
+
+
+def result_text(screen: InvokeScreen) -> str:
+    """What a call or fire form shows under it: the result, or the error."""
+    return plain(screen.query_one("#result", Static))
+
+
+async def opened_form(app: BusctlApp, pilot: Any, opener: Callable[[], None]) -> InvokeScreen:
+    """Call ``opener`` once the app has read the bus; return the form it opens, composed."""
+    await until(pilot, lambda: app.inspected is not None)
+    opener()
+    screen = await _form_on_top(app, pilot)
+    await pilot.pause()
+    return screen
+
+
+async def command_form(app: BusctlApp, pilot: Any, name: str) -> InvokeScreen:
+    """Open the form of command ``name`` as a user does: tab 2, its row, Enter."""
+    await pilot.press("2")
+    table = app.query_one(CommandsTable)
+    await until(pilot, lambda: name in table.items)
+    return await _enter_on(app, pilot, table, table.get_row_index(name))
+
+
+async def listener_form(app: BusctlApp, pilot: Any, event: str) -> InvokeScreen:
+    """Open the fire form of ``event`` as a user does: tab 3, its listener's row, Enter."""
+    await pilot.press("3")
+    table = app.query_one(ListenersTable)
+    await until(pilot, lambda: table.row_count >= 4)
+    row = next(i for i in range(table.row_count) if event in table.get_row_at(i)[0])
+    return await _enter_on(app, pilot, table, row)
+
+
+async def _enter_on(app: BusctlApp, pilot: Any, table: DataTable[Any], row: int) -> InvokeScreen:
+    table.move_cursor(row=row)
+    await pilot.press("enter")
+    return await _form_on_top(app, pilot)
+
+
+async def _form_on_top(app: BusctlApp, pilot: Any) -> InvokeScreen:
+    await until(pilot, lambda: isinstance(app.screen, InvokeScreen))
+    screen = app.screen
+    assert isinstance(screen, InvokeScreen)
+    return screen

@@ -11,15 +11,11 @@ from busctl.tui.help_screen import HelpScreen
 from busctl.tui.invoke_screen import InvokeScreen
 from busctl.tui.tables import CommandsTable, ListenersTable, ServicesTable
 from busctl.tui.trace_screen import TraceScreen
-from tests.busctl.tui.pilot_helpers import plain, until
+from tests.busctl.tui.pilot_helpers import command_form, listener_form, plain, result_text, until
 
 pytestmark = pytest.mark.timeout(60)
 
 SIZE = (120, 35)
-
-
-def result_text(screen: InvokeScreen) -> str:
-    return plain(screen.query_one("#result", Static))
 
 
 def test_tables_fill_update_and_keep_the_cursor(source, run_app):
@@ -153,21 +149,11 @@ def test_choosing_an_entry_opens_its_trace_with_the_error(source, sample_bus, ru
     run_app(body)
 
 
-async def _open_form(app, pilot, name: str) -> InvokeScreen:
-    await pilot.press("2")
-    table = app.query_one(CommandsTable)
-    await until(pilot, lambda: name in table.items)
-    table.move_cursor(row=table.get_row_index(name))
-    await pilot.press("enter")
-    await until(pilot, lambda: isinstance(app.screen, InvokeScreen))
-    return app.screen
-
-
 def test_invoke_a_command_with_good_input(source, run_app):
     async def body():
         app = BusctlApp(source=source)
         async with app.run_test(size=SIZE) as pilot:
-            screen = await _open_form(app, pilot, "lights.turn_on")
+            screen = await command_form(app, pilot, "lights.turn_on")
             brightness = screen.query_one("#param-brightness", Input)
             assert brightness.value == "100"  # the default, filled in
             assert "int" in brightness.placeholder
@@ -188,7 +174,7 @@ def test_enter_runs_a_command_without_parameters(source, run_app):
     async def body():
         app = BusctlApp(source=source)
         async with app.run_test(size=SIZE) as pilot:
-            screen = await _open_form(app, pilot, "lights.list")
+            screen = await command_form(app, pilot, "lights.list")
             assert not screen.query(Input)
             await pilot.press("enter")
             await until(pilot, lambda: screen.outcome is not None)
@@ -202,7 +188,7 @@ def test_invoke_with_bad_input_shows_why(source, run_app):
     async def body():
         app = BusctlApp(source=source)
         async with app.run_test(size=SIZE) as pilot:
-            screen = await _open_form(app, pilot, "lights.turn_on")
+            screen = await command_form(app, pilot, "lights.turn_on")
             # unreadable: stopped before it is sent
             screen.query_one("#param-room", Input).value = "hall"
             screen.query_one("#param-brightness", Input).value = "[1,"
@@ -262,16 +248,7 @@ def test_fire_from_a_listener_row_builds_its_form(source, run_app):
     async def body():
         app = BusctlApp(source=source)
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.press("3")
-            table = app.query_one(ListenersTable)
-            await until(pilot, lambda: table.row_count >= 4)
-            row = next(
-                i for i in range(table.row_count) if "motion.detected" in table.get_row_at(i)[0]
-            )
-            table.move_cursor(row=row)
-            await pilot.press("enter")
-            await until(pilot, lambda: isinstance(app.screen, InvokeScreen))
-            screen = app.screen
+            screen = await listener_form(app, pilot, "motion.detected")
             assert screen.query_one("#event-name", Input).value == "motion.detected"
             screen.query_one("#param-room", Input).value = "kitchen"
             await pilot.press("ctrl+r")

@@ -9,27 +9,22 @@ the same.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Footer
 from textual.widgets._footer import FooterKey
 
 from bus import Bus
-from busctl._client import Client
-from busctl.tui._local_source import LocalSource
-from busctl.tui._source import ClientSource
 from busctl.tui.app import BusctlApp
 from busctl.tui.help_screen import HELP
 from busctl.tui.invoke_screen import InvokeScreen
 from busctl.tui.tables import CommandsTable
-from tests.busctl.counted_services import Counted, Releaser
-from tests.busctl.tui.pilot_helpers import plain, until
+from tests.busctl.counted_services import Counted
+from tests.busctl.served_buses import counted_bus
+from tests.busctl.tui.pilot_helpers import opened_form, result_text, until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -38,38 +33,10 @@ WAIT = 20.0
 
 
 @pytest.fixture
-def counted_bus() -> Iterator[tuple[Bus, Counted]]:
-    directory = Path(tempfile.mkdtemp(prefix="btc", dir="/tmp"))
-    counted = Counted()
-    bus = Bus(name="cancel", control=directory / "cancel.sock")
-    try:
-        bus.add_service(counted)
-        bus.add_service(Releaser(counted))
-        yield bus, counted
-    finally:
-        counted.release.set()
-        bus.close()
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-@pytest.fixture(params=["attached", "in-process"])
-def source(
-    request: pytest.FixtureRequest, counted_bus: tuple[Bus, Counted]
-) -> Iterator[ClientSource | LocalSource]:
-    bus, _ = counted_bus
-    chosen: ClientSource | LocalSource
-    if request.param == "attached":
-        chosen = ClientSource(Client.connect(str(bus.address)))
-    else:
-        chosen = LocalSource(bus)
-    try:
-        yield chosen
-    finally:
-        chosen.close()
-
-
-def result_text(screen: InvokeScreen) -> str:
-    return plain(screen.query_one("#result", Static))
+def counted_served() -> Iterator[tuple[Bus, Counted]]:
+    """The bus ``counted_source`` reaches: ``Counted`` and ``Releaser``."""
+    with counted_bus("cancel") as served:
+        yield served
 
 
 def footer_keys(screen: Screen[Any]) -> dict[str, bool]:
@@ -82,11 +49,7 @@ def footer_keys(screen: Screen[Any]) -> dict[str, bool]:
 
 async def _running(app: BusctlApp, pilot: Any, name: str, counted: Counted) -> InvokeScreen:
     """Open the form of ``name``, run it, and return once its handler runs."""
-    await until(pilot, lambda: app.inspected is not None)
-    app.open_invoke(name)
-    await until(pilot, lambda: isinstance(app.screen, InvokeScreen))
-    screen = app.screen
-    assert isinstance(screen, InvokeScreen)
+    screen = await opened_form(app, pilot, lambda: app.open_invoke(name))
     # Shown, and idle: nothing to cancel yet.
     await until(
         pilot,
@@ -99,11 +62,11 @@ async def _running(app: BusctlApp, pilot: Any, name: str, counted: Counted) -> I
     return screen
 
 
-def test_ctrl_g_cancels_a_running_async_call(source, counted_bus, run_app):
-    bus, counted = counted_bus
+def test_ctrl_g_cancels_a_running_async_call(counted_source, counted_served, run_app):
+    bus, counted = counted_served
 
     async def body():
-        app = BusctlApp(source=source)
+        app = BusctlApp(source=counted_source)
         async with app.run_test(size=SIZE) as pilot:
             screen = await _running(app, pilot, "counted.wait_async", counted)
             await pilot.press("ctrl+g")
@@ -121,11 +84,13 @@ def test_ctrl_g_cancels_a_running_async_call(source, counted_bus, run_app):
     assert counted.cancelled == 1  # the handler saw CancelledError at its await
 
 
-def test_ctrl_g_on_a_sync_call_says_it_cannot_be_interrupted(source, counted_bus, run_app):
-    bus, counted = counted_bus
+def test_ctrl_g_on_a_sync_call_says_it_cannot_be_interrupted(
+    counted_source, counted_served, run_app
+):
+    bus, counted = counted_served
 
     async def body():
-        app = BusctlApp(source=source)
+        app = BusctlApp(source=counted_source)
         async with app.run_test(size=SIZE) as pilot:
             screen = await _running(app, pilot, "counted.wait_sync", counted)
             await pilot.press("ctrl+r")  # again: refused, the running call kept in reach
@@ -160,14 +125,11 @@ def test_the_keys_are_in_the_help():
     assert "| `x` | on a command: cancel the call of it this TUI started" in HELP
 
 
-def test_a_fire_form_offers_no_cancel(source, run_app):
+def test_a_fire_form_offers_no_cancel(counted_source, run_app):
     async def body():
-        app = BusctlApp(source=source)
+        app = BusctlApp(source=counted_source)
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: app.inspected is not None)
-            app.open_fire("counted.changed")
-            await until(pilot, lambda: isinstance(app.screen, InvokeScreen))
-            screen = app.screen
+            screen = await opened_form(app, pilot, lambda: app.open_fire("counted.changed"))
             await until(pilot, lambda: "Run" in footer_keys(screen))
             assert "Cancel call" not in footer_keys(screen)
             assert list(footer_keys(screen)) == ["Close", "Run", "Copy as"]
@@ -175,11 +137,13 @@ def test_a_fire_form_offers_no_cancel(source, run_app):
     run_app(body)
 
 
-def test_x_on_the_command_cancels_the_call_after_its_form_is_closed(source, counted_bus, run_app):
-    bus, counted = counted_bus
+def test_x_on_the_command_cancels_the_call_after_its_form_is_closed(
+    counted_source, counted_served, run_app
+):
+    bus, counted = counted_served
 
     async def body():
-        app = BusctlApp(source=source)
+        app = BusctlApp(source=counted_source)
         async with app.run_test(size=SIZE) as pilot:
             main = app.screen
             await pilot.press("2")

@@ -2,58 +2,22 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-import threading
-from pathlib import Path
-
 import pytest
 
-from bus import Bus, Service, listener
 from busctl.tui.app import BusctlApp
+from tests.bursts import Quiet, overflow
+from tests.busctl.served_buses import control_bus
 from tests.busctl.tui.conftest import open_source
 from tests.busctl.tui.pilot_helpers import plain, until
 
 pytestmark = pytest.mark.timeout(60)
 
 
-class Quiet(Service):
-    name = "quiet"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.last = threading.Event()
-
-    @listener("burst")
-    def on_burst(self, i: int) -> None:
-        if i == 199:
-            self.last.set()
-
-
 def test_dropped_spans_are_flagged_at_the_front_of_the_top_line(run_app) -> None:
-    directory = Path(tempfile.mkdtemp(prefix="bct", dir="/tmp"))
-    bus = Bus(name="lossy", control=directory / "lossy.sock", span_buffer=8)
-    source = None
-    try:
-        quiet = Quiet()
+    with control_bus("lossy", span_buffer=8) as bus:
+        quiet = Quiet(last=199)
         bus.add_service(quiet)
-        gate, stuck = threading.Event(), threading.Event()
-
-        def stall(records: object) -> None:  # the trace thread waits here: the buffer overflows
-            stuck.set()
-            gate.wait(30)
-
-        observing = bus.spans.observe(stall)
-        bus.fire_event("burst", -1)
-        assert stuck.wait(10)
-        for i in range(200):
-            bus.fire_event("burst", i)
-        gate.set()
-        assert quiet.last.wait(30)
-        assert bus.flush_traces(30)
-        observing.dispose()
-        dropped = bus.inspect()["tracing"]["dropped"]
-        assert dropped > 0
+        dropped = overflow(bus, quiet)
         source = open_source(bus)
 
         async def body() -> None:
@@ -63,9 +27,7 @@ def test_dropped_spans_are_flagged_at_the_front_of_the_top_line(run_app) -> None
                 parts = [p.strip() for p in plain(app.busline).split("·")]
                 assert parts[1] == f"⚠ {dropped} spans dropped"  # right after the bus's name
 
-        run_app(body)
-    finally:
-        if source is not None:
+        try:
+            run_app(body)
+        finally:
             source.close()
-        bus.close()
-        shutil.rmtree(directory, ignore_errors=True)

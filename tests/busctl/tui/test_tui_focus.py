@@ -8,10 +8,9 @@ from textual.widgets import Checkbox, DataTable, Input, TabbedContent
 
 from busctl.tui.activity import ActivityLog
 from busctl.tui.app import BusctlApp
-from busctl.tui.invoke_screen import InvokeScreen
 from busctl.tui.replay_panel import ReplayPanel
 from busctl.tui.tables import ListenersTable
-from tests.busctl.tui.pilot_helpers import until
+from tests.busctl.tui.pilot_helpers import listener_form, opened_form, until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -126,29 +125,12 @@ def test_escape_leaves_the_replay_path_for_the_steps(source, run_app):
     run_app(body)
 
 
-async def _form(app, pilot, opener) -> InvokeScreen:
-    await until(pilot, lambda: app.inspected is not None)
-    opener()
-    await until(pilot, lambda: isinstance(app.screen, InvokeScreen))
-    await pilot.pause()
-    return app.screen
-
-
 def test_the_fire_form_of_a_chosen_event_starts_at_its_arguments(source, run_app):
     async def body():
         app = BusctlApp(source=source)
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.press("3")
-            table = app.query_one(ListenersTable)
-            await until(pilot, lambda: table.row_count >= 4)
-            row = next(
-                i for i in range(table.row_count) if "motion.detected" in table.get_row_at(i)[0]
-            )
-            table.move_cursor(row=row)
-            await pilot.press("enter")
-            await until(pilot, lambda: isinstance(app.screen, InvokeScreen))
+            screen = await listener_form(app, pilot, "motion.detected")
             await pilot.pause()
-            screen = app.screen
             assert screen.query_one("#event-name", Input).value == "motion.detected"
             assert app.focused is screen.query_one("#param-room", Input)
             await pilot.press(*"hall", "enter")
@@ -163,7 +145,7 @@ def test_the_fire_form_of_a_named_event_without_a_listener_starts_at_its_argumen
     async def body():
         app = BusctlApp(source=source)
         async with app.run_test(size=SIZE) as pilot:
-            screen = await _form(app, pilot, lambda: app.open_fire("nobody.listens"))
+            screen = await opened_form(app, pilot, lambda: app.open_fire("nobody.listens"))
             assert app.focused is screen.query_one("#extra", Input)
 
     run_app(body)
@@ -173,7 +155,7 @@ def test_the_fire_form_without_a_name_starts_at_the_name(source, run_app):
     async def body():
         app = BusctlApp(source=source)
         async with app.run_test(size=SIZE) as pilot:
-            screen = await _form(app, pilot, lambda: app.open_fire(None))
+            screen = await opened_form(app, pilot, lambda: app.open_fire(None))
             assert app.focused is screen.query_one("#event-name", Input)
 
     run_app(body)
@@ -193,7 +175,7 @@ def test_keys_typed_in_a_form_are_text(opener, box, source, run_app):
     async def body():
         app = BusctlApp(source=source)
         async with app.run_test(size=SIZE) as pilot:
-            screen = await _form(app, pilot, lambda: opener(app))
+            screen = await opened_form(app, pilot, lambda: opener(app))
             field = screen.query_one(box, Input)
             field.value = ""
             field.focus()

@@ -30,12 +30,16 @@ async def _opened(pilot: Any, app: BusctlApp, kind: type, selector: str) -> None
     await until(pilot, lambda: isinstance(app.screen, kind) and bool(app.screen.query(selector)))
 
 
-async def _highlight(pilot: Any, table: CommandsTable, name: str) -> None:
+async def _highlighted(pilot: Any, app: BusctlApp, name: str) -> CommandsTable:
+    """The Commands tab (2), focused, with ``name``'s row highlighted."""
+    await pilot.press("2")
+    table = app.query_one(CommandsTable)
     await until(pilot, lambda: name in table.items)
     table.focus()
     table.move_cursor(row=list(table.items).index(name))
     await pilot.pause()
     assert table.current()[0] == name
+    return table
 
 
 def _call_in_background(bus: Bus, *args: Any, **kwargs: Any) -> Future[Any]:
@@ -53,9 +57,7 @@ def test_h_holds_a_command_enter_releases_what_arrives(sample_bus, source, run_a
     async def body():
         app = BusctlApp(source=source, poll=0.1)
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.press("2")
-            commands = app.query_one(CommandsTable)
-            await _highlight(pilot, commands, "lights.turn_on")
+            await _highlighted(pilot, app, "lights.turn_on")
             await pilot.press("h")
             await until(pilot, lambda: sample_bus.holds.holds())
             [hold] = sample_bus.holds.holds()
@@ -180,9 +182,7 @@ def test_y_copies_a_call_as_python_and_the_form_remembers(sample_bus, source, ru
     async def body():
         app = BusctlApp(source=source, poll=0.1)
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.press("2")
-            commands = app.query_one(CommandsTable)
-            await _highlight(pilot, commands, "lights.turn_on")
+            commands = await _highlighted(pilot, app, "lights.turn_on")
             await pilot.press("enter")
             await _opened(pilot, app, InvokeScreen, "#param-room")
             app.screen.query_one("#param-room", Input).value = "hall"

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import io
 import re
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -28,6 +26,7 @@ from busctl.tui.invoke_screen import InvokeScreen
 from busctl.tui.palette import BusCommands
 from busctl.tui.tables import CommandsTable, ListenersTable, ServicesTable
 from busctl.tui.trace_screen import TraceScreen, span_detail
+from tests.busctl.tui.pilot_helpers import until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -77,13 +76,6 @@ def check_cells(table: DataTable[Any]) -> list[str]:
             assert not RAW.search(cell.plain), repr(cell.plain)
             texts.append(cell.plain)
     return texts
-
-
-async def until(pilot: Any, condition: Callable[[], object], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {condition}"
-        await pilot.pause(0.05)
 
 
 def test_tables_log_trace_form_and_palette_show_bus_text(run_app):

@@ -10,24 +10,18 @@ stays at 0.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from textual.widgets import Input, Select, Static
 
-import sample_services
 from bus import Bus
-from busctl._client import Client
-from busctl.tui._local_source import LocalSource
-from busctl.tui._source import ClientSource
 from busctl.tui.app import BusctlApp
 from busctl.tui.invoke_screen import InvokeScreen
 from tests.busctl.counted_services import Counted
-from tests.busctl.tui.pilot_helpers import plain, until
+from tests.busctl.served_buses import counted_bus
+from tests.busctl.tui.pilot_helpers import opened_form, plain, result_text, until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -35,34 +29,10 @@ SIZE = (120, 40)
 
 
 @pytest.fixture
-def typed_bus() -> Iterator[tuple[Bus, Counted]]:
-    directory = Path(tempfile.mkdtemp(prefix="btt", dir="/tmp"))
-    counted = Counted()
-    bus = Bus(name="typed", control=directory / "typed.sock")
-    try:
-        sample_services.start(bus, tick_interval=3600, sensor_failure_rate=0.0)
-        bus.add_service(counted)
-        yield bus, counted
-    finally:
-        counted.release.set()
-        bus.close()
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-@pytest.fixture(params=["attached", "in-process"])
-def typed_source(
-    request: pytest.FixtureRequest, typed_bus: tuple[Bus, Counted]
-) -> Iterator[ClientSource | LocalSource]:
-    bus, _ = typed_bus
-    source: ClientSource | LocalSource
-    if request.param == "attached":
-        source = ClientSource(Client.connect(str(bus.address)))
-    else:
-        source = LocalSource(bus)
-    try:
-        yield source
-    finally:
-        source.close()
+def counted_served() -> Iterator[tuple[Bus, Counted]]:
+    """The bus ``counted_source`` reaches: the quiet sample services and ``Counted``."""
+    with counted_bus("typed", samples=True, releaser=False) as served:
+        yield served
 
 
 def hint_of(screen: InvokeScreen, name: str) -> str:
@@ -75,25 +45,11 @@ def error_of(screen: InvokeScreen, name: str) -> str:
     return plain(row.query_one(".field-error", Static)).strip() if row.invalid else ""
 
 
-def result_text(screen: InvokeScreen) -> str:
-    return plain(screen.query_one("#result", Static))
-
-
-async def _form(app: BusctlApp, pilot: Any, opener: Callable[[], None]) -> InvokeScreen:
-    await until(pilot, lambda: app.inspected is not None)
-    opener()
-    await until(pilot, lambda: isinstance(app.screen, InvokeScreen))
-    await pilot.pause()
-    screen = app.screen
-    assert isinstance(screen, InvokeScreen)
-    return screen
-
-
-def test_the_call_form_shows_types_choices_and_defaults(typed_source, run_app):
+def test_the_call_form_shows_types_choices_and_defaults(counted_source, run_app):
     async def body():
-        app = BusctlApp(source=typed_source)
+        app = BusctlApp(source=counted_source)
         async with app.run_test(size=SIZE) as pilot:
-            screen = await _form(app, pilot, lambda: app.open_invoke("counted.set_mode"))
+            screen = await opened_form(app, pilot, lambda: app.open_invoke("counted.set_mode"))
             assert screen.contract is not None
             assert hint_of(screen, "zone") == "string · required"
             assert hint_of(screen, "mode") == "Mode · one of heat, off, away · required"
@@ -109,14 +65,14 @@ def test_the_call_form_shows_types_choices_and_defaults(typed_source, run_app):
 
 
 def test_a_bad_value_is_refused_on_its_field_before_anything_is_sent(
-    typed_source, typed_bus, run_app
+    counted_source, counted_served, run_app
 ):
-    _, counted = typed_bus
+    _, counted = counted_served
 
     async def body():
-        app = BusctlApp(source=typed_source)
+        app = BusctlApp(source=counted_source)
         async with app.run_test(size=SIZE) as pilot:
-            screen = await _form(app, pilot, lambda: app.open_invoke("counted.set_mode"))
+            screen = await opened_form(app, pilot, lambda: app.open_invoke("counted.set_mode"))
             refused: list[InvokeScreen.Refused] = []
             original = screen.post_message
 
@@ -156,26 +112,26 @@ def test_a_bad_value_is_refused_on_its_field_before_anything_is_sent(
     run_app(body)
 
 
-def test_a_missing_required_value_is_marked_and_not_sent(typed_source, typed_bus, run_app):
+def test_a_missing_required_value_is_marked_and_not_sent(counted_source, counted_served, run_app):
     async def body():
-        app = BusctlApp(source=typed_source)
+        app = BusctlApp(source=counted_source)
         async with app.run_test(size=SIZE) as pilot:
-            screen = await _form(app, pilot, lambda: app.open_invoke("counted.set_mode"))
+            screen = await opened_form(app, pilot, lambda: app.open_invoke("counted.set_mode"))
             await pilot.press(*"hall")
             await pilot.press("ctrl+r")
             await until(pilot, lambda: screen.outcome is not None)
             assert error_of(screen, "mode") == "missing required argument 'mode'"
             assert result_text(screen).startswith("not sent")
-            assert typed_bus[1].calls == 0
+            assert counted_served[1].calls == 0
 
     run_app(body)
 
 
-def test_a_literal_is_a_select_and_null_is_a_choice(typed_source, run_app):
+def test_a_literal_is_a_select_and_null_is_a_choice(counted_source, run_app):
     async def body():
-        app = BusctlApp(source=typed_source)
+        app = BusctlApp(source=counted_source)
         async with app.run_test(size=SIZE) as pilot:
-            screen = await _form(app, pilot, lambda: app.open_invoke("counted.size"))
+            screen = await opened_form(app, pilot, lambda: app.open_invoke("counted.size"))
             size = screen.query_one("#param-size", Select)
             assert [str(label) for label, _ in size._options[1:]] == ["s", "m", "l"]
             assert hint_of(screen, "size") == '"s" | "m" | "l" · required'
@@ -189,13 +145,13 @@ def test_a_literal_is_a_select_and_null_is_a_choice(typed_source, run_app):
     run_app(body)
 
 
-def test_the_fire_form_of_a_declared_event(typed_source, typed_bus, run_app):
-    bus, counted = typed_bus
+def test_the_fire_form_of_a_declared_event(counted_source, counted_served, run_app):
+    bus, counted = counted_served
 
     async def body():
-        app = BusctlApp(source=typed_source)
+        app = BusctlApp(source=counted_source)
         async with app.run_test(size=SIZE) as pilot:
-            screen = await _form(app, pilot, lambda: app.open_fire("counted.changed"))
+            screen = await opened_form(app, pilot, lambda: app.open_fire("counted.changed"))
             assert plain(screen.query_one("#payload", Static)).strip() == (
                 "payload: Changed (declared)"
             )
@@ -221,11 +177,11 @@ def test_the_fire_form_of_a_declared_event(typed_source, typed_bus, run_app):
     run_app(body)
 
 
-def test_typing_an_event_name_builds_its_fields(typed_source, run_app):
+def test_typing_an_event_name_builds_its_fields(counted_source, run_app):
     async def body():
-        app = BusctlApp(source=typed_source)
+        app = BusctlApp(source=counted_source)
         async with app.run_test(size=SIZE) as pilot:
-            screen = await _form(app, pilot, lambda: app.open_fire(None))
+            screen = await opened_form(app, pilot, lambda: app.open_fire(None))
             assert app.focused is screen.query_one("#event-name", Input)
             assert screen.rows() == {}
             await pilot.press(*"counted.changed", "enter")
