@@ -125,10 +125,11 @@ def binding_problems(
 ) -> list[str]:
     """Every reason ``given`` positional arguments and ``kwargs`` do not bind.
 
-    The same rules as ``inspect.Signature.bind``, but all the problems rather
-    than the first: the arguments missing, the positional ones too many, the
-    keywords given twice, passed by name though positional-only, or unknown
-    (with the closest parameter name, for a typo). Empty when they bind.
+    The rules of calling the handler (as ``inspect.Signature.bind`` has them
+    from Python 3.13), but all the problems rather than the first: the
+    arguments missing, the positional ones too many, the keywords given twice,
+    passed by name though positional-only, or unknown (with the closest
+    parameter name, for a typo). Empty when they bind.
     """
     params = list(signature.parameters.values())
     positional = [p for p in params if p.kind in _POSITIONAL]
@@ -147,11 +148,14 @@ def binding_problems(
             inspect.Parameter.KEYWORD_ONLY,
         ):
             positional_only = param is not None and param.kind is inspect.Parameter.POSITIONAL_ONLY
-            if positional_only and key not in bound:  # as bind has it, even with **kwargs
+            if var_keyword:
+                # The call puts it in **kwargs, even a positional-only name
+                # (PEP 570); bind before Python 3.13 refused it.
+                continue
+            if positional_only and key not in bound:
                 by_position.append(key)
                 continue
-            if not var_keyword:
-                unknown.append(key)
+            unknown.append(key)
         elif key in bound:
             twice.append(key)
         else:
@@ -230,11 +234,13 @@ class Binder:
             return
         if self.signature is None:
             return
-        try:
-            self.signature.bind(*args, **kwargs)
-        except TypeError as exc:
-            problems = binding_problems(self.signature, len(args), kwargs) or [str(exc)]
-            raise TypeError(f"{self._name}{self._text}: {'; '.join(problems)}") from None
+        # The rules of the call itself, not inspect's bind: before Python 3.13
+        # bind refuses a positional-only name given as a keyword to a handler
+        # with **kwargs, which the call takes; 3.13.0's takes one the call
+        # refuses (the parameter is then missing).
+        problems = binding_problems(self.signature, len(args), kwargs)
+        if problems:
+            raise TypeError(f"{self._name}{self._text}: {'; '.join(problems)}")
 
     def contract(self) -> Contract | None:
         """The typed contract of the signature (``None`` without one), built on first use.

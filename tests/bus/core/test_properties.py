@@ -220,7 +220,9 @@ def signatures(draw: st.DrawFn) -> str:
     st.integers(0, 6),
     st.lists(st.sampled_from(["p0", "p1", "p2", "p3", "p4", "args", "kwargs", "zz"]), unique=True),
 )
-def test_binder_agrees_with_inspect_bind(source: str, positional: int, keywords: list[str]) -> None:
+def test_binder_agrees_with_calling_the_handler(
+    source: str, positional: int, keywords: list[str]
+) -> None:
     namespace: dict[str, Any] = {}
     exec(source, namespace)
     fn = namespace["handler"]
@@ -228,11 +230,10 @@ def test_binder_agrees_with_inspect_bind(source: str, positional: int, keywords:
     kwargs = dict.fromkeys(keywords, 1)
 
     try:
-        inspect.signature(fn).bind(*args, **kwargs)
+        fn(*args, **kwargs)  # the truth: the handler's body does nothing
         expected = None
     except TypeError as exc:
         expected = exc
-
     binder = Binder("cmd.name", fn)
     problems = binding_problems(inspect.signature(fn), len(args), kwargs)
     if expected is None:
@@ -245,10 +246,14 @@ def test_binder_agrees_with_inspect_bind(source: str, positional: int, keywords:
         assert message.startswith("cmd.name(")
         assert problems, "every refusal is explained"
         assert message.endswith("; ".join(problems))
-        # What bind names first is among everything the binder names.
-        for name in re.findall(r"'(\w+)'", str(expected)):
+        # What the call names first is among everything the binder names.
+        # (Not inspect's bind: before Python 3.13 it refuses a positional-only
+        # name given as a keyword to a handler with **kwargs, which the call
+        # takes; 3.13.0's takes some that the call refuses.)
+        said = str(expected).split(". Did you mean")[0]  # 3.13's own hint: the binder has its own
+        for name in re.findall(r"'(\w+)'", said):
             assert repr(name) in message
-        if "too many positional" in str(expected):
+        if re.search(r"positional arguments? but \d+ (was|were) given", said):
             assert "too many positional" in message
 
 

@@ -414,6 +414,26 @@ def test_a_misspelt_keyword_names_the_missing_and_the_unexpected_with_a_suggesti
     )
 
 
+def test_a_positional_only_name_given_as_a_keyword_goes_to_kwargs_as_in_a_call(
+    bus: Bus,
+) -> None:
+    # Python puts it in **kwargs (PEP 570); inspect's bind before 3.13
+    # refused it, and so did the bus, though the handler would have run.
+    def options(level: int = 0, /, **more: int) -> tuple[int, dict[str, int]]:
+        return level, more
+
+    bus.register_command("options", options)
+    assert bus.execute_command("options", level=5).result(5) == (0, {"level": 5})
+    assert bus.execute_command("options", 2, level=5).result(5) == (2, {"level": 5})
+
+    def needs(level: int, /, **more: int) -> None:
+        pass
+
+    bus.register_command("needs", needs)
+    with pytest.raises(TypeError, match=r": missing required argument 'level'$"):
+        bus.execute_command("needs", level=5)  # as the call: level itself is missing
+
+
 def test_every_binding_problem_is_reported_at_once(bus: Bus) -> None:
     def place(room: str, level: int, /, colour: str, *, shade: int = 0) -> None:
         pass
