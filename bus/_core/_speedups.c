@@ -1,0 +1,670 @@
+/* The optional C accelerator of untraced event delivery (bus._core._accel).
+ *
+ * Two loops of the hot path, with exactly the semantics of their Python
+ * reference code, which stays the fallback and the definition:
+ *
+ *   FireEvent  BusCore.fire_event as a method descriptor: the untraced
+ *              fan-out (route cache, counted dispatch, the bounded-mailbox
+ *              check, the put). Anything unusual (keyword arguments, a bus
+ *              closing, observed or with a transport, a name not in the route
+ *              cache) calls the Python function it wraps, untouched; a
+ *              destination that is not a local mailbox, or a full or closed
+ *              one, goes through its own post() and the bus's refusal path.
+ *   drain      a one-thread service's mailbox loop: it runs unobserved event
+ *              deliveries itself and returns any other item to the Python
+ *              loop (Runtime._serve_mailbox), which runs it as before.
+ *
+ * Slotted attributes (Handler, HandlerStats, Worker) are read and written at
+ * the offsets their member descriptors give, for exactly those classes
+ * (configure() receives them); the rest goes through ordinary attribute
+ * access, so every write the Python code makes is made, in the same order.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+
+/* -- what configure() is given and works out --------------------------------- */
+
+static PyTypeObject *Runtime_type, *Handler_type, *Stats_type, *Worker_type;
+static PyObject *queue_qsize, *queue_put; /* SimpleQueue's method descriptors */
+static PyObject *deque_append;
+static PyObject *one;
+static Py_ssize_t off_h_dispatched, off_h_destination, off_h_fn, off_h_stats;
+static Py_ssize_t off_s_calls, off_s_latencies;
+static Py_ssize_t off_w_event, off_w_since, off_w_current, off_w_handled, off_w_done;
+
+static PyObject *s_closing, *s_router, *s_routes, *s_observer, *s_outlet, *s_accepting,
+    *s_queue, *s_maxsize, *s_posted, *s_after_post, *s_fail_queued, *s_post, *s_not_delivered;
+
+#define SLOT(obj, off) (*(PyObject **)((char *)(obj) + (off)))
+
+static inline void
+slot_set(PyObject *obj, Py_ssize_t off, PyObject *value)
+{
+    PyObject *old = SLOT(obj, off);
+    Py_INCREF(value);
+    SLOT(obj, off) = value;
+    Py_XDECREF(old);
+}
+
+static int
+slot_offset(PyTypeObject *type, const char *name, Py_ssize_t *offset)
+{
+    PyObject *descr = PyObject_GetAttrString((PyObject *)type, name);
+    if (descr == NULL) {
+        return -1;
+    }
+    if (!Py_IS_TYPE(descr, &PyMemberDescr_Type) ||
+        ((PyMemberDescrObject *)descr)->d_member->type != T_OBJECT_EX) {
+        PyErr_Format(PyExc_TypeError, "%s.%s is not a __slots__ attribute", type->tp_name, name);
+        Py_DECREF(descr);
+        return -1;
+    }
+    *offset = ((PyMemberDescrObject *)descr)->d_member->offset;
+    Py_DECREF(descr);
+    return 0;
+}
+
+static double
+perf_counter(void)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    PyTime_t t;
+    (void)PyTime_PerfCounterRaw(&t);
+    return PyTime_AsSecondsDouble(t);
+#else
+    return _PyTime_AsSecondsDouble(_PyTime_GetPerfCounter());
+#endif
+}
+
+static PyTypeObject *
+take_type(PyObject *obj, const char *what)
+{
+    if (!PyType_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "configure: %s must be a class", what);
+        return NULL;
+    }
+    Py_INCREF(obj);
+    return (PyTypeObject *)obj;
+}
+
+static PyObject *
+configure(PyObject *module, PyObject *args)
+{
+    PyObject *runtime, *handler, *stats, *worker, *simple_queue, *deque;
+    if (!PyArg_ParseTuple(args, "OOOOOO:configure", &runtime, &handler, &stats, &worker,
+                          &simple_queue, &deque)) {
+        return NULL;
+    }
+    if (Runtime_type != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "configure: already configured");
+        return NULL;
+    }
+    if ((Runtime_type = take_type(runtime, "Runtime")) == NULL ||
+        (Handler_type = take_type(handler, "Handler")) == NULL ||
+        (Stats_type = take_type(stats, "HandlerStats")) == NULL ||
+        (Worker_type = take_type(worker, "Worker")) == NULL) {
+        goto fail;
+    }
+    if (slot_offset(Handler_type, "dispatched", &off_h_dispatched) ||
+        slot_offset(Handler_type, "destination", &off_h_destination) ||
+        slot_offset(Handler_type, "fn", &off_h_fn) ||
+        slot_offset(Handler_type, "stats", &off_h_stats) ||
+        slot_offset(Stats_type, "calls", &off_s_calls) ||
+        slot_offset(Stats_type, "_latencies", &off_s_latencies) ||
+        slot_offset(Worker_type, "event", &off_w_event) ||
+        slot_offset(Worker_type, "since", &off_w_since) ||
+        slot_offset(Worker_type, "current", &off_w_current) ||
+        slot_offset(Worker_type, "handled", &off_w_handled) ||
+        slot_offset(Worker_type, "done", &off_w_done)) {
+        goto fail;
+    }
+    if ((queue_qsize = PyObject_GetAttrString(simple_queue, "qsize")) == NULL ||
+        (queue_put = PyObject_GetAttrString(simple_queue, "put")) == NULL ||
+        (deque_append = PyObject_GetAttrString(deque, "append")) == NULL) {
+        goto fail;
+    }
+    Py_RETURN_NONE;
+fail:
+    Py_CLEAR(Runtime_type);
+    Py_CLEAR(Handler_type);
+    Py_CLEAR(Stats_type);
+    Py_CLEAR(Worker_type);
+    Py_CLEAR(queue_qsize);
+    Py_CLEAR(queue_put);
+    Py_CLEAR(deque_append);
+    return NULL;
+}
+
+/* -- the firing side ------------------------------------------------------------ */
+
+/* 1 true, 0 false, -1 error: the truth of obj.name. */
+static int
+attr_true(PyObject *obj, PyObject *name)
+{
+    PyObject *value = PyObject_GetAttr(obj, name);
+    if (value == NULL) {
+        return -1;
+    }
+    int truth = PyObject_IsTrue(value);
+    Py_DECREF(value);
+    return truth;
+}
+
+/* 1 when obj.name is None, 0 when not, -1 on error. */
+static int
+attr_none(PyObject *obj, PyObject *name)
+{
+    PyObject *value = PyObject_GetAttr(obj, name);
+    if (value == NULL) {
+        return -1;
+    }
+    int none = value == Py_None;
+    Py_DECREF(value);
+    return none;
+}
+
+static int
+call_discard(PyObject *callable, PyObject *const *args, size_t nargs)
+{
+    PyObject *result = PyObject_Vectorcall(callable, args, nargs, NULL);
+    if (result == NULL) {
+        return -1;
+    }
+    Py_DECREF(result);
+    return 0;
+}
+
+static int
+advance(PyObject *counter)
+{
+    /* next(counter): an itertools.count never ends. */
+    PyObject *value = PyIter_Next(counter);
+    if (value == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetNone(PyExc_StopIteration);
+        }
+        return -1;
+    }
+    Py_DECREF(value);
+    return 0;
+}
+
+/* Runtime.post inlined for a local mailbox, as BusCore.fire_event does:
+ * 1 when queued, 0 when the mailbox is full or closed (post() decides), -1 on error. */
+static int
+post_local(PyObject *runtime, PyObject *item)
+{
+    int accepting = attr_true(runtime, s_accepting);
+    if (accepting <= 0) {
+        return accepting;
+    }
+    PyObject *queue = PyObject_GetAttr(runtime, s_queue);
+    if (queue == NULL) {
+        return -1;
+    }
+    int room = -1;
+    PyObject *size = NULL, *maxsize = NULL, *posted = NULL, *after = NULL;
+    if ((size = PyObject_Vectorcall(queue_qsize, &queue, 1, NULL)) == NULL ||
+        (maxsize = PyObject_GetAttr(runtime, s_maxsize)) == NULL ||
+        (room = PyObject_RichCompareBool(size, maxsize, Py_LT)) <= 0) {
+        goto done;
+    }
+    room = -1;
+    if ((posted = PyObject_GetAttr(runtime, s_posted)) == NULL || advance(posted) < 0) {
+        goto done;
+    }
+    PyObject *put_args[2] = {queue, item};
+    if (call_discard(queue_put, put_args, 2) < 0) {
+        goto done;
+    }
+    accepting = attr_true(runtime, s_accepting);
+    if (accepting < 0) {
+        goto done;
+    }
+    if (!accepting) {
+        PyObject *result = PyObject_CallMethodNoArgs(runtime, s_fail_queued);
+        if (result == NULL) {
+            goto done;
+        }
+        Py_DECREF(result);
+    }
+    else {
+        /* read after the put, as post() does */
+        if ((after = PyObject_GetAttr(runtime, s_after_post)) == NULL) {
+            goto done;
+        }
+        if (after != Py_None && call_discard(after, NULL, 0) < 0) {
+            goto done;
+        }
+    }
+    room = 1;
+done:
+    Py_DECREF(queue);
+    Py_XDECREF(size);
+    Py_XDECREF(maxsize);
+    Py_XDECREF(posted);
+    Py_XDECREF(after);
+    return room;
+}
+
+/* One delivery of the fan-out: fire_event's loop body. 0, or -1 on error. */
+static int
+deliver(PyObject *bus, PyObject *handler, PyObject *args, PyObject *kwargs, PyObject *name)
+{
+    PyObject *dispatched, *runtime;
+    if (Py_IS_TYPE(handler, Handler_type) && SLOT(handler, off_h_dispatched) != NULL &&
+        SLOT(handler, off_h_destination) != NULL) {
+        dispatched = Py_NewRef(SLOT(handler, off_h_dispatched));
+        runtime = Py_NewRef(SLOT(handler, off_h_destination));
+    }
+    else {
+        if ((dispatched = PyObject_GetAttrString(handler, "dispatched")) == NULL) {
+            return -1;
+        }
+        if ((runtime = PyObject_GetAttrString(handler, "destination")) == NULL) {
+            Py_DECREF(dispatched);
+            return -1;
+        }
+    }
+    int rc = -1;
+    PyObject *item = NULL, *status = NULL;
+    if (advance(dispatched) < 0) {
+        goto done;
+    }
+    item = PyTuple_Pack(5, handler, args, kwargs, name, Py_None);
+    if (item == NULL) {
+        goto done;
+    }
+    if (Py_IS_TYPE(runtime, Runtime_type)) {
+        int queued = post_local(runtime, item);
+        if (queued < 0) {
+            goto done;
+        }
+        if (queued) {
+            rc = 0;
+            goto done;
+        }
+    }
+    /* any other destination, or a full or closed mailbox: post() decides */
+    if ((status = PyObject_CallMethodOneArg(runtime, s_post, item)) == NULL) {
+        goto done;
+    }
+    int refused = PyObject_IsTrue(status);
+    if (refused < 0) {
+        goto done;
+    }
+    if (refused) {
+        PyObject *call[4] = {bus, name, handler, status};
+        PyObject *error = PyObject_VectorcallMethod(
+            s_not_delivered, call, 4 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        if (error == NULL) {
+            goto done;
+        }
+        Py_DECREF(error);
+    }
+    rc = 0;
+done:
+    Py_DECREF(dispatched);
+    Py_DECREF(runtime);
+    Py_XDECREF(item);
+    Py_XDECREF(status);
+    return rc;
+}
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *fallback; /* the Python function: the reference, and the slow path */
+    PyObject *dict;     /* __doc__, __wrapped__ and friends, for inspect */
+    vectorcallfunc vectorcall;
+} FireEvent;
+
+/* The listeners of an untraced, unobserved event fired on a bus that is open,
+ * or NULL without an error when the Python function must take the call. */
+static PyObject *
+fast_listeners(PyObject *bus, PyObject *name)
+{
+    int truth = attr_true(bus, s_closing);
+    if (truth != 0) {
+        return NULL;
+    }
+    PyObject *router = PyObject_GetAttr(bus, s_router);
+    if (router == NULL) {
+        return NULL;
+    }
+    PyObject *routes = PyObject_GetAttr(router, s_routes);
+    Py_DECREF(router);
+    if (routes == NULL) {
+        return NULL;
+    }
+    PyObject *listeners = NULL;
+    if (PyDict_CheckExact(routes)) {
+        listeners = PyDict_GetItemWithError(routes, name);
+        Py_XINCREF(listeners);
+    }
+    Py_DECREF(routes);
+    if (listeners == NULL) {
+        return NULL;
+    }
+    if (!PyTuple_CheckExact(listeners) || attr_none(bus, s_observer) != 1 ||
+        attr_none(bus, s_outlet) != 1) {
+        Py_DECREF(listeners);
+        return NULL;
+    }
+    return listeners;
+}
+
+static PyObject *
+fire_vectorcall(FireEvent *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs < 2 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) ||
+        !PyUnicode_CheckExact(args[1])) {
+        goto slow;
+    }
+    PyObject *bus = args[0], *name = args[1];
+    PyObject *listeners = fast_listeners(bus, name);
+    if (listeners == NULL) {
+        /* Whatever went wrong is for the Python function to meet and report. */
+        PyErr_Clear();
+        goto slow;
+    }
+    PyObject *event_args = PyTuple_New(nargs - 2);
+    PyObject *kwargs = PyDict_New();
+    int rc = event_args == NULL || kwargs == NULL ? -1 : 0;
+    for (Py_ssize_t i = 2; rc == 0 && i < nargs; i++) {
+        PyTuple_SET_ITEM(event_args, i - 2, Py_NewRef(args[i]));
+    }
+    for (Py_ssize_t i = 0; rc == 0 && i < PyTuple_GET_SIZE(listeners); i++) {
+        rc = deliver(bus, PyTuple_GET_ITEM(listeners, i), event_args, kwargs, name);
+    }
+    Py_DECREF(listeners);
+    Py_XDECREF(event_args);
+    Py_XDECREF(kwargs);
+    if (rc < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+slow:
+    return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
+}
+
+static PyObject *
+fire_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    PyObject *fallback;
+    if (kwds != NULL && PyDict_GET_SIZE(kwds) > 0) {
+        PyErr_SetString(PyExc_TypeError, "FireEvent() takes no keyword arguments");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "O:FireEvent", &fallback)) {
+        return NULL;
+    }
+    if (!PyCallable_Check(fallback)) {
+        PyErr_SetString(PyExc_TypeError, "FireEvent: the fallback must be callable");
+        return NULL;
+    }
+    FireEvent *self = (FireEvent *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->fallback = Py_NewRef(fallback);
+    self->vectorcall = (vectorcallfunc)fire_vectorcall;
+    self->dict = PyDict_New();
+    if (self->dict == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    /* inspect.signature(), help() and the docs see the Python function. */
+    static const char *copied[] = {"__doc__", "__name__", "__qualname__", "__module__", NULL};
+    for (const char **key = copied; *key != NULL; key++) {
+        PyObject *value = PyObject_GetAttrString(fallback, *key);
+        if (value == NULL) {
+            PyErr_Clear();
+            continue;
+        }
+        int failed = PyDict_SetItemString(self->dict, *key, value);
+        Py_DECREF(value);
+        if (failed) {
+            Py_DECREF(self);
+            return NULL;
+        }
+    }
+    if (PyDict_SetItemString(self->dict, "__wrapped__", fallback)) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static PyObject *
+fire_get(PyObject *self, PyObject *obj, PyObject *type)
+{
+    if (obj == NULL || obj == Py_None) {
+        return Py_NewRef(self); /* BusCore.fire_event(bus, ...) calls it unbound */
+    }
+    return PyMethod_New(self, obj);
+}
+
+static int
+fire_traverse(FireEvent *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->fallback);
+    Py_VISIT(self->dict);
+    return 0;
+}
+
+static int
+fire_clear(FireEvent *self)
+{
+    Py_CLEAR(self->fallback);
+    Py_CLEAR(self->dict);
+    return 0;
+}
+
+static void
+fire_dealloc(FireEvent *self)
+{
+    PyObject_GC_UnTrack(self);
+    fire_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyTypeObject FireEvent_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "bus._core._speedups.FireEvent",
+    .tp_doc = "BusCore.fire_event with its untraced fan-out in C; the Python function is "
+              "the fallback.",
+    .tp_basicsize = sizeof(FireEvent),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL |
+                Py_TPFLAGS_METHOD_DESCRIPTOR,
+    .tp_new = fire_new,
+    .tp_dealloc = (destructor)fire_dealloc,
+    .tp_traverse = (traverseproc)fire_traverse,
+    .tp_clear = (inquiry)fire_clear,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(FireEvent, vectorcall),
+    .tp_descr_get = fire_get,
+    .tp_dictoffset = offsetof(FireEvent, dict),
+};
+
+/* -- the service's side ------------------------------------------------------------ */
+
+static int
+slot_increment(PyObject *obj, Py_ssize_t off)
+{
+    PyObject *value = SLOT(obj, off);
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "a counter of the bus is unset");
+        return -1;
+    }
+    PyObject *more = PyNumber_Add(value, one);
+    if (more == NULL) {
+        return -1;
+    }
+    PyObject *old = SLOT(obj, off);
+    SLOT(obj, off) = more;
+    Py_DECREF(old);
+    return 0;
+}
+
+/* Whether item is an unobserved event delivery drain may run: its handler and
+ * statistics of exactly the classes configured, its arguments a tuple and a dict. */
+static int
+runnable(PyObject *item)
+{
+    if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 5) {
+        return 0;
+    }
+    PyObject *handler = PyTuple_GET_ITEM(item, 0);
+    if (!PyUnicode_CheckExact(PyTuple_GET_ITEM(item, 3)) || PyTuple_GET_ITEM(item, 4) != Py_None ||
+        !Py_IS_TYPE(handler, Handler_type) || !PyTuple_CheckExact(PyTuple_GET_ITEM(item, 1)) ||
+        !PyDict_CheckExact(PyTuple_GET_ITEM(item, 2))) {
+        return 0;
+    }
+    PyObject *stats = SLOT(handler, off_h_stats);
+    return SLOT(handler, off_h_fn) != NULL && stats != NULL && Py_IS_TYPE(stats, Stats_type) &&
+           SLOT(stats, off_s_calls) != NULL && SLOT(stats, off_s_latencies) != NULL;
+}
+
+/* Run one delivery as Runtime._serve_mailbox does inline. 1 to go on, 0 when
+ * the thread must end (``failed`` said so), -1 on an error of the bus. */
+static int
+run_delivery(PyObject *worker, PyObject *item, PyObject *failed)
+{
+    PyObject *handler = PyTuple_GET_ITEM(item, 0);
+    PyObject *args = PyTuple_GET_ITEM(item, 1);
+    PyObject *kwargs = PyTuple_GET_ITEM(item, 2);
+    PyObject *stats = SLOT(handler, off_h_stats);
+    slot_set(worker, off_w_event, item);
+    double start = perf_counter();
+    PyObject *since = PyFloat_FromDouble(start);
+    if (since == NULL) {
+        return -1;
+    }
+    slot_set(worker, off_w_since, since);
+    slot_set(worker, off_w_current, handler);
+    PyObject *result = PyObject_Call(SLOT(handler, off_h_fn), args,
+                                     PyDict_GET_SIZE(kwargs) ? kwargs : NULL);
+    if (result == NULL) {
+        /* The listener raised: Runtime._delivery_failed does the rest, as the
+         * Python loop's except clause does. */
+        PyObject *type, *value, *traceback;
+        PyErr_Fetch(&type, &value, &traceback);
+        PyErr_NormalizeException(&type, &value, &traceback);
+        if (traceback != NULL) {
+            PyException_SetTraceback(value, traceback);
+        }
+        PyObject *call[5] = {worker, handler, PyTuple_GET_ITEM(item, 3), value, since};
+        PyObject *go_on = PyObject_Vectorcall(failed, call, 5, NULL);
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(traceback);
+        Py_DECREF(since);
+        if (go_on == NULL) {
+            return -1;
+        }
+        int truth = PyObject_IsTrue(go_on);
+        Py_DECREF(go_on);
+        return truth;
+    }
+    Py_DECREF(result);
+    Py_DECREF(since);
+    PyObject *elapsed = PyFloat_FromDouble(perf_counter() - start);
+    if (elapsed == NULL) {
+        return -1;
+    }
+    slot_set(worker, off_w_current, Py_None);
+    slot_set(worker, off_w_event, Py_None);
+    int rc = slot_increment(stats, off_s_calls);
+    if (rc == 0) {
+        PyObject *append[2] = {SLOT(stats, off_s_latencies), elapsed};
+        rc = call_discard(deque_append, append, 2);
+    }
+    Py_DECREF(elapsed);
+    if (rc < 0 || slot_increment(worker, off_w_handled) < 0 ||
+        slot_increment(worker, off_w_done) < 0) {
+        return -1;
+    }
+    return 1;
+}
+
+static PyObject *
+drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "drain(get, worker, failed) takes 3 arguments");
+        return NULL;
+    }
+    PyObject *get = args[0], *worker = args[1], *failed = args[2];
+    if (Worker_type == NULL || !Py_IS_TYPE(worker, Worker_type)) {
+        return PyObject_CallNoArgs(get); /* not configured for it: the Python loop runs all */
+    }
+    for (;;) {
+        PyObject *item = PyObject_CallNoArgs(get);
+        if (item == NULL || !runnable(item)) {
+            return item;
+        }
+        int rc = run_delivery(worker, item, failed);
+        Py_DECREF(item);
+        if (rc < 0) {
+            return NULL;
+        }
+        if (rc == 0) {
+            Py_RETURN_FALSE;
+        }
+    }
+}
+
+static PyMethodDef methods[] = {
+    {"configure", configure, METH_VARARGS,
+     "configure(Runtime, Handler, HandlerStats, Worker, SimpleQueue, deque): the classes "
+     "the accelerator works on; once."},
+    {"drain", (PyCFunction)(void (*)(void))drain, METH_FASTCALL,
+     "drain(get, worker, failed): run unobserved event deliveries off a one-thread "
+     "service's mailbox; return the first other item (False when the thread must end)."},
+    {NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "bus._core._speedups",
+    .m_doc = "The optional C accelerator of untraced event delivery (see bus._core._accel).",
+    .m_size = -1,
+    .m_methods = methods,
+};
+
+#define INTERN(var, text)                                                                      \
+    if ((var = PyUnicode_InternFromString(text)) == NULL) {                                    \
+        return NULL;                                                                           \
+    }
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    INTERN(s_closing, "_closing");
+    INTERN(s_router, "router");
+    INTERN(s_routes, "_routes");
+    INTERN(s_observer, "observer");
+    INTERN(s_outlet, "outlet");
+    INTERN(s_accepting, "accepting");
+    INTERN(s_queue, "_queue");
+    INTERN(s_maxsize, "maxsize");
+    INTERN(s_posted, "_posted");
+    INTERN(s_after_post, "_after_post");
+    INTERN(s_fail_queued, "fail_queued");
+    INTERN(s_post, "post");
+    INTERN(s_not_delivered, "_not_delivered");
+    if ((one = PyLong_FromLong(1)) == NULL || PyType_Ready(&FireEvent_Type) < 0) {
+        return NULL;
+    }
+    PyObject *module = PyModule_Create(&module_def);
+    if (module == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddObjectRef(module, "FireEvent", (PyObject *)&FireEvent_Type) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}
