@@ -29,7 +29,8 @@ static PyTypeObject *Runtime_type, *Handler_type, *Stats_type, *Worker_type;
 static PyObject *queue_qsize, *queue_put; /* SimpleQueue's method descriptors */
 static PyObject *deque_append;
 static PyObject *one;
-static Py_ssize_t off_h_dispatched, off_h_destination, off_h_fn, off_h_stats;
+static Py_ssize_t off_h_dispatched, off_h_destination, off_h_fn, off_h_stats, off_h_lane;
+static PyTypeObject *checked_bus_type; /* a bus class whose instances keep these in __dict__ */
 static Py_ssize_t off_s_calls, off_s_latencies;
 static Py_ssize_t off_w_event, off_w_since, off_w_current, off_w_handled, off_w_done;
 
@@ -110,6 +111,7 @@ configure(PyObject *module, PyObject *args)
         slot_offset(Handler_type, "destination", &off_h_destination) ||
         slot_offset(Handler_type, "fn", &off_h_fn) ||
         slot_offset(Handler_type, "stats", &off_h_stats) ||
+        slot_offset(Handler_type, "lane", &off_h_lane) ||
         slot_offset(Stats_type, "calls", &off_s_calls) ||
         slot_offset(Stats_type, "_latencies", &off_s_latencies) ||
         slot_offset(Worker_type, "event", &off_w_event) ||
@@ -118,6 +120,15 @@ configure(PyObject *module, PyObject *args)
         slot_offset(Worker_type, "handled", &off_w_handled) ||
         slot_offset(Worker_type, "done", &off_w_done)) {
         goto fail;
+    }
+    /* The mailbox state fire_event reads from a runtime's __dict__ must not be
+     * shadowed by its class. */
+    PyObject *own[] = {s_accepting, s_queue, s_maxsize, s_posted, s_after_post, NULL};
+    for (PyObject **name = own; *name != NULL; name++) {
+        if (PyObject_HasAttr((PyObject *)Runtime_type, *name)) {
+            PyErr_Format(PyExc_TypeError, "configure: Runtime.%U is a class attribute", *name);
+            goto fail;
+        }
     }
     if ((queue_qsize = PyObject_GetAttrString(simple_queue, "qsize")) == NULL ||
         (queue_put = PyObject_GetAttrString(simple_queue, "put")) == NULL ||
@@ -190,39 +201,77 @@ advance(PyObject *counter)
     return 0;
 }
 
+/* What a handler's mailbox keeps for as long as the handler lives, made on
+ * its first event and kept in Handler.lane: (runtime.__dict__, runtime._queue,
+ * runtime._posted, runtime.maxsize). Its state that changes (accepting,
+ * _after_post) is read from that __dict__ on every event, as Python would. */
+static PyObject *
+lane_of(PyObject *handler, PyObject *runtime)
+{
+    PyObject *lane = SLOT(handler, off_h_lane);
+    if (lane != NULL && lane != Py_None) {
+        return lane;
+    }
+    PyObject *dict = PyObject_GenericGetDict(runtime, NULL);
+    if (dict == NULL) {
+        return NULL;
+    }
+    PyObject *queue = PyDict_GetItemWithError(dict, s_queue);
+    PyObject *posted = queue ? PyDict_GetItemWithError(dict, s_posted) : NULL;
+    PyObject *maxsize = posted ? PyDict_GetItemWithError(dict, s_maxsize) : NULL;
+    if (maxsize == NULL || !PyLong_CheckExact(maxsize)) {
+        Py_DECREF(dict);
+        return NULL; /* not a mailbox as _mailbox makes them: post() */
+    }
+    lane = PyTuple_Pack(4, dict, queue, posted, maxsize);
+    Py_DECREF(dict);
+    if (lane == NULL) {
+        return NULL;
+    }
+    slot_set(handler, off_h_lane, lane);
+    Py_DECREF(lane);
+    return lane;
+}
+
 /* Runtime.post inlined for a local mailbox, as BusCore.fire_event does:
  * 1 when queued, 0 when the mailbox is full or closed (post() decides), -1 on error. */
 static int
-post_local(PyObject *runtime, PyObject *item)
+post_local(PyObject *handler, PyObject *runtime, PyObject *item)
 {
-    int accepting = attr_true(runtime, s_accepting);
-    if (accepting <= 0) {
-        return accepting;
+    PyObject *lane = lane_of(handler, runtime);
+    if (lane == NULL) {
+        return PyErr_Occurred() ? -1 : 0;
     }
-    PyObject *queue = PyObject_GetAttr(runtime, s_queue);
-    if (queue == NULL) {
+    PyObject *dict = PyTuple_GET_ITEM(lane, 0), *queue = PyTuple_GET_ITEM(lane, 1);
+    PyObject *accepting = PyDict_GetItemWithError(dict, s_accepting);
+    if (accepting == NULL) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    int truth = PyObject_IsTrue(accepting);
+    if (truth <= 0) {
+        return truth;
+    }
+    PyObject *size = PyObject_Vectorcall(queue_qsize, &queue, 1, NULL);
+    if (size == NULL) {
         return -1;
     }
-    int room = -1;
-    PyObject *size = NULL, *maxsize = NULL, *posted = NULL, *after = NULL;
-    if ((size = PyObject_Vectorcall(queue_qsize, &queue, 1, NULL)) == NULL ||
-        (maxsize = PyObject_GetAttr(runtime, s_maxsize)) == NULL ||
-        (room = PyObject_RichCompareBool(size, maxsize, Py_LT)) <= 0) {
-        goto done;
-    }
-    room = -1;
-    if ((posted = PyObject_GetAttr(runtime, s_posted)) == NULL || advance(posted) < 0) {
-        goto done;
+    int room = PyObject_RichCompareBool(size, PyTuple_GET_ITEM(lane, 3), Py_LT);
+    Py_DECREF(size);
+    if (room <= 0) {
+        return room;
     }
     PyObject *put_args[2] = {queue, item};
-    if (call_discard(queue_put, put_args, 2) < 0) {
+    if (advance(PyTuple_GET_ITEM(lane, 2)) < 0 || call_discard(queue_put, put_args, 2) < 0) {
+        return -1;
+    }
+    Py_INCREF(lane); /* the calls below run Python code */
+    int rc = -1;
+    accepting = PyDict_GetItemWithError(dict, s_accepting);
+    truth = accepting == NULL ? (PyErr_Occurred() ? -1 : 0) : PyObject_IsTrue(accepting);
+    if (truth < 0) {
         goto done;
     }
-    accepting = attr_true(runtime, s_accepting);
-    if (accepting < 0) {
-        goto done;
-    }
-    if (!accepting) {
+    if (!truth) {
         PyObject *result = PyObject_CallMethodNoArgs(runtime, s_fail_queued);
         if (result == NULL) {
             goto done;
@@ -231,21 +280,23 @@ post_local(PyObject *runtime, PyObject *item)
     }
     else {
         /* read after the put, as post() does */
-        if ((after = PyObject_GetAttr(runtime, s_after_post)) == NULL) {
+        PyObject *after = PyDict_GetItemWithError(dict, s_after_post);
+        if (after == NULL && PyErr_Occurred()) {
             goto done;
         }
-        if (after != Py_None && call_discard(after, NULL, 0) < 0) {
-            goto done;
+        if (after != NULL && after != Py_None) {
+            Py_INCREF(after);
+            int failed = call_discard(after, NULL, 0);
+            Py_DECREF(after);
+            if (failed) {
+                goto done;
+            }
         }
     }
-    room = 1;
+    rc = 1;
 done:
-    Py_DECREF(queue);
-    Py_XDECREF(size);
-    Py_XDECREF(maxsize);
-    Py_XDECREF(posted);
-    Py_XDECREF(after);
-    return room;
+    Py_DECREF(lane);
+    return rc;
 }
 
 /* One delivery of the fan-out: fire_event's loop body. 0, or -1 on error. */
@@ -253,8 +304,9 @@ static int
 deliver(PyObject *bus, PyObject *handler, PyObject *args, PyObject *kwargs, PyObject *name)
 {
     PyObject *dispatched, *runtime;
-    if (Py_IS_TYPE(handler, Handler_type) && SLOT(handler, off_h_dispatched) != NULL &&
-        SLOT(handler, off_h_destination) != NULL) {
+    int exact = Py_IS_TYPE(handler, Handler_type) && SLOT(handler, off_h_dispatched) != NULL &&
+                SLOT(handler, off_h_destination) != NULL;
+    if (exact) {
         dispatched = Py_NewRef(SLOT(handler, off_h_dispatched));
         runtime = Py_NewRef(SLOT(handler, off_h_destination));
     }
@@ -276,8 +328,8 @@ deliver(PyObject *bus, PyObject *handler, PyObject *args, PyObject *kwargs, PyOb
     if (item == NULL) {
         goto done;
     }
-    if (Py_IS_TYPE(runtime, Runtime_type)) {
-        int queued = post_local(runtime, item);
+    if (exact && Py_IS_TYPE(runtime, Runtime_type)) {
+        int queued = post_local(handler, runtime, item);
         if (queued < 0) {
             goto done;
         }
@@ -319,38 +371,68 @@ typedef struct {
     vectorcallfunc vectorcall;
 } FireEvent;
 
+/* Whether instances of this bus class keep what fire_event reads in their
+ * __dict__, unshadowed by the class (checked once per class). */
+static int
+plain_bus_type(PyTypeObject *type)
+{
+    if (type == checked_bus_type) {
+        return 1;
+    }
+    PyObject *own[] = {s_closing, s_router, s_observer, s_outlet, NULL};
+    for (PyObject **name = own; *name != NULL; name++) {
+        int has = PyObject_HasAttr((PyObject *)type, *name);
+        if (has) {
+            return 0;
+        }
+    }
+    checked_bus_type = type; /* borrowed: only compared */
+    return 1;
+}
+
+/* The value of key in an instance's __dict__: borrowed, or NULL (maybe with an error). */
+static PyObject *
+dict_get(PyObject *dict, PyObject *key)
+{
+    return dict == NULL ? NULL : PyDict_GetItemWithError(dict, key);
+}
+
 /* The listeners of an untraced, unobserved event fired on a bus that is open,
- * or NULL without an error when the Python function must take the call. */
+ * or NULL (maybe with an error) when the Python function must take the call. */
 static PyObject *
 fast_listeners(PyObject *bus, PyObject *name)
 {
-    int truth = attr_true(bus, s_closing);
-    if (truth != 0) {
+    if (!plain_bus_type(Py_TYPE(bus))) {
         return NULL;
     }
-    PyObject *router = PyObject_GetAttr(bus, s_router);
-    if (router == NULL) {
+    PyObject *dict = PyObject_GenericGetDict(bus, NULL);
+    if (dict == NULL) {
         return NULL;
     }
-    PyObject *routes = PyObject_GetAttr(router, s_routes);
-    Py_DECREF(router);
-    if (routes == NULL) {
-        return NULL;
+    PyObject *listeners = NULL, *router_dict = NULL;
+    PyObject *closing = dict_get(dict, s_closing);
+    if (closing == NULL || closing != Py_False || dict_get(dict, s_observer) != Py_None ||
+        dict_get(dict, s_outlet) != Py_None) {
+        goto done;
     }
-    PyObject *listeners = NULL;
-    if (PyDict_CheckExact(routes)) {
-        listeners = PyDict_GetItemWithError(routes, name);
-        Py_XINCREF(listeners);
+    PyObject *router = dict_get(dict, s_router);
+    if (router == NULL || (router_dict = PyObject_GenericGetDict(router, NULL)) == NULL) {
+        goto done;
     }
-    Py_DECREF(routes);
-    if (listeners == NULL) {
-        return NULL;
+    PyObject *routes = dict_get(router_dict, s_routes);
+    if (routes == NULL || !PyDict_CheckExact(routes)) {
+        goto done;
     }
-    if (!PyTuple_CheckExact(listeners) || attr_none(bus, s_observer) != 1 ||
-        attr_none(bus, s_outlet) != 1) {
-        Py_DECREF(listeners);
-        return NULL;
+    listeners = PyDict_GetItemWithError(routes, name);
+    if (listeners != NULL && PyTuple_CheckExact(listeners)) {
+        Py_INCREF(listeners);
     }
+    else {
+        listeners = NULL;
+    }
+done:
+    Py_DECREF(dict);
+    Py_XDECREF(router_dict);
     return listeners;
 }
 
