@@ -32,7 +32,6 @@ import os
 import queue
 from collections import deque
 from collections.abc import Callable
-from types import ModuleType
 from typing import Any
 
 __all__ = ["ENV", "available", "drain", "install", "mode", "use"]
@@ -40,11 +39,10 @@ __all__ = ["ENV", "available", "drain", "install", "mode", "use"]
 ENV = "BUS_PURE_PYTHON"
 """The environment variable that forces the pure-Python path (any value but "" or "0")."""
 
-_speedups: ModuleType | None
 try:
-    from . import _speedups  # type: ignore[no-redef]
+    from . import _speedups
 except ImportError:  # built without a compiler: the pure-Python bus
-    _speedups = None
+    _speedups = None  # type: ignore[assignment]
 
 drain: Callable[[Callable[[], Any], Any, Callable[..., bool]], Any] | None = None
 """``_speedups.drain`` while accelerated, else ``None``: a service thread's mailbox loop."""

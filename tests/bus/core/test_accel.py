@@ -142,8 +142,10 @@ def test_a_failing_listener_is_logged_counted_and_harms_nothing_else(
     assert [args for _, args, _ in failing.heard] == [(i,) for i in (0, 1, 2, 4, 5)]
     assert len(other.heard) == 6
     [record] = [r for r in caplog.records if "failed on event" in r.getMessage()]
-    assert "on_tick" in record.getMessage() and "'failing'" in record.getMessage()
-    assert record.exc_info is not None and isinstance(record.exc_info[1], ValueError)
+    assert "on_tick" in record.getMessage()
+    assert "'failing'" in record.getMessage()
+    assert record.exc_info is not None
+    assert isinstance(record.exc_info[1], ValueError)
     assert str(record.exc_info[1]) == "no 3"
     assert record.exc_info[1].__traceback__ is not None
     entry = _listener(quiet, "failing")
@@ -186,7 +188,8 @@ def test_inspect_during_a_delivery_shows_it_running_and_wait_idle_waits_for_it(
     assert blocking.started.wait(5)
     [thread] = _service(quiet, "blocking")["threads"]
     assert (thread["state"], thread["handler"]) == ("busy", "tick")
-    assert thread["running_for"] is not None and thread["running_for"] >= 0
+    assert thread["running_for"] is not None
+    assert thread["running_for"] >= 0
     assert not quiet.wait_idle(0.05)
     blocking.release.set()
     wait_idle(quiet)
@@ -310,8 +313,7 @@ def _run_scenario() -> dict[str, Any]:
         heard = {"first": first.heard, "failing": failing.heard, "blocking": blocking.heard}
         timeless = ("p50_ms", "p99_ms", "last_error_at", "registered_at")
         listeners = [
-            {k: v for k, v in entry.items() if k not in timeless}
-            for entry in snapshot["listeners"]
+            {k: v for k, v in entry.items() if k not in timeless} for entry in snapshot["listeners"]
         ]
         services = [
             {k: s[k] for k in ("name", "handled", "failed", "dropped", "rejected", "mailbox")}
@@ -355,9 +357,7 @@ def test_fire_event_keeps_the_signature_and_doc_of_its_python_code(quiet: Bus) -
 @pytest.mark.parametrize(
     ("value", "expected"), [("1", "python"), ("yes", "python"), ("0", None), ("", None)]
 )
-def test_bus_pure_python_forces_the_fallback_in_a_process(
-    value: str, expected: str | None
-) -> None:
+def test_bus_pure_python_forces_the_fallback_in_a_process(value: str, expected: str | None) -> None:
     env = {**os.environ, _accel.ENV: value}
     code = (
         "from bus import Bus\n"
@@ -376,3 +376,26 @@ def test_use_reports_whether_the_accelerator_runs(mode: str) -> None:
     assert _accel.mode() == mode
     assert isinstance(vars(BusCore)["fire_event"], Callable)  # type: ignore[arg-type]
     assert (vars(BusCore)["fire_event"] is _accel._fire_python) == (mode == "python")
+
+
+def test_without_the_extension_the_bus_runs_its_python_code() -> None:
+    # As on a machine without a compiler, where setuptools skips the
+    # optional extension: the import fails and nothing else does.
+    code = (
+        "import sys\n"
+        "sys.modules['bus._core._speedups'] = None\n"
+        "import threading\n"
+        "from bus import Bus\n"
+        "from bus._core import _accel\n"
+        "heard = []\n"
+        "with Bus(name='plain', tracing=False) as b:\n"
+        "    b.register_listener('tick', heard.append)\n"
+        "    b.fire_event('tick', 1)\n"
+        "    b.wait_idle(10)\n"
+        "    print(_accel.available(), _accel.use(True), b.inspect()['bus']['speedups'], heard)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "False", "python", "[1]"]
