@@ -201,16 +201,79 @@ advance(PyObject *counter)
     return 0;
 }
 
-/* What a handler's mailbox keeps for as long as the handler lives, made on
- * its first event and kept in Handler.lane: (runtime.__dict__, runtime._queue,
- * runtime._posted, runtime.maxsize). Its state that changes (accepting,
- * _after_post) is read from that __dict__ on every event, as Python would. */
-static PyObject *
+/* A dict's version: CPython 3.11 gives every dict a new tag whenever it
+ * changes (PEP 509), unique across dicts, so an unchanged (dict, tag) pair
+ * means that what was read from that dict still holds. Later versions drop
+ * the tag: every read is then made afresh. */
+#if PY_VERSION_HEX < 0x030C0000
+#define DICT_TAG(dict) (((PyDictObject *)(dict))->ma_version_tag)
+#else
+#define DICT_TAG(dict) ((uint64_t)0)
+#endif
+#define TAG_UNKNOWN ((uint64_t)0) /* never a tag of a live dict */
+
+/* What a handler's local mailbox keeps for as long as the handler lives, made
+ * on its first event and kept in Handler.lane: its runtime's __dict__, _queue,
+ * _posted and maxsize, which never change, and what was last read of
+ * accepting and _after_post, which do, with the tag of the __dict__ then. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *dict;
+    PyObject *queue;
+    PyObject *posted;
+    PyObject *maxsize;
+    uint64_t tag;
+    int accepting;
+    PyObject *after; /* borrowed from dict, valid while tag holds */
+} Lane;
+
+static int
+lane_traverse(Lane *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->dict);
+    Py_VISIT(self->queue);
+    Py_VISIT(self->posted);
+    Py_VISIT(self->maxsize);
+    return 0;
+}
+
+static int
+lane_clear(Lane *self)
+{
+    self->tag = TAG_UNKNOWN;
+    self->after = NULL;
+    Py_CLEAR(self->dict);
+    Py_CLEAR(self->queue);
+    Py_CLEAR(self->posted);
+    Py_CLEAR(self->maxsize);
+    return 0;
+}
+
+static void
+lane_dealloc(Lane *self)
+{
+    PyObject_GC_UnTrack(self);
+    lane_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyTypeObject Lane_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "bus._core._speedups.Lane",
+    .tp_doc = "What the accelerator keeps of a handler's local mailbox.",
+    .tp_basicsize = sizeof(Lane),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_dealloc = (destructor)lane_dealloc,
+    .tp_traverse = (traverseproc)lane_traverse,
+    .tp_clear = (inquiry)lane_clear,
+};
+
+static Lane *
 lane_of(PyObject *handler, PyObject *runtime)
 {
     PyObject *lane = SLOT(handler, off_h_lane);
-    if (lane != NULL && lane != Py_None) {
-        return lane;
+    if (lane != NULL && Py_IS_TYPE(lane, &Lane_Type) && ((Lane *)lane)->dict != NULL) {
+        return (Lane *)lane;
     }
     PyObject *dict = PyObject_GenericGetDict(runtime, NULL);
     if (dict == NULL) {
@@ -223,14 +286,57 @@ lane_of(PyObject *handler, PyObject *runtime)
         Py_DECREF(dict);
         return NULL; /* not a mailbox as _mailbox makes them: post() */
     }
-    lane = PyTuple_Pack(4, dict, queue, posted, maxsize);
-    Py_DECREF(dict);
-    if (lane == NULL) {
+    Lane *made = PyObject_GC_New(Lane, &Lane_Type);
+    if (made == NULL) {
+        Py_DECREF(dict);
         return NULL;
     }
-    slot_set(handler, off_h_lane, lane);
-    Py_DECREF(lane);
-    return lane;
+    made->dict = dict;
+    made->queue = Py_NewRef(queue);
+    made->posted = Py_NewRef(posted);
+    made->maxsize = Py_NewRef(maxsize);
+    made->tag = TAG_UNKNOWN;
+    made->accepting = 0;
+    made->after = NULL;
+    PyObject_GC_Track(made);
+    slot_set(handler, off_h_lane, (PyObject *)made);
+    Py_DECREF(made);
+    return made;
+}
+
+/* Read accepting and _after_post again unless the runtime's __dict__ is
+ * unchanged since they were read. 0, or -1 on error. */
+static int
+lane_refresh(Lane *lane)
+{
+    uint64_t tag = DICT_TAG(lane->dict);
+    if (tag != TAG_UNKNOWN && tag == lane->tag) {
+        return 0;
+    }
+    lane->tag = TAG_UNKNOWN;
+    PyObject *accepting = PyDict_GetItemWithError(lane->dict, s_accepting);
+    if (accepting == NULL) {
+        if (PyErr_Occurred()) {
+            return -1;
+        }
+        lane->accepting = 0; /* not there: post() decides */
+        lane->after = NULL;
+        return 0;
+    }
+    int truth = PyObject_IsTrue(accepting);
+    if (truth < 0) {
+        return -1;
+    }
+    PyObject *after = PyDict_GetItemWithError(lane->dict, s_after_post);
+    if (after == NULL && PyErr_Occurred()) {
+        return -1;
+    }
+    lane->accepting = truth;
+    lane->after = after;
+    /* PyObject_IsTrue may have run Python code that changed the dict: the
+     * tag read first then no longer matches, and the next event reads again. */
+    lane->tag = tag;
+    return 0;
 }
 
 /* Runtime.post inlined for a local mailbox, as BusCore.fire_event does:
@@ -238,59 +344,49 @@ lane_of(PyObject *handler, PyObject *runtime)
 static int
 post_local(PyObject *handler, PyObject *runtime, PyObject *item)
 {
-    PyObject *lane = lane_of(handler, runtime);
+    Lane *lane = lane_of(handler, runtime);
     if (lane == NULL) {
         return PyErr_Occurred() ? -1 : 0;
     }
-    PyObject *dict = PyTuple_GET_ITEM(lane, 0), *queue = PyTuple_GET_ITEM(lane, 1);
-    PyObject *accepting = PyDict_GetItemWithError(dict, s_accepting);
-    if (accepting == NULL) {
-        return PyErr_Occurred() ? -1 : 0;
+    if (lane_refresh(lane) < 0) {
+        return -1;
     }
-    int truth = PyObject_IsTrue(accepting);
-    if (truth <= 0) {
-        return truth;
+    if (!lane->accepting) {
+        return 0;
     }
+    PyObject *queue = lane->queue;
     PyObject *size = PyObject_Vectorcall(queue_qsize, &queue, 1, NULL);
     if (size == NULL) {
         return -1;
     }
-    int room = PyObject_RichCompareBool(size, PyTuple_GET_ITEM(lane, 3), Py_LT);
+    int room = PyObject_RichCompareBool(size, lane->maxsize, Py_LT);
     Py_DECREF(size);
     if (room <= 0) {
         return room;
     }
     PyObject *put_args[2] = {queue, item};
-    if (advance(PyTuple_GET_ITEM(lane, 2)) < 0 || call_discard(queue_put, put_args, 2) < 0) {
+    if (advance(lane->posted) < 0 || call_discard(queue_put, put_args, 2) < 0) {
         return -1;
     }
+    /* Read again after the put, as post() does. */
     Py_INCREF(lane); /* the calls below run Python code */
     int rc = -1;
-    accepting = PyDict_GetItemWithError(dict, s_accepting);
-    truth = accepting == NULL ? (PyErr_Occurred() ? -1 : 0) : PyObject_IsTrue(accepting);
-    if (truth < 0) {
+    if (lane_refresh(lane) < 0) {
         goto done;
     }
-    if (!truth) {
+    if (!lane->accepting) {
         PyObject *result = PyObject_CallMethodNoArgs(runtime, s_fail_queued);
         if (result == NULL) {
             goto done;
         }
         Py_DECREF(result);
     }
-    else {
-        /* read after the put, as post() does */
-        PyObject *after = PyDict_GetItemWithError(dict, s_after_post);
-        if (after == NULL && PyErr_Occurred()) {
+    else if (lane->after != NULL && lane->after != Py_None) {
+        PyObject *after = Py_NewRef(lane->after);
+        int failed = call_discard(after, NULL, 0);
+        Py_DECREF(after);
+        if (failed) {
             goto done;
-        }
-        if (after != NULL && after != Py_None) {
-            Py_INCREF(after);
-            int failed = call_discard(after, NULL, 0);
-            Py_DECREF(after);
-            if (failed) {
-                goto done;
-            }
         }
     }
     rc = 1;
@@ -364,11 +460,28 @@ done:
     return rc;
 }
 
+/* What the last fire_event read, each with the dict it came from and that
+ * dict's tag: the same dict, unchanged, gives the same answer. The dicts are
+ * compared by address and tag only (a new dict never reuses a tag), and what
+ * is kept from them is borrowed: it is alive while its dict holds it. */
+typedef struct {
+    PyObject *bus_dict;    /* the bus's __dict__ ... */
+    uint64_t bus_tag;
+    PyObject *router;      /* ... held an open, unobserved bus's router */
+    PyObject *router_dict; /* the router's __dict__ ... */
+    uint64_t router_tag;
+    PyObject *routes;      /* ... held this route cache */
+    uint64_t routes_tag;
+    PyObject *name;        /* a strong reference: compared by address */
+    PyObject *listeners;   /* routes[name] */
+} Seen;
+
 typedef struct {
     PyObject_HEAD
     PyObject *fallback; /* the Python function: the reference, and the slow path */
     PyObject *dict;     /* __doc__, __wrapped__ and friends, for inspect */
     vectorcallfunc vectorcall;
+    Seen seen;
 } FireEvent;
 
 /* Whether instances of this bus class keep what fire_event reads in their
@@ -386,7 +499,8 @@ plain_bus_type(PyTypeObject *type)
             return 0;
         }
     }
-    checked_bus_type = type; /* borrowed: only compared */
+    Py_INCREF(type);
+    Py_XSETREF(checked_bus_type, type);
     return 1;
 }
 
@@ -397,43 +511,93 @@ dict_get(PyObject *dict, PyObject *key)
     return dict == NULL ? NULL : PyDict_GetItemWithError(dict, key);
 }
 
-/* The listeners of an untraced, unobserved event fired on a bus that is open,
- * or NULL (maybe with an error) when the Python function must take the call. */
+/* The router of an open, unobserved bus without a transport, or NULL (maybe
+ * with an error) when the Python function must take the call. Borrowed. */
 static PyObject *
-fast_listeners(PyObject *bus, PyObject *name)
+open_router(Seen *seen, PyObject *bus)
 {
-    if (!plain_bus_type(Py_TYPE(bus))) {
-        return NULL;
-    }
     PyObject *dict = PyObject_GenericGetDict(bus, NULL);
     if (dict == NULL) {
         return NULL;
     }
-    PyObject *listeners = NULL, *router_dict = NULL;
-    PyObject *closing = dict_get(dict, s_closing);
-    if (closing == NULL || closing != Py_False || dict_get(dict, s_observer) != Py_None ||
-        dict_get(dict, s_outlet) != Py_None) {
-        goto done;
-    }
-    PyObject *router = dict_get(dict, s_router);
-    if (router == NULL || (router_dict = PyObject_GenericGetDict(router, NULL)) == NULL) {
-        goto done;
-    }
-    PyObject *routes = dict_get(router_dict, s_routes);
-    if (routes == NULL || !PyDict_CheckExact(routes)) {
-        goto done;
-    }
-    listeners = PyDict_GetItemWithError(routes, name);
-    if (listeners != NULL && PyTuple_CheckExact(listeners)) {
-        Py_INCREF(listeners);
+    uint64_t tag = DICT_TAG(dict);
+    PyObject *router = NULL;
+    if (tag != TAG_UNKNOWN && dict == seen->bus_dict && tag == seen->bus_tag) {
+        router = seen->router;
     }
     else {
-        listeners = NULL;
+        seen->bus_dict = NULL;
+        PyObject *closing = dict_get(dict, s_closing);
+        if (closing == Py_False && dict_get(dict, s_observer) == Py_None &&
+            dict_get(dict, s_outlet) == Py_None) {
+            router = dict_get(dict, s_router);
+        }
+        if (router != NULL) { /* no Python code ran since the tag was read */
+            seen->bus_dict = dict;
+            seen->bus_tag = tag;
+            seen->router = router;
+        }
     }
-done:
-    Py_DECREF(dict);
-    Py_XDECREF(router_dict);
-    return listeners;
+    Py_DECREF(dict); /* the bus holds it, and it holds the router */
+    return router;
+}
+
+/* The listeners of an untraced, unobserved event fired on a bus that is open,
+ * or NULL (maybe with an error) when the Python function must take the call. */
+static PyObject *
+fast_listeners(FireEvent *self, PyObject *bus, PyObject *name)
+{
+    if (!plain_bus_type(Py_TYPE(bus))) {
+        return NULL;
+    }
+    Seen *seen = &self->seen;
+    PyObject *router = open_router(seen, bus);
+    if (router == NULL) {
+        return NULL;
+    }
+    PyObject *router_dict = PyObject_GenericGetDict(router, NULL);
+    if (router_dict == NULL) {
+        return NULL;
+    }
+    uint64_t tag = DICT_TAG(router_dict);
+    PyObject *routes;
+    if (tag != TAG_UNKNOWN && router_dict == seen->router_dict && tag == seen->router_tag) {
+        routes = seen->routes;
+    }
+    else {
+        seen->router_dict = NULL;
+        routes = dict_get(router_dict, s_routes);
+        if (routes != NULL && PyDict_CheckExact(routes)) {
+            seen->router_dict = router_dict;
+            seen->router_tag = tag;
+            seen->routes = routes;
+            seen->routes_tag = TAG_UNKNOWN;
+        }
+        else {
+            routes = NULL;
+        }
+    }
+    Py_DECREF(router_dict); /* the router holds it */
+    if (routes == NULL) {
+        return NULL;
+    }
+    PyObject *listeners;
+    tag = DICT_TAG(routes);
+    if (tag != TAG_UNKNOWN && tag == seen->routes_tag && name == seen->name) {
+        listeners = seen->listeners;
+    }
+    else {
+        seen->routes_tag = TAG_UNKNOWN;
+        listeners = PyDict_GetItemWithError(routes, name);
+        if (listeners == NULL || !PyTuple_CheckExact(listeners)) {
+            return NULL;
+        }
+        Py_INCREF(name);
+        Py_XSETREF(seen->name, name);
+        seen->listeners = listeners;
+        seen->routes_tag = tag;
+    }
+    return Py_NewRef(listeners);
 }
 
 static PyObject *
@@ -445,7 +609,7 @@ fire_vectorcall(FireEvent *self, PyObject *const *args, size_t nargsf, PyObject 
         goto slow;
     }
     PyObject *bus = args[0], *name = args[1];
-    PyObject *listeners = fast_listeners(bus, name);
+    PyObject *listeners = fast_listeners(self, bus, name);
     if (listeners == NULL) {
         /* Whatever went wrong is for the Python function to meet and report. */
         PyErr_Clear();
@@ -533,6 +697,7 @@ fire_traverse(FireEvent *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->fallback);
     Py_VISIT(self->dict);
+    Py_VISIT(self->seen.name);
     return 0;
 }
 
@@ -541,6 +706,10 @@ fire_clear(FireEvent *self)
 {
     Py_CLEAR(self->fallback);
     Py_CLEAR(self->dict);
+    self->seen.bus_dict = self->seen.router = self->seen.router_dict = NULL;
+    self->seen.routes = self->seen.listeners = NULL;
+    self->seen.bus_tag = self->seen.router_tag = self->seen.routes_tag = TAG_UNKNOWN;
+    Py_CLEAR(self->seen.name);
     return 0;
 }
 
@@ -580,7 +749,16 @@ slot_increment(PyObject *obj, Py_ssize_t off)
         PyErr_SetString(PyExc_AttributeError, "a counter of the bus is unset");
         return -1;
     }
-    PyObject *more = PyNumber_Add(value, one);
+    PyObject *more;
+    if (PyLong_CheckExact(value)) {
+        /* int + 1 without the number protocol's dispatch */
+        int overflow;
+        long long n = PyLong_AsLongLongAndOverflow(value, &overflow);
+        more = overflow || n == LLONG_MAX ? PyNumber_Add(value, one) : PyLong_FromLongLong(n + 1);
+    }
+    else {
+        more = PyNumber_Add(value, one);
+    }
     if (more == NULL) {
         return -1;
     }
@@ -682,8 +860,9 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (Worker_type == NULL || !Py_IS_TYPE(worker, Worker_type)) {
         return PyObject_CallNoArgs(get); /* not configured for it: the Python loop runs all */
     }
+    PyObject *none[1] = {NULL}; /* get's argument parser takes its fast path with an array */
     for (;;) {
-        PyObject *item = PyObject_CallNoArgs(get);
+        PyObject *item = PyObject_Vectorcall(get, none + 1, 0, NULL);
         if (item == NULL || !runnable(item)) {
             return item;
         }
@@ -737,7 +916,8 @@ PyInit__speedups(void)
     INTERN(s_fail_queued, "fail_queued");
     INTERN(s_post, "post");
     INTERN(s_not_delivered, "_not_delivered");
-    if ((one = PyLong_FromLong(1)) == NULL || PyType_Ready(&FireEvent_Type) < 0) {
+    if ((one = PyLong_FromLong(1)) == NULL || PyType_Ready(&FireEvent_Type) < 0 ||
+        PyType_Ready(&Lane_Type) < 0) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&module_def);
