@@ -38,6 +38,28 @@ static Py_ssize_t off_w_event, off_w_since, off_w_current, off_w_handled, off_w_
 static PyObject *s_closing, *s_router, *s_routes, *s_observer, *s_outlet, *s_accepting,
     *s_queue, *s_maxsize, *s_posted, *s_after_post, *s_fail_queued, *s_post, *s_not_delivered;
 
+/* itertools.count and queue.SimpleQueue as CPython 3.11 lays them out. Each
+ * layout is used only after configure() has probed it on a live object (see
+ * probe_layouts); where it differs, their methods are called instead. */
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t cnt; /* the next value, while long_cnt is NULL */
+    PyObject *long_cnt;
+    PyObject *long_step;
+} count_layout;
+
+typedef struct {
+    PyObject_HEAD
+    PyThread_type_lock lock;
+    int locked;
+    PyObject *lst;
+    Py_ssize_t lst_pos; /* items before it were taken */
+    PyObject *weakreflist;
+} queue_layout;
+
+static PyTypeObject *count_type, *queue_type;
+static int count_inline, queue_inline;
+
 #define SLOT(obj, off) (*(PyObject **)((char *)(obj) + (off)))
 
 static inline void
@@ -90,6 +112,91 @@ take_type(PyObject *obj, const char *what)
     return (PyTypeObject *)obj;
 }
 
+/* Whether itertools.count and SimpleQueue are laid out as count_layout and
+ * queue_layout say: probed on objects made here, against what their own
+ * methods answer. 0, or -1 on error. */
+static int
+probe_layouts(PyObject *simple_queue)
+{
+    PyObject *itertools = PyImport_ImportModule("itertools");
+    if (itertools == NULL) {
+        return -1;
+    }
+    PyObject *count_class = PyObject_GetAttrString(itertools, "count");
+    Py_DECREF(itertools);
+    if (count_class == NULL || !PyType_Check(count_class)) {
+        Py_XDECREF(count_class);
+        return -1;
+    }
+    count_type = (PyTypeObject *)count_class;
+    PyObject *count = PyObject_CallFunction(count_class, "n", (Py_ssize_t)41);
+    if (count == NULL) {
+        return -1;
+    }
+    count_layout *c = (count_layout *)count;
+    if (count_type->tp_basicsize == sizeof(count_layout) && c->cnt == 41 && c->long_cnt == NULL) {
+        c->cnt++; /* as advance() would; next() must then give 42 */
+        PyObject *next = PyIter_Next(count);
+        if (next == NULL) {
+            Py_DECREF(count);
+            return -1;
+        }
+        count_inline = PyLong_CheckExact(next) && PyLong_AsSsize_t(next) == 42 && c->cnt == 43;
+        Py_DECREF(next);
+    }
+    Py_DECREF(count);
+
+    queue_type = (PyTypeObject *)Py_NewRef(simple_queue);
+    PyObject *queue = PyObject_CallNoArgs(simple_queue);
+    if (queue == NULL) {
+        return -1;
+    }
+    int ok = -1;
+    if (queue_type->tp_basicsize == sizeof(queue_layout)) {
+        for (int i = 0; i < 3; i++) {
+            PyObject *done = PyObject_CallMethod(queue, "put", "i", i);
+            if (done == NULL) {
+                goto probed;
+            }
+            Py_DECREF(done);
+        }
+        PyObject *first = PyObject_CallMethod(queue, "get", NULL);
+        if (first == NULL) {
+            goto probed;
+        }
+        Py_DECREF(first);
+        PyObject *size = PyObject_CallMethod(queue, "qsize", NULL);
+        if (size == NULL) {
+            goto probed;
+        }
+        queue_layout *q = (queue_layout *)queue;
+        queue_inline = PyLong_AsSsize_t(size) == 2 && q->lst != NULL && PyList_CheckExact(q->lst) &&
+                       PyList_GET_SIZE(q->lst) - q->lst_pos == 2;
+        Py_DECREF(size);
+    }
+    ok = 0;
+probed:
+    Py_DECREF(queue);
+    return ok;
+}
+
+/* queue.qsize(), or -1 on error */
+static Py_ssize_t
+queue_size(PyObject *queue)
+{
+    if (queue_inline && Py_IS_TYPE(queue, queue_type)) {
+        queue_layout *q = (queue_layout *)queue;
+        return PyList_GET_SIZE(q->lst) - q->lst_pos;
+    }
+    PyObject *size = PyObject_Vectorcall(queue_qsize, &queue, 1, NULL);
+    if (size == NULL) {
+        return -1;
+    }
+    Py_ssize_t n = PyLong_AsSsize_t(size);
+    Py_DECREF(size);
+    return n;
+}
+
 static PyObject *
 configure(PyObject *module, PyObject *args)
 {
@@ -133,7 +240,8 @@ configure(PyObject *module, PyObject *args)
     }
     if ((queue_qsize = PyObject_GetAttrString(simple_queue, "qsize")) == NULL ||
         (queue_put = PyObject_GetAttrString(simple_queue, "put")) == NULL ||
-        (deque_append = PyObject_GetAttrString(deque, "append")) == NULL) {
+        (deque_append = PyObject_GetAttrString(deque, "append")) == NULL ||
+        probe_layouts(simple_queue) < 0) {
         goto fail;
     }
     Py_RETURN_NONE;
@@ -145,6 +253,9 @@ fail:
     Py_CLEAR(queue_qsize);
     Py_CLEAR(queue_put);
     Py_CLEAR(deque_append);
+    Py_CLEAR(count_type);
+    Py_CLEAR(queue_type);
+    count_inline = queue_inline = 0;
     return NULL;
 }
 
@@ -190,6 +301,14 @@ call_discard(PyObject *callable, PyObject *const *args, size_t nargs)
 static int
 advance(PyObject *counter)
 {
+    /* next(counter) without making the int it returns, which nobody reads */
+    if (count_inline && Py_IS_TYPE(counter, count_type)) {
+        count_layout *count = (count_layout *)counter;
+        if (count->long_cnt == NULL && count->cnt < PY_SSIZE_T_MAX - 1) {
+            count->cnt++;
+            return 0;
+        }
+    }
     /* next(counter): an itertools.count never ends. */
     PyObject *value = PyIter_Next(counter);
     if (value == NULL) {
@@ -223,6 +342,7 @@ typedef struct {
     PyObject *queue;
     PyObject *posted;
     PyObject *maxsize;
+    Py_ssize_t bound; /* maxsize; PY_SSIZE_T_MAX when it is larger */
     uint64_t tag;
     int accepting;
     PyObject *after; /* borrowed from dict, valid while tag holds */
@@ -296,6 +416,11 @@ lane_of(PyObject *handler, PyObject *runtime)
     made->queue = Py_NewRef(queue);
     made->posted = Py_NewRef(posted);
     made->maxsize = Py_NewRef(maxsize);
+    int overflow;
+    long long bound = PyLong_AsLongLongAndOverflow(maxsize, &overflow);
+    made->bound = overflow > 0 || bound > PY_SSIZE_T_MAX ? PY_SSIZE_T_MAX
+                  : overflow < 0 || bound < 0      ? 0
+                                                   : (Py_ssize_t)bound;
     made->tag = TAG_UNKNOWN;
     made->accepting = 0;
     made->after = NULL;
@@ -356,14 +481,12 @@ post_local(PyObject *handler, PyObject *runtime, PyObject *item)
         return 0;
     }
     PyObject *queue = lane->queue;
-    PyObject *size = PyObject_Vectorcall(queue_qsize, &queue, 1, NULL);
-    if (size == NULL) {
-        return -1;
+    Py_ssize_t size = queue_size(queue);
+    if (size < 0) {
+        return PyErr_Occurred() ? -1 : 0;
     }
-    int room = PyObject_RichCompareBool(size, lane->maxsize, Py_LT);
-    Py_DECREF(size);
-    if (room <= 0) {
-        return room;
+    if (size >= lane->bound) {
+        return 0;
     }
     PyObject *put_args[2] = {queue, item};
     if (advance(lane->posted) < 0 || call_discard(queue_put, put_args, 2) < 0) {
