@@ -474,27 +474,27 @@ post_local(PyObject *handler, PyObject *runtime, PyObject *item)
     if (lane == NULL) {
         return PyErr_Occurred() ? -1 : 0;
     }
+    Py_INCREF(lane); /* handler.lane may change while Python code runs below */
+    int rc = -1;
     if (lane_refresh(lane) < 0) {
-        return -1;
+        goto done;
     }
+    rc = 0;
     if (!lane->accepting) {
-        return 0;
+        goto done;
     }
     PyObject *queue = lane->queue;
     Py_ssize_t size = queue_size(queue);
-    if (size < 0) {
-        return PyErr_Occurred() ? -1 : 0;
+    if (size < 0 || size >= lane->bound) {
+        rc = size < 0 && PyErr_Occurred() ? -1 : 0;
+        goto done;
     }
-    if (size >= lane->bound) {
-        return 0;
-    }
+    rc = -1;
     PyObject *put_args[2] = {queue, item};
     if (advance(lane->posted) < 0 || call_discard(queue_put, put_args, 2) < 0) {
-        return -1;
+        goto done;
     }
     /* Read again after the put, as post() does. */
-    Py_INCREF(lane); /* the calls below run Python code */
-    int rc = -1;
     if (lane_refresh(lane) < 0) {
         goto done;
     }
@@ -544,10 +544,15 @@ deliver(PyObject *bus, PyObject *handler, PyObject *args, PyObject *kwargs, PyOb
     if (advance(dispatched) < 0) {
         goto done;
     }
-    item = PyTuple_Pack(5, handler, args, kwargs, name, Py_None);
+    item = PyTuple_New(5);
     if (item == NULL) {
         goto done;
     }
+    PyTuple_SET_ITEM(item, 0, Py_NewRef(handler));
+    PyTuple_SET_ITEM(item, 1, Py_NewRef(args));
+    PyTuple_SET_ITEM(item, 2, Py_NewRef(kwargs));
+    PyTuple_SET_ITEM(item, 3, Py_NewRef(name));
+    PyTuple_SET_ITEM(item, 4, Py_NewRef(Py_None));
     /* The collector need not follow a queued item: it is in a cycle only
      * through its mailbox (runtime, queue, item, handler, runtime), and
      * leaves it when taken, or at close. Followed, every queued event
@@ -882,6 +887,14 @@ slot_increment(PyObject *obj, Py_ssize_t off)
         return -1;
     }
     PyObject *more;
+#if PY_VERSION_HEX < 0x030C0000
+    /* CPython 3.11: a non-negative int below 2**30 is one digit */
+    if (PyLong_CheckExact(value) && Py_SIZE(value) == 1 &&
+        ((PyLongObject *)value)->ob_digit[0] < PyLong_MASK) {
+        more = PyLong_FromLong((long)((PyLongObject *)value)->ob_digit[0] + 1);
+    }
+    else
+#endif
     if (PyLong_CheckExact(value)) {
         /* int + 1 without the number protocol's dispatch */
         int overflow;
@@ -921,13 +934,28 @@ runnable(PyObject *item)
 
 /* Run one delivery as Runtime._serve_mailbox does inline. 1 to go on, 0 when
  * the thread must end (``failed`` said so), -1 on an error of the bus. */
+static int run_one(PyObject *worker, PyObject *item, PyObject *failed, PyObject *handler,
+                   PyObject *stats, PyObject *fn);
+
 static int
 run_delivery(PyObject *worker, PyObject *item, PyObject *failed)
 {
     PyObject *handler = PyTuple_GET_ITEM(item, 0);
+    /* Held for the call, as Python's stack would: the listener may drop them. */
+    PyObject *stats = Py_NewRef(SLOT(handler, off_h_stats));
+    PyObject *fn = Py_NewRef(SLOT(handler, off_h_fn));
+    int rc = run_one(worker, item, failed, handler, stats, fn);
+    Py_DECREF(stats);
+    Py_DECREF(fn);
+    return rc;
+}
+
+static int
+run_one(PyObject *worker, PyObject *item, PyObject *failed, PyObject *handler, PyObject *stats,
+        PyObject *fn)
+{
     PyObject *args = PyTuple_GET_ITEM(item, 1);
     PyObject *kwargs = PyTuple_GET_ITEM(item, 2);
-    PyObject *stats = SLOT(handler, off_h_stats);
     slot_set(worker, off_w_event, item);
     double start = perf_counter();
     PyObject *since = PyFloat_FromDouble(start);
@@ -936,8 +964,7 @@ run_delivery(PyObject *worker, PyObject *item, PyObject *failed)
     }
     slot_set(worker, off_w_since, since);
     slot_set(worker, off_w_current, handler);
-    PyObject *result = PyObject_Call(SLOT(handler, off_h_fn), args,
-                                     PyDict_GET_SIZE(kwargs) ? kwargs : NULL);
+    PyObject *result = PyObject_Call(fn, args, PyDict_GET_SIZE(kwargs) ? kwargs : NULL);
     if (result == NULL) {
         /* The listener raised: Runtime._delivery_failed does the rest, as the
          * Python loop's except clause does. */

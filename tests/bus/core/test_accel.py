@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 import logging
 import os
 import subprocess
@@ -399,3 +400,24 @@ def test_without_the_extension_the_bus_runs_its_python_code() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "False", "python", "[1]"]
+
+
+def test_counts_go_on_exactly_past_a_machine_word(quiet: Bus) -> None:
+    heard = Heard("heard")
+    quiet.add_service(heard)
+    [handler] = [h for h in quiet.router.listeners() if h.name == "tick"]
+    [worker] = handler.destination.workers  # type: ignore[attr-defined]
+    wait_idle(quiet)
+    # Near the ends of the fast representations the extension uses
+    # (itertools.count's machine word, a one-digit int).
+    start = sys.maxsize - 2
+    handler.dispatched = handler.stats.dispatched = itertools.count(start)
+    handler.stats.calls = 2**30 - 2
+    worker.handled = 2**62
+    for i in range(4):
+        quiet.fire_event("tick", i)
+    wait_idle(quiet)
+    assert [args for _, args, _ in heard.heard] == [(i,) for i in range(4)]
+    assert next(handler.dispatched) == start + 4
+    assert handler.stats.calls == 2**30 + 2
+    assert worker.handled == 2**62 + 4
