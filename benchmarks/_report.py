@@ -175,7 +175,7 @@ def _header(results: Results) -> str:
     return (
         f"bus benchmarks: Python {env.get('python', '?')} on {env.get('platform', '?')},"
         f" {env.get('cpus', '?')} CPUs, {_pinning(results)}"
-        f"{_SPEEDUPS.get(env.get('speedups'), '')}"
+        f"{_SPEEDUPS.get(str(env.get('speedups')), '')}"
         f"{', quick' if results.settings.get('quick') else ''}"
     )
 
