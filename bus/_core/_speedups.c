@@ -16,8 +16,13 @@
  *
  * Slotted attributes (Handler, HandlerStats, Worker) are read and written at
  * the offsets their member descriptors give, for exactly those classes
- * (configure() receives them); the rest goes through ordinary attribute
- * access, so every write the Python code makes is made, in the same order.
+ * (configure() receives them); the state of a bus, its router and a runtime
+ * is read from their __dict__s, again only when the dict changed (PEP 509
+ * version tags, CPython 3.11); every write the Python code makes is made, in
+ * the same order. Where this code relies on a layout CPython does not
+ * promise (itertools.count, SimpleQueue), configure() probes it first and
+ * falls back to their methods. A queued item is left out of the cyclic
+ * garbage collector (see deliver()).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -124,8 +129,12 @@ probe_layouts(PyObject *simple_queue)
     }
     PyObject *count_class = PyObject_GetAttrString(itertools, "count");
     Py_DECREF(itertools);
-    if (count_class == NULL || !PyType_Check(count_class)) {
-        Py_XDECREF(count_class);
+    if (count_class == NULL) {
+        return -1;
+    }
+    if (!PyType_Check(count_class)) {
+        PyErr_SetString(PyExc_TypeError, "configure: itertools.count is not a class");
+        Py_DECREF(count_class);
         return -1;
     }
     count_type = (PyTypeObject *)count_class;
