@@ -764,8 +764,15 @@ fire_vectorcall(FireEvent *self, PyObject *const *args, size_t nargsf, PyObject 
      * (the delivery calls the listener without it; current_event() copies it). */
     PyObject *kwargs = Py_NewRef(no_kwargs);
     int rc = event_args == NULL || kwargs == NULL ? -1 : 0;
+    int atoms = 1; /* no argument the collector follows */
     for (Py_ssize_t i = 2; rc == 0 && i < nargs; i++) {
         PyTuple_SET_ITEM(event_args, i - 2, Py_NewRef(args[i]));
+        atoms = atoms && !PyObject_IS_GC(args[i]);
+    }
+    if (rc == 0 && atoms && nargs > 2) {
+        /* What the collector does to such a tuple at its first pass, done
+         * now: it cannot be in a cycle. */
+        PyObject_GC_UnTrack(event_args);
     }
     for (Py_ssize_t i = 0; rc == 0 && i < PyTuple_GET_SIZE(listeners); i++) {
         rc = deliver(bus, PyTuple_GET_ITEM(listeners, i), event_args, kwargs, name);
