@@ -907,6 +907,12 @@ slot_increment(PyObject *obj, Py_ssize_t off)
     /* CPython 3.11: a non-negative int below 2**30 is one digit */
     if (PyLong_CheckExact(value) && Py_SIZE(value) == 1 &&
         ((PyLongObject *)value)->ob_digit[0] < PyLong_MASK) {
+        if (Py_REFCNT(value) == 1) {
+            /* Only this slot holds it (not the small-int cache, nor a reader,
+             * who would hold a reference): no one can see it change. */
+            ((PyLongObject *)value)->ob_digit[0]++;
+            return 0;
+        }
         more = PyLong_FromLong((long)((PyLongObject *)value)->ob_digit[0] + 1);
     }
     else
@@ -974,11 +980,20 @@ run_one(PyObject *worker, PyObject *item, PyObject *failed, PyObject *handler, P
     PyObject *kwargs = PyTuple_GET_ITEM(item, 2);
     slot_set(worker, off_w_event, item);
     double start = perf_counter();
-    PyObject *since = PyFloat_FromDouble(start);
-    if (since == NULL) {
-        return -1;
+    PyObject *since = SLOT(worker, off_w_since);
+    if (since != NULL && PyFloat_CheckExact(since) && Py_REFCNT(since) == 1) {
+        /* Only the worker holds the last start (a reader, or the watchdog's
+         * hung_reported, would hold a reference): set it in place. */
+        ((PyFloatObject *)since)->ob_fval = start;
+        Py_INCREF(since);
     }
-    slot_set(worker, off_w_since, since);
+    else {
+        since = PyFloat_FromDouble(start);
+        if (since == NULL) {
+            return -1;
+        }
+        slot_set(worker, off_w_since, since);
+    }
     slot_set(worker, off_w_current, handler);
     PyObject *result = PyObject_Call(fn, args, PyDict_GET_SIZE(kwargs) ? kwargs : NULL);
     if (result == NULL) {
