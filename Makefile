@@ -40,4 +40,4 @@ bench: $(STAMP)
 	$(BIN)/busctl bench
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis $(JSDIR)/node_modules
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis $(JSDIR)/node_modules bus/_core/_speedups.*.so
