@@ -1,6 +1,6 @@
 """The optional C accelerator of untraced event delivery, and its switch.
 
-``_speedups`` (``_speedups.c``) is built when the package is installed and a
+``_speedups`` (``_speedups*.c``) is built when the package is installed and a
 compiler is there; without one, ``pip install`` still works and the bus runs
 its pure-Python code. The Python code is the reference: the extension
 replaces two innermost loops with exactly their semantics and hands anything

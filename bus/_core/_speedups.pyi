@@ -1,4 +1,4 @@
-"""Types of the C accelerator (``_speedups.c``); see ``_accel`` for what it does."""
+"""Types of the C accelerator (``_speedups*.c``); see ``_accel`` for what it does."""
 
 from collections.abc import Callable
 from typing import Any
