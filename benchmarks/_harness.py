@@ -86,8 +86,18 @@ def _environment() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "opentelemetry_sdk": _version("opentelemetry-sdk"),
         "bus": _version("bus"),
+        "speedups": _speedups(),
         "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
+
+
+def _speedups() -> str | None:
+    """Which code delivers untraced events: ``"c"`` or ``"python"`` (docs/benchmarks.md)."""
+    try:
+        from bus._core import _accel
+    except ImportError:
+        return None
+    return _accel.mode()
 
 
 def _left_running(before: set[threading.Thread]) -> list[str]:

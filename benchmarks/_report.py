@@ -164,11 +164,18 @@ def _pinning(results: Results) -> str:
     return "unpinned"
 
 
+_SPEEDUPS = {
+    "c": ", events with the C accelerator",
+    "python": ", events in pure Python (BUS_PURE_PYTHON, or not built)",
+}
+
+
 def _header(results: Results) -> str:
     env = results.environment
     return (
         f"bus benchmarks: Python {env.get('python', '?')} on {env.get('platform', '?')},"
         f" {env.get('cpus', '?')} CPUs, {_pinning(results)}"
+        f"{_SPEEDUPS.get(str(env.get('speedups')), '')}"
         f"{', quick' if results.settings.get('quick') else ''}"
     )
 

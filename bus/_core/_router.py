@@ -72,6 +72,7 @@ class Handler:
         "fn",
         "is_async",
         "kind",
+        "lane",
         "name",
         "qualname",
         "readonly",
@@ -110,6 +111,9 @@ class Handler:
         #: A live stub standing in for a command (``_stubs``): this handler
         #: is the stand-in, and ``stub.original`` the handler it replaces.
         self.stub: Any = None
+        #: What the C accelerator (``_accel``) keeps of this handler's local
+        #: mailbox, made on its first event; ``None`` until then, or without it.
+        self.lane: Any = None
 
     def describe(self) -> dict[str, Any]:
         """The JSON-ready description ``inspect()`` gives of this handler."""

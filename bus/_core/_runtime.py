@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from . import _accel
 from ._dispatch import is_async_callable, run_call, run_delivery, run_task, settle
 from ._errors import BusError
 from ._mailbox import FAILED, FULL, STOPPED, Mailbox
@@ -34,6 +35,7 @@ from ._worker import STOP, SWITCH, TASK, Ledger, Worker, current_worker, workers
 if TYPE_CHECKING:
     from ._bus import BusCore
     from ._loop import ServiceLoop
+    from ._router import Handler
     from ._service import Service
 
 __all__ = [
@@ -239,10 +241,17 @@ class Runtime(Mailbox):
         """A service thread without an event loop: one item at a time, in order."""
         get = self._queue.get
         stats_unshared = not self.shared  # one thread: its handlers' stats need no lock
+        # The C accelerator's loop (_accel), which runs the unobserved
+        # deliveries below itself and returns every other item; False when
+        # _delivery_failed ended the thread.
+        drain = _accel.drain if stats_unshared else None
+        failed = self._delivery_failed
         while True:
-            item = get()
+            item = get() if drain is None else drain(get, worker, failed)
             if item is _STOP:
                 self._exit_thread()
+                return
+            if item is False:
                 return
             handler, args, kwargs, tag, record = item
             ok: bool | None
@@ -261,13 +270,9 @@ class Runtime(Mailbox):
                             else:  # the call without ** is the faster one
                                 handler.fn(*args)
                         except BaseException as exc:
-                            worker.current = worker.event = None
-                            handler.stats.finish(_perf() - start, exc)
-                            self.listener_failed(handler, tag, exc)
-                            worker.handled += 1
-                            worker.failed += 1
-                            worker.done += 1
-                            continue
+                            if failed(worker, handler, tag, exc, start):
+                                continue
+                            return
                         elapsed = _perf() - start
                         worker.current = worker.event = None
                         stats = handler.stats
@@ -297,6 +302,27 @@ class Runtime(Mailbox):
                 if not ok:
                     worker.failed += 1
             worker.done += 1
+
+    def _delivery_failed(
+        self, worker: Worker, handler: Handler, event: str, exc: BaseException, start: float
+    ) -> bool:
+        """A listener run inline by ``_serve_mailbox`` (or ``_accel.drain``) raised ``exc``.
+
+        Counted, recorded on its statistics and logged, as ``run_delivery``
+        does. Returns whether the thread goes on: ``False`` once a bus error
+        here has ended it (``_died``).
+        """
+        try:
+            worker.current = worker.event = None
+            handler.stats.finish(_perf() - start, exc)
+            self.listener_failed(handler, event, exc)
+        except BaseException as died:
+            self._died(worker, event, died)
+            return False
+        worker.handled += 1
+        worker.failed += 1
+        worker.done += 1
+        return True
 
     def _serve_pool(self, worker: Worker) -> None:
         """A thread of the shared pool; it runs an async handler to its end on its own loop."""

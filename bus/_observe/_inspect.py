@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from .._core import _accel
 from .._core._bus import BusCore
 from .._core._runtime import Runtime
 from .._core._worker import Worker
@@ -44,6 +45,8 @@ def snapshot(bus: BusCore, tracing: dict[str, Any]) -> dict[str, Any]:
             "state": bus.state,
             "mailbox_size": bus.mailbox_size,
             "hung_after": bus.hung_after,
+            # Which code delivers untraced events: the C accelerator or Python.
+            "speedups": _accel.mode(),
         },
         "totals": totals,
         "services": services,

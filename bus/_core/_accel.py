@@ -1,0 +1,96 @@
+"""The optional C accelerator of untraced event delivery, and its switch.
+
+``_speedups`` (``_speedups*.c``) is built when the package is installed and a
+compiler is there; without one, ``pip install`` still works and the bus runs
+its pure-Python code. The Python code is the reference: the extension
+replaces two innermost loops with exactly their semantics and hands anything
+unusual back to it.
+
+* ``BusCore.fire_event`` becomes ``_speedups.FireEvent``, a method descriptor
+  wrapping the Python function: the untraced fan-out to local mailboxes runs
+  in C; keyword arguments, a closing, observed or distributed bus, an event
+  name not in the route cache, and a full or closed mailbox go the Python way.
+* A one-thread service drains its mailbox with ``_speedups.drain``, which
+  runs the unobserved event deliveries and returns every other item to
+  ``Runtime._serve_mailbox``.
+
+``BUS_PURE_PYTHON=1`` in the environment forces the fallback for the
+process; ``use`` switches it from then on (for tests and benchmarks: a
+service thread reads the switch when it starts).
+
+Example::
+
+    from bus._core import _accel
+
+    print(_accel.mode())          # "c", or "python"
+    _accel.use(False)             # the pure-Python reference from now on
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["ENV", "available", "drain", "install", "mode", "use"]
+
+ENV = "BUS_PURE_PYTHON"
+"""The environment variable that forces the pure-Python path (any value but "" or "0")."""
+
+try:
+    from . import _speedups
+except ImportError:  # built without a compiler: the pure-Python bus
+    _speedups = None  # type: ignore[assignment]
+
+drain: Callable[[Callable[[], Any], Any, Callable[..., bool]], Any] | None = None
+"""``_speedups.drain`` while accelerated, else ``None``: a service thread's mailbox loop."""
+
+_core: type | None = None
+_fire_python: Any = None
+_fire_c: Any = None
+
+
+def available() -> bool:
+    """Whether the C extension was built and imports."""
+    return _speedups is not None
+
+
+def install(core: type) -> None:
+    """Hand the extension the classes it works on; switch on unless ``BUS_PURE_PYTHON`` is set.
+
+    Called once, by ``_bus`` at import, with ``BusCore``.
+    """
+    global _core, _fire_python, _fire_c
+    # Here, not at the top: these modules are loaded by the time _bus calls.
+    from ._router import Handler
+    from ._runtime import Runtime
+    from ._stats import HandlerStats
+    from ._worker import Worker
+
+    _core = core
+    _fire_python = core.__dict__["fire_event"]
+    if _speedups is not None:
+        _speedups.configure(Runtime, Handler, HandlerStats, Worker, queue.SimpleQueue, deque)
+        _fire_c = _speedups.FireEvent(_fire_python)
+    use(os.environ.get(ENV, "") in ("", "0"))
+
+
+def use(accelerated: bool) -> bool:
+    """Run the C paths (if built) or the pure-Python ones from now on; whether C runs.
+
+    ``fire_event`` changes at once for every bus; a service thread takes the
+    mailbox loop it finds when it starts, so switch before making a bus.
+    """
+    global drain
+    assert _core is not None, "install() first"
+    on = accelerated and _speedups is not None
+    setattr(_core, "fire_event", _fire_c if on else _fire_python)  # noqa: B010
+    drain = _speedups.drain if on and _speedups is not None else None
+    return on
+
+
+def mode() -> str:
+    """``"c"`` while the accelerator runs, ``"python"`` otherwise."""
+    return "c" if drain is not None else "python"

@@ -1,0 +1,177 @@
+/* The service's side: a one-thread service's mailbox loop (see _speedups.c). */
+#include "_speedups.h"
+
+/* -- the service's side ------------------------------------------------------------ */
+
+static int
+slot_increment(PyObject *obj, Py_ssize_t off)
+{
+    PyObject *value = SLOT(obj, off);
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "a counter of the bus is unset");
+        return -1;
+    }
+    PyObject *more;
+#if PY_VERSION_HEX < 0x030C0000
+    /* CPython 3.11: a non-negative int below 2**30 is one digit */
+    if (PyLong_CheckExact(value) && Py_SIZE(value) == 1 &&
+        ((PyLongObject *)value)->ob_digit[0] < PyLong_MASK) {
+        if (Py_REFCNT(value) == 1) {
+            /* Only this slot holds it (not the small-int cache, nor a reader,
+             * who would hold a reference): no one can see it change. */
+            ((PyLongObject *)value)->ob_digit[0]++;
+            return 0;
+        }
+        more = PyLong_FromLong((long)((PyLongObject *)value)->ob_digit[0] + 1);
+    }
+    else
+#endif
+    if (PyLong_CheckExact(value)) {
+        /* int + 1 without the number protocol's dispatch */
+        int overflow;
+        long long n = PyLong_AsLongLongAndOverflow(value, &overflow);
+        more = overflow || n == LLONG_MAX ? PyNumber_Add(value, one) : PyLong_FromLongLong(n + 1);
+    }
+    else {
+        more = PyNumber_Add(value, one);
+    }
+    if (more == NULL) {
+        return -1;
+    }
+    PyObject *old = SLOT(obj, off);
+    SLOT(obj, off) = more;
+    Py_DECREF(old);
+    return 0;
+}
+
+/* Whether item is an unobserved event delivery drain may run: its handler and
+ * statistics of exactly the classes configured, its arguments a tuple and a dict. */
+static int
+runnable(PyObject *item)
+{
+    if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 5) {
+        return 0;
+    }
+    PyObject *handler = PyTuple_GET_ITEM(item, 0);
+    if (!PyUnicode_CheckExact(PyTuple_GET_ITEM(item, 3)) || PyTuple_GET_ITEM(item, 4) != Py_None ||
+        !Py_IS_TYPE(handler, Handler_type) || !PyTuple_CheckExact(PyTuple_GET_ITEM(item, 1)) ||
+        !PyDict_CheckExact(PyTuple_GET_ITEM(item, 2))) {
+        return 0;
+    }
+    PyObject *stats = SLOT(handler, off_h_stats);
+    return SLOT(handler, off_h_fn) != NULL && stats != NULL && Py_IS_TYPE(stats, Stats_type) &&
+           SLOT(stats, off_s_calls) != NULL && SLOT(stats, off_s_latencies) != NULL;
+}
+
+/* Run one delivery as Runtime._serve_mailbox does inline. 1 to go on, 0 when
+ * the thread must end (``failed`` said so), -1 on an error of the bus. */
+static int run_one(PyObject *worker, PyObject *item, PyObject *failed, PyObject *handler,
+                   PyObject *stats, PyObject *fn);
+
+static int
+run_delivery(PyObject *worker, PyObject *item, PyObject *failed)
+{
+    PyObject *handler = PyTuple_GET_ITEM(item, 0);
+    /* Held for the call, as Python's stack would: the listener may drop them. */
+    PyObject *stats = Py_NewRef(SLOT(handler, off_h_stats));
+    PyObject *fn = Py_NewRef(SLOT(handler, off_h_fn));
+    int rc = run_one(worker, item, failed, handler, stats, fn);
+    Py_DECREF(stats);
+    Py_DECREF(fn);
+    return rc;
+}
+
+static int
+run_one(PyObject *worker, PyObject *item, PyObject *failed, PyObject *handler, PyObject *stats,
+        PyObject *fn)
+{
+    PyObject *args = PyTuple_GET_ITEM(item, 1);
+    PyObject *kwargs = PyTuple_GET_ITEM(item, 2);
+    slot_set(worker, off_w_event, item);
+    double start = perf_counter();
+    PyObject *since = SLOT(worker, off_w_since);
+    if (since != NULL && PyFloat_CheckExact(since) && Py_REFCNT(since) == 1) {
+        /* Only the worker holds the last start (a reader, or the watchdog's
+         * hung_reported, would hold a reference): set it in place. */
+        ((PyFloatObject *)since)->ob_fval = start;
+        Py_INCREF(since);
+    }
+    else {
+        since = PyFloat_FromDouble(start);
+        if (since == NULL) {
+            return -1;
+        }
+        slot_set(worker, off_w_since, since);
+    }
+    slot_set(worker, off_w_current, handler);
+    PyObject *result = PyObject_Call(fn, args, PyDict_GET_SIZE(kwargs) ? kwargs : NULL);
+    if (result == NULL) {
+        /* The listener raised: Runtime._delivery_failed does the rest, as the
+         * Python loop's except clause does. */
+        PyObject *type, *value, *traceback;
+        PyErr_Fetch(&type, &value, &traceback);
+        PyErr_NormalizeException(&type, &value, &traceback);
+        if (traceback != NULL) {
+            PyException_SetTraceback(value, traceback);
+        }
+        PyObject *call[5] = {worker, handler, PyTuple_GET_ITEM(item, 3), value, since};
+        PyObject *go_on = PyObject_Vectorcall(failed, call, 5, NULL);
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(traceback);
+        Py_DECREF(since);
+        if (go_on == NULL) {
+            return -1;
+        }
+        int truth = PyObject_IsTrue(go_on);
+        Py_DECREF(go_on);
+        return truth;
+    }
+    Py_DECREF(result);
+    Py_DECREF(since);
+    PyObject *elapsed = PyFloat_FromDouble(perf_counter() - start);
+    if (elapsed == NULL) {
+        return -1;
+    }
+    slot_set(worker, off_w_current, Py_None);
+    slot_set(worker, off_w_event, Py_None);
+    int rc = slot_increment(stats, off_s_calls);
+    if (rc == 0) {
+        PyObject *append[2] = {SLOT(stats, off_s_latencies), elapsed};
+        rc = call_discard(deque_append, append, 2);
+    }
+    Py_DECREF(elapsed);
+    if (rc < 0 || slot_increment(worker, off_w_handled) < 0 ||
+        slot_increment(worker, off_w_done) < 0) {
+        return -1;
+    }
+    return 1;
+}
+
+PyObject *
+drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "drain(get, worker, failed) takes 3 arguments");
+        return NULL;
+    }
+    PyObject *get = args[0], *worker = args[1], *failed = args[2];
+    if (Worker_type == NULL || !Py_IS_TYPE(worker, Worker_type)) {
+        return PyObject_CallNoArgs(get); /* not configured for it: the Python loop runs all */
+    }
+    PyObject *none[1] = {NULL}; /* get's argument parser takes its fast path with an array */
+    for (;;) {
+        PyObject *item = PyObject_Vectorcall(get, none + 1, 0, NULL);
+        if (item == NULL || !runnable(item)) {
+            return item;
+        }
+        int rc = run_delivery(worker, item, failed);
+        Py_DECREF(item);
+        if (rc < 0) {
+            return NULL;
+        }
+        if (rc == 0) {
+            Py_RETURN_FALSE;
+        }
+    }
+}

@@ -1,0 +1,292 @@
+/* BusCore.fire_event as a method descriptor: the untraced fan-out (see _speedups.c). */
+#include "_speedups.h"
+
+static PyTypeObject *checked_bus_type; /* a bus class whose instances keep these in __dict__ */
+
+/* What the last fire_event read, each with the dict it came from and that
+ * dict's tag: the same dict, unchanged, gives the same answer. The dicts are
+ * compared by address and tag only (a new dict never reuses a tag), and what
+ * is kept from them is borrowed: it is alive while its dict holds it. */
+typedef struct {
+    PyObject *bus_dict;    /* the bus's __dict__ ... */
+    uint64_t bus_tag;
+    PyObject *router;      /* ... held an open, unobserved bus's router */
+    PyObject *router_dict; /* the router's __dict__ ... */
+    uint64_t router_tag;
+    PyObject *routes;      /* ... held this route cache */
+    uint64_t routes_tag;
+    PyObject *name;        /* a strong reference: compared by address */
+    PyObject *listeners;   /* routes[name] */
+} Seen;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *fallback; /* the Python function: the reference, and the slow path */
+    PyObject *dict;     /* __doc__, __wrapped__ and friends, for inspect */
+    vectorcallfunc vectorcall;
+    Seen seen;
+} FireEvent;
+
+/* Whether instances of this bus class keep what fire_event reads in their
+ * __dict__, unshadowed by the class (checked once per class). */
+static int
+plain_bus_type(PyTypeObject *type)
+{
+    if (type == checked_bus_type) {
+        return 1;
+    }
+    PyObject *own[] = {s_closing, s_router, s_observer, s_outlet, NULL};
+    for (PyObject **name = own; *name != NULL; name++) {
+        int has = PyObject_HasAttr((PyObject *)type, *name);
+        if (has) {
+            return 0;
+        }
+    }
+    Py_INCREF(type);
+    Py_XSETREF(checked_bus_type, type);
+    return 1;
+}
+
+/* The value of key in an instance's __dict__: borrowed, or NULL (maybe with an error). */
+static PyObject *
+dict_get(PyObject *dict, PyObject *key)
+{
+    return dict == NULL ? NULL : PyDict_GetItemWithError(dict, key);
+}
+
+/* The router of an open, unobserved bus without a transport, or NULL (maybe
+ * with an error) when the Python function must take the call. Borrowed. */
+static PyObject *
+open_router(Seen *seen, PyObject *bus)
+{
+    PyObject *dict = PyObject_GenericGetDict(bus, NULL);
+    if (dict == NULL) {
+        return NULL;
+    }
+    uint64_t tag = DICT_TAG(dict);
+    PyObject *router = NULL;
+    if (tag != TAG_UNKNOWN && dict == seen->bus_dict && tag == seen->bus_tag) {
+        router = seen->router;
+    }
+    else {
+        seen->bus_dict = NULL;
+        PyObject *closing = dict_get(dict, s_closing);
+        if (closing == Py_False && dict_get(dict, s_observer) == Py_None &&
+            dict_get(dict, s_outlet) == Py_None) {
+            router = dict_get(dict, s_router);
+        }
+        if (router != NULL) { /* no Python code ran since the tag was read */
+            seen->bus_dict = dict;
+            seen->bus_tag = tag;
+            seen->router = router;
+        }
+    }
+    Py_DECREF(dict); /* the bus holds it, and it holds the router */
+    return router;
+}
+
+/* The listeners of an untraced, unobserved event fired on a bus that is open,
+ * or NULL (maybe with an error) when the Python function must take the call. */
+static PyObject *
+fast_listeners(FireEvent *self, PyObject *bus, PyObject *name)
+{
+    if (!plain_bus_type(Py_TYPE(bus))) {
+        return NULL;
+    }
+    Seen *seen = &self->seen;
+    PyObject *router = open_router(seen, bus);
+    if (router == NULL) {
+        return NULL;
+    }
+    PyObject *router_dict = PyObject_GenericGetDict(router, NULL);
+    if (router_dict == NULL) {
+        return NULL;
+    }
+    uint64_t tag = DICT_TAG(router_dict);
+    PyObject *routes;
+    if (tag != TAG_UNKNOWN && router_dict == seen->router_dict && tag == seen->router_tag) {
+        routes = seen->routes;
+    }
+    else {
+        seen->router_dict = NULL;
+        routes = dict_get(router_dict, s_routes);
+        if (routes != NULL && PyDict_CheckExact(routes)) {
+            seen->router_dict = router_dict;
+            seen->router_tag = tag;
+            seen->routes = routes;
+            seen->routes_tag = TAG_UNKNOWN;
+        }
+        else {
+            routes = NULL;
+        }
+    }
+    Py_DECREF(router_dict); /* the router holds it */
+    if (routes == NULL) {
+        return NULL;
+    }
+    PyObject *listeners;
+    tag = DICT_TAG(routes);
+    if (tag != TAG_UNKNOWN && tag == seen->routes_tag && name == seen->name) {
+        listeners = seen->listeners;
+    }
+    else {
+        seen->routes_tag = TAG_UNKNOWN;
+        listeners = PyDict_GetItemWithError(routes, name);
+        if (listeners == NULL || !PyTuple_CheckExact(listeners)) {
+            return NULL;
+        }
+        Py_INCREF(name);
+        Py_XSETREF(seen->name, name);
+        seen->listeners = listeners;
+        seen->routes_tag = tag;
+    }
+    return Py_NewRef(listeners);
+}
+
+static PyObject *
+fire_vectorcall(FireEvent *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs < 2 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) ||
+        !PyUnicode_CheckExact(args[1])) {
+        goto slow;
+    }
+    PyObject *bus = args[0], *name = args[1];
+    PyObject *listeners = fast_listeners(self, bus, name);
+    if (listeners == NULL) {
+        /* Whatever went wrong is for the Python function to meet and report. */
+        PyErr_Clear();
+        goto slow;
+    }
+    PyObject *event_args = PyTuple_New(nargs - 2);
+    /* No keyword arguments: every item shares one empty dict, never changed
+     * (the delivery calls the listener without it; current_event() copies it). */
+    PyObject *kwargs = Py_NewRef(no_kwargs);
+    int rc = event_args == NULL || kwargs == NULL ? -1 : 0;
+    int atoms = 1; /* no argument the collector follows */
+    for (Py_ssize_t i = 2; rc == 0 && i < nargs; i++) {
+        PyTuple_SET_ITEM(event_args, i - 2, Py_NewRef(args[i]));
+        atoms = atoms && !PyObject_IS_GC(args[i]);
+    }
+    if (rc == 0 && atoms && nargs > 2) {
+        /* What the collector does to such a tuple at its first pass, done
+         * now: it cannot be in a cycle. */
+        PyObject_GC_UnTrack(event_args);
+    }
+    for (Py_ssize_t i = 0; rc == 0 && i < PyTuple_GET_SIZE(listeners); i++) {
+        rc = deliver(bus, PyTuple_GET_ITEM(listeners, i), event_args, kwargs, name);
+    }
+    Py_DECREF(listeners);
+    Py_XDECREF(event_args);
+    Py_XDECREF(kwargs);
+    if (rc < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+slow:
+    return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
+}
+
+static PyObject *
+fire_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    PyObject *fallback;
+    if (kwds != NULL && PyDict_GET_SIZE(kwds) > 0) {
+        PyErr_SetString(PyExc_TypeError, "FireEvent() takes no keyword arguments");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "O:FireEvent", &fallback)) {
+        return NULL;
+    }
+    if (!PyCallable_Check(fallback)) {
+        PyErr_SetString(PyExc_TypeError, "FireEvent: the fallback must be callable");
+        return NULL;
+    }
+    FireEvent *self = (FireEvent *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->fallback = Py_NewRef(fallback);
+    self->vectorcall = (vectorcallfunc)fire_vectorcall;
+    self->dict = PyDict_New();
+    if (self->dict == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    /* inspect.signature(), help() and the docs see the Python function. */
+    static const char *copied[] = {"__doc__", "__name__", "__qualname__", "__module__", NULL};
+    for (const char **key = copied; *key != NULL; key++) {
+        PyObject *value = PyObject_GetAttrString(fallback, *key);
+        if (value == NULL) {
+            PyErr_Clear();
+            continue;
+        }
+        int failed = PyDict_SetItemString(self->dict, *key, value);
+        Py_DECREF(value);
+        if (failed) {
+            Py_DECREF(self);
+            return NULL;
+        }
+    }
+    if (PyDict_SetItemString(self->dict, "__wrapped__", fallback)) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static PyObject *
+fire_get(PyObject *self, PyObject *obj, PyObject *type)
+{
+    if (obj == NULL || obj == Py_None) {
+        return Py_NewRef(self); /* BusCore.fire_event(bus, ...) calls it unbound */
+    }
+    return PyMethod_New(self, obj);
+}
+
+static int
+fire_traverse(FireEvent *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->fallback);
+    Py_VISIT(self->dict);
+    Py_VISIT(self->seen.name);
+    return 0;
+}
+
+static int
+fire_clear(FireEvent *self)
+{
+    Py_CLEAR(self->fallback);
+    Py_CLEAR(self->dict);
+    self->seen.bus_dict = self->seen.router = self->seen.router_dict = NULL;
+    self->seen.routes = self->seen.listeners = NULL;
+    self->seen.bus_tag = self->seen.router_tag = self->seen.routes_tag = TAG_UNKNOWN;
+    Py_CLEAR(self->seen.name);
+    return 0;
+}
+
+static void
+fire_dealloc(FireEvent *self)
+{
+    PyObject_GC_UnTrack(self);
+    fire_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+PyTypeObject FireEvent_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "bus._core._speedups.FireEvent",
+    .tp_doc = "BusCore.fire_event with its untraced fan-out in C; the Python function is "
+              "the fallback.",
+    .tp_basicsize = sizeof(FireEvent),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL |
+                Py_TPFLAGS_METHOD_DESCRIPTOR,
+    .tp_new = fire_new,
+    .tp_dealloc = (destructor)fire_dealloc,
+    .tp_traverse = (traverseproc)fire_traverse,
+    .tp_clear = (inquiry)fire_clear,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(FireEvent, vectorcall),
+    .tp_descr_get = fire_get,
+    .tp_dictoffset = offsetof(FireEvent, dict),
+};

@@ -1,0 +1,23 @@
+"""The optional C accelerator (bus/_core/_speedups*.c); everything else is in pyproject.toml.
+
+``optional=True``: where it cannot be compiled (no compiler, no Python
+headers), setuptools says so and installs the pure-Python bus, which runs
+the same code the extension accelerates (``bus/_core/_accel.py``).
+"""
+
+from setuptools import Extension, setup
+
+# The module and its setup (_speedups), the firing side's mailboxes (_lane),
+# fire_event (_fire) and a service's mailbox loop (_drain).
+SOURCES = ["_speedups", "_speedups_lane", "_speedups_fire", "_speedups_drain"]
+
+setup(
+    ext_modules=[
+        Extension(
+            "bus._core._speedups",
+            [f"bus/_core/{name}.c" for name in SOURCES],
+            depends=["bus/_core/_speedups.h"],
+            optional=True,
+        ),
+    ]
+)
