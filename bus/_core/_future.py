@@ -14,11 +14,22 @@ async handler cancels its task.
 from __future__ import annotations
 
 import contextlib
+import threading
 from _thread import allocate_lock as _allocate_lock
-from collections.abc import Generator
-from concurrent.futures import Future
+from collections.abc import Callable, Generator
+from concurrent.futures import CancelledError, Future, InvalidStateError
 from concurrent.futures import TimeoutError as FutureTimeoutError
-from concurrent.futures._base import CANCELLED_AND_NOTIFIED, RUNNING  # see _cancel_running
+
+# The base class's states, which concurrent.futures.wait() and as_completed()
+# read on the future itself: this class keeps them exactly.
+from concurrent.futures._base import (
+    CANCELLED,
+    CANCELLED_AND_NOTIFIED,
+    FINISHED,
+    LOGGER,
+    PENDING,
+    RUNNING,
+)
 from typing import TYPE_CHECKING, Any
 
 from ._errors import DeadlockError
@@ -32,9 +43,24 @@ if TYPE_CHECKING:
 
 __all__ = ["CommandFuture"]
 
+_ENDED = frozenset((CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED))
+_CANCELLED = frozenset((CANCELLED, CANCELLED_AND_NOTIFIED))
+
+# Makes a future's Condition once, when two threads ask for it at once.
+_making = _allocate_lock()
+
 
 class CommandFuture(Future[Any]):
     """The pending result of one command.
+
+    A ``Future`` without the cost of one on every command: ``Future``
+    makes a ``threading.Condition`` (Python code) for each future and takes
+    it on every step. This one guards its state with a plain lock, and
+    makes the Condition, over that same lock, only when something asks for
+    it: ``concurrent.futures.wait()`` and ``as_completed()`` do, and then
+    they and this class's methods exclude each other as with any future.
+    A caller waits on a second lock, held until the future is done, which
+    the completion releases: it wakes the waiter directly.
 
     Attributes:
         command: the command's name.
@@ -53,34 +79,113 @@ class CommandFuture(Future[Any]):
     # that cancel() finds it the moment it can) and cleared when it ends. A
     # class attribute, so that a command of a sync handler pays nothing.
     _task: asyncio.Task[Any] | None = None
+    # The Condition, once something asked for it (see _condition).
+    _made: threading.Condition | None = None
 
     def __init__(self, handler: Handler, waits: WaitGraph) -> None:
-        super().__init__()
+        # Future.__init__'s attributes, but for the Condition.
+        self._lock = _allocate_lock()
+        self._state = PENDING
+        self._result: Any = None
+        self._exception: BaseException | None = None
+        self._waiters: list[Any] = []
+        self._done_callbacks: list[Callable[[Future[Any]], object]] = []
         self._handler = handler
         self._waits = waits
         self.gave_up = False
-        # Held until the future is done. A caller waits on it, in C, rather
-        # than on Future's Condition (Python code, a lock made per wait); the
-        # Condition is still notified, for concurrent.futures.wait() and
-        # callbacks.
+        # Held until the future is done: a caller waits on it, in C.
         self._settled = _allocate_lock()
         self._settled.acquire()
 
+    @property
+    def _condition(self) -> threading.Condition:  # type: ignore[override]  # an attribute there
+        """The base class's Condition, made on first use, over this future's lock."""
+        condition = self._made
+        if condition is None:
+            with _making:
+                condition = self._made
+                if condition is None:
+                    condition = self._made = threading.Condition(self._lock)
+        return condition
+
+    def _notify(self) -> None:
+        """Wake whoever waits on the Condition, if one was made; under the lock."""
+        if self._made is not None:
+            self._made.notify_all()
+
+    def _ended(self) -> None:
+        """After the change to a final state, which happens once: wake the
+        callers waiting in ``result()``, then run the callbacks."""
+        self._settled.release()
+        if self._done_callbacks:
+            self._invoke_callbacks()  # type: ignore[attr-defined]  # private, but as old as the class
+
+    def set_running_or_notify_cancel(self) -> bool:
+        """As ``Future.set_running_or_notify_cancel``."""
+        with self._lock:
+            state = self._state
+            if state == PENDING:
+                self._state = RUNNING
+                return True
+            if state == CANCELLED:
+                self._state = CANCELLED_AND_NOTIFIED
+                for waiter in self._waiters:
+                    waiter.add_cancelled(self)
+                return False
+        LOGGER.critical("Future %s in unexpected state: %s", id(self), state)
+        raise RuntimeError("Future in unexpected state")
+
     def set_result(self, result: Any) -> None:
         """As ``Future.set_result``, and wakes the callers waiting at once."""
-        super().set_result(result)
-        self._settle()
+        with self._lock:
+            if self._state in _ENDED:
+                raise InvalidStateError(f"{self._state}: {self!r}")
+            self._result = result
+            self._state = FINISHED
+            if self._waiters:
+                for waiter in self._waiters:
+                    waiter.add_result(self)
+            if self._made is not None:
+                self._made.notify_all()
+        # _ended(), inline: this is every command's completion.
+        self._settled.release()  # once: a future ends once, under the lock
+        if self._done_callbacks:
+            self._invoke_callbacks()  # type: ignore[attr-defined]  # private, but as old as the class
 
     def set_exception(self, exception: BaseException | None) -> None:
         """As ``Future.set_exception``, and wakes the callers waiting at once."""
-        super().set_exception(exception)
-        self._settle()
+        with self._lock:
+            if self._state in _ENDED:
+                raise InvalidStateError(f"{self._state}: {self!r}")
+            self._exception = exception
+            self._state = FINISHED
+            for waiter in self._waiters:
+                waiter.add_exception(self)
+            self._notify()
+        self._ended()
 
-    def _settle(self) -> None:
-        try:  # noqa: SIM105 (on every command's completion: no context manager here)
-            self._settled.release()
-        except RuntimeError:  # already released (a second cancel())
-            pass
+    def done(self) -> bool:
+        """Whether the command finished or was cancelled."""
+        return self._state in _ENDED
+
+    def running(self) -> bool:
+        """Whether the command is running now."""
+        return self._state == RUNNING
+
+    def cancelled(self) -> bool:
+        """Whether the command was cancelled."""
+        return self._state in _CANCELLED
+
+    def add_done_callback(self, fn: Callable[[Future[Any]], object]) -> None:
+        """As ``Future.add_done_callback``: ``fn(future)`` once done (now, if it is)."""
+        with self._lock:
+            if self._state not in _ENDED:
+                self._done_callbacks.append(fn)
+                return
+        try:
+            fn(self)
+        except Exception:
+            LOGGER.exception("exception calling callback for %r", self)
 
     @property
     def command(self) -> str:
@@ -96,19 +201,38 @@ class CommandFuture(Future[Any]):
         """Wait for the result, as ``Future.result``, with deadlock detection.
 
         Raises:
+            CancelledError: the command was cancelled.
             DeadlockError: called on a service thread, the wait would close a
                 cycle of services waiting on each other; raised at once.
             TimeoutError: ``timeout`` passed first (the late result is counted).
         """
-        if not self.done():
-            self._wait(timeout)
-        return super().result(0)
+        if self._state != FINISHED:
+            if self._state not in _CANCELLED:
+                if timeout is None and current_worker() is None:
+                    # _wait's commonest case, inline: no deadline, and not a
+                    # service thread, so no cycle to look for.
+                    self._settled.acquire()
+                    self._settled.release()  # for the next caller waiting, if any
+                else:
+                    self._wait(timeout)
+            if self._state in _CANCELLED:
+                raise CancelledError()
+        error = self._exception
+        if error is None:
+            return self._result
+        try:
+            raise error
+        finally:
+            del error  # no cycle through this frame's traceback
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         """Wait for the outcome, as ``Future.exception``, with deadlock detection."""
-        if not self.done():
-            self._wait(timeout)
-        return super().exception(0)
+        if self._state != FINISHED:
+            if self._state not in _CANCELLED:
+                self._wait(timeout)
+            if self._state in _CANCELLED:
+                raise CancelledError()
+        return self._exception
 
     @property
     def is_async(self) -> bool:
@@ -133,8 +257,15 @@ class CommandFuture(Future[Any]):
         handler cannot be stopped: ``False``, and its result, when it comes,
         is counted as a late reply.
         """
-        if super().cancel():
-            self._settle()
+        with self._lock:
+            state = self._state
+            if state == PENDING:
+                self._state = CANCELLED
+                self._notify()
+        if state == PENDING:
+            self._ended()
+            return True
+        if state in _CANCELLED:
             return True
         task = self._task
         if task is not None and self._cancel_running():
@@ -153,15 +284,14 @@ class CommandFuture(Future[Any]):
         can be: this does what ``cancel()`` and ``set_running_or_notify_cancel()``
         do together, under the same lock, on the base class's own state.
         """
-        with self._condition:
+        with self._lock:
             if self._state != RUNNING:
                 return False
             self._state = CANCELLED_AND_NOTIFIED
             for waiter in self._waiters:
                 waiter.add_cancelled(self)
-            self._condition.notify_all()
-        self._settle()
-        self._invoke_callbacks()  # type: ignore[attr-defined]  # private, but as old as the class
+            self._notify()
+        self._ended()
         return True
 
     def __await__(self) -> Generator[Any, None, Any]:
