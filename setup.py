@@ -8,8 +8,8 @@ the same code the extension accelerates (``bus/_core/_accel.py``).
 from setuptools import Extension, setup
 
 # The module and its setup (_speedups), the firing side's mailboxes (_lane),
-# fire_event (_fire) and a service's mailbox loop (_drain).
-SOURCES = ["_speedups", "_speedups_lane", "_speedups_fire", "_speedups_drain"]
+# fire_event (_fire), a service's mailbox loop (_drain) and the calls it runs (_call).
+SOURCES = ["_speedups", "_speedups_lane", "_speedups_fire", "_speedups_drain", "_speedups_call"]
 
 setup(
     ext_modules=[

@@ -11,8 +11,11 @@ unusual back to it.
   in C; keyword arguments, a closing, observed or distributed bus, an event
   name not in the route cache, and a full or closed mailbox go the Python way.
 * A one-thread service drains its mailbox with ``_speedups.drain``, which
-  runs the unobserved event deliveries and returns every other item to
-  ``Runtime._serve_mailbox``.
+  runs the unobserved event deliveries and calls and returns every other
+  item to ``Runtime._serve_mailbox``. A call's future is started and
+  completed there only while no one else is at it (its lock free, no
+  ``wait()`` or callback on it); a cancelled one goes back unstarted, and
+  one that failed or whose caller gave up ends in ``Runtime._call_finished``.
 
 ``BUS_PURE_PYTHON=1`` in the environment forces the fallback for the
 process; ``use`` switches it from then on (for tests and benchmarks: a
@@ -44,7 +47,9 @@ try:
 except ImportError:  # built without a compiler: the pure-Python bus
     _speedups = None  # type: ignore[assignment]
 
-drain: Callable[[Callable[[], Any], Any, Callable[..., bool]], Any] | None = None
+drain: Callable[[Callable[[], Any], Any, Callable[..., bool], Callable[..., bool]], Any] | None = (
+    None
+)
 """``_speedups.drain`` while accelerated, else ``None``: a service thread's mailbox loop."""
 
 _core: type | None = None
@@ -64,6 +69,17 @@ def install(core: type) -> None:
     """
     global _core, _fire_python, _fire_c
     # Here, not at the top: these modules are loaded by the time _bus calls.
+    from _thread import allocate_lock
+    from concurrent.futures._base import (
+        CANCELLED,
+        CANCELLED_AND_NOTIFIED,
+        FINISHED,
+        PENDING,
+        RUNNING,
+    )
+
+    from ._dispatch import settle
+    from ._future import CommandFuture
     from ._router import Handler
     from ._runtime import Runtime
     from ._stats import HandlerStats
@@ -73,6 +89,8 @@ def install(core: type) -> None:
     _fire_python = core.__dict__["fire_event"]
     if _speedups is not None:
         _speedups.configure(Runtime, Handler, HandlerStats, Worker, queue.SimpleQueue, deque)
+        states = (PENDING, RUNNING, FINISHED, CANCELLED, CANCELLED_AND_NOTIFIED)
+        _speedups.configure_calls(CommandFuture, allocate_lock, settle, Worker, states)
         _fire_c = _speedups.FireEvent(_fire_python)
     use(os.environ.get(ENV, "") in ("", "0"))
 

@@ -23,11 +23,12 @@ from ._worker import Job
 
 if TYPE_CHECKING:
     from ._future import CommandFuture
+    from ._observer import Observer
     from ._router import Handler
     from ._runtime import Runtime
     from ._worker import Worker
 
-__all__ = ["is_async_callable", "run_call", "run_delivery", "run_task", "settle"]
+__all__ = ["finish_call", "is_async_callable", "run_call", "run_delivery", "run_task", "settle"]
 
 log = logging.getLogger("bus")
 
@@ -110,6 +111,28 @@ def run_call(
     elapsed = _perf() - start
     worker.current = None
     worker.future = None
+    return finish_call(
+        runtime, worker, handler, future, result, error, elapsed, observer, ticket, scope
+    )
+
+
+def finish_call(
+    runtime: Runtime,
+    worker: Worker,
+    handler: Handler,
+    future: CommandFuture,
+    result: Any,
+    error: BaseException | None,
+    elapsed: float,
+    observer: Observer | None = None,
+    ticket: Any = None,
+    scope: Any = None,
+) -> bool:
+    """The end of a call whose handler has returned (or raised ``error``).
+
+    Counts it, reports a late reply, tells the observer (if the call is
+    observed) and completes the future. Whether the handler succeeded.
+    """
     handler.stats.finish(elapsed, error)
     if future.gave_up:
         handler.stats.late_reply()
@@ -125,9 +148,7 @@ def run_call(
     # False when close() gave up on this handler and failed the future
     # first; the late reply was counted above.
     settle(future, result, error)
-    ok = error is None
-    del error  # the future holds it; do not keep the traceback alive here
-    return ok
+    return error is None
 
 
 def run_delivery(

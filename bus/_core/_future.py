@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from _thread import allocate_lock as _allocate_lock
+from _thread import get_ident
 from collections.abc import Callable, Generator
 from concurrent.futures import CancelledError, Future, InvalidStateError
 from concurrent.futures import TimeoutError as FutureTimeoutError
@@ -33,7 +34,7 @@ from concurrent.futures._base import (
 from typing import TYPE_CHECKING, Any
 
 from ._errors import DeadlockError
-from ._worker import current_run, current_worker
+from ._worker import current_run, current_worker, workers
 
 if TYPE_CHECKING:
     import asyncio
@@ -79,17 +80,39 @@ class CommandFuture(Future[Any]):
     # that cancel() finds it the moment it can) and cleared when it ends. A
     # class attribute, so that a command of a sync handler pays nothing.
     _task: asyncio.Task[Any] | None = None
-    # The Condition, once something asked for it (see _condition).
-    _made: threading.Condition | None = None
+    # The state read on every command, in slots (the C accelerator reads
+    # them at their offsets too), and no per-instance dict until a rare
+    # attribute above is set.
+    __slots__ = (
+        "_done_callbacks",
+        "_exception",
+        "_handler",
+        "_lock",
+        "_made",
+        "_result",
+        "_settled",
+        "_state",
+        "_waiter_list",
+        "_waits",
+        "gave_up",
+    )
+
+    _done_callbacks: list[Callable[[Future[Any]], object]]
 
     def __init__(self, handler: Handler, waits: WaitGraph) -> None:
-        # Future.__init__'s attributes, but for the Condition.
+        # Future.__init__'s attributes, but for the Condition: made by the
+        # first that asks (see _condition) and kept in _made, with the
+        # waiters of concurrent.futures.wait() and as_completed(), which take
+        # the Condition before they add one. While _made is None, no one
+        # waits but on _settled, and _waiter_list is empty.
         self._lock = _allocate_lock()
         self._state = PENDING
         self._result: Any = None
         self._exception: BaseException | None = None
-        self._waiters: list[Any] = []
-        self._done_callbacks: list[Callable[[Future[Any]], object]] = []
+        self._made: threading.Condition | None = None
+        self._waiter_list: list[Any] | tuple[()] = ()
+        # An empty tuple until the first add_done_callback(): most commands have none.
+        self._done_callbacks = ()  # type: ignore[assignment]
         self._handler = handler
         self._waits = waits
         self.gave_up = False
@@ -105,8 +128,16 @@ class CommandFuture(Future[Any]):
             with _making:
                 condition = self._made
                 if condition is None:
+                    self._waiter_list = []
                     condition = self._made = threading.Condition(self._lock)
         return condition
+
+    @property
+    def _waiters(self) -> list[Any]:  # type: ignore[override]  # an attribute there
+        """The base class's list of waiters, made with the Condition."""
+        self._condition  # noqa: B018 (made together, once)
+        assert isinstance(self._waiter_list, list)
+        return self._waiter_list
 
     def _notify(self) -> None:
         """Wake whoever waits on the Condition, if one was made; under the lock."""
@@ -129,7 +160,7 @@ class CommandFuture(Future[Any]):
                 return True
             if state == CANCELLED:
                 self._state = CANCELLED_AND_NOTIFIED
-                for waiter in self._waiters:
+                for waiter in self._waiter_list:
                     waiter.add_cancelled(self)
                 return False
         LOGGER.critical("Future %s in unexpected state: %s", id(self), state)
@@ -142,10 +173,9 @@ class CommandFuture(Future[Any]):
                 raise InvalidStateError(f"{self._state}: {self!r}")
             self._result = result
             self._state = FINISHED
-            if self._waiters:
-                for waiter in self._waiters:
-                    waiter.add_result(self)
             if self._made is not None:
+                for waiter in self._waiter_list:
+                    waiter.add_result(self)
                 self._made.notify_all()
         # _ended(), inline: this is every command's completion.
         self._settled.release()  # once: a future ends once, under the lock
@@ -159,7 +189,7 @@ class CommandFuture(Future[Any]):
                 raise InvalidStateError(f"{self._state}: {self!r}")
             self._exception = exception
             self._state = FINISHED
-            for waiter in self._waiters:
+            for waiter in self._waiter_list:
                 waiter.add_exception(self)
             self._notify()
         self._ended()
@@ -180,6 +210,8 @@ class CommandFuture(Future[Any]):
         """As ``Future.add_done_callback``: ``fn(future)`` once done (now, if it is)."""
         with self._lock:
             if self._state not in _ENDED:
+                if not isinstance(self._done_callbacks, list):
+                    self._done_callbacks = []
                 self._done_callbacks.append(fn)
                 return
         try:
@@ -208,7 +240,7 @@ class CommandFuture(Future[Any]):
         """
         if self._state != FINISHED:
             if self._state not in _CANCELLED:
-                if timeout is None and current_worker() is None:
+                if timeout is None and workers.get(get_ident()) is None:
                     # _wait's commonest case, inline: no deadline, and not a
                     # service thread, so no cycle to look for.
                     self._settled.acquire()
@@ -288,7 +320,7 @@ class CommandFuture(Future[Any]):
             if self._state != RUNNING:
                 return False
             self._state = CANCELLED_AND_NOTIFIED
-            for waiter in self._waiters:
+            for waiter in self._waiter_list:
                 waiter.add_cancelled(self)
             self._notify()
         self._ended()

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import _accel
-from ._dispatch import is_async_callable, run_call, run_delivery, run_task, settle
+from ._dispatch import finish_call, is_async_callable, run_call, run_delivery, run_task, settle
 from ._errors import BusError
 from ._mailbox import FAILED, FULL, STOPPED, Mailbox
 from ._threads import start_thread
@@ -34,6 +34,7 @@ from ._worker import STOP, SWITCH, TASK, Ledger, Worker, current_worker, workers
 
 if TYPE_CHECKING:
     from ._bus import BusCore
+    from ._future import CommandFuture
     from ._loop import ServiceLoop
     from ._router import Handler
     from ._service import Service
@@ -242,12 +243,19 @@ class Runtime(Mailbox):
         get = self._queue.get
         stats_unshared = not self.shared  # one thread: its handlers' stats need no lock
         # The C accelerator's loop (_accel), which runs the unobserved
-        # deliveries below itself and returns every other item; False when
-        # _delivery_failed ended the thread.
+        # deliveries and calls below itself and returns every other item;
+        # False when _delivery_failed or _call_finished ended the thread.
         drain = _accel.drain if stats_unshared else None
-        failed = self._delivery_failed
+        failed, finished = self._delivery_failed, self._call_finished
         while True:
-            item = get() if drain is None else drain(get, worker, failed)
+            try:
+                item = get() if drain is None else drain(get, worker, failed, finished)
+            except BaseException as exc:
+                # A bus error in the accelerator's loop (see below): the item
+                # it ran, if any, is still on the worker.
+                event = worker.event
+                self._died(worker, worker.future or (event[3] if event else None), exc)
+                return
             if item is _STOP:
                 self._exit_thread()
                 return
@@ -321,6 +329,33 @@ class Runtime(Mailbox):
             return False
         worker.handled += 1
         worker.failed += 1
+        worker.done += 1
+        return True
+
+    def _call_finished(
+        self,
+        worker: Worker,
+        handler: Handler,
+        future: CommandFuture,
+        result: Any,
+        error: BaseException | None,
+        elapsed: float,
+    ) -> bool:
+        """A call run by ``_accel.drain`` whose end needs Python: it failed, or
+        its caller gave up.
+
+        Ends it as ``run_call`` does and counts it on the worker, as
+        ``_serve_mailbox`` does. Returns whether the thread goes on: ``False``
+        once a bus error here has ended it (``_died``).
+        """
+        try:
+            ok = finish_call(self, worker, handler, future, result, error, elapsed)
+        except BaseException as exc:
+            self._died(worker, future, exc)
+            return False
+        worker.handled += 1
+        if not ok:
+            worker.failed += 1
         worker.done += 1
         return True
 

@@ -47,7 +47,7 @@ PyTypeObject *count_type, *queue_type;
 int count_inline, queue_inline;
 
 
-static int
+int
 slot_offset(PyTypeObject *type, const char *name, Py_ssize_t *offset)
 {
     PyObject *descr = PyObject_GetAttrString((PyObject *)type, name);
@@ -279,9 +279,13 @@ static PyMethodDef methods[] = {
     {"configure", configure, METH_VARARGS,
      "configure(Runtime, Handler, HandlerStats, Worker, SimpleQueue, deque): the classes "
      "the accelerator works on; once."},
+    {"configure_calls", configure_calls, METH_VARARGS,
+     "configure_calls(CommandFuture, allocate_lock, settle, Worker, (PENDING, RUNNING, FINISHED, "
+     "CANCELLED, CANCELLED_AND_NOTIFIED)): what drain's calls work on; once."},
     {"drain", (PyCFunction)(void (*)(void))drain, METH_FASTCALL,
-     "drain(get, worker, failed): run unobserved event deliveries off a one-thread "
-     "service's mailbox; return the first other item (False when the thread must end)."},
+     "drain(get, worker, failed, finished): run unobserved event deliveries and calls off a "
+     "one-thread service's mailbox; return the first other item (False when the thread must "
+     "end)."},
     {NULL},
 };
 

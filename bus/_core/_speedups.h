@@ -68,6 +68,7 @@ slot_set(PyObject *obj, Py_ssize_t off, PyObject *value)
 #define TAG_UNKNOWN ((uint64_t)0) /* never a tag of a live dict */
 
 /* _speedups.c */
+int slot_offset(PyTypeObject *type, const char *name, Py_ssize_t *offset);
 double perf_counter(void);
 Py_ssize_t queue_size(PyObject *queue);
 int call_discard(PyObject *callable, PyObject *const *args, size_t nargs);
@@ -82,6 +83,14 @@ extern PyTypeObject FireEvent_Type;
 
 /* _speedups_drain.c */
 PyObject *drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+int slot_increment(PyObject *obj, Py_ssize_t off);
+PyObject *mark_start(PyObject *worker, double *start);
+
+/* _speedups_call.c: the service's side of a call */
+PyObject *configure_calls(PyObject *module, PyObject *args);
+int call_runnable(PyObject *item);
+int run_call(PyObject *worker, PyObject *item, PyObject *finished, PyObject *handler,
+             PyObject *stats, PyObject *fn);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

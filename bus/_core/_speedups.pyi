@@ -16,5 +16,24 @@ def configure(
 ) -> None:
     """The classes the accelerator works on; once."""
 
-def drain(get: Callable[[], Any], worker: Any, failed: Callable[..., bool], /) -> Any:
-    """Run unobserved deliveries off a one-thread mailbox; the first other item, or False."""
+def configure_calls(
+    future: type,
+    allocate_lock: Callable[[], Any],
+    settle: Callable[..., bool],
+    worker: type,
+    states: tuple[str, str, str, str, str],
+    /,
+) -> None:
+    """What drain's calls work on: ``CommandFuture``, its lock and states; once."""
+
+def drain(
+    get: Callable[[], Any],
+    worker: Any,
+    failed: Callable[..., bool],
+    finished: Callable[..., bool],
+    /,
+) -> Any:
+    """Run unobserved deliveries and calls off a one-thread mailbox.
+
+    Returns the first other item, or False when the thread must end.
+    """

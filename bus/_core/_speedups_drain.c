@@ -1,9 +1,10 @@
-/* The service's side: a one-thread service's mailbox loop (see _speedups.c). */
+/* The service's side: a one-thread service's mailbox loop (see _speedups.c);
+ * its calls are in _speedups_call.c. */
 #include "_speedups.h"
 
 /* -- the service's side ------------------------------------------------------------ */
 
-static int
+int
 slot_increment(PyObject *obj, Py_ssize_t off)
 {
     PyObject *value = SLOT(obj, off);
@@ -44,8 +45,9 @@ slot_increment(PyObject *obj, Py_ssize_t off)
     return 0;
 }
 
-/* Whether item is an unobserved event delivery drain may run: its handler and
- * statistics of exactly the classes configured, its arguments a tuple and a dict. */
+/* Whether item is an unobserved item drain may run: its handler and statistics
+ * of exactly the classes configured, its arguments a tuple and a dict, and an
+ * event's name or a call's future as its tag. */
 static int
 runnable(PyObject *item)
 {
@@ -53,9 +55,10 @@ runnable(PyObject *item)
         return 0;
     }
     PyObject *handler = PyTuple_GET_ITEM(item, 0);
-    if (!PyUnicode_CheckExact(PyTuple_GET_ITEM(item, 3)) || PyTuple_GET_ITEM(item, 4) != Py_None ||
-        !Py_IS_TYPE(handler, Handler_type) || !PyTuple_CheckExact(PyTuple_GET_ITEM(item, 1)) ||
-        !PyDict_CheckExact(PyTuple_GET_ITEM(item, 2))) {
+    if (PyTuple_GET_ITEM(item, 4) != Py_None || !Py_IS_TYPE(handler, Handler_type) ||
+        !PyTuple_CheckExact(PyTuple_GET_ITEM(item, 1)) ||
+        !PyDict_CheckExact(PyTuple_GET_ITEM(item, 2)) ||
+        !(PyUnicode_CheckExact(PyTuple_GET_ITEM(item, 3)) || call_runnable(item))) {
         return 0;
     }
     PyObject *stats = SLOT(handler, off_h_stats);
@@ -68,17 +71,40 @@ runnable(PyObject *item)
 static int run_one(PyObject *worker, PyObject *item, PyObject *failed, PyObject *handler,
                    PyObject *stats, PyObject *fn);
 
+/* Run one item runnable() accepted: a delivery, or a call (run_call, which
+ * returns 2 for a call it hands back to the Python loop unstarted). */
 static int
-run_delivery(PyObject *worker, PyObject *item, PyObject *failed)
+run_item(PyObject *worker, PyObject *item, PyObject *failed, PyObject *finished)
 {
     PyObject *handler = PyTuple_GET_ITEM(item, 0);
-    /* Held for the call, as Python's stack would: the listener may drop them. */
+    /* Held for the call, as Python's stack would: the handler may drop them. */
     PyObject *stats = Py_NewRef(SLOT(handler, off_h_stats));
     PyObject *fn = Py_NewRef(SLOT(handler, off_h_fn));
-    int rc = run_one(worker, item, failed, handler, stats, fn);
+    int rc = PyUnicode_CheckExact(PyTuple_GET_ITEM(item, 3))
+                 ? run_one(worker, item, failed, handler, stats, fn)
+                 : run_call(worker, item, finished, handler, stats, fn);
     Py_DECREF(stats);
     Py_DECREF(fn);
     return rc;
+}
+
+/* worker.since = perf_counter(), its start in *start; the float, a new reference. */
+PyObject *
+mark_start(PyObject *worker, double *start)
+{
+    *start = perf_counter();
+    PyObject *since = SLOT(worker, off_w_since);
+    if (since != NULL && PyFloat_CheckExact(since) && Py_REFCNT(since) == 1) {
+        /* Only the worker holds the last start (a reader, or the watchdog's
+         * hung_reported, would hold a reference): set it in place. */
+        ((PyFloatObject *)since)->ob_fval = *start;
+        return Py_NewRef(since);
+    }
+    since = PyFloat_FromDouble(*start);
+    if (since != NULL) {
+        slot_set(worker, off_w_since, since);
+    }
+    return since;
 }
 
 static int
@@ -88,20 +114,10 @@ run_one(PyObject *worker, PyObject *item, PyObject *failed, PyObject *handler, P
     PyObject *args = PyTuple_GET_ITEM(item, 1);
     PyObject *kwargs = PyTuple_GET_ITEM(item, 2);
     slot_set(worker, off_w_event, item);
-    double start = perf_counter();
-    PyObject *since = SLOT(worker, off_w_since);
-    if (since != NULL && PyFloat_CheckExact(since) && Py_REFCNT(since) == 1) {
-        /* Only the worker holds the last start (a reader, or the watchdog's
-         * hung_reported, would hold a reference): set it in place. */
-        ((PyFloatObject *)since)->ob_fval = start;
-        Py_INCREF(since);
-    }
-    else {
-        since = PyFloat_FromDouble(start);
-        if (since == NULL) {
-            return -1;
-        }
-        slot_set(worker, off_w_since, since);
+    double start;
+    PyObject *since = mark_start(worker, &start);
+    if (since == NULL) {
+        return -1;
     }
     slot_set(worker, off_w_current, handler);
     PyObject *result = PyObject_Call(fn, args, PyDict_GET_SIZE(kwargs) ? kwargs : NULL);
@@ -151,11 +167,12 @@ run_one(PyObject *worker, PyObject *item, PyObject *failed, PyObject *handler, P
 PyObject *
 drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "drain(get, worker, failed) takes 3 arguments");
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError,
+                        "drain(get, worker, failed, finished) takes 4 arguments");
         return NULL;
     }
-    PyObject *get = args[0], *worker = args[1], *failed = args[2];
+    PyObject *get = args[0], *worker = args[1], *failed = args[2], *finished = args[3];
     if (Worker_type == NULL || !Py_IS_TYPE(worker, Worker_type)) {
         return PyObject_CallNoArgs(get); /* not configured for it: the Python loop runs all */
     }
@@ -165,7 +182,10 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         if (item == NULL || !runnable(item)) {
             return item;
         }
-        int rc = run_delivery(worker, item, failed);
+        int rc = run_item(worker, item, failed, finished);
+        if (rc == 2) {
+            return item; /* a call not started: the Python loop runs it */
+        }
         Py_DECREF(item);
         if (rc < 0) {
             return NULL;

@@ -1,4 +1,5 @@
-"""Fixtures for the core's tests: a gate that async handlers await."""
+"""Fixtures for the core's tests: a gate that async handlers await, and the
+delivery path (the C accelerator or its Python reference) a test runs on."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import threading
 from collections.abc import Callable, Iterator
 
 import pytest
+
+from bus import Bus
+from bus._core import _accel
 
 
 class Gate:
@@ -54,3 +58,30 @@ def gate() -> Iterator[Callable[[], Gate]]:
     yield make
     for g in made:
         g.open()
+
+
+@pytest.fixture(params=["c", "python"])
+def mode(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The path under test, switched before the test makes its buses.
+
+    ``"c"``, the extension (``_speedups``; skipped where it was not built),
+    or ``"python"``, the pure-Python code it replaces (``BUS_PURE_PYTHON=1``
+    does the same for a process).
+    """
+    wanted = request.param
+    if wanted == "c" and not _accel.available():
+        pytest.skip("the C accelerator was not built here")
+    before = _accel.mode() == "c"
+    assert _accel.use(wanted == "c") == (wanted == "c")
+    try:
+        yield wanted
+    finally:
+        _accel.use(before)
+
+
+@pytest.fixture
+def quiet(mode: str) -> Iterator[Bus]:
+    """An untraced bus, made in ``mode``."""
+    with Bus(name="quiet", tracing=False) as b:
+        assert b.inspect()["bus"]["speedups"] == mode
+        yield b

@@ -17,7 +17,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -28,28 +28,6 @@ from bus._core._bus import BusCore
 from bus.testing import wait_idle
 
 pytestmark = pytest.mark.timeout(30)
-
-
-@pytest.fixture(params=["c", "python"])
-def mode(request: pytest.FixtureRequest) -> Iterator[str]:
-    """The delivery path under test, switched before the test makes its buses."""
-    wanted = request.param
-    if wanted == "c" and not _accel.available():
-        pytest.skip("the C accelerator was not built here")
-    before = _accel.mode() == "c"
-    assert _accel.use(wanted == "c") == (wanted == "c")
-    try:
-        yield wanted
-    finally:
-        _accel.use(before)
-
-
-@pytest.fixture
-def quiet(mode: str) -> Iterator[Bus]:
-    """An untraced bus, made in ``mode``."""
-    with Bus(name="quiet", tracing=False) as b:
-        assert b.inspect()["bus"]["speedups"] == mode
-        yield b
 
 
 class Heard(Service):

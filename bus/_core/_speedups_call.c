@@ -1,0 +1,281 @@
+/* Commands: the service's side of an unobserved call (see _speedups.c).
+ *
+ * drain() runs an unobserved call as Runtime._serve_mailbox and run_call do,
+ * with CommandFuture's own state changes (set_running_or_notify_cancel,
+ * set_result) made here when no one else is at the future: its lock is free,
+ * and no Condition was made (so concurrent.futures.wait() and as_completed()
+ * have no waiter on it) and no callback added. Anything else goes to the
+ * Python code: a future not PENDING (cancelled) or whose lock is taken is
+ * handed back before the handler runs, and a call that failed, or whose
+ * caller gave up, ends in Runtime._call_finished.
+ */
+#include "_speedups.h"
+
+PyTypeObject *Future_type, *lock_type;
+Py_ssize_t off_f_lock, off_f_state, off_f_result, off_f_made, off_f_callbacks, off_f_settled,
+    off_f_gave_up;
+Py_ssize_t off_w_future;
+static PyObject *lock_acquire, *lock_release, *settle_fn, *invoke_callbacks;
+static PyObject *st_pending, *st_running, *st_finished, *st_cancelled, *st_notified;
+static int lock_inline;
+
+/* -- locks ---------------------------------------------------------------------------- */
+
+/* _thread.lock as CPython 3.11 lays it out; used only if probe_lock agrees. */
+typedef struct {
+    PyObject_HEAD
+    PyThread_type_lock lock_lock;
+    PyObject *in_weakreflist;
+    char locked;
+} lock_layout;
+
+/* lock.acquire(False): 1 if taken, 0 if not, -1 on error. */
+static int
+try_lock(PyObject *lock)
+{
+    if (lock_inline && Py_IS_TYPE(lock, lock_type)) {
+        lock_layout *l = (lock_layout *)lock;
+        if (!PyThread_acquire_lock(l->lock_lock, NOWAIT_LOCK)) {
+            return 0;
+        }
+        l->locked = 1;
+        return 1;
+    }
+    PyObject *args[2] = {lock, Py_False};
+    PyObject *got = PyObject_Vectorcall(lock_acquire, args, 2, NULL);
+    if (got == NULL) {
+        return -1;
+    }
+    int taken = got == Py_True;
+    Py_DECREF(got);
+    return taken;
+}
+
+/* lock.release() of a lock this thread took (or, for _settled, that is held). */
+static int
+unlock(PyObject *lock)
+{
+    if (lock_inline && Py_IS_TYPE(lock, lock_type)) {
+        lock_layout *l = (lock_layout *)lock;
+        if (l->locked) {
+            l->locked = 0;
+            PyThread_release_lock(l->lock_lock);
+            return 0;
+        }
+    }
+    return call_discard(lock_release, &lock, 1);
+}
+
+/* Whether _thread.lock is laid out as lock_layout: probed on a live lock. */
+static int
+probe_lock(PyObject *allocate_lock)
+{
+    PyObject *lock = PyObject_CallNoArgs(allocate_lock);
+    if (lock == NULL) {
+        return -1;
+    }
+    lock_type = (PyTypeObject *)Py_NewRef(Py_TYPE(lock));
+    lock_layout *l = (lock_layout *)lock;
+    lock_inline = 0;
+    if (lock_type->tp_basicsize == sizeof(lock_layout) && l->locked == 0) {
+        PyObject *got = PyObject_CallMethod(lock, "acquire", "O", Py_False);
+        if (got == NULL) {
+            Py_DECREF(lock);
+            return -1;
+        }
+        int held = got == Py_True && l->locked == 1;
+        Py_DECREF(got);
+        /* Released through its own method: our flag must then read 0. */
+        PyObject *done = PyObject_CallMethod(lock, "release", NULL);
+        if (done == NULL) {
+            Py_DECREF(lock);
+            return -1;
+        }
+        Py_DECREF(done);
+        lock_inline = held && l->locked == 0;
+    }
+    Py_DECREF(lock);
+    return 0;
+}
+
+/* -- the future's state ------------------------------------------------------------ */
+
+/* set_running_or_notify_cancel() when the future is PENDING and its lock free:
+ * 1 running, 0 for Python to do (cancelled, or another thread at the lock),
+ * -1 on error. */
+static int
+start_future(PyObject *future)
+{
+    PyObject *lock = SLOT(future, off_f_lock);
+    if (lock == NULL) {
+        return 0;
+    }
+    int taken = try_lock(lock);
+    if (taken <= 0) {
+        return taken;
+    }
+    int pending = SLOT(future, off_f_state) == st_pending;
+    if (pending) {
+        slot_set(future, off_f_state, st_running);
+    }
+    return unlock(lock) < 0 ? -1 : pending;
+}
+
+/* set_result(result) as settle() does it (a future already ended is left as
+ * it is); in Python when a waiter, a Condition or a callback is involved. */
+static int
+complete_future(PyObject *future, PyObject *result)
+{
+    PyObject *lock = SLOT(future, off_f_lock);
+    PyObject *settled = SLOT(future, off_f_settled);
+    int taken = lock != NULL && settled != NULL && SLOT(future, off_f_made) == Py_None
+                    ? try_lock(lock)
+                    : 0;
+    if (taken < 0) {
+        return -1;
+    }
+    /* _made is read again under the lock: whoever makes the Condition takes
+     * this lock before it adds a waiter. */
+    if (taken && SLOT(future, off_f_made) != Py_None) {
+        if (unlock(lock) < 0) {
+            return -1;
+        }
+        taken = 0;
+    }
+    if (!taken) {
+        PyObject *args[3] = {future, result, Py_None};
+        return call_discard(settle_fn, args, 3);
+    }
+    PyObject *state = SLOT(future, off_f_state);
+    if (state == st_finished || state == st_cancelled || state == st_notified) {
+        return unlock(lock); /* close() failed it first: settle() returns False */
+    }
+    slot_set(future, off_f_result, result);
+    slot_set(future, off_f_state, st_finished);
+    if (unlock(lock) < 0 || unlock(settled) < 0) {
+        return -1;
+    }
+    PyObject *callbacks = SLOT(future, off_f_callbacks);
+    if (callbacks != NULL && PyList_CheckExact(callbacks) && PyList_GET_SIZE(callbacks) > 0) {
+        return call_discard(invoke_callbacks, &future, 1);
+    }
+    return 0;
+}
+
+/* -- drain's part ------------------------------------------------------------------- */
+
+int
+call_runnable(PyObject *item)
+{
+    PyObject *future = PyTuple_GET_ITEM(item, 3);
+    return Future_type != NULL && Py_IS_TYPE(future, Future_type) &&
+           PyTuple_GET_ITEM(item, 4) == Py_None && SLOT(future, off_f_gave_up) != NULL;
+}
+
+int
+run_call(PyObject *worker, PyObject *item, PyObject *finished, PyObject *handler,
+         PyObject *stats, PyObject *fn)
+{
+    PyObject *future = PyTuple_GET_ITEM(item, 3);
+    int started = start_future(future);
+    if (started <= 0) {
+        return started < 0 ? -1 : 2; /* 2: not started, for the Python loop */
+    }
+    PyObject *args = PyTuple_GET_ITEM(item, 1);
+    PyObject *kwargs = PyTuple_GET_ITEM(item, 2);
+    double start;
+    PyObject *since = mark_start(worker, &start);
+    if (since == NULL) {
+        return -1;
+    }
+    Py_DECREF(since);
+    slot_set(worker, off_w_current, handler);
+    slot_set(worker, off_w_future, future);
+    PyObject *result = PyObject_Call(fn, args, PyDict_GET_SIZE(kwargs) ? kwargs : NULL);
+    PyObject *type = NULL, *error = NULL, *traceback = NULL;
+    if (result == NULL) {
+        PyErr_Fetch(&type, &error, &traceback);
+        PyErr_NormalizeException(&type, &error, &traceback);
+        if (traceback != NULL) {
+            PyException_SetTraceback(error, traceback);
+        }
+        result = Py_NewRef(Py_None);
+    }
+    PyObject *elapsed = PyFloat_FromDouble(perf_counter() - start);
+    int rc = -1;
+    if (elapsed == NULL) {
+        goto done;
+    }
+    slot_set(worker, off_w_current, Py_None);
+    slot_set(worker, off_w_future, Py_None);
+    if (error != NULL || SLOT(future, off_f_gave_up) != Py_False) {
+        /* Runtime._call_finished: stats.finish, the late reply, settle, counts */
+        PyObject *call[6] = {worker, handler, future, result, error ? error : Py_None, elapsed};
+        PyObject *go_on = PyObject_Vectorcall(finished, call, 6, NULL);
+        if (go_on != NULL) {
+            rc = PyObject_IsTrue(go_on);
+            Py_DECREF(go_on);
+        }
+        goto done;
+    }
+    /* stats.finish(elapsed, None) for unshared stats, then settle() */
+    PyObject *append[2] = {SLOT(stats, off_s_latencies), elapsed};
+    if (slot_increment(stats, off_s_calls) < 0 || call_discard(deque_append, append, 2) < 0 ||
+        complete_future(future, result) < 0 || slot_increment(worker, off_w_handled) < 0 ||
+        slot_increment(worker, off_w_done) < 0) {
+        /* A bus error: the Python loop fails the future it finds here. */
+        slot_set(worker, off_w_future, future);
+        goto done;
+    }
+    rc = 1;
+done:
+    Py_DECREF(result);
+    Py_XDECREF(elapsed);
+    Py_XDECREF(type);
+    Py_XDECREF(error);
+    Py_XDECREF(traceback);
+    return rc;
+}
+
+/* -- configure_calls() -------------------------------------------------------------- */
+
+PyObject *
+configure_calls(PyObject *module, PyObject *args)
+{
+    PyObject *future, *allocate_lock, *settle, *worker;
+    if (!PyArg_ParseTuple(args, "OOOO(OOOOO):configure_calls", &future, &allocate_lock, &settle, &worker,
+                          &st_pending, &st_running, &st_finished, &st_cancelled, &st_notified)) {
+        return NULL;
+    }
+    if (Future_type != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "configure_calls: already configured");
+        return NULL;
+    }
+    if (!PyType_Check(future) || !PyType_Check(worker)) {
+        PyErr_SetString(PyExc_TypeError, "configure_calls: the future and worker must be classes");
+        return NULL;
+    }
+    Py_INCREF(st_pending);
+    Py_INCREF(st_running);
+    Py_INCREF(st_finished);
+    Py_INCREF(st_cancelled);
+    Py_INCREF(st_notified);
+    settle_fn = Py_NewRef(settle);
+    PyTypeObject *type = (PyTypeObject *)future;
+    if (slot_offset(type, "_lock", &off_f_lock) || slot_offset(type, "_state", &off_f_state) ||
+        slot_offset(type, "_result", &off_f_result) || slot_offset(type, "_made", &off_f_made) ||
+        slot_offset(type, "_done_callbacks", &off_f_callbacks) ||
+        slot_offset(type, "_settled", &off_f_settled) ||
+        slot_offset(type, "gave_up", &off_f_gave_up) ||
+        slot_offset((PyTypeObject *)worker, "future", &off_w_future)) {
+        return NULL;
+    }
+    if (probe_lock(allocate_lock) < 0 ||
+        (lock_acquire = PyObject_GetAttrString((PyObject *)lock_type, "acquire")) == NULL ||
+        (lock_release = PyObject_GetAttrString((PyObject *)lock_type, "release")) == NULL ||
+        (invoke_callbacks = PyObject_GetAttrString(future, "_invoke_callbacks")) == NULL) {
+        return NULL;
+    }
+    Future_type = (PyTypeObject *)Py_NewRef(future);
+    Py_RETURN_NONE;
+}

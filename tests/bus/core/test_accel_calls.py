@@ -1,0 +1,242 @@
+"""Untraced calls, the same with the C accelerator and with its Python reference.
+
+Every test runs twice, through the ``mode`` fixture (``conftest.py``). The
+accelerator runs an unobserved call on a one-thread service, and starts and
+completes its future itself while no one else is at it; a cancelled future,
+a failure, a caller that gave up, a ``wait()`` or a callback on the future
+go the Python way. The semantics must not tell the two apart.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import threading
+import traceback
+from concurrent.futures import CancelledError
+from typing import Any
+
+import pytest
+
+from bus import Bus, Service, command
+from bus._core import _accel
+from bus.testing import wait_idle
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class Calls(Service):
+    """``slow`` waits for ``gate``; ``echo`` answers; ``boom`` raises; ``ask`` calls ``other``."""
+
+    def __init__(self, name: str = "calls") -> None:
+        super().__init__(name=name)
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+        self.ran: list[Any] = []
+        self.threads: set[str] = set()
+
+    @command("slow")
+    def slow(self, x: Any) -> Any:
+        self.entered.set()
+        assert self.gate.wait(20)
+        self.ran.append(("slow", x))
+        return x
+
+    @command("echo")
+    def echo(self, *args: Any, **kwargs: Any) -> Any:
+        self.threads.add(threading.current_thread().name)
+        self.ran.append(("echo", args, kwargs))
+        return (args, kwargs)
+
+    @command("boom")
+    def boom(self, message: str) -> None:
+        self.ran.append(("boom", message))
+        raise ValueError(message)
+
+
+class Asker(Service):
+    """``ask`` calls ``echo`` on the other service and waits for it."""
+
+    name = "asker"
+
+    @command("ask")
+    def ask(self, x: Any) -> Any:
+        return self.bus.execute_command("echo", x).result(10)
+
+
+def _command(b: Bus, name: str) -> dict[str, Any]:
+    return next(c for c in b.inspect()["commands"] if c["name"] == name)
+
+
+def _service(b: Bus, name: str) -> dict[str, Any]:
+    return next(s for s in b.inspect()["services"] if s["name"] == name)
+
+
+def test_calls_return_their_results_in_order_on_the_service_thread(quiet: Bus) -> None:
+    service = Calls()
+    quiet.add_service(service)
+    futures = [quiet.execute_command("echo", i, key=i * 2) for i in range(200)]
+    futures.append(quiet.execute_command("echo"))
+    assert [f.result(10) for f in futures[:-1]] == [((i,), {"key": i * 2}) for i in range(200)]
+    assert futures[-1].result(10) == ((), {})
+    assert service.ran == [("echo", (i,), {"key": i * 2}) for i in range(200)] + [("echo", (), {})]
+    assert service.threads == {"bus:quiet/calls"}
+    entry = _command(quiet, "echo")
+    assert (entry["calls"], entry["errors"], entry["in_flight"]) == (201, 0, 0)
+    assert entry["p50_ms"] is not None
+    counts = _service(quiet, "calls")
+    assert (counts["handled"], counts["failed"]) == (201, 0)
+
+
+def test_a_failing_handler_raises_to_its_caller_and_the_thread_goes_on(quiet: Bus) -> None:
+    service = Calls()
+    quiet.add_service(service)
+    future = quiet.execute_command("boom", "no")
+    with pytest.raises(ValueError, match="no") as raised:
+        future.result(10)
+    # The handler's own frame is in the traceback the caller sees.
+    frames = [frame.name for frame in traceback.extract_tb(raised.value.__traceback__)]
+    assert "boom" in frames
+    assert quiet.execute_command("echo", 1).result(10) == ((1,), {})
+    entry = _command(quiet, "boom")
+    assert (entry["calls"], entry["errors"]) == (1, 1)
+    assert entry["last_error"] == "ValueError: no"
+    counts = _service(quiet, "calls")
+    assert (counts["handled"], counts["failed"], counts["state"]) == (2, 1, "running")
+
+
+def test_a_call_cancelled_before_it_runs_never_runs(quiet: Bus) -> None:
+    service = Calls()
+    quiet.add_service(service)
+    first = quiet.execute_command("slow", 1)
+    assert service.entered.wait(10)
+    queued = quiet.execute_command("echo", 2)
+    after = quiet.execute_command("echo", 3)
+    assert queued.cancel()
+    service.gate.set()
+    assert after.result(10) == ((3,), {})
+    assert first.result(10) == 1
+    with pytest.raises(CancelledError):
+        queued.result(10)
+    assert service.ran == [("slow", 1), ("echo", (3,), {})]
+    wait_idle(quiet)
+    entry = _command(quiet, "echo")
+    assert (entry["calls"], entry["cancelled"], entry["in_flight"]) == (1, 1, 0)
+
+
+def test_a_result_after_the_caller_gave_up_is_a_late_reply(
+    quiet: Bus, caplog: pytest.LogCaptureFixture
+) -> None:
+    service = Calls()
+    quiet.add_service(service)
+    future = quiet.execute_command("slow", 5)
+    assert service.entered.wait(10)
+    with pytest.raises(concurrent.futures.TimeoutError):
+        future.result(timeout=0.01)
+    with caplog.at_level(logging.WARNING, logger="bus"):
+        service.gate.set()
+        wait_idle(quiet)
+    assert future.result() == 5  # it still completes
+    assert _command(quiet, "slow")["late_replies"] == 1
+    assert any("late reply: slow" in r.getMessage() for r in caplog.records)
+
+
+def test_callbacks_and_wait_see_a_call_complete(quiet: Bus) -> None:
+    service = Calls()
+    quiet.add_service(service)
+    future = quiet.execute_command("slow", 7)
+    assert service.entered.wait(10)
+    called: list[tuple[Any, str]] = []
+    future.add_done_callback(lambda f: called.append((f.result(), threading.current_thread().name)))
+    plain = quiet.execute_command("echo", 8)
+    waiting = threading.Thread(target=concurrent.futures.wait, args=([plain], 20))
+    waiting.start()
+    service.gate.set()
+    waiting.join(20)
+    assert not waiting.is_alive()
+    assert plain.done()
+    assert future.result(10) == 7
+    assert called == [(7, "bus:quiet/calls")]  # once, on the service's thread
+
+
+def test_inspect_during_a_call_shows_it_running_then_idle(quiet: Bus) -> None:
+    service = Calls()
+    quiet.add_service(service)
+    future = quiet.execute_command("slow", 1)
+    assert service.entered.wait(10)
+    [thread] = _service(quiet, "calls")["threads"]
+    assert (thread["state"], thread["handler"]) == ("busy", "slow")
+    [worker] = quiet.router.command("slow").destination.workers  # type: ignore[attr-defined]
+    assert worker.future is future
+    service.gate.set()
+    assert future.result(10) == 1
+    wait_idle(quiet)
+    [thread] = _service(quiet, "calls")["threads"]
+    assert (thread["state"], thread["handler"]) == ("idle", None)
+    assert worker.future is None
+    assert worker.current is None
+
+
+def test_a_handler_calls_another_service_and_waits(quiet: Bus) -> None:
+    quiet.add_service(Calls())
+    quiet.add_service(Asker())
+    assert [quiet.execute_command("ask", i).result(10) for i in range(50)] == [
+        ((i,), {}) for i in range(50)
+    ]
+    assert _command(quiet, "echo")["calls"] == 50
+
+
+def _run_scenario() -> dict[str, Any]:
+    """Calls that reach every branch; what the bus reports of them."""
+    with Bus(name="same", tracing=False) as b:
+        service = Calls()
+        b.add_service(service)
+        b.add_service(Asker())
+        slow = b.execute_command("slow", 0)
+        assert service.entered.wait(10)
+        cancelled = b.execute_command("echo", "cancelled")
+        assert cancelled.cancel()
+        failing = b.execute_command("boom", "no")
+        late = b.execute_command("slow", 1)
+        plain = [b.execute_command("echo", i) for i in range(5)]
+        asked = b.execute_command("ask", "via")
+        service.gate.set()
+        with pytest.raises(ValueError, match="no"):
+            failing.result(10)
+        results = [slow.result(10), late.result(10), asked.result(10)]
+        results += [f.result(10) for f in plain]
+        wait_idle(b)
+        snapshot = b.inspect()
+        timeless = ("p50_ms", "p99_ms", "last_error_at", "registered_at")
+        commands = [
+            {k: v for k, v in entry.items() if k not in timeless} for entry in snapshot["commands"]
+        ]
+        services = [
+            {k: s[k] for k in ("name", "handled", "failed", "dropped", "rejected", "mailbox")}
+            for s in snapshot["services"]
+        ]
+        return {
+            "ran": service.ran,
+            "results": results,
+            "commands": commands,
+            "services": services,
+            "totals": snapshot["totals"],
+        }
+
+
+def test_the_accelerator_and_the_python_code_report_the_same_calls() -> None:
+    if not _accel.available():
+        pytest.skip("the C accelerator was not built here")
+    before = _accel.mode() == "c"
+    try:
+        _accel.use(True)
+        accelerated = _run_scenario()
+        _accel.use(False)
+        reference = _run_scenario()
+    finally:
+        _accel.use(before)
+    assert accelerated == reference
+    echo = next(c for c in reference["commands"] if c["name"] == "echo")
+    assert (echo["calls"], echo["cancelled"]) == (6, 1)
+    boom = next(c for c in reference["commands"] if c["name"] == "boom")
+    assert (boom["calls"], boom["errors"]) == (1, 1)
