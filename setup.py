@@ -8,8 +8,16 @@ the same code the extension accelerates (``bus/_core/_accel.py``).
 from setuptools import Extension, setup
 
 # The module and its setup (_speedups), the firing side's mailboxes (_lane),
-# fire_event (_fire), a service's mailbox loop (_drain) and the calls it runs (_call).
-SOURCES = ["_speedups", "_speedups_lane", "_speedups_fire", "_speedups_drain", "_speedups_call"]
+# fire_event (_fire), a service's mailbox loop (_drain), the calls it runs
+# (_call), and execute_command and CommandFuture.result (_exec).
+SOURCES = [
+    "_speedups",
+    "_speedups_lane",
+    "_speedups_fire",
+    "_speedups_drain",
+    "_speedups_call",
+    "_speedups_exec",
+]
 
 setup(
     ext_modules=[

@@ -1,10 +1,11 @@
-"""The optional C accelerator of untraced event delivery, and its switch.
+"""The optional C accelerator of the untraced verbs, and its switch.
 
 ``_speedups`` (``_speedups*.c``) is built when the package is installed and a
 compiler is there; without one, ``pip install`` still works and the bus runs
 its pure-Python code. The Python code is the reference: the extension
-replaces two innermost loops with exactly their semantics and hands anything
-unusual back to it.
+replaces the innermost steps of an event and a call with exactly their
+semantics and hands anything unusual back to it, before it has done
+anything.
 
 * ``BusCore.fire_event`` becomes ``_speedups.FireEvent``, a method descriptor
   wrapping the Python function: the untraced fan-out to local mailboxes runs
@@ -16,6 +17,14 @@ unusual back to it.
   completed there only while no one else is at it (its lock free, no
   ``wait()`` or callback on it); a cancelled one goes back unstarted, and
   one that failed or whose caller gave up ends in ``Runtime._call_finished``.
+* ``BusCore.execute_command`` becomes ``_speedups.ExecuteCommand``: an
+  unobserved call with positional arguments that bind, to a local mailbox
+  that takes it now (open, not full, not held), is made and posted in C;
+  anything else goes the Python way.
+* ``CommandFuture.result`` becomes ``_speedups.FutureResult``: a wait
+  without a timeout from a thread that is not the bus's, and a value; a
+  timeout, a service thread (deadlock detection), a cancelled or failed
+  command go the Python way.
 
 ``BUS_PURE_PYTHON=1`` in the environment forces the fallback for the
 process; ``use`` switches it from then on (for tests and benchmarks: a
@@ -47,14 +56,13 @@ try:
 except ImportError:  # built without a compiler: the pure-Python bus
     _speedups = None  # type: ignore[assignment]
 
-drain: Callable[[Callable[[], Any], Any, Callable[..., bool], Callable[..., bool]], Any] | None = (
-    None
-)
+drain: Callable[..., Any] | None = None
 """``_speedups.drain`` while accelerated, else ``None``: a service thread's mailbox loop."""
 
-_core: type | None = None
-_fire_python: Any = None
-_fire_c: Any = None
+# (class, attribute, the Python function, its C wrapper): what use() switches.
+_methods: list[tuple[type, str, Any, Any]] = []
+_installed = False
+_fire_python: Any = None  # BusCore.fire_event's Python code (tests compare with it)
 
 
 def available() -> bool:
@@ -67,7 +75,7 @@ def install(core: type) -> None:
 
     Called once, by ``_bus`` at import, with ``BusCore``.
     """
-    global _core, _fire_python, _fire_c
+    global _installed, _fire_python
     # Here, not at the top: these modules are loaded by the time _bus calls.
     from _thread import allocate_lock
     from concurrent.futures._base import (
@@ -78,33 +86,43 @@ def install(core: type) -> None:
         RUNNING,
     )
 
+    from ._binding import Binder
     from ._dispatch import settle
     from ._future import CommandFuture
     from ._router import Handler
     from ._runtime import Runtime
     from ._stats import HandlerStats
-    from ._worker import Worker
+    from ._worker import Worker, workers
 
-    _core = core
+    _installed = True
     _fire_python = core.__dict__["fire_event"]
     if _speedups is not None:
         _speedups.configure(Runtime, Handler, HandlerStats, Worker, queue.SimpleQueue, deque)
         states = (PENDING, RUNNING, FINISHED, CANCELLED, CANCELLED_AND_NOTIFIED)
         _speedups.configure_calls(CommandFuture, allocate_lock, settle, Worker, states)
-        _fire_c = _speedups.FireEvent(_fire_python)
+        _speedups.configure_caller(Binder, workers)
+        for owner, name, wrapper in (
+            (core, "fire_event", _speedups.FireEvent),
+            (core, "execute_command", _speedups.ExecuteCommand),
+            (CommandFuture, "result", _speedups.FutureResult),
+        ):
+            python = owner.__dict__[name]
+            _methods.append((owner, name, python, wrapper(python)))
     use(os.environ.get(ENV, "") in ("", "0"))
 
 
 def use(accelerated: bool) -> bool:
     """Run the C paths (if built) or the pure-Python ones from now on; whether C runs.
 
-    ``fire_event`` changes at once for every bus; a service thread takes the
-    mailbox loop it finds when it starts, so switch before making a bus.
+    The verbs and ``CommandFuture.result`` change at once for every bus; a
+    service thread takes the mailbox loop it finds when it starts, so switch
+    before making a bus.
     """
     global drain
-    assert _core is not None, "install() first"
+    assert _installed, "install() first"
     on = accelerated and _speedups is not None
-    setattr(_core, "fire_event", _fire_c if on else _fire_python)  # noqa: B010
+    for owner, name, python, wrapped in _methods:
+        setattr(owner, name, wrapped if on else python)
     drain = _speedups.drain if on and _speedups is not None else None
     return on
 

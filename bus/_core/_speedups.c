@@ -282,6 +282,9 @@ static PyMethodDef methods[] = {
     {"configure_calls", configure_calls, METH_VARARGS,
      "configure_calls(CommandFuture, allocate_lock, settle, Worker, (PENDING, RUNNING, FINISHED, "
      "CANCELLED, CANCELLED_AND_NOTIFIED)): what drain's calls work on; once."},
+    {"configure_caller", configure_caller, METH_VARARGS,
+     "configure_caller(Binder, workers): what ExecuteCommand and FutureResult work on; once, "
+     "after configure() and configure_calls()."},
     {"drain", (PyCFunction)(void (*)(void))drain, METH_FASTCALL,
      "drain(get, worker, failed, finished): run unobserved event deliveries and calls off a "
      "one-thread service's mailbox; return the first other item (False when the thread must "
@@ -319,14 +322,17 @@ PyInit__speedups(void)
     INTERN(s_post, "post");
     INTERN(s_not_delivered, "_not_delivered");
     if ((one = PyLong_FromLong(1)) == NULL || (no_kwargs = PyDict_New()) == NULL || PyType_Ready(&FireEvent_Type) < 0 ||
-        PyType_Ready(&Lane_Type) < 0) {
+        PyType_Ready(&Lane_Type) < 0 || PyType_Ready(&ExecuteCommand_Type) < 0 ||
+        PyType_Ready(&FutureResult_Type) < 0) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&module_def);
     if (module == NULL) {
         return NULL;
     }
-    if (PyModule_AddObjectRef(module, "FireEvent", (PyObject *)&FireEvent_Type) < 0) {
+    if (PyModule_AddObjectRef(module, "FireEvent", (PyObject *)&FireEvent_Type) < 0 ||
+        PyModule_AddObjectRef(module, "ExecuteCommand", (PyObject *)&ExecuteCommand_Type) < 0 ||
+        PyModule_AddObjectRef(module, "FutureResult", (PyObject *)&FutureResult_Type) < 0) {
         Py_DECREF(module);
         return NULL;
     }

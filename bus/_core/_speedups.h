@@ -67,6 +67,41 @@ slot_set(PyObject *obj, Py_ssize_t off, PyObject *value)
 #endif
 #define TAG_UNKNOWN ((uint64_t)0) /* never a tag of a live dict */
 
+/* What the last fire_event read, each with the dict it came from and that
+ * dict's tag: the same dict, unchanged, gives the same answer. The dicts are
+ * compared by address and tag only (a new dict never reuses a tag), and what
+ * is kept from them is borrowed: it is alive while its dict holds it. */
+typedef struct {
+    PyObject *bus_dict;    /* the bus's __dict__ ... */
+    uint64_t bus_tag;
+    PyObject *router;      /* ... held an open, unobserved bus's router */
+    PyObject *router_dict; /* the router's __dict__ ... */
+    uint64_t router_tag;
+    PyObject *routes;      /* ... held this route cache (commands: its commands) */
+    uint64_t routes_tag;
+    PyObject *name;        /* a strong reference: compared by address */
+    PyObject *listeners;   /* routes[name] */
+} Seen;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *fallback; /* the Python function: the reference, and the slow path */
+    PyObject *dict;     /* __doc__, __wrapped__ and friends, for inspect */
+    vectorcallfunc vectorcall;
+    Seen seen;
+} Wrapper;
+
+/* _speedups_fire.c: fire_event, and what every Wrapper shares */
+extern PyTypeObject FireEvent_Type;
+int plain_bus_type(PyTypeObject *type);
+PyObject *dict_get(PyObject *dict, PyObject *key);
+PyObject *open_router(Seen *seen, PyObject *bus);
+PyObject *wrapper_new(PyTypeObject *type, PyObject *args, PyObject *kwds, vectorcallfunc vectorcall);
+PyObject *wrapper_get(PyObject *self, PyObject *obj, PyObject *type);
+int wrapper_traverse(Wrapper *self, visitproc visit, void *arg);
+int wrapper_clear(Wrapper *self);
+void wrapper_dealloc(Wrapper *self);
+
 /* _speedups.c */
 int slot_offset(PyTypeObject *type, const char *name, Py_ssize_t *offset);
 double perf_counter(void);
@@ -74,19 +109,46 @@ Py_ssize_t queue_size(PyObject *queue);
 int call_discard(PyObject *callable, PyObject *const *args, size_t nargs);
 int count_next(PyObject *counter); /* next(counter), the value unread */
 
+/* What a handler's local mailbox keeps for as long as the handler lives, made
+ * on its first event and kept in Handler.lane: its runtime's __dict__, _queue,
+ * _posted and maxsize, which never change, and what was last read of
+ * accepting and _after_post, which do, with the tag of the __dict__ then. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *dict;
+    PyObject *queue;
+    PyObject *posted;
+    PyObject *maxsize;
+    Py_ssize_t bound; /* maxsize; PY_SSIZE_T_MAX when it is larger */
+    uint64_t tag;
+    int accepting;
+    PyObject *after; /* borrowed from dict, valid while tag holds */
+} Lane;
+
 /* _speedups_lane.c: the firing side's mailboxes */
 extern PyTypeObject Lane_Type;
+Lane *lane_ready(PyObject *handler, PyObject *runtime, int call);
+int lane_put(Lane *lane, PyObject *runtime, PyObject *item);
 int deliver(PyObject *bus, PyObject *handler, PyObject *args, PyObject *kwargs, PyObject *name);
 
-/* _speedups_fire.c */
-extern PyTypeObject FireEvent_Type;
 
 /* _speedups_drain.c */
 PyObject *drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 int slot_increment(PyObject *obj, Py_ssize_t off);
 PyObject *mark_start(PyObject *worker, double *start);
 
-/* _speedups_call.c: the service's side of a call */
+/* _speedups_call.c: the service's side of a call, and CommandFuture's layout */
+extern PyTypeObject *Future_type, *lock_type;
+extern Py_ssize_t off_f_lock, off_f_state, off_f_result, off_f_exception, off_f_made,
+    off_f_waiter_list, off_f_callbacks, off_f_settled, off_f_gave_up, off_f_handler, off_f_waits;
+extern PyObject *lock_acquire, *lock_release, *allocate_lock;
+extern PyObject *st_pending, *st_running, *st_finished, *st_cancelled, *st_notified;
+int try_lock(PyObject *lock);
+int unlock(PyObject *lock);
+
+/* _speedups_exec.c: the caller's side of a call */
+extern PyTypeObject ExecuteCommand_Type, FutureResult_Type;
+PyObject *configure_caller(PyObject *module, PyObject *args);
 PyObject *configure_calls(PyObject *module, PyObject *args);
 int call_runnable(PyObject *item);
 int run_call(PyObject *worker, PyObject *item, PyObject *finished, PyObject *handler,

@@ -11,6 +11,22 @@ class FireEvent:
     def __get__(self, obj: object, owner: type | None = None) -> Callable[..., None]: ...
     def __call__(self, bus: Any, name: str, /, *args: Any, **kwargs: Any) -> None: ...
 
+class ExecuteCommand:
+    """``BusCore.execute_command`` with its unobserved local call in C; wraps the Python code."""
+
+    __wrapped__: Callable[..., Any]
+    def __init__(self, fallback: Callable[..., Any], /) -> None: ...
+    def __get__(self, obj: object, owner: type | None = None) -> Callable[..., Any]: ...
+    def __call__(self, bus: Any, name: str, /, *args: Any, **kwargs: Any) -> Any: ...
+
+class FutureResult:
+    """``CommandFuture.result`` with its plain wait in C; wraps the Python method."""
+
+    __wrapped__: Callable[..., Any]
+    def __init__(self, fallback: Callable[..., Any], /) -> None: ...
+    def __get__(self, obj: object, owner: type | None = None) -> Callable[..., Any]: ...
+    def __call__(self, future: Any, timeout: float | None = None, /) -> Any: ...
+
 def configure(
     runtime: type, handler: type, stats: type, worker: type, simple_queue: type, deque: type, /
 ) -> None:
@@ -25,6 +41,9 @@ def configure_calls(
     /,
 ) -> None:
     """What drain's calls work on: ``CommandFuture``, its lock and states; once."""
+
+def configure_caller(binder: type, workers: dict[int, Any], /) -> None:
+    """What ExecuteCommand and FutureResult work on; once, after the other two."""
 
 def drain(
     get: Callable[[], Any],

@@ -12,11 +12,12 @@
 #include "_speedups.h"
 
 PyTypeObject *Future_type, *lock_type;
-Py_ssize_t off_f_lock, off_f_state, off_f_result, off_f_made, off_f_callbacks, off_f_settled,
-    off_f_gave_up;
+Py_ssize_t off_f_lock, off_f_state, off_f_result, off_f_exception, off_f_made, off_f_waiter_list,
+    off_f_callbacks, off_f_settled, off_f_gave_up, off_f_handler, off_f_waits;
 Py_ssize_t off_w_future;
-static PyObject *lock_acquire, *lock_release, *settle_fn, *invoke_callbacks;
-static PyObject *st_pending, *st_running, *st_finished, *st_cancelled, *st_notified;
+PyObject *lock_acquire, *lock_release, *allocate_lock;
+static PyObject *settle_fn, *invoke_callbacks;
+PyObject *st_pending, *st_running, *st_finished, *st_cancelled, *st_notified;
 static int lock_inline;
 
 /* -- locks ---------------------------------------------------------------------------- */
@@ -30,7 +31,7 @@ typedef struct {
 } lock_layout;
 
 /* lock.acquire(False): 1 if taken, 0 if not, -1 on error. */
-static int
+int
 try_lock(PyObject *lock)
 {
     if (lock_inline && Py_IS_TYPE(lock, lock_type)) {
@@ -52,7 +53,7 @@ try_lock(PyObject *lock)
 }
 
 /* lock.release() of a lock this thread took (or, for _settled, that is held). */
-static int
+int
 unlock(PyObject *lock)
 {
     if (lock_inline && Py_IS_TYPE(lock, lock_type)) {
@@ -68,7 +69,7 @@ unlock(PyObject *lock)
 
 /* Whether _thread.lock is laid out as lock_layout: probed on a live lock. */
 static int
-probe_lock(PyObject *allocate_lock)
+probe_lock(void)
 {
     PyObject *lock = PyObject_CallNoArgs(allocate_lock);
     if (lock == NULL) {
@@ -242,8 +243,8 @@ done:
 PyObject *
 configure_calls(PyObject *module, PyObject *args)
 {
-    PyObject *future, *allocate_lock, *settle, *worker;
-    if (!PyArg_ParseTuple(args, "OOOO(OOOOO):configure_calls", &future, &allocate_lock, &settle, &worker,
+    PyObject *future, *allocate, *settle, *worker;
+    if (!PyArg_ParseTuple(args, "OOOO(OOOOO):configure_calls", &future, &allocate, &settle, &worker,
                           &st_pending, &st_running, &st_finished, &st_cancelled, &st_notified)) {
         return NULL;
     }
@@ -261,16 +262,21 @@ configure_calls(PyObject *module, PyObject *args)
     Py_INCREF(st_cancelled);
     Py_INCREF(st_notified);
     settle_fn = Py_NewRef(settle);
+    allocate_lock = Py_NewRef(allocate);
     PyTypeObject *type = (PyTypeObject *)future;
     if (slot_offset(type, "_lock", &off_f_lock) || slot_offset(type, "_state", &off_f_state) ||
         slot_offset(type, "_result", &off_f_result) || slot_offset(type, "_made", &off_f_made) ||
+        slot_offset(type, "_exception", &off_f_exception) ||
+        slot_offset(type, "_waiter_list", &off_f_waiter_list) ||
+        slot_offset(type, "_handler", &off_f_handler) ||
+        slot_offset(type, "_waits", &off_f_waits) ||
         slot_offset(type, "_done_callbacks", &off_f_callbacks) ||
         slot_offset(type, "_settled", &off_f_settled) ||
         slot_offset(type, "gave_up", &off_f_gave_up) ||
         slot_offset((PyTypeObject *)worker, "future", &off_w_future)) {
         return NULL;
     }
-    if (probe_lock(allocate_lock) < 0 ||
+    if (probe_lock() < 0 ||
         (lock_acquire = PyObject_GetAttrString((PyObject *)lock_type, "acquire")) == NULL ||
         (lock_release = PyObject_GetAttrString((PyObject *)lock_type, "release")) == NULL ||
         (invoke_callbacks = PyObject_GetAttrString(future, "_invoke_callbacks")) == NULL) {

@@ -3,33 +3,9 @@
 
 static PyTypeObject *checked_bus_type; /* a bus class whose instances keep these in __dict__ */
 
-/* What the last fire_event read, each with the dict it came from and that
- * dict's tag: the same dict, unchanged, gives the same answer. The dicts are
- * compared by address and tag only (a new dict never reuses a tag), and what
- * is kept from them is borrowed: it is alive while its dict holds it. */
-typedef struct {
-    PyObject *bus_dict;    /* the bus's __dict__ ... */
-    uint64_t bus_tag;
-    PyObject *router;      /* ... held an open, unobserved bus's router */
-    PyObject *router_dict; /* the router's __dict__ ... */
-    uint64_t router_tag;
-    PyObject *routes;      /* ... held this route cache */
-    uint64_t routes_tag;
-    PyObject *name;        /* a strong reference: compared by address */
-    PyObject *listeners;   /* routes[name] */
-} Seen;
-
-typedef struct {
-    PyObject_HEAD
-    PyObject *fallback; /* the Python function: the reference, and the slow path */
-    PyObject *dict;     /* __doc__, __wrapped__ and friends, for inspect */
-    vectorcallfunc vectorcall;
-    Seen seen;
-} FireEvent;
-
 /* Whether instances of this bus class keep what fire_event reads in their
  * __dict__, unshadowed by the class (checked once per class). */
-static int
+int
 plain_bus_type(PyTypeObject *type)
 {
     if (type == checked_bus_type) {
@@ -48,7 +24,7 @@ plain_bus_type(PyTypeObject *type)
 }
 
 /* The value of key in an instance's __dict__: borrowed, or NULL (maybe with an error). */
-static PyObject *
+PyObject *
 dict_get(PyObject *dict, PyObject *key)
 {
     return dict == NULL ? NULL : PyDict_GetItemWithError(dict, key);
@@ -56,7 +32,7 @@ dict_get(PyObject *dict, PyObject *key)
 
 /* The router of an open, unobserved bus without a transport, or NULL (maybe
  * with an error) when the Python function must take the call. Borrowed. */
-static PyObject *
+PyObject *
 open_router(Seen *seen, PyObject *bus)
 {
     PyObject *dict = PyObject_GenericGetDict(bus, NULL);
@@ -88,7 +64,7 @@ open_router(Seen *seen, PyObject *bus)
 /* The listeners of an untraced, unobserved event fired on a bus that is open,
  * or NULL (maybe with an error) when the Python function must take the call. */
 static PyObject *
-fast_listeners(FireEvent *self, PyObject *bus, PyObject *name)
+fast_listeners(Wrapper *self, PyObject *bus, PyObject *name)
 {
     if (!plain_bus_type(Py_TYPE(bus))) {
         return NULL;
@@ -144,7 +120,7 @@ fast_listeners(FireEvent *self, PyObject *bus, PyObject *name)
 }
 
 static PyObject *
-fire_vectorcall(FireEvent *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+fire_vectorcall(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     if (nargs < 2 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) ||
@@ -187,27 +163,28 @@ slow:
     return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
 }
 
-static PyObject *
-fire_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+/* A Wrapper of the Python function args[0] that type's calls go to first. */
+PyObject *
+wrapper_new(PyTypeObject *type, PyObject *args, PyObject *kwds, vectorcallfunc vectorcall)
 {
     PyObject *fallback;
     if (kwds != NULL && PyDict_GET_SIZE(kwds) > 0) {
-        PyErr_SetString(PyExc_TypeError, "FireEvent() takes no keyword arguments");
+        PyErr_Format(PyExc_TypeError, "%s() takes no keyword arguments", type->tp_name);
         return NULL;
     }
-    if (!PyArg_ParseTuple(args, "O:FireEvent", &fallback)) {
+    if (!PyArg_ParseTuple(args, "O", &fallback)) {
         return NULL;
     }
     if (!PyCallable_Check(fallback)) {
-        PyErr_SetString(PyExc_TypeError, "FireEvent: the fallback must be callable");
+        PyErr_Format(PyExc_TypeError, "%s: the fallback must be callable", type->tp_name);
         return NULL;
     }
-    FireEvent *self = (FireEvent *)type->tp_alloc(type, 0);
+    Wrapper *self = (Wrapper *)type->tp_alloc(type, 0);
     if (self == NULL) {
         return NULL;
     }
     self->fallback = Py_NewRef(fallback);
-    self->vectorcall = (vectorcallfunc)fire_vectorcall;
+    self->vectorcall = vectorcall;
     self->dict = PyDict_New();
     if (self->dict == NULL) {
         Py_DECREF(self);
@@ -236,7 +213,13 @@ fire_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 }
 
 static PyObject *
-fire_get(PyObject *self, PyObject *obj, PyObject *type)
+fire_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    return wrapper_new(type, args, kwds, (vectorcallfunc)fire_vectorcall);
+}
+
+PyObject *
+wrapper_get(PyObject *self, PyObject *obj, PyObject *type)
 {
     if (obj == NULL || obj == Py_None) {
         return Py_NewRef(self); /* BusCore.fire_event(bus, ...) calls it unbound */
@@ -244,8 +227,8 @@ fire_get(PyObject *self, PyObject *obj, PyObject *type)
     return PyMethod_New(self, obj);
 }
 
-static int
-fire_traverse(FireEvent *self, visitproc visit, void *arg)
+int
+wrapper_traverse(Wrapper *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->fallback);
     Py_VISIT(self->dict);
@@ -253,8 +236,8 @@ fire_traverse(FireEvent *self, visitproc visit, void *arg)
     return 0;
 }
 
-static int
-fire_clear(FireEvent *self)
+int
+wrapper_clear(Wrapper *self)
 {
     Py_CLEAR(self->fallback);
     Py_CLEAR(self->dict);
@@ -265,11 +248,11 @@ fire_clear(FireEvent *self)
     return 0;
 }
 
-static void
-fire_dealloc(FireEvent *self)
+void
+wrapper_dealloc(Wrapper *self)
 {
     PyObject_GC_UnTrack(self);
-    fire_clear(self);
+    wrapper_clear(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -278,15 +261,15 @@ PyTypeObject FireEvent_Type = {
     .tp_name = "bus._core._speedups.FireEvent",
     .tp_doc = "BusCore.fire_event with its untraced fan-out in C; the Python function is "
               "the fallback.",
-    .tp_basicsize = sizeof(FireEvent),
+    .tp_basicsize = sizeof(Wrapper),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL |
                 Py_TPFLAGS_METHOD_DESCRIPTOR,
     .tp_new = fire_new,
-    .tp_dealloc = (destructor)fire_dealloc,
-    .tp_traverse = (traverseproc)fire_traverse,
-    .tp_clear = (inquiry)fire_clear,
+    .tp_dealloc = (destructor)wrapper_dealloc,
+    .tp_traverse = (traverseproc)wrapper_traverse,
+    .tp_clear = (inquiry)wrapper_clear,
     .tp_call = PyVectorcall_Call,
-    .tp_vectorcall_offset = offsetof(FireEvent, vectorcall),
-    .tp_descr_get = fire_get,
-    .tp_dictoffset = offsetof(FireEvent, dict),
+    .tp_vectorcall_offset = offsetof(Wrapper, vectorcall),
+    .tp_descr_get = wrapper_get,
+    .tp_dictoffset = offsetof(Wrapper, dict),
 };

@@ -2,22 +2,6 @@
  * fan-out (see _speedups.c). */
 #include "_speedups.h"
 
-/* What a handler's local mailbox keeps for as long as the handler lives, made
- * on its first event and kept in Handler.lane: its runtime's __dict__, _queue,
- * _posted and maxsize, which never change, and what was last read of
- * accepting and _after_post, which do, with the tag of the __dict__ then. */
-typedef struct {
-    PyObject_HEAD
-    PyObject *dict;
-    PyObject *queue;
-    PyObject *posted;
-    PyObject *maxsize;
-    Py_ssize_t bound; /* maxsize; PY_SSIZE_T_MAX when it is larger */
-    uint64_t tag;
-    int accepting;
-    PyObject *after; /* borrowed from dict, valid while tag holds */
-} Lane;
-
 static int
 lane_traverse(Lane *self, visitproc visit, void *arg)
 {
@@ -135,43 +119,51 @@ lane_refresh(Lane *lane)
     return 0;
 }
 
-/* Runtime.post inlined for a local mailbox, as BusCore.fire_event does:
- * 1 when queued, 0 when the mailbox is full or closed (post() decides), -1 on error. */
-static int
-post_local(PyObject *handler, PyObject *runtime, PyObject *item)
+/* The lane of a local mailbox that takes an item now: accepting, not full, and
+ * (for a call) not gated by a hold, which replaces the runtime's post. A new
+ * reference; NULL (maybe with an error) when post() must decide. */
+Lane *
+lane_ready(PyObject *handler, PyObject *runtime, int call)
 {
     Lane *lane = lane_of(handler, runtime);
     if (lane == NULL) {
-        return PyErr_Occurred() ? -1 : 0;
+        return NULL;
     }
     Py_INCREF(lane); /* handler.lane may change while Python code runs below */
-    int rc = -1;
-    if (lane_refresh(lane) < 0) {
-        goto done;
+    if (lane_refresh(lane) < 0 || !lane->accepting) {
+        goto refused;
     }
-    rc = 0;
-    if (!lane->accepting) {
-        goto done;
+    if (call) {
+        /* fire_event changes itself while a hold is set; execute_command does
+         * not, so a call looks for the hold's post on the runtime. */
+        PyObject *post = PyDict_GetItemWithError(lane->dict, s_post);
+        if (post != NULL || PyErr_Occurred()) {
+            goto refused;
+        }
     }
-    PyObject *queue = lane->queue;
-    Py_ssize_t size = queue_size(queue);
-    if (size < 0 || size >= lane->bound) {
-        rc = size < 0 && PyErr_Occurred() ? -1 : 0;
-        goto done;
+    Py_ssize_t size = queue_size(lane->queue);
+    if (size >= 0 && size < lane->bound) {
+        return lane;
     }
-    rc = -1;
-    PyObject *put_args[2] = {queue, item};
-    if (count_next(lane->posted) < 0 || call_discard(queue_put, put_args, 2) < 0) {
-        goto done;
-    }
-    /* Read again after the put, as post() does. */
-    if (lane_refresh(lane) < 0) {
-        goto done;
+refused:
+    Py_DECREF(lane);
+    return NULL;
+}
+
+/* The rest of Runtime.post, once lane_ready said yes: count, put, then read
+ * accepting and _after_post again, as post() does. 0, or -1 on error. */
+int
+lane_put(Lane *lane, PyObject *runtime, PyObject *item)
+{
+    PyObject *put_args[2] = {lane->queue, item};
+    if (count_next(lane->posted) < 0 || call_discard(queue_put, put_args, 2) < 0 ||
+        lane_refresh(lane) < 0) {
+        return -1;
     }
     if (!lane->accepting) {
         PyObject *result = PyObject_CallMethodNoArgs(runtime, s_fail_queued);
         if (result == NULL) {
-            goto done;
+            return -1;
         }
         Py_DECREF(result);
     }
@@ -180,11 +172,22 @@ post_local(PyObject *handler, PyObject *runtime, PyObject *item)
         int failed = call_discard(after, NULL, 0);
         Py_DECREF(after);
         if (failed) {
-            goto done;
+            return -1;
         }
     }
-    rc = 1;
-done:
+    return 0;
+}
+
+/* Runtime.post inlined for a local mailbox, as BusCore.fire_event does:
+ * 1 when queued, 0 when the mailbox is full or closed (post() decides), -1 on error. */
+static int
+post_local(PyObject *handler, PyObject *runtime, PyObject *item)
+{
+    Lane *lane = lane_ready(handler, runtime, 0);
+    if (lane == NULL) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    int rc = lane_put(lane, runtime, item) < 0 ? -1 : 1;
     Py_DECREF(lane);
     return rc;
 }

@@ -704,7 +704,9 @@ def test_a_failed_service_is_answered_with_its_own_code(
 
         @command("boom")
         def boom(self) -> str:
-            return "never delivered"
+            # Raises: a call that succeeds is counted in C when the
+            # accelerator runs (test_robustness says more).
+            raise ValueError("never delivered")
 
     bus = Bus(name="failing", control=True, tracing=False)
     try:

@@ -10,6 +10,7 @@ go the Python way. The semantics must not tell the two apart.
 from __future__ import annotations
 
 import concurrent.futures
+import inspect
 import logging
 import threading
 import traceback
@@ -18,8 +19,17 @@ from typing import Any
 
 import pytest
 
-from bus import Bus, Service, command
+from bus import (
+    Bus,
+    BusClosedError,
+    CommandFuture,
+    CommandNotFoundError,
+    MailboxFullError,
+    Service,
+    command,
+)
 from bus._core import _accel
+from bus._core._bus import BusCore
 from bus.testing import wait_idle
 
 pytestmark = pytest.mark.timeout(30)
@@ -47,6 +57,11 @@ class Calls(Service):
         self.threads.add(threading.current_thread().name)
         self.ran.append(("echo", args, kwargs))
         return (args, kwargs)
+
+    @command("double")
+    def double(self, x: Any) -> Any:
+        self.ran.append(("double", x))
+        return x * 2
 
     @command("boom")
     def boom(self, message: str) -> None:
@@ -199,6 +214,7 @@ def _run_scenario() -> dict[str, Any]:
         failing = b.execute_command("boom", "no")
         late = b.execute_command("slow", 1)
         plain = [b.execute_command("echo", i) for i in range(5)]
+        plain += [b.execute_command("double", i) for i in range(5)]
         asked = b.execute_command("ask", "via")
         service.gate.set()
         with pytest.raises(ValueError, match="no"):
@@ -240,3 +256,111 @@ def test_the_accelerator_and_the_python_code_report_the_same_calls() -> None:
     assert (echo["calls"], echo["cancelled"]) == (6, 1)
     boom = next(c for c in reference["commands"] if c["name"] == "boom")
     assert (boom["calls"], boom["errors"]) == (1, 1)
+
+
+# -- the caller's side: execute_command and result ---------------------------------------
+
+
+def test_a_future_made_in_c_is_the_one_python_makes(quiet: Bus) -> None:
+    """ExecuteCommand makes the future without running __init__: same slots, same values."""
+    quiet.add_service(Calls())
+    made = quiet.execute_command("echo", 1)
+    made.result(10)
+    handler = quiet.router.command("echo")
+    reference = CommandFuture(handler, quiet._waits)
+    reference.set_running_or_notify_cancel()
+    reference.set_result(made.result())
+    for name in CommandFuture.__slots__:
+        ours, theirs = getattr(made, name), getattr(reference, name)
+        if name in ("_lock", "_settled"):
+            assert type(ours) is type(theirs)
+            assert ours.locked() == theirs.locked()
+        else:
+            assert ours == theirs, name
+    assert not hasattr(made, "__dict__") or not vars(made)  # no attribute beside the slots
+    assert (made.chain, made.via, made._task) == (None, None, None)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "message"),
+    [
+        ((), {}, "missing required argument 'x'"),
+        ((1, 2), {}, "too many positional arguments"),
+        ((), {"y": 1}, "unexpected keyword argument 'y'"),
+    ],
+)
+def test_arguments_that_do_not_bind_are_refused_before_anything_is_sent(
+    quiet: Bus, args: tuple[Any, ...], kwargs: dict[str, Any], message: str
+) -> None:
+    service = Calls()
+    quiet.add_service(service)
+    with pytest.raises(TypeError, match=message):
+        quiet.execute_command("slow", *args, **kwargs)
+    entry = _command(quiet, "slow")
+    assert (entry["calls"], entry["in_flight"], entry["dropped"]) == (0, 0, 0)
+    assert service.ran == []
+
+
+def test_unknown_commands_and_a_closed_bus_are_refused_as_in_python(mode: str) -> None:
+    with Bus(name="refusing", tracing=False) as b:
+        b.add_service(Calls())
+        with pytest.raises(CommandNotFoundError, match="ecko"):
+            b.execute_command("ecko", 1)
+    with pytest.raises(BusClosedError):
+        b.execute_command("echo", 1)
+
+
+def test_a_held_call_is_caught_on_both_paths(quiet: Bus) -> None:
+    service = Calls()
+    quiet.add_service(service)
+    assert quiet.execute_command("double", 1).result(10) == 2  # the quick path, warmed
+    hold = quiet.holds.add("double")
+    future = quiet.execute_command("double", 2)
+    [item] = quiet.holds.held()
+    assert (item.kind, item.name, item.args) == ("call", "double", (2,))
+    assert not future.done()
+    quiet.holds.remove(hold.id)
+    assert future.result(10) == 4
+    assert quiet.execute_command("double", 3).result(10) == 6  # no hold: the quick path
+    assert service.ran == [("double", 1), ("double", 2), ("double", 3)]
+
+
+def test_a_full_mailbox_refuses_a_call(mode: str) -> None:
+    with Bus(name="full", tracing=False, mailbox_size=1) as b:
+        service = Calls()
+        b.add_service(service)
+        running = b.execute_command("slow", 1)
+        assert service.entered.wait(10)
+        queued = b.execute_command("double", 2)
+        with pytest.raises(MailboxFullError):
+            b.execute_command("double", 3)
+        service.gate.set()
+        assert (running.result(10), queued.result(10)) == (1, 4)
+        assert _command(b, "double")["dropped"] == 1
+
+
+def test_result_with_a_timeout_or_on_a_service_thread_waits_the_python_way(quiet: Bus) -> None:
+    service = Calls()
+    quiet.add_service(service)
+    quiet.add_service(Asker())
+    future = quiet.execute_command("slow", 4)
+    assert service.entered.wait(10)
+    with pytest.raises(concurrent.futures.TimeoutError):
+        future.result(0.01)
+    with pytest.raises(concurrent.futures.TimeoutError):
+        future.result(timeout=0.01)
+    service.gate.set()
+    assert future.result(None) == 4
+    assert future.result(timeout=None) == 4
+    assert quiet.execute_command("ask", 3).result() == ((3,), {})
+
+
+def test_the_verbs_keep_their_signatures_and_docs(quiet: Bus) -> None:
+    signature = inspect.signature(quiet.execute_command)
+    assert list(signature.parameters) == ["name", "args", "kwargs"]
+    assert list(inspect.signature(CommandFuture.result).parameters) == ["self", "timeout"]
+    assert CommandFuture.result.__doc__
+    assert "Wait for the result" in CommandFuture.result.__doc__
+    assert BusCore.execute_command.__name__ == "execute_command"
+    speedups = "c" if _accel.mode() == "c" else "python"
+    assert speedups == quiet.inspect()["bus"]["speedups"]
