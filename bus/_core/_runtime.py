@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from ._bus import BusCore
     from ._future import CommandFuture
     from ._loop import ServiceLoop
+    from ._observer import Observer
     from ._router import Handler
     from ._service import Service
 
@@ -340,6 +341,9 @@ class Runtime(Mailbox):
         result: Any,
         error: BaseException | None,
         elapsed: float,
+        observer: Observer | None,
+        ticket: Any,
+        scope: Any,
     ) -> bool:
         """A call run by ``_accel.drain`` whose end needs Python: it failed, or
         its caller gave up.
@@ -349,7 +353,9 @@ class Runtime(Mailbox):
         once a bus error here has ended it (``_died``).
         """
         try:
-            ok = finish_call(self, worker, handler, future, result, error, elapsed)
+            ok = finish_call(
+                self, worker, handler, future, result, error, elapsed, observer, ticket, scope
+            )
         except BaseException as exc:
             self._died(worker, future, exc)
             return False

@@ -81,6 +81,8 @@ typedef struct {
     uint64_t routes_tag;
     PyObject *name;        /* a strong reference: compared by address */
     PyObject *listeners;   /* routes[name] */
+    PyObject *observer;    /* execute_command: the bus's observer then, and */
+    PyObject *waits;       /* its wait graph */
 } Seen;
 
 typedef struct {

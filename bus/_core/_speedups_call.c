@@ -1,6 +1,7 @@
-/* Commands: the service's side of an unobserved call (see _speedups.c).
+/* Commands: the service's side of a call (see _speedups.c).
  *
- * drain() runs an unobserved call as Runtime._serve_mailbox and run_call do,
+ * drain() runs a call as Runtime._serve_mailbox and run_call do, telling
+ * the bus's observer what run_call tells it when the call has a ticket,
  * with CommandFuture's own state changes (set_running_or_notify_cancel,
  * set_result) made here when no one else is at the future: its lock is free,
  * and no Condition was made (so concurrent.futures.wait() and as_completed()
@@ -14,7 +15,8 @@
 PyTypeObject *Future_type, *lock_type;
 Py_ssize_t off_f_lock, off_f_state, off_f_result, off_f_exception, off_f_made, off_f_waiter_list,
     off_f_callbacks, off_f_settled, off_f_gave_up, off_f_handler, off_f_waits;
-Py_ssize_t off_w_future;
+Py_ssize_t off_w_future, off_w_runtime;
+static PyObject *s_bus, *s_call_started, *s_handler_returned, *s_call_ended;
 PyObject *lock_acquire, *lock_release, *allocate_lock;
 static PyObject *settle_fn, *invoke_callbacks;
 PyObject *st_pending, *st_running, *st_finished, *st_cancelled, *st_notified;
@@ -170,7 +172,40 @@ call_runnable(PyObject *item)
 {
     PyObject *future = PyTuple_GET_ITEM(item, 3);
     return Future_type != NULL && Py_IS_TYPE(future, Future_type) &&
-           PyTuple_GET_ITEM(item, 4) == Py_None && SLOT(future, off_f_gave_up) != NULL;
+           SLOT(future, off_f_gave_up) != NULL;
+}
+
+/* observer.method(*args), its result discarded: 0, or -1 on error. */
+static int
+tell(PyObject *observer, PyObject *method, PyObject **args, size_t nargs)
+{
+    args[0] = observer;
+    PyObject *result =
+        PyObject_VectorcallMethod(method, args, nargs | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    if (result == NULL) {
+        return -1;
+    }
+    Py_DECREF(result);
+    return 0;
+}
+
+/* The observer of the bus a traced call came on (runtime.bus.observer), or
+ * None: a new reference, NULL on error. */
+static PyObject *
+observer_of(PyObject *worker)
+{
+    PyObject *runtime = SLOT(worker, off_w_runtime);
+    if (runtime == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "a worker without its runtime");
+        return NULL;
+    }
+    PyObject *bus = PyObject_GetAttr(runtime, s_bus);
+    if (bus == NULL) {
+        return NULL;
+    }
+    PyObject *observer = PyObject_GetAttr(bus, s_observer);
+    Py_DECREF(bus);
+    return observer;
 }
 
 int
@@ -178,22 +213,42 @@ run_call(PyObject *worker, PyObject *item, PyObject *finished, PyObject *handler
          PyObject *stats, PyObject *fn)
 {
     PyObject *future = PyTuple_GET_ITEM(item, 3);
+    PyObject *ticket = PyTuple_GET_ITEM(item, 4);
     int started = start_future(future);
     if (started <= 0) {
         return started < 0 ? -1 : 2; /* 2: not started, for the Python loop */
     }
     PyObject *args = PyTuple_GET_ITEM(item, 1);
     PyObject *kwargs = PyTuple_GET_ITEM(item, 2);
+    PyObject *observer = ticket == Py_None ? Py_NewRef(Py_None) : observer_of(worker);
+    PyObject *scope = NULL, *result = NULL, *elapsed = NULL;
+    PyObject *type = NULL, *error = NULL, *traceback = NULL;
+    int rc = -1;
+    if (observer == NULL) {
+        goto done;
+    }
     double start;
     PyObject *since = mark_start(worker, &start);
     if (since == NULL) {
-        return -1;
+        goto done;
     }
     Py_DECREF(since);
     slot_set(worker, off_w_current, handler);
     slot_set(worker, off_w_future, future);
-    PyObject *result = PyObject_Call(fn, args, PyDict_GET_SIZE(kwargs) ? kwargs : NULL);
-    PyObject *type = NULL, *error = NULL, *traceback = NULL;
+    /* As run_call: the observer starts the span around the handler. A bus
+     * error here, as below, leaves worker.future for the Python loop to fail. */
+    if (observer == Py_None) {
+        scope = Py_NewRef(Py_None);
+    }
+    else {
+        PyObject *started_args[3] = {observer, ticket, worker};
+        scope = PyObject_VectorcallMethod(s_call_started, started_args,
+                                          3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        if (scope == NULL) {
+            goto done;
+        }
+    }
+    result = PyObject_Call(fn, args, PyDict_GET_SIZE(kwargs) ? kwargs : NULL);
     if (result == NULL) {
         PyErr_Fetch(&type, &error, &traceback);
         PyErr_NormalizeException(&type, &error, &traceback);
@@ -202,35 +257,55 @@ run_call(PyObject *worker, PyObject *item, PyObject *finished, PyObject *handler
         }
         result = Py_NewRef(Py_None);
     }
-    PyObject *elapsed = PyFloat_FromDouble(perf_counter() - start);
-    int rc = -1;
+    if (observer != Py_None) {
+        PyObject *returned[2] = {NULL, scope};
+        if (tell(observer, s_handler_returned, returned, 2) < 0) {
+            goto done; /* raised in run_call's finally: it replaces the handler's */
+        }
+    }
+    elapsed = PyFloat_FromDouble(perf_counter() - start);
     if (elapsed == NULL) {
         goto done;
     }
     slot_set(worker, off_w_current, Py_None);
     slot_set(worker, off_w_future, Py_None);
     if (error != NULL || SLOT(future, off_f_gave_up) != Py_False) {
-        /* Runtime._call_finished: stats.finish, the late reply, settle, counts */
-        PyObject *call[6] = {worker, handler, future, result, error ? error : Py_None, elapsed};
-        PyObject *go_on = PyObject_Vectorcall(finished, call, 6, NULL);
+        /* Runtime._call_finished: finish_call (stats.finish, the late reply,
+         * the observer, settle), then the counts */
+        PyObject *call[9] = {worker, handler, future, result, error ? error : Py_None,
+                             elapsed, observer, ticket, scope};
+        PyObject *go_on = PyObject_Vectorcall(finished, call, 9, NULL);
         if (go_on != NULL) {
             rc = PyObject_IsTrue(go_on);
             Py_DECREF(go_on);
         }
         goto done;
     }
-    /* stats.finish(elapsed, None) for unshared stats, then settle() */
+    /* finish_call: stats.finish(elapsed, None) for unshared stats, the
+     * observer, then settle() */
     PyObject *append[2] = {SLOT(stats, off_s_latencies), elapsed};
-    if (slot_increment(stats, off_s_calls) < 0 || call_discard(deque_append, append, 2) < 0 ||
-        complete_future(future, result) < 0 || slot_increment(worker, off_w_handled) < 0 ||
+    if (slot_increment(stats, off_s_calls) < 0 || call_discard(deque_append, append, 2) < 0) {
+        goto failed;
+    }
+    if (observer != Py_None) {
+        PyObject *ended[8] = {NULL, ticket, scope, handler, worker, Py_None, elapsed, result};
+        if (tell(observer, s_call_ended, ended, 8) < 0) {
+            goto failed;
+        }
+    }
+    if (complete_future(future, result) < 0 || slot_increment(worker, off_w_handled) < 0 ||
         slot_increment(worker, off_w_done) < 0) {
-        /* A bus error: the Python loop fails the future it finds here. */
-        slot_set(worker, off_w_future, future);
-        goto done;
+        goto failed;
     }
     rc = 1;
+    goto done;
+failed:
+    /* A bus error: the Python loop fails the future it finds here. */
+    slot_set(worker, off_w_future, future);
 done:
-    Py_DECREF(result);
+    Py_XDECREF(observer);
+    Py_XDECREF(scope);
+    Py_XDECREF(result);
     Py_XDECREF(elapsed);
     Py_XDECREF(type);
     Py_XDECREF(error);
@@ -273,7 +348,14 @@ configure_calls(PyObject *module, PyObject *args)
         slot_offset(type, "_done_callbacks", &off_f_callbacks) ||
         slot_offset(type, "_settled", &off_f_settled) ||
         slot_offset(type, "gave_up", &off_f_gave_up) ||
-        slot_offset((PyTypeObject *)worker, "future", &off_w_future)) {
+        slot_offset((PyTypeObject *)worker, "future", &off_w_future) ||
+        slot_offset((PyTypeObject *)worker, "runtime", &off_w_runtime)) {
+        return NULL;
+    }
+    if ((s_bus = PyUnicode_InternFromString("bus")) == NULL ||
+        (s_call_started = PyUnicode_InternFromString("call_started")) == NULL ||
+        (s_handler_returned = PyUnicode_InternFromString("handler_returned")) == NULL ||
+        (s_call_ended = PyUnicode_InternFromString("call_ended")) == NULL) {
         return NULL;
     }
     if (probe_lock() < 0 ||

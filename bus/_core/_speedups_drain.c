@@ -45,9 +45,9 @@ slot_increment(PyObject *obj, Py_ssize_t off)
     return 0;
 }
 
-/* Whether item is an unobserved item drain may run: its handler and statistics
- * of exactly the classes configured, its arguments a tuple and a dict, and an
- * event's name or a call's future as its tag. */
+/* Whether item is one drain may run: its handler and statistics of exactly
+ * the classes configured, its arguments a tuple and a dict, and as its tag an
+ * unobserved event's name or a call's future (observed or not). */
 static int
 runnable(PyObject *item)
 {
@@ -55,10 +55,11 @@ runnable(PyObject *item)
         return 0;
     }
     PyObject *handler = PyTuple_GET_ITEM(item, 0);
-    if (PyTuple_GET_ITEM(item, 4) != Py_None || !Py_IS_TYPE(handler, Handler_type) ||
-        !PyTuple_CheckExact(PyTuple_GET_ITEM(item, 1)) ||
+    PyObject *tag = PyTuple_GET_ITEM(item, 3);
+    if (!Py_IS_TYPE(handler, Handler_type) || !PyTuple_CheckExact(PyTuple_GET_ITEM(item, 1)) ||
         !PyDict_CheckExact(PyTuple_GET_ITEM(item, 2)) ||
-        !(PyUnicode_CheckExact(PyTuple_GET_ITEM(item, 3)) || call_runnable(item))) {
+        !(PyUnicode_CheckExact(tag) ? PyTuple_GET_ITEM(item, 4) == Py_None
+                                    : call_runnable(item))) {
         return 0;
     }
     PyObject *stats = SLOT(handler, off_h_stats);

@@ -1,14 +1,15 @@
 /* Commands: the caller's side (see _speedups.c).
  *
- *   ExecuteCommand  BusCore.execute_command as a method descriptor: an
- *                   unobserved call with positional arguments to a local
- *                   mailbox that takes it now (open, not full, no hold on
- *                   it), its arguments bound by the handler's positional
- *                   signature. Anything else calls the Python function,
+ *   ExecuteCommand  BusCore.execute_command as a method descriptor: a call
+ *                   with positional arguments to a local mailbox that takes
+ *                   it now (open, not full, no hold on it), its arguments
+ *                   bound by the handler's positional signature; on an
+ *                   observed bus the observer's call_sent makes its ticket,
+ *                   as in Python. Anything else calls the Python function,
  *                   before anything was done: a keyword argument, a bus
- *                   closing, observed or with a transport, a name not
- *                   registered here, arguments the quick check does not
- *                   accept, a remote, full, closed or held mailbox.
+ *                   closing, a name not registered here, arguments the
+ *                   quick check does not accept, a remote, full, closed or
+ *                   held mailbox.
  *   FutureResult    CommandFuture.result as a method descriptor: the wait
  *                   for a result without a timeout, from a thread that is
  *                   not the bus's (no deadlock to look for), and the value
@@ -20,7 +21,7 @@
 static PyTypeObject *Binder_type;
 static Py_ssize_t off_h_binder, off_b_fast, off_b_min, off_b_max, off_b_signature;
 static PyObject *workers; /* _worker.workers: thread id -> Worker */
-static PyObject *s_commands, *s_waits, *no_args;
+static PyObject *s_commands, *s_waits, *s_call_sent, *no_args;
 
 /* -- the future ------------------------------------------------------------------- */
 
@@ -60,9 +61,43 @@ done:
 
 /* -- execute_command ---------------------------------------------------------------- */
 
-/* The handler of command name registered in this process, of an open,
- * unobserved bus without a transport; NULL (maybe with an error) otherwise.
- * Borrowed: the router's commands dict holds it. */
+/* The router of an open bus, with its observer (None when unobserved) and
+ * wait graph in seen; NULL (maybe with an error) when the Python function
+ * must take the call. Borrowed: the bus holds them. */
+static PyObject *
+open_bus(Seen *seen, PyObject *bus)
+{
+    PyObject *dict = PyObject_GenericGetDict(bus, NULL);
+    if (dict == NULL) {
+        return NULL;
+    }
+    uint64_t tag = DICT_TAG(dict);
+    PyObject *router = NULL;
+    if (tag != TAG_UNKNOWN && dict == seen->bus_dict && tag == seen->bus_tag) {
+        router = seen->router;
+    }
+    else {
+        seen->bus_dict = NULL;
+        PyObject *observer = dict_get(dict, s_observer);
+        PyObject *waits = observer == NULL ? NULL : dict_get(dict, s_waits);
+        if (waits != NULL && dict_get(dict, s_closing) == Py_False) {
+            router = dict_get(dict, s_router);
+        }
+        if (router != NULL) { /* no Python code ran since the tag was read */
+            seen->bus_dict = dict;
+            seen->bus_tag = tag;
+            seen->router = router;
+            seen->observer = observer;
+            seen->waits = waits;
+        }
+    }
+    Py_DECREF(dict); /* the bus holds it, and it holds the router */
+    return router;
+}
+
+/* The handler of command name registered in this process, of an open bus;
+ * NULL (maybe with an error) otherwise. Borrowed: the router's commands dict
+ * holds it. */
 static PyObject *
 local_handler(Wrapper *self, PyObject *bus, PyObject *name)
 {
@@ -70,7 +105,7 @@ local_handler(Wrapper *self, PyObject *bus, PyObject *name)
         return NULL;
     }
     Seen *seen = &self->seen;
-    PyObject *router = open_router(seen, bus);
+    PyObject *router = open_bus(seen, bus);
     if (router == NULL) {
         return NULL;
     }
@@ -143,56 +178,64 @@ execute_vectorcall(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject
     }
     PyObject *runtime = SLOT(handler, off_h_destination);
     PyObject *dispatched = SLOT(handler, off_h_dispatched);
-    PyObject *bus_dict = PyObject_GenericGetDict(bus, NULL);
-    PyObject *waits = bus_dict == NULL ? NULL : dict_get(bus_dict, s_waits);
-    Py_XDECREF(bus_dict); /* the bus holds it, and it holds waits */
-    if (runtime == NULL || dispatched == NULL || waits == NULL ||
-        !Py_IS_TYPE(runtime, Runtime_type)) {
+    if (runtime == NULL || dispatched == NULL || !Py_IS_TYPE(runtime, Runtime_type)) {
         goto cleared;
     }
-    Py_INCREF(handler); /* the router may let go of it while Python code runs */
+    /* Held: the router, and the bus, may let go of them while Python code runs. */
+    PyObject *observer = Py_NewRef(self->seen.observer);
+    PyObject *waits = Py_NewRef(self->seen.waits);
+    Py_INCREF(handler);
     Py_INCREF(runtime);
     Lane *lane = lane_ready(handler, runtime, 1);
-    PyObject *future = NULL, *call_args = NULL, *item = NULL;
+    PyObject *future = NULL, *call_args = NULL, *ticket = NULL, *item = NULL;
     if (lane == NULL) {
+        Py_DECREF(observer);
+        Py_DECREF(waits);
         Py_DECREF(handler);
         Py_DECREF(runtime);
         goto cleared;
     }
-    /* From here on, as execute_command: counted, a future, posted. */
-    if (count_next(dispatched) < 0 || (future = make_future(handler, waits)) == NULL ||
+    /* From here on, as execute_command: a future, the observer told, counted,
+     * posted (a mailbox that closed meanwhile fails it after the put). */
+    if ((future = make_future(handler, waits)) == NULL ||
         (call_args = PyTuple_New(nargs - 2)) == NULL) {
         goto failed;
     }
     for (Py_ssize_t i = 2; i < nargs; i++) {
         PyTuple_SET_ITEM(call_args, i - 2, Py_NewRef(args[i]));
     }
-    item = PyTuple_New(5);
-    if (item == NULL) {
+    if (observer == Py_None) {
+        ticket = Py_NewRef(Py_None);
+    }
+    else {
+        PyObject *sent[4] = {observer, handler, call_args, no_kwargs};
+        ticket = PyObject_VectorcallMethod(s_call_sent, sent, 4 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                           NULL);
+    }
+    if (ticket == NULL || count_next(dispatched) < 0 || (item = PyTuple_New(5)) == NULL) {
         goto failed;
     }
     PyTuple_SET_ITEM(item, 0, Py_NewRef(handler));
     PyTuple_SET_ITEM(item, 1, Py_NewRef(call_args));
     PyTuple_SET_ITEM(item, 2, Py_NewRef(no_kwargs));
     PyTuple_SET_ITEM(item, 3, Py_NewRef(future));
-    PyTuple_SET_ITEM(item, 4, Py_NewRef(Py_None));
+    PyTuple_SET_ITEM(item, 4, Py_NewRef(ticket));
     if (lane_put(lane, runtime, item) < 0) {
         goto failed;
     }
-    Py_DECREF(item);
-    Py_DECREF(call_args);
+    goto done;
+failed:
+    Py_CLEAR(future);
+done:
+    Py_XDECREF(item);
+    Py_XDECREF(ticket);
+    Py_XDECREF(call_args);
     Py_DECREF(lane);
+    Py_DECREF(observer);
+    Py_DECREF(waits);
     Py_DECREF(handler);
     Py_DECREF(runtime);
     return future;
-failed:
-    Py_XDECREF(item);
-    Py_XDECREF(call_args);
-    Py_XDECREF(future);
-    Py_DECREF(lane);
-    Py_DECREF(handler);
-    Py_DECREF(runtime);
-    return NULL;
 cleared:
     if (PyErr_Occurred()) {
         /* Whatever went wrong is for the Python function to meet and report. */
@@ -344,6 +387,7 @@ configure_caller(PyObject *module, PyObject *args)
     }
     if ((s_commands = PyUnicode_InternFromString("_commands")) == NULL ||
         (s_waits = PyUnicode_InternFromString("_waits")) == NULL ||
+        (s_call_sent = PyUnicode_InternFromString("call_sent")) == NULL ||
         (no_args = PyTuple_New(0)) == NULL) {
         return NULL;
     }

@@ -243,6 +243,7 @@ wrapper_clear(Wrapper *self)
     Py_CLEAR(self->dict);
     self->seen.bus_dict = self->seen.router = self->seen.router_dict = NULL;
     self->seen.routes = self->seen.listeners = NULL;
+    self->seen.observer = self->seen.waits = NULL;
     self->seen.bus_tag = self->seen.router_tag = self->seen.routes_tag = TAG_UNKNOWN;
     Py_CLEAR(self->seen.name);
     return 0;

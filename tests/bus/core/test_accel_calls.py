@@ -26,6 +26,7 @@ from bus import (
     CommandNotFoundError,
     MailboxFullError,
     Service,
+    ServiceFailedError,
     command,
 )
 from bus._core import _accel
@@ -364,3 +365,93 @@ def test_the_verbs_keep_their_signatures_and_docs(quiet: Bus) -> None:
     assert BusCore.execute_command.__name__ == "execute_command"
     speedups = "c" if _accel.mode() == "c" else "python"
     assert speedups == quiet.inspect()["bus"]["speedups"]
+
+
+# -- traced calls: the observer told the same things on both paths -----------------------
+
+
+def _traced_scenario() -> dict[str, Any]:
+    """Traced calls that reach every branch; the spans and activity they make."""
+    with Bus(name="traced", trace_overflow="wait") as b:
+        activity: list[dict[str, Any]] = []
+        b.watch(lambda a: activity.append({k: getattr(a, k) for k in _STEADY}))
+        service = Calls()
+        b.add_service(service)
+        b.add_service(Asker())
+        assert b.execute_command("double", 21).result(10) == 42
+        assert b.execute_command("echo", 1, key=2).result(10) == ((1,), {"key": 2})
+        with pytest.raises(ValueError, match="no"):
+            b.execute_command("boom", "no").result(10)
+        assert b.execute_command("ask", 5).result(10) == ((5,), {})
+        slow = b.execute_command("slow", 3)
+        assert service.entered.wait(10)
+        cancelled = b.execute_command("double", 9)
+        assert cancelled.cancel()
+        with pytest.raises(concurrent.futures.TimeoutError):
+            slow.result(0.01)
+        service.gate.set()
+        wait_idle(b)
+        assert b.flush_traces(10)
+        spans = (
+            (
+                span.name,
+                str(span.kind),
+                str(span.status.status_code),
+                {k: v for k, v in (span.attributes or {}).items() if k not in _VARYING},
+                span.parent is not None,
+            )
+            for span in b.spans.spans()
+        )
+        # Sorted: threads report in whatever order they run.
+        return {"spans": sorted(map(repr, spans)), "activity": sorted(map(repr, activity))}
+
+
+_STEADY = ("kind", "name", "service", "caller", "args", "kwargs", "result", "error", "stubbed")
+_VARYING = ("thread.name", "thread.id", "bus.duration_ms", "bus.queued_ms", "code.lineno")
+
+
+def test_traced_calls_make_the_same_spans_and_activity_on_both_paths(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")  # the ring only
+    if not _accel.available():
+        pytest.skip("the C accelerator was not built here")
+    before = _accel.mode() == "c"
+    try:
+        _accel.use(True)
+        accelerated = _traced_scenario()
+        _accel.use(False)
+        reference = _traced_scenario()
+    finally:
+        _accel.use(before)
+    assert accelerated == reference
+    spans = reference["spans"]
+    assert sum("('double', 'SpanKind.SERVER'" in s for s in spans) == 1  # the one that ran
+    assert sum("('double', 'SpanKind.CLIENT'" in s for s in spans) == 2  # and the cancelled
+    assert any("('boom', 'SpanKind.SERVER', 'StatusCode.ERROR'" in s for s in spans), spans
+
+
+def test_an_observer_that_raises_fails_the_service_and_the_call(
+    mode: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug in the bus at the handler's start: the service fails, nothing hangs."""
+    from bus._observe._hub import Hub
+
+    def broken(self: Hub, ticket: Any, worker: Any) -> Any:
+        raise RuntimeError("the observer broke")
+
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")  # the ring only
+    with Bus(name="broken", trace_overflow="wait") as b:
+        service = Calls()
+        b.add_service(service)
+        monkeypatch.setattr(Hub, "call_started", broken)
+        with caplog.at_level(logging.CRITICAL, logger="bus"):
+            future = b.execute_command("double", 1)
+            with pytest.raises(
+                ServiceFailedError, match="died of RuntimeError: the observer broke"
+            ):
+                future.result(10)
+        assert service.ran == []
+        assert _service(b, "calls")["state"] == "failed"
+        with pytest.raises(ServiceFailedError):
+            b.execute_command("double", 2)
