@@ -41,7 +41,8 @@ Py_ssize_t off_s_calls, off_s_latencies;
 Py_ssize_t off_w_event, off_w_since, off_w_current, off_w_handled, off_w_done;
 
 PyObject *s_closing, *s_router, *s_routes, *s_observer, *s_outlet, *s_accepting,
-    *s_queue, *s_maxsize, *s_posted, *s_after_post, *s_fail_queued, *s_post, *s_not_delivered;
+    *s_queue, *s_maxsize, *s_posted, *s_after_post, *s_fail_queued, *s_post, *s_not_delivered,
+    *s_event_fired, *s_delivery_queued, *s_delivery_refused, *s_event_posted;
 
 PyTypeObject *count_type, *queue_type;
 int count_inline, queue_inline;
@@ -321,6 +322,10 @@ PyInit__speedups(void)
     INTERN(s_fail_queued, "fail_queued");
     INTERN(s_post, "post");
     INTERN(s_not_delivered, "_not_delivered");
+    INTERN(s_event_fired, "event_fired");
+    INTERN(s_delivery_queued, "delivery_queued");
+    INTERN(s_delivery_refused, "delivery_refused");
+    INTERN(s_event_posted, "event_posted");
     if ((one = PyLong_FromLong(1)) == NULL || (no_kwargs = PyDict_New()) == NULL || PyType_Ready(&FireEvent_Type) < 0 ||
         PyType_Ready(&Lane_Type) < 0 || PyType_Ready(&ExecuteCommand_Type) < 0 ||
         PyType_Ready(&FutureResult_Type) < 0) {

@@ -21,7 +21,8 @@ extern Py_ssize_t off_h_dispatched, off_h_destination, off_h_fn, off_h_stats, of
 extern Py_ssize_t off_s_calls, off_s_latencies;
 extern Py_ssize_t off_w_event, off_w_since, off_w_current, off_w_handled, off_w_done;
 extern PyObject *s_closing, *s_router, *s_routes, *s_observer, *s_outlet, *s_accepting,
-    *s_queue, *s_maxsize, *s_posted, *s_after_post, *s_fail_queued, *s_post, *s_not_delivered;
+    *s_queue, *s_maxsize, *s_posted, *s_after_post, *s_fail_queued, *s_post, *s_not_delivered,
+    *s_event_fired, *s_delivery_queued, *s_delivery_refused, *s_event_posted;
 
 /* itertools.count and queue.SimpleQueue as CPython 3.11 lays them out. Each
  * layout is used only after configure() has probed it on a live object (see
@@ -131,7 +132,8 @@ typedef struct {
 extern PyTypeObject Lane_Type;
 Lane *lane_ready(PyObject *handler, PyObject *runtime, int call);
 int lane_put(Lane *lane, PyObject *runtime, PyObject *item);
-int deliver(PyObject *bus, PyObject *handler, PyObject *args, PyObject *kwargs, PyObject *name);
+int deliver(PyObject *bus, PyObject *handler, PyObject *args, PyObject *kwargs, PyObject *name,
+            PyObject *observer, PyObject *ticket);
 
 
 /* _speedups_drain.c */
@@ -145,8 +147,12 @@ extern Py_ssize_t off_f_lock, off_f_state, off_f_result, off_f_exception, off_f_
     off_f_waiter_list, off_f_callbacks, off_f_settled, off_f_gave_up, off_f_handler, off_f_waits;
 extern PyObject *lock_acquire, *lock_release, *allocate_lock;
 extern PyObject *st_pending, *st_running, *st_finished, *st_cancelled, *st_notified;
+extern Py_ssize_t off_w_future, off_w_runtime, off_w_scope, off_w_failed;
+extern PyObject *s_bus, *s_call_started, *s_handler_returned, *s_call_ended, *s_delivery_started,
+    *s_delivery_ended, *s_listener_failed, *s_finish;
 int try_lock(PyObject *lock);
 int unlock(PyObject *lock);
+PyObject *observer_of(PyObject *worker);
 
 /* _speedups_exec.c: the caller's side of a call */
 extern PyTypeObject ExecuteCommand_Type, FutureResult_Type;

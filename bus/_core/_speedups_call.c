@@ -15,8 +15,9 @@
 PyTypeObject *Future_type, *lock_type;
 Py_ssize_t off_f_lock, off_f_state, off_f_result, off_f_exception, off_f_made, off_f_waiter_list,
     off_f_callbacks, off_f_settled, off_f_gave_up, off_f_handler, off_f_waits;
-Py_ssize_t off_w_future, off_w_runtime;
-static PyObject *s_bus, *s_call_started, *s_handler_returned, *s_call_ended;
+Py_ssize_t off_w_future, off_w_runtime, off_w_scope, off_w_failed;
+PyObject *s_bus, *s_call_started, *s_handler_returned, *s_call_ended, *s_delivery_started,
+    *s_delivery_ended, *s_listener_failed, *s_finish;
 PyObject *lock_acquire, *lock_release, *allocate_lock;
 static PyObject *settle_fn, *invoke_callbacks;
 PyObject *st_pending, *st_running, *st_finished, *st_cancelled, *st_notified;
@@ -191,7 +192,7 @@ tell(PyObject *observer, PyObject *method, PyObject **args, size_t nargs)
 
 /* The observer of the bus a traced call came on (runtime.bus.observer), or
  * None: a new reference, NULL on error. */
-static PyObject *
+PyObject *
 observer_of(PyObject *worker)
 {
     PyObject *runtime = SLOT(worker, off_w_runtime);
@@ -349,13 +350,19 @@ configure_calls(PyObject *module, PyObject *args)
         slot_offset(type, "_settled", &off_f_settled) ||
         slot_offset(type, "gave_up", &off_f_gave_up) ||
         slot_offset((PyTypeObject *)worker, "future", &off_w_future) ||
-        slot_offset((PyTypeObject *)worker, "runtime", &off_w_runtime)) {
+        slot_offset((PyTypeObject *)worker, "runtime", &off_w_runtime) ||
+        slot_offset((PyTypeObject *)worker, "scope", &off_w_scope) ||
+        slot_offset((PyTypeObject *)worker, "failed", &off_w_failed)) {
         return NULL;
     }
     if ((s_bus = PyUnicode_InternFromString("bus")) == NULL ||
         (s_call_started = PyUnicode_InternFromString("call_started")) == NULL ||
         (s_handler_returned = PyUnicode_InternFromString("handler_returned")) == NULL ||
-        (s_call_ended = PyUnicode_InternFromString("call_ended")) == NULL) {
+        (s_call_ended = PyUnicode_InternFromString("call_ended")) == NULL ||
+        (s_delivery_started = PyUnicode_InternFromString("delivery_started")) == NULL ||
+        (s_delivery_ended = PyUnicode_InternFromString("delivery_ended")) == NULL ||
+        (s_listener_failed = PyUnicode_InternFromString("listener_failed")) == NULL ||
+        (s_finish = PyUnicode_InternFromString("finish")) == NULL) {
         return NULL;
     }
     if (probe_lock() < 0 ||

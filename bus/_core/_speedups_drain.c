@@ -47,7 +47,7 @@ slot_increment(PyObject *obj, Py_ssize_t off)
 
 /* Whether item is one drain may run: its handler and statistics of exactly
  * the classes configured, its arguments a tuple and a dict, and as its tag an
- * unobserved event's name or a call's future (observed or not). */
+ * event's name or a call's future (observed or not). */
 static int
 runnable(PyObject *item)
 {
@@ -58,8 +58,7 @@ runnable(PyObject *item)
     PyObject *tag = PyTuple_GET_ITEM(item, 3);
     if (!Py_IS_TYPE(handler, Handler_type) || !PyTuple_CheckExact(PyTuple_GET_ITEM(item, 1)) ||
         !PyDict_CheckExact(PyTuple_GET_ITEM(item, 2)) ||
-        !(PyUnicode_CheckExact(tag) ? PyTuple_GET_ITEM(item, 4) == Py_None
-                                    : call_runnable(item))) {
+        !(PyUnicode_CheckExact(tag) || call_runnable(item))) {
         return 0;
     }
     PyObject *stats = SLOT(handler, off_h_stats);
@@ -71,6 +70,8 @@ runnable(PyObject *item)
  * the thread must end (``failed`` said so), -1 on an error of the bus. */
 static int run_one(PyObject *worker, PyObject *item, PyObject *failed, PyObject *handler,
                    PyObject *stats, PyObject *fn);
+static int run_observed(PyObject *worker, PyObject *item, PyObject *handler, PyObject *stats,
+                        PyObject *fn);
 
 /* Run one item runnable() accepted: a delivery, or a call (run_call, which
  * returns 2 for a call it hands back to the Python loop unstarted). */
@@ -81,9 +82,11 @@ run_item(PyObject *worker, PyObject *item, PyObject *failed, PyObject *finished)
     /* Held for the call, as Python's stack would: the handler may drop them. */
     PyObject *stats = Py_NewRef(SLOT(handler, off_h_stats));
     PyObject *fn = Py_NewRef(SLOT(handler, off_h_fn));
-    int rc = PyUnicode_CheckExact(PyTuple_GET_ITEM(item, 3))
+    int rc = !PyUnicode_CheckExact(PyTuple_GET_ITEM(item, 3))
+                 ? run_call(worker, item, finished, handler, stats, fn)
+             : PyTuple_GET_ITEM(item, 4) == Py_None
                  ? run_one(worker, item, failed, handler, stats, fn)
-                 : run_call(worker, item, finished, handler, stats, fn);
+                 : run_observed(worker, item, handler, stats, fn);
     Py_DECREF(stats);
     Py_DECREF(fn);
     return rc;
@@ -160,9 +163,134 @@ run_one(PyObject *worker, PyObject *item, PyObject *failed, PyObject *handler, P
     Py_DECREF(elapsed);
     if (rc < 0 || slot_increment(worker, off_w_handled) < 0 ||
         slot_increment(worker, off_w_done) < 0) {
+        slot_set(worker, off_w_event, item); /* for the Python loop to count it lost */
         return -1;
     }
     return 1;
+}
+
+/* run_delivery for a delivery with a ticket: the observer starts its span,
+ * hears the handler return and ends it, where run_delivery tells it. A bus
+ * error leaves worker.event for the Python loop. 1, or -1 on error. */
+static int
+run_observed(PyObject *worker, PyObject *item, PyObject *handler, PyObject *stats, PyObject *fn)
+{
+    PyObject *args = PyTuple_GET_ITEM(item, 1);
+    PyObject *kwargs = PyTuple_GET_ITEM(item, 2);
+    PyObject *event = PyTuple_GET_ITEM(item, 3);
+    PyObject *ticket = PyTuple_GET_ITEM(item, 4);
+    slot_set(worker, off_w_event, item);
+    PyObject *observer = observer_of(worker);
+    PyObject *scope = NULL, *elapsed = NULL, *type = NULL, *error = NULL, *traceback = NULL;
+    int rc = -1;
+    if (observer == NULL) {
+        goto done;
+    }
+    double start;
+    PyObject *since = mark_start(worker, &start);
+    if (since == NULL) {
+        goto done;
+    }
+    Py_DECREF(since);
+    slot_set(worker, off_w_current, handler);
+    if (observer == Py_None) {
+        scope = Py_NewRef(Py_None);
+    }
+    else {
+        PyObject *started[3] = {observer, ticket, worker};
+        scope = PyObject_VectorcallMethod(s_delivery_started, started,
+                                          3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        if (scope == NULL) {
+            goto done;
+        }
+    }
+    slot_set(worker, off_w_scope, scope);
+    PyObject *result = PyObject_Call(fn, args, PyDict_GET_SIZE(kwargs) ? kwargs : NULL);
+    if (result == NULL) {
+        PyErr_Fetch(&type, &error, &traceback);
+        PyErr_NormalizeException(&type, &error, &traceback);
+        if (traceback != NULL) {
+            PyException_SetTraceback(error, traceback);
+        }
+        /* runtime.listener_failed(handler, event, error), in the span */
+        PyObject *runtime = SLOT(worker, off_w_runtime);
+        PyObject *told[4] = {runtime, handler, event, error};
+        PyObject *logged = runtime == NULL ? NULL
+                                           : PyObject_VectorcallMethod(
+                                                 s_listener_failed, told,
+                                                 4 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        Py_XDECREF(logged);
+    }
+    Py_XDECREF(result);
+    /* run_delivery's finally: after the handler, even when listener_failed
+     * raised (a bus error, which then goes on up as in Python). */
+    int bus_error = PyErr_Occurred() != NULL;
+    PyObject *raised_type, *raised, *raised_tb;
+    PyErr_Fetch(&raised_type, &raised, &raised_tb);
+    if (observer != Py_None) {
+        PyObject *returned[2] = {observer, scope};
+        PyObject *done = PyObject_VectorcallMethod(s_handler_returned, returned,
+                                                   2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        if (done == NULL) {
+            Py_XDECREF(raised_type);
+            Py_XDECREF(raised);
+            Py_XDECREF(raised_tb);
+            goto done; /* raised in the finally: it replaces the other */
+        }
+        Py_DECREF(done);
+    }
+    if (bus_error) {
+        PyErr_Restore(raised_type, raised, raised_tb);
+        goto done;
+    }
+    elapsed = PyFloat_FromDouble(perf_counter() - start);
+    if (elapsed == NULL) {
+        goto done;
+    }
+    slot_set(worker, off_w_current, Py_None);
+    slot_set(worker, off_w_event, Py_None);
+    if (error == NULL) {
+        PyObject *append[2] = {SLOT(stats, off_s_latencies), elapsed};
+        if (slot_increment(stats, off_s_calls) < 0 || call_discard(deque_append, append, 2) < 0) {
+            goto failed;
+        }
+    }
+    else {
+        PyObject *finish[3] = {stats, elapsed, error};
+        PyObject *done = PyObject_VectorcallMethod(s_finish, finish,
+                                                   3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        if (done == NULL) {
+            goto failed;
+        }
+        Py_DECREF(done);
+    }
+    if (observer != Py_None) {
+        PyObject *ended[8] = {observer, ticket, scope, handler, worker, event,
+                              error ? error : Py_None, elapsed};
+        PyObject *done = PyObject_VectorcallMethod(s_delivery_ended, ended,
+                                                   8 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        if (done == NULL) {
+            goto failed;
+        }
+        Py_DECREF(done);
+    }
+    if (slot_increment(worker, off_w_handled) < 0 ||
+        (error != NULL && slot_increment(worker, off_w_failed) < 0) ||
+        slot_increment(worker, off_w_done) < 0) {
+        goto failed;
+    }
+    rc = 1;
+    goto done;
+failed:
+    slot_set(worker, off_w_event, item); /* for the Python loop to count it lost */
+done:
+    Py_XDECREF(observer);
+    Py_XDECREF(scope);
+    Py_XDECREF(elapsed);
+    Py_XDECREF(type);
+    Py_XDECREF(error);
+    Py_XDECREF(traceback);
+    return rc;
 }
 
 PyObject *

@@ -30,8 +30,9 @@ dict_get(PyObject *dict, PyObject *key)
     return dict == NULL ? NULL : PyDict_GetItemWithError(dict, key);
 }
 
-/* The router of an open, unobserved bus without a transport, or NULL (maybe
- * with an error) when the Python function must take the call. Borrowed. */
+/* The router of an open bus without a transport, with its observer (None
+ * when unobserved) in seen; NULL (maybe with an error) when the Python
+ * function must take the call. Borrowed. */
 PyObject *
 open_router(Seen *seen, PyObject *bus)
 {
@@ -47,22 +48,24 @@ open_router(Seen *seen, PyObject *bus)
     else {
         seen->bus_dict = NULL;
         PyObject *closing = dict_get(dict, s_closing);
-        if (closing == Py_False && dict_get(dict, s_observer) == Py_None &&
-            dict_get(dict, s_outlet) == Py_None) {
+        PyObject *observer = dict_get(dict, s_observer);
+        if (closing == Py_False && observer != NULL && dict_get(dict, s_outlet) == Py_None) {
             router = dict_get(dict, s_router);
         }
         if (router != NULL) { /* no Python code ran since the tag was read */
             seen->bus_dict = dict;
             seen->bus_tag = tag;
             seen->router = router;
+            seen->observer = observer;
         }
     }
     Py_DECREF(dict); /* the bus holds it, and it holds the router */
     return router;
 }
 
-/* The listeners of an untraced, unobserved event fired on a bus that is open,
- * or NULL (maybe with an error) when the Python function must take the call. */
+/* The listeners of an event fired on a bus that is open, without a transport
+ * (its observer, if any, in self->seen), or NULL (maybe with an error) when
+ * the Python function must take the call. */
 static PyObject *
 fast_listeners(Wrapper *self, PyObject *bus, PyObject *name)
 {
@@ -119,6 +122,48 @@ fast_listeners(Wrapper *self, PyObject *bus, PyObject *name)
     return Py_NewRef(listeners);
 }
 
+/* BusCore._fire_observed for a bus without a transport: the observer makes
+ * the event and each delivery's ticket, as in Python. 0, or -1 on error. */
+static int
+fire_observed(PyObject *bus, PyObject *observer, PyObject *name, PyObject *args,
+              PyObject *kwargs, PyObject *listeners)
+{
+    PyObject *fired[5] = {observer, name, args, kwargs, listeners};
+    PyObject *event =
+        PyObject_VectorcallMethod(s_event_fired, fired, 5 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    if (event == NULL) {
+        return -1;
+    }
+    int rc = 0;
+    for (Py_ssize_t i = 0; rc == 0 && i < PyTuple_GET_SIZE(listeners); i++) {
+        PyObject *handler = PyTuple_GET_ITEM(listeners, i);
+        PyObject *ticket;
+        if (event == Py_None) {
+            ticket = Py_NewRef(Py_None);
+        }
+        else {
+            PyObject *queued[3] = {observer, event, handler};
+            ticket = PyObject_VectorcallMethod(s_delivery_queued, queued,
+                                               3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+            if (ticket == NULL) {
+                rc = -1;
+                break;
+            }
+        }
+        rc = deliver(bus, handler, args, kwargs, name, observer, ticket);
+        Py_DECREF(ticket);
+    }
+    if (rc == 0 && event != Py_None) {
+        PyObject *posted[2] = {observer, event};
+        PyObject *done = PyObject_VectorcallMethod(s_event_posted, posted,
+                                                   2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        rc = done == NULL ? -1 : 0;
+        Py_XDECREF(done);
+    }
+    Py_DECREF(event);
+    return rc;
+}
+
 static PyObject *
 fire_vectorcall(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
@@ -149,9 +194,17 @@ fire_vectorcall(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *k
          * now: it cannot be in a cycle. */
         PyObject_GC_UnTrack(event_args);
     }
-    for (Py_ssize_t i = 0; rc == 0 && i < PyTuple_GET_SIZE(listeners); i++) {
-        rc = deliver(bus, PyTuple_GET_ITEM(listeners, i), event_args, kwargs, name);
+    PyObject *observer = Py_NewRef(self->seen.observer);
+    if (observer == Py_None) {
+        for (Py_ssize_t i = 0; rc == 0 && i < PyTuple_GET_SIZE(listeners); i++) {
+            rc = deliver(bus, PyTuple_GET_ITEM(listeners, i), event_args, kwargs, name, NULL,
+                         Py_None);
+        }
     }
+    else if (rc == 0) {
+        rc = fire_observed(bus, observer, name, event_args, kwargs, listeners);
+    }
+    Py_DECREF(observer);
     Py_DECREF(listeners);
     Py_XDECREF(event_args);
     Py_XDECREF(kwargs);

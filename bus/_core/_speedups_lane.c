@@ -192,9 +192,12 @@ post_local(PyObject *handler, PyObject *runtime, PyObject *item)
     return rc;
 }
 
-/* One delivery of the fan-out: fire_event's loop body. 0, or -1 on error. */
+/* One delivery of the fan-out: fire_event's loop body, with the ticket the
+ * observer made for it (None, and observer NULL, when unobserved). 0, or -1
+ * on error. */
 int
-deliver(PyObject *bus, PyObject *handler, PyObject *args, PyObject *kwargs, PyObject *name)
+deliver(PyObject *bus, PyObject *handler, PyObject *args, PyObject *kwargs, PyObject *name,
+        PyObject *observer, PyObject *ticket)
 {
     PyObject *dispatched, *runtime;
     int exact = Py_IS_TYPE(handler, Handler_type) && SLOT(handler, off_h_dispatched) != NULL &&
@@ -225,13 +228,15 @@ deliver(PyObject *bus, PyObject *handler, PyObject *args, PyObject *kwargs, PyOb
     PyTuple_SET_ITEM(item, 1, Py_NewRef(args));
     PyTuple_SET_ITEM(item, 2, Py_NewRef(kwargs));
     PyTuple_SET_ITEM(item, 3, Py_NewRef(name));
-    PyTuple_SET_ITEM(item, 4, Py_NewRef(Py_None));
+    PyTuple_SET_ITEM(item, 4, Py_NewRef(ticket));
     /* The collector need not follow a queued item: it is in a cycle only
      * through its mailbox (runtime, queue, item, handler, runtime), and
      * leaves it when taken, or at close. Followed, every queued event
      * outlives a young collection and brings the next full one closer: with
      * a deep mailbox, those cost more than the delivery. */
-    PyObject_GC_UnTrack(item);
+    if (ticket == Py_None) {
+        PyObject_GC_UnTrack(item); /* a ticket's tuple is the observer's to track */
+    }
     if (exact && Py_IS_TYPE(runtime, Runtime_type)) {
         int queued = post_local(handler, runtime, item);
         if (queued < 0) {
@@ -256,6 +261,16 @@ deliver(PyObject *bus, PyObject *handler, PyObject *args, PyObject *kwargs, PyOb
             s_not_delivered, call, 4 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
         if (error == NULL) {
             goto done;
+        }
+        if (ticket != Py_None && observer != NULL) {
+            PyObject *told[4] = {observer, ticket, handler, error};
+            PyObject *done = PyObject_VectorcallMethod(
+                s_delivery_refused, told, 4 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+            if (done == NULL) {
+                Py_DECREF(error);
+                goto done;
+            }
+            Py_DECREF(done);
         }
         Py_DECREF(error);
     }

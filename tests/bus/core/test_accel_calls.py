@@ -25,67 +25,13 @@ from bus import (
     CommandFuture,
     CommandNotFoundError,
     MailboxFullError,
-    Service,
-    ServiceFailedError,
-    command,
 )
 from bus._core import _accel
 from bus._core._bus import BusCore
 from bus.testing import wait_idle
+from tests.bus.core.call_services import Asker, Calls, command_entry, service_entry
 
 pytestmark = pytest.mark.timeout(30)
-
-
-class Calls(Service):
-    """``slow`` waits for ``gate``; ``echo`` answers; ``boom`` raises; ``ask`` calls ``other``."""
-
-    def __init__(self, name: str = "calls") -> None:
-        super().__init__(name=name)
-        self.gate = threading.Event()
-        self.entered = threading.Event()
-        self.ran: list[Any] = []
-        self.threads: set[str] = set()
-
-    @command("slow")
-    def slow(self, x: Any) -> Any:
-        self.entered.set()
-        assert self.gate.wait(20)
-        self.ran.append(("slow", x))
-        return x
-
-    @command("echo")
-    def echo(self, *args: Any, **kwargs: Any) -> Any:
-        self.threads.add(threading.current_thread().name)
-        self.ran.append(("echo", args, kwargs))
-        return (args, kwargs)
-
-    @command("double")
-    def double(self, x: Any) -> Any:
-        self.ran.append(("double", x))
-        return x * 2
-
-    @command("boom")
-    def boom(self, message: str) -> None:
-        self.ran.append(("boom", message))
-        raise ValueError(message)
-
-
-class Asker(Service):
-    """``ask`` calls ``echo`` on the other service and waits for it."""
-
-    name = "asker"
-
-    @command("ask")
-    def ask(self, x: Any) -> Any:
-        return self.bus.execute_command("echo", x).result(10)
-
-
-def _command(b: Bus, name: str) -> dict[str, Any]:
-    return next(c for c in b.inspect()["commands"] if c["name"] == name)
-
-
-def _service(b: Bus, name: str) -> dict[str, Any]:
-    return next(s for s in b.inspect()["services"] if s["name"] == name)
 
 
 def test_calls_return_their_results_in_order_on_the_service_thread(quiet: Bus) -> None:
@@ -97,10 +43,10 @@ def test_calls_return_their_results_in_order_on_the_service_thread(quiet: Bus) -
     assert futures[-1].result(10) == ((), {})
     assert service.ran == [("echo", (i,), {"key": i * 2}) for i in range(200)] + [("echo", (), {})]
     assert service.threads == {"bus:quiet/calls"}
-    entry = _command(quiet, "echo")
+    entry = command_entry(quiet, "echo")
     assert (entry["calls"], entry["errors"], entry["in_flight"]) == (201, 0, 0)
     assert entry["p50_ms"] is not None
-    counts = _service(quiet, "calls")
+    counts = service_entry(quiet, "calls")
     assert (counts["handled"], counts["failed"]) == (201, 0)
 
 
@@ -114,10 +60,10 @@ def test_a_failing_handler_raises_to_its_caller_and_the_thread_goes_on(quiet: Bu
     frames = [frame.name for frame in traceback.extract_tb(raised.value.__traceback__)]
     assert "boom" in frames
     assert quiet.execute_command("echo", 1).result(10) == ((1,), {})
-    entry = _command(quiet, "boom")
+    entry = command_entry(quiet, "boom")
     assert (entry["calls"], entry["errors"]) == (1, 1)
     assert entry["last_error"] == "ValueError: no"
-    counts = _service(quiet, "calls")
+    counts = service_entry(quiet, "calls")
     assert (counts["handled"], counts["failed"], counts["state"]) == (2, 1, "running")
 
 
@@ -136,7 +82,7 @@ def test_a_call_cancelled_before_it_runs_never_runs(quiet: Bus) -> None:
         queued.result(10)
     assert service.ran == [("slow", 1), ("echo", (3,), {})]
     wait_idle(quiet)
-    entry = _command(quiet, "echo")
+    entry = command_entry(quiet, "echo")
     assert (entry["calls"], entry["cancelled"], entry["in_flight"]) == (1, 1, 0)
 
 
@@ -153,7 +99,7 @@ def test_a_result_after_the_caller_gave_up_is_a_late_reply(
         service.gate.set()
         wait_idle(quiet)
     assert future.result() == 5  # it still completes
-    assert _command(quiet, "slow")["late_replies"] == 1
+    assert command_entry(quiet, "slow")["late_replies"] == 1
     assert any("late reply: slow" in r.getMessage() for r in caplog.records)
 
 
@@ -180,14 +126,14 @@ def test_inspect_during_a_call_shows_it_running_then_idle(quiet: Bus) -> None:
     quiet.add_service(service)
     future = quiet.execute_command("slow", 1)
     assert service.entered.wait(10)
-    [thread] = _service(quiet, "calls")["threads"]
+    [thread] = service_entry(quiet, "calls")["threads"]
     assert (thread["state"], thread["handler"]) == ("busy", "slow")
     [worker] = quiet.router.command("slow").destination.workers  # type: ignore[attr-defined]
     assert worker.future is future
     service.gate.set()
     assert future.result(10) == 1
     wait_idle(quiet)
-    [thread] = _service(quiet, "calls")["threads"]
+    [thread] = service_entry(quiet, "calls")["threads"]
     assert (thread["state"], thread["handler"]) == ("idle", None)
     assert worker.future is None
     assert worker.current is None
@@ -199,7 +145,7 @@ def test_a_handler_calls_another_service_and_waits(quiet: Bus) -> None:
     assert [quiet.execute_command("ask", i).result(10) for i in range(50)] == [
         ((i,), {}) for i in range(50)
     ]
-    assert _command(quiet, "echo")["calls"] == 50
+    assert command_entry(quiet, "echo")["calls"] == 50
 
 
 def _run_scenario() -> dict[str, Any]:
@@ -297,7 +243,7 @@ def test_arguments_that_do_not_bind_are_refused_before_anything_is_sent(
     quiet.add_service(service)
     with pytest.raises(TypeError, match=message):
         quiet.execute_command("slow", *args, **kwargs)
-    entry = _command(quiet, "slow")
+    entry = command_entry(quiet, "slow")
     assert (entry["calls"], entry["in_flight"], entry["dropped"]) == (0, 0, 0)
     assert service.ran == []
 
@@ -337,7 +283,7 @@ def test_a_full_mailbox_refuses_a_call(mode: str) -> None:
             b.execute_command("double", 3)
         service.gate.set()
         assert (running.result(10), queued.result(10)) == (1, 4)
-        assert _command(b, "double")["dropped"] == 1
+        assert command_entry(b, "double")["dropped"] == 1
 
 
 def test_result_with_a_timeout_or_on_a_service_thread_waits_the_python_way(quiet: Bus) -> None:
@@ -365,93 +311,3 @@ def test_the_verbs_keep_their_signatures_and_docs(quiet: Bus) -> None:
     assert BusCore.execute_command.__name__ == "execute_command"
     speedups = "c" if _accel.mode() == "c" else "python"
     assert speedups == quiet.inspect()["bus"]["speedups"]
-
-
-# -- traced calls: the observer told the same things on both paths -----------------------
-
-
-def _traced_scenario() -> dict[str, Any]:
-    """Traced calls that reach every branch; the spans and activity they make."""
-    with Bus(name="traced", trace_overflow="wait") as b:
-        activity: list[dict[str, Any]] = []
-        b.watch(lambda a: activity.append({k: getattr(a, k) for k in _STEADY}))
-        service = Calls()
-        b.add_service(service)
-        b.add_service(Asker())
-        assert b.execute_command("double", 21).result(10) == 42
-        assert b.execute_command("echo", 1, key=2).result(10) == ((1,), {"key": 2})
-        with pytest.raises(ValueError, match="no"):
-            b.execute_command("boom", "no").result(10)
-        assert b.execute_command("ask", 5).result(10) == ((5,), {})
-        slow = b.execute_command("slow", 3)
-        assert service.entered.wait(10)
-        cancelled = b.execute_command("double", 9)
-        assert cancelled.cancel()
-        with pytest.raises(concurrent.futures.TimeoutError):
-            slow.result(0.01)
-        service.gate.set()
-        wait_idle(b)
-        assert b.flush_traces(10)
-        spans = (
-            (
-                span.name,
-                str(span.kind),
-                str(span.status.status_code),
-                {k: v for k, v in (span.attributes or {}).items() if k not in _VARYING},
-                span.parent is not None,
-            )
-            for span in b.spans.spans()
-        )
-        # Sorted: threads report in whatever order they run.
-        return {"spans": sorted(map(repr, spans)), "activity": sorted(map(repr, activity))}
-
-
-_STEADY = ("kind", "name", "service", "caller", "args", "kwargs", "result", "error", "stubbed")
-_VARYING = ("thread.name", "thread.id", "bus.duration_ms", "bus.queued_ms", "code.lineno")
-
-
-def test_traced_calls_make_the_same_spans_and_activity_on_both_paths(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")  # the ring only
-    if not _accel.available():
-        pytest.skip("the C accelerator was not built here")
-    before = _accel.mode() == "c"
-    try:
-        _accel.use(True)
-        accelerated = _traced_scenario()
-        _accel.use(False)
-        reference = _traced_scenario()
-    finally:
-        _accel.use(before)
-    assert accelerated == reference
-    spans = reference["spans"]
-    assert sum("('double', 'SpanKind.SERVER'" in s for s in spans) == 1  # the one that ran
-    assert sum("('double', 'SpanKind.CLIENT'" in s for s in spans) == 2  # and the cancelled
-    assert any("('boom', 'SpanKind.SERVER', 'StatusCode.ERROR'" in s for s in spans), spans
-
-
-def test_an_observer_that_raises_fails_the_service_and_the_call(
-    mode: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    """A bug in the bus at the handler's start: the service fails, nothing hangs."""
-    from bus._observe._hub import Hub
-
-    def broken(self: Hub, ticket: Any, worker: Any) -> Any:
-        raise RuntimeError("the observer broke")
-
-    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")  # the ring only
-    with Bus(name="broken", trace_overflow="wait") as b:
-        service = Calls()
-        b.add_service(service)
-        monkeypatch.setattr(Hub, "call_started", broken)
-        with caplog.at_level(logging.CRITICAL, logger="bus"):
-            future = b.execute_command("double", 1)
-            with pytest.raises(
-                ServiceFailedError, match="died of RuntimeError: the observer broke"
-            ):
-                future.result(10)
-        assert service.ran == []
-        assert _service(b, "calls")["state"] == "failed"
-        with pytest.raises(ServiceFailedError):
-            b.execute_command("double", 2)
