@@ -34,7 +34,11 @@ make_future(PyObject *handler, PyObject *waits)
     PyObject *lock = PyObject_CallNoArgs(allocate_lock);
     PyObject *settled = lock == NULL ? NULL : PyObject_CallNoArgs(allocate_lock);
     PyObject *future = NULL;
-    if (settled == NULL || try_lock(settled) != 1) {
+    int taken = settled == NULL ? -1 : try_lock(settled);
+    if (taken != 1) {
+        if (taken == 0) {
+            PyErr_SetString(PyExc_RuntimeError, "a lock just made was taken");
+        }
         goto done;
     }
     /* object.__new__: the instance and its (empty) attribute storage */
@@ -212,7 +216,13 @@ execute_vectorcall(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject
         ticket = PyObject_VectorcallMethod(s_call_sent, sent, 4 | PY_VECTORCALL_ARGUMENTS_OFFSET,
                                            NULL);
     }
-    if (ticket == NULL || count_next(dispatched) < 0 || (item = PyTuple_New(5)) == NULL) {
+    /* Read again: call_sent ran Python code, which may have replaced it. */
+    dispatched = SLOT(handler, off_h_dispatched);
+    if (ticket == NULL || dispatched == NULL || count_next(dispatched) < 0 ||
+        (item = PyTuple_New(5)) == NULL) {
+        if (dispatched == NULL && !PyErr_Occurred()) {
+            PyErr_SetString(PyExc_AttributeError, "a handler without its dispatched count");
+        }
         goto failed;
     }
     PyTuple_SET_ITEM(item, 0, Py_NewRef(handler));
