@@ -15,7 +15,6 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -23,10 +22,10 @@ from click.testing import CliRunner, Result
 from busctl._client import Client
 from busctl._exit import ExitStatus
 from busctl.cli import cli
+from tests.busctl.conftest import BusProcess
 from tests.busctl.programs import run_busctl
 
 ROOT = Path(__file__).resolve().parents[3]
-BusProcess = Any  # conftest's BusProcess: test modules cannot import conftest
 
 pytestmark = pytest.mark.timeout(60)
 

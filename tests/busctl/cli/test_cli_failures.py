@@ -28,10 +28,10 @@ from busctl._client import Client
 from busctl._exit import ExitStatus
 from busctl.cli import cli
 from busctl.cli.watch import json_activity
+from tests.busctl.conftest import BusProcess
 from tests.busctl.programs import BUSCTL_CTRL_C, attach_to, run_busctl
 
 ROOT = Path(__file__).resolve().parents[3]
-BusProcess = Any  # conftest's BusProcess: test modules cannot import conftest
 
 pytestmark = pytest.mark.timeout(60)
 

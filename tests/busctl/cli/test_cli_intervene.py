@@ -24,8 +24,7 @@ from click.testing import Result
 from bus.control.protocol import ErrorCode
 from busctl._client import Client, RemoteError
 from busctl._exit import ExitStatus
-
-BusProcess = Any  # conftest's BusProcess: test modules cannot import conftest
+from tests.busctl.conftest import BusProcess
 
 pytestmark = pytest.mark.timeout(60)
 
