@@ -253,6 +253,22 @@ call_discard(PyObject *callable, PyObject *const *args, size_t nargs)
     return 0;
 }
 
+PyObject *
+keywords(PyObject *const *values, PyObject *kwnames)
+{
+    PyObject *kwargs = PyDict_New();
+    if (kwargs == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); i++) {
+        if (PyDict_SetItem(kwargs, PyTuple_GET_ITEM(kwnames, i), values[i]) < 0) {
+            Py_DECREF(kwargs);
+            return NULL;
+        }
+    }
+    return kwargs;
+}
+
 int
 count_next(PyObject *counter)
 {

@@ -111,6 +111,8 @@ double perf_counter(void);
 Py_ssize_t queue_size(PyObject *queue);
 int call_discard(PyObject *callable, PyObject *const *args, size_t nargs);
 int count_next(PyObject *counter); /* next(counter), the value unread */
+/* The keyword arguments of a vectorcall as a new dict (values: after the positional ones). */
+PyObject *keywords(PyObject *const *values, PyObject *kwnames);
 
 /* What a handler's local mailbox keeps for as long as the handler lives, made
  * on its first event and kept in Handler.lane: its runtime's __dict__, _queue,

@@ -1,15 +1,16 @@
 /* Commands: the caller's side (see _speedups.c).
  *
  *   ExecuteCommand  BusCore.execute_command as a method descriptor: a call
- *                   with positional arguments to a local mailbox that takes
- *                   it now (open, not full, no hold on it), its arguments
- *                   bound by the handler's positional signature; on an
- *                   observed bus the observer's call_sent makes its ticket,
- *                   as in Python. Anything else calls the Python function,
- *                   before anything was done: a keyword argument, a bus
- *                   closing, a name not registered here, arguments the
- *                   quick check does not accept, a remote, full, closed or
- *                   held mailbox.
+ *                   to a local mailbox that takes it now (open, not full,
+ *                   no hold on it), its arguments bound by the handler's
+ *                   positional signature (or, with keywords, by the
+ *                   binder's check, as in Python); on an observed bus the
+ *                   observer's call_sent makes its ticket, as in Python.
+ *                   Anything else calls the Python function, before
+ *                   anything was done: a bus closing, a name not
+ *                   registered here, positional arguments the quick check
+ *                   does not accept, a remote, full, closed or held
+ *                   mailbox.
  *   FutureResult    CommandFuture.result as a method descriptor: the wait
  *                   for a result without a timeout, from a thread that is
  *                   not the bus's (no deadlock to look for), and the value
@@ -21,7 +22,7 @@
 static PyTypeObject *Binder_type;
 static Py_ssize_t off_h_binder, off_b_fast, off_b_min, off_b_max, off_b_signature;
 static PyObject *workers; /* _worker.workers: thread id -> Worker */
-static PyObject *s_commands, *s_waits, *s_call_sent, *no_args;
+static PyObject *s_commands, *s_waits, *s_call_sent, *s_check, *no_args;
 
 /* -- the future ------------------------------------------------------------------- */
 
@@ -171,13 +172,14 @@ static PyObject *
 execute_vectorcall(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    if (nargs < 2 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) ||
-        !PyUnicode_CheckExact(args[1]) || Future_type == NULL || Binder_type == NULL) {
+    if (nargs < 2 || !PyUnicode_CheckExact(args[1]) || Future_type == NULL ||
+        Binder_type == NULL) {
         goto slow;
     }
+    int keyworded = kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0;
     PyObject *bus = args[0], *name = args[1];
     PyObject *handler = local_handler(self, bus, name);
-    if (handler == NULL || !binds(handler, nargs - 2)) {
+    if (handler == NULL || (!keyworded && !binds(handler, nargs - 2))) {
         goto cleared;
     }
     PyObject *runtime = SLOT(handler, off_h_destination);
@@ -199,20 +201,45 @@ execute_vectorcall(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject
         Py_DECREF(runtime);
         goto cleared;
     }
-    /* From here on, as execute_command: a future, the observer told, counted,
-     * posted (a mailbox that closed meanwhile fails it after the put). */
-    if ((future = make_future(handler, waits)) == NULL ||
-        (call_args = PyTuple_New(nargs - 2)) == NULL) {
+    PyObject *kwargs = NULL;
+    if ((call_args = PyTuple_New(nargs - 2)) == NULL) {
         goto failed;
     }
     for (Py_ssize_t i = 2; i < nargs; i++) {
         PyTuple_SET_ITEM(call_args, i - 2, Py_NewRef(args[i]));
     }
+    if (!keyworded) {
+        kwargs = Py_NewRef(no_kwargs);
+    }
+    else {
+        /* binder.check(args, kwargs), as execute_command does: its TypeError
+         * is the Python code's, raised before anything was sent. */
+        PyObject *binder = SLOT(handler, off_h_binder);
+        kwargs = keywords(args + nargs, kwnames);
+        PyObject *check[3] = {binder, call_args, kwargs};
+        PyObject *checked =
+            binder == NULL || kwargs == NULL
+                ? NULL
+                : PyObject_VectorcallMethod(s_check, check, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                            NULL);
+        if (checked == NULL) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_AttributeError, "a handler without its binder");
+            }
+            goto failed;
+        }
+        Py_DECREF(checked);
+    }
+    /* From here on, as execute_command: a future, the observer told, counted,
+     * posted (a mailbox that closed meanwhile fails it after the put). */
+    if ((future = make_future(handler, waits)) == NULL) {
+        goto failed;
+    }
     if (observer == Py_None) {
         ticket = Py_NewRef(Py_None);
     }
     else {
-        PyObject *sent[4] = {observer, handler, call_args, no_kwargs};
+        PyObject *sent[4] = {observer, handler, call_args, kwargs};
         ticket = PyObject_VectorcallMethod(s_call_sent, sent, 4 | PY_VECTORCALL_ARGUMENTS_OFFSET,
                                            NULL);
     }
@@ -227,7 +254,7 @@ execute_vectorcall(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject
     }
     PyTuple_SET_ITEM(item, 0, Py_NewRef(handler));
     PyTuple_SET_ITEM(item, 1, Py_NewRef(call_args));
-    PyTuple_SET_ITEM(item, 2, Py_NewRef(no_kwargs));
+    PyTuple_SET_ITEM(item, 2, Py_NewRef(kwargs));
     PyTuple_SET_ITEM(item, 3, Py_NewRef(future));
     PyTuple_SET_ITEM(item, 4, Py_NewRef(ticket));
     if (lane_put(lane, runtime, item) < 0) {
@@ -239,6 +266,7 @@ failed:
 done:
     Py_XDECREF(item);
     Py_XDECREF(ticket);
+    Py_XDECREF(kwargs);
     Py_XDECREF(call_args);
     Py_DECREF(lane);
     Py_DECREF(observer);
@@ -398,6 +426,7 @@ configure_caller(PyObject *module, PyObject *args)
     if ((s_commands = PyUnicode_InternFromString("_commands")) == NULL ||
         (s_waits = PyUnicode_InternFromString("_waits")) == NULL ||
         (s_call_sent = PyUnicode_InternFromString("call_sent")) == NULL ||
+        (s_check = PyUnicode_InternFromString("check")) == NULL ||
         (no_args = PyTuple_New(0)) == NULL) {
         return NULL;
     }

@@ -168,8 +168,7 @@ static PyObject *
 fire_vectorcall(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    if (nargs < 2 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) ||
-        !PyUnicode_CheckExact(args[1])) {
+    if (nargs < 2 || !PyUnicode_CheckExact(args[1])) {
         goto slow;
     }
     PyObject *bus = args[0], *name = args[1];
@@ -180,9 +179,12 @@ fire_vectorcall(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *k
         goto slow;
     }
     PyObject *event_args = PyTuple_New(nargs - 2);
-    /* No keyword arguments: every item shares one empty dict, never changed
-     * (the delivery calls the listener without it; current_event() copies it). */
-    PyObject *kwargs = Py_NewRef(no_kwargs);
+    /* Without keyword arguments every item shares one empty dict, never
+     * changed (the delivery calls the listener without it; current_event()
+     * copies it); with them, the deliveries of the event share one, as in Python. */
+    PyObject *kwargs = kwnames == NULL || PyTuple_GET_SIZE(kwnames) == 0
+                           ? Py_NewRef(no_kwargs)
+                           : keywords(args + nargs, kwnames);
     int rc = event_args == NULL || kwargs == NULL ? -1 : 0;
     int atoms = 1; /* no argument the collector follows */
     for (Py_ssize_t i = 2; rc == 0 && i < nargs; i++) {
