@@ -1,31 +1,35 @@
-/* The optional C accelerator of untraced event delivery (bus._core._accel).
+/* The optional C accelerator of the verbs (bus._core._accel).
  *
- * Two loops of the hot path, with exactly the semantics of their Python
- * reference code, which stays the fallback and the definition. This file is
- * the module and its set-up (configure); _speedups_fire.c is fire_event,
- * _speedups_lane.c what it does per listener, _speedups_drain.c the service's
- * loop, and _speedups.h what they share.
+ * The innermost steps of an event and a call, with exactly the semantics of
+ * their Python reference code, which stays the fallback and the definition.
+ * This file is the module and its set-up (configure); the rest:
  *
- *   FireEvent  BusCore.fire_event as a method descriptor: the untraced
- *              fan-out (route cache, counted dispatch, the bounded-mailbox
- *              check, the put). Anything unusual (keyword arguments, a bus
- *              closing, observed or with a transport, a name not in the route
- *              cache) calls the Python function it wraps, untouched; a
- *              destination that is not a local mailbox, or a full or closed
- *              one, goes through its own post() and the bus's refusal path.
- *   drain      a one-thread service's mailbox loop: it runs unobserved event
- *              deliveries itself and returns any other item to the Python
- *              loop (Runtime._serve_mailbox), which runs it as before.
+ *   _speedups_fire.c   FireEvent: BusCore.fire_event as a method descriptor,
+ *                      the fan-out (route cache, counted dispatch, the
+ *                      bounded-mailbox check, the put; on an observed bus the
+ *                      observer's hooks where _fire_observed calls them), and
+ *                      what every such wrapper shares.
+ *   _speedups_lane.c   what it does per listener (Runtime.post, inlined).
+ *   _speedups_exec.c   ExecuteCommand and FutureResult: execute_command's
+ *                      local call, and CommandFuture.result's plain wait.
+ *   _speedups_drain.c  drain: a one-thread service's mailbox loop, which runs
+ *                      deliveries and calls and returns any other item to the
+ *                      Python loop (Runtime._serve_mailbox).
+ *   _speedups_call.c   the calls drain runs, and CommandFuture's state.
  *
- * Slotted attributes (Handler, HandlerStats, Worker) are read and written at
- * the offsets their member descriptors give, for exactly those classes
- * (configure() receives them); the state of a bus, its router and a runtime
- * is read from their __dict__s, again only when the dict changed (PEP 509
- * version tags, CPython 3.11); every write the Python code makes is made, in
- * the same order. Where this code relies on a layout CPython does not
- * promise (itertools.count, SimpleQueue), configure() probes it first and
- * falls back to their methods. A queued item is left out of the cyclic
- * garbage collector (see deliver()).
+ * Anything unusual goes to the Python code before anything was done, or,
+ * once a handler has run, to the Python functions that end it
+ * (Runtime._delivery_failed, Runtime._call_finished).
+ *
+ * Slotted attributes (Handler, HandlerStats, Worker, CommandFuture, Binder)
+ * are read and written at the offsets their member descriptors give, for
+ * exactly those classes (configure() receives them); the state of a bus, its
+ * router and a runtime is read from their __dict__s, again only when the dict
+ * changed (PEP 509 version tags, CPython 3.11); every write the Python code
+ * makes is made, in the same order. Where this code relies on a layout
+ * CPython does not promise (itertools.count, SimpleQueue, _thread.lock),
+ * configure() probes it first and falls back to their methods. A queued
+ * item is left out of the cyclic garbage collector (see deliver()).
  */
 #include "_speedups.h"
 
@@ -42,7 +46,7 @@ Py_ssize_t off_w_event, off_w_since, off_w_current, off_w_handled, off_w_done;
 
 PyObject *s_closing, *s_router, *s_routes, *s_observer, *s_outlet, *s_accepting,
     *s_queue, *s_maxsize, *s_posted, *s_after_post, *s_fail_queued, *s_post, *s_not_delivered,
-    *s_event_fired, *s_delivery_queued, *s_delivery_refused, *s_event_posted;
+    *s_event_fired, *s_delivery_queued, *s_delivery_refused, *s_event_posted, *s_waits;
 
 PyTypeObject *count_type, *queue_type;
 int count_inline, queue_inline;
@@ -242,6 +246,16 @@ fail:
 
 /* -- calls the firing and the service side share ------------------------------- */
 
+void
+take_error(PyObject **type, PyObject **error, PyObject **traceback)
+{
+    PyErr_Fetch(type, error, traceback);
+    PyErr_NormalizeException(type, error, traceback);
+    if (*traceback != NULL) {
+        PyException_SetTraceback(*error, *traceback);
+    }
+}
+
 int
 call_discard(PyObject *callable, PyObject *const *args, size_t nargs)
 {
@@ -312,7 +326,7 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT,
     .m_name = "bus._core._speedups",
-    .m_doc = "The optional C accelerator of untraced event delivery (see bus._core._accel).",
+    .m_doc = "The optional C accelerator of the verbs (see bus._core._accel).",
     .m_size = -1,
     .m_methods = methods,
 };
@@ -342,6 +356,7 @@ PyInit__speedups(void)
     INTERN(s_delivery_queued, "delivery_queued");
     INTERN(s_delivery_refused, "delivery_refused");
     INTERN(s_event_posted, "event_posted");
+    INTERN(s_waits, "_waits");
     if ((one = PyLong_FromLong(1)) == NULL || (no_kwargs = PyDict_New()) == NULL || PyType_Ready(&FireEvent_Type) < 0 ||
         PyType_Ready(&Lane_Type) < 0 || PyType_Ready(&ExecuteCommand_Type) < 0 ||
         PyType_Ready(&FutureResult_Type) < 0) {

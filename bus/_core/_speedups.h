@@ -22,7 +22,7 @@ extern Py_ssize_t off_s_calls, off_s_latencies;
 extern Py_ssize_t off_w_event, off_w_since, off_w_current, off_w_handled, off_w_done;
 extern PyObject *s_closing, *s_router, *s_routes, *s_observer, *s_outlet, *s_accepting,
     *s_queue, *s_maxsize, *s_posted, *s_after_post, *s_fail_queued, *s_post, *s_not_delivered,
-    *s_event_fired, *s_delivery_queued, *s_delivery_refused, *s_event_posted;
+    *s_event_fired, *s_delivery_queued, *s_delivery_refused, *s_event_posted, *s_waits;
 
 /* itertools.count and queue.SimpleQueue as CPython 3.11 lays them out. Each
  * layout is used only after configure() has probed it on a live object (see
@@ -96,16 +96,33 @@ typedef struct {
 
 /* _speedups_fire.c: fire_event, and what every Wrapper shares */
 extern PyTypeObject FireEvent_Type;
-int plain_bus_type(PyTypeObject *type);
-PyObject *dict_get(PyObject *dict, PyObject *key);
-PyObject *open_router(Seen *seen, PyObject *bus);
+/* The router's table key (_routes, _commands) of an open bus (for events,
+ * one without a transport), its observer and wait graph in self->seen; NULL
+ * (maybe with an error) when the Python function must take the call. Borrowed. */
+PyObject *routing_table(Wrapper *self, PyObject *bus, PyObject *key, int events);
 PyObject *wrapper_new(PyTypeObject *type, PyObject *args, PyObject *kwds, vectorcallfunc vectorcall);
+
+/* The type of a Wrapper whose calls go to vectorcall first, made by new. */
+#define WRAPPER_TYPE(name, doc, new)                                                            \
+    {                                                                                          \
+        PyVarObject_HEAD_INIT(NULL, 0).tp_name = "bus._core._speedups." name, .tp_doc = doc,   \
+        .tp_basicsize = sizeof(Wrapper),                                                       \
+        .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL |     \
+                    Py_TPFLAGS_METHOD_DESCRIPTOR,                                              \
+        .tp_new = new, .tp_dealloc = (destructor)wrapper_dealloc,                              \
+        .tp_traverse = (traverseproc)wrapper_traverse, .tp_clear = (inquiry)wrapper_clear,     \
+        .tp_call = PyVectorcall_Call, .tp_vectorcall_offset = offsetof(Wrapper, vectorcall),   \
+        .tp_descr_get = wrapper_get, .tp_dictoffset = offsetof(Wrapper, dict),                 \
+    }
 PyObject *wrapper_get(PyObject *self, PyObject *obj, PyObject *type);
 int wrapper_traverse(Wrapper *self, visitproc visit, void *arg);
 int wrapper_clear(Wrapper *self);
 void wrapper_dealloc(Wrapper *self);
 
 /* _speedups.c */
+/* The exception being raised, taken: *error the instance (with its traceback
+ * on it), *type and *traceback to release with it. */
+void take_error(PyObject **type, PyObject **error, PyObject **traceback);
 int slot_offset(PyTypeObject *type, const char *name, Py_ssize_t *offset);
 double perf_counter(void);
 Py_ssize_t queue_size(PyObject *queue);
@@ -155,6 +172,12 @@ extern PyObject *s_bus, *s_call_started, *s_handler_returned, *s_call_ended, *s_
 int try_lock(PyObject *lock);
 int unlock(PyObject *lock);
 PyObject *observer_of(PyObject *worker);
+/* The start of a handler's run, as run_call and run_delivery make it:
+ * worker.since, .current and (for a call) .future, then the observer's
+ * scope from its started hook (None when unobserved), a new reference in
+ * *scope. 0, or -1 on error. */
+int start_run(PyObject *worker, PyObject *handler, PyObject *future, PyObject *observer,
+              PyObject *started, PyObject *ticket, double *start, PyObject **scope);
 
 /* _speedups_exec.c: the caller's side of a call */
 extern PyTypeObject ExecuteCommand_Type, FutureResult_Type;

@@ -4,7 +4,7 @@ from collections.abc import Callable
 from typing import Any
 
 class FireEvent:
-    """``BusCore.fire_event`` with its untraced fan-out in C; wraps the Python function."""
+    """``BusCore.fire_event`` with its fan-out in C; wraps the Python function."""
 
     __wrapped__: Callable[..., None]
     def __init__(self, fallback: Callable[..., None], /) -> None: ...
@@ -12,7 +12,7 @@ class FireEvent:
     def __call__(self, bus: Any, name: str, /, *args: Any, **kwargs: Any) -> None: ...
 
 class ExecuteCommand:
-    """``BusCore.execute_command`` with its unobserved local call in C; wraps the Python code."""
+    """``BusCore.execute_command`` with its local call in C; wraps the Python function."""
 
     __wrapped__: Callable[..., Any]
     def __init__(self, fallback: Callable[..., Any], /) -> None: ...

@@ -192,6 +192,28 @@ tell(PyObject *observer, PyObject *method, PyObject **args, size_t nargs)
 
 /* The observer of the bus a traced call came on (runtime.bus.observer), or
  * None: a new reference, NULL on error. */
+int
+start_run(PyObject *worker, PyObject *handler, PyObject *future, PyObject *observer,
+          PyObject *started, PyObject *ticket, double *start, PyObject **scope)
+{
+    PyObject *since = mark_start(worker, start);
+    if (since == NULL) {
+        return -1;
+    }
+    Py_DECREF(since);
+    slot_set(worker, off_w_current, handler);
+    if (future != NULL) {
+        slot_set(worker, off_w_future, future);
+    }
+    if (observer == Py_None) {
+        *scope = Py_NewRef(Py_None);
+        return 0;
+    }
+    PyObject *args[3] = {observer, ticket, worker};
+    *scope = PyObject_VectorcallMethod(started, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    return *scope == NULL ? -1 : 0;
+}
+
 PyObject *
 observer_of(PyObject *worker)
 {
@@ -228,34 +250,14 @@ run_call(PyObject *worker, PyObject *item, PyObject *finished, PyObject *handler
     if (observer == NULL) {
         goto done;
     }
+    /* A bus error from here on leaves worker.future for the Python loop to fail. */
     double start;
-    PyObject *since = mark_start(worker, &start);
-    if (since == NULL) {
+    if (start_run(worker, handler, future, observer, s_call_started, ticket, &start, &scope) < 0) {
         goto done;
-    }
-    Py_DECREF(since);
-    slot_set(worker, off_w_current, handler);
-    slot_set(worker, off_w_future, future);
-    /* As run_call: the observer starts the span around the handler. A bus
-     * error here, as below, leaves worker.future for the Python loop to fail. */
-    if (observer == Py_None) {
-        scope = Py_NewRef(Py_None);
-    }
-    else {
-        PyObject *started_args[3] = {observer, ticket, worker};
-        scope = PyObject_VectorcallMethod(s_call_started, started_args,
-                                          3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-        if (scope == NULL) {
-            goto done;
-        }
     }
     result = PyObject_Call(fn, args, PyDict_GET_SIZE(kwargs) ? kwargs : NULL);
     if (result == NULL) {
-        PyErr_Fetch(&type, &error, &traceback);
-        PyErr_NormalizeException(&type, &error, &traceback);
-        if (traceback != NULL) {
-            PyException_SetTraceback(error, traceback);
-        }
+        take_error(&type, &error, &traceback);
         result = Py_NewRef(Py_None);
     }
     if (observer != Py_None) {

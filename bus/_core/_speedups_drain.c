@@ -129,11 +129,7 @@ run_one(PyObject *worker, PyObject *item, PyObject *failed, PyObject *handler, P
         /* The listener raised: Runtime._delivery_failed does the rest, as the
          * Python loop's except clause does. */
         PyObject *type, *value, *traceback;
-        PyErr_Fetch(&type, &value, &traceback);
-        PyErr_NormalizeException(&type, &value, &traceback);
-        if (traceback != NULL) {
-            PyException_SetTraceback(value, traceback);
-        }
+        take_error(&type, &value, &traceback);
         PyObject *call[5] = {worker, handler, PyTuple_GET_ITEM(item, 3), value, since};
         PyObject *go_on = PyObject_Vectorcall(failed, call, 5, NULL);
         Py_XDECREF(type);
@@ -187,31 +183,14 @@ run_observed(PyObject *worker, PyObject *item, PyObject *handler, PyObject *stat
         goto done;
     }
     double start;
-    PyObject *since = mark_start(worker, &start);
-    if (since == NULL) {
+    if (start_run(worker, handler, NULL, observer, s_delivery_started, ticket, &start, &scope) <
+        0) {
         goto done;
-    }
-    Py_DECREF(since);
-    slot_set(worker, off_w_current, handler);
-    if (observer == Py_None) {
-        scope = Py_NewRef(Py_None);
-    }
-    else {
-        PyObject *started[3] = {observer, ticket, worker};
-        scope = PyObject_VectorcallMethod(s_delivery_started, started,
-                                          3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-        if (scope == NULL) {
-            goto done;
-        }
     }
     slot_set(worker, off_w_scope, scope);
     PyObject *result = PyObject_Call(fn, args, PyDict_GET_SIZE(kwargs) ? kwargs : NULL);
     if (result == NULL) {
-        PyErr_Fetch(&type, &error, &traceback);
-        PyErr_NormalizeException(&type, &error, &traceback);
-        if (traceback != NULL) {
-            PyException_SetTraceback(error, traceback);
-        }
+        take_error(&type, &error, &traceback);
         /* runtime.listener_failed(handler, event, error), in the span */
         PyObject *runtime = SLOT(worker, off_w_runtime);
         PyObject *told[4] = {runtime, handler, event, error};

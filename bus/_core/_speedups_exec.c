@@ -22,7 +22,7 @@
 static PyTypeObject *Binder_type;
 static Py_ssize_t off_h_binder, off_b_fast, off_b_min, off_b_max, off_b_signature;
 static PyObject *workers; /* _worker.workers: thread id -> Worker */
-static PyObject *s_commands, *s_waits, *s_call_sent, *s_check, *no_args;
+static PyObject *s_commands, *s_call_sent, *s_check, *no_args;
 
 /* -- the future ------------------------------------------------------------------- */
 
@@ -66,77 +66,13 @@ done:
 
 /* -- execute_command ---------------------------------------------------------------- */
 
-/* The router of an open bus, with its observer (None when unobserved) and
- * wait graph in seen; NULL (maybe with an error) when the Python function
- * must take the call. Borrowed: the bus holds them. */
-static PyObject *
-open_bus(Seen *seen, PyObject *bus)
-{
-    PyObject *dict = PyObject_GenericGetDict(bus, NULL);
-    if (dict == NULL) {
-        return NULL;
-    }
-    uint64_t tag = DICT_TAG(dict);
-    PyObject *router = NULL;
-    if (tag != TAG_UNKNOWN && dict == seen->bus_dict && tag == seen->bus_tag) {
-        router = seen->router;
-    }
-    else {
-        seen->bus_dict = NULL;
-        PyObject *observer = dict_get(dict, s_observer);
-        PyObject *waits = observer == NULL ? NULL : dict_get(dict, s_waits);
-        if (waits != NULL && dict_get(dict, s_closing) == Py_False) {
-            router = dict_get(dict, s_router);
-        }
-        if (router != NULL) { /* no Python code ran since the tag was read */
-            seen->bus_dict = dict;
-            seen->bus_tag = tag;
-            seen->router = router;
-            seen->observer = observer;
-            seen->waits = waits;
-        }
-    }
-    Py_DECREF(dict); /* the bus holds it, and it holds the router */
-    return router;
-}
-
 /* The handler of command name registered in this process, of an open bus;
  * NULL (maybe with an error) otherwise. Borrowed: the router's commands dict
  * holds it. */
 static PyObject *
 local_handler(Wrapper *self, PyObject *bus, PyObject *name)
 {
-    if (!plain_bus_type(Py_TYPE(bus))) {
-        return NULL;
-    }
-    Seen *seen = &self->seen;
-    PyObject *router = open_bus(seen, bus);
-    if (router == NULL) {
-        return NULL;
-    }
-    PyObject *router_dict = PyObject_GenericGetDict(router, NULL);
-    if (router_dict == NULL) {
-        return NULL;
-    }
-    uint64_t tag = DICT_TAG(router_dict);
-    PyObject *commands;
-    if (tag != TAG_UNKNOWN && router_dict == seen->router_dict && tag == seen->router_tag) {
-        commands = seen->routes;
-    }
-    else {
-        /* Router.add replaces _commands whole: a new dict, a new tag. */
-        seen->router_dict = NULL;
-        commands = dict_get(router_dict, s_commands);
-        if (commands != NULL && PyDict_CheckExact(commands)) {
-            seen->router_dict = router_dict;
-            seen->router_tag = tag;
-            seen->routes = commands;
-        }
-        else {
-            commands = NULL;
-        }
-    }
-    Py_DECREF(router_dict); /* the router holds it */
+    PyObject *commands = routing_table(self, bus, s_commands, 0);
     if (commands == NULL) {
         return NULL;
     }
@@ -289,23 +225,10 @@ execute_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     return wrapper_new(type, args, kwds, (vectorcallfunc)execute_vectorcall);
 }
 
-PyTypeObject ExecuteCommand_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "bus._core._speedups.ExecuteCommand",
-    .tp_doc = "BusCore.execute_command with its unobserved local call in C; the Python "
-              "function is the fallback.",
-    .tp_basicsize = sizeof(Wrapper),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL |
-                Py_TPFLAGS_METHOD_DESCRIPTOR,
-    .tp_new = execute_new,
-    .tp_dealloc = (destructor)wrapper_dealloc,
-    .tp_traverse = (traverseproc)wrapper_traverse,
-    .tp_clear = (inquiry)wrapper_clear,
-    .tp_call = PyVectorcall_Call,
-    .tp_vectorcall_offset = offsetof(Wrapper, vectorcall),
-    .tp_descr_get = wrapper_get,
-    .tp_dictoffset = offsetof(Wrapper, dict),
-};
+PyTypeObject ExecuteCommand_Type = WRAPPER_TYPE(
+    "ExecuteCommand",
+    "BusCore.execute_command with its local call in C; the Python function is the fallback.",
+    execute_new);
 
 /* -- result ------------------------------------------------------------------------- */
 
@@ -381,23 +304,10 @@ result_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     return wrapper_new(type, args, kwds, (vectorcallfunc)result_vectorcall);
 }
 
-PyTypeObject FutureResult_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "bus._core._speedups.FutureResult",
-    .tp_doc = "CommandFuture.result with its plain wait in C; the Python method is the "
-              "fallback.",
-    .tp_basicsize = sizeof(Wrapper),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL |
-                Py_TPFLAGS_METHOD_DESCRIPTOR,
-    .tp_new = result_new,
-    .tp_dealloc = (destructor)wrapper_dealloc,
-    .tp_traverse = (traverseproc)wrapper_traverse,
-    .tp_clear = (inquiry)wrapper_clear,
-    .tp_call = PyVectorcall_Call,
-    .tp_vectorcall_offset = offsetof(Wrapper, vectorcall),
-    .tp_descr_get = wrapper_get,
-    .tp_dictoffset = offsetof(Wrapper, dict),
-};
+PyTypeObject FutureResult_Type = WRAPPER_TYPE(
+    "FutureResult",
+    "CommandFuture.result with its plain wait in C; the Python method is the fallback.",
+    result_new);
 
 /* -- configure_caller() ------------------------------------------------------------- */
 
@@ -424,7 +334,6 @@ configure_caller(PyObject *module, PyObject *args)
         return NULL;
     }
     if ((s_commands = PyUnicode_InternFromString("_commands")) == NULL ||
-        (s_waits = PyUnicode_InternFromString("_waits")) == NULL ||
         (s_call_sent = PyUnicode_InternFromString("call_sent")) == NULL ||
         (s_check = PyUnicode_InternFromString("check")) == NULL ||
         (no_args = PyTuple_New(0)) == NULL) {

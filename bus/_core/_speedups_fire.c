@@ -5,7 +5,7 @@ static PyTypeObject *checked_bus_type; /* a bus class whose instances keep these
 
 /* Whether instances of this bus class keep what fire_event reads in their
  * __dict__, unshadowed by the class (checked once per class). */
-int
+static int
 plain_bus_type(PyTypeObject *type)
 {
     if (type == checked_bus_type) {
@@ -24,17 +24,17 @@ plain_bus_type(PyTypeObject *type)
 }
 
 /* The value of key in an instance's __dict__: borrowed, or NULL (maybe with an error). */
-PyObject *
+static PyObject *
 dict_get(PyObject *dict, PyObject *key)
 {
     return dict == NULL ? NULL : PyDict_GetItemWithError(dict, key);
 }
 
-/* The router of an open bus without a transport, with its observer (None
- * when unobserved) in seen; NULL (maybe with an error) when the Python
- * function must take the call. Borrowed. */
-PyObject *
-open_router(Seen *seen, PyObject *bus)
+/* The router of an open bus (for events, one without a transport), with its
+ * observer (None when unobserved) and wait graph in seen; NULL (maybe with an
+ * error) when the Python function must take the call. Borrowed. */
+static PyObject *
+open_router(Seen *seen, PyObject *bus, int events)
 {
     PyObject *dict = PyObject_GenericGetDict(bus, NULL);
     if (dict == NULL) {
@@ -47,9 +47,10 @@ open_router(Seen *seen, PyObject *bus)
     }
     else {
         seen->bus_dict = NULL;
-        PyObject *closing = dict_get(dict, s_closing);
         PyObject *observer = dict_get(dict, s_observer);
-        if (closing == Py_False && observer != NULL && dict_get(dict, s_outlet) == Py_None) {
+        PyObject *waits = observer == NULL ? NULL : dict_get(dict, s_waits);
+        if (waits != NULL && dict_get(dict, s_closing) == Py_False &&
+            (!events || dict_get(dict, s_outlet) == Py_None)) {
             router = dict_get(dict, s_router);
         }
         if (router != NULL) { /* no Python code ran since the tag was read */
@@ -57,23 +58,21 @@ open_router(Seen *seen, PyObject *bus)
             seen->bus_tag = tag;
             seen->router = router;
             seen->observer = observer;
+            seen->waits = waits;
         }
     }
     Py_DECREF(dict); /* the bus holds it, and it holds the router */
     return router;
 }
 
-/* The listeners of an event fired on a bus that is open, without a transport
- * (its observer, if any, in self->seen), or NULL (maybe with an error) when
- * the Python function must take the call. */
-static PyObject *
-fast_listeners(Wrapper *self, PyObject *bus, PyObject *name)
+PyObject *
+routing_table(Wrapper *self, PyObject *bus, PyObject *key, int events)
 {
     if (!plain_bus_type(Py_TYPE(bus))) {
         return NULL;
     }
     Seen *seen = &self->seen;
-    PyObject *router = open_router(seen, bus);
+    PyObject *router = open_router(seen, bus, events);
     if (router == NULL) {
         return NULL;
     }
@@ -82,29 +81,41 @@ fast_listeners(Wrapper *self, PyObject *bus, PyObject *name)
         return NULL;
     }
     uint64_t tag = DICT_TAG(router_dict);
-    PyObject *routes;
+    PyObject *table;
     if (tag != TAG_UNKNOWN && router_dict == seen->router_dict && tag == seen->router_tag) {
-        routes = seen->routes;
+        table = seen->routes;
     }
     else {
+        /* The router replaces a table whole: a new dict, a new tag. */
         seen->router_dict = NULL;
-        routes = dict_get(router_dict, s_routes);
-        if (routes != NULL && PyDict_CheckExact(routes)) {
+        table = dict_get(router_dict, key);
+        if (table != NULL && PyDict_CheckExact(table)) {
             seen->router_dict = router_dict;
             seen->router_tag = tag;
-            seen->routes = routes;
+            seen->routes = table;
             seen->routes_tag = TAG_UNKNOWN;
         }
         else {
-            routes = NULL;
+            table = NULL;
         }
     }
     Py_DECREF(router_dict); /* the router holds it */
+    return table;
+}
+
+/* The listeners of an event fired on a bus that is open, without a transport
+ * (its observer, if any, in self->seen), or NULL (maybe with an error) when
+ * the Python function must take the call. */
+static PyObject *
+fast_listeners(Wrapper *self, PyObject *bus, PyObject *name)
+{
+    PyObject *routes = routing_table(self, bus, s_routes, 1);
     if (routes == NULL) {
         return NULL;
     }
+    Seen *seen = &self->seen;
     PyObject *listeners;
-    tag = DICT_TAG(routes);
+    uint64_t tag = DICT_TAG(routes);
     if (tag != TAG_UNKNOWN && tag == seen->routes_tag && name == seen->name) {
         listeners = seen->listeners;
     }
@@ -312,20 +323,7 @@ wrapper_dealloc(Wrapper *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-PyTypeObject FireEvent_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "bus._core._speedups.FireEvent",
-    .tp_doc = "BusCore.fire_event with its untraced fan-out in C; the Python function is "
-              "the fallback.",
-    .tp_basicsize = sizeof(Wrapper),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL |
-                Py_TPFLAGS_METHOD_DESCRIPTOR,
-    .tp_new = fire_new,
-    .tp_dealloc = (destructor)wrapper_dealloc,
-    .tp_traverse = (traverseproc)wrapper_traverse,
-    .tp_clear = (inquiry)wrapper_clear,
-    .tp_call = PyVectorcall_Call,
-    .tp_vectorcall_offset = offsetof(Wrapper, vectorcall),
-    .tp_descr_get = wrapper_get,
-    .tp_dictoffset = offsetof(Wrapper, dict),
-};
+PyTypeObject FireEvent_Type = WRAPPER_TYPE(
+    "FireEvent",
+    "BusCore.fire_event with its fan-out in C; the Python function is the fallback.",
+    fire_new);

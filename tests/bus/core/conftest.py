@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -85,3 +86,23 @@ def quiet(mode: str) -> Iterator[Bus]:
     with Bus(name="quiet", tracing=False) as b:
         assert b.inspect()["bus"]["speedups"] == mode
         yield b
+
+
+@pytest.fixture
+def on_both_paths() -> Callable[[Callable[[], Any]], tuple[Any, Any]]:
+    """``on_both_paths(scenario)``: what it returns run with the accelerator,
+    then with the Python code (skipped where the extension was not built)."""
+    if not _accel.available():
+        pytest.skip("the C accelerator was not built here")
+
+    def run(scenario: Callable[[], Any]) -> tuple[Any, Any]:
+        before = _accel.mode() == "c"
+        try:
+            _accel.use(True)
+            accelerated = scenario()
+            _accel.use(False)
+            return accelerated, scenario()
+        finally:
+            _accel.use(before)
+
+    return run

@@ -310,17 +310,10 @@ def _run_scenario() -> dict[str, Any]:
         }
 
 
-def test_the_accelerator_and_the_python_code_report_the_same() -> None:
-    if not _accel.available():
-        pytest.skip("the C accelerator was not built here")
-    before = _accel.mode() == "c"
-    try:
-        _accel.use(True)
-        accelerated = _run_scenario()
-        _accel.use(False)
-        reference = _run_scenario()
-    finally:
-        _accel.use(before)
+def test_the_accelerator_and_the_python_code_report_the_same(
+    on_both_paths: Callable[[Callable[[], Any]], tuple[Any, Any]],
+) -> None:
+    accelerated, reference = on_both_paths(_run_scenario)
     assert accelerated == reference
     # The scenario did reach each branch: drops, an error, the pool.
     assert reference["totals"]["dropped"] == 11  # 3 ticks each, and room.hall twice

@@ -15,6 +15,7 @@ import logging
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 from concurrent.futures import CancelledError
 from typing import Any
 
@@ -188,17 +189,10 @@ def _run_scenario() -> dict[str, Any]:
         }
 
 
-def test_the_accelerator_and_the_python_code_report_the_same_calls() -> None:
-    if not _accel.available():
-        pytest.skip("the C accelerator was not built here")
-    before = _accel.mode() == "c"
-    try:
-        _accel.use(True)
-        accelerated = _run_scenario()
-        _accel.use(False)
-        reference = _run_scenario()
-    finally:
-        _accel.use(before)
+def test_the_accelerator_and_the_python_code_report_the_same_calls(
+    on_both_paths: Callable[[Callable[[], Any]], tuple[Any, Any]],
+) -> None:
+    accelerated, reference = on_both_paths(_run_scenario)
     assert accelerated == reference
     echo = next(c for c in reference["commands"] if c["name"] == "echo")
     assert (echo["calls"], echo["cancelled"]) == (6, 1)

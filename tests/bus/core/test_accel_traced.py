@@ -11,12 +11,12 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from bus import Bus, Service, ServiceFailedError, listener
-from bus._core import _accel
 from bus.testing import wait_idle
 from tests.bus.core.call_services import Asker, Calls, service_entry
 
@@ -73,18 +73,10 @@ _VARYING = ("thread.name", "thread.id", "bus.duration_ms", "bus.queued_ms", "cod
 
 def test_traced_calls_make_the_same_spans_and_activity_on_both_paths(
     monkeypatch: pytest.MonkeyPatch,
+    on_both_paths: Callable[[Callable[[], Any]], tuple[Any, Any]],
 ) -> None:
     monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")  # the ring only
-    if not _accel.available():
-        pytest.skip("the C accelerator was not built here")
-    before = _accel.mode() == "c"
-    try:
-        _accel.use(True)
-        accelerated = _traced_scenario()
-        _accel.use(False)
-        reference = _traced_scenario()
-    finally:
-        _accel.use(before)
+    accelerated, reference = on_both_paths(_traced_scenario)
     assert accelerated == reference
     spans = reference["spans"]
     assert sum("('double', 'SpanKind.SERVER'" in s for s in spans) == 1  # the one that ran
@@ -163,18 +155,10 @@ def _traced_events() -> dict[str, Any]:
 
 def test_traced_events_make_the_same_spans_and_activity_on_both_paths(
     monkeypatch: pytest.MonkeyPatch,
+    on_both_paths: Callable[[Callable[[], Any]], tuple[Any, Any]],
 ) -> None:
     monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")  # the ring only
-    if not _accel.available():
-        pytest.skip("the C accelerator was not built here")
-    before = _accel.mode() == "c"
-    try:
-        _accel.use(True)
-        accelerated = _traced_events()
-        _accel.use(False)
-        reference = _traced_events()
-    finally:
-        _accel.use(before)
+    accelerated, reference = on_both_paths(_traced_events)
     assert accelerated == reference
     assert reference["heard"]["first"] == [1, 2, "block", 3, 4]  # 5 was refused
     spans = reference["spans"]
