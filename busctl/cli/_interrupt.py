@@ -11,6 +11,8 @@ it had already finished. Either way the verb ends with status 130.
 
 from __future__ import annotations
 
+import signal
+import threading
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from typing import TYPE_CHECKING, Any
 
@@ -39,9 +41,17 @@ def wait_call(
         TimeoutError: no reply within ``timeout`` (and a grace).
         Failure: Ctrl-C (status 130), saying what became of the command.
     """
-    running = start_execute(client, name, args, kwargs, timeout)
+    # A Ctrl-C while the call is being sent is one during the wait: it is
+    # held until the try below, which answers it, has begun.
+    held = _HeldInterrupt()
+    try:
+        running = start_execute(client, name, args, kwargs, timeout)
+    except BaseException:
+        held.release()
+        raise
     wait = None if timeout is None else timeout + _REPLY_GRACE
     try:
+        held.release()
         reply = running.future.result(wait)
     except FutureTimeoutError:
         running.future.cancel()
@@ -54,6 +64,35 @@ def wait_call(
             ) from None
         raise _second_chance(client, running, name) from None
     return reply.get("value") if isinstance(reply, dict) else reply
+
+
+class _HeldInterrupt:
+    """SIGINT held back from its handler until ``release()``, which raises it then.
+
+    Only the main thread receives Python's signals, so elsewhere (and where
+    SIGINT is not Python's own handler) this holds nothing.
+    """
+
+    def __init__(self) -> None:
+        self.pending = False
+        self._previous: Any = None
+        if (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        ):
+            self._previous = signal.signal(signal.SIGINT, self._hold)
+
+    def _hold(self, signum: int, frame: Any) -> None:
+        self.pending = True
+
+    def release(self) -> None:
+        """Put the handler back; raise ``KeyboardInterrupt`` if a Ctrl-C came meanwhile."""
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
 
 
 def _second_chance(client: Client, running: Running, name: str) -> Failure:
