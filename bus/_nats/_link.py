@@ -155,8 +155,8 @@ class NatsLink:
         self.calls.sub = await loop.subscribe(self.calls.inbox + "*", self.calls.on_reply)
         await loop.subscribe(s.reg_state, self._on_state_record)
         await loop.subscribe(s.of_process(self.process_id, "records"), self._on_state_record)
-        await loop.subscribe(s.reg_bye, self._on_bye)
-        await loop.subscribe(s.reg_beat, self._on_beat)
+        await loop.subscribe(s.reg_bye, self.registry.on_bye)
+        await loop.subscribe(s.reg_beat, self.registry.on_beat)
         await loop.subscribe(s.reg_sync, self._on_sync)
         await loop.subscribe(s.of_process(self.process_id, "state"), self._on_sync)
         await loop.subscribe(s.of_process(self.process_id, "probe"), self.cycles.on_probe)
@@ -166,7 +166,7 @@ class NatsLink:
         await self.control.start()
         await self._sync()
         self._every(SWEEP, self.calls.sweep)
-        self._every(self.beat_interval, self._beat)
+        self._every(self.beat_interval, self.registry.tick)
         await self._resync()
 
     def _every(self, interval: float, fn: Callable[[], None]) -> None:
@@ -328,56 +328,11 @@ class NatsLink:
         self.registry.update(msg.data)
         self.serving.registry_changed()
 
-    async def _on_bye(self, msg: Any) -> None:
-        try:
-            bye = wire.decode(msg.data)
-            process_id = bye["id"]
-        except (ValueError, TypeError, KeyError):
-            return
-        if not isinstance(process_id, str):
-            return
-        if bye.get("final") is True:
-            # Gone: what it answered was sent before this, so read it first;
-            # a call it took and did not answer fails now.
-            await self._read_replies()
-            self.registry.departed(process_id, "left the bus")
-        else:
-            self.registry.forget(process_id)  # closing: it takes no new work
-        self.serving.registry_changed()
-
-    async def _read_replies(self) -> None:
-        """Let the replies already received reach their calls (they wait in the
-        inbox's queue, read in a task of their own)."""
-        sub = self.calls.sub
-        for _ in range(10_000):
-            if sub is None or not sub.pending_msgs:
-                break
-            await asyncio.sleep(0)
-        await asyncio.sleep(0)  # the last one taken from the queue is handled
-
-    async def _on_beat(self, msg: Any) -> None:
-        stale = self.registry.beat(msg.data)
-        if stale is not None:
-            await self.loop.nc.publish(
-                self.subjects.of_process(stale, "state"),
-                b"",
-                reply=self.subjects.of_process(self.process_id, "records"),
-            )
-
     async def _on_sync(self, msg: Any) -> None:
         if msg.reply and not self.leaving:
             record = getattr(self, "_record", None)
             if record is not None:
                 await self.loop.nc.publish(msg.reply, record)
-
-    def _beat(self) -> None:
-        if self.registry.expire():
-            self.serving.registry_changed()
-        # A closing process beats on until it is closed: the calls it took
-        # are still its own, and the others watch it for silence meanwhile.
-        if self.loop.connected and not self.closing:
-            beat = {"id": self.process_id, "seq": self.registry.seq, "beat": self.beat_interval}
-            self.loop.publish(self.subjects.reg_beat, wire.encode(beat))
 
     def _on_state(self, state: str) -> None:
         if state == "reconnected":

@@ -28,6 +28,7 @@ for silence until then.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import threading
@@ -271,6 +272,58 @@ class Registry:
         now = time.monotonic()
         for peer in [*self.peers.values(), *self.leaving.values()]:
             peer.last_seen = now
+
+    # -- the registry's traffic (the loop) ------------------------------------------------
+
+    async def on_bye(self, msg: Any) -> None:
+        """A goodbye on ``reg.bye``: a close begins, or (``final``) the process is gone."""
+        try:
+            bye = wire.decode(msg.data)
+            process_id = bye["id"]
+        except (ValueError, TypeError, KeyError):
+            return
+        if not isinstance(process_id, str):
+            return
+        if bye.get("final") is True:
+            # Gone: what it answered was sent before this, so read it first;
+            # a call it took and did not answer fails now.
+            await self._read_replies()
+            self.departed(process_id, "left the bus")
+        else:
+            self.forget(process_id)  # closing: it takes no new work
+        self.link.serving.registry_changed()
+
+    async def _read_replies(self) -> None:
+        """Let the replies already received reach their calls (they wait in the
+        inbox's queue, read in a task of its own)."""
+        sub = self.link.calls.sub
+        for _ in range(10_000):
+            if sub is None or not sub.pending_msgs:
+                break
+            await asyncio.sleep(0)
+        await asyncio.sleep(0)  # the last one taken from the queue is handled
+
+    async def on_beat(self, msg: Any) -> None:
+        """A heartbeat on ``reg.beat``: ask its process for its record if ours is stale."""
+        stale = self.beat(msg.data)
+        if stale is not None:
+            link = self.link
+            await link.loop.nc.publish(
+                link.subjects.of_process(stale, "state"),
+                b"",
+                reply=link.subjects.of_process(link.process_id, "records"),
+            )
+
+    def tick(self) -> None:
+        """Every ``beat_interval``: drop the silent peers, then beat."""
+        link = self.link
+        if self.expire():
+            link.serving.registry_changed()
+        # A closing process beats on until it is closed: the calls it took
+        # are still its own, and the others watch it for silence meanwhile.
+        if link.loop.connected and not link.closing:
+            beat = {"id": link.process_id, "seq": self.seq, "beat": link.beat_interval}
+            link.loop.publish(link.subjects.reg_beat, wire.encode(beat))
 
     # -- reading (any thread) -----------------------------------------------------------------
 
