@@ -75,8 +75,8 @@ class Bus(BusCore):
         peer_timeout: seconds of silence after which another process on the
             bus is taken for gone: it leaves this process's registry, and
             the calls it had taken fail at once (``ServiceUnavailableError``,
-            ``delivered``). This process beats every fifth of it (at least
-            every 0.05 s).
+            ``delivered``). This process beats every fifth of it (between
+            0.05 s and 1 s).
         validate: convert and check in-process calls as the console's are
             (``docs/bus.md``, "Types"): ``execute_command`` against the
             handler's annotations, ``fire_event`` against a declared payload

@@ -45,7 +45,7 @@ from ._calls import RemoteService
 if TYPE_CHECKING:
     from ._link import NatsLink
 
-__all__ = ["MISSED_BEATS", "PEER_TIMEOUT", "Peer", "Registry", "beat_interval"]
+__all__ = ["MAX_BEAT", "MISSED_BEATS", "PEER_TIMEOUT", "Peer", "Registry", "beat_interval"]
 
 log = logging.getLogger("bus.nats")
 
@@ -60,13 +60,18 @@ DEFAULT_BEAT = 1.0
 _GONE_KEPT = 1024
 
 
+#: The longest beat interval: ``busctl list --nats`` finds the buses on a
+#: server by listening a second for their beats.
+MAX_BEAT = 1.0
+
+
 def beat_interval(peer_timeout: float) -> float:
     """Seconds between two heartbeats of a process whose ``peer_timeout`` is this.
 
     A fifth of it (five beats fit in the silence that means gone), at least
-    0.05 s.
+    0.05 s and at most ``MAX_BEAT``.
     """
-    return max(0.05, peer_timeout / 5)
+    return min(MAX_BEAT, max(0.05, peer_timeout / 5))
 
 
 def _interval(value: Any) -> float:

@@ -210,6 +210,10 @@ def test_peer_timeout_sets_the_beat_interval(nats_server: NatsServer, bus_name: 
         assert default._nats is not None
         assert default._nats.beat_interval == 1.0
         assert default.inspect()["nats"]["peer_timeout"] == 5.0
+    # At most once a second: `busctl list --nats` listens a second for beats.
+    with Bus(name=bus_name, nats=nats_server.url, peer_timeout=60) as long:
+        assert long._nats is not None
+        assert long._nats.beat_interval == 1.0
 
 
 @pytest.mark.parametrize(
