@@ -345,7 +345,8 @@ class NatsLink:
     async def _after_reconnect(self) -> None:
         with contextlib.suppress(Exception):
             await self._sync()
-            await self._announce()
+            if not self.leaving:  # a closing process announces nothing new
+                await self._announce()
 
     # -- reading (any thread) ----------------------------------------------------------
 

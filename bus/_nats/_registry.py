@@ -187,8 +187,8 @@ class Registry:
         except (ValueError, TypeError) as exc:
             self._log.warning("ignored a malformed registry record: %s", exc)
             return
-        if record["id"] == self.link.process_id:
-            return
+        if record["id"] == self.link.process_id or record["id"] in self.leaving:
+            return  # ours, or of a process whose close has begun: it serves nothing new
         with self._cond:
             known = self.peers.get(record["id"])
             if known is not None and known.seq >= record["seq"]:
@@ -237,14 +237,13 @@ class Registry:
         with self._cond:
             peer = self.peers.pop(process_id, None)
             leaving = self.leaving.pop(process_id, None)
+            known = peer or leaving
+            self.gone[process_id] = (known.label if known else process_id, why)
+            while len(self.gone) > _GONE_KEPT:
+                del self.gone[next(iter(self.gone))]
             if peer is not None:
                 self._rebuild()
-                self._cond.notify_all()
-        known = peer or leaving
-        label = known.label if known is not None else process_id
-        self.gone[process_id] = (label, why)
-        while len(self.gone) > _GONE_KEPT:
-            del self.gone[next(iter(self.gone))]
+            self._cond.notify_all()
         self.link.calls.peer_gone(process_id, why)
 
     def expire(self) -> int:

@@ -233,3 +233,33 @@ def test_peer_timeout_must_be_a_positive_number(
     with pytest.raises(error) as caught:
         Bus(name="bad", peer_timeout=value)
     assert str(caught.value) == message
+
+
+def test_a_closing_process_stays_out_of_the_tables_until_it_is_gone(
+    nats_bus: Callable[..., Bus], host: Callable[..., Host]
+) -> None:
+    from bus._nats import _wire as wire
+
+    closing = host("greeter")
+    bus = nats_bus()
+    assert bus.wait_for_command("greet", 5)
+    assert bus._nats is not None
+    registry = bus._nats.registry
+    forger = nats_bus()  # speaks for the host (a process does not hear itself)
+    assert forger._nats is not None
+    subjects = forger._nats.subjects
+    process = peer_id(bus, closing.label)
+    forger._nats.loop.publish(subjects.reg_bye, wire.encode({"id": process}))
+    assert registry.wait(lambda: process in registry.leaving, 5)
+    assert "greet" not in {h.name for h in bus.router.remote_commands()}  # nothing new for it
+    # A record from it now (say it reconnected while closing) does not bring it back...
+    record = {**registry.leaving[process].record, "seq": 10**6}
+    forger._nats.loop.publish(subjects.reg_state, wire.encode(record))
+    forger._nats.settle()
+    bus._nats.settle()
+    assert process not in registry.peers
+    # ...and its final goodbye ends it.
+    forger._nats.loop.publish(subjects.reg_bye, wire.encode({"id": process, "final": True}))
+    assert registry.wait(lambda: process not in registry.leaving, 5)
+    assert registry.gone[process] == (closing.label, "left the bus")
+    closing.kill()
