@@ -467,11 +467,12 @@ class NatsLink:
     async def _close(self, error: str) -> None:
         # The work taken is answered (close waited for it): send the answers,
         # then the final goodbye, after which the others fail what is left.
-        with contextlib.suppress(Exception):
-            await self.loop._send_queued()
-            final = wire.encode({"id": self.process_id, "final": True})
-            await self.loop.nc.publish(self.subjects.reg_bye, final)
-            await self.loop.nc.flush(timeout=1)
+        if self.loop.connected:  # else no one hears it (and the flush would wait)
+            with contextlib.suppress(Exception):
+                await self.loop._send_queued()
+                final = wire.encode({"id": self.process_id, "final": True})
+                await self.loop.nc.publish(self.subjects.reg_bye, final)
+                await self.loop.nc.flush(timeout=1)
         for timer in self._timers:
             timer.cancel()
         for task in list(self._tasks):

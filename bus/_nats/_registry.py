@@ -45,24 +45,20 @@ from ._calls import RemoteService
 if TYPE_CHECKING:
     from ._link import NatsLink
 
-__all__ = ["MAX_BEAT", "MISSED_BEATS", "PEER_TIMEOUT", "Peer", "Registry", "beat_interval"]
+__all__ = ["MAX_BEAT", "MISSED_BEATS", "Peer", "Registry", "beat_interval"]
 
 log = logging.getLogger("bus.nats")
 
-#: Seconds of silence after which a peer is taken for gone, by default.
-PEER_TIMEOUT = 5.0
 #: A peer is never taken for gone before it missed this many of its own beats
 #: (a process with a longer ``peer_timeout`` beats less often).
 MISSED_BEATS = 3
+#: The longest beat interval: ``busctl list --nats`` finds the buses on a
+#: server by listening a second for their beats.
+MAX_BEAT = 1.0
 #: The beat interval of a peer that does not say it (its record is older).
 DEFAULT_BEAT = 1.0
 #: The most departed processes remembered, for acknowledgements that come late.
 _GONE_KEPT = 1024
-
-
-#: The longest beat interval: ``busctl list --nats`` finds the buses on a
-#: server by listening a second for their beats.
-MAX_BEAT = 1.0
 
 
 def beat_interval(peer_timeout: float) -> float:
@@ -208,10 +204,11 @@ class Registry:
             return None
         if not isinstance(pid, str) or pid == self.link.process_id:
             return None
-        peer = self.peers.get(pid) or self.leaving.get(pid)
-        if peer is not None and pid in self.leaving:
-            peer.last_seen = time.monotonic()  # closing, still alive
+        closing = self.leaving.get(pid)
+        if closing is not None:
+            closing.last_seen = time.monotonic()  # closing, still alive
             return None
+        peer = self.peers.get(pid)
         if peer is None or (isinstance(seq, int) and seq > peer.seq):
             return pid
         peer.beat = _interval(beat.get("beat"))
