@@ -10,6 +10,8 @@ answers of a process that closes cleanly, are untouched.
 from __future__ import annotations
 
 import math
+import os
+import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -263,3 +265,25 @@ def test_a_closing_process_stays_out_of_the_tables_until_it_is_gone(
     assert registry.wait(lambda: process not in registry.leaving, 5)
     assert registry.gone[process] == (closing.label, "left the bus")
     closing.kill()
+
+
+@pytest.mark.timeout(30)
+def test_a_process_stopped_longer_than_peer_timeout_fails_its_calls_then_comes_back(
+    nats_bus: Callable[..., Bus], host: Callable[..., Host]
+) -> None:
+    paused = host("greeter", peer_timeout=SHORT)
+    bus = nats_bus(remote_timeout=30, peer_timeout=SHORT)
+    assert bus.wait_for_command("greeter.nap", 5)
+    future = bus.execute_command("greeter.nap", 1.0)
+    assert wait_until(lambda: taker_of(bus, future) == paused.label)
+    os.kill(paused.process.pid, signal.SIGSTOP)  # alive, but silent: a stuck process
+    try:
+        with pytest.raises(ServiceUnavailableError, match=r"then was silent for 0\.5 s"):
+            future.result(timeout=10)
+    finally:
+        os.kill(paused.process.pid, signal.SIGCONT)
+    # It beats again: back on the bus, under the same label; its answer came too late.
+    assert bus.wait_for_command("greeter.nap", 10)
+    assert bus.execute_command("greeter.where").result(timeout=10) == paused.label
+    assert wait_until(lambda: bus.inspect()["nats"]["late_replies"] == 1)
+    assert bus.inspect()["nats"]["orphaned"] == 1
