@@ -72,6 +72,11 @@ class Bus(BusCore):
             server that is not there raises ``TransportError`` at once.
         remote_timeout: the deadline, in seconds, of every call to a command
             of another process (``ServiceUnavailableError`` after it).
+        peer_timeout: seconds of silence after which another process on the
+            bus is taken for gone: it leaves this process's registry, and
+            the calls it had taken fail at once (``ServiceUnavailableError``,
+            ``delivered``). This process beats every fifth of it (between
+            0.05 s and 1 s).
         validate: convert and check in-process calls as the console's are
             (``docs/bus.md``, "Types"): ``execute_command`` against the
             handler's annotations, ``fire_event`` against a declared payload
@@ -100,15 +105,12 @@ class Bus(BusCore):
         control: bool | str | os.PathLike[str] = False,
         nats: str | None = None,
         remote_timeout: float = 30.0,
+        peer_timeout: float = 5.0,
         validate: bool = False,
     ) -> None:
         check_int("json_limit", json_limit, 16)
-        if isinstance(remote_timeout, bool) or not isinstance(remote_timeout, int | float):
-            raise TypeError(f"remote_timeout must be a number, not {type(remote_timeout).__name__}")
-        if not 0 < remote_timeout < float("inf"):
-            raise ValueError(
-                f"remote_timeout must be a positive number of seconds, not {remote_timeout}"
-            )
+        _check_seconds("remote_timeout", remote_timeout)
+        _check_seconds("peer_timeout", peer_timeout)
         if nats is None:
             nats = os.environ.get("BUS_NATS_URL") or None
         if nats is not None and not isinstance(nats, str):
@@ -161,11 +163,11 @@ class Bus(BusCore):
         self.address: Path | None = None
         self._nats: NatsLink | None = None
         if nats:
-            self._start_nats(nats, float(remote_timeout))
+            self._start_nats(nats, float(remote_timeout), float(peer_timeout))
         if control:
             self._start_control(control)
 
-    def _start_nats(self, url: str, remote_timeout: float) -> None:
+    def _start_nats(self, url: str, remote_timeout: float, peer_timeout: float) -> None:
         try:
             from ._nats import NatsLink
         except ImportError as exc:
@@ -176,7 +178,9 @@ class Bus(BusCore):
                 f"Bus(nats=...) needs nats-py: pip install 'bus[nats]' ({exc})"
             ) from None
         try:
-            self._nats = NatsLink(self, url, remote_timeout=remote_timeout)
+            self._nats = NatsLink(
+                self, url, remote_timeout=remote_timeout, peer_timeout=peer_timeout
+            )
         except BaseException:
             self.close()
             raise
@@ -300,6 +304,14 @@ class Bus(BusCore):
             self._own_provider.shutdown()
         for exporter in self._files:
             exporter.shutdown()
+
+
+def _check_seconds(name: str, value: object) -> None:
+    """Raise unless ``value`` is a positive, finite number of seconds."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number, not {type(value).__name__}")
+    if not 0 < value < float("inf"):  # NaN fails this too
+        raise ValueError(f"{name} must be a positive number of seconds, not {value}")
 
 
 class _Unwatch:

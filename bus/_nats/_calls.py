@@ -11,6 +11,12 @@ the instance that got it no longer has the command) is sent again, with a
 growing pause, until its deadline; then it fails with
 ``ServiceUnavailableError``. Every call has a deadline, swept on the loop
 every ``SWEEP`` seconds, so none is left pending.
+
+The process that takes a call from a bus process acknowledges it first, on
+the same reply subject, with ``[its id, its label]`` (a JSON array; a reply
+is an object): so each call knows who took it, and when the registry finds
+that process gone (silent for its ``peer_timeout``, or its final goodbye),
+its calls fail at once with ``PeerGoneError`` rather than at their deadline.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ if TYPE_CHECKING:
     from .._core._router import Handler
     from ._link import NatsLink
 
-__all__ = ["SWEEP", "Call", "Calls", "RemoteService", "chain_of"]
+__all__ = ["SWEEP", "Call", "Calls", "PeerGoneError", "RemoteService", "chain_of"]
 
 log = logging.getLogger("bus.nats")
 
@@ -101,6 +107,30 @@ class RemoteService:
         return f"<RemoteService {self.name!r}>"
 
 
+class PeerGoneError(ServiceUnavailableError):
+    """A call whose process took it and then left the bus, before replying.
+
+    ``delivered`` is always true: the handler may have run, all or in part.
+
+    Attributes:
+        process: the service and the process that took the call
+            (``greeter@host:5027``).
+        why: how the bus knows it is gone (``left the bus``, ``was silent for 5 s``).
+    """
+
+    def __init__(self, command: str, service: str, timeout: float, process: str, why: str) -> None:
+        super().__init__(command, service, timeout, True)
+        self.process = process
+        self.why = why
+        self.args = (
+            f"{command}: {process} took the call, then {why} before replying "
+            "(its handler may have run)",
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.command, self.service, self.timeout, self.process, self.why))
+
+
 class _NotJSON(BusError, TypeError):
     """Arguments of a call to another process that have no JSON form."""
 
@@ -118,6 +148,7 @@ class Call:
         "sent",
         "service",
         "subject",
+        "taker",
         "ticket",
         "tries",
     )
@@ -144,6 +175,7 @@ class Call:
         self.sent = _perf()
         self.tries = 1
         self.refused = False  # the last try found no one serving the command
+        self.taker: tuple[str, str] | None = None  # (id, label) of the process that took it
 
 
 class Calls:
@@ -154,11 +186,13 @@ class Calls:
         self.timeout = link.remote_timeout
         self.inbox = f"_INBOX.{link.process_id}."
         self.pending: dict[str, Call] = {}
+        self.sub: Any = None  # the inbox's subscription, once made
         self._deadlines: deque[tuple[float, str]] = deque()
         self._tokens = itertools.count(1)
         self.retries = 0
         self.late = 0
         self.expired = 0
+        self.orphaned = 0  # failed because the process that took them is gone
         self._log = RateLimitedLog(log)
 
     # -- the caller's thread ----------------------------------------------------------
@@ -210,6 +244,11 @@ class Calls:
         """A reply (or NATS's "no responders") to one of our calls."""
         token = msg.subject[len(self.inbox) :]
         call = self.pending.get(token)
+        data = msg.data
+        if data[:1] == b"[":  # "taken": [id, label] of the process that took it
+            if call is not None:
+                self._taken(token, call, data)
+            return
         if call is None:
             self.late += 1  # after its deadline, or a second reply
             return
@@ -237,6 +276,33 @@ class Calls:
                 if typed is not None:
                     result = typed(result)
         self._finish(call, result, error)
+
+    def _taken(self, token: str, call: Call, data: bytes) -> None:
+        try:
+            process_id, label = wire.decode(data)
+        except (ValueError, TypeError):
+            return  # not one of ours: the call just waits for its reply
+        if not isinstance(process_id, str) or not isinstance(label, str):
+            return
+        call.taker = (process_id, label)
+        gone = self.link.registry.gone.get(process_id)
+        if gone is not None:  # it left before its acknowledgement was read
+            self._orphan(token, call, gone[1])
+
+    def peer_gone(self, process_id: str, why: str) -> None:
+        """Fail at once the calls that process ``process_id`` took (the loop)."""
+        for token, call in list(self.pending.items()):
+            if call.taker is not None and call.taker[0] == process_id:
+                self._orphan(token, call, why)
+
+    def _orphan(self, token: str, call: Call, why: str) -> None:
+        if call.taker is None or self.pending.pop(token, None) is None:
+            return
+        label = call.taker[1]
+        self.orphaned += 1
+        service = call.service.name
+        error = PeerGoneError(call.handler.name, service, self.timeout, f"{service}@{label}", why)
+        self._finish(call, None, error)
 
     def _refused(self, token: str, call: Call) -> None:
         call.refused = True

@@ -29,7 +29,7 @@ from ._calls import SWEEP, Calls
 from ._cycles import Cycles
 from ._loop import Loop
 from ._micro import Micro
-from ._registry import BEAT, Registry
+from ._registry import Registry, beat_interval
 from ._serve import Listening, Serving
 from ._subjects import POOL, QUEUE, Subjects, subject_for, token
 
@@ -65,14 +65,21 @@ class NatsLink:
         bus: the ``bus.Bus`` it serves (typed loosely: this floor sits below it).
         url: the NATS server.
         remote_timeout: the deadline of every call to another process.
+        peer_timeout: seconds of silence after which another process is
+            taken for gone (and the calls it had taken fail); this process
+            beats every ``beat_interval(peer_timeout)`` seconds.
     """
 
-    def __init__(self, bus: Any, url: str, *, remote_timeout: float) -> None:
+    def __init__(self, bus: Any, url: str, *, remote_timeout: float, peer_timeout: float) -> None:
         self.bus = bus
         self.url = url
         self.remote_timeout = remote_timeout
+        self.peer_timeout = peer_timeout
+        self.beat_interval = beat_interval(peer_timeout)
         self.process_id = NUID().next().decode()
         self.label = _label(bus.pid)
+        #: What this process answers first to a call it takes from a bus process.
+        self.ack = wire.encode([self.process_id, self.label])
         self.subjects = Subjects(bus.name, self.process_id)
         self.leaving = False  # close() has begun: serve nothing new
         self.closing = False  # close() is ending: send nothing new
@@ -145,11 +152,11 @@ class NatsLink:
         self._resync_lock = asyncio.Lock()
         s = self.subjects
         loop = self.loop
-        await loop.subscribe(self.calls.inbox + "*", self.calls.on_reply)
+        self.calls.sub = await loop.subscribe(self.calls.inbox + "*", self.calls.on_reply)
         await loop.subscribe(s.reg_state, self._on_state_record)
         await loop.subscribe(s.of_process(self.process_id, "records"), self._on_state_record)
-        await loop.subscribe(s.reg_bye, self._on_bye)
-        await loop.subscribe(s.reg_beat, self._on_beat)
+        await loop.subscribe(s.reg_bye, self.registry.on_bye)
+        await loop.subscribe(s.reg_beat, self.registry.on_beat)
         await loop.subscribe(s.reg_sync, self._on_sync)
         await loop.subscribe(s.of_process(self.process_id, "state"), self._on_sync)
         await loop.subscribe(s.of_process(self.process_id, "probe"), self.cycles.on_probe)
@@ -159,7 +166,7 @@ class NatsLink:
         await self.control.start()
         await self._sync()
         self._every(SWEEP, self.calls.sweep)
-        self._every(BEAT, self._beat)
+        self._every(self.beat_interval, self.registry.tick)
         await self._resync()
 
     def _every(self, interval: float, fn: Callable[[], None]) -> None:
@@ -321,36 +328,11 @@ class NatsLink:
         self.registry.update(msg.data)
         self.serving.registry_changed()
 
-    async def _on_bye(self, msg: Any) -> None:
-        try:
-            process_id = wire.decode(msg.data)["id"]
-        except (ValueError, TypeError, KeyError):
-            return
-        if isinstance(process_id, str):
-            self.registry.forget(process_id)
-            self.serving.registry_changed()
-
-    async def _on_beat(self, msg: Any) -> None:
-        stale = self.registry.beat(msg.data)
-        if stale is not None:
-            await self.loop.nc.publish(
-                self.subjects.of_process(stale, "state"),
-                b"",
-                reply=self.subjects.of_process(self.process_id, "records"),
-            )
-
     async def _on_sync(self, msg: Any) -> None:
         if msg.reply and not self.leaving:
             record = getattr(self, "_record", None)
             if record is not None:
                 await self.loop.nc.publish(msg.reply, record)
-
-    def _beat(self) -> None:
-        self.registry.expire()
-        self.serving.registry_changed()
-        if self.loop.connected and not self.leaving:
-            beat = wire.encode({"id": self.process_id, "seq": self.registry.seq})
-            self.loop.publish(self.subjects.reg_beat, beat)
 
     def _on_state(self, state: str) -> None:
         if state == "reconnected":
@@ -363,7 +345,8 @@ class NatsLink:
     async def _after_reconnect(self) -> None:
         with contextlib.suppress(Exception):
             await self._sync()
-            await self._announce()
+            if not self.leaving:  # a closing process announces nothing new
+                await self._announce()
 
     # -- reading (any thread) ----------------------------------------------------------
 
@@ -426,9 +409,11 @@ class NatsLink:
             "disconnects": loop.disconnects,
             "reconnects": loop.reconnects,
             "peers": peers,
+            "peer_timeout": self.peer_timeout,
             "calls_in_flight": len(self.calls.pending),
             "retries": self.calls.retries,
             "expired": self.calls.expired,
+            "orphaned": self.calls.orphaned,
             "late_replies": self.calls.late,
             "unsent_events": self.serving.unsent,
             "malformed": self.serving.malformed,
@@ -480,6 +465,14 @@ class NatsLink:
         self.loop.stop(max(0.5, timeout))
 
     async def _close(self, error: str) -> None:
+        # The work taken is answered (close waited for it): send the answers,
+        # then the final goodbye, after which the others fail what is left.
+        if self.loop.connected:  # else no one hears it (and the flush would wait)
+            with contextlib.suppress(Exception):
+                await self.loop._send_queued()
+                final = wire.encode({"id": self.process_id, "final": True})
+                await self.loop.nc.publish(self.subjects.reg_bye, final)
+                await self.loop.nc.flush(timeout=1)
         for timer in self._timers:
             timer.cancel()
         for task in list(self._tasks):

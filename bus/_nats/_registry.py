@@ -9,19 +9,28 @@ check arguments before anything is sent). It publishes the record:
   the record can already reach what it lists);
 - in answer to ``reg.sync``, which a process sends when it joins or
   reconnects, and to ``proc.ID.state``;
-- and says goodbye on ``reg.bye`` when it closes.
+- and says goodbye on ``reg.bye`` twice when it closes: when the close
+  begins (it serves nothing new: the others drop it from their tables) and,
+  with ``final``, once the work it had taken is answered (its connection
+  closes next).
 
-Each process beats on ``reg.beat`` every ``BEAT`` seconds with its sequence
-number; a peer that misses a change asks for the record again. A peer not
-heard from for ``EXPIRE`` seconds, *while this process is connected*, is
-dropped: so a killed process leaves the registry, but a server restart (when
-no one hears anyone) never empties it, and a call is never refused as
-unknown because the server was away.
+Each process beats on ``reg.beat`` every ``beat_interval(peer_timeout)``
+seconds with its sequence number and that interval; a peer that misses a
+change asks for the record again. A peer not heard from for this process's
+``peer_timeout`` (but never before it missed ``MISSED_BEATS`` of its own
+beats), *while this process is connected*, is gone: so a killed process
+leaves the registry, but a server restart (when no one hears anyone) never
+empties it, and a call is never refused as unknown because the server was
+away. A peer that is gone (silent, or its final goodbye) fails the calls it
+had taken (``Calls.peer_gone``); one that began to close is still watched
+for silence until then.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -36,20 +45,53 @@ from ._calls import RemoteService
 if TYPE_CHECKING:
     from ._link import NatsLink
 
-__all__ = ["BEAT", "EXPIRE", "Peer", "Registry"]
+__all__ = ["MAX_BEAT", "MISSED_BEATS", "Peer", "Registry", "beat_interval"]
 
 log = logging.getLogger("bus.nats")
 
-#: Seconds between two heartbeats.
-BEAT = 1.0
-#: Seconds of silence after which a peer is taken for gone.
-EXPIRE = 5.0
+#: A peer is never taken for gone before it missed this many of its own beats
+#: (a process with a longer ``peer_timeout`` beats less often).
+MISSED_BEATS = 3
+#: The longest beat interval: ``busctl list --nats`` finds the buses on a
+#: server by listening a second for their beats.
+MAX_BEAT = 1.0
+#: The beat interval of a peer that does not say it (its record is older).
+DEFAULT_BEAT = 1.0
+#: The most departed processes remembered, for acknowledgements that come late.
+_GONE_KEPT = 1024
+
+
+def beat_interval(peer_timeout: float) -> float:
+    """Seconds between two heartbeats of a process whose ``peer_timeout`` is this.
+
+    A fifth of it (five beats fit in the silence that means gone), at least
+    0.05 s and at most ``MAX_BEAT``.
+    """
+    return min(MAX_BEAT, max(0.05, peer_timeout / 5))
+
+
+def _interval(value: Any) -> float:
+    """A peer's announced beat interval, or ``DEFAULT_BEAT`` if it is not a sane one."""
+    sane = isinstance(value, int | float) and not isinstance(value, bool)
+    if sane and math.isfinite(value) and 0 < value <= 3600:
+        return float(value)
+    return DEFAULT_BEAT
 
 
 class Peer:
     """Another process on the bus, as its last record described it."""
 
-    __slots__ = ("commands", "id", "label", "last_seen", "listeners", "record", "seq", "services")
+    __slots__ = (
+        "beat",
+        "commands",
+        "id",
+        "label",
+        "last_seen",
+        "listeners",
+        "record",
+        "seq",
+        "services",
+    )
 
     def __init__(self, record: dict[str, Any]) -> None:
         self.id: str = record["id"]
@@ -59,6 +101,7 @@ class Peer:
         self.services: list[dict[str, Any]] = record["services"]
         self.commands: list[dict[str, Any]] = record["commands"]
         self.listeners: list[dict[str, Any]] = record["listeners"]
+        self.beat = _interval(record.get("beat"))
         self.last_seen = time.monotonic()
 
 
@@ -100,6 +143,10 @@ class Registry:
         self._handlers: dict[str, tuple[tuple[Any, ...], Handler]] = {}
         self._log = RateLimitedLog(log)
         self.expired = 0
+        #: Peers whose close has begun: out of the tables, still watched for silence.
+        self.leaving: dict[str, Peer] = {}
+        #: Peers gone (oldest first): id -> (label, why), for acknowledgements that come late.
+        self.gone: dict[str, tuple[str, str]] = {}
 
     # -- this process -----------------------------------------------------------------
 
@@ -120,6 +167,7 @@ class Registry:
                 "pid": link.bus.pid,
                 "started_at": link.bus.started_at,
                 "seq": self.seq,
+                "beat": link.beat_interval,
                 "services": services,
                 "commands": commands,
                 "listeners": listeners,
@@ -135,14 +183,15 @@ class Registry:
         except (ValueError, TypeError) as exc:
             self._log.warning("ignored a malformed registry record: %s", exc)
             return
-        if record["id"] == self.link.process_id:
-            return
+        if record["id"] == self.link.process_id or record["id"] in self.leaving:
+            return  # ours, or of a process whose close has begun: it serves nothing new
         with self._cond:
             known = self.peers.get(record["id"])
             if known is not None and known.seq >= record["seq"]:
                 known.last_seen = time.monotonic()
                 return
             self.peers[record["id"]] = Peer(record)
+            self.gone.pop(record["id"], None)  # taken for gone, but it speaks: back
             self._rebuild()
             self._cond.notify_all()
 
@@ -155,35 +204,127 @@ class Registry:
             return None
         if not isinstance(pid, str) or pid == self.link.process_id:
             return None
+        closing = self.leaving.get(pid)
+        if closing is not None:
+            closing.last_seen = time.monotonic()  # closing, still alive
+            return None
         peer = self.peers.get(pid)
         if peer is None or (isinstance(seq, int) and seq > peer.seq):
             return pid
+        peer.beat = _interval(beat.get("beat"))
         peer.last_seen = time.monotonic()
         return None
 
     def forget(self, process_id: str) -> None:
-        """A peer said goodbye (or is gone)."""
+        """A peer began to close: out of the tables, but watched until it is gone."""
         with self._cond:
-            if self.peers.pop(process_id, None) is not None:
+            peer = self.peers.pop(process_id, None)
+            if peer is not None:
+                peer.last_seen = time.monotonic()
+                self.leaving[process_id] = peer
                 self._rebuild()
                 self._cond.notify_all()
 
-    def expire(self) -> None:
-        """Drop peers silent for ``EXPIRE`` seconds (only while connected)."""
+    def departed(self, process_id: str, why: str) -> None:
+        """A peer is gone (``why``: how we know): drop it, and fail the calls it had taken.
+
+        An unknown ``process_id`` is remembered too: an acknowledgement from a
+        process whose record never reached us may still come.
+        """
+        with self._cond:
+            peer = self.peers.pop(process_id, None)
+            leaving = self.leaving.pop(process_id, None)
+            known = peer or leaving
+            self.gone[process_id] = (known.label if known else process_id, why)
+            while len(self.gone) > _GONE_KEPT:
+                del self.gone[next(iter(self.gone))]
+            if peer is not None:
+                self._rebuild()
+            self._cond.notify_all()
+        self.link.calls.peer_gone(process_id, why)
+
+    def expire(self) -> int:
+        """Drop peers silent too long (only while connected); fail the calls they had taken.
+
+        Too long is this process's ``peer_timeout``, but never less than
+        ``MISSED_BEATS`` of the peer's own beats. Returns how many went.
+        """
         if not self.link.loop.connected:
-            return
-        limit = time.monotonic() - EXPIRE
-        gone = [p for p in self.peers.values() if p.last_seen < limit]
-        for peer in gone:
-            self.expired += 1
-            log.warning("process %s left bus %r without a word", peer.label, self.link.bus.name)
-            self.forget(peer.id)
+            return 0
+        gone = 0
+        now = time.monotonic()
+        own = self.link.peer_timeout
+        for peer in [*self.peers.values(), *self.leaving.values()]:
+            limit = max(own, MISSED_BEATS * peer.beat)
+            if peer.last_seen < now - limit:
+                self.expired += 1
+                log.warning(
+                    "process %s left bus %r without a word (silent for %g s)",
+                    peer.label,
+                    self.link.bus.name,
+                    limit,
+                )
+                self.departed(peer.id, f"was silent for {limit:g} s")
+                gone += 1
+        return gone
 
     def grace(self) -> None:
         """Restart every peer's clock: after a reconnect, no one could be heard."""
         now = time.monotonic()
-        for peer in list(self.peers.values()):
+        for peer in [*self.peers.values(), *self.leaving.values()]:
             peer.last_seen = now
+
+    # -- the registry's traffic (the loop) ------------------------------------------------
+
+    async def on_bye(self, msg: Any) -> None:
+        """A goodbye on ``reg.bye``: a close begins, or (``final``) the process is gone."""
+        try:
+            bye = wire.decode(msg.data)
+            process_id = bye["id"]
+        except (ValueError, TypeError, KeyError):
+            return
+        if not isinstance(process_id, str):
+            return
+        if bye.get("final") is True:
+            # Gone: what it answered was sent before this, so read it first;
+            # a call it took and did not answer fails now.
+            await self._read_replies()
+            self.departed(process_id, "left the bus")
+        else:
+            self.forget(process_id)  # closing: it takes no new work
+        self.link.serving.registry_changed()
+
+    async def _read_replies(self) -> None:
+        """Let the replies already received reach their calls (they wait in the
+        inbox's queue, read in a task of its own)."""
+        sub = self.link.calls.sub
+        for _ in range(10_000):
+            if sub is None or not sub.pending_msgs:
+                break
+            await asyncio.sleep(0)
+        await asyncio.sleep(0)  # the last one taken from the queue is handled
+
+    async def on_beat(self, msg: Any) -> None:
+        """A heartbeat on ``reg.beat``: ask its process for its record if ours is stale."""
+        stale = self.beat(msg.data)
+        if stale is not None:
+            link = self.link
+            await link.loop.nc.publish(
+                link.subjects.of_process(stale, "state"),
+                b"",
+                reply=link.subjects.of_process(link.process_id, "records"),
+            )
+
+    def tick(self) -> None:
+        """Every ``beat_interval``: drop the silent peers, then beat."""
+        link = self.link
+        if self.expire():
+            link.serving.registry_changed()
+        # A closing process beats on until it is closed: the calls it took
+        # are still its own, and the others watch it for silence meanwhile.
+        if link.loop.connected and not link.closing:
+            beat = {"id": link.process_id, "seq": self.seq, "beat": link.beat_interval}
+            link.loop.publish(link.subjects.reg_beat, wire.encode(beat))
 
     # -- reading (any thread) -----------------------------------------------------------------
 

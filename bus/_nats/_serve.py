@@ -193,6 +193,11 @@ class Serving:
             if ticket is not None and hub is not None:
                 hub.served_call(ticket, link.wire_attributes(token, name), origin)
         future.add_done_callback(functools.partial(self._answer, reply, handler))
+        caller = _caller_id(reply)
+        if caller in link.registry.peers or caller in link.registry.leaving:
+            # Taken: say so first (before any answer, on the same subject), so
+            # that the caller fails the call at once if this process goes.
+            link.loop.publish(reply, link.ack)
         next(handler.dispatched)
         status = handler.destination.post((handler, tuple(args), kwargs, future, ticket))
         if status:
@@ -347,6 +352,18 @@ def _typed(
     except TypeError:
         return args, kwargs
     return contract.convert(args, kwargs)
+
+
+def _caller_id(reply: str) -> str:
+    """The process id in a bus process's reply subject (``_INBOX.ID.TOKEN``), else ``""``.
+
+    Only a process of the bus, which reads it, gets an acknowledgement: a
+    NATS client (``nats req``, a micro client) takes the first message as the
+    reply.
+    """
+    if not reply.startswith("_INBOX."):
+        return ""
+    return reply[7:].partition(".")[0]
 
 
 def _chain(text: str | None) -> list[Any]:

@@ -29,6 +29,7 @@ import functools
 import importlib
 import importlib.util
 import inspect
+import math
 import os
 import signal
 import sys
@@ -54,6 +55,21 @@ if TYPE_CHECKING:
 __all__ = ["run"]
 
 
+class _Seconds(click.FloatRange):
+    """A positive, finite number of seconds (``FloatRange`` lets ``inf`` and ``nan`` by)."""
+
+    name = "number of seconds"
+
+    def __init__(self) -> None:
+        super().__init__(min=0, min_open=True)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        seconds = super().convert(value, param, ctx)
+        if not math.isfinite(seconds):
+            self.fail(f"{value!r} is not a finite number of seconds.", param, ctx)
+        return seconds
+
+
 @click.command("run")
 @click.argument("targets", nargs=-1, metavar="[TARGET]...")
 @click.option("--name", help="The bus name (default: sample, or the first target's name).")
@@ -72,11 +88,20 @@ __all__ = ["run"]
 )
 @click.option(
     "--remote-timeout",
-    type=click.FloatRange(min=0, min_open=True),
+    type=_Seconds(),
     default=30.0,
     show_default=True,
     metavar="SECONDS",
     help="With --nats: the deadline of a call to another process.",
+)
+@click.option(
+    "--peer-timeout",
+    type=_Seconds(),
+    default=5.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --nats: the silence after which another process is taken for gone "
+    "(the calls it took fail then); this one beats every fifth of it.",
 )
 @click.option(
     "--trace-lossless",
@@ -93,6 +118,7 @@ def run(
     address: Path | None,
     nats: str | None,
     remote_timeout: float,
+    peer_timeout: float,
     lossless: bool,
     verbose: bool,
 ) -> None:
@@ -119,7 +145,8 @@ def run(
         if nats == "embedded":
             server = _embedded_server()
             nats = server.url
-        bus = _start_bus(bus_name, address, nats or "", remote_timeout, lossless)
+        timeouts = (remote_timeout, peer_timeout)
+        bus = _start_bus(bus_name, address, nats or "", timeouts, lossless)
         try:
             started = _start_targets(bus, loaded)
             names = ", ".join(s.service_name() for s in started) or "none"
@@ -152,7 +179,11 @@ def _embedded_server() -> EmbeddedServer:
 
 
 def _start_bus(
-    bus_name: str, address: Path | None, nats: str, remote_timeout: float, lossless: bool
+    bus_name: str,
+    address: Path | None,
+    nats: str,
+    timeouts: tuple[float, float],
+    lossless: bool,
 ) -> Bus:
     """The bus: on the socket (``address`` or the default), or on NATS (and ``address``)."""
     from bus import Bus, TransportError
@@ -163,7 +194,8 @@ def _start_bus(
             name=bus_name,
             control=control,
             nats=nats,
-            remote_timeout=remote_timeout,
+            remote_timeout=timeouts[0],
+            peer_timeout=timeouts[1],
             trace_overflow="wait" if lossless else "drop",
         )
     except TransportError as exc:  # one line already: which server, and that none answered

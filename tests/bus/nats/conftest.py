@@ -114,11 +114,19 @@ def nats_bus(nats_server: NatsServer, bus_name: str) -> Iterator[Callable[..., B
 class Host:
     """A Python process hosting services on the bus (``host.py``)."""
 
-    def __init__(self, url: str, name: str, *services: str, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        name: str,
+        *services: str,
+        timeout: float = 30.0,
+        peer_timeout: float | None = None,
+    ) -> None:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         env.pop("BUS_NATS_URL", None)
+        options = [] if peer_timeout is None else [f"--peer-timeout={peer_timeout}"]
         self.process = subprocess.Popen(
-            [sys.executable, str(HOST), url, name, str(timeout), *services],
+            [sys.executable, str(HOST), url, name, str(timeout), *options, *services],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -155,8 +163,8 @@ def host(nats_server: NatsServer, bus_name: str) -> Iterator[Callable[..., Host]
     """``host(*services)``: a subprocess hosting those services on this test's bus."""
     hosts: list[Host] = []
 
-    def make(*services: str, timeout: float = 30.0) -> Host:
-        h = Host(nats_server.url, bus_name, *services, timeout=timeout)
+    def make(*services: str, timeout: float = 30.0, peer_timeout: float | None = None) -> Host:
+        h = Host(nats_server.url, bus_name, *services, timeout=timeout, peer_timeout=peer_timeout)
         hosts.append(h)
         return h
 

@@ -1,6 +1,6 @@
 """A process hosting services on a bus across processes, for the tests.
 
-    python tests/bus/nats/host.py URL BUS_NAME REMOTE_TIMEOUT SERVICE...
+    python tests/bus/nats/host.py URL BUS_NAME REMOTE_TIMEOUT [--peer-timeout=S] SERVICE...
 
 Prints ``ready LABEL`` once its services are announced, then runs until its
 standard input ends (or it is killed). The services are small and known to
@@ -52,6 +52,12 @@ class Greeter(Service):
 
     @command("greeter.where")
     def where(self) -> str:
+        return LABEL
+
+    @command("greeter.nap")
+    def nap(self, seconds: float) -> str:
+        """Sleep, then say which process did."""
+        time.sleep(seconds)
         return LABEL
 
 
@@ -110,7 +116,11 @@ LABEL = ""
 def main() -> None:
     global LABEL
     url, name, timeout, *services = sys.argv[1:]
-    bus = Bus(name=name, nats=url, remote_timeout=float(timeout))
+    options = {"remote_timeout": float(timeout)}
+    for option in [s for s in services if s.startswith("--peer-timeout=")]:
+        options["peer_timeout"] = float(option.partition("=")[2])
+        services.remove(option)
+    bus = Bus(name=name, nats=url, **options)
     assert bus._nats is not None
     LABEL = bus._nats.label
     for service in services:

@@ -216,13 +216,14 @@ def test_a_process_that_vanishes_leaves_the_registry_after_its_heartbeats_stop(
 ) -> None:
     from bus import CommandNotFoundError
 
-    gone = host("greeter")
-    bus = nats_bus()
+    # Gone after 1 s of silence (Bus(peer_timeout=...)), not the default 5 s.
+    gone = host("greeter", peer_timeout=1.0)
+    bus = nats_bus(peer_timeout=1.0)
     assert bus.wait_for_command("greet", 5)
     assert bus._nats is not None
     gone.kill()  # no goodbye: only the silence tells
     registry = bus._nats.registry
-    assert registry.wait(lambda: not registry.peers, 12)
+    assert registry.wait(lambda: not registry.peers, 5)
     assert bus.inspect()["nats"]["peers_expired"] == 1
     with pytest.raises(CommandNotFoundError):
         bus.execute_command("greet", "Ann")

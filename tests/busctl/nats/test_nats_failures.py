@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -135,6 +136,41 @@ def test_a_host_killed_mid_run(nats_server, hosts, busctl):
     gone = busctl("call", "gamma.where", *on_kill)
     assert gone.returncode == 4
     assert one_line(gone.stderr).startswith("error: no command named 'gamma.where'")
+
+
+def test_run_peer_timeout_sets_how_soon_a_killed_process_leaves(nats_server, hosts):
+    url = nats_server.url
+    quick = ["--nats", url, "--name", "quick", "--peer-timeout", "0.5"]
+    stays = hosts([*quick, *services("Alpha")])
+    dies = hosts([*quick, *services("Gamma")])
+    with Client.connect("quick", nats=url) as client:
+
+        def labels() -> list[str]:
+            return sorted(p["label"] for p in client.inspect()["processes"])
+
+        eventually(lambda: labels() == sorted([stays.label, dies.label]), what="both joined")
+        dies.kill()
+        killed = time.monotonic()
+        eventually(lambda: labels() == [stays.label], timeout=10, what="the killed one left")
+        # With the default (5 s) it stays listed at least 4 s after a SIGKILL
+        # (5 s after its last beat, a second apart at most).
+        assert time.monotonic() - killed < 3.5
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ("nan", "'nan' is not a finite number of seconds"),
+        ("inf", "'inf' is not a finite number of seconds"),
+        ("0", "0.0 is not in the range x>0"),
+        ("soon", "'soon' is not a valid number of seconds"),
+    ],
+)
+@pytest.mark.parametrize("option", ["--peer-timeout", "--remote-timeout"])
+def test_run_timeouts_must_be_positive_finite_seconds(option, value, said):
+    done = CliRunner().invoke(cli, ["run", "--nats", "nats://127.0.0.1:1", option, value])
+    assert done.exit_code == 2
+    assert done.output.strip().splitlines()[-1] == f"Error: Invalid value for '{option}': {said}."
 
 
 def test_monitor_ends_when_no_process_of_the_bus_is_left(nats_server, hosts, watch):
