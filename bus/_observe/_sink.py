@@ -3,7 +3,8 @@
 The threads that send and handle work append finished records to a bounded
 buffer; one trace thread per bus drains it in batches, has ``SpanBuilder``
 make SDK ``ReadableSpan`` objects of them, and hands those to the span
-processors of the application's ``TracerProvider`` (or the bus's own) and to
+processors of the application's ``TracerProvider`` (or the bus's own), a
+chunk at a time (``_handoff``), and its records to
 the in-memory ring of recent spans that the console reads. When the buffer
 is full the record is counted as dropped: exporting must never slow the bus
 down, and a drop is never silent (``inspect()["tracing"]["dropped"]``).
@@ -15,7 +16,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Sequence, Sized
 from typing import Any
 
 from opentelemetry import trace
@@ -25,9 +26,10 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from .._core._ratelog import RateLimitedLog
 from .._core._version import VERSION
+from ._handoff import Handoff
 from ._jsonval import Redactor
 from ._otlp_file import OtlpJsonFileExporter
-from ._provider import batch_queues, needs_spans, processor_of
+from ._provider import processor_of
 from ._records import Flat, span_count
 from ._ring import SpanRing
 from ._spans import OtlpLines, SpanBuilder
@@ -94,13 +96,9 @@ class TraceSink:
         ring.configure(resource, json_limit=json_limit, redact=redact)
         self._files = list(files)
         # SDK spans only for processors that take them, or a provider not the SDK's.
-        self._sdk = needs_spans(self._processor) or self._processor is None
-        self._batch_queues = batch_queues(self._processor) if self._processor else []
-        # Handed to a batch processor in chunks that leave it a whole export
-        # batch of room: while the trace thread waits for room, the queue
-        # holds at least a batch, so the processor's worker is awake.
-        self._chunk = min((size - batch for _, size, batch in self._batch_queues), default=0)
-        self._chunk = max(self._chunk, 1)
+        self._handoff = (
+            Handoff(self._processor, self._processor_failed) if self._processor else None
+        )
         self._ring = ring
         self._buffer: deque[Flat] = deque()
         self._capacity = capacity
@@ -268,7 +266,7 @@ class TraceSink:
                 with self._space:
                     self._space.notify_all()
             made = batch
-            if self._sdk:
+            if self._handoff is None or self._handoff.wanted():
                 made = self._export(batch)
             if self._files:
                 made = self._write(batch)
@@ -285,27 +283,27 @@ class TraceSink:
         """Hand SDK spans of ``batch`` to the processors; the records they were made of."""
         spans: list[ReadableSpan] = []
         made: list[Flat] = []
+        build = self._builder.build
         for record in batch:
+            mark = len(spans)
             try:
-                self._builder.build(record, spans)
-            except Exception as exc:
+                build(record, spans)
+            except Exception as exc:  # none of its spans goes out, as for a file
+                del spans[mark:]
                 self.failed += 1
                 self._build_log.error("could not build the span of %r", record, exc=exc)
             else:
                 made.append(record)
-        if self._processor is not None:
-            on_end = self._processor.on_end
-            step = self._chunk if self.waits and self._batch_queues else len(spans)
-            for start in range(0, len(spans), max(step, 1)):
-                chunk = spans[start : start + step]
-                if step < len(spans):
-                    self._wait_for_processor_room(len(chunk))
-                for span in chunk:
-                    try:
-                        on_end(span)
-                    except Exception as exc:
-                        self.failed += 1
-                        self._export_log.error("a span processor failed", exc=exc)
+        handoff = self._handoff
+        if handoff is not None:
+            step = handoff.chunk if self.waits and handoff.queues else len(spans)
+            if step >= len(spans):
+                handoff.hand(spans)
+            else:
+                for start in range(0, len(spans), step):
+                    chunk = spans[start : start + step]
+                    self._wait_for_processor_room(handoff.queues, len(chunk))
+                    handoff.hand(chunk)
         else:
             for span in spans:
                 self._replay_through_tracer(span)
@@ -337,7 +335,11 @@ class TraceSink:
                     )
         return made
 
-    def _wait_for_processor_room(self, count: int) -> None:
+    def _processor_failed(self, exc: Exception) -> None:
+        self.failed += 1
+        self._export_log.error("a span processor failed", exc=exc)
+
+    def _wait_for_processor_room(self, queues: list[tuple[Sized, int, int]], count: int) -> None:
         """Let a ``BatchSpanProcessor`` export before handing it ``count`` more spans.
 
         It would drop the oldest of a full queue; in ``"wait"`` mode the trace
@@ -346,7 +348,7 @@ class TraceSink:
         """
         deadline = time.monotonic() + self._wait_limit
         pause = 0.0001
-        for queue, size, _ in self._batch_queues:
+        for queue, size, _ in queues:
             while len(queue) + count > size and time.monotonic() < deadline:
                 time.sleep(pause)
                 pause = min(pause * 2, 0.005)
