@@ -8,9 +8,15 @@ the bus (tracing, a watcher or a tap) and stays for the bus's life; with
 none of them left it costs the core one attribute read per piece of work.
 
 What the core carries with the work (its ticket) is, when tracing is on, a
-command's ``CallRecord``, or for an event one immutable head tuple shared by
-all its deliveries ``(trace_id, span_id, name, sent_ns)``; else ``WATCHED``
-when only watchers look; else ``None``. A handler runs in a context of its
+command's ``CallRecord``, or for an event one immutable *head* shared by all
+its deliveries; else ``WATCHED`` when only watchers look; else ``None``. A
+head is one ``int`` packing the trace id, the event's span id, the time it
+was sent and the index of its name in a table of the names seen (see
+``pack_head``), or, for an event with transport or hold attributes (or past
+``NAMES_MAX`` distinct names), the tuple ``(trace_id, span_id, name,
+sent_ns, wire)``. The int is what most events carry while they wait in a
+mailbox: one 64-byte object the garbage collector does not track, against a
+tuple and three ints (208 bytes) before. A handler runs in a context of its
 own whose current span is its ``BusSpan``; when the work ends, the record is
 flattened (``_records``) and handed to the trace thread.
 """
@@ -59,6 +65,19 @@ Tap = Callable[[str, tuple[Any, ...], dict[str, Any]], None]
 
 _bits = random.getrandbits
 _time_ns = time.time_ns
+
+NAME_BITS = 32
+NAMES_MAX = 1 << 20
+"""Distinct event names a hub packs into heads; events of later ones carry tuples."""
+_M64 = (1 << 64) - 1
+_MNAME = (1 << NAME_BITS) - 1
+
+
+def pack_head(trace_id: int, span_id: int, sent_ns: int, name_index: int) -> int:
+    """One int of an event's head: 128 + 64 + 64 + 32 bits, 64 bytes as an object."""
+    return (((trace_id << 64 | span_id) << 64 | sent_ns) << NAME_BITS) | name_index
+
+
 _tls = threading.local()  # per thread: the caller name recorded on its spans
 
 
@@ -107,6 +126,10 @@ class Hub(RemoteHops):
         self._watch_log = RateLimitedLog(log)  # a watcher failing on every step logs once a second
         self._seq = itertools.count(1)
         self._lock = threading.Lock()
+        # Event names by index, for packed heads (``pack_head``): appended
+        # to, never changed, so a reader needs no lock.
+        self._name_index: dict[str, int] = {}
+        self._names: list[str] = []
 
     # -- who listens (any thread) --------------------------------------------
 
@@ -266,8 +289,27 @@ class Hub(RemoteHops):
             frozen_kw = freeze(kwargs, self.json_limit, self.redact) if kwargs else None
             # The event's head goes with each delivery; the rest waits here
             # for event_posted, which flattens it.
-            head = (trace_id, _bits(64), name, _time_ns(), None)
-            fire = [head, parent_id, frozen, frozen_kw, extras, None]
+            span_id = _bits(64)
+            sent_ns = _time_ns()
+            index = self._name_index.get(name)
+            if index is None:
+                index = self._add_name(name)
+            head: Any = (
+                pack_head(trace_id, span_id, sent_ns, index)
+                if index is not None
+                else (trace_id, span_id, name, sent_ns, None)
+            )
+            # The head's parts as they were, for event_posted: unpacking the
+            # int would make new ones.
+            fire = [
+                head,
+                parent_id,
+                frozen,
+                frozen_kw,
+                extras,
+                None,
+                (trace_id, span_id, name, sent_ns),
+            ]
         if self.watchers:
             if fire is not None:  # encoded once, for the span and the activity alike
                 fire[2] = args_text = self._encoded(fire[2])
@@ -275,7 +317,7 @@ class Hub(RemoteHops):
             else:
                 args_text = self._encoded(args)
                 kwargs_text = self._encoded(kwargs) if kwargs else None
-            sent: Any = fire[0] if fire is not None else None
+            sent = fire[6] if fire is not None else None
             self._emit(
                 "event",
                 name,
@@ -300,8 +342,8 @@ class Hub(RemoteHops):
         return event  # WATCHED or None
 
     def delivery_refused(self, ticket: Any, handler: Handler, error: BaseException) -> None:
-        if type(ticket) is tuple:  # a CONSUMER span that says why it never ran
-            trace_id, fire_span_id, name, sent_ns, wire = ticket
+        if type(ticket) is int or type(ticket) is tuple:  # a CONSUMER span: why it never ran
+            trace_id, fire_span_id, name, sent_ns, wire = self.head_parts(ticket)
             now = _time_ns()
             self._submit(
                 (
@@ -312,8 +354,9 @@ class Hub(RemoteHops):
 
     def event_posted(self, event: Any) -> None:
         if type(event) is list:
-            head, parent_id, args, kwargs, extras, wire, count = event
-            trace_id, span_id, name, sent_ns, _ = head
+            _, parent_id, args, kwargs, extras, wire, (trace_id, span_id, name, sent_ns), count = (
+                event
+            )
             self._submit(
                 (
                     FIRE, trace_id, parent_id, span_id, name, _caller(), args, kwargs,
@@ -322,9 +365,13 @@ class Hub(RemoteHops):
             )  # fmt: skip
 
     def delivery_started(self, ticket: Any, worker: Worker) -> Any:
-        if type(ticket) is not tuple:
+        kind = type(ticket)
+        if kind is int:
+            span = BusSpan(ticket >> (NAME_BITS + 128), _bits(64))
+        elif kind is tuple:
+            span = BusSpan(ticket[0], _bits(64))
+        else:
             return None
-        span = BusSpan(ticket[0], _bits(64))
         return span, enter(span), _time_ns()
 
     def delivery_ended(
@@ -339,7 +386,14 @@ class Hub(RemoteHops):
     ) -> None:
         if scope is not None:
             span, _, start_ns = scope
-            trace_id, fire_span_id, name, sent_ns, wire = ticket
+            if type(ticket) is int:
+                trace_id = span.trace_id
+                fire_span_id = (ticket >> (NAME_BITS + 64)) & _M64
+                sent_ns = (ticket >> NAME_BITS) & _M64
+                name = self._names[ticket & _MNAME]
+                wire = None
+            else:
+                trace_id, fire_span_id, name, sent_ns, wire = ticket
             self._submit(
                 (
                     DELIVERY, trace_id, fire_span_id, span.span_id, name, handler.name,
@@ -355,11 +409,11 @@ class Hub(RemoteHops):
                 pattern=handler.name,
                 error=error_dict(error) if error is not None else None,
                 duration_ms=round(elapsed * 1000, 3),
-                queued_ms=round((scope[2] - ticket[3]) / 1e6, 3) if scope else None,
+                queued_ms=round((scope[2] - sent_ns) / 1e6, 3) if scope else None,
                 thread=worker.thread_name,
-                trace_id=hex_id(ticket[0], 32) if scope else None,
+                trace_id=hex_id(trace_id, 32) if scope else None,
                 span_id=hex_id(scope[0].span_id, 16) if scope else None,
-                parent_span_id=hex_id(ticket[1], 16) if scope else None,
+                parent_span_id=hex_id(fire_span_id, 16) if scope else None,
             )
 
     # -- a console's holds ------------------------------------------------------------
@@ -395,12 +449,12 @@ class Hub(RemoteHops):
                 ticket.args = freeze(args, self.json_limit, self.redact)
                 ticket.kwargs = freeze(kwargs, self.json_limit, self.redact) if kwargs else None
             return ticket
-        if type(ticket) is tuple:  # a delivery's head, shared with its siblings: a copy
+        if type(ticket) is int or type(ticket) is tuple:  # a delivery's shared head: a copy
             if original is not None:
                 attrs["bus.args"] = self._encoded(args).text
                 if kwargs:
                     attrs["bus.kwargs"] = self._encoded(kwargs).text
-            trace_id, span_id, name, sent_ns, wire = ticket
+            trace_id, span_id, name, sent_ns, wire = self.head_parts(ticket)
             return (trace_id, span_id, name, sent_ns, {**(wire or {}), **attrs})
         return ticket
 
@@ -411,6 +465,28 @@ class Hub(RemoteHops):
         return span.trace_id, span.span_id
 
     # -- helpers -------------------------------------------------------------------
+
+    def head_parts(self, head: Any) -> tuple[int, int, str, int, Any]:
+        """``(trace_id, span_id, name, sent_ns, wire)`` of an event's head, packed or not."""
+        if type(head) is tuple:
+            return head
+        return (
+            head >> (NAME_BITS + 128),
+            (head >> (NAME_BITS + 64)) & _M64,
+            self._names[head & _MNAME],
+            (head >> NAME_BITS) & _M64,
+            None,
+        )
+
+    def _add_name(self, name: str) -> int | None:
+        """Give event ``name`` an index for packed heads; ``None`` once the table is full."""
+        with self._lock:
+            index = self._name_index.get(name)
+            if index is None and len(self._names) < NAMES_MAX:
+                index = len(self._names)
+                self._names.append(name)  # before the index is seen, for readers
+                self._name_index[name] = index
+            return index
 
     def _encoded(self, value: Any) -> Encoded:
         """``value`` as bounded JSON; a value ``freeze`` already encoded is reused."""

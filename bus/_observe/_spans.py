@@ -28,7 +28,7 @@ from typing import Any
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace import Link, SpanContext, SpanKind
 from opentelemetry.trace.status import Status, StatusCode
 from opentelemetry.util import types
 
@@ -55,6 +55,8 @@ _BOOL = {True: "true", False: "false"}
 
 Attrs = dict[str, types.AttributeValue]
 EventParts = list[tuple[str, Attrs, int]]
+Outcome = tuple[EventParts | None, Sequence[Link], str | None]
+_NOTHING: Outcome = (None, (), None)  # no events, links or error: most spans
 
 
 def _exception_attributes(error: BaseException, tb: TracebackType | None) -> Attrs:
@@ -100,14 +102,13 @@ class _Spans:
         """Append one span; ``error`` is the status description of a failure."""
         raise NotImplementedError
 
-    def _template(self, key: tuple[Any, ...], make: Any) -> Attrs:
+    def _remember(self, key: tuple[Any, ...], attrs: Attrs) -> Attrs:
+        """Keep ``attrs`` as the template of ``key``; a copy of it to fill in."""
         templates = self._templates
-        found = templates.get(key)
-        if found is None:
-            if len(templates) >= _TEMPLATES_MAX:
-                templates.clear()
-            found = templates[key] = make()
-        return dict(found)
+        if len(templates) >= _TEMPLATES_MAX:
+            templates.clear()
+        templates[key] = attrs
+        return dict(attrs)
 
     def _put_json(self, attrs: Attrs, key: str, value: Any) -> None:
         """Set ``attrs[key]`` to the JSON of a value kept by ``freeze``, with its markers."""
@@ -135,7 +136,7 @@ class _Spans:
         error: BaseException | None,
         tb: TracebackType | None,
         end_ns: int,
-    ) -> tuple[EventParts | None, Sequence[Link], str | None]:
+    ) -> Outcome:
         """Fold annotations and the error into ``attrs``: (events, links, error status)."""
         if extras is None and error is None:
             return None, (), None
@@ -157,15 +158,20 @@ class _Spans:
             sent_ns, handled_ns, end_ns, thread, result, error, tb, status_message, extras,
             hop, wire,
         ) = r  # fmt: skip
-        client = self._template(
-            (CALL, name, service, caller),
-            lambda: {
-                "rpc.system.name": "bus",
-                "rpc.method": name,
-                "bus.service": service,
-                "bus.caller": caller,
-            },
-        )
+        key = (CALL, name, service, caller)
+        found = self._templates.get(key)
+        if found is not None:
+            client = dict(found)
+        else:
+            client = self._remember(
+                key,
+                {
+                    "rpc.system.name": "bus",
+                    "rpc.method": name,
+                    "bus.service": service,
+                    "bus.caller": caller,
+                },
+            )
         self._put_json(client, "bus.args", args)
         if kwargs:
             self._put_json(client, "bus.kwargs", kwargs)
@@ -200,7 +206,11 @@ class _Spans:
             self._put_json(server, "bus.result", result)
         else:
             client["error.type"] = type(error).__qualname__
-        events, links, failure = self._outcome(server, extras, error, tb, end_ns)
+        events, links, failure = (
+            _NOTHING
+            if extras is None and error is None
+            else self._outcome(server, extras, error, tb, end_ns)
+        )
         if hop == "server":  # called from another process: its CLIENT span is the parent
             self._span(
                 out, name, trace_id, server_id, parent_id, _SERVER, server, events, links,
@@ -221,15 +231,20 @@ class _Spans:
             _, trace_id, parent_id, span_id, name, caller, args, kwargs, sent_ns, end_ns,
             listeners, extras, wire,
         ) = r  # fmt: skip
-        attrs = self._template(
-            (FIRE, name),
-            lambda: {
-                "messaging.system": "bus",
-                "messaging.operation.type": "send",
-                "messaging.operation.name": "send",
-                "messaging.destination.name": name,
-            },
-        )
+        key = (FIRE, name)
+        found = self._templates.get(key)
+        if found is not None:
+            attrs = dict(found)
+        else:
+            attrs = self._remember(
+                key,
+                {
+                    "messaging.system": "bus",
+                    "messaging.operation.type": "send",
+                    "messaging.operation.name": "send",
+                    "messaging.destination.name": name,
+                },
+            )
         attrs["bus.caller"] = caller
         attrs["bus.listeners"] = listeners
         self._put_json(attrs, "bus.args", args)
@@ -252,23 +267,32 @@ class _Spans:
             _, trace_id, fire_span_id, span_id, name, pattern, service, fire_sent_ns,
             start_ns, end_ns, thread, error, tb, extras, wire,
         ) = r  # fmt: skip
-        attrs = self._template(
-            (DELIVERY, name, pattern, service),
-            lambda: {
-                "messaging.system": "bus",
-                "messaging.operation.type": "process",
-                "messaging.operation.name": "process",
-                "messaging.destination.name": name,
-                "bus.service": service,
-                "bus.listener.pattern": pattern,
-            },
-        )
+        key = (DELIVERY, name, pattern, service)
+        found = self._templates.get(key)
+        if found is not None:
+            attrs = dict(found)
+        else:
+            attrs = self._remember(
+                key,
+                {
+                    "messaging.system": "bus",
+                    "messaging.operation.type": "process",
+                    "messaging.operation.name": "process",
+                    "messaging.destination.name": name,
+                    "bus.service": service,
+                    "bus.listener.pattern": pattern,
+                },
+            )
         attrs["bus.queued_ms"] = (start_ns - fire_sent_ns) / 1e6
         if thread:  # none for a delivery the mailbox refused
             attrs["thread.name"] = thread
         if wire:
             attrs.update(wire)
-        events, links, failure = self._outcome(attrs, extras, error, tb, end_ns)
+        events, links, failure = (
+            _NOTHING
+            if extras is None and error is None
+            else self._outcome(attrs, extras, error, tb, end_ns)
+        )
         self._span(
             out, f"process {name}", trace_id, span_id, fire_span_id, _CONSUMER, attrs, events,
             links, failure, start_ns, end_ns,
@@ -283,6 +307,11 @@ class SpanBuilder(_Spans):
         json_limit: the most characters of JSON per argument list or result.
         redact: the redaction hook for keyword arguments and dict entries.
     """
+
+    def __init__(self, resource: Resource, *, json_limit: int, redact: Redactor | None) -> None:
+        super().__init__(resource, json_limit=json_limit, redact=redact)
+        # The last span made: (trace id, span id, its context).
+        self._last: tuple[int, int, SpanContext | None] = (0, 0, None)
 
     def _span(
         self,
@@ -299,11 +328,23 @@ class SpanBuilder(_Spans):
         start_ns: int,
         end_ns: int,
     ) -> None:
+        context = span_context(trace_id, span_id)
+        parent = None
+        if parent_id:
+            # A SERVER span's parent is the CLIENT span made just before it:
+            # share its context, as the SDK shares a parent's. One tuple, so
+            # a reader on another thread (the ring's) sees a consistent one.
+            last_trace, last_id, last = self._last
+            if parent_id == last_id and trace_id == last_trace:
+                parent = last
+            else:
+                parent = span_context(trace_id, parent_id)
+        self._last = (trace_id, span_id, context)
         out.append(
             ReadableSpan(
                 name,
-                span_context(trace_id, span_id),
-                span_context(trace_id, parent_id) if parent_id else None,
+                context,
+                parent,
                 self._resource,
                 attrs,
                 [Event(n, a, t) for n, a, t in events] if events else (),
