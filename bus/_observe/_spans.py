@@ -41,6 +41,7 @@ __all__ = ["SCOPE", "OtlpLines", "OtlpSpans", "SpanBuilder"]
 
 SCOPE = InstrumentationScope("bus", VERSION)
 _OK = Status(StatusCode.UNSET)
+_SHORT_INT = 1 << 64  # an int whose decimal text is never refused (sys.set_int_max_str_digits)
 _CLIENT, _SERVER = SpanKind.CLIENT, SpanKind.SERVER
 _PRODUCER, _CONSUMER = SpanKind.PRODUCER, SpanKind.CONSUMER
 _TEMPLATES_MAX = 4096  # distinct (name, service...) combinations remembered
@@ -113,7 +114,10 @@ class _Spans:
     def _put_json(self, attrs: Attrs, key: str, value: Any) -> None:
         """Set ``attrs[key]`` to the JSON of a value kept by ``freeze``, with its markers."""
         kind = type(value)
-        if kind is tuple:
+        text: str | None
+        if kind is int and -_SHORT_INT < value < _SHORT_INT:  # most results: no call
+            text = int.__repr__(value)
+        elif kind is tuple:
             text = atoms_json(value)
         elif kind is Encoded:
             text = None
