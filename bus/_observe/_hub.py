@@ -9,14 +9,8 @@ none of them left it costs the core one attribute read per piece of work.
 
 What the core carries with the work (its ticket) is, when tracing is on, a
 command's ``CallRecord``, or for an event one immutable *head* shared by all
-its deliveries; else ``WATCHED`` when only watchers look; else ``None``. A
-head is one ``int`` packing the trace id, the event's span id, the time it
-was sent and the index of its name in a table of the names seen (see
-``pack_head``), or, for an event with transport or hold attributes (or past
-``NAMES_MAX`` distinct names), the tuple ``(trace_id, span_id, name,
-sent_ns, wire)``. The int is what most events carry while they wait in a
-mailbox: one 64-byte object the garbage collector does not track, against a
-tuple and three ints (208 bytes) before. A handler runs in a context of its
+its deliveries (one packed int, see ``_heads``); else ``WATCHED`` when only
+watchers look; else ``None``. A handler runs in a context of its
 own whose current span is its ``BusSpan``; when the work ends, the record is
 flattened (``_records``) and handed to the trace thread.
 """
@@ -36,6 +30,7 @@ from .._core._ratelog import RateLimitedLog
 from .._core._worker import current_worker
 from ._activity import Activity, error_dict, hex_id
 from ._ctx import current, enter, leave, parent_ids
+from ._heads import _M64, _MNAME, NAME_BITS, EventHeads
 from ._hub_remote import RemoteHops
 from ._jsonval import Encoded, Redactor
 from ._records import (
@@ -66,18 +61,6 @@ Tap = Callable[[str, tuple[Any, ...], dict[str, Any]], None]
 _bits = random.getrandbits
 _time_ns = time.time_ns
 
-NAME_BITS = 32
-NAMES_MAX = 1 << 20
-"""Distinct event names a hub packs into heads; events of later ones carry tuples."""
-_M64 = (1 << 64) - 1
-_MNAME = (1 << NAME_BITS) - 1
-
-
-def pack_head(trace_id: int, span_id: int, sent_ns: int, name_index: int) -> int:
-    """One int of an event's head: 128 + 64 + 64 + 32 bits, 64 bytes as an object."""
-    return (((trace_id << 64 | span_id) << 64 | sent_ns) << NAME_BITS) | name_index
-
-
 _tls = threading.local()  # per thread: the caller name recorded on its spans
 
 
@@ -105,7 +88,7 @@ def swap_caller(name: str | None) -> str | None:
     return previous
 
 
-class Hub(RemoteHops):
+class Hub(RemoteHops, EventHeads):
     """The ``Observer`` of one bus: tracing, watchers and taps.
 
     Args:
@@ -126,10 +109,7 @@ class Hub(RemoteHops):
         self._watch_log = RateLimitedLog(log)  # a watcher failing on every step logs once a second
         self._seq = itertools.count(1)
         self._lock = threading.Lock()
-        # Event names by index, for packed heads (``pack_head``): appended
-        # to, never changed, so a reader needs no lock.
-        self._name_index: dict[str, int] = {}
-        self._names: list[str] = []
+        EventHeads.__init__(self)
 
     # -- who listens (any thread) --------------------------------------------
 
@@ -293,9 +273,9 @@ class Hub(RemoteHops):
             sent_ns = _time_ns()
             index = self._name_index.get(name)
             if index is None:
-                index = self._add_name(name)
+                index = self.add_name(name)
             head: Any = (
-                pack_head(trace_id, span_id, sent_ns, index)
+                (((trace_id << 64 | span_id) << 64 | sent_ns) << NAME_BITS) | index  # pack_head()
                 if index is not None
                 else (trace_id, span_id, name, sent_ns, None)
             )
@@ -465,28 +445,6 @@ class Hub(RemoteHops):
         return span.trace_id, span.span_id
 
     # -- helpers -------------------------------------------------------------------
-
-    def head_parts(self, head: Any) -> tuple[int, int, str, int, Any]:
-        """``(trace_id, span_id, name, sent_ns, wire)`` of an event's head, packed or not."""
-        if type(head) is tuple:
-            return head
-        return (
-            head >> (NAME_BITS + 128),
-            (head >> (NAME_BITS + 64)) & _M64,
-            self._names[head & _MNAME],
-            (head >> NAME_BITS) & _M64,
-            None,
-        )
-
-    def _add_name(self, name: str) -> int | None:
-        """Give event ``name`` an index for packed heads; ``None`` once the table is full."""
-        with self._lock:
-            index = self._name_index.get(name)
-            if index is None and len(self._names) < NAMES_MAX:
-                index = len(self._names)
-                self._names.append(name)  # before the index is seen, for readers
-                self._name_index[name] = index
-            return index
 
     def _encoded(self, value: Any) -> Encoded:
         """``value`` as bounded JSON; a value ``freeze`` already encoded is reused."""

@@ -29,10 +29,11 @@ from .._core._version import VERSION
 from ._handoff import Handoff
 from ._jsonval import Redactor
 from ._otlp_file import OtlpJsonFileExporter
+from ._otlp_lines import OtlpLines
 from ._provider import processor_of
 from ._records import Flat, span_count
 from ._ring import SpanRing
-from ._spans import OtlpLines, SpanBuilder
+from ._spans import SpanBuilder
 
 __all__ = ["TraceSink"]
 

@@ -8,8 +8,9 @@ parts into what a consumer needs:
 
 - ``SpanBuilder`` makes ``ReadableSpan`` objects, for an application's span
   processors (and ``bus.spans.spans()``);
-- ``OtlpSpans`` makes OTLP JSON span objects directly, for the console, the
-  ring and the bus's own trace files, with no SDK object in between.
+- ``OtlpSpans`` makes OTLP JSON span objects directly, for the console and
+  the ring, with no SDK object in between; ``OtlpLines`` (``_otlp_lines``)
+  makes their text, for the bus's own trace files.
 
 Both run on the trace thread (or wherever the console reads the ring). The
 attributes that depend only on the name and the services are made once per
@@ -18,8 +19,6 @@ such combination and copied.
 
 from __future__ import annotations
 
-import json
-import math
 import traceback
 from collections.abc import Sequence
 from types import TracebackType
@@ -37,7 +36,7 @@ from ._jsonval import Encoded, Redactor, atom_json, atoms_json
 from ._otlp import encode_attributes, encode_event, encode_link, encode_resource
 from ._records import CALL, DELIVERY, FIRE, Extras, Flat, encoded_text, span_context
 
-__all__ = ["SCOPE", "OtlpLines", "OtlpSpans", "SpanBuilder"]
+__all__ = ["SCOPE", "Attrs", "EventParts", "OtlpSpans", "SpanBuilder"]
 
 SCOPE = InstrumentationScope("bus", VERSION)
 _OK = Status(StatusCode.UNSET)
@@ -49,10 +48,6 @@ _FLAGS = 0x101  # sampled, and "has is-remote" (the parent is local)
 # OTLP counts kinds from UNSPECIFIED = 0; an enum's .value is a slow property.
 _OTLP_KIND = {kind: kind.value + 1 for kind in SpanKind}
 
-# JSON as the trace files write it: compact, not ASCII-escaped.
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-_string: Any = json.encoder.encode_basestring
-_BOOL = {True: "true", False: "false"}
 
 Attrs = dict[str, types.AttributeValue]
 EventParts = list[tuple[str, Attrs, int]]
@@ -429,89 +424,3 @@ class OtlpSpans(_Spans):
             span["links"] = [encode_link(link) for link in links]
         span["status"] = {} if error is None else {"code": 2, "message": error}
         out.append(span)
-
-
-class OtlpLines(OtlpSpans):
-    """Makes the spans of flat records as OTLP JSON *text*: the lines of trace files.
-
-    ``line(spans)`` is exactly ``json.dumps(traces_data(records),
-    separators=(",", ":"), ensure_ascii=False)`` for the same records, made
-    without the dicts in between: building and walking a dozen small dicts
-    per span, and collecting them, cost several times what the text does.
-    The attributes a name and its services always carry are encoded once
-    and remembered.
-    """
-
-    def __init__(self, resource: Resource, *, json_limit: int, redact: Redactor | None) -> None:
-        super().__init__(resource, json_limit=json_limit, redact=redact)
-        self._known: dict[tuple[str, str], str] = {}
-        self._prefix = (
-            '{"resourceSpans":[{"resource":'
-            + _dumps(self._head["resource"])
-            + ',"scopeSpans":[{"scope":'
-            + _dumps(self._head["scope"])
-            + ',"spans":['
-        )
-
-    def line(self, spans: list[str]) -> str:
-        """Spans made by ``build`` as one ``TracesData`` JSON line (no newline)."""
-        if not spans:
-            return '{"resourceSpans":[]}'
-        return self._prefix + ",".join(spans) + "]}]}]}"
-
-    def _span(
-        self,
-        out: list[Any],
-        name: str,
-        trace_id: int,
-        span_id: int,
-        parent_id: int,
-        kind: SpanKind,
-        attrs: Attrs,
-        events: EventParts | None,
-        links: Sequence[Link],
-        error: str | None,
-        start_ns: int,
-        end_ns: int,
-    ) -> None:
-        parent = f',"parentSpanId":"{parent_id:016x}"' if parent_id else ""
-        text = (
-            f'{{"traceId":"{trace_id:032x}","spanId":"{span_id:016x}"{parent},"flags":{_FLAGS},'
-            f'"name":{_string(name)},"kind":{_OTLP_KIND[kind]},'
-            f'"startTimeUnixNano":"{start_ns}","endTimeUnixNano":"{end_ns}"'
-        )
-        if attrs:
-            text += f',"attributes":[{self._attributes(attrs)}]'
-        if events:
-            text += ',"events":' + _dumps([encode_event(n, a, t) for n, a, t in events])
-        if links:
-            text += ',"links":' + _dumps([encode_link(link) for link in links])
-        if error is None:
-            out.append(text + ',"status":{}}')
-        else:
-            out.append(f'{text},"status":{{"code":2,"message":{_string(error)}}}}}')
-
-    def _attributes(self, attrs: Attrs) -> str:
-        known = self._known
-        string = _string
-        parts = []
-        value: Any
-        for key, value in attrs.items():
-            kind = type(value)
-            if kind is str:
-                text = known.get((key, value))
-                if text is None:
-                    if len(known) >= _TEMPLATES_MAX:
-                        known.clear()
-                    text = f'{{"key":{string(key)},"value":{{"stringValue":{string(value)}}}}}'
-                    known[key, value] = text
-            elif kind is int:
-                text = f'{{"key":{string(key)},"value":{{"intValue":"{value}"}}}}'
-            elif kind is float and math.isfinite(value):
-                text = f'{{"key":{string(key)},"value":{{"doubleValue":{value!r}}}}}'
-            elif kind is bool:
-                text = f'{{"key":{string(key)},"value":{{"boolValue":{_BOOL[value]}}}}}'
-            else:  # sequences, non-finite floats, anything: as the dict maker encodes them
-                text = _dumps(encode_attributes({key: value})[0])
-            parts.append(text)
-        return ",".join(parts)

@@ -18,7 +18,7 @@ import pytest
 
 from benchmarks._memory import queued_event_bytes
 from bus import Bus, Service, listener
-from bus._observe import _hub
+from bus._observe import _heads
 from bus.testing import wait_idle
 
 pytestmark = pytest.mark.timeout(60)
@@ -78,12 +78,12 @@ def test_a_queued_traced_event_costs_at_most_300_bytes() -> None:
     assert footprint.per_item <= 300
 
 
-@pytest.mark.parametrize("names_max", [_hub.NAMES_MAX, 1], ids=["packed", "table-full"])
+@pytest.mark.parametrize("names_max", [_heads.NAMES_MAX, 1], ids=["packed", "table-full"])
 def test_deliveries_are_traced_alike_packed_or_not(
     make_bus: Callable[..., Bus], monkeypatch: pytest.MonkeyPatch, names_max: int
 ) -> None:
     # With a table of one name, the second name's events carry tuple heads.
-    monkeypatch.setattr(_hub, "NAMES_MAX", names_max)
+    monkeypatch.setattr(_heads, "NAMES_MAX", names_max)
     bus = make_bus()
     gate = Gate()
     bus.add_service(gate)
