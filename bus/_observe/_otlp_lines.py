@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from itertools import islice
 from typing import Any
 
 from opentelemetry.sdk.resources import Resource
@@ -33,6 +34,15 @@ __all__ = ["OtlpLines"]
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _string: Any = json.encoder.encode_basestring
 _BOOL = {True: "true", False: "false"}
+# Attributes whose text is made each time, not remembered: they seldom repeat,
+# and remembering them would push out those that do (thread and service names).
+_VARYING = frozenset({"bus.args", "bus.kwargs", "bus.result"})
+_ARG = '{"key":"%s","value":{"stringValue":%s}}'  # for _VARYING's keys: no escapes
+_ROOT = (
+    '{"traceId":"%032x","spanId":"%016x","flags":' + str(_FLAGS) + ',"name":%s,"kind":%d,'
+    '"startTimeUnixNano":"%d","endTimeUnixNano":"%d"'
+)
+_HEAD = _ROOT.replace('"spanId":"%016x",', '"spanId":"%016x","parentSpanId":"%016x",')
 
 
 class OtlpLines(OtlpSpans):
@@ -49,6 +59,8 @@ class OtlpLines(OtlpSpans):
     def __init__(self, resource: Resource, *, json_limit: int, redact: Redactor | None) -> None:
         super().__init__(resource, json_limit=json_limit, redact=redact)
         self._known: dict[tuple[str, str], str] = {}
+        # Per template key: how many attributes it has, and their text.
+        self._base_texts: dict[tuple[Any, ...], tuple[int, str]] = {}
         self._prefix = (
             '{"resourceSpans":[{"resource":'
             + _dumps(self._head["resource"])
@@ -78,12 +90,22 @@ class OtlpLines(OtlpSpans):
         start_ns: int,
         end_ns: int,
     ) -> None:
-        parent = f',"parentSpanId":"{parent_id:016x}"' if parent_id else ""
-        text = (
-            f'{{"traceId":"{trace_id:032x}","spanId":"{span_id:016x}"{parent},"flags":{_FLAGS},'
-            f'"name":{_string(name)},"kind":{_OTLP_KIND[kind]},'
-            f'"startTimeUnixNano":"{start_ns}","endTimeUnixNano":"{end_ns}"'
-        )
+        # One %-format: a fifth of what the same text cost as an f-string of
+        # format specs (callgrind).
+        if parent_id:
+            text = _HEAD % (
+                trace_id, span_id, parent_id, _string(name), _OTLP_KIND[kind._name_], start_ns,
+                end_ns,
+            )  # fmt: skip
+        else:
+            text = _ROOT % (
+                trace_id,
+                span_id,
+                _string(name),
+                _OTLP_KIND[kind._name_],
+                start_ns,
+                end_ns,
+            )
         if attrs:
             text += f',"attributes":[{self._attributes(attrs)}]'
         if events:
@@ -96,13 +118,32 @@ class OtlpLines(OtlpSpans):
             out.append(f'{text},"status":{{"code":2,"message":{_string(error)}}}}}')
 
     def _attributes(self, attrs: Attrs) -> str:
+        base = self._base
+        if base is None:
+            return self._texts(attrs.items())
+        # The template's attributes begin ``attrs`` unchanged: their text is
+        # made once per template, and only the rest each time.
+        found = self._base_texts.get(base)
+        if found is None:
+            if len(self._base_texts) >= _TEMPLATES_MAX:
+                self._base_texts.clear()
+            count = len(self._templates[base])
+            found = self._base_texts[base] = (count, self._texts(islice(attrs.items(), count)))
+        count, head = found
+        rest = self._texts(islice(attrs.items(), count, None))
+        return f"{head},{rest}" if rest else head
+
+    def _texts(self, items: Iterable[tuple[str, Any]]) -> str:
         known = self._known
         string = _string
         parts = []
         value: Any
-        for key, value in attrs.items():
+        for key, value in items:
             kind = type(value)
             if kind is str:
+                if key in _VARYING:  # JSON of arguments and results: seldom seen twice
+                    parts.append(_ARG % (key, string(value)))
+                    continue
                 text = known.get((key, value))
                 if text is None:
                     if len(known) >= _TEMPLATES_MAX:

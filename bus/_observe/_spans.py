@@ -45,8 +45,9 @@ _CLIENT, _SERVER = SpanKind.CLIENT, SpanKind.SERVER
 _PRODUCER, _CONSUMER = SpanKind.PRODUCER, SpanKind.CONSUMER
 _TEMPLATES_MAX = 4096  # distinct (name, service...) combinations remembered
 _FLAGS = 0x101  # sampled, and "has is-remote" (the parent is local)
-# OTLP counts kinds from UNSPECIFIED = 0; an enum's .value is a slow property.
-_OTLP_KIND = {kind: kind.value + 1 for kind in SpanKind}
+# OTLP counts kinds from UNSPECIFIED = 0. Keyed by the member's name: an
+# enum's .value is a slow property, and hashing a member calls Python code.
+_OTLP_KIND = {kind._name_: kind.value + 1 for kind in SpanKind}
 
 
 Attrs = dict[str, types.AttributeValue]
@@ -74,6 +75,10 @@ class _Spans:
         self._limit = json_limit
         self._redact = redact
         self._templates: dict[tuple[Any, ...], Attrs] = {}
+        # The key of the template whose attributes, unchanged and in order,
+        # begin those of the span being made; None once an annotation or a
+        # transport's attribute may have replaced one (for OtlpLines).
+        self._base: tuple[Any, ...] | None = None
         self._makers = {CALL: self._call, FIRE: self._fire, DELIVERY: self._delivery}
 
     def build(self, record: Flat, out: list[Any]) -> None:
@@ -128,8 +133,8 @@ class _Spans:
         if encoded.lossy:
             attrs[key + ".lossy"] = True
 
-    @staticmethod
     def _outcome(
+        self,
         attrs: Attrs,
         extras: Extras | None,
         error: BaseException | None,
@@ -142,6 +147,7 @@ class _Spans:
         annotations, recorded, links = extras if extras is not None else (None, None, None)
         if annotations:
             attrs.update(annotations)
+            self._base = None
         events = list(recorded) if recorded else None
         if error is None:
             return events, links or (), None
@@ -157,7 +163,7 @@ class _Spans:
             sent_ns, handled_ns, end_ns, thread, result, error, tb, status_message, extras,
             hop, wire,
         ) = r  # fmt: skip
-        key = (CALL, name, service, caller)
+        key = self._base = (CALL, name, service, caller)
         found = self._templates.get(key)
         if found is not None:
             client = dict(found)
@@ -176,6 +182,7 @@ class _Spans:
             self._put_json(client, "bus.kwargs", kwargs)
         if wire:
             client.update(wire)
+            self._base = None
         if status_message is not None:  # never ran: cancelled, or failed at close
             client["error.type"] = status_message.split(":", 1)[0]
             if hop == "server":  # refused here: the caller's CLIENT span is its parent
@@ -230,7 +237,7 @@ class _Spans:
             _, trace_id, parent_id, span_id, name, caller, args, kwargs, sent_ns, end_ns,
             listeners, extras, wire,
         ) = r  # fmt: skip
-        key = (FIRE, name)
+        key = self._base = (FIRE, name)
         found = self._templates.get(key)
         if found is not None:
             attrs = dict(found)
@@ -253,9 +260,11 @@ class _Spans:
         if extras is not None:
             if extras[0]:
                 attrs.update(extras[0])
+                self._base = None
             links = extras[2] or ()
         if wire:
             attrs.update(wire)
+            self._base = None
         self._span(
             out, f"send {name}", trace_id, span_id, parent_id, _PRODUCER, attrs, None, links,
             None, sent_ns, end_ns,
@@ -266,7 +275,7 @@ class _Spans:
             _, trace_id, fire_span_id, span_id, name, pattern, service, fire_sent_ns,
             start_ns, end_ns, thread, error, tb, extras, wire,
         ) = r  # fmt: skip
-        key = (DELIVERY, name, pattern, service)
+        key = self._base = (DELIVERY, name, pattern, service)
         found = self._templates.get(key)
         if found is not None:
             attrs = dict(found)
@@ -287,6 +296,7 @@ class _Spans:
             attrs["thread.name"] = thread
         if wire:
             attrs.update(wire)
+            self._base = None
         events, links, failure = (
             _NOTHING
             if extras is None and error is None
@@ -413,7 +423,7 @@ class OtlpSpans(_Spans):
             span["parentSpanId"] = f"{parent_id:016x}"
         span["flags"] = _FLAGS
         span["name"] = name
-        span["kind"] = _OTLP_KIND[kind]
+        span["kind"] = _OTLP_KIND[kind._name_]
         span["startTimeUnixNano"] = str(start_ns)
         span["endTimeUnixNano"] = str(end_ns)
         if attrs:
