@@ -266,13 +266,15 @@ class TraceSink:
             if self._waiting:
                 with self._space:
                     self._space.notify_all()
-            made = batch
+            made, count = batch, -1
             if self._handoff is None or self._handoff.wanted():
-                made = self._export(batch)
+                made, count = self._export(batch)
             if self._files:
-                made = self._write(batch)
+                made, count = self._write(batch)
             self._ring.add(made)
-            self.exported += sum(map(span_count, made))
+            # The spans the last maker made (counted as it made them), or
+            # those of the records, for the ring alone.
+            self.exported += count if count >= 0 else sum(map(span_count, made))
             with self._idle:
                 self._done += len(batch)
                 self._in_flight = 0
@@ -280,21 +282,14 @@ class TraceSink:
         with self._idle:
             self._idle.notify_all()
 
-    def _export(self, batch: list[Flat]) -> list[Flat]:
-        """Hand SDK spans of ``batch`` to the processors; the records they were made of."""
+    def _build_failed(self, record: Flat, exc: Exception) -> None:
+        self.failed += 1
+        self._build_log.error("could not build the span of %r", record, exc=exc)
+
+    def _export(self, batch: list[Flat]) -> tuple[list[Flat], int]:
+        """Hand SDK spans of ``batch`` to the processors; the records made, and their spans."""
         spans: list[ReadableSpan] = []
-        made: list[Flat] = []
-        build = self._builder.build
-        for record in batch:
-            mark = len(spans)
-            try:
-                build(record, spans)
-            except Exception as exc:  # none of its spans goes out, as for a file
-                del spans[mark:]
-                self.failed += 1
-                self._build_log.error("could not build the span of %r", record, exc=exc)
-            else:
-                made.append(record)
+        made = self._builder.build_many(batch, spans, self._build_failed)
         handoff = self._handoff
         if handoff is not None:
             step = handoff.chunk if self.waits and handoff.queues else len(spans)
@@ -308,23 +303,12 @@ class TraceSink:
         else:
             for span in spans:
                 self._replay_through_tracer(span)
-        return made
+        return made, len(spans)
 
-    def _write(self, batch: list[Flat]) -> list[Flat]:
+    def _write(self, batch: list[Flat]) -> tuple[list[Flat], int]:
         """Write ``batch`` to the trace files as OTLP JSON made straight from it."""
-        made: list[Flat] = []
         spans: list[str] = []
-        build = self._lines.build
-        for record in batch:
-            mark = len(spans)
-            try:
-                build(record, spans)
-            except Exception as exc:  # a record that cannot be made is left out
-                del spans[mark:]
-                self.failed += 1
-                self._build_log.error("could not build the span of %r", record, exc=exc)
-            else:
-                made.append(record)
+        made = self._lines.build_many(batch, spans, self._build_failed)
         if made:
             line = self._lines.line(spans)
             for exporter in self._files:
@@ -334,7 +318,7 @@ class TraceSink:
                         "could not write spans to a trace file",
                         exc=OSError(f"{exporter!r} refused {len(made)} records"),
                     )
-        return made
+        return made, len(spans)
 
     def _processor_failed(self, exc: Exception) -> None:
         self.failed += 1

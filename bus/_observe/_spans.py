@@ -20,7 +20,7 @@ such combination and copied.
 from __future__ import annotations
 
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -84,6 +84,27 @@ class _Spans:
     def build(self, record: Flat, out: list[Any]) -> None:
         """Append the spans of ``record`` to ``out``."""
         self._makers[record[0]](record, out)
+
+    def build_many(
+        self, records: list[Flat], out: list[Any], failed: Callable[[Flat, Exception], None]
+    ) -> list[Flat]:
+        """Append the spans of each record to ``out``; the records whose spans were made.
+
+        A record that cannot be made is left out, with none of its spans,
+        and given to ``failed`` with the exception.
+        """
+        makers = self._makers
+        made: list[Flat] = []
+        for record in records:
+            mark = len(out)
+            try:
+                makers[record[0]](record, out)
+            except Exception as exc:
+                del out[mark:]
+                failed(record, exc)
+            else:
+                made.append(record)
+        return made
 
     def _span(
         self,

@@ -96,6 +96,7 @@ def test_the_exporter_gets_the_spans_the_bus_made(
     assert len(exported) == 2 * 51 + 2  # CLIENT and SERVER per command; send and process
     assert all(type(span) is ReadableSpan for span in exported)
     assert _by_id(list(exported)) == _by_id(bus.spans.spans())
+    assert bus.inspect()["tracing"]["exported"] == len(exported)
     handoff = bus._sink._handoff  # type: ignore[union-attr]
     if kind == "batch":
         assert handoff.direct  # the installed SDK's batch processor takes whole chunks
@@ -140,3 +141,15 @@ def test_a_shut_down_processor_is_left_to_the_sdk(
     assert bus.flush_traces(timeout=10)
     assert len(exporter.get_finished_spans()) == before
     assert bus.inspect()["tracing"]["failed"] == 0
+
+
+def test_the_ring_alone_counts_the_spans_of_its_records(
+    make_bus: Callable[..., Bus], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No processor and no file: the count comes from the records themselves.
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
+    bus = make_bus()
+    bus.add_service(Echo())
+    _traffic(bus, commands=3)
+    assert bus.spans.span_count() == 2 * 4 + 2
+    assert bus.inspect()["tracing"]["exported"] == 2 * 4 + 2
