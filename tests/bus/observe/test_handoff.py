@@ -153,3 +153,27 @@ def test_the_ring_alone_counts_the_spans_of_its_records(
     _traffic(bus, commands=3)
     assert bus.spans.span_count() == 2 * 4 + 2
     assert bus.inspect()["tracing"]["exported"] == 2 * 4 + 2
+
+
+class Failing(SimpleSpanProcessor):
+    """A processor whose ``on_end`` always raises."""
+
+    def on_end(self, span: ReadableSpan) -> None:
+        raise RuntimeError("processor down")
+
+
+def test_a_failing_processor_does_not_keep_spans_from_the_next(
+    make_bus: Callable[..., Bus], provider: TracerProvider
+) -> None:
+    # The SDK's multi-processor stops at the first that raises; the bus hands
+    # each processor its spans on its own, so one failing loses only its own.
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(Failing(InMemorySpanExporter()))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    bus = make_bus(tracer_provider=provider)
+    bus.add_service(Echo())
+    for i in range(3):
+        assert bus.execute_command("echo", i).result(timeout=5) == i
+    assert bus.flush_traces(timeout=10)
+    assert len(exporter.get_finished_spans()) == 6
+    assert bus.inspect()["tracing"]["failed"] == 6
