@@ -32,7 +32,7 @@ from ._activity import Activity, error_dict, hex_id
 from ._ctx import current, enter, leave, parent_ids
 from ._heads import _M64, _MNAME, NAME_BITS, EventHeads
 from ._hub_remote import RemoteHops
-from ._jsonval import Encoded, Redactor
+from ._jsonval import ATOMIC_TYPES, Encoded, Redactor
 from ._records import (
     DELIVERY,
     FIRE,
@@ -205,7 +205,11 @@ class Hub(RemoteHops, EventHeads):
                 record.wire = {**(record.wire or {}), "bus.stubbed": True}
                 stubbed = True
             if error is None:
-                frozen = freeze(result, self.json_limit, self.redact)
+                frozen = (
+                    result
+                    if type(result) in ATOMIC_TYPES  # freeze's first test, without the call
+                    else freeze(result, self.json_limit, self.redact)
+                )
                 if self.watchers:  # encoded once, for the span and the activity alike
                     frozen = self._encoded(frozen)
                     result_text = frozen.text
@@ -262,9 +266,11 @@ class Hub(RemoteHops, EventHeads):
         fire: list[Any] | None = None
         if self.sink is not None:
             ctx = current()
-            parent = parent_ids(ctx)
+            parent = extras = None
+            if ctx:  # an empty context has no parent span and no replay mark
+                parent = parent_ids(ctx)
+                extras = replay_extras(ctx) if REPLAY_KEY in ctx else None
             trace_id, parent_id = parent if parent is not None else (_bits(128), 0)
-            extras = replay_extras(ctx) if REPLAY_KEY in ctx else None
             frozen = freeze(args, self.json_limit, self.redact)
             frozen_kw = freeze(kwargs, self.json_limit, self.redact) if kwargs else None
             # The event's head goes with each delivery; the rest waits here
@@ -279,17 +285,9 @@ class Hub(RemoteHops, EventHeads):
                 if index is not None
                 else (trace_id, span_id, name, sent_ns, None)
             )
-            # The head's parts as they were, for event_posted: unpacking the
-            # int would make new ones.
-            fire = [
-                head,
-                parent_id,
-                frozen,
-                frozen_kw,
-                extras,
-                None,
-                (trace_id, span_id, name, sent_ns),
-            ]
+            # The head's parts as they were, for event_posted (unpacking makes new ints).
+            parts = (trace_id, span_id, name, sent_ns)
+            fire = [head, parent_id, frozen, frozen_kw, extras, None, parts]
         if self.watchers:
             if fire is not None:  # encoded once, for the span and the activity alike
                 fire[2] = args_text = self._encoded(fire[2])
@@ -463,8 +461,12 @@ class Hub(RemoteHops, EventHeads):
         self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], service: str
     ) -> CallRecord:
         ctx = current()
-        parent = parent_ids(ctx)
         record = CallRecord()
+        if ctx:  # an empty context has no parent span and no replay mark
+            parent = parent_ids(ctx)
+            record.extras = replay_extras(ctx) if REPLAY_KEY in ctx else None
+        else:
+            parent = record.extras = None
         record.trace_id, record.parent_id = parent if parent is not None else (_bits(128), 0)
         record.client_id = _bits(64)
         record.server_id = _bits(64)
@@ -473,7 +475,6 @@ class Hub(RemoteHops, EventHeads):
         record.service = service
         record.args = freeze(args, self.json_limit, self.redact)
         record.kwargs = freeze(kwargs, self.json_limit, self.redact) if kwargs else None
-        record.extras = replay_extras(ctx) if REPLAY_KEY in ctx else None
         record.hop = record.wire = None
         record.sent_ns = _time_ns()
         return record
