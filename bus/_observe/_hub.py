@@ -8,9 +8,9 @@ the bus (tracing, a watcher or a tap) and stays for the bus's life; with
 none of them left it costs the core one attribute read per piece of work.
 
 What the core carries with the work (its ticket) is, when tracing is on, a
-command's ``CallRecord``, or for an event one immutable head tuple shared by
-all its deliveries ``(trace_id, span_id, name, sent_ns)``; else ``WATCHED``
-when only watchers look; else ``None``. A handler runs in a context of its
+command's ``CallRecord``, or for an event one immutable *head* shared by all
+its deliveries (one packed int, see ``_heads``); else ``WATCHED`` when only
+watchers look; else ``None``. A handler runs in a context of its
 own whose current span is its ``BusSpan``; when the work ends, the record is
 flattened (``_records``) and handed to the trace thread.
 """
@@ -30,8 +30,9 @@ from .._core._ratelog import RateLimitedLog
 from .._core._worker import current_worker
 from ._activity import Activity, error_dict, hex_id
 from ._ctx import current, enter, leave, parent_ids
+from ._heads import _M64, _MNAME, NAME_BITS, EventHeads
 from ._hub_remote import RemoteHops
-from ._jsonval import Encoded, Redactor
+from ._jsonval import ATOMIC_TYPES, Encoded, Redactor
 from ._records import (
     DELIVERY,
     FIRE,
@@ -59,6 +60,7 @@ Tap = Callable[[str, tuple[Any, ...], dict[str, Any]], None]
 
 _bits = random.getrandbits
 _time_ns = time.time_ns
+
 _tls = threading.local()  # per thread: the caller name recorded on its spans
 
 
@@ -86,7 +88,7 @@ def swap_caller(name: str | None) -> str | None:
     return previous
 
 
-class Hub(RemoteHops):
+class Hub(RemoteHops, EventHeads):
     """The ``Observer`` of one bus: tracing, watchers and taps.
 
     Args:
@@ -107,6 +109,7 @@ class Hub(RemoteHops):
         self._watch_log = RateLimitedLog(log)  # a watcher failing on every step logs once a second
         self._seq = itertools.count(1)
         self._lock = threading.Lock()
+        EventHeads.__init__(self)
 
     # -- who listens (any thread) --------------------------------------------
 
@@ -202,7 +205,11 @@ class Hub(RemoteHops):
                 record.wire = {**(record.wire or {}), "bus.stubbed": True}
                 stubbed = True
             if error is None:
-                frozen = freeze(result, self.json_limit, self.redact)
+                frozen = (
+                    result
+                    if type(result) in ATOMIC_TYPES  # freeze's first test, without the call
+                    else freeze(result, self.json_limit, self.redact)
+                )
                 if self.watchers:  # encoded once, for the span and the activity alike
                     frozen = self._encoded(frozen)
                     result_text = frozen.text
@@ -259,15 +266,28 @@ class Hub(RemoteHops):
         fire: list[Any] | None = None
         if self.sink is not None:
             ctx = current()
-            parent = parent_ids(ctx)
+            parent = extras = None
+            if ctx:  # an empty context has no parent span and no replay mark
+                parent = parent_ids(ctx)
+                extras = replay_extras(ctx) if REPLAY_KEY in ctx else None
             trace_id, parent_id = parent if parent is not None else (_bits(128), 0)
-            extras = replay_extras(ctx) if REPLAY_KEY in ctx else None
             frozen = freeze(args, self.json_limit, self.redact)
             frozen_kw = freeze(kwargs, self.json_limit, self.redact) if kwargs else None
             # The event's head goes with each delivery; the rest waits here
             # for event_posted, which flattens it.
-            head = (trace_id, _bits(64), name, _time_ns(), None)
-            fire = [head, parent_id, frozen, frozen_kw, extras, None]
+            span_id = _bits(64)
+            sent_ns = _time_ns()
+            index = self._name_index.get(name)
+            if index is None:
+                index = self.add_name(name)
+            head: Any = (
+                (((trace_id << 64 | span_id) << 64 | sent_ns) << NAME_BITS) | index  # pack_head()
+                if index is not None
+                else (trace_id, span_id, name, sent_ns, None)
+            )
+            # The head's parts as they were, for event_posted (unpacking makes new ints).
+            parts = (trace_id, span_id, name, sent_ns)
+            fire = [head, parent_id, frozen, frozen_kw, extras, None, parts]
         if self.watchers:
             if fire is not None:  # encoded once, for the span and the activity alike
                 fire[2] = args_text = self._encoded(fire[2])
@@ -275,7 +295,7 @@ class Hub(RemoteHops):
             else:
                 args_text = self._encoded(args)
                 kwargs_text = self._encoded(kwargs) if kwargs else None
-            sent: Any = fire[0] if fire is not None else None
+            sent = fire[6] if fire is not None else None
             self._emit(
                 "event",
                 name,
@@ -300,8 +320,8 @@ class Hub(RemoteHops):
         return event  # WATCHED or None
 
     def delivery_refused(self, ticket: Any, handler: Handler, error: BaseException) -> None:
-        if type(ticket) is tuple:  # a CONSUMER span that says why it never ran
-            trace_id, fire_span_id, name, sent_ns, wire = ticket
+        if type(ticket) is int or type(ticket) is tuple:  # a CONSUMER span: why it never ran
+            trace_id, fire_span_id, name, sent_ns, wire = self.head_parts(ticket)
             now = _time_ns()
             self._submit(
                 (
@@ -312,8 +332,9 @@ class Hub(RemoteHops):
 
     def event_posted(self, event: Any) -> None:
         if type(event) is list:
-            head, parent_id, args, kwargs, extras, wire, count = event
-            trace_id, span_id, name, sent_ns, _ = head
+            _, parent_id, args, kwargs, extras, wire, (trace_id, span_id, name, sent_ns), count = (
+                event
+            )
             self._submit(
                 (
                     FIRE, trace_id, parent_id, span_id, name, _caller(), args, kwargs,
@@ -322,9 +343,13 @@ class Hub(RemoteHops):
             )  # fmt: skip
 
     def delivery_started(self, ticket: Any, worker: Worker) -> Any:
-        if type(ticket) is not tuple:
+        kind = type(ticket)
+        if kind is int:
+            span = BusSpan(ticket >> (NAME_BITS + 128), _bits(64))
+        elif kind is tuple:
+            span = BusSpan(ticket[0], _bits(64))
+        else:
             return None
-        span = BusSpan(ticket[0], _bits(64))
         return span, enter(span), _time_ns()
 
     def delivery_ended(
@@ -339,7 +364,14 @@ class Hub(RemoteHops):
     ) -> None:
         if scope is not None:
             span, _, start_ns = scope
-            trace_id, fire_span_id, name, sent_ns, wire = ticket
+            if type(ticket) is int:
+                trace_id = span.trace_id
+                fire_span_id = (ticket >> (NAME_BITS + 64)) & _M64
+                sent_ns = (ticket >> NAME_BITS) & _M64
+                name = self._names[ticket & _MNAME]
+                wire = None
+            else:
+                trace_id, fire_span_id, name, sent_ns, wire = ticket
             self._submit(
                 (
                     DELIVERY, trace_id, fire_span_id, span.span_id, name, handler.name,
@@ -355,11 +387,11 @@ class Hub(RemoteHops):
                 pattern=handler.name,
                 error=error_dict(error) if error is not None else None,
                 duration_ms=round(elapsed * 1000, 3),
-                queued_ms=round((scope[2] - ticket[3]) / 1e6, 3) if scope else None,
+                queued_ms=round((scope[2] - sent_ns) / 1e6, 3) if scope else None,
                 thread=worker.thread_name,
-                trace_id=hex_id(ticket[0], 32) if scope else None,
+                trace_id=hex_id(trace_id, 32) if scope else None,
                 span_id=hex_id(scope[0].span_id, 16) if scope else None,
-                parent_span_id=hex_id(ticket[1], 16) if scope else None,
+                parent_span_id=hex_id(fire_span_id, 16) if scope else None,
             )
 
     # -- a console's holds ------------------------------------------------------------
@@ -395,12 +427,12 @@ class Hub(RemoteHops):
                 ticket.args = freeze(args, self.json_limit, self.redact)
                 ticket.kwargs = freeze(kwargs, self.json_limit, self.redact) if kwargs else None
             return ticket
-        if type(ticket) is tuple:  # a delivery's head, shared with its siblings: a copy
+        if type(ticket) is int or type(ticket) is tuple:  # a delivery's shared head: a copy
             if original is not None:
                 attrs["bus.args"] = self._encoded(args).text
                 if kwargs:
                     attrs["bus.kwargs"] = self._encoded(kwargs).text
-            trace_id, span_id, name, sent_ns, wire = ticket
+            trace_id, span_id, name, sent_ns, wire = self.head_parts(ticket)
             return (trace_id, span_id, name, sent_ns, {**(wire or {}), **attrs})
         return ticket
 
@@ -429,8 +461,12 @@ class Hub(RemoteHops):
         self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], service: str
     ) -> CallRecord:
         ctx = current()
-        parent = parent_ids(ctx)
         record = CallRecord()
+        if ctx:  # an empty context has no parent span and no replay mark
+            parent = parent_ids(ctx)
+            record.extras = replay_extras(ctx) if REPLAY_KEY in ctx else None
+        else:
+            parent = record.extras = None
         record.trace_id, record.parent_id = parent if parent is not None else (_bits(128), 0)
         record.client_id = _bits(64)
         record.server_id = _bits(64)
@@ -439,7 +475,6 @@ class Hub(RemoteHops):
         record.service = service
         record.args = freeze(args, self.json_limit, self.redact)
         record.kwargs = freeze(kwargs, self.json_limit, self.redact) if kwargs else None
-        record.extras = replay_extras(ctx) if REPLAY_KEY in ctx else None
         record.hop = record.wire = None
         record.sent_ns = _time_ns()
         return record

@@ -42,6 +42,8 @@ class RemoteHops:
 
         def _encoded(self, value: Any) -> Encoded: ...
 
+        def head_parts(self, head: Any) -> tuple[int, int, str, int, Any]: ...
+
         def _emit_return(
             self,
             record: CallRecord | None,
@@ -116,8 +118,8 @@ class RemoteHops:
         if type(event) is not list:
             return None
         event[5] = wire
-        head = event[0]
-        return head[0], head[1]
+        trace_id, span_id, _, _ = event[6]
+        return trace_id, span_id
 
     def remote_fired(
         self,
@@ -145,4 +147,4 @@ class RemoteHops:
         frozen = freeze(args, self.json_limit, self.redact)
         frozen_kw = freeze(kwargs, self.json_limit, self.redact) if kwargs else None
         head = (_bits(128), _bits(64), name, _time_ns(), wire)
-        return [head, 0, frozen, frozen_kw, None, wire, len(listeners)]
+        return [head, 0, frozen, frozen_kw, None, wire, head[:4], len(listeners)]

@@ -21,7 +21,6 @@ from ._otlp_file import OtlpJsonFileExporter
 
 __all__ = [
     "batch_queues",
-    "needs_spans",
     "processor_of",
     "resolve_provider",
     "tracing_disabled_by_env",
@@ -122,15 +121,3 @@ def batch_queues(processor: SpanProcessor) -> list[tuple[Sized, int, int]]:
         ):
             found.append((queue, size, batch))
     return found
-
-
-def needs_spans(processor: SpanProcessor | None) -> bool:
-    """Whether ``processor`` has anything to hand SDK spans to.
-
-    A provider of the SDK with no processors (the bus's own, when
-    ``OTEL_TRACES_EXPORTER`` names none) needs none: the ring keeps records.
-    """
-    if processor is None:
-        return False
-    members = getattr(processor, "_span_processors", None)
-    return not (isinstance(members, tuple) and not members)

@@ -3,7 +3,8 @@
 The threads that send and handle work append finished records to a bounded
 buffer; one trace thread per bus drains it in batches, has ``SpanBuilder``
 make SDK ``ReadableSpan`` objects of them, and hands those to the span
-processors of the application's ``TracerProvider`` (or the bus's own) and to
+processors of the application's ``TracerProvider`` (or the bus's own), a
+chunk at a time (``_handoff``), and its records to
 the in-memory ring of recent spans that the console reads. When the buffer
 is full the record is counted as dropped: exporting must never slow the bus
 down, and a drop is never silent (``inspect()["tracing"]["dropped"]``).
@@ -15,7 +16,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Sequence, Sized
 from typing import Any
 
 from opentelemetry import trace
@@ -25,12 +26,14 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from .._core._ratelog import RateLimitedLog
 from .._core._version import VERSION
+from ._handoff import Handoff
 from ._jsonval import Redactor
 from ._otlp_file import OtlpJsonFileExporter
-from ._provider import batch_queues, needs_spans, processor_of
+from ._otlp_lines import OtlpLines
+from ._provider import processor_of
 from ._records import Flat, span_count
 from ._ring import SpanRing
-from ._spans import OtlpLines, SpanBuilder
+from ._spans import SpanBuilder
 
 __all__ = ["TraceSink"]
 
@@ -94,13 +97,9 @@ class TraceSink:
         ring.configure(resource, json_limit=json_limit, redact=redact)
         self._files = list(files)
         # SDK spans only for processors that take them, or a provider not the SDK's.
-        self._sdk = needs_spans(self._processor) or self._processor is None
-        self._batch_queues = batch_queues(self._processor) if self._processor else []
-        # Handed to a batch processor in chunks that leave it a whole export
-        # batch of room: while the trace thread waits for room, the queue
-        # holds at least a batch, so the processor's worker is awake.
-        self._chunk = min((size - batch for _, size, batch in self._batch_queues), default=0)
-        self._chunk = max(self._chunk, 1)
+        self._handoff = (
+            Handoff(self._processor, self._processor_failed) if self._processor else None
+        )
         self._ring = ring
         self._buffer: deque[Flat] = deque()
         self._capacity = capacity
@@ -267,13 +266,15 @@ class TraceSink:
             if self._waiting:
                 with self._space:
                     self._space.notify_all()
-            made = batch
-            if self._sdk:
-                made = self._export(batch)
+            made, count = batch, -1
+            if self._handoff is None or self._handoff.wanted():
+                made, count = self._export(batch)
             if self._files:
-                made = self._write(batch)
+                made, count = self._write(batch)
             self._ring.add(made)
-            self.exported += sum(map(span_count, made))
+            # The spans the last maker made (counted as it made them), or
+            # those of the records, for the ring alone.
+            self.exported += count if count >= 0 else sum(map(span_count, made))
             with self._idle:
                 self._done += len(batch)
                 self._in_flight = 0
@@ -281,51 +282,33 @@ class TraceSink:
         with self._idle:
             self._idle.notify_all()
 
-    def _export(self, batch: list[Flat]) -> list[Flat]:
-        """Hand SDK spans of ``batch`` to the processors; the records they were made of."""
+    def _build_failed(self, record: Flat, exc: Exception) -> None:
+        self.failed += 1
+        self._build_log.error("could not build the span of %r", record, exc=exc)
+
+    def _export(self, batch: list[Flat]) -> tuple[list[Flat], int]:
+        """Hand SDK spans of ``batch`` to the processors; the records made, and their spans."""
         spans: list[ReadableSpan] = []
-        made: list[Flat] = []
-        for record in batch:
-            try:
-                self._builder.build(record, spans)
-            except Exception as exc:
-                self.failed += 1
-                self._build_log.error("could not build the span of %r", record, exc=exc)
+        made = self._builder.build_many(batch, spans, self._build_failed)
+        handoff = self._handoff
+        if handoff is not None:
+            step = handoff.chunk if self.waits and handoff.queues else len(spans)
+            if step >= len(spans):
+                handoff.hand(spans)
             else:
-                made.append(record)
-        if self._processor is not None:
-            on_end = self._processor.on_end
-            step = self._chunk if self.waits and self._batch_queues else len(spans)
-            for start in range(0, len(spans), max(step, 1)):
-                chunk = spans[start : start + step]
-                if step < len(spans):
-                    self._wait_for_processor_room(len(chunk))
-                for span in chunk:
-                    try:
-                        on_end(span)
-                    except Exception as exc:
-                        self.failed += 1
-                        self._export_log.error("a span processor failed", exc=exc)
+                for start in range(0, len(spans), step):
+                    chunk = spans[start : start + step]
+                    self._wait_for_processor_room(handoff.queues, len(chunk))
+                    handoff.hand(chunk)
         else:
             for span in spans:
                 self._replay_through_tracer(span)
-        return made
+        return made, len(spans)
 
-    def _write(self, batch: list[Flat]) -> list[Flat]:
+    def _write(self, batch: list[Flat]) -> tuple[list[Flat], int]:
         """Write ``batch`` to the trace files as OTLP JSON made straight from it."""
-        made: list[Flat] = []
         spans: list[str] = []
-        build = self._lines.build
-        for record in batch:
-            mark = len(spans)
-            try:
-                build(record, spans)
-            except Exception as exc:  # a record that cannot be made is left out
-                del spans[mark:]
-                self.failed += 1
-                self._build_log.error("could not build the span of %r", record, exc=exc)
-            else:
-                made.append(record)
+        made = self._lines.build_many(batch, spans, self._build_failed)
         if made:
             line = self._lines.line(spans)
             for exporter in self._files:
@@ -335,9 +318,13 @@ class TraceSink:
                         "could not write spans to a trace file",
                         exc=OSError(f"{exporter!r} refused {len(made)} records"),
                     )
-        return made
+        return made, len(spans)
 
-    def _wait_for_processor_room(self, count: int) -> None:
+    def _processor_failed(self, exc: Exception) -> None:
+        self.failed += 1
+        self._export_log.error("a span processor failed", exc=exc)
+
+    def _wait_for_processor_room(self, queues: list[tuple[Sized, int, int]], count: int) -> None:
         """Let a ``BatchSpanProcessor`` export before handing it ``count`` more spans.
 
         It would drop the oldest of a full queue; in ``"wait"`` mode the trace
@@ -346,7 +333,7 @@ class TraceSink:
         """
         deadline = time.monotonic() + self._wait_limit
         pause = 0.0001
-        for queue, size, _ in self._batch_queues:
+        for queue, size, _ in queues:
             while len(queue) + count > size and time.monotonic() < deadline:
                 time.sleep(pause)
                 pause = min(pause * 2, 0.005)

@@ -8,8 +8,9 @@ parts into what a consumer needs:
 
 - ``SpanBuilder`` makes ``ReadableSpan`` objects, for an application's span
   processors (and ``bus.spans.spans()``);
-- ``OtlpSpans`` makes OTLP JSON span objects directly, for the console, the
-  ring and the bus's own trace files, with no SDK object in between.
+- ``OtlpSpans`` makes OTLP JSON span objects directly, for the console and
+  the ring, with no SDK object in between; ``OtlpLines`` (``_otlp_lines``)
+  makes their text, for the bus's own trace files.
 
 Both run on the trace thread (or wherever the console reads the ring). The
 attributes that depend only on the name and the services are made once per
@@ -18,17 +19,15 @@ such combination and copied.
 
 from __future__ import annotations
 
-import json
-import math
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace import Link, SpanContext, SpanKind
 from opentelemetry.trace.status import Status, StatusCode
 from opentelemetry.util import types
 
@@ -37,24 +36,24 @@ from ._jsonval import Encoded, Redactor, atom_json, atoms_json
 from ._otlp import encode_attributes, encode_event, encode_link, encode_resource
 from ._records import CALL, DELIVERY, FIRE, Extras, Flat, encoded_text, span_context
 
-__all__ = ["SCOPE", "OtlpLines", "OtlpSpans", "SpanBuilder"]
+__all__ = ["SCOPE", "Attrs", "EventParts", "OtlpSpans", "SpanBuilder"]
 
 SCOPE = InstrumentationScope("bus", VERSION)
 _OK = Status(StatusCode.UNSET)
+_SHORT_INT = 1 << 64  # an int whose decimal text is never refused (sys.set_int_max_str_digits)
 _CLIENT, _SERVER = SpanKind.CLIENT, SpanKind.SERVER
 _PRODUCER, _CONSUMER = SpanKind.PRODUCER, SpanKind.CONSUMER
 _TEMPLATES_MAX = 4096  # distinct (name, service...) combinations remembered
 _FLAGS = 0x101  # sampled, and "has is-remote" (the parent is local)
-# OTLP counts kinds from UNSPECIFIED = 0; an enum's .value is a slow property.
-_OTLP_KIND = {kind: kind.value + 1 for kind in SpanKind}
+# OTLP counts kinds from UNSPECIFIED = 0. Keyed by the member's name: an
+# enum's .value is a slow property, and hashing a member calls Python code.
+_OTLP_KIND = {kind._name_: kind.value + 1 for kind in SpanKind}
 
-# JSON as the trace files write it: compact, not ASCII-escaped.
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-_string: Any = json.encoder.encode_basestring
-_BOOL = {True: "true", False: "false"}
 
 Attrs = dict[str, types.AttributeValue]
 EventParts = list[tuple[str, Attrs, int]]
+Outcome = tuple[EventParts | None, Sequence[Link], str | None]
+_NOTHING: Outcome = (None, (), None)  # no events, links or error: most spans
 
 
 def _exception_attributes(error: BaseException, tb: TracebackType | None) -> Attrs:
@@ -76,11 +75,36 @@ class _Spans:
         self._limit = json_limit
         self._redact = redact
         self._templates: dict[tuple[Any, ...], Attrs] = {}
+        # The key of the template whose attributes, unchanged and in order,
+        # begin those of the span being made; None once an annotation or a
+        # transport's attribute may have replaced one (for OtlpLines).
+        self._base: tuple[Any, ...] | None = None
         self._makers = {CALL: self._call, FIRE: self._fire, DELIVERY: self._delivery}
 
     def build(self, record: Flat, out: list[Any]) -> None:
         """Append the spans of ``record`` to ``out``."""
         self._makers[record[0]](record, out)
+
+    def build_many(
+        self, records: list[Flat], out: list[Any], failed: Callable[[Flat, Exception], None]
+    ) -> list[Flat]:
+        """Append the spans of each record to ``out``; the records whose spans were made.
+
+        A record that cannot be made is left out, with none of its spans,
+        and given to ``failed`` with the exception.
+        """
+        makers = self._makers
+        made: list[Flat] = []
+        for record in records:
+            mark = len(out)
+            try:
+                makers[record[0]](record, out)
+            except Exception as exc:
+                del out[mark:]
+                failed(record, exc)
+            else:
+                made.append(record)
+        return made
 
     def _span(
         self,
@@ -100,19 +124,21 @@ class _Spans:
         """Append one span; ``error`` is the status description of a failure."""
         raise NotImplementedError
 
-    def _template(self, key: tuple[Any, ...], make: Any) -> Attrs:
+    def _remember(self, key: tuple[Any, ...], attrs: Attrs) -> Attrs:
+        """Keep ``attrs`` as the template of ``key``; a copy of it to fill in."""
         templates = self._templates
-        found = templates.get(key)
-        if found is None:
-            if len(templates) >= _TEMPLATES_MAX:
-                templates.clear()
-            found = templates[key] = make()
-        return dict(found)
+        if len(templates) >= _TEMPLATES_MAX:
+            templates.clear()
+        templates[key] = attrs
+        return dict(attrs)
 
     def _put_json(self, attrs: Attrs, key: str, value: Any) -> None:
         """Set ``attrs[key]`` to the JSON of a value kept by ``freeze``, with its markers."""
         kind = type(value)
-        if kind is tuple:
+        text: str | None
+        if kind is int and -_SHORT_INT < value < _SHORT_INT:  # most results: no call
+            text = int.__repr__(value)
+        elif kind is tuple:
             text = atoms_json(value)
         elif kind is Encoded:
             text = None
@@ -128,20 +154,21 @@ class _Spans:
         if encoded.lossy:
             attrs[key + ".lossy"] = True
 
-    @staticmethod
     def _outcome(
+        self,
         attrs: Attrs,
         extras: Extras | None,
         error: BaseException | None,
         tb: TracebackType | None,
         end_ns: int,
-    ) -> tuple[EventParts | None, Sequence[Link], str | None]:
+    ) -> Outcome:
         """Fold annotations and the error into ``attrs``: (events, links, error status)."""
         if extras is None and error is None:
             return None, (), None
         annotations, recorded, links = extras if extras is not None else (None, None, None)
         if annotations:
             attrs.update(annotations)
+            self._base = None
         events = list(recorded) if recorded else None
         if error is None:
             return events, links or (), None
@@ -157,20 +184,26 @@ class _Spans:
             sent_ns, handled_ns, end_ns, thread, result, error, tb, status_message, extras,
             hop, wire,
         ) = r  # fmt: skip
-        client = self._template(
-            (CALL, name, service, caller),
-            lambda: {
-                "rpc.system.name": "bus",
-                "rpc.method": name,
-                "bus.service": service,
-                "bus.caller": caller,
-            },
-        )
+        key = self._base = (CALL, name, service, caller)
+        found = self._templates.get(key)
+        if found is not None:
+            client = dict(found)
+        else:
+            client = self._remember(
+                key,
+                {
+                    "rpc.system.name": "bus",
+                    "rpc.method": name,
+                    "bus.service": service,
+                    "bus.caller": caller,
+                },
+            )
         self._put_json(client, "bus.args", args)
         if kwargs:
             self._put_json(client, "bus.kwargs", kwargs)
         if wire:
             client.update(wire)
+            self._base = None
         if status_message is not None:  # never ran: cancelled, or failed at close
             client["error.type"] = status_message.split(":", 1)[0]
             if hop == "server":  # refused here: the caller's CLIENT span is its parent
@@ -200,7 +233,11 @@ class _Spans:
             self._put_json(server, "bus.result", result)
         else:
             client["error.type"] = type(error).__qualname__
-        events, links, failure = self._outcome(server, extras, error, tb, end_ns)
+        events, links, failure = (
+            _NOTHING
+            if extras is None and error is None
+            else self._outcome(server, extras, error, tb, end_ns)
+        )
         if hop == "server":  # called from another process: its CLIENT span is the parent
             self._span(
                 out, name, trace_id, server_id, parent_id, _SERVER, server, events, links,
@@ -221,15 +258,20 @@ class _Spans:
             _, trace_id, parent_id, span_id, name, caller, args, kwargs, sent_ns, end_ns,
             listeners, extras, wire,
         ) = r  # fmt: skip
-        attrs = self._template(
-            (FIRE, name),
-            lambda: {
-                "messaging.system": "bus",
-                "messaging.operation.type": "send",
-                "messaging.operation.name": "send",
-                "messaging.destination.name": name,
-            },
-        )
+        key = self._base = (FIRE, name)
+        found = self._templates.get(key)
+        if found is not None:
+            attrs = dict(found)
+        else:
+            attrs = self._remember(
+                key,
+                {
+                    "messaging.system": "bus",
+                    "messaging.operation.type": "send",
+                    "messaging.operation.name": "send",
+                    "messaging.destination.name": name,
+                },
+            )
         attrs["bus.caller"] = caller
         attrs["bus.listeners"] = listeners
         self._put_json(attrs, "bus.args", args)
@@ -239,9 +281,11 @@ class _Spans:
         if extras is not None:
             if extras[0]:
                 attrs.update(extras[0])
+                self._base = None
             links = extras[2] or ()
         if wire:
             attrs.update(wire)
+            self._base = None
         self._span(
             out, f"send {name}", trace_id, span_id, parent_id, _PRODUCER, attrs, None, links,
             None, sent_ns, end_ns,
@@ -252,23 +296,33 @@ class _Spans:
             _, trace_id, fire_span_id, span_id, name, pattern, service, fire_sent_ns,
             start_ns, end_ns, thread, error, tb, extras, wire,
         ) = r  # fmt: skip
-        attrs = self._template(
-            (DELIVERY, name, pattern, service),
-            lambda: {
-                "messaging.system": "bus",
-                "messaging.operation.type": "process",
-                "messaging.operation.name": "process",
-                "messaging.destination.name": name,
-                "bus.service": service,
-                "bus.listener.pattern": pattern,
-            },
-        )
+        key = self._base = (DELIVERY, name, pattern, service)
+        found = self._templates.get(key)
+        if found is not None:
+            attrs = dict(found)
+        else:
+            attrs = self._remember(
+                key,
+                {
+                    "messaging.system": "bus",
+                    "messaging.operation.type": "process",
+                    "messaging.operation.name": "process",
+                    "messaging.destination.name": name,
+                    "bus.service": service,
+                    "bus.listener.pattern": pattern,
+                },
+            )
         attrs["bus.queued_ms"] = (start_ns - fire_sent_ns) / 1e6
         if thread:  # none for a delivery the mailbox refused
             attrs["thread.name"] = thread
         if wire:
             attrs.update(wire)
-        events, links, failure = self._outcome(attrs, extras, error, tb, end_ns)
+            self._base = None
+        events, links, failure = (
+            _NOTHING
+            if extras is None and error is None
+            else self._outcome(attrs, extras, error, tb, end_ns)
+        )
         self._span(
             out, f"process {name}", trace_id, span_id, fire_span_id, _CONSUMER, attrs, events,
             links, failure, start_ns, end_ns,
@@ -283,6 +337,11 @@ class SpanBuilder(_Spans):
         json_limit: the most characters of JSON per argument list or result.
         redact: the redaction hook for keyword arguments and dict entries.
     """
+
+    def __init__(self, resource: Resource, *, json_limit: int, redact: Redactor | None) -> None:
+        super().__init__(resource, json_limit=json_limit, redact=redact)
+        # The last span made: (trace id, span id, its context).
+        self._last: tuple[int, int, SpanContext | None] = (0, 0, None)
 
     def _span(
         self,
@@ -299,11 +358,23 @@ class SpanBuilder(_Spans):
         start_ns: int,
         end_ns: int,
     ) -> None:
+        context = span_context(trace_id, span_id)
+        parent = None
+        if parent_id:
+            # A SERVER span's parent is the CLIENT span made just before it:
+            # share its context, as the SDK shares a parent's. One tuple, so
+            # a reader on another thread (the ring's) sees a consistent one.
+            last_trace, last_id, last = self._last
+            if parent_id == last_id and trace_id == last_trace:
+                parent = last
+            else:
+                parent = span_context(trace_id, parent_id)
+        self._last = (trace_id, span_id, context)
         out.append(
             ReadableSpan(
                 name,
-                span_context(trace_id, span_id),
-                span_context(trace_id, parent_id) if parent_id else None,
+                context,
+                parent,
                 self._resource,
                 attrs,
                 [Event(n, a, t) for n, a, t in events] if events else (),
@@ -373,7 +444,7 @@ class OtlpSpans(_Spans):
             span["parentSpanId"] = f"{parent_id:016x}"
         span["flags"] = _FLAGS
         span["name"] = name
-        span["kind"] = _OTLP_KIND[kind]
+        span["kind"] = _OTLP_KIND[kind._name_]
         span["startTimeUnixNano"] = str(start_ns)
         span["endTimeUnixNano"] = str(end_ns)
         if attrs:
@@ -384,89 +455,3 @@ class OtlpSpans(_Spans):
             span["links"] = [encode_link(link) for link in links]
         span["status"] = {} if error is None else {"code": 2, "message": error}
         out.append(span)
-
-
-class OtlpLines(OtlpSpans):
-    """Makes the spans of flat records as OTLP JSON *text*: the lines of trace files.
-
-    ``line(spans)`` is exactly ``json.dumps(traces_data(records),
-    separators=(",", ":"), ensure_ascii=False)`` for the same records, made
-    without the dicts in between: building and walking a dozen small dicts
-    per span, and collecting them, cost several times what the text does.
-    The attributes a name and its services always carry are encoded once
-    and remembered.
-    """
-
-    def __init__(self, resource: Resource, *, json_limit: int, redact: Redactor | None) -> None:
-        super().__init__(resource, json_limit=json_limit, redact=redact)
-        self._known: dict[tuple[str, str], str] = {}
-        self._prefix = (
-            '{"resourceSpans":[{"resource":'
-            + _dumps(self._head["resource"])
-            + ',"scopeSpans":[{"scope":'
-            + _dumps(self._head["scope"])
-            + ',"spans":['
-        )
-
-    def line(self, spans: list[str]) -> str:
-        """Spans made by ``build`` as one ``TracesData`` JSON line (no newline)."""
-        if not spans:
-            return '{"resourceSpans":[]}'
-        return self._prefix + ",".join(spans) + "]}]}]}"
-
-    def _span(
-        self,
-        out: list[Any],
-        name: str,
-        trace_id: int,
-        span_id: int,
-        parent_id: int,
-        kind: SpanKind,
-        attrs: Attrs,
-        events: EventParts | None,
-        links: Sequence[Link],
-        error: str | None,
-        start_ns: int,
-        end_ns: int,
-    ) -> None:
-        parent = f',"parentSpanId":"{parent_id:016x}"' if parent_id else ""
-        text = (
-            f'{{"traceId":"{trace_id:032x}","spanId":"{span_id:016x}"{parent},"flags":{_FLAGS},'
-            f'"name":{_string(name)},"kind":{_OTLP_KIND[kind]},'
-            f'"startTimeUnixNano":"{start_ns}","endTimeUnixNano":"{end_ns}"'
-        )
-        if attrs:
-            text += f',"attributes":[{self._attributes(attrs)}]'
-        if events:
-            text += ',"events":' + _dumps([encode_event(n, a, t) for n, a, t in events])
-        if links:
-            text += ',"links":' + _dumps([encode_link(link) for link in links])
-        if error is None:
-            out.append(text + ',"status":{}}')
-        else:
-            out.append(f'{text},"status":{{"code":2,"message":{_string(error)}}}}}')
-
-    def _attributes(self, attrs: Attrs) -> str:
-        known = self._known
-        string = _string
-        parts = []
-        value: Any
-        for key, value in attrs.items():
-            kind = type(value)
-            if kind is str:
-                text = known.get((key, value))
-                if text is None:
-                    if len(known) >= _TEMPLATES_MAX:
-                        known.clear()
-                    text = f'{{"key":{string(key)},"value":{{"stringValue":{string(value)}}}}}'
-                    known[key, value] = text
-            elif kind is int:
-                text = f'{{"key":{string(key)},"value":{{"intValue":"{value}"}}}}'
-            elif kind is float and math.isfinite(value):
-                text = f'{{"key":{string(key)},"value":{{"doubleValue":{value!r}}}}}'
-            elif kind is bool:
-                text = f'{{"key":{string(key)},"value":{{"boolValue":{_BOOL[value]}}}}}'
-            else:  # sequences, non-finite floats, anything: as the dict maker encodes them
-                text = _dumps(encode_attributes({key: value})[0])
-            parts.append(text)
-        return ",".join(parts)

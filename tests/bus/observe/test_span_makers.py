@@ -16,7 +16,7 @@ import pytest
 from opentelemetry import trace
 
 from bus import Bus, Service, command, listener
-from bus._observe._spans import OtlpLines
+from bus._observe._otlp_lines import OtlpLines
 from bus.otlp import encode_spans
 from bus.replay import replaying
 from bus.testing import wait_idle
