@@ -14,6 +14,8 @@ __all__ = [
     "ServiceFailedError",
     "ServiceUnavailableError",
     "TransportError",
+    "error_message",
+    "error_text",
 ]
 
 
@@ -223,3 +225,21 @@ class TransportError(BusError, ConnectionError):
     The server is not there, refuses the connection, or the URL is not one.
     The message is one line and says which server; nothing is left running.
     """
+
+
+def error_message(error: BaseException) -> str:
+    """``str(error)``, or a stand-in when that raises or is not text.
+
+    A handler's exception is shown, counted and traced whatever its
+    ``__str__`` does; a broken one must not take the service down with it.
+    """
+    try:
+        text = str(error)
+    except Exception:  # a hostile __str__: say so, as traceback does
+        return "<exception str() failed>"
+    return text
+
+
+def error_text(error: BaseException) -> str:
+    """``"TypeName: message"``, the way the bus shows an exception in one line."""
+    return f"{type(error).__name__}: {error_message(error)}"

@@ -18,7 +18,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._errors import BusError
+from ._errors import BusError, error_message
 
 if TYPE_CHECKING:
     from pydantic import TypeAdapter
@@ -159,7 +159,7 @@ def resolve(annotation: Any, namespace: dict[str, Any]) -> tuple[Any, str | None
 
 
 def first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+    text = error_message(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 

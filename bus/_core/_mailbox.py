@@ -22,7 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import CancelledError
 from typing import TYPE_CHECKING, Any
 
-from ._errors import BusClosedError, BusError, MailboxFullError, ServiceFailedError
+from ._errors import BusClosedError, BusError, MailboxFullError, ServiceFailedError, error_text
 from ._ratelog import RateLimitedLog
 from ._worker import STOP, TASK, Ledger, Worker
 
@@ -138,7 +138,7 @@ class Mailbox:
             self.state = "failed"
             if first:
                 self.error = error
-                self.failure_reason = f"{how} {type(error).__name__}: {error}"
+                self.failure_reason = f"{how} {error_text(error)}"
             self.accepting = False
         return first
 

@@ -22,6 +22,8 @@ import time
 from collections import deque
 from typing import Any
 
+from ._errors import error_text
+
 __all__ = ["HandlerStats", "count_value", "percentile"]
 
 LATENCY_SAMPLES = 1024
@@ -99,7 +101,7 @@ class HandlerStats:
         if error is not None:
             with self._rare:
                 self.errors += 1
-                self.last_error = f"{type(error).__name__}: {error}"
+                self.last_error = error_text(error)
                 self.last_error_at = time.time()
 
     def skip(self, *, cancelled: bool) -> None:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import context as otel_context
 
 from .._core._contract import convert_arguments
-from .._core._errors import BusClosedError, DeadlockError
+from .._core._errors import BusClosedError, DeadlockError, error_text
 from .._core._future import CommandFuture
 from .._core._patterns import pattern_matches
 from .._core._ratelog import RateLimitedLog
@@ -241,7 +241,7 @@ class Serving:
         """Send an error reply; ``code`` is NATS micro's (400: the request, 500: the handler)."""
         origin = self.link.label
         body = wire.encode({"error": wire.error_body(error, origin)})
-        message = f"{type(error).__name__}: {error}".splitlines()[0][:1000]
+        message = error_text(error).splitlines()[0][:1000]
         headers = {"Nats-Service-Error": message, "Nats-Service-Error-Code": code}
         self.link.loop.publish(reply, body, "", headers)
 

@@ -41,7 +41,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from .._core._contract import InvalidArgumentError, Problem
-from .._core._errors import RemoteError
+from .._core._errors import RemoteError, error_message
 from .._core._hints import adapter_for, namespace_of, resolve
 from .._observe._jsonval import json_ready
 
@@ -209,7 +209,7 @@ def error_body(error: BaseException, origin: str) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": cls.__qualname__,
         "module": cls.__module__,
-        "message": str(error),
+        "message": error_message(error),
         "traceback": "".join(traceback.format_exception(error)),
         "origin": origin,
     }

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from .._core._context import hex_id
+from .._core._errors import error_message
 
 __all__ = ["Activity", "ActivityKind", "error_dict", "hex_id"]
 
@@ -84,4 +85,4 @@ class Activity:
 
 def error_dict(error: BaseException) -> dict[str, str]:
     """An error as an activity's ``error`` field: its type and message."""
-    return {"type": type(error).__qualname__, "message": str(error)}
+    return {"type": type(error).__qualname__, "message": error_message(error)}

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .._core._errors import error_text
 from .._core._ratelog import RateLimitedLog
 from .._core._worker import current_worker
 from ._activity import Activity, error_dict, hex_id
@@ -165,7 +166,7 @@ class Hub(RemoteHops, EventHeads):
         if record is not None:
             record.handled_ns = end_ns = _time_ns()
             record.thread = ""
-            message = f"{type(error).__name__}: {error}"
+            message = error_text(error)
             self._submit(record.flat(end_ns, None, None, None, message))
         if self.watchers:
             self._emit_return(record, handler, None, error_dict(error), 0.0, None)

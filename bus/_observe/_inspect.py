@@ -12,6 +12,7 @@ from typing import Any
 
 from .._core import _accel
 from .._core._bus import BusCore
+from .._core._errors import error_text
 from .._core._runtime import Runtime
 from .._core._worker import Worker
 
@@ -108,8 +109,6 @@ def _describe_runtime(
         "failed": failed,
         "rejected": runtime.rejected,
         "dropped": runtime.dropped,
-        "error": None
-        if runtime.error is None
-        else f"{type(runtime.error).__name__}: {runtime.error}",
+        "error": None if runtime.error is None else error_text(runtime.error),
     }
     return entry, hung

@@ -31,6 +31,7 @@ from opentelemetry.trace import Link, SpanContext, SpanKind
 from opentelemetry.trace.status import Status, StatusCode
 from opentelemetry.util import types
 
+from .._core._errors import error_message, error_text
 from .._core._version import VERSION
 from ._jsonval import Encoded, Redactor, atom_json, atoms_json
 from ._otlp import encode_attributes, encode_event, encode_link, encode_resource
@@ -61,7 +62,7 @@ def _exception_attributes(error: BaseException, tb: TracebackType | None) -> Att
     # re-raised the same exception object and prepended its own frames.
     return {
         "exception.type": type(error).__qualname__,
-        "exception.message": str(error),
+        "exception.message": error_message(error),
         "exception.stacktrace": "".join(traceback.format_exception(type(error), error, tb)),
         "exception.escaped": True,
     }
@@ -176,7 +177,7 @@ class _Spans:
         if events is None:
             events = []
         events.append(("exception", _exception_attributes(error, tb), end_ns))
-        return events, links or (), f"{type(error).__name__}: {error}"
+        return events, links or (), error_text(error)
 
     def _call(self, r: Flat, out: list[Any]) -> None:
         (

@@ -20,6 +20,8 @@ from .._core._errors import (
     DroppedByConsoleError,
     MailboxFullError,
     ServiceFailedError,
+    error_message,
+    error_text,
 )
 from .._observe._jsonval import json_ready
 from . import protocol
@@ -63,7 +65,7 @@ class RpcError(Exception):
 
 def described(exc: BaseException, **extra: Any) -> dict[str, Any]:
     """The ``data`` of an error reply: the exception's type and message, and ``extra``."""
-    return {"type": type(exc).__qualname__, "message": str(exc), **extra}
+    return {"type": type(exc).__qualname__, "message": error_message(exc), **extra}
 
 
 def traceback_text(exc: BaseException) -> str:
@@ -95,7 +97,7 @@ def error_reply(exc: BaseException) -> RpcError:
         return RpcError(ErrorCode.DEADLOCK, str(exc), described(exc, cycle=exc.cycle))
     return RpcError(
         ErrorCode.INTERNAL_ERROR,
-        f"internal error: {type(exc).__name__}: {exc}",
+        f"internal error: {error_text(exc)}",
         described(exc, traceback=traceback_text(exc)),
     )
 
@@ -143,5 +145,5 @@ def handler_error(exc: BaseException) -> RpcError:
         return service_failed(exc)
     if isinstance(exc, InvalidArgumentError):  # refused by a handler's own process (NATS)
         return invalid_argument(exc)
-    message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    message = error_text(exc) if error_message(exc) else type(exc).__name__
     return RpcError(ErrorCode.HANDLER_ERROR, message, described(exc, traceback=traceback_text(exc)))

@@ -44,9 +44,20 @@ class Lights(Service):
         time.sleep(seconds)
         return seconds
 
+    @command("unprintable")
+    def unprintable(self) -> None:
+        raise Unprintable()
+
     @listener("lights.*")
     def on_lights(self, *args: Any, **kwargs: Any) -> None:
         self.seen += 1
+
+
+class Unprintable(Exception):
+    """An exception whose ``str()`` raises."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no text for you")
 
 
 @pytest.fixture
@@ -73,6 +84,16 @@ def limited(served: Bus, monkeypatch: pytest.MonkeyPatch, **limits: float) -> An
     for name, value in limits.items():
         monkeypatch.setattr(server, name, value)
     return server
+
+
+def test_a_handler_error_without_text_is_answered_and_the_connection_lives(served: Bus) -> None:
+    with LineClient(address(served)) as c:
+        error = c.error("execute", {"name": "unprintable"})
+        assert error["message"] == "Unprintable: <exception str() failed>"
+        assert error["data"]["type"] == "Unprintable"
+        assert error["data"]["message"] == "<exception str() failed>"
+        assert "Traceback" in error["data"]["traceback"]
+        assert c.call("execute", {"name": "echo", "args": [1]})["result"] == {"value": 1}
 
 
 # -- slow readers -------------------------------------------------------------------------------

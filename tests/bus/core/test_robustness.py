@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 
 from bus import Activity, Bus, BusClosedError, Service, ServiceFailedError, command, listener
 from bus._core._stats import HandlerStats
@@ -121,6 +121,56 @@ def test_unencodable_arguments_do_not_make_the_verbs_raise(
     assert "$unencodable" in (events[1].kwargs or "")
     assert b.flush_traces(timeout=10)
     assert b.inspect()["tracing"].get("failed", 0) == 0
+
+
+class Unprintable(Exception):
+    """An exception whose ``str()`` raises: a handler may raise one."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no text for you")
+
+
+class Raising(Service):
+    name = "raising"
+
+    @command("unprintable")
+    def unprintable(self) -> None:
+        raise Unprintable()
+
+    @listener("unprintable")
+    def on_unprintable(self) -> None:
+        raise Unprintable()
+
+
+@pytest.mark.parametrize("traced", [False, True], ids=["untraced", "traced"])
+def test_an_exception_whose_str_raises_is_reported_and_the_service_lives_on(
+    make_bus: Callable[..., Bus],
+    tracer_provider: TracerProvider,
+    finished_spans: Spans,
+    mode: str,
+    traced: bool,
+) -> None:
+    # Its text was made with f"{error}" in the statistics: the service's
+    # thread died of the RuntimeError, and every later call failed.
+    b = make_bus(tracer_provider=tracer_provider) if traced else make_bus(tracing=False)
+    seen: list[Activity] = []
+    b.watch(seen.append)
+    b.add_service(Raising())
+    with pytest.raises(Unprintable):
+        b.execute_command("unprintable").result(timeout=5)
+    b.fire_event("unprintable")
+    wait_idle(b)
+    assert b.inspect()["services"][0]["state"] == "running"
+    with pytest.raises(Unprintable):  # served again: the thread lives
+        b.execute_command("unprintable").result(timeout=5)
+    [entry] = [c for c in b.inspect()["commands"] if c["name"] == "unprintable"]
+    assert (entry["errors"], entry["last_error"]) == (2, "Unprintable: <exception str() failed>")
+    errors = [a.error for a in seen if a.error is not None]
+    assert errors == [{"type": "Unprintable", "message": "<exception str() failed>"}] * 3
+    if traced:
+        failed = [s for s in finished_spans(b) if s.status.description]
+        assert {s.status.description for s in failed} == {"Unprintable: <exception str() failed>"}
+        assert len(failed) == 5  # two calls (CLIENT and SERVER) and a delivery
 
 
 def test_a_service_whose_thread_dies_is_failed_and_fails_its_work_at_once(

@@ -39,6 +39,8 @@ class Greeter(Service):
             raise HostOnlyError("made here")
         if kind == "json":
             json.loads("{oops")
+        if kind == "unprintable":
+            raise UnprintableError()
         raise ValueError(kind)
 
     @command("greeter.sleep")
@@ -76,6 +78,13 @@ class Card:
 
 class HostOnlyError(Exception):
     """An exception type the test process has not imported."""
+
+
+class UnprintableError(Exception):
+    """An exception whose ``str()`` raises."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no text for you")
 
 
 class B(Service):

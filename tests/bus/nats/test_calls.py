@@ -122,6 +122,18 @@ def test_an_error_type_not_imported_here_comes_back_as_a_remote_error(
     assert "greeter.fail" not in stats  # the caller lists only its own commands
 
 
+def test_an_error_whose_str_raises_comes_back_and_the_service_serves_on(
+    nats_bus: Callable[..., Bus], greeter: Host
+) -> None:
+    bus = nats_bus()
+    assert bus.wait_for_command("greeter.fail", 5)
+    with pytest.raises(RemoteError) as caught:
+        bus.execute_command("greeter.fail", "unprintable").result(timeout=5)
+    assert caught.value.type_name == "__main__.UnprintableError"
+    assert caught.value.message == "<exception str() failed>"
+    assert bus.execute_command("greet", "Ada").result(timeout=5) == "Hello, Ada!"
+
+
 def test_a_call_past_its_deadline_fails_with_service_unavailable(
     nats_bus: Callable[..., Bus], greeter: Host
 ) -> None:
