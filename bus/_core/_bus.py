@@ -36,6 +36,12 @@ from ._worker import Ledger, current_worker
 
 __all__ = ["MAX_THREADS", "BusCore", "check_int"]
 
+#: The keyword arguments of every item sent without any: one dict, never
+#: changed, rather than an empty one per item (64 B of each queued event).
+#: Nothing writes to an item's kwargs: a handler is called with a copy
+#: (``**kwargs``), ``current_event()`` copies it, and holds edit copies.
+NO_KWARGS: dict[str, Any] = {}
+
 log = logging.getLogger("bus")
 
 
@@ -181,6 +187,8 @@ class BusCore(Lifecycle):
             self._refuse()
         handler = self.router.command(name)
         handler.binder.check(args, kwargs)
+        if not kwargs:
+            kwargs = NO_KWARGS
         future = CommandFuture(handler, self._waits)
         observer = self.observer
         ticket = None if observer is None else observer.call_sent(handler, args, kwargs)
@@ -269,6 +277,8 @@ class BusCore(Lifecycle):
         # listener. Everything else goes through the seams (Router methods,
         # Destination.post); tests/bus/test_layers.py holds the runtime to it.
         listeners = self.router._routes.get(name) if type(name) is str else None
+        if not kwargs:
+            kwargs = NO_KWARGS  # one dict for every item without: see NO_KWARGS
         if listeners is None:  # not seen since the listeners last changed
             listeners = self.router.listeners_for(name)
         observer = self.observer

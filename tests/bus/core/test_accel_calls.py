@@ -29,7 +29,7 @@ from bus import (
     MailboxFullError,
 )
 from bus._core import _accel
-from bus._core._bus import BusCore
+from bus._core._bus import NO_KWARGS, BusCore
 from bus.testing import wait_idle
 from tests.bus.core.call_services import Asker, Calls, command_entry, service_entry
 
@@ -332,3 +332,22 @@ def test_keyword_arguments_take_the_quick_path_too(quiet: Bus, mode: str) -> Non
     wait_idle(quiet)
     assert heard == [((3,), {"key": 4})]
     assert ran == ([] if mode == "c" else ["execute_command", "fire_event"])
+
+
+def test_a_handler_that_changes_its_kwargs_changes_no_other_items(quiet: Bus) -> None:
+    """Items sent without keywords share one empty dict: a handler gets a copy."""
+    seen: list[dict[str, Any]] = []
+
+    def meddle(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        seen.append(dict(kwargs))
+        kwargs["meddled"] = True
+        return kwargs
+
+    quiet.register_listener("tick", meddle)
+    quiet.register_command("meddle", meddle)
+    for _ in range(3):
+        quiet.fire_event("tick", 1)
+        assert quiet.execute_command("meddle", 1).result(10) == {"meddled": True}
+    wait_idle(quiet)
+    assert seen == [{}] * 6
+    assert NO_KWARGS == {}
