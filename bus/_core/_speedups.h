@@ -158,7 +158,25 @@ int deliver(PyObject *bus, PyObject *handler, PyObject *args, PyObject *kwargs, 
 /* _speedups_drain.c */
 PyObject *drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 int slot_increment(PyObject *obj, Py_ssize_t off);
-PyObject *mark_start(PyObject *worker, double *start);
+
+/* worker.since = perf_counter(), its start in *start; the float, a new reference. */
+static inline PyObject *
+mark_start(PyObject *worker, double *start)
+{
+    *start = perf_counter();
+    PyObject *since = SLOT(worker, off_w_since);
+    if (since != NULL && PyFloat_CheckExact(since) && Py_REFCNT(since) == 1) {
+        /* Only the worker holds the last start (a reader, or the watchdog's
+         * hung_reported, would hold a reference): set it in place. */
+        ((PyFloatObject *)since)->ob_fval = *start;
+        return Py_NewRef(since);
+    }
+    since = PyFloat_FromDouble(*start);
+    if (since != NULL) {
+        slot_set(worker, off_w_since, since);
+    }
+    return since;
+}
 
 /* _speedups_call.c: the service's side of a call, and CommandFuture's layout */
 extern PyTypeObject *Future_type, *lock_type;

@@ -92,25 +92,6 @@ run_item(PyObject *worker, PyObject *item, PyObject *failed, PyObject *finished)
     return rc;
 }
 
-/* worker.since = perf_counter(), its start in *start; the float, a new reference. */
-PyObject *
-mark_start(PyObject *worker, double *start)
-{
-    *start = perf_counter();
-    PyObject *since = SLOT(worker, off_w_since);
-    if (since != NULL && PyFloat_CheckExact(since) && Py_REFCNT(since) == 1) {
-        /* Only the worker holds the last start (a reader, or the watchdog's
-         * hung_reported, would hold a reference): set it in place. */
-        ((PyFloatObject *)since)->ob_fval = *start;
-        return Py_NewRef(since);
-    }
-    since = PyFloat_FromDouble(*start);
-    if (since != NULL) {
-        slot_set(worker, off_w_since, since);
-    }
-    return since;
-}
-
 static int
 run_one(PyObject *worker, PyObject *item, PyObject *failed, PyObject *handler, PyObject *stats,
         PyObject *fn)

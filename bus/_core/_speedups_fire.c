@@ -33,7 +33,7 @@ dict_get(PyObject *dict, PyObject *key)
 /* The router of an open bus (for events, one without a transport), with its
  * observer (None when unobserved) and wait graph in seen; NULL (maybe with an
  * error) when the Python function must take the call. Borrowed. */
-static PyObject *
+static inline PyObject *
 open_router(Seen *seen, PyObject *bus, int events)
 {
     PyObject *dict = PyObject_GenericGetDict(bus, NULL);
@@ -65,8 +65,9 @@ open_router(Seen *seen, PyObject *bus, int events)
     return router;
 }
 
-PyObject *
-routing_table(Wrapper *self, PyObject *bus, PyObject *key, int events)
+/* routing_table, inlined into fire_event's own lookup: the hot path. */
+static inline PyObject *
+table_of(Wrapper *self, PyObject *bus, PyObject *key, int events)
 {
     if (!plain_bus_type(Py_TYPE(bus))) {
         return NULL;
@@ -103,13 +104,19 @@ routing_table(Wrapper *self, PyObject *bus, PyObject *key, int events)
     return table;
 }
 
+PyObject *
+routing_table(Wrapper *self, PyObject *bus, PyObject *key, int events)
+{
+    return table_of(self, bus, key, events);
+}
+
 /* The listeners of an event fired on a bus that is open, without a transport
  * (its observer, if any, in self->seen), or NULL (maybe with an error) when
  * the Python function must take the call. */
 static PyObject *
 fast_listeners(Wrapper *self, PyObject *bus, PyObject *name)
 {
-    PyObject *routes = routing_table(self, bus, s_routes, 1);
+    PyObject *routes = table_of(self, bus, s_routes, 1);
     if (routes == NULL) {
         return NULL;
     }
