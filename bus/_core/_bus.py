@@ -25,6 +25,7 @@ from ._events import EventTable
 from ._future import CommandFuture
 from ._holds import Holds
 from ._lifecycle import MAX_THREADS, Lifecycle, check_int
+from ._mailbox import NO_KWARGS
 from ._observer import Observer
 from ._patterns import validate_name, validate_pattern
 from ._router import Handler, Registration, Router
@@ -35,12 +36,6 @@ from ._threads import Timers
 from ._worker import Ledger, current_worker
 
 __all__ = ["MAX_THREADS", "BusCore", "check_int"]
-
-#: The keyword arguments of every item sent without any: one dict, never
-#: changed, rather than an empty one per item (64 B of each queued event).
-#: Nothing writes to an item's kwargs: a handler is called with a copy
-#: (``**kwargs``), ``current_event()`` copies it, and holds edit copies.
-NO_KWARGS: dict[str, Any] = {}
 
 log = logging.getLogger("bus")
 

@@ -32,7 +32,13 @@ if TYPE_CHECKING:
     from ._router import Handler, Registration
     from ._service import Service
 
-__all__ = ["FAILED", "FULL", "STOPPED", "Mailbox"]
+__all__ = ["FAILED", "FULL", "NO_KWARGS", "STOPPED", "Mailbox"]
+
+#: The keyword arguments of every item sent without any: one dict, never
+#: changed, rather than an empty one per item (64 B of each queued event).
+#: Nothing writes to an item's kwargs: a handler is called with a copy
+#: (``**kwargs``), ``current_event()`` copies it, and holds edit copies.
+NO_KWARGS: dict[str, Any] = {}
 
 log = logging.getLogger("bus")
 

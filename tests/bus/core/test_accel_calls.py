@@ -29,7 +29,8 @@ from bus import (
     MailboxFullError,
 )
 from bus._core import _accel
-from bus._core._bus import NO_KWARGS, BusCore
+from bus._core._bus import BusCore
+from bus._core._mailbox import NO_KWARGS
 from bus.testing import wait_idle
 from tests.bus.core.call_services import Asker, Calls, command_entry, service_entry
 
