@@ -12,11 +12,14 @@ growing pause, until its deadline; then it fails with
 ``ServiceUnavailableError``. Every call has a deadline, swept on the loop
 every ``SWEEP`` seconds, so none is left pending.
 
-The process that takes a call from a bus process acknowledges it first, on
-the same reply subject, with ``[its id, its label]`` (a JSON array; a reply
-is an object): so each call knows who took it, and when the registry finds
-that process gone (silent for its ``peer_timeout``, or its final goodbye),
-its calls fail at once with ``PeerGoneError`` rather than at their deadline.
+The process that takes a call from a bus process acknowledges it, on the
+same reply subject and before its answer, with ``[its id, its label]`` (a
+JSON array; a reply is an object), once the call has run for
+``_serve.ACK_AFTER`` (10 ms) unanswered: so each call that lasts knows who
+took it, and when the registry finds that process gone (silent for its
+``peer_timeout``, or its final goodbye), its calls fail at once with
+``PeerGoneError`` rather than at their deadline. A quick call is answered
+without one: the extra message cost more than the call.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ event once, wherever it was fired.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,10 @@ if TYPE_CHECKING:
 __all__ = ["Listening", "Serving"]
 
 log = logging.getLogger("bus.nats")
+
+#: Seconds a call from another process may run before this process says it
+#: took it. A process that dies sooner leaves the call to its deadline.
+ACK_AFTER = 0.01
 
 
 class Listening:
@@ -192,12 +197,15 @@ class Serving:
             hub = link.hub()
             if ticket is not None and hub is not None:
                 hub.served_call(ticket, link.wire_attributes(token, name), origin)
-        future.add_done_callback(functools.partial(self._answer, reply, handler))
+        taken = _Taken()
+        future.add_done_callback(functools.partial(self._answer, reply, handler, taken))
         caller = _caller_id(reply)
         if caller in link.registry.peers or caller in link.registry.leaving:
-            # Taken: say so first (before any answer, on the same subject), so
-            # that the caller fails the call at once if this process goes.
-            link.loop.publish(reply, link.ack)
+            # Taken: said if no answer has gone within ACK_AFTER (on the same
+            # subject, so before the answer), so that the caller fails the
+            # call at once if this process goes. A quick call never says it:
+            # the message costs more than the call (benchmarks.nats).
+            asyncio.get_running_loop().call_later(ACK_AFTER, self._acknowledge, reply, taken)
         next(handler.dispatched)
         status = handler.destination.post((handler, tuple(args), kwargs, future, ticket))
         if status:
@@ -211,8 +219,17 @@ class Serving:
         if chain:
             link.cycles.watch(future, handler, chain)
 
-    def _answer(self, reply: str, handler: Handler, future: Any) -> None:
+    def _acknowledge(self, reply: str, taken: _Taken) -> None:
+        """Say that this process took a call still unanswered (the loop)."""
+        if not taken.answered:
+            self.link.loop.publish(reply, self.link.ack)
+
+    def _answer(self, reply: str, handler: Handler, taken: _Taken, future: Any) -> None:
         """Send the outcome of a call from another process (the thread that finished it)."""
+        # Before the answer is queued: an acknowledgement the loop sends from
+        # now on would follow it, and the caller ignores one for a call it has
+        # finished.
+        taken.answered = True
         error: BaseException | None
         if future.cancelled():
             cycle = getattr(future, "deadlock", None)
@@ -352,6 +369,15 @@ def _typed(
     except TypeError:
         return args, kwargs
     return contract.convert(args, kwargs)
+
+
+class _Taken:
+    """Whether a call from another process has been answered (then it is not acknowledged)."""
+
+    __slots__ = ("answered",)
+
+    def __init__(self) -> None:
+        self.answered = False
 
 
 def _caller_id(reply: str) -> str:

@@ -289,3 +289,29 @@ def test_a_process_stopped_longer_than_peer_timeout_fails_its_calls_then_comes_b
     assert bus.execute_command("greeter.where").result(timeout=10) == paused.label
     assert wait_until(lambda: bus.inspect()["nats"]["late_replies"] == 1)
     assert bus.inspect()["nats"]["orphaned"] == 1
+
+
+def test_only_a_call_that_lasts_is_acknowledged(
+    nats_bus: Callable[..., Bus], host: Callable[..., Host], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An acknowledgement costs a message: a quick call is answered without one."""
+    from bus._nats._calls import Calls
+
+    taken: list[str] = []
+    seen = Calls._taken
+
+    def record(self: Calls, token: str, call: Any, data: bytes) -> None:
+        taken.append(call.handler.name)
+        seen(self, token, call, data)
+
+    monkeypatch.setattr(Calls, "_taken", record)
+    host("greeter")
+    bus = nats_bus()
+    assert bus.wait_for_command("greeter.nap", 5)
+    for _ in range(20):
+        assert bus.execute_command("greet", "Ada").result(timeout=5) == "Hello, Ada!"
+    assert taken == []
+    future = bus.execute_command("greeter.nap", 0.5)
+    assert wait_until(lambda: taker_of(bus, future) is not None)
+    future.result(timeout=5)
+    assert taken == ["greeter.nap"]
