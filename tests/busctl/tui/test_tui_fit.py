@@ -120,11 +120,16 @@ async def _replay_shows_the_difference(bus: Bus, width: int) -> None:
         await until(pilot, lambda: panel.plan is not None and panel.plan.commands)
         await pilot.press("f", "space")
         await until(pilot, lambda: panel.report is not None)
-        await pilot.pause()
         table = panel.query_one("#steps")
-        line = next(t for t in shown_lines(table) if "automation.status" in t)
+
+        def status_line() -> str:
+            return next(t for t in shown_lines(table) if "automation.status" in t)
+
+        # When the status grows, the call column is cut narrower; DataTable
+        # measures its columns again only when idle, so wait for that.
+        await until(pilot, lambda: status_line().endswith("…"), message=status_line)
+        line = status_line()
         assert "DIFFERS: result: {" in line, line
-        assert line.endswith("…")  # cut to fit, with the mark
         assert len(line) <= width
         assert "DIFFERS" in str(panel.query_one("#report", Static).render())
 
