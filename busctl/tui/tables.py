@@ -22,9 +22,10 @@ from rich.text import Text
 from textual import events
 from textual.message import Message
 from textual.widgets import DataTable
-from textual.widgets.data_table import RowDoesNotExist
+from textual.widgets.data_table import ColumnKey, RowDoesNotExist
 
 from busctl.render.columns import COMMANDS, LISTENERS, SERVICES, Table, across
+from busctl.render.fit import share
 
 from ._format import styled
 
@@ -35,6 +36,7 @@ __all__ = [
     "LiveTable",
     "ServicesTable",
     "layout",
+    "share",
 ]
 
 Cells = tuple[Any, ...]
@@ -47,29 +49,6 @@ def _text(value: Any) -> Text:
 
 def _width(text: Text) -> int:
     return max((cell_len(line) for line in text.plain.splitlines()), default=0)
-
-
-def share(room: int, wants: list[int], least: int, weights: list[int] | None = None) -> list[int]:
-    """Split ``room`` cells among columns that want ``wants`` cells each.
-
-    Each column first gets ``least`` (or what it wants, if less); what room is
-    left goes to columns that want more, in proportion to their ``weights``
-    (all 1 by default), a column that wants less than its share getting what
-    it wants and leaving the rest to the others.
-    """
-    weights = weights or [1] * len(wants)
-    widths = [min(want, least) for want in wants]
-    left = max(room - sum(widths), 0)
-    more = sorted(
-        (i for i in range(len(wants)) if wants[i] > widths[i]),
-        key=lambda i: (wants[i] - widths[i]) / weights[i],
-    )
-    weight = sum(weights[i] for i in more)
-    for i in more:
-        extra = min(wants[i] - widths[i], left * weights[i] // weight)
-        widths[i] += extra
-        left, weight = left - extra, weight - weights[i]
-    return widths
 
 
 class FitTable(DataTable[Any]):
@@ -169,6 +148,7 @@ class FitTable(DataTable[Any]):
         self._cells.clear()
         self._wants = {key: cell_len(label) for key, label in self._columns}
         self.clear()
+        self._measure()
 
     def on_resize(self, event: events.Resize) -> None:
         self._fit()
@@ -192,6 +172,25 @@ class FitTable(DataTable[Any]):
                     if new != was:
                         self.update_cell(row, key, new, update_width=True)
             self._cells[row] = cells
+        if only is None:
+            self._measure()
+
+    def _measure(self) -> None:
+        # DataTable grows a column to its widest cell but seldom shrinks it:
+        # not when rows are cleared or removed (Textual issue #3449), and only
+        # when idle when cells are cut narrower. Every row was just (re)cut,
+        # so set each column to what its cells now take.
+        changed = False
+        for index, (key, label) in enumerate(self._columns):
+            column = self.columns.get(ColumnKey(key))
+            if column is None or not column.auto_width:
+                continue
+            width = max([cell_len(label), *(_width(c[index]) for c in self._cells.values())])
+            if column.content_width != width:
+                column.content_width, changed = width, True
+        if changed:
+            self._require_update_dimensions = True
+            self.refresh()
 
     @staticmethod
     def _cut(cell: Text, width: int, keep_end: bool = False) -> Text:

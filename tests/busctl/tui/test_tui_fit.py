@@ -10,13 +10,14 @@ import pytest
 from textual.app import App, ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
+from textual.widgets.data_table import ColumnKey
 
 import sample_services
 from bus import Bus
 from bus.testing import wait_idle
 from busctl.tui.app import BusctlApp
 from busctl.tui.invoke_screen import InvokeScreen
-from busctl.tui.replay_panel import ReplayPanel
+from busctl.tui.replay_panel import ReplayPanel, StepsTable
 from busctl.tui.tables import CommandsTable, FitTable, ListenersTable, ServicesTable, share
 from tests.busctl.tui.conftest import INSPECT, resolved
 from tests.busctl.tui.pilot_helpers import plain, shown_lines, until
@@ -88,6 +89,40 @@ def test_a_signature_is_shown_as_text_not_markup(fake_source, run_app):
             table = app.query_one(CommandsTable)
             await pilot.pause()
             assert any("(xs: list[int]) -> dict[str, int]" in line for line in shown_lines(table))
+
+    run_app(body)
+
+
+class StepsApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield StepsTable()
+
+
+def test_columns_shrink_when_the_rows_do(run_app):
+    # DataTable keeps a column as wide as its widest cell ever was (Textual
+    # #3449): a trace opened again with other steps cut its statuses at the
+    # screen's edge, not with "…".
+    async def body():
+        app = StepsApp()
+        async with app.run_test(size=(80, 20)) as pilot:
+            table = app.query_one(StepsTable)
+            table.put_rows([(str(i), (str(i), "+0.1s", "event", "x" * 70, "")) for i in range(3)])
+            await pilot.pause()
+            assert _fits(table)
+            table.reset()
+            await pilot.pause()
+            assert table.columns[ColumnKey("call")].get_render_width(table) == len("call") + 2
+            table.put_rows(
+                [(str(i), (str(i), "+0.1s", "event", "f()", "as recorded")) for i in range(3)]
+            )
+            await pilot.pause()
+            assert shown_lines(table)[1] == " 0  +0.1s  event  f()   as recorded"
+            # A status that grows cuts the call narrower: its column follows at once.
+            table.put_rows([("0", ("0", "+0.1s", "event", "y" * 70, "as recorded"))])
+            table.put_cell("0", "status", "DIFFERS: " + "z" * 70)
+            await pilot.pause()
+            assert _fits(table)
+            assert shown_lines(table)[1].endswith("…")
 
     run_app(body)
 
