@@ -14,18 +14,27 @@ so ``[red]`` in a name is shown, not applied.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .activity import NAME_WIDTH, ActivityView
-from .columns import Table, Tone
+from .columns import Cell, Table, Tone
+from .fit import cut, share
 from .text import visible
 
 if TYPE_CHECKING:
+    from rich.console import Console, ConsoleOptions
     from rich.table import Table as RichTable
     from rich.text import Text
 
-__all__ = ["TONE_STYLES", "activity_markup", "grid", "json_highlighted", "registry_table"]
+__all__ = [
+    "TONE_STYLES",
+    "FittedTable",
+    "activity_markup",
+    "grid",
+    "json_highlighted",
+    "registry_table",
+]
 
 TONE_STYLES: dict[Tone, str] = {"": "", "bad": "red", "warn": "yellow", "good": "", "strong": ""}
 """How a printed cell of each tone looks on a terminal: only trouble stands out."""
@@ -53,25 +62,69 @@ def grid(
     return table
 
 
-def registry_table(table: Table, snapshot: Mapping[str, Any], *, colour: bool) -> RichTable:
-    """``table`` (``busctl.render.columns``) of an ``inspect()`` snapshot."""
-    from rich.markup import escape
+def registry_table(table: Table, snapshot: Mapping[str, Any], *, colour: bool) -> FittedTable:
+    """``table`` (``busctl.render.columns``) of an ``inspect()`` snapshot, fit to the console."""
+    return FittedTable(table, [cells for _, _, cells in table.rows(snapshot)], colour=colour)
 
-    out = _frame(colour, None)
-    for column in table.columns:
-        out.add_column(
-            column.header, justify="right" if column.numeric else "left", overflow="fold"
-        )
-    for _, _, cells in table.rows(snapshot):
-        out.add_row(
-            *(
-                f"[{TONE_STYLES[cell.tone]}]{escape(cell.text)}[/]"
-                if colour and TONE_STYLES[cell.tone]
-                else escape(cell.text)
-                for cell in cells
+
+class FittedTable:
+    """A registry table that fits the width it is printed in, one line per row.
+
+    Names and numbers are printed whole; the free-text columns (``flex``:
+    owners, signatures, errors) share the width left and are cut with an
+    ellipsis, as the TUI cuts them (``busctl.render.fit``). A pipe or a file
+    is 200 columns wide (``busctl.cli._output``): little is cut there, and
+    ``--json`` has every value whole.
+    """
+
+    LEAST = 6  # cells a free-text column keeps, if the others fit beside it
+    SMALLEST = 3  # ...and however narrow the console: then the table is too wide
+
+    def __init__(self, table: Table, rows: list[tuple[Cell, ...]], *, colour: bool) -> None:
+        self.table = table
+        self.rows = rows
+        self.colour = colour
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[RichTable]:
+        yield self.fit(options.max_width)
+
+    def fit(self, width: int) -> RichTable:
+        """The rich table of these rows, at most ``width`` cells wide where it can be."""
+        from rich.cells import cell_len
+        from rich.markup import escape
+
+        columns = self.table.columns
+        wants = [
+            max([cell_len(column.header), *(cell_len(row[i].text) for row in self.rows)])
+            for i, column in enumerate(columns)
+        ]
+        flex = [i for i, column in enumerate(columns) if column.flex]
+        room = width - 2 * (len(columns) - 1)  # two cells between columns (``_frame``)
+        room -= sum(want for i, want in enumerate(wants) if i not in flex)
+        # Each keeps LEAST cells, fewer only if the others would not fit beside it.
+        least = max(self.SMALLEST, min(self.LEAST, room // max(len(flex), 1)))
+        shares = share(room, [wants[i] for i in flex], least, [columns[i].flex for i in flex])
+        widths = dict(zip(flex, shares, strict=True))
+        out = _frame(self.colour, None)
+        for i, column in enumerate(columns):
+            header = cut(column.header, widths[i]) if i in widths else column.header
+            out.add_column(header, justify="right" if column.numeric else "left", no_wrap=True)
+        for row in self.rows:
+            texts = [
+                cut(cell.text, widths[i], keep_end=columns[i].keep == "end")
+                if i in widths
+                else cell.text
+                for i, cell in enumerate(row)
+            ]
+            out.add_row(
+                *(
+                    f"[{TONE_STYLES[cell.tone]}]{escape(text)}[/]"
+                    if self.colour and TONE_STYLES[cell.tone]
+                    else escape(text)
+                    for cell, text in zip(row, texts, strict=True)
+                )
             )
-        )
-    return out
+        return out
 
 
 def activity_markup(view: ActivityView, *, trace: bool = False, process: object = None) -> str:
@@ -118,4 +171,6 @@ def _frame(colour: bool, title: str | None) -> RichTable:
         header_style="bold" if colour else "",
         pad_edge=False,
         show_edge=False,
+        # Two cells between columns either way: the box's rule gap takes one.
+        collapse_padding=colour,
     )

@@ -239,6 +239,20 @@ def test_stub_needs_one_answer(busctl: Callable[..., Result]) -> None:
     assert "lights.get" in result.stderr
 
 
+def test_a_stubbed_command_fits_an_80_column_terminal_on_one_line(
+    busctl: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert busctl("stub", "lights.turn_on", "--returns", "{}").exit_code == 0
+    monkeypatch.setenv("COLUMNS", "80")
+    lines = busctl("commands").stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines), lines
+    assert lines[0].split()[-4:] == ["CALLS", "ERRORS", "P50", "P99"]
+    row = next(line for line in lines if "turn_on" in line)
+    assert row.startswith("lights.turn_on [stubbed] ")
+    assert "…" in row  # the signature gave way, not the name
+    assert len(lines) == 1 + len(json.loads(busctl("commands", "--json").stdout))
+
+
 def test_commands_show_which_are_read_only(busctl: Callable[..., Result]) -> None:
     lines = busctl("commands").stdout.splitlines()
     assert re.search(r"\bRO\b", lines[0])
