@@ -160,8 +160,8 @@ async def _replay_shows_the_difference(bus: Bus, width: int) -> None:
         def status_line() -> str:
             return next(t for t in shown_lines(table) if "automation.status" in t)
 
-        # When the status grows, the call column is cut narrower; DataTable
-        # measures its columns again only when idle, so wait for that.
+        # The status grows and the call column is cut narrower: wait until the
+        # screen shows both (test_columns_shrink_when_the_rows_do is the bug).
         await until(pilot, lambda: status_line().endswith("…"), message=status_line)
         line = status_line()
         assert "DIFFERS: result: {" in line, line
