@@ -25,6 +25,7 @@ from textual.message import Message
 from textual.widgets import Checkbox, DataTable, Input, Label
 
 from ._format import ActivityFilter, activity_cells
+from .tables import clear_rows, fit_columns
 
 __all__ = ["ActivityFeed", "ActivityLog"]
 
@@ -196,12 +197,14 @@ class ActivityLog(Vertical):
             # replaces the table (clearing is cheap, removing rows is not).
             self._rows.clear()
             self._by_key.clear()
-            table.clear()
+            clear_rows(table)
         for activity in entries:
             key = str(next(self._keys))
             table.add_row(*activity_cells(activity, self.compact), key=key)
             self._rows.append(key)
             self._by_key[key] = activity
+        if flood and following:
+            fit_columns(table)
         if len(self._rows) > self.MAX_ROWS:
             self._trim()
         self.shown += len(entries)
@@ -220,9 +223,10 @@ class ActivityLog(Vertical):
         table = self.table
         while len(self._rows) > self.KEEP:
             self._by_key.pop(self._rows.popleft(), None)
-        table.clear()
+        clear_rows(table)
         for key in self._rows:
             table.add_row(*activity_cells(self._by_key[key], self.compact), key=key)
+        fit_columns(table)
 
     def _current_key(self) -> str | None:
         table = self.table
@@ -235,10 +239,11 @@ class ActivityLog(Vertical):
         return value
 
     def _rebuild(self) -> None:
-        self.table.clear()
+        clear_rows(self.table)
         self._rows.clear()
         self._by_key.clear()
         self._show([a for a in self._store if self.filter.matches(a)])
+        fit_columns(self.table)
 
     def _update_status(self) -> None:
         parts = []

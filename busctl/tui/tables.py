@@ -35,6 +35,8 @@ __all__ = [
     "ListenersTable",
     "LiveTable",
     "ServicesTable",
+    "clear_rows",
+    "fit_columns",
     "layout",
     "share",
 ]
@@ -49,6 +51,38 @@ def _text(value: Any) -> Text:
 
 def _width(text: Text) -> int:
     return max((cell_len(line) for line in text.plain.splitlines()), default=0)
+
+
+def clear_rows(table: DataTable[Any]) -> None:
+    """Remove every row of ``table``, and the widths its cells gave its columns.
+
+    ``DataTable.clear`` keeps each auto-width column as wide as its widest
+    cell ever was (Textual issue #3449): rows drawn again narrower, for a
+    narrower terminal or other data, would still be cut at the screen's edge.
+    """
+    table.clear()
+    fit_columns(table)
+
+
+def fit_columns(table: DataTable[Any]) -> None:
+    """Make each auto-width column of ``table`` as wide as its widest cell, now.
+
+    DataTable measures cells it was given only when idle: rows put back after
+    ``clear_rows`` would be drawn cut to their columns' headings until then.
+    """
+    for key, column in table.columns.items():
+        if column.auto_width:
+            cells = (_cell_width(value) for value in table.get_column(key))
+            column.content_width = max([_width(column.label), *cells])
+    table.refresh()
+
+
+def _cell_width(value: Any) -> int:
+    if isinstance(value, Text):
+        return _width(value)
+    if isinstance(value, str):  # DataTable reads a str cell as markup
+        return _width(Text.from_markup(value))
+    return _width(Text(str(value)))
 
 
 class FitTable(DataTable[Any]):
@@ -147,8 +181,7 @@ class FitTable(DataTable[Any]):
         self._full.clear()
         self._cells.clear()
         self._wants = {key: cell_len(label) for key, label in self._columns}
-        self.clear()
-        self._measure()
+        clear_rows(self)
 
     def on_resize(self, event: events.Resize) -> None:
         self._fit()

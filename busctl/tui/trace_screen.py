@@ -28,6 +28,7 @@ from busctl.render.units import latency
 
 from ._format import clip, shown
 from ._spans import SpanView, parse_traces, pretty, service_colour, waterfall_bar
+from .tables import clear_rows, fit_columns
 
 if TYPE_CHECKING:
     from ._source import Source
@@ -252,7 +253,7 @@ class TraceScreen(Screen[None]):
     def _draw(self) -> None:
         table = self.query_one("#waterfall", DataTable)
         row = table.cursor_row
-        table.clear()
+        clear_rows(table)  # a narrower screen: narrower columns
         names, width = self._widths()
         total = latency((self._t1 - self._t0) / 1e6)
         axis = f"0{'─' * max(width - len(total) - 2, 1)}{total}"
@@ -270,6 +271,7 @@ class TraceScreen(Screen[None]):
                 waterfall_bar(span, self._t0, self._t1, width),
                 key=str(index),
             )
+        fit_columns(table)
         if self.spans:
             table.move_cursor(row=min(max(row, 0), len(self.spans) - 1), animate=False)
             self._detail(min(max(row, 0), len(self.spans) - 1))

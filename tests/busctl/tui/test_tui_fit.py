@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import re
 from pathlib import Path
 
 import pytest
 from textual.app import App, ComposeResult
 from textual.containers import VerticalScroll
-from textual.widgets import Static
+from textual.widgets import DataTable, Static
 from textual.widgets.data_table import ColumnKey
 
 import sample_services
 from bus import Bus
 from bus.testing import wait_idle
+from busctl.tui.activity import ActivityLog
 from busctl.tui.app import BusctlApp
 from busctl.tui.invoke_screen import InvokeScreen
 from busctl.tui.replay_panel import ReplayPanel, StepsTable
 from busctl.tui.tables import CommandsTable, FitTable, ListenersTable, ServicesTable, share
-from tests.busctl.tui.conftest import INSPECT, resolved
+from busctl.tui.trace_screen import TraceScreen
+from tests.busctl.tui.conftest import ACTIVITY, INSPECT, resolved
 from tests.busctl.tui.pilot_helpers import plain, shown_lines, until
 from traces.record_sample import OPTIONS
 
@@ -211,5 +214,58 @@ def test_a_long_docstring_scrolls(fake_source, run_app):
             await pilot.pause()
             assert scroll.scroll_y == scroll.max_scroll_y > 0
             assert app.focused is screen.query_one("#param-room")  # typing starts in the form
+
+    run_app(body)
+
+
+def test_a_trace_drawn_again_narrower_fits(source, sample_bus, run_app):
+    # The waterfall is drawn again on a resize; its columns kept the old widths
+    # and the timeline ran off a narrowed screen.
+    async def body():
+        app = BusctlApp(source=source, drain=0.05)
+        async with app.run_test(size=(160, 35)) as pilot:
+            log = app.query_one(ActivityLog)
+            log.query_one("#activity-errors").value = True
+            with pytest.raises(ValueError, match="brightness"):
+                sample_bus.execute_command("lights.turn_on", "hall", 500).result(timeout=5)
+            await until(pilot, lambda: log.entries())
+            log.table.focus()
+            await pilot.pause()
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, TraceScreen) and app.screen.spans)
+            table = app.screen.query_one("#waterfall", DataTable)
+            await until(pilot, lambda: _used(table) > 120)
+            await pilot.resize_terminal(90, 35)
+            await until(pilot, lambda: _used(table) <= 90, message=lambda: _used(table))
+            # The axis's end, the trace's length, is on screen.
+            assert re.search(r"─[\d.]+ (µs|ms|s)$", shown_lines(table)[0]), shown_lines(table)[0]
+
+    run_app(body)
+
+
+def _used(table: DataTable) -> int:
+    return sum(column.get_render_width(table) for column in table.columns.values())
+
+
+class LogApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield ActivityLog()
+
+
+def test_the_activity_columns_shrink_when_a_flood_replaces_the_rows(run_app):
+    # A flood replaces the table's rows; a long name gone with them kept its
+    # column wide, and every later row was cut at the screen's edge.
+    async def body():
+        app = LogApp()
+        async with app.run_test(size=(100, 30)) as pilot:
+            log = app.query_one(ActivityLog)
+            await pilot.pause()
+            long = {**ACTIVITY[1], "name": "x." + "y" * 60}
+            log.add([long])
+            await pilot.pause()
+            name = log.table.columns[ColumnKey("name")]
+            assert name.get_render_width(log.table) > 60
+            log.add([dict(ACTIVITY[4], seq=n) for n in range(ActivityLog.PER_BATCH + 1)])
+            await until(pilot, lambda: name.get_render_width(log.table) < 30)
 
     run_app(body)

@@ -21,6 +21,30 @@ from tests.busctl.tui.conftest import INSPECT, SET_MODE, resolved
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("utc")]
 
 
+@pytest.fixture
+def snap_compare(snap_compare):
+    """pytest-textual-snapshot's ``snap_compare``, with every cursor still.
+
+    A focused ``Input`` blinks its cursor on a 0.5 s timer, and the screenshot
+    is taken whenever ``run_before`` ends: which phase it caught was a race,
+    lost under load. ``cursor_blink = False`` stops the timer with the cursor
+    shown, as a snapshot expects it.
+    """
+
+    def compare(app, *args, run_before=None, **kwargs):
+        async def still(pilot) -> None:
+            if run_before is not None:
+                await run_before(pilot)
+            for screen in pilot.app.screen_stack:
+                for field in screen.query(Input):
+                    field.cursor_blink = False
+            await pilot.pause()
+
+        return snap_compare(app, *args, run_before=still, **kwargs)
+
+    return compare
+
+
 async def _ready(pilot) -> None:
     app = pilot.app
     while app.inspected is None or len(app.activity_log.entries()) < 6:
