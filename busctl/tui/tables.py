@@ -186,6 +186,11 @@ class FitTable(DataTable[Any]):
     def on_resize(self, event: events.Resize) -> None:
         self._fit()
 
+    def watch_show_vertical_scrollbar(self) -> None:
+        # A scroll bar that comes or goes as rows do narrows or widens the
+        # room, and no Resize need follow (the widget's region is the same).
+        self._fit()
+
     def _fit(self, only: str | None = None) -> None:
         widths = self._flex_widths()
         if widths != self._widths:

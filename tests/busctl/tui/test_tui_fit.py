@@ -43,6 +43,12 @@ def test_share_gives_narrow_columns_what_they_want_and_splits_the_rest():
         assert sum(widths) <= max(room, 8 + 8 + 3)
 
 
+def _widths(table: FitTable) -> str:
+    widths = {key.value: c.get_render_width(table) for key, c in table.columns.items()}
+    region = table.scrollable_content_region.width
+    return f"{widths} in {region}, scroll bar {table.show_vertical_scrollbar}: {shown_lines(table)}"
+
+
 def _fits(table: FitTable) -> bool:
     used = sum(column.get_render_width(table) for column in table.columns.values())
     return used <= table.scrollable_content_region.width
@@ -66,7 +72,7 @@ def test_at_80x24_the_numbers_stay_and_free_text_is_cut(key, kind, numbers, sour
             table = app.query_one(kind)
             await until(pilot, lambda: table.row_count >= 4)
             await pilot.pause()
-            await until(pilot, lambda: _fits(table), message=lambda: shown_lines(table)[0])
+            await until(pilot, lambda: _fits(table), message=lambda: _widths(table))
             header = shown_lines(table)[0].split()
             assert all(label in header for label in numbers), header
             if kind is CommandsTable:
