@@ -21,6 +21,27 @@ from tests.busctl.tui.conftest import INSPECT, SET_MODE, resolved
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("utc")]
 
 
+@pytest.fixture
+def snap_compare(snap_compare):
+    """pytest-textual-snapshot's ``snap_compare``, the text cursors held still for the picture.
+
+    A focused ``Input``'s cursor blinks every half second from when it got
+    the focus, so whether a picture shows it depended on how long the test
+    took to get there (a busy machine, another Python). Blinking off hides it.
+    """
+
+    def compare(app, *, terminal_size, run_before):
+        async def then_still(pilot) -> None:
+            await run_before(pilot)
+            for screen in pilot.app.screen_stack:
+                for field in screen.query(Input):
+                    field.cursor_blink = False
+
+        return snap_compare(app, terminal_size=terminal_size, run_before=then_still)
+
+    return compare
+
+
 async def _ready(pilot) -> None:
     app = pilot.app
     while app.inspected is None or len(app.activity_log.entries()) < 6:
