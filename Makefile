@@ -1,7 +1,12 @@
 # Two commands set everything up on a fresh machine:
 #   make run    virtual environment, install, then the console on the embedded sample bus
 #   make test   the same set-up, then the whole test suite
+#   make test PYTHON=python3.12   the suite on another Python (3.11 and up), in a
+#                                 .venv-3.12 of its own; .venv (CI's, 3.11) is left alone
 PYTHON ?= python3
+ifeq ($(origin PYTHON),command line)
+VENV   ?= .venv-$(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+endif
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed

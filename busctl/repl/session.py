@@ -21,10 +21,10 @@ on in the bus.
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import re
 import sys
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TextIO
@@ -115,6 +115,8 @@ class Repl:
         self.completer = ReplCompleter(self.registry, {**VERBS, "quit": "leave the REPL"})
         self._pending_text = ""  # what was typed when the connection was lost
         self._terminal = (input, output, history)
+        self._session: PromptSession[str] | None = None
+        self._session_lock = threading.Lock()
 
     @property
     def client(self) -> Client:
@@ -126,19 +128,28 @@ class Repl:
         """How many lines failed (errors shown), for ``run_script``'s status."""
         return self.printer.failures
 
-    @functools.cached_property
+    @property
     def session(self) -> PromptSession[str]:
-        """The prompt, made on first use: a script on stdin never opens the terminal."""
-        input, output, history = self._terminal
-        return PromptSession(
-            input=input,
-            output=output,
-            history=history or InMemoryHistory(),
-            completer=self.completer,
-            complete_while_typing=True,
-            auto_suggest=AutoSuggestFromHistory(),
-            bottom_toolbar=self._toolbar,
-        )
+        """The prompt, made on first use: a script on stdin never opens the terminal.
+
+        Any thread may ask for it; all get the one the REPL reads keys with.
+        """
+        # Locked by hand: functools.cached_property stopped locking in Python
+        # 3.12, and a thread asking while the REPL's thread made the prompt got
+        # a second prompt, which no key ever reached.
+        with self._session_lock:
+            if self._session is None:
+                input, output, history = self._terminal
+                self._session = PromptSession(
+                    input=input,
+                    output=output,
+                    history=history or InMemoryHistory(),
+                    completer=self.completer,
+                    complete_while_typing=True,
+                    auto_suggest=AutoSuggestFromHistory(),
+                    bottom_toolbar=self._toolbar,
+                )
+            return self._session
 
     # -- the loop ---------------------------------------------------------------
 
@@ -236,9 +247,9 @@ class Repl:
 
     def _on_lost(self) -> None:
         """The connection ended: leave the prompt, keeping what was typed."""
-        if "session" not in self.__dict__:
+        if self._session is None:
             return  # a script: no prompt to interrupt
-        app = self.session.app
+        app = self._session.app
         if app.is_running:
             self._pending_text = app.current_buffer.text
             app.exit(exception=_Lost())

@@ -25,7 +25,7 @@ from textual.message import Message
 from textual.widgets import Checkbox, DataTable, Input, Label
 
 from ._format import ActivityFilter, activity_cells
-from .tables import clear_rows, fit_columns
+from .tables import MeasuredTable, clear_rows, fit_columns
 
 __all__ = ["ActivityFeed", "ActivityLog"]
 
@@ -127,7 +127,7 @@ class ActivityLog(Vertical):
         self.service_input = Input(placeholder="service", id="activity-service")
         self.errors_box = Checkbox("errors", id="activity-errors", compact=True)
         self.status = Label("", id="activity-status")
-        self.table: DataTable[Any] = DataTable(id="activity-table", cursor_type="row")
+        self.table: DataTable[Any] = MeasuredTable(id="activity-table", cursor_type="row")
         with Horizontal(classes="filters"):
             yield self.pattern_input
             yield self.service_input

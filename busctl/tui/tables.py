@@ -21,6 +21,7 @@ from rich.cells import cell_len
 from rich.text import Text
 from textual import events
 from textual.message import Message
+from textual.strip import Strip
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowDoesNotExist
 
@@ -34,6 +35,7 @@ __all__ = [
     "FitTable",
     "ListenersTable",
     "LiveTable",
+    "MeasuredTable",
     "ServicesTable",
     "clear_rows",
     "fit_columns",
@@ -85,7 +87,34 @@ def _cell_width(value: Any) -> int:
     return _width(Text(str(value)))
 
 
-class FitTable(DataTable[Any]):
+class MeasuredTable(DataTable[Any]):
+    """A ``DataTable`` that never shows a row cut to a column width it has since outgrown.
+
+    ``DataTable`` measures new cells when it is next idle, and caches each
+    drawn row under a count that adding a row moves on but measuring does
+    not. A frame drawn between the two (how often depends on the event
+    loop's scheduling: on Python 3.12 it happens at start-up) is cached with
+    the labels' widths, and those cut rows stay on screen until the next
+    change. Here, a draw at widths other than the last draw's first drops the
+    cached rows, so every row is drawn at the widths the table now has.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._drawn_widths: tuple[int, ...] = ()
+
+    def render_line(self, y: int) -> Strip:
+        """Draw line ``y``, first dropping rows cached at other column widths."""
+        widths = tuple(column.get_render_width(self) for column in self.ordered_columns)
+        if widths != self._drawn_widths:
+            self._drawn_widths = widths
+            # DataTable's hook for "what was drawn is stale": it empties the
+            # render caches (public, unlike the caches themselves).
+            self.notify_style_update()
+        return super().render_line(y)
+
+
+class FitTable(MeasuredTable):
     """A ``DataTable`` of keyed rows whose ``FLEX`` columns fit the width the others leave.
 
     Subclasses set ``COLUMNS`` (key, label) and ``FLEX`` (keys of the columns

@@ -28,7 +28,7 @@ from busctl.render.units import latency
 
 from ._format import clip, shown
 from ._spans import SpanView, parse_traces, pretty, service_colour, waterfall_bar
-from .tables import clear_rows, fit_columns
+from .tables import MeasuredTable, clear_rows, fit_columns
 
 if TYPE_CHECKING:
     from ._source import Source
@@ -140,7 +140,7 @@ class TraceScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
         yield Static(f"trace {self.trace_id}: loading…", id="trace-status")
-        yield DataTable(id="waterfall", cursor_type="row")
+        yield MeasuredTable(id="waterfall", cursor_type="row")
         with VerticalScroll(id="span-detail"):
             yield Static("", id="span-detail-body")
         yield Footer()

@@ -621,6 +621,29 @@ def test_script_mode_runs_lines_and_reports_failures(client: Any) -> None:
     assert Repl(client, stdout=out, output=DummyOutput()).run_script(["say_hello Lu"]) == 0
 
 
+@pytest.mark.timeout(15)
+def test_the_prompt_is_one_however_many_threads_ask_for_it(client: Any) -> None:
+    # functools.cached_property stopped locking in Python 3.12: a thread that
+    # asked for the prompt while the REPL's made it got one of its own, which
+    # no key ever reached (test_tab_completes_at_the_prompt hung on 3.12).
+    with create_pipe_input() as keys:
+        repl = Repl(client, input=keys, output=DummyOutput(), stdout=io.StringIO(), colour=False)
+        start = threading.Barrier(8)
+        seen: queue.Queue[object] = queue.Queue()
+
+        def ask() -> None:
+            start.wait(WAIT)
+            seen.put(repl.session)
+
+        askers = [threading.Thread(target=ask, name=f"asker-{i}") for i in range(8)]
+        for asker in askers:
+            asker.start()
+        for asker in askers:
+            asker.join(WAIT)
+        prompts = [seen.get(timeout=WAIT) for _ in askers]
+        assert all(prompt is repl.session for prompt in prompts)
+
+
 def test_tab_completes_at_the_prompt(session: Session) -> None:
     buffer = session.repl.session.default_buffer
     typed: queue.Queue[str] = queue.Queue()

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from textual.app import App, ComposeResult
 from textual.containers import VerticalScroll
+from textual.widget import Widget
 from textual.widgets import DataTable, Static
 from textual.widgets.data_table import ColumnKey
 
@@ -20,7 +21,14 @@ from busctl.tui.activity import ActivityLog
 from busctl.tui.app import BusctlApp
 from busctl.tui.invoke_screen import InvokeScreen
 from busctl.tui.replay_panel import ReplayPanel, StepsTable
-from busctl.tui.tables import CommandsTable, FitTable, ListenersTable, ServicesTable, share
+from busctl.tui.tables import (
+    CommandsTable,
+    FitTable,
+    ListenersTable,
+    MeasuredTable,
+    ServicesTable,
+    share,
+)
 from busctl.tui.trace_screen import TraceScreen
 from tests.busctl.tui.conftest import ACTIVITY, INSPECT, resolved
 from tests.busctl.tui.pilot_helpers import plain, shown_lines, until
@@ -273,5 +281,74 @@ def test_the_activity_columns_shrink_when_a_flood_replaces_the_rows(run_app):
             assert name.get_render_width(log.table) > 60
             log.add([dict(ACTIVITY[4], seq=n) for n in range(ActivityLog.PER_BATCH + 1)])
             await until(pilot, lambda: name.get_render_width(log.table) < 30)
+
+
+LONG = "motion.detected.in.the.attic"
+
+
+class _PairsTable(FitTable):
+    COLUMNS = (("name", "name"), ("who", "service"))
+
+
+def _log_rows(table: Widget) -> None:
+    assert isinstance(table, ActivityLog)
+    entry = {"kind": "event", "name": LONG, "time": 1.7e9, "seq": 0, "caller": "sensor"}
+    table.add([{**entry, "args": "[]"}])
+
+
+def _fit_rows(table: Widget) -> None:
+    assert isinstance(table, _PairsTable)
+    table.put_rows([("a", (LONG, "sensor"))])
+
+
+def _measured_rows(table: Widget) -> None:
+    assert isinstance(table, MeasuredTable)
+    table.add_column("name")
+    table.add_row(LONG)
+
+
+@pytest.mark.parametrize(
+    ("make", "fill"),
+    [(ActivityLog, _log_rows), (_PairsTable, _fit_rows), (MeasuredTable, _measured_rows)],
+    ids=["activity-log", "fit-table", "measured-table"],
+)
+def test_rows_drawn_before_their_columns_are_measured_are_drawn_again_whole(make, fill, run_app):
+    # DataTable measures new cells when idle and caches drawn rows under a
+    # count that measuring does not move: a frame drawn in between (the event
+    # loop decides; on Python 3.12 the TUI's first frame was one) kept the
+    # rows cut to the labels' widths until the next row came.
+    class OneTable(App[None]):
+        # As in the TUI: a table that fills its place does not resize (which
+        # would drop the cached rows) when rows come.
+        CSS = "DataTable { height: 1fr; }"
+
+        def compose(self) -> ComposeResult:
+            yield make()
+
+    async def body():
+        app = OneTable()
+        async with app.run_test(size=(100, 10)) as pilot:
+            widget = app.query_one(make)
+            await pilot.pause()
+            fill(widget)
+            table = widget.table if isinstance(widget, ActivityLog) else widget
+            if not isinstance(widget, FitTable):  # which measures what it puts at once
+                assert not any(LONG in line for line in shown_lines(table))  # drawn unmeasured
+            await pilot.pause()  # idle: the table measures its new cells
+            assert any(LONG in line for line in shown_lines(table)), shown_lines(table)
+
+    run_app(body)
+
+
+def test_every_table_of_the_tui_is_a_measured_one(fake_source, trace_id, run_app):
+    async def body():
+        app = BusctlApp(source=fake_source)
+        async with app.run_test(size=(120, 35)) as pilot:
+            await until(pilot, lambda: app.inspected is not None)
+            assert isinstance(app.activity_log.table, MeasuredTable)
+            assert all(isinstance(table, MeasuredTable) for table in app.tables)
+            app.open_trace(trace_id)
+            await until(pilot, lambda: isinstance(app.screen, TraceScreen) and app.screen.spans)
+            assert isinstance(app.screen.query_one("#waterfall"), MeasuredTable)
 
     run_app(body)
