@@ -1,4 +1,6 @@
-"""The optional C accelerator (bus/_core/_speedups*.c); everything else is in pyproject.toml.
+"""The optional C accelerators (bus/_core/_speedups*.c, bus/_observe/_speedups_otlp.c).
+
+Everything else is in pyproject.toml.
 
 ``optional=True``: where it cannot be compiled (no compiler, no Python
 headers), setuptools says so and installs the pure-Python bus, which runs
@@ -25,6 +27,12 @@ setup(
             "bus._core._speedups",
             [f"bus/_core/{name}.c" for name in SOURCES],
             depends=["bus/_core/_speedups.h"],
+            optional=True,
+        ),
+        # The text of trace-file spans (bus/_observe/_otlp_lines.py).
+        Extension(
+            "bus._observe._speedups_otlp",
+            ["bus/_observe/_speedups_otlp.c"],
             optional=True,
         ),
     ]

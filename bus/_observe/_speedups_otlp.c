@@ -1,0 +1,935 @@
+/* The optional C encoder of trace-file lines (bus._observe._otlp_lines).
+ *
+ * Encoder(...).build_many(records, out, failed) appends the OTLP JSON text of
+ * each flat record's spans to `out`, exactly the text OtlpLines (Python)
+ * makes: that code is the reference and the fallback. This file writes the
+ * common records itself, in one UTF-8 buffer per span:
+ *
+ *   CALL       ran here (no hop), neither failed nor refused, no annotations
+ *              or events or links (extras None), no transport attributes;
+ *   FIRE       no extras, no transport attributes;
+ *   DELIVERY   no failure, no extras, no transport attributes;
+ *
+ * whose names, services and threads are str, ids and times plain ints of the
+ * usual sizes. Arguments and results are written here when they are str,
+ * int, float, bool, None, a tuple of those, or already encoded (Encoded);
+ * anything else (a dict of keyword arguments, a huge int, NaN, a lone
+ * surrogate, text past json_limit) is handed to OtlpLines._value_json, the
+ * Python code's own _put_json. Any other record goes whole to the Python
+ * code (`fallback`), and so does one on which anything here fails: the
+ * Python code then makes its spans, or raises and reports it as it always
+ * does, so a bad value never ends the trace thread.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdint.h>
+#include <string.h>
+
+/* What the record layouts (bus/_observe/_records.py) put where. */
+enum { CALL = 0, FIRE = 1, DELIVERY = 2 };
+enum { CALL_SIZE = 21, FIRE_SIZE = 13, DELIVERY_SIZE = 15 };
+
+/* -- a growing UTF-8 buffer ---------------------------------------------------- */
+
+typedef struct {
+    char *data;
+    Py_ssize_t len, cap;
+    int ascii; /* every byte written so far is ASCII */
+} Buf;
+
+static int
+buf_grow(Buf *b, Py_ssize_t more)
+{
+    Py_ssize_t cap = b->cap ? b->cap : 1024;
+    while (cap - b->len < more) {
+        if (cap > PY_SSIZE_T_MAX / 2) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        cap *= 2;
+    }
+    char *data = PyMem_Realloc(b->data, (size_t)cap);
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->data = data;
+    b->cap = cap;
+    return 0;
+}
+
+static inline int
+buf_put(Buf *b, const char *text, Py_ssize_t n)
+{
+    if (b->cap - b->len < n && buf_grow(b, n) < 0) {
+        return -1;
+    }
+    memcpy(b->data + b->len, text, (size_t)n);
+    b->len += n;
+    return 0;
+}
+
+#define PUT(b, literal) buf_put((b), (literal), (Py_ssize_t)sizeof(literal) - 1)
+
+static const char HEX[] = "0123456789abcdef";
+
+static int
+buf_hex(Buf *b, uint64_t value, int digits)
+{
+    if (b->cap - b->len < digits && buf_grow(b, digits) < 0) {
+        return -1;
+    }
+    char *end = b->data + b->len + digits;
+    for (int i = 0; i < digits; i++) {
+        *--end = HEX[value & 0xf];
+        value >>= 4;
+    }
+    b->len += digits;
+    return 0;
+}
+
+static int
+buf_int(Buf *b, long long value)
+{
+    char text[24];
+    char *end = text + sizeof(text), *p = end;
+    /* The magnitude as unsigned: -LLONG_MIN does not fit a long long. */
+    unsigned long long magnitude =
+        value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value;
+    do {
+        *--p = (char)('0' + magnitude % 10);
+        magnitude /= 10;
+    } while (magnitude);
+    if (value < 0) {
+        *--p = '-';
+    }
+    return buf_put(b, p, end - p);
+}
+
+/* float.__repr__, which is what the Python code writes (`{value!r}`). */
+static int
+buf_float(Buf *b, double value)
+{
+    char *text = PyOS_double_to_string(value, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+    if (text == NULL) {
+        return -1;
+    }
+    int rc = buf_put(b, text, (Py_ssize_t)strlen(text));
+    PyMem_Free(text);
+    return rc;
+}
+
+/* UTF-8 bytes as the body of a JSON string, escaped as json's
+ * encode_basestring escapes them (ensure_ascii=False): the quote, the
+ * backslash, and the control characters below 0x20, short forms where JSON
+ * has them and \u00XX with lower-case hex otherwise. Bytes of multi-byte
+ * characters are all >= 0x80, so copying them whole keeps the characters. */
+static int
+buf_escaped(Buf *b, const char *text, Py_ssize_t n)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    Py_ssize_t start = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            if (c >= 0x80) {
+                b->ascii = 0;
+            }
+            continue;
+        }
+        if (buf_put(b, text + start, i - start) < 0) {
+            return -1;
+        }
+        start = i + 1;
+        char esc[6] = {'\\', 0, 0, 0, 0, 0};
+        Py_ssize_t len = 2;
+        switch (c) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        default:
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = HEX[c >> 4];
+            esc[5] = HEX[c & 0xf];
+            len = 6;
+        }
+        if (buf_put(b, esc, len) < 0) {
+            return -1;
+        }
+    }
+    return buf_put(b, text + start, n - start);
+}
+
+/* The buffer as a str: copied as is when it is all ASCII. */
+static PyObject *
+buf_str(Buf *b)
+{
+    if (!b->ascii) {
+        return PyUnicode_DecodeUTF8(b->data, b->len, "strict");
+    }
+    PyObject *text = PyUnicode_New(b->len, 127);
+    if (text != NULL) {
+        memcpy(PyUnicode_DATA(text), b->data, (size_t)b->len);
+    }
+    return text;
+}
+
+/* -- reading a record's values: 1 read, 0 not ours (the Python code's), -1 error */
+
+/* A str's UTF-8: its own bytes when it is ASCII, else a new bytes object in
+ * *owner. 0 for a lone surrogate, which UTF-8 cannot carry: the Python code
+ * escapes those its own way. */
+static int
+utf8_of(PyObject *text, const char **data, Py_ssize_t *n, PyObject **owner)
+{
+    *owner = NULL;
+    if (PyUnicode_IS_ASCII(text)) {
+        *data = (const char *)PyUnicode_DATA(text);
+        *n = PyUnicode_GET_LENGTH(text);
+        return 1;
+    }
+    PyObject *bytes = PyUnicode_AsUTF8String(text);
+    if (bytes == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
+            PyErr_Clear();
+            return 0;
+        }
+        return -1;
+    }
+    *owner = bytes;
+    *data = PyBytes_AS_STRING(bytes);
+    *n = PyBytes_GET_SIZE(bytes);
+    return 1;
+}
+
+/* A str as a JSON string, quotes included. */
+static int
+put_string(Buf *b, PyObject *text)
+{
+    const char *data;
+    Py_ssize_t n;
+    PyObject *owner;
+    int found = utf8_of(text, &data, &n, &owner);
+    if (found <= 0) {
+        return found;
+    }
+    int rc = -1;
+    if (PUT(b, "\"") == 0 && buf_escaped(b, data, n) == 0 && PUT(b, "\"") == 0) {
+        rc = 1;
+    }
+    Py_XDECREF(owner);
+    return rc;
+}
+
+static int
+as_u64(PyObject *value, uint64_t *out)
+{
+    if (!PyLong_CheckExact(value)) {
+        return 0;
+    }
+    unsigned long long v = PyLong_AsUnsignedLongLong(value);
+    if (v == (unsigned long long)-1 && PyErr_Occurred()) {
+        PyErr_Clear(); /* negative, or past 64 bits: the Python code writes those */
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+static int
+as_i64(PyObject *value, long long *out)
+{
+    if (!PyLong_CheckExact(value)) {
+        return 0;
+    }
+    int overflow;
+    *out = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (overflow) {
+        return 0;
+    }
+    return *out == -1 && PyErr_Occurred() ? -1 : 1;
+}
+
+/* A trace id: 128 bits, as 32 hex digits. */
+static int
+put_trace_id(Buf *b, PyObject *value)
+{
+    if (!PyLong_CheckExact(value)) {
+        return 0;
+    }
+    unsigned char bytes[16];
+#if PY_VERSION_HEX >= 0x030D0000
+    Py_ssize_t needed = PyLong_AsNativeBytes(
+        value, bytes, 16,
+        Py_ASNATIVEBYTES_BIG_ENDIAN | Py_ASNATIVEBYTES_UNSIGNED_BUFFER |
+            Py_ASNATIVEBYTES_REJECT_NEGATIVE);
+    if (needed < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (needed > 16) {
+        return 0;
+    }
+#else
+    if (_PyLong_AsByteArray((PyLongObject *)value, bytes, 16, 0, 0) < 0) {
+        PyErr_Clear(); /* negative, or past 128 bits */
+        return 0;
+    }
+#endif
+    uint64_t high = 0, low = 0;
+    for (int i = 0; i < 8; i++) {
+        high = high << 8 | bytes[i];
+        low = low << 8 | bytes[i + 8];
+    }
+    if (buf_hex(b, high, 16) < 0 || buf_hex(b, low, 16) < 0) {
+        return -1;
+    }
+    return 1;
+}
+
+/* -- the encoder -------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t limit;  /* json_limit: the most characters of an argument's JSON */
+    PyObject *value_json; /* value -> (text, truncated, lossy): OtlpLines._value_json */
+    PyObject *fallback;   /* (record, out, failed) -> made: the Python code, per record */
+    PyObject *encoded;    /* the Encoded type */
+    int flags;            /* the spans' "flags" (_spans._FLAGS) */
+    int kinds[4];         /* OTLP kind of CLIENT, SERVER, PRODUCER, CONSUMER */
+    Buf span;             /* the span being written */
+    Buf value;            /* an argument's JSON being written */
+} Encoder;
+
+enum { K_CLIENT, K_SERVER, K_PRODUCER, K_CONSUMER };
+
+/* The JSON of one atom (str, int, float, bool, None) as json.dumps writes it. */
+static int
+atom_json(Buf *b, PyObject *v)
+{
+    if (PyUnicode_CheckExact(v)) {
+        return put_string(b, v);
+    }
+    if (PyLong_CheckExact(v)) {
+        long long n;
+        int found = as_i64(v, &n);
+        return found <= 0 ? found : (buf_int(b, n) < 0 ? -1 : 1);
+    }
+    if (v == Py_True) {
+        return PUT(b, "true") < 0 ? -1 : 1;
+    }
+    if (v == Py_False) {
+        return PUT(b, "false") < 0 ? -1 : 1;
+    }
+    if (v == Py_None) {
+        return PUT(b, "null") < 0 ? -1 : 1;
+    }
+    if (PyFloat_CheckExact(v)) {
+        double d = PyFloat_AS_DOUBLE(v);
+        if (!isfinite(d)) {
+            return 0; /* marked lossy by the Python code */
+        }
+        return buf_float(b, d) < 0 ? -1 : 1;
+    }
+    return 0;
+}
+
+/* The JSON of a value kept by freeze(), as _Spans._put_json makes it, into
+ * self->value; 0 when it is the Python code's. */
+static int
+value_json(Encoder *self, PyObject *v)
+{
+    Buf *b = &self->value;
+    b->len = 0;
+    b->ascii = 1;
+    int found;
+    if (PyTuple_CheckExact(v)) {
+        Py_ssize_t n = PyTuple_GET_SIZE(v);
+        if (PUT(b, "[") < 0) {
+            return -1;
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (i && PUT(b, ",") < 0) {
+                return -1;
+            }
+            found = atom_json(b, PyTuple_GET_ITEM(v, i));
+            if (found <= 0) {
+                return found;
+            }
+        }
+        if (PUT(b, "]") < 0) {
+            return -1;
+        }
+    }
+    else {
+        found = atom_json(b, v);
+        if (found <= 0) {
+            return found;
+        }
+    }
+    /* Past json_limit the Python code cuts it (at a character) and marks it. */
+    Py_ssize_t chars = b->len;
+    if (!b->ascii) {
+        chars = 0;
+        for (Py_ssize_t i = 0; i < b->len; i++) {
+            chars += ((unsigned char)b->data[i] & 0xc0) != 0x80;
+        }
+    }
+    return chars <= self->limit;
+}
+
+/* One attribute whose value is a str given as UTF-8. */
+static int
+put_text_attr(Buf *b, const char *key, Py_ssize_t key_len, const char *text, Py_ssize_t n)
+{
+    if (PUT(b, ",{\"key\":\"") < 0 || buf_put(b, key, key_len) < 0 ||
+        PUT(b, "\",\"value\":{\"stringValue\":\"") < 0 || buf_escaped(b, text, n) < 0 ||
+        PUT(b, "\"}}") < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static int
+put_marker(Buf *b, const char *key, Py_ssize_t key_len, const char *suffix)
+{
+    if (PUT(b, ",{\"key\":\"") < 0 || buf_put(b, key, key_len) < 0 ||
+        buf_put(b, suffix, (Py_ssize_t)strlen(suffix)) < 0 ||
+        PUT(b, "\",\"value\":{\"boolValue\":true}}") < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+/* `key` (bus.args, bus.kwargs, bus.result) with the JSON of `v` as its string
+ * value, and the .truncated and .lossy markers where the Python code sets
+ * them. Keys are written as they are: they need no escapes. */
+static int
+put_json_attr(Encoder *self, Buf *b, const char *key, PyObject *v)
+{
+    Py_ssize_t key_len = (Py_ssize_t)strlen(key);
+    if (Py_IS_TYPE(v, (PyTypeObject *)self->encoded)) {
+        /* Encoded at once on the hot path: written whatever its length. */
+        PyObject *text = PyTuple_GET_ITEM(v, 0);
+        if (!PyUnicode_CheckExact(text)) {
+            return 0;
+        }
+        const char *data;
+        Py_ssize_t n;
+        PyObject *owner;
+        int found = utf8_of(text, &data, &n, &owner);
+        if (found <= 0) {
+            return found;
+        }
+        int rc = put_text_attr(b, key, key_len, data, n);
+        Py_XDECREF(owner);
+        if (rc < 0) {
+            return -1;
+        }
+        int truncated = PyObject_IsTrue(PyTuple_GET_ITEM(v, 1));
+        int lossy = PyObject_IsTrue(PyTuple_GET_ITEM(v, 2));
+        if (truncated < 0 || lossy < 0 ||
+            (truncated && put_marker(b, key, key_len, ".truncated") < 0) ||
+            (lossy && put_marker(b, key, key_len, ".lossy") < 0)) {
+            return -1;
+        }
+        return 1;
+    }
+    int found = value_json(self, v);
+    if (found < 0) {
+        return -1;
+    }
+    if (found) {
+        return put_text_attr(b, key, key_len, self->value.data, self->value.len) < 0 ? -1 : 1;
+    }
+    /* The Python code's own _put_json, for what is not written here. */
+    PyObject *made = PyObject_CallOneArg(self->value_json, v);
+    if (made == NULL) {
+        return -1;
+    }
+    int rc = 0;
+    if (PyTuple_CheckExact(made) && PyTuple_GET_SIZE(made) == 3 &&
+        PyUnicode_CheckExact(PyTuple_GET_ITEM(made, 0))) {
+        const char *data;
+        Py_ssize_t n;
+        PyObject *owner;
+        rc = utf8_of(PyTuple_GET_ITEM(made, 0), &data, &n, &owner);
+        if (rc > 0) {
+            int truncated = PyObject_IsTrue(PyTuple_GET_ITEM(made, 1));
+            int lossy = PyObject_IsTrue(PyTuple_GET_ITEM(made, 2));
+            if (truncated < 0 || lossy < 0 || put_text_attr(b, key, key_len, data, n) < 0 ||
+                (truncated && put_marker(b, key, key_len, ".truncated") < 0) ||
+                (lossy && put_marker(b, key, key_len, ".lossy") < 0)) {
+                rc = -1;
+            }
+            Py_XDECREF(owner);
+        }
+    }
+    Py_DECREF(made);
+    return rc;
+}
+
+/* A str-valued attribute whose key needs no escapes. */
+static int
+put_str_attr(Buf *b, const char *key, PyObject *value)
+{
+    if (PUT(b, ",{\"key\":\"") < 0 || buf_put(b, key, (Py_ssize_t)strlen(key)) < 0 ||
+        PUT(b, "\",\"value\":{\"stringValue\":") < 0) {
+        return -1;
+    }
+    int found = put_string(b, value);
+    if (found <= 0) {
+        return found;
+    }
+    return PUT(b, "}}") < 0 ? -1 : 1;
+}
+
+/* bus.queued_ms: (later - earlier) / 1e6, as Python divides an int by a
+ * float (the difference rounded to a double once, then divided). */
+static int
+put_queued(Buf *b, long long later, long long earlier)
+{
+    long long diff;
+    if (__builtin_sub_overflow(later, earlier, &diff)) {
+        return 0;
+    }
+    if (PUT(b, ",{\"key\":\"bus.queued_ms\",\"value\":{\"doubleValue\":") < 0 ||
+        buf_float(b, (double)diff / 1e6) < 0 || PUT(b, "}}") < 0) {
+        return -1;
+    }
+    return 1;
+}
+
+/* The opening of a span, up to its attributes' '[' ; `name` is prefixed. */
+static int
+put_head(Encoder *self, Buf *b, PyObject *trace_id, uint64_t span_id, uint64_t parent_id,
+         const char *prefix, PyObject *name, int kind, long long start, long long end)
+{
+    b->len = 0;
+    b->ascii = 1;
+    if (PUT(b, "{\"traceId\":\"") < 0) {
+        return -1;
+    }
+    int found = put_trace_id(b, trace_id);
+    if (found <= 0) {
+        return found;
+    }
+    if (PUT(b, "\",\"spanId\":\"") < 0 || buf_hex(b, span_id, 16) < 0) {
+        return -1;
+    }
+    if (parent_id && (PUT(b, "\",\"parentSpanId\":\"") < 0 || buf_hex(b, parent_id, 16) < 0)) {
+        return -1;
+    }
+    if (PUT(b, "\",\"flags\":") < 0 || buf_int(b, self->flags) < 0 || PUT(b, ",\"name\":\"") < 0 ||
+        buf_put(b, prefix, (Py_ssize_t)strlen(prefix)) < 0) {
+        return -1;
+    }
+    const char *data;
+    Py_ssize_t n;
+    PyObject *owner;
+    found = utf8_of(name, &data, &n, &owner);
+    if (found <= 0) {
+        return found;
+    }
+    int rc = buf_escaped(b, data, n);
+    Py_XDECREF(owner);
+    if (rc < 0 || PUT(b, "\",\"kind\":") < 0 || buf_int(b, kind) < 0 ||
+        PUT(b, ",\"startTimeUnixNano\":\"") < 0 || buf_int(b, start) < 0 ||
+        PUT(b, "\",\"endTimeUnixNano\":\"") < 0 || buf_int(b, end) < 0 ||
+        PUT(b, "\",\"attributes\":[") < 0) {
+        return -1;
+    }
+    return 1;
+}
+
+/* Close the span (attributes, an empty status) and append it to `out`. */
+static int
+finish(Buf *b, PyObject *out)
+{
+    if (PUT(b, "],\"status\":{}}") < 0) {
+        return -1;
+    }
+    PyObject *text = buf_str(b);
+    if (text == NULL) {
+        return -1;
+    }
+    int rc = PyList_Append(out, text);
+    Py_DECREF(text);
+    return rc;
+}
+
+#define TRY(expr)            \
+    do {                     \
+        int found_ = (expr); \
+        if (found_ <= 0) {   \
+            return found_;   \
+        }                    \
+    } while (0)
+
+#define OK(expr)          \
+    do {                  \
+        if ((expr) < 0) { \
+            return -1;    \
+        }                 \
+    } while (0)
+
+/* Whether a record's transport attributes (`wire`) are absent: None or {}. */
+static int
+no_wire(PyObject *wire)
+{
+    return wire == Py_None || (PyDict_CheckExact(wire) && PyDict_GET_SIZE(wire) == 0);
+}
+
+static int
+is_str(PyObject *v)
+{
+    return PyUnicode_CheckExact(v);
+}
+
+static int
+delivery(Encoder *self, PyObject **r, PyObject *out)
+{
+    /* (DELIVERY, trace_id, fire_span_id, span_id, name, pattern, service,
+     *  fire_sent_ns, start_ns, end_ns, thread, error, traceback, extras, wire) */
+    PyObject *name = r[4], *pattern = r[5], *service = r[6], *thread = r[10];
+    if (r[11] != Py_None || r[13] != Py_None || !no_wire(r[14]) || !is_str(name) ||
+        !is_str(pattern) || !is_str(service) || !(thread == Py_None || is_str(thread))) {
+        return 0;
+    }
+    uint64_t parent, span;
+    long long sent, start, end;
+    TRY(as_u64(r[2], &parent));
+    TRY(as_u64(r[3], &span));
+    TRY(as_i64(r[7], &sent));
+    TRY(as_i64(r[8], &start));
+    TRY(as_i64(r[9], &end));
+    Buf *b = &self->span;
+    TRY(put_head(self, b, r[1], span, parent, "process ", name, self->kinds[K_CONSUMER], start,
+                 end));
+    OK(PUT(b, "{\"key\":\"messaging.system\",\"value\":{\"stringValue\":\"bus\"}},"
+              "{\"key\":\"messaging.operation.type\",\"value\":{\"stringValue\":\"process\"}},"
+              "{\"key\":\"messaging.operation.name\",\"value\":{\"stringValue\":\"process\"}}"));
+    TRY(put_str_attr(b, "messaging.destination.name", name));
+    TRY(put_str_attr(b, "bus.service", service));
+    TRY(put_str_attr(b, "bus.listener.pattern", pattern));
+    TRY(put_queued(b, start, sent));
+    if (thread != Py_None && PyUnicode_GET_LENGTH(thread)) { /* none when refused */
+        TRY(put_str_attr(b, "thread.name", thread));
+    }
+    OK(finish(b, out));
+    return 1;
+}
+
+static int
+fire(Encoder *self, PyObject **r, PyObject *out)
+{
+    /* (FIRE, trace_id, parent_id, span_id, name, caller, args, kwargs,
+     *  sent_ns, end_ns, listeners, extras, wire) */
+    PyObject *name = r[4], *caller = r[5];
+    if (r[11] != Py_None || !no_wire(r[12]) || !is_str(name) || !is_str(caller)) {
+        return 0;
+    }
+    uint64_t parent, span;
+    long long sent, end, listeners;
+    TRY(as_u64(r[2], &parent));
+    TRY(as_u64(r[3], &span));
+    TRY(as_i64(r[8], &sent));
+    TRY(as_i64(r[9], &end));
+    TRY(as_i64(r[10], &listeners));
+    int kwargs = PyObject_IsTrue(r[7]);
+    OK(kwargs);
+    Buf *b = &self->span;
+    TRY(put_head(self, b, r[1], span, parent, "send ", name, self->kinds[K_PRODUCER], sent, end));
+    OK(PUT(b, "{\"key\":\"messaging.system\",\"value\":{\"stringValue\":\"bus\"}},"
+              "{\"key\":\"messaging.operation.type\",\"value\":{\"stringValue\":\"send\"}},"
+              "{\"key\":\"messaging.operation.name\",\"value\":{\"stringValue\":\"send\"}}"));
+    TRY(put_str_attr(b, "messaging.destination.name", name));
+    TRY(put_str_attr(b, "bus.caller", caller));
+    OK(PUT(b, ",{\"key\":\"bus.listeners\",\"value\":{\"intValue\":\""));
+    OK(buf_int(b, listeners));
+    OK(PUT(b, "\"}}"));
+    TRY(put_json_attr(self, b, "bus.args", r[6]));
+    if (kwargs) {
+        TRY(put_json_attr(self, b, "bus.kwargs", r[7]));
+    }
+    OK(finish(b, out));
+    return 1;
+}
+
+static int
+call(Encoder *self, PyObject **r, PyObject *out)
+{
+    /* (CALL, trace_id, parent_id, client_id, server_id, name, caller, service,
+     *  args, kwargs, sent_ns, handled_ns, end_ns, thread, result,
+     *  error, traceback, status_message, extras, hop, wire) */
+    PyObject *name = r[5], *caller = r[6], *service = r[7], *thread = r[13];
+    if (r[15] != Py_None || r[17] != Py_None || r[18] != Py_None || r[19] != Py_None ||
+        !no_wire(r[20]) || !is_str(name) || !is_str(caller) || !is_str(service) ||
+        !is_str(thread)) {
+        return 0;
+    }
+    uint64_t parent, client, server;
+    long long sent, handled, end;
+    TRY(as_u64(r[2], &parent));
+    TRY(as_u64(r[3], &client));
+    TRY(as_u64(r[4], &server));
+    TRY(as_i64(r[10], &sent));
+    TRY(as_i64(r[11], &handled));
+    TRY(as_i64(r[12], &end));
+    int kwargs = PyObject_IsTrue(r[9]);
+    OK(kwargs);
+    Buf *b = &self->span;
+    TRY(put_head(self, b, r[1], client, parent, "", name, self->kinds[K_CLIENT], sent, end));
+    Py_ssize_t attrs_at = b->len; /* the SERVER span's attributes begin with these */
+    OK(PUT(b, "{\"key\":\"rpc.system.name\",\"value\":{\"stringValue\":\"bus\"}}"));
+    TRY(put_str_attr(b, "rpc.method", name));
+    TRY(put_str_attr(b, "bus.service", service));
+    TRY(put_str_attr(b, "bus.caller", caller));
+    TRY(put_json_attr(self, b, "bus.args", r[8]));
+    if (kwargs) {
+        TRY(put_json_attr(self, b, "bus.kwargs", r[9]));
+    }
+    /* Keep the shared attributes before finishing: finish() appends to b. */
+    Py_ssize_t shared_len = b->len - attrs_at;
+    int shared_ascii = b->ascii;
+    char *shared = PyMem_Malloc((size_t)(shared_len ? shared_len : 1));
+    if (shared == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(shared, b->data + attrs_at, (size_t)shared_len);
+    int rc = finish(b, out);
+    if (rc == 0) {
+        rc = put_head(self, b, r[1], server, client, "", name, self->kinds[K_SERVER], handled,
+                      end);
+        if (rc > 0) {
+            b->ascii &= shared_ascii;
+            rc = buf_put(b, shared, shared_len) < 0 ? -1 : 1;
+        }
+    }
+    else {
+        rc = -1;
+    }
+    PyMem_Free(shared);
+    if (rc <= 0) {
+        return rc; /* 0 cannot happen here: the same ids and name were written above */
+    }
+    TRY(put_str_attr(b, "thread.name", thread));
+    TRY(put_queued(b, handled, sent));
+    TRY(put_json_attr(self, b, "bus.result", r[14]));
+    OK(finish(b, out));
+    return 1;
+}
+
+/* 1: the record's spans are appended to `out`; 0: the record is the Python
+ * code's (nothing appended); -1: an error (`out` may hold part of it). */
+static int
+build(Encoder *self, PyObject *record, PyObject *out)
+{
+    if (!PyTuple_CheckExact(record) || PyTuple_GET_SIZE(record) == 0) {
+        return 0;
+    }
+    PyObject *tag = PyTuple_GET_ITEM(record, 0);
+    if (!PyLong_CheckExact(tag)) {
+        return 0;
+    }
+    long kind = PyLong_AsLong(tag);
+    Py_ssize_t size = PyTuple_GET_SIZE(record);
+    PyObject **r = &PyTuple_GET_ITEM(record, 0);
+    if (kind == DELIVERY && size == DELIVERY_SIZE) {
+        return delivery(self, r, out);
+    }
+    if (kind == FIRE && size == FIRE_SIZE) {
+        return fire(self, r, out);
+    }
+    if (kind == CALL && size == CALL_SIZE) {
+        return call(self, r, out);
+    }
+    if (kind == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+    }
+    return 0;
+}
+
+/* build(), and on an Exception the record is the Python code's after all,
+ * with whatever it appended taken back. */
+static int
+build_or_hand_back(Encoder *self, PyObject *record, PyObject *out)
+{
+    Py_ssize_t mark = PyList_GET_SIZE(out);
+    int made = build(self, record, out);
+    if (made >= 0) {
+        return made;
+    }
+    if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+        return -1;
+    }
+    PyErr_Clear();
+    if (PyList_GET_SIZE(out) > mark && PyList_SetSlice(out, mark, PyList_GET_SIZE(out), NULL) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+Encoder_build(Encoder *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "build(record, out: list)");
+        return NULL;
+    }
+    int made = build_or_hand_back(self, args[0], args[1]);
+    return made < 0 ? NULL : PyBool_FromLong(made);
+}
+
+static PyObject *
+Encoder_build_many(Encoder *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyList_Check(args[0]) || !PyList_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "build_many(records: list, out: list, failed)");
+        return NULL;
+    }
+    PyObject *records = args[0], *out = args[1], *failed = args[2];
+    PyObject *made = PyList_New(0);
+    if (made == NULL) {
+        return NULL;
+    }
+    /* The Python fallback may run any code: re-read the list's size each time. */
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(records); i++) {
+        PyObject *record = PyList_GET_ITEM(records, i);
+        Py_INCREF(record);
+        int done = build_or_hand_back(self, record, out);
+        if (done == 0) {
+            PyObject *argv[3] = {record, out, failed};
+            PyObject *ok = PyObject_Vectorcall(self->fallback, argv, 3, NULL);
+            done = ok == NULL ? -1 : PyObject_IsTrue(ok);
+            Py_XDECREF(ok);
+        }
+        if (done < 0 || (done && PyList_Append(made, record) < 0)) {
+            Py_DECREF(record);
+            Py_DECREF(made);
+            return NULL;
+        }
+        Py_DECREF(record);
+    }
+    return made;
+}
+
+static int
+Encoder_init(Encoder *self, PyObject *args, PyObject *kwds)
+{
+    static char *names[] = {"limit", "flags", "kinds", "value_json", "fallback", "encoded", NULL};
+    Py_ssize_t limit;
+    int flags;
+    PyObject *kinds, *value_json, *fallback, *encoded;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "niO!OOO!:Encoder", names, &limit, &flags,
+                                     &PyTuple_Type, &kinds, &value_json, &fallback,
+                                     &PyType_Type, &encoded)) {
+        return -1;
+    }
+    if (!PyArg_ParseTuple(kinds, "iiii:kinds (client, server, producer, consumer)",
+                          &self->kinds[K_CLIENT], &self->kinds[K_SERVER],
+                          &self->kinds[K_PRODUCER], &self->kinds[K_CONSUMER])) {
+        return -1;
+    }
+    if (!PyCallable_Check(value_json) || !PyCallable_Check(fallback)) {
+        PyErr_SetString(PyExc_TypeError, "value_json and fallback must be callable");
+        return -1;
+    }
+    if (!PyType_IsSubtype((PyTypeObject *)encoded, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "encoded must be a tuple type (Encoded)");
+        return -1;
+    }
+    self->limit = limit;
+    self->flags = flags;
+    Py_INCREF(value_json);
+    Py_XSETREF(self->value_json, value_json);
+    Py_INCREF(fallback);
+    Py_XSETREF(self->fallback, fallback);
+    Py_INCREF(encoded);
+    Py_XSETREF(self->encoded, encoded);
+    return 0;
+}
+
+static int
+Encoder_traverse(Encoder *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->value_json);
+    Py_VISIT(self->fallback);
+    Py_VISIT(self->encoded);
+    return 0;
+}
+
+static int
+Encoder_clear(Encoder *self)
+{
+    Py_CLEAR(self->value_json);
+    Py_CLEAR(self->fallback);
+    Py_CLEAR(self->encoded);
+    return 0;
+}
+
+static void
+Encoder_dealloc(Encoder *self)
+{
+    PyObject_GC_UnTrack(self);
+    Encoder_clear(self);
+    PyMem_Free(self->span.data);
+    PyMem_Free(self->value.data);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef Encoder_methods[] = {
+    {"build", (PyCFunction)(void (*)(void))Encoder_build, METH_FASTCALL,
+     "build(record, out) -> bool: append the record's spans to out, if it is one made here."},
+    {"build_many", (PyCFunction)(void (*)(void))Encoder_build_many, METH_FASTCALL,
+     "build_many(records, out, failed) -> list: as OtlpLines.build_many."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject Encoder_type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "bus._observe._speedups_otlp.Encoder",
+    .tp_basicsize = sizeof(Encoder),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "Encoder(limit, flags, kinds, value_json, fallback, encoded): span text in C.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Encoder_init,
+    .tp_traverse = (traverseproc)Encoder_traverse,
+    .tp_clear = (inquiry)Encoder_clear,
+    .tp_dealloc = (destructor)Encoder_dealloc,
+    .tp_methods = Encoder_methods,
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "bus._observe._speedups_otlp",
+    .m_doc = "The OTLP JSON text of common flat records, in C (see _otlp_lines).",
+    .m_size = -1,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups_otlp(void)
+{
+    if (PyType_Ready(&Encoder_type) < 0) {
+        return NULL;
+    }
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) {
+        return NULL;
+    }
+    Py_INCREF(&Encoder_type);
+    if (PyModule_AddObject(m, "Encoder", (PyObject *)&Encoder_type) < 0) {
+        Py_DECREF(&Encoder_type);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
