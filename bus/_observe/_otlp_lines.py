@@ -158,7 +158,12 @@ class OtlpLines(OtlpSpans):
         """Spans made by ``build`` as one ``TracesData`` JSON line (no newline)."""
         if not spans:
             return '{"resourceSpans":[]}'
-        return self._prefix + ",".join(spans) + "]}]}]}"
+        # The head and tail on the first and last span, not on the whole
+        # line: a batch's line is long, and each + copies all of it.
+        parts = spans.copy()
+        parts[0] = self._prefix + parts[0]
+        parts[-1] += "]}]}]}"
+        return ",".join(parts)
 
     def _span(
         self,

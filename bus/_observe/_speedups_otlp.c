@@ -89,18 +89,40 @@ buf_hex(Buf *b, uint64_t value, int digits)
     return 0;
 }
 
+static const char DIGIT_PAIRS[] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+/* The decimal digits of `magnitude`, right-aligned to `end`; where they begin. */
+static char *
+digits_of(unsigned long long magnitude, char *end)
+{
+    char *p = end;
+    while (magnitude >= 100) {
+        unsigned pair = (unsigned)(magnitude % 100) * 2;
+        magnitude /= 100;
+        *--p = DIGIT_PAIRS[pair + 1];
+        *--p = DIGIT_PAIRS[pair];
+    }
+    if (magnitude >= 10) {
+        *--p = DIGIT_PAIRS[magnitude * 2 + 1];
+        *--p = DIGIT_PAIRS[magnitude * 2];
+    }
+    else {
+        *--p = (char)('0' + magnitude);
+    }
+    return p;
+}
+
 static int
 buf_int(Buf *b, long long value)
 {
     char text[24];
-    char *end = text + sizeof(text), *p = end;
+    char *end = text + sizeof(text);
     /* The magnitude as unsigned: -LLONG_MIN does not fit a long long. */
-    unsigned long long magnitude =
-        value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value;
-    do {
-        *--p = (char)('0' + magnitude % 10);
-        magnitude /= 10;
-    } while (magnitude);
+    char *p = digits_of(value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value,
+                        end);
     if (value < 0) {
         *--p = '-';
     }
@@ -257,36 +279,29 @@ as_i64(PyObject *value, long long *out)
     return *out == -1 && PyErr_Occurred() ? -1 : 1;
 }
 
-/* A trace id: 128 bits, as 32 hex digits. */
+static PyObject *sixty_four; /* the int 64 */
+
+/* A trace id: 128 bits, as 32 hex digits (two 64-bit halves, portably). */
 static int
 put_trace_id(Buf *b, PyObject *value)
 {
     if (!PyLong_CheckExact(value)) {
         return 0;
     }
-    unsigned char bytes[16];
-#if PY_VERSION_HEX >= 0x030D0000
-    Py_ssize_t needed = PyLong_AsNativeBytes(
-        value, bytes, 16,
-        Py_ASNATIVEBYTES_BIG_ENDIAN | Py_ASNATIVEBYTES_UNSIGNED_BUFFER |
-            Py_ASNATIVEBYTES_REJECT_NEGATIVE);
-    if (needed < 0) {
+    PyObject *high_part = PyNumber_Rshift(value, sixty_four);
+    if (high_part == NULL) {
+        return -1;
+    }
+    /* Negative, or past 128 bits: the Python code writes those. */
+    unsigned long long high = PyLong_AsUnsignedLongLong(high_part);
+    Py_DECREF(high_part);
+    if (high == (unsigned long long)-1 && PyErr_Occurred()) {
         PyErr_Clear();
         return 0;
     }
-    if (needed > 16) {
-        return 0;
-    }
-#else
-    if (_PyLong_AsByteArray((PyLongObject *)value, bytes, 16, 0, 0) < 0) {
-        PyErr_Clear(); /* negative, or past 128 bits */
-        return 0;
-    }
-#endif
-    uint64_t high = 0, low = 0;
-    for (int i = 0; i < 8; i++) {
-        high = high << 8 | bytes[i];
-        low = low << 8 | bytes[i + 8];
+    unsigned long long low = PyLong_AsUnsignedLongLongMask(value);
+    if (low == (unsigned long long)-1 && PyErr_Occurred()) {
+        return -1;
     }
     if (buf_hex(b, high, 16) < 0 || buf_hex(b, low, 16) < 0) {
         return -1;
@@ -491,6 +506,76 @@ put_str_attr(Buf *b, const char *key, PyObject *value)
     return PUT(b, "}}") < 0 ? -1 : 1;
 }
 
+/* repr(n / 1e6) for |n| < 10**15, without the shortest-digits search of
+ * float.__repr__: n / 1e6 is the double nearest to the decimal n * 10**-6,
+ * which has at most 15 significant digits, and every decimal of at most 15
+ * (DBL_DIG) names a different double; so no shorter decimal names the same
+ * double, and the digits repr finds are those of n, trailing zeros dropped.
+ * The layout is repr's: an exponent below 1e-4 (decimal point position
+ * <= -4) or from 1e16, else "0.000ddd", "dd.ddd" or "ddd.0". */
+static int
+buf_micros(Buf *b, long long n)
+{
+    char text[48];
+    char digits[24];
+    char *end = digits + sizeof(digits);
+    unsigned long long magnitude = n < 0 ? 0ULL - (unsigned long long)n : (unsigned long long)n;
+    if (magnitude == 0) {
+        return n < 0 ? PUT(b, "-0.0") : PUT(b, "0.0");
+    }
+    char *first = digits_of(magnitude, end);
+    int count = (int)(end - first);
+    int point = count - 6; /* where the decimal point goes, from the first digit */
+    while (end[-1] == '0') {
+        end--;
+    }
+    count = (int)(end - first);
+    char *p = text;
+    if (n < 0) {
+        *p++ = '-';
+    }
+    if (point <= -4) {
+        *p++ = first[0];
+        if (count > 1) {
+            *p++ = '.';
+            memcpy(p, first + 1, (size_t)(count - 1));
+            p += count - 1;
+        }
+        int exponent = point - 1;
+        *p++ = 'e';
+        *p++ = '-';
+        exponent = -exponent;
+        *p++ = (char)('0' + exponent / 10);
+        *p++ = (char)('0' + exponent % 10);
+    }
+    else if (point <= 0) {
+        *p++ = '0';
+        *p++ = '.';
+        for (int i = 0; i < -point; i++) {
+            *p++ = '0';
+        }
+        memcpy(p, first, (size_t)count);
+        p += count;
+    }
+    else if (point < count) {
+        memcpy(p, first, (size_t)point);
+        p += point;
+        *p++ = '.';
+        memcpy(p, first + point, (size_t)(count - point));
+        p += count - point;
+    }
+    else {
+        memcpy(p, first, (size_t)count);
+        p += count;
+        for (int i = count; i < point; i++) {
+            *p++ = '0';
+        }
+        *p++ = '.';
+        *p++ = '0';
+    }
+    return buf_put(b, text, p - text);
+}
+
 /* bus.queued_ms: (later - earlier) / 1e6, as Python divides an int by a
  * float (the difference rounded to a double once, then divided). */
 static int
@@ -500,11 +585,19 @@ put_queued(Buf *b, long long later, long long earlier)
     if (__builtin_sub_overflow(later, earlier, &diff)) {
         return 0;
     }
-    if (PUT(b, ",{\"key\":\"bus.queued_ms\",\"value\":{\"doubleValue\":") < 0 ||
-        buf_float(b, (double)diff / 1e6) < 0 || PUT(b, "}}") < 0) {
+    if (PUT(b, ",{\"key\":\"bus.queued_ms\",\"value\":{\"doubleValue\":") < 0) {
         return -1;
     }
-    return 1;
+    /* 10**15 ns is eleven days; past that (never, in practice) the slow way. */
+    if (diff > -1000000000000000LL && diff < 1000000000000000LL) {
+        if (buf_micros(b, diff) < 0) {
+            return -1;
+        }
+    }
+    else if (buf_float(b, (double)diff / 1e6) < 0) {
+        return -1;
+    }
+    return PUT(b, "}}") < 0 ? -1 : 1;
 }
 
 /* The opening of a span, up to its attributes' '[' ; `name` is prefixed. */
@@ -919,6 +1012,9 @@ PyMODINIT_FUNC
 PyInit__speedups_otlp(void)
 {
     if (PyType_Ready(&Encoder_type) < 0) {
+        return NULL;
+    }
+    if (sixty_four == NULL && (sixty_four = PyLong_FromLong(64)) == NULL) {
         return NULL;
     }
     PyObject *m = PyModule_Create(&module);

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 from collections.abc import Callable
@@ -187,6 +188,40 @@ def test_c_writes_the_common_records_as_python_does(name: str) -> None:
     out: list[str] = []
     assert in_c._c.build(record, out), "C handed a common record back"
     assert in_c.line(out) == line_of(in_python, [record]) == dumped(otlp, [record])
+
+
+def _queued_ns() -> list[int]:
+    """Times queued (ns) at every digit count and decimal point position, and at random."""
+    found = [0, 1, -1, 9, 10, 99, 100, 101, 999, 1000, 10**15 - 1, -(10**15) + 1]
+    found += [d * 10**k for d in (1, 7, 12, 105, 123456789) for k in range(16)]
+    draw = random.Random(12)
+    found += [draw.randrange(-(10**15), 10**15) for _ in range(2000)]
+    found += [draw.randrange(10 ** draw.randrange(1, 16)) for _ in range(3000)]
+    return [queued for queued in found if abs(queued) < 10**15]
+
+
+@needs_c
+def test_c_writes_queued_times_as_float_repr_does() -> None:
+    # C writes bus.queued_ms without float.__repr__'s digit search: its
+    # digits must be repr's for every time below 10**15 ns.
+    in_c, _, _ = makers()
+    for queued in _queued_ns():
+        out: list[str] = []
+        assert in_c._c.build(delivery(fire_sent_ns=10**18, start_ns=10**18 + queued), out)
+        value = json.loads(out[0])["attributes"][6]["value"]["doubleValue"]
+        text = out[0].split('"doubleValue":', 1)[1].split("}", 1)[0]
+        assert text == repr(queued / 1e6), queued
+        assert value == queued / 1e6
+
+
+@needs_c
+@pytest.mark.parametrize("queued", [10**15, -(10**15), 10**15 + 1, 2**53 + 1, 2**62])
+def test_c_writes_long_queued_times_as_float_repr_does(queued: int) -> None:
+    in_c, _, otlp = makers()
+    record = delivery(fire_sent_ns=0, start_ns=queued)
+    out: list[str] = []
+    assert in_c._c.build(record, out)
+    assert in_c.line(out) == dumped(otlp, [record])
 
 
 @needs_c
