@@ -74,6 +74,7 @@ buf_put(Buf *b, const char *text, Py_ssize_t n)
 
 static const char HEX[] = "0123456789abcdef";
 
+/* `value` as `digits` (an even number) lower-case hex digits, a byte at a time. */
 static int
 buf_hex(Buf *b, uint64_t value, int digits)
 {
@@ -81,9 +82,11 @@ buf_hex(Buf *b, uint64_t value, int digits)
         return -1;
     }
     char *end = b->data + b->len + digits;
-    for (int i = 0; i < digits; i++) {
-        *--end = HEX[value & 0xf];
-        value >>= 4;
+    for (int i = 0; i < digits; i += 2) {
+        unsigned byte = (unsigned)(value & 0xff);
+        *--end = HEX[byte & 0xf];
+        *--end = HEX[byte >> 4];
+        value >>= 8;
     }
     b->len += digits;
     return 0;
@@ -250,18 +253,41 @@ put_string(Buf *b, PyObject *text)
     return rc;
 }
 
+static PyObject *two_to_64; /* the int 2**64 */
+
+/* A plain int in [0, 2**64). PyLong_AsUnsignedLongLong goes through a byte
+ * array (CPython 3.11), several times what these two calls cost. */
 static int
 as_u64(PyObject *value, uint64_t *out)
 {
     if (!PyLong_CheckExact(value)) {
         return 0;
     }
-    unsigned long long v = PyLong_AsUnsignedLongLong(value);
-    if (v == (unsigned long long)-1 && PyErr_Occurred()) {
-        PyErr_Clear(); /* negative, or past 64 bits: the Python code writes those */
+    int overflow;
+    long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (overflow == 0) {
+        if (v == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        if (v < 0) {
+            return 0; /* the Python code writes a negative id its own way */
+        }
+        *out = (uint64_t)v;
+        return 1;
+    }
+    if (overflow < 0) {
         return 0;
     }
-    *out = v;
+    /* At least 2**63: a random id, half the time. */
+    int below = PyObject_RichCompareBool(value, two_to_64, Py_LT);
+    if (below <= 0) {
+        return below;
+    }
+    unsigned long long low = PyLong_AsUnsignedLongLongMask(value);
+    if (low == (unsigned long long)-1 && PyErr_Occurred()) {
+        return -1;
+    }
+    *out = low;
     return 1;
 }
 
@@ -293,11 +319,11 @@ put_trace_id(Buf *b, PyObject *value)
         return -1;
     }
     /* Negative, or past 128 bits: the Python code writes those. */
-    unsigned long long high = PyLong_AsUnsignedLongLong(high_part);
+    uint64_t high;
+    int found = as_u64(high_part, &high);
     Py_DECREF(high_part);
-    if (high == (unsigned long long)-1 && PyErr_Occurred()) {
-        PyErr_Clear();
-        return 0;
+    if (found <= 0) {
+        return found;
     }
     unsigned long long low = PyLong_AsUnsignedLongLongMask(value);
     if (low == (unsigned long long)-1 && PyErr_Occurred()) {
@@ -1015,6 +1041,10 @@ PyInit__speedups_otlp(void)
         return NULL;
     }
     if (sixty_four == NULL && (sixty_four = PyLong_FromLong(64)) == NULL) {
+        return NULL;
+    }
+    if (two_to_64 == NULL &&
+        (two_to_64 = PyLong_FromString("18446744073709551616", NULL, 10)) == NULL) {
         return NULL;
     }
     PyObject *m = PyModule_Create(&module);
