@@ -13,7 +13,7 @@ JSDIR   = tests/js
 
 .PHONY: run test lint bench clean test-interop
 
-$(STAMP): pyproject.toml setup.py $(wildcard bus/_core/_speedups*.[ch] bus/_observe/_speedups*.c) $(JSDIR)/package-lock.json
+$(STAMP): pyproject.toml setup.py $(wildcard bus/_core/_speedups*.[ch] bus/_observe/_speedups*.[ch]) $(JSDIR)/package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[console,dev]'

@@ -32,7 +32,8 @@ setup(
         # The text of trace-file spans (bus/_observe/_otlp_lines.py).
         Extension(
             "bus._observe._speedups_otlp",
-            ["bus/_observe/_speedups_otlp.c"],
+            ["bus/_observe/_speedups_otlp.c", "bus/_observe/_speedups_otlp_text.c"],
+            depends=["bus/_observe/_speedups_otlp.h"],
             optional=True,
         ),
     ]

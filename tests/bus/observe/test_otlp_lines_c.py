@@ -10,11 +10,13 @@ comparison is not Python against Python.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import random
 import subprocess
 import sys
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -323,6 +325,17 @@ def test_encoding_leaks_nothing() -> None:
     for _ in range(20):
         round_()
     assert sys.getallocatedblocks() - before < 200
+
+
+@needs_c
+def test_an_encoder_and_its_lines_are_collected_together() -> None:
+    # The encoder holds bound methods of its OtlpLines: a cycle the
+    # collector must be able to see through (Py_TPFLAGS_HAVE_GC).
+    lines = makers()[0]
+    gone = weakref.ref(lines)
+    del lines
+    gc.collect()
+    assert gone() is None
 
 
 @pytest.mark.parametrize("pure", ["1", "0", ""])
