@@ -22,6 +22,8 @@
  */
 #include "_speedups_otlp.h"
 
+#include <limits.h>
+
 /* What the record layouts (bus/_observe/_records.py) put where. */
 enum { CALL = 0, FIRE = 1, DELIVERY = 2 };
 enum { CALL_SIZE = 21, FIRE_SIZE = 13, DELIVERY_SIZE = 15 };
@@ -228,10 +230,10 @@ put_str_attr(Buf *b, const char *key, PyObject *value)
 static int
 put_queued(Buf *b, long long later, long long earlier)
 {
-    long long diff;
-    if (__builtin_sub_overflow(later, earlier, &diff)) {
-        return 0;
+    if (earlier < 0 ? later > LLONG_MAX + earlier : later < LLONG_MIN + earlier) {
+        return 0; /* the difference is past 64 bits: the Python code's */
     }
+    long long diff = later - earlier;
     if (PUT(b, ",{\"key\":\"bus.queued_ms\",\"value\":{\"doubleValue\":") < 0) {
         return -1;
     }

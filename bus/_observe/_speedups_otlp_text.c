@@ -31,6 +31,9 @@ buf_grow(Buf *b, Py_ssize_t more)
 
 static const char HEX[] = "0123456789abcdef";
 
+/* Every byte's two hex digits, "000102...feff", made by otlp_text_init(). */
+static char HEX_PAIRS[512];
+
 /* `value` as `digits` (an even number) lower-case hex digits, a byte at a time. */
 int
 buf_hex(Buf *b, uint64_t value, int digits)
@@ -40,9 +43,7 @@ buf_hex(Buf *b, uint64_t value, int digits)
     }
     char *end = b->data + b->len + digits;
     for (int i = 0; i < digits; i += 2) {
-        unsigned byte = (unsigned)(value & 0xff);
-        *--end = HEX[byte & 0xf];
-        *--end = HEX[byte >> 4];
+        memcpy(end -= 2, HEX_PAIRS + (value & 0xff) * 2, 2);
         value >>= 8;
     }
     b->len += digits;
@@ -102,6 +103,11 @@ buf_float(Buf *b, double value)
     return rc;
 }
 
+/* What a byte of UTF-8 text needs in a JSON string: nothing (0), an escape,
+ * or nothing but it is not ASCII. */
+enum { ESCAPED = 1, NOT_ASCII = 2 };
+static unsigned char byte_class[256]; /* made by otlp_text_init() */
+
 /* UTF-8 bytes as the body of a JSON string, escaped as json's
  * encode_basestring escapes them (ensure_ascii=False): the quote, the
  * backslash, and the control characters below 0x20, short forms where JSON
@@ -114,10 +120,8 @@ buf_escaped(Buf *b, const char *text, Py_ssize_t n)
     Py_ssize_t start = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         unsigned char c = s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            if (c >= 0x80) {
-                b->ascii = 0;
-            }
+        if (!(byte_class[c] & ESCAPED)) {
+            b->ascii &= !byte_class[c];
             continue;
         }
         if (buf_put(b, text + start, i - start) < 0) {
@@ -365,6 +369,11 @@ buf_micros(Buf *b, long long n)
 int
 otlp_text_init(void)
 {
+    for (int i = 0; i < 256; i++) {
+        HEX_PAIRS[2 * i] = HEX[i >> 4];
+        HEX_PAIRS[2 * i + 1] = HEX[i & 0xf];
+        byte_class[i] = i < 0x20 || i == '"' || i == '\\' ? ESCAPED : i >= 0x80 ? NOT_ASCII : 0;
+    }
     if (sixty_four == NULL && (sixty_four = PyLong_FromLong(64)) == NULL) {
         return -1;
     }
