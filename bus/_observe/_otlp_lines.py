@@ -56,6 +56,7 @@ _ROOT = (
     '{"traceId":"%032x","spanId":"%016x","flags":' + str(_FLAGS) + ',"name":%s,"kind":%d,'
     '"startTimeUnixNano":"%d","endTimeUnixNano":"%d"'
 )
+_LINE_TEXT = 64_000  # the most characters of span text per line, but for one long span
 _HEAD = _ROOT.replace('"spanId":"%016x",', '"spanId":"%016x","parentSpanId":"%016x",')
 
 
@@ -126,7 +127,9 @@ class OtlpLines(OtlpSpans):
         """Append the spans of each record to ``out``; the records whose spans were made.
 
         As ``OtlpSpans.build_many``: a record that cannot be made is left out
-        and given to ``failed``.
+        and given to ``failed``. From the C encoder, one text in ``out`` may
+        hold the spans of several records, comma-separated as ``line``
+        joins them: count spans with ``span_count`` of the records made.
         """
         if self._c is None:
             return super().build_many(records, out, failed)
@@ -154,16 +157,34 @@ class OtlpLines(OtlpSpans):
         assert isinstance(text, str)
         return text, "v.truncated" in scratch, "v.lossy" in scratch
 
+    def lines(self, spans: list[str]) -> list[str]:
+        """Spans made by ``build_many`` as ``TracesData`` JSON lines of about 64 kB at most.
+
+        Text past 128 KiB is allocated by mapping fresh pages, each time:
+        copying and encoding it costs dozens of times more per byte, so a
+        long batch is written as several lines (a span longer than that is
+        a line of its own).
+        """
+        found: list[str] = []
+        group: list[str] = []
+        size = 0
+        for text in spans:
+            if group and size + len(text) > _LINE_TEXT:
+                found.append(self.line(group))
+                group, size = [], 0
+            group.append(text)
+            size += len(text) + 1
+        if group:
+            found.append(self.line(group))
+        return found
+
     def line(self, spans: list[str]) -> str:
-        """Spans made by ``build`` as one ``TracesData`` JSON line (no newline)."""
+        """Spans made by ``build`` or ``build_many`` as one ``TracesData`` JSON line (no newline)."""
         if not spans:
             return '{"resourceSpans":[]}'
-        # The head and tail on the first and last span, not on the whole
-        # line: a batch's line is long, and each + copies all of it.
-        parts = spans.copy()
-        parts[0] = self._prefix + parts[0]
-        parts[-1] += "]}]}]}"
-        return ",".join(parts)
+        # One copy of the batch's text: each + would copy all of it, and the
+        # C encoder's spans mostly come as one text already.
+        return "".join((self._prefix, ",".join(spans), "]}]}]}"))
 
     def _span(
         self,

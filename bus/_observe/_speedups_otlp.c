@@ -39,6 +39,7 @@ typedef struct {
     int flags;            /* the spans' "flags" (_spans._FLAGS) */
     int kinds[4];         /* OTLP kind of CLIENT, SERVER, PRODUCER, CONSUMER */
     Buf span;             /* the span being written */
+    Buf batch;            /* spans written, not yet handed out (flush) */
     Buf value;            /* an argument's JSON being written */
 } Encoder;
 
@@ -291,14 +292,35 @@ put_head(Encoder *self, Buf *b, PyObject *trace_id, uint64_t span_id, uint64_t p
     return 1;
 }
 
-/* Close the span (attributes, an empty status) and append it to `out`. */
+/* Close the span (attributes, an empty status) and add it to the batch. */
 static int
-finish(Buf *b, PyObject *out)
+finish(Encoder *self, Buf *b)
 {
-    if (PUT(b, "],\"status\":{}}") < 0) {
+    Buf *batch = &self->batch;
+    if (PUT(b, "],\"status\":{}}") < 0 || (batch->len && PUT(batch, ",") < 0) ||
+        buf_put(batch, b->data, b->len) < 0) {
         return -1;
     }
-    PyObject *text = buf_str(b);
+    batch->ascii &= b->ascii;
+    return 0;
+}
+
+/* The batch's spans, comma-separated, as one str appended to `out`: one
+ * object, and one copy less when OtlpLines.line joins them. A batch is cut
+ * at FLUSH_AT bytes: a line is made of such texts (OtlpLines.lines), and
+ * text past 128 KiB is allocated (and encoded, and copied) by mmap'ing fresh
+ * pages each time, dozens of times slower per byte. */
+#define FLUSH_AT (48 * 1024)
+static int
+flush(Encoder *self, PyObject *out)
+{
+    Buf *batch = &self->batch;
+    if (batch->len == 0) {
+        return 0;
+    }
+    PyObject *text = buf_str(batch);
+    batch->len = 0;
+    batch->ascii = 1;
     if (text == NULL) {
         return -1;
     }
@@ -336,7 +358,7 @@ is_str(PyObject *v)
 }
 
 static int
-delivery(Encoder *self, PyObject **r, PyObject *out)
+delivery(Encoder *self, PyObject **r)
 {
     /* (DELIVERY, trace_id, fire_span_id, span_id, name, pattern, service,
      *  fire_sent_ns, start_ns, end_ns, thread, error, traceback, extras, wire) */
@@ -365,12 +387,12 @@ delivery(Encoder *self, PyObject **r, PyObject *out)
     if (thread != Py_None && PyUnicode_GET_LENGTH(thread)) { /* none when refused */
         TRY(put_str_attr(b, "thread.name", thread));
     }
-    OK(finish(b, out));
+    OK(finish(self, b));
     return 1;
 }
 
 static int
-fire(Encoder *self, PyObject **r, PyObject *out)
+fire(Encoder *self, PyObject **r)
 {
     /* (FIRE, trace_id, parent_id, span_id, name, caller, args, kwargs,
      *  sent_ns, end_ns, listeners, extras, wire) */
@@ -401,12 +423,12 @@ fire(Encoder *self, PyObject **r, PyObject *out)
     if (kwargs) {
         TRY(put_json_attr(self, b, "bus.kwargs", r[7]));
     }
-    OK(finish(b, out));
+    OK(finish(self, b));
     return 1;
 }
 
 static int
-call(Encoder *self, PyObject **r, PyObject *out)
+call(Encoder *self, PyObject **r)
 {
     /* (CALL, trace_id, parent_id, client_id, server_id, name, caller, service,
      *  args, kwargs, sent_ns, handled_ns, end_ns, thread, result,
@@ -447,7 +469,7 @@ call(Encoder *self, PyObject **r, PyObject *out)
         return -1;
     }
     memcpy(shared, b->data + attrs_at, (size_t)shared_len);
-    int rc = finish(b, out);
+    int rc = finish(self, b);
     if (rc == 0) {
         rc = put_head(self, b, r[1], server, client, "", name, self->kinds[K_SERVER], handled,
                       end);
@@ -466,14 +488,14 @@ call(Encoder *self, PyObject **r, PyObject *out)
     TRY(put_str_attr(b, "thread.name", thread));
     TRY(put_queued(b, handled, sent));
     TRY(put_json_attr(self, b, "bus.result", r[14]));
-    OK(finish(b, out));
+    OK(finish(self, b));
     return 1;
 }
 
-/* 1: the record's spans are appended to `out`; 0: the record is the Python
- * code's (nothing appended); -1: an error (`out` may hold part of it). */
+/* 1: the record's spans are added to the batch; 0: the record is the Python
+ * code's (nothing added); -1: an error (the batch may hold part of it). */
 static int
-build(Encoder *self, PyObject *record, PyObject *out)
+build(Encoder *self, PyObject *record)
 {
     if (!PyTuple_CheckExact(record) || PyTuple_GET_SIZE(record) == 0) {
         return 0;
@@ -486,13 +508,13 @@ build(Encoder *self, PyObject *record, PyObject *out)
     Py_ssize_t size = PyTuple_GET_SIZE(record);
     PyObject **r = &PyTuple_GET_ITEM(record, 0);
     if (kind == DELIVERY && size == DELIVERY_SIZE) {
-        return delivery(self, r, out);
+        return delivery(self, r);
     }
     if (kind == FIRE && size == FIRE_SIZE) {
-        return fire(self, r, out);
+        return fire(self, r);
     }
     if (kind == CALL && size == CALL_SIZE) {
-        return call(self, r, out);
+        return call(self, r);
     }
     if (kind == -1 && PyErr_Occurred()) {
         PyErr_Clear();
@@ -501,12 +523,12 @@ build(Encoder *self, PyObject *record, PyObject *out)
 }
 
 /* build(), and on an Exception the record is the Python code's after all,
- * with whatever it appended taken back. */
+ * with whatever it added taken back. */
 static int
-build_or_hand_back(Encoder *self, PyObject *record, PyObject *out)
+build_or_hand_back(Encoder *self, PyObject *record)
 {
-    Py_ssize_t mark = PyList_GET_SIZE(out);
-    int made = build(self, record, out);
+    Py_ssize_t mark = self->batch.len;
+    int made = build(self, record);
     if (made >= 0) {
         return made;
     }
@@ -514,9 +536,7 @@ build_or_hand_back(Encoder *self, PyObject *record, PyObject *out)
         return -1;
     }
     PyErr_Clear();
-    if (PyList_GET_SIZE(out) > mark && PyList_SetSlice(out, mark, PyList_GET_SIZE(out), NULL) < 0) {
-        return -1;
-    }
+    self->batch.len = mark;
     return 0;
 }
 
@@ -527,8 +547,12 @@ Encoder_build(Encoder *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "build(record, out: list)");
         return NULL;
     }
-    int made = build_or_hand_back(self, args[0], args[1]);
-    return made < 0 ? NULL : PyBool_FromLong(made);
+    int made = build_or_hand_back(self, args[0]);
+    if (made < 0 || flush(self, args[1]) < 0) {
+        self->batch.len = 0;
+        return NULL;
+    }
+    return PyBool_FromLong(made);
 }
 
 static PyObject *
@@ -547,19 +571,29 @@ Encoder_build_many(Encoder *self, PyObject *const *args, Py_ssize_t nargs)
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(records); i++) {
         PyObject *record = PyList_GET_ITEM(records, i);
         Py_INCREF(record);
-        int done = build_or_hand_back(self, record, out);
+        int done = build_or_hand_back(self, record);
         if (done == 0) {
+            /* The spans made so far go first, in order. */
             PyObject *argv[3] = {record, out, failed};
-            PyObject *ok = PyObject_Vectorcall(self->fallback, argv, 3, NULL);
+            PyObject *ok = flush(self, out) < 0 ? NULL : PyObject_Vectorcall(self->fallback, argv, 3, NULL);
             done = ok == NULL ? -1 : PyObject_IsTrue(ok);
             Py_XDECREF(ok);
+        }
+        /* Texts past FLUSH_AT would cost more than they save: see flush(). */
+        if (done > 0 && self->batch.len >= FLUSH_AT && flush(self, out) < 0) {
+            done = -1;
         }
         if (done < 0 || (done && PyList_Append(made, record) < 0)) {
             Py_DECREF(record);
             Py_DECREF(made);
+            self->batch.len = 0;
             return NULL;
         }
         Py_DECREF(record);
+    }
+    if (flush(self, out) < 0) {
+        Py_DECREF(made);
+        return NULL;
     }
     return made;
 }
@@ -591,6 +625,7 @@ Encoder_init(Encoder *self, PyObject *args, PyObject *kwds)
     }
     self->limit = limit;
     self->flags = flags;
+    self->batch.ascii = 1;
     Py_INCREF(value_json);
     Py_XSETREF(self->value_json, value_json);
     Py_INCREF(fallback);
@@ -624,15 +659,17 @@ Encoder_dealloc(Encoder *self)
     PyObject_GC_UnTrack(self);
     Encoder_clear(self);
     PyMem_Free(self->span.data);
+    PyMem_Free(self->batch.data);
     PyMem_Free(self->value.data);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static PyMethodDef Encoder_methods[] = {
     {"build", (PyCFunction)(void (*)(void))Encoder_build, METH_FASTCALL,
-     "build(record, out) -> bool: append the record's spans to out, if it is one made here."},
+     "build(record, out) -> bool: append the record's spans to out (one str), if made here."},
     {"build_many", (PyCFunction)(void (*)(void))Encoder_build_many, METH_FASTCALL,
-     "build_many(records, out, failed) -> list: as OtlpLines.build_many."},
+     "build_many(records, out, failed) -> list: as OtlpLines.build_many; a str in out\n"
+     "may hold several spans, comma-separated."},
     {NULL, NULL, 0, NULL},
 };
 

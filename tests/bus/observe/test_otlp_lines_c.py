@@ -240,6 +240,7 @@ def test_c_hands_other_records_to_python_and_the_text_is_the_same(name: str) -> 
 @pytest.mark.parametrize("limit", [1, 3, 10, 4096])
 def test_a_batch_of_every_kind_is_one_line_either_way(limit: int) -> None:
     records = [*COMMON.values(), *HANDED_BACK.values()] * 2
+    random.Random(limit).shuffle(records)  # C's runs of spans and Python's, interleaved
     in_c, in_python, otlp = makers(limit)
     expected = dumped(otlp, records)
     assert line_of(in_python, records) == expected
@@ -395,4 +396,5 @@ def test_a_traced_bus_writes_its_trace_file_either_way(
     ]
     assert written == bus.spans.otlp()["resourceSpans"][0]["scopeSpans"][0]["spans"]
     assert len(written) == 5 + 5 + 2
+    assert bus.inspect()["tracing"]["exported"] == len(written)
     assert sum(s["status"].get("code") == 2 for s in written) == 1
