@@ -150,7 +150,7 @@ class OtlpLines(OtlpSpans):
         return True
 
     def _value_json(self, value: Any) -> tuple[str, bool, bool]:
-        """``_put_json``'s text of a value, and its markers (truncated, lossy), for the C encoder."""
+        """``_put_json``'s text of a value and its markers (truncated, lossy): for the C encoder."""
         scratch: Attrs = {}
         self._put_json(scratch, "v", value)
         text = scratch["v"]
@@ -179,7 +179,7 @@ class OtlpLines(OtlpSpans):
         return found
 
     def line(self, spans: list[str]) -> str:
-        """Spans made by ``build`` or ``build_many`` as one ``TracesData`` JSON line (no newline)."""
+        """Spans from ``build``/``build_many`` as one ``TracesData`` JSON line (no newline)."""
         if not spans:
             return '{"resourceSpans":[]}'
         # One copy of the batch's text: each + would copy all of it, and the

@@ -84,7 +84,7 @@ def delivery(**change: Any) -> Flat:
     return (DELIVERY, *fields.values())
 
 
-ODD = "naïve ☃ \x00\x01\x1f\x7f\b\f\n\r\t\"\\ / 𝄞"
+ODD = 'naïve ☃ \x00\x01\x1f\x7f\b\f\n\r\t"\\ / 𝄞'
 HUGE = 10**40
 
 # Records C writes itself: their fields take every value it handles.
@@ -186,7 +186,8 @@ def _no_failure(record: Flat, exc: Exception) -> None:
 def test_c_writes_the_common_records_as_python_does(name: str) -> None:
     record = COMMON[name]
     in_c, in_python, otlp = makers()
-    assert in_c.accelerated and not in_python.accelerated
+    assert in_c.accelerated
+    assert not in_python.accelerated
     out: list[str] = []
     assert in_c._c.build(record, out), "C handed a common record back"
     assert in_c.line(out) == line_of(in_python, [record]) == dumped(otlp, [record])
@@ -263,11 +264,36 @@ def test_a_record_that_cannot_be_made_is_reported_and_the_rest_are_written() -> 
     for lines in makers()[:2]:
         failures: list[Flat] = []
         spans: list[str] = []
-        made = lines.build_many(records, spans, lambda record, exc: failures.append(record))
+        made = lines.build_many(
+            records, spans, lambda record, exc, seen=failures: seen.append(record)
+        )
         assert made == [good[0], good[1], *odd, good[2]]
         assert failures == broken
         results.append(lines.line(spans))
     assert results[0] == results[1] == dumped(makers()[2], [good[0], good[1], *odd, good[2]])
+
+
+@pytest.mark.parametrize("accelerated", [True, False], ids=["c", "python"])
+def test_a_long_batch_is_written_as_lines_of_at_most_64_kb(accelerated: bool) -> None:
+    lines = makers(100_000)[0 if accelerated else 1]
+    if accelerated and not lines.accelerated:
+        pytest.skip("the C encoder was not built")
+    records = [delivery(span_id=n + 1) for n in range(600)]
+    records[300:300] = [fire(args=("z" * 90_000,))]  # one span longer than a line
+    spans: list[str] = []
+    assert lines.build_many(records, spans, _no_failure) == records
+    written = lines.lines(spans)
+    assert len(written) > 3
+    assert all(len(line) < 66_000 for line in written if "z" * 90_000 not in line)
+    assert sum("z" * 90_000 in line for line in written) == 1
+    whole = json.loads(lines.line(spans))
+    parsed = [json.loads(line) for line in written]
+    assert [s for p in parsed for s in p["resourceSpans"][0]["scopeSpans"][0]["spans"]] == (
+        whole["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    )
+    assert all(p["resourceSpans"][0]["resource"] == whole["resourceSpans"][0]["resource"]
+               for p in parsed)  # fmt: skip
+    assert lines.lines([]) == []
 
 
 @needs_c
@@ -382,7 +408,8 @@ def test_a_traced_bus_writes_its_trace_file_either_way(
     monkeypatch.setenv("BUS_TRACE_FILE", str(path))
     monkeypatch.setenv("BUS_PURE_PYTHON", "" if accelerated else "1")
     bus = make_bus(trace_overflow="wait")
-    assert bus._sink is not None and bus._sink._lines.accelerated == accelerated
+    assert bus._sink is not None
+    assert bus._sink._lines.accelerated == accelerated
     bus.add_service(Chatty())
     for n in range(5):
         bus.fire_event("tick", n)
