@@ -40,6 +40,7 @@ typedef struct {
     int kinds[4];         /* OTLP kind of CLIENT, SERVER, PRODUCER, CONSUMER */
     Buf span;             /* the span being written */
     Buf batch;            /* spans written, not yet handed out (flush) */
+    int busy;             /* in build or build_many: the buffers are in use */
     Buf value;            /* an argument's JSON being written */
 } Encoder;
 
@@ -150,7 +151,7 @@ static int
 put_json_attr(Encoder *self, Buf *b, const char *key, PyObject *v)
 {
     Py_ssize_t key_len = (Py_ssize_t)strlen(key);
-    if (Py_IS_TYPE(v, (PyTypeObject *)self->encoded)) {
+    if (Py_IS_TYPE(v, (PyTypeObject *)self->encoded) && PyTuple_GET_SIZE(v) == 3) {
         /* Encoded at once on the hot path: written whatever its length. */
         PyObject *text = PyTuple_GET_ITEM(v, 0);
         if (!PyUnicode_CheckExact(text)) {
@@ -540,6 +541,34 @@ build_or_hand_back(Encoder *self, PyObject *record)
     return 0;
 }
 
+/* The Python code, for one record: whether it made the record's spans. */
+static int
+by_python(Encoder *self, PyObject *record, PyObject *out, PyObject *failed)
+{
+    PyObject *argv[3] = {record, out, failed};
+    PyObject *ok = PyObject_Vectorcall(self->fallback, argv, 3, NULL);
+    int done = ok == NULL ? -1 : PyObject_IsTrue(ok);
+    Py_XDECREF(ok);
+    return done;
+}
+
+/* Whether this call may use the buffers: not before __init__, and not while
+ * another call (another thread, while a value hook runs Python code) is at
+ * them; that one's records then go to the Python code. */
+static int
+enter(Encoder *self)
+{
+    if (self->fallback == NULL) {
+        PyErr_SetString(PyExc_TypeError, "Encoder.__init__ was not called");
+        return -1;
+    }
+    if (self->busy) {
+        return 0;
+    }
+    self->busy = 1;
+    return 1;
+}
+
 static PyObject *
 Encoder_build(Encoder *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -547,11 +576,17 @@ Encoder_build(Encoder *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "build(record, out: list)");
         return NULL;
     }
+    int entered = enter(self);
+    if (entered <= 0) {
+        return entered < 0 ? NULL : PyBool_FromLong(0);
+    }
     int made = build_or_hand_back(self, args[0]);
     if (made < 0 || flush(self, args[1]) < 0) {
         self->batch.len = 0;
+        self->busy = 0;
         return NULL;
     }
+    self->busy = 0;
     return PyBool_FromLong(made);
 }
 
@@ -563,39 +598,47 @@ Encoder_build_many(Encoder *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *records = args[0], *out = args[1], *failed = args[2];
+    int entered = enter(self);
+    if (entered < 0) {
+        return NULL;
+    }
     PyObject *made = PyList_New(0);
     if (made == NULL) {
-        return NULL;
+        goto error;
     }
     /* The Python fallback may run any code: re-read the list's size each time. */
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(records); i++) {
         PyObject *record = PyList_GET_ITEM(records, i);
         Py_INCREF(record);
-        int done = build_or_hand_back(self, record);
+        int done = entered ? build_or_hand_back(self, record) : 0;
         if (done == 0) {
             /* The spans made so far go first, in order. */
-            PyObject *argv[3] = {record, out, failed};
-            PyObject *ok = flush(self, out) < 0 ? NULL : PyObject_Vectorcall(self->fallback, argv, 3, NULL);
-            done = ok == NULL ? -1 : PyObject_IsTrue(ok);
-            Py_XDECREF(ok);
+            done = entered && flush(self, out) < 0 ? -1 : by_python(self, record, out, failed);
         }
         /* Texts past FLUSH_AT would cost more than they save: see flush(). */
-        if (done > 0 && self->batch.len >= FLUSH_AT && flush(self, out) < 0) {
+        if (done > 0 && entered && self->batch.len >= FLUSH_AT && flush(self, out) < 0) {
             done = -1;
         }
         if (done < 0 || (done && PyList_Append(made, record) < 0)) {
             Py_DECREF(record);
-            Py_DECREF(made);
-            self->batch.len = 0;
-            return NULL;
+            goto error;
         }
         Py_DECREF(record);
     }
-    if (flush(self, out) < 0) {
-        Py_DECREF(made);
-        return NULL;
+    if (entered && flush(self, out) < 0) {
+        goto error;
+    }
+    if (entered) {
+        self->busy = 0;
     }
     return made;
+error:
+    Py_XDECREF(made);
+    if (entered) {
+        self->batch.len = 0;
+        self->busy = 0;
+    }
+    return NULL;
 }
 
 static int

@@ -253,7 +253,13 @@ def test_a_batch_of_every_kind_is_one_line_either_way(limit: int) -> None:
 
 
 def test_a_record_that_cannot_be_made_is_reported_and_the_rest_are_written() -> None:
-    broken: list[Any] = [(DELIVERY, TRACE, 1), (7, *delivery()[1:]), "not a record"]
+    short_encoded = tuple.__new__(Encoded, ("[1]",))  # no markers: Python fails on it too
+    broken: list[Any] = [
+        (DELIVERY, TRACE, 1),
+        (7, *delivery()[1:]),
+        "not a record",
+        call(args=short_encoded),
+    ]
     odd = [  # not C's: the Python code writes what it makes of them
         call(args=Encoded(b"bytes", False, False)),  # type: ignore[arg-type]
         fire(caller=None),
@@ -323,6 +329,36 @@ def test_an_interrupt_in_the_value_hook_is_not_swallowed() -> None:
     in_c._c = type(in_c._c)(512, 0x101, (3, 2, 4, 5), interrupted, in_c._build_python, Encoded)
     with pytest.raises(KeyboardInterrupt):
         in_c.build_many([call(result={"a": 1})], [], _no_failure)
+
+
+@needs_c
+def test_a_value_hook_that_encodes_again_gets_the_python_code() -> None:
+    # The C encoder's buffers are in use while a value hook runs Python
+    # code; a call into the same encoder from there is the Python code's.
+    in_c, in_python, otlp = makers()
+    inner: list[str] = []
+
+    def reentering(value: Any) -> tuple[str, bool, bool]:
+        assert in_c._c.build_many([fire(), delivery()], inner, _no_failure) == [fire(), delivery()]
+        assert not in_c._c.build(call(), inner)
+        return in_c._value_json(value)
+
+    in_c._c = type(in_c._c)(512, 0x101, (3, 2, 4, 5), reentering, in_c._build_python, Encoded)
+    record = call(kwargs={"a": 1})
+    spans: list[str] = []
+    assert in_c.build_many([delivery(), record], spans, _no_failure) == [delivery(), record]
+    assert in_c.line(spans) == dumped(otlp, [delivery(), record])
+    assert in_c.line(inner) == line_of(in_python, [fire(), delivery()])
+
+
+@needs_c
+def test_an_encoder_not_initialised_refuses_to_build() -> None:
+    encoder = type(makers()[0]._c)
+    bare = encoder.__new__(encoder)
+    with pytest.raises(TypeError, match="__init__"):
+        bare.build_many([call()], [], _no_failure)
+    with pytest.raises(TypeError, match="__init__"):
+        bare.build(call(), [])
 
 
 @needs_c
