@@ -21,6 +21,10 @@ SOURCES = [
     "_speedups_exec",
 ]
 
+# The module and its Encoder (_speedups_otlp), the spans of the records it
+# writes (_spans), and their JSON text (_text).
+OTLP_SOURCES = ["_speedups_otlp", "_speedups_otlp_spans", "_speedups_otlp_text"]
+
 setup(
     ext_modules=[
         Extension(
@@ -32,7 +36,7 @@ setup(
         # The text of trace-file spans (bus/_observe/_otlp_lines.py).
         Extension(
             "bus._observe._speedups_otlp",
-            ["bus/_observe/_speedups_otlp.c", "bus/_observe/_speedups_otlp_text.c"],
+            [f"bus/_observe/{name}.c" for name in OTLP_SOURCES],
             depends=["bus/_observe/_speedups_otlp.h"],
             optional=True,
         ),

@@ -1,6 +1,7 @@
 /* What the C encoder of trace-file lines shares between its files.
  *
- *   _speedups_otlp.c       the module, the Encoder and the records it writes;
+ *   _speedups_otlp.c       the module and the Encoder: which records are C's;
+ *   _speedups_otlp_spans.c the spans of those records, attribute by attribute;
  *   _speedups_otlp_text.c  JSON text: the buffer, escaped strings, numbers, ids.
  *
  * Functions that read a value return 1 (written), 0 (not one written here:
@@ -55,5 +56,27 @@ int put_trace_id(Buf *b, PyObject *value);
 
 /* The constants the above use; once, at import. */
 int otlp_text_init(void);
+
+/* -- the encoder ---------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t limit;  /* json_limit: the most characters of an argument's JSON */
+    PyObject *value_json; /* value -> (text, truncated, lossy): OtlpLines._value_json */
+    PyObject *fallback;   /* (record, out, failed) -> made: the Python code, per record */
+    PyObject *encoded;    /* the Encoded type */
+    int flags;            /* the spans' "flags" (_spans._FLAGS) */
+    int kinds[4];         /* OTLP kind of CLIENT, SERVER, PRODUCER, CONSUMER */
+    Buf span;             /* the span being written */
+    Buf batch;            /* spans written, not yet handed out (flush) */
+    int busy;             /* in build or build_many: the buffers are in use */
+    Buf value;            /* an argument's JSON being written */
+} Encoder;
+
+enum { K_CLIENT, K_SERVER, K_PRODUCER, K_CONSUMER };
+
+/* Add the spans of `record` to self->batch: 1, or 0 when the record is the
+ * Python code's (nothing added), or -1 (the batch may hold part of it). */
+int otlp_build(Encoder *self, PyObject *record);
 
 #endif
