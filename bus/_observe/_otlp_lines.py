@@ -94,9 +94,10 @@ class OtlpLines(OtlpSpans):
         super().__init__(resource, json_limit=json_limit, redact=redact)
         if accelerated is None:
             accelerated = os.environ.get(PURE_PYTHON_ENV, "") in ("", "0")
-        self._c: Any = None
+        self._c: _speedups_otlp.Encoder | None = None
         if accelerated and _speedups_otlp is not None:
-            kinds = tuple(_OTLP_KIND[k] for k in ("CLIENT", "SERVER", "PRODUCER", "CONSUMER"))
+            kind = _OTLP_KIND
+            kinds = (kind["CLIENT"], kind["SERVER"], kind["PRODUCER"], kind["CONSUMER"])
             self._c = _speedups_otlp.Encoder(
                 json_limit, _FLAGS, kinds, self._value_json, self._build_python, Encoded
             )
