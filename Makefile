@@ -18,7 +18,7 @@ JSDIR   = tests/js
 
 .PHONY: run test lint bench clean test-interop
 
-$(STAMP): pyproject.toml setup.py $(wildcard bus/_core/_speedups*.[ch]) $(JSDIR)/package-lock.json
+$(STAMP): pyproject.toml setup.py $(wildcard bus/_core/_speedups*.[ch] bus/_observe/_speedups*.[ch]) $(JSDIR)/package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[console,dev]'
@@ -45,4 +45,4 @@ bench: $(STAMP)
 	$(BIN)/busctl bench
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis $(JSDIR)/node_modules bus/_core/_speedups.*.so
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis $(JSDIR)/node_modules bus/_core/_speedups.*.so bus/_observe/_speedups_otlp.*.so

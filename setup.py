@@ -1,4 +1,6 @@
-"""The optional C accelerator (bus/_core/_speedups*.c); everything else is in pyproject.toml.
+"""The optional C accelerators (bus/_core/_speedups*.c, bus/_observe/_speedups_otlp.c).
+
+Everything else is in pyproject.toml.
 
 ``optional=True``: where it cannot be compiled (no compiler, no Python
 headers), setuptools says so and installs the pure-Python bus, which runs
@@ -19,12 +21,23 @@ SOURCES = [
     "_speedups_exec",
 ]
 
+# The module and its Encoder (_speedups_otlp), the spans of the records it
+# writes (_spans), and their JSON text (_text).
+OTLP_SOURCES = ["_speedups_otlp", "_speedups_otlp_spans", "_speedups_otlp_text"]
+
 setup(
     ext_modules=[
         Extension(
             "bus._core._speedups",
             [f"bus/_core/{name}.c" for name in SOURCES],
             depends=["bus/_core/_speedups.h"],
+            optional=True,
+        ),
+        # The text of trace-file spans (bus/_observe/_otlp_lines.py).
+        Extension(
+            "bus._observe._speedups_otlp",
+            [f"bus/_observe/{name}.c" for name in OTLP_SOURCES],
+            depends=["bus/_observe/_speedups_otlp.h"],
             optional=True,
         ),
     ]

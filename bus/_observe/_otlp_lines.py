@@ -4,6 +4,12 @@
 each as the text ``json.dumps`` would make of ``OtlpSpans``' object, byte for
 byte (``tests/bus/observe/test_span_makers.py``), without the dicts in between.
 
+The common records (a command that ran here, an event, a delivery, with no
+failure, annotation or transport attribute) are written by the optional C
+encoder ``_speedups_otlp`` where it was built; this Python code is its
+reference and writes every other record, or all of them with
+``BUS_PURE_PYTHON=1`` (``docs/benchmarks.md``, "Trace files in C").
+
 Example::
 
     lines = OtlpLines(resource, json_limit=4096, redact=None)
@@ -17,18 +23,26 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+import os
+from collections.abc import Callable, Iterable, Sequence
 from itertools import islice
 from typing import Any
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.trace import Link, SpanKind
 
-from ._jsonval import Redactor
+from .._core._accel import ENV as PURE_PYTHON_ENV
+from ._jsonval import Encoded, Redactor
 from ._otlp import encode_attributes, encode_event, encode_link
+from ._records import Flat
 from ._spans import _FLAGS, _OTLP_KIND, _TEMPLATES_MAX, Attrs, EventParts, OtlpSpans
 
-__all__ = ["OtlpLines"]
+try:
+    from . import _speedups_otlp
+except ImportError:  # built without a compiler: the Python code writes every span
+    _speedups_otlp = None  # type: ignore[assignment]
+
+__all__ = ["OtlpLines", "c_available"]
 
 # JSON as the trace files write it: compact, not ASCII-escaped.
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -42,7 +56,13 @@ _ROOT = (
     '{"traceId":"%032x","spanId":"%016x","flags":' + str(_FLAGS) + ',"name":%s,"kind":%d,'
     '"startTimeUnixNano":"%d","endTimeUnixNano":"%d"'
 )
+_LINE_TEXT = 64_000  # the most characters of span text per line, but for one long span
 _HEAD = _ROOT.replace('"spanId":"%016x",', '"spanId":"%016x","parentSpanId":"%016x",')
+
+
+def c_available() -> bool:
+    """Whether the C encoder was built and imports."""
+    return _speedups_otlp is not None
 
 
 class OtlpLines(OtlpSpans):
@@ -54,10 +74,33 @@ class OtlpLines(OtlpSpans):
     per span, and collecting them, cost several times what the text does.
     The attributes a name and its services always carry are encoded once
     and remembered.
+
+    Args:
+        resource: the resource every span carries (the provider's).
+        json_limit: the most characters of JSON per argument list or result.
+        redact: the redaction hook for keyword arguments and dict entries.
+        accelerated: write the common records in C; ``None`` (the default)
+            means where the encoder was built and ``BUS_PURE_PYTHON`` is not set.
     """
 
-    def __init__(self, resource: Resource, *, json_limit: int, redact: Redactor | None) -> None:
+    def __init__(
+        self,
+        resource: Resource,
+        *,
+        json_limit: int,
+        redact: Redactor | None,
+        accelerated: bool | None = None,
+    ) -> None:
         super().__init__(resource, json_limit=json_limit, redact=redact)
+        if accelerated is None:
+            accelerated = os.environ.get(PURE_PYTHON_ENV, "") in ("", "0")
+        self._c: _speedups_otlp.Encoder | None = None
+        if accelerated and _speedups_otlp is not None:
+            kind = _OTLP_KIND
+            kinds = (kind["CLIENT"], kind["SERVER"], kind["PRODUCER"], kind["CONSUMER"])
+            self._c = _speedups_otlp.Encoder(
+                json_limit, _FLAGS, kinds, self._value_json, self._build_python, Encoded
+            )
         self._known: dict[tuple[str, str], str] = {}
         # Per template key: how many attributes it has, and their text.
         self._base_texts: dict[tuple[Any, ...], tuple[int, str]] = {}
@@ -69,11 +112,80 @@ class OtlpLines(OtlpSpans):
             + ',"spans":['
         )
 
+    @property
+    def accelerated(self) -> bool:
+        """Whether the C encoder writes the common records."""
+        return self._c is not None
+
+    def build(self, record: Flat, out: list[Any]) -> None:
+        """Append the spans of ``record`` to ``out`` (in C if it is a common one)."""
+        if self._c is None or not self._c.build(record, out):
+            super().build(record, out)
+
+    def build_many(
+        self, records: list[Flat], out: list[Any], failed: Callable[[Flat, Exception], None]
+    ) -> list[Flat]:
+        """Append the spans of each record to ``out``; the records whose spans were made.
+
+        As ``OtlpSpans.build_many``: a record that cannot be made is left out
+        and given to ``failed``. From the C encoder, one text in ``out`` may
+        hold the spans of several records, comma-separated as ``line``
+        joins them: count spans with ``span_count`` of the records made.
+        """
+        if self._c is None:
+            return super().build_many(records, out, failed)
+        made: list[Flat] = self._c.build_many(records, out, failed)
+        return made
+
+    def _build_python(
+        self, record: Flat, out: list[Any], failed: Callable[[Flat, Exception], None]
+    ) -> bool:
+        """The C encoder's fallback: one record, by this code; whether it was made."""
+        mark = len(out)
+        try:
+            self._makers[record[0]](record, out)
+        except Exception as exc:
+            del out[mark:]
+            failed(record, exc)
+            return False
+        return True
+
+    def _value_json(self, value: Any) -> tuple[str, bool, bool]:
+        """``_put_json``'s text of a value and its markers (truncated, lossy): for the C encoder."""
+        scratch: Attrs = {}
+        self._put_json(scratch, "v", value)
+        text = scratch["v"]
+        assert isinstance(text, str)
+        return text, "v.truncated" in scratch, "v.lossy" in scratch
+
+    def lines(self, spans: list[str]) -> list[str]:
+        """Spans made by ``build_many`` as ``TracesData`` JSON lines of about 64 kB at most.
+
+        Text past 128 KiB is allocated by mapping fresh pages, each time:
+        copying and encoding it costs dozens of times more per byte, so a
+        long batch is written as several lines (a span longer than that is
+        a line of its own).
+        """
+        found: list[str] = []
+        group: list[str] = []
+        size = 0
+        for text in spans:
+            if group and size + len(text) > _LINE_TEXT:
+                found.append(self.line(group))
+                group, size = [], 0
+            group.append(text)
+            size += len(text) + 1
+        if group:
+            found.append(self.line(group))
+        return found
+
     def line(self, spans: list[str]) -> str:
-        """Spans made by ``build`` as one ``TracesData`` JSON line (no newline)."""
+        """Spans from ``build``/``build_many`` as one ``TracesData`` JSON line (no newline)."""
         if not spans:
             return '{"resourceSpans":[]}'
-        return self._prefix + ",".join(spans) + "]}]}]}"
+        # One copy of the batch's text: each + would copy all of it, and the
+        # C encoder's spans mostly come as one text already.
+        return "".join((self._prefix, ",".join(spans), "]}]}]}"))
 
     def _span(
         self,

@@ -310,15 +310,15 @@ class TraceSink:
         spans: list[str] = []
         made = self._lines.build_many(batch, spans, self._build_failed)
         if made:
-            line = self._lines.line(spans)
+            lines = self._lines.lines(spans)
             for exporter in self._files:
-                if exporter.write_line(line) is not SpanExportResult.SUCCESS:
+                if not all(exporter.write_line(line) is SpanExportResult.SUCCESS for line in lines):
                     self.failed += len(made)
                     self._export_log.error(
                         "could not write spans to a trace file",
                         exc=OSError(f"{exporter!r} refused {len(made)} records"),
                     )
-        return made, len(spans)
+        return made, -1  # a text may hold several spans: the caller counts the records'
 
     def _processor_failed(self, exc: Exception) -> None:
         self.failed += 1

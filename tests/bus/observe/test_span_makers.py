@@ -16,7 +16,7 @@ import pytest
 from opentelemetry import trace
 
 from bus import Bus, Service, command, listener
-from bus._observe._otlp_lines import OtlpLines
+from bus._observe._otlp_lines import OtlpLines, c_available
 from bus.otlp import encode_spans
 from bus.replay import replaying
 from bus.testing import wait_idle
@@ -138,9 +138,15 @@ def _sdk_spans(bus: Bus, record: Any) -> list[Any]:
     return out
 
 
-def test_trace_file_lines_are_the_json_of_the_otlp_objects(make_bus: Callable[..., Bus]) -> None:
+@pytest.mark.parametrize("accelerated", [True, False], ids=["c", "python"])
+def test_trace_file_lines_are_the_json_of_the_otlp_objects(
+    make_bus: Callable[..., Bus], accelerated: bool
+) -> None:
     # The bus writes its own trace files as text made straight from records
-    # (OtlpLines); it must be byte for byte the JSON of OtlpSpans' objects.
+    # (OtlpLines, in C where the encoder was built, test_otlp_lines_c.py);
+    # it must be byte for byte the JSON of OtlpSpans' objects.
+    if accelerated and not c_available():
+        pytest.skip("the C encoder was not built")
     bus = make_bus(json_limit=512)
     service = Varied()
     bus.add_service(service)
@@ -150,7 +156,10 @@ def test_trace_file_lines_are_the_json_of_the_otlp_objects(make_bus: Callable[..
     wait_idle(bus)
     assert bus.flush_traces(timeout=10)
     otlp = bus.spans._otlp
-    lines = OtlpLines(otlp._resource, json_limit=otlp._limit, redact=otlp._redact)
+    lines = OtlpLines(
+        otlp._resource, json_limit=otlp._limit, redact=otlp._redact, accelerated=accelerated
+    )
+    assert lines.accelerated == accelerated
     records = bus.spans.records()
     assert len(records) > 15
 

@@ -1,0 +1,82 @@
+/* What the C encoder of trace-file lines shares between its files.
+ *
+ *   _speedups_otlp.c       the module and the Encoder: which records are C's;
+ *   _speedups_otlp_spans.c the spans of those records, attribute by attribute;
+ *   _speedups_otlp_text.c  JSON text: the buffer, escaped strings, numbers, ids.
+ *
+ * Functions that read a value return 1 (written), 0 (not one written here:
+ * the Python code's) or -1 (an error is set).
+ */
+#ifndef BUS_SPEEDUPS_OTLP_H
+#define BUS_SPEEDUPS_OTLP_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdint.h>
+#include <string.h>
+
+/* -- a growing UTF-8 buffer ---------------------------------------------------- */
+
+typedef struct {
+    char *data;
+    Py_ssize_t len, cap;
+    int ascii; /* every byte written so far is ASCII */
+} Buf;
+
+int buf_grow(Buf *b, Py_ssize_t more);
+
+static inline int
+buf_put(Buf *b, const char *text, Py_ssize_t n)
+{
+    if (b->cap - b->len < n && buf_grow(b, n) < 0) {
+        return -1;
+    }
+    memcpy(b->data + b->len, text, (size_t)n);
+    b->len += n;
+    return 0;
+}
+
+#define PUT(b, literal) buf_put((b), (literal), (Py_ssize_t)sizeof(literal) - 1)
+
+int buf_hex(Buf *b, uint64_t value, int digits);
+int buf_int(Buf *b, long long value);
+int buf_float(Buf *b, double value);
+int buf_micros(Buf *b, long long n);
+int buf_escaped(Buf *b, const char *text, Py_ssize_t n);
+PyObject *buf_str(Buf *b);
+
+/* -- reading values ------------------------------------------------------------- */
+
+int utf8_of(PyObject *text, const char **data, Py_ssize_t *n, PyObject **owner);
+int put_string(Buf *b, PyObject *text);
+int as_u64(PyObject *value, uint64_t *out);
+int as_i64(PyObject *value, long long *out);
+int put_trace_id(Buf *b, PyObject *value);
+
+/* The constants the above use; once, at import. */
+int otlp_text_init(void);
+
+/* -- the encoder ---------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t limit;  /* json_limit: the most characters of an argument's JSON */
+    PyObject *value_json; /* value -> (text, truncated, lossy): OtlpLines._value_json */
+    PyObject *fallback;   /* (record, out, failed) -> made: the Python code, per record */
+    PyObject *encoded;    /* the Encoded type */
+    int flags;            /* the spans' "flags" (_spans._FLAGS) */
+    int kinds[4];         /* OTLP kind of CLIENT, SERVER, PRODUCER, CONSUMER */
+    Buf span;             /* the span being written */
+    Buf batch;            /* spans written, not yet handed out (flush) */
+    int busy;             /* in build or build_many: the buffers are in use */
+    Buf value;            /* an argument's JSON being written */
+} Encoder;
+
+enum { K_CLIENT, K_SERVER, K_PRODUCER, K_CONSUMER };
+
+/* Add the spans of `record` to self->batch: 1, or 0 when the record is the
+ * Python code's (nothing added), or -1 (the batch may hold part of it). */
+int otlp_build(Encoder *self, PyObject *record);
+
+#endif

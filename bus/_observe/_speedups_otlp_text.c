@@ -1,0 +1,385 @@
+/* JSON text for the C encoder of trace-file lines (_speedups_otlp.c): a
+ * growing UTF-8 buffer, strings escaped as json escapes them, numbers as
+ * Python writes them, ids as hex. */
+#include "_speedups_otlp.h"
+
+/* -- a growing UTF-8 buffer ---------------------------------------------------- */
+
+
+int
+buf_grow(Buf *b, Py_ssize_t more)
+{
+    Py_ssize_t cap = b->cap ? b->cap : 1024;
+    while (cap - b->len < more) {
+        if (cap > PY_SSIZE_T_MAX / 2) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        cap *= 2;
+    }
+    char *data = PyMem_Realloc(b->data, (size_t)cap);
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->data = data;
+    b->cap = cap;
+    return 0;
+}
+
+
+
+static const char HEX[] = "0123456789abcdef";
+
+/* Every byte's two hex digits, "000102...feff", made by otlp_text_init(). */
+static char HEX_PAIRS[512];
+
+/* `value` as `digits` (an even number) lower-case hex digits, a byte at a time. */
+int
+buf_hex(Buf *b, uint64_t value, int digits)
+{
+    if (b->cap - b->len < digits && buf_grow(b, digits) < 0) {
+        return -1;
+    }
+    char *end = b->data + b->len + digits;
+    for (int i = 0; i < digits; i += 2) {
+        memcpy(end -= 2, HEX_PAIRS + (value & 0xff) * 2, 2);
+        value >>= 8;
+    }
+    b->len += digits;
+    return 0;
+}
+
+static const char DIGIT_PAIRS[] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+/* The decimal digits of `magnitude`, right-aligned to `end`; where they begin. */
+static char *
+digits_of(unsigned long long magnitude, char *end)
+{
+    char *p = end;
+    while (magnitude >= 100) {
+        unsigned pair = (unsigned)(magnitude % 100) * 2;
+        magnitude /= 100;
+        *--p = DIGIT_PAIRS[pair + 1];
+        *--p = DIGIT_PAIRS[pair];
+    }
+    if (magnitude >= 10) {
+        *--p = DIGIT_PAIRS[magnitude * 2 + 1];
+        *--p = DIGIT_PAIRS[magnitude * 2];
+    }
+    else {
+        *--p = (char)('0' + magnitude);
+    }
+    return p;
+}
+
+int
+buf_int(Buf *b, long long value)
+{
+    char text[24];
+    char *end = text + sizeof(text);
+    /* The magnitude as unsigned: -LLONG_MIN does not fit a long long. */
+    char *p = digits_of(value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value,
+                        end);
+    if (value < 0) {
+        *--p = '-';
+    }
+    return buf_put(b, p, end - p);
+}
+
+/* float.__repr__, which is what the Python code writes (`{value!r}`). */
+int
+buf_float(Buf *b, double value)
+{
+    char *text = PyOS_double_to_string(value, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+    if (text == NULL) {
+        return -1;
+    }
+    int rc = buf_put(b, text, (Py_ssize_t)strlen(text));
+    PyMem_Free(text);
+    return rc;
+}
+
+/* What a byte of UTF-8 text needs in a JSON string: nothing (0), an escape,
+ * or nothing but it is not ASCII. */
+enum { ESCAPED = 1, NOT_ASCII = 2 };
+static unsigned char byte_class[256]; /* made by otlp_text_init() */
+
+/* UTF-8 bytes as the body of a JSON string, escaped as json's
+ * encode_basestring escapes them (ensure_ascii=False): the quote, the
+ * backslash, and the control characters below 0x20, short forms where JSON
+ * has them and \u00XX with lower-case hex otherwise. Bytes of multi-byte
+ * characters are all >= 0x80, so copying them whole keeps the characters. */
+int
+buf_escaped(Buf *b, const char *text, Py_ssize_t n)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    Py_ssize_t start = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = s[i];
+        if (!(byte_class[c] & ESCAPED)) {
+            b->ascii &= !byte_class[c];
+            continue;
+        }
+        if (buf_put(b, text + start, i - start) < 0) {
+            return -1;
+        }
+        start = i + 1;
+        char esc[6] = {'\\', 0, 0, 0, 0, 0};
+        Py_ssize_t len = 2;
+        switch (c) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        default:
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = HEX[c >> 4];
+            esc[5] = HEX[c & 0xf];
+            len = 6;
+        }
+        if (buf_put(b, esc, len) < 0) {
+            return -1;
+        }
+    }
+    return buf_put(b, text + start, n - start);
+}
+
+/* The buffer as a str: copied as is when it is all ASCII. */
+PyObject *
+buf_str(Buf *b)
+{
+    if (!b->ascii) {
+        return PyUnicode_DecodeUTF8(b->data, b->len, "strict");
+    }
+    PyObject *text = PyUnicode_New(b->len, 127);
+    if (text != NULL) {
+        memcpy(PyUnicode_DATA(text), b->data, (size_t)b->len);
+    }
+    return text;
+}
+
+/* -- reading a record's values: 1 read, 0 not ours (the Python code's), -1 error */
+
+/* A str's UTF-8: its own bytes when it is ASCII, else a new bytes object in
+ * *owner. 0 for a lone surrogate, which UTF-8 cannot carry: the Python code
+ * escapes those its own way. */
+int
+utf8_of(PyObject *text, const char **data, Py_ssize_t *n, PyObject **owner)
+{
+    *owner = NULL;
+    if (PyUnicode_IS_ASCII(text)) {
+        *data = (const char *)PyUnicode_DATA(text);
+        *n = PyUnicode_GET_LENGTH(text);
+        return 1;
+    }
+    PyObject *bytes = PyUnicode_AsUTF8String(text);
+    if (bytes == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
+            PyErr_Clear();
+            return 0;
+        }
+        return -1;
+    }
+    *owner = bytes;
+    *data = PyBytes_AS_STRING(bytes);
+    *n = PyBytes_GET_SIZE(bytes);
+    return 1;
+}
+
+/* A str as a JSON string, quotes included. */
+int
+put_string(Buf *b, PyObject *text)
+{
+    const char *data;
+    Py_ssize_t n;
+    PyObject *owner;
+    int found = utf8_of(text, &data, &n, &owner);
+    if (found <= 0) {
+        return found;
+    }
+    int rc = -1;
+    if (PUT(b, "\"") == 0 && buf_escaped(b, data, n) == 0 && PUT(b, "\"") == 0) {
+        rc = 1;
+    }
+    Py_XDECREF(owner);
+    return rc;
+}
+
+static PyObject *two_to_64; /* the int 2**64, from otlp_text_init() */
+
+/* A plain int in [0, 2**64). PyLong_AsUnsignedLongLong goes through a byte
+ * array (CPython 3.11), several times what these two calls cost. */
+int
+as_u64(PyObject *value, uint64_t *out)
+{
+    if (!PyLong_CheckExact(value)) {
+        return 0;
+    }
+    int overflow;
+    long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (overflow == 0) {
+        if (v == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        if (v < 0) {
+            return 0; /* the Python code writes a negative id its own way */
+        }
+        *out = (uint64_t)v;
+        return 1;
+    }
+    if (overflow < 0) {
+        return 0;
+    }
+    /* At least 2**63: a random id, half the time. */
+    int below = PyObject_RichCompareBool(value, two_to_64, Py_LT);
+    if (below <= 0) {
+        return below;
+    }
+    unsigned long long low = PyLong_AsUnsignedLongLongMask(value);
+    if (low == (unsigned long long)-1 && PyErr_Occurred()) {
+        return -1;
+    }
+    *out = low;
+    return 1;
+}
+
+int
+as_i64(PyObject *value, long long *out)
+{
+    if (!PyLong_CheckExact(value)) {
+        return 0;
+    }
+    int overflow;
+    *out = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (overflow) {
+        return 0;
+    }
+    return *out == -1 && PyErr_Occurred() ? -1 : 1;
+}
+
+static PyObject *sixty_four; /* the int 64, from otlp_text_init() */
+
+/* A trace id: 128 bits, as 32 hex digits (two 64-bit halves, portably). */
+int
+put_trace_id(Buf *b, PyObject *value)
+{
+    if (!PyLong_CheckExact(value)) {
+        return 0;
+    }
+    PyObject *high_part = PyNumber_Rshift(value, sixty_four);
+    if (high_part == NULL) {
+        return -1;
+    }
+    /* Negative, or past 128 bits: the Python code writes those. */
+    uint64_t high;
+    int found = as_u64(high_part, &high);
+    Py_DECREF(high_part);
+    if (found <= 0) {
+        return found;
+    }
+    unsigned long long low = PyLong_AsUnsignedLongLongMask(value);
+    if (low == (unsigned long long)-1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (buf_hex(b, high, 16) < 0 || buf_hex(b, low, 16) < 0) {
+        return -1;
+    }
+    return 1;
+}
+
+/* repr(n / 1e6) for |n| < 10**15, without the shortest-digits search of
+ * float.__repr__: n / 1e6 is the double nearest to the decimal n * 10**-6,
+ * which has at most 15 significant digits, and every decimal of at most 15
+ * (DBL_DIG) names a different double; so no shorter decimal names the same
+ * double, and the digits repr finds are those of n, trailing zeros dropped.
+ * The layout is repr's: an exponent below 1e-4 (decimal point position
+ * <= -4) or from 1e16, else "0.000ddd", "dd.ddd" or "ddd.0". */
+int
+buf_micros(Buf *b, long long n)
+{
+    char text[48];
+    char digits[24];
+    char *end = digits + sizeof(digits);
+    unsigned long long magnitude = n < 0 ? 0ULL - (unsigned long long)n : (unsigned long long)n;
+    if (magnitude == 0) {
+        return n < 0 ? PUT(b, "-0.0") : PUT(b, "0.0");
+    }
+    char *first = digits_of(magnitude, end);
+    int count = (int)(end - first);
+    int point = count - 6; /* where the decimal point goes, from the first digit */
+    while (end[-1] == '0') {
+        end--;
+    }
+    count = (int)(end - first);
+    char *p = text;
+    if (n < 0) {
+        *p++ = '-';
+    }
+    if (point <= -4) {
+        *p++ = first[0];
+        if (count > 1) {
+            *p++ = '.';
+            memcpy(p, first + 1, (size_t)(count - 1));
+            p += count - 1;
+        }
+        int exponent = point - 1;
+        *p++ = 'e';
+        *p++ = '-';
+        exponent = -exponent;
+        *p++ = (char)('0' + exponent / 10);
+        *p++ = (char)('0' + exponent % 10);
+    }
+    else if (point <= 0) {
+        *p++ = '0';
+        *p++ = '.';
+        for (int i = 0; i < -point; i++) {
+            *p++ = '0';
+        }
+        memcpy(p, first, (size_t)count);
+        p += count;
+    }
+    else if (point < count) {
+        memcpy(p, first, (size_t)point);
+        p += point;
+        *p++ = '.';
+        memcpy(p, first + point, (size_t)(count - point));
+        p += count - point;
+    }
+    else {
+        memcpy(p, first, (size_t)count);
+        p += count;
+        for (int i = count; i < point; i++) {
+            *p++ = '0';
+        }
+        *p++ = '.';
+        *p++ = '0';
+    }
+    return buf_put(b, text, p - text);
+}
+
+int
+otlp_text_init(void)
+{
+    for (int i = 0; i < 256; i++) {
+        HEX_PAIRS[2 * i] = HEX[i >> 4];
+        HEX_PAIRS[2 * i + 1] = HEX[i & 0xf];
+        byte_class[i] = i < 0x20 || i == '"' || i == '\\' ? ESCAPED : i >= 0x80 ? NOT_ASCII : 0;
+    }
+    if (sixty_four == NULL && (sixty_four = PyLong_FromLong(64)) == NULL) {
+        return -1;
+    }
+    if (two_to_64 == NULL &&
+        (two_to_64 = PyLong_FromString("18446744073709551616", NULL, 10)) == NULL) {
+        return -1;
+    }
+    return 0;
+}
