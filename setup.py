@@ -9,7 +9,8 @@ from setuptools import Extension, setup
 
 # The module and its setup (_speedups), the firing side's mailboxes (_lane),
 # fire_event (_fire), a service's mailbox loop (_drain), the calls it runs
-# (_call), and execute_command and CommandFuture.result (_exec).
+# (_call), execute_command and CommandFuture.result (_exec), and the observer's
+# hooks of a traced call (_hooks).
 SOURCES = [
     "_speedups",
     "_speedups_lane",
@@ -17,6 +18,7 @@ SOURCES = [
     "_speedups_drain",
     "_speedups_call",
     "_speedups_exec",
+    "_speedups_hooks",
 ]
 
 setup(

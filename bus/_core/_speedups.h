@@ -205,6 +205,10 @@ int call_runnable(PyObject *item);
 int run_call(PyObject *worker, PyObject *item, PyObject *finished, PyObject *handler,
              PyObject *stats, PyObject *fn);
 
+/* _speedups_hooks.c: the observer's hooks of a traced call */
+extern PyTypeObject CallSent_Type, CallStarted_Type, HandlerReturned_Type, CallEnded_Type;
+PyObject *configure_hub(PyObject *module, PyObject *args);
+
 #if defined(__GNUC__)
 #pragma GCC visibility pop
 #endif

@@ -1,0 +1,475 @@
+/* Commands: the bus observer's hooks of a traced call (see _speedups.c).
+ *
+ * bus._observe._hub.Hub's call_sent, call_started, handler_returned and
+ * call_ended as method descriptors around the Python methods, for the
+ * common case of a traced call no watcher looks at: the CallRecord, its
+ * ids and frozen arguments (call_sent); the handler's BusSpan made current
+ * in a context of its own (call_started) and that context left
+ * (handler_returned); the flat CALL tuple handed to the trace sink
+ * (call_ended). They do what the Python methods do, in the same order
+ * (the same random draws, the same clock reads), and call the Python method
+ * before doing anything whenever something is unusual: watchers, no sink,
+ * a parent span that is not a BusSpan or a replay mark in the context,
+ * annotations on the handler's span, an error. Values that are not atoms
+ * are frozen by the Python freeze().
+ *
+ * Python calls these through the same attribute lookups (observer.call_sent
+ * and so on) as the C paths do, so neither pays a Python frame for them.
+ * configure_hub() is given the classes and the context variable; the hub
+ * installs the wrappers only when the context is set directly (_ctx.DIRECT).
+ */
+#include "_speedups.h"
+
+#include <time.h>
+
+static PyTypeObject *Hub_type, *Record_type, *Span_type;
+static PyObject *context_var, *context_type, *span_key, *replay_key, *freeze_fn, *random_bits,
+    *caller_tls, *caller_fn;
+static PyObject *bits64, *bits128, *call_kind, *empty_args;
+static PyObject *s_sink, *s_watchers, *s_submit, *s_json_limit, *s_redact, *s_caller, *s_name;
+/* CallRecord's slots */
+static Py_ssize_t r_args, r_caller, r_client_id, r_extras, r_handled_ns, r_hop, r_kwargs, r_name,
+    r_parent_id, r_sent_ns, r_server_id, r_service, r_thread, r_trace_id, r_wire;
+/* BusSpan's slots, and what call_sent reads of a handler and a worker */
+static Py_ssize_t p_context, p_extras, p_live, p_span_id, p_trace_id, off_h_name, off_w_thread;
+
+/* time.time_ns(): CPython reads CLOCK_REALTIME with clock_gettime too. */
+static PyObject *
+time_ns(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0) {
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    return PyLong_FromLongLong((long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
+}
+
+/* type(value) in ATOMIC_TYPES (configure_hub checks that set is these five). */
+static inline int
+atomic(PyObject *value)
+{
+    return value == Py_None || PyUnicode_CheckExact(value) || PyLong_CheckExact(value) ||
+           PyFloat_CheckExact(value) || PyBool_Check(value);
+}
+
+/* freeze(value, hub.json_limit, hub.redact): an atom, or a tuple or dict of
+ * atoms, as it is; anything else through the Python freeze. New reference. */
+static PyObject *
+freeze(PyObject *hub, PyObject *value)
+{
+    if (atomic(value)) {
+        return Py_NewRef(value);
+    }
+    int plain = 0;
+    if (PyTuple_CheckExact(value)) {
+        plain = 1;
+        for (Py_ssize_t i = 0; plain && i < PyTuple_GET_SIZE(value); i++) {
+            plain = atomic(PyTuple_GET_ITEM(value, i));
+        }
+    }
+    else if (PyDict_CheckExact(value)) {
+        PyObject *key, *item;
+        Py_ssize_t pos = 0;
+        plain = 1;
+        while (plain && PyDict_Next(value, &pos, &key, &item)) {
+            plain = atomic(item);
+        }
+    }
+    if (plain) {
+        return Py_NewRef(value);
+    }
+    PyObject *limit = PyObject_GetAttr(hub, s_json_limit);
+    PyObject *redact = limit == NULL ? NULL : PyObject_GetAttr(hub, s_redact);
+    PyObject *frozen = NULL;
+    if (redact != NULL) {
+        PyObject *args[3] = {value, limit, redact};
+        frozen = PyObject_Vectorcall(freeze_fn, args, 3, NULL);
+    }
+    Py_XDECREF(limit);
+    Py_XDECREF(redact);
+    return frozen;
+}
+
+/* Whether the hub records spans that no watcher looks at: 1, 0 (Python's
+ * turn), -1 on error. */
+static int
+traced_unwatched(PyObject *hub)
+{
+    if (!PyObject_TypeCheck(hub, Hub_type)) {
+        return 0;
+    }
+    PyObject *sink = PyObject_GetAttr(hub, s_sink);
+    if (sink == NULL) {
+        return -1;
+    }
+    int traced = sink != Py_None;
+    Py_DECREF(sink);
+    if (!traced) {
+        return 0;
+    }
+    PyObject *watchers = PyObject_GetAttr(hub, s_watchers);
+    if (watchers == NULL) {
+        return -1;
+    }
+    int unwatched = PyTuple_CheckExact(watchers) && PyTuple_GET_SIZE(watchers) == 0;
+    Py_DECREF(watchers);
+    return unwatched;
+}
+
+/* A random int of *bits* bits, as random.getrandbits gives it. */
+static inline PyObject *
+draw(PyObject *bits)
+{
+    return PyObject_Vectorcall(random_bits, &bits, 1, NULL);
+}
+
+/* -- call_sent --------------------------------------------------------------------- */
+
+/* The parent span's ids in the current context, as _ctx.parent_ids and
+ * Hub._call_record read them: 1 found (new references), 0 none, 2 for
+ * Python (a replay mark, or a parent that is not a BusSpan), -1 on error. */
+static int
+parent_of(PyObject *ctx, PyObject **trace_id, PyObject **span_id)
+{
+    if (!PyDict_Check(ctx) || PyDict_GET_SIZE(ctx) == 0) {
+        return PyDict_Check(ctx) ? 0 : 2;
+    }
+    int marked = PyDict_Contains(ctx, replay_key);
+    if (marked != 0) {
+        return marked < 0 ? -1 : 2;
+    }
+    PyObject *span = PyDict_GetItemWithError(ctx, span_key);
+    if (span == NULL) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    if (span == Py_None) {
+        return 0;
+    }
+    if (!Py_IS_TYPE(span, Span_type) || SLOT(span, p_trace_id) == NULL ||
+        SLOT(span, p_span_id) == NULL) {
+        return 2;
+    }
+    *trace_id = Py_NewRef(SLOT(span, p_trace_id));
+    *span_id = Py_NewRef(SLOT(span, p_span_id));
+    return 1;
+}
+
+/* _caller(): the name this thread records as its own, kept in a thread local. */
+static PyObject *
+caller_name(void)
+{
+    PyObject *name = PyObject_GetAttr(caller_tls, s_caller);
+    if (name == NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        PyErr_Clear();
+        name = PyObject_CallNoArgs(caller_fn); /* works it out, and keeps it */
+    }
+    return name;
+}
+
+static PyObject *
+call_sent(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    if (PyVectorcall_NARGS(nargsf) != 4 || kwnames != NULL || Record_type == NULL ||
+        !Py_IS_TYPE(args[1], Handler_type) || !PyTuple_CheckExact(args[2]) ||
+        !PyDict_CheckExact(args[3])) {
+        goto slow;
+    }
+    PyObject *hub = args[0], *handler = args[1];
+    int fast = traced_unwatched(hub);
+    if (fast <= 0) {
+        if (fast < 0) {
+            return NULL;
+        }
+        goto slow;
+    }
+    PyObject *ctx = NULL, *trace_id = NULL, *parent_id = NULL;
+    if (PyContextVar_Get(context_var, NULL, &ctx) < 0) {
+        return NULL;
+    }
+    int found = ctx == NULL ? 0 : parent_of(ctx, &trace_id, &parent_id);
+    Py_XDECREF(ctx);
+    if (found < 0 || found == 2) {
+        if (found < 0) {
+            return NULL;
+        }
+        goto slow;
+    }
+    PyObject *runtime = SLOT(handler, off_h_destination);
+    PyObject *name = SLOT(handler, off_h_name);
+    PyObject *record = NULL, *value = NULL;
+    if (runtime == NULL || name == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "a handler without its name or destination");
+        goto failed;
+    }
+    /* From here on, as _call_record: the ids drawn in the same order. */
+    if ((record = Record_type->tp_new(Record_type, empty_args, NULL)) == NULL) {
+        goto failed;
+    }
+    slot_set(record, r_extras, Py_None);
+    if (found == 0 && ((trace_id = draw(bits128)) == NULL ||
+                       (parent_id = PyLong_FromLong(0)) == NULL)) {
+        goto failed;
+    }
+    slot_set(record, r_trace_id, trace_id);
+    slot_set(record, r_parent_id, parent_id);
+#define SET(slot, expression)                                                                  \
+    if ((value = (expression)) == NULL) {                                                      \
+        goto failed;                                                                           \
+    }                                                                                          \
+    slot_set(record, slot, value);                                                             \
+    Py_CLEAR(value);
+    SET(r_client_id, draw(bits64));
+    SET(r_server_id, draw(bits64));
+    slot_set(record, r_name, name);
+    SET(r_caller, caller_name());
+    SET(r_service, PyObject_GetAttr(runtime, s_name));
+    SET(r_args, freeze(hub, args[2]));
+    SET(r_kwargs, PyDict_GET_SIZE(args[3]) ? freeze(hub, args[3]) : Py_NewRef(Py_None));
+    slot_set(record, r_hop, Py_None);
+    slot_set(record, r_wire, Py_None);
+    SET(r_sent_ns, time_ns());
+#undef SET
+    Py_XDECREF(trace_id);
+    Py_XDECREF(parent_id);
+    return record;
+failed:
+    Py_XDECREF(trace_id);
+    Py_XDECREF(parent_id);
+    Py_XDECREF(record);
+    return NULL;
+slow:
+    return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
+}
+
+/* -- call_started, handler_returned ----------------------------------------------- */
+
+static PyObject *
+call_started(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    if (PyVectorcall_NARGS(nargsf) != 3 || kwnames != NULL || Record_type == NULL ||
+        !Py_IS_TYPE(args[1], Record_type) || !Py_IS_TYPE(args[2], Worker_type)) {
+        return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
+    }
+    PyObject *record = args[1], *worker = args[2];
+    PyObject *trace_id = SLOT(record, r_trace_id), *span_id = SLOT(record, r_server_id);
+    PyObject *extras = SLOT(record, r_extras), *thread = SLOT(worker, off_w_thread);
+    if (trace_id == NULL || span_id == NULL || extras == NULL || thread == NULL) {
+        return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
+    }
+    PyObject *now = time_ns();
+    if (now == NULL) {
+        return NULL;
+    }
+    slot_set(record, r_handled_ns, now);
+    Py_DECREF(now);
+    slot_set(record, r_thread, thread);
+    /* BusSpan(trace_id, server_id, extras), its __init__'s slots */
+    PyObject *span = Span_type->tp_new(Span_type, empty_args, NULL);
+    PyObject *copy = span == NULL || extras == Py_None ? Py_NewRef(Py_None) : PySequence_List(extras);
+    PyObject *scope = NULL, *ctx = NULL, *token = NULL;
+    if (span == NULL || copy == NULL) {
+        goto done;
+    }
+    slot_set(span, p_trace_id, trace_id);
+    slot_set(span, p_span_id, span_id);
+    slot_set(span, p_live, Py_True);
+    slot_set(span, p_context, Py_None);
+    slot_set(span, p_extras, copy);
+    /* enter(span): var.set(Context({_SPAN_KEY: span})) */
+    PyObject *entries = PyDict_New();
+    if (entries == NULL || PyDict_SetItem(entries, span_key, span) < 0) {
+        Py_XDECREF(entries);
+        goto done;
+    }
+    ctx = PyObject_CallOneArg(context_type, entries);
+    Py_DECREF(entries);
+    if (ctx == NULL || (token = PyContextVar_Set(context_var, ctx)) == NULL) {
+        goto done;
+    }
+    scope = PyTuple_Pack(2, span, token);
+done:
+    Py_XDECREF(span);
+    Py_XDECREF(copy);
+    Py_XDECREF(ctx);
+    Py_XDECREF(token);
+    return scope;
+}
+
+/* The scope call_started made: (BusSpan, token). */
+static inline int
+own_scope(PyObject *scope)
+{
+    return PyTuple_CheckExact(scope) && PyTuple_GET_SIZE(scope) == 2 &&
+           Py_IS_TYPE(PyTuple_GET_ITEM(scope, 0), Span_type);
+}
+
+static PyObject *
+handler_returned(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    if (PyVectorcall_NARGS(nargsf) != 2 || kwnames != NULL || Span_type == NULL ||
+        !own_scope(args[1])) {
+        return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
+    }
+    /* leave(token), then span.release() */
+    if (PyContextVar_Reset(context_var, PyTuple_GET_ITEM(args[1], 1)) < 0) {
+        return NULL;
+    }
+    slot_set(PyTuple_GET_ITEM(args[1], 0), p_live, Py_False);
+    Py_RETURN_NONE;
+}
+
+/* -- call_ended --------------------------------------------------------------------- */
+
+static PyObject *
+call_ended(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    /* (hub, ticket, scope, handler, worker, error, elapsed, result) */
+    if (PyVectorcall_NARGS(nargsf) != 8 || kwnames != NULL || Record_type == NULL ||
+        !Py_IS_TYPE(args[1], Record_type) || args[5] != Py_None || !own_scope(args[2]) ||
+        SLOT(PyTuple_GET_ITEM(args[2], 0), p_extras) != Py_None) {
+        goto slow; /* an error, or a span the handler annotated (a live stub, say) */
+    }
+    PyObject *hub = args[0], *record = args[1];
+    int fast = traced_unwatched(hub);
+    if (fast <= 0) {
+        if (fast < 0) {
+            return NULL;
+        }
+        goto slow;
+    }
+    static const Py_ssize_t *order[] = {&r_trace_id, &r_parent_id, &r_client_id, &r_server_id,
+                                        &r_name,     &r_caller,    &r_service,   &r_args,
+                                        &r_kwargs,   &r_sent_ns,   &r_handled_ns};
+    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+        if (SLOT(record, *order[i]) == NULL) {
+            goto slow; /* Python raises the AttributeError */
+        }
+    }
+    PyObject *thread = SLOT(record, r_thread), *hop = SLOT(record, r_hop);
+    PyObject *wire = SLOT(record, r_wire);
+    if (thread == NULL || hop == NULL || wire == NULL) {
+        goto slow;
+    }
+    /* record.extras = scope[0].extras(): None, as checked above */
+    slot_set(record, r_extras, Py_None);
+    PyObject *frozen = freeze(hub, args[7]);
+    PyObject *end = frozen == NULL ? NULL : time_ns();
+    PyObject *flat = end == NULL ? NULL : PyTuple_New(21);
+    if (flat == NULL) {
+        Py_XDECREF(frozen);
+        Py_XDECREF(end);
+        return NULL;
+    }
+    /* record.flat(end_ns, frozen, None, None, None): the CALL layout of _records */
+    PyTuple_SET_ITEM(flat, 0, Py_NewRef(call_kind));
+    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+        PyTuple_SET_ITEM(flat, 1 + i, Py_NewRef(SLOT(record, *order[i])));
+    }
+    PyTuple_SET_ITEM(flat, 12, end);
+    PyTuple_SET_ITEM(flat, 13, Py_NewRef(thread));
+    PyTuple_SET_ITEM(flat, 14, frozen);
+    PyTuple_SET_ITEM(flat, 15, Py_NewRef(Py_None));
+    PyTuple_SET_ITEM(flat, 16, Py_NewRef(Py_None));
+    PyTuple_SET_ITEM(flat, 17, Py_NewRef(Py_None));
+    PyTuple_SET_ITEM(flat, 18, Py_NewRef(Py_None));
+    PyTuple_SET_ITEM(flat, 19, Py_NewRef(hop));
+    PyTuple_SET_ITEM(flat, 20, Py_NewRef(wire));
+    PyObject *submit = PyObject_GetAttr(hub, s_submit);
+    int rc = submit == NULL ? -1 : call_discard(submit, &flat, 1);
+    Py_XDECREF(submit);
+    Py_DECREF(flat);
+    if (rc < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+slow:
+    return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
+}
+
+/* -- the types, and configure_hub() ----------------------------------------------------- */
+
+#define HOOK_TYPE(Name, fn, doc)                                                               \
+    static PyObject *Name##_new(PyTypeObject *type, PyObject *args, PyObject *kwds)          \
+    {                                                                                          \
+        return wrapper_new(type, args, kwds, (vectorcallfunc)fn);                              \
+    }                                                                                          \
+    PyTypeObject Name##_Type = WRAPPER_TYPE(#Name, doc, Name##_new);
+
+HOOK_TYPE(CallSent, call_sent, "Hub.call_sent with its traced, unwatched record made in C.")
+HOOK_TYPE(CallStarted, call_started, "Hub.call_started with the handler's span entered in C.")
+HOOK_TYPE(HandlerReturned, handler_returned, "Hub.handler_returned with its context left in C.")
+HOOK_TYPE(CallEnded, call_ended, "Hub.call_ended with its flat record made in C.")
+
+PyObject *
+configure_hub(PyObject *module, PyObject *args)
+{
+    PyObject *hub, *record, *span, *atomic_types, *constants;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOOOOO:configure_hub", &hub, &record, &span, &call_kind,
+                          &context_var, &context_type, &span_key, &replay_key, &freeze_fn,
+                          &atomic_types, &random_bits, &caller_tls, &caller_fn)) {
+        return NULL;
+    }
+    if (Record_type != NULL || Worker_type == NULL || Handler_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "configure_hub: once, after configure()");
+        return NULL;
+    }
+    if (!PyType_Check(hub) || !PyType_Check(record) || !PyType_Check(span)) {
+        PyErr_SetString(PyExc_TypeError, "configure_hub: the hub, record and span must be classes");
+        return NULL;
+    }
+    /* atomic() tests these five types: the Python code's set must be them. */
+    PyObject *five = Py_BuildValue("(OOOOO)", &PyUnicode_Type, &PyLong_Type, &PyFloat_Type,
+                                   &PyBool_Type, Py_TYPE(Py_None));
+    constants = five == NULL ? NULL : PyFrozenSet_New(five);
+    Py_XDECREF(five);
+    if (constants == NULL) {
+        return NULL;
+    }
+    int same = PyObject_RichCompareBool(atomic_types, constants, Py_EQ);
+    Py_DECREF(constants);
+    if (same <= 0) {
+        if (same == 0) {
+            PyErr_SetString(PyExc_ValueError, "configure_hub: ATOMIC_TYPES is not the five atoms");
+        }
+        return NULL;
+    }
+    PyTypeObject *r = (PyTypeObject *)record, *s = (PyTypeObject *)span;
+    if (slot_offset(r, "args", &r_args) || slot_offset(r, "caller", &r_caller) ||
+        slot_offset(r, "client_id", &r_client_id) || slot_offset(r, "extras", &r_extras) ||
+        slot_offset(r, "handled_ns", &r_handled_ns) || slot_offset(r, "hop", &r_hop) ||
+        slot_offset(r, "kwargs", &r_kwargs) || slot_offset(r, "name", &r_name) ||
+        slot_offset(r, "parent_id", &r_parent_id) || slot_offset(r, "sent_ns", &r_sent_ns) ||
+        slot_offset(r, "server_id", &r_server_id) || slot_offset(r, "service", &r_service) ||
+        slot_offset(r, "thread", &r_thread) || slot_offset(r, "trace_id", &r_trace_id) ||
+        slot_offset(r, "wire", &r_wire) || slot_offset(s, "_context", &p_context) ||
+        slot_offset(s, "_extras", &p_extras) || slot_offset(s, "_live", &p_live) ||
+        slot_offset(s, "span_id", &p_span_id) || slot_offset(s, "trace_id", &p_trace_id) ||
+        slot_offset(Handler_type, "name", &off_h_name) ||
+        slot_offset(Worker_type, "thread_name", &off_w_thread)) {
+        return NULL;
+    }
+    if ((s_sink = PyUnicode_InternFromString("sink")) == NULL ||
+        (s_watchers = PyUnicode_InternFromString("watchers")) == NULL ||
+        (s_submit = PyUnicode_InternFromString("_submit")) == NULL ||
+        (s_json_limit = PyUnicode_InternFromString("json_limit")) == NULL ||
+        (s_redact = PyUnicode_InternFromString("redact")) == NULL ||
+        (s_caller = PyUnicode_InternFromString("caller")) == NULL ||
+        (s_name = PyUnicode_InternFromString("name")) == NULL ||
+        (bits64 = PyLong_FromLong(64)) == NULL || (bits128 = PyLong_FromLong(128)) == NULL ||
+        (empty_args = PyTuple_New(0)) == NULL) {
+        return NULL;
+    }
+    Py_INCREF(call_kind);
+    Py_INCREF(context_var);
+    Py_INCREF(context_type);
+    Py_INCREF(span_key);
+    Py_INCREF(replay_key);
+    Py_INCREF(freeze_fn);
+    Py_INCREF(random_bits);
+    Py_INCREF(caller_tls);
+    Py_INCREF(caller_fn);
+    Hub_type = (PyTypeObject *)Py_NewRef(hub);
+    Span_type = (PyTypeObject *)Py_NewRef(span);
+    Record_type = (PyTypeObject *)Py_NewRef(record);
+    Py_RETURN_NONE;
+}
