@@ -52,10 +52,58 @@ atomic(PyObject *value)
            PyFloat_CheckExact(value) || PyBool_Check(value);
 }
 
-/* freeze(value, hub.json_limit, hub.redact): an atom, or a tuple or dict of
- * atoms, as it is; anything else through the Python freeze. New reference. */
+/* What the hooks read of a hub, from its __dict__: read again only when that
+ * dict changed (PEP 509 tags; every time where there are none). The values
+ * are borrowed from the dict: valid while no Python code runs. */
+typedef struct {
+    PyObject *dict; /* NULL: nothing kept */
+    uint64_t tag;
+    int fast;       /* traced (a sink), and no watcher */
+    PyObject *submit, *limit, *redact;
+} HubState;
+
+static HubState seen_hub;
+
+/* Whether the hub records spans that no watcher looks at: 1 (its state in
+ * seen_hub), 0 (Python's turn), -1 on error. */
+static int
+traced_unwatched(PyObject *hub)
+{
+    if (!Py_IS_TYPE(hub, Hub_type)) {
+        return 0; /* a subclass may keep these elsewhere */
+    }
+    PyObject *dict = PyObject_GenericGetDict(hub, NULL);
+    if (dict == NULL) {
+        return -1;
+    }
+    uint64_t tag = DICT_TAG(dict);
+    if (tag == TAG_UNKNOWN || dict != seen_hub.dict || tag != seen_hub.tag) {
+        seen_hub.dict = NULL;
+        PyObject *sink = PyDict_GetItemWithError(dict, s_sink);
+        PyObject *watchers = sink == NULL ? NULL : PyDict_GetItemWithError(dict, s_watchers);
+        PyObject *submit = watchers == NULL ? NULL : PyDict_GetItemWithError(dict, s_submit);
+        PyObject *limit = submit == NULL ? NULL : PyDict_GetItemWithError(dict, s_json_limit);
+        PyObject *redact = limit == NULL ? NULL : PyDict_GetItemWithError(dict, s_redact);
+        if (redact == NULL && PyErr_Occurred()) {
+            Py_DECREF(dict);
+            return -1;
+        }
+        seen_hub.fast = redact != NULL && sink != Py_None && PyTuple_CheckExact(watchers) &&
+                        PyTuple_GET_SIZE(watchers) == 0;
+        seen_hub.submit = submit;
+        seen_hub.limit = limit;
+        seen_hub.redact = redact;
+        seen_hub.tag = tag;
+        seen_hub.dict = tag == TAG_UNKNOWN ? NULL : dict;
+    }
+    Py_DECREF(dict); /* the hub holds it */
+    return seen_hub.fast;
+}
+
+/* freeze(value, limit, redact): an atom, or a tuple or dict of atoms, as it
+ * is; anything else through the Python freeze. New reference. */
 static PyObject *
-freeze(PyObject *hub, PyObject *value)
+freeze(PyObject *value, PyObject *limit, PyObject *redact)
 {
     if (atomic(value)) {
         return Py_NewRef(value);
@@ -78,42 +126,8 @@ freeze(PyObject *hub, PyObject *value)
     if (plain) {
         return Py_NewRef(value);
     }
-    PyObject *limit = PyObject_GetAttr(hub, s_json_limit);
-    PyObject *redact = limit == NULL ? NULL : PyObject_GetAttr(hub, s_redact);
-    PyObject *frozen = NULL;
-    if (redact != NULL) {
-        PyObject *args[3] = {value, limit, redact};
-        frozen = PyObject_Vectorcall(freeze_fn, args, 3, NULL);
-    }
-    Py_XDECREF(limit);
-    Py_XDECREF(redact);
-    return frozen;
-}
-
-/* Whether the hub records spans that no watcher looks at: 1, 0 (Python's
- * turn), -1 on error. */
-static int
-traced_unwatched(PyObject *hub)
-{
-    if (!PyObject_TypeCheck(hub, Hub_type)) {
-        return 0;
-    }
-    PyObject *sink = PyObject_GetAttr(hub, s_sink);
-    if (sink == NULL) {
-        return -1;
-    }
-    int traced = sink != Py_None;
-    Py_DECREF(sink);
-    if (!traced) {
-        return 0;
-    }
-    PyObject *watchers = PyObject_GetAttr(hub, s_watchers);
-    if (watchers == NULL) {
-        return -1;
-    }
-    int unwatched = PyTuple_CheckExact(watchers) && PyTuple_GET_SIZE(watchers) == 0;
-    Py_DECREF(watchers);
-    return unwatched;
+    PyObject *args[3] = {value, limit, redact};
+    return PyObject_Vectorcall(freeze_fn, args, 3, NULL);
 }
 
 /* A random int of *bits* bits, as random.getrandbits gives it. */
@@ -197,6 +211,8 @@ call_sent(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *kwnames
     PyObject *runtime = SLOT(handler, off_h_destination);
     PyObject *name = SLOT(handler, off_h_name);
     PyObject *record = NULL, *value = NULL;
+    /* Held: Python code may run from here on (a redaction hook) and change the hub. */
+    PyObject *limit = Py_NewRef(seen_hub.limit), *redact = Py_NewRef(seen_hub.redact);
     if (runtime == NULL || name == NULL) {
         PyErr_SetString(PyExc_AttributeError, "a handler without its name or destination");
         goto failed;
@@ -223,19 +239,23 @@ call_sent(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *kwnames
     slot_set(record, r_name, name);
     SET(r_caller, caller_name());
     SET(r_service, PyObject_GetAttr(runtime, s_name));
-    SET(r_args, freeze(hub, args[2]));
-    SET(r_kwargs, PyDict_GET_SIZE(args[3]) ? freeze(hub, args[3]) : Py_NewRef(Py_None));
+    SET(r_args, freeze(args[2], limit, redact));
+    SET(r_kwargs, PyDict_GET_SIZE(args[3]) ? freeze(args[3], limit, redact) : Py_NewRef(Py_None));
     slot_set(record, r_hop, Py_None);
     slot_set(record, r_wire, Py_None);
     SET(r_sent_ns, time_ns());
 #undef SET
     Py_XDECREF(trace_id);
     Py_XDECREF(parent_id);
+    Py_DECREF(limit);
+    Py_DECREF(redact);
     return record;
 failed:
     Py_XDECREF(trace_id);
     Py_XDECREF(parent_id);
     Py_XDECREF(record);
+    Py_DECREF(limit);
+    Py_DECREF(redact);
     return NULL;
 slow:
     return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
@@ -275,15 +295,11 @@ call_started(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *kwna
     slot_set(span, p_live, Py_True);
     slot_set(span, p_context, Py_None);
     slot_set(span, p_extras, copy);
-    /* enter(span): var.set(Context({_SPAN_KEY: span})) */
-    PyObject *entries = PyDict_New();
-    if (entries == NULL || PyDict_SetItem(entries, span_key, span) < 0) {
-        Py_XDECREF(entries);
-        goto done;
-    }
-    ctx = PyObject_CallOneArg(context_type, entries);
-    Py_DECREF(entries);
-    if (ctx == NULL || (token = PyContextVar_Set(context_var, ctx)) == NULL) {
+    /* enter(span): var.set(Context({_SPAN_KEY: span})), the Context (a dict)
+     * filled by dict's own setitem, as its constructor fills it */
+    ctx = ((PyTypeObject *)context_type)->tp_new((PyTypeObject *)context_type, empty_args, NULL);
+    if (ctx == NULL || PyDict_SetItem(ctx, span_key, span) < 0 ||
+        (token = PyContextVar_Set(context_var, ctx)) == NULL) {
         goto done;
     }
     scope = PyTuple_Pack(2, span, token);
@@ -352,10 +368,16 @@ call_ended(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *kwname
     }
     /* record.extras = scope[0].extras(): None, as checked above */
     slot_set(record, r_extras, Py_None);
-    PyObject *frozen = freeze(hub, args[7]);
+    /* Held: freeze may run Python code (a redaction hook), which may change the hub. */
+    PyObject *submit = Py_NewRef(seen_hub.submit);
+    PyObject *limit = Py_NewRef(seen_hub.limit), *redact = Py_NewRef(seen_hub.redact);
+    PyObject *frozen = freeze(args[7], limit, redact);
+    Py_DECREF(limit);
+    Py_DECREF(redact);
     PyObject *end = frozen == NULL ? NULL : time_ns();
     PyObject *flat = end == NULL ? NULL : PyTuple_New(21);
     if (flat == NULL) {
+        Py_DECREF(submit);
         Py_XDECREF(frozen);
         Py_XDECREF(end);
         return NULL;
@@ -374,9 +396,11 @@ call_ended(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *kwname
     PyTuple_SET_ITEM(flat, 18, Py_NewRef(Py_None));
     PyTuple_SET_ITEM(flat, 19, Py_NewRef(hop));
     PyTuple_SET_ITEM(flat, 20, Py_NewRef(wire));
-    PyObject *submit = PyObject_GetAttr(hub, s_submit);
-    int rc = submit == NULL ? -1 : call_discard(submit, &flat, 1);
-    Py_XDECREF(submit);
+    /* A flat record of atoms and frozen values is in no cycle: the collector
+     * need not look at it while it waits, nor in the ring. */
+    PyObject_GC_UnTrack(flat);
+    int rc = call_discard(submit, &flat, 1);
+    Py_DECREF(submit);
     Py_DECREF(flat);
     if (rc < 0) {
         return NULL;
@@ -413,8 +437,11 @@ configure_hub(PyObject *module, PyObject *args)
         PyErr_SetString(PyExc_RuntimeError, "configure_hub: once, after configure()");
         return NULL;
     }
-    if (!PyType_Check(hub) || !PyType_Check(record) || !PyType_Check(span)) {
-        PyErr_SetString(PyExc_TypeError, "configure_hub: the hub, record and span must be classes");
+    if (!PyType_Check(hub) || !PyType_Check(record) || !PyType_Check(span) ||
+        !PyType_Check(context_type) ||
+        !PyType_IsSubtype((PyTypeObject *)context_type, &PyDict_Type)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "configure_hub: the hub, record, span and context (a dict) must be classes");
         return NULL;
     }
     /* atomic() tests these five types: the Python code's set must be them. */

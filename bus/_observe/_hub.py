@@ -32,8 +32,8 @@ from .._core import _accel
 from .._core._errors import error_text
 from .._core._ratelog import RateLimitedLog
 from .._core._worker import current_worker
-from ._activity import Activity, error_dict, hex_id
 from . import _ctx
+from ._activity import Activity, error_dict, hex_id
 from ._ctx import current, enter, leave, parent_ids
 from ._heads import _M64, _MNAME, NAME_BITS, EventHeads
 from ._hub_remote import RemoteHops
