@@ -26,12 +26,13 @@ anything.
   timeout, a service thread (deadlock detection), a cancelled or failed
   command go the Python way.
 * The observer's hooks of a traced call (``Hub.call_sent``,
-  ``call_started``, ``handler_returned``, ``call_ended``) become
-  ``_speedups.CallSent`` and friends when ``_observe`` registers them
-  (``install_hooks``; the core does not import it): a traced call no
-  watcher sees, whose context holds no replay mark and no foreign parent
-  span, and that returns a value from a span the handler left alone, is
-  written down in C; anything else goes the Python way.
+  ``call_started``, ``handler_returned``, ``call_ended``) and delivery
+  (``delivery_started``, ``delivery_ended``) become ``_speedups.CallSent``
+  and friends when ``_observe`` registers them (``install_hooks``; the core
+  does not import it): a traced call or delivery no watcher sees, whose
+  context holds no replay mark and no foreign parent span, and whose
+  handler returns without annotating its span, is written down in C;
+  anything else goes the Python way.
 
 ``BUS_PURE_PYTHON=1`` in the environment forces the fallback for the
 process; ``use`` switches it from then on (for tests and benchmarks: a
@@ -133,6 +134,8 @@ def install_hooks(hub: type, *refs: Any) -> bool:
         ("call_started", _speedups.CallStarted),
         ("handler_returned", _speedups.HandlerReturned),
         ("call_ended", _speedups.CallEnded),
+        ("delivery_started", _speedups.DeliveryStarted),
+        ("delivery_ended", _speedups.DeliveryEnded),
     ):
         python = hub.__dict__[name]
         _methods.append((hub, name, python, wrapper(python)))

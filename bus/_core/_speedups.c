@@ -18,6 +18,8 @@
  *   _speedups_call.c   the calls drain runs, and CommandFuture's state.
  *   _speedups_hooks.c  the bus observer's hooks of a traced call (Hub's
  *                      call_sent, call_started, handler_returned, call_ended).
+ *   _speedups_deliver.c  and of a traced delivery (delivery_started,
+ *                      delivery_ended).
  *
  * Anything unusual goes to the Python code before anything was done, or,
  * once a handler has run, to the Python functions that end it
@@ -319,7 +321,7 @@ static PyMethodDef methods[] = {
      "configure_caller(Binder, workers): what ExecuteCommand and FutureResult work on; once, "
      "after configure() and configure_calls()."},
     {"configure_hub", configure_hub, METH_VARARGS,
-     "configure_hub(Hub, CallRecord, BusSpan, CALL, var, Context, span_key, replay_key, freeze, "
+     "configure_hub(Hub, CallRecord, BusSpan, CALL, DELIVERY, NAME_BITS, var, Context, span_key, replay_key, freeze, "
      "ATOMIC_TYPES, getrandbits, caller_tls, caller): what the hooks of a traced call work on; "
      "once, after configure()."},
     {"drain", (PyCFunction)(void (*)(void))drain, METH_FASTCALL,
@@ -367,7 +369,8 @@ PyInit__speedups(void)
         PyType_Ready(&Lane_Type) < 0 || PyType_Ready(&ExecuteCommand_Type) < 0 ||
         PyType_Ready(&FutureResult_Type) < 0 || PyType_Ready(&CallSent_Type) < 0 ||
         PyType_Ready(&CallStarted_Type) < 0 || PyType_Ready(&HandlerReturned_Type) < 0 ||
-        PyType_Ready(&CallEnded_Type) < 0) {
+        PyType_Ready(&CallEnded_Type) < 0 || PyType_Ready(&DeliveryStarted_Type) < 0 ||
+        PyType_Ready(&DeliveryEnded_Type) < 0) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&module_def);
@@ -380,7 +383,9 @@ PyInit__speedups(void)
         PyModule_AddObjectRef(module, "CallSent", (PyObject *)&CallSent_Type) < 0 ||
         PyModule_AddObjectRef(module, "CallStarted", (PyObject *)&CallStarted_Type) < 0 ||
         PyModule_AddObjectRef(module, "HandlerReturned", (PyObject *)&HandlerReturned_Type) < 0 ||
-        PyModule_AddObjectRef(module, "CallEnded", (PyObject *)&CallEnded_Type) < 0) {
+        PyModule_AddObjectRef(module, "CallEnded", (PyObject *)&CallEnded_Type) < 0 ||
+        PyModule_AddObjectRef(module, "DeliveryStarted", (PyObject *)&DeliveryStarted_Type) < 0 ||
+        PyModule_AddObjectRef(module, "DeliveryEnded", (PyObject *)&DeliveryEnded_Type) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -47,11 +47,23 @@ class CallEnded:
 
     def __init__(self, fallback: Callable[..., Any], /) -> None: ...
 
+class DeliveryStarted:
+    """``Hub.delivery_started`` with the listener's span entered in C."""
+
+    def __init__(self, fallback: Callable[..., Any], /) -> None: ...
+
+class DeliveryEnded:
+    """``Hub.delivery_ended`` with the flat DELIVERY record made and submitted in C."""
+
+    def __init__(self, fallback: Callable[..., Any], /) -> None: ...
+
 def configure_hub(
     hub: type,
     record: type,
     span: type,
     call_kind: int,
+    delivery_kind: int,
+    name_bits: int,
     var: Any,
     context: type,
     span_key: str,

@@ -22,19 +22,22 @@
 
 #include <time.h>
 
-static PyTypeObject *Hub_type, *Record_type, *Span_type;
-static PyObject *context_var, *context_type, *span_key, *replay_key, *freeze_fn, *random_bits,
+PyTypeObject *Span_type;
+Py_ssize_t p_context, p_extras, p_live, p_span_id, p_trace_id, off_h_name, off_w_thread;
+PyObject *bits64, *s_name, *empty_args, *context_var, *context_type, *span_key;
+HubState seen_hub;
+static PyTypeObject *Hub_type, *Record_type;
+static PyObject *replay_key, *freeze_fn, *random_bits,
     *caller_tls, *caller_fn;
-static PyObject *bits64, *bits128, *call_kind, *empty_args;
-static PyObject *s_sink, *s_watchers, *s_submit, *s_json_limit, *s_redact, *s_caller, *s_name;
+static PyObject *bits128, *call_kind;
+static PyObject *s_sink, *s_watchers, *s_submit, *s_json_limit, *s_redact, *s_caller, *s_names;
 /* CallRecord's slots */
 static Py_ssize_t r_args, r_caller, r_client_id, r_extras, r_handled_ns, r_hop, r_kwargs, r_name,
     r_parent_id, r_sent_ns, r_server_id, r_service, r_thread, r_trace_id, r_wire;
 /* BusSpan's slots, and what call_sent reads of a handler and a worker */
-static Py_ssize_t p_context, p_extras, p_live, p_span_id, p_trace_id, off_h_name, off_w_thread;
 
 /* time.time_ns(): CPython reads CLOCK_REALTIME with clock_gettime too. */
-static PyObject *
+PyObject *
 time_ns(void)
 {
     struct timespec ts;
@@ -52,21 +55,9 @@ atomic(PyObject *value)
            PyFloat_CheckExact(value) || PyBool_Check(value);
 }
 
-/* What the hooks read of a hub, from its __dict__: read again only when that
- * dict changed (PEP 509 tags; every time where there are none). The values
- * are borrowed from the dict: valid while no Python code runs. */
-typedef struct {
-    PyObject *dict; /* NULL: nothing kept */
-    uint64_t tag;
-    int fast;       /* traced (a sink), and no watcher */
-    PyObject *submit, *limit, *redact;
-} HubState;
 
-static HubState seen_hub;
 
-/* Whether the hub records spans that no watcher looks at: 1 (its state in
- * seen_hub), 0 (Python's turn), -1 on error. */
-static int
+int
 traced_unwatched(PyObject *hub)
 {
     if (!Py_IS_TYPE(hub, Hub_type)) {
@@ -84,15 +75,17 @@ traced_unwatched(PyObject *hub)
         PyObject *submit = watchers == NULL ? NULL : PyDict_GetItemWithError(dict, s_submit);
         PyObject *limit = submit == NULL ? NULL : PyDict_GetItemWithError(dict, s_json_limit);
         PyObject *redact = limit == NULL ? NULL : PyDict_GetItemWithError(dict, s_redact);
-        if (redact == NULL && PyErr_Occurred()) {
+        PyObject *names = redact == NULL ? NULL : PyDict_GetItemWithError(dict, s_names);
+        if (names == NULL && PyErr_Occurred()) {
             Py_DECREF(dict);
             return -1;
         }
-        seen_hub.fast = redact != NULL && sink != Py_None && PyTuple_CheckExact(watchers) &&
-                        PyTuple_GET_SIZE(watchers) == 0;
+        seen_hub.fast = names != NULL && PyList_CheckExact(names) && sink != Py_None &&
+                        PyTuple_CheckExact(watchers) && PyTuple_GET_SIZE(watchers) == 0;
         seen_hub.submit = submit;
         seen_hub.limit = limit;
         seen_hub.redact = redact;
+        seen_hub.names = names;
         seen_hub.tag = tag;
         seen_hub.dict = tag == TAG_UNKNOWN ? NULL : dict;
     }
@@ -130,8 +123,7 @@ freeze(PyObject *value, PyObject *limit, PyObject *redact)
     return PyObject_Vectorcall(freeze_fn, args, 3, NULL);
 }
 
-/* A random int of *bits* bits, as random.getrandbits gives it. */
-static inline PyObject *
+PyObject *
 draw(PyObject *bits)
 {
     return PyObject_Vectorcall(random_bits, &bits, 1, NULL);
@@ -261,7 +253,7 @@ slow:
     return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
 }
 
-/* -- call_started, handler_returned ----------------------------------------------- */
+/* -- call_started ------------------------------------------------------------------- */
 
 static PyObject *
 call_started(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
@@ -283,55 +275,12 @@ call_started(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *kwna
     slot_set(record, r_handled_ns, now);
     Py_DECREF(now);
     slot_set(record, r_thread, thread);
-    /* BusSpan(trace_id, server_id, extras), its __init__'s slots */
-    PyObject *span = Span_type->tp_new(Span_type, empty_args, NULL);
-    PyObject *copy = span == NULL || extras == Py_None ? Py_NewRef(Py_None) : PySequence_List(extras);
-    PyObject *scope = NULL, *ctx = NULL, *token = NULL;
-    if (span == NULL || copy == NULL) {
-        goto done;
-    }
-    slot_set(span, p_trace_id, trace_id);
-    slot_set(span, p_span_id, span_id);
-    slot_set(span, p_live, Py_True);
-    slot_set(span, p_context, Py_None);
-    slot_set(span, p_extras, copy);
-    /* enter(span): var.set(Context({_SPAN_KEY: span})), the Context (a dict)
-     * filled by dict's own setitem, as its constructor fills it */
-    ctx = ((PyTypeObject *)context_type)->tp_new((PyTypeObject *)context_type, empty_args, NULL);
-    if (ctx == NULL || PyDict_SetItem(ctx, span_key, span) < 0 ||
-        (token = PyContextVar_Set(context_var, ctx)) == NULL) {
-        goto done;
-    }
-    scope = PyTuple_Pack(2, span, token);
-done:
+    PyObject *token = NULL;
+    PyObject *span = enter_span(trace_id, span_id, extras, &token);
+    PyObject *scope = span == NULL ? NULL : PyTuple_Pack(2, span, token);
     Py_XDECREF(span);
-    Py_XDECREF(copy);
-    Py_XDECREF(ctx);
     Py_XDECREF(token);
     return scope;
-}
-
-/* The scope call_started made: (BusSpan, token). */
-static inline int
-own_scope(PyObject *scope)
-{
-    return PyTuple_CheckExact(scope) && PyTuple_GET_SIZE(scope) == 2 &&
-           Py_IS_TYPE(PyTuple_GET_ITEM(scope, 0), Span_type);
-}
-
-static PyObject *
-handler_returned(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
-{
-    if (PyVectorcall_NARGS(nargsf) != 2 || kwnames != NULL || Span_type == NULL ||
-        !own_scope(args[1])) {
-        return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
-    }
-    /* leave(token), then span.release() */
-    if (PyContextVar_Reset(context_var, PyTuple_GET_ITEM(args[1], 1)) < 0) {
-        return NULL;
-    }
-    slot_set(PyTuple_GET_ITEM(args[1], 0), p_live, Py_False);
-    Py_RETURN_NONE;
 }
 
 /* -- call_ended --------------------------------------------------------------------- */
@@ -341,7 +290,7 @@ call_ended(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *kwname
 {
     /* (hub, ticket, scope, handler, worker, error, elapsed, result) */
     if (PyVectorcall_NARGS(nargsf) != 8 || kwnames != NULL || Record_type == NULL ||
-        !Py_IS_TYPE(args[1], Record_type) || args[5] != Py_None || !own_scope(args[2]) ||
+        !Py_IS_TYPE(args[1], Record_type) || args[5] != Py_None || !own_scope(args[2], 2) ||
         SLOT(PyTuple_GET_ITEM(args[2], 0), p_extras) != Py_None) {
         goto slow; /* an error, or a span the handler annotated (a live stub, say) */
     }
@@ -421,14 +370,14 @@ slow:
 
 HOOK_TYPE(CallSent, call_sent, "Hub.call_sent with its traced, unwatched record made in C.")
 HOOK_TYPE(CallStarted, call_started, "Hub.call_started with the handler's span entered in C.")
-HOOK_TYPE(HandlerReturned, handler_returned, "Hub.handler_returned with its context left in C.")
 HOOK_TYPE(CallEnded, call_ended, "Hub.call_ended with its flat record made in C.")
 
 PyObject *
 configure_hub(PyObject *module, PyObject *args)
 {
-    PyObject *hub, *record, *span, *atomic_types, *constants;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOOOOOO:configure_hub", &hub, &record, &span, &call_kind,
+    PyObject *hub, *record, *span, *atomic_types, *constants, *delivery, *name_bits;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOOOOOOO:configure_hub", &hub, &record, &span, &call_kind,
+                          &delivery, &name_bits,
                           &context_var, &context_type, &span_key, &replay_key, &freeze_fn,
                           &atomic_types, &random_bits, &caller_tls, &caller_fn)) {
         return NULL;
@@ -482,19 +431,16 @@ configure_hub(PyObject *module, PyObject *args)
         (s_redact = PyUnicode_InternFromString("redact")) == NULL ||
         (s_caller = PyUnicode_InternFromString("caller")) == NULL ||
         (s_name = PyUnicode_InternFromString("name")) == NULL ||
+        (s_names = PyUnicode_InternFromString("_names")) == NULL ||
         (bits64 = PyLong_FromLong(64)) == NULL || (bits128 = PyLong_FromLong(128)) == NULL ||
-        (empty_args = PyTuple_New(0)) == NULL) {
+        (empty_args = PyTuple_New(0)) == NULL || configure_deliveries(delivery, name_bits) < 0) {
         return NULL;
     }
-    Py_INCREF(call_kind);
-    Py_INCREF(context_var);
-    Py_INCREF(context_type);
-    Py_INCREF(span_key);
-    Py_INCREF(replay_key);
-    Py_INCREF(freeze_fn);
-    Py_INCREF(random_bits);
-    Py_INCREF(caller_tls);
-    Py_INCREF(caller_fn);
+    PyObject *kept[] = {call_kind, context_var, context_type, span_key,  replay_key,
+                        freeze_fn, random_bits, caller_tls,   caller_fn};
+    for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
+        Py_INCREF(kept[i]);
+    }
     Hub_type = (PyTypeObject *)Py_NewRef(hub);
     Span_type = (PyTypeObject *)Py_NewRef(span);
     Record_type = (PyTypeObject *)Py_NewRef(record);

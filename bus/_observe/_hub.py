@@ -491,8 +491,9 @@ def _handler_frames(error: BaseException) -> Any:
     return tb.tb_next if tb is not None and tb.tb_next is not None else tb
 
 
-if _ctx.VAR is not None:  # a traced call's hooks in C (_accel), setting the context directly
+# The hooks of traced calls and deliveries in C (_accel), which set the context directly.
+if _ctx.VAR is not None:
     _accel.install_hooks(
-        Hub, CallRecord, BusSpan, CALL, _ctx.VAR, Context, _ctx.SPAN_KEY,
+        Hub, CallRecord, BusSpan, CALL, DELIVERY, NAME_BITS, _ctx.VAR, Context, _ctx.SPAN_KEY,
         REPLAY_KEY, freeze, ATOMIC_TYPES, _bits, _tls, _caller,
     )  # fmt: skip

@@ -22,7 +22,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-from bus import Bus, Service, command
+from bus import Bus, Service, command, listener
 from bus._observe import _ctx
 from bus._observe._hub import Hub
 from bus._observe._replay import replaying
@@ -30,7 +30,14 @@ from bus.testing import wait_idle
 
 pytestmark = pytest.mark.timeout(30)
 
-HOOKS = ("call_sent", "call_started", "handler_returned", "call_ended")
+HOOKS = (
+    "call_sent",
+    "call_started",
+    "handler_returned",
+    "call_ended",
+    "delivery_started",
+    "delivery_ended",
+)
 
 
 class Traced(Service):
@@ -103,6 +110,15 @@ def _span_rows(spans: list[ReadableSpan]) -> list[tuple[Any, ...]]:
     return sorted(rows, key=repr)
 
 
+def _queued_ms_in_reason(spans: list[ReadableSpan]) -> None:
+    """Every span's time in a mailbox, from the times its record kept: a few ms at most."""
+    queued = [
+        s.attributes["bus.queued_ms"] for s in spans if "bus.queued_ms" in (s.attributes or {})
+    ]
+    assert queued
+    assert all(0 <= q < 10_000 for q in queued), queued
+
+
 def _scenario() -> dict[str, Any]:
     """Traced, unwatched calls through every branch; the spans they make, ids and all."""
     with Bus(name="hooks", trace_overflow="wait") as b:
@@ -137,6 +153,7 @@ def _scenario() -> dict[str, Any]:
             results.append(b.execute_command("atom", 3).result(10))
         wait_idle(b)
         assert b.flush_traces(10)
+        _queued_ms_in_reason(b.spans.spans())
         current = [ctx.get(_ctx.SPAN_KEY) for ctx in service.contexts]
         return {
             "results": results,
@@ -186,6 +203,74 @@ def test_unwatched_traced_calls_make_the_same_spans_and_ids_on_both_paths(
     servers = {(r[5], r[6]) for r in by_name["atom SpanKind.SERVER"]}
     assert len(reference["current"]) == 5
     assert all((t, s) in servers and not live for t, s, live in reference["current"])
+
+
+class Hearing(Service):
+    """Listeners that reach each branch of the delivery hooks."""
+
+    name = "hearing"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.current: list[Any] = []
+
+    @listener("tick")
+    def tick(self, x: Any, **kwargs: Any) -> None:
+        self.current.append(trace.get_current_span())
+        if x == "bad":
+            raise ValueError("bad tick")
+        if x == "note":
+            trace.get_current_span().set_attribute("app.noted", True)
+        if x == "again":
+            self.bus.fire_event("tock", 1)
+
+    @listener("tock")
+    def tock(self, x: Any) -> None:
+        self.current.append(trace.get_current_span())
+
+
+def _event_scenario() -> dict[str, Any]:
+    """Traced, unwatched deliveries through every branch; their spans, ids and all."""
+    with Bus(name="events", trace_overflow="wait") as b:
+        service = Hearing()
+        b.add_service(service)
+        for seed, (args, kwargs) in enumerate(
+            [((1,), {}), (("text",), {"key": [1]}), (("bad",), {}), (("note",), {}),
+             (("again",), {})]
+        ):  # fmt: skip
+            random.seed(seed)  # one at a time: the draws are made in the same order
+            b.fire_event("tick", *args, **kwargs)
+            wait_idle(b)
+        assert b.flush_traces(10)
+        _queued_ms_in_reason(b.spans.spans())
+        return {
+            "spans": _span_rows(b.spans.spans()),
+            "current": [(s.trace_id, s.span_id, s.is_recording()) for s in service.current],
+        }
+
+
+@pytest.mark.usefixtures("ring_only")
+def test_unwatched_traced_deliveries_make_the_same_spans_and_ids_on_both_paths(
+    on_both_paths: Callable[[Callable[[], Any]], tuple[Any, Any]],
+) -> None:
+    accelerated, reference = on_both_paths(_event_scenario)
+    assert accelerated == reference
+    spans = reference["spans"]
+    consumers = [r for r in spans if r[1] == "SpanKind.CONSUMER"]
+    producers = {r[6]: r for r in spans if r[1] == "SpanKind.PRODUCER"}
+    assert len(consumers) == 6
+    assert len(producers) == 6
+    for row in consumers:  # each under its event's span, in its trace
+        assert producers[row[7]][5] == row[5]
+    assert sum(r[2] == "StatusCode.ERROR" for r in consumers) == 1
+    assert sum(r[4].get("app.noted") is True for r in consumers) == 1
+    # tock, fired inside tick's delivery: its event span under that CONSUMER span
+    (tock,) = [r for r in producers.values() if r[0] == "send tock"]
+    assert any(r[6] == tock[7] and r[0] == "process tick" for r in consumers)
+    # the span each listener saw as current: its CONSUMER span, ended once it returned
+    ids = {(r[5], r[6]) for r in consumers}
+    assert len(reference["current"]) == 6
+    assert all((t, s) in ids and not live for t, s, live in reference["current"])
 
 
 def test_the_hooks_are_c_with_the_accelerator_and_python_without(mode: str) -> None:
