@@ -5,18 +5,21 @@
  * common case of a traced call no watcher looks at: the CallRecord, its
  * ids and frozen arguments (call_sent); the handler's BusSpan made current
  * in a context of its own (call_started) and that context left
- * (handler_returned); the flat CALL tuple handed to the trace sink
- * (call_ended). They do what the Python methods do, in the same order
+ * (handler_returned, in _speedups_deliver.c with the deliveries' hooks); the
+ * flat CALL tuple handed to the trace sink (call_ended). They do what the Python methods do, in the same order
  * (the same random draws, the same clock reads), and call the Python method
  * before doing anything whenever something is unusual: watchers, no sink,
  * a parent span that is not a BusSpan or a replay mark in the context,
  * annotations on the handler's span, an error. Values that are not atoms
  * are frozen by the Python freeze().
  *
+ * Whether a watcher looks is read as a hook starts: one that a redaction
+ * hook adds while the hook runs sees the next piece of work.
+ *
  * Python calls these through the same attribute lookups (observer.call_sent
  * and so on) as the C paths do, so neither pays a Python frame for them.
  * configure_hub() is given the classes and the context variable; the hub
- * installs the wrappers only when the context is set directly (_ctx.DIRECT).
+ * installs the wrappers only when _ctx sets the context variable directly.
  */
 #include "_speedups.h"
 
