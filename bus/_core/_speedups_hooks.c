@@ -37,7 +37,6 @@ static PyObject *s_sink, *s_watchers, *s_submit, *s_json_limit, *s_redact, *s_ca
 /* CallRecord's slots */
 static Py_ssize_t r_args, r_caller, r_client_id, r_extras, r_handled_ns, r_hop, r_kwargs, r_name,
     r_parent_id, r_sent_ns, r_server_id, r_service, r_thread, r_trace_id, r_wire;
-/* BusSpan's slots, and what call_sent reads of a handler and a worker */
 
 /* time.time_ns(): CPython reads CLOCK_REALTIME with clock_gettime too. */
 PyObject *
@@ -313,9 +312,8 @@ call_ended(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *kwname
             goto slow; /* Python raises the AttributeError */
         }
     }
-    PyObject *thread = SLOT(record, r_thread), *hop = SLOT(record, r_hop);
-    PyObject *wire = SLOT(record, r_wire);
-    if (thread == NULL || hop == NULL || wire == NULL) {
+    if (SLOT(record, r_thread) == NULL || SLOT(record, r_hop) == NULL ||
+        SLOT(record, r_wire) == NULL) {
         goto slow;
     }
     /* record.extras = scope[0].extras(): None, as checked above */
@@ -326,6 +324,17 @@ call_ended(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *kwname
     PyObject *frozen = freeze(args[7], limit, redact);
     Py_DECREF(limit);
     Py_DECREF(redact);
+    /* Read after freeze, which may have run Python code. */
+    PyObject *thread = SLOT(record, r_thread), *hop = SLOT(record, r_hop);
+    PyObject *wire = SLOT(record, r_wire);
+    int whole = thread != NULL && hop != NULL && wire != NULL;
+    for (size_t i = 0; whole && i < sizeof(order) / sizeof(order[0]); i++) {
+        whole = SLOT(record, *order[i]) != NULL;
+    }
+    if (frozen != NULL && !whole) {
+        PyErr_SetString(PyExc_AttributeError, "a call record lost a field as it ended");
+        Py_CLEAR(frozen);
+    }
     PyObject *end = frozen == NULL ? NULL : time_ns();
     PyObject *flat = end == NULL ? NULL : PyTuple_New(21);
     if (flat == NULL) {
