@@ -120,7 +120,7 @@ def install(core: type) -> None:
 
 
 def install_hooks(hub: type, *refs: Any) -> bool:
-    """Switch the observer's call hooks of ``hub`` (``Hub``) to C with the verbs; whether built.
+    """Switch the observer's call and delivery hooks of ``hub`` (``Hub``) to C; whether built.
 
     Called once, by ``_observe._hub`` at import, with what ``configure_hub``
     takes after the class (see ``_speedups.pyi``). The hooks follow ``use``.
