@@ -25,6 +25,14 @@ anything.
   without a timeout from a thread that is not the bus's, and a value; a
   timeout, a service thread (deadlock detection), a cancelled or failed
   command go the Python way.
+* The observer's hooks of a traced call (``Hub.call_sent``,
+  ``call_started``, ``handler_returned``, ``call_ended``) and delivery
+  (``delivery_started``, ``delivery_ended``) become ``_speedups.CallSent``
+  and friends when ``_observe`` registers them (``install_hooks``; the core
+  does not import it): a traced call or delivery no watcher sees, whose
+  context holds no replay mark and no foreign parent span, and whose
+  handler returns without annotating its span, is written down in C;
+  anything else goes the Python way.
 
 ``BUS_PURE_PYTHON=1`` in the environment forces the fallback for the
 process; ``use`` switches it from then on (for tests and benchmarks: a
@@ -46,7 +54,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["ENV", "available", "drain", "install", "mode", "use"]
+__all__ = ["ENV", "available", "drain", "install", "install_hooks", "mode", "use"]
 
 ENV = "BUS_PURE_PYTHON"
 """The environment variable that forces the pure-Python path (any value but "" or "0")."""
@@ -109,6 +117,31 @@ def install(core: type) -> None:
             python = owner.__dict__[name]
             _methods.append((owner, name, python, wrapper(python)))
     use(os.environ.get(ENV, "") in ("", "0"))
+
+
+def install_hooks(hub: type, *refs: Any) -> bool:
+    """Switch the observer's call and delivery hooks of ``hub`` (``Hub``) to C; whether built.
+
+    Called once, by ``_observe._hub`` at import, with what ``configure_hub``
+    takes after the class (see ``_speedups.pyi``). The hooks follow ``use``.
+    """
+    assert _installed, "install() first"
+    if _speedups is None:
+        return False
+    _speedups.configure_hub(hub, *refs)
+    for name, wrapper in (
+        ("call_sent", _speedups.CallSent),
+        ("call_started", _speedups.CallStarted),
+        ("handler_returned", _speedups.HandlerReturned),
+        ("call_ended", _speedups.CallEnded),
+        ("delivery_started", _speedups.DeliveryStarted),
+        ("delivery_ended", _speedups.DeliveryEnded),
+    ):
+        python = hub.__dict__[name]
+        _methods.append((hub, name, python, wrapper(python)))
+        if drain is not None:  # already switched on: these follow
+            setattr(hub, name, _methods[-1][3])
+    return True
 
 
 def use(accelerated: bool) -> bool:

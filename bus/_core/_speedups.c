@@ -16,6 +16,10 @@
  *                      deliveries and calls and returns any other item to the
  *                      Python loop (Runtime._serve_mailbox).
  *   _speedups_call.c   the calls drain runs, and CommandFuture's state.
+ *   _speedups_hooks.c  the bus observer's hooks of a traced call (Hub's
+ *                      call_sent, call_started, handler_returned, call_ended).
+ *   _speedups_deliver.c  and of a traced delivery (delivery_started,
+ *                      delivery_ended).
  *
  * Anything unusual goes to the Python code before anything was done, or,
  * once a handler has run, to the Python functions that end it
@@ -316,6 +320,10 @@ static PyMethodDef methods[] = {
     {"configure_caller", configure_caller, METH_VARARGS,
      "configure_caller(Binder, workers): what ExecuteCommand and FutureResult work on; once, "
      "after configure() and configure_calls()."},
+    {"configure_hub", configure_hub, METH_VARARGS,
+     "configure_hub(Hub, CallRecord, BusSpan, CALL, DELIVERY, NAME_BITS, var, Context, span_key, replay_key, freeze, "
+     "ATOMIC_TYPES, getrandbits, caller_tls, caller): what the hooks of a traced call work on; "
+     "once, after configure()."},
     {"drain", (PyCFunction)(void (*)(void))drain, METH_FASTCALL,
      "drain(get, worker, failed, finished): run unobserved event deliveries and calls off a "
      "one-thread service's mailbox; return the first other item (False when the thread must "
@@ -359,7 +367,10 @@ PyInit__speedups(void)
     INTERN(s_waits, "_waits");
     if ((one = PyLong_FromLong(1)) == NULL || (no_kwargs = PyDict_New()) == NULL || PyType_Ready(&FireEvent_Type) < 0 ||
         PyType_Ready(&Lane_Type) < 0 || PyType_Ready(&ExecuteCommand_Type) < 0 ||
-        PyType_Ready(&FutureResult_Type) < 0) {
+        PyType_Ready(&FutureResult_Type) < 0 || PyType_Ready(&CallSent_Type) < 0 ||
+        PyType_Ready(&CallStarted_Type) < 0 || PyType_Ready(&HandlerReturned_Type) < 0 ||
+        PyType_Ready(&CallEnded_Type) < 0 || PyType_Ready(&DeliveryStarted_Type) < 0 ||
+        PyType_Ready(&DeliveryEnded_Type) < 0) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&module_def);
@@ -368,7 +379,13 @@ PyInit__speedups(void)
     }
     if (PyModule_AddObjectRef(module, "FireEvent", (PyObject *)&FireEvent_Type) < 0 ||
         PyModule_AddObjectRef(module, "ExecuteCommand", (PyObject *)&ExecuteCommand_Type) < 0 ||
-        PyModule_AddObjectRef(module, "FutureResult", (PyObject *)&FutureResult_Type) < 0) {
+        PyModule_AddObjectRef(module, "FutureResult", (PyObject *)&FutureResult_Type) < 0 ||
+        PyModule_AddObjectRef(module, "CallSent", (PyObject *)&CallSent_Type) < 0 ||
+        PyModule_AddObjectRef(module, "CallStarted", (PyObject *)&CallStarted_Type) < 0 ||
+        PyModule_AddObjectRef(module, "HandlerReturned", (PyObject *)&HandlerReturned_Type) < 0 ||
+        PyModule_AddObjectRef(module, "CallEnded", (PyObject *)&CallEnded_Type) < 0 ||
+        PyModule_AddObjectRef(module, "DeliveryStarted", (PyObject *)&DeliveryStarted_Type) < 0 ||
+        PyModule_AddObjectRef(module, "DeliveryEnded", (PyObject *)&DeliveryEnded_Type) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -205,6 +205,38 @@ int call_runnable(PyObject *item);
 int run_call(PyObject *worker, PyObject *item, PyObject *finished, PyObject *handler,
              PyObject *stats, PyObject *fn);
 
+/* _speedups_hooks.c: the observer's hooks of a traced call */
+extern PyTypeObject CallSent_Type, CallStarted_Type, HandlerReturned_Type, CallEnded_Type;
+PyObject *configure_hub(PyObject *module, PyObject *args);
+
+/* What the hooks read of a hub, from its __dict__: read again only when that
+ * dict changed (PEP 509 tags; every time where there are none). The values
+ * are borrowed from the dict: valid while no Python code runs. */
+typedef struct {
+    PyObject *dict; /* NULL: nothing kept */
+    uint64_t tag;
+    int fast; /* traced (a sink), and no watcher */
+    PyObject *submit, *limit, *redact, *names;
+} HubState;
+extern HubState seen_hub;
+extern PyTypeObject *Span_type; /* BusSpan, and its slots */
+extern Py_ssize_t p_context, p_extras, p_live, p_span_id, p_trace_id, off_h_name, off_w_thread;
+/* the API's context variable, its Context class and the current span's key */
+extern PyObject *bits64, *s_name, *empty_args, *context_var, *context_type, *span_key;
+/* Whether the hub records spans no watcher looks at: 1 (its state in
+ * seen_hub), 0 (Python's turn), -1 on error. */
+int traced_unwatched(PyObject *hub);
+PyObject *time_ns(void);            /* time.time_ns() */
+PyObject *draw(PyObject *bits);     /* random.getrandbits(bits) */
+/* A BusSpan entered as enter() does: the span, and in *token the token to
+ * leave it; new references, NULL on error. */
+PyObject *enter_span(PyObject *trace_id, PyObject *span_id, PyObject *extras, PyObject **token);
+int own_scope(PyObject *scope, Py_ssize_t size); /* (BusSpan, token[, start_ns]) */
+
+/* _speedups_deliver.c: the handler's span, and the observer's hooks of a traced delivery */
+extern PyTypeObject DeliveryStarted_Type, DeliveryEnded_Type;
+int configure_deliveries(PyObject *delivery_kind, PyObject *name_bits);
+
 #if defined(__GNUC__)
 #pragma GCC visibility pop
 #endif

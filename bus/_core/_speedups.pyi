@@ -27,6 +27,56 @@ class FutureResult:
     def __get__(self, obj: object, owner: type | None = None) -> Callable[..., Any]: ...
     def __call__(self, future: Any, timeout: float | None = None, /) -> Any: ...
 
+class CallSent:
+    """``Hub.call_sent`` with a traced, unwatched call's record made in C."""
+
+    def __init__(self, fallback: Callable[..., Any], /) -> None: ...
+
+class CallStarted:
+    """``Hub.call_started`` with the handler's span entered in C."""
+
+    def __init__(self, fallback: Callable[..., Any], /) -> None: ...
+
+class HandlerReturned:
+    """``Hub.handler_returned`` with the handler's context left in C."""
+
+    def __init__(self, fallback: Callable[..., Any], /) -> None: ...
+
+class CallEnded:
+    """``Hub.call_ended`` with the flat CALL record made and submitted in C."""
+
+    def __init__(self, fallback: Callable[..., Any], /) -> None: ...
+
+class DeliveryStarted:
+    """``Hub.delivery_started`` with the listener's span entered in C."""
+
+    def __init__(self, fallback: Callable[..., Any], /) -> None: ...
+
+class DeliveryEnded:
+    """``Hub.delivery_ended`` with the flat DELIVERY record made and submitted in C."""
+
+    def __init__(self, fallback: Callable[..., Any], /) -> None: ...
+
+def configure_hub(
+    hub: type,
+    record: type,
+    span: type,
+    call_kind: int,
+    delivery_kind: int,
+    name_bits: int,
+    var: Any,
+    context: type,
+    span_key: str,
+    replay_key: str,
+    freeze: Callable[..., Any],
+    atomic_types: frozenset[type],
+    getrandbits: Callable[[int], int],
+    caller_tls: Any,
+    caller: Callable[[], str],
+    /,
+) -> None:
+    """What the hooks of a traced call work on; once, after ``configure``."""
+
 def configure(
     runtime: type, handler: type, stats: type, worker: type, simple_queue: type, deque: type, /
 ) -> None:

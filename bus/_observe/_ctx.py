@@ -23,7 +23,7 @@ from opentelemetry import trace
 
 from ._records import BusSpan
 
-__all__ = ["current", "enter", "leave", "parent_ids"]
+__all__ = ["DIRECT", "SPAN_KEY", "VAR", "current", "enter", "leave", "parent_ids"]
 
 _Context = otel_context.Context
 
@@ -53,9 +53,16 @@ parent_ids: Callable[[Any], tuple[int, int] | None] = _public_parent
 """``(trace_id, span_id)`` of the span current in context ``ctx``, or ``None``."""
 
 
+VAR: Any = None
+"""The API's context variable, while the direct route is in use (the C hooks set it too)."""
+
+SPAN_KEY: str | None = None
+"""The context key of the current span, while the direct route is in use."""
+
+
 def _direct() -> bool:
     """Switch to the context variable itself, if it behaves as the public API."""
-    global current, enter, leave, parent_ids
+    global current, enter, leave, parent_ids, VAR, SPAN_KEY
     try:
         from opentelemetry.context import _RUNTIME_CONTEXT
         from opentelemetry.trace.propagation import _SPAN_KEY
@@ -90,6 +97,7 @@ def _direct() -> bool:
         var.reset(token)
     if works and direct_parent(var.get()) == _public_parent(otel_context.get_current()):
         current, enter, leave, parent_ids = var.get, direct_enter, var.reset, direct_parent
+        VAR, SPAN_KEY = var, _SPAN_KEY
     return works
 
 

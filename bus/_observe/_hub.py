@@ -26,24 +26,19 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry.context import Context
+
+from .._core import _accel
 from .._core._errors import error_text
 from .._core._ratelog import RateLimitedLog
 from .._core._worker import current_worker
+from . import _ctx
 from ._activity import Activity, error_dict, hex_id
 from ._ctx import current, enter, leave, parent_ids
 from ._heads import _M64, _MNAME, NAME_BITS, EventHeads
 from ._hub_remote import RemoteHops
 from ._jsonval import ATOMIC_TYPES, Encoded, Redactor
-from ._records import (
-    DELIVERY,
-    FIRE,
-    WATCHED,
-    BusSpan,
-    CallRecord,
-    Flat,
-    encoded_text,
-    freeze,
-)
+from ._records import CALL, DELIVERY, FIRE, WATCHED, BusSpan, CallRecord, Flat, encoded_text, freeze
 from ._replay import REPLAY_KEY, replay_extras
 
 if TYPE_CHECKING:
@@ -494,3 +489,11 @@ def _handler_frames(error: BaseException) -> Any:
     """
     tb = error.__traceback__
     return tb.tb_next if tb is not None and tb.tb_next is not None else tb
+
+
+# The hooks of traced calls and deliveries in C (_accel), which set the context directly.
+if _ctx.VAR is not None:
+    _accel.install_hooks(
+        Hub, CallRecord, BusSpan, CALL, DELIVERY, NAME_BITS, _ctx.VAR, Context, _ctx.SPAN_KEY,
+        REPLAY_KEY, freeze, ATOMIC_TYPES, _bits, _tls, _caller,
+    )  # fmt: skip
