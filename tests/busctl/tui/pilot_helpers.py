@@ -7,13 +7,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from rich.console import Console
 from textual.widget import Widget
-from textual.widgets import DataTable, Static
+from textual.widgets import Checkbox, DataTable, Static
 
+from busctl.tui.activity import ActivityLog
 from busctl.tui.app import BusctlApp
 from busctl.tui.invoke_screen import InvokeScreen
 from busctl.tui.tables import CommandsTable, ListenersTable
+from busctl.tui.trace_screen import TraceScreen
 
 
 async def until(
@@ -84,3 +87,22 @@ async def _form_on_top(app: BusctlApp, pilot: Any) -> InvokeScreen:
     screen = app.screen
     assert isinstance(screen, InvokeScreen)
     return screen
+
+
+async def open_failed_call(app: BusctlApp, pilot: Any, bus: Any) -> TraceScreen:
+    """Make ``lights.turn_on`` fail on ``bus``, then open its trace as a user does.
+
+    The errors-only filter, the failed return's row, Enter; returns the trace
+    screen once it is on top (its spans may still be loading).
+    """
+    log = app.query_one(ActivityLog)
+    log.query_one("#activity-errors", Checkbox).value = True
+    with pytest.raises(ValueError, match="brightness"):
+        bus.execute_command("lights.turn_on", "hall", 500).result(timeout=5)
+    await until(pilot, lambda: log.entries())
+    log.table.focus()
+    await pilot.pause()
+    await pilot.press("enter")
+    await until(pilot, lambda: isinstance(app.screen, TraceScreen))
+    assert isinstance(app.screen, TraceScreen)
+    return app.screen

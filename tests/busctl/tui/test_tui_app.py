@@ -11,7 +11,14 @@ from busctl.tui.help_screen import HelpScreen
 from busctl.tui.invoke_screen import InvokeScreen
 from busctl.tui.tables import CommandsTable, ListenersTable, ServicesTable
 from busctl.tui.trace_screen import TraceScreen
-from tests.busctl.tui.pilot_helpers import command_form, listener_form, plain, result_text, until
+from tests.busctl.tui.pilot_helpers import (
+    command_form,
+    listener_form,
+    open_failed_call,
+    plain,
+    result_text,
+    until,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -123,16 +130,7 @@ def test_choosing_an_entry_opens_its_trace_with_the_error(source, sample_bus, ru
     async def body():
         app = BusctlApp(source=source, drain=0.05)
         async with app.run_test(size=SIZE) as pilot:
-            log = app.query_one(ActivityLog)
-            log.query_one("#activity-errors").value = True
-            with pytest.raises(ValueError, match="brightness"):
-                sample_bus.execute_command("lights.turn_on", "hall", 500).result(timeout=5)
-            await until(pilot, lambda: log.entries())
-            log.table.focus()
-            await pilot.pause()
-            await pilot.press("enter")
-            await until(pilot, lambda: isinstance(app.screen, TraceScreen))
-            screen = app.screen
+            screen = await open_failed_call(app, pilot, sample_bus)
             status = screen.query_one("#trace-status", Static)
             await until(pilot, lambda: screen.spans, message=lambda: status.render())
             assert {s.kind for s in screen.spans} >= {"client", "server"}

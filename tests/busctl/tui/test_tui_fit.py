@@ -31,7 +31,7 @@ from busctl.tui.tables import (
 )
 from busctl.tui.trace_screen import TraceScreen
 from tests.busctl.tui.conftest import ACTIVITY, INSPECT, resolved
-from tests.busctl.tui.pilot_helpers import plain, shown_lines, until
+from tests.busctl.tui.pilot_helpers import open_failed_call, plain, shown_lines, until
 from traces.record_sample import OPTIONS
 
 pytestmark = pytest.mark.timeout(60)
@@ -238,16 +238,9 @@ def test_a_trace_drawn_again_narrower_fits(source, sample_bus, run_app):
     async def body():
         app = BusctlApp(source=source, drain=0.05)
         async with app.run_test(size=(160, 35)) as pilot:
-            log = app.query_one(ActivityLog)
-            log.query_one("#activity-errors").value = True
-            with pytest.raises(ValueError, match="brightness"):
-                sample_bus.execute_command("lights.turn_on", "hall", 500).result(timeout=5)
-            await until(pilot, lambda: log.entries())
-            log.table.focus()
-            await pilot.pause()
-            await pilot.press("enter")
-            await until(pilot, lambda: isinstance(app.screen, TraceScreen) and app.screen.spans)
-            table = app.screen.query_one("#waterfall", DataTable)
+            screen = await open_failed_call(app, pilot, sample_bus)
+            await until(pilot, lambda: screen.spans)
+            table = screen.query_one("#waterfall", DataTable)
             await until(pilot, lambda: _used(table) > 120)
             await pilot.resize_terminal(90, 35)
             await until(pilot, lambda: _used(table) <= 90, message=lambda: _used(table))
