@@ -26,7 +26,7 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowDoesNotExist
 
 from busctl.render.columns import COMMANDS, LISTENERS, SERVICES, Table, across
-from busctl.render.fit import share
+from busctl.render.fit import cut, share
 
 from ._format import styled
 
@@ -224,6 +224,7 @@ class FitTable(MeasuredTable):
         widths = self._flex_widths()
         if widths != self._widths:
             self._widths = widths
+            self._cut_labels()
             only = None  # every row is cut anew
         rows = self._full if only is None else {only: self._full[only]}
         for row, full in rows.items():
@@ -242,6 +243,24 @@ class FitTable(MeasuredTable):
         if only is None:
             self._measure()
 
+    def _cut_labels(self) -> None:
+        # A DataTable column is never narrower than its label: a heading wider
+        # than its column's share is cut as the printed tables cut theirs, or
+        # the table would run a cell or more past the screen's edge.
+        changed = False
+        for key, label in self._columns:
+            column = self.columns.get(ColumnKey(key))
+            if column is None:
+                continue
+            shown = cut(label, self._widths[key]) if key in self._widths else label
+            if column.label.plain != shown:
+                column.label, changed = Text(shown), True
+        if changed:
+            self.notify_style_update()  # the heading's cached line is stale
+
+    def _label_width(self, key: str, label: str) -> int:
+        return cell_len(cut(label, self._widths[key])) if key in self._widths else cell_len(label)
+
     def _measure(self) -> None:
         # DataTable grows a column to its widest cell but seldom shrinks it:
         # not when rows are cleared or removed (Textual issue #3449), and only
@@ -252,7 +271,8 @@ class FitTable(MeasuredTable):
             column = self.columns.get(ColumnKey(key))
             if column is None or not column.auto_width:
                 continue
-            width = max([cell_len(label), *(_width(c[index]) for c in self._cells.values())])
+            cells = (_width(c[index]) for c in self._cells.values())
+            width = max([self._label_width(key, label), *cells])
             if column.content_width != width:
                 column.content_width, changed = width, True
         if changed:

@@ -238,9 +238,12 @@ class TraceScreen(Screen[None]):
         # Each column also takes 2 cells of padding; then the scrollbar's
         # gutter and a cell to spare.
         used = 2 * 6 + max(took, 4) + max(queued, 6) + 3
-        used += max((len(s.service) for s in self.spans), default=7)
-        used += max((len(s.thread.rsplit("/", 1)[-1]) for s in self.spans), default=6)
-        names = max((len(self._label(s)) for s in self.spans), default=4)
+        # A column is never narrower than its heading ("service", "thread").
+        # Service and thread are clipped to 60 cells (``_draw``).
+        used += max([len("service"), *(min(len(s.service), 60) for s in self.spans)])
+        threads = (min(len(s.thread.rsplit("/", 1)[-1]), 60) for s in self.spans)
+        used += max([len("thread"), *threads])
+        names = max([len("span"), *(len(self._label(s)) for s in self.spans)])
         room = (self.size.width or 120) - used
         if room - names < 12:
             names = max(room - 12, 16)

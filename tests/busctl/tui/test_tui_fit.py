@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import re
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from textual.widgets.data_table import ColumnKey
 import sample_services
 from bus import Bus
 from bus.testing import wait_idle
+from busctl.tui._spans import SpanView
 from busctl.tui.activity import ActivityLog
 from busctl.tui.app import BusctlApp
 from busctl.tui.invoke_screen import InvokeScreen
@@ -71,10 +73,14 @@ def _fits(table: FitTable) -> bool:
     ],
     ids=["services", "commands", "listeners"],
 )
-def test_at_80x24_the_numbers_stay_and_free_text_is_cut(key, kind, numbers, source, run_app):
+# 12 lines: the rows overflow, and the scroll bar takes a column of the 80.
+@pytest.mark.parametrize("height", [24, 12])
+def test_at_80_columns_the_numbers_stay_and_free_text_is_cut(
+    key, kind, numbers, height, source, run_app
+):
     async def body():
         app = BusctlApp(source=source)
-        async with app.run_test(size=(80, 24)) as pilot:
+        async with app.run_test(size=(80, height)) as pilot:
             await until(pilot, lambda: app.inspected is not None)
             await pilot.press(key)
             table = app.query_one(kind)
@@ -86,6 +92,8 @@ def test_at_80x24_the_numbers_stay_and_free_text_is_cut(key, kind, numbers, sour
             if kind is CommandsTable:
                 # the longest signature is cut with an ellipsis, and kept whole
                 name = "lights.turn_on"
+                table.move_cursor(row=table.get_row_index(name))  # scrolled to, at 12 lines
+                await pilot.pause()
                 line = next(t for t in shown_lines(table) if t.split()[0] == name)
                 assert "…" in line
                 assert table.full_row(name)[3].plain.endswith("-> LightState")
@@ -140,6 +148,40 @@ def test_columns_shrink_when_the_rows_do(run_app):
             await pilot.pause()
             assert _fits(table)
             assert shown_lines(table)[1].endswith("…")
+
+    run_app(body)
+
+
+class LabelledTable(FitTable):
+    COLUMNS = (("name", "name"), ("signature", "signature"), ("calls", "calls"))
+    FLEX = ("signature",)
+    FLEX_LEAST = 4
+
+
+class LabelledApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield LabelledTable()
+
+
+@pytest.mark.parametrize("rows", [3, 30], ids=["no-scroll-bar", "scroll-bar"])
+def test_a_flexible_column_narrower_than_its_heading_cuts_the_heading(rows, run_app):
+    # A DataTable column is never narrower than its label: a signature cut to
+    # 8 cells under the 9-cell "signature" pushed the table a cell past the
+    # screen's edge (CI, stop 17, with the scroll bar taking a column).
+    async def body():
+        app = LabelledApp()
+        async with app.run_test(size=(34, 12)) as pilot:
+            table = app.query_one(LabelledTable)
+            table.put_rows([(str(i), ("x" * 16, "y" * 40, str(i))) for i in range(rows)])
+            await pilot.pause()
+            await until(pilot, lambda: _fits(table), timeout=2, message=lambda: _widths(table))
+            header = shown_lines(table)[0]
+            assert re.search(r"\bsig\w*…", header), header
+            assert header.rstrip().endswith("calls"), header
+            # the heading is whole again when there is room for it
+            await pilot.resize_terminal(80, 12)
+            await until(pilot, lambda: "signature" in shown_lines(table)[0], timeout=2)
+            assert _fits(table)
 
     run_app(body)
 
@@ -245,6 +287,55 @@ def test_a_trace_drawn_again_narrower_fits(source, sample_bus, run_app):
             await pilot.resize_terminal(90, 35)
             await until(pilot, lambda: _used(table) <= 90, message=lambda: _used(table))
             # The axis's end, the trace's length, is on screen.
+            assert re.search(r"─[\d.]+ (µs|ms|s)$", shown_lines(table)[0]), shown_lines(table)[0]
+
+    run_app(body)
+
+
+class NoTraceSource:
+    def traces(self, trace_id: str) -> Future[dict]:
+        done: Future[dict] = Future()
+        done.set_result({})
+        return done
+
+
+class WaterfallApp(App[None]):
+    def on_mount(self) -> None:
+        self.push_screen(TraceScreen(NoTraceSource(), "ab" * 16))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("width", [60, 90, 140])
+def test_a_waterfall_of_short_names_fits_under_its_longer_headings(width, run_app):
+    # "service" and "thread" are wider than "io" and "t1": the columns take
+    # their headings' widths, and the timeline counted only the names'.
+    spans = [
+        SpanView(
+            span_id=f"{n:016x}",
+            parent_id="" if n == 0 else f"{0:016x}",
+            name=f"io.f{n}",
+            kind="SERVER",
+            start_ns=1_000 * n,
+            end_ns=1_000 * n + 500,
+            attributes={"bus.service": "io", "thread.name": "t1"},
+            events=[],
+            error=False,
+            status_message="",
+            depth=min(n, 1),
+        )
+        for n in range(3)
+    ]
+
+    async def body():
+        app = WaterfallApp()
+        async with app.run_test(size=(width, 30)) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, TraceScreen))
+            screen = app.screen
+            assert isinstance(screen, TraceScreen)
+            screen.show(spans)
+            table = screen.query_one("#waterfall", DataTable)
+            await pilot.pause()
+            room = table.scrollable_content_region.width
+            assert _used(table) <= room, (_used(table), room, shown_lines(table))
             assert re.search(r"─[\d.]+ (µs|ms|s)$", shown_lines(table)[0]), shown_lines(table)[0]
 
     run_app(body)
