@@ -45,6 +45,10 @@ def main() -> None:
             f"missing): {INSTALL_HINT}\n"
         )
         raise SystemExit(1)
-    from .cli import main as _main
+    try:
+        from .cli import main as _main
+    except KeyboardInterrupt:  # Ctrl-C while the console loads: as during a verb
+        sys.stderr.write("interrupted\n")
+        raise SystemExit(130) from None  # ExitStatus.INTERRUPTED, not imported yet
 
     _main()

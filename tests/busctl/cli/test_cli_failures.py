@@ -14,6 +14,7 @@ import queue
 import signal
 import socket
 import subprocess
+import sys
 import textwrap
 import threading
 from collections.abc import Callable, Iterator
@@ -426,6 +427,40 @@ def test_ctrl_c_in_a_verb_of_click_alone_is_interrupted_not_aborted(
     assert process.returncode == ExitStatus.INTERRUPTED, err
     assert err.strip() == "interrupted"
     assert "Aborted!" not in err
+
+
+# A Ctrl-C that lands while busctl imports its verbs (a loaded machine takes
+# seconds): SIGINT sent as the import of busctl.cli.group begins.
+_CTRL_C_WHILE_LOADING = """
+import importlib.abc, os, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
+class Interrupt(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "busctl.cli.group":
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+sys.meta_path.insert(0, Interrupt())
+sys.argv[1:] = ["services"]
+from busctl import main
+main()
+"""
+
+
+def test_ctrl_c_while_busctl_loads_is_interrupted_without_a_traceback(
+    runtime_dir: Path, busctl_env: Callable[..., dict[str, str]]
+) -> None:
+    process = subprocess.run(
+        [sys.executable, "-c", _CTRL_C_WHILE_LOADING],
+        cwd=ROOT,
+        env=busctl_env(runtime_dir),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert process.returncode == ExitStatus.INTERRUPTED, process.stderr
+    assert process.stderr == "interrupted\n"
 
 
 def test_ctrl_c_stops_capture_with_its_summary(
