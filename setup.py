@@ -33,7 +33,7 @@ setup(
         Extension(
             "bus._core._speedups",
             [f"bus/_core/{name}.c" for name in SOURCES],
-            depends=["bus/_core/_speedups.h"],
+            depends=["bus/_core/_speedups.h", "bus/_core/_speedups_long.h"],
             optional=True,
         ),
         # The text of trace-file spans (bus/_observe/_otlp_lines.py).
