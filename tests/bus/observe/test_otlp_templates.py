@@ -152,9 +152,9 @@ def test_templates_hold_their_strs_and_let_go_of_them_with_the_encoder() -> None
     def one_round(seed: int) -> None:
         in_c, _ = _makers()
         draw = random.Random(seed)
-        records = [
-            _delivery(draw, f"ev{i}", f"p{i}", f"s{i}", f"t{i}") for i in range(200)
-        ] + [_fire(draw, f"ev{i}", f"c{i}", 1) for i in range(200)]
+        records = [_delivery(draw, f"ev{i}", f"p{i}", f"s{i}", f"t{i}") for i in range(200)] + [
+            _fire(draw, f"ev{i}", f"c{i}", 1) for i in range(200)
+        ]
         _written(in_c, records)
 
     one_round(0)
