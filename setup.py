@@ -25,22 +25,28 @@ SOURCES = [
 ]
 
 # The module and its Encoder (_speedups_otlp), the spans of the records it
-# writes (_spans), and their JSON text (_text).
-OTLP_SOURCES = ["_speedups_otlp", "_speedups_otlp_spans", "_speedups_otlp_text"]
+# writes (_spans; an event's and its deliveries' from templates, _events), and
+# their JSON text (_text).
+OTLP_SOURCES = [
+    "_speedups_otlp",
+    "_speedups_otlp_spans",
+    "_speedups_otlp_events",
+    "_speedups_otlp_text",
+]
 
 setup(
     ext_modules=[
         Extension(
             "bus._core._speedups",
             [f"bus/_core/{name}.c" for name in SOURCES],
-            depends=["bus/_core/_speedups.h"],
+            depends=["bus/_core/_speedups.h", "bus/_core/_speedups_long.h"],
             optional=True,
         ),
         # The text of trace-file spans (bus/_observe/_otlp_lines.py).
         Extension(
             "bus._observe._speedups_otlp",
             [f"bus/_observe/{name}.c" for name in OTLP_SOURCES],
-            depends=["bus/_observe/_speedups_otlp.h"],
+            depends=["bus/_observe/_speedups_otlp.h", "bus/_core/_speedups_long.h"],
             optional=True,
         ),
     ]

@@ -14,8 +14,39 @@
  */
 #include "_speedups.h"
 
-static PyObject *delivery_kind, *shift_trace, *shift_span, *shift_sent;
-static unsigned long long name_mask;
+#include "_speedups_long.h"
+
+static PyObject *delivery_kind;
+static int name_bits; /* _heads.NAME_BITS: 0 until configure_deliveries */
+
+/* A packed head (_heads.pack_head) is at most NAME_BITS + 64 + 64 + 128 bits. */
+#define HEAD_WORDS 5
+
+/* The fields of a packed head, read from its digits as _heads.head_parts
+ * reads them with shifts and masks: 1, or 0 when it is no int of the
+ * packed layout (negative, or a trace id past 128 bits: Python's turn). */
+typedef struct {
+    uint64_t trace_high, trace_low, span_id, sent_ns, index;
+} Head;
+
+static int
+head_of(PyObject *ticket, Head *head)
+{
+    uint64_t words[HEAD_WORDS];
+    if (name_bits == 0 || !PyLong_CheckExact(ticket) || !long_words(ticket, words, HEAD_WORDS)) {
+        return 0;
+    }
+    size_t at = (size_t)name_bits;
+    if (long_field(words, HEAD_WORDS, at + 256, 64) != 0) {
+        return 0; /* a trace id of more than 128 bits */
+    }
+    head->index = long_field(words, HEAD_WORDS, 0, name_bits);
+    head->sent_ns = long_field(words, HEAD_WORDS, at, 64);
+    head->span_id = long_field(words, HEAD_WORDS, at + 64, 64);
+    head->trace_low = long_field(words, HEAD_WORDS, at + 128, 64);
+    head->trace_high = long_field(words, HEAD_WORDS, at + 192, 64);
+    return 1;
+}
 
 /* -- the handler's span ------------------------------------------------------------ */
 
@@ -78,9 +109,9 @@ handler_returned(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *
 
 
 int
-configure_deliveries(PyObject *kind, PyObject *name_bits)
+configure_deliveries(PyObject *kind, PyObject *bits_of_name)
 {
-    long bits = PyLong_AsLong(name_bits);
+    long bits = PyLong_AsLong(bits_of_name);
     if (bits == -1 && PyErr_Occurred()) {
         return -1;
     }
@@ -88,42 +119,22 @@ configure_deliveries(PyObject *kind, PyObject *name_bits)
         PyErr_SetString(PyExc_ValueError, "configure_hub: NAME_BITS must be from 1 to 63");
         return -1;
     }
-    name_mask = (1ULL << bits) - 1;
-    if ((shift_trace = PyLong_FromLong(bits + 128)) == NULL ||
-        (shift_span = PyLong_FromLong(bits + 64)) == NULL ||
-        (shift_sent = PyLong_FromLong(bits)) == NULL) {
-        return -1;
-    }
-    delivery_kind = Py_NewRef(kind);
+    Py_XSETREF(delivery_kind, Py_NewRef(kind));
+    name_bits = (int)bits;
     return 0;
-}
-
-/* (ticket >> shift) & _M64: a new reference. */
-static PyObject *
-field64(PyObject *ticket, PyObject *shift)
-{
-    PyObject *shifted = PyNumber_Rshift(ticket, shift);
-    if (shifted == NULL) {
-        return NULL;
-    }
-    unsigned long long value = PyLong_AsUnsignedLongLongMask(shifted);
-    Py_DECREF(shifted);
-    if (value == (unsigned long long)-1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    return PyLong_FromUnsignedLongLong(value);
 }
 
 static PyObject *
 delivery_started(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
     /* (hub, ticket, worker) */
+    Head head;
     if (PyVectorcall_NARGS(nargsf) != 3 || kwnames != NULL || delivery_kind == NULL ||
-        !PyLong_CheckExact(args[1])) {
+        !head_of(args[1], &head)) {
         return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
     }
     /* BusSpan(ticket >> (NAME_BITS + 128), _bits(64)), entered; then the clock */
-    PyObject *trace_id = PyNumber_Rshift(args[1], shift_trace);
+    PyObject *trace_id = long_from_128(head.trace_high, head.trace_low);
     PyObject *span_id = trace_id == NULL ? NULL : draw(bits64);
     PyObject *token = NULL, *start = NULL, *scope = NULL;
     PyObject *span = span_id == NULL ? NULL : enter_span(trace_id, span_id, Py_None, &token);
@@ -142,12 +153,13 @@ static PyObject *
 delivery_ended(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
     /* (hub, ticket, scope, handler, worker, event, error, elapsed) */
+    Head head;
     if (PyVectorcall_NARGS(nargsf) != 8 || kwnames != NULL || delivery_kind == NULL ||
-        !PyLong_CheckExact(args[1]) || !own_scope(args[2], 3) || args[6] != Py_None ||
+        !head_of(args[1], &head) || !own_scope(args[2], 3) || args[6] != Py_None ||
         !Py_IS_TYPE(args[3], Handler_type) || !Py_IS_TYPE(args[4], Worker_type)) {
         goto slow;
     }
-    PyObject *hub = args[0], *ticket = args[1], *handler = args[3];
+    PyObject *hub = args[0], *handler = args[3];
     PyObject *span = PyTuple_GET_ITEM(args[2], 0), *start = PyTuple_GET_ITEM(args[2], 2);
     PyObject *trace_id = SLOT(span, p_trace_id), *span_id = SLOT(span, p_span_id);
     PyObject *pattern = SLOT(handler, off_h_name), *runtime = SLOT(handler, off_h_destination);
@@ -163,19 +175,15 @@ delivery_ended(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *kw
         }
         goto slow;
     }
-    unsigned long long index = PyLong_AsUnsignedLongLongMask(ticket);
-    if (index == (unsigned long long)-1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    index &= name_mask;
-    if (index >= (unsigned long long)PyList_GET_SIZE(seen_hub.names)) {
+    uint64_t index = head.index;
+    if (index >= (uint64_t)PyList_GET_SIZE(seen_hub.names)) {
         goto slow; /* Python raises the IndexError */
     }
     /* Held: what follows may run Python code, which may change the hub. */
     PyObject *name = Py_NewRef(PyList_GET_ITEM(seen_hub.names, (Py_ssize_t)index));
     PyObject *submit = Py_NewRef(seen_hub.submit);
-    PyObject *fire_span_id = field64(ticket, shift_span);
-    PyObject *sent_ns = fire_span_id == NULL ? NULL : field64(ticket, shift_sent);
+    PyObject *fire_span_id = PyLong_FromUnsignedLongLong(head.span_id);
+    PyObject *sent_ns = fire_span_id == NULL ? NULL : PyLong_FromUnsignedLongLong(head.sent_ns);
     PyObject *service = sent_ns == NULL ? NULL : PyObject_GetAttr(runtime, s_name);
     PyObject *end = service == NULL ? NULL : time_ns();
     PyObject *flat = end == NULL ? NULL : PyTuple_New(15);

@@ -230,6 +230,8 @@ Encoder_dealloc(Encoder *self)
     PyMem_Free(self->span.data);
     PyMem_Free(self->batch.data);
     PyMem_Free(self->value.data);
+    templates_free(self->deliveries);
+    templates_free(self->fires);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 

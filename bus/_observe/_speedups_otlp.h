@@ -13,6 +13,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include "../_core/_speedups_long.h"
+
 #include <stdint.h>
 #include <string.h>
 
@@ -59,6 +61,10 @@ int otlp_text_init(void);
 
 /* -- the encoder ---------------------------------------------------------------- */
 
+/* The fixed text of an event's or a delivery's spans (_speedups_otlp_events.c). */
+typedef struct Template Template;
+void templates_free(Template *table);
+
 typedef struct {
     PyObject_HEAD
     Py_ssize_t limit;  /* json_limit: the most characters of an argument's JSON */
@@ -71,6 +77,8 @@ typedef struct {
     Buf batch;            /* spans written, not yet handed out (flush) */
     int busy;             /* in build or build_many: the buffers are in use */
     Buf value;            /* an argument's JSON being written */
+    Template *deliveries; /* per (event, pattern, service, thread); NULL until used */
+    Template *fires;      /* per (event, caller) */
 } Encoder;
 
 enum { K_CLIENT, K_SERVER, K_PRODUCER, K_CONSUMER };
@@ -78,5 +86,18 @@ enum { K_CLIENT, K_SERVER, K_PRODUCER, K_CONSUMER };
 /* Add the spans of `record` to self->batch: 1, or 0 when the record is the
  * Python code's (nothing added), or -1 (the batch may hold part of it). */
 int otlp_build(Encoder *self, PyObject *record);
+
+/* _speedups_otlp_spans.c: what a span's writers share. The value readers
+ * return 1 (written), 0 (the Python code's) or -1. */
+enum { CALL = 0, FIRE = 1, DELIVERY = 2 };
+enum { CALL_SIZE = 21, FIRE_SIZE = 13, DELIVERY_SIZE = 15 };
+int put_str_attr(Buf *b, const char *key, PyObject *value);
+int put_queued(Buf *b, long long later, long long earlier);
+int put_json_attr(Encoder *self, Buf *b, const char *key, PyObject *v);
+int finish(Encoder *self, Buf *b); /* close the span in b, add it to the batch: 0 or -1 */
+
+/* _speedups_otlp_events.c: the spans of FIRE and DELIVERY records, as otlp_build. */
+int otlp_fire(Encoder *self, PyObject **r);
+int otlp_delivery(Encoder *self, PyObject **r);
 
 #endif

@@ -7,9 +7,6 @@
 
 #include <limits.h>
 
-/* What the record layouts (bus/_observe/_records.py) put where. */
-enum { CALL = 0, FIRE = 1, DELIVERY = 2 };
-enum { CALL_SIZE = 21, FIRE_SIZE = 13, DELIVERY_SIZE = 15 };
 
 /* The JSON of one atom (str, int, float, bool, None) as json.dumps writes it. */
 static int
@@ -112,7 +109,7 @@ put_marker(Buf *b, const char *key, Py_ssize_t key_len, const char *suffix)
 /* `key` (bus.args, bus.kwargs, bus.result) with the JSON of `v` as its string
  * value, and the .truncated and .lossy markers where the Python code sets
  * them. Keys are written as they are: they need no escapes. */
-static int
+int
 put_json_attr(Encoder *self, Buf *b, const char *key, PyObject *v)
 {
     Py_ssize_t key_len = (Py_ssize_t)strlen(key);
@@ -178,7 +175,7 @@ put_json_attr(Encoder *self, Buf *b, const char *key, PyObject *v)
 }
 
 /* A str-valued attribute whose key needs no escapes. */
-static int
+int
 put_str_attr(Buf *b, const char *key, PyObject *value)
 {
     if (PUT(b, ",{\"key\":\"") < 0 || buf_put(b, key, (Py_ssize_t)strlen(key)) < 0 ||
@@ -194,7 +191,7 @@ put_str_attr(Buf *b, const char *key, PyObject *value)
 
 /* bus.queued_ms: (later - earlier) / 1e6, as Python divides an int by a
  * float (the difference rounded to a double once, then divided). */
-static int
+int
 put_queued(Buf *b, long long later, long long earlier)
 {
     if (earlier < 0 ? later > LLONG_MAX + earlier : later < LLONG_MIN + earlier) {
@@ -259,7 +256,7 @@ put_head(Encoder *self, Buf *b, PyObject *trace_id, uint64_t span_id, uint64_t p
 }
 
 /* Close the span (attributes, an empty status) and add it to the batch. */
-static int
+int
 finish(Encoder *self, Buf *b)
 {
     Buf *batch = &self->batch;
@@ -294,82 +291,6 @@ no_wire(PyObject *wire)
 }
 
 static int
-is_str(PyObject *v)
-{
-    return PyUnicode_CheckExact(v);
-}
-
-static int
-delivery(Encoder *self, PyObject **r)
-{
-    /* (DELIVERY, trace_id, fire_span_id, span_id, name, pattern, service,
-     *  fire_sent_ns, start_ns, end_ns, thread, error, traceback, extras, wire) */
-    PyObject *name = r[4], *pattern = r[5], *service = r[6], *thread = r[10];
-    if (r[11] != Py_None || r[13] != Py_None || !no_wire(r[14]) || !is_str(name) ||
-        !is_str(pattern) || !is_str(service) || !(thread == Py_None || is_str(thread))) {
-        return 0;
-    }
-    uint64_t parent, span;
-    long long sent, start, end;
-    TRY(as_u64(r[2], &parent));
-    TRY(as_u64(r[3], &span));
-    TRY(as_i64(r[7], &sent));
-    TRY(as_i64(r[8], &start));
-    TRY(as_i64(r[9], &end));
-    Buf *b = &self->span;
-    TRY(put_head(self, b, r[1], span, parent, "process ", name, self->kinds[K_CONSUMER], start,
-                 end));
-    OK(PUT(b, "{\"key\":\"messaging.system\",\"value\":{\"stringValue\":\"bus\"}},"
-              "{\"key\":\"messaging.operation.type\",\"value\":{\"stringValue\":\"process\"}},"
-              "{\"key\":\"messaging.operation.name\",\"value\":{\"stringValue\":\"process\"}}"));
-    TRY(put_str_attr(b, "messaging.destination.name", name));
-    TRY(put_str_attr(b, "bus.service", service));
-    TRY(put_str_attr(b, "bus.listener.pattern", pattern));
-    TRY(put_queued(b, start, sent));
-    if (thread != Py_None && PyUnicode_GET_LENGTH(thread)) { /* none when refused */
-        TRY(put_str_attr(b, "thread.name", thread));
-    }
-    OK(finish(self, b));
-    return 1;
-}
-
-static int
-fire(Encoder *self, PyObject **r)
-{
-    /* (FIRE, trace_id, parent_id, span_id, name, caller, args, kwargs,
-     *  sent_ns, end_ns, listeners, extras, wire) */
-    PyObject *name = r[4], *caller = r[5];
-    if (r[11] != Py_None || !no_wire(r[12]) || !is_str(name) || !is_str(caller)) {
-        return 0;
-    }
-    uint64_t parent, span;
-    long long sent, end, listeners;
-    TRY(as_u64(r[2], &parent));
-    TRY(as_u64(r[3], &span));
-    TRY(as_i64(r[8], &sent));
-    TRY(as_i64(r[9], &end));
-    TRY(as_i64(r[10], &listeners));
-    int kwargs = PyObject_IsTrue(r[7]);
-    OK(kwargs);
-    Buf *b = &self->span;
-    TRY(put_head(self, b, r[1], span, parent, "send ", name, self->kinds[K_PRODUCER], sent, end));
-    OK(PUT(b, "{\"key\":\"messaging.system\",\"value\":{\"stringValue\":\"bus\"}},"
-              "{\"key\":\"messaging.operation.type\",\"value\":{\"stringValue\":\"send\"}},"
-              "{\"key\":\"messaging.operation.name\",\"value\":{\"stringValue\":\"send\"}}"));
-    TRY(put_str_attr(b, "messaging.destination.name", name));
-    TRY(put_str_attr(b, "bus.caller", caller));
-    OK(PUT(b, ",{\"key\":\"bus.listeners\",\"value\":{\"intValue\":\""));
-    OK(buf_int(b, listeners));
-    OK(PUT(b, "\"}}"));
-    TRY(put_json_attr(self, b, "bus.args", r[6]));
-    if (kwargs) {
-        TRY(put_json_attr(self, b, "bus.kwargs", r[7]));
-    }
-    OK(finish(self, b));
-    return 1;
-}
-
-static int
 call(Encoder *self, PyObject **r)
 {
     /* (CALL, trace_id, parent_id, client_id, server_id, name, caller, service,
@@ -377,8 +298,8 @@ call(Encoder *self, PyObject **r)
      *  error, traceback, status_message, extras, hop, wire) */
     PyObject *name = r[5], *caller = r[6], *service = r[7], *thread = r[13];
     if (r[15] != Py_None || r[17] != Py_None || r[18] != Py_None || r[19] != Py_None ||
-        !no_wire(r[20]) || !is_str(name) || !is_str(caller) || !is_str(service) ||
-        !is_str(thread)) {
+        !no_wire(r[20]) || !PyUnicode_CheckExact(name) || !PyUnicode_CheckExact(caller) ||
+        !PyUnicode_CheckExact(service) || !PyUnicode_CheckExact(thread)) {
         return 0;
     }
     uint64_t parent, client, server;
@@ -450,10 +371,10 @@ otlp_build(Encoder *self, PyObject *record)
     Py_ssize_t size = PyTuple_GET_SIZE(record);
     PyObject **r = &PyTuple_GET_ITEM(record, 0);
     if (kind == DELIVERY && size == DELIVERY_SIZE) {
-        return delivery(self, r);
+        return otlp_delivery(self, r);
     }
     if (kind == FIRE && size == FIRE_SIZE) {
-        return fire(self, r);
+        return otlp_fire(self, r);
     }
     if (kind == CALL && size == CALL_SIZE) {
         return call(self, r);

@@ -214,42 +214,17 @@ put_string(Buf *b, PyObject *text)
     return rc;
 }
 
-static PyObject *two_to_64; /* the int 2**64, from otlp_text_init() */
-
-/* A plain int in [0, 2**64). PyLong_AsUnsignedLongLong goes through a byte
- * array (CPython 3.11), several times what these two calls cost. */
+/* A plain int in [0, 2**64), read from its digits (_speedups_long.h):
+ * PyLong_AsUnsignedLongLong goes through a byte array (CPython 3.11), and a
+ * random id is at least 2**63 half the time. */
 int
 as_u64(PyObject *value, uint64_t *out)
 {
     if (!PyLong_CheckExact(value)) {
         return 0;
     }
-    int overflow;
-    long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
-    if (overflow == 0) {
-        if (v == -1 && PyErr_Occurred()) {
-            return -1;
-        }
-        if (v < 0) {
-            return 0; /* the Python code writes a negative id its own way */
-        }
-        *out = (uint64_t)v;
-        return 1;
-    }
-    if (overflow < 0) {
-        return 0;
-    }
-    /* At least 2**63: a random id, half the time. */
-    int below = PyObject_RichCompareBool(value, two_to_64, Py_LT);
-    if (below <= 0) {
-        return below;
-    }
-    unsigned long long low = PyLong_AsUnsignedLongLongMask(value);
-    if (low == (unsigned long long)-1 && PyErr_Occurred()) {
-        return -1;
-    }
-    *out = low;
-    return 1;
+    /* Negative, or past 64 bits: the Python code writes those its own way. */
+    return long_words(value, out, 1);
 }
 
 int
@@ -266,31 +241,15 @@ as_i64(PyObject *value, long long *out)
     return *out == -1 && PyErr_Occurred() ? -1 : 1;
 }
 
-static PyObject *sixty_four; /* the int 64, from otlp_text_init() */
-
-/* A trace id: 128 bits, as 32 hex digits (two 64-bit halves, portably). */
+/* A trace id: 128 bits, as 32 hex digits. */
 int
 put_trace_id(Buf *b, PyObject *value)
 {
-    if (!PyLong_CheckExact(value)) {
-        return 0;
+    uint64_t words[2];
+    if (!PyLong_CheckExact(value) || !long_words(value, words, 2)) {
+        return 0; /* negative, or past 128 bits: the Python code writes those */
     }
-    PyObject *high_part = PyNumber_Rshift(value, sixty_four);
-    if (high_part == NULL) {
-        return -1;
-    }
-    /* Negative, or past 128 bits: the Python code writes those. */
-    uint64_t high;
-    int found = as_u64(high_part, &high);
-    Py_DECREF(high_part);
-    if (found <= 0) {
-        return found;
-    }
-    unsigned long long low = PyLong_AsUnsignedLongLongMask(value);
-    if (low == (unsigned long long)-1 && PyErr_Occurred()) {
-        return -1;
-    }
-    if (buf_hex(b, high, 16) < 0 || buf_hex(b, low, 16) < 0) {
+    if (buf_hex(b, words[1], 16) < 0 || buf_hex(b, words[0], 16) < 0) {
         return -1;
     }
     return 1;
@@ -373,13 +332,6 @@ otlp_text_init(void)
         HEX_PAIRS[2 * i] = HEX[i >> 4];
         HEX_PAIRS[2 * i + 1] = HEX[i & 0xf];
         byte_class[i] = i < 0x20 || i == '"' || i == '\\' ? ESCAPED : i >= 0x80 ? NOT_ASCII : 0;
-    }
-    if (sixty_four == NULL && (sixty_four = PyLong_FromLong(64)) == NULL) {
-        return -1;
-    }
-    if (two_to_64 == NULL &&
-        (two_to_64 = PyLong_FromString("18446744073709551616", NULL, 10)) == NULL) {
-        return -1;
     }
     return 0;
 }
