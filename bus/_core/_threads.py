@@ -4,6 +4,18 @@ Every thread is named (``bus:NAME/service``) so that stack dumps, profilers and
 the console's thread column say whose it is, and every thread is a daemon:
 ``Bus.close()`` joins them, but a handler stuck forever must not keep the
 interpreter from exiting.
+
+On Linux every thread of the bus runs under ``SCHED_BATCH``: the same share
+of the CPU as any other thread (its nice value is kept), but waking it never
+preempts the thread that is running. Threads of one Python process hand work
+to each other while holding the GIL: a service woken by a caller's
+``execute_command`` that preempted the caller could only wait for the GIL the
+caller still holds, and the caller would then switch back to give it up.
+On one CPU that made a round trip take five to seven context switches where
+two do, most of its wall time (``docs/benchmarks.md``, "Where a traced
+round trip's wall time goes"). ``SCHED_RESET_ON_FORK`` goes with it, so that
+threads and processes a handler starts are ordinary ones; ``BUS_SCHED_BATCH=0``
+leaves the bus's threads ordinary too.
 """
 
 from __future__ import annotations
@@ -11,6 +23,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -20,10 +33,34 @@ __all__ = ["TimerHandle", "Timers", "start_thread"]
 
 log = logging.getLogger("bus")
 
+# Linux only; elsewhere threads keep the platform's policy.
+_BATCH: int | None = getattr(os, "SCHED_BATCH", None)
+_RESET_ON_FORK: int = getattr(os, "SCHED_RESET_ON_FORK", 0)
+
+
+def batch_scheduling() -> bool:
+    """Whether the bus's threads run under ``SCHED_BATCH`` (Linux, unless ``BUS_SCHED_BATCH=0``)."""
+    return _BATCH is not None and os.environ.get("BUS_SCHED_BATCH", "").strip() != "0"
+
+
+def _not_preempting_on_wake() -> None:
+    """Put the calling thread under ``SCHED_BATCH``, if the bus does and the OS lets it."""
+    if _BATCH is None or not batch_scheduling():
+        return
+    try:
+        os.sched_setscheduler(0, _BATCH | _RESET_ON_FORK, os.sched_param(0))
+    except OSError as exc:  # a sandbox may refuse the call: the thread runs as it was
+        log.debug("could not put %s under SCHED_BATCH: %s", threading.current_thread().name, exc)
+
 
 def start_thread(name: str, target: Callable[[], None]) -> threading.Thread:
-    """Start a named daemon thread running ``target``."""
-    thread = threading.Thread(target=target, name=name, daemon=True)
+    """Start a named daemon thread running ``target`` (under ``SCHED_BATCH`` on Linux)."""
+
+    def run() -> None:
+        _not_preempting_on_wake()
+        target()
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
     thread.start()
     return thread
 
