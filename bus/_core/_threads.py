@@ -13,9 +13,10 @@ to each other while holding the GIL: a service woken by a caller's
 caller still holds, and the caller would then switch back to give it up.
 On one CPU that made a round trip take five to seven context switches where
 two do, most of its wall time (``docs/benchmarks.md``, "Where a traced
-round trip's wall time goes"). ``SCHED_RESET_ON_FORK`` goes with it, so that
-threads and processes a handler starts are ordinary ones; ``BUS_SCHED_BATCH=0``
-leaves the bus's threads ordinary too.
+round trip's wall time goes"). Threads and processes that a handler starts
+inherit the policy, as they inherit a nice value (``os.sched_setscheduler(0,
+os.SCHED_OTHER, os.sched_param(0))`` puts one back, unprivileged);
+``BUS_SCHED_BATCH=0`` leaves the bus's threads ordinary.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ log = logging.getLogger("bus")
 
 # Linux only; elsewhere threads keep the platform's policy.
 _BATCH: int | None = getattr(os, "SCHED_BATCH", None)
-_RESET_ON_FORK: int = getattr(os, "SCHED_RESET_ON_FORK", 0)
 
 
 def batch_scheduling() -> bool:
@@ -48,7 +48,7 @@ def _not_preempting_on_wake() -> None:
     if _BATCH is None or not batch_scheduling():
         return
     try:
-        os.sched_setscheduler(0, _BATCH | _RESET_ON_FORK, os.sched_param(0))
+        os.sched_setscheduler(0, _BATCH, os.sched_param(0))
     except OSError as exc:  # a sandbox may refuse the call: the thread runs as it was
         log.debug("could not put %s under SCHED_BATCH: %s", threading.current_thread().name, exc)
 
