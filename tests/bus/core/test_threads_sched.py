@@ -1,4 +1,4 @@
-"""The bus's threads run under ``SCHED_BATCH`` on Linux; the caller's are left alone.
+"""A bus's mailbox threads run under ``SCHED_BATCH`` on Linux; its other threads do not.
 
 A thread under ``SCHED_BATCH`` keeps its share of the CPU, but waking it
 never preempts the running thread, which in one Python process is most
@@ -68,14 +68,35 @@ def _policies(bus: Bus) -> dict[str, int]:
     }
 
 
-def test_every_thread_of_the_bus_runs_under_sched_batch() -> None:
+def test_mailbox_threads_run_under_sched_batch_and_the_others_do_not() -> None:
     with Bus(name="sched-all") as bus:
         bus.add_service(Probe())
+        bus.add_service(Service(name="pair", concurrency=2))
+        bus.register_command("pooled", lambda: os.sched_getscheduler(0))  # the shared pool's
         assert bus.execute_command("policy").result(timeout=10) == BATCH
+        assert bus.execute_command("pooled").result(timeout=10) == BATCH
         policies = _policies(bus)
-    # the service's, the timers' and the trace thread's at least
-    assert {"sched-all/probe", "sched-all/trace"} <= {name[4:] for name in policies}
-    assert set(policies.values()) == {BATCH}, policies
+    assert policies["bus:sched-all/probe"] == BATCH
+    assert policies["bus:sched-all/pair-0"] == policies["bus:sched-all/pair-1"] == BATCH
+    # The trace thread waits on timers and the GIL's timeouts: it stays ordinary.
+    assert policies["bus:sched-all/trace"] == OTHER
+    assert policies["bus:sched-all/timers"] == OTHER
+
+
+def test_a_bus_made_in_a_handler_has_ordinary_threads_but_its_mailboxes() -> None:
+    seen: dict[str, int] = {}
+
+    def nest() -> None:
+        with Bus(name="sched-inner") as inner:
+            inner.add_service(Probe())
+            seen.update(_policies(inner))
+
+    with Bus(name="sched-outer", tracing=False) as bus:
+        bus.add_service(Probe())
+        bus.register_command("nest", nest)
+        bus.execute_command("nest").result(timeout=30)
+    assert seen["bus:sched-inner/trace"] == OTHER
+    assert seen["bus:sched-inner/probe"] == BATCH
 
 
 def test_the_callers_thread_is_left_as_it_was() -> None:
