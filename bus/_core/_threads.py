@@ -70,9 +70,7 @@ def _ordinary() -> None:
         log.debug("could not put %s back under SCHED_OTHER: %s", name, exc)
 
 
-def start_thread(
-    name: str, target: Callable[[], None], *, batch: bool = False
-) -> threading.Thread:
+def start_thread(name: str, target: Callable[[], None], *, batch: bool = False) -> threading.Thread:
     """Start a named daemon thread running ``target``.
 
     Args:
