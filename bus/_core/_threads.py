@@ -54,6 +54,8 @@ def _not_preempting_on_wake() -> None:
     if _BATCH is None or not batch_scheduling():
         return
     try:
+        if os.sched_getscheduler(0) == _BATCH:  # the process's own choice (chrt -b): kept
+            return
         os.sched_setscheduler(0, _BATCH, os.sched_param(0))
     except OSError as exc:  # a sandbox may refuse the call: the thread runs as it was
         log.debug("could not put %s under SCHED_BATCH: %s", threading.current_thread().name, exc)

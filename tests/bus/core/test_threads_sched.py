@@ -157,3 +157,27 @@ def test_a_refusing_platform_leaves_the_thread_running(monkeypatch: pytest.Monke
     with Bus(name="sched-refused", tracing=False) as bus:
         bus.add_service(Probe())
         assert bus.execute_command("policy").result(timeout=10) == OTHER
+
+
+def test_a_process_already_under_sched_batch_keeps_it_everywhere() -> None:
+    # chrt -b: the user's choice holds for the bus's other threads too.
+    code = textwrap.dedent(
+        """
+        import os, threading
+        from bus import Bus, Service, command
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+
+        def nest() -> int:
+            with Bus(name="sched-inner-chrt") as inner:
+                (trace,) = [t for t in threading.enumerate() if t.name.endswith("chrt/trace")]
+                return os.sched_getscheduler(trace.native_id)
+
+        with Bus(name="sched-chrt", tracing=False) as bus:
+            bus.register_command("nest", nest)
+            print(bus.execute_command("nest").result(timeout=20))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=50
+    ).stdout
+    assert int(out) == BATCH
