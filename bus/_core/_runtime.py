@@ -195,7 +195,7 @@ class Runtime(Mailbox):
             thread_name = f"bus:{self.bus.name}/{label}"
             worker = Worker(self, thread_name)
             try:
-                thread = start_thread(thread_name, lambda: self._serve(worker, ready))
+                thread = start_thread(thread_name, lambda: self._serve(worker, ready), batch=True)
             except RuntimeError as exc:  # the process may start no more threads
                 if not grow:
                     raise

@@ -400,9 +400,9 @@ def test_a_pool_that_cannot_start_another_thread_still_runs_the_work(
 
     real_start = runtime_module.start_thread
 
-    def limited(name: str, target: Callable[[], None]) -> threading.Thread:
+    def limited(name: str, target: Callable[[], None], *, batch: bool = False) -> threading.Thread:
         if name.endswith("/pool-0"):
-            return real_start(name, target)
+            return real_start(name, target, batch=batch)
         raise RuntimeError("can't start new thread")
 
     monkeypatch.setattr(runtime_module, "start_thread", limited)
