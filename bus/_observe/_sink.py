@@ -24,6 +24,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 
+from .._core import _accel
 from .._core._ratelog import RateLimitedLog
 from .._core._version import VERSION
 from ._handoff import Handoff
@@ -373,3 +374,6 @@ class _LosslessHold:
                 return
             self._sink = None
             sink._holds -= 1
+
+
+_accel.install_sink(TraceSink)  # submit's append in C, when built
