@@ -318,3 +318,24 @@ def test_a_hub_made_with_the_accelerator_submits_through_c(mode: str) -> None:
         kind = type(hub._submit.__func__).__name__  # type: ignore[attr-defined]
         assert kind == ("SinkSubmit" if mode == "c" else "function")
     assert _accel.mode() == mode
+
+
+def test_a_delivery_is_queued_from_the_time_its_event_span_started(mode: str) -> None:
+    """The head's send time is the event span's start: what ``bus.queued_ms`` counts from."""
+    with Bus(name="queued", trace_overflow="wait") as b:
+        b.add_service(Ears())
+        for n in range(3):
+            b.fire_event("tick", n)
+        wait_idle(b)
+        assert b.flush_traces(10)
+        spans = b.spans.spans()
+    producers = {s.context.span_id: s for s in spans if s.kind == trace.SpanKind.PRODUCER}
+    consumers = [s for s in spans if s.kind == trace.SpanKind.CONSUMER]
+    assert len(producers) == 3
+    assert len(consumers) == 6
+    for consumer in consumers:
+        assert consumer.parent is not None and consumer.attributes is not None
+        producer = producers[consumer.parent.span_id]
+        assert producer.start_time is not None and consumer.start_time is not None
+        waited = (consumer.start_time - producer.start_time) / 1e6
+        assert consumer.attributes["bus.queued_ms"] == pytest.approx(waited, abs=1e-6)
