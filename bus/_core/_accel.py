@@ -186,10 +186,11 @@ def install_sink(sink: type) -> bool:
     if _speedups is None:
         return False
     _speedups.configure_sink(sink, deque)
-    python = sink.__dict__["submit"]
-    _methods.append((sink, "submit", python, _speedups.SinkSubmit(python)))
+    name = "submit"
+    python = sink.__dict__[name]
+    _methods.append((sink, name, python, _speedups.SinkSubmit(python)))
     if drain is not None:  # already switched on: it follows
-        setattr(sink, "submit", _methods[-1][3])
+        setattr(sink, name, _methods[-1][3])
     return True
 
 

@@ -281,7 +281,7 @@ def test_a_full_buffer_drops_and_counts_each_record_it_refuses(
 def test_the_trace_thread_is_woken_when_a_batch_waits(
     held_sink: Callable[..., tuple[TraceSink, threading.Event]],
 ) -> None:
-    sink, gate = held_sink(capacity=100)
+    sink, _gate = held_sink(capacity=100)
     sink.BATCH_WAKE = 3  # on the instance: read as Python reads it
     for n in range(3):
         sink.submit(_record(n))
@@ -334,8 +334,10 @@ def test_a_delivery_is_queued_from_the_time_its_event_span_started(mode: str) ->
     assert len(producers) == 3
     assert len(consumers) == 6
     for consumer in consumers:
-        assert consumer.parent is not None and consumer.attributes is not None
+        assert consumer.parent is not None
+        assert consumer.attributes is not None
         producer = producers[consumer.parent.span_id]
-        assert producer.start_time is not None and consumer.start_time is not None
+        assert producer.start_time is not None
+        assert consumer.start_time is not None
         waited = (consumer.start_time - producer.start_time) / 1e6
         assert consumer.attributes["bus.queued_ms"] == pytest.approx(waited, abs=1e-6)
