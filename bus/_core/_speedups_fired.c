@@ -30,7 +30,7 @@
 static PyTypeObject *fired_hub, *sink_type, *deque_type;
 static PyObject *fire_kind, *py_event_fired, *py_delivery_queued, *py_event_posted;
 static PyObject *k_sink, *k_watchers, *k_taps, *k_submit, *k_limit, *k_redact, *k_name_index,
-    *k_add_name, *k_buffer, *k_room, *k_batch_wake, *k_wake, *k_set, *bits192;
+    *k_add_name, *k_buffer, *k_room, *k_batch_wake, *k_wake, *k_set, *bits192, *shift64;
 
 /* What fire_traced reads of a hub's __dict__, read again only when it
  * changed (PEP 509 tags; every time where there are none). Borrowed: valid
@@ -42,34 +42,30 @@ static struct {
     PyObject *submit, *limit, *redact, *name_index;
 } seen;
 
-/* An int as n unsigned little-endian bytes: 0, 1 when it is negative or
- * does not fit, -1 on another error. */
+/* A non-negative int below 2**128 as its low and high 64 bits: 0, 1 when
+ * it is not such an int (the Python code's turn), -1 on another error. */
 static int
-long_bytes(PyObject *value, unsigned char *bytes, size_t n)
+split128(PyObject *value, uint64_t words[2])
 {
-#if PY_VERSION_HEX >= 0x030D0000
-    Py_ssize_t need = PyLong_AsNativeBytes(
-        value, bytes, (Py_ssize_t)n,
-        Py_ASNATIVEBYTES_LITTLE_ENDIAN | Py_ASNATIVEBYTES_UNSIGNED_BUFFER |
-            Py_ASNATIVEBYTES_REJECT_NEGATIVE);
-    if (need < 0) {
-        if (!PyErr_ExceptionMatches(PyExc_ValueError)) {
-            return -1;
-        }
-        PyErr_Clear();
+    if (!PyLong_CheckExact(value)) {
         return 1;
     }
-    return (size_t)need <= n ? 0 : 1;
-#else
-    if (_PyLong_AsByteArray((PyLongObject *)value, bytes, n, 1, 0) < 0) {
+    PyObject *high = PyNumber_Rshift(value, shift64);
+    if (high == NULL) {
+        return -1;
+    }
+    unsigned long long hi = PyLong_AsUnsignedLongLong(high);
+    Py_DECREF(high);
+    if (hi == (unsigned long long)-1 && PyErr_Occurred()) {
         if (!PyErr_ExceptionMatches(PyExc_OverflowError)) {
             return -1;
         }
-        PyErr_Clear();
+        PyErr_Clear(); /* negative, or wider than 128 bits */
         return 1;
     }
+    words[0] = PyLong_AsUnsignedLongLongMask(value);
+    words[1] = hi;
     return 0;
-#endif
 }
 
 /* The unsigned int of n little-endian bytes. */
@@ -89,17 +85,6 @@ put64(unsigned char *at, uint64_t value)
     for (int i = 0; i < 8; i++) {
         at[i] = (unsigned char)(value >> (8 * i));
     }
-}
-
-static int
-zero(const unsigned char *bytes, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (bytes[i]) {
-            return 0;
-        }
-    }
-    return 1;
 }
 
 /* Whether the hub records events that no watcher or tap sees: 1 (its state
@@ -173,35 +158,46 @@ name_index(PyObject *hub, PyObject *names, PyObject *name, uint32_t *index)
 }
 
 /* The event's trace id and span id, drawn as Hub.event_fired draws them
- * (never 0), their bytes (span, then trace) in ids: 0, or -1 on error. */
+ * (_heads.event_ids: never 0); under a parent only the span id. Their
+ * words in ids: the span id, then the trace id's low and high 64 bits.
+ * 0, or -1 on error. */
 static int
-draw_ids(int parented, PyObject **trace_id, PyObject **span_id, unsigned char *ids)
+draw_ids(int parented, PyObject **trace_id, PyObject **span_id, uint64_t ids[3])
 {
     for (;;) {
-        PyObject *drawn = draw(parented ? bits64 : bits192);
+        PyObject *drawn = draw(parented ? bits64 : bits192), *trace = NULL;
         if (drawn == NULL) {
             return -1;
         }
-        int rc = long_bytes(drawn, ids, parented ? 8 : 24);
-        if (rc != 0) {
-            Py_DECREF(drawn);
-            if (rc > 0) {
-                PyErr_SetString(PyExc_ValueError, "random.getrandbits gave more bits than asked");
+        int rc = PyLong_CheckExact(drawn) ? 0 : 1;
+        if (rc == 0) {
+            ids[0] = PyLong_AsUnsignedLongLongMask(drawn); /* the low 64 bits */
+            if (!parented) {
+                trace = PyNumber_Rshift(drawn, shift64);
+                rc = trace == NULL ? -1 : split128(trace, ids + 1);
             }
+        }
+        if (rc != 0) {
+            if (rc > 0) {
+                PyErr_SetString(PyExc_TypeError, "random.getrandbits gave no int of the bits asked");
+            }
+            Py_DECREF(drawn);
+            Py_XDECREF(trace);
             return -1;
         }
-        if (zero(ids, 8) || (!parented && zero(ids + 8, 16))) {
+        if (ids[0] == 0 || (!parented && ids[1] == 0 && ids[2] == 0)) {
             Py_DECREF(drawn);
-            continue;
+            Py_XDECREF(trace);
+            continue; /* 0 is no id: drawn again, as in Python */
         }
         if (parented) {
             *span_id = drawn;
             return 0;
         }
-        *span_id = PyLong_FromUnsignedLongLong(PyLong_AsUnsignedLongLongMask(drawn));
-        *trace_id = *span_id == NULL ? NULL : long_from(ids + 8, 16);
         Py_DECREF(drawn);
-        return *trace_id == NULL ? -1 : 0;
+        *trace_id = trace;
+        *span_id = PyLong_FromUnsignedLongLong(ids[0]);
+        return *span_id == NULL ? -1 : 0;
     }
 }
 
@@ -228,7 +224,8 @@ fire_traced(PyObject *bus, PyObject *hub, PyObject *name, PyObject *args, PyObje
     /* The head, little-endian: the name's index (32 bits), the send time,
      * the event's span id and its trace id (NAME_BITS is 32: see configure_fired). */
     unsigned char head_bytes[36];
-    int rc = found == 1 ? long_bytes(trace_id, head_bytes + 20, 16) : 0;
+    uint64_t ids[3]; /* the span id, the trace id's low and high words */
+    int rc = found == 1 ? split128(trace_id, ids + 1) : 0;
     if (rc != 0) { /* wider than a head holds: Python's turn (or an error) */
         Py_DECREF(trace_id);
         Py_DECREF(parent_id);
@@ -249,7 +246,7 @@ fire_traced(PyObject *bus, PyObject *hub, PyObject *name, PyObject *args, PyObje
     if (found == 0 && (parent_id = PyLong_FromLong(0)) == NULL) {
         goto done;
     }
-    if (draw_ids(found == 1, &trace_id, &span_id, head_bytes + 12) < 0 ||
+    if (draw_ids(found == 1, &trace_id, &span_id, ids) < 0 ||
         (frozen = freeze(args, limit, redact)) == NULL ||
         (frozen_kw = PyDict_GET_SIZE(kwargs) ? freeze(kwargs, limit, redact)
                                              : Py_NewRef(Py_None)) == NULL) {
@@ -265,6 +262,9 @@ fire_traced(PyObject *bus, PyObject *hub, PyObject *name, PyObject *args, PyObje
         head_bytes[i] = (unsigned char)(index >> (8 * i));
     }
     put64(head_bytes + 4, sent_ns);
+    put64(head_bytes + 12, ids[0]);
+    put64(head_bytes + 20, ids[1]);
+    put64(head_bytes + 28, ids[2]);
     if ((sent = PyLong_FromUnsignedLongLong(sent_ns)) == NULL ||
         (head = long_from(head_bytes, sizeof(head_bytes))) == NULL) {
         goto done;
@@ -448,7 +448,8 @@ configure_fired(PyObject *module, PyObject *args)
             return NULL;
         }
     }
-    if (intern_all() < 0 || (bits192 = PyLong_FromLong(192)) == NULL) {
+    if (intern_all() < 0 || (bits192 = PyLong_FromLong(192)) == NULL ||
+        (shift64 = PyLong_FromLong(64)) == NULL) {
         return NULL;
     }
     py_event_fired = Py_NewRef(hooks[0]);

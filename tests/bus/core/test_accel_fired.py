@@ -148,11 +148,17 @@ def test_a_new_trace_is_one_draw_of_192_bits_and_the_same_draw_on_both_paths(
     def scenario() -> Any:
         with Bus(name="draw", trace_overflow="wait") as b:
             b.add_service(Ears())
+            b.fire_event("tick", 0)  # routed: the next one may take the C path
+            wait_idle(b)
             random.seed(7)
             b.fire_event("tick", 1)
             wait_idle(b)
             assert b.flush_traces(10)
-            (producer,) = [s for s in b.spans.spans() if s.kind == trace.SpanKind.PRODUCER]
+            (producer,) = [
+                s
+                for s in b.spans.spans()
+                if s.kind == trace.SpanKind.PRODUCER and s.attributes["bus.args"] == "[1]"
+            ]
             assert producer.context is not None
             return producer.context.trace_id, producer.context.span_id
 
@@ -341,3 +347,35 @@ def test_a_delivery_is_queued_from_the_time_its_event_span_started(mode: str) ->
         assert consumer.start_time is not None
         waited = (consumer.start_time - producer.start_time) / 1e6
         assert consumer.attributes["bus.queued_ms"] == pytest.approx(waited, abs=1e-6)
+
+
+def test_a_parent_trace_id_wider_than_a_head_goes_to_python_whole(
+    on_both_paths: Callable[[Callable[[], Any]], tuple[Any, Any]],
+) -> None:
+    """A head holds 128 bits of trace id: a parent with more is the Python code's."""
+    from bus._observe._records import BusSpan
+
+    def scenario() -> Any:
+        with Bus(name="wide", trace_overflow="wait") as b:
+            b.add_service(Ears())
+            b.fire_event("tick", 0)  # routed: the next one may take the C path
+            wait_idle(b)
+            random.seed(3)
+            token = _ctx.enter(BusSpan(1 << 130 | 5, 77))
+            try:
+                b.fire_event("tick", 1)
+            finally:
+                _ctx.leave(token)
+            wait_idle(b)
+            assert b.flush_traces(10)
+            return sorted(
+                (s.kind.name, s.context.trace_id, s.parent.span_id if s.parent else None)
+                for s in b.spans.spans()
+                if s.context is not None and s.context.trace_id >> 128
+            )
+
+    accelerated, reference = on_both_paths(scenario)
+    assert accelerated == reference
+    assert [row[0] for row in reference] == ["CONSUMER", "CONSUMER", "PRODUCER"]
+    assert {row[1] for row in reference} == {1 << 130 | 5}
+    assert reference[2][2] == 77
