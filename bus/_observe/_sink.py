@@ -121,7 +121,11 @@ class TraceSink:
     # -- any thread ---------------------------------------------------------
 
     def submit(self, record: Flat) -> None:
-        """Queue a finished record for export (see the class for a full buffer)."""
+        """Queue a finished record for export (see the class for a full buffer).
+
+        With the C accelerator this is ``_speedups.SinkSubmit``, which does
+        the same and hands a record that finds the buffer full to this method.
+        """
         buffer = self._buffer
         held = len(buffer)
         if held >= self._room and not self._room_after_waiting():
