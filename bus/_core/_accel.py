@@ -33,6 +33,13 @@ anything.
   context holds no replay mark and no foreign parent span, and whose
   handler returns without annotating its span, is written down in C;
   anything else goes the Python way.
+* A traced event no watcher or tap sees, fired from a context without a
+  replay mark or a foreign parent span, is written down by the C fan-out
+  itself (``install_fired``): what ``Hub.event_fired``, ``delivery_queued``
+  and ``event_posted`` do, without calling them; anything else calls them.
+* ``TraceSink.submit`` becomes ``_speedups.SinkSubmit`` (``install_sink``):
+  a record that finds room is appended in C; a full buffer goes the Python
+  way (it waits, or drops and counts).
 
 ``BUS_PURE_PYTHON=1`` in the environment forces the fallback for the
 process; ``use`` switches it from then on (for tests and benchmarks: a
@@ -54,7 +61,17 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["ENV", "available", "drain", "install", "install_hooks", "mode", "use"]
+__all__ = [
+    "ENV",
+    "available",
+    "drain",
+    "install",
+    "install_fired",
+    "install_hooks",
+    "install_sink",
+    "mode",
+    "use",
+]
 
 ENV = "BUS_PURE_PYTHON"
 """The environment variable that forces the pure-Python path (any value but "" or "0")."""
@@ -141,6 +158,39 @@ def install_hooks(hub: type, *refs: Any) -> bool:
         _methods.append((hub, name, python, wrapper(python)))
         if drain is not None:  # already switched on: these follow
             setattr(hub, name, _methods[-1][3])
+    return True
+
+
+def install_fired(hub: type, fire_kind: int, name_bits: int) -> bool:
+    """Write down traced events that no one watches in C as ``fire_event`` fans them out.
+
+    Called once, by ``_observe._hub`` at import, after ``install_hooks``,
+    with ``Hub``, ``_records.FIRE`` and ``_heads.NAME_BITS``. The C fan-out
+    then does what ``Hub.event_fired``, ``delivery_queued`` and
+    ``event_posted`` do, while those are the class's own; whether built.
+    """
+    assert _installed, "install() first"
+    if _speedups is None:
+        return False
+    _speedups.configure_fired(hub, fire_kind, name_bits)
+    return True
+
+
+def install_sink(sink: type) -> bool:
+    """Switch ``sink.submit`` (``TraceSink``) to C; whether built.
+
+    Called once, by ``_observe._sink`` at import. It follows ``use``; a hub
+    keeps the ``submit`` it found when it was made.
+    """
+    assert _installed, "install() first"
+    if _speedups is None:
+        return False
+    _speedups.configure_sink(sink, deque)
+    name = "submit"
+    python = sink.__dict__[name]
+    _methods.append((sink, name, python, _speedups.SinkSubmit(python)))
+    if drain is not None:  # already switched on: it follows
+        setattr(sink, name, _methods[-1][3])
     return True
 
 

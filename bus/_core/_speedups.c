@@ -324,6 +324,11 @@ static PyMethodDef methods[] = {
      "configure_hub(Hub, CallRecord, BusSpan, CALL, DELIVERY, NAME_BITS, var, Context, span_key, replay_key, freeze, "
      "ATOMIC_TYPES, getrandbits, caller_tls, caller): what the hooks of a traced call work on; "
      "once, after configure()."},
+    {"configure_fired", configure_fired, METH_VARARGS,
+     "configure_fired(Hub, FIRE, NAME_BITS): what the firing side of a traced event works on; "
+     "once, after configure_hub()."},
+    {"configure_sink", configure_sink, METH_VARARGS,
+     "configure_sink(TraceSink, deque): what SinkSubmit works on; once."},
     {"drain", (PyCFunction)(void (*)(void))drain, METH_FASTCALL,
      "drain(get, worker, failed, finished): run unobserved event deliveries and calls off a "
      "one-thread service's mailbox; return the first other item (False when the thread must "
@@ -370,7 +375,7 @@ PyInit__speedups(void)
         PyType_Ready(&FutureResult_Type) < 0 || PyType_Ready(&CallSent_Type) < 0 ||
         PyType_Ready(&CallStarted_Type) < 0 || PyType_Ready(&HandlerReturned_Type) < 0 ||
         PyType_Ready(&CallEnded_Type) < 0 || PyType_Ready(&DeliveryStarted_Type) < 0 ||
-        PyType_Ready(&DeliveryEnded_Type) < 0) {
+        PyType_Ready(&DeliveryEnded_Type) < 0 || PyType_Ready(&SinkSubmit_Type) < 0) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&module_def);
@@ -385,7 +390,8 @@ PyInit__speedups(void)
         PyModule_AddObjectRef(module, "HandlerReturned", (PyObject *)&HandlerReturned_Type) < 0 ||
         PyModule_AddObjectRef(module, "CallEnded", (PyObject *)&CallEnded_Type) < 0 ||
         PyModule_AddObjectRef(module, "DeliveryStarted", (PyObject *)&DeliveryStarted_Type) < 0 ||
-        PyModule_AddObjectRef(module, "DeliveryEnded", (PyObject *)&DeliveryEnded_Type) < 0) {
+        PyModule_AddObjectRef(module, "DeliveryEnded", (PyObject *)&DeliveryEnded_Type) < 0 ||
+        PyModule_AddObjectRef(module, "SinkSubmit", (PyObject *)&SinkSubmit_Type) < 0) {
         Py_DECREF(module);
         return NULL;
     }

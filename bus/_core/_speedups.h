@@ -228,6 +228,13 @@ extern PyObject *bits64, *s_name, *empty_args, *context_var, *context_type, *spa
 int traced_unwatched(PyObject *hub);
 PyObject *time_ns(void);            /* time.time_ns() */
 PyObject *draw(PyObject *bits);     /* random.getrandbits(bits) */
+/* freeze(value, limit, redact) of _records: atoms, and tuples or dicts of
+ * atoms, as they are; anything else through the Python freeze. New reference. */
+PyObject *freeze(PyObject *value, PyObject *limit, PyObject *redact);
+PyObject *caller_name(void); /* _hub._caller() */
+/* The parent span's ids in a context: 1 found (new references), 0 none, 2
+ * for Python (a replay mark, or a parent that is not a BusSpan), -1 on error. */
+int parent_of(PyObject *ctx, PyObject **trace_id, PyObject **span_id);
 /* A BusSpan entered as enter() does: the span, and in *token the token to
  * leave it; new references, NULL on error. */
 PyObject *enter_span(PyObject *trace_id, PyObject *span_id, PyObject *extras, PyObject **token);
@@ -236,6 +243,16 @@ int own_scope(PyObject *scope, Py_ssize_t size); /* (BusSpan, token[, start_ns])
 /* _speedups_deliver.c: the handler's span, and the observer's hooks of a traced delivery */
 extern PyTypeObject DeliveryStarted_Type, DeliveryEnded_Type;
 int configure_deliveries(PyObject *delivery_kind, PyObject *name_bits);
+
+/* _speedups_fired.c: the firing side of a traced event, and the trace sink's submit */
+extern PyTypeObject SinkSubmit_Type;
+PyObject *configure_fired(PyObject *module, PyObject *args);
+PyObject *configure_sink(PyObject *module, PyObject *args);
+/* Hub.event_fired, delivery_queued and event_posted of a traced, unwatched
+ * event, and its deliveries: 1 done, 0 nothing done (the Python hooks'
+ * turn), -1 on error. */
+int fire_traced(PyObject *bus, PyObject *hub, PyObject *name, PyObject *args, PyObject *kwargs,
+                PyObject *listeners);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

@@ -57,6 +57,18 @@ class DeliveryEnded:
 
     def __init__(self, fallback: Callable[..., Any], /) -> None: ...
 
+class SinkSubmit:
+    """``TraceSink.submit`` with its append in C; a full buffer goes to the Python method."""
+
+    __wrapped__: Callable[..., None]
+    def __init__(self, fallback: Callable[..., None], /) -> None: ...
+
+def configure_fired(hub: type, fire_kind: int, name_bits: int, /) -> None:
+    """What the firing side of a traced event works on; once, after ``configure_hub``."""
+
+def configure_sink(sink: type, deque: type, /) -> None:
+    """What ``SinkSubmit`` works on: ``TraceSink`` and ``collections.deque``; once."""
+
 def configure_hub(
     hub: type,
     record: type,

@@ -146,6 +146,10 @@ static int
 fire_observed(PyObject *bus, PyObject *observer, PyObject *name, PyObject *args,
               PyObject *kwargs, PyObject *listeners)
 {
+    int traced = fire_traced(bus, observer, name, args, kwargs, listeners);
+    if (traced != 0) { /* a traced event no one watches, written down in C */
+        return traced < 0 ? -1 : 0;
+    }
     PyObject *fired[5] = {observer, name, args, kwargs, listeners};
     PyObject *event =
         PyObject_VectorcallMethod(s_event_fired, fired, 5 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);

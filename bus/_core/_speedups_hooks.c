@@ -97,7 +97,7 @@ traced_unwatched(PyObject *hub)
 
 /* freeze(value, limit, redact): an atom, or a tuple or dict of atoms, as it
  * is; anything else through the Python freeze. New reference. */
-static PyObject *
+PyObject *
 freeze(PyObject *value, PyObject *limit, PyObject *redact)
 {
     if (atomic(value)) {
@@ -136,7 +136,7 @@ draw(PyObject *bits)
 /* The parent span's ids in the current context, as _ctx.parent_ids and
  * Hub._call_record read them: 1 found (new references), 0 none, 2 for
  * Python (a replay mark, or a parent that is not a BusSpan), -1 on error. */
-static int
+int
 parent_of(PyObject *ctx, PyObject **trace_id, PyObject **span_id)
 {
     if (!PyDict_Check(ctx) || PyDict_GET_SIZE(ctx) == 0) {
@@ -163,7 +163,7 @@ parent_of(PyObject *ctx, PyObject **trace_id, PyObject **span_id)
 }
 
 /* _caller(): the name this thread records as its own, kept in a thread local. */
-static PyObject *
+PyObject *
 caller_name(void)
 {
     PyObject *name = PyObject_GetAttr(caller_tls, s_caller);

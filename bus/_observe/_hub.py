@@ -35,7 +35,7 @@ from .._core._worker import current_worker
 from . import _ctx
 from ._activity import Activity, error_dict, hex_id
 from ._ctx import current, enter, leave, parent_ids
-from ._heads import _M64, _MNAME, NAME_BITS, EventHeads
+from ._heads import _M64, _MNAME, NAME_BITS, EventHeads, event_ids
 from ._hub_remote import RemoteHops
 from ._jsonval import ATOMIC_TYPES, Encoded, Redactor
 from ._records import CALL, DELIVERY, FIRE, WATCHED, BusSpan, CallRecord, Flat, encoded_text, freeze
@@ -266,12 +266,11 @@ class Hub(RemoteHops, EventHeads):
             if ctx:  # an empty context has no parent span and no replay mark
                 parent = parent_ids(ctx)
                 extras = replay_extras(ctx) if REPLAY_KEY in ctx else None
-            trace_id, parent_id = parent if parent is not None else (_bits(128), 0)
+            trace_id, parent_id, span_id = event_ids(parent)
             frozen = freeze(args, self.json_limit, self.redact)
             frozen_kw = freeze(kwargs, self.json_limit, self.redact) if kwargs else None
             # The event's head goes with each delivery; the rest waits here
             # for event_posted, which flattens it.
-            span_id = _bits(64)
             sent_ns = _time_ns()
             index = self._name_index.get(name)
             if index is None:
@@ -497,3 +496,4 @@ if _ctx.VAR is not None:
         Hub, CallRecord, BusSpan, CALL, DELIVERY, NAME_BITS, _ctx.VAR, Context, _ctx.SPAN_KEY,
         REPLAY_KEY, freeze, ATOMIC_TYPES, _bits, _tls, _caller,
     )  # fmt: skip
+    _accel.install_fired(Hub, FIRE, NAME_BITS)  # its events written down by fire_event in C
