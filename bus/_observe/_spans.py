@@ -35,9 +35,25 @@ from .._core._errors import error_message, error_text
 from .._core._version import VERSION
 from ._jsonval import Encoded, Redactor, atom_json, atoms_json
 from ._otlp import encode_attributes, encode_event, encode_link, encode_resource
-from ._records import CALL, DELIVERY, FIRE, Extras, Flat, encoded_text, span_context
+from ._records import (
+    CALL,
+    DELIVERY,
+    FIRE,
+    SAMPLED,
+    Extras,
+    Flat,
+    encoded_text,
+    span_context,
+)
 
-__all__ = ["SCOPE", "Attrs", "EventParts", "OtlpSpans", "SpanBuilder"]
+__all__ = [
+    "SCOPE",
+    "Attrs",
+    "EventParts",
+    "OtlpSpans",
+    "ReferenceSpanBuilder",
+    "SpanBuilder",
+]
 
 SCOPE = InstrumentationScope("bus", VERSION)
 _OK = Status(StatusCode.UNSET)
@@ -45,6 +61,8 @@ _SHORT_INT = 1 << 64  # an int whose decimal text is never refused (sys.set_int_
 _CLIENT, _SERVER = SpanKind.CLIENT, SpanKind.SERVER
 _PRODUCER, _CONSUMER = SpanKind.PRODUCER, SpanKind.CONSUMER
 _TEMPLATES_MAX = 4096  # distinct (name, service...) combinations remembered
+_PRODUCERS_MAX = 4096  # events whose PRODUCER span context is kept for their deliveries
+_new_object = object.__new__
 _FLAGS = 0x101  # sampled, and "has is-remote" (the parent is local)
 # OTLP counts kinds from UNSPECIFIED = 0. Keyed by the member's name: an
 # enum's .value is a slow property, and hashing a member calls Python code.
@@ -333,6 +351,17 @@ class _Spans:
 class SpanBuilder(_Spans):
     """Makes the spans of flat records as SDK ``ReadableSpan`` objects.
 
+    Each span is a plain ``ReadableSpan``, made without calling its
+    ``__init__``: the same attributes set in the same order on an object of
+    the same class, which is what ``__init__`` does, minus the call through
+    the type (a third of what a span cost to make). Contexts are made without
+    ``SpanContext``'s validation (``span_context``); a delivery's parent is
+    its event's context, made once for the event and its deliveries; the
+    CLIENT and SERVER spans of a failed call share one ``Status``. At import,
+    a span made this way is compared with one the SDK's constructor makes of
+    the same values, and if they differ (another SDK release) the SDK's
+    constructors are used (``ReferenceSpanBuilder``'s way).
+
     Args:
         resource: the resource every span carries (the provider's).
         json_limit: the most characters of JSON per argument list or result.
@@ -343,6 +372,31 @@ class SpanBuilder(_Spans):
         super().__init__(resource, json_limit=json_limit, redact=redact)
         # The last span made: (trace id, span id, its context).
         self._last: tuple[int, int, SpanContext | None] = (0, 0, None)
+        # The contexts of recent events' PRODUCER spans, by span id: the
+        # parent of each of their deliveries (whichever record comes first).
+        self._producers: dict[int, SpanContext] = {}
+        # The last failure's status description and Status.
+        self._failure: tuple[str | None, Status] = (None, _OK)
+
+    def _context(self, trace_id: int, span_id: int, shared: bool) -> SpanContext:
+        """A span's context; ``shared``: an event's, kept for its deliveries."""
+        if not shared:
+            return span_context(trace_id, span_id)
+        producers = self._producers
+        found = producers.get(span_id)
+        if found is not None and found[0] == trace_id:
+            return found
+        if len(producers) >= _PRODUCERS_MAX:
+            producers.clear()
+        made = producers[span_id] = span_context(trace_id, span_id)
+        return made
+
+    def _status(self, error: str) -> Status:
+        last, status = self._failure
+        if last != error:
+            status = Status(StatusCode.ERROR, error)
+            self._failure = (error, status)
+        return status
 
     def _span(
         self,
@@ -359,7 +413,11 @@ class SpanBuilder(_Spans):
         start_ns: int,
         end_ns: int,
     ) -> None:
-        context = span_context(trace_id, span_id)
+        context = (
+            span_context(trace_id, span_id)
+            if kind is not _PRODUCER
+            else self._context(trace_id, span_id, True)
+        )
         parent = None
         if parent_id:
             # A SERVER span's parent is the CLIENT span made just before it:
@@ -369,25 +427,101 @@ class SpanBuilder(_Spans):
             if parent_id == last_id and trace_id == last_trace:
                 parent = last
             else:
-                parent = span_context(trace_id, parent_id)
+                parent = self._context(trace_id, parent_id, kind is _CONSUMER)
         self._last = (trace_id, span_id, context)
+        # What ReadableSpan.__init__ sets, in its order (checked at import).
+        span = _new_object(ReadableSpan)
+        span._name = name
+        span._context = context
+        span._kind = kind
+        span._instrumentation_info = None
+        span._instrumentation_scope = SCOPE
+        span._parent = parent
+        span._start_time = start_ns
+        span._end_time = end_ns
+        span._attributes = attrs
+        span._events = [Event(n, a, t) for n, a, t in events] if events else ()
+        span._links = links
+        span._resource = self._resource
+        span._status = _OK if error is None else self._status(error)
+        out.append(span)
+
+
+class ReferenceSpanBuilder(SpanBuilder):
+    """``SpanBuilder`` by the SDK's own constructors, each span and context its own.
+
+    What ``SpanBuilder``'s spans must be indistinguishable from
+    (``tests/bus/observe/test_fast_spans.py``), and what it falls back to
+    when they are not.
+    """
+
+    def _span(
+        self,
+        out: list[Any],
+        name: str,
+        trace_id: int,
+        span_id: int,
+        parent_id: int,
+        kind: SpanKind,
+        attrs: Attrs,
+        events: EventParts | None,
+        links: Sequence[Link],
+        error: str | None,
+        start_ns: int,
+        end_ns: int,
+    ) -> None:
         out.append(
             ReadableSpan(
                 name,
-                context,
-                parent,
+                SpanContext(trace_id, span_id, is_remote=False, trace_flags=SAMPLED),
+                SpanContext(trace_id, parent_id, is_remote=False, trace_flags=SAMPLED)
+                if parent_id
+                else None,
                 self._resource,
                 attrs,
                 [Event(n, a, t) for n, a, t in events] if events else (),
                 links,
                 kind,
                 None,
-                _OK if error is None else Status(StatusCode.ERROR, error),
+                Status(StatusCode.UNSET) if error is None else Status(StatusCode.ERROR, error),
                 start_ns,
                 end_ns,
                 SCOPE,
             )
         )
+
+
+def _same_spans() -> bool:
+    """Whether ``SpanBuilder`` makes what the SDK's constructors make of the same values."""
+    made: list[ReadableSpan] = []
+    sdk: list[ReadableSpan] = []
+    resource = Resource.get_empty()
+    events: EventParts = [("e", {"a": 1}, 5)]
+    try:
+        for maker, out in ((SpanBuilder, made), (ReferenceSpanBuilder, sdk)):
+            builder = maker(resource, json_limit=64, redact=None)
+            # A call's two spans (failed), an event's and a delivery's.
+            builder._span(out, "n", 1, 2, 3, _CLIENT, {"k": "v"}, None, (), "E: x", 4, 6)
+            builder._span(out, "n", 1, 4, 2, _SERVER, {"k": "v"}, events, (), "E: x", 4, 6)
+            builder._span(out, "send n", 1, 5, 0, _PRODUCER, {}, None, (), None, 4, 6)
+            builder._span(out, "process n", 1, 6, 5, _CONSUMER, {}, None, (), None, 5, 6)
+        return all(
+            type(a) is type(b)
+            and list(vars(a)) == list(vars(b))
+            and a.to_json() == b.to_json()
+            and a.instrumentation_scope == b.instrumentation_scope
+            and a.resource is b.resource
+            and (a.dropped_attributes, a.dropped_events, a.dropped_links)
+            == (b.dropped_attributes, b.dropped_events, b.dropped_links)
+            for a, b in zip(made, sdk, strict=True)
+        )
+    except Exception:
+        return False
+
+
+if not _same_spans():  # pragma: no cover - another SDK release
+    # The SDK's constructors for every span, as the reference makes them.
+    SpanBuilder._span = ReferenceSpanBuilder._span  # type: ignore[assignment]
 
 
 class OtlpSpans(_Spans):
