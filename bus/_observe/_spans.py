@@ -58,6 +58,7 @@ __all__ = [
 SCOPE = InstrumentationScope("bus", VERSION)
 _OK = Status(StatusCode.UNSET)
 _SHORT_INT = 1 << 64  # an int whose decimal text is never refused (sys.set_int_max_str_digits)
+_SHORT_MIN = -_SHORT_INT  # once: negating a big int makes a new one each time
 _CLIENT, _SERVER = SpanKind.CLIENT, SpanKind.SERVER
 _PRODUCER, _CONSUMER = SpanKind.PRODUCER, SpanKind.CONSUMER
 _TEMPLATES_MAX = 4096  # distinct (name, service...) combinations remembered
@@ -155,8 +156,9 @@ class _Spans:
         """Set ``attrs[key]`` to the JSON of a value kept by ``freeze``, with its markers."""
         kind = type(value)
         text: str | None
-        if kind is int and -_SHORT_INT < value < _SHORT_INT:  # most results: no call
-            text = int.__repr__(value)
+        if kind is int and _SHORT_MIN < value < _SHORT_INT:  # most results
+            # str() of an exact int is its repr, and the call CPython makes quickest.
+            text = str(value)
         elif kind is tuple:
             text = atoms_json(value)
         elif kind is Encoded:
@@ -378,14 +380,9 @@ class SpanBuilder(_Spans):
         # The last failure's status description and Status.
         self._failure: tuple[str | None, Status] = (None, _OK)
 
-    def _context(self, trace_id: int, span_id: int, shared: bool) -> SpanContext:
-        """A span's context; ``shared``: an event's, kept for its deliveries."""
-        if not shared:
-            return span_context(trace_id, span_id)
+    def _producer(self, trace_id: int, span_id: int) -> SpanContext:
+        """An event's context, made now and kept for its PRODUCER span and deliveries."""
         producers = self._producers
-        found = producers.get(span_id)
-        if found is not None and found[0] == trace_id:
-            return found
         if len(producers) >= _PRODUCERS_MAX:
             producers.clear()
         made = producers[span_id] = span_context(trace_id, span_id)
@@ -413,21 +410,30 @@ class SpanBuilder(_Spans):
         start_ns: int,
         end_ns: int,
     ) -> None:
-        context = (
-            span_context(trace_id, span_id)
-            if kind is not _PRODUCER
-            else self._context(trace_id, span_id, True)
-        )
-        parent = None
-        if parent_id:
-            # A SERVER span's parent is the CLIENT span made just before it:
-            # share its context, as the SDK shares a parent's. One tuple, so
-            # a reader on another thread (the ring's) sees a consistent one.
-            last_trace, last_id, last = self._last
-            if parent_id == last_id and trace_id == last_trace:
-                parent = last
+        # An event's context is its deliveries' parent: made once for all
+        # (the SDK shares a parent's), by whichever record comes first.
+        if kind is _CONSUMER:
+            context = span_context(trace_id, span_id)
+            parent = self._producers.get(parent_id)
+            if parent is None or parent[0] != trace_id:
+                parent = self._producer(trace_id, parent_id)
+        else:
+            if kind is _PRODUCER:
+                context = self._producers.get(span_id)  # type: ignore[assignment]
+                if context is None or context[0] != trace_id:
+                    context = self._producer(trace_id, span_id)
             else:
-                parent = self._context(trace_id, parent_id, kind is _CONSUMER)
+                context = span_context(trace_id, span_id)
+            parent = None
+            if parent_id:
+                # A SERVER span's parent is the CLIENT span made just before
+                # it: share its context. One tuple, so a reader on another
+                # thread (the ring's) sees a consistent one.
+                last_trace, last_id, last = self._last
+                if parent_id == last_id and trace_id == last_trace:
+                    parent = last
+                else:
+                    parent = span_context(trace_id, parent_id)
         self._last = (trace_id, span_id, context)
         # What ReadableSpan.__init__ sets, in its order (checked at import).
         span = _new_object(ReadableSpan)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -239,6 +240,21 @@ def test_an_events_deliveries_share_its_context(records: list[Flat]) -> None:
         producer = producers.get(consumer.parent.span_id)
         if producer is not None and producer.context.trace_id == consumer.parent.trace_id:
             assert consumer.parent is producer.context
+
+
+def test_a_server_spans_parent_is_its_client_spans_context(records: list[Flat]) -> None:
+    spans = _build(SpanBuilder, records)
+    pairs = [
+        (client, server)
+        for client, server in pairwise(spans)
+        if client.kind is trace.SpanKind.CLIENT
+        and server.kind is trace.SpanKind.SERVER
+        and server.parent is not None
+        and server.parent.span_id == client.context.span_id
+    ]
+    assert len(pairs) > 5
+    for client, server in pairs:
+        assert server.parent is client.context
 
 
 def test_a_kept_context_is_never_another_traces(records: list[Flat]) -> None:
