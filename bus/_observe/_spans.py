@@ -116,7 +116,7 @@ class SpanBuilder(_Spans):
     ) -> None:
         # An event's context is its deliveries' parent: made once for all
         # (the SDK shares a parent's), by whichever record comes first.
-        if kind is _CONSUMER:
+        if kind is _CONSUMER and parent_id:
             context = span_context(trace_id, span_id)
             parent = self._producers.get(parent_id)
             if parent is None or parent[0] != trace_id:

@@ -257,6 +257,17 @@ def test_a_server_spans_parent_is_its_client_spans_context(records: list[Flat]) 
         assert server.parent is client.context
 
 
+def test_a_delivery_of_an_event_with_no_span_has_no_parent(records: list[Flat]) -> None:
+    # An event from a process that sent no trace context: its deliveries
+    # are roots, never children of a span id 0.
+    orphans = [(*r[:2], 0, *r[3:]) for r in records if r[0] == DELIVERY]
+    spans = _build(SpanBuilder, orphans)
+    assert spans
+    assert all(s.parent is None for s in spans)
+    for made, sdk in zip(spans, _build(ReferenceSpanBuilder, orphans), strict=True):
+        assert _public(made) == _public(sdk)
+
+
 def test_a_kept_context_is_never_another_traces(records: list[Flat]) -> None:
     # Two events whose span ids collide in different traces: each delivery's
     # parent is its own trace's context.
