@@ -123,9 +123,12 @@ class SpanBuilder(_Spans):
                 parent = self._producer(trace_id, parent_id)
         else:
             if kind is _PRODUCER:
-                context = self._producers.get(span_id)  # type: ignore[assignment]
-                if context is None or context[0] != trace_id:
-                    context = self._producer(trace_id, span_id)
+                found = self._producers.get(span_id)
+                context = (
+                    found
+                    if found is not None and found[0] == trace_id
+                    else self._producer(trace_id, span_id)
+                )
             else:
                 context = span_context(trace_id, span_id)
             parent = None
