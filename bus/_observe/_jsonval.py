@@ -57,6 +57,7 @@ MASK = "***"
 _REPR_LIMIT = 200
 _INFINITIES = (float("inf"), float("-inf"))
 _SHORT_INT = 1 << 64  # an int whose decimal text is never refused (sys.set_int_max_str_digits)
+_SHORT_MIN = -_SHORT_INT  # once: negating a big int makes a new one each time
 # Below this many bits an int has fewer decimal digits than CPython's default
 # int-to-str limit (4300), so it converts without the check below.
 _SAFE_INT_BITS = 14_000
@@ -254,8 +255,8 @@ def atoms_json(values: list[Any] | tuple[Any, ...]) -> str | None:
     parts = []
     for v in values:
         kind = type(v)
-        if kind is int and -_SHORT_INT < v < _SHORT_INT:  # the commonest, without a call
-            parts.append(int.__repr__(v))
+        if kind is int and _SHORT_MIN < v < _SHORT_INT:  # the commonest
+            parts.append(str(v))  # an exact int's repr, by CPython's quickest call
         elif kind is str:
             parts.append(_str_json(v))
         elif kind is int:

@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from bus import Bus, Service, command
-from bus._observe import _records, _spans
+from bus._observe import _records, _span_parts
 from bus._observe._activity import Activity
 from bus._observe._hub import Hub
 
@@ -44,7 +44,7 @@ class Counted:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.values: list[str] = []
         real_encode = _records.encode
-        real_atoms, real_atom = _spans.atoms_json, _spans.atom_json
+        real_atoms, real_atom = _span_parts.atoms_json, _span_parts.atom_json
 
         def encode(value: Any, limit: int, redact: Any = None) -> Any:
             self._seen(value)
@@ -60,8 +60,8 @@ class Counted:
             return real_atom(value)
 
         monkeypatch.setattr(_records, "encode", encode)
-        monkeypatch.setattr(_spans, "atoms_json", atoms_json)
-        monkeypatch.setattr(_spans, "atom_json", atom_json)
+        monkeypatch.setattr(_span_parts, "atoms_json", atoms_json)
+        monkeypatch.setattr(_span_parts, "atom_json", atom_json)
 
     def _seen(self, value: Any) -> None:
         self.values.append(json.dumps(value, sort_keys=True, default=repr))
