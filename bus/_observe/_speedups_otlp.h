@@ -100,4 +100,21 @@ int finish(Encoder *self, Buf *b); /* close the span in b, add it to the batch: 
 int otlp_fire(Encoder *self, PyObject **r);
 int otlp_delivery(Encoder *self, PyObject **r);
 
+/* In a writer returning 1 (written), 0 (the Python code's) or -1 (an
+ * error): pass on a 0 or -1 of `expr` (TRY), or a -1 (OK). */
+#define TRY(expr)            \
+    do {                     \
+        int found_ = (expr); \
+        if (found_ <= 0) {   \
+            return found_;   \
+        }                    \
+    } while (0)
+
+#define OK(expr)          \
+    do {                  \
+        if ((expr) < 0) { \
+            return -1;    \
+        }                 \
+    } while (0)
+
 #endif

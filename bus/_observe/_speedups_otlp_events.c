@@ -113,21 +113,6 @@ put_a(Encoder *self, Buf *b, const char *prefix, PyObject *name, int kind)
     return 1;
 }
 
-#define TRY(expr)            \
-    do {                     \
-        int found_ = (expr); \
-        if (found_ <= 0) {   \
-            return found_;   \
-        }                    \
-    } while (0)
-
-#define OK(expr)          \
-    do {                  \
-        if ((expr) < 0) { \
-            return -1;    \
-        }                 \
-    } while (0)
-
 /* The delivery template's text: A, then B (the attributes up to the
  * queue time), then C (the thread's). 1, 0 (a str that UTF-8 cannot carry:
  * the Python code's), -1. */

@@ -268,21 +268,6 @@ finish(Encoder *self, Buf *b)
     return 0;
 }
 
-#define TRY(expr)            \
-    do {                     \
-        int found_ = (expr); \
-        if (found_ <= 0) {   \
-            return found_;   \
-        }                    \
-    } while (0)
-
-#define OK(expr)          \
-    do {                  \
-        if ((expr) < 0) { \
-            return -1;    \
-        }                 \
-    } while (0)
-
 /* Whether a record's transport attributes (`wire`) are absent: None or {}. */
 static int
 no_wire(PyObject *wire)
