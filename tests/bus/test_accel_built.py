@@ -1,4 +1,4 @@
-"""Where a C compiler is, both accelerators are built, and from today's sources.
+"""Where a C compiler and Python's headers are, both accelerators are built, from today's sources.
 
 ``setup.py`` marks the extensions optional, so that a machine without a
 compiler installs the pure-Python code. The price: a C file that no longer
@@ -23,12 +23,14 @@ EXTENSIONS = {
 }
 
 
-def _compiler() -> str | None:
+def _can_build() -> bool:
+    """Whether this Python's C compiler and its headers (``Python.h``) are here."""
     cc = (sysconfig.get_config_var("CC") or "").split()
-    return shutil.which(cc[0]) if cc else None
+    headers = Path(sysconfig.get_paths()["include"]) / "Python.h"
+    return bool(cc) and shutil.which(cc[0]) is not None and headers.is_file()
 
 
-@pytest.mark.skipif(_compiler() is None, reason="no C compiler here: the Python code runs")
+@pytest.mark.skipif(not _can_build(), reason="no C compiler or no Python.h: the Python code runs")
 @pytest.mark.parametrize("module", sorted(EXTENSIONS))
 def test_each_accelerator_is_built_from_its_current_sources(module: str) -> None:
     try:
