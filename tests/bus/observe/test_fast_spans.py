@@ -12,7 +12,6 @@ official OTLP protobuf encoder's bytes.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from itertools import pairwise
 from typing import Any
@@ -24,106 +23,16 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from bus import Bus, Service, command, listener
+from bus import Bus
 from bus._observe import _spans
 from bus._observe._records import CALL, DELIVERY, FIRE, Flat
 from bus._observe._spans import ReferenceSpanBuilder, SpanBuilder
-from bus.replay import replaying
 from bus.testing import wait_idle
+from tests.bus.observe.varied_traffic import Other, start, traffic
 
 pytestmark = pytest.mark.timeout(60)
 
 trace_encoder = pytest.importorskip("opentelemetry.exporter.otlp.proto.common.trace_encoder")
-
-
-class Opaque:
-    """A value JSON cannot hold (recorded as its repr, marked lossy)."""
-
-    def __repr__(self) -> str:
-        return "<opaque>"
-
-
-class Shop(Service):
-    """Commands and listeners that leave every kind of mark on their spans."""
-
-    name = "shop"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.release = threading.Event()
-
-    @command("ok")
-    def ok(self, value: Any, *, label: str = "x") -> dict[str, Any]:
-        return {"value": value, "label": label}
-
-    @command("fails")
-    def fails(self) -> None:
-        raise ValueError("nope")
-
-    @command("nested")
-    def nested(self) -> int:
-        self.bus.fire_event("thing.inner", 1)
-        return int(self.bus.execute_command("other.ok").result(timeout=5))
-
-    @command("annotated")
-    def annotated(self) -> int:
-        span = trace.get_current_span()
-        span.set_attribute("user.note", "hello")
-        span.add_event("checkpoint", {"step": 1})
-        span.add_link(span.get_span_context(), {"why": "self"})
-        return 1
-
-    @command("blocks")
-    def blocks(self) -> str:
-        self.release.wait(10)
-        return "done"
-
-    @listener("thing.*")
-    def on_thing(self, *args: Any, **kwargs: Any) -> None:
-        if kwargs.get("fail"):
-            raise KeyError("bad thing")
-        trace.get_current_span().set_attribute("seen", len(args))
-
-    @listener("thing.one")
-    def also_on_one(self, *args: Any) -> None:
-        """A second listener: two deliveries share their event's context."""
-
-
-class Other(Service):
-    """A second service, for calls between services."""
-
-    name = "other"
-
-    @command("other.ok")
-    def other_ok(self) -> int:
-        return 7
-
-    @listener("thing.one")
-    def on_one(self, *args: Any) -> None:
-        """A third delivery of ``thing.one``, on another thread."""
-
-
-def _traffic(bus: Bus, shop: Shop) -> None:
-    bus.execute_command("ok", 1).result(timeout=5)
-    bus.execute_command("ok", [1, {"a": None}], label="y" * 10).result(timeout=5)
-    bus.execute_command("ok", Opaque()).result(timeout=5)
-    bus.execute_command("ok", "z" * 10_000).result(timeout=5)
-    with pytest.raises(ValueError, match="nope"):
-        bus.execute_command("fails").result(timeout=5)
-    bus.execute_command("nested").result(timeout=5)
-    bus.execute_command("annotated").result(timeout=5)
-    blocked = bus.execute_command("blocks")
-    cancelled = bus.execute_command("ok", 0)  # queued behind the blocked one
-    assert cancelled.cancel()
-    shop.release.set()
-    blocked.result(timeout=5)
-    bus.fire_event("thing.one", 1, 2.5)
-    bus.fire_event("thing.two", fail=True, password="secret")
-    bus.fire_event("nobody.listens")
-    with replaying("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"):
-        bus.fire_event("thing.replayed")
-        bus.execute_command("ok", "again").result(timeout=5)
-    wait_idle(bus)
 
 
 def _varied(records: list[Flat]) -> list[Flat]:
@@ -141,10 +50,7 @@ def _varied(records: list[Flat]) -> list[Flat]:
 @pytest.fixture
 def records(make_bus: Callable[..., Bus]) -> Iterator[list[Flat]]:
     bus = make_bus(json_limit=512)
-    shop = Shop()
-    bus.add_service(shop)
-    bus.add_service(Other())
-    _traffic(bus, shop)
+    traffic(bus, start(bus))
     assert bus.flush_traces(timeout=10)
     made = bus.spans.records()
     kinds = {r[0] for r in made}

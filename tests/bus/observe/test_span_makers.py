@@ -8,89 +8,18 @@ Both are made from the same flat records, and must say the same thing.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from opentelemetry import trace
 
-from bus import Bus, Service, command, listener
+from bus import Bus
 from bus._observe._otlp_lines import OtlpLines, c_available
 from bus.otlp import encode_spans
-from bus.replay import replaying
 from bus.testing import wait_idle
+from tests.bus.observe.varied_traffic import start, traffic
 
 pytestmark = pytest.mark.timeout(60)
-
-
-class Opaque:
-    """A value JSON cannot hold (recorded as its repr, marked lossy)."""
-
-    def __repr__(self) -> str:
-        return "<opaque>"
-
-
-class Varied(Service):
-    """Commands and listeners that leave every kind of mark on their spans."""
-
-    name = "varied"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.release = threading.Event()
-
-    @command("ok")
-    def ok(self, value: Any, *, label: str = "x") -> dict[str, Any]:
-        return {"value": value, "label": label}
-
-    @command("fails")
-    def fails(self) -> None:
-        raise ValueError("nope")
-
-    @command("annotated")
-    def annotated(self) -> int:
-        span = trace.get_current_span()
-        span.set_attribute("user.note", "hello")
-        span.set_attribute("user.count", 3)
-        span.add_event("checkpoint", {"step": 1})
-        span.add_event("bare")  # no attributes: left out, as the official exporter does
-        span.add_link(span.get_span_context(), {"why": "self"})
-        span.add_link(span.get_span_context())
-        return 1
-
-    @command("blocks")
-    def blocks(self) -> str:
-        self.release.wait(10)
-        return "done"
-
-    @listener("thing.*")
-    def on_thing(self, *args: Any, **kwargs: Any) -> None:
-        if kwargs.get("fail"):
-            raise KeyError("bad thing")
-        trace.get_current_span().set_attribute("seen", len(args))
-
-
-def _traffic(bus: Bus, service: Varied) -> None:
-    bus.execute_command("ok", 1).result(timeout=5)
-    bus.execute_command("ok", [1, {"a": None}], label="y" * 10).result(timeout=5)
-    bus.execute_command("ok", Opaque()).result(timeout=5)  # not JSON: lossy
-    bus.execute_command("ok", "z" * 10_000).result(timeout=5)  # truncated
-    with pytest.raises(ValueError, match="nope"):
-        bus.execute_command("fails").result(timeout=5)
-    bus.execute_command("annotated").result(timeout=5)
-    blocked = bus.execute_command("blocks")
-    cancelled = bus.execute_command("ok", 0)  # queued behind the blocked one
-    assert cancelled.cancel()
-    service.release.set()
-    blocked.result(timeout=5)
-    bus.fire_event("thing.one", 1, 2)
-    bus.fire_event("thing.two", fail=True, password="secret")
-    bus.fire_event("nobody.listens")
-    with replaying("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"):
-        bus.fire_event("thing.replayed")
-        bus.execute_command("ok", "again").result(timeout=5)
-    wait_idle(bus)
 
 
 @pytest.mark.parametrize("attach", [False, True], ids=["traced", "traced+watched"])
@@ -98,9 +27,7 @@ def test_otlp_from_records_equals_the_sdk_route(make_bus: Callable[..., Bus], at
     bus = make_bus(json_limit=512)
     if attach:
         bus.watch(lambda activity: None)
-    service = Varied()
-    bus.add_service(service)
-    _traffic(bus, service)
+    traffic(bus, start(bus))
     assert bus.flush_traces(timeout=10)
     direct = bus.spans.otlp()
     via_sdk = encode_spans(bus.spans.spans())
@@ -118,9 +45,7 @@ def test_otlp_from_records_equals_the_sdk_route(make_bus: Callable[..., Bus], at
 
 def test_a_batch_of_records_and_one_trace_are_encoded_alike(make_bus: Callable[..., Bus]) -> None:
     bus = make_bus()
-    service = Varied()
-    bus.add_service(service)
-    _traffic(bus, service)
+    traffic(bus, start(bus))
     assert bus.flush_traces(timeout=10)
     records = bus.spans.records()
     assert bus.spans.otlp(records[:3]) == encode_spans(
@@ -148,9 +73,7 @@ def test_trace_file_lines_are_the_json_of_the_otlp_objects(
     if accelerated and not c_available():
         pytest.skip("the C encoder was not built")
     bus = make_bus(json_limit=512)
-    service = Varied()
-    bus.add_service(service)
-    _traffic(bus, service)
+    traffic(bus, start(bus))
     bus.fire_event("thing.unicode", 1.5, float("nan"), True, 'naïve ☃\n"quoted"\ud800')
     bus.fire_event("thing.big", 10**30, -0.0, 1e300)
     wait_idle(bus)
