@@ -297,14 +297,16 @@ class TraceSink:
         made = self._builder.build_many(batch, spans, self._build_failed)
         handoff = self._handoff
         if handoff is not None:
-            step = handoff.chunk if self.waits and handoff.queues else len(spans)
-            if step >= len(spans):
-                handoff.hand(spans)
-            else:
+            if self.waits and handoff.queues:
+                # Room first, for every chunk: one that found a full queue
+                # would go span by span through on_end, which drops.
+                step = handoff.chunk
                 for start in range(0, len(spans), step):
-                    chunk = spans[start : start + step]
+                    chunk = spans if step >= len(spans) else spans[start : start + step]
                     self._wait_for_processor_room(handoff.queues, len(chunk))
                     handoff.hand(chunk)
+            else:
+                handoff.hand(spans)
         else:
             for span in spans:
                 self._replay_through_tracer(span)
@@ -336,9 +338,12 @@ class TraceSink:
         thread waits instead (bounded), yielding its CPU to the processor's
         worker, so the backpressure reaches the recording threads.
         """
-        deadline = time.monotonic() + self._wait_limit
+        deadline = 0.0
         pause = 0.0001
         for queue, size, _ in queues:
+            if len(queue) + count <= size:  # most chunks: no clock read
+                continue
+            deadline = deadline or time.monotonic() + self._wait_limit
             while len(queue) + count > size and time.monotonic() < deadline:
                 time.sleep(pause)
                 pause = min(pause * 2, 0.005)

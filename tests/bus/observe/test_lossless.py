@@ -28,12 +28,13 @@ EVENTS = 3000
 class SlowExporter(SpanExporter):
     """Counts what it exports, and takes its time over each batch."""
 
-    def __init__(self) -> None:
+    def __init__(self, pause: float = 0.002) -> None:
         self.count = 0
         self.gate = threading.Event()
+        self.pause = pause
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        self.gate.wait(0.002)  # a slow collector
+        self.gate.wait(self.pause)  # a slow collector
         self.count += len(spans)
         return SpanExportResult.SUCCESS
 
@@ -41,12 +42,23 @@ class SlowExporter(SpanExporter):
         pass
 
 
-def _burst(make_bus: Callable[..., Bus], overflow: str) -> tuple[Bus, SlowExporter]:
-    exporter = SlowExporter()
+# (queue size, export batch, seconds per export). A queue far smaller than
+# the burst, exported slowly in small batches: the trace thread's batches are
+# larger than the room the queue keeps. The SDK's default queue, exported
+# very slowly: each batch the trace thread hands over fits that room, and
+# must still wait for it while the queue is full.
+SMALL_QUEUE = (64, 32, 0.002)
+DEFAULT_QUEUE = (2048, 512, 0.05)
+
+
+def _burst(
+    make_bus: Callable[..., Bus], overflow: str, queue: tuple[int, int, float] = SMALL_QUEUE
+) -> tuple[Bus, SlowExporter]:
+    size, batch, pause = queue
+    exporter = SlowExporter(pause)
     provider = TracerProvider()
-    # A queue far smaller than the burst, exported slowly in small batches.
     provider.add_span_processor(
-        BatchSpanProcessor(exporter, max_queue_size=64, max_export_batch_size=32)
+        BatchSpanProcessor(exporter, max_queue_size=size, max_export_batch_size=batch)
     )
     bus = make_bus(tracer_provider=provider, span_buffer=100, trace_overflow=overflow)
     sink = Quiet(last=EVENTS - 1)
@@ -60,11 +72,14 @@ def _burst(make_bus: Callable[..., Bus], overflow: str) -> tuple[Bus, SlowExport
     return bus, exporter
 
 
+@pytest.mark.parametrize("queue", [SMALL_QUEUE, DEFAULT_QUEUE], ids=["small-queue", "sdk-queue"])
 def test_waiting_exports_every_span_of_a_burst(
-    make_bus: Callable[..., Bus], caplog: pytest.LogCaptureFixture
+    make_bus: Callable[..., Bus],
+    caplog: pytest.LogCaptureFixture,
+    queue: tuple[int, int, float],
 ) -> None:
     with caplog.at_level(logging.WARNING):
-        bus, exporter = _burst(make_bus, "wait")
+        bus, exporter = _burst(make_bus, "wait", queue)
     tracing = bus.inspect()["tracing"]
     assert exporter.count == 2 * EVENTS  # a PRODUCER and a CONSUMER span each
     assert tracing["dropped"] == 0
