@@ -28,6 +28,7 @@ from textual.widgets.data_table import ColumnKey, RowDoesNotExist
 from busctl.render.columns import COMMANDS, LISTENERS, SERVICES, Table, across
 from busctl.render.fit import cut, share
 
+from ._cells import CellCachedTable
 from ._format import styled
 
 __all__ = [
@@ -87,7 +88,7 @@ def _cell_width(value: Any) -> int:
     return _width(Text(str(value)))
 
 
-class MeasuredTable(DataTable[Any]):
+class MeasuredTable(CellCachedTable):
     """A ``DataTable`` that never shows a row cut to a column width it has since outgrown.
 
     ``DataTable`` measures new cells when it is next idle, and caches each
