@@ -227,7 +227,16 @@ extern PyObject *bits64, *s_name, *empty_args, *context_var, *context_type, *spa
  * seen_hub), 0 (Python's turn), -1 on error. */
 int traced_unwatched(PyObject *hub);
 PyObject *time_ns(void);            /* time.time_ns() */
-PyObject *draw(PyObject *bits);     /* random.getrandbits(bits) */
+
+/* _speedups_ids.c: random ids as words, and ints made of words */
+/* What configure_hub was given as random.getrandbits: its draws made in C
+ * where its generator's layout is the one probed. 0, or -1 on error. */
+int configure_ids(PyObject *bits_fn);
+PyObject *draw(PyObject *bits); /* random.getrandbits(bits) */
+/* random.getrandbits(64 * n) as n words, least significant first (n <= 3). 0, or -1. */
+int draw_words(int n, uint64_t *words);
+PyObject *long_from_words(const uint64_t *words, int n); /* the non-negative int of n words */
+PyObject *ids_in_c(PyObject *module, PyObject *unused);   /* whether draws skip getrandbits */
 /* freeze(value, limit, redact) of _records: atoms, and tuples or dicts of
  * atoms, as they are; anything else through the Python freeze. New reference. */
 PyObject *freeze(PyObject *value, PyObject *limit, PyObject *redact);
@@ -246,6 +255,9 @@ int configure_deliveries(PyObject *delivery_kind, PyObject *name_bits);
 
 /* _speedups_fired.c: the firing side of a traced event, and the trace sink's submit */
 extern PyTypeObject SinkSubmit_Type;
+/* submit(record), where submit is a hub's _submit: a SinkSubmit bound to
+ * its sink is run without a bound call between. 0, or -1 on error. */
+int submit_record(PyObject *submit, PyObject *record);
 PyObject *configure_fired(PyObject *module, PyObject *args);
 PyObject *configure_sink(PyObject *module, PyObject *args);
 /* Hub.event_fired, delivery_queued and event_posted of a traced, unwatched

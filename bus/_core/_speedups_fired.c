@@ -8,7 +8,8 @@
  * the Python freeze), the event's packed head (_heads: 128 + 64 + 64 + 32
  * bits, made from bytes), the deliveries posted with it as their ticket,
  * and the flat FIRE tuple of _records handed to the trace sink. It draws
- * the ids as the Python code does: one getrandbits(192) for a new trace
+ * the ids as the Python code does (as words: _speedups_ids.c): one
+ * getrandbits(192) for a new trace
  * (its trace id the top 128 bits, the event's span id the low 64, drawn
  * again while either is 0), one getrandbits(64) under a parent span.
  *
@@ -24,13 +25,14 @@
  * finds the buffer full (it waits, or drops and counts, under its lock).
  */
 #include "_speedups.h"
+#include "_speedups_long.h"
 
 #include <time.h>
 
 static PyTypeObject *fired_hub, *sink_type, *deque_type;
 static PyObject *fire_kind, *py_event_fired, *py_delivery_queued, *py_event_posted;
 static PyObject *k_sink, *k_watchers, *k_taps, *k_submit, *k_limit, *k_redact, *k_name_index,
-    *k_add_name, *k_buffer, *k_room, *k_batch_wake, *k_wake, *k_set, *bits192, *shift64;
+    *k_add_name, *k_buffer, *k_room, *k_batch_wake, *k_wake, *k_set;
 
 /* What fire_traced reads of a hub's __dict__, read again only when it
  * changed (PEP 509 tags; every time where there are none). Borrowed: valid
@@ -43,48 +45,11 @@ static struct {
 } seen;
 
 /* A non-negative int below 2**128 as its low and high 64 bits: 0, 1 when
- * it is not such an int (the Python code's turn), -1 on another error. */
+ * it is not such an int (the Python code's turn). */
 static int
 split128(PyObject *value, uint64_t words[2])
 {
-    if (!PyLong_CheckExact(value)) {
-        return 1;
-    }
-    PyObject *high = PyNumber_Rshift(value, shift64);
-    if (high == NULL) {
-        return -1;
-    }
-    unsigned long long hi = PyLong_AsUnsignedLongLong(high);
-    Py_DECREF(high);
-    if (hi == (unsigned long long)-1 && PyErr_Occurred()) {
-        if (!PyErr_ExceptionMatches(PyExc_OverflowError)) {
-            return -1;
-        }
-        PyErr_Clear(); /* negative, or wider than 128 bits */
-        return 1;
-    }
-    words[0] = PyLong_AsUnsignedLongLongMask(value);
-    words[1] = hi;
-    return 0;
-}
-
-/* The unsigned int of n little-endian bytes. */
-static PyObject *
-long_from(const unsigned char *bytes, size_t n)
-{
-#if PY_VERSION_HEX >= 0x030D0000
-    return PyLong_FromUnsignedNativeBytes(bytes, (Py_ssize_t)n, Py_ASNATIVEBYTES_LITTLE_ENDIAN);
-#else
-    return _PyLong_FromByteArray(bytes, n, 1, 0);
-#endif
-}
-
-static void
-put64(unsigned char *at, uint64_t value)
-{
-    for (int i = 0; i < 8; i++) {
-        at[i] = (unsigned char)(value >> (8 * i));
-    }
+    return PyLong_CheckExact(value) && long_words(value, words, 2) ? 0 : 1;
 }
 
 /* Whether the hub records events that no watcher or tap sees: 1 (its state
@@ -159,45 +124,25 @@ name_index(PyObject *hub, PyObject *names, PyObject *name, uint32_t *index)
 
 /* The event's trace id and span id, drawn as Hub.event_fired draws them
  * (_heads.event_ids: never 0); under a parent only the span id. Their
- * words in ids: the span id, then the trace id's low and high 64 bits.
- * 0, or -1 on error. */
+ * words in ids: the span id, then the trace id's low and high 64 bits
+ * (under a parent: already there). 0, or -1 on error. */
 static int
-draw_ids(int parented, PyObject **trace_id, PyObject **span_id, uint64_t ids[3])
+draw_ids(int parented, uint64_t ids[3])
 {
     for (;;) {
-        PyObject *drawn = draw(parented ? bits64 : bits192), *trace = NULL;
-        if (drawn == NULL) {
+        uint64_t drawn[3];
+        if (draw_words(parented ? 1 : 3, drawn) < 0) {
             return -1;
         }
-        int rc = PyLong_CheckExact(drawn) ? 0 : 1;
-        if (rc == 0) {
-            ids[0] = PyLong_AsUnsignedLongLongMask(drawn); /* the low 64 bits */
-            if (!parented) {
-                trace = PyNumber_Rshift(drawn, shift64);
-                rc = trace == NULL ? -1 : split128(trace, ids + 1);
-            }
+        ids[0] = drawn[0]; /* the low 64 bits */
+        if (!parented) {
+            ids[1] = drawn[1];
+            ids[2] = drawn[2];
         }
-        if (rc != 0) {
-            if (rc > 0) {
-                PyErr_SetString(PyExc_TypeError, "random.getrandbits gave no int of the bits asked");
-            }
-            Py_DECREF(drawn);
-            Py_XDECREF(trace);
-            return -1;
-        }
-        if (ids[0] == 0 || (!parented && ids[1] == 0 && ids[2] == 0)) {
-            Py_DECREF(drawn);
-            Py_XDECREF(trace);
-            continue; /* 0 is no id: drawn again, as in Python */
-        }
-        if (parented) {
-            *span_id = drawn;
+        if (ids[0] != 0 && (parented || ids[1] != 0 || ids[2] != 0)) {
             return 0;
         }
-        Py_DECREF(drawn);
-        *trace_id = trace;
-        *span_id = PyLong_FromUnsignedLongLong(ids[0]);
-        return *span_id == NULL ? -1 : 0;
+        /* 0 is no id: drawn again, as in Python */
     }
 }
 
@@ -221,9 +166,7 @@ fire_traced(PyObject *bus, PyObject *hub, PyObject *name, PyObject *args, PyObje
     if (found < 0 || found == 2) {
         return found < 0 ? -1 : 0;
     }
-    /* The head, little-endian: the name's index (32 bits), the send time,
-     * the event's span id and its trace id (NAME_BITS is 32: see configure_fired). */
-    unsigned char head_bytes[36];
+    /* The head holds the name's index in 32 bits: see configure_fired. */
     uint64_t ids[3]; /* the span id, the trace id's low and high words */
     int rc = found == 1 ? split128(trace_id, ids + 1) : 0;
     if (rc != 0) { /* wider than a head holds: Python's turn (or an error) */
@@ -246,7 +189,9 @@ fire_traced(PyObject *bus, PyObject *hub, PyObject *name, PyObject *args, PyObje
     if (found == 0 && (parent_id = PyLong_FromLong(0)) == NULL) {
         goto done;
     }
-    if (draw_ids(found == 1, &trace_id, &span_id, ids) < 0 ||
+    if (draw_ids(found == 1, ids) < 0 ||
+        (found == 0 && (trace_id = long_from_words(ids + 1, 2)) == NULL) ||
+        (span_id = PyLong_FromUnsignedLongLong(ids[0])) == NULL ||
         (frozen = freeze(args, limit, redact)) == NULL ||
         (frozen_kw = PyDict_GET_SIZE(kwargs) ? freeze(kwargs, limit, redact)
                                              : Py_NewRef(Py_None)) == NULL) {
@@ -258,15 +203,15 @@ fire_traced(PyObject *bus, PyObject *hub, PyObject *name, PyObject *args, PyObje
         goto done;
     }
     uint64_t sent_ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-    for (int i = 0; i < 4; i++) {
-        head_bytes[i] = (unsigned char)(index >> (8 * i));
-    }
-    put64(head_bytes + 4, sent_ns);
-    put64(head_bytes + 12, ids[0]);
-    put64(head_bytes + 20, ids[1]);
-    put64(head_bytes + 28, ids[2]);
+    /* 288 bits, from the least significant: the name's index (32), the send
+     * time (64), the event's span id (64) and its trace id (128). */
+    uint64_t head_words[5] = {
+        (uint64_t)index | sent_ns << 32,  (sent_ns >> 32) | ids[0] << 32,
+        (ids[0] >> 32) | ids[1] << 32,    (ids[1] >> 32) | ids[2] << 32,
+        ids[2] >> 32,
+    };
     if ((sent = PyLong_FromUnsignedLongLong(sent_ns)) == NULL ||
-        (head = long_from(head_bytes, sizeof(head_bytes))) == NULL) {
+        (head = long_from_words(head_words, 5)) == NULL) {
         goto done;
     }
     /* delivery_queued: every delivery's ticket is the head */
@@ -289,7 +234,7 @@ fire_traced(PyObject *bus, PyObject *hub, PyObject *name, PyObject *args, PyObje
     /* Atoms and frozen values: in no cycle, so the collector need not look
      * at it while it waits, nor in the ring. */
     PyObject_GC_UnTrack(flat);
-    rc = call_discard(submit, &flat, 1) < 0 ? -1 : 1;
+    rc = submit_record(submit, flat) < 0 ? -1 : 1;
 done:
     Py_XDECREF(trace_id);
     Py_XDECREF(parent_id);
@@ -311,17 +256,21 @@ done:
 
 /* -- TraceSink.submit ----------------------------------------------------------------- */
 
-/* The sink's int attribute key, from its __dict__ or (BATCH_WAKE) its class:
- * 1 (in *value), 0 when it is not a plain int there. */
+/* What sink_submit read of a sink's __dict__, read again only when it
+ * changed (PEP 509 tags; every time where there are none). Borrowed: valid
+ * while no Python code runs. */
+static struct {
+    PyObject *dict; /* NULL: nothing kept */
+    uint64_t tag;
+    PyObject *buffer, *wake, *wake_at; /* wake_at: NULL when the class has it */
+    Py_ssize_t room;
+} seen_sink;
+
+/* An int read from a sink: 1 (in *value), 0 when it is not a plain int. */
 static int
-sink_int(PyObject *dict, PyObject *key, Py_ssize_t *value)
+sink_int(PyObject *found, Py_ssize_t *value)
 {
-    PyObject *found = PyDict_GetItemWithError(dict, key);
-    if (found == NULL && !PyErr_Occurred() && key == k_batch_wake) {
-        found = _PyType_Lookup(sink_type, key);
-    }
     if (found == NULL || !PyLong_CheckExact(found)) {
-        PyErr_Clear();
         return 0;
     }
     *value = PyLong_AsSsize_t(found);
@@ -332,55 +281,111 @@ sink_int(PyObject *dict, PyObject *key, Py_ssize_t *value)
     return 1;
 }
 
-static PyObject *
-sink_submit(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+/* The sink's state in seen_sink: 1, 0 when the Python method must take
+ * the record (an attribute missing or not what it should be), -1 on error. */
+static int
+sink_state(PyObject *sink)
 {
-    if (PyVectorcall_NARGS(nargsf) != 2 || kwnames != NULL || sink_type == NULL ||
-        !Py_IS_TYPE(args[0], sink_type)) {
-        goto slow;
-    }
-    PyObject *dict = PyObject_GenericGetDict(args[0], NULL);
+    PyObject *dict = PyObject_GenericGetDict(sink, NULL);
     if (dict == NULL) {
-        return NULL;
+        return -1;
     }
-    PyObject *buffer = PyDict_GetItemWithError(dict, k_buffer);
-    Py_ssize_t room, wake_at;
-    if (buffer == NULL || !Py_IS_TYPE(buffer, deque_type) || !sink_int(dict, k_room, &room) ||
-        !sink_int(dict, k_batch_wake, &wake_at)) {
-        Py_DECREF(dict);
-        if (PyErr_Occurred()) {
-            return NULL;
+    uint64_t tag = DICT_TAG(dict);
+    int rc = 1;
+    if (tag == TAG_UNKNOWN || dict != seen_sink.dict || tag != seen_sink.tag) {
+        seen_sink.dict = NULL;
+        PyObject *keys[] = {k_buffer, k_room, k_wake, k_batch_wake};
+        PyObject *values[4];
+        for (size_t i = 0; rc == 1 && i < 4; i++) {
+            values[i] = PyDict_GetItemWithError(dict, keys[i]);
+            if (values[i] == NULL && (PyErr_Occurred() || i < 3)) {
+                rc = PyErr_Occurred() ? -1 : 0;
+            }
         }
-        goto slow;
+        if (rc == 1 && (!Py_IS_TYPE(values[0], deque_type) ||
+                        !sink_int(values[1], &seen_sink.room))) {
+            rc = 0;
+        }
+        if (rc == 1) {
+            seen_sink.buffer = values[0];
+            seen_sink.wake = values[2];
+            seen_sink.wake_at = values[3];
+            seen_sink.tag = tag;
+            seen_sink.dict = tag == TAG_UNKNOWN ? NULL : dict;
+        }
     }
-    Py_ssize_t held = PyObject_Size(buffer);
+    Py_DECREF(dict); /* the sink holds it */
+    return rc;
+}
+
+/* TraceSink.submit(sink, record) when the buffer has room: 1 done, 0 the
+ * Python method's turn (a full buffer, or a sink not as expected), -1 on error. */
+static int
+submit_fast(PyObject *sink, PyObject *record)
+{
+    if (sink_type == NULL || !Py_IS_TYPE(sink, sink_type)) {
+        return 0;
+    }
+    int rc = sink_state(sink);
+    Py_ssize_t wake_at;
+    if (rc <= 0) {
+        return rc;
+    }
+    /* BATCH_WAKE from the instance, or else from the class (not kept: the
+     * class may change it) */
+    if (!sink_int(seen_sink.wake_at != NULL ? seen_sink.wake_at
+                                            : _PyType_Lookup(sink_type, k_batch_wake),
+                  &wake_at)) {
+        return 0;
+    }
+    PyObject *buffer = seen_sink.buffer, *wake = seen_sink.wake;
+    Py_ssize_t held = PyObject_Size(buffer), room = seen_sink.room;
     if (held < 0 || held >= room) {
-        Py_DECREF(dict);
-        if (held < 0) {
-            return NULL;
-        }
-        goto slow; /* full: the Python method waits, or drops and counts */
+        return held < 0 ? -1 : 0; /* full: the Python method waits, or drops and counts */
     }
     Py_INCREF(buffer);
-    PyObject *append[2] = {buffer, args[1]};
-    int rc = call_discard(deque_append, append, 2);
-    Py_DECREF(buffer);
+    Py_INCREF(wake);
+    PyObject *append[2] = {buffer, record};
+    rc = call_discard(deque_append, append, 2);
     if (rc == 0 && held == wake_at) { /* a batch is waiting: wake the trace thread early */
-        PyObject *wake = PyDict_GetItemWithError(dict, k_wake);
-        PyObject *done = wake == NULL ? NULL : PyObject_CallMethodNoArgs(wake, k_set);
-        if (done == NULL && !PyErr_Occurred()) {
-            PyErr_SetString(PyExc_AttributeError, "a trace sink without its _wake event");
-        }
+        PyObject *done = PyObject_CallMethodNoArgs(wake, k_set);
         rc = done == NULL ? -1 : 0;
         Py_XDECREF(done);
     }
-    Py_DECREF(dict);
-    if (rc < 0) {
-        return NULL;
+    Py_DECREF(buffer);
+    Py_DECREF(wake);
+    return rc < 0 ? -1 : 1;
+}
+
+static PyObject *
+sink_submit(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    if (PyVectorcall_NARGS(nargsf) == 2 && kwnames == NULL) {
+        int rc = submit_fast(args[0], args[1]);
+        if (rc != 0) {
+            if (rc < 0) {
+                return NULL;
+            }
+            Py_RETURN_NONE;
+        }
     }
-    Py_RETURN_NONE;
-slow:
     return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
+}
+
+int
+submit_record(PyObject *submit, PyObject *record)
+{
+    if (PyMethod_Check(submit) && Py_IS_TYPE(PyMethod_GET_FUNCTION(submit), &SinkSubmit_Type)) {
+        PyObject *sink = PyMethod_GET_SELF(submit);
+        int rc = submit_fast(sink, record);
+        if (rc != 0) {
+            return rc < 0 ? -1 : 0;
+        }
+        PyObject *args[2] = {sink, record};
+        Wrapper *wrapper = (Wrapper *)PyMethod_GET_FUNCTION(submit);
+        return call_discard(wrapper->fallback, args, 2);
+    }
+    return call_discard(submit, &record, 1);
 }
 
 static PyObject *
@@ -448,8 +453,7 @@ configure_fired(PyObject *module, PyObject *args)
             return NULL;
         }
     }
-    if (intern_all() < 0 || (bits192 = PyLong_FromLong(192)) == NULL ||
-        (shift64 = PyLong_FromLong(64)) == NULL) {
+    if (intern_all() < 0) {
         return NULL;
     }
     py_event_fired = Py_NewRef(hooks[0]);

@@ -33,7 +33,8 @@ static PyTypeObject *Hub_type, *Record_type;
 static PyObject *replay_key, *freeze_fn, *random_bits,
     *caller_tls, *caller_fn;
 static PyObject *bits128, *call_kind;
-static PyObject *s_sink, *s_watchers, *s_submit, *s_json_limit, *s_redact, *s_caller, *s_names;
+static PyObject *s_sink, *s_watchers, *s_submit, *s_json_limit, *s_redact, *s_caller, *s_names,
+    *s_dict, *caller_tls_key;
 /* CallRecord's slots */
 static Py_ssize_t r_args, r_caller, r_client_id, r_extras, r_handled_ns, r_hop, r_kwargs, r_name,
     r_parent_id, r_sent_ns, r_server_id, r_service, r_thread, r_trace_id, r_wire;
@@ -125,12 +126,6 @@ freeze(PyObject *value, PyObject *limit, PyObject *redact)
     return PyObject_Vectorcall(freeze_fn, args, 3, NULL);
 }
 
-PyObject *
-draw(PyObject *bits)
-{
-    return PyObject_Vectorcall(random_bits, &bits, 1, NULL);
-}
-
 /* -- call_sent --------------------------------------------------------------------- */
 
 /* The parent span's ids in the current context, as _ctx.parent_ids and
@@ -162,10 +157,85 @@ parent_of(PyObject *ctx, PyObject **trace_id, PyObject **span_id)
     return 1;
 }
 
-/* _caller(): the name this thread records as its own, kept in a thread local. */
+/* The thread local's __dict__ for this thread (see caller_name): borrowed
+ * from the thread state's dict, NULL (no error) when it cannot be had. */
+static PyObject *
+caller_dict(void)
+{
+    PyObject *states = PyThreadState_GetDict();
+    if (states == NULL) {
+        return NULL;
+    }
+    PyObject *own = PyDict_GetItemWithError(states, caller_tls_key);
+    if (own == NULL && !PyErr_Occurred() &&
+        (own = PyObject_GetAttr(caller_tls, s_dict)) != NULL) {
+        int failed = !PyDict_CheckExact(own) || PyDict_SetItem(states, caller_tls_key, own);
+        Py_DECREF(own); /* states holds it */
+        if (failed) {
+            own = NULL;
+        }
+    }
+    if (own == NULL) {
+        PyErr_Clear(); /* the local's own lookup, as ever */
+    }
+    return own;
+}
+
+#if defined(__GNUC__)
+/* What this OS thread last read: the thread state (by its id: a thread
+ * state is made and dropped per call by threads that Python did not
+ * start), its local dict (alive while that thread state is) and the name
+ * in it while the dict's tag holds. */
+static __thread struct {
+    uint64_t state;
+    PyObject *own, *name;
+    uint64_t tag;
+} caller_seen;
+#endif
+
+/* _caller(): the name this thread records as its own, kept in a thread
+ * local. Its __dict__ for this thread is kept in the thread state's own
+ * dict (released with it): its "caller" is the attribute (the local's type
+ * has no descriptor of that name), read without the local's lookup of this
+ * thread's dict every time. */
 PyObject *
 caller_name(void)
 {
+    PyObject *own;
+#if defined(__GNUC__)
+    uint64_t state = PyThreadState_GetID(PyThreadState_Get());
+    if (caller_seen.own != NULL && caller_seen.state == state) {
+        own = caller_seen.own;
+        uint64_t tag = DICT_TAG(own);
+        if (tag != TAG_UNKNOWN && tag == caller_seen.tag) {
+            return Py_NewRef(caller_seen.name);
+        }
+    }
+    else {
+        caller_seen.own = NULL;
+        if ((own = caller_dict()) != NULL) {
+            caller_seen.own = own;
+            caller_seen.state = state;
+        }
+    }
+    caller_seen.tag = TAG_UNKNOWN;
+#else
+    own = caller_dict();
+#endif
+    if (own != NULL) {
+        PyObject *name = PyDict_GetItemWithError(own, s_caller);
+        if (name != NULL) {
+#if defined(__GNUC__)
+            caller_seen.name = name;
+            caller_seen.tag = DICT_TAG(own);
+#endif
+            return Py_NewRef(name);
+        }
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        return PyObject_CallNoArgs(caller_fn); /* works it out, and keeps it */
+    }
     PyObject *name = PyObject_GetAttr(caller_tls, s_caller);
     if (name == NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) {
         PyErr_Clear();
@@ -360,7 +430,7 @@ call_ended(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *kwname
     /* A flat record of atoms and frozen values is in no cycle: the collector
      * need not look at it while it waits, nor in the ring. */
     PyObject_GC_UnTrack(flat);
-    int rc = call_discard(submit, &flat, 1);
+    int rc = submit_record(submit, flat);
     Py_DECREF(submit);
     Py_DECREF(flat);
     if (rc < 0) {
@@ -442,10 +512,13 @@ configure_hub(PyObject *module, PyObject *args)
         (s_json_limit = PyUnicode_InternFromString("json_limit")) == NULL ||
         (s_redact = PyUnicode_InternFromString("redact")) == NULL ||
         (s_caller = PyUnicode_InternFromString("caller")) == NULL ||
+        (s_dict = PyUnicode_InternFromString("__dict__")) == NULL ||
+        (caller_tls_key = PyUnicode_FromString("bus._speedups: the caller's thread-local dict")) == NULL ||
         (s_name = PyUnicode_InternFromString("name")) == NULL ||
         (s_names = PyUnicode_InternFromString("_names")) == NULL ||
         (bits64 = PyLong_FromLong(64)) == NULL || (bits128 = PyLong_FromLong(128)) == NULL ||
-        (empty_args = PyTuple_New(0)) == NULL || configure_deliveries(delivery, name_bits) < 0) {
+        (empty_args = PyTuple_New(0)) == NULL || configure_deliveries(delivery, name_bits) < 0 ||
+        configure_ids(random_bits) < 0) {
         return NULL;
     }
     PyObject *kept[] = {call_kind, context_var, context_type, span_key,  replay_key,
