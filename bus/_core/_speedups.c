@@ -20,7 +20,10 @@
  *                      call_sent, call_started, handler_returned, call_ended).
  *   _speedups_deliver.c  and of a traced delivery (delivery_started,
  *                      delivery_ended).
- *   _speedups_ids.c    random ids drawn as 64-bit words, and ints made of them.
+ *   _speedups_fired.c  the firing side of a traced event (Hub's event hooks).
+ *   _speedups_ids.c    random ids drawn as 64-bit words, ints made of them,
+ *                      and the caller's name.
+ *   _speedups_sink.c   SinkSubmit: TraceSink.submit, and how hooks submit.
  *
  * Anything unusual goes to the Python code before anything was done, or,
  * once a handler has run, to the Python functions that end it

@@ -1,4 +1,4 @@
-/* Events: the firing side of a traced event, and the trace sink's submit (see _speedups.c).
+/* Events: the firing side of a traced event (see _speedups.c).
  *
  * fire_traced() is what bus._observe._hub.Hub's event_fired, delivery_queued
  * (per listener) and event_posted do for a traced event no watcher and no
@@ -6,7 +6,7 @@
  * no Python frame and no list between them: the ids, the arguments frozen
  * (atoms, and tuples or dicts of atoms, as they are; anything else through
  * the Python freeze), the event's packed head (_heads: 128 + 64 + 64 + 32
- * bits, made from bytes), the deliveries posted with it as their ticket,
+ * bits, made from 64-bit words), the deliveries posted with it as their ticket,
  * and the flat FIRE tuple of _records handed to the trace sink. It draws
  * the ids as the Python code does (as words: _speedups_ids.c): one
  * getrandbits(192) for a new trace
@@ -19,20 +19,17 @@
  * mark or a parent span that is not a BusSpan in the context (or a trace id
  * wider than 128 bits), an event name the hub's table has no room for.
  * Whether a watcher looks is read as the event starts (as call_sent does).
- *
- * TraceSink.submit becomes SinkSubmit: the same room check, append and early
- * wake of the trace thread as the Python method, which takes a record that
- * finds the buffer full (it waits, or drops and counts, under its lock).
+ * The FIRE record goes to the sink through submit_record (_speedups_sink.c).
  */
 #include "_speedups.h"
 #include "_speedups_long.h"
 
 #include <time.h>
 
-static PyTypeObject *fired_hub, *sink_type, *deque_type;
+static PyTypeObject *fired_hub;
 static PyObject *fire_kind, *py_event_fired, *py_delivery_queued, *py_event_posted;
 static PyObject *k_sink, *k_watchers, *k_taps, *k_submit, *k_limit, *k_redact, *k_name_index,
-    *k_add_name, *k_buffer, *k_room, *k_batch_wake, *k_wake, *k_set;
+    *k_add_name;
 
 /* What fire_traced reads of a hub's __dict__, read again only when it
  * changed (PEP 509 tags; every time where there are none). Borrowed: valid
@@ -99,6 +96,16 @@ unwatched(PyObject *hub)
 static int
 name_index(PyObject *hub, PyObject *names, PyObject *name, uint32_t *index)
 {
+    /* The last name found, while the table is the same dict, unchanged. */
+    static PyObject *last_names, *last_name; /* the name: a strong reference */
+    static uint64_t last_tag;
+    static uint32_t last_index;
+    uint64_t tag = DICT_TAG(names);
+    if (tag != TAG_UNKNOWN && names == last_names && tag == last_tag && name == last_name) {
+        *index = last_index;
+        return 1;
+    }
+    last_names = NULL;
     PyObject *found = PyDict_GetItemWithError(names, name);
     if (found != NULL) {
         Py_INCREF(found);
@@ -116,6 +123,12 @@ name_index(PyObject *hub, PyObject *names, PyObject *name, uint32_t *index)
         else if (value <= 0xFFFFFFFFUL) {
             *index = (uint32_t)value;
             rc = 1;
+            /* Read after add_name, which may have added it: the tag now. */
+            Py_INCREF(name);
+            Py_XSETREF(last_name, name);
+            last_index = *index;
+            last_tag = DICT_TAG(names);
+            last_names = names;
         }
     }
     Py_DECREF(found);
@@ -254,150 +267,6 @@ done:
     return rc;
 }
 
-/* -- TraceSink.submit ----------------------------------------------------------------- */
-
-/* What sink_submit read of a sink's __dict__, read again only when it
- * changed (PEP 509 tags; every time where there are none). Borrowed: valid
- * while no Python code runs. */
-static struct {
-    PyObject *dict; /* NULL: nothing kept */
-    uint64_t tag;
-    PyObject *buffer, *wake, *wake_at; /* wake_at: NULL when the class has it */
-    Py_ssize_t room;
-} seen_sink;
-
-/* An int read from a sink: 1 (in *value), 0 when it is not a plain int. */
-static int
-sink_int(PyObject *found, Py_ssize_t *value)
-{
-    if (found == NULL || !PyLong_CheckExact(found)) {
-        return 0;
-    }
-    *value = PyLong_AsSsize_t(found);
-    if (*value == -1 && PyErr_Occurred()) {
-        PyErr_Clear();
-        return 0;
-    }
-    return 1;
-}
-
-/* The sink's state in seen_sink: 1, 0 when the Python method must take
- * the record (an attribute missing or not what it should be), -1 on error. */
-static int
-sink_state(PyObject *sink)
-{
-    PyObject *dict = PyObject_GenericGetDict(sink, NULL);
-    if (dict == NULL) {
-        return -1;
-    }
-    uint64_t tag = DICT_TAG(dict);
-    int rc = 1;
-    if (tag == TAG_UNKNOWN || dict != seen_sink.dict || tag != seen_sink.tag) {
-        seen_sink.dict = NULL;
-        PyObject *keys[] = {k_buffer, k_room, k_wake, k_batch_wake};
-        PyObject *values[4];
-        for (size_t i = 0; rc == 1 && i < 4; i++) {
-            values[i] = PyDict_GetItemWithError(dict, keys[i]);
-            if (values[i] == NULL && (PyErr_Occurred() || i < 3)) {
-                rc = PyErr_Occurred() ? -1 : 0;
-            }
-        }
-        if (rc == 1 && (!Py_IS_TYPE(values[0], deque_type) ||
-                        !sink_int(values[1], &seen_sink.room))) {
-            rc = 0;
-        }
-        if (rc == 1) {
-            seen_sink.buffer = values[0];
-            seen_sink.wake = values[2];
-            seen_sink.wake_at = values[3];
-            seen_sink.tag = tag;
-            seen_sink.dict = tag == TAG_UNKNOWN ? NULL : dict;
-        }
-    }
-    Py_DECREF(dict); /* the sink holds it */
-    return rc;
-}
-
-/* TraceSink.submit(sink, record) when the buffer has room: 1 done, 0 the
- * Python method's turn (a full buffer, or a sink not as expected), -1 on error. */
-static int
-submit_fast(PyObject *sink, PyObject *record)
-{
-    if (sink_type == NULL || !Py_IS_TYPE(sink, sink_type)) {
-        return 0;
-    }
-    int rc = sink_state(sink);
-    Py_ssize_t wake_at;
-    if (rc <= 0) {
-        return rc;
-    }
-    /* BATCH_WAKE from the instance, or else from the class (not kept: the
-     * class may change it) */
-    if (!sink_int(seen_sink.wake_at != NULL ? seen_sink.wake_at
-                                            : _PyType_Lookup(sink_type, k_batch_wake),
-                  &wake_at)) {
-        return 0;
-    }
-    PyObject *buffer = seen_sink.buffer, *wake = seen_sink.wake;
-    Py_ssize_t held = PyObject_Size(buffer), room = seen_sink.room;
-    if (held < 0 || held >= room) {
-        return held < 0 ? -1 : 0; /* full: the Python method waits, or drops and counts */
-    }
-    Py_INCREF(buffer);
-    Py_INCREF(wake);
-    PyObject *append[2] = {buffer, record};
-    rc = call_discard(deque_append, append, 2);
-    if (rc == 0 && held == wake_at) { /* a batch is waiting: wake the trace thread early */
-        PyObject *done = PyObject_CallMethodNoArgs(wake, k_set);
-        rc = done == NULL ? -1 : 0;
-        Py_XDECREF(done);
-    }
-    Py_DECREF(buffer);
-    Py_DECREF(wake);
-    return rc < 0 ? -1 : 1;
-}
-
-static PyObject *
-sink_submit(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
-{
-    if (PyVectorcall_NARGS(nargsf) == 2 && kwnames == NULL) {
-        int rc = submit_fast(args[0], args[1]);
-        if (rc != 0) {
-            if (rc < 0) {
-                return NULL;
-            }
-            Py_RETURN_NONE;
-        }
-    }
-    return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
-}
-
-int
-submit_record(PyObject *submit, PyObject *record)
-{
-    if (PyMethod_Check(submit) && Py_IS_TYPE(PyMethod_GET_FUNCTION(submit), &SinkSubmit_Type)) {
-        PyObject *sink = PyMethod_GET_SELF(submit);
-        int rc = submit_fast(sink, record);
-        if (rc != 0) {
-            return rc < 0 ? -1 : 0;
-        }
-        PyObject *args[2] = {sink, record};
-        Wrapper *wrapper = (Wrapper *)PyMethod_GET_FUNCTION(submit);
-        return call_discard(wrapper->fallback, args, 2);
-    }
-    return call_discard(submit, &record, 1);
-}
-
-static PyObject *
-sink_submit_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
-{
-    return wrapper_new(type, args, kwds, (vectorcallfunc)sink_submit);
-}
-
-PyTypeObject SinkSubmit_Type = WRAPPER_TYPE(
-    "SinkSubmit", "TraceSink.submit with its append in C; the Python method takes a full buffer.",
-    sink_submit_new);
-
 /* -- configure_fired() ---------------------------------------------------------------- */
 
 static int
@@ -409,10 +278,7 @@ intern_all(void)
     } names[] = {{&k_sink, "sink"},          {&k_watchers, "watchers"},
                  {&k_taps, "taps"},          {&k_submit, "_submit"},
                  {&k_limit, "json_limit"},   {&k_redact, "redact"},
-                 {&k_name_index, "_name_index"}, {&k_add_name, "add_name"},
-                 {&k_buffer, "_buffer"},     {&k_room, "_room"},
-                 {&k_batch_wake, "BATCH_WAKE"}, {&k_wake, "_wake"},
-                 {&k_set, "set"}};
+                 {&k_name_index, "_name_index"}, {&k_add_name, "add_name"}};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (*names[i].name == NULL &&
             (*names[i].name = PyUnicode_InternFromString(names[i].text)) == NULL) {
@@ -461,28 +327,5 @@ configure_fired(PyObject *module, PyObject *args)
     py_event_posted = Py_NewRef(hooks[2]);
     fire_kind = Py_NewRef(kind);
     fired_hub = (PyTypeObject *)Py_NewRef(hub);
-    Py_RETURN_NONE;
-}
-
-PyObject *
-configure_sink(PyObject *module, PyObject *args)
-{
-    PyObject *sink, *deque;
-    if (!PyArg_ParseTuple(args, "OO:configure_sink", &sink, &deque)) {
-        return NULL;
-    }
-    if (sink_type != NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "configure_sink: once");
-        return NULL;
-    }
-    if (!PyType_Check(sink) || !PyType_Check(deque)) {
-        PyErr_SetString(PyExc_TypeError, "configure_sink: the sink and the deque must be classes");
-        return NULL;
-    }
-    if (intern_all() < 0) {
-        return NULL;
-    }
-    deque_type = (PyTypeObject *)Py_NewRef(deque);
-    sink_type = (PyTypeObject *)Py_NewRef(sink);
     Py_RETURN_NONE;
 }

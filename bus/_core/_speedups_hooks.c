@@ -30,11 +30,9 @@ Py_ssize_t p_context, p_extras, p_live, p_span_id, p_trace_id, off_h_name, off_w
 PyObject *bits64, *s_name, *empty_args, *context_var, *context_type, *span_key;
 HubState seen_hub;
 static PyTypeObject *Hub_type, *Record_type;
-static PyObject *replay_key, *freeze_fn, *random_bits,
-    *caller_tls, *caller_fn;
+static PyObject *replay_key, *freeze_fn, *random_bits, *caller_tls, *caller_fn;
 static PyObject *bits128, *call_kind;
-static PyObject *s_sink, *s_watchers, *s_submit, *s_json_limit, *s_redact, *s_caller, *s_names,
-    *s_dict, *caller_tls_key;
+static PyObject *s_sink, *s_watchers, *s_submit, *s_json_limit, *s_redact, *s_names;
 /* CallRecord's slots */
 static Py_ssize_t r_args, r_caller, r_client_id, r_extras, r_handled_ns, r_hop, r_kwargs, r_name,
     r_parent_id, r_sent_ns, r_server_id, r_service, r_thread, r_trace_id, r_wire;
@@ -155,93 +153,6 @@ parent_of(PyObject *ctx, PyObject **trace_id, PyObject **span_id)
     *trace_id = Py_NewRef(SLOT(span, p_trace_id));
     *span_id = Py_NewRef(SLOT(span, p_span_id));
     return 1;
-}
-
-/* The thread local's __dict__ for this thread (see caller_name): borrowed
- * from the thread state's dict, NULL (no error) when it cannot be had. */
-static PyObject *
-caller_dict(void)
-{
-    PyObject *states = PyThreadState_GetDict();
-    if (states == NULL) {
-        return NULL;
-    }
-    PyObject *own = PyDict_GetItemWithError(states, caller_tls_key);
-    if (own == NULL && !PyErr_Occurred() &&
-        (own = PyObject_GetAttr(caller_tls, s_dict)) != NULL) {
-        int failed = !PyDict_CheckExact(own) || PyDict_SetItem(states, caller_tls_key, own);
-        Py_DECREF(own); /* states holds it */
-        if (failed) {
-            own = NULL;
-        }
-    }
-    if (own == NULL) {
-        PyErr_Clear(); /* the local's own lookup, as ever */
-    }
-    return own;
-}
-
-#if defined(__GNUC__)
-/* What this OS thread last read: the thread state (by its id: a thread
- * state is made and dropped per call by threads that Python did not
- * start), its local dict (alive while that thread state is) and the name
- * in it while the dict's tag holds. */
-static __thread struct {
-    uint64_t state;
-    PyObject *own, *name;
-    uint64_t tag;
-} caller_seen;
-#endif
-
-/* _caller(): the name this thread records as its own, kept in a thread
- * local. Its __dict__ for this thread is kept in the thread state's own
- * dict (released with it): its "caller" is the attribute (the local's type
- * has no descriptor of that name), read without the local's lookup of this
- * thread's dict every time. */
-PyObject *
-caller_name(void)
-{
-    PyObject *own;
-#if defined(__GNUC__)
-    uint64_t state = PyThreadState_GetID(PyThreadState_Get());
-    if (caller_seen.own != NULL && caller_seen.state == state) {
-        own = caller_seen.own;
-        uint64_t tag = DICT_TAG(own);
-        if (tag != TAG_UNKNOWN && tag == caller_seen.tag) {
-            return Py_NewRef(caller_seen.name);
-        }
-    }
-    else {
-        caller_seen.own = NULL;
-        if ((own = caller_dict()) != NULL) {
-            caller_seen.own = own;
-            caller_seen.state = state;
-        }
-    }
-    caller_seen.tag = TAG_UNKNOWN;
-#else
-    own = caller_dict();
-#endif
-    if (own != NULL) {
-        PyObject *name = PyDict_GetItemWithError(own, s_caller);
-        if (name != NULL) {
-#if defined(__GNUC__)
-            caller_seen.name = name;
-            caller_seen.tag = DICT_TAG(own);
-#endif
-            return Py_NewRef(name);
-        }
-        if (PyErr_Occurred()) {
-            return NULL;
-        }
-        return PyObject_CallNoArgs(caller_fn); /* works it out, and keeps it */
-    }
-    PyObject *name = PyObject_GetAttr(caller_tls, s_caller);
-    if (name == NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) {
-        PyErr_Clear();
-        name = PyObject_CallNoArgs(caller_fn); /* works it out, and keeps it */
-    }
-    return name;
 }
 
 static PyObject *
@@ -511,14 +422,11 @@ configure_hub(PyObject *module, PyObject *args)
         (s_submit = PyUnicode_InternFromString("_submit")) == NULL ||
         (s_json_limit = PyUnicode_InternFromString("json_limit")) == NULL ||
         (s_redact = PyUnicode_InternFromString("redact")) == NULL ||
-        (s_caller = PyUnicode_InternFromString("caller")) == NULL ||
-        (s_dict = PyUnicode_InternFromString("__dict__")) == NULL ||
-        (caller_tls_key = PyUnicode_FromString("bus._speedups: the caller's thread-local dict")) == NULL ||
         (s_name = PyUnicode_InternFromString("name")) == NULL ||
         (s_names = PyUnicode_InternFromString("_names")) == NULL ||
         (bits64 = PyLong_FromLong(64)) == NULL || (bits128 = PyLong_FromLong(128)) == NULL ||
         (empty_args = PyTuple_New(0)) == NULL || configure_deliveries(delivery, name_bits) < 0 ||
-        configure_ids(random_bits) < 0) {
+        configure_ids(random_bits, caller_tls, caller_fn) < 0) {
         return NULL;
     }
     PyObject *kept[] = {call_kind, context_var, context_type, span_key,  replay_key,

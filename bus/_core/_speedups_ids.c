@@ -1,4 +1,4 @@
-/* Random ids and packed heads as 64-bit words (see _speedups.c).
+/* Random ids and packed heads as 64-bit words, and the caller's name (see _speedups.c).
  *
  * The hooks draw every trace and span id from random.getrandbits, as the
  * Python code does, so that both paths give the same ids in the same order.
@@ -18,6 +18,10 @@
  *
  * long_from_words() makes a non-negative int from its words with its digits
  * written where they lie, as long_from_128 in _speedups_long.h does for two.
+ *
+ * caller_name() is _hub._caller(), the name a thread records its work
+ * under, read from the thread local's dict for this thread without the
+ * local's own lookup of that dict.
  */
 #include "_speedups.h"
 #include "_speedups_long.h"
@@ -36,6 +40,7 @@ static PyObject *mt_bits;    /* the getrandbits these draws replace (a bound met
 static PyObject *mt_self;    /* its instance, when its layout is mt_layout */
 static PyCFunction mt_meth;  /* _random.Random.getrandbits's C function */
 static PyTypeObject *mt_type; /* _random.Random */
+static PyObject *caller_tls, *caller_fn, *s_caller, *s_dict, *caller_tls_key; /* see caller_name */
 
 /* genrand_uint32() of _randommodule.c, on an instance of mt_layout. */
 static uint32_t
@@ -195,11 +200,18 @@ probe(PyObject *seed)
 }
 
 int
-configure_ids(PyObject *bits_fn)
+configure_ids(PyObject *bits_fn, PyObject *tls, PyObject *caller)
 {
     if (mt_bits != NULL) {
         return 0;
     }
+    if ((s_caller = PyUnicode_InternFromString("caller")) == NULL ||
+        (s_dict = PyUnicode_InternFromString("__dict__")) == NULL ||
+        (caller_tls_key = PyUnicode_FromString("bus._speedups: the caller's local dict")) == NULL) {
+        return -1;
+    }
+    caller_tls = Py_NewRef(tls);
+    caller_fn = Py_NewRef(caller);
     mt_bits = Py_NewRef(bits_fn);
 #if PY_LITTLE_ENDIAN && !defined(Py_GIL_DISABLED)
     /* Only a bound getrandbits of _random.Random (or a subclass) qualifies:
@@ -247,6 +259,97 @@ configure_ids(PyObject *bits_fn)
     return 0;
 #endif
 }
+
+/* -- the caller's name ------------------------------------------------------------------ */
+
+/* The thread local's __dict__ for this thread (see caller_name): borrowed
+ * from the thread state's dict, NULL (no error) when it cannot be had. */
+static PyObject *
+caller_dict(void)
+{
+    PyObject *states = PyThreadState_GetDict();
+    if (states == NULL) {
+        return NULL;
+    }
+    PyObject *own = PyDict_GetItemWithError(states, caller_tls_key);
+    if (own == NULL && !PyErr_Occurred() &&
+        (own = PyObject_GetAttr(caller_tls, s_dict)) != NULL) {
+        int failed = !PyDict_CheckExact(own) || PyDict_SetItem(states, caller_tls_key, own);
+        Py_DECREF(own); /* states holds it */
+        if (failed) {
+            own = NULL;
+        }
+    }
+    if (own == NULL) {
+        PyErr_Clear(); /* the local's own lookup, as ever */
+    }
+    return own;
+}
+
+#if defined(__GNUC__)
+/* What this OS thread last read: the thread state (by its id: a thread
+ * state is made and dropped per call by threads that Python did not
+ * start), its local dict (alive while that thread state is) and the name
+ * in it while the dict's tag holds. */
+static __thread struct {
+    uint64_t state;
+    PyObject *own, *name;
+    uint64_t tag;
+} caller_seen;
+#endif
+
+/* _caller(): the name this thread records as its own, kept in a thread
+ * local. Its __dict__ for this thread is kept in the thread state's own
+ * dict (released with it): its "caller" is the attribute (the local's type
+ * has no descriptor of that name), read without the local's lookup of this
+ * thread's dict every time. */
+PyObject *
+caller_name(void)
+{
+    PyObject *own;
+#if defined(__GNUC__)
+    uint64_t state = PyThreadState_GetID(PyThreadState_Get());
+    if (caller_seen.own != NULL && caller_seen.state == state) {
+        own = caller_seen.own;
+        uint64_t tag = DICT_TAG(own);
+        if (tag != TAG_UNKNOWN && tag == caller_seen.tag) {
+            return Py_NewRef(caller_seen.name);
+        }
+    }
+    else {
+        caller_seen.own = NULL;
+        if ((own = caller_dict()) != NULL) {
+            caller_seen.own = own;
+            caller_seen.state = state;
+        }
+    }
+    caller_seen.tag = TAG_UNKNOWN;
+#else
+    own = caller_dict();
+#endif
+    if (own != NULL) {
+        PyObject *name = PyDict_GetItemWithError(own, s_caller);
+        if (name != NULL) {
+#if defined(__GNUC__)
+            caller_seen.name = name;
+            caller_seen.tag = DICT_TAG(own);
+#endif
+            return Py_NewRef(name);
+        }
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        return PyObject_CallNoArgs(caller_fn); /* works it out, and keeps it */
+    }
+    PyObject *name = PyObject_GetAttr(caller_tls, s_caller);
+    if (name == NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        PyErr_Clear();
+        name = PyObject_CallNoArgs(caller_fn); /* works it out, and keeps it */
+    }
+    return name;
+}
+
+/* -- draws ------------------------------------------------------------------------------ */
 
 PyObject *
 draw(PyObject *bits)
