@@ -54,11 +54,24 @@ split128(PyObject *value, uint64_t words[2])
 static int
 unwatched(PyObject *hub)
 {
-    if (!Py_IS_TYPE(hub, fired_hub) ||
-        _PyType_Lookup(fired_hub, s_event_fired) != py_event_fired ||
-        _PyType_Lookup(fired_hub, s_delivery_queued) != py_delivery_queued ||
-        _PyType_Lookup(fired_hub, s_event_posted) != py_event_posted) {
-        return 0; /* a subclass, or a hook replaced (a test's spy): theirs to run */
+    /* The class's version tag when its hooks were last found its own: any
+     * change to the class (or a base) gives it a new one. */
+    static unsigned int own_hooks;
+    if (!Py_IS_TYPE(hub, fired_hub)) {
+        return 0; /* a subclass: theirs to run */
+    }
+    if (own_hooks == 0 || fired_hub->tp_version_tag != own_hooks ||
+        !PyType_HasFeature(fired_hub, Py_TPFLAGS_VALID_VERSION_TAG)) {
+        own_hooks = 0;
+        if (_PyType_Lookup(fired_hub, s_event_fired) != py_event_fired ||
+            _PyType_Lookup(fired_hub, s_delivery_queued) != py_delivery_queued ||
+            _PyType_Lookup(fired_hub, s_event_posted) != py_event_posted) {
+            return 0; /* a hook replaced (a test's spy): theirs to run */
+        }
+        /* the lookups gave the class a valid tag, if it can have one */
+        if (PyType_HasFeature(fired_hub, Py_TPFLAGS_VALID_VERSION_TAG)) {
+            own_hooks = fired_hub->tp_version_tag;
+        }
     }
     PyObject *dict = PyObject_GenericGetDict(hub, NULL);
     if (dict == NULL) {
