@@ -234,7 +234,8 @@ PyObject *time_ns(void);            /* time.time_ns() */
  * _caller. 0, or -1 on error. */
 int configure_ids(PyObject *bits_fn, PyObject *tls, PyObject *caller);
 PyObject *draw(PyObject *bits); /* random.getrandbits(bits) */
-/* random.getrandbits(64 * n) as n words, least significant first (n <= 3). 0, or -1. */
+/* random.getrandbits(64 * n) as n words, least significant first: the same
+ * words as n draws of getrandbits(64) in a row. 0, or -1 on error. */
 int draw_words(int n, uint64_t *words);
 PyObject *long_from_words(const uint64_t *words, int n); /* the non-negative int of n words */
 PyObject *ids_in_c(PyObject *module, PyObject *unused);   /* whether draws skip getrandbits */

@@ -31,7 +31,7 @@ PyObject *bits64, *s_name, *empty_args, *context_var, *context_type, *span_key;
 HubState seen_hub;
 static PyTypeObject *Hub_type, *Record_type;
 static PyObject *replay_key, *freeze_fn, *random_bits, *caller_tls, *caller_fn;
-static PyObject *bits128, *call_kind;
+static PyObject *call_kind;
 static PyObject *s_sink, *s_watchers, *s_submit, *s_json_limit, *s_redact, *s_names;
 /* CallRecord's slots */
 static Py_ssize_t r_args, r_caller, r_client_id, r_extras, r_handled_ns, r_hop, r_kwargs, r_name,
@@ -197,8 +197,12 @@ call_sent(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *kwnames
         goto failed;
     }
     slot_set(record, r_extras, Py_None);
-    if (found == 0 && ((trace_id = draw(bits128)) == NULL ||
-                       (parent_id = PyLong_FromLong(0)) == NULL)) {
+    /* getrandbits(128) for a new trace, then (64) twice, drawn at once: each
+     * takes the generator's next words, so this is the same draw, in order. */
+    uint64_t ids[4]; /* a new trace id's two words, the client's and the server's span ids */
+    if (draw_words(found == 0 ? 4 : 2, found == 0 ? ids : ids + 2) < 0 ||
+        (found == 0 && ((trace_id = long_from_words(ids, 2)) == NULL ||
+                        (parent_id = PyLong_FromLong(0)) == NULL))) {
         goto failed;
     }
     slot_set(record, r_trace_id, trace_id);
@@ -209,8 +213,8 @@ call_sent(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *kwnames
     }                                                                                          \
     slot_set(record, slot, value);                                                             \
     Py_CLEAR(value);
-    SET(r_client_id, draw(bits64));
-    SET(r_server_id, draw(bits64));
+    SET(r_client_id, PyLong_FromUnsignedLongLong(ids[2]));
+    SET(r_server_id, PyLong_FromUnsignedLongLong(ids[3]));
     slot_set(record, r_name, name);
     SET(r_caller, caller_name());
     SET(r_service, PyObject_GetAttr(runtime, s_name));
@@ -424,7 +428,7 @@ configure_hub(PyObject *module, PyObject *args)
         (s_redact = PyUnicode_InternFromString("redact")) == NULL ||
         (s_name = PyUnicode_InternFromString("name")) == NULL ||
         (s_names = PyUnicode_InternFromString("_names")) == NULL ||
-        (bits64 = PyLong_FromLong(64)) == NULL || (bits128 = PyLong_FromLong(128)) == NULL ||
+        (bits64 = PyLong_FromLong(64)) == NULL ||
         (empty_args = PyTuple_New(0)) == NULL || configure_deliveries(delivery, name_bits) < 0 ||
         configure_ids(random_bits, caller_tls, caller_fn) < 0) {
         return NULL;
