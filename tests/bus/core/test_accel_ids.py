@@ -216,3 +216,43 @@ def test_the_sink_is_read_again_when_its_dict_or_class_changes(
     gate.set()
     assert sink.flush(10)
     assert sink.exported == 4
+
+
+def test_a_queued_traced_delivery_is_left_out_of_the_collector(mode: str) -> None:
+    """Its ticket is the packed head, an int: the queued item is in no cycle of its own."""
+    import gc
+
+    release = threading.Event()
+    started = threading.Event()
+
+    class Held(Service):
+        name = "held"
+
+        @listener("hold")
+        def hold(self) -> None:
+            started.set()
+            release.wait(20)
+
+        @listener("tick")
+        def tick(self, x: Any) -> None:
+            pass
+
+    with Bus(name="untracked", trace_overflow="wait") as b:
+        b.add_service(Held())
+        b.fire_event("tick", -1)  # routed: the next ones may take the C path
+        wait_idle(b)
+        b.fire_event("hold")
+        assert started.wait(10)
+        try:
+            for n in range(50):
+                b.fire_event("tick", n)
+            queued = [
+                o
+                for o in gc.get_objects()
+                if type(o) is tuple and len(o) == 5 and o[3] == "tick" and type(o[4]) is int
+            ]
+        finally:
+            release.set()
+        wait_idle(b)
+    # the Python path's items are the collector's, as any tuple of objects
+    assert len(queued) == (0 if mode == "c" else 50)
