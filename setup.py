@@ -13,7 +13,8 @@ from setuptools import Extension, setup
 # fire_event (_fire), a service's mailbox loop (_drain), the calls it runs
 # (_call), execute_command and CommandFuture.result (_exec), and the observer's
 # hooks of a traced call (_hooks) and delivery (_deliver), and the firing side
-# of a traced event with the trace sink's submit (_fired).
+# of a traced event (_fired), random ids as words and the caller's name (_ids),
+# and the trace sink's submit (_sink).
 SOURCES = [
     "_speedups",
     "_speedups_lane",
@@ -24,6 +25,8 @@ SOURCES = [
     "_speedups_hooks",
     "_speedups_deliver",
     "_speedups_fired",
+    "_speedups_ids",
+    "_speedups_sink",
 ]
 
 # The module and its Encoder (_speedups_otlp), the spans of the records it

@@ -40,6 +40,12 @@ anything.
 * ``TraceSink.submit`` becomes ``_speedups.SinkSubmit`` (``install_sink``):
   a record that finds room is appended in C; a full buffer goes the Python
   way (it waits, or drops and counts).
+* The ids those hooks draw come from ``random``'s own generator, read and
+  advanced in C (``_speedups_ids.c``): the very words ``random.getrandbits``
+  would give, in the same order, without making and taking apart an int
+  per draw. Its layout is probed against ``getrandbits`` first; where it
+  differs, every draw calls ``getrandbits`` (``_speedups.ids_in_c()`` says
+  which).
 
 ``BUS_PURE_PYTHON=1`` in the environment forces the fallback for the
 process; ``use`` switches it from then on (for tests and benchmarks: a

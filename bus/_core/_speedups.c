@@ -20,6 +20,10 @@
  *                      call_sent, call_started, handler_returned, call_ended).
  *   _speedups_deliver.c  and of a traced delivery (delivery_started,
  *                      delivery_ended).
+ *   _speedups_fired.c  the firing side of a traced event (Hub's event hooks).
+ *   _speedups_ids.c    random ids drawn as 64-bit words, ints made of them,
+ *                      and the caller's name.
+ *   _speedups_sink.c   SinkSubmit: TraceSink.submit, and how hooks submit.
  *
  * Anything unusual goes to the Python code before anything was done, or,
  * once a handler has run, to the Python functions that end it
@@ -329,6 +333,8 @@ static PyMethodDef methods[] = {
      "once, after configure_hub()."},
     {"configure_sink", configure_sink, METH_VARARGS,
      "configure_sink(TraceSink, deque): what SinkSubmit works on; once."},
+    {"ids_in_c", ids_in_c, METH_NOARGS,
+     "ids_in_c(): whether the hooks draw ids from random's generator in C (see _speedups_ids.c)."},
     {"drain", (PyCFunction)(void (*)(void))drain, METH_FASTCALL,
      "drain(get, worker, failed, finished): run unobserved event deliveries and calls off a "
      "one-thread service's mailbox; return the first other item (False when the thread must "

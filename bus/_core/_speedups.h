@@ -227,11 +227,22 @@ extern PyObject *bits64, *s_name, *empty_args, *context_var, *context_type, *spa
  * seen_hub), 0 (Python's turn), -1 on error. */
 int traced_unwatched(PyObject *hub);
 PyObject *time_ns(void);            /* time.time_ns() */
-PyObject *draw(PyObject *bits);     /* random.getrandbits(bits) */
+
+/* _speedups_ids.c: random ids as words, and ints made of words */
+/* What configure_hub was given as random.getrandbits (its draws made in C
+ * where its generator's layout is the one probed), _hub's thread local and
+ * _caller. 0, or -1 on error. */
+int configure_ids(PyObject *bits_fn, PyObject *tls, PyObject *caller);
+PyObject *draw(PyObject *bits); /* random.getrandbits(bits) */
+/* random.getrandbits(64 * n) as n words, least significant first: the same
+ * words as n draws of getrandbits(64) in a row. 0, or -1 on error. */
+int draw_words(int n, uint64_t *words);
+PyObject *long_from_words(const uint64_t *words, int n); /* the non-negative int of n words */
+PyObject *ids_in_c(PyObject *module, PyObject *unused);   /* whether draws skip getrandbits */
+PyObject *caller_name(void);                              /* _hub._caller() */
 /* freeze(value, limit, redact) of _records: atoms, and tuples or dicts of
  * atoms, as they are; anything else through the Python freeze. New reference. */
 PyObject *freeze(PyObject *value, PyObject *limit, PyObject *redact);
-PyObject *caller_name(void); /* _hub._caller() */
 /* The parent span's ids in a context: 1 found (new references), 0 none, 2
  * for Python (a replay mark, or a parent that is not a BusSpan), -1 on error. */
 int parent_of(PyObject *ctx, PyObject **trace_id, PyObject **span_id);
@@ -244,15 +255,20 @@ int own_scope(PyObject *scope, Py_ssize_t size); /* (BusSpan, token[, start_ns])
 extern PyTypeObject DeliveryStarted_Type, DeliveryEnded_Type;
 int configure_deliveries(PyObject *delivery_kind, PyObject *name_bits);
 
-/* _speedups_fired.c: the firing side of a traced event, and the trace sink's submit */
-extern PyTypeObject SinkSubmit_Type;
+/* _speedups_fired.c: the firing side of a traced event */
 PyObject *configure_fired(PyObject *module, PyObject *args);
-PyObject *configure_sink(PyObject *module, PyObject *args);
 /* Hub.event_fired, delivery_queued and event_posted of a traced, unwatched
  * event, and its deliveries: 1 done, 0 nothing done (the Python hooks'
  * turn), -1 on error. */
 int fire_traced(PyObject *bus, PyObject *hub, PyObject *name, PyObject *args, PyObject *kwargs,
                 PyObject *listeners);
+
+/* _speedups_sink.c: the trace sink's submit */
+extern PyTypeObject SinkSubmit_Type;
+PyObject *configure_sink(PyObject *module, PyObject *args);
+/* submit(record), where submit is a hub's _submit: a SinkSubmit bound to
+ * its sink is run without a bound call between. 0, or -1 on error. */
+int submit_record(PyObject *submit, PyObject *record);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

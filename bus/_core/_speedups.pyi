@@ -69,6 +69,9 @@ def configure_fired(hub: type, fire_kind: int, name_bits: int, /) -> None:
 def configure_sink(sink: type, deque: type, /) -> None:
     """What ``SinkSubmit`` works on: ``TraceSink`` and ``collections.deque``; once."""
 
+def ids_in_c() -> bool:
+    """Whether the hooks draw ids from ``random``'s generator in C, not by ``getrandbits``."""
+
 def configure_hub(
     hub: type,
     record: type,

@@ -30,10 +30,9 @@ Py_ssize_t p_context, p_extras, p_live, p_span_id, p_trace_id, off_h_name, off_w
 PyObject *bits64, *s_name, *empty_args, *context_var, *context_type, *span_key;
 HubState seen_hub;
 static PyTypeObject *Hub_type, *Record_type;
-static PyObject *replay_key, *freeze_fn, *random_bits,
-    *caller_tls, *caller_fn;
-static PyObject *bits128, *call_kind;
-static PyObject *s_sink, *s_watchers, *s_submit, *s_json_limit, *s_redact, *s_caller, *s_names;
+static PyObject *replay_key, *freeze_fn, *random_bits, *caller_tls, *caller_fn;
+static PyObject *call_kind;
+static PyObject *s_sink, *s_watchers, *s_submit, *s_json_limit, *s_redact, *s_names;
 /* CallRecord's slots */
 static Py_ssize_t r_args, r_caller, r_client_id, r_extras, r_handled_ns, r_hop, r_kwargs, r_name,
     r_parent_id, r_sent_ns, r_server_id, r_service, r_thread, r_trace_id, r_wire;
@@ -125,12 +124,6 @@ freeze(PyObject *value, PyObject *limit, PyObject *redact)
     return PyObject_Vectorcall(freeze_fn, args, 3, NULL);
 }
 
-PyObject *
-draw(PyObject *bits)
-{
-    return PyObject_Vectorcall(random_bits, &bits, 1, NULL);
-}
-
 /* -- call_sent --------------------------------------------------------------------- */
 
 /* The parent span's ids in the current context, as _ctx.parent_ids and
@@ -160,18 +153,6 @@ parent_of(PyObject *ctx, PyObject **trace_id, PyObject **span_id)
     *trace_id = Py_NewRef(SLOT(span, p_trace_id));
     *span_id = Py_NewRef(SLOT(span, p_span_id));
     return 1;
-}
-
-/* _caller(): the name this thread records as its own, kept in a thread local. */
-PyObject *
-caller_name(void)
-{
-    PyObject *name = PyObject_GetAttr(caller_tls, s_caller);
-    if (name == NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) {
-        PyErr_Clear();
-        name = PyObject_CallNoArgs(caller_fn); /* works it out, and keeps it */
-    }
-    return name;
 }
 
 static PyObject *
@@ -216,8 +197,12 @@ call_sent(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *kwnames
         goto failed;
     }
     slot_set(record, r_extras, Py_None);
-    if (found == 0 && ((trace_id = draw(bits128)) == NULL ||
-                       (parent_id = PyLong_FromLong(0)) == NULL)) {
+    /* getrandbits(128) for a new trace, then (64) twice, drawn at once: each
+     * takes the generator's next words, so this is the same draw, in order. */
+    uint64_t ids[4]; /* a new trace id's two words, the client's and the server's span ids */
+    if (draw_words(found == 0 ? 4 : 2, found == 0 ? ids : ids + 2) < 0 ||
+        (found == 0 && ((trace_id = long_from_words(ids, 2)) == NULL ||
+                        (parent_id = PyLong_FromLong(0)) == NULL))) {
         goto failed;
     }
     slot_set(record, r_trace_id, trace_id);
@@ -228,8 +213,8 @@ call_sent(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *kwnames
     }                                                                                          \
     slot_set(record, slot, value);                                                             \
     Py_CLEAR(value);
-    SET(r_client_id, draw(bits64));
-    SET(r_server_id, draw(bits64));
+    SET(r_client_id, PyLong_FromUnsignedLongLong(ids[2]));
+    SET(r_server_id, PyLong_FromUnsignedLongLong(ids[3]));
     slot_set(record, r_name, name);
     SET(r_caller, caller_name());
     SET(r_service, PyObject_GetAttr(runtime, s_name));
@@ -360,7 +345,7 @@ call_ended(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *kwname
     /* A flat record of atoms and frozen values is in no cycle: the collector
      * need not look at it while it waits, nor in the ring. */
     PyObject_GC_UnTrack(flat);
-    int rc = call_discard(submit, &flat, 1);
+    int rc = submit_record(submit, flat);
     Py_DECREF(submit);
     Py_DECREF(flat);
     if (rc < 0) {
@@ -441,11 +426,11 @@ configure_hub(PyObject *module, PyObject *args)
         (s_submit = PyUnicode_InternFromString("_submit")) == NULL ||
         (s_json_limit = PyUnicode_InternFromString("json_limit")) == NULL ||
         (s_redact = PyUnicode_InternFromString("redact")) == NULL ||
-        (s_caller = PyUnicode_InternFromString("caller")) == NULL ||
         (s_name = PyUnicode_InternFromString("name")) == NULL ||
         (s_names = PyUnicode_InternFromString("_names")) == NULL ||
-        (bits64 = PyLong_FromLong(64)) == NULL || (bits128 = PyLong_FromLong(128)) == NULL ||
-        (empty_args = PyTuple_New(0)) == NULL || configure_deliveries(delivery, name_bits) < 0) {
+        (bits64 = PyLong_FromLong(64)) == NULL ||
+        (empty_args = PyTuple_New(0)) == NULL || configure_deliveries(delivery, name_bits) < 0 ||
+        configure_ids(random_bits, caller_tls, caller_fn) < 0) {
         return NULL;
     }
     PyObject *kept[] = {call_kind, context_var, context_type, span_key,  replay_key,

@@ -234,8 +234,8 @@ deliver(PyObject *bus, PyObject *handler, PyObject *args, PyObject *kwargs, PyOb
      * leaves it when taken, or at close. Followed, every queued event
      * outlives a young collection and brings the next full one closer: with
      * a deep mailbox, those cost more than the delivery. */
-    if (ticket == Py_None) {
-        PyObject_GC_UnTrack(item); /* a ticket's tuple is the observer's to track */
+    if (ticket == Py_None || PyLong_CheckExact(ticket)) {
+        PyObject_GC_UnTrack(item); /* a ticket's tuple is the observer's to track; a head is no container */
     }
     if (exact && Py_IS_TYPE(runtime, Runtime_type)) {
         int queued = post_local(handler, runtime, item);
