@@ -355,3 +355,31 @@ def test_a_line_is_cut_exactly_where_its_text_would_pass_64000_bytes(extra: int)
     assert data == reference(in_python, records)
     first = data.split(b"\n")[0]
     assert len(spans_of(first + b"\n")) == (7 if extra <= 0 else 6)
+
+
+@needs_c
+def test_ints_and_ids_of_every_size_are_written_alike() -> None:
+    # Decimal in 8-digit pieces, hex a 32-bit word at a time: every digit
+    # count, both signs, the ends of 64 bits, and ids of every nibble.
+    draw = random.Random(7)
+    ints = [0, 1, -1, 2**63 - 1, -(2**63), 2**62, -(2**62)]
+    ints += [sign * (10**k + delta) for k in range(19) for delta in (-1, 0, 1) for sign in (1, -1)]
+    ints += [draw.randrange(-(2**63), 2**63) for _ in range(300)]
+    ints = [n for n in ints if -(2**63) <= n < 2**63]
+    ids = [1, 0xF, 0xA, 0x9, 2**64 - 1, 0x0123456789ABCDEF, 0xFEDCBA9876543210, 2**32, 2**32 - 1]
+    ids += [draw.randrange(1, 2**64) for _ in range(300)]
+    records: list[Flat] = []
+    for n, ident in enumerate(ids):
+        chosen = tuple(ints[(n * 3 + k) % len(ints)] for k in range(3))
+        start = abs(chosen[0]) % 2**62
+        records += [
+            call(client_id=ident, server_id=ids[-n], parent_id=ident >> (n % 64), args=chosen),
+            delivery(trace_id=ident << 64 | ids[n - 1], span_id=ident, fire_span_id=ids[n - 2],
+                     start_ns=start, end_ns=start + n, fire_sent_ns=start - n * 997),
+            fire(span_id=ident, listeners=n, sent_ns=start, end_ns=abs(chosen[1]) % 2**62),
+        ]  # fmt: skip
+    in_c, in_python = both()
+    made, data, count = in_c.write_many(records, _no_failure)
+    assert data == reference(in_python, records)
+    written = spans_of(data)
+    assert [int(span["spanId"], 16) for span in written[2::4]] == ids
