@@ -378,8 +378,11 @@ def test_ints_and_ids_of_every_size_are_written_alike() -> None:
                      start_ns=start, end_ns=start + n, fire_sent_ns=start - n * 997),
             fire(span_id=ident, listeners=n, sent_ns=start, end_ns=abs(chosen[1]) % 2**62),
         ]  # fmt: skip
+    # Past 63 bits: the Python code's, not a negative number.
+    past = [fire(end_ns=2**63), delivery(end_ns=2**63, start_ns=2**64 - 1), call(sent_ns=2**63)]
     in_c, in_python = both()
-    made, data, count = in_c.write_many(records, _no_failure)
-    assert data == reference(in_python, records)
+    made, data, count = in_c.write_many(records + past, _no_failure)
+    assert data == reference(in_python, records + past)
     written = spans_of(data)
-    assert [int(span["spanId"], 16) for span in written[2::4]] == ids
+    assert [int(span["spanId"], 16) for span in written[2:-4:4]] == ids
+    assert written[-4]["endTimeUnixNano"] == str(2**63)
