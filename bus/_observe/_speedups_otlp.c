@@ -1,10 +1,13 @@
 /* The optional C encoder of trace-file lines (bus._observe._otlp_lines).
  *
- * Encoder(...).build_many(records, out, failed) appends the OTLP JSON text of
- * each flat record's spans to `out`, exactly the text OtlpLines (Python)
- * makes: that code is the reference and the fallback. The common records
- * are written in C (their spans by _speedups_otlp_spans.c), a span at a time
- * into one UTF-8 buffer, and a run of spans handed out as one text:
+ * Encoder(...).write_many(records, failed) returns the bytes of a trace
+ * file's lines holding each flat record's spans, and build_many(records,
+ * out, failed) appends their OTLP JSON text to `out`: exactly what
+ * OtlpLines (Python) makes, which is the reference and the fallback. The
+ * common records are written in C (their spans by _speedups_otlp_spans.c),
+ * straight into one UTF-8 buffer; write_many marks where each span ends and
+ * frames them as lines (_speedups_otlp_text.c, file_lines), build_many hands
+ * out a run of spans as one text:
  *
  *   CALL       ran here (no hop), neither failed nor refused, no annotations
  *              or events or links (extras None), no transport attributes;

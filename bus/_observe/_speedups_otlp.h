@@ -2,7 +2,8 @@
  *
  *   _speedups_otlp.c       the module and the Encoder: which records are C's;
  *   _speedups_otlp_spans.c the spans of those records, attribute by attribute;
- *   _speedups_otlp_text.c  JSON text: the buffer, escaped strings, numbers, ids.
+ *   _speedups_otlp_text.c  JSON text: the buffer, escaped strings, numbers, ids,
+ *                          and the lines of a trace file made of a batch's spans.
  *
  * Functions that read a value return 1 (written), 0 (not one written here:
  * the Python code's) or -1 (an error is set).
