@@ -2,8 +2,8 @@
  *
  *   _speedups_otlp.c       the module and the Encoder: which records are C's;
  *   _speedups_otlp_spans.c the spans of those records, attribute by attribute;
- *   _speedups_otlp_text.c  JSON text: the buffer, escaped strings, numbers, ids,
- *                          and the lines of a trace file made of a batch's spans.
+ *   _speedups_otlp_text.c  JSON text: the buffer, escaped strings, numbers, ids;
+ *   _speedups_otlp_lines.c the lines of a trace file made of a batch's spans.
  *
  * Functions that read a value return 1 (written), 0 (not one written here:
  * the Python code's) or -1 (an error is set).
@@ -49,7 +49,8 @@ int buf_micros(Buf *b, long long n);
 int buf_escaped(Buf *b, const char *text, Py_ssize_t n);
 PyObject *buf_str(Buf *b);
 
-/* -- the spans of a batch, and the lines of a trace file made of them ------------- */
+/* -- the spans of a batch, and the lines of a trace file made of them
+ * (_speedups_otlp_lines.c) ------------------------------------------------------ */
 
 /* Where each span of a batch ends in its buffer (spans are written one after
  * another, with nothing between them), and whether it holds a lone
