@@ -36,29 +36,29 @@ static const char HEX[] = "0123456789abcdef";
 /* Every byte's two hex digits, "000102...feff", made by otlp_text_init(). */
 static char HEX_PAIRS[512];
 
-#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-/* The 8 hex digits of 32 bits as 8 bytes in memory order, computed in one
- * 64-bit word: each nibble spread to a byte of its own (nibble k to byte k),
- * '0' added to all and 'a' - '0' - 10 more to those from 10 on (found by
- * the carry of adding 6), then the bytes reversed, most significant first. */
+#if defined(__SSE2__) && defined(__GNUC__)
+#include <emmintrin.h>
+/* The 16 hex digits of 64 bits at out, all at once: the bytes most
+ * significant first, each split into its two nibbles side by side, '0'
+ * added to every nibble and 'a' - '0' - 10 more to those past 9. SSE2 is
+ * part of every x86-64. */
 static inline void
-hex8(char *out, uint32_t value)
+hex16(char *out, uint64_t value)
 {
-    uint64_t x = value;
-    x = ((x & 0xffff0000ULL) << 16) | (x & 0xffffULL);
-    x = ((x & 0x0000ff000000ff00ULL) << 8) | (x & 0x000000ff000000ffULL);
-    x = ((x & 0x00f000f000f000f0ULL) << 4) | (x & 0x000f000f000f000fULL);
-    uint64_t letters = ((x + 0x0606060606060606ULL) >> 4) & 0x0101010101010101ULL;
-    x += 0x3030303030303030ULL + letters * (uint64_t)('a' - '0' - 10);
-    x = __builtin_bswap64(x);
-    memcpy(out, &x, 8);
+    __m128i bytes = _mm_cvtsi64_si128((long long)__builtin_bswap64(value));
+    __m128i low4 = _mm_set1_epi8(0x0f);
+    __m128i high = _mm_and_si128(_mm_srli_epi16(bytes, 4), low4);
+    __m128i nibbles = _mm_unpacklo_epi8(high, _mm_and_si128(bytes, low4));
+    __m128i letters = _mm_cmpgt_epi8(nibbles, _mm_set1_epi8(9));
+    nibbles = _mm_add_epi8(nibbles, _mm_set1_epi8('0'));
+    nibbles = _mm_add_epi8(nibbles, _mm_and_si128(letters, _mm_set1_epi8('a' - '0' - 10)));
+    _mm_storeu_si128((__m128i *)out, nibbles);
 }
 #define HEX_WORDS 1
 #endif
 
 /* `value` as `digits` (an even number) lower-case hex digits: 16 (an id, or
- * half a trace id) in two 32-bit words where the compiler allows, else a
- * byte at a time. */
+ * half a trace id) at once where the compiler allows, else a byte at a time. */
 int
 buf_hex(Buf *b, uint64_t value, int digits)
 {
@@ -68,8 +68,7 @@ buf_hex(Buf *b, uint64_t value, int digits)
     char *end = b->data + b->len + digits;
 #ifdef HEX_WORDS
     if (digits == 16) {
-        hex8(end - 16, (uint32_t)(value >> 32));
-        hex8(end - 8, (uint32_t)value);
+        hex16(end - 16, value);
         b->len += 16;
         return 0;
     }
@@ -120,15 +119,34 @@ put8(char *p, uint32_t value)
     memcpy(p + 6, DIGIT_PAIRS + (low % 100) * 2, 2);
 }
 
-/* The digits of a value below 10**8 at p, as many as it has; the end. */
+/* The digits of a value below 10**8 at p, as many as it has; the end.
+ * Up to four digits (a flag, a kind, the head of a time) by pairs; p has
+ * room for 8 bytes more. */
 static inline char *
 put_small(char *p, uint32_t value)
 {
-    char text[8];
+    if (value < 100) {
+        if (value < 10) {
+            *p = (char)('0' + value);
+            return p + 1;
+        }
+        memcpy(p, DIGIT_PAIRS + value * 2, 2);
+        return p + 2;
+    }
+    if (value < 10000) {
+        if (value < 1000) {
+            *p = (char)('0' + value / 100);
+            memcpy(p + 1, DIGIT_PAIRS + (value % 100) * 2, 2);
+            return p + 3;
+        }
+        memcpy(p, DIGIT_PAIRS + (value / 100) * 2, 2);
+        memcpy(p + 2, DIGIT_PAIRS + (value % 100) * 2, 2);
+        return p + 4;
+    }
+    char text[16];
     char *first = digits_of(value, text + 8);
-    Py_ssize_t n = text + 8 - first;
-    memcpy(p, first, (size_t)n);
-    return p + n;
+    memcpy(p, first, 8); /* a fixed length: the bytes past the digits are overwritten */
+    return p + (text + 8 - first);
 }
 
 /* A time in ns has 19 digits: in 8-digit pieces, each of 32-bit arithmetic,
@@ -136,7 +154,8 @@ put_small(char *p, uint32_t value)
 int
 buf_int(Buf *b, long long value)
 {
-    if (b->cap - b->len < 20 && buf_grow(b, 20) < 0) {
+    /* 20 characters at most, and put_small's 8-byte copy past them. */
+    if (b->cap - b->len < 32 && buf_grow(b, 32) < 0) {
         return -1;
     }
     char *p = b->data + b->len;
