@@ -181,7 +181,8 @@ class OtlpLines(OtlpSpans):
 
         As ``build_many`` (a record that cannot be made is left out and
         given to ``failed``), then ``file_bytes``. The C encoder writes the
-        bytes straight, with no str per span: the text is the same.
+        bytes straight, with no str per span: the text is the same; its
+        records made are ``records`` itself when every one was.
         """
         if self._c is not None and self._c_writes:
             found: tuple[list[Flat], bytes, int] = self._c.write_many(records, failed)

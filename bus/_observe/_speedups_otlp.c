@@ -217,7 +217,8 @@ add_python_spans(PyObject *spans, Buf *text, Marks *marks)
 
 /* write_many(records, failed) -> (made, data, spans): the records' spans as
  * the bytes of a trace file's lines (UTF-8, each line ended), written
- * straight into one buffer (no str per span), and how many spans they are.
+ * straight into one buffer (no str per span), and how many spans they are;
+ * `made` is `records` itself when every one was made.
  * The common records' spans are written here, the others' by the Python
  * code (`fallback`), as in build_many. */
 static PyObject *
@@ -239,8 +240,10 @@ Encoder_write_many(Encoder *self, PyObject *const *args, Py_ssize_t nargs)
     Buf *text = entered ? &self->batch : &own_text;
     Marks *marks = entered ? &self->marks : &own_marks;
     PyObject *result = NULL, *data = NULL;
-    PyObject *made = PyList_New(0), *spans = PyList_New(0);
-    if (made == NULL || spans == NULL) {
+    /* `made` is the records' list itself until one is not made (the usual
+     * batch): then a new list of those made so far, and on. */
+    PyObject *made = NULL, *spans = PyList_New(0);
+    if (spans == NULL) {
         goto done;
     }
     if (entered) {
@@ -261,11 +264,18 @@ Encoder_write_many(Encoder *self, PyObject *const *args, Py_ssize_t nargs)
                 done = -1;
             }
         }
-        if (done < 0 || (done && PyList_Append(made, record) < 0)) {
+        if (done == 0 && made == NULL) {
+            made = PyList_GetSlice(records, 0, i);
+            done = made == NULL ? -1 : 0;
+        }
+        if (done < 0 || (done && made != NULL && PyList_Append(made, record) < 0)) {
             Py_DECREF(record);
             goto done;
         }
         Py_DECREF(record);
+    }
+    if (made == NULL) {
+        made = Py_NewRef(records); /* every one made: the list given */
     }
     data = file_lines(text, marks, PyBytes_AS_STRING(self->prefix),
                       PyBytes_GET_SIZE(self->prefix));
