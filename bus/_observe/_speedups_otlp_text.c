@@ -313,6 +313,37 @@ put_string(Buf *b, PyObject *text)
 /* A plain int in [0, 2**64), read from its digits (_speedups_long.h):
  * PyLong_AsUnsignedLongLong goes through a byte array (CPython 3.11), and a
  * random id is at least 2**63 half the time. */
+/* An exact int >= 0 of at most 64 bits: 1 and *out, else 0. CPython 3.11's
+ * 30-bit digits are at most three, combined at once; elsewhere, or past
+ * them, long_words streams them. */
+static inline int
+u64_of(PyObject *value, uint64_t *out)
+{
+#if PY_VERSION_HEX < 0x030C0000 && PYLONG_BITS_IN_DIGIT == 30
+    const digit *d = ((PyLongObject *)value)->ob_digit;
+    switch (Py_SIZE(value)) {
+    case 0:
+        *out = 0;
+        return 1;
+    case 1:
+        *out = d[0];
+        return 1;
+    case 2:
+        *out = d[0] | (uint64_t)d[1] << 30;
+        return 1;
+    case 3:
+        if (d[2] < 16) { /* 4 bits of it: 64 in all */
+            *out = d[0] | (uint64_t)d[1] << 30 | (uint64_t)d[2] << 60;
+            return 1;
+        }
+        return 0;
+    default:
+        break;
+    }
+#endif
+    return long_words(value, out, 1);
+}
+
 int
 as_u64(PyObject *value, uint64_t *out)
 {
@@ -320,7 +351,7 @@ as_u64(PyObject *value, uint64_t *out)
         return 0;
     }
     /* Negative, or past 64 bits: the Python code writes those its own way. */
-    return long_words(value, out, 1);
+    return u64_of(value, out);
 }
 
 int
@@ -331,7 +362,7 @@ as_i64(PyObject *value, long long *out)
     }
     /* Times are >= 0: read from the digits, as ids are. */
     uint64_t word;
-    if (long_words(value, &word, 1) && word <= (uint64_t)LLONG_MAX) {
+    if (u64_of(value, &word) && word <= (uint64_t)LLONG_MAX) {
         *out = (long long)word;
         return 1;
     }
