@@ -380,9 +380,11 @@ def test_ints_and_ids_of_every_size_are_written_alike() -> None:
         ]  # fmt: skip
     # Past 63 bits: the Python code's, not a negative number.
     past = [fire(end_ns=2**63), delivery(end_ns=2**63, start_ns=2**64 - 1), call(sent_ns=2**63)]
+    past += [call(client_id=2**64), delivery(span_id=2**64 + 5), fire(parent_id=2**65)]
     in_c, in_python = both()
     made, data, count = in_c.write_many(records + past, _no_failure)
     assert data == reference(in_python, records + past)
     written = spans_of(data)
-    assert [int(span["spanId"], 16) for span in written[2:-4:4]] == ids
-    assert written[-4]["endTimeUnixNano"] == str(2**63)
+    assert [int(span["spanId"], 16) for span in written[2:-8:4]] == ids
+    assert written[-8]["endTimeUnixNano"] == str(2**63)
+    assert written[-2]["spanId"] == "%x" % (2**64 + 5)
