@@ -26,8 +26,16 @@ from bus._observe._otlp_file import OtlpJsonFileExporter
 from bus._observe._otlp_lines import OtlpLines, c_available, span_total
 from bus._observe._records import Flat, span_count
 from bus.testing import wait_idle
-
-from tests.bus.observe.test_otlp_lines_c import COMMON, HANDED_BACK, ODD, call, delivery, dumped, fire, makers
+from tests.bus.observe.test_otlp_lines_c import (
+    COMMON,
+    HANDED_BACK,
+    ODD,
+    call,
+    delivery,
+    dumped,
+    fire,
+    makers,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -81,9 +89,8 @@ def test_c_writes_the_bytes_the_python_code_writes(limit: int) -> None:
     assert data == reference(in_python, records)
     assert count == sum(map(span_count, records)) == len(spans_of(data))
     # The spans, taken back out of the lines, are OtlpSpans' objects.
-    assert spans_of(data) == json.loads(dumped(makers(limit)[2], records))["resourceSpans"][0][
-        "scopeSpans"
-    ][0]["spans"]
+    expected = json.loads(dumped(makers(limit)[2], records))["resourceSpans"][0]
+    assert spans_of(data) == expected["scopeSpans"][0]["spans"]
 
 
 @needs_c
@@ -92,10 +99,11 @@ def test_a_line_with_a_lone_surrogate_is_escaped_as_json_escapes_it() -> None:
     surrogate = HANDED_BACK["call, surrogate"]
     # Non-ASCII of every width (and DEL) in C's spans and Python's, on the line too.
     records = [COMMON["call, odd text"], surrogate, COMMON["delivery, odd"], fire(args=(ODD,))]
-    made, data, count = in_c.write_many(records, _no_failure)
+    _, data, _ = in_c.write_many(records, _no_failure)
     assert data.isascii()
     assert data.count(b"\n") == 1
-    assert "\\ud800" in data.decode() and "\\ud834\\udd1e" in data.decode()  # 𝄞 as a pair
+    assert "\\ud800" in data.decode()
+    assert "\\ud834\\udd1e" in data.decode()  # 𝄞 as a pair
     assert "\\u007f" in data.decode()
     assert data == in_python.write_many(records, _no_failure)[1] == reference(in_python, records)
 
@@ -105,10 +113,13 @@ def test_only_the_line_with_the_surrogate_is_escaped() -> None:
     in_c, in_python = both(100_000)
     long_odd = fire(args=("é" * 20_000,))  # two of these do not fit one line
     records = [long_odd, HANDED_BACK["call, surrogate"], long_odd, COMMON["delivery, odd"]]
-    made, data, _ = in_c.write_many(records, _no_failure)
+    _, data, _ = in_c.write_many(records, _no_failure)
     first, second = data.decode("utf-8").split("\n")[:-1]
-    assert first.isascii() and "\\u00e9" in first and "\\ud800" in first
-    assert not second.isascii() and "é" * 20_000 in second
+    assert first.isascii()
+    assert "\\u00e9" in first
+    assert "\\ud800" in first
+    assert not second.isascii()
+    assert "é" * 20_000 in second
     assert data == reference(in_python, records)
 
 
@@ -146,7 +157,7 @@ def test_a_long_batch_is_cut_into_lines_mid_batch_alike() -> None:
     records = [delivery(span_id=n + 1, service="sérvice") for n in range(700)]
     records[350:350] = [fire(args=("z" * 90_000,))]  # longer than a line: a line of its own
     records[10:10] = [call(args=Encoded('["' + "☃" * 70_000 + '"]', True, False))]
-    made, data, count = in_c.write_many(records, _no_failure)
+    _, data, count = in_c.write_many(records, _no_failure)
     assert data == reference(in_python, records)
     lines = data.split(b"\n")[:-1]
     assert len(lines) > 5
@@ -154,7 +165,8 @@ def test_a_long_batch_is_cut_into_lines_mid_batch_alike() -> None:
     assert len(long) == 3  # the call's two spans each carry the long arguments
     prefix = lines[0][: lines[0].index(b'"spans":[') + len(b'"spans":[')]
     for line in lines:
-        assert line.startswith(prefix) and line.endswith(b"]}]}]}")
+        assert line.startswith(prefix)
+        assert line.endswith(b"]}]}]}")
         if line not in long:
             assert len(line) - len(prefix) - 6 <= 64_000
     assert count == len(spans_of(data)) == 700 + 1 + 2
@@ -193,8 +205,9 @@ def test_a_resource_utf8_cannot_carry_leaves_the_lines_to_python() -> None:
     from opentelemetry.sdk.resources import Resource
 
     lines = OtlpLines(Resource.create({"odd": "a\udc80"}), json_limit=64, redact=None)
-    made, data, count = lines.write_many([fire(), delivery()], _no_failure)
-    assert data.isascii() and b"\\udc80" in data
+    _, data, count = lines.write_many([fire(), delivery()], _no_failure)
+    assert data.isascii()
+    assert b"\\udc80" in data
     assert count == 2 == len(spans_of(data))
 
 
@@ -288,7 +301,8 @@ def test_a_bus_writes_odd_text_and_long_arguments_to_its_file(
 ) -> None:
     path = tmp_path / "odd.jsonl"
     bus = _traced_bus(make_bus, monkeypatch, path, pure)
-    assert bus._sink is not None and bus._sink._lines.accelerated == (c_available() and not pure)
+    assert bus._sink is not None
+    assert bus._sink._lines.accelerated == (c_available() and not pure)
     sent = [ODD, "a\ud800b", "é" * 100_000, "𝄞" * 3, "plain"]
     for n in range(200):
         bus.fire_event("tick", sent[n % len(sent)], n)
@@ -314,7 +328,8 @@ def test_a_full_disk_counts_every_record_failed_and_the_bus_goes_on(
     assert bus.flush_traces(timeout=20)
     tracing = bus.inspect()["tracing"]
     assert tracing["failed"] == 600  # each record made, an event and its delivery
-    assert tracing["exported"] == 600 and tracing["error"] is None
+    assert tracing["exported"] == 600
+    assert tracing["error"] is None
     assert len(bus.spans.records()) == 600  # the ring has them all the same
 
 
@@ -337,7 +352,8 @@ def test_a_file_closed_while_the_bus_runs_counts_failures(
     assert bus.flush_traces(timeout=20)
     assert path.read_bytes() == before
     tracing = bus.inspect()["tracing"]
-    assert tracing["failed"] == 100 and tracing["error"] is None
+    assert tracing["failed"] == 100
+    assert tracing["error"] is None
     assert tracing["exported"] == 102
 
 
@@ -351,7 +367,7 @@ def test_a_line_is_cut_exactly_where_its_text_would_pass_64000_bytes(extra: int)
     in_python.build_many([fire(args=("",))], spans, _no_failure)
     pad = 9_142 + extra - len(spans[0].encode())
     records = [fire(span_id=n + 1, args=("é" * (pad // 2) + "z" * (pad % 2),)) for n in range(9)]
-    made, data, count = in_c.write_many(records, _no_failure)
+    _, data, _ = in_c.write_many(records, _no_failure)
     assert data == reference(in_python, records)
     first = data.split(b"\n")[0]
     assert len(spans_of(first + b"\n")) == (7 if extra <= 0 else 6)
@@ -382,7 +398,7 @@ def test_ints_and_ids_of_every_size_are_written_alike() -> None:
     past = [fire(end_ns=2**63), delivery(end_ns=2**63, start_ns=2**64 - 1), call(sent_ns=2**63)]
     past += [call(client_id=2**64), delivery(span_id=2**64 + 5), fire(parent_id=2**65)]
     in_c, in_python = both()
-    made, data, count = in_c.write_many(records + past, _no_failure)
+    _, data, _ = in_c.write_many(records + past, _no_failure)
     assert data == reference(in_python, records + past)
     written = spans_of(data)
     assert [int(span["spanId"], 16) for span in written[2:-8:4]] == ids
