@@ -404,3 +404,18 @@ def test_ints_and_ids_of_every_size_are_written_alike() -> None:
     assert [int(span["spanId"], 16) for span in written[2:-8:4]] == ids
     assert written[-8]["endTimeUnixNano"] == str(2**63)
     assert written[-2]["spanId"] == "%x" % (2**64 + 5)
+
+
+@needs_c
+@pytest.mark.parametrize("accelerated", [True, False], ids=["c", "python"])
+def test_a_batch_under_a_line_is_the_line_written_before(accelerated: bool) -> None:
+    # Before write_many the trace thread wrote line(build_many's texts) and
+    # a newline through a UTF-8 text stream: a batch that fits one line is
+    # the same bytes now.
+    lines = both()[0 if accelerated else 1]
+    records = [*COMMON.values(), *(r for k, r in HANDED_BACK.items() if "surrogate" not in k)]
+    spans: list[str] = []
+    assert lines.build_many(records, spans, _no_failure) == records
+    _, data, _ = lines.write_many(records, _no_failure)
+    assert data.count(b"\n") == 1
+    assert data == (lines.line(spans) + "\n").encode("utf-8")
