@@ -419,3 +419,37 @@ def test_a_batch_under_a_line_is_the_line_written_before(accelerated: bool) -> N
     _, data, _ = lines.write_many(records, _no_failure)
     assert data.count(b"\n") == 1
     assert data == (lines.line(spans) + "\n").encode("utf-8")
+
+
+def _with_hook(lines: OtlpLines, hook: Callable[[Any], tuple[str, bool, bool]]) -> None:
+    encoder = type(lines._c)
+    prefix = lines._prefix.encode()
+    lines._c = encoder(512, 0x101, (3, 2, 4, 5), hook, lines._build_python, Encoded, prefix)
+
+
+@needs_c
+def test_a_failing_value_hook_hands_the_record_to_python_and_frees_the_buffers() -> None:
+    in_c, in_python = both()
+
+    def hostile(value: Any) -> tuple[str, bool, bool]:
+        raise RuntimeError("hook broke")
+
+    _with_hook(in_c, hostile)
+    records = [fire(), call(kwargs={"a": 1}), delivery()]
+    assert in_c.write_many(records, _no_failure) == in_python.write_many(records, _no_failure)
+    assert in_c._c is not None
+    assert in_c._c.build(fire(), [])  # C's again: the buffers were let go
+
+
+@needs_c
+def test_an_interrupt_in_a_value_hook_is_not_swallowed_and_frees_the_buffers() -> None:
+    in_c, _ = both()
+
+    def interrupted(value: Any) -> tuple[str, bool, bool]:
+        raise KeyboardInterrupt
+
+    _with_hook(in_c, interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        in_c.write_many([fire(), call(result={"a": 1})], _no_failure)
+    assert in_c._c is not None
+    assert in_c._c.build(fire(), [])
