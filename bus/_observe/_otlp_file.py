@@ -7,6 +7,7 @@ files.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import threading
@@ -34,7 +35,8 @@ class OtlpJsonFileExporter(SpanExporter):
     With no path it appends to ``$BUS_TRACE_FILE`` (default ``traces.jsonl``
     in the working directory), which is how ``OTEL_TRACES_EXPORTER`` builds it.
     The file is what ``busctl trace`` and ``busctl replay`` read. Thread-safe:
-    each line is written whole, under a lock, and flushed.
+    each line is written whole, under a lock, and reaches the system at once
+    (a file of its own is unbuffered; a stream is flushed).
 
     Args:
         path: the file to append to (created with its directory).
@@ -45,12 +47,14 @@ class OtlpJsonFileExporter(SpanExporter):
         self, path: str | os.PathLike[str] | None = None, *, stream: IO[str] | None = None
     ) -> None:
         self._lock = threading.Lock()
-        self._own = stream is None
+        self._stream: IO[str] | None = stream
+        # A file of our own is written as bytes, unbuffered: a batch's lines
+        # go to the system in one write, with no text layer copying them.
+        self._file: io.FileIO | None = None
         if stream is None:
             target = Path(path or os.environ.get(TRACE_FILE_ENV) or "traces.jsonl")
             target.parent.mkdir(parents=True, exist_ok=True)
-            stream = target.open("a", encoding="utf-8")
-        self._stream: IO[str] | None = stream
+            self._file = io.FileIO(target, "a")
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Append the spans as one line; ``FAILURE`` once shut down or on an I/O error."""
@@ -63,21 +67,33 @@ class OtlpJsonFileExporter(SpanExporter):
         return self.write_line(json.dumps(encoded, separators=(",", ":"), ensure_ascii=False))
 
     def write_line(self, line: str) -> SpanExportResult:
-        """Append one ``TracesData`` object already written as compact JSON text.
+        """Append one ``TracesData`` object already written as compact JSON text."""
+        try:
+            data = line.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate in an attribute: escape it
+            data = json.dumps(json.loads(line), separators=(",", ":")).encode("ascii")
+        return self.write_lines(data + b"\n")
 
-        The bus's trace thread calls it with spans it wrote as text itself.
+    def write_lines(self, data: bytes) -> SpanExportResult:
+        """Append whole lines already written as UTF-8, each ended by a newline.
+
+        The bus's trace thread calls it with a batch's lines, written
+        straight from its records (``OtlpLines.write_many``): one write.
         """
-        if not line.isascii():
-            try:
-                line.encode("utf-8")
-            except UnicodeEncodeError:  # a lone surrogate in an attribute: escape it
-                line = json.dumps(json.loads(line), separators=(",", ":"))
         with self._lock:
-            if self._stream is None:
-                return SpanExportResult.FAILURE
             try:
-                self._stream.write(line + "\n")
-                self._stream.flush()
+                if self._file is not None:
+                    view = memoryview(data)
+                    while view:  # a write may take only part (a signal, a full disk)
+                        written = self._file.write(view)
+                        if not written:  # nothing taken: give up rather than spin
+                            return SpanExportResult.FAILURE
+                        view = view[written:]
+                elif self._stream is not None:
+                    self._stream.write(data.decode("utf-8"))
+                    self._stream.flush()
+                else:
+                    return SpanExportResult.FAILURE
             except (OSError, ValueError):
                 return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS
@@ -85,9 +101,10 @@ class OtlpJsonFileExporter(SpanExporter):
     def shutdown(self) -> None:
         """Close the file (a stream given to the constructor stays open)."""
         with self._lock:
-            stream, self._stream = self._stream, None
-        if stream is not None and self._own:
-            stream.close()
+            file, self._file = self._file, None
+            self._stream = None
+        if file is not None:
+            file.close()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Every line is flushed as it is written: nothing to do."""

@@ -13,10 +13,8 @@ reference and writes every other record, or all of them with
 Example::
 
     lines = OtlpLines(resource, json_limit=4096, redact=None)
-    spans: list[str] = []
-    for record in records:
-        lines.build(record, spans)
-    file.write(lines.line(spans) + "\n")
+    made, data, count = lines.write_many(records, failed)
+    binary_file.write(data)  # UTF-8 lines, each ended
 """
 
 from __future__ import annotations
@@ -34,7 +32,7 @@ from opentelemetry.trace import Link, SpanKind
 from .._core._accel import ENV as PURE_PYTHON_ENV
 from ._jsonval import Encoded, Redactor
 from ._otlp import encode_attributes, encode_event, encode_link
-from ._records import Flat
+from ._records import Flat, span_count
 from ._spans import _FLAGS, _OTLP_KIND, _TEMPLATES_MAX, Attrs, EventParts, OtlpSpans
 
 try:
@@ -42,7 +40,7 @@ try:
 except ImportError:  # built without a compiler: the Python code writes every span
     _speedups_otlp = None  # type: ignore[assignment]
 
-__all__ = ["OtlpLines", "c_available"]
+__all__ = ["OtlpLines", "c_available", "span_total"]
 
 # JSON as the trace files write it: compact, not ASCII-escaped.
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -63,6 +61,11 @@ _HEAD = _ROOT.replace('"spanId":"%016x",', '"spanId":"%016x","parentSpanId":"%01
 def c_available() -> bool:
     """Whether the C encoder was built and imports."""
     return _speedups_otlp is not None
+
+
+def span_total(records: list[Flat]) -> int:
+    """How many spans the records make: ``span_count`` of each, summed."""
+    return sum(map(span_count, records))
 
 
 class OtlpLines(OtlpSpans):
@@ -94,13 +97,6 @@ class OtlpLines(OtlpSpans):
         super().__init__(resource, json_limit=json_limit, redact=redact)
         if accelerated is None:
             accelerated = os.environ.get(PURE_PYTHON_ENV, "") in ("", "0")
-        self._c: _speedups_otlp.Encoder | None = None
-        if accelerated and _speedups_otlp is not None:
-            kind = _OTLP_KIND
-            kinds = (kind["CLIENT"], kind["SERVER"], kind["PRODUCER"], kind["CONSUMER"])
-            self._c = _speedups_otlp.Encoder(
-                json_limit, _FLAGS, kinds, self._value_json, self._build_python, Encoded
-            )
         self._known: dict[tuple[str, str], str] = {}
         # Per template key: how many attributes it has, and their text.
         self._base_texts: dict[tuple[Any, ...], tuple[int, str]] = {}
@@ -111,6 +107,26 @@ class OtlpLines(OtlpSpans):
             + _dumps(self._head["scope"])
             + ',"spans":['
         )
+        self._c: _speedups_otlp.Encoder | None = None
+        #: ``span_total``, in C with the C encoder (a trace thread counts
+        #: every batch: the Python one was half its work with the ring alone).
+        self.span_total: Callable[[list[Flat]], int] = span_total
+        # The C encoder's lines begin with these bytes; a resource UTF-8
+        # cannot carry (a lone surrogate) leaves its lines to this code.
+        self._c_writes = False
+        if accelerated and _speedups_otlp is not None:
+            kind = _OTLP_KIND
+            kinds = (kind["CLIENT"], kind["SERVER"], kind["PRODUCER"], kind["CONSUMER"])
+            try:
+                prefix = self._prefix.encode("utf-8")
+            except UnicodeEncodeError:
+                prefix = b""
+            else:
+                self._c_writes = True
+            self.span_total = _speedups_otlp.span_total
+            self._c = _speedups_otlp.Encoder(
+                json_limit, _FLAGS, kinds, self._value_json, self._build_python, Encoded, prefix
+            )
 
     @property
     def accelerated(self) -> bool:
@@ -158,23 +174,59 @@ class OtlpLines(OtlpSpans):
         assert isinstance(text, str)
         return text, "v.truncated" in scratch, "v.lossy" in scratch
 
+    def write_many(
+        self, records: list[Flat], failed: Callable[[Flat, Exception], None]
+    ) -> tuple[list[Flat], bytes, int]:
+        """The records' spans as the bytes of trace-file lines: (records made, bytes, spans).
+
+        As ``build_many`` (a record that cannot be made is left out and
+        given to ``failed``), then ``file_bytes``. The C encoder writes the
+        bytes straight, with no str per span: the text is the same; its
+        records made are ``records`` itself when every one was.
+        """
+        if self._c is not None and self._c_writes:
+            found: tuple[list[Flat], bytes, int] = self._c.write_many(records, failed)
+            return found
+        spans: list[str] = []
+        made = OtlpSpans.build_many(self, records, spans, failed)
+        return made, self.file_bytes(spans), len(spans)
+
+    def file_bytes(self, spans: list[str]) -> bytes:
+        """Spans (a str each) as the lines of a trace file: UTF-8, each line ended.
+
+        A line is a ``TracesData`` of about 64 kB at most (``lines``). One
+        that UTF-8 cannot carry (a lone surrogate in an attribute) is
+        written all ASCII, escaped as ``json`` escapes it.
+        """
+        out = []
+        for line in self.lines(spans):
+            try:
+                out.append(line.encode("utf-8"))
+            except UnicodeEncodeError:
+                out.append(json.dumps(json.loads(line), separators=(",", ":")).encode("ascii"))
+        return b"\n".join(out) + b"\n" if out else b""
+
     def lines(self, spans: list[str]) -> list[str]:
-        """Spans made by ``build_many`` as ``TracesData`` JSON lines of about 64 kB at most.
+        """Texts of spans as ``TracesData`` JSON lines of about 64 kB at most.
 
         Text past 128 KiB is allocated by mapping fresh pages, each time:
         copying and encoding it costs dozens of times more per byte, so a
-        long batch is written as several lines (a span longer than that is
-        a line of its own).
+        long batch is written as several lines. A text starts a new line
+        when the line's texts, UTF-8 bytes and commas, would pass
+        ``_LINE_TEXT`` with it (a text longer than that is a line of its
+        own): with a str per span, as ``write_many`` makes them, the lines
+        of the C encoder's ``write_many``, byte for byte.
         """
         found: list[str] = []
         group: list[str] = []
         size = 0
         for text in spans:
-            if group and size + len(text) > _LINE_TEXT:
+            length = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+            if group and size + length > _LINE_TEXT:
                 found.append(self.line(group))
                 group, size = [], 0
             group.append(text)
-            size += len(text) + 1
+            size += length + 1
         if group:
             found.append(self.line(group))
         return found

@@ -32,7 +32,7 @@ from ._jsonval import Redactor
 from ._otlp_file import OtlpJsonFileExporter
 from ._otlp_lines import OtlpLines
 from ._provider import processor_of
-from ._records import Flat, span_count
+from ._records import Flat
 from ._ring import SpanRing
 from ._spans import SpanBuilder
 
@@ -279,7 +279,7 @@ class TraceSink:
             self._ring.add(made)
             # The spans the last maker made (counted as it made them), or
             # those of the records, for the ring alone.
-            self.exported += count if count >= 0 else sum(map(span_count, made))
+            self.exported += count if count >= 0 else self._lines.span_total(made)
             with self._idle:
                 self._done += len(batch)
                 self._in_flight = 0
@@ -314,18 +314,16 @@ class TraceSink:
 
     def _write(self, batch: list[Flat]) -> tuple[list[Flat], int]:
         """Write ``batch`` to the trace files as OTLP JSON made straight from it."""
-        spans: list[str] = []
-        made = self._lines.build_many(batch, spans, self._build_failed)
+        made, data, count = self._lines.write_many(batch, self._build_failed)
         if made:
-            lines = self._lines.lines(spans)
             for exporter in self._files:
-                if not all(exporter.write_line(line) is SpanExportResult.SUCCESS for line in lines):
+                if exporter.write_lines(data) is not SpanExportResult.SUCCESS:
                     self.failed += len(made)
                     self._export_log.error(
                         "could not write spans to a trace file",
                         exc=OSError(f"{exporter!r} refused {len(made)} records"),
                     )
-        return made, -1  # a text may hold several spans: the caller counts the records'
+        return made, count
 
     def _processor_failed(self, exc: Exception) -> None:
         self.failed += 1

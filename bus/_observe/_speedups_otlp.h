@@ -2,7 +2,8 @@
  *
  *   _speedups_otlp.c       the module and the Encoder: which records are C's;
  *   _speedups_otlp_spans.c the spans of those records, attribute by attribute;
- *   _speedups_otlp_text.c  JSON text: the buffer, escaped strings, numbers, ids.
+ *   _speedups_otlp_text.c  JSON text: the buffer, escaped strings, numbers, ids;
+ *   _speedups_otlp_lines.c the lines of a trace file made of a batch's spans.
  *
  * Functions that read a value return 1 (written), 0 (not one written here:
  * the Python code's) or -1 (an error is set).
@@ -48,6 +49,32 @@ int buf_micros(Buf *b, long long n);
 int buf_escaped(Buf *b, const char *text, Py_ssize_t n);
 PyObject *buf_str(Buf *b);
 
+/* -- the spans of a batch, and the lines of a trace file made of them
+ * (_speedups_otlp_lines.c) ------------------------------------------------------ */
+
+/* Where each span of a batch ends in its buffer (spans are written one after
+ * another, with nothing between them), and whether it holds a lone
+ * surrogate (encoded "surrogatepass"): its line is then written all ASCII,
+ * as json.dumps(json.loads(line)) writes it. */
+enum { SPAN_ESCAPE = 1, SPAN_FIRST = 2 /* the first of its line: set by file_lines */ };
+typedef struct {
+    Py_ssize_t end;
+    int flags;
+} Mark;
+
+typedef struct {
+    Mark *at;
+    Py_ssize_t n, cap;
+} Marks;
+
+int marks_add(Marks *m, Py_ssize_t end, int flags);
+
+/* The spans in `text` (ended by `marks`) as the bytes of a trace file: lines
+ * of `prefix`, spans comma-separated, "]}]}]}\n", a line cut before a span
+ * that would take its span text past LINE_TEXT bytes (OtlpLines.file_bytes). */
+#define LINE_TEXT 64000
+PyObject *file_lines(const Buf *text, Marks *marks, const char *prefix, Py_ssize_t prefix_len);
+
 /* -- reading values ------------------------------------------------------------- */
 
 int utf8_of(PyObject *text, const char **data, Py_ssize_t *n, PyObject **owner);
@@ -73,9 +100,11 @@ typedef struct {
     PyObject *encoded;    /* the Encoded type */
     int flags;            /* the spans' "flags" (_spans._FLAGS) */
     int kinds[4];         /* OTLP kind of CLIENT, SERVER, PRODUCER, CONSUMER */
-    Buf span;             /* the span being written */
-    Buf batch;            /* spans written, not yet handed out (flush) */
-    int busy;             /* in build or build_many: the buffers are in use */
+    Buf batch;            /* spans written, not yet handed out (flush, or write_many's lines) */
+    Marks marks;          /* write_many: where each span in batch ends */
+    int separate;         /* write_many: spans marked, not comma-separated */
+    PyObject *prefix;     /* bytes: a line's text before its spans (write_many) */
+    int busy;             /* in build, build_many or write_many: the buffers are in use */
     Buf value;            /* an argument's JSON being written */
     Template *deliveries; /* per (event, pattern, service, thread); NULL until used */
     Template *fires;      /* per (event, caller) */
@@ -84,7 +113,8 @@ typedef struct {
 enum { K_CLIENT, K_SERVER, K_PRODUCER, K_CONSUMER };
 
 /* Add the spans of `record` to self->batch: 1, or 0 when the record is the
- * Python code's (nothing added), or -1 (the batch may hold part of it). */
+ * Python code's, or -1 (for either, the batch may hold part of it: the
+ * caller takes it back). */
 int otlp_build(Encoder *self, PyObject *record);
 
 /* _speedups_otlp_spans.c: what a span's writers share. The value readers
@@ -94,7 +124,11 @@ enum { CALL_SIZE = 21, FIRE_SIZE = 13, DELIVERY_SIZE = 15 };
 int put_str_attr(Buf *b, const char *key, PyObject *value);
 int put_queued(Buf *b, long long later, long long earlier);
 int put_json_attr(Encoder *self, Buf *b, const char *key, PyObject *v);
-int finish(Encoder *self, Buf *b); /* close the span in b, add it to the batch: 0 or -1 */
+/* A span's text goes straight into the batch: begin_span before its first
+ * byte (a comma between spans of a str), finish after its attributes (the
+ * status; the span's mark in write_many). 0 or -1. */
+int begin_span(Encoder *self, Buf *b);
+int finish(Encoder *self, Buf *b);
 
 /* _speedups_otlp_events.c: the spans of FIRE and DELIVERY records, as otlp_build. */
 int otlp_fire(Encoder *self, PyObject **r);

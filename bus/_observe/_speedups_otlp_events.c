@@ -180,10 +180,9 @@ template_of(Encoder *self, Template **table, PyObject *const *key, Maker make, T
 
 /* The ids that open a span: {"traceId":"...","spanId":"...[","parentSpanId":"...] */
 static int
-put_ids(Buf *b, PyObject *trace_id, uint64_t span_id, uint64_t parent_id)
+put_ids(Encoder *self, Buf *b, PyObject *trace_id, uint64_t span_id, uint64_t parent_id)
 {
-    b->len = 0;
-    b->ascii = 1;
+    OK(begin_span(self, b));
     OK(PUT(b, "{\"traceId\":\""));
     TRY(put_trace_id(b, trace_id));
     OK(PUT(b, "\",\"spanId\":\""));
@@ -230,8 +229,8 @@ otlp_delivery(Encoder *self, PyObject **r)
     TRY(as_i64(r[9], &end));
     Template *t;
     TRY(template_of(self, &self->deliveries, key, make_delivery, &t));
-    Buf *b = &self->span;
-    TRY(put_ids(b, r[1], span, parent));
+    Buf *b = &self->batch;
+    TRY(put_ids(self, b, r[1], span, parent));
     OK(put_piece(b, t, 0, t->a_len));
     OK(buf_int(b, start));
     OK(PUT(b, "\",\"endTimeUnixNano\":\""));
@@ -264,8 +263,8 @@ otlp_fire(Encoder *self, PyObject **r)
     OK(kwargs);
     Template *t;
     TRY(template_of(self, &self->fires, key, make_fire, &t));
-    Buf *b = &self->span;
-    TRY(put_ids(b, r[1], span, parent));
+    Buf *b = &self->batch;
+    TRY(put_ids(self, b, r[1], span, parent));
     OK(put_piece(b, t, 0, t->a_len));
     OK(buf_int(b, sent));
     OK(PUT(b, "\",\"endTimeUnixNano\":\""));

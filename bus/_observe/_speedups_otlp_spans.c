@@ -218,9 +218,7 @@ static int
 put_head(Encoder *self, Buf *b, PyObject *trace_id, uint64_t span_id, uint64_t parent_id,
          const char *prefix, PyObject *name, int kind, long long start, long long end)
 {
-    b->len = 0;
-    b->ascii = 1;
-    if (PUT(b, "{\"traceId\":\"") < 0) {
+    if (begin_span(self, b) < 0 || PUT(b, "{\"traceId\":\"") < 0) {
         return -1;
     }
     int found = put_trace_id(b, trace_id);
@@ -255,17 +253,21 @@ put_head(Encoder *self, Buf *b, PyObject *trace_id, uint64_t span_id, uint64_t p
     return 1;
 }
 
-/* Close the span (attributes, an empty status) and add it to the batch. */
+/* Where a span begins: after a comma, when the batch's spans are a str's. */
+int
+begin_span(Encoder *self, Buf *b)
+{
+    return !self->separate && b->len ? PUT(b, ",") : 0;
+}
+
+/* Close the span (attributes, an empty status); write_many marks its end. */
 int
 finish(Encoder *self, Buf *b)
 {
-    Buf *batch = &self->batch;
-    if (PUT(b, "],\"status\":{}}") < 0 || (batch->len && PUT(batch, ",") < 0) ||
-        buf_put(batch, b->data, b->len) < 0) {
+    if (PUT(b, "],\"status\":{}}") < 0) {
         return -1;
     }
-    batch->ascii &= b->ascii;
-    return 0;
+    return self->separate ? marks_add(&self->marks, b->len, 0) : 0;
 }
 
 /* Whether a record's transport attributes (`wire`) are absent: None or {}. */
@@ -297,7 +299,7 @@ call(Encoder *self, PyObject **r)
     TRY(as_i64(r[12], &end));
     int kwargs = PyObject_IsTrue(r[9]);
     OK(kwargs);
-    Buf *b = &self->span;
+    Buf *b = &self->batch;
     TRY(put_head(self, b, r[1], client, parent, "", name, self->kinds[K_CLIENT], sent, end));
     Py_ssize_t attrs_at = b->len; /* the SERVER span's attributes begin with these */
     OK(PUT(b, "{\"key\":\"rpc.system.name\",\"value\":{\"stringValue\":\"bus\"}}"));
@@ -308,31 +310,17 @@ call(Encoder *self, PyObject **r)
     if (kwargs) {
         TRY(put_json_attr(self, b, "bus.kwargs", r[9]));
     }
-    /* Keep the shared attributes before finishing: finish() appends to b. */
     Py_ssize_t shared_len = b->len - attrs_at;
-    int shared_ascii = b->ascii;
-    char *shared = PyMem_Malloc((size_t)(shared_len ? shared_len : 1));
-    if (shared == NULL) {
-        PyErr_NoMemory();
+    OK(finish(self, b));
+    /* 0 cannot happen here: the same ids and name were written above. */
+    TRY(put_head(self, b, r[1], server, client, "", name, self->kinds[K_SERVER], handled, end));
+    /* The shared attributes again, copied from the CLIENT span's text in
+     * the same buffer: room first, since growing it may move it. */
+    if (b->cap - b->len < shared_len && buf_grow(b, shared_len) < 0) {
         return -1;
     }
-    memcpy(shared, b->data + attrs_at, (size_t)shared_len);
-    int rc = finish(self, b);
-    if (rc == 0) {
-        rc = put_head(self, b, r[1], server, client, "", name, self->kinds[K_SERVER], handled,
-                      end);
-        if (rc > 0) {
-            b->ascii &= shared_ascii;
-            rc = buf_put(b, shared, shared_len) < 0 ? -1 : 1;
-        }
-    }
-    else {
-        rc = -1;
-    }
-    PyMem_Free(shared);
-    if (rc <= 0) {
-        return rc; /* 0 cannot happen here: the same ids and name were written above */
-    }
+    memcpy(b->data + b->len, b->data + attrs_at, (size_t)shared_len);
+    b->len += shared_len;
     TRY(put_str_attr(b, "thread.name", thread));
     TRY(put_queued(b, handled, sent));
     TRY(put_json_attr(self, b, "bus.result", r[14]));

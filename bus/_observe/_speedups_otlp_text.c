@@ -3,6 +3,8 @@
  * Python writes them, ids as hex. */
 #include "_speedups_otlp.h"
 
+#include <limits.h>
+
 /* -- a growing UTF-8 buffer ---------------------------------------------------- */
 
 
@@ -34,7 +36,29 @@ static const char HEX[] = "0123456789abcdef";
 /* Every byte's two hex digits, "000102...feff", made by otlp_text_init(). */
 static char HEX_PAIRS[512];
 
-/* `value` as `digits` (an even number) lower-case hex digits, a byte at a time. */
+#if defined(__SSE2__) && defined(__GNUC__)
+#include <emmintrin.h>
+/* The 16 hex digits of 64 bits at out, all at once: the bytes most
+ * significant first, each split into its two nibbles side by side, '0'
+ * added to every nibble and 'a' - '0' - 10 more to those past 9. SSE2 is
+ * part of every x86-64. */
+static inline void
+hex16(char *out, uint64_t value)
+{
+    __m128i bytes = _mm_cvtsi64_si128((long long)__builtin_bswap64(value));
+    __m128i low4 = _mm_set1_epi8(0x0f);
+    __m128i high = _mm_and_si128(_mm_srli_epi16(bytes, 4), low4);
+    __m128i nibbles = _mm_unpacklo_epi8(high, _mm_and_si128(bytes, low4));
+    __m128i letters = _mm_cmpgt_epi8(nibbles, _mm_set1_epi8(9));
+    nibbles = _mm_add_epi8(nibbles, _mm_set1_epi8('0'));
+    nibbles = _mm_add_epi8(nibbles, _mm_and_si128(letters, _mm_set1_epi8('a' - '0' - 10)));
+    _mm_storeu_si128((__m128i *)out, nibbles);
+}
+#define HEX_WORDS 1
+#endif
+
+/* `value` as `digits` (an even number) lower-case hex digits: 16 (an id, or
+ * half a trace id) at once where the compiler allows, else a byte at a time. */
 int
 buf_hex(Buf *b, uint64_t value, int digits)
 {
@@ -42,6 +66,13 @@ buf_hex(Buf *b, uint64_t value, int digits)
         return -1;
     }
     char *end = b->data + b->len + digits;
+#ifdef HEX_WORDS
+    if (digits == 16) {
+        hex16(end - 16, value);
+        b->len += 16;
+        return 0;
+    }
+#endif
     for (int i = 0; i < digits; i += 2) {
         memcpy(end -= 2, HEX_PAIRS + (value & 0xff) * 2, 2);
         value >>= 8;
@@ -76,18 +107,83 @@ digits_of(unsigned long long magnitude, char *end)
     return p;
 }
 
+/* Exactly 8 decimal digits of `value` (< 10**8) at p: 32-bit halves and
+ * pairs, no loop. */
+static inline void
+put8(char *p, uint32_t value)
+{
+    uint32_t high = value / 10000, low = value % 10000;
+    memcpy(p, DIGIT_PAIRS + (high / 100) * 2, 2);
+    memcpy(p + 2, DIGIT_PAIRS + (high % 100) * 2, 2);
+    memcpy(p + 4, DIGIT_PAIRS + (low / 100) * 2, 2);
+    memcpy(p + 6, DIGIT_PAIRS + (low % 100) * 2, 2);
+}
+
+/* The digits of a value below 10**8 at p, as many as it has; the end.
+ * Up to four digits (a flag, a kind, the head of a time) by pairs; p has
+ * room for 8 bytes more. */
+static inline char *
+put_small(char *p, uint32_t value)
+{
+    if (value < 100) {
+        if (value < 10) {
+            *p = (char)('0' + value);
+            return p + 1;
+        }
+        memcpy(p, DIGIT_PAIRS + value * 2, 2);
+        return p + 2;
+    }
+    if (value < 10000) {
+        if (value < 1000) {
+            *p = (char)('0' + value / 100);
+            memcpy(p + 1, DIGIT_PAIRS + (value % 100) * 2, 2);
+            return p + 3;
+        }
+        memcpy(p, DIGIT_PAIRS + (value / 100) * 2, 2);
+        memcpy(p + 2, DIGIT_PAIRS + (value % 100) * 2, 2);
+        return p + 4;
+    }
+    char text[16];
+    char *first = digits_of(value, text + 8);
+    memcpy(p, first, 8); /* a fixed length: the bytes past the digits are overwritten */
+    return p + (text + 8 - first);
+}
+
+/* A time in ns has 19 digits: in 8-digit pieces, each of 32-bit arithmetic,
+ * rather than a 64-bit division per pair. */
 int
 buf_int(Buf *b, long long value)
 {
-    char text[24];
-    char *end = text + sizeof(text);
-    /* The magnitude as unsigned: -LLONG_MIN does not fit a long long. */
-    char *p = digits_of(value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value,
-                        end);
-    if (value < 0) {
-        *--p = '-';
+    /* 20 characters at most, and put_small's 8-byte copy past them. */
+    if (b->cap - b->len < 32 && buf_grow(b, 32) < 0) {
+        return -1;
     }
-    return buf_put(b, p, end - p);
+    char *p = b->data + b->len;
+    /* The magnitude as unsigned: -LLONG_MIN does not fit a long long. */
+    unsigned long long magnitude = (unsigned long long)value;
+    if (value < 0) {
+        *p++ = '-';
+        magnitude = 0ULL - magnitude;
+    }
+    if (magnitude < 100000000ULL) {
+        p = put_small(p, (uint32_t)magnitude);
+    }
+    else {
+        unsigned long long high = magnitude / 100000000ULL;
+        uint32_t low = (uint32_t)(magnitude % 100000000ULL);
+        if (high < 100000000ULL) {
+            p = put_small(p, (uint32_t)high);
+        }
+        else {
+            p = put_small(p, (uint32_t)(high / 100000000ULL));
+            put8(p, (uint32_t)(high % 100000000ULL));
+            p += 8;
+        }
+        put8(p, low);
+        p += 8;
+    }
+    b->len = p - b->data;
+    return 0;
 }
 
 /* float.__repr__, which is what the Python code writes (`{value!r}`). */
@@ -217,6 +313,37 @@ put_string(Buf *b, PyObject *text)
 /* A plain int in [0, 2**64), read from its digits (_speedups_long.h):
  * PyLong_AsUnsignedLongLong goes through a byte array (CPython 3.11), and a
  * random id is at least 2**63 half the time. */
+/* An exact int >= 0 of at most 64 bits: 1 and *out, else 0. CPython 3.11's
+ * 30-bit digits are at most three, combined at once; elsewhere, or past
+ * them, long_words streams them. */
+static inline int
+u64_of(PyObject *value, uint64_t *out)
+{
+#if PY_VERSION_HEX < 0x030C0000 && PYLONG_BITS_IN_DIGIT == 30
+    const digit *d = ((PyLongObject *)value)->ob_digit;
+    switch (Py_SIZE(value)) {
+    case 0:
+        *out = 0;
+        return 1;
+    case 1:
+        *out = d[0];
+        return 1;
+    case 2:
+        *out = d[0] | (uint64_t)d[1] << 30;
+        return 1;
+    case 3:
+        if (d[2] < 16) { /* 4 bits of it: 64 in all */
+            *out = d[0] | (uint64_t)d[1] << 30 | (uint64_t)d[2] << 60;
+            return 1;
+        }
+        return 0;
+    default:
+        break;
+    }
+#endif
+    return long_words(value, out, 1);
+}
+
 int
 as_u64(PyObject *value, uint64_t *out)
 {
@@ -224,7 +351,7 @@ as_u64(PyObject *value, uint64_t *out)
         return 0;
     }
     /* Negative, or past 64 bits: the Python code writes those its own way. */
-    return long_words(value, out, 1);
+    return u64_of(value, out);
 }
 
 int
@@ -232,6 +359,12 @@ as_i64(PyObject *value, long long *out)
 {
     if (!PyLong_CheckExact(value)) {
         return 0;
+    }
+    /* Times are >= 0: read from the digits, as ids are. */
+    uint64_t word;
+    if (u64_of(value, &word) && word <= (uint64_t)LLONG_MAX) {
+        *out = (long long)word;
+        return 1;
     }
     int overflow;
     *out = PyLong_AsLongLongAndOverflow(value, &overflow);
