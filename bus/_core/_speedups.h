@@ -216,9 +216,11 @@ typedef struct {
     PyObject *dict; /* NULL: nothing kept */
     uint64_t tag;
     int fast; /* traced (a sink), and no watcher */
+    int own;  /* no delivery hook set in the hub's __dict__ */
     PyObject *submit, *limit, *redact, *names;
 } HubState;
 extern HubState seen_hub;
+extern PyTypeObject *Hub_type;
 extern PyTypeObject *Span_type; /* BusSpan, and its slots */
 extern Py_ssize_t p_context, p_extras, p_live, p_span_id, p_trace_id, off_h_name, off_w_thread;
 /* the API's context variable, its Context class and the current span's key */
@@ -243,6 +245,37 @@ int own_scope(PyObject *scope, Py_ssize_t size); /* (BusSpan, token[, start_ns])
 /* _speedups_deliver.c: the handler's span, and the observer's hooks of a traced delivery */
 extern PyTypeObject DeliveryStarted_Type, DeliveryEnded_Type;
 int configure_deliveries(PyObject *delivery_kind, PyObject *name_bits);
+/* An event's packed head (_heads.pack_head), its fields read. */
+typedef struct {
+    uint64_t trace_high, trace_low, span_id, sent_ns, index;
+} Head;
+/* 1 and *head read when ticket is a packed head; 0 (Python's turn) else. */
+int head_of(PyObject *ticket, Head *head);
+/* Whether dict (a hub's __dict__) sets a delivery hook of its own: 1, 0, -1 on error. */
+int delivery_hooks_shadowed(PyObject *dict);
+/* Whether a service's loop may call the bodies of the hub's delivery hooks
+ * below instead of looking its methods up: hub is a Hub whose
+ * delivery_started, handler_returned and delivery_ended are the C hooks, its
+ * own __dict__ sets none of them. 1, 0, -1 on error. */
+int delivery_hooks_ours(PyObject *hub);
+/* getattr(obj, name) (name interned), a new reference: kept from the last
+ * read while obj's __dict__ is unchanged (CPython 3.11's dict tags; read
+ * every time where there are none). */
+PyObject *attr_seen(PyObject *obj, PyObject *name);
+/* Hub.delivery_started's scope (span, token, start_ns) for a packed head;
+ * with kept, the span's context in *kept (a new reference) for
+ * delivery_spare once the delivery is over. */
+PyObject *delivery_begin(const Head *head, PyObject **kept);
+/* The span and context of a delivery that is over, released (both
+ * references taken): kept for the next delivery where no one else holds
+ * either. */
+void delivery_spare(PyObject *span, PyObject *ctx);
+/* Hub.handler_returned(scope): 1 done, 0 not a scope of the C hooks (the
+ * Python method's turn, nothing done), -1 on error. */
+int scope_left(PyObject *scope);
+/* Hub.delivery_ended(*args) (args[0] the hub) for a packed head: 1 done, 0
+ * nothing done (the Python method's turn), -1 on error. */
+int delivery_finish(PyObject *const *args, const Head *head);
 
 /* _speedups_fired.c: the firing side of a traced event, and the trace sink's submit */
 extern PyTypeObject SinkSubmit_Type;
