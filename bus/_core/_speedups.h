@@ -258,10 +258,25 @@ int delivery_hooks_shadowed(PyObject *dict);
  * delivery_started, handler_returned and delivery_ended are the C hooks, its
  * own __dict__ sets none of them. 1, 0, -1 on error. */
 int delivery_hooks_ours(PyObject *hub);
-/* getattr(obj, name) (name interned), a new reference: kept from the last
- * read while obj's __dict__ is unchanged (CPython 3.11's dict tags; read
- * every time where there are none). */
-PyObject *attr_seen(PyObject *obj, PyObject *name);
+/* What getattr(obj, name) gave for objects whose __dict__ holds it, each
+ * with that dict and its tag then: the same dict, unchanged, holds the same
+ * value (borrowed from it). One cache per place that reads, with room for
+ * the objects of a few services whose threads take turns. */
+#define ATTRS_SEEN 4
+typedef struct {
+    PyObject *dict;
+    uint64_t tag;
+    PyObject *name; /* interned: compared by address */
+    PyObject *value;
+} AttrSeen;
+typedef struct {
+    AttrSeen seen[ATTRS_SEEN];
+    int next; /* the entry to replace */
+} AttrCache;
+/* getattr(obj, name) (name interned), a new reference: from cache while
+ * obj's __dict__ is unchanged (CPython 3.11's dict tags; read every time
+ * where there are none). */
+PyObject *attr_seen(PyObject *obj, PyObject *name, AttrCache *cache);
 /* Hub.delivery_started's scope (span, token, start_ns) for a packed head;
  * with kept, the span's context in *kept (a new reference) for
  * delivery_spare once the delivery is over. */

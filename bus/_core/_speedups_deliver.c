@@ -17,12 +17,13 @@
 #include "_speedups_long.h"
 
 static PyObject *delivery_kind;
+static AttrCache names_seen; /* runtime.name */
 static int name_bits; /* _heads.NAME_BITS: 0 until configure_deliveries */
 
 /* The fields of a packed head, read from its digits as _heads.head_parts
  * reads them with shifts and masks: 1, or 0 when it is no int of the
  * packed layout (negative, or a trace id past 128 bits: Python's turn).
- * Each field reads only the digits that hold it (about ten in all). */
+ * Each field reads only the digits that hold it. */
 int
 head_of(PyObject *ticket, Head *head)
 {
@@ -45,40 +46,36 @@ head_of(PyObject *ticket, Head *head)
 
 /* -- attributes read per delivery ------------------------------------------------- */
 
-/* What getattr(obj, name) gave for an object whose __dict__ holds it, with
- * that dict and its tag then: the same dict, unchanged, holds the same value
- * (borrowed from it). A few entries, found by the dict's address, so that the
- * services whose threads take turns do not push each other's out. */
-typedef struct {
-    PyObject *dict;
-    uint64_t tag;
-    PyObject *name; /* interned: compared by address */
-    PyObject *value;
-} AttrSeen;
-
-#define ATTRS_SEEN 16
-static AttrSeen attrs_seen[ATTRS_SEEN];
-
 PyObject *
-attr_seen(PyObject *obj, PyObject *name)
+attr_seen(PyObject *obj, PyObject *name, AttrCache *cache)
 {
     PyObject **where = _PyObject_GetDictPtr(obj);
     PyObject *dict = where == NULL ? NULL : *where;
     uint64_t tag = dict == NULL ? TAG_UNKNOWN : DICT_TAG(dict);
-    AttrSeen *seen = &attrs_seen[(((uintptr_t)dict >> 4) ^ ((uintptr_t)name >> 4)) % ATTRS_SEEN];
-    if (tag != TAG_UNKNOWN && seen->dict == dict && seen->tag == tag && seen->name == name) {
-        return Py_NewRef(seen->value);
+    if (tag != TAG_UNKNOWN) {
+        for (int i = 0; i < ATTRS_SEEN; i++) {
+            AttrSeen *seen = &cache->seen[i];
+            if (seen->dict == dict && seen->tag == tag && seen->name == name) {
+                return Py_NewRef(seen->value);
+            }
+        }
     }
     PyObject *value = PyObject_GetAttr(obj, name);
-    seen->dict = NULL;
     /* Kept only where the attribute is the dict's entry (no property), read
-     * after getattr, which may have run Python code. */
+     * after getattr, which may have run Python code; in place of the entry
+     * kept longest. */
     where = value == NULL ? NULL : _PyObject_GetDictPtr(obj);
     dict = where == NULL ? NULL : *where;
     if (dict != NULL && (tag = DICT_TAG(dict)) != TAG_UNKNOWN) {
         PyObject *entry = PyDict_GetItemWithError(dict, name);
         if (entry == value) {
-            *seen = (AttrSeen){dict, tag, name, value};
+            for (int i = 0; i < ATTRS_SEEN; i++) {
+                if (cache->seen[i].dict == dict) {
+                    cache->seen[i].dict = NULL; /* an older read of this dict */
+                }
+            }
+            cache->seen[cache->next] = (AttrSeen){dict, tag, name, value};
+            cache->next = (cache->next + 1) % ATTRS_SEEN;
         }
         else if (entry == NULL && PyErr_Occurred()) {
             Py_CLEAR(value);
@@ -378,7 +375,7 @@ delivery_finish(PyObject *const *args, const Head *head)
     PyObject *submit = Py_NewRef(seen_hub.submit);
     PyObject *fire_span_id = PyLong_FromUnsignedLongLong(head->span_id);
     PyObject *sent_ns = fire_span_id == NULL ? NULL : PyLong_FromUnsignedLongLong(head->sent_ns);
-    PyObject *service = sent_ns == NULL ? NULL : attr_seen(runtime, s_name);
+    PyObject *service = sent_ns == NULL ? NULL : attr_seen(runtime, s_name, &names_seen);
     PyObject *end = service == NULL ? NULL : time_ns();
     PyObject *flat = end == NULL ? NULL : PyTuple_New(15);
     if (flat == NULL) {

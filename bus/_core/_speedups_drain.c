@@ -148,6 +148,8 @@ run_one(PyObject *worker, PyObject *item, PyObject *failed, PyObject *handler, P
 
 /* worker.runtime.bus.observer (observer_of), each read kept while the
  * __dict__ it came from is unchanged. */
+static AttrCache buses_seen, observers_seen;
+
 static PyObject *
 observed_by(PyObject *worker)
 {
@@ -156,11 +158,11 @@ observed_by(PyObject *worker)
         PyErr_SetString(PyExc_AttributeError, "a worker without its runtime");
         return NULL;
     }
-    PyObject *bus = attr_seen(runtime, s_bus);
+    PyObject *bus = attr_seen(runtime, s_bus, &buses_seen);
     if (bus == NULL) {
         return NULL;
     }
-    PyObject *observer = attr_seen(bus, s_observer);
+    PyObject *observer = attr_seen(bus, s_observer, &observers_seen);
     Py_DECREF(bus);
     return observer;
 }
