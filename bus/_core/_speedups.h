@@ -277,20 +277,37 @@ typedef struct {
  * obj's __dict__ is unchanged (CPython 3.11's dict tags; read every time
  * where there are none). */
 PyObject *attr_seen(PyObject *obj, PyObject *name, AttrCache *cache);
+/* A worker thread's kept span, Context and context variables, for the
+ * next delivery on that thread (_speedups_scope.c). */
+typedef struct Entered Entered;
 /* Hub.delivery_started's scope (span, token, start_ns) for a packed head;
- * with kept, the span's context in *kept (a new reference) for
- * delivery_spare once the delivery is over. */
-PyObject *delivery_begin(const Head *head, PyObject **kept);
-/* The span and context of a delivery that is over, released (both
- * references taken): kept for the next delivery where no one else holds
- * either. */
-void delivery_spare(PyObject *span, PyObject *ctx);
+ * with state, the span made current through the thread's entry, which it
+ * gives in *state (or NULL: none) for delivery_left and span_over. */
+PyObject *delivery_begin(const Head *head, Entered **state);
+/* Hub.handler_returned(scope) of a scope delivery_begin made with state: 1
+ * done, 0 not such a scope (the entry dropped: the Python method's turn),
+ * -1 on error. */
+int delivery_left(PyObject *scope, Entered **state);
 /* Hub.handler_returned(scope): 1 done, 0 not a scope of the C hooks (the
  * Python method's turn, nothing done), -1 on error. */
 int scope_left(PyObject *scope);
 /* Hub.delivery_ended(*args) (args[0] the hub) for a packed head: 1 done, 0
  * nothing done (the Python method's turn), -1 on error. */
 int delivery_finish(PyObject *const *args, const Head *head);
+
+/* _speedups_scope.c: a delivery's span made current on its worker's thread */
+int probe_scopes(void); /* whether the context layout is the one known (0: always) */
+/* A BusSpan(trace_id, span_id) made current as enter() does, through the
+ * thread's entry where it may be (*state: it, or NULL), else through the API
+ * (and an entry made for next time). The span and its token: new references. */
+PyObject *span_enter(PyObject *trace_id, PyObject *span_id, Entered **state, PyObject **token);
+/* leave(token): the entry's variables swapped back where nothing changed
+ * them, else var.reset(token) (and *state dropped, set to NULL). 0, -1. */
+int span_leave(PyObject *token, Entered **state);
+/* The delivery is over and its scope released: the entry kept for the next
+ * where no one else holds what it keeps, else dropped. */
+void span_over(Entered *state);
+void span_drop(Entered *state); /* the entry dropped (NULL: nothing) */
 
 /* _speedups_fired.c: the firing side of a traced event, and the trace sink's submit */
 extern PyTypeObject SinkSubmit_Type;

@@ -169,7 +169,7 @@ configure_deliveries(PyObject *kind, PyObject *bits_of_name)
     }
     Py_XSETREF(delivery_kind, Py_NewRef(kind));
     name_bits = (int)bits;
-    return 0;
+    return probe_scopes();
 }
 
 int
@@ -220,117 +220,57 @@ delivery_hooks_ours(PyObject *hub)
     return seen_hub.own;
 }
 
-/* A delivery's span and its context ({SPAN_KEY: span}), kept from a
- * delivery that ended with no one else holding either (nor a weak reference
- * to either, nor an attribute set on either): the next delivery's, its ids
- * set anew. Making and freeing both, and the context's keys, was a fifth of
- * the worker's part of a traced delivery. */
-static PyObject *spare_span, *spare_ctx;
-
-/* An object's attributes of its own: 1 none, 0 some, -1 on error. */
-static int
-bare(PyObject *obj)
-{
-    PyTypeObject *type = Py_TYPE(obj);
-    if (type->tp_weaklistoffset > 0 &&
-        *(PyObject **)((char *)obj + type->tp_weaklistoffset) != NULL) {
-        return 0;
-    }
-    if (type->tp_dictoffset == 0) {
-        return 1;
-    }
-    /* The first look makes an empty __dict__, which a kept object keeps. */
-    PyObject *dict = PyObject_GenericGetDict(obj, NULL);
-    if (dict == NULL) {
-        return -1;
-    }
-    int empty = PyDict_CheckExact(dict) && PyDict_GET_SIZE(dict) == 0;
-    Py_DECREF(dict);
-    return empty;
-}
-
-void
-delivery_spare(PyObject *span, PyObject *ctx)
-{
-    /* span: held here and by ctx; ctx: held here only */
-    if (spare_span == NULL && Py_REFCNT(span) == 2 && Py_REFCNT(ctx) == 1 &&
-        Py_IS_TYPE(span, Span_type) && Py_IS_TYPE(ctx, (PyTypeObject *)context_type) &&
-        PyDict_GET_SIZE(ctx) == 1) {
-        PyObject *key, *held;
-        Py_ssize_t at = 0;
-        int kept = PyDict_Next(ctx, &at, &key, &held) && key == span_key && held == span
-                       ? bare(span)
-                       : 0;
-        kept = kept > 0 ? bare(ctx) : kept;
-        if (kept > 0) {
-            spare_span = span;
-            spare_ctx = ctx;
-            return;
-        }
-        if (kept < 0) {
-            PyErr_Clear(); /* not kept: nothing is lost */
-        }
-    }
-    Py_DECREF(span);
-    Py_DECREF(ctx);
-}
-
 PyObject *
-delivery_begin(const Head *head, PyObject **kept)
+delivery_begin(const Head *head, Entered **state)
 {
     /* BusSpan(ticket >> (NAME_BITS + 128), _bits(64)), entered; then the clock */
+    Entered *kept = NULL;
     PyObject *trace_id = long_from_128(head->trace_high, head->trace_low);
     PyObject *span_id = trace_id == NULL ? NULL : draw(bits64);
-    PyObject *token = NULL, *start = NULL, *scope = NULL, *span = NULL, *ctx = NULL;
-    if (span_id != NULL && spare_span != NULL) {
-        /* BusSpan.__init__ on the spare: its slots as a new span has them */
-        span = spare_span;
-        ctx = spare_ctx;
-        spare_span = spare_ctx = NULL;
-        slot_set(span, p_trace_id, trace_id);
-        slot_set(span, p_span_id, span_id);
-        slot_set(span, p_live, Py_True);
-        slot_set(span, p_context, Py_None);
-        slot_set(span, p_extras, Py_None);
-        if ((token = PyContextVar_Set(context_var, ctx)) == NULL) {
-            Py_CLEAR(span);
-        }
-    }
-    else if (span_id != NULL) {
-        span = enter_span(trace_id, span_id, Py_None, &token);
-        if (span != NULL && kept != NULL) {
-            /* the context just set: the context variable's value */
-            if (PyContextVar_Get(context_var, NULL, &ctx) < 0) {
-                Py_CLEAR(span);
-            }
-        }
+    PyObject *token = NULL, *start = NULL, *scope = NULL, *span = NULL;
+    if (span_id != NULL) {
+        span = state != NULL ? span_enter(trace_id, span_id, &kept, &token)
+                             : enter_span(trace_id, span_id, Py_None, &token);
     }
     if (span != NULL && (start = time_ns()) != NULL) {
         scope = PyTuple_Pack(3, span, token, start);
     }
-    if (scope != NULL && kept != NULL && ctx != NULL) {
-        *kept = ctx; /* given to the caller, for delivery_spare */
-        ctx = NULL;
-    }
-    else if (kept != NULL) {
-        *kept = NULL;
-    }
-    if (scope == NULL && token != NULL) {
+    if (scope == NULL && span != NULL) {
         /* leave what was entered: the caller never saw it */
         PyObject *type, *value, *traceback;
         PyErr_Fetch(&type, &value, &traceback);
-        if (PyContextVar_Reset(context_var, token) < 0) {
+        if (span_leave(token, &kept) < 0) {
             PyErr_WriteUnraisable(context_var);
         }
+        span_drop(kept);
+        kept = NULL;
         PyErr_Restore(type, value, traceback);
+    }
+    if (state != NULL) {
+        *state = kept;
     }
     Py_XDECREF(trace_id);
     Py_XDECREF(span_id);
     Py_XDECREF(span);
-    Py_XDECREF(ctx);
     Py_XDECREF(token);
     Py_XDECREF(start);
     return scope;
+}
+
+int
+delivery_left(PyObject *scope, Entered **state)
+{
+    if (Span_type == NULL || !own_scope(scope, 3)) {
+        span_drop(*state); /* the Python method resets with the scope's token */
+        *state = NULL;
+        return 0;
+    }
+    /* leave(token), then span.release() */
+    if (span_leave(PyTuple_GET_ITEM(scope, 1), state) < 0) {
+        return -1;
+    }
+    slot_set(PyTuple_GET_ITEM(scope, 0), p_live, Py_False);
+    return 1;
 }
 
 static PyObject *

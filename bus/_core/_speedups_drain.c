@@ -180,7 +180,7 @@ run_observed(PyObject *worker, PyObject *item, PyObject *handler, PyObject *stat
     slot_set(worker, off_w_event, item);
     PyObject *observer = observed_by(worker);
     PyObject *scope = NULL, *elapsed = NULL, *type = NULL, *error = NULL, *traceback = NULL;
-    PyObject *ctx = NULL; /* the span's context, for delivery_spare */
+    Entered *state = NULL; /* the thread's kept span and context, in use */
     int rc = -1;
     if (observer == NULL) {
         goto done;
@@ -201,7 +201,7 @@ run_observed(PyObject *worker, PyObject *item, PyObject *handler, PyObject *stat
         }
         Py_DECREF(since);
         slot_set(worker, off_w_current, handler);
-        if ((scope = delivery_begin(&head, &ctx)) == NULL) {
+        if ((scope = delivery_begin(&head, &state)) == NULL) {
             goto done;
         }
     }
@@ -231,7 +231,20 @@ run_observed(PyObject *worker, PyObject *item, PyObject *handler, PyObject *stat
     if (observer != Py_None) {
         /* Read again: the listener may have set a hook of its own on the hub. */
         int ours = direct ? delivery_hooks_ours(observer) : 0;
-        int left = ours > 0 ? scope_left(scope) : ours;
+        int left = ours > 0 ? delivery_left(scope, &state) : ours;
+        if (ours < 0) {
+            /* The span is left all the same; the error goes on up. */
+            PyObject *t, *v, *tb;
+            PyErr_Fetch(&t, &v, &tb);
+            if (delivery_left(scope, &state) < 0) {
+                PyErr_WriteUnraisable(observer);
+            }
+            PyErr_Restore(t, v, tb);
+        }
+        else if (left == 0) {
+            span_drop(state); /* the Python method resets with the scope's token */
+            state = NULL;
+        }
         PyObject *returned[2] = {observer, scope};
         PyObject *done = left < 0    ? NULL
                          : left == 1 ? Py_NewRef(Py_None)
@@ -294,22 +307,21 @@ run_observed(PyObject *worker, PyObject *item, PyObject *handler, PyObject *stat
         goto failed;
     }
     rc = 1;
-    if (ctx != NULL) {
+    if (state != NULL) {
         /* The delivery is over: no one reads worker.scope until the next
          * (current_event() looks at worker.event first), and its span and
          * context may serve that one, where no one else holds them. */
         slot_set(worker, off_w_scope, Py_None);
-        PyObject *span = Py_NewRef(PyTuple_GET_ITEM(scope, 0));
         Py_CLEAR(scope);
-        delivery_spare(span, ctx);
-        ctx = NULL;
+        span_over(state);
+        state = NULL;
     }
     goto done;
 failed:
     slot_set(worker, off_w_event, item); /* for the Python loop to count it lost */
 done:
     Py_XDECREF(observer);
-    Py_XDECREF(ctx);
+    span_drop(state);
     Py_XDECREF(scope);
     Py_XDECREF(elapsed);
     Py_XDECREF(type);
