@@ -304,9 +304,12 @@ PyObject *span_enter(PyObject *trace_id, PyObject *span_id, Entered **state, PyO
 /* leave(token): the entry's variables swapped back where nothing changed
  * them, else var.reset(token) (and *state dropped, set to NULL). 0, -1. */
 int span_leave(PyObject *token, Entered **state);
-/* The delivery is over and its scope released: the entry kept for the next
- * where no one else holds what it keeps, else dropped. */
-void span_over(Entered *state);
+/* The delivery is over (its scope given, a reference taken): the entry
+ * kept for the next where no one else holds what it keeps, else dropped. */
+void span_over(Entered *state, PyObject *scope);
+/* The entry's last scope, to serve again with a new start_ns (its
+ * reference given), where no one else holds it; else NULL. */
+PyObject *span_scope(Entered *state);
 void span_drop(Entered *state); /* the entry dropped (NULL: nothing) */
 
 /* _speedups_fired.c: the firing side of a traced event, and the trace sink's submit */

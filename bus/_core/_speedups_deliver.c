@@ -233,7 +233,16 @@ delivery_begin(const Head *head, Entered **state)
                              : enter_span(trace_id, span_id, Py_None, &token);
     }
     if (span != NULL && (start = time_ns()) != NULL) {
-        scope = PyTuple_Pack(3, span, token, start);
+        scope = kept != NULL ? span_scope(kept) : NULL;
+        if (scope != NULL) {
+            PyObject *old = PyTuple_GET_ITEM(scope, 2);
+            PyTuple_SET_ITEM(scope, 2, start); /* the reference taken */
+            Py_DECREF(old);
+            start = NULL;
+        }
+        else {
+            scope = PyTuple_Pack(3, span, token, start);
+        }
     }
     if (scope == NULL && span != NULL) {
         /* leave what was entered: the caller never saw it */

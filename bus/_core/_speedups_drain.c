@@ -181,6 +181,7 @@ run_observed(PyObject *worker, PyObject *item, PyObject *handler, PyObject *stat
     PyObject *observer = observed_by(worker);
     PyObject *scope = NULL, *elapsed = NULL, *type = NULL, *error = NULL, *traceback = NULL;
     Entered *state = NULL; /* the thread's kept span and context, in use */
+    int hooks_held = 0;    /* the C hooks were the hub's as the listener returned */
     int rc = -1;
     if (observer == NULL) {
         goto done;
@@ -232,6 +233,7 @@ run_observed(PyObject *worker, PyObject *item, PyObject *handler, PyObject *stat
         /* Read again: the listener may have set a hook of its own on the hub. */
         int ours = direct ? delivery_hooks_ours(observer) : 0;
         int left = ours > 0 ? delivery_left(scope, &state) : ours;
+        hooks_held = left == 1;
         if (ours < 0) {
             /* The span is left all the same; the error goes on up. */
             PyObject *t, *v, *tb;
@@ -287,7 +289,8 @@ run_observed(PyObject *worker, PyObject *item, PyObject *handler, PyObject *stat
     if (observer != Py_None) {
         PyObject *ended[8] = {observer, ticket, scope, handler, worker, event,
                               error ? error : Py_None, elapsed};
-        int ours = direct ? delivery_hooks_ours(observer) : 0;
+        /* Read again where Python code ran since (stats.finish, on an error). */
+        int ours = !direct ? 0 : hooks_held && error == NULL ? 1 : delivery_hooks_ours(observer);
         int finished = ours > 0 ? delivery_finish(ended, &head) : ours;
         if (finished < 0) {
             goto failed;
@@ -312,9 +315,9 @@ run_observed(PyObject *worker, PyObject *item, PyObject *handler, PyObject *stat
          * (current_event() looks at worker.event first), and its span and
          * context may serve that one, where no one else holds them. */
         slot_set(worker, off_w_scope, Py_None);
-        Py_CLEAR(scope);
-        span_over(state);
+        span_over(state, scope);
         state = NULL;
+        scope = NULL;
     }
     goto done;
 failed:

@@ -52,6 +52,7 @@ struct Entered {
     PyObject *with;       /* and with the API's variable set to ctx */
     PyObject *undo;       /* the set's token, unused: var.reset(undo) undoes it */
     PyObject *span, *ctx; /* ctx is {SPAN_KEY: span} */
+    PyObject *scope;      /* the last scope (span, undo, start_ns), or NULL */
     int busy;             /* a delivery is using it */
 };
 
@@ -79,6 +80,7 @@ entry_clear(Entered *e)
     Py_CLEAR(e->undo);
     Py_CLEAR(e->span);
     Py_CLEAR(e->ctx);
+    Py_CLEAR(e->scope);
     e->busy = 0;
 }
 
@@ -193,7 +195,7 @@ span_enter(PyObject *trace_id, PyObject *span_id, Entered **state, PyObject **to
     }
     if (ctx != NULL && e != NULL) {
         *e = (Entered){Py_NewRef(thread_ctx), base, Py_NewRef(VARS(thread_ctx)),
-                       Py_NewRef(*token), Py_NewRef(span), ctx, 1};
+                       Py_NewRef(*token), Py_NewRef(span), ctx, NULL, 1};
         base = ctx = NULL;
         *state = e;
     }
@@ -242,16 +244,42 @@ bare(PyObject *obj)
     return empty;
 }
 
+PyObject *
+span_scope(Entered *e)
+{
+    PyObject *scope = e->scope;
+    if (scope == NULL || Py_REFCNT(scope) != 1 || PyTuple_GET_ITEM(scope, 0) != e->span ||
+        PyTuple_GET_ITEM(scope, 1) != e->undo) {
+        return NULL;
+    }
+    e->scope = NULL;
+    return scope;
+}
+
 void
-span_over(Entered *e)
+span_over(Entered *e, PyObject *scope)
 {
     if (e == NULL) {
+        Py_XDECREF(scope);
         return;
     }
-    /* with: the entry's; ctx: the entry's and with's; span: the entry's and ctx's */
+    /* The scope, held here only, may serve as the next one: no one can see
+     * its start_ns change (CPython's zip reuses its result tuple so too). */
+    int spans = 2;
+    if (scope != NULL && Py_REFCNT(scope) == 1 && PyTuple_CheckExact(scope) &&
+        PyTuple_GET_SIZE(scope) == 3 && PyTuple_GET_ITEM(scope, 0) == e->span &&
+        PyTuple_GET_ITEM(scope, 1) == e->undo && e->scope == NULL) {
+        e->scope = scope;
+        spans = 3;
+    }
+    else {
+        Py_XDECREF(scope);
+    }
+    /* with: the entry's; ctx: the entry's and with's; span: the entry's,
+     * ctx's (and the kept scope's) */
     PyObject *key, *held;
     Py_ssize_t at = 0;
-    int kept = Py_REFCNT(e->with) == 1 && Py_REFCNT(e->ctx) == 2 && Py_REFCNT(e->span) == 2 &&
+    int kept = Py_REFCNT(e->with) == 1 && Py_REFCNT(e->ctx) == 2 && Py_REFCNT(e->span) == spans &&
                Py_IS_TYPE(e->span, Span_type) &&
                Py_IS_TYPE(e->ctx, (PyTypeObject *)context_type) && PyDict_GET_SIZE(e->ctx) == 1 &&
                PyDict_Next(e->ctx, &at, &key, &held) && key == span_key && held == e->span;
