@@ -24,6 +24,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from bus import Activity, Bus, Service, current_event, listener
+from bus._core._worker import current_worker
 from bus._observe._hub import Hub
 from bus.testing import wait_idle
 
@@ -53,6 +54,7 @@ class Keeper(Service):
         self.kept: list[tuple[Any, tuple[int, int]]] = []
         self.copies: list[tuple[contextvars.Context, tuple[int, int], Any]] = []
         self.weak: list[tuple[weakref.ref[Any], tuple[int, int]]] = []
+        self.scopes: list[tuple[Any, tuple[tuple[int, int], int]]] = []
 
     @listener("tick")
     def tick(self, n: int, how: str) -> None:
@@ -82,6 +84,9 @@ class Keeper(Service):
             copy = contextvars.copy_context()
             copy.run(OTHER.set, "in the copy")
             self.copies.append((copy, ids, "in the copy"))
+        elif how == "keep-scope":  # the worker's own record of the delivery (the hub's scope)
+            scope = current_worker().scope  # type: ignore[union-attr]
+            self.scopes.append((scope, (_ids(scope[0]), scope[2])))  # what it held, not held
         elif how == "weak":
             self.weak.append((weakref.ref(span), ids))
         elif how == "note":
@@ -105,6 +110,7 @@ PLAN = (
     ["plain"] * 3
     + ["keep", "plain", "keep-context", "plain", "copy", "plain", "copy-set", "plain"]
     + ["weak", "plain", "note", "plain", "plain", "attach", "plain", "nest", "plain"]
+    + ["keep-scope", "plain", "plain"]
     + ["set-other", "plain", "plain"]
 )
 
@@ -150,6 +156,8 @@ def _scenario() -> dict[str, Any]:
             ],
             # a span only weakly referred to is gone, not serving a later delivery
             "weak": [ref() is None or _ids(ref()) == ids for ref, ids in keeper.weak],
+            # a scope kept: as it was (its span, token and start time)
+            "scopes": [(_ids(scope[0]), scope[2]) == then for scope, then in keeper.scopes],
             "other": [row["other"] for row in seen],
             "variables": [row["variables"] for row in seen],
         }
@@ -166,6 +174,7 @@ def test_what_a_listener_does_with_its_span_and_context_is_seen_the_same_on_both
     assert reference["ended"] == [True, True]
     assert reference["copies"] == [True, True]
     assert reference["weak"] == [True]
+    assert reference["scopes"] == [True]
     # OTHER: set by one listener, never reset, seen by every later one
     at = PLAN.index("set-other")
     assert reference["other"] == [None] * (at + 1) + [at] * (len(PLAN) - at - 1)
