@@ -12,9 +12,10 @@ from setuptools import Extension, setup
 # The module and its setup (_speedups), the firing side's mailboxes (_lane),
 # fire_event (_fire), a service's mailbox loop (_drain), the calls it runs
 # (_call), execute_command and CommandFuture.result (_exec), and the observer's
-# hooks of a traced call (_hooks) and delivery (_deliver), and the firing side
-# of a traced event (_fired), random ids as words and the caller's name (_ids),
-# and the trace sink's submit (_sink).
+# hooks of a traced call (_hooks) and delivery (_deliver; its span made
+# current on the worker's thread, _scope), the firing side of a traced event
+# (_fired), random ids as words and the caller's name (_ids), and the trace
+# sink's submit (_sink).
 SOURCES = [
     "_speedups",
     "_speedups_lane",
@@ -24,6 +25,7 @@ SOURCES = [
     "_speedups_exec",
     "_speedups_hooks",
     "_speedups_deliver",
+    "_speedups_scope",
     "_speedups_fired",
     "_speedups_ids",
     "_speedups_sink",

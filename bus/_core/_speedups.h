@@ -216,9 +216,11 @@ typedef struct {
     PyObject *dict; /* NULL: nothing kept */
     uint64_t tag;
     int fast; /* traced (a sink), and no watcher */
+    int own;  /* no delivery hook set in the hub's __dict__ */
     PyObject *submit, *limit, *redact, *names;
 } HubState;
 extern HubState seen_hub;
+extern PyTypeObject *Hub_type;
 extern PyTypeObject *Span_type; /* BusSpan, and its slots */
 extern Py_ssize_t p_context, p_extras, p_live, p_span_id, p_trace_id, off_h_name, off_w_thread;
 /* the API's context variable, its Context class and the current span's key */
@@ -254,6 +256,72 @@ int own_scope(PyObject *scope, Py_ssize_t size); /* (BusSpan, token[, start_ns])
 /* _speedups_deliver.c: the handler's span, and the observer's hooks of a traced delivery */
 extern PyTypeObject DeliveryStarted_Type, DeliveryEnded_Type;
 int configure_deliveries(PyObject *delivery_kind, PyObject *name_bits);
+/* An event's packed head (_heads.pack_head), its fields read. */
+typedef struct {
+    uint64_t trace_high, trace_low, span_id, sent_ns, index;
+} Head;
+/* 1 and *head read when ticket is a packed head; 0 (Python's turn) else. */
+int head_of(PyObject *ticket, Head *head);
+/* Whether dict (a hub's __dict__) sets a delivery hook of its own: 1, 0, -1 on error. */
+int delivery_hooks_shadowed(PyObject *dict);
+/* Whether a service's loop may call the bodies of the hub's delivery hooks
+ * below instead of looking its methods up: hub is a Hub whose
+ * delivery_started, handler_returned and delivery_ended are the C hooks, its
+ * own __dict__ sets none of them. 1, 0, -1 on error. */
+int delivery_hooks_ours(PyObject *hub);
+/* What getattr(obj, name) gave for objects whose __dict__ holds it, each
+ * with that dict and its tag then: the same dict, unchanged, holds the same
+ * value (borrowed from it). One cache per place that reads, with room for
+ * the objects of a few services whose threads take turns. */
+#define ATTRS_SEEN 4
+typedef struct {
+    PyObject *dict;
+    uint64_t tag;
+    PyObject *name; /* interned: compared by address */
+    PyObject *value;
+} AttrSeen;
+typedef struct {
+    AttrSeen seen[ATTRS_SEEN];
+    int next; /* the entry to replace */
+} AttrCache;
+/* getattr(obj, name) (name interned), a new reference: from cache while
+ * obj's __dict__ is unchanged (CPython 3.11's dict tags; read every time
+ * where there are none). */
+PyObject *attr_seen(PyObject *obj, PyObject *name, AttrCache *cache);
+/* A worker thread's kept span, Context and context variables, for the
+ * next delivery on that thread (_speedups_scope.c). */
+typedef struct Entered Entered;
+/* Hub.delivery_started's scope (span, token, start_ns) for a packed head;
+ * with state, the span made current through the thread's entry, which it
+ * gives in *state (or NULL: none) for delivery_left and span_over. */
+PyObject *delivery_begin(const Head *head, Entered **state);
+/* Hub.handler_returned(scope) of a scope delivery_begin made with state: 1
+ * done, 0 not such a scope (the entry dropped: the Python method's turn),
+ * -1 on error. */
+int delivery_left(PyObject *scope, Entered **state);
+/* Hub.handler_returned(scope): 1 done, 0 not a scope of the C hooks (the
+ * Python method's turn, nothing done), -1 on error. */
+int scope_left(PyObject *scope);
+/* Hub.delivery_ended(*args) (args[0] the hub) for a packed head: 1 done, 0
+ * nothing done (the Python method's turn), -1 on error. */
+int delivery_finish(PyObject *const *args, const Head *head);
+
+/* _speedups_scope.c: a delivery's span made current on its worker's thread */
+int probe_scopes(void); /* whether the context layout is the one known (0: always) */
+/* A BusSpan(trace_id, span_id) made current as enter() does, through the
+ * thread's entry where it may be (*state: it, or NULL), else through the API
+ * (and an entry made for next time). The span and its token: new references. */
+PyObject *span_enter(PyObject *trace_id, PyObject *span_id, Entered **state, PyObject **token);
+/* leave(token): the entry's variables swapped back where nothing changed
+ * them, else var.reset(token) (and *state dropped, set to NULL). 0, -1. */
+int span_leave(PyObject *token, Entered **state);
+/* The delivery is over (its scope given, a reference taken): the entry
+ * kept for the next where no one else holds what it keeps, else dropped. */
+void span_over(Entered *state, PyObject *scope);
+/* The entry's last scope, to serve again with a new start_ns (its
+ * reference given), where no one else holds it; else NULL. */
+PyObject *span_scope(Entered *state);
+void span_drop(Entered *state); /* the entry dropped (NULL: nothing) */
 
 /* _speedups_fired.c: the firing side of a traced event */
 PyObject *configure_fired(PyObject *module, PyObject *args);

@@ -17,35 +17,71 @@
 #include "_speedups_long.h"
 
 static PyObject *delivery_kind;
+static AttrCache names_seen; /* runtime.name */
 static int name_bits; /* _heads.NAME_BITS: 0 until configure_deliveries */
-
-/* A packed head (_heads.pack_head) is at most NAME_BITS + 64 + 64 + 128 bits. */
-#define HEAD_WORDS 5
 
 /* The fields of a packed head, read from its digits as _heads.head_parts
  * reads them with shifts and masks: 1, or 0 when it is no int of the
- * packed layout (negative, or a trace id past 128 bits: Python's turn). */
-typedef struct {
-    uint64_t trace_high, trace_low, span_id, sent_ns, index;
-} Head;
-
-static int
+ * packed layout (negative, or a trace id past 128 bits: Python's turn).
+ * Each field reads only the digits that hold it. */
+int
 head_of(PyObject *ticket, Head *head)
 {
-    uint64_t words[HEAD_WORDS];
-    if (name_bits == 0 || !PyLong_CheckExact(ticket) || !long_words(ticket, words, HEAD_WORDS)) {
+    const digit *digits;
+    Py_ssize_t count;
+    if (name_bits == 0 || !PyLong_CheckExact(ticket) || !long_digits(ticket, &digits, &count)) {
         return 0;
     }
     size_t at = (size_t)name_bits;
-    if (long_field(words, HEAD_WORDS, at + 256, 64) != 0) {
+    if (digits_bits(digits, count) > at + 256) {
         return 0; /* a trace id of more than 128 bits */
     }
-    head->index = long_field(words, HEAD_WORDS, 0, name_bits);
-    head->sent_ns = long_field(words, HEAD_WORDS, at, 64);
-    head->span_id = long_field(words, HEAD_WORDS, at + 64, 64);
-    head->trace_low = long_field(words, HEAD_WORDS, at + 128, 64);
-    head->trace_high = long_field(words, HEAD_WORDS, at + 192, 64);
+    head->index = digits_field(digits, count, 0, name_bits);
+    head->sent_ns = digits_field(digits, count, at, 64);
+    head->span_id = digits_field(digits, count, at + 64, 64);
+    head->trace_low = digits_field(digits, count, at + 128, 64);
+    head->trace_high = digits_field(digits, count, at + 192, 64);
     return 1;
+}
+
+/* -- attributes read per delivery ------------------------------------------------- */
+
+PyObject *
+attr_seen(PyObject *obj, PyObject *name, AttrCache *cache)
+{
+    PyObject **where = _PyObject_GetDictPtr(obj);
+    PyObject *dict = where == NULL ? NULL : *where;
+    uint64_t tag = dict == NULL ? TAG_UNKNOWN : DICT_TAG(dict);
+    if (tag != TAG_UNKNOWN) {
+        for (int i = 0; i < ATTRS_SEEN; i++) {
+            AttrSeen *seen = &cache->seen[i];
+            if (seen->dict == dict && seen->tag == tag && seen->name == name) {
+                return Py_NewRef(seen->value);
+            }
+        }
+    }
+    PyObject *value = PyObject_GetAttr(obj, name);
+    /* Kept only where the attribute is the dict's entry (no property), read
+     * after getattr, which may have run Python code; in place of the entry
+     * kept longest. */
+    where = value == NULL ? NULL : _PyObject_GetDictPtr(obj);
+    dict = where == NULL ? NULL : *where;
+    if (dict != NULL && (tag = DICT_TAG(dict)) != TAG_UNKNOWN) {
+        PyObject *entry = PyDict_GetItemWithError(dict, name);
+        if (entry == value) {
+            for (int i = 0; i < ATTRS_SEEN; i++) {
+                if (cache->seen[i].dict == dict) {
+                    cache->seen[i].dict = NULL; /* an older read of this dict */
+                }
+            }
+            cache->seen[cache->next] = (AttrSeen){dict, tag, name, value};
+            cache->next = (cache->next + 1) % ATTRS_SEEN;
+        }
+        else if (entry == NULL && PyErr_Occurred()) {
+            Py_CLEAR(value);
+        }
+    }
+    return value;
 }
 
 /* -- the handler's span ------------------------------------------------------------ */
@@ -90,18 +126,30 @@ own_scope(PyObject *scope, Py_ssize_t size)
            Py_IS_TYPE(PyTuple_GET_ITEM(scope, 0), Span_type);
 }
 
+int
+scope_left(PyObject *scope)
+{
+    if (Span_type == NULL || !(own_scope(scope, 2) || own_scope(scope, 3))) {
+        return 0;
+    }
+    /* leave(token), then span.release(): a call's scope, or a delivery's */
+    if (PyContextVar_Reset(context_var, PyTuple_GET_ITEM(scope, 1)) < 0) {
+        return -1;
+    }
+    slot_set(PyTuple_GET_ITEM(scope, 0), p_live, Py_False);
+    return 1;
+}
+
 static PyObject *
 handler_returned(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
-    if (PyVectorcall_NARGS(nargsf) != 2 || kwnames != NULL || Span_type == NULL ||
-        !(own_scope(args[1], 2) || own_scope(args[1], 3))) {
+    int left = PyVectorcall_NARGS(nargsf) != 2 || kwnames != NULL ? 0 : scope_left(args[1]);
+    if (left == 0) {
         return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
     }
-    /* leave(token), then span.release(): a call's scope, or a delivery's */
-    if (PyContextVar_Reset(context_var, PyTuple_GET_ITEM(args[1], 1)) < 0) {
+    if (left < 0) {
         return NULL;
     }
-    slot_set(PyTuple_GET_ITEM(args[1], 0), p_live, Py_False);
     Py_RETURN_NONE;
 }
 
@@ -121,7 +169,117 @@ configure_deliveries(PyObject *kind, PyObject *bits_of_name)
     }
     Py_XSETREF(delivery_kind, Py_NewRef(kind));
     name_bits = (int)bits;
+    return probe_scopes();
+}
+
+int
+delivery_hooks_shadowed(PyObject *dict)
+{
+    PyObject *names[3] = {s_delivery_started, s_handler_returned, s_delivery_ended};
+    for (int i = 0; i < 3; i++) {
+        if (names[i] == NULL) {
+            return 1; /* not configured: nothing is known */
+        }
+        int found = PyDict_Contains(dict, names[i]);
+        if (found != 0) {
+            return found;
+        }
+    }
     return 0;
+}
+
+/* Hub's tp_version_tag when its three delivery hooks were last seen to be
+ * the C ones: while it holds, Hub's attributes have not changed (0: unknown). */
+static unsigned int hub_version;
+
+int
+delivery_hooks_ours(PyObject *hub)
+{
+    if (Hub_type == NULL || !Py_IS_TYPE(hub, Hub_type) || delivery_kind == NULL) {
+        return 0;
+    }
+    if (hub_version == 0 || !PyType_HasFeature(Hub_type, Py_TPFLAGS_VALID_VERSION_TAG) ||
+        Hub_type->tp_version_tag != hub_version) {
+        PyObject *started = _PyType_Lookup(Hub_type, s_delivery_started);
+        PyObject *returned = _PyType_Lookup(Hub_type, s_handler_returned);
+        PyObject *ended = _PyType_Lookup(Hub_type, s_delivery_ended);
+        if (started == NULL || !Py_IS_TYPE(started, &DeliveryStarted_Type) || returned == NULL ||
+            !Py_IS_TYPE(returned, &HandlerReturned_Type) || ended == NULL ||
+            !Py_IS_TYPE(ended, &DeliveryEnded_Type)) {
+            hub_version = 0;
+            return 0;
+        }
+        /* _PyType_Lookup gave the type a version tag, where it can have one. */
+        hub_version = PyType_HasFeature(Hub_type, Py_TPFLAGS_VALID_VERSION_TAG)
+                          ? Hub_type->tp_version_tag
+                          : 0;
+    }
+    if (traced_unwatched(hub) < 0) {
+        return -1;
+    }
+    return seen_hub.own;
+}
+
+PyObject *
+delivery_begin(const Head *head, Entered **state)
+{
+    /* BusSpan(ticket >> (NAME_BITS + 128), _bits(64)), entered; then the clock */
+    Entered *kept = NULL;
+    PyObject *trace_id = long_from_128(head->trace_high, head->trace_low);
+    PyObject *span_id = trace_id == NULL ? NULL : draw(bits64);
+    PyObject *token = NULL, *start = NULL, *scope = NULL, *span = NULL;
+    if (span_id != NULL) {
+        span = state != NULL ? span_enter(trace_id, span_id, &kept, &token)
+                             : enter_span(trace_id, span_id, Py_None, &token);
+    }
+    if (span != NULL && (start = time_ns()) != NULL) {
+        scope = kept != NULL ? span_scope(kept) : NULL;
+        if (scope != NULL) {
+            PyObject *old = PyTuple_GET_ITEM(scope, 2);
+            PyTuple_SET_ITEM(scope, 2, start); /* the reference taken */
+            Py_DECREF(old);
+            start = NULL;
+        }
+        else {
+            scope = PyTuple_Pack(3, span, token, start);
+        }
+    }
+    if (scope == NULL && span != NULL) {
+        /* leave what was entered: the caller never saw it */
+        PyObject *type, *value, *traceback;
+        PyErr_Fetch(&type, &value, &traceback);
+        if (span_leave(token, &kept) < 0) {
+            PyErr_WriteUnraisable(context_var);
+        }
+        span_drop(kept);
+        kept = NULL;
+        PyErr_Restore(type, value, traceback);
+    }
+    if (state != NULL) {
+        *state = kept;
+    }
+    Py_XDECREF(trace_id);
+    Py_XDECREF(span_id);
+    Py_XDECREF(span);
+    Py_XDECREF(token);
+    Py_XDECREF(start);
+    return scope;
+}
+
+int
+delivery_left(PyObject *scope, Entered **state)
+{
+    if (Span_type == NULL || !own_scope(scope, 3)) {
+        span_drop(*state); /* the Python method resets with the scope's token */
+        *state = NULL;
+        return 0;
+    }
+    /* leave(token), then span.release() */
+    if (span_leave(PyTuple_GET_ITEM(scope, 1), state) < 0) {
+        return -1;
+    }
+    slot_set(PyTuple_GET_ITEM(scope, 0), p_live, Py_False);
+    return 1;
 }
 
 static PyObject *
@@ -133,31 +291,16 @@ delivery_started(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *
         !head_of(args[1], &head)) {
         return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
     }
-    /* BusSpan(ticket >> (NAME_BITS + 128), _bits(64)), entered; then the clock */
-    PyObject *trace_id = long_from_128(head.trace_high, head.trace_low);
-    PyObject *span_id = trace_id == NULL ? NULL : draw(bits64);
-    PyObject *token = NULL, *start = NULL, *scope = NULL;
-    PyObject *span = span_id == NULL ? NULL : enter_span(trace_id, span_id, Py_None, &token);
-    if (span != NULL && (start = time_ns()) != NULL) {
-        scope = PyTuple_Pack(3, span, token, start);
-    }
-    Py_XDECREF(trace_id);
-    Py_XDECREF(span_id);
-    Py_XDECREF(span);
-    Py_XDECREF(token);
-    Py_XDECREF(start);
-    return scope;
+    return delivery_begin(&head, NULL);
 }
 
-static PyObject *
-delivery_ended(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+int
+delivery_finish(PyObject *const *args, const Head *head)
 {
     /* (hub, ticket, scope, handler, worker, event, error, elapsed) */
-    Head head;
-    if (PyVectorcall_NARGS(nargsf) != 8 || kwnames != NULL || delivery_kind == NULL ||
-        !head_of(args[1], &head) || !own_scope(args[2], 3) || args[6] != Py_None ||
+    if (delivery_kind == NULL || !own_scope(args[2], 3) || args[6] != Py_None ||
         !Py_IS_TYPE(args[3], Handler_type) || !Py_IS_TYPE(args[4], Worker_type)) {
-        goto slow;
+        return 0;
     }
     PyObject *hub = args[0], *handler = args[3];
     PyObject *span = PyTuple_GET_ITEM(args[2], 0), *start = PyTuple_GET_ITEM(args[2], 2);
@@ -166,25 +309,22 @@ delivery_ended(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *kw
     PyObject *thread = SLOT(args[4], off_w_thread);
     if (SLOT(span, p_extras) != Py_None || trace_id == NULL || span_id == NULL ||
         pattern == NULL || runtime == NULL || thread == NULL) {
-        goto slow; /* annotated: span.extras() in Python; or Python raises */
+        return 0; /* annotated: span.extras() in Python; or Python raises */
     }
     int fast = traced_unwatched(hub);
     if (fast <= 0) {
-        if (fast < 0) {
-            return NULL;
-        }
-        goto slow;
+        return fast;
     }
-    uint64_t index = head.index;
+    uint64_t index = head->index;
     if (index >= (uint64_t)PyList_GET_SIZE(seen_hub.names)) {
-        goto slow; /* Python raises the IndexError */
+        return 0; /* Python raises the IndexError */
     }
     /* Held: what follows may run Python code, which may change the hub. */
     PyObject *name = Py_NewRef(PyList_GET_ITEM(seen_hub.names, (Py_ssize_t)index));
     PyObject *submit = Py_NewRef(seen_hub.submit);
-    PyObject *fire_span_id = PyLong_FromUnsignedLongLong(head.span_id);
-    PyObject *sent_ns = fire_span_id == NULL ? NULL : PyLong_FromUnsignedLongLong(head.sent_ns);
-    PyObject *service = sent_ns == NULL ? NULL : PyObject_GetAttr(runtime, s_name);
+    PyObject *fire_span_id = PyLong_FromUnsignedLongLong(head->span_id);
+    PyObject *sent_ns = fire_span_id == NULL ? NULL : PyLong_FromUnsignedLongLong(head->sent_ns);
+    PyObject *service = sent_ns == NULL ? NULL : attr_seen(runtime, s_name, &names_seen);
     PyObject *end = service == NULL ? NULL : time_ns();
     PyObject *flat = end == NULL ? NULL : PyTuple_New(15);
     if (flat == NULL) {
@@ -194,7 +334,7 @@ delivery_ended(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *kw
         Py_XDECREF(sent_ns);
         Py_XDECREF(service);
         Py_XDECREF(end);
-        return NULL;
+        return -1;
     }
     /* The DELIVERY layout of _records; each reference taken is given to it. */
     PyObject *items[15] = {Py_NewRef(delivery_kind), Py_NewRef(trace_id), fire_span_id,
@@ -209,12 +349,23 @@ delivery_ended(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *kw
     int rc = call_discard(submit, &flat, 1);
     Py_DECREF(submit);
     Py_DECREF(flat);
-    if (rc < 0) {
+    return rc < 0 ? -1 : 1;
+}
+
+static PyObject *
+delivery_ended(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Head head;
+    int done = PyVectorcall_NARGS(nargsf) != 8 || kwnames != NULL || !head_of(args[1], &head)
+                   ? 0
+                   : delivery_finish(args, &head);
+    if (done == 0) {
+        return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
+    }
+    if (done < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
-slow:
-    return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
 }
 
 static PyObject *

@@ -146,6 +146,27 @@ run_one(PyObject *worker, PyObject *item, PyObject *failed, PyObject *handler, P
     return 1;
 }
 
+/* worker.runtime.bus.observer (observer_of), each read kept while the
+ * __dict__ it came from is unchanged. */
+static AttrCache buses_seen, observers_seen;
+
+static PyObject *
+observed_by(PyObject *worker)
+{
+    PyObject *runtime = SLOT(worker, off_w_runtime);
+    if (runtime == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "a worker without its runtime");
+        return NULL;
+    }
+    PyObject *bus = attr_seen(runtime, s_bus, &buses_seen);
+    if (bus == NULL) {
+        return NULL;
+    }
+    PyObject *observer = attr_seen(bus, s_observer, &observers_seen);
+    Py_DECREF(bus);
+    return observer;
+}
+
 /* run_delivery for a delivery with a ticket: the observer starts its span,
  * hears the handler return and ends it, where run_delivery tells it. A bus
  * error leaves worker.event for the Python loop. 1, or -1 on error. */
@@ -157,15 +178,36 @@ run_observed(PyObject *worker, PyObject *item, PyObject *handler, PyObject *stat
     PyObject *event = PyTuple_GET_ITEM(item, 3);
     PyObject *ticket = PyTuple_GET_ITEM(item, 4);
     slot_set(worker, off_w_event, item);
-    PyObject *observer = observer_of(worker);
+    PyObject *observer = observed_by(worker);
     PyObject *scope = NULL, *elapsed = NULL, *type = NULL, *error = NULL, *traceback = NULL;
+    Entered *state = NULL; /* the thread's kept span and context, in use */
+    int hooks_held = 0;    /* the C hooks were the hub's as the listener returned */
     int rc = -1;
     if (observer == NULL) {
         goto done;
     }
+    /* The hub's own C hooks, called without looking them up by name, the
+     * ticket's head read once for both (where they are the hub's hooks). */
+    Head head;
+    int direct = delivery_hooks_ours(observer);
+    if (direct < 0) {
+        goto done;
+    }
+    direct = direct && head_of(ticket, &head);
     double start;
-    if (start_run(worker, handler, NULL, observer, s_delivery_started, ticket, &start, &scope) <
-        0) {
+    if (direct) {
+        PyObject *since = mark_start(worker, &start);
+        if (since == NULL) {
+            goto done;
+        }
+        Py_DECREF(since);
+        slot_set(worker, off_w_current, handler);
+        if ((scope = delivery_begin(&head, &state)) == NULL) {
+            goto done;
+        }
+    }
+    else if (start_run(worker, handler, NULL, observer, s_delivery_started, ticket, &start,
+                       &scope) < 0) {
         goto done;
     }
     slot_set(worker, off_w_scope, scope);
@@ -188,9 +230,29 @@ run_observed(PyObject *worker, PyObject *item, PyObject *handler, PyObject *stat
     PyObject *raised_type, *raised, *raised_tb;
     PyErr_Fetch(&raised_type, &raised, &raised_tb);
     if (observer != Py_None) {
+        /* Read again: the listener may have set a hook of its own on the hub. */
+        int ours = direct ? delivery_hooks_ours(observer) : 0;
+        int left = ours > 0 ? delivery_left(scope, &state) : ours;
+        hooks_held = left == 1;
+        if (ours < 0) {
+            /* The span is left all the same; the error goes on up. */
+            PyObject *t, *v, *tb;
+            PyErr_Fetch(&t, &v, &tb);
+            if (delivery_left(scope, &state) < 0) {
+                PyErr_WriteUnraisable(observer);
+            }
+            PyErr_Restore(t, v, tb);
+        }
+        else if (left == 0) {
+            span_drop(state); /* the Python method resets with the scope's token */
+            state = NULL;
+        }
         PyObject *returned[2] = {observer, scope};
-        PyObject *done = PyObject_VectorcallMethod(s_handler_returned, returned,
-                                                   2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        PyObject *done = left < 0    ? NULL
+                         : left == 1 ? Py_NewRef(Py_None)
+                                     : PyObject_VectorcallMethod(s_handler_returned, returned,
+                                                                 2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                                                 NULL);
         if (done == NULL) {
             Py_XDECREF(raised_type);
             Py_XDECREF(raised);
@@ -227,12 +289,20 @@ run_observed(PyObject *worker, PyObject *item, PyObject *handler, PyObject *stat
     if (observer != Py_None) {
         PyObject *ended[8] = {observer, ticket, scope, handler, worker, event,
                               error ? error : Py_None, elapsed};
-        PyObject *done = PyObject_VectorcallMethod(s_delivery_ended, ended,
-                                                   8 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-        if (done == NULL) {
+        /* Read again where Python code ran since (stats.finish, on an error). */
+        int ours = !direct ? 0 : hooks_held && error == NULL ? 1 : delivery_hooks_ours(observer);
+        int finished = ours > 0 ? delivery_finish(ended, &head) : ours;
+        if (finished < 0) {
             goto failed;
         }
-        Py_DECREF(done);
+        if (finished == 0) {
+            PyObject *done = PyObject_VectorcallMethod(s_delivery_ended, ended,
+                                                       8 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+            if (done == NULL) {
+                goto failed;
+            }
+            Py_DECREF(done);
+        }
     }
     if (slot_increment(worker, off_w_handled) < 0 ||
         (error != NULL && slot_increment(worker, off_w_failed) < 0) ||
@@ -240,11 +310,21 @@ run_observed(PyObject *worker, PyObject *item, PyObject *handler, PyObject *stat
         goto failed;
     }
     rc = 1;
+    if (state != NULL) {
+        /* The delivery is over: no one reads worker.scope until the next
+         * (current_event() looks at worker.event first), and its span and
+         * context may serve that one, where no one else holds them. */
+        slot_set(worker, off_w_scope, Py_None);
+        span_over(state, scope);
+        state = NULL;
+        scope = NULL;
+    }
     goto done;
 failed:
     slot_set(worker, off_w_event, item); /* for the Python loop to count it lost */
 done:
     Py_XDECREF(observer);
+    span_drop(state);
     Py_XDECREF(scope);
     Py_XDECREF(elapsed);
     Py_XDECREF(type);

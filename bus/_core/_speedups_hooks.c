@@ -29,7 +29,8 @@ PyTypeObject *Span_type;
 Py_ssize_t p_context, p_extras, p_live, p_span_id, p_trace_id, off_h_name, off_w_thread;
 PyObject *bits64, *s_name, *empty_args, *context_var, *context_type, *span_key;
 HubState seen_hub;
-static PyTypeObject *Hub_type, *Record_type;
+PyTypeObject *Hub_type;
+static PyTypeObject *Record_type;
 static PyObject *replay_key, *freeze_fn, *random_bits, *caller_tls, *caller_fn;
 static PyObject *call_kind;
 static PyObject *s_sink, *s_watchers, *s_submit, *s_json_limit, *s_redact, *s_names;
@@ -64,7 +65,11 @@ traced_unwatched(PyObject *hub)
     if (!Py_IS_TYPE(hub, Hub_type)) {
         return 0; /* a subclass may keep these elsewhere */
     }
-    PyObject *dict = PyObject_GenericGetDict(hub, NULL);
+    /* The hub's __dict__ where it lies (made, once, from its inline values:
+     * then the same dict every time); else as getattr would make it. */
+    PyObject **where = _PyObject_GetDictPtr(hub);
+    PyObject *dict = where == NULL || *where == NULL ? PyObject_GenericGetDict(hub, NULL)
+                                                    : Py_NewRef(*where);
     if (dict == NULL) {
         return -1;
     }
@@ -83,6 +88,13 @@ traced_unwatched(PyObject *hub)
         }
         seen_hub.fast = names != NULL && PyList_CheckExact(names) && sink != Py_None &&
                         PyTuple_CheckExact(watchers) && PyTuple_GET_SIZE(watchers) == 0;
+        /* No delivery hook set on the hub itself (a test's stand-in, say). */
+        int shadowed = delivery_hooks_shadowed(dict);
+        if (shadowed < 0) {
+            Py_DECREF(dict);
+            return -1;
+        }
+        seen_hub.own = !shadowed;
         seen_hub.submit = submit;
         seen_hub.limit = limit;
         seen_hub.redact = redact;

@@ -65,6 +65,72 @@ long_words(PyObject *value, uint64_t *words, int n)
     return 1;
 }
 
+/* The digits of a plain int (an exact int) >= 0, least significant first,
+ * and their count: 1, or 0 when it is negative. */
+static inline int
+long_digits(PyObject *value, const digit **digits, Py_ssize_t *count)
+{
+    PyLongObject *v = (PyLongObject *)value;
+#if PY_VERSION_HEX >= 0x030C0000
+    uintptr_t tag = v->long_value.lv_tag;
+    if ((tag & _PyLong_SIGN_MASK) == 2) {
+        return 0;
+    }
+    *count = (Py_ssize_t)(tag >> _PyLong_NON_SIZE_BITS);
+    *digits = v->long_value.ob_digit;
+#else
+    if (Py_SIZE(v) < 0) {
+        return 0;
+    }
+    *count = Py_SIZE(v);
+    *digits = v->ob_digit;
+#endif
+    return 1;
+}
+
+/* The `width` (1 to 64) bits of an int's digits from bit `at` on: only the
+ * digits that hold them are read (at most four of 30 bits), in straight
+ * code the compiler unrolls. long_words, which streams every digit of the
+ * int into words (with a test per digit), and then a shift per field, cost
+ * twice as much for a head's five fields. */
+static inline uint64_t
+digits_field(const digit *digits, Py_ssize_t count, size_t at, int width)
+{
+    Py_ssize_t i = (Py_ssize_t)(at / PyLong_SHIFT);
+    int off = (int)(at % PyLong_SHIFT);
+    if (i >= count) {
+        return 0;
+    }
+    uint64_t value = (uint64_t)digits[i] >> off;
+    int got = PyLong_SHIFT - off; /* where the next digit's bits go */
+    for (int k = 1; k <= (64 + PyLong_SHIFT - 1) / PyLong_SHIFT; k++) {
+        if (got < width && i + k < count) { /* got < 64: a defined shift */
+            value |= (uint64_t)digits[i + k] << got;
+        }
+        got += PyLong_SHIFT;
+    }
+    return width == 64 ? value : value & ((1ULL << width) - 1);
+}
+
+/* The number of bits of an int's digits (count > 0: its top digit is not 0). */
+static inline size_t
+digits_bits(const digit *digits, Py_ssize_t count)
+{
+    if (count == 0) {
+        return 0;
+    }
+    size_t bits = (size_t)(count - 1) * PyLong_SHIFT;
+    digit top = digits[count - 1];
+#if defined(__GNUC__)
+    return top ? bits + 32 - (size_t)__builtin_clz((unsigned int)top) : bits;
+#else
+    for (; top; top >>= 1) {
+        bits++;
+    }
+    return bits;
+#endif
+}
+
 /* The `width` (1 to 64) bits of words[] from bit `at` on. */
 static inline uint64_t
 long_field(const uint64_t *words, int n, size_t at, int width)
