@@ -28,12 +28,13 @@ SOURCES = [
 
 # The module and its Encoder (_speedups_otlp), the spans of the records it
 # writes (_spans; an event's and its deliveries' from templates, _events), and
-# their JSON text (_text).
+# their JSON text (_text), and the SDK spans of the same records (_sdk).
 OTLP_SOURCES = [
     "_speedups_otlp",
     "_speedups_otlp_spans",
     "_speedups_otlp_events",
     "_speedups_otlp_text",
+    "_speedups_sdk",
 ]
 
 setup(

@@ -2,7 +2,8 @@
  *
  *   _speedups_otlp.c       the module and the Encoder: which records are C's;
  *   _speedups_otlp_spans.c the spans of those records, attribute by attribute;
- *   _speedups_otlp_text.c  JSON text: the buffer, escaped strings, numbers, ids.
+ *   _speedups_otlp_text.c  JSON text: the buffer, escaped strings, numbers, ids;
+ *   _speedups_sdk.c        SdkSpans: the SDK ReadableSpans of the same records.
  *
  * Functions that read a value return 1 (written), 0 (not one written here:
  * the Python code's) or -1 (an error is set).
@@ -94,11 +95,17 @@ enum { CALL_SIZE = 21, FIRE_SIZE = 13, DELIVERY_SIZE = 15 };
 int put_str_attr(Buf *b, const char *key, PyObject *value);
 int put_queued(Buf *b, long long later, long long earlier);
 int put_json_attr(Encoder *self, Buf *b, const char *key, PyObject *v);
+/* The JSON text of an argument or result into b (1), or 0 (the Python code's). */
+int json_value(Buf *b, Py_ssize_t limit, PyObject *v);
 int finish(Encoder *self, Buf *b); /* close the span in b, add it to the batch: 0 or -1 */
 
 /* _speedups_otlp_events.c: the spans of FIRE and DELIVERY records, as otlp_build. */
 int otlp_fire(Encoder *self, PyObject **r);
 int otlp_delivery(Encoder *self, PyObject **r);
+
+/* _speedups_sdk.c: SdkSpans, the SDK spans of the same records; its constants. */
+extern PyTypeObject SdkSpans_type;
+int sdk_init(void);
 
 /* In a writer returning 1 (written), 0 (the Python code's) or -1 (an
  * error): pass on a 0 or -1 of `expr` (TRY), or a -1 (OK). */
