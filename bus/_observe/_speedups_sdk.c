@@ -44,6 +44,8 @@ typedef struct {
     PyObject *name;   /* the span's name: "send x", "process x", the command's */
     PyObject *attrs;  /* CLIENT, PRODUCER or CONSUMER attributes */
     PyObject *server; /* a call's SERVER attributes */
+    PyObject *span[2]; /* the __dict__ of its spans (a call's CLIENT and SERVER), name and
+                          kind set: see new_span */
 } Slot;
 
 /* The attributes of a ReadableSpan, in the order its __init__ sets them. */
@@ -67,6 +69,7 @@ typedef struct {
     PyObject *scope, *resource, *status;
     PyObject *names[A_COUNT];
     PyObject *no_args;     /* () */
+    PyObject *span_dict;   /* a span's __dict__: names, shared values, None for the rest */
     /* The last span made (SpanBuilder._last): strong references or NULL. */
     PyObject *last_trace, *last_id, *last_context;
     Buf value;
@@ -91,6 +94,8 @@ slot_clear(Slot *s)
     Py_CLEAR(s->name);
     Py_CLEAR(s->attrs);
     Py_CLEAR(s->server);
+    Py_CLEAR(s->span[0]);
+    Py_CLEAR(s->span[1]);
 }
 
 static void
@@ -184,8 +189,12 @@ make_call(Slot *s, PyObject *const *key)
 
 typedef int (*Maker)(Slot *, PyObject *const *);
 
+static PyObject *span_dict_of(Sdk *self, PyObject *name, int kind);
+
+/* The slot of `key` in *table, made with `make` if it holds another key;
+ * its spans are of `kind`, and a call's SERVER span's of `kind` + 1. */
 static Slot *
-template_of(Slot **table, PyObject *const *key, Maker make)
+template_of(Sdk *self, Slot **table, PyObject *const *key, Maker make, int kind)
 {
     int found;
     Slot *s = slot_of(table, key, &found);
@@ -193,7 +202,8 @@ template_of(Slot **table, PyObject *const *key, Maker make)
         return s;
     }
     slot_clear(s);
-    if (make(s, key) < 0) {
+    if (make(s, key) < 0 || (s->span[0] = span_dict_of(self, s->name, kind)) == NULL ||
+        (s->server != NULL && (s->span[1] = span_dict_of(self, s->name, kind + 1)) == NULL)) {
         slot_clear(s);
         return NULL;
     }
@@ -314,6 +324,10 @@ new_context(Sdk *self, PyObject *trace_id, PyObject *span_id)
     for (int i = 0; i < 6; i++) {
         PyTuple_SET_ITEM(c, i, Py_NewRef(items[i]));
     }
+    /* Not for the collector: it holds ints and the module's shared flags
+     * and state, and a SpanContext ignores attributes set on it, so it is
+     * never part of a cycle (as CPython stops tracking a tuple of atoms). */
+    PyObject_GC_UnTrack(c);
     return c;
 }
 
@@ -384,32 +398,56 @@ set_last(Sdk *self, PyObject *trace_id, PyObject *span_id, PyObject *context)
     Py_XSETREF(self->last_context, Py_NewRef(context));
 }
 
-/* A ReadableSpan made as SpanBuilder._span makes one; steals `attrs`, not
- * the others. */
+/* The __dict__ of a span named `name` of `kind`: self->span_dict's copy. */
 static PyObject *
-new_span(Sdk *self, PyObject *name, PyObject *context, int kind, PyObject *parent,
-         PyObject *start, PyObject *end, PyObject *attrs)
+span_dict_of(Sdk *self, PyObject *name, int kind)
 {
-    PyObject *span = PyBaseObject_Type.tp_new(self->span_type, self->no_args, NULL);
-    if (span == NULL) {
+    PyObject *d = PyDict_Copy(self->span_dict);
+    if (d == NULL || PyDict_SetItem(d, self->names[A_NAME], name) < 0 ||
+        PyDict_SetItem(d, self->names[A_KIND], self->kinds[kind]) < 0) {
+        Py_XDECREF(d);
+        return NULL;
+    }
+    return d;
+}
+
+/* A ReadableSpan made as SpanBuilder._span makes one, from `shape` (a
+ * slot's span dict: its name and kind); steals `attrs`, not the others.
+ * Its __dict__ is a copy of `shape`, which holds its attributes in
+ * __init__'s order, the shared ones set: setting thirteen attributes one by
+ * one (a type lookup and a shared-keys lookup each) cost more than the rest
+ * of the span. */
+static PyObject *
+new_span(Sdk *self, PyObject *shape, PyObject *context, PyObject *parent, PyObject *start,
+         PyObject *end, PyObject *attrs)
+{
+    PyObject *d = PyDict_Copy(shape);
+    if (d == NULL) {
         Py_DECREF(attrs);
         return NULL;
     }
-    PyObject *values[A_COUNT] = {
-        [A_NAME] = name, [A_CONTEXT] = context, [A_KIND] = self->kinds[kind],
-        [A_INFO] = Py_None, [A_SCOPE] = self->scope, [A_PARENT] = parent,
-        [A_START] = start, [A_END] = end, [A_ATTRIBUTES] = attrs,
-        [A_EVENTS] = self->no_args, [A_LINKS] = self->no_args,
-        [A_RESOURCE] = self->resource, [A_STATUS] = self->status,
-    };
-    for (int i = 0; i < A_COUNT; i++) {
-        if (PyObject_GenericSetAttr(span, self->names[i], values[i]) < 0) {
-            Py_DECREF(span);
+    PyObject *values[] = {context, parent, start, end, attrs};
+    static const int at[] = {A_CONTEXT, A_PARENT, A_START, A_END, A_ATTRIBUTES};
+    for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+        if (PyDict_SetItem(d, self->names[at[i]], values[i]) < 0) {
+            Py_DECREF(d);
             Py_DECREF(attrs);
             return NULL;
         }
     }
     Py_DECREF(attrs);
+    /* Not for the collector (the span is): besides atoms, untracked contexts
+     * and the untracked attribute dict, it holds only the shared kind,
+     * scope, resource and status, and a dict tracks itself again when a
+     * container is set in it (an attribute set on the span later). */
+    PyObject_GC_UnTrack(d);
+    PyObject *span = self->span_type->tp_alloc(self->span_type, 0);
+    if (span == NULL || PyObject_GenericSetDict(span, d, NULL) < 0) {
+        Py_XDECREF(span);
+        Py_DECREF(d);
+        return NULL;
+    }
+    Py_DECREF(d);
     return span;
 }
 
@@ -457,7 +495,7 @@ sdk_fire(Sdk *self, PyObject *const *r, PyObject *out)
     }
     int kwargs = PyObject_IsTrue(r[7]);
     OK(kwargs);
-    Slot *s = template_of(&self->fires, key, make_fire);
+    Slot *s = template_of(self, &self->fires, key, make_fire, K_PRODUCER);
     if (s == NULL) {
         return -1;
     }
@@ -487,7 +525,7 @@ sdk_fire(Sdk *self, PyObject *const *r, PyObject *out)
         Py_DECREF(attrs);
         return -1;
     }
-    PyObject *span = new_span(self, s->name, context, K_PRODUCER, parent, r[8], r[9], attrs);
+    PyObject *span = new_span(self, s->span[0], context, parent, r[8], r[9], attrs);
     Py_DECREF(parent);
     rc = span == NULL || append_all(out, &span, 1) < 0 ? -1 : 1;
     if (rc > 0) {
@@ -510,7 +548,7 @@ sdk_delivery(Sdk *self, PyObject *const *r, PyObject *out)
         !(r[10] == Py_None || PyUnicode_CheckExact(r[10])) || !all_ints(r, ids, 3)) {
         return 0;
     }
-    Slot *s = template_of(&self->deliveries, key, make_delivery);
+    Slot *s = template_of(self, &self->deliveries, key, make_delivery, K_CONSUMER);
     if (s == NULL) {
         return -1;
     }
@@ -541,7 +579,7 @@ sdk_delivery(Sdk *self, PyObject *const *r, PyObject *out)
         Py_DECREF(attrs);
         return -1;
     }
-    PyObject *span = new_span(self, s->name, context, K_CONSUMER, parent, r[8], r[9], attrs);
+    PyObject *span = new_span(self, s->span[0], context, parent, r[8], r[9], attrs);
     Py_DECREF(parent);
     rc = span == NULL || append_all(out, &span, 1) < 0 ? -1 : 1;
     if (rc > 0) {
@@ -556,10 +594,10 @@ sdk_delivery(Sdk *self, PyObject *const *r, PyObject *out)
 static int
 call_attrs(Sdk *self, PyObject *const *r, Slot *s, PyObject **client, PyObject **server)
 {
+    *client = *server = NULL;
     int kwargs = PyObject_IsTrue(r[9]), marked = 0, rc;
     OK(kwargs);
     *client = PyDict_Copy(s->attrs);
-    *server = NULL;
     if (*client == NULL) {
         return -1;
     }
@@ -606,7 +644,7 @@ sdk_call(Sdk *self, PyObject *const *r, PyObject *out)
         !PyUnicode_CheckExact(r[7]) || !PyUnicode_CheckExact(r[13]) || !all_ints(r, ids, 4)) {
         return 0;
     }
-    Slot *s = template_of(&self->calls, key, make_call);
+    Slot *s = template_of(self, &self->calls, key, make_call, K_CLIENT);
     if (s == NULL) {
         return -1;
     }
@@ -627,7 +665,7 @@ sdk_call(Sdk *self, PyObject *const *r, PyObject *out)
         Py_XDECREF(client_context);
         return -1;
     }
-    spans[0] = new_span(self, s->name, client_context, K_CLIENT, parent, r[10], r[12], client);
+    spans[0] = new_span(self, s->span[0], client_context, parent, r[10], r[12], client);
     Py_DECREF(parent);
     PyObject *server_context = NULL;
     rc = -1;
@@ -637,7 +675,7 @@ sdk_call(Sdk *self, PyObject *const *r, PyObject *out)
         int has_client = PyObject_IsTrue(client_id);
         server_context = new_context(self, trace_id, server_id);
         if (server_context != NULL) {
-            spans[1] = new_span(self, s->name, server_context, K_SERVER,
+            spans[1] = new_span(self, s->span[1], server_context,
                                 has_client ? client_context : Py_None, r[11], r[12], server);
             server = NULL;
             if (spans[1] != NULL && append_all(out, spans, 2) == 0) {
@@ -898,6 +936,23 @@ Sdk_init(Sdk *self, PyObject *args, PyObject *kwds)
     if (self->no_args == NULL && (self->no_args = PyTuple_New(0)) == NULL) {
         return -1;
     }
+    PyObject *shared[A_COUNT] = {
+        [A_NAME] = Py_None, [A_CONTEXT] = Py_None, [A_KIND] = Py_None, [A_INFO] = Py_None,
+        [A_SCOPE] = scope, [A_PARENT] = Py_None, [A_START] = Py_None, [A_END] = Py_None,
+        [A_ATTRIBUTES] = Py_None, [A_EVENTS] = self->no_args, [A_LINKS] = self->no_args,
+        [A_RESOURCE] = resource, [A_STATUS] = status,
+    };
+    PyObject *span_dict = PyDict_New();
+    if (span_dict == NULL) {
+        return -1;
+    }
+    for (int i = 0; i < A_COUNT; i++) {
+        if (PyDict_SetItem(span_dict, self->names[i], shared[i]) < 0) {
+            Py_DECREF(span_dict);
+            return -1;
+        }
+    }
+    Py_XSETREF(self->span_dict, span_dict);
     self->value.ascii = 1;
     return 0;
 }
@@ -940,6 +995,7 @@ Sdk_dealloc(Sdk *self)
     Py_CLEAR(self->resource);
     Py_CLEAR(self->status);
     Py_CLEAR(self->no_args);
+    Py_CLEAR(self->span_dict);
     for (int i = 0; i < 4; i++) {
         Py_CLEAR(self->kinds[i]);
     }
