@@ -942,15 +942,28 @@ Sdk_init(Sdk *self, PyObject *args, PyObject *kwds)
         [A_ATTRIBUTES] = Py_None, [A_EVENTS] = self->no_args, [A_LINKS] = self->no_args,
         [A_RESOURCE] = resource, [A_STATUS] = status,
     };
-    PyObject *span_dict = PyDict_New();
-    if (span_dict == NULL) {
+    /* The __dict__ of a span made as object.__new__ makes it, its attributes
+     * set one by one: a dict sharing the class's keys (a split table, where
+     * the interpreter has them), whose copies are as small and quick. */
+    PyObject *model = PyBaseObject_Type.tp_new(type, self->no_args, NULL);
+    if (model == NULL) {
         return -1;
     }
     for (int i = 0; i < A_COUNT; i++) {
-        if (PyDict_SetItem(span_dict, self->names[i], shared[i]) < 0) {
-            Py_DECREF(span_dict);
+        if (PyObject_GenericSetAttr(model, self->names[i], shared[i]) < 0) {
+            Py_DECREF(model);
             return -1;
         }
+    }
+    PyObject *span_dict = PyObject_GenericGetDict(model, NULL);
+    Py_DECREF(model);
+    if (span_dict == NULL) {
+        return -1;
+    }
+    if (!PyDict_CheckExact(span_dict) || PyDict_GET_SIZE(span_dict) != A_COUNT) {
+        Py_DECREF(span_dict);
+        PyErr_SetString(PyExc_TypeError, "span_type's instances do not keep a plain __dict__");
+        return -1;
     }
     Py_XSETREF(self->span_dict, span_dict);
     self->value.ascii = 1;
