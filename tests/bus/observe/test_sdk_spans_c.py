@@ -35,7 +35,14 @@ from bus._observe._records import CALL, DELIVERY, FIRE, Flat
 from bus._observe._spans import ReferenceSpanBuilder, SpanBuilder
 from bus.testing import wait_idle
 from tests.bus.observe.test_fast_spans import _public, _varied
-from tests.bus.observe.test_otlp_lines_c import COMMON, HANDED_BACK, call, delivery, fire
+from tests.bus.observe.test_otlp_lines_c import (
+    COMMON,
+    HANDED_BACK,
+    _queued_ns,
+    call,
+    delivery,
+    fire,
+)
 from tests.bus.observe.varied_traffic import Other, start, traffic
 
 pytestmark = [
@@ -170,6 +177,23 @@ def test_c_hands_other_records_to_python_whole(name: str) -> None:
         assert_same(made_by(c, [record]), made_by(reference, [record]))
 
 
+def test_c_computes_queued_times_as_python_divides() -> None:
+    # bus.queued_ms: the int difference rounded to a double, then divided,
+    # for deliveries and calls, at every size up to 64 bits.
+    c, _, _ = builders()
+    for queued in [*_queued_ns(), 10**15, 2**53 + 1, 2**62, -(2**62), 2**63 - 1]:
+        base = 10**18 if queued < 2**62 else 0
+        made: list[Any] = []
+        records = [
+            delivery(fire_sent_ns=base, start_ns=base + queued),
+            call(sent_ns=base, handled_ns=base + queued),
+        ]
+        for record in records:
+            assert c._c.build(record, made)
+        queued_ms = [s.attributes["bus.queued_ms"] for s in made if "bus.queued_ms" in s.attributes]
+        assert queued_ms == [queued / 1e6] * 2, queued
+
+
 @pytest.mark.parametrize("limit", [8, 64, 512])
 def test_a_mixed_batch_in_any_order_is_the_same_either_way(limit: int) -> None:
     records = [*COMMON.values(), *HANDED_BACK.values()] * 2
@@ -199,6 +223,20 @@ def test_an_events_context_is_shared_across_c_and_python() -> None:
     records = [delivery(), delivery(span_id=0x6666, extras=({"a": 1}, None, None)), fire()]
     made = made_by(c, records)
     assert made[0].parent is made[1].parent is made[2].context
+
+
+def test_events_contexts_are_kept_for_the_last_1024_events_either_way() -> None:
+    c, python, _ = builders()
+    records = [fire(span_id=0x10000 + n) for n in range(1500)]
+    for builder in (c, python):
+        made_by(builder, records)
+    assert len(c._producers) == len(python._producers) <= _spans._PRODUCERS_MAX
+    assert list(c._producers) == list(python._producers)
+    # A delivery of an event forgotten gets a context of its own, as in Python.
+    late = [delivery(fire_span_id=0x10000), delivery(fire_span_id=0x10000 + 1499)]
+    made, expected = made_by(c, late), made_by(python, late)
+    assert_same(made, expected)
+    assert made[1].parent is c._producers[0x10000 + 1499]
 
 
 def test_a_server_hop_after_a_call_shares_its_client_context_as_python_does() -> None:
