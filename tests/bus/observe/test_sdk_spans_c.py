@@ -352,6 +352,31 @@ def test_a_builder_not_initialised_refuses_clearly() -> None:
         maker.build_many(fire(), [], _no_failure)
 
 
+def test_bad_settings_are_refused_clearly() -> None:
+    from bus._observe import _speedups_otlp
+
+    c, _, _ = builders()
+    good: dict[str, Any] = dict(
+        owner=c, limit=64, value_json=c._value_json, fallback=c._build_python,
+        encoded=_spans.Encoded, producers={}, span_type=ReadableSpan,
+        context_type=_spans.SpanContext, sampled=_spans.SAMPLED,
+        no_state=_spans.DEFAULT_TRACE_STATE, kinds=(1, 2, 3, 4), scope=_spans.SCOPE,
+        resource=RESOURCE, status=_spans._OK, names=_spans._SPAN_ATTRIBUTES,
+    )  # fmt: skip
+    _speedups_otlp.SdkSpans(**good)
+    for change, error, message in [
+        ({"kinds": (1, 2)}, ValueError, "kinds must hold 4"),
+        ({"names": ("_name",)}, ValueError, "13 names"),
+        ({"names": (1,) * 13}, TypeError, "names must be str"),
+        ({"fallback": None}, TypeError, "must be callable"),
+        ({"span_type": dict}, TypeError, "plain class"),
+        ({"context_type": int}, TypeError, "tuple types"),
+        ({"producers": []}, TypeError, "dict"),
+    ]:
+        with pytest.raises(error, match=message):
+            _speedups_otlp.SdkSpans(**{**good, **change})
+
+
 def test_a_changed_span_layout_refuses_c(monkeypatch: pytest.MonkeyPatch) -> None:
     # The import-time check compares C's spans with the SDK constructors';
     # attributes set in another order than __init__'s are noticed.
