@@ -364,7 +364,7 @@ def test_bad_settings_are_refused_clearly() -> None:
         resource=RESOURCE, status=_spans._OK, names=_spans._SPAN_ATTRIBUTES,
     )  # fmt: skip
     _speedups_otlp.SdkSpans(**good)
-    for change, error, message in [
+    bad: list[tuple[dict[str, Any], type[Exception], str]] = [
         ({"kinds": (1, 2)}, ValueError, "kinds must hold 4"),
         ({"names": ("_name",)}, ValueError, "13 names"),
         ({"names": (1,) * 13}, TypeError, "names must be str"),
@@ -372,7 +372,8 @@ def test_bad_settings_are_refused_clearly() -> None:
         ({"span_type": dict}, TypeError, "plain class"),
         ({"context_type": int}, TypeError, "tuple types"),
         ({"producers": []}, TypeError, "dict"),
-    ]:
+    ]
+    for change, error, message in bad:
         with pytest.raises(error, match=message):
             _speedups_otlp.SdkSpans(**{**good, **change})
 
