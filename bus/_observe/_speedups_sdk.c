@@ -78,7 +78,7 @@ typedef struct {
 } Sdk;
 
 /* Interned keys and fixed values, made once at import. */
-static PyObject *S_LAST, *K_ARGS, *K_KWARGS, *K_RESULT, *K_LISTENERS, *K_QUEUED, *K_THREAD;
+static PyObject *S_LAST, *S_DICT, *K_ARGS, *K_KWARGS, *K_RESULT, *K_LISTENERS, *K_QUEUED, *K_THREAD;
 static PyObject *K_CALLER, *K_SERVICE, *K_PATTERN, *K_METHOD, *K_RPC_SYSTEM;
 static PyObject *K_MSG_SYSTEM, *K_OP_TYPE, *K_OP_NAME, *K_DESTINATION;
 static PyObject *V_BUS, *V_SEND, *V_PROCESS, *P_SEND, *P_PROCESS;
@@ -441,8 +441,20 @@ new_span(Sdk *self, PyObject *shape, PyObject *context, PyObject *parent, PyObje
      * scope, resource and status, and a dict tracks itself again when a
      * container is set in it (an attribute set on the span later). */
     PyObject_GC_UnTrack(d);
+#if PY_VERSION_HEX < 0x030C0000
+    /* 3.11: allocated as object.__new__ allocates, without the inline
+     * values it would set up only for PyObject_GenericSetDict to turn them
+     * into a dict and drop it. */
     PyObject *span = self->span_type->tp_alloc(self->span_type, 0);
     if (span == NULL || PyObject_GenericSetDict(span, d, NULL) < 0) {
+#else
+    /* Later releases keep an instance's attributes inline and know a dict
+     * set by the type's __dict__ setter only (PyObject_GenericSetDict
+     * leaves the inline values in charge in 3.13): made as the Python code
+     * makes it, `span.__dict__ = d`. */
+    PyObject *span = PyBaseObject_Type.tp_new(self->span_type, self->no_args, NULL);
+    if (span == NULL || PyObject_SetAttr(span, S_DICT, d) < 0) {
+#endif
         Py_XDECREF(span);
         Py_DECREF(d);
         return NULL;
@@ -1052,6 +1064,7 @@ sdk_init(void)
         const char *text;
     } strings[] = {
         {&S_LAST, "_last"},
+        {&S_DICT, "__dict__"},
         {&K_ARGS, "bus.args"},
         {&K_KWARGS, "bus.kwargs"},
         {&K_RESULT, "bus.result"},
