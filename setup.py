@@ -28,13 +28,16 @@ SOURCES = [
 
 # The module and its Encoder (_speedups_otlp), the spans of the records it
 # writes (_spans; an event's and its deliveries' from templates, _events), and
-# their JSON text (_text), and the SDK spans of the same records (_sdk).
+# their JSON text (_text), and the SDK spans of the same records (_sdk: the
+# type; _sdk_records: a record's spans; _sdk_spans: templates, values, spans).
 OTLP_SOURCES = [
     "_speedups_otlp",
     "_speedups_otlp_spans",
     "_speedups_otlp_events",
     "_speedups_otlp_text",
     "_speedups_sdk",
+    "_speedups_sdk_records",
+    "_speedups_sdk_spans",
 ]
 
 setup(
@@ -49,7 +52,11 @@ setup(
         Extension(
             "bus._observe._speedups_otlp",
             [f"bus/_observe/{name}.c" for name in OTLP_SOURCES],
-            depends=["bus/_observe/_speedups_otlp.h", "bus/_core/_speedups_long.h"],
+            depends=[
+                "bus/_observe/_speedups_otlp.h",
+                "bus/_observe/_speedups_sdk.h",
+                "bus/_core/_speedups_long.h",
+            ],
             optional=True,
         ),
     ]

@@ -3,7 +3,8 @@
  *   _speedups_otlp.c       the module and the Encoder: which records are C's;
  *   _speedups_otlp_spans.c the spans of those records, attribute by attribute;
  *   _speedups_otlp_text.c  JSON text: the buffer, escaped strings, numbers, ids;
- *   _speedups_sdk.c        SdkSpans: the SDK ReadableSpans of the same records.
+ *   _speedups_sdk*.c       SdkSpans: the SDK ReadableSpans of the same records
+ *                          (_speedups_sdk.h says what its files share).
  *
  * Functions that read a value return 1 (written), 0 (not one written here:
  * the Python code's) or -1 (an error is set).
@@ -103,7 +104,7 @@ int finish(Encoder *self, Buf *b); /* close the span in b, add it to the batch: 
 int otlp_fire(Encoder *self, PyObject **r);
 int otlp_delivery(Encoder *self, PyObject **r);
 
-/* _speedups_sdk.c: SdkSpans, the SDK spans of the same records; its constants. */
+/* _speedups_sdk.c: SdkSpans, the SDK spans of the same records, and its set-up. */
 extern PyTypeObject SdkSpans_type;
 int sdk_init(void);
 
