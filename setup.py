@@ -33,13 +33,18 @@ SOURCES = [
 
 # The module and its Encoder (_speedups_otlp), the spans of the records it
 # writes (_spans; an event's and its deliveries' from templates, _events), and
-# their JSON text (_text), and the lines of a trace file made of them (_lines).
+# their JSON text (_text), the lines of a trace file made of them (_lines),
+# and the SDK spans of the same records (_sdk: the type; _sdk_records: a
+# record's spans; _sdk_spans: templates, values, spans).
 OTLP_SOURCES = [
     "_speedups_otlp",
     "_speedups_otlp_lines",
     "_speedups_otlp_spans",
     "_speedups_otlp_events",
     "_speedups_otlp_text",
+    "_speedups_sdk",
+    "_speedups_sdk_records",
+    "_speedups_sdk_spans",
 ]
 
 setup(
@@ -54,7 +59,11 @@ setup(
         Extension(
             "bus._observe._speedups_otlp",
             [f"bus/_observe/{name}.c" for name in OTLP_SOURCES],
-            depends=["bus/_observe/_speedups_otlp.h", "bus/_core/_speedups_long.h"],
+            depends=[
+                "bus/_observe/_speedups_otlp.h",
+                "bus/_observe/_speedups_sdk.h",
+                "bus/_core/_speedups_long.h",
+            ],
             optional=True,
         ),
     ]

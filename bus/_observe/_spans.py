@@ -19,21 +19,28 @@ such combination and copied.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Link, SpanContext, SpanKind
+from opentelemetry.trace import DEFAULT_TRACE_STATE, Link, SpanContext, SpanKind
 from opentelemetry.trace.status import Status, StatusCode
 
+from .._core._accel import ENV as PURE_PYTHON_ENV
 from .._core._version import VERSION
-from ._jsonval import Redactor
+from ._jsonval import Encoded, Redactor
 from ._otlp import encode_attributes, encode_event, encode_link, encode_resource
-from ._records import SAMPLED, Flat, span_context
+from ._records import CALL, DELIVERY, FIRE, SAMPLED, Flat, span_context
 from ._span_parts import _CLIENT, _CONSUMER, _PRODUCER, _SERVER, Attrs, EventParts, _Spans
 from ._span_parts import _TEMPLATES_MAX as _TEMPLATES_MAX  # for OtlpLines
+
+try:
+    from . import _speedups_otlp
+except ImportError:  # built without a compiler: the Python code makes every span
+    _speedups_otlp = None  # type: ignore[assignment]
 
 __all__ = [
     "SCOPE",
@@ -52,6 +59,12 @@ _FLAGS = 0x101  # sampled, and "has is-remote" (the parent is local)
 # OTLP counts kinds from UNSPECIFIED = 0. Keyed by the member's name: an
 # enum's .value is a slow property, and hashing a member calls Python code.
 _OTLP_KIND = {kind._name_: kind.value + 1 for kind in SpanKind}
+# What ReadableSpan.__init__ sets, in its order: SdkSpans (C) sets the same.
+_SPAN_ATTRIBUTES = (
+    "_name", "_context", "_kind", "_instrumentation_info", "_instrumentation_scope", "_parent",
+    "_start_time", "_end_time", "_attributes", "_events", "_links", "_resource", "_status",
+)  # fmt: skip
+_C_READY = False  # set below, once C's spans are found to be the SDK's constructors'
 
 
 class SpanBuilder(_Spans):
@@ -68,13 +81,30 @@ class SpanBuilder(_Spans):
     the same values, and if they differ (another SDK release) the SDK's
     constructors are used (``ReferenceSpanBuilder``'s way).
 
+    The common records (those the trace-file encoder writes in C: a command
+    that ran here, an event, a delivery, with no failure, annotation or
+    transport attribute) are made by the optional C extension
+    (``_speedups_otlp.SdkSpans``) where it was built: the same spans, the
+    same objects shared, checked at import against the SDK's constructors
+    too; this code makes every other record, in order, and all of them
+    with ``BUS_PURE_PYTHON=1``.
+
     Args:
         resource: the resource every span carries (the provider's).
         json_limit: the most characters of JSON per argument list or result.
         redact: the redaction hook for keyword arguments and dict entries.
+        accelerated: make the common records in C; ``None`` (the default)
+            means where it was built and ``BUS_PURE_PYTHON`` is not set.
     """
 
-    def __init__(self, resource: Resource, *, json_limit: int, redact: Redactor | None) -> None:
+    def __init__(
+        self,
+        resource: Resource,
+        *,
+        json_limit: int,
+        redact: Redactor | None,
+        accelerated: bool | None = None,
+    ) -> None:
         super().__init__(resource, json_limit=json_limit, redact=redact)
         # The last span made: (trace id, span id, its context).
         self._last: tuple[int, int, SpanContext | None] = (0, 0, None)
@@ -83,6 +113,51 @@ class SpanBuilder(_Spans):
         self._producers: dict[int, SpanContext] = {}
         # The last failure's status description and Status.
         self._failure: tuple[str | None, Status] = (None, _OK)
+        if accelerated is None:
+            accelerated = os.environ.get(PURE_PYTHON_ENV, "") in ("", "0")
+        self._c: Any = None
+        if accelerated and _C_READY and type(self)._span is SpanBuilder._span:
+            self._c = _sdk_spans(self)
+
+    @property
+    def accelerated(self) -> bool:
+        """Whether the C extension makes the common records' spans."""
+        return self._c is not None
+
+    def build(self, record: Flat, out: list[Any]) -> None:
+        """Append the spans of ``record`` to ``out`` (in C if it is a common one)."""
+        if self._c is None or not self._c.build(record, out):
+            super().build(record, out)
+
+    def build_many(
+        self, records: list[Flat], out: list[Any], failed: Callable[[Flat, Exception], None]
+    ) -> list[Flat]:
+        """As ``_Spans.build_many``: the common records in C, the others here, in order."""
+        if self._c is None:
+            return super().build_many(records, out, failed)
+        made: list[Flat] = self._c.build_many(records, out, failed)
+        return made
+
+    def _build_python(
+        self, record: Flat, out: list[Any], failed: Callable[[Flat, Exception], None]
+    ) -> bool:
+        """The C builder's fallback: one record, by this code; whether it was made."""
+        mark = len(out)
+        try:
+            self._makers[record[0]](record, out)
+        except Exception as exc:
+            del out[mark:]
+            failed(record, exc)
+            return False
+        return True
+
+    def _value_json(self, value: Any) -> tuple[str, bool, bool]:
+        """``_put_json``'s text of a value and its markers (truncated, lossy): for C."""
+        scratch: Attrs = {}
+        self._put_json(scratch, "v", value)
+        text = scratch["v"]
+        assert isinstance(text, str)
+        return text, "v.truncated" in scratch, "v.lossy" in scratch
 
     def _producer(self, trace_id: int, span_id: int) -> SpanContext:
         """An event's context, made now and kept for its PRODUCER span and deliveries."""
@@ -204,6 +279,23 @@ class ReferenceSpanBuilder(SpanBuilder):
         )
 
 
+def _alike(made: list[ReadableSpan], sdk: list[ReadableSpan]) -> bool:
+    """Whether spans are the SDK constructors' through what an exporter reads."""
+    return all(
+        type(a) is type(b)
+        and list(vars(a)) == list(vars(b))
+        and a.to_json() == b.to_json()
+        and (a.context, a.parent, a.kind, a.status.status_code, a.status.description)
+        == (b.context, b.parent, b.kind, b.status.status_code, b.status.description)
+        and list((a.attributes or {}).items()) == list((b.attributes or {}).items())
+        and a.instrumentation_scope == b.instrumentation_scope
+        and a.resource is b.resource
+        and (a.dropped_attributes, a.dropped_events, a.dropped_links)
+        == (b.dropped_attributes, b.dropped_events, b.dropped_links)
+        for a, b in zip(made, sdk, strict=True)
+    )
+
+
 def _same_spans() -> bool:
     """Whether ``SpanBuilder`` makes what the SDK's constructors make of the same values."""
     made: list[ReadableSpan] = []
@@ -212,22 +304,49 @@ def _same_spans() -> bool:
     events: EventParts = [("e", {"a": 1}, 5)]
     try:
         for maker, out in ((SpanBuilder, made), (ReferenceSpanBuilder, sdk)):
-            builder = maker(resource, json_limit=64, redact=None)
+            builder = maker(resource, json_limit=64, redact=None, accelerated=False)
             # A call's two spans (failed), an event's and a delivery's.
             builder._span(out, "n", 1, 2, 3, _CLIENT, {"k": "v"}, None, (), "E: x", 4, 6)
             builder._span(out, "n", 1, 4, 2, _SERVER, {"k": "v"}, events, (), "E: x", 4, 6)
             builder._span(out, "send n", 1, 5, 0, _PRODUCER, {}, None, (), None, 4, 6)
             builder._span(out, "process n", 1, 6, 5, _CONSUMER, {}, None, (), None, 5, 6)
-        return all(
-            type(a) is type(b)
-            and list(vars(a)) == list(vars(b))
-            and a.to_json() == b.to_json()
-            and a.instrumentation_scope == b.instrumentation_scope
-            and a.resource is b.resource
-            and (a.dropped_attributes, a.dropped_events, a.dropped_links)
-            == (b.dropped_attributes, b.dropped_events, b.dropped_links)
-            for a, b in zip(made, sdk, strict=True)
-        )
+        return _alike(made, sdk)
+    except Exception:
+        return False
+
+
+def _sdk_spans(builder: SpanBuilder) -> Any:
+    """The C maker of ``builder``'s common spans, sharing its state (contexts, ``_last``)."""
+    return _speedups_otlp.SdkSpans(
+        builder, builder._limit, builder._value_json, builder._build_python, Encoded,
+        builder._producers, ReadableSpan, SpanContext, SAMPLED, DEFAULT_TRACE_STATE,
+        (_CLIENT, _SERVER, _PRODUCER, _CONSUMER), SCOPE, builder._resource, _OK,
+        _SPAN_ATTRIBUTES,
+    )  # fmt: skip
+
+
+def _c_same_spans() -> bool:
+    """Whether ``SdkSpans`` (C) makes what the SDK's constructors make of the same records."""
+    resource = Resource.get_empty()
+    records: list[Flat] = [
+        (CALL, 1, 9, 2, 3, "n", "a", "b", (1, "x"), None, 4, 5, 6, "t", 7, None, None, None,
+         None, None, None),
+        (CALL, 1, 0, 2, 3, "n", "a", "b", (), {"k": 1}, 4, 5, 6, "t", "r", None, None, None,
+         None, None, None),
+        (FIRE, 1, 3, 5, "e", "b", (2.5,), None, 4, 6, 1, None, None),
+        (DELIVERY, 1, 5, 6, "e", "e*", "c", 4, 5, 6, "t", None, None, None, None),
+    ]  # fmt: skip
+    made: list[ReadableSpan] = []
+    sdk: list[ReadableSpan] = []
+    try:
+        fast = SpanBuilder(resource, json_limit=64, redact=None, accelerated=False)
+        fast._c = _sdk_spans(fast)
+        if not all(fast._c.build(record, made) for record in records):
+            return False
+        reference = ReferenceSpanBuilder(resource, json_limit=64, redact=None)
+        for record in records:
+            reference.build(record, sdk)
+        return _alike(made, sdk) and made[5].parent is made[4].context
     except Exception:
         return False
 
@@ -235,6 +354,8 @@ def _same_spans() -> bool:
 if not _same_spans():  # pragma: no cover - another SDK release
     # The SDK's constructors for every span, as the reference makes them.
     SpanBuilder._span = ReferenceSpanBuilder._span  # type: ignore[assignment]
+else:
+    _C_READY = _speedups_otlp is not None and _c_same_spans()
 
 
 class OtlpSpans(_Spans):

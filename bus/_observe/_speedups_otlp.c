@@ -452,7 +452,7 @@ PyInit__speedups_otlp(void)
     if (PyType_Ready(&Encoder_type) < 0) {
         return NULL;
     }
-    if (otlp_text_init() < 0) {
+    if (otlp_text_init() < 0 || sdk_init() < 0) {
         return NULL;
     }
     PyObject *m = PyModule_Create(&module);
@@ -462,6 +462,10 @@ PyInit__speedups_otlp(void)
     Py_INCREF(&Encoder_type);
     if (PyModule_AddObject(m, "Encoder", (PyObject *)&Encoder_type) < 0) {
         Py_DECREF(&Encoder_type);
+        Py_DECREF(m);
+        return NULL;
+    }
+    if (PyModule_AddObjectRef(m, "SdkSpans", (PyObject *)&SdkSpans_type) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -3,7 +3,9 @@
  *   _speedups_otlp.c       the module and the Encoder: which records are C's;
  *   _speedups_otlp_spans.c the spans of those records, attribute by attribute;
  *   _speedups_otlp_text.c  JSON text: the buffer, escaped strings, numbers, ids;
- *   _speedups_otlp_lines.c the lines of a trace file made of a batch's spans.
+ *   _speedups_otlp_lines.c the lines of a trace file made of a batch's spans;
+ *   _speedups_sdk*.c       SdkSpans: the SDK ReadableSpans of the same records
+ *                          (_speedups_sdk.h says what its files share).
  *
  * Functions that read a value return 1 (written), 0 (not one written here:
  * the Python code's) or -1 (an error is set).
@@ -129,10 +131,16 @@ int put_json_attr(Encoder *self, Buf *b, const char *key, PyObject *v);
  * status; the span's mark in write_many). 0 or -1. */
 int begin_span(Encoder *self, Buf *b);
 int finish(Encoder *self, Buf *b);
+/* The JSON text of an argument or result into b (1), or 0 (the Python code's). */
+int json_value(Buf *b, Py_ssize_t limit, PyObject *v);
 
 /* _speedups_otlp_events.c: the spans of FIRE and DELIVERY records, as otlp_build. */
 int otlp_fire(Encoder *self, PyObject **r);
 int otlp_delivery(Encoder *self, PyObject **r);
+
+/* _speedups_sdk.c: SdkSpans, the SDK spans of the same records, and its set-up. */
+extern PyTypeObject SdkSpans_type;
+int sdk_init(void);
 
 /* In a writer returning 1 (written), 0 (the Python code's) or -1 (an
  * error): pass on a 0 or -1 of `expr` (TRY), or a -1 (OK). */

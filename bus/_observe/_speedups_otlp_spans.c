@@ -40,11 +40,10 @@ atom_json(Buf *b, PyObject *v)
 }
 
 /* The JSON of a value kept by freeze(), as _Spans._put_json makes it, into
- * self->value; 0 when it is the Python code's. */
-static int
-value_json(Encoder *self, PyObject *v)
+ * b; 0 when it is the Python code's. */
+int
+json_value(Buf *b, Py_ssize_t limit, PyObject *v)
 {
-    Buf *b = &self->value;
     b->len = 0;
     b->ascii = 1;
     int found;
@@ -80,7 +79,7 @@ value_json(Encoder *self, PyObject *v)
             chars += ((unsigned char)b->data[i] & 0xc0) != 0x80;
         }
     }
-    return chars <= self->limit;
+    return chars <= limit;
 }
 
 /* One attribute whose value is a str given as UTF-8. */
@@ -140,7 +139,7 @@ put_json_attr(Encoder *self, Buf *b, const char *key, PyObject *v)
         }
         return 1;
     }
-    int found = value_json(self, v);
+    int found = json_value(&self->value, self->limit, v);
     if (found < 0) {
         return -1;
     }
