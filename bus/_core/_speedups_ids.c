@@ -136,15 +136,11 @@ long_from_words(const uint64_t *words, int n)
 #endif
     size_t bits = (size_t)(n - 1) * 64 + (size_t)top;
     Py_ssize_t count = (Py_ssize_t)((bits + PyLong_SHIFT - 1) / PyLong_SHIFT);
-    PyLongObject *v = _PyLong_New(count);
+    digit *digits;
+    PyLongObject *v = long_of_digits(count, &digits);
     if (v == NULL) {
         return NULL;
     }
-#if PY_VERSION_HEX >= 0x030C0000
-    digit *digits = v->long_value.ob_digit;
-#else
-    digit *digits = v->ob_digit;
-#endif
     /* The words' bits, streamed into digits: acc holds `have` of them. */
     uint64_t acc = words[0];
     int have = 64, next = 1;

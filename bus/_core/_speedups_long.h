@@ -143,6 +143,22 @@ long_field(const uint64_t *words, int n, size_t at, int width)
     return width == 64 ? value : value & ((1ULL << width) - 1);
 }
 
+/* A new positive int of count digits, to be written in *digits (all of
+ * them: _PyLong_New leaves them unset). */
+static inline PyLongObject *
+long_of_digits(Py_ssize_t count, digit **digits)
+{
+    PyLongObject *v = _PyLong_New(count);
+    if (v != NULL) {
+#if PY_VERSION_HEX >= 0x030C0000
+        *digits = v->long_value.ob_digit;
+#else
+        *digits = v->ob_digit;
+#endif
+    }
+    return v;
+}
+
 /* The int high * 2**64 + low: a new reference. Its digits are written
  * where they lie (_PyLong_New makes a positive int of that many digits):
  * _PyLong_FromByteArray goes a byte at a time. */
@@ -161,15 +177,11 @@ long_from_128(uint64_t high, uint64_t low)
     }
 #endif
     Py_ssize_t count = (bits + PyLong_SHIFT - 1) / PyLong_SHIFT;
-    PyLongObject *v = _PyLong_New(count);
+    digit *digits;
+    PyLongObject *v = long_of_digits(count, &digits);
     if (v == NULL) {
         return NULL;
     }
-#if PY_VERSION_HEX >= 0x030C0000
-    digit *digits = v->long_value.ob_digit;
-#else
-    digit *digits = v->ob_digit;
-#endif
     for (Py_ssize_t i = 0; i < count; i++) {
         int at = (int)i * PyLong_SHIFT;
         uint64_t part = at < 64 ? low >> at : high >> (at - 64);

@@ -88,6 +88,27 @@ class _Spans:
                 made.append(record)
         return made
 
+    def _build_python(
+        self, record: Flat, out: list[Any], failed: Callable[[Flat, Exception], None]
+    ) -> bool:
+        """A C maker's fallback: one record, by this code; whether it was made."""
+        mark = len(out)
+        try:
+            self._makers[record[0]](record, out)
+        except Exception as exc:
+            del out[mark:]
+            failed(record, exc)
+            return False
+        return True
+
+    def _value_json(self, value: Any) -> tuple[str, bool, bool]:
+        """``_put_json``'s text of a value and its markers (truncated, lossy): for a C maker."""
+        scratch: Attrs = {}
+        self._put_json(scratch, "v", value)
+        text = scratch["v"]
+        assert isinstance(text, str)
+        return text, "v.truncated" in scratch, "v.lossy" in scratch
+
     def _span(
         self,
         out: list[Any],
