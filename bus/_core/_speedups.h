@@ -189,6 +189,9 @@ extern PyObject *s_bus, *s_call_started, *s_handler_returned, *s_call_ended, *s_
     *s_delivery_ended, *s_listener_failed, *s_finish;
 int try_lock(PyObject *lock);
 int unlock(PyObject *lock);
+/* The observer of the bus a worker serves (runtime.bus.observer), each read
+ * kept while the __dict__ it came from is unchanged: a new reference, NULL
+ * on error. */
 PyObject *observer_of(PyObject *worker);
 /* The start of a handler's run, as run_call and run_delivery make it:
  * worker.since, .current and (for a call) .future, then the observer's
@@ -208,6 +211,16 @@ int run_call(PyObject *worker, PyObject *item, PyObject *finished, PyObject *han
 /* _speedups_hooks.c: the observer's hooks of a traced call */
 extern PyTypeObject CallSent_Type, CallStarted_Type, HandlerReturned_Type, CallEnded_Type;
 PyObject *configure_hub(PyObject *module, PyObject *args);
+typedef struct Entered Entered;
+/* Hub.call_started(record, worker)'s scope (span, token) in *scope: 1 done,
+ * 0 nothing done (not a CallRecord and Worker: the Python method's turn), -1
+ * on error (nothing left entered). With state, the span made current
+ * through the thread's entry where it may be, given in *state (or NULL). */
+int call_begin(PyObject *record, PyObject *worker, Entered **state, PyObject **scope);
+/* Hub.call_ended(*args) (args[0] the hub) of a traced, unwatched call that
+ * returned, its span unannotated: 1 done, 0 nothing done (the Python
+ * method's turn), -1 on error. */
+int call_finish(PyObject *const *args);
 
 /* What the hooks read of a hub, from its __dict__: read again only when that
  * dict changed (PEP 509 tags; every time where there are none). The values
@@ -216,7 +229,7 @@ typedef struct {
     PyObject *dict; /* NULL: nothing kept */
     uint64_t tag;
     int fast; /* traced (a sink), and no watcher */
-    int own;  /* no delivery hook set in the hub's __dict__ */
+    int own;  /* no delivery or call hook set in the hub's __dict__ */
     PyObject *submit, *limit, *redact, *names;
 } HubState;
 extern HubState seen_hub;
@@ -262,13 +275,15 @@ typedef struct {
 } Head;
 /* 1 and *head read when ticket is a packed head; 0 (Python's turn) else. */
 int head_of(PyObject *ticket, Head *head);
-/* Whether dict (a hub's __dict__) sets a delivery hook of its own: 1, 0, -1 on error. */
-int delivery_hooks_shadowed(PyObject *dict);
+/* Whether dict (a hub's __dict__) sets a delivery or call hook of its own: 1, 0, -1 on error. */
+int hooks_shadowed(PyObject *dict);
 /* Whether a service's loop may call the bodies of the hub's delivery hooks
  * below instead of looking its methods up: hub is a Hub whose
  * delivery_started, handler_returned and delivery_ended are the C hooks, its
  * own __dict__ sets none of them. 1, 0, -1 on error. */
 int delivery_hooks_ours(PyObject *hub);
+/* The same for its call_started, handler_returned and call_ended. */
+int call_hooks_ours(PyObject *hub);
 /* What getattr(obj, name) gave for objects whose __dict__ holds it, each
  * with that dict and its tag then: the same dict, unchanged, holds the same
  * value (borrowed from it). One cache per place that reads, with room for
@@ -289,16 +304,15 @@ typedef struct {
  * where there are none). */
 PyObject *attr_seen(PyObject *obj, PyObject *name, AttrCache *cache);
 /* A worker thread's kept span, Context and context variables, for the
- * next delivery on that thread (_speedups_scope.c). */
-typedef struct Entered Entered;
+ * next delivery or call on that thread (_speedups_scope.c). */
 /* Hub.delivery_started's scope (span, token, start_ns) for a packed head;
  * with state, the span made current through the thread's entry, which it
- * gives in *state (or NULL: none) for delivery_left and span_over. */
+ * gives in *state (or NULL: none) for span_left and span_over. */
 PyObject *delivery_begin(const Head *head, Entered **state);
-/* Hub.handler_returned(scope) of a scope delivery_begin made with state: 1
- * done, 0 not such a scope (the entry dropped: the Python method's turn),
- * -1 on error. */
-int delivery_left(PyObject *scope, Entered **state);
+/* Hub.handler_returned(scope) of a scope of size items (3: delivery_begin's,
+ * 2: call_begin's) made with state: 1 done, 0 not such a scope (the entry
+ * dropped: the Python method's turn), -1 on error. */
+int span_left(PyObject *scope, Py_ssize_t size, Entered **state);
 /* Hub.handler_returned(scope): 1 done, 0 not a scope of the C hooks (the
  * Python method's turn, nothing done), -1 on error. */
 int scope_left(PyObject *scope);
@@ -308,6 +322,9 @@ int delivery_finish(PyObject *const *args, const Head *head);
 
 /* _speedups_scope.c: a delivery's span made current on its worker's thread */
 int probe_scopes(void); /* whether the context layout is the one known (0: always) */
+/* var.set(value): its token, a new reference; NULL on error, the variable
+ * then as it was where the context layout is the one known. */
+PyObject *var_set(PyObject *var, PyObject *value);
 /* A BusSpan(trace_id, span_id) made current as enter() does, through the
  * thread's entry where it may be (*state: it, or NULL), else through the API
  * (and an entry made for next time). The span and its token: new references. */
@@ -318,9 +335,10 @@ int span_leave(PyObject *token, Entered **state);
 /* The delivery is over (its scope given, a reference taken): the entry
  * kept for the next where no one else holds what it keeps, else dropped. */
 void span_over(Entered *state, PyObject *scope);
-/* The entry's last scope, to serve again with a new start_ns (its
- * reference given), where no one else holds it; else NULL. */
-PyObject *span_scope(Entered *state);
+/* The entry's last scope, to serve again (a delivery's with a new
+ * start_ns; its reference given), where it has size items and no one else
+ * holds it; else NULL (and the entry keeps none). */
+PyObject *span_scope(Entered *state, Py_ssize_t size);
 void span_drop(Entered *state); /* the entry dropped (NULL: nothing) */
 
 /* _speedups_fired.c: the firing side of a traced event */

@@ -8,7 +8,10 @@
  * have no waiter on it) and no callback added. Anything else goes to the
  * Python code: a future not PENDING (cancelled) or whose lock is taken is
  * handed back before the handler runs, and a call that failed, or whose
- * caller gave up, ends in Runtime._call_finished.
+ * caller gave up, ends in Runtime._call_finished. A traced call's hooks
+ * are the hub's C ones called directly while they are the hub's (as
+ * run_observed does for deliveries), its span made current through the
+ * thread's kept entry (_speedups_scope.c).
  */
 #include "_speedups.h"
 
@@ -190,8 +193,6 @@ tell(PyObject *observer, PyObject *method, PyObject **args, size_t nargs)
     return 0;
 }
 
-/* The observer of the bus a traced call came on (runtime.bus.observer), or
- * None: a new reference, NULL on error. */
 int
 start_run(PyObject *worker, PyObject *handler, PyObject *future, PyObject *observer,
           PyObject *started, PyObject *ticket, double *start, PyObject **scope)
@@ -214,6 +215,10 @@ start_run(PyObject *worker, PyObject *handler, PyObject *future, PyObject *obser
     return *scope == NULL ? -1 : 0;
 }
 
+/* worker.runtime.bus.observer, each read kept while the __dict__ it came
+ * from is unchanged. */
+static AttrCache buses_seen, observers_seen;
+
 PyObject *
 observer_of(PyObject *worker)
 {
@@ -222,11 +227,11 @@ observer_of(PyObject *worker)
         PyErr_SetString(PyExc_AttributeError, "a worker without its runtime");
         return NULL;
     }
-    PyObject *bus = PyObject_GetAttr(runtime, s_bus);
+    PyObject *bus = attr_seen(runtime, s_bus, &buses_seen);
     if (bus == NULL) {
         return NULL;
     }
-    PyObject *observer = PyObject_GetAttr(bus, s_observer);
+    PyObject *observer = attr_seen(bus, s_observer, &observers_seen);
     Py_DECREF(bus);
     return observer;
 }
@@ -246,13 +251,43 @@ run_call(PyObject *worker, PyObject *item, PyObject *finished, PyObject *handler
     PyObject *observer = ticket == Py_None ? Py_NewRef(Py_None) : observer_of(worker);
     PyObject *scope = NULL, *result = NULL, *elapsed = NULL;
     PyObject *type = NULL, *error = NULL, *traceback = NULL;
+    Entered *state = NULL; /* the thread's kept span and context, in use */
+    int hooks_held = 0;    /* the C hooks were the hub's as the handler returned */
     int rc = -1;
     if (observer == NULL) {
         goto done;
     }
+    /* The hub's own C hooks, called without looking them up by name. */
+    int direct = observer == Py_None ? 0 : call_hooks_ours(observer);
+    if (direct < 0) {
+        goto done;
+    }
     /* A bus error from here on leaves worker.future for the Python loop to fail. */
     double start;
-    if (start_run(worker, handler, future, observer, s_call_started, ticket, &start, &scope) < 0) {
+    if (direct) {
+        PyObject *since = mark_start(worker, &start);
+        if (since == NULL) {
+            goto done;
+        }
+        Py_DECREF(since);
+        slot_set(worker, off_w_current, handler);
+        slot_set(worker, off_w_future, future);
+        direct = call_begin(ticket, worker, &state, &scope);
+        if (direct < 0) {
+            goto done;
+        }
+        if (direct == 0) {
+            /* not a CallRecord: the hook as Python looks it up */
+            PyObject *call[3] = {observer, ticket, worker};
+            scope = PyObject_VectorcallMethod(s_call_started, call,
+                                              3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+            if (scope == NULL) {
+                goto done;
+            }
+        }
+    }
+    else if (start_run(worker, handler, future, observer, s_call_started, ticket, &start,
+                       &scope) < 0) {
         goto done;
     }
     result = PyObject_Call(fn, args, PyDict_GET_SIZE(kwargs) ? kwargs : NULL);
@@ -261,8 +296,27 @@ run_call(PyObject *worker, PyObject *item, PyObject *finished, PyObject *handler
         result = Py_NewRef(Py_None);
     }
     if (observer != Py_None) {
-        PyObject *returned[2] = {NULL, scope};
-        if (tell(observer, s_handler_returned, returned, 2) < 0) {
+        /* Read again: the handler may have set a hook of its own on the hub. */
+        int ours = direct ? call_hooks_ours(observer) : 0;
+        int left = ours > 0 ? span_left(scope, 2, &state) : ours;
+        hooks_held = left == 1;
+        if (ours < 0) {
+            /* The span is left all the same; the error goes on up. */
+            PyObject *t, *v, *tb;
+            PyErr_Fetch(&t, &v, &tb);
+            if (span_left(scope, 2, &state) < 0) {
+                PyErr_WriteUnraisable(observer);
+            }
+            PyErr_Restore(t, v, tb);
+            goto done;
+        }
+        if (left == 0) {
+            span_drop(state); /* the Python method resets with the scope's token */
+            state = NULL;
+            PyObject *returned[2] = {NULL, scope};
+            left = tell(observer, s_handler_returned, returned, 2) < 0 ? -1 : 1;
+        }
+        if (left < 0) {
             goto done; /* raised in run_call's finally: it replaces the handler's */
         }
     }
@@ -291,8 +345,10 @@ run_call(PyObject *worker, PyObject *item, PyObject *finished, PyObject *handler
         goto failed;
     }
     if (observer != Py_None) {
-        PyObject *ended[8] = {NULL, ticket, scope, handler, worker, Py_None, elapsed, result};
-        if (tell(observer, s_call_ended, ended, 8) < 0) {
+        PyObject *ended[8] = {observer, ticket, scope, handler, worker, Py_None, elapsed, result};
+        /* No Python code ran since the hooks were last read where they held. */
+        int finished = hooks_held ? call_finish(ended) : 0;
+        if (finished < 0 || (finished == 0 && tell(observer, s_call_ended, ended, 8) < 0)) {
             goto failed;
         }
     }
@@ -301,12 +357,20 @@ run_call(PyObject *worker, PyObject *item, PyObject *finished, PyObject *handler
         goto failed;
     }
     rc = 1;
+    if (state != NULL) {
+        /* The call is over: its span and context may serve the next one on
+         * this thread, where no one else holds them. */
+        span_over(state, scope);
+        state = NULL;
+        scope = NULL;
+    }
     goto done;
 failed:
     /* A bus error: the Python loop fails the future it finds here. */
     slot_set(worker, off_w_future, future);
 done:
     Py_XDECREF(observer);
+    span_drop(state);
     Py_XDECREF(scope);
     Py_XDECREF(result);
     Py_XDECREF(elapsed);

@@ -107,7 +107,7 @@ enter_span(PyObject *trace_id, PyObject *span_id, PyObject *extras, PyObject **t
      * filled by dict's own setitem, as its constructor fills it */
     ctx = ((PyTypeObject *)context_type)->tp_new((PyTypeObject *)context_type, empty_args, NULL);
     if (ctx == NULL || PyDict_SetItem(ctx, span_key, span) < 0 ||
-        (*token = PyContextVar_Set(context_var, ctx)) == NULL) {
+        (*token = var_set(context_var, ctx)) == NULL) {
         goto failed;
     }
     Py_DECREF(ctx);
@@ -173,10 +173,11 @@ configure_deliveries(PyObject *kind, PyObject *bits_of_name)
 }
 
 int
-delivery_hooks_shadowed(PyObject *dict)
+hooks_shadowed(PyObject *dict)
 {
-    PyObject *names[3] = {s_delivery_started, s_handler_returned, s_delivery_ended};
-    for (int i = 0; i < 3; i++) {
+    PyObject *names[5] = {s_delivery_started, s_handler_returned, s_delivery_ended, s_call_started,
+                          s_call_ended};
+    for (int i = 0; i < 5; i++) {
         if (names[i] == NULL) {
             return 1; /* not configured: nothing is known */
         }
@@ -188,36 +189,53 @@ delivery_hooks_shadowed(PyObject *dict)
     return 0;
 }
 
-/* Hub's tp_version_tag when its three delivery hooks were last seen to be
- * the C ones: while it holds, Hub's attributes have not changed (0: unknown). */
-static unsigned int hub_version;
-
-int
-delivery_hooks_ours(PyObject *hub)
+/* Whether Hub's three hooks named are the C types given, kept in *version
+ * as Hub's tp_version_tag when they were last seen so: while it holds,
+ * Hub's attributes have not changed (0: unknown). Then whether the hub's
+ * own __dict__ sets no hook. */
+static int
+hooks_ours(PyObject *hub, PyObject *const *names, PyTypeObject *const *types,
+           unsigned int *version)
 {
     if (Hub_type == NULL || !Py_IS_TYPE(hub, Hub_type) || delivery_kind == NULL) {
         return 0;
     }
-    if (hub_version == 0 || !PyType_HasFeature(Hub_type, Py_TPFLAGS_VALID_VERSION_TAG) ||
-        Hub_type->tp_version_tag != hub_version) {
-        PyObject *started = _PyType_Lookup(Hub_type, s_delivery_started);
-        PyObject *returned = _PyType_Lookup(Hub_type, s_handler_returned);
-        PyObject *ended = _PyType_Lookup(Hub_type, s_delivery_ended);
-        if (started == NULL || !Py_IS_TYPE(started, &DeliveryStarted_Type) || returned == NULL ||
-            !Py_IS_TYPE(returned, &HandlerReturned_Type) || ended == NULL ||
-            !Py_IS_TYPE(ended, &DeliveryEnded_Type)) {
-            hub_version = 0;
-            return 0;
+    if (*version == 0 || !PyType_HasFeature(Hub_type, Py_TPFLAGS_VALID_VERSION_TAG) ||
+        Hub_type->tp_version_tag != *version) {
+        for (int i = 0; i < 3; i++) {
+            PyObject *hook = _PyType_Lookup(Hub_type, names[i]);
+            if (hook == NULL || !Py_IS_TYPE(hook, types[i])) {
+                *version = 0;
+                return 0;
+            }
         }
         /* _PyType_Lookup gave the type a version tag, where it can have one. */
-        hub_version = PyType_HasFeature(Hub_type, Py_TPFLAGS_VALID_VERSION_TAG)
-                          ? Hub_type->tp_version_tag
-                          : 0;
+        *version = PyType_HasFeature(Hub_type, Py_TPFLAGS_VALID_VERSION_TAG)
+                       ? Hub_type->tp_version_tag
+                       : 0;
     }
     if (traced_unwatched(hub) < 0) {
         return -1;
     }
     return seen_hub.own;
+}
+
+int
+delivery_hooks_ours(PyObject *hub)
+{
+    static unsigned int version;
+    PyObject *names[3] = {s_delivery_started, s_handler_returned, s_delivery_ended};
+    PyTypeObject *types[3] = {&DeliveryStarted_Type, &HandlerReturned_Type, &DeliveryEnded_Type};
+    return hooks_ours(hub, names, types, &version);
+}
+
+int
+call_hooks_ours(PyObject *hub)
+{
+    static unsigned int version;
+    PyObject *names[3] = {s_call_started, s_handler_returned, s_call_ended};
+    PyTypeObject *types[3] = {&CallStarted_Type, &HandlerReturned_Type, &CallEnded_Type};
+    return hooks_ours(hub, names, types, &version);
 }
 
 PyObject *
@@ -233,7 +251,7 @@ delivery_begin(const Head *head, Entered **state)
                              : enter_span(trace_id, span_id, Py_None, &token);
     }
     if (span != NULL && (start = time_ns()) != NULL) {
-        scope = kept != NULL ? span_scope(kept) : NULL;
+        scope = kept != NULL ? span_scope(kept, 3) : NULL;
         if (scope != NULL) {
             PyObject *old = PyTuple_GET_ITEM(scope, 2);
             PyTuple_SET_ITEM(scope, 2, start); /* the reference taken */
@@ -267,9 +285,9 @@ delivery_begin(const Head *head, Entered **state)
 }
 
 int
-delivery_left(PyObject *scope, Entered **state)
+span_left(PyObject *scope, Py_ssize_t size, Entered **state)
 {
-    if (Span_type == NULL || !own_scope(scope, 3)) {
+    if (Span_type == NULL || !own_scope(scope, size)) {
         span_drop(*state); /* the Python method resets with the scope's token */
         *state = NULL;
         return 0;

@@ -146,27 +146,6 @@ run_one(PyObject *worker, PyObject *item, PyObject *failed, PyObject *handler, P
     return 1;
 }
 
-/* worker.runtime.bus.observer (observer_of), each read kept while the
- * __dict__ it came from is unchanged. */
-static AttrCache buses_seen, observers_seen;
-
-static PyObject *
-observed_by(PyObject *worker)
-{
-    PyObject *runtime = SLOT(worker, off_w_runtime);
-    if (runtime == NULL) {
-        PyErr_SetString(PyExc_AttributeError, "a worker without its runtime");
-        return NULL;
-    }
-    PyObject *bus = attr_seen(runtime, s_bus, &buses_seen);
-    if (bus == NULL) {
-        return NULL;
-    }
-    PyObject *observer = attr_seen(bus, s_observer, &observers_seen);
-    Py_DECREF(bus);
-    return observer;
-}
-
 /* run_delivery for a delivery with a ticket: the observer starts its span,
  * hears the handler return and ends it, where run_delivery tells it. A bus
  * error leaves worker.event for the Python loop. 1, or -1 on error. */
@@ -178,7 +157,7 @@ run_observed(PyObject *worker, PyObject *item, PyObject *handler, PyObject *stat
     PyObject *event = PyTuple_GET_ITEM(item, 3);
     PyObject *ticket = PyTuple_GET_ITEM(item, 4);
     slot_set(worker, off_w_event, item);
-    PyObject *observer = observed_by(worker);
+    PyObject *observer = observer_of(worker);
     PyObject *scope = NULL, *elapsed = NULL, *type = NULL, *error = NULL, *traceback = NULL;
     Entered *state = NULL; /* the thread's kept span and context, in use */
     int hooks_held = 0;    /* the C hooks were the hub's as the listener returned */
@@ -232,13 +211,13 @@ run_observed(PyObject *worker, PyObject *item, PyObject *handler, PyObject *stat
     if (observer != Py_None) {
         /* Read again: the listener may have set a hook of its own on the hub. */
         int ours = direct ? delivery_hooks_ours(observer) : 0;
-        int left = ours > 0 ? delivery_left(scope, &state) : ours;
+        int left = ours > 0 ? span_left(scope, 3, &state) : ours;
         hooks_held = left == 1;
         if (ours < 0) {
             /* The span is left all the same; the error goes on up. */
             PyObject *t, *v, *tb;
             PyErr_Fetch(&t, &v, &tb);
-            if (delivery_left(scope, &state) < 0) {
+            if (span_left(scope, 3, &state) < 0) {
                 PyErr_WriteUnraisable(observer);
             }
             PyErr_Restore(t, v, tb);

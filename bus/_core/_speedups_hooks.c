@@ -88,8 +88,8 @@ traced_unwatched(PyObject *hub)
         }
         seen_hub.fast = names != NULL && PyList_CheckExact(names) && sink != Py_None &&
                         PyTuple_CheckExact(watchers) && PyTuple_GET_SIZE(watchers) == 0;
-        /* No delivery hook set on the hub itself (a test's stand-in, say). */
-        int shadowed = delivery_hooks_shadowed(dict);
+        /* No delivery or call hook set on the hub itself (a test's stand-in, say). */
+        int shadowed = hooks_shadowed(dict);
         if (shadowed < 0) {
             Py_DECREF(dict);
             return -1;
@@ -254,41 +254,77 @@ slow:
 
 /* -- call_started ------------------------------------------------------------------- */
 
-static PyObject *
-call_started(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+int
+call_begin(PyObject *record, PyObject *worker, Entered **state, PyObject **scope)
 {
-    if (PyVectorcall_NARGS(nargsf) != 3 || kwnames != NULL || Record_type == NULL ||
-        !Py_IS_TYPE(args[1], Record_type) || !Py_IS_TYPE(args[2], Worker_type)) {
-        return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
+    *scope = NULL;
+    if (Record_type == NULL || !Py_IS_TYPE(record, Record_type) ||
+        !Py_IS_TYPE(worker, Worker_type)) {
+        return 0;
     }
-    PyObject *record = args[1], *worker = args[2];
     PyObject *trace_id = SLOT(record, r_trace_id), *span_id = SLOT(record, r_server_id);
     PyObject *extras = SLOT(record, r_extras), *thread = SLOT(worker, off_w_thread);
     if (trace_id == NULL || span_id == NULL || extras == NULL || thread == NULL) {
-        return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
+        return 0;
     }
     PyObject *now = time_ns();
     if (now == NULL) {
-        return NULL;
+        return -1;
     }
     slot_set(record, r_handled_ns, now);
     Py_DECREF(now);
     slot_set(record, r_thread, thread);
+    /* BusSpan(record.trace_id, record.server_id, record.extras), entered:
+     * through the thread's kept entry where there are no extras to copy. */
+    Entered *kept = NULL;
     PyObject *token = NULL;
-    PyObject *span = enter_span(trace_id, span_id, extras, &token);
-    PyObject *scope = span == NULL ? NULL : PyTuple_Pack(2, span, token);
-    Py_XDECREF(span);
-    Py_XDECREF(token);
-    return scope;
+    PyObject *span = state != NULL && extras == Py_None
+                         ? span_enter(trace_id, span_id, &kept, &token)
+                         : enter_span(trace_id, span_id, extras, &token);
+    if (span == NULL) {
+        return -1;
+    }
+    PyObject *made = kept != NULL ? span_scope(kept, 2) : NULL;
+    *scope = made != NULL ? made : PyTuple_Pack(2, span, token);
+    if (*scope == NULL) {
+        /* Left as it was entered: no one will have the token to leave it. */
+        PyObject *type, *value, *traceback;
+        PyErr_Fetch(&type, &value, &traceback);
+        if (span_leave(token, &kept) < 0) {
+            PyErr_WriteUnraisable(context_var);
+        }
+        span_drop(kept);
+        kept = NULL;
+        PyErr_Restore(type, value, traceback);
+    }
+    if (state != NULL) {
+        *state = kept;
+    }
+    Py_DECREF(span);
+    Py_DECREF(token);
+    return *scope == NULL ? -1 : 1;
+}
+
+static PyObject *
+call_started(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    PyObject *scope;
+    int begun = PyVectorcall_NARGS(nargsf) != 3 || kwnames != NULL
+                    ? 0
+                    : call_begin(args[1], args[2], NULL, &scope);
+    if (begun == 0) {
+        return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
+    }
+    return begun < 0 ? NULL : scope;
 }
 
 /* -- call_ended --------------------------------------------------------------------- */
 
-static PyObject *
-call_ended(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+int
+call_finish(PyObject *const *args)
 {
     /* (hub, ticket, scope, handler, worker, error, elapsed, result) */
-    if (PyVectorcall_NARGS(nargsf) != 8 || kwnames != NULL || Record_type == NULL ||
+    if (Record_type == NULL ||
         !Py_IS_TYPE(args[1], Record_type) || args[5] != Py_None || !own_scope(args[2], 2) ||
         SLOT(PyTuple_GET_ITEM(args[2], 0), p_extras) != Py_None) {
         goto slow; /* an error, or a span the handler annotated (a live stub, say) */
@@ -296,10 +332,7 @@ call_ended(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *kwname
     PyObject *hub = args[0], *record = args[1];
     int fast = traced_unwatched(hub);
     if (fast <= 0) {
-        if (fast < 0) {
-            return NULL;
-        }
-        goto slow;
+        return fast;
     }
     static const Py_ssize_t *order[] = {&r_trace_id, &r_parent_id, &r_client_id, &r_server_id,
                                         &r_name,     &r_caller,    &r_service,   &r_args,
@@ -338,7 +371,7 @@ call_ended(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *kwname
         Py_DECREF(submit);
         Py_XDECREF(frozen);
         Py_XDECREF(end);
-        return NULL;
+        return -1;
     }
     /* record.flat(end_ns, frozen, None, None, None): the CALL layout of _records */
     PyTuple_SET_ITEM(flat, 0, Py_NewRef(call_kind));
@@ -360,12 +393,22 @@ call_ended(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *kwname
     int rc = submit_record(submit, flat);
     Py_DECREF(submit);
     Py_DECREF(flat);
-    if (rc < 0) {
+    return rc < 0 ? -1 : 1;
+slow:
+    return 0;
+}
+
+static PyObject *
+call_ended(Wrapper *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    int done = PyVectorcall_NARGS(nargsf) != 8 || kwnames != NULL ? 0 : call_finish(args);
+    if (done == 0) {
+        return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
+    }
+    if (done < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
-slow:
-    return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
 }
 
 /* -- the types, and configure_hub() ----------------------------------------------------- */

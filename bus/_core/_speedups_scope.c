@@ -1,5 +1,7 @@
-/* A traced delivery's span made current on its worker's thread, the cheap
- * way (see _speedups_deliver.c and run_observed in _speedups_drain.c).
+/* A traced delivery's or call's span made current on its worker's thread,
+ * the cheap way (see _speedups_deliver.c and run_observed in
+ * _speedups_drain.c for deliveries, call_begin in _speedups_hooks.c and
+ * run_call in _speedups_call.c for calls: the same entry serves both).
  *
  * Hub.delivery_started makes the listener's BusSpan current with
  * var.set(Context({SPAN_KEY: span})), and handler_returned leaves it with
@@ -128,6 +130,33 @@ done:
     return 0;
 }
 
+PyObject *
+var_set(PyObject *var, PyObject *value)
+{
+    /* CPython 3.11 to 3.13 set the variable before they look whether the
+     * token was made: a failed set may leave it set, with no token to undo
+     * it. The variables before the set are put back then. */
+    PyThreadState *ts = PyThreadState_Get();
+    if (swap_inline && ts->context == NULL) {
+        PyObject *seen = NULL; /* a get makes the thread's context */
+        if (PyContextVar_Get(var, NULL, &seen) < 0) {
+            return NULL;
+        }
+        Py_XDECREF(seen);
+    }
+    PyObject *ctx = swap_inline ? ts->context : NULL;
+    PyObject *before = ctx == NULL ? NULL : Py_NewRef(VARS(ctx));
+    PyObject *token = PyContextVar_Set(var, value);
+    if (token == NULL && before != NULL && ts->context == ctx && VARS(ctx) != before) {
+        PyObject *set = VARS(ctx);
+        VARS(ctx) = Py_NewRef(before);
+        ts->context_ver++;
+        Py_DECREF(set);
+    }
+    Py_XDECREF(before);
+    return token;
+}
+
 /* The span's slots as BusSpan.__init__(trace_id, span_id) sets them. */
 static void
 span_init(PyObject *span, PyObject *trace_id, PyObject *span_id)
@@ -245,14 +274,17 @@ bare(PyObject *obj)
 }
 
 PyObject *
-span_scope(Entered *e)
+span_scope(Entered *e, Py_ssize_t size)
 {
+    /* Taken out either way: one that does not serve is let go, so that the
+     * scope this run makes may be kept in its place (span_over). */
     PyObject *scope = e->scope;
-    if (scope == NULL || Py_REFCNT(scope) != 1 || PyTuple_GET_ITEM(scope, 0) != e->span ||
-        PyTuple_GET_ITEM(scope, 1) != e->undo) {
+    e->scope = NULL;
+    if (scope == NULL || Py_REFCNT(scope) != 1 || PyTuple_GET_SIZE(scope) != size ||
+        PyTuple_GET_ITEM(scope, 0) != e->span || PyTuple_GET_ITEM(scope, 1) != e->undo) {
+        Py_XDECREF(scope);
         return NULL;
     }
-    e->scope = NULL;
     return scope;
 }
 
@@ -263,11 +295,13 @@ span_over(Entered *e, PyObject *scope)
         Py_XDECREF(scope);
         return;
     }
-    /* The scope, held here only, may serve as the next one: no one can see
-     * its start_ns change (CPython's zip reuses its result tuple so too). */
+    /* The scope, held here only, may serve as the next one of its size (a
+     * call's (span, token), a delivery's (span, token, start_ns)): no one can
+     * see its start_ns change (CPython's zip reuses its result tuple so too). */
     int spans = 2;
     if (scope != NULL && Py_REFCNT(scope) == 1 && PyTuple_CheckExact(scope) &&
-        PyTuple_GET_SIZE(scope) == 3 && PyTuple_GET_ITEM(scope, 0) == e->span &&
+        (PyTuple_GET_SIZE(scope) == 2 || PyTuple_GET_SIZE(scope) == 3) &&
+        PyTuple_GET_ITEM(scope, 0) == e->span &&
         PyTuple_GET_ITEM(scope, 1) == e->undo && e->scope == NULL) {
         e->scope = scope;
         spans = 3;
