@@ -106,3 +106,9 @@ def on_both_paths() -> Callable[[Callable[[], Any]], tuple[Any, Any]]:
             _accel.use(before)
 
     return run
+
+
+@pytest.fixture
+def ring_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Traced work kept in the bus's ring alone: no exporter from the environment."""
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")

@@ -162,11 +162,6 @@ def _scenario() -> dict[str, Any]:
         }
 
 
-@pytest.fixture
-def ring_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
-
-
 @pytest.mark.usefixtures("ring_only")
 def test_unwatched_traced_calls_make_the_same_spans_and_ids_on_both_paths(
     on_both_paths: Callable[[Callable[[], Any]], tuple[Any, Any]],

@@ -35,12 +35,8 @@ from tests.bus.core.test_accel_hooks import _span_rows
 pytestmark = [
     pytest.mark.timeout(60),
     pytest.mark.skipif(_ctx.VAR is None, reason="the C hooks need the direct context route"),
+    pytest.mark.usefixtures("ring_only"),
 ]
-
-
-@pytest.fixture(autouse=True)
-def ring_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
 
 
 class Ticks(Service):
