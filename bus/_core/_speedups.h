@@ -313,6 +313,12 @@ PyObject *delivery_begin(const Head *head, Entered **state);
  * 2: call_begin's) made with state: 1 done, 0 not such a scope (the entry
  * dropped: the Python method's turn), -1 on error. */
 int span_left(PyObject *scope, Py_ssize_t size, Entered **state);
+/* After the handler: the span left in C while ours_now(observer) (read
+ * again) says the hooks are the hub's own: 1; 0: the entry dropped, for the
+ * Python handler_returned to leave it; -1: an error is set (the span is
+ * left all the same). */
+int span_left_after(PyObject *observer, int direct, int (*ours_now)(PyObject *), PyObject *scope,
+                    Py_ssize_t size, Entered **state);
 /* Hub.handler_returned(scope): 1 done, 0 not a scope of the C hooks (the
  * Python method's turn, nothing done), -1 on error. */
 int scope_left(PyObject *scope);

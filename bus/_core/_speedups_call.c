@@ -296,23 +296,9 @@ run_call(PyObject *worker, PyObject *item, PyObject *finished, PyObject *handler
         result = Py_NewRef(Py_None);
     }
     if (observer != Py_None) {
-        /* Read again: the handler may have set a hook of its own on the hub. */
-        int ours = direct ? call_hooks_ours(observer) : 0;
-        int left = ours > 0 ? span_left(scope, 2, &state) : ours;
+        int left = span_left_after(observer, direct, call_hooks_ours, scope, 2, &state);
         hooks_held = left == 1;
-        if (ours < 0) {
-            /* The span is left all the same; the error goes on up. */
-            PyObject *t, *v, *tb;
-            PyErr_Fetch(&t, &v, &tb);
-            if (span_left(scope, 2, &state) < 0) {
-                PyErr_WriteUnraisable(observer);
-            }
-            PyErr_Restore(t, v, tb);
-            goto done;
-        }
         if (left == 0) {
-            span_drop(state); /* the Python method resets with the scope's token */
-            state = NULL;
             PyObject *returned[2] = {NULL, scope};
             left = tell(observer, s_handler_returned, returned, 2) < 0 ? -1 : 1;
         }

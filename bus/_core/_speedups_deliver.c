@@ -411,3 +411,27 @@ PyTypeObject DeliveryStarted_Type = WRAPPER_TYPE(
     DeliveryStarted_new);
 PyTypeObject DeliveryEnded_Type = WRAPPER_TYPE(
     "DeliveryEnded", "Hub.delivery_ended with its flat record made in C.", DeliveryEnded_new);
+
+int
+span_left_after(PyObject *observer, int direct, int (*ours_now)(PyObject *), PyObject *scope,
+                Py_ssize_t size, Entered **state)
+{
+    /* Read again: the handler may have set a hook of its own on the hub. */
+    int ours = direct ? ours_now(observer) : 0;
+    if (ours < 0) {
+        /* The span is left all the same; the error goes on up. */
+        PyObject *t, *v, *tb;
+        PyErr_Fetch(&t, &v, &tb);
+        if (span_left(scope, size, state) < 0) {
+            PyErr_WriteUnraisable(observer);
+        }
+        PyErr_Restore(t, v, tb);
+        return -1;
+    }
+    int left = ours > 0 ? span_left(scope, size, state) : 0;
+    if (left == 0) {
+        span_drop(*state); /* the Python method resets with the scope's token */
+        *state = NULL;
+    }
+    return left;
+}

@@ -209,23 +209,8 @@ run_observed(PyObject *worker, PyObject *item, PyObject *handler, PyObject *stat
     PyObject *raised_type, *raised, *raised_tb;
     PyErr_Fetch(&raised_type, &raised, &raised_tb);
     if (observer != Py_None) {
-        /* Read again: the listener may have set a hook of its own on the hub. */
-        int ours = direct ? delivery_hooks_ours(observer) : 0;
-        int left = ours > 0 ? span_left(scope, 3, &state) : ours;
+        int left = span_left_after(observer, direct, delivery_hooks_ours, scope, 3, &state);
         hooks_held = left == 1;
-        if (ours < 0) {
-            /* The span is left all the same; the error goes on up. */
-            PyObject *t, *v, *tb;
-            PyErr_Fetch(&t, &v, &tb);
-            if (span_left(scope, 3, &state) < 0) {
-                PyErr_WriteUnraisable(observer);
-            }
-            PyErr_Restore(t, v, tb);
-        }
-        else if (left == 0) {
-            span_drop(state); /* the Python method resets with the scope's token */
-            state = NULL;
-        }
         PyObject *returned[2] = {observer, scope};
         PyObject *done = left < 0    ? NULL
                          : left == 1 ? Py_NewRef(Py_None)
