@@ -35,6 +35,29 @@ append_all(PyObject *out, PyObject **made, int n)
     return 0;
 }
 
+/* A record's one span, of context and parent (NULL: an error is set),
+ * appended to out, and its context made the last: 1, or -1. Takes context,
+ * parent and attrs. */
+static int
+put_one(Sdk *self, PyObject *shape, PyObject *context, PyObject *parent, PyObject *start,
+        PyObject *end, PyObject *attrs, PyObject *trace_id, PyObject *span_id, PyObject *out)
+{
+    if (parent == NULL) {
+        Py_XDECREF(context);
+        Py_DECREF(attrs);
+        return -1;
+    }
+    PyObject *span = new_span(self, shape, context, parent, start, end, attrs);
+    Py_DECREF(parent);
+    int rc = span == NULL || append_all(out, &span, 1) < 0 ? -1 : 1;
+    if (rc > 0) {
+        set_last(self, trace_id, span_id, context);
+    }
+    Py_XDECREF(span);
+    Py_DECREF(context);
+    return rc;
+}
+
 static int
 sdk_fire(Sdk *self, PyObject *const *r, PyObject *out)
 {
@@ -73,20 +96,7 @@ sdk_fire(Sdk *self, PyObject *const *r, PyObject *out)
         context = new_producer(self, trace_id, span_id);
     }
     PyObject *parent = context == NULL ? NULL : parent_of(self, trace_id, r[2]);
-    if (parent == NULL) {
-        Py_XDECREF(context);
-        Py_DECREF(attrs);
-        return -1;
-    }
-    PyObject *span = new_span(self, s->span[0], context, parent, r[8], r[9], attrs);
-    Py_DECREF(parent);
-    rc = span == NULL || append_all(out, &span, 1) < 0 ? -1 : 1;
-    if (rc > 0) {
-        set_last(self, trace_id, span_id, context);
-    }
-    Py_XDECREF(span);
-    Py_DECREF(context);
-    return rc;
+    return put_one(self, s->span[0], context, parent, r[8], r[9], attrs, trace_id, span_id, out);
 }
 
 static int
@@ -127,20 +137,7 @@ sdk_delivery(Sdk *self, PyObject *const *r, PyObject *out)
     else if (context != NULL) {
         parent = Py_NewRef(Py_None);
     }
-    if (parent == NULL) {
-        Py_XDECREF(context);
-        Py_DECREF(attrs);
-        return -1;
-    }
-    PyObject *span = new_span(self, s->span[0], context, parent, r[8], r[9], attrs);
-    Py_DECREF(parent);
-    rc = span == NULL || append_all(out, &span, 1) < 0 ? -1 : 1;
-    if (rc > 0) {
-        set_last(self, trace_id, span_id, context);
-    }
-    Py_XDECREF(span);
-    Py_DECREF(context);
-    return rc;
+    return put_one(self, s->span[0], context, parent, r[8], r[9], attrs, trace_id, span_id, out);
 }
 
 /* A call's two attribute dicts, in *client and *server: 1, 0, -1. */
